@@ -1,0 +1,3 @@
+"""Type stubs for the Rust extension `hybridtrader._core`."""
+
+__version__: str

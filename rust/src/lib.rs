@@ -1,0 +1,12 @@
+//! hybridtrader-core: the hot paths of hybridtrader as plain Rust, plus a thin PyO3 layer in `py/`.
+
+pub mod bars;
+
+#[cfg(feature = "python")]
+mod py;
+
+#[cfg(feature = "python")]
+#[pyo3::pymodule]
+fn _core(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+    py::register(m)
+}
