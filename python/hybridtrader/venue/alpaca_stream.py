@@ -1,0 +1,224 @@
+"""Alpaca market data stream v2 at `/v2/{iex,sip,delayed_sip,test}`.
+
+Every frame is an array of messages. JSON text frames by default; msgpack binary frames when the
+handshake carries `Content-Type: application/msgpack` (alpaca-py's StockDataStream does), with `t` then a
+msgpack Timestamp. Sequence: connected -> auth (within the timeout) -> subscribe/unsubscribe; trades
+`T:"t"`, quotes `"q"` and minute bars `"b"` follow the replay clock. Errors use Alpaca's codes:
+400 invalid syntax, 401 not authenticated, 402 auth failed, 403 already authenticated, 404 auth timeout,
+405 symbol limit exceeded, 406 connection limit exceeded. The `test` feed replays the same market.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import numpy as np
+import orjson
+import polars as pl
+from aiohttp import web
+
+from hybridtrader.venue.auth import KeyRing
+from hybridtrader.venue.faults import Faults
+from hybridtrader.venue.replay import ReplayClock, Tapes
+from hybridtrader.venue.streaming import Pump, Subscriptions, receive_json_like, run_pump
+
+FEEDS = ("iex", "sip", "delayed_sip", "test")
+# Alpaca channel name -> the tape that feeds it (other channels are accepted and stay silent).
+CHANNELS = {"trades": "trades", "quotes": "quotes", "bars": "bars", "updatedBars": None, "dailyBars": None,
+            "statuses": None, "lulds": None, "corrections": None, "cancelErrors": None}
+_T_NS = "%Y-%m-%dT%H:%M:%S%.9fZ"
+_T_S = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _json_encoders() -> dict[str, Callable[[pl.DataFrame, np.ndarray], str]]:
+    def trades(frame: pl.DataFrame, rows: np.ndarray) -> str:
+        return frame[rows].select(
+            pl.lit("t").alias("T"), pl.col("symbol").alias("S"), pl.lit(rows + 1).alias("i"),
+            pl.lit("V").alias("x"), pl.col("price").alias("p"), pl.col("size").alias("s"),
+            pl.lit(["@"]).alias("c"), pl.col("ts").dt.strftime(_T_NS).alias("t"), pl.lit("C").alias("z"),
+        ).write_json()
+
+    def quotes(frame: pl.DataFrame, rows: np.ndarray) -> str:
+        return frame[rows].select(
+            pl.lit("q").alias("T"), pl.col("symbol").alias("S"), pl.lit("V").alias("bx"),
+            pl.col("bid").alias("bp"), pl.col("bid_size").alias("bs"), pl.lit("V").alias("ax"),
+            pl.col("ask").alias("ap"), pl.col("ask_size").alias("as"), pl.lit(["R"]).alias("c"),
+            pl.col("ts").dt.strftime(_T_NS).alias("t"), pl.lit("C").alias("z"),
+        ).write_json()
+
+    def bars(frame: pl.DataFrame, rows: np.ndarray) -> str:
+        return frame[rows].select(
+            pl.lit("b").alias("T"), pl.col("symbol").alias("S"), pl.col("open").alias("o"),
+            pl.col("high").alias("h"), pl.col("low").alias("l"), pl.col("close").alias("c"),
+            pl.col("volume").alias("v"), pl.col("ts").dt.strftime(_T_S).alias("t"),
+            pl.col("trades").alias("n"), pl.col("vwap").alias("vw"),
+        ).write_json()
+
+    return {"trades": trades, "quotes": quotes, "bars": bars}
+
+
+def _stamp(ns: int) -> msgpack.Timestamp:
+    return msgpack.Timestamp.from_unix_nano(ns)
+
+
+def _msgpack_encoders() -> dict[str, Callable[[pl.DataFrame, np.ndarray], bytes]]:
+    def cols(frame: pl.DataFrame, rows: np.ndarray, names: tuple[str, ...]) -> list[list[Any]]:
+        sub = frame[rows]
+        out = [sub[c].to_list() for c in names]
+        out.append(sub["ts"].dt.epoch("ns").to_list())
+        return out
+
+    def trades(frame: pl.DataFrame, rows: np.ndarray) -> bytes:
+        s, p, z, t = cols(frame, rows, ("symbol", "price", "size"))
+        return msgpack.packb([
+            {"T": "t", "S": a, "i": int(r) + 1, "x": "V", "p": b, "s": c, "c": ["@"], "t": _stamp(d), "z": "C"}
+            for a, b, c, d, r in zip(s, p, z, t, rows.tolist(), strict=True)
+        ])
+
+    def quotes(frame: pl.DataFrame, rows: np.ndarray) -> bytes:
+        s, bp, bs, ap, as_, t = cols(frame, rows, ("symbol", "bid", "bid_size", "ask", "ask_size"))
+        return msgpack.packb([
+            {"T": "q", "S": a, "bx": "V", "bp": b, "bs": c, "ax": "V", "ap": d, "as": e, "c": ["R"],
+             "t": _stamp(f), "z": "C"}
+            for a, b, c, d, e, f in zip(s, bp, bs, ap, as_, t, strict=True)
+        ])
+
+    def bars(frame: pl.DataFrame, rows: np.ndarray) -> bytes:
+        s, o, h, lo, c, v, n, vw, t = cols(
+            frame, rows, ("symbol", "open", "high", "low", "close", "volume", "trades", "vwap"))
+        return msgpack.packb([
+            {"T": "b", "S": a, "o": b, "h": c_, "l": d, "c": e, "v": f, "t": _stamp(j), "n": g, "vw": i}
+            for a, b, c_, d, e, f, g, i, j in zip(s, o, h, lo, c, v, n, vw, t, strict=True)
+        ])
+
+    return {"trades": trades, "quotes": quotes, "bars": bars}
+
+
+class AlpacaStream:
+    """The `/v2/{feed}` WebSocket endpoint (one instance per venue; counts connections per key)."""
+
+    def __init__(self, clock: ReplayClock, tapes: Tapes, keys: KeyRing, faults: Faults, *,
+                 auth_timeout_s: float, max_symbols: int, batch: int, connections_per_key: int = 1) -> None:
+        self.clock = clock
+        self.tapes = tapes
+        self.keys = keys
+        self.faults = faults
+        self.auth_timeout_s = auth_timeout_s
+        self.max_symbols = max_symbols
+        self.batch = batch
+        self.connections_per_key = connections_per_key
+        self.connections: Counter[str] = Counter()
+        self._json = _json_encoders()
+        self._msgpack = _msgpack_encoders()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/v2/{feed}", self.handle)]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["feed"] not in FEEDS:
+            raise web.HTTPNotFound(text=f"unknown feed {request.match_info['feed']!r}")
+        binary = request.headers.get("Content-Type", "").lower().startswith("application/msgpack")
+        ws = web.WebSocketResponse(compress=False, max_msg_size=1 << 20)
+        await ws.prepare(request)
+
+        async def send(msgs: list[dict[str, Any]]) -> None:
+            if binary:
+                await ws.send_bytes(msgpack.packb(msgs))
+            else:
+                await ws.send_str(orjson.dumps(msgs).decode())
+
+        def decode(data: bytes | str) -> object:
+            if isinstance(data, bytes) and binary:
+                return msgpack.unpackb(data)
+            return orjson.loads(data)
+
+        def error(code: int, msg: str) -> list[dict[str, Any]]:
+            return [{"T": "error", "code": code, "msg": msg}]
+
+        await send([{"T": "success", "msg": "connected"}])
+        key = await self._authenticate(ws, send, decode, error)
+        if key is None:
+            await ws.close()
+            return ws
+        try:
+            subs = Subscriptions()
+            encoders = self._msgpack if binary else self._json
+            pump = Pump(ws, request, self.clock, self.tapes, encoders, subs, self.batch, self.faults)
+
+            async def reader() -> None:
+                while True:
+                    ok, msg = await receive_json_like(ws, decode, None)
+                    if not ok:
+                        return
+                    await self._on_message(msg, subs, send, error)
+
+            await run_pump(pump, reader)
+        finally:
+            self.connections[key] -= 1
+        if not ws.closed:
+            await ws.close()
+        return ws
+
+    async def _authenticate(self, ws, send, decode, error) -> str | None:  # noqa: ANN001
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.auth_timeout_s
+        while True:
+            try:
+                ok, msg = await receive_json_like(ws, decode, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                await send(error(404, "auth timeout"))
+                return None
+            if not ok:
+                return None
+            if not isinstance(msg, dict) or "action" not in msg:
+                await send(error(400, "invalid syntax"))
+                continue
+            if msg["action"] != "auth":
+                await send(error(401, "not authenticated"))
+                continue
+            key, secret = msg.get("key"), msg.get("secret")
+            if not self.keys.check(key, secret):
+                await send(error(402, "auth failed"))
+                return None
+            if self.connections[key] >= self.connections_per_key:
+                await send(error(406, "connection limit exceeded"))
+                return None
+            self.connections[key] += 1
+            await send([{"T": "success", "msg": "authenticated"}])
+            return key
+
+    async def _on_message(self, msg: object, subs: Subscriptions, send, error) -> None:  # noqa: ANN001
+        if not isinstance(msg, dict) or msg.get("action") not in ("auth", "subscribe", "unsubscribe"):
+            await send(error(400, "invalid syntax"))
+            return
+        if msg["action"] == "auth":
+            await send(error(403, "already authenticated"))
+            return
+        changes: dict[str, list[str]] = {}
+        for channel in CHANNELS:
+            symbols = msg.get(channel)
+            if symbols is None:
+                continue
+            if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+                await send(error(400, "invalid syntax"))
+                return
+            changes[channel] = [s if s == "*" else s.upper() for s in symbols]
+        if msg["action"] == "subscribe":
+            before = {k: set(v) for k, v in subs.names.items()}
+            for channel, symbols in changes.items():
+                subs.add(channel, symbols)
+            if subs.total_symbols() > self.max_symbols:
+                subs.names = before
+                await send(error(405, "symbol limit exceeded"))
+                return
+        else:
+            for channel, symbols in changes.items():
+                subs.remove(channel, symbols)
+        reply: dict[str, Any] = {"T": "subscription"}
+        for channel in CHANNELS:
+            reply[channel] = sorted(subs.names.get(channel, set()))
+        await send([reply])
