@@ -259,6 +259,9 @@ class StreamingAdapter:
             current.update(delta)
         else:
             current.difference_update(delta)
+        if action == "subscribe" and channel == "trades" and delta and self._clock is not None:
+            # New symbols join mid-bar: their first bar would miss ticks, so it is rebuilt from REST like a gap.
+            self._seq.open_gap(self.now_ns())
         for conn in self._sources.values():
             await conn.update(action, change)
 
@@ -280,6 +283,9 @@ class StreamingAdapter:
         c["messages"] += frame.messages
         if frame.malformed:
             c["malformed"] += frame.malformed
+            if self._subs.trades:
+                # The garbage may have been trades: the bars around it are rebuilt from REST.
+                self._seq.open_gap(self._last_seen())
         if frame.unknown:
             for t, n in frame.unknown.items():
                 c["unknown"] += n
@@ -290,7 +296,9 @@ class StreamingAdapter:
             ts = d["ts"]
             c["trades"] += len(ts)
             if self._seq.open:
-                self._seq.close_gap(int(ts.min()))
+                # Whatever the server sent before this frame is lost; with a clock, "now" bounds where the
+                # server resumed even if this frame is an older one still in flight.
+                self._seq.close_gap(max(int(ts.min()), self.now_ns()))
             bars = self._agg.push_many(d["symbol"], ts, d["price"], d["size"])
             mx = int(ts.max())
             if mx > self._max_ts:
@@ -437,6 +445,7 @@ class StreamingAdapter:
     async def _backfill(self, gap: Gap) -> None:
         symbols = sorted(self._subs.trades)
         assert gap.last is not None
+        gap.fetching = True
         try:
             if symbols:
                 rest = self._rest_client()
@@ -451,6 +460,8 @@ class StreamingAdapter:
             log.warning("backfill of %s..%s failed (%s); retrying in %.1fs", _utc(gap.first), _utc(gap.last), e, delay)
             self._backfill_retry_at = time.monotonic() + delay
             return
+        finally:
+            gap.fetching = False
         await self._emit(self._seq.backfilled(gap, bars))
 
     # ------------------------------------------------------------------------------ shutdown

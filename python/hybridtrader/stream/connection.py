@@ -74,6 +74,8 @@ class Connection:
         self._live = asyncio.Event()
         self.state: State = "idle"
         self.error: StreamError | None = None  # set when the connection gave up for good
+        self.attempts = 0  # connection attempts, successful or not
+        self.last_error: Exception | None = None
         self.connects = 0  # successful handshakes; reconnects = connects - 1
         self.drops = 0
         self.errors: Counter[str] = Counter()  # provider error messages received, by code
@@ -87,17 +89,19 @@ class Connection:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"stream-{self.name}")
 
     async def wait_live(self, timeout: float) -> None:
-        """Wait until authenticated and subscribed; raises the connection's fatal error or TimeoutError."""
-        waiter = asyncio.ensure_future(self._live.wait())
-        done = self._task if self._task is not None else asyncio.ensure_future(asyncio.sleep(timeout))
-        try:
-            await asyncio.wait({waiter, done}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        if self.error is not None:
-            raise self.error
-        if not self._live.is_set():
-            raise TimeoutError(f"{self.name}: not connected to {self.protocol.url} after {timeout:g}s")
+        """Wait until authenticated and subscribed. Raises AuthError, ConnectionLimitError (the first attempt
+        was refused for the connection limit: the caller decides whether to wait that long) or TimeoutError."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self._live.is_set():
+            if self.error is not None:
+                raise self.error
+            if isinstance(self.last_error, ConnectionLimitError):
+                raise self.last_error
+            if loop.time() >= deadline:
+                why = f" (last error: {self.last_error})" if self.last_error else ""
+                raise TimeoutError(f"{self.name}: not connected to {self.protocol.url} after {timeout:g}s{why}")
+            await asyncio.sleep(0.02)
 
     @property
     def live(self) -> bool:
@@ -143,6 +147,7 @@ class Connection:
         while not self._closing.is_set():
             limit_hit = False
             self._set_state("connecting")
+            self.attempts += 1
             try:
                 await self._session()
             except AuthError as e:
@@ -152,8 +157,10 @@ class Connection:
                 return
             except ConnectionLimitError as e:
                 log.warning("%s: %s", self.name, e)
+                self.last_error = e
                 limit_hit = True
             except (OSError, WebSocketException, StreamError, TimeoutError) as e:
+                self.last_error = e
                 if not self._closing.is_set():
                     log.warning("%s: connection lost: %s", self.name, e or type(e).__name__)
             if self._closing.is_set():
@@ -188,6 +195,7 @@ class Connection:
                 await self._handshake(ws)
             self._ws = ws
             self.connects += 1
+            self.last_error = None
             now = time.perf_counter_ns()
             self.live_since_ns = self.last_frame_ns = now
             self._set_state("live")
@@ -243,7 +251,9 @@ class Connection:
                 log.warning("%s: %s", self.name, err)
             elif m.get("ev") == "status" and m.get("status") in ("error", "auth_failed", "max_connections"):
                 self.errors[str(m.get("status"))] += 1
-                self.protocol.check_auth(m)
+                if m["status"] != "error":  # a refused topic is logged; a lost auth ends the socket
+                    self.protocol.check_auth(m)
+                log.warning("%s: %s", self.name, m.get("message"))
 
     async def _watchdog(self, ws: ClientConnection) -> None:
         """Abort a socket that has delivered nothing for read_timeout_s (pings catch dead TCP; this catches

@@ -31,6 +31,7 @@ class Gap:
     first: int
     last: int | None = None
     attempts: int = 0
+    fetching: bool = False  # its REST request is in flight: a new break opens a new gap
 
     def covers(self, ts: int) -> bool:
         return ts >= self.first and (self.last is None or ts <= self.last)
@@ -52,10 +53,11 @@ class BarSequencer:
     def open_gap(self, last_tick_ts: int) -> None:
         """A break began after a tick at `last_tick_ts` (or the moment streaming began, if none)."""
         first = self.floor(last_tick_ts)
-        if self.gaps and (self.gaps[-1].last is None or self.gaps[-1].last >= first - self.every_ns):
+        prev = self.gaps[-1] if self.gaps else None
+        if prev is not None and not prev.fetching and (prev.last is None or prev.last >= first - self.every_ns):
             # Overlaps or touches the previous gap: one backfill covers both.
-            self.gaps[-1].last = None
-            self.gaps[-1].first = min(self.gaps[-1].first, first)
+            prev.last = None
+            prev.first = min(prev.first, first)
             return
         self.gaps.append(Gap(first))
 
