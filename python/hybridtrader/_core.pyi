@@ -27,6 +27,6 @@ class SlidingWindowLimiter:
     def poll(self, key: str | None = None, weight: int = 1) -> float:
         """Admit now and return 0.0, or refuse and return the seconds to wait (> 0)."""
     def acquire(self, key: str | None = None, weight: int = 1, timeout: float | None = None) -> bool:
-        """Block with the GIL released until admitted; False at once when the exact wait exceeds the timeout."""
+        """Block (GIL released) until admitted; False at once when the exact wait exceeds the timeout."""
     def stats(self) -> dict[str, object]:
         """admitted, rejected, admitted_weight, rates, and per key: the counters and `in_window` weights."""

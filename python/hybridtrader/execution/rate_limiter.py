@@ -17,6 +17,7 @@ hitting the server while it is refusing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import random
 import threading
@@ -63,7 +64,11 @@ class RateLimitError(Exception):
     by callers too, to signal a rate-limit answer (`retry_after` seconds when known)."""
 
     def __init__(
-        self, message: str = "rate limited", *, retry_after: float | None = None, history: Sequence[Attempt] = ()
+        self,
+        message: str = "rate limited",
+        *,
+        retry_after: float | None = None,
+        history: Sequence[Attempt] = (),
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
@@ -116,19 +121,15 @@ def server_wait(exc: BaseException, wall_now: float) -> tuple[float, str] | None
     hints: list[tuple[float, str]] = []
     reset = headers.get("x-ratelimit-reset")
     if reset is not None:
-        try:
+        with contextlib.suppress(ValueError):
             hints.append((float(reset) - wall_now, "x-ratelimit-reset"))
-        except ValueError:
-            pass
     retry_after = headers.get("retry-after")
     if retry_after is not None:
         try:
             hints.append((float(retry_after), "retry-after"))
         except ValueError:
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 hints.append((parsedate_to_datetime(retry_after).timestamp() - wall_now, "retry-after"))
-            except (TypeError, ValueError):
-                pass
     # A reset already in the past says nothing useful: fall back to backoff.
     hints = [h for h in hints if h[0] > 0]
     return max(hints) if hints else None
@@ -159,6 +160,7 @@ class _Retry:
         self.policy = limiter.backoff
         self.started = time.monotonic()
         self.history: list[Attempt] = []
+        self.token = object()  # identifies this call's own pause without keeping its errors alive
 
     def remaining(self) -> float:
         return self.policy.max_elapsed_seconds - (time.monotonic() - self.started)
@@ -167,11 +169,19 @@ class _Retry:
         self.limiter._count("give_ups")
         if cause is not None:
             self.history.append(
-                Attempt(len(self.history) + 1, cause, http_status(cause), 0.0, f"gave up: {why}",
-                        time.monotonic() - self.started)
+                Attempt(
+                    len(self.history) + 1,
+                    cause,
+                    http_status(cause),
+                    0.0,
+                    f"gave up: {why}",
+                    time.monotonic() - self.started,
+                )
             )
         last = f"; last error: {cause!r}" if cause is not None else ""
-        return RateLimitError(f"gave up after {len(self.history)} attempt(s): {why}{last}", history=self.history)
+        return RateLimitError(
+            f"gave up after {len(self.history)} attempt(s): {why}{last}", history=self.history
+        )
 
     def wait_after(self, exc: Exception) -> float:
         """The wait before the next try, or raise: the error itself when it is not retryable, or a
@@ -191,7 +201,7 @@ class _Retry:
         hint = server_wait(exc, self.limiter._wall_clock()) if limited else None
         if hint is not None:
             wait, source = hint
-            self.limiter._pause(self.key, wait)
+            self.limiter._pause(self, wait)
         else:
             wait, source = self.limiter._rng.uniform(0.0, backoff_ceiling(self.policy, retry)), "backoff"
         elapsed = time.monotonic() - self.started
@@ -217,8 +227,8 @@ def _resolve(config: object) -> tuple[list[tuple[int, float]] | None, ExecutionC
     if isinstance(config, Sequence) and not isinstance(config, str | bytes):
         return [tuple(r) for r in config], ExecutionConfig()  # type: ignore[misc]
     raise TypeError(
-        "RateLimiter expects a Config, an ExecutionConfig, a config mapping or a list of (limit, window_seconds)"
-        f" pairs, got {type(config).__name__}"
+        "RateLimiter expects a Config, an ExecutionConfig, a config mapping or a list of"
+        f" (limit, window_seconds) pairs, got {type(config).__name__}"
     )
 
 
@@ -256,8 +266,10 @@ class RateLimiter(SlidingWindowLimiter):
         self._wall_clock = wall_clock
         self._rng = rng if rng is not None else random.Random()
         self._lock = threading.Lock()
-        self._counters = dict.fromkeys(("calls", "rate_limited", "transient_errors", "retries", "give_ups"), 0)
-        self._paused_until: dict[str, float] = {}
+        self._counters = dict.fromkeys(
+            ("calls", "rate_limited", "transient_errors", "retries", "give_ups"), 0
+        )
+        self._paused: dict[str, tuple[float, object]] = {}  # key -> (monotonic end, the call that set it)
 
     @classmethod
     def from_config(cls, config: Config | ExecutionConfig | Mapping[str, Any] | None = None) -> RateLimiter:
@@ -271,15 +283,22 @@ class RateLimiter(SlidingWindowLimiter):
         with self._lock:
             self._counters[name] += 1
 
-    def _pause(self, key: str, seconds: float) -> None:
+    def _pause(self, state: _Retry, seconds: float) -> None:
+        """Hold every call on the key of `state` for `seconds`, unless a longer pause is already set."""
         until = time.monotonic() + seconds
         with self._lock:
-            self._paused_until[key] = max(until, self._paused_until.get(key, 0.0))
+            current = self._paused.get(state.key)
+            if current is None or until > current[0]:
+                self._paused[state.key] = (until, state.token)
 
-    def _paused_for(self, key: str) -> float:
+    def _pause_left(self, state: _Retry) -> float:
+        """Seconds the call must still hold for a server-given pause on its key. A pause the call set
+        itself is covered by its own backoff sleep."""
         with self._lock:
-            until = self._paused_until.get(key)
-        return 0.0 if until is None else until - time.monotonic()
+            current = self._paused.get(state.key)
+        if current is None or current[1] is state.token:
+            return 0.0
+        return current[0] - time.monotonic()
 
     def stats(self) -> dict[str, Any]:
         """Limiter counters (admitted, rejected, per key) plus the call counters: calls, rate_limited,
@@ -290,7 +309,9 @@ class RateLimiter(SlidingWindowLimiter):
         return out
 
     # ------------------------------------------------------------------------------------- async
-    async def acquire_async(self, key: str = DEFAULT_KEY, weight: int = 1, timeout: float | None = None) -> bool:
+    async def acquire_async(
+        self, key: str = DEFAULT_KEY, weight: int = 1, timeout: float | None = None
+    ) -> bool:
         """`acquire` for asyncio: sleeps the exact wait on the event loop instead of blocking a thread."""
         if timeout is not None and not (timeout >= 0 and timeout != float("inf")):
             raise ValueError(f"timeout must be None or a finite number of seconds >= 0, got {timeout}")
@@ -329,10 +350,12 @@ class RateLimiter(SlidingWindowLimiter):
         errors, 5xx) are retried only if `retry_transient` (default: the config's). Any other error
         propagates at once; when retries or `max_elapsed_seconds` run out, `RateLimitError` with the
         attempt history is raised from the last error."""
-        state = _Retry(self, key, self.backoff.retry_transient if retry_transient is None else retry_transient)
+        state = _Retry(
+            self, key, self.backoff.retry_transient if retry_transient is None else retry_transient
+        )
         kwargs = kwargs or {}
         while True:
-            paused = self._paused_for(key)
+            paused = self._pause_left(state)
             if paused > 0:
                 self._sleep(paused)
             if not self.acquire(key, weight, timeout=max(state.remaining(), 0.0)):
@@ -354,10 +377,12 @@ class RateLimiter(SlidingWindowLimiter):
         retry_transient: bool | None = None,
     ) -> Any:
         """Async twin of `call`."""
-        state = _Retry(self, key, self.backoff.retry_transient if retry_transient is None else retry_transient)
+        state = _Retry(
+            self, key, self.backoff.retry_transient if retry_transient is None else retry_transient
+        )
         kwargs = kwargs or {}
         while True:
-            paused = self._paused_for(key)
+            paused = self._pause_left(state)
             if paused > 0:
                 await self._async_sleep(paused)
             if not await self.acquire_async(key, weight, timeout=max(state.remaining(), 0.0)):
