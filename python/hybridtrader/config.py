@@ -126,6 +126,8 @@ class StreamConfig(Section):
     open_timeout_s: float = Field(10.0, gt=0)
     # The primary is failed over when it has been down, or silent while connected, for this long.
     stale_after_s: float = Field(5.0, gt=0)
+    # ... or has dropped this many times within stale_after_s (a flapping link is as good as down).
+    flap_drops: int = Field(3, gt=0)
     backoff: BackoffConfig = Field(default_factory=BackoffConfig)
     trade_queue: int = Field(1024, gt=0)  # frames; full -> the socket reader waits (trades are never dropped)
     quote_queue: int = Field(256, gt=0)  # frames; full -> the oldest quote frame is dropped and counted

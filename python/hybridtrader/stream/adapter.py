@@ -394,11 +394,13 @@ class StreamingAdapter:
         ranked = sorted(self._sources, key=self._rank)
         down_for = now - self._down_since[active.name] if active.name in self._down_since else 0
         silent_for = now - max(active.last_data_ns, active.live_since_ns) if active.live else 0
-        if down_for >= stale_ns or silent_for >= stale_ns:
+        flaps = sum(1 for t in active.drop_times if now - t < stale_ns)
+        if down_for >= stale_ns or silent_for >= stale_ns or flaps >= self.cfg.flap_drops:
+            why = (f"{flaps} drops within {self.cfg.stale_after_s:g}s" if flaps >= self.cfg.flap_drops
+                   else f"{'down' if down_for else 'silent'} for {max(down_for, silent_for) / 1e9:.1f}s")
             for name in ranked:
                 if name != active.name and self._healthy(self._sources[name], now, stale_ns):
-                    self._switch(name, f"{active.name} {'down' if down_for else 'silent'} for "
-                                 f"{max(down_for, silent_for) / 1e9:.1f}s")
+                    self._switch(name, f"{active.name} {why}")
                     return
             return
         for name in ranked:

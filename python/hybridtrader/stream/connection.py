@@ -11,7 +11,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
@@ -78,6 +78,7 @@ class Connection:
         self.last_error: Exception | None = None
         self.connects = 0  # successful handshakes; reconnects = connects - 1
         self.drops = 0
+        self.drop_times: deque[int] = deque(maxlen=64)  # perf_counter_ns of recent drops (flap detection)
         self.errors: Counter[str] = Counter()  # provider error messages received, by code
         self.last_frame_ns = 0  # perf_counter_ns of the last frame of any kind
         self.last_data_ns = 0  # ... of the last frame with market data
@@ -168,6 +169,7 @@ class Connection:
             was_up = self.live_since_ns and time.perf_counter_ns() - self.live_since_ns >= cfg.backoff.reset_after_s * 1e9
             if self.state == "live":
                 self.drops += 1
+                self.drop_times.append(time.perf_counter_ns())
             attempt = 1 if was_up else attempt + 1
             self.live_since_ns = 0
             self._set_state("backoff")
