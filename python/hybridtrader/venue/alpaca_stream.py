@@ -102,7 +102,7 @@ class AlpacaStream:
     """The `/v2/{feed}` WebSocket endpoint (one instance per venue; counts connections per key)."""
 
     def __init__(self, clock: ReplayClock, tapes: Tapes, keys: KeyRing, faults: Faults, *,
-                 auth_timeout_s: float, max_symbols: int, batch: int, connections_per_key: int = 1) -> None:
+                 auth_timeout_s: float, max_symbols: int, batch: int, connections_per_key: int) -> None:
         self.clock = clock
         self.tapes = tapes
         self.keys = keys

@@ -105,7 +105,8 @@ class Venue:
         # last: `/v2/{feed}` would otherwise shadow `/v2/account` and friends
         app.add_routes(AlpacaStream(self.clock, self.tapes, self.keys, self.faults,
                                     auth_timeout_s=cfg.stream_auth_timeout_s,
-                                    max_symbols=cfg.stream_max_symbols, batch=cfg.stream_batch).routes())
+                                    max_symbols=cfg.stream_max_symbols, batch=cfg.stream_batch,
+                                    connections_per_key=cfg.stream_connections_per_key).routes())
         return app
 
     @web.middleware
