@@ -202,6 +202,7 @@ class VenueConfig(Section):
     finnhub_rate_limit_per_minute: int = Field(60, gt=0)
     stream_auth_timeout_s: float = Field(10.0, gt=0)
     stream_max_symbols: int = Field(10_000, gt=0)
+    stream_connections_per_key: int = Field(1, gt=0)  # Alpaca allows one stream connection per key
     stream_batch: int = Field(1000, gt=0)  # messages per frame at most
     cash: float = Field(100_000.0, gt=0)
     market: VenueMarketConfig = Field(default_factory=VenueMarketConfig)

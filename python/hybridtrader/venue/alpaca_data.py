@@ -13,14 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import orjson
 import polars as pl
 from aiohttp import web
 
-from hybridtrader.venue.market import ReplayMarket, Series, Timeframe
+from hybridtrader.market.timeframe import Timeframe
+from hybridtrader.venue.market import ReplayMarket, Series
 
 FEEDS = ("iex", "sip", "delayed_sip", "otc", "boats", "overnight")
 ADJUSTMENTS = ("raw", "split", "dividend", "spin-off", "all")
@@ -53,11 +54,11 @@ def parse_time(name: str, text: str) -> int:
     try:
         if len(text) == 10:
             d = date.fromisoformat(text)
-            dt = datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+            dt = datetime(d.year, d.month, d.day, tzinfo=UTC)
         else:
             dt = datetime.fromisoformat(text)
             if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
+                dt = dt.replace(tzinfo=UTC)
     except ValueError:
         raise invalid(f"invalid {name}: {text!r} is not RFC 3339") from None
     return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000

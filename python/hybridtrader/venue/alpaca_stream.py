@@ -75,7 +75,7 @@ def _msgpack_encoders() -> dict[str, Callable[[pl.DataFrame, np.ndarray], bytes]
     def trades(frame: pl.DataFrame, rows: np.ndarray) -> bytes:
         s, p, z, t = cols(frame, rows, ("symbol", "price", "size"))
         return msgpack.packb([
-            {"T": "t", "S": a, "i": int(r) + 1, "x": "V", "p": b, "s": c, "c": ["@"], "t": _stamp(d), "z": "C"}
+            {"T": "t", "S": a, "i": r + 1, "x": "V", "p": b, "s": c, "c": ["@"], "t": _stamp(d), "z": "C"}
             for a, b, c, d, r in zip(s, p, z, t, rows.tolist(), strict=True)
         ])
 
@@ -102,7 +102,7 @@ class AlpacaStream:
     """The `/v2/{feed}` WebSocket endpoint (one instance per venue; counts connections per key)."""
 
     def __init__(self, clock: ReplayClock, tapes: Tapes, keys: KeyRing, faults: Faults, *,
-                 auth_timeout_s: float, max_symbols: int, batch: int, connections_per_key: int = 1) -> None:
+                 auth_timeout_s: float, max_symbols: int, batch: int, connections_per_key: int) -> None:
         self.clock = clock
         self.tapes = tapes
         self.keys = keys
@@ -163,7 +163,7 @@ class AlpacaStream:
             await ws.close()
         return ws
 
-    async def _authenticate(self, ws, send, decode, error) -> str | None:  # noqa: ANN001
+    async def _authenticate(self, ws, send, decode, error) -> str | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.auth_timeout_s
         while True:
@@ -191,7 +191,7 @@ class AlpacaStream:
             await send([{"T": "success", "msg": "authenticated"}])
             return key
 
-    async def _on_message(self, msg: object, subs: Subscriptions, send, error) -> None:  # noqa: ANN001
+    async def _on_message(self, msg: object, subs: Subscriptions, send, error) -> None:
         if not isinstance(msg, dict) or msg.get("action") not in ("auth", "subscribe", "unsubscribe"):
             await send(error(400, "invalid syntax"))
             return

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ _NS = 1_000_000_000
 
 def iso(ns: int) -> str:
     """UTC RFC 3339 with microseconds, as Alpaca's trading API writes times."""
-    dt = datetime.fromtimestamp(ns // _NS, tz=timezone.utc).replace(microsecond=(ns % _NS) // 1000)
+    dt = datetime.fromtimestamp(ns // _NS, tz=UTC).replace(microsecond=(ns % _NS) // 1000)
     return dt.isoformat().replace("+00:00", "Z")
 
 
@@ -292,7 +292,7 @@ class Broker:
 
     def _schedule(self, tif: str, now: int) -> tuple[int, int | None]:
         """(first time the order may trade, expiry) for a time in force."""
-        dt = datetime.fromtimestamp(now / _NS, tz=timezone.utc)
+        dt = datetime.fromtimestamp(now / _NS, tz=UTC)
         today = calendar.session_at(dt)
         if today is not None:
             open_ns, close_ns = (to_ns(x) for x in calendar.session_bounds(today))
@@ -407,15 +407,15 @@ class TradingApi:
 
     async def clock(self, request: web.Request) -> web.Response:
         now = self.broker.clock.now_ns()
-        dt = datetime.fromtimestamp(now // _NS, tz=timezone.utc).replace(microsecond=(now % _NS) // 1000)
+        dt = datetime.fromtimestamp(now // _NS, tz=UTC).replace(microsecond=(now % _NS) // 1000)
         today = calendar.session_at(dt)
         d = dt.astimezone(calendar.NEW_YORK).date()
         if today is not None:
             next_close = calendar.session_bounds(today)[1]
             next_open = calendar.session_bounds(calendar.next_session(today))[0]
         else:
-            s = d if calendar.is_session(d) and calendar.session_bounds(d)[0] > dt else calendar.next_session(d)
-            next_open, next_close = calendar.session_bounds(s)
+            later_today = calendar.is_session(d) and calendar.session_bounds(d)[0] > dt
+            next_open, next_close = calendar.session_bounds(d if later_today else calendar.next_session(d))
         ny = calendar.NEW_YORK
         return _json({
             "timestamp": dt.astimezone(ny).isoformat(), "is_open": today is not None,

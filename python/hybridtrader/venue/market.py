@@ -7,7 +7,6 @@ aggregated from the 1-minute bars on first use and cached.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+
+from hybridtrader.market.timeframe import Timeframe
 
 TS = pl.Datetime("ns", "UTC")
 TRADE_COLS = ("symbol", "ts", "price", "size")
@@ -24,46 +25,6 @@ SYMBOL_COLS = ("symbol", "sector", "shortable", "easy_to_borrow", "adv", "daily_
 EARNINGS_COLS = ("symbol", "date", "hour", "eps_estimate", "eps_actual")
 NS_PER_MIN = 60_000_000_000
 _ASSET_NS = uuid.UUID("6f1c3b1e-8f3a-4c61-9a55-0d5f3f1b2a10")
-_TIMEFRAME = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
-_UNITS = {"Min": "Min", "T": "Min", "Hour": "Hour", "H": "Hour", "Day": "Day", "D": "Day",
-          "Week": "Week", "W": "Week", "Month": "Month", "M": "Month"}
-
-
-@dataclass(frozen=True)
-class Timeframe:
-    """An Alpaca timeframe such as 5Min or 1Day, validated like Alpaca validates it."""
-
-    amount: int
-    unit: str  # Min | Hour | Day | Week | Month
-
-    @classmethod
-    def parse(cls, text: str) -> Timeframe:
-        m = _TIMEFRAME.match(text.strip()) if isinstance(text, str) else None
-        if not m:
-            raise ValueError(f"timeframe: invalid value {text!r} (expected e.g. 1Min, 5Min, 1Hour, 1Day)")
-        amount, unit = int(m.group(1)), _UNITS[m.group(2)]
-        ok = {
-            "Min": 1 <= amount <= 59,
-            "Hour": 1 <= amount <= 23,
-            "Day": amount == 1,
-            "Week": amount == 1,
-            "Month": amount in (1, 2, 3, 4, 6, 12),
-        }[unit]
-        if not ok:
-            raise ValueError(f"timeframe: invalid value {text!r} (amount {amount} not allowed for {unit})")
-        return cls(amount, unit)
-
-    @property
-    def value(self) -> str:
-        return f"{self.amount}{self.unit}"
-
-    @property
-    def polars_every(self) -> str:
-        return f"{self.amount}{ {'Min': 'm', 'Hour': 'h', 'Day': 'd', 'Week': 'w', 'Month': 'mo'}[self.unit]}"
-
-    @property
-    def intraday(self) -> bool:
-        return self.unit in ("Min", "Hour")
 
 
 @dataclass

@@ -121,7 +121,7 @@ class PolygonStream:
                 tape.frame = with_day_totals(tape.frame)
         return self.tapes
 
-    async def _authenticate(self, ws: web.WebSocketResponse, status) -> bool:  # noqa: ANN001
+    async def _authenticate(self, ws: web.WebSocketResponse, status) -> bool:
         while True:
             try:
                 ok, msg = await receive_json_like(ws, orjson.loads, self.auth_timeout_s)
@@ -139,7 +139,7 @@ class PolygonStream:
             await status(("auth_failed", "authentication failed"))
             return False
 
-    async def _on_message(self, msg: Any, subs: Subscriptions, status) -> None:  # noqa: ANN001
+    async def _on_message(self, msg: Any, subs: Subscriptions, status) -> None:
         if not isinstance(msg, dict) or msg.get("action") not in ("subscribe", "unsubscribe", "auth") \
                 or not isinstance(msg.get("params"), str):
             await status(("error", "invalid message"))

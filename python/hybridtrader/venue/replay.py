@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from hybridtrader.venue.market import NS_PER_MIN, ReplayMarket, Timeframe, bars_from_trades
+from hybridtrader.market.timeframe import Timeframe
+from hybridtrader.venue.market import NS_PER_MIN, ReplayMarket, bars_from_trades
 
 NS_PER_S = 1_000_000_000
 

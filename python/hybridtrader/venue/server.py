@@ -8,8 +8,10 @@ foreground (`serve()`, used by `hybridtrader venue`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +100,13 @@ class Venue:
             web.post("/venue/clock", self._advance),
         ])
         app.add_routes(PolygonStream(self.clock, self.tapes, self.keys, self.faults,
-                                     auth_timeout_s=cfg.stream_auth_timeout_s, batch=cfg.stream_batch).routes())
+                                     auth_timeout_s=cfg.stream_auth_timeout_s,
+                                     batch=cfg.stream_batch).routes())
         # last: `/v2/{feed}` would otherwise shadow `/v2/account` and friends
         app.add_routes(AlpacaStream(self.clock, self.tapes, self.keys, self.faults,
                                     auth_timeout_s=cfg.stream_auth_timeout_s,
-                                    max_symbols=cfg.stream_max_symbols, batch=cfg.stream_batch).routes())
+                                    max_symbols=cfg.stream_max_symbols, batch=cfg.stream_batch,
+                                    connections_per_key=cfg.stream_connections_per_key).routes())
         return app
 
     @web.middleware
@@ -250,3 +254,17 @@ class Venue:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+
+@contextlib.contextmanager
+def service_urls(config: Config) -> Iterator[dict[str, str]]:
+    """The configured service URLs; where the config leaves one unset (None = the local venue), a venue
+    is started in-process for the duration and its URLs are used."""
+    a, f = config.alpaca, config.finnhub
+    urls = {"alpaca_data": a.data_url, "alpaca_trading": a.trading_url, "finnhub": f.url}
+    if all(urls.values()):
+        yield {k: str(v) for k, v in urls.items()}
+        return
+    with Venue(config) as venue:
+        local = venue.urls
+        yield {k: str(v) if v else local[k] for k, v in urls.items()}

@@ -8,6 +8,7 @@ drains, keeping the tapes in step (no tape runs more than one batch ahead of ano
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -121,10 +122,8 @@ class Pump:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.subs.changed.wait(), seconds)
-        except TimeoutError:
-            pass
 
     async def _send_until(self, kind: str, tape: Tape, sel: np.ndarray | int, upto: int) -> None:
         start = self.cursors[kind]

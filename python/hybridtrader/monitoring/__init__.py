@@ -1,0 +1,1 @@
+"""Monitoring: counters and gauges (`metrics`), drift and alerts."""
