@@ -56,6 +56,7 @@ from hybridtrader.stream.providers import (
     Subscriptions,
 )
 from hybridtrader.stream.sequencer import BarSequencer, Gap
+from hybridtrader.venue.auth import LOCAL_KEY, LOCAL_SECRET
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +81,10 @@ def _stream_url(base: str | None, path: str, key: str) -> str:
     return base.rstrip("/") + path if urlparse(base).path in ("", "/") else base
 
 
-def _secret(value: Any, key: str) -> str:
-    if value is None:
-        raise ValueError(f"{key} is not set (put the key in the environment and reference it in the config)")
-    return str(value.get_secret_value())
+def _secret(value: Any, local: str) -> str:
+    """The configured secret; without one the local venue's fixed (non-secret) credentials, as the data
+    client does. A real provider answers those with an authentication error (`AuthError`)."""
+    return local if value is None else str(value.get_secret_value())
 
 
 def _utc(ns: int) -> datetime:
@@ -184,8 +185,8 @@ class StreamingAdapter:
         a = self.config.alpaca
         proto = AlpacaProtocol(
             _stream_url(url or a.stream_url, f"/v2/{feed}", "alpaca.stream_url"),
-            _secret(a.api_key, "alpaca.api_key"),
-            _secret(a.secret_key, "alpaca.secret_key"),
+            _secret(a.api_key, LOCAL_KEY),
+            _secret(a.secret_key, LOCAL_SECRET),
             encoding,
         )
         await self._connect("alpaca", proto)
@@ -195,7 +196,7 @@ class StreamingAdapter:
         p = self.config.alpaca.data_sources.polygon
         proto = PolygonProtocol(
             _stream_url(url or p.stream_url, "/stocks", "alpaca.data_sources.polygon.stream_url"),
-            _secret(p.api_key, "alpaca.data_sources.polygon.api_key"),
+            _secret(p.api_key, LOCAL_KEY),
         )
         await self._connect("polygon", proto)
 
@@ -439,7 +440,7 @@ class StreamingAdapter:
 
     def _rest_client(self) -> Any:
         if self._rest is None:
-            from hybridtrader.data import AlpacaClient
+            from hybridtrader.data.alpaca_client import AlpacaClient
 
             self._rest = AlpacaClient(self.config)
         return self._rest
@@ -481,8 +482,12 @@ class StreamingAdapter:
             await asyncio.gather(self._backfill_task, return_exceptions=True)
         if self._started_ns:
             await self._flush(self.now_ns() - self._watermark_ns)
-            for gap in list(self._seq.gaps):  # one last try each; what REST cannot give is released below
-                if gap.last is not None:
+            # Backfill the gaps' intervals that have ended (REST would also return the rest of a bar that is
+            # still running); one try each, what REST cannot give is released by drain() below.
+            last_closed = self._seq.floor(self.now_ns()) - self.every_ns
+            for gap in list(self._seq.gaps):
+                gap.last = last_closed if gap.last is None else min(gap.last, last_closed)
+                if gap.last >= gap.first:
                     await self._backfill(gap)
             await self._emit(self._seq.drain())
             await self._emit(self._seq.stream_bars(self._agg.close(), partial=True))
