@@ -1,5 +1,5 @@
 """hybridtrader: algorithmic trading for US equities with Rust hot paths and Polars orchestration."""
 
-from hybridtrader._core import __version__
+from hybridtrader._core import BarAggregator, __version__
 
-__all__ = ["__version__"]
+__all__ = ["BarAggregator", "__version__"]

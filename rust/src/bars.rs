@@ -188,7 +188,7 @@ pub struct TradeBars {
     pub close: Vec<f64>,
     pub volume: Vec<f64>,
     pub vwap: Vec<f64>,
-    pub trades: Vec<u64>,
+    pub trades: Vec<i64>,
 }
 
 impl BarColumns for TradeBars {
@@ -196,7 +196,16 @@ impl BarColumns for TradeBars {
         self.ts.len()
     }
     fn clear(&mut self) {
-        *self = Self::default();
+        // Keeps the capacity: a streaming aggregator reuses its output buffers.
+        self.symbol.clear();
+        self.ts.clear();
+        self.open.clear();
+        self.high.clear();
+        self.low.clear();
+        self.close.clear();
+        self.volume.clear();
+        self.vwap.clear();
+        self.trades.clear();
     }
     fn permute(&mut self, p: &[usize]) {
         gather(&mut self.symbol, p);
@@ -228,7 +237,7 @@ pub struct QuoteBars {
     pub ask: Vec<f64>,
     pub spread_bps_mean: Vec<f64>,
     pub spread_bps_last: Vec<f64>,
-    pub quotes: Vec<u64>,
+    pub quotes: Vec<i64>,
 }
 
 impl BarColumns for QuoteBars {
@@ -236,7 +245,17 @@ impl BarColumns for QuoteBars {
         self.ts.len()
     }
     fn clear(&mut self) {
-        *self = Self::default();
+        self.symbol.clear();
+        self.ts.clear();
+        self.open.clear();
+        self.high.clear();
+        self.low.clear();
+        self.close.clear();
+        self.bid.clear();
+        self.ask.clear();
+        self.spread_bps_mean.clear();
+        self.spread_bps_last.clear();
+        self.quotes.clear();
     }
     fn permute(&mut self, p: &[usize]) {
         gather(&mut self.symbol, p);
@@ -348,7 +367,7 @@ impl Source for Trades {
         out.volume.push(a.volume);
         // 0/0 = NaN when every trade had size 0: no volume-weighted price exists.
         out.vwap.push(a.notional / a.volume);
-        out.trades.push(a.count);
+        out.trades.push(a.count as i64);
     }
 }
 
@@ -455,7 +474,7 @@ impl Source for Quotes {
         out.ask.push(a.ask);
         out.spread_bps_mean.push(a.spread_sum / a.count as f64);
         out.spread_bps_last.push(a.spread_last);
-        out.quotes.push(a.count);
+        out.quotes.push(a.count as i64);
     }
 }
 
