@@ -76,16 +76,18 @@ def _native_frame(source: str, symbol: Symbols, columns: Columns) -> pl.DataFram
     sym = symbol._s if isinstance(symbol, pl.Series) else _plr.PySeries.new_str("symbol", symbol, True)
     series = [sym, _plr.PySeries.new_i64("ts", columns[0], True).cast(UTC_NS, True, False)]
     for name, col in zip(names[2:], columns[1:], strict=True):
-        new = _plr.PySeries.new_i64 if col.dtype == np.int64 else _plr.PySeries.new_f64
-        series.append(new(name, col, True))
+        if col.dtype == np.int64:
+            series.append(_plr.PySeries.new_i64(name, col, True))
+        else:  # NaN stays NaN (a bar without volume has no vwap), never null
+            series.append(_plr.PySeries.new_f64(name, col, False))
     return pl.DataFrame._from_pydf(_plr.PyDataFrame(series))
 
 
 def _pick_frame_builder() -> Callable[[str, Symbols, Columns], pl.DataFrame]:
     """The native builder if this Polars version has it and it agrees with the public one, else public."""
-    probe = (np.array([0], dtype=np.int64), *[np.array([1.5])] * 6, np.array([2], dtype=np.int64))
+    probe = (np.array([0, 1]), *[np.array([1.5, np.nan])] * 6, np.array([2, 3]))
     try:
-        if _native_frame("trades", ["A"], probe).equals(_public_frame("trades", ["A"], probe)):
+        if _native_frame("trades", ["A", "B"], probe).equals(_public_frame("trades", ["A", "B"], probe)):
             return _native_frame
     except (AttributeError, TypeError, ValueError, NameError):
         pass
