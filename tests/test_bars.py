@@ -9,11 +9,10 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
-
 from hybridtrader import _core
 from hybridtrader.market import aggregate_quotes, aggregate_trades
 from hybridtrader.market import bars as bars_mod
+from polars.testing import assert_frame_equal
 
 UTC_NS = pl.Datetime("ns", "UTC")
 BASE = 1_704_205_800 * 10**9  # 2024-01-02 14:30 UTC
@@ -127,7 +126,8 @@ def test_other_time_units_and_zones_are_converted() -> None:
 def reference_count_bars(trades: pl.DataFrame, rule: str, threshold: float) -> pl.DataFrame:
     """Tick / volume / dollar bars by a plain loop over each symbol's trades in time order."""
     rows = []
-    for (sym,), g in sorted(trades.sort("symbol", "ts", maintain_order=True).group_by("symbol", maintain_order=True)):
+    ordered = trades.sort("symbol", "ts", maintain_order=True)
+    for (sym,), g in ordered.group_by("symbol", maintain_order=True):
         bar: list[tuple[int, float, float]] = []
         for ts, price, size in zip(g["ts"].dt.epoch("ns"), g["price"], g["size"], strict=True):
             bar.append((ts, price, size))
