@@ -58,8 +58,8 @@ tick = st.tuples(
 @given(
     ticks=st.lists(tick, min_size=1, max_size=120),
     rule=st.sampled_from(RULES),
-    cuts=st.lists(st.integers(0, 120), max_size=8),
-    flushes=st.lists(st.tuples(st.integers(0, 120), st.integers(0, 15)), max_size=8),
+    cuts=st.lists(st.floats(0, 1), max_size=8),
+    flushes=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 15)), max_size=8),
     single=st.lists(st.booleans(), min_size=10, max_size=10),
 )
 def test_streaming_with_any_chunking_and_flushes_equals_batch(ticks, rule, cuts, flushes, single) -> None:
@@ -74,9 +74,8 @@ def test_streaming_with_any_chunking_and_flushes_equals_batch(ticks, rule, cuts,
     agg = BarAggregator(**rule)
     out: list[pl.DataFrame] = []
     # Flush at `now` between the previous tick and the next one: never after a tick still to come.
-    flush_at = {i: step for i, step in flushes}
-    inner = {c for c in [*cuts, *flush_at] if c <= len(rows)}
-    bounds = sorted({0, len(rows), *inner})
+    flush_at = {int(f * len(rows)): step for f, step in flushes}
+    bounds = sorted({0, len(rows), *(int(c * len(rows)) for c in cuts), *flush_at})
     for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
         if lo in flush_at and lo > 0:
             now = min(rows[lo - 1][1] + flush_at[lo], rows[lo][1]) if lo < len(rows) else rows[-1][1] + 99
