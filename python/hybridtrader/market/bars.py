@@ -56,6 +56,7 @@ Symbols = Sequence[str] | pl.Series
 Columns = Sequence[np.ndarray]
 
 _SCHEMAS = {"trades": TRADE_BAR_SCHEMA, "quotes": QUOTE_BAR_SCHEMA}
+_VALUE_COLUMNS = {"trades": ("price", "size"), "quotes": ("bid", "ask")}
 _EMPTY = {source: pl.DataFrame(schema=schema) for source, schema in _SCHEMAS.items()}
 # Two independent seeds: symbols are merged only if both 64-bit hashes collide.
 _HASH_SEEDS = (0, 0x9E3779B97F4A7C15)
@@ -124,7 +125,7 @@ def aggregate_trades(
     int nanoseconds), ``ticks`` (every N trades), ``volume`` (every V shares) or ``dollars`` (every D of
     notional). ``origin`` (int ns or an aware datetime) aligns time bars; default the epoch.
     """
-    return _aggregate("trades", trades, ("price", "size"), every, ticks, volume, dollars, origin)
+    return _aggregate("trades", trades, every, ticks, volume, dollars, origin)
 
 
 def aggregate_quotes(
@@ -140,19 +141,33 @@ def aggregate_quotes(
     Time bars (``every``) or tick bars (``ticks``: every N quotes); ``origin`` as in `aggregate_trades`.
     Crossed quotes (bid > ask) and non-positive or non-finite bid/ask are rejected.
     """
-    return _aggregate("quotes", quotes, ("bid", "ask"), every, ticks, None, None, origin)
+    return _aggregate("quotes", quotes, every, ticks, None, None, origin)
+
+
+def push_frame(aggregator: _core.BarAggregator, ticks: pl.DataFrame) -> pl.DataFrame:
+    """Streams a Polars frame of ticks (the trade or quote schema, per ``aggregator.source``) through a
+    `BarAggregator` and returns the bars it completed. Symbols are mapped to the aggregator's ids in bulk,
+    so this costs about as much as `BarAggregator.push_many` on integer ids. Ticks must be in time order per
+    symbol across calls (older ones are counted as late and dropped, as for every streaming push)."""
+    source = aggregator.source
+    symbol, ts, a, b = _columns(ticks, _VALUE_COLUMNS[source])
+    codes, names = _symbol_codes(symbol)
+    ids = aggregator.intern(names.to_list())[codes]
+    if source == "quotes":
+        return aggregator.push_quotes_many(ids, ts, a, b)
+    return aggregator.push_many(ids, ts, a, b)
 
 
 def _aggregate(
     source: str,
     frame: pl.DataFrame,
-    value_columns: tuple[str, str],
     every: str | int | None,
     ticks: int | None,
     volume: float | None,
     dollars: float | None,
     origin: int | datetime | None,
 ) -> pl.DataFrame:
+    value_columns = _VALUE_COLUMNS[source]
     symbol, ts, a, b = _columns(frame, value_columns)
     codes, names = _symbol_codes(symbol)
     # Rank of each code's name, so that bars come out sorted by symbol name.
