@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 from hybridtrader import BarAggregator
-from hybridtrader.market import aggregate_quotes, aggregate_trades
+from hybridtrader.market import aggregate_quotes, aggregate_trades, push_frame
 from hybridtrader.market.bars import QUOTE_BAR_SCHEMA, TRADE_BAR_SCHEMA
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -198,3 +198,24 @@ def test_argument_errors() -> None:
     with pytest.raises(ValueError, match="differ in length"):
         trades.push_many(["A", "A"], np.array([0]), np.array([1.0]), np.array([1.0]))
     assert trades.stats() == {"ticks": 0, "bars": 0, "late": 0, "rejected": 0}
+
+
+def test_push_frame_chunks_equal_batch() -> None:
+    rng = np.random.default_rng(8)
+    n = 4000
+    trades = pl.DataFrame(
+        {
+            "symbol": np.array(["X", "Y", "Z", "W"])[rng.integers(0, 4, n)],
+            "ts": pl.Series(T0 + np.cumsum(rng.integers(0, 10**8, n))).cast(UTC_NS),
+            "price": rng.uniform(1, 2, n),
+            "size": rng.integers(0, 50, n),
+        }
+    )
+    agg = BarAggregator(every="2s")
+    frames = [push_frame(agg, trades[i:i + 333]) for i in range(0, n, 333)]
+    frames.append(agg.close())
+    assert_frame_equal(sort_bars(frames), aggregate_trades(trades, every="2s"))
+    quotes = trades.select("symbol", "ts", bid=pl.col("price"), ask=pl.col("price") * 1.001)
+    qagg = BarAggregator(ticks=9, source="quotes")
+    qframes = [push_frame(qagg, quotes[i:i + 500]) for i in range(0, n, 500)] + [qagg.close()]
+    assert_frame_equal(sort_bars(qframes), aggregate_quotes(quotes, ticks=9))
