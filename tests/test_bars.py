@@ -300,12 +300,24 @@ def test_quote_bars_reject_volume_rules() -> None:
 def test_symbol_codes_hash_path_matches_exact_codes() -> None:
     symbol = random_trades(43)["symbol"]
     codes, names = bars_mod._symbol_codes(symbol)
-    exact = symbol.cast(pl.Enum(names)).to_physical().cast(pl.UInt32).to_numpy()
+    exact, exact_names = bars_mod._exact_codes(symbol)
     np.testing.assert_array_equal(codes, exact)
-    assert names.to_list() == symbol.unique(maintain_order=True).to_list()
-    # A pair of hashes contradicting an earlier pair is a detected collision.
-    with pytest.raises(ValueError, match="collision"):
-        _core.bar_codes_from_hashes(np.array([5, 9, 5], np.uint64), np.array([1, 2, 3], np.uint64))
+    assert names.to_list() == exact_names.to_list()
+    # A pair of hashes contradicting an earlier pair is a detected collision: the exact path is used.
+    h1, h2 = np.array([5, 9, 5], np.uint64), np.array([1, 2, 3], np.uint64)
+    assert _core.bar_codes_from_hashes(h1, h2) is None
+    ts, ones = np.array([0, 1, 2]), np.ones(3)
+    assert _core.aggregate_bars_hashed("trades", h1, h2, ts, ones, ones, ticks=1) is None
+
+
+def test_exact_codes_path_equals_hashed_path() -> None:
+    trades = random_trades(45).sample(fraction=1.0, shuffle=True, seed=4)
+    symbol, ts, price, size = bars_mod._columns(trades, ("price", "size"))
+    codes, names = bars_mod._exact_codes(symbol)
+    bar_codes, columns, _ = _core.aggregate_bars("trades", codes, len(names), ts, price, size, every="1m")
+    perm = np.lexsort((columns[0], names.gather(bar_codes).to_numpy()))
+    frame = bars_mod._bars_frame("trades", names.gather(bar_codes[perm]), [c[perm] for c in columns])
+    assert frame.equals(aggregate_trades(trades, every="1m"))
 
 
 def test_native_and_public_frame_builders_agree() -> None:

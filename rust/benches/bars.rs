@@ -38,12 +38,10 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("bars");
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("aggregate_1m_batch", |b| {
-        b.iter(|| aggregate::<Trades>(minute, &s, SYMBOLS as usize, &ts, &p, &q, None).unwrap())
+        b.iter(|| aggregate::<Trades>(minute, &s, SYMBOLS as usize, &ts, &p, &q).unwrap())
     });
     g.bench_function("aggregate_ticks_100_batch", |b| {
-        b.iter(|| {
-            aggregate::<Trades>(Rule::Ticks(100), &s, SYMBOLS as usize, &ts, &p, &q, None).unwrap()
-        })
+        b.iter(|| aggregate::<Trades>(Rule::Ticks(100), &s, SYMBOLS as usize, &ts, &p, &q).unwrap())
     });
     g.bench_function("push_1m_stream", |b| {
         b.iter_batched(

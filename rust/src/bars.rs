@@ -749,49 +749,85 @@ impl SymbolTable {
     }
 }
 
-/// Dense codes for a column given two independent 64-bit hashes of each value (`h1`, `h2`), in first-seen
-/// order, plus the row of each code's first occurrence. Two different values are merged only if both
-/// hashes collide; a value whose `h1` matches an earlier one with a different `h2` is reported as an error
-/// (the caller then falls back to exact codes).
-pub fn codes_from_hashes(h1: &[u64], h2: &[u64]) -> Result<(Vec<u32>, Vec<usize>), BarError> {
-    if h1.len() != h2.len() {
-        return Err(BarError(format!(
-            "hash columns differ in length: {} vs {}",
-            h1.len(),
-            h2.len()
-        )));
-    }
-    let mut map: FastMap<u64, u32> = FastMap::default();
-    let mut second: Vec<u64> = Vec::new();
-    let mut first: Vec<usize> = Vec::new();
-    let mut codes = Vec::with_capacity(h1.len());
-    let mut prev: Option<(u64, u32)> = None;
-    for (i, (&a, &b)) in h1.iter().zip(h2).enumerate() {
-        let code = match prev {
+/// Interns a column by two independent 64-bit hashes of each value into dense codes in first-seen order.
+/// Two different values are merged only if both hashes collide; a value whose first hash matches an
+/// earlier value's with a different second hash is reported as an error (the caller then falls back to
+/// exact codes).
+#[derive(Default)]
+pub struct HashInterner {
+    map: FastMap<u64, u32>,
+    second: Vec<u64>,
+    first_rows: Vec<usize>,
+    prev: Option<(u64, u32)>,
+}
+
+impl HashInterner {
+    /// The code of row `row` with hashes `(a, b)`.
+    #[inline]
+    pub fn code(&mut self, row: usize, a: u64, b: u64) -> Result<u32, BarError> {
+        let code = match self.prev {
+            // Sorted or clustered input repeats the previous symbol: skip the map.
             Some((p, c)) if p == a => c,
             _ => {
-                let c = *map.entry(a).or_insert_with(|| {
-                    second.push(b);
-                    first.push(i);
-                    (first.len() - 1) as u32
-                });
-                prev = Some((a, c));
+                let next = self.second.len() as u32;
+                let c = *self.map.entry(a).or_insert(next);
+                if c == next {
+                    self.second.push(b);
+                    self.first_rows.push(row);
+                }
+                self.prev = Some((a, c));
                 c
             }
         };
-        if second[code as usize] != b {
+        if self.second[code as usize] != b {
             return Err(BarError("64-bit hash collision between two symbols".into()));
         }
-        codes.push(code);
+        Ok(code)
     }
-    Ok((codes, first))
+
+    /// Number of distinct values seen.
+    pub fn len(&self) -> usize {
+        self.second.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.second.is_empty()
+    }
+
+    /// Row of the first occurrence of each code.
+    pub fn into_first_rows(self) -> Vec<usize> {
+        self.first_rows
+    }
+}
+
+fn check_lengths(n: usize, other: &[(&str, usize)]) -> Result<(), BarError> {
+    match other.iter().find(|(_, len)| *len != n) {
+        Some((name, len)) => Err(BarError(format!(
+            "column {name} has {len} rows, expected {n}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Dense codes of a column from two hashes of each value (see [`HashInterner`]), and the first row of
+/// each code.
+pub fn codes_from_hashes(h1: &[u64], h2: &[u64]) -> Result<(Vec<u32>, Vec<usize>), BarError> {
+    check_lengths(h1.len(), &[("h2", h2.len())])?;
+    let mut interner = HashInterner::default();
+    let codes = h1
+        .iter()
+        .zip(h2)
+        .enumerate()
+        .map(|(i, (&a, &b))| interner.code(i, a, b))
+        .collect::<Result<Vec<u32>, BarError>>()?;
+    Ok((codes, interner.into_first_rows()))
 }
 
 /// Aggregates whole columns at once: `symbols` are ids `< n_symbols`, `a`/`b` are price/size for trades
 /// or bid/ask for quotes. Unsorted input is sorted stably by `(symbol, ts)` first (through an index
 /// permutation), so nothing is late; invalid ticks are rejected and counted. All bars are emitted, the last
-/// one of each symbol being partial. Output is ordered by `(order[symbol], ts)` where `order` defaults to
-/// the id itself. Gives the same bars as streaming the sorted ticks and calling `close`.
+/// one of each symbol being partial. Output is ordered by `(symbol, ts)`. Gives the same bars as streaming
+/// the sorted ticks and calling `close`.
 pub fn aggregate<S: Source<Tick = (f64, f64)>>(
     rule: Rule,
     symbols: &[u32],
@@ -799,34 +835,28 @@ pub fn aggregate<S: Source<Tick = (f64, f64)>>(
     ts: &[i64],
     a: &[f64],
     b: &[f64],
-    order: Option<&[u32]>,
 ) -> Result<(S::Bars, Stats), BarError> {
     let n = ts.len();
-    if symbols.len() != n || a.len() != n || b.len() != n {
-        return Err(BarError(format!(
-            "columns differ in length: symbols {}, ts {}, values {} and {}",
-            symbols.len(),
-            n,
-            a.len(),
-            b.len()
-        )));
-    }
+    check_lengths(
+        n,
+        &[("symbol", symbols.len()), ("a", a.len()), ("b", b.len())],
+    )?;
     if let Some(&bad) = symbols.iter().find(|&&s| s as usize >= n_symbols) {
         return Err(BarError(format!(
             "symbol code {bad} out of range (n_symbols = {n_symbols})"
         )));
     }
-    if let Some(o) = order {
-        if o.len() != n_symbols || o.iter().any(|&k| k as usize >= n_symbols) {
-            return Err(BarError(format!(
-                "order must map {n_symbols} symbols into 0..{n_symbols}"
-            )));
-        }
-    }
     let mut agg = Aggregator::<S>::new(rule)?;
     agg.reserve_symbols(n_symbols);
     let mut out = S::Bars::default();
-    if per_symbol_sorted(symbols, n_symbols, ts) {
+    let mut last = vec![i64::MIN; n_symbols];
+    let sorted = symbols.iter().zip(ts).all(|(&s, &t)| {
+        let l = &mut last[s as usize];
+        let ok = t >= *l;
+        *l = t;
+        ok
+    });
+    if sorted {
         for i in 0..n {
             agg.push(symbols[i], ts[i], (a[i], b[i]), &mut out);
         }
@@ -839,40 +869,105 @@ pub fn aggregate<S: Source<Tick = (f64, f64)>>(
         }
     }
     agg.close(&mut out);
-    sort_by_symbol(&mut out, n_symbols, order);
+    sort_by_symbol(&mut out, n_symbols);
     Ok((out, agg.stats()))
 }
 
-fn per_symbol_sorted(symbols: &[u32], n_symbols: usize, ts: &[i64]) -> bool {
-    let mut last = vec![i64::MIN; n_symbols];
-    symbols.iter().zip(ts).all(|(&s, &t)| {
-        let l = &mut last[s as usize];
-        let ok = t >= *l;
-        *l = t;
-        ok
+/// Bars of a batch whose symbols were given as two hashes per row (see [`aggregate_hashed`]).
+pub struct HashedBars<B> {
+    /// Bars ordered by `(symbol code, ts)`; codes in first-seen order.
+    pub bars: B,
+    /// Row of the first occurrence of each symbol code.
+    pub first_rows: Vec<usize>,
+    pub stats: Stats,
+}
+
+/// [`aggregate`] with the symbol interning fused into the same pass: symbols are given by two independent
+/// hashes per row (see [`HashInterner`]). Input in time order per symbol takes one pass; otherwise the
+/// work is redone through [`codes_from_hashes`] and the sorting path of [`aggregate`].
+pub fn aggregate_hashed<S: Source<Tick = (f64, f64)>>(
+    rule: Rule,
+    h1: &[u64],
+    h2: &[u64],
+    ts: &[i64],
+    a: &[f64],
+    b: &[f64],
+) -> Result<HashedBars<S::Bars>, BarError> {
+    let n = ts.len();
+    check_lengths(
+        n,
+        &[
+            ("h1", h1.len()),
+            ("h2", h2.len()),
+            ("a", a.len()),
+            ("b", b.len()),
+        ],
+    )?;
+    let mut interner = HashInterner::default();
+    let mut agg = Aggregator::<S>::new(rule)?;
+    let mut out = S::Bars::default();
+    let mut last: Vec<i64> = Vec::new();
+    for i in 0..n {
+        let id = interner.code(i, h1[i], h2[i])?;
+        let t = ts[i];
+        match last.get_mut(id as usize) {
+            Some(l) if t < *l => {
+                let (codes, first_rows) = codes_from_hashes(h1, h2)?;
+                let (bars, stats) = aggregate::<S>(rule, &codes, first_rows.len(), ts, a, b)?;
+                return Ok(HashedBars {
+                    bars,
+                    first_rows,
+                    stats,
+                });
+            }
+            Some(l) => *l = t,
+            None => last.push(t),
+        }
+        agg.push(id, t, (a[i], b[i]), &mut out);
+    }
+    agg.close(&mut out);
+    sort_by_symbol(&mut out, interner.len());
+    Ok(HashedBars {
+        bars: out,
+        first_rows: interner.into_first_rows(),
+        stats: agg.stats(),
     })
 }
 
-/// Stable counting sort of bars by symbol key; each symbol's bars are already in time order.
-fn sort_by_symbol<B: BarColumns>(out: &mut B, n_symbols: usize, order: Option<&[u32]>) {
-    let key = |s: u32| order.map_or(s, |o| o[s as usize]) as usize;
-    let syms = out.symbols();
-    if syms.windows(2).all(|w| key(w[0]) <= key(w[1])) {
-        return;
+/// The stable permutation that orders rows by `key[symbol]` (a counting sort; `key` maps every symbol
+/// into `0..key.len()`). Bars of one symbol are already in time order, so this sorts by `(key, ts)`.
+pub fn order_by_key(symbols: &[u32], key: &[u32]) -> Result<Vec<usize>, BarError> {
+    let k = key.len();
+    if let Some(&bad) = symbols.iter().find(|&&s| s as usize >= k) {
+        return Err(BarError(format!("symbol code {bad} has no key ({k} keys)")));
     }
-    let mut start = vec![0usize; n_symbols + 1];
-    for &s in syms {
-        start[key(s) + 1] += 1;
+    if let Some(&bad) = key.iter().find(|&&x| x as usize >= k) {
+        return Err(BarError(format!("key {bad} out of range 0..{k}")));
     }
-    for k in 0..n_symbols {
-        start[k + 1] += start[k];
+    let mut start = vec![0usize; k + 1];
+    for &s in symbols {
+        start[key[s as usize] as usize + 1] += 1;
     }
-    let mut perm = vec![0usize; syms.len()];
-    for (row, &s) in syms.iter().enumerate() {
-        let slot = &mut start[key(s)];
+    for i in 0..k {
+        start[i + 1] += start[i];
+    }
+    let mut perm = vec![0usize; symbols.len()];
+    for (row, &s) in symbols.iter().enumerate() {
+        let slot = &mut start[key[s as usize] as usize];
         perm[*slot] = row;
         *slot += 1;
     }
+    Ok(perm)
+}
+
+/// Orders bars by `(symbol, ts)`, if they are not already.
+fn sort_by_symbol<B: BarColumns>(out: &mut B, n_symbols: usize) {
+    let syms = out.symbols();
+    if syms.windows(2).all(|w| w[0] <= w[1]) {
+        return;
+    }
+    let identity: Vec<u32> = (0..n_symbols as u32).collect();
+    let perm = order_by_key(syms, &identity).expect("bar symbols are < n_symbols");
     out.permute(&perm);
 }
 
@@ -1131,7 +1226,7 @@ mod tests {
         let (expected, stats) = stream(time(50), &ticks);
         assert_eq!(stats.late, 0);
         let mut expected_sorted = expected.clone();
-        sort_by_symbol(&mut expected_sorted, 3, None);
+        sort_by_symbol(&mut expected_sorted, 3);
         for _ in 0..2 {
             let cols = |t: &[(u32, i64, f64, f64)]| {
                 (
@@ -1142,25 +1237,43 @@ mod tests {
                 )
             };
             let (s, t, p, q) = cols(&ticks);
-            let (bars, st) = aggregate::<Trades>(time(50), &s, 3, &t, &p, &q, None).unwrap();
+            let (bars, st) = aggregate::<Trades>(time(50), &s, 3, &t, &p, &q).unwrap();
             assert_eq!(bars, expected_sorted);
             assert_eq!(st.bars, stats.bars);
+            // Symbols given as hashes: codes in first-seen order, same bars once mapped back.
+            let h1: Vec<u64> = s.iter().map(|&x| u64::from(x) * 1000 + 17).collect();
+            let h2: Vec<u64> = s.iter().map(|&x| u64::from(x) ^ 0xff).collect();
+            let hashed = aggregate_hashed::<Trades>(time(50), &h1, &h2, &t, &p, &q).unwrap();
+            let code_to_id: Vec<u32> = hashed.first_rows.iter().map(|&r| s[r]).collect();
+            let mut remapped = hashed.bars.clone();
+            remapped.symbol = remapped
+                .symbol
+                .iter()
+                .map(|&c| code_to_id[c as usize])
+                .collect();
+            let perm = order_by_key(&hashed.bars.symbol, &code_to_id).unwrap();
+            remapped.permute(&perm);
+            assert_eq!(remapped, expected_sorted);
+            assert_eq!(hashed.stats, st);
             ticks.reverse(); // the second round is unsorted (distinct timestamps: same bars)
         }
-        assert!(aggregate::<Trades>(time(50), &[5], 3, &[0], &[1.0], &[1.0], None).is_err());
-        assert!(aggregate::<Trades>(time(50), &[0, 1], 3, &[0], &[1.0], &[1.0], None).is_err());
-        // A custom symbol order.
-        let (bars, _) = aggregate::<Trades>(
+        assert!(aggregate::<Trades>(time(50), &[5], 3, &[0], &[1.0], &[1.0]).is_err());
+        assert!(aggregate::<Trades>(time(50), &[0, 1], 3, &[0], &[1.0], &[1.0]).is_err());
+        assert!(aggregate_hashed::<Trades>(
             time(50),
-            &[0, 1, 2],
-            3,
-            &[0, 0, 0],
-            &[1.0; 3],
-            &[1.0; 3],
-            Some(&[2, 0, 1]),
+            &[1, 1],
+            &[2, 3],
+            &[0, 1],
+            &[1.0; 2],
+            &[1.0; 2]
         )
-        .unwrap();
-        assert_eq!(bars.symbol, vec![1, 2, 0]);
+        .is_err());
+        assert_eq!(
+            order_by_key(&[0, 1, 2, 0, 1], &[2, 0, 1]).unwrap(),
+            vec![1, 4, 2, 0, 3]
+        );
+        assert!(order_by_key(&[3], &[0, 1, 2]).is_err());
+        assert!(order_by_key(&[0], &[5]).is_err());
     }
 
     #[test]

@@ -169,24 +169,21 @@ def _aggregate(
 ) -> pl.DataFrame:
     value_columns = _VALUE_COLUMNS[source]
     symbol, ts, a, b = _columns(frame, value_columns)
-    codes, names = _symbol_codes(symbol)
-    # Rank of each code's name, so that bars come out sorted by symbol name.
-    order = np.empty(len(names), dtype=np.uint32)
-    order[names.arg_sort().to_numpy()] = np.arange(len(names), dtype=np.uint32)
-    bar_codes, columns, stats = _core.aggregate_bars(
-        source,
-        codes,
-        len(names),
-        order,
-        ts,
-        a,
-        b,
-        every=every,
-        ticks=ticks,
-        volume=volume,
-        dollars=dollars,
-        origin=_origin_ns(origin),
-    )
+    rule = dict(every=every, ticks=ticks, volume=volume, dollars=dollars, origin=_origin_ns(origin))
+    # Symbols enter the engine as two hashes per row, interned in the same pass as the aggregation.
+    hashed = _core.aggregate_bars_hashed(source, *_symbol_hashes(symbol), ts, a, b, **rule)
+    if hashed is None:
+        codes, names = _exact_codes(symbol)
+        bar_codes, columns, stats = _core.aggregate_bars(source, codes, len(names), ts, a, b, **rule)
+    else:
+        bar_codes, first_rows, columns, stats = hashed
+        names = symbol.gather(first_rows)
+    if not names.is_sorted():
+        # Codes follow first appearance; bars must follow symbol names.
+        rank = np.empty(len(names), dtype=np.uint32)
+        rank[names.arg_sort().to_numpy()] = np.arange(len(names), dtype=np.uint32)
+        perm = _core.bar_order(bar_codes, rank)
+        bar_codes, columns = bar_codes[perm], tuple(col[perm] for col in columns)
     if stats["rejected"]:
         log.warning(
             "%s: dropped %d of %d rows with invalid %s", source, stats["rejected"], stats["ticks"],
@@ -233,19 +230,28 @@ def _columns(
     return symbol, ts_ns, values[0], values[1]
 
 
+def _symbol_hashes(symbol: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent 64-bit hashes per row; symbols merge only if both collide, which the engine
+    detects (it then returns None and the exact path is taken)."""
+    h1, h2 = (symbol.hash(seed).to_numpy() for seed in _HASH_SEEDS)
+    return h1, h2
+
+
+def _exact_codes(symbol: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    names = symbol.unique(maintain_order=True)
+    return symbol.cast(pl.Enum(names)).to_physical().cast(pl.UInt32).to_numpy(), names
+
+
 def _symbol_codes(symbol: pl.Series) -> tuple[np.ndarray, pl.Series]:
     """Dense uint32 codes of a string column and the name of each code (first-seen order).
 
-    Hashing with Polars and interning the hashes in Rust is several times faster than a categorical cast;
-    a hash collision (detected by the second, independent hash) falls back to exact codes.
+    Hashing with Polars and interning the hashes in Rust is several times faster than a categorical cast.
     """
-    h1, h2 = (symbol.hash(seed).to_numpy() for seed in _HASH_SEEDS)
-    try:
-        codes, first = _core.bar_codes_from_hashes(h1, h2)
-    except ValueError:
-        names = symbol.unique(maintain_order=True)
-        return symbol.cast(pl.Enum(names)).to_physical().cast(pl.UInt32).to_numpy(), names
-    return codes, symbol.gather(first)
+    coded = _core.bar_codes_from_hashes(*_symbol_hashes(symbol))
+    if coded is None:
+        return _exact_codes(symbol)
+    codes, first_rows = coded
+    return codes, symbol.gather(first_rows)
 
 
 def _origin_ns(origin: int | datetime | None) -> int:

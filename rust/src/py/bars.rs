@@ -12,8 +12,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::bars::{
-    aggregate, codes_from_hashes, parse_every, Aggregator, BarColumns, BarError, QuoteBars, Quotes,
-    Rule, Stats, SymbolTable, TradeBars, Trades,
+    aggregate, aggregate_hashed, codes_from_hashes, order_by_key, parse_every, Aggregator,
+    BarColumns, BarError, QuoteBars, Quotes, Rule, Stats, SymbolTable, TradeBars, Trades,
 };
 
 fn value_error(e: BarError) -> PyErr {
@@ -363,11 +363,7 @@ impl BarAggregator {
                 })?,
                 QuoteBars::default(),
             ),
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "source must be \"trades\" or \"quotes\", got {other:?}"
-                )))
-            }
+            other => return Err(bad_source(other)),
         };
         Ok(BarAggregator {
             engine,
@@ -520,33 +516,42 @@ type BatchBars<'py> = (
     Bound<'py, PyTuple>,
     Bound<'py, PyDict>,
 );
+/// (symbol codes, first row of each code, other columns, stats).
+type HashedBatchBars<'py> = (
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyTuple>,
+    Bound<'py, PyDict>,
+);
 
-/// Dense codes from two independent hashes of a symbol column (see `bars::codes_from_hashes`).
+fn rows_array(py: Python<'_>, rows: Vec<usize>) -> Bound<'_, PyArray1<u64>> {
+    PyArray1::from_vec(py, rows.into_iter().map(|i| i as u64).collect())
+}
+
+/// Dense codes from two independent hashes of a symbol column (see `bars::codes_from_hashes`); None when
+/// the hashes collide.
 #[pyfunction]
 fn bar_codes_from_hashes<'py>(
     py: Python<'py>,
     h1: PyReadonlyArray1<'py, u64>,
     h2: PyReadonlyArray1<'py, u64>,
-) -> PyResult<Codes<'py>> {
+) -> PyResult<Option<Codes<'py>>> {
     let (a, b) = (values(&h1), values(&h2));
-    let (codes, first) = py
+    Ok(py
         .detach(|| codes_from_hashes(&a, &b))
-        .map_err(value_error)?;
-    let first: Vec<u64> = first.into_iter().map(|i| i as u64).collect();
-    Ok((PyArray1::from_vec(py, codes), PyArray1::from_vec(py, first)))
+        .ok()
+        .map(|(codes, first)| (PyArray1::from_vec(py, codes), rows_array(py, first))))
 }
 
-/// Batch aggregation over whole columns (see `bars::aggregate`). Returns (symbol codes, column tuple,
-/// stats dict), bars ordered by (order[code], ts).
+/// Batch bars over whole columns with symbol codes `< n_symbols` (see `bars::aggregate`).
 #[pyfunction]
-#[pyo3(signature = (source, codes, n_symbols, order, ts, a, b, *, every=None, ticks=None, volume=None, dollars=None, origin=0))]
+#[pyo3(signature = (source, codes, n_symbols, ts, a, b, *, every=None, ticks=None, volume=None, dollars=None, origin=0))]
 #[allow(clippy::too_many_arguments)]
 fn aggregate_bars<'py>(
     py: Python<'py>,
     source: &str,
     codes: PyReadonlyArray1<'py, u32>,
     n_symbols: usize,
-    order: Option<PyReadonlyArray1<'py, u32>>,
     ts: PyReadonlyArray1<'py, i64>,
     a: PyReadonlyArray1<'py, f64>,
     b: PyReadonlyArray1<'py, f64>,
@@ -558,32 +563,109 @@ fn aggregate_bars<'py>(
 ) -> PyResult<BatchBars<'py>> {
     let rule = rule_from_args(every, ticks, volume, dollars, origin)?;
     let (codes, ts, a, b) = (values(&codes), values(&ts), values(&a), values(&b));
-    let order = order.as_ref().map(values);
-    let order = order.as_deref();
     match source {
         "trades" => {
             let (mut bars, stats) = py
-                .detach(|| aggregate::<Trades>(rule, &codes, n_symbols, &ts, &a, &b, order))
+                .detach(|| aggregate::<Trades>(rule, &codes, n_symbols, &ts, &a, &b))
                 .map_err(value_error)?;
             let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
             Ok((sym, trade_columns(py, &mut bars)?, stats_dict(py, stats)?))
         }
         "quotes" => {
             let (mut bars, stats) = py
-                .detach(|| aggregate::<Quotes>(rule, &codes, n_symbols, &ts, &a, &b, order))
+                .detach(|| aggregate::<Quotes>(rule, &codes, n_symbols, &ts, &a, &b))
                 .map_err(value_error)?;
             let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
             Ok((sym, quote_columns(py, &mut bars)?, stats_dict(py, stats)?))
         }
-        other => Err(PyValueError::new_err(format!(
-            "source must be \"trades\" or \"quotes\", got {other:?}"
-        ))),
+        other => Err(bad_source(other)),
     }
+}
+
+fn bad_source(other: &str) -> PyErr {
+    PyValueError::new_err(format!(
+        "source must be \"trades\" or \"quotes\", got {other:?}"
+    ))
+}
+
+/// Batch bars with symbols given by two hashes per row (see `bars::aggregate_hashed`); None when the
+/// hashes collide.
+#[pyfunction]
+#[pyo3(signature = (source, h1, h2, ts, a, b, *, every=None, ticks=None, volume=None, dollars=None, origin=0))]
+#[allow(clippy::too_many_arguments)]
+fn aggregate_bars_hashed<'py>(
+    py: Python<'py>,
+    source: &str,
+    h1: PyReadonlyArray1<'py, u64>,
+    h2: PyReadonlyArray1<'py, u64>,
+    ts: PyReadonlyArray1<'py, i64>,
+    a: PyReadonlyArray1<'py, f64>,
+    b: PyReadonlyArray1<'py, f64>,
+    every: Option<&Bound<'py, PyAny>>,
+    ticks: Option<i64>,
+    volume: Option<f64>,
+    dollars: Option<f64>,
+    origin: i64,
+) -> PyResult<Option<HashedBatchBars<'py>>> {
+    let rule = rule_from_args(every, ticks, volume, dollars, origin)?;
+    let (h1, h2, ts, a, b) = (
+        values(&h1),
+        values(&h2),
+        values(&ts),
+        values(&a),
+        values(&b),
+    );
+    if ts.len() != h1.len() || a.len() != h1.len() || b.len() != h1.len() || h2.len() != h1.len() {
+        return Err(PyValueError::new_err("columns differ in length"));
+    }
+    match source {
+        "trades" => match py.detach(|| aggregate_hashed::<Trades>(rule, &h1, &h2, &ts, &a, &b)) {
+            Ok(mut r) => {
+                let sym = PyArray1::from_vec(py, take(&mut r.bars.symbol));
+                let cols = trade_columns(py, &mut r.bars)?;
+                Ok(Some((
+                    sym,
+                    rows_array(py, r.first_rows),
+                    cols,
+                    stats_dict(py, r.stats)?,
+                )))
+            }
+            Err(_) => Ok(None),
+        },
+        "quotes" => match py.detach(|| aggregate_hashed::<Quotes>(rule, &h1, &h2, &ts, &a, &b)) {
+            Ok(mut r) => {
+                let sym = PyArray1::from_vec(py, take(&mut r.bars.symbol));
+                let cols = quote_columns(py, &mut r.bars)?;
+                Ok(Some((
+                    sym,
+                    rows_array(py, r.first_rows),
+                    cols,
+                    stats_dict(py, r.stats)?,
+                )))
+            }
+            Err(_) => Ok(None),
+        },
+        other => Err(bad_source(other)),
+    }
+}
+
+/// The stable permutation ordering rows by `key[symbols]` (see `bars::order_by_key`).
+#[pyfunction]
+fn bar_order<'py>(
+    py: Python<'py>,
+    symbols: PyReadonlyArray1<'py, u32>,
+    key: PyReadonlyArray1<'py, u32>,
+) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    let (s, k) = (values(&symbols), values(&key));
+    let perm = py.detach(|| order_by_key(&s, &k)).map_err(value_error)?;
+    Ok(rows_array(py, perm))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BarAggregator>()?;
     m.add_function(wrap_pyfunction!(bar_codes_from_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate_bars, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregate_bars_hashed, m)?)?;
+    m.add_function(wrap_pyfunction!(bar_order, m)?)?;
     Ok(())
 }
