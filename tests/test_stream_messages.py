@@ -8,10 +8,9 @@ import msgpack
 import orjson
 import polars as pl
 import pytest
+from hybridtrader.stream.messages import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, FrameParser
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from hybridtrader.stream.messages import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, FrameParser
 
 
 def ns(text: str) -> int:
@@ -22,14 +21,53 @@ def ns(text: str) -> int:
 
 ALPACA_FRAME = [
     {"T": "success", "msg": "authenticated"},
-    {"T": "t", "S": "AAPL", "i": 52983525029461, "x": "V", "p": 187.15, "s": 100, "c": ["@"],
-     "t": "2024-01-02T14:30:00.123456789Z", "z": "C"},
-    {"T": "t", "S": "MSFT", "i": 7, "x": "V", "p": 370, "s": 5, "c": ["@", "I"],
-     "t": "2024-01-02T14:30:01Z", "z": "C"},
-    {"T": "q", "S": "AAPL", "bx": "V", "bp": 187.1, "bs": 3, "ax": "V", "ap": 187.2, "as": 4, "c": ["R"],
-     "t": "2024-01-02T14:30:00.5Z", "z": "C"},
-    {"T": "b", "S": "AAPL", "o": 187.0, "h": 187.5, "l": 186.9, "c": 187.2, "v": 12000,
-     "t": "2024-01-02T14:30:00Z", "n": 120, "vw": 187.21},
+    {
+        "T": "t",
+        "S": "AAPL",
+        "i": 52983525029461,
+        "x": "V",
+        "p": 187.15,
+        "s": 100,
+        "c": ["@"],
+        "t": "2024-01-02T14:30:00.123456789Z",
+        "z": "C",
+    },
+    {
+        "T": "t",
+        "S": "MSFT",
+        "i": 7,
+        "x": "V",
+        "p": 370,
+        "s": 5,
+        "c": ["@", "I"],
+        "t": "2024-01-02T14:30:01Z",
+        "z": "C",
+    },
+    {
+        "T": "q",
+        "S": "AAPL",
+        "bx": "V",
+        "bp": 187.1,
+        "bs": 3,
+        "ax": "V",
+        "ap": 187.2,
+        "as": 4,
+        "c": ["R"],
+        "t": "2024-01-02T14:30:00.5Z",
+        "z": "C",
+    },
+    {
+        "T": "b",
+        "S": "AAPL",
+        "o": 187.0,
+        "h": 187.5,
+        "l": 186.9,
+        "c": 187.2,
+        "v": 12000,
+        "t": "2024-01-02T14:30:00Z",
+        "n": 120,
+        "vw": 187.21,
+    },
     {"T": "s", "S": "AAPL", "sc": "H", "sm": "Trading Halt"},
     {"T": "l", "S": "AAPL", "u": 190.0, "d": 180.0},
 ]
@@ -44,8 +82,10 @@ def test_alpaca_json_frame() -> None:
     assert trades.schema == pl.Schema(TRADE_SCHEMA)
     assert trades["symbol"].to_list() == ["AAPL", "MSFT"]
     # ns precision survives: the stdlib only has microseconds, so the last 3 digits are added by hand.
-    assert trades["ts"].dt.epoch("ns").to_list() == [ns("2024-01-02T14:30:00.123456Z") + 789,
-                                                     ns("2024-01-02T14:30:01Z")]
+    assert trades["ts"].dt.epoch("ns").to_list() == [
+        ns("2024-01-02T14:30:00.123456Z") + 789,
+        ns("2024-01-02T14:30:01Z"),
+    ]
     assert trades["price"].to_list() == [187.15, 370.0]
     assert trades["size"].to_list() == [100.0, 5.0]
     q = f.quotes.frame()
@@ -65,8 +105,18 @@ def test_alpaca_timestamp_with_offset() -> None:
 def test_alpaca_msgpack_frame_as_alpaca_py_sends_it() -> None:
     frame = [
         {"T": "t", "S": "AAPL", "p": 187.15, "s": 100, "t": msgpack.Timestamp(1704205800, 123456789)},
-        {"T": "b", "S": "AAPL", "o": 1.0, "h": 2.0, "l": 0.5, "c": 1.5, "v": 10, "n": 2, "vw": 1.2,
-         "t": msgpack.Timestamp(1704205800, 0)},
+        {
+            "T": "b",
+            "S": "AAPL",
+            "o": 1.0,
+            "h": 2.0,
+            "l": 0.5,
+            "c": 1.5,
+            "v": 10,
+            "n": 2,
+            "vw": 1.2,
+            "t": msgpack.Timestamp(1704205800, 0),
+        },
         {"T": "subscription", "trades": ["AAPL"], "quotes": [], "bars": []},
     ]
     f = FrameParser("alpaca", "msgpack").parse(msgpack.packb(frame))
@@ -79,13 +129,49 @@ def test_alpaca_msgpack_frame_as_alpaca_py_sends_it() -> None:
 def test_polygon_frame() -> None:
     frame = [
         {"ev": "status", "status": "auth_success", "message": "authenticated"},
-        {"ev": "T", "sym": "MSFT", "x": 4, "i": "12345", "z": 3, "p": 114.125, "s": 100, "c": [0, 12],
-         "t": 1536036818784, "q": 3681328},
-        {"ev": "Q", "sym": "MSFT", "bx": 4, "bp": 114.125, "bs": 100, "ax": 7, "ap": 114.128, "as": 160,
-         "c": 0, "i": [604], "t": 1536036818784, "q": 50385480, "z": 3},
-        {"ev": "AM", "sym": "GTE", "v": 4110, "av": 9470157, "op": 0.4372, "vw": 0.4488, "o": 0.4488,
-         "c": 0.4486, "h": 0.4489, "l": 0.4486, "a": 0.4352, "z": 685, "s": 1610144640000,
-         "e": 1610144700000},
+        {
+            "ev": "T",
+            "sym": "MSFT",
+            "x": 4,
+            "i": "12345",
+            "z": 3,
+            "p": 114.125,
+            "s": 100,
+            "c": [0, 12],
+            "t": 1536036818784,
+            "q": 3681328,
+        },
+        {
+            "ev": "Q",
+            "sym": "MSFT",
+            "bx": 4,
+            "bp": 114.125,
+            "bs": 100,
+            "ax": 7,
+            "ap": 114.128,
+            "as": 160,
+            "c": 0,
+            "i": [604],
+            "t": 1536036818784,
+            "q": 50385480,
+            "z": 3,
+        },
+        {
+            "ev": "AM",
+            "sym": "GTE",
+            "v": 4110,
+            "av": 9470157,
+            "op": 0.4372,
+            "vw": 0.4488,
+            "o": 0.4488,
+            "c": 0.4486,
+            "h": 0.4489,
+            "l": 0.4486,
+            "a": 0.4352,
+            "z": 685,
+            "s": 1610144640000,
+            "e": 1610144700000,
+        },
         {"ev": "LULD", "T": "MSFT"},
     ]
     f = FrameParser("polygon").parse(orjson.dumps(frame))
@@ -108,7 +194,13 @@ def test_polygon_frame() -> None:
         {"T": "t", "S": "AAPL", "p": -1.0, "s": 100, "t": "2024-01-02T14:30:00Z"},  # negative price
         {"T": "t", "S": "AAPL", "p": 1.0, "s": 0, "t": "2024-01-02T14:30:00Z"},  # zero size
         {"T": "t", "S": "", "p": 1.0, "s": 1, "t": "2024-01-02T14:30:00Z"},  # no symbol
-        {"T": "t", "S": "AAPL", "p": float("nan"), "s": 1, "t": "2024-01-02T14:30:00Z"},  # NaN -> null in JSON
+        {
+            "T": "t",
+            "S": "AAPL",
+            "p": float("nan"),
+            "s": 1,
+            "t": "2024-01-02T14:30:00Z",
+        },  # NaN -> null in JSON
         {"S": "AAPL"},  # no type
         ["not", "an", "object"],
         17,
@@ -149,8 +241,15 @@ _trade = st.fixed_dictionaries(
     }
 )
 _junk = st.one_of(
-    st.fixed_dictionaries({"T": st.just("t"), "S": st.just("X"), "p": st.text(max_size=3), "s": st.integers(1, 9),
-                           "t": st.integers(0, 10**18)}),
+    st.fixed_dictionaries(
+        {
+            "T": st.just("t"),
+            "S": st.just("X"),
+            "p": st.text(max_size=3),
+            "s": st.integers(1, 9),
+            "t": st.integers(0, 10**18),
+        }
+    ),
     st.fixed_dictionaries({"T": st.sampled_from(["s", "l", "n", "zz"])}),
     st.integers(-(2**63), 2**63 - 1),
     st.none(),

@@ -1,6 +1,7 @@
 """hybridtrader: algorithmic trading for US equities with Rust hot paths and Polars orchestration."""
 
-from hybridtrader._core import __version__
+from hybridtrader._core import BarAggregator, __version__
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
+from hybridtrader.stream import StreamingAdapter
 
-__all__ = ["RateLimitError", "RateLimiter", "__version__"]
+__all__ = ["BarAggregator", "RateLimitError", "RateLimiter", "StreamingAdapter", "__version__"]

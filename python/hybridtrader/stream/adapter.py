@@ -118,7 +118,7 @@ class StreamingAdapter:
             raise ValueError(f"clock: expected 'wall', None or a callable returning UTC ns, got {clock!r}")
         self._clock: Clock | None = clock
         self._rest = rest
-        self._agg = BarAggregator(self.every)
+        self._agg = BarAggregator(every=self.every)
         self._seq = BarSequencer(self.every_ns)
         self._subs = Subscriptions()
         ds = self.config.alpaca.data_sources
@@ -176,7 +176,10 @@ class StreamingAdapter:
 
     # --------------------------------------------------------------------------- connections
     async def connect_alpaca(
-        self, feed: Literal["iex", "sip", "delayed_sip", "test"] = "iex", *, url: str | None = None,
+        self,
+        feed: Literal["iex", "sip", "delayed_sip", "test"] = "iex",
+        *,
+        url: str | None = None,
         encoding: Encoding = "json",
     ) -> None:
         """Connect (and authenticate) to the Alpaca stream `/v2/{feed}`; `url` overrides alpaca.stream_url."""
@@ -217,9 +220,9 @@ class StreamingAdapter:
             del self._sources[name]
             await conn.close()
             raise
-        if self._active is None or self._rank(name) < self._rank(self._active) and not self._sources[
-            self._active
-        ].live:
+        if self._active is None or (
+            self._rank(name) < self._rank(self._active) and not self._sources[self._active].live
+        ):
             self._active = name
 
     def _rank(self, name: str) -> int:
@@ -245,11 +248,13 @@ class StreamingAdapter:
     async def unsubscribe_bars(self, symbols: Iterable[str]) -> None:
         await self._change("unsubscribe", "bars", symbols)
 
-    async def _change(self, action: Literal["subscribe", "unsubscribe"], channel: Channel, symbols: Iterable[str]) -> None:
+    async def _change(
+        self, action: Literal["subscribe", "unsubscribe"], channel: Channel, symbols: Iterable[str]
+    ) -> None:
         if isinstance(symbols, str):
             symbols = [symbols]
         syms = [s.strip().upper() for s in symbols]
-        bad = [s for s in syms if not s or not s.replace(".", "").replace("/", "").isalnum() and s != "*"]
+        bad = [s for s in syms if not s or (not s.replace(".", "").replace("/", "").isalnum() and s != "*")]
         if bad or not syms:
             raise ValueError(f"symbols: expected ticker symbols, got {list(symbols)!r}")
         current = self._subs.get(channel)
@@ -261,7 +266,7 @@ class StreamingAdapter:
         else:
             current.difference_update(delta)
         if action == "subscribe" and channel == "trades" and delta and self._clock is not None:
-            # New symbols join mid-bar: their first bar would miss ticks, so it is rebuilt from REST like a gap.
+            # New symbols join mid-bar: their first bar would miss ticks; it is rebuilt from REST like a gap.
             self._seq.open_gap(self.now_ns())
         for conn in self._sources.values():
             await conn.update(action, change)
@@ -397,8 +402,11 @@ class StreamingAdapter:
         silent_for = now - max(active.last_data_ns, active.live_since_ns) if active.live else 0
         flaps = sum(1 for t in active.drop_times if now - t < stale_ns)
         if down_for >= stale_ns or silent_for >= stale_ns or flaps >= self.cfg.flap_drops:
-            why = (f"{flaps} drops within {self.cfg.stale_after_s:g}s" if flaps >= self.cfg.flap_drops
-                   else f"{'down' if down_for else 'silent'} for {max(down_for, silent_for) / 1e9:.1f}s")
+            why = (
+                f"{flaps} drops within {self.cfg.stale_after_s:g}s"
+                if flaps >= self.cfg.flap_drops
+                else f"{'down' if down_for else 'silent'} for {max(down_for, silent_for) / 1e9:.1f}s"
+            )
             for name in ranked:
                 if name != active.name and self._healthy(self._sources[name], now, stale_ns):
                     self._switch(name, f"{active.name} {why}")
@@ -460,7 +468,9 @@ class StreamingAdapter:
             gap.attempts += 1
             self.counts["backfill_failures"] += 1
             delay = backoff_delay(gap.attempts, self.cfg.backoff, _RNG)
-            log.warning("backfill of %s..%s failed (%s); retrying in %.1fs", _utc(gap.first), _utc(gap.last), e, delay)
+            log.warning(
+                "backfill of %s..%s failed (%s); retrying in %.1fs", _utc(gap.first), _utc(gap.last), e, delay
+            )
             self._backfill_retry_at = time.monotonic() + delay
             return
         finally:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidHandshake, WebSocketException
+from websockets.exceptions import WebSocketException
 
 from hybridtrader.config import BackoffConfig, StreamConfig
 from hybridtrader.stream.messages import Frame
@@ -91,7 +91,7 @@ class Connection:
 
     async def wait_live(self, timeout: float) -> None:
         """Wait until authenticated and subscribed. Raises AuthError, ConnectionLimitError (the first attempt
-        was refused for the connection limit: the caller decides whether to wait that long) or TimeoutError."""
+        was refused for the connection limit: the caller decides whether to wait so long) or TimeoutError."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not self._live.is_set():
@@ -101,7 +101,9 @@ class Connection:
                 raise self.last_error
             if loop.time() >= deadline:
                 why = f" (last error: {self.last_error})" if self.last_error else ""
-                raise TimeoutError(f"{self.name}: not connected to {self.protocol.url} after {timeout:g}s{why}")
+                raise TimeoutError(
+                    f"{self.name}: not connected to {self.protocol.url} after {timeout:g}s{why}"
+                )
             await asyncio.sleep(0.02)
 
     @property
@@ -166,7 +168,10 @@ class Connection:
                     log.warning("%s: connection lost: %s", self.name, e or type(e).__name__)
             if self._closing.is_set():
                 break
-            was_up = self.live_since_ns and time.perf_counter_ns() - self.live_since_ns >= cfg.backoff.reset_after_s * 1e9
+            was_up = (
+                self.live_since_ns
+                and time.perf_counter_ns() - self.live_since_ns >= cfg.backoff.reset_after_s * 1e9
+            )
             if self.state == "live":
                 self.drops += 1
                 self.drop_times.append(time.perf_counter_ns())
@@ -265,6 +270,8 @@ class Connection:
         while True:
             await asyncio.sleep(step)
             if time.perf_counter_ns() - self.last_frame_ns > limit:
-                log.warning("%s: no frame for %.1fs; dropping the socket", self.name, self._cfg.read_timeout_s)
+                log.warning(
+                    "%s: no frame for %.1fs; dropping the socket", self.name, self._cfg.read_timeout_s
+                )
                 ws.transport.abort()
                 return

@@ -191,7 +191,9 @@ def _spec(kind: str, provider: Provider, encoding: Encoding) -> Spec:
 
 
 def _convert(msgs: list[dict[str, Any]], spec: Spec) -> dict[str, Any]:
-    return {col: conv([m.get(key) if conv is _optional_ints else m[key] for m in msgs]) for col, key, conv in spec}
+    return {
+        col: conv([m.get(key) if conv is _optional_ints else m[key] for m in msgs]) for col, key, conv in spec
+    }
 
 
 def _valid_rows(data: dict[str, Any], kind: str) -> np.ndarray:
@@ -210,7 +212,9 @@ def _valid_rows(data: dict[str, Any], kind: str) -> np.ndarray:
     return ok & (data["high"] >= data["low"]) & np.isfinite(data["volume"]) & (data["volume"] >= 0)
 
 
-def _extract(msgs: list[dict[str, Any]], kind: str, spec: Spec, schema: dict[str, pl.DataType]) -> tuple[Columns, int]:
+def _extract(
+    msgs: list[dict[str, Any]], kind: str, spec: Spec, schema: dict[str, pl.DataType]
+) -> tuple[Columns, int]:
     """Columns of the well-formed messages and the number of malformed ones."""
     try:
         data = _convert(msgs, spec)

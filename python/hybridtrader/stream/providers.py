@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgpack
 import orjson
@@ -73,7 +73,9 @@ class StreamProtocol(ABC):
         """See the concrete providers."""
 
     @abstractmethod
-    def subscription(self, action: Literal["subscribe", "unsubscribe"], subs: Subscriptions) -> dict[str, Any]:
+    def subscription(
+        self, action: Literal["subscribe", "unsubscribe"], subs: Subscriptions
+    ) -> dict[str, Any]:
         """See the concrete providers."""
 
     @abstractmethod
@@ -99,7 +101,9 @@ class AlpacaProtocol(StreamProtocol):
     def auth(self) -> dict[str, Any]:
         return {"action": "auth", "key": self._key, "secret": self._secret}
 
-    def subscription(self, action: Literal["subscribe", "unsubscribe"], subs: Subscriptions) -> dict[str, Any]:
+    def subscription(
+        self, action: Literal["subscribe", "unsubscribe"], subs: Subscriptions
+    ) -> dict[str, Any]:
         return {"action": action, **{c: sorted(subs.get(c)) for c in CHANNELS}}
 
     def is_connected(self, msg: dict[str, Any]) -> bool:
@@ -127,7 +131,7 @@ def alpaca_error(msg: dict[str, Any]) -> StreamError:
 
 class PolygonProtocol(StreamProtocol):
     provider: Provider = "polygon"
-    _PREFIX = {"trades": "T", "quotes": "Q", "bars": "AM"}
+    _PREFIX: ClassVar[dict[str, str]] = {"trades": "T", "quotes": "Q", "bars": "AM"}
 
     def __init__(self, url: str, key: str) -> None:
         super().__init__(url, "json")
@@ -136,7 +140,9 @@ class PolygonProtocol(StreamProtocol):
     def auth(self) -> dict[str, Any]:
         return {"action": "auth", "params": self._key}
 
-    def subscription(self, action: Literal["subscribe", "unsubscribe"], subs: Subscriptions) -> dict[str, Any]:
+    def subscription(
+        self, action: Literal["subscribe", "unsubscribe"], subs: Subscriptions
+    ) -> dict[str, Any]:
         topics = [f"{self._PREFIX[c]}.{s}" for c in CHANNELS for s in sorted(subs.get(c))]
         return {"action": action, "params": ",".join(topics)}
 

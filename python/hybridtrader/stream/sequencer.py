@@ -54,7 +54,11 @@ class BarSequencer:
         """A break began after a tick at `last_tick_ts` (or the moment streaming began, if none)."""
         first = self.floor(last_tick_ts)
         prev = self.gaps[-1] if self.gaps else None
-        if prev is not None and not prev.fetching and (prev.last is None or prev.last >= first - self.every_ns):
+        if (
+            prev is not None
+            and not prev.fetching
+            and (prev.last is None or prev.last >= first - self.every_ns)
+        ):
             # Overlaps or touches the previous gap: one backfill covers both.
             prev.last = None
             prev.first = min(prev.first, first)
