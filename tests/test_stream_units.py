@@ -166,11 +166,11 @@ def test_quote_queue_drops_oldest_and_trade_queue_pushes_back() -> None:
 def test_handlers_sync_async_several_and_a_raising_one() -> None:
     calls: list[str] = []
 
-    async def main() -> Handlers:
+    async def main() -> tuple[Handlers, LatencyRecord]:
         h = Handlers("trade")
         h.add(lambda x: calls.append(f"sync {x}"))
 
-        async def coro(x: int) -> None:
+        async def coro(x: list[int]) -> None:
             await asyncio.sleep(0)
             calls.append(f"async {x}")
 
@@ -178,16 +178,19 @@ def test_handlers_sync_async_several_and_a_raising_one() -> None:
         h.add(lambda x: 1 / 0)
         q: BlockingQueue[tuple[int | None, int]] = BlockingQueue(8)
         lat = LatencyRecord(16)
-        for i in range(3):
-            await q.put((i, 1))
-        await q.put(STOP)
-        await pump(q, h, lat)
-        assert lat.percentiles_us()[0] is not None
-        return h
+        task = asyncio.ensure_future(pump(q, h, lat, list))
+        await q.put((0, 1))
+        await asyncio.sleep(0.01)  # handled alone
+        for i in (1, 2):  # queued up while the pump is not looking: merged into one call
+            q.put_nowait((i, 1))
+        q.put_nowait(STOP)
+        await task
+        return h, lat
 
-    h = asyncio.run(main())
-    assert calls == ["sync 0", "async 0", "sync 1", "async 1", "sync 2", "async 2"]
-    assert h.errors == 3 and h.calls == 9
+    h, lat = asyncio.run(main())
+    assert calls == ["sync [0]", "async [0]", "sync [1, 2]", "async [1, 2]"]
+    assert h.errors == 2 and h.calls == 6
+    assert lat.percentiles_us()[0] is not None
 
 
 def test_latency_percentiles() -> None:

@@ -91,6 +91,10 @@ def _utc(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
 
 
+def _frame_of_columns(parts: list[Columns]) -> pl.DataFrame:
+    return Columns.concat(parts).frame()
+
+
 class StreamingAdapter:
     """Streams trades and quotes from Alpaca and/or Polygon into bars. Use from one asyncio loop."""
 
@@ -137,6 +141,7 @@ class StreamingAdapter:
         self._backfill_task: asyncio.Task[None] | None = None
         self._backfill_retry_at = 0.0
         self._max_ts = 0  # newest tick timestamp fed to the aggregator
+        self._completed: list[pl.DataFrame] = []  # bars completed by ticks, sequenced at the next timer tick
         self._started_ns = 0
         self._rate: deque[tuple[int, int]] = deque()
         self._closed = False
@@ -310,7 +315,8 @@ class StreamingAdapter:
             if mx > self._max_ts:
                 self._max_ts = mx
             if len(bars):
-                await self._emit(self._seq.stream_bars(bars))
+                # Sequenced with the timer's flush: one batch of Polars work per tick instead of per frame.
+                self._completed.append(bars)
             if self._handlers["trade"]:
                 await self._trade_q.put((tr, recv_ns))
         if frame.quotes is not None:
@@ -354,11 +360,12 @@ class StreamingAdapter:
             return
         loop = asyncio.get_running_loop()
         self._started_ns = time.perf_counter_ns()
+        ticks = _frame_of_columns
         self._pumps = [
-            loop.create_task(pump(self._trade_q, self._handlers["trade"], self._latency, Columns.frame)),
-            loop.create_task(pump(self._quote_q, self._handlers["quote"], self._latency, Columns.frame)),
-            loop.create_task(pump(self._bar_q, self._handlers["bar"], None)),
-            loop.create_task(pump(self._pbar_q, self._handlers["provider_bar"], None, Columns.frame)),
+            loop.create_task(pump(self._trade_q, self._handlers["trade"], self._latency, ticks)),
+            loop.create_task(pump(self._quote_q, self._handlers["quote"], self._latency, ticks)),
+            loop.create_task(pump(self._bar_q, self._handlers["bar"], None, pl.concat)),
+            loop.create_task(pump(self._pbar_q, self._handlers["provider_bar"], None, ticks)),
         ]
         self._tasks = [loop.create_task(self._timer(), name="stream-timer")]
 
@@ -384,6 +391,9 @@ class StreamingAdapter:
         if until_ns <= 0:
             return
         bars = self._agg.flush(until_ns)
+        if self._completed:
+            bars = pl.concat([*self._completed, bars])
+            self._completed.clear()
         if len(bars) or self._seq.gaps:
             await self._emit(self._seq.stream_bars(bars))
 

@@ -51,6 +51,9 @@ class DropOldestQueue(Generic[T]):
             await self._ready.wait()
         return self._items.popleft()
 
+    def get_nowait(self) -> T:
+        return self._items.popleft()
+
     def qsize(self) -> int:
         return len(self._items)
 
@@ -130,16 +133,30 @@ STOP = (None, 0)  # put last into a queue: its pump returns once everything befo
 
 
 async def pump(
-    queue: Any, handlers: Handlers, latency: LatencyRecord | None, convert: Callable[[Any], Any] | None = None
+    queue: Any,
+    handlers: Handlers,
+    latency: LatencyRecord | None,
+    merge: Callable[[list[Any]], Any],
+    max_batch: int = 256,
 ) -> None:
-    """Take (payload, recv_ns) items from `queue` and hand them to `handlers` until STOP. `recv_ns` is when
-    the frame came off the socket (perf_counter_ns), so the recorded latency includes the queue wait."""
+    """Hand (payload, recv_ns) items from `queue` to `handlers` until STOP. Whatever has queued up while the
+    handlers were busy is merged into one call (up to `max_batch` items): one frame when the handlers keep
+    up, fewer and larger calls instead of a growing backlog when they do not. `recv_ns` is when the frame
+    came off the socket (perf_counter_ns): the recorded latency includes the wait in the queue."""
     perf = time.perf_counter_ns
     while True:
-        payload, recv_ns = await queue.get()
-        if payload is None:
+        items = [await queue.get()]
+        while len(items) < max_batch and queue.qsize():
+            items.append(queue.get_nowait())
+        stop = items[-1][0] is None
+        if stop:
+            items.pop()
+        if items:
+            payload = merge([p for p, _ in items])
+            if latency is not None:
+                now = perf()
+                for _, recv_ns in items:
+                    latency.add(now - recv_ns)
+            await handlers.call(payload)
+        if stop:
             return
-        item = convert(payload) if convert is not None else payload
-        if latency is not None and recv_ns:
-            latency.add(perf() - recv_ns)
-        await handlers.call(item)

@@ -14,6 +14,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal
 
 import msgpack
@@ -70,6 +71,18 @@ class Columns:
         return pl.DataFrame(cols)
 
     @classmethod
+    def concat(cls, parts: list[Columns]) -> Columns:
+        if len(parts) == 1:
+            return parts[0]
+        data: dict[str, Any] = {}
+        for k in parts[0].data:
+            if k == "symbol":
+                data[k] = [s for p in parts for s in p.data[k]]
+            else:
+                data[k] = np.concatenate([p.data[k] for p in parts])
+        return cls(parts[0].schema, data)
+
+    @classmethod
     def empty(cls, schema: dict[str, pl.DataType]) -> Columns:
         return cls(schema, {k: [] if k == "symbol" else np.empty(0, _np_dtype(d)) for k, d in schema.items()})
 
@@ -97,7 +110,7 @@ class Frame:
 
 
 def _symbols(values: list[Any]) -> list[str]:
-    if not all(type(v) is str and v for v in values):
+    if set(map(type, values)) != {str} or "" in values:
         raise TypeError("symbol must be a non-empty string")
     return values
 
@@ -125,7 +138,7 @@ def _optional_ints(values: list[Any]) -> np.ndarray:
 
 def _rfc3339_ns(values: list[Any]) -> np.ndarray:
     """Alpaca JSON timestamps ("2024-01-02T14:30:00.123456789Z") -> int64 ns since the epoch, UTC."""
-    if all(type(v) is str and v[-1:] == "Z" for v in values):
+    if set(map(type, values)) == {str} and all(map(str.endswith, values, repeat("Z"))):
         # numpy parses ISO 8601 at ~0.1 us a value; the UTC designator is stripped because numpy has no zones.
         return np.array([v[:-1] for v in values], dtype="datetime64[ns]").view(np.int64)
     # Explicit offsets ("+00:00"): slower, zone-aware parse. Raises on anything that is not a timestamp.
@@ -276,6 +289,17 @@ class FrameParser:
         except orjson.JSONDecodeError as e:
             raise ValueError(f"bad JSON frame: {e}") from None
 
+    def _one_kind(self, payload: list[Any]) -> dict[str, list[dict[str, Any]]]:
+        """The usual data frame holds messages of one kind only: group it without a per-message loop."""
+        try:
+            types = {m[self._type_key] for m in payload}
+        except (TypeError, KeyError):
+            return {}
+        if len(types) != 1:
+            return {}
+        kind = self._kinds.get(types.pop())
+        return {kind: payload} if kind is not None else {}
+
     def parse(self, raw: bytes | str) -> Frame:
         out = Frame()
         try:
@@ -291,9 +315,9 @@ class FrameParser:
             out.messages = 1
             return out
         out.messages = len(payload)
-        groups: dict[str, list[dict[str, Any]]] = {}
         key, kinds, control = self._type_key, self._kinds, self._control
-        for m in payload:
+        groups = self._one_kind(payload)
+        for m in () if groups else payload:
             if type(m) is not dict:
                 out.malformed += 1
                 continue

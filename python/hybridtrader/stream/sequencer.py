@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from hybridtrader.stream.messages import BAR_SCHEMA
@@ -94,23 +95,25 @@ class BarSequencer:
         return mask
 
     def _dedupe(self, bars: pl.DataFrame) -> pl.DataFrame:
-        """Keep bars later than the last emitted of their symbol; update the per-symbol high marks."""
+        """Keep bars later than the last emitted of their symbol; update the per-symbol high marks.
+        Bar batches are small (a few per symbol), so a plain loop beats building a join per batch."""
         if bars.is_empty():
             return bars
         bars = bars.sort("ts", "symbol")
-        last = pl.DataFrame(
-            {"symbol": list(self._last), "_last": list(self._last.values())},
-            schema={"symbol": pl.Utf8, "_last": pl.Int64},
-        )
-        j = bars.join(last, on="symbol", how="left", maintain_order="left")
-        keep = j["_last"].is_null() | (j["ts"].dt.epoch("ns") > j["_last"])
-        n_drop = len(bars) - int(keep.sum())
-        self.duplicates += n_drop
-        out = bars.filter(keep) if n_drop else bars
-        if not out.is_empty():
-            for sym, ts in out.group_by("symbol").agg(pl.col("ts").max().dt.epoch("ns")).iter_rows():
-                self._last[sym] = ts
-        return out
+        last = self._last
+        keep = np.ones(len(bars), dtype=bool)
+        for i, (sym, ts) in enumerate(
+            zip(bars["symbol"].to_list(), bars["ts"].dt.epoch("ns").to_list(), strict=True)
+        ):
+            prev = last.get(sym)
+            if prev is not None and ts <= prev:
+                keep[i] = False
+            else:
+                last[sym] = ts
+        if keep.all():
+            return bars
+        self.duplicates += int((~keep).sum())
+        return bars.filter(pl.Series(keep))
 
     def stream_bars(self, bars: pl.DataFrame, partial: bool = False) -> pl.DataFrame:
         """Bars from the aggregator (schema BAR_SCHEMA) -> the bars to emit now, in (ts, symbol) order."""
