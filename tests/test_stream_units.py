@@ -13,7 +13,7 @@ from hybridtrader.config import BackoffConfig
 from hybridtrader.stream import parse_every
 from hybridtrader.stream.connection import backoff_delay
 from hybridtrader.stream.dispatch import STOP, BlockingQueue, DropOldestQueue, Handlers, LatencyRecord, pump
-from hybridtrader.stream.messages import BAR_SCHEMA
+from hybridtrader.stream.messages import BAR_SCHEMA, Columns
 from hybridtrader.stream.sequencer import BarSequencer
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,7 +39,8 @@ def bars(rows: list[tuple[str, int]], price: float = 10.0) -> pl.DataFrame:
     ).with_columns(pl.col("ts").cast(BAR_SCHEMA["ts"]))
 
 
-def keys(frame: pl.DataFrame) -> list[tuple[str, int, bool]]:
+def keys(cols: Columns) -> list[tuple[str, int, bool]]:
+    frame = cols.frame()
     return [
         (s, t // MIN, b)
         for s, t, b in frame.select("symbol", pl.col("ts").dt.epoch("ns"), "backfilled").rows()
@@ -48,17 +49,17 @@ def keys(frame: pl.DataFrame) -> list[tuple[str, int, bool]]:
 
 def test_sequencer_replaces_the_bars_of_a_gap_and_holds_later_bars() -> None:
     seq = BarSequencer(MIN)
-    assert keys(seq.stream_bars(bars([("A", 0), ("B", 0)]))) == [("A", 0, False), ("B", 0, False)]
+    assert keys(seq.stream_bars([bars([("A", 0), ("B", 0)])])) == [("A", 0, False), ("B", 0, False)]
     seq.open_gap(1 * MIN + 5)  # last tick seen at minute 1 (+5 ns): minute 1 onwards is suspect
     assert seq.open
-    assert seq.stream_bars(bars([("A", 1)])).is_empty()  # tainted: dropped
+    assert len(seq.stream_bars([bars([("A", 1)])])) == 0  # tainted: dropped
     seq.close_gap(3 * MIN + 7)  # ticks again from minute 3
     assert seq.due(4 * MIN - 1, 0) is None  # minute 3 is still running
     assert seq.due(4 * MIN + 10, 20) is None  # ended, but within the watermark
     gap = seq.due(4 * MIN, 0)
     assert gap is not None and (gap.first, gap.last) == (1 * MIN, 3 * MIN)
     # Minute 3 from the stream is tainted; minute 4 is fine but must wait behind the backfill.
-    assert seq.stream_bars(bars([("A", 3), ("A", 4), ("B", 4)])).is_empty()
+    assert len(seq.stream_bars([bars([("A", 3), ("A", 4), ("B", 4)])])) == 0
     rest = bars([("A", 0), ("A", 1), ("A", 2), ("B", 2), ("A", 3), ("A", 5)], price=11.0)
     out = seq.backfilled(gap, rest)
     # REST's minute 0 was delivered already, minute 5 is outside the gap: neither is emitted.
@@ -75,8 +76,8 @@ def test_sequencer_replaces_the_bars_of_a_gap_and_holds_later_bars() -> None:
 
 def test_sequencer_drops_duplicates_and_merges_touching_gaps() -> None:
     seq = BarSequencer(MIN)
-    seq.stream_bars(bars([("A", 0)]))
-    assert seq.stream_bars(bars([("A", 0)])).is_empty() and seq.duplicates == 1
+    seq.stream_bars([bars([("A", 0)])])
+    assert len(seq.stream_bars([bars([("A", 0)])])) == 0 and seq.duplicates == 1
     seq.open_gap(2 * MIN)
     seq.close_gap(3 * MIN)
     seq.open_gap(4 * MIN)  # touches the previous gap (minute 3 is its last): one gap from 2 on
@@ -99,7 +100,7 @@ def test_sequencer_never_emits_a_bar_twice_or_out_of_order(
     """Whatever the order of breaks, stream bars and backfills, each (symbol, ts) is emitted at most once
     and each symbol's bars come out in increasing time."""
     seq = BarSequencer(MIN)
-    emitted: list[pl.DataFrame] = []
+    emitted: list[Columns] = []
     minute = 0
     for op, k in ops:
         if op == "gap":
@@ -109,14 +110,14 @@ def test_sequencer_never_emits_a_bar_twice_or_out_of_order(
                 seq.open_gap(minute * MIN)
         elif op == "bars":
             rows = [(s, minute) for s in ("A", "B") if rng.random() < 0.8]
-            emitted.append(seq.stream_bars(bars(rows)))
+            emitted.append(seq.stream_bars([bars(rows)]))
             minute += 1 + k % 2
         elif (gap := seq.due(minute * MIN, 0)) is not None:
             emitted.append(
                 seq.backfilled(gap, bars([(s, m) for s in ("A", "B") for m in range(0, minute + 2)]))
             )
     emitted.append(seq.drain())
-    out = pl.concat(emitted)
+    out = Columns.concat(emitted).frame()
     assert out.select("symbol", "ts").is_duplicated().sum() == 0
     for _, g in out.group_by("symbol"):
         ts = g["ts"].to_list()

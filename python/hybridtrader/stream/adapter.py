@@ -328,13 +328,13 @@ class StreamingAdapter:
             if self._handlers["provider_bar"]:
                 await self._pbar_q.put((frame.bars, recv_ns))
 
-    async def _emit(self, bars: pl.DataFrame) -> None:
-        if bars.is_empty():
+    async def _emit(self, bars: Columns) -> None:
+        if not len(bars):
             return
         c = self.counts
         c["bars"] += len(bars)
-        c["bars_backfilled"] += int(bars["backfilled"].sum())
-        c["bars_partial"] += int(bars["partial"].sum())
+        c["bars_backfilled"] += int(bars.data["backfilled"].sum())
+        c["bars_partial"] += int(bars.data["partial"].sum())
         if self._handlers["bar"]:
             await self._bar_q.put((bars, 0))
 
@@ -360,11 +360,11 @@ class StreamingAdapter:
             return
         loop = asyncio.get_running_loop()
         self._started_ns = time.perf_counter_ns()
-        ticks = _frame_of_columns
+        ticks = _frame_of_columns  # trades, quotes and bars alike travel as numpy columns
         self._pumps = [
             loop.create_task(pump(self._trade_q, self._handlers["trade"], self._latency, ticks)),
             loop.create_task(pump(self._quote_q, self._handlers["quote"], self._latency, ticks)),
-            loop.create_task(pump(self._bar_q, self._handlers["bar"], None, pl.concat)),
+            loop.create_task(pump(self._bar_q, self._handlers["bar"], None, ticks)),
             loop.create_task(pump(self._pbar_q, self._handlers["provider_bar"], None, ticks)),
         ]
         self._tasks = [loop.create_task(self._timer(), name="stream-timer")]
@@ -390,12 +390,12 @@ class StreamingAdapter:
     async def _flush(self, until_ns: int) -> None:
         if until_ns <= 0:
             return
-        bars = self._agg.flush(until_ns)
-        if self._completed:
-            bars = pl.concat([*self._completed, bars])
-            self._completed.clear()
-        if len(bars) or self._seq.gaps:
-            await self._emit(self._seq.stream_bars(bars))
+        frames, self._completed = self._completed, []
+        flushed = self._agg.flush(until_ns)
+        if flushed.height:
+            frames.append(flushed)
+        if frames:
+            await self._emit(self._seq.stream_bars(frames))
 
     # ----------------------------------------------------------------------------- failover
     def _healthy(self, conn: Connection, now: int, stale_ns: int) -> bool:
@@ -510,7 +510,7 @@ class StreamingAdapter:
                 if gap.last >= gap.first:
                     await self._backfill(gap)
             await self._emit(self._seq.drain())
-            await self._emit(self._seq.stream_bars(self._agg.close(), partial=True))
+            await self._emit(self._seq.stream_bars([self._agg.close()], partial=True))
         for q in (self._trade_q, self._bar_q, self._pbar_q):
             await q.put(STOP)
         self._quote_q.put_nowait(STOP)

@@ -70,6 +70,16 @@ class Columns:
                 cols[name] = pl.Series(name, v, dtype=dtype)
         return pl.DataFrame(cols)
 
+    def take(self, idx: np.ndarray) -> Columns:
+        """The rows at `idx` (integer positions or a boolean mask), in that order."""
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        sym = self.data["symbol"]
+        return Columns(
+            self.schema,
+            {k: [sym[i] for i in idx.tolist()] if k == "symbol" else v[idx] for k, v in self.data.items()},
+        )
+
     @classmethod
     def concat(cls, parts: list[Columns]) -> Columns:
         if len(parts) == 1:
@@ -88,6 +98,8 @@ class Columns:
 
 
 def _np_dtype(d: pl.DataType) -> type:
+    if d == pl.Boolean:
+        return np.bool_
     return np.int64 if d in (TS, pl.Int64) else np.float64
 
 

@@ -6,6 +6,9 @@ bars built from the stream for those intervals are dropped and replaced by the p
 fetched once the last tainted interval has closed (plus the watermark) and flagged `backfilled`. Stream
 bars after a pending gap wait until its backfill is merged so the per-symbol order holds. Every bar is
 emitted at most once per (symbol, ts).
+
+Bars are handled as numpy columns (`Columns`): the batches are small and frequent, and per-call Polars
+overhead would dominate; a Polars frame is built once, when a batch is handed to the handlers.
 """
 
 from __future__ import annotations
@@ -15,13 +18,30 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from hybridtrader.stream.messages import BAR_SCHEMA
+from hybridtrader.stream.messages import BAR_SCHEMA, TS, Columns
 
 OUT_SCHEMA = {**BAR_SCHEMA, "partial": pl.Boolean, "backfilled": pl.Boolean}
+_FLOATS = ("open", "high", "low", "close", "volume", "vwap")
 
 
-def empty_bars() -> pl.DataFrame:
-    return pl.DataFrame(schema=OUT_SCHEMA)
+def empty_bars() -> Columns:
+    return Columns.empty(OUT_SCHEMA)
+
+
+def bar_columns(frame: pl.DataFrame, partial: bool = False, backfilled: bool = False) -> Columns:
+    """A frame in the bar schema (from the aggregator or REST) as columns with the two flags."""
+    n = frame.height
+    if frame.schema["ts"] != TS:
+        frame = frame.with_columns(pl.col("ts").cast(TS))
+    data = {
+        "symbol": frame.get_column("symbol").to_list(),
+        "ts": frame.get_column("ts").to_numpy().view(np.int64),
+        **{c: frame.get_column(c).to_numpy().astype(np.float64, copy=False) for c in _FLOATS},
+        "trades": frame.get_column("trades").fill_null(-1).to_numpy().astype(np.int64, copy=False),
+        "partial": np.full(n, partial),
+        "backfilled": np.full(n, backfilled),
+    }
+    return Columns(OUT_SCHEMA, data)
 
 
 @dataclass
@@ -34,15 +54,12 @@ class Gap:
     attempts: int = 0
     fetching: bool = False  # its REST request is in flight: a new break opens a new gap
 
-    def covers(self, ts: int) -> bool:
-        return ts >= self.first and (self.last is None or ts <= self.last)
-
 
 class BarSequencer:
     def __init__(self, every_ns: int) -> None:
         self.every_ns = every_ns
-        self.gaps: list[Gap] = []  # ordered, disjoint
-        self._held: list[pl.DataFrame] = []  # stream bars waiting behind a gap's backfill
+        self.gaps: list[Gap] = []  # ordered
+        self._held: list[Columns] = []  # stream bars waiting behind a gap's backfill
         self._last: dict[str, int] = {}  # last emitted bar start per symbol
         self.duplicates = 0  # bars not emitted because (symbol, ts) had been emitted already
         self.tainted = 0  # stream bars dropped because they fell into a gap
@@ -84,78 +101,60 @@ class BarSequencer:
         return None
 
     # -------------------------------------------------------------------------------------- merge
-    def _tainted(self, ts: pl.Series) -> pl.Series:
-        mask = pl.Series([False] * len(ts))
-        phys = ts.dt.epoch("ns")
-        for g in self.gaps:
-            m = phys >= g.first
-            if g.last is not None:
-                m = m & (phys <= g.last)
-            mask = mask | m
-        return mask
-
-    def _dedupe(self, bars: pl.DataFrame) -> pl.DataFrame:
-        """Keep bars later than the last emitted of their symbol; update the per-symbol high marks.
-        Bar batches are small (a few per symbol), so a plain loop beats building a join per batch."""
-        if bars.is_empty():
+    def _dedupe(self, bars: Columns) -> Columns:
+        """In (ts, symbol) order, keep the bars later than the last emitted of their symbol."""
+        n = len(bars)
+        if n == 0:
             return bars
-        bars = bars.sort("ts", "symbol")
-        last = self._last
-        keep = np.ones(len(bars), dtype=bool)
-        for i, (sym, ts) in enumerate(
-            zip(bars["symbol"].to_list(), bars["ts"].dt.epoch("ns").to_list(), strict=True)
-        ):
-            prev = last.get(sym)
-            if prev is not None and ts <= prev:
-                keep[i] = False
-            else:
-                last[sym] = ts
-        if keep.all():
-            return bars
-        self.duplicates += int((~keep).sum())
-        return bars.filter(pl.Series(keep))
+        sym, ts = bars.data["symbol"], bars.data["ts"].tolist()
+        order = sorted(range(n), key=lambda i: (ts[i], sym[i]))
+        keep, last = [], self._last
+        for i in order:
+            prev = last.get(sym[i])
+            if prev is None or ts[i] > prev:
+                last[sym[i]] = ts[i]
+                keep.append(i)
+        self.duplicates += n - len(keep)
+        return bars.take(np.array(keep, dtype=np.int64))
 
-    def stream_bars(self, bars: pl.DataFrame, partial: bool = False) -> pl.DataFrame:
-        """Bars from the aggregator (schema BAR_SCHEMA) -> the bars to emit now, in (ts, symbol) order."""
-        if bars.is_empty() and not self._held:
+    def stream_bars(self, frames: list[pl.DataFrame], partial: bool = False) -> Columns:
+        """Bar frames from the aggregator (BAR_SCHEMA) -> the bars to emit now, in (ts, symbol) order."""
+        parts = [bar_columns(f, partial=partial) for f in frames if f.height]
+        if not parts and not self._held:
             return empty_bars()
-        bars = bars.with_columns(pl.lit(partial).alias("partial"), pl.lit(False).alias("backfilled"))
-        if self.gaps and not bars.is_empty():
-            taint = self._tainted(bars["ts"])
-            self.tainted += int(taint.sum())
-            bars = bars.filter(~taint)
-        if self.gaps:
-            first = self.gaps[0].first
-            held = bars.filter(pl.col("ts").dt.epoch("ns") > first)
-            if not held.is_empty():
-                self._held.append(held)
-            bars = bars.filter(pl.col("ts").dt.epoch("ns") <= first)
+        bars = Columns.concat(parts) if parts else empty_bars()
+        if not self.gaps:
+            if self._held:
+                bars = Columns.concat([*self._held, bars])
+                self._held.clear()
             return self._dedupe(bars)
-        if self._held:
-            bars = pl.concat([*self._held, bars])
-            self._held.clear()
-        return self._dedupe(bars)
+        ts = bars.data["ts"]
+        taint = np.zeros(len(bars), dtype=bool)
+        for g in self.gaps:
+            taint |= (ts >= g.first) & (ts <= (g.last if g.last is not None else np.iinfo(np.int64).max))
+        self.tainted += int(taint.sum())
+        later = ~taint & (ts > self.gaps[0].first)
+        if later.any():
+            self._held.append(bars.take(later))
+        return self._dedupe(bars.take(~taint & ~later))
 
-    def backfilled(self, gap: Gap, rest_bars: pl.DataFrame) -> pl.DataFrame:
-        """Merge the REST bars of `gap` (BAR_SCHEMA) and release the stream bars held behind it."""
+    def backfilled(self, gap: Gap, rest: pl.DataFrame) -> Columns:
+        """Merge the REST bars of `gap` (bar schema) and release the stream bars held behind it."""
+        assert gap.last is not None
         self.gaps.remove(gap)
-        phys = pl.col("ts").dt.epoch("ns")
-        fill = (
-            rest_bars.select(list(BAR_SCHEMA))
-            .cast(BAR_SCHEMA)  # type: ignore[arg-type]
-            .filter((phys >= gap.first) & (phys <= gap.last))
-            .with_columns(pl.lit(False).alias("partial"), pl.lit(True).alias("backfilled"))
-        )
+        fill = bar_columns(rest.select(list(BAR_SCHEMA)), backfilled=True)
+        ts = fill.data["ts"]
+        fill = fill.take((ts >= gap.first) & (ts <= gap.last))
         if self.gaps:
             nxt = self.gaps[0].first
-            release = [h.filter(phys <= nxt) for h in self._held]
-            self._held = [k for k in (h.filter(phys > nxt) for h in self._held) if not k.is_empty()]
+            release = [h.take(h.data["ts"] <= nxt) for h in self._held]
+            self._held = [k for k in (h.take(h.data["ts"] > nxt) for h in self._held) if len(k)]
         else:
             release, self._held = self._held, []
-        return self._dedupe(pl.concat([fill, *release]) if release else fill)
+        return self._dedupe(Columns.concat([fill, *release]))
 
-    def drain(self) -> pl.DataFrame:
+    def drain(self) -> Columns:
         """At shutdown: give up on gaps that cannot be backfilled and release what they held."""
         self.gaps.clear()
         held, self._held = self._held, []
-        return self._dedupe(pl.concat(held)) if held else empty_bars()
+        return self._dedupe(Columns.concat(held)) if held else empty_bars()
