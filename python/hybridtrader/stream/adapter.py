@@ -56,7 +56,6 @@ from hybridtrader.stream.providers import (
     Subscriptions,
 )
 from hybridtrader.stream.sequencer import BarSequencer, Gap
-from hybridtrader.venue.auth import LOCAL_KEY, LOCAL_SECRET
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +189,8 @@ class StreamingAdapter:
         """Connect (and authenticate) to the Alpaca stream `/v2/{feed}`; `url` overrides alpaca.stream_url."""
         if feed not in ("iex", "sip", "delayed_sip", "test"):
             raise ValueError(f"feed must be one of iex, sip, delayed_sip, test; got {feed!r}")
+        from hybridtrader.venue.auth import LOCAL_KEY, LOCAL_SECRET  # the venue package is heavy: load on use
+
         a = self.config.alpaca
         proto = AlpacaProtocol(
             _stream_url(url or a.stream_url, f"/v2/{feed}", "alpaca.stream_url"),
@@ -201,6 +202,8 @@ class StreamingAdapter:
 
     async def connect_polygon(self, *, url: str | None = None) -> None:
         """Connect (and authenticate) to the Polygon stocks stream; `url` overrides its stream_url."""
+        from hybridtrader.venue.auth import LOCAL_KEY
+
         p = self.config.alpaca.data_sources.polygon
         proto = PolygonProtocol(
             _stream_url(url or p.stream_url, "/stocks", "alpaca.data_sources.polygon.stream_url"),

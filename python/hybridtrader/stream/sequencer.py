@@ -37,11 +37,16 @@ def bar_columns(frame: pl.DataFrame, partial: bool = False, backfilled: bool = F
         "symbol": frame.get_column("symbol").to_list(),
         "ts": frame.get_column("ts").to_numpy().view(np.int64),
         **{c: frame.get_column(c).to_numpy().astype(np.float64, copy=False) for c in _FLOATS},
-        "trades": frame.get_column("trades").fill_null(-1).to_numpy().astype(np.int64, copy=False),
+        "trades": _counts(frame.get_column("trades")),
         "partial": np.full(n, partial),
         "backfilled": np.full(n, backfilled),
     }
     return Columns(OUT_SCHEMA, data)
+
+
+def _counts(s: pl.Series) -> np.ndarray:
+    # Series.fill_null runs a whole query (costly per small batch): only when there are nulls (Polygon).
+    return (s.fill_null(-1) if s.null_count() else s).to_numpy().astype(np.int64, copy=False)
 
 
 @dataclass
@@ -106,8 +111,9 @@ class BarSequencer:
         n = len(bars)
         if n == 0:
             return bars
-        sym, ts = bars.data["symbol"], bars.data["ts"].tolist()
-        order = sorted(range(n), key=lambda i: (ts[i], sym[i]))
+        sym, ts_arr = bars.data["symbol"], bars.data["ts"]
+        order = np.lexsort((np.array(sym), ts_arr)).tolist()
+        ts = ts_arr.tolist()
         keep, last = [], self._last
         for i in order:
             prev = last.get(sym[i])
