@@ -1,0 +1,1 @@
+"""Execution: slippage forecasts, order slicing, toxic-time filtering."""
