@@ -279,6 +279,16 @@ impl NyClock {
     }
 }
 
+/// qty^e, with the exact square root for the square-root law.
+#[inline]
+fn qty_pow(q: f64, e: f64) -> f64 {
+    if e == 0.5 {
+        q.sqrt()
+    } else {
+        q.powf(e)
+    }
+}
+
 fn bucket_of(minutes: i64, bucket_minutes: u32, n_buckets: usize) -> usize {
     (minutes.max(0) / i64::from(bucket_minutes)).min(n_buckets as i64 - 1) as usize
 }
@@ -568,6 +578,12 @@ impl SlippageModel {
         vol * (qty / adv).powf(self.params.impact_exponent)
     }
 
+    /// coef * vol / ADV^e: with `qty_pow` the impact is `scale * qty^e`. Per-call and batch forecasts
+    /// share this factorisation so that they agree to the last bit.
+    fn impact_scale(&self, coef: f64, adv: f64, vol: f64) -> f64 {
+        coef * vol / adv.powf(self.params.impact_exponent)
+    }
+
     /// Expected spread in bps of `symbol` at the time of day of `ts_ns`.
     pub fn forecast_spread(&self, symbol: &str, ts_ns: i64) -> f64 {
         self.spread_at(self.symbol_state(symbol), self.bucket(ts_ns))
@@ -579,7 +595,8 @@ impl SlippageModel {
         let state = self.symbol_state(symbol);
         let (coef, adv, vol) = self.impact_inputs(state);
         let half = 0.5 * self.spread_at(state, self.bucket(ts_ns));
-        let cost = half + coef * self.participation_term(qty, adv, vol);
+        let e = self.params.impact_exponent;
+        let cost = half + self.impact_scale(coef, adv, vol) * qty_pow(qty, e);
         Ok(cost.min(self.params.max_slippage_bps))
     }
 
@@ -613,12 +630,11 @@ impl SlippageModel {
         let mut half = Vec::with_capacity(names.len() * nb);
         for name in names {
             let r = self.resolved(name);
-            scale.push(r.impact_coef * r.daily_vol_bps / r.adv_shares.powf(e));
+            scale.push(self.impact_scale(r.impact_coef, r.adv_shares, r.daily_vol_bps));
             half.extend(r.spread_bps.iter().map(|s| 0.5 * s));
         }
         let cap = self.params.max_slippage_bps;
         let bm = self.params.bucket_minutes;
-        let sqrt_law = e == 0.5;
         let mut clock = NyClock::default();
         for i in 0..n {
             let c = codes[i] as usize;
@@ -641,8 +657,7 @@ impl SlippageModel {
                 )));
             }
             let b = bucket_of(clock.minutes_since_open(ts_ns[i]), bm, nb);
-            let qe = if sqrt_law { q.sqrt() } else { q.powf(e) };
-            out[i] = (half[c * nb + b] + scale[c] * qe).min(cap);
+            out[i] = (half[c * nb + b] + scale[c] * qty_pow(q, e)).min(cap);
         }
         Ok(())
     }
