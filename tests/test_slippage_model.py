@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from hybridtrader import SlippageModel
 from hybridtrader.config import Config, ConfigError, SlippageConfig, config_from_dict, load_config
 from hybridtrader.market.calendar import NEW_YORK, UTC, session_minutes_ns
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 NS = 1_000_000_000
 
@@ -72,8 +71,13 @@ def test_spread_and_learned_profile_by_time_of_day() -> None:
     ts_open = ny_ns(2024, 7, 1, 9, 35)  # EDT
     ts_noon = ny_ns(2024, 1, 2, 12, 5)  # EST
     m.learn_from_quote_bars(
-        pl.DataFrame({"symbol": ["A", "A", "A"], "ts": [ts_open, ts_open + 60 * NS, ts_noon],
-                      "spread_bps_mean": [12.0, 16.0, 4.0]})
+        pl.DataFrame(
+            {
+                "symbol": ["A", "A", "A"],
+                "ts": [ts_open, ts_open + 60 * NS, ts_noon],
+                "spread_bps_mean": [12.0, 16.0, 4.0],
+            }
+        )
     )
     # Fewer bars than 1 / spread_learning_rate in a bucket: their plain mean.
     assert m.forecast_spread("A", ts_open) == pytest.approx(14.0)
@@ -87,12 +91,22 @@ def test_spread_and_learned_profile_by_time_of_day() -> None:
 def test_ts_forms_agree() -> None:
     m = SlippageModel()
     m.learn_from_quote_bars(
-        pl.DataFrame({"symbol": ["A"] * 13, "ts": [ny_ns(2024, 3, 12, 9, 30) + b * 1800 * NS for b in range(13)],
-                      "spread_bps_mean": [float(b + 1) for b in range(13)]})
+        pl.DataFrame(
+            {
+                "symbol": ["A"] * 13,
+                "ts": [ny_ns(2024, 3, 12, 9, 30) + b * 1800 * NS for b in range(13)],
+                "spread_bps_mean": [float(b + 1) for b in range(13)],
+            }
+        )
     )
     ts = ny_ns(2024, 3, 12, 13, 10)
     dt = datetime.fromtimestamp(ts / NS, UTC)
-    assert m.forecast_spread("A", ts) == m.forecast_spread("A", dt) == m.forecast_spread("A", np.int64(ts)) == 8.0
+    assert (
+        m.forecast_spread("A", ts)
+        == m.forecast_spread("A", dt)
+        == m.forecast_spread("A", np.int64(ts))
+        == 8.0
+    )
     # ts=None is now.
     before = m.forecast_spread("A", time.time_ns())
     now = m.forecast_spread("A")
@@ -103,8 +117,10 @@ def test_ts_forms_agree() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(min_value=ny_ns(1990, 1, 1, 0, 0), max_value=ny_ns(2090, 12, 31, 0, 0)),
-       st.sampled_from([5, 15, 30, 65]))
+@given(
+    st.integers(min_value=ny_ns(1990, 1, 1, 0, 0), max_value=ny_ns(2090, 12, 31, 0, 0)),
+    st.sampled_from([5, 15, 30, 65]),
+)
 def test_time_buckets_follow_new_york_dst(ts: int, bucket_minutes: int) -> None:
     m = SlippageModel(SlippageConfig(bucket_minutes=bucket_minutes))
     assert m.time_buckets(np.array([ts], dtype=np.int64))[0] == ref_bucket(ts, bucket_minutes)
@@ -135,9 +151,9 @@ def test_bad_inputs_are_named_errors() -> None:
         m.update_symbol_stats("A", "buy", 10, -1.0, 1.0, 0)
     with pytest.raises(ValueError, match="adv_shares of A"):
         m.set_daily_stats("A", 0.0, None)
-    with pytest.raises(ConfigError, match="execution.slippage.impact_exponent"):
+    with pytest.raises(ConfigError, match=r"execution\.slippage\.impact_exponent"):
         config_from_dict({"execution": {"slippage": {"impact_exponent": 1.5}}})
-    with pytest.raises(ConfigError, match="execution.slippage.max_slippage_bps"):
+    with pytest.raises(ConfigError, match=r"execution\.slippage\.max_slippage_bps"):
         config_from_dict({"execution": {"slippage": {"max_slippage_bps": 0}}})
 
 
@@ -152,10 +168,14 @@ def test_pooled_prior_for_unknown_symbols() -> None:
     p = m.symbol_params("NEW")
     assert (p["adv_shares"], p["daily_vol_bps"]) == (4e6, 150.0)
     assert m.forecast_spread("NEW", ts) == pytest.approx(8.0)
-    assert m.forecast_slippage("NEW", "buy", 40_000, 10.0, ts) == pytest.approx(4.0 + impact(0.5, 150, 4e4, 4e6))
+    assert m.forecast_slippage("NEW", "buy", 40_000, 10.0, ts) == pytest.approx(
+        4.0 + impact(0.5, 150, 4e4, 4e6)
+    )
     # Fills on known symbols move the pooled coefficient that unknown (and fill-less) symbols use.
     for _ in range(600):  # enough for the prior's pseudo-fills to be forgotten (0.99^600 ~ 0.2%)
-        m.update_symbol_stats("A", "buy", 50_000, 100.0, 100.0 * (1 + (2.0 + impact(2.0, 100, 5e4, 1e6)) / 1e4), ts)
+        m.update_symbol_stats(
+            "A", "buy", 50_000, 100.0, 100.0 * (1 + (2.0 + impact(2.0, 100, 5e4, 1e6)) / 1e4), ts
+        )
     assert m.symbol_params("A")["impact_coef"] == pytest.approx(2.0, rel=1e-3)
     assert m.symbol_params("NEW")["impact_coef"] == pytest.approx(2.0, rel=1e-3)
     assert m.symbol_params("B")["impact_coef"] == pytest.approx(2.0, rel=1e-3)
@@ -163,8 +183,13 @@ def test_pooled_prior_for_unknown_symbols() -> None:
 
 
 # ------------------------------------------------------------------------------------ learning
-def simulated_fills(rng: np.random.Generator, truth: dict[str, tuple[float, float, float]], n: int,
-                    ts: int, outlier_share: float) -> pl.DataFrame:
+def simulated_fills(
+    rng: np.random.Generator,
+    truth: dict[str, tuple[float, float, float]],
+    n: int,
+    ts: int,
+    outlier_share: float,
+) -> pl.DataFrame:
     """Fills with cost = 2.5 bps (half the 5 bps prior spread) + coef * vol * (qty/ADV)^0.6 + N(0, 2 bps),
     plus one-sided outliers of 50-200 bps (e.g. fills caught in a news spike)."""
     frames = []
@@ -176,10 +201,18 @@ def simulated_fills(rng: np.random.Generator, truth: dict[str, tuple[float, floa
         side = np.where(rng.random(n) < 0.5, "buy", "sell")
         sign = np.where(side == "buy", 1.0, -1.0)
         arrival = rng.uniform(20, 200, n)
-        frames.append(pl.DataFrame({
-            "symbol": sym, "side": side, "qty": qty, "arrival_price": arrival,
-            "fill_price": arrival * (1 + sign * cost / 1e4), "ts": ts + np.arange(n, dtype=np.int64) * NS,
-        }))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "symbol": sym,
+                    "side": side,
+                    "qty": qty,
+                    "arrival_price": arrival,
+                    "fill_price": arrival * (1 + sign * cost / 1e4),
+                    "ts": ts + np.arange(n, dtype=np.int64) * NS,
+                }
+            )
+        )
     return pl.concat(frames)
 
 
@@ -201,7 +234,10 @@ def test_learned_coefficient_converges_with_noise_and_outliers(seed: int) -> Non
         assert learned == pytest.approx(coef, abs=0.05), sym
         f = fills.filter(pl.col("symbol") == sym)
         sign = np.where(f["side"].to_numpy() == "buy", 1.0, -1.0)
-        y = sign * (f["fill_price"] - f["arrival_price"]).to_numpy() / f["arrival_price"].to_numpy() * 1e4 - 2.5
+        y = (
+            sign * (f["fill_price"] - f["arrival_price"]).to_numpy() / f["arrival_price"].to_numpy() * 1e4
+            - 2.5
+        )
         x = vol * (f["qty"].to_numpy() / adv) ** 0.6
         ols = float(x @ y / (x @ x))
         assert abs(ols - coef) > 0.1, sym
@@ -210,15 +246,18 @@ def test_learned_coefficient_converges_with_noise_and_outliers(seed: int) -> Non
 
 def test_single_fill_update_reports_and_batch_matches_sequence() -> None:
     ts = ny_ns(2024, 5, 1, 12, 0)
-    fills = simulated_fills(np.random.default_rng(7), {"A": (0.8, 1e6, 150.0), "B": (0.4, 3e6, 90.0)}, 50, ts, 0.1)
+    fills = simulated_fills(
+        np.random.default_rng(7), {"A": (0.8, 1e6, 150.0), "B": (0.4, 3e6, 90.0)}, 50, ts, 0.1
+    )
     fills = fills.sample(fraction=1.0, shuffle=True, seed=3)  # the batch learns in time order
     one, many = SlippageModel(), SlippageModel()
     for sym, adv, vol in (("A", 1e6, 150.0), ("B", 3e6, 90.0)):
         one.set_daily_stats(sym, adv, vol)
         many.set_daily_stats(sym, adv, vol)
     for row in fills.sort("ts").iter_rows(named=True):
-        out = one.update_symbol_stats(row["symbol"], row["side"], row["qty"], row["arrival_price"],
-                                      row["fill_price"], row["ts"])
+        out = one.update_symbol_stats(
+            row["symbol"], row["side"], row["qty"], row["arrival_price"], row["fill_price"], row["ts"]
+        )
         sign = 1 if row["side"] == "buy" else -1
         assert out["cost_bps"] == pytest.approx(sign * (row["fill_price"] / row["arrival_price"] - 1) * 1e4)
         assert out["half_spread_bps"] == 2.5
@@ -237,8 +276,9 @@ def test_planted_reverse_j_spread_profile_is_learned() -> None:
     rng = np.random.default_rng(0)
     buckets = np.array([ref_bucket(int(t)) for t in ts[:390]] * (len(ts) // 390))
     frames = [
-        pl.DataFrame({"symbol": s, "ts": ts,
-                      "spread_bps_mean": f * planted[buckets] * rng.uniform(0.8, 1.2, len(ts))})
+        pl.DataFrame(
+            {"symbol": s, "ts": ts, "spread_bps_mean": f * planted[buckets] * rng.uniform(0.8, 1.2, len(ts))}
+        )
         for s, f in symbols.items()
     ]
     m = SlippageModel()
@@ -258,7 +298,9 @@ def test_planted_reverse_j_spread_profile_is_learned() -> None:
 def test_quote_bars_from_raw_bid_ask() -> None:
     m = SlippageModel()
     ts = ny_ns(2024, 5, 1, 10, 0)
-    quotes = pl.DataFrame({"symbol": ["A", "A"], "ts": [ts, ts + NS], "bid": [99.95, 99.9], "ask": [100.05, 100.1]})
+    quotes = pl.DataFrame(
+        {"symbol": ["A", "A"], "ts": [ts, ts + NS], "bid": [99.95, 99.9], "ask": [100.05, 100.1]}
+    )
     m.learn_from_quote_bars(quotes.with_columns(pl.from_epoch("ts", "ns").dt.replace_time_zone("UTC")))
     assert m.forecast_spread("A", ts) == pytest.approx((10.0 + 20.0) / 2)
     with pytest.raises(ValueError, match="ask < bid"):
@@ -274,10 +316,17 @@ def test_daily_bars_set_adv_and_volatility() -> None:
     n = 30
     closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
     volume = rng.integers(500_000, 1_500_000, n)
-    days = pl.datetime_range(datetime(2024, 1, 1, 21, tzinfo=UTC), datetime(2024, 1, 1, 21, tzinfo=UTC)
-                             + timedelta(days=n - 1), "1d", eager=True, time_unit="ns")
+    days = pl.datetime_range(
+        datetime(2024, 1, 1, 21, tzinfo=UTC),
+        datetime(2024, 1, 1, 21, tzinfo=UTC) + timedelta(days=n - 1),
+        "1d",
+        eager=True,
+        time_unit="ns",
+    )
     bars = pl.DataFrame({"symbol": "A", "ts": days, "close": closes, "volume": volume})
-    bars = pl.concat([bars, pl.DataFrame({"symbol": "ONE", "ts": days[:1], "close": [5.0], "volume": [1000]})])
+    bars = pl.concat(
+        [bars, pl.DataFrame({"symbol": "ONE", "ts": days[:1], "close": [5.0], "volume": [1000]})]
+    )
     m = SlippageModel(SlippageConfig(daily_window=20))
     m.learn_from_daily_bars(bars.sample(fraction=1.0, shuffle=True, seed=1))
     p = m.symbol_params("A")
@@ -296,18 +345,26 @@ def test_batch_equals_per_call(n: int, seed: int) -> None:
     m = SlippageModel()
     m.set_daily_stats("A", 5e5, 250.0)
     m.set_daily_stats("B", 5e6, 80.0)
-    m.learn_from_quote_bars(pl.DataFrame({"symbol": ["A", "B"], "ts": [ny_ns(2024, 5, 1, 9, 31)] * 2,
-                                          "spread_bps_mean": [14.0, 3.0]}))
+    m.learn_from_quote_bars(
+        pl.DataFrame(
+            {"symbol": ["A", "B"], "ts": [ny_ns(2024, 5, 1, 9, 31)] * 2, "spread_bps_mean": [14.0, 3.0]}
+        )
+    )
     symbols = rng.choice(["A", "B", "UNKNOWN"], n)
     qty = np.round(10 ** rng.uniform(0, 6, n))
     price = rng.uniform(1, 500, n)
     ts = rng.integers(ny_ns(2023, 1, 1, 0, 0), ny_ns(2025, 12, 31, 0, 0), n)
     sides = rng.choice(["buy", "sell"], n)
     batch = m.forecast_many(symbols, sides, qty, price, ts)
-    single = [m.forecast_slippage(s, d, q, p, int(t)) for s, d, q, p, t in zip(symbols, sides, qty, price, ts)]
+    single = [
+        m.forecast_slippage(s, d, q, p, int(t))
+        for s, d, q, p, t in zip(symbols, sides, qty, price, ts, strict=True)
+    ]
     np.testing.assert_array_equal(batch, np.array(single))
     datetimes = pl.Series(ts).cast(pl.Datetime("ns", "UTC"))
-    np.testing.assert_array_equal(m.forecast_many(pl.Series(symbols), pl.Series(sides), qty, price, datetimes), batch)
+    np.testing.assert_array_equal(
+        m.forecast_many(pl.Series(symbols), pl.Series(sides), qty, price, datetimes), batch
+    )
 
 
 # ------------------------------------------------------------------------------------ persistence
@@ -318,7 +375,9 @@ def learned_model(n_symbols: int = 5) -> SlippageModel:
     for i in range(n_symbols):
         sym = f"S{i:03d}"
         m.set_daily_stats(sym, float(rng.uniform(1e5, 1e7)), float(rng.uniform(80, 400)))
-        m.learn_from_quote_bars(pl.DataFrame({"symbol": sym, "ts": ts, "spread_bps_mean": rng.uniform(1, 30, 390)}))
+        m.learn_from_quote_bars(
+            pl.DataFrame({"symbol": sym, "ts": ts, "spread_bps_mean": rng.uniform(1, 30, 390)})
+        )
     truth = {f"S{i:03d}": (0.7, 1e6, 150.0) for i in range(0, n_symbols, 2)}
     m.update_symbol_stats(simulated_fills(rng, truth, 20, int(ts[100]), 0.05))
     return m
@@ -333,8 +392,13 @@ def test_save_load_roundtrip_gives_equal_forecasts(tmp_path: Path) -> None:
     back.load(path)
     rng = np.random.default_rng(2)
     n = 2000
-    args = (rng.choice([*m.symbols, "NEW"], n), "buy", 10 ** rng.uniform(0, 6, n), 10.0,
-            rng.integers(ny_ns(2024, 1, 1, 0, 0), ny_ns(2024, 12, 31, 0, 0), n))
+    args = (
+        rng.choice([*m.symbols, "NEW"], n),
+        "buy",
+        10 ** rng.uniform(0, 6, n),
+        10.0,
+        rng.integers(ny_ns(2024, 1, 1, 0, 0), ny_ns(2024, 12, 31, 0, 0), n),
+    )
     np.testing.assert_array_equal(back.forecast_many(*args), m.forecast_many(*args))
     assert back.symbols == sorted(m.symbols)
     # state_path: loaded at construction, default target of save().
@@ -382,7 +446,7 @@ def test_load_rejects_incompatible_and_missing_files(tmp_path: Path) -> None:
     learned_model(2).save(path)
     with pytest.raises(ValueError, match="impact_exponent"):
         SlippageModel(SlippageConfig(impact_exponent=0.5)).load(path)
-    with pytest.raises(FileNotFoundError, match="missing.json"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.json"):
         SlippageModel().load(tmp_path / "missing.json")
 
 

@@ -37,10 +37,22 @@ const MIN_SCALE_BPS: f64 = 1e-3;
 pub enum SlippageError {
     /// A bad argument: the parameter name and what is wrong with it.
     Invalid(String),
-    Io { path: PathBuf, source: std::io::Error },
-    Corrupt { path: PathBuf, detail: String },
-    FutureVersion { path: PathBuf, found: u64 },
-    Incompatible { path: PathBuf, detail: String },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Corrupt {
+        path: PathBuf,
+        detail: String,
+    },
+    FutureVersion {
+        path: PathBuf,
+        found: u64,
+    },
+    Incompatible {
+        path: PathBuf,
+        detail: String,
+    },
 }
 
 impl fmt::Display for SlippageError {
@@ -97,7 +109,9 @@ fn check_positive(name: &str, v: f64) -> Result<(), SlippageError> {
     if v.is_finite() && v > 0.0 {
         Ok(())
     } else {
-        Err(invalid(format!("{name} must be a finite number > 0, got {v}")))
+        Err(invalid(format!(
+            "{name} must be a finite number > 0, got {v}"
+        )))
     }
 }
 
@@ -331,8 +345,9 @@ impl ImpactEstimator {
             threshold / r.abs()
         };
         let a = learning_rate.max(1.0 / (self.n_fills as f64 + 1.0));
-        self.scale_bps = ((1.0 - a) * self.scale_bps + a * r.abs().min(SCALE_CLIP * self.scale_bps))
-            .max(MIN_SCALE_BPS);
+        self.scale_bps = ((1.0 - a) * self.scale_bps
+            + a * r.abs().min(SCALE_CLIP * self.scale_bps))
+        .max(MIN_SCALE_BPS);
         self.accumulate(x, y, w, 1.0 - learning_rate);
     }
 
@@ -344,7 +359,9 @@ impl ImpactEstimator {
     }
 
     fn is_valid(&self) -> bool {
-        [self.coef, self.sxx, self.sxy, self.scale_bps].iter().all(|v| v.is_finite())
+        [self.coef, self.sxx, self.sxy, self.scale_bps]
+            .iter()
+            .all(|v| v.is_finite())
             && self.coef >= 0.0
             && self.sxx > 0.0
             && self.scale_bps > 0.0
@@ -553,7 +570,9 @@ impl SlippageModel {
     fn impact_inputs(&self, state: Option<&SymbolState>) -> (f64, f64, f64) {
         match state {
             Some(s) => (
-                s.impact.as_ref().map_or_else(|| self.pooled_coef(), |e| e.coef),
+                s.impact
+                    .as_ref()
+                    .map_or_else(|| self.pooled_coef(), |e| e.coef),
                 s.adv_shares.unwrap_or(self.pooled_adv),
                 s.daily_vol_bps.unwrap_or(self.pooled_vol),
             ),
@@ -688,7 +707,9 @@ impl SlippageModel {
         let prior = self.pooled_coef();
         match &mut self.states[i].impact {
             Some(est) => est.update(x, y, p.learning_rate),
-            slot @ None => *slot = Some(ImpactEstimator::first(x, y, prior, p.prior_strength_fills)),
+            slot @ None => {
+                *slot = Some(ImpactEstimator::first(x, y, prior, p.prior_strength_fills))
+            }
         }
         match &mut self.pooled_impact {
             Some(est) => est.update(x, y, p.learning_rate),
@@ -869,7 +890,10 @@ impl SlippageModel {
         let n = self.n_buckets;
         let positive = |v: Option<f64>| v.is_none_or(|x| x.is_finite() && x > 0.0);
         if !file.pooled_spread.is_valid(n)
-            || !file.pooled_impact.as_ref().is_none_or(ImpactEstimator::is_valid)
+            || !file
+                .pooled_impact
+                .as_ref()
+                .is_none_or(ImpactEstimator::is_valid)
         {
             return Err(corrupt("invalid pooled state".into()));
         }
@@ -953,7 +977,13 @@ mod tests {
         assert_eq!(minutes_since_open(start - 60 * NS), 60 + 59 - 570);
         assert_eq!(minutes_since_open(start), 3 * 60 - 570);
         let mut clock = NyClock::default();
-        for ts in [start - NS, start, ny(2024, 12, 31, 23, 0, -5), ny(2025, 1, 1, 0, 30, -5), 0] {
+        for ts in [
+            start - NS,
+            start,
+            ny(2024, 12, 31, 23, 0, -5),
+            ny(2025, 1, 1, 0, 30, -5),
+            0,
+        ] {
             assert_eq!(clock.minutes_since_open(ts), minutes_since_open(ts));
         }
     }
@@ -965,7 +995,8 @@ mod tests {
     #[test]
     fn hand_computed_forecast() {
         let mut m = model();
-        m.set_daily_stats("AAA", Some(2_000_000.0), Some(150.0)).unwrap();
+        m.set_daily_stats("AAA", Some(2_000_000.0), Some(150.0))
+            .unwrap();
         let ts = ny(2024, 5, 1, 11, 0, -4);
         // Unlearned spread: the 5 bps prior; prior coefficient 0.5.
         let expected = 2.5 + 0.5 * 150.0 * (20_000.0f64 / 2_000_000.0).powf(0.6);
@@ -1007,7 +1038,11 @@ mod tests {
             if rng.uniform() < 0.03 {
                 cost += 50.0 + 150.0 * rng.uniform();
             }
-            let side = if rng.uniform() < 0.5 { Side::Buy } else { Side::Sell };
+            let side = if rng.uniform() < 0.5 {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
             let arrival = 100.0;
             let fill = arrival * (1.0 + side.sign() * cost / 1e4);
             m.update_fill("X", side, qty, arrival, fill, ts).unwrap();
@@ -1020,7 +1055,8 @@ mod tests {
     fn batch_equals_per_call() {
         let mut m = model();
         m.set_daily_stats("A", Some(5e5), Some(250.0)).unwrap();
-        m.update_spread("A", ny(2024, 5, 1, 9, 31, -4), 12.0).unwrap();
+        m.update_spread("A", ny(2024, 5, 1, 9, 31, -4), 12.0)
+            .unwrap();
         let names = vec!["A".to_string(), "NEW".to_string()];
         let codes = [0u32, 1, 0, 1];
         let qty = [100.0, 5e4, 3e5, 1.0];
@@ -1034,7 +1070,9 @@ mod tests {
         m.forecast_batch(&names, &codes, &qty, &[10.0; 4], &ts, &mut out)
             .unwrap();
         for i in 0..4 {
-            let one = m.forecast(&names[codes[i] as usize], qty[i], ts[i]).unwrap();
+            let one = m
+                .forecast(&names[codes[i] as usize], qty[i], ts[i])
+                .unwrap();
             assert!((out[i] - one).abs() < 1e-12);
         }
         let bad = m.forecast_batch(&names, &codes, &qty, &[10.0, -1.0, 1.0, 1.0], &ts, &mut out);
@@ -1045,8 +1083,10 @@ mod tests {
     fn json_round_trip_and_errors() {
         let mut m = model();
         m.set_daily_stats("A", Some(5e5), Some(250.0)).unwrap();
-        m.update_fill("A", Side::Buy, 1000.0, 10.0, 10.01, 0).unwrap();
-        m.update_spread("A", ny(2024, 5, 1, 9, 31, -4), 12.0).unwrap();
+        m.update_fill("A", Side::Buy, 1000.0, 10.0, 10.01, 0)
+            .unwrap();
+        m.update_spread("A", ny(2024, 5, 1, 9, 31, -4), 12.0)
+            .unwrap();
         let text = m.to_json();
         let mut back = model();
         let p = Path::new("state.json");

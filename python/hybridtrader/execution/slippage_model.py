@@ -25,8 +25,16 @@ SIDES = ("buy", "sell")
 
 # Parameters of the Rust core; the other SlippageConfig fields are used here.
 _CORE_FIELDS = (
-    "max_slippage_bps", "impact_exponent", "prior_impact_coef", "prior_spread_bps", "prior_adv_shares",
-    "prior_daily_vol_bps", "learning_rate", "prior_strength_fills", "spread_learning_rate", "bucket_minutes",
+    "max_slippage_bps",
+    "impact_exponent",
+    "prior_impact_coef",
+    "prior_spread_bps",
+    "prior_adv_shares",
+    "prior_daily_vol_bps",
+    "learning_rate",
+    "prior_strength_fills",
+    "spread_learning_rate",
+    "bucket_minutes",
 )
 
 

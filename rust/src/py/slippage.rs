@@ -1,6 +1,6 @@
 //! PyO3 layer of the slippage model. `hybridtrader.SlippageModel` subclasses this class, so the per-call
 //! methods below are what Python calls directly.
-use crate::slippage::{SlippageError, SlippageModel, SlippageParams, Side};
+use crate::slippage::{Side, SlippageError, SlippageModel, SlippageParams};
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
 use pyo3::prelude::*;
@@ -109,9 +109,7 @@ impl PySlippageModel {
                 "price must be a finite number > 0, got {price}"
             )));
         }
-        self.inner
-            .forecast(symbol, qty, ts_ns(ts)?)
-            .map_err(to_py)
+        self.inner.forecast(symbol, qty, ts_ns(ts)?).map_err(to_py)
     }
 
     /// Expected spread in bps at the time of day of `ts`.
