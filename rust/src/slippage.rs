@@ -256,11 +256,15 @@ fn ny_offset_secs(secs: i64) -> i64 {
     }
 }
 
+/// Minute of the New York calendar day (0..1440) of `ts_ns`.
+pub fn ny_minute_of_day(ts_ns: i64) -> usize {
+    let secs = ts_ns.div_euclid(1_000_000_000);
+    ((secs + ny_offset_secs(secs)).rem_euclid(86_400) / 60) as usize
+}
+
 /// Minutes since the 09:30 New York open on the New York calendar day of `ts_ns` (negative before it).
 pub fn minutes_since_open(ts_ns: i64) -> i64 {
-    let secs = ts_ns.div_euclid(1_000_000_000);
-    let local = secs + ny_offset_secs(secs);
-    local.rem_euclid(86_400) / 60 - OPEN_MINUTE
+    ny_minute_of_day(ts_ns) as i64 - OPEN_MINUTE
 }
 
 /// Caches the New York offset over the interval in which it is constant, for the batch path.
@@ -272,7 +276,7 @@ struct NyClock {
 }
 
 impl NyClock {
-    fn minutes_since_open(&mut self, ts_ns: i64) -> i64 {
+    fn minute_of_day(&mut self, ts_ns: i64) -> usize {
         let secs = ts_ns.div_euclid(1_000_000_000);
         if secs < self.lo || secs >= self.hi {
             let year = year_from_days(secs.div_euclid(86_400));
@@ -289,11 +293,11 @@ impl NyClock {
                 (end, ye, -5 * 3600)
             };
         }
-        (secs + self.offset).rem_euclid(86_400) / 60 - OPEN_MINUTE
+        ((secs + self.offset).rem_euclid(86_400) / 60) as usize
     }
 }
 
-/// qty^e, with the exact square root for the square-root law.
+/// x^e, with the exact square root for the square-root law.
 #[inline]
 fn qty_pow(q: f64, e: f64) -> f64 {
     if e == 0.5 {
@@ -470,6 +474,9 @@ pub struct Resolved {
 pub struct SlippageModel {
     params: SlippageParams,
     n_buckets: usize,
+    /// Spread bucket of every minute of the New York day (clamped outside the session): a table lookup
+    /// instead of a division by a run-time bucket width on the hot path.
+    bucket_by_minute: Vec<u16>,
     index: FnvMap<usize>,
     names: Vec<String>,
     states: Vec<SymbolState>,
@@ -479,6 +486,16 @@ pub struct SlippageModel {
     pooled_adv: f64,
     pooled_vol: f64,
 }
+
+/// Resolved per-symbol inputs of one batch forecast.
+struct BatchTable {
+    coef_vol: Vec<f64>,
+    adv: Vec<f64>,
+    half: Vec<f64>,
+}
+
+/// Rows per worker thread below which a batch runs on the calling thread.
+const BATCH_ROWS_PER_THREAD: usize = 65_536;
 
 /// The learned inputs of a fill update: realised cost, the half-spread it is net of and the
 /// participation term the coefficient multiplies.
@@ -493,7 +510,11 @@ impl SlippageModel {
     pub fn new(params: SlippageParams) -> Result<Self, SlippageError> {
         params.validate()?;
         let n = params.n_buckets();
+        let bucket_by_minute = (0..1440)
+            .map(|m| bucket_of(m - OPEN_MINUTE, params.bucket_minutes, n) as u16)
+            .collect();
         Ok(Self {
+            bucket_by_minute,
             pooled_adv: params.prior_adv_shares,
             pooled_vol: params.prior_daily_vol_bps,
             params,
@@ -541,11 +562,7 @@ impl SlippageModel {
     }
 
     pub fn bucket(&self, ts_ns: i64) -> usize {
-        bucket_of(
-            minutes_since_open(ts_ns),
-            self.params.bucket_minutes,
-            self.n_buckets,
-        )
+        usize::from(self.bucket_by_minute[ny_minute_of_day(ts_ns)])
     }
 
     fn pooled_spread_at(&self, bucket: usize) -> f64 {
@@ -597,10 +614,11 @@ impl SlippageModel {
         vol * (qty / adv).powf(self.params.impact_exponent)
     }
 
-    /// coef * vol / ADV^e: with `qty_pow` the impact is `scale * qty^e`. Per-call and batch forecasts
-    /// share this factorisation so that they agree to the last bit.
-    fn impact_scale(&self, coef: f64, adv: f64, vol: f64) -> f64 {
-        coef * vol / adv.powf(self.params.impact_exponent)
+    /// coef * vol * (qty / ADV)^e, the one expression per-call and batch forecasts share so that they
+    /// agree to the last bit.
+    #[inline]
+    fn impact(coef_vol: f64, qty: f64, adv: f64, e: f64) -> f64 {
+        coef_vol * qty_pow(qty / adv, e)
     }
 
     /// Expected spread in bps of `symbol` at the time of day of `ts_ns`.
@@ -614,8 +632,7 @@ impl SlippageModel {
         let state = self.symbol_state(symbol);
         let (coef, adv, vol) = self.impact_inputs(state);
         let half = 0.5 * self.spread_at(state, self.bucket(ts_ns));
-        let e = self.params.impact_exponent;
-        let cost = half + self.impact_scale(coef, adv, vol) * qty_pow(qty, e);
+        let cost = half + Self::impact(coef * vol, qty, adv, self.params.impact_exponent);
         Ok(cost.min(self.params.max_slippage_bps))
     }
 
@@ -642,41 +659,91 @@ impl SlippageModel {
                 )));
             }
         }
-        // Per distinct symbol: coef * vol / ADV^e and the spread profile halved, resolved once.
-        let e = self.params.impact_exponent;
-        let nb = self.n_buckets;
-        let mut scale = Vec::with_capacity(names.len());
-        let mut half = Vec::with_capacity(names.len() * nb);
+        // Per distinct symbol: coef * vol, ADV and the spread profile halved, resolved once.
+        let mut table = BatchTable {
+            coef_vol: Vec::with_capacity(names.len()),
+            adv: Vec::with_capacity(names.len()),
+            half: Vec::with_capacity(names.len() * self.n_buckets),
+        };
         for name in names {
             let r = self.resolved(name);
-            scale.push(self.impact_scale(r.impact_coef, r.adv_shares, r.daily_vol_bps));
-            half.extend(r.spread_bps.iter().map(|s| 0.5 * s));
+            table.coef_vol.push(r.impact_coef * r.daily_vol_bps);
+            table.adv.push(r.adv_shares);
+            table.half.extend(r.spread_bps.iter().map(|s| 0.5 * s));
         }
-        let cap = self.params.max_slippage_bps;
-        let bm = self.params.bucket_minutes;
+        // Large batches are split over the available cores (rows are independent).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |p| p.get())
+            .min(n / BATCH_ROWS_PER_THREAD)
+            .max(1);
+        if threads == 1 {
+            return self.forecast_rows(&table, 0, codes, qty, price, ts_ns, out);
+        }
+        let chunk = n.div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = out
+                .chunks_mut(chunk)
+                .enumerate()
+                .map(|(k, out)| {
+                    let r = k * chunk..(k * chunk + out.len());
+                    let (c, q, p, t) = (
+                        &codes[r.clone()],
+                        &qty[r.clone()],
+                        &price[r.clone()],
+                        &ts_ns[r],
+                    );
+                    let table = &table;
+                    scope.spawn(move || self.forecast_rows(table, k * chunk, c, q, p, t, out))
+                })
+                .collect();
+            // The first failing chunk in row order reports its first bad row.
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().expect("forecast worker panicked"))
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forecast_rows(
+        &self,
+        table: &BatchTable,
+        first_row: usize,
+        codes: &[u32],
+        qty: &[f64],
+        price: &[f64],
+        ts_ns: &[i64],
+        out: &mut [f64],
+    ) -> Result<(), SlippageError> {
+        let (e, nb, cap) = (
+            self.params.impact_exponent,
+            self.n_buckets,
+            self.params.max_slippage_bps,
+        );
+        let n_names = table.adv.len();
         let mut clock = NyClock::default();
-        for i in 0..n {
+        for i in 0..codes.len() {
+            let row = first_row + i;
             let c = codes[i] as usize;
-            if c >= names.len() {
+            if c >= n_names {
                 return Err(invalid(format!(
-                    "symbol code {c} at row {i} is out of range ({} symbols)",
-                    names.len()
+                    "symbol code {c} at row {row} is out of range ({n_names} symbols)"
                 )));
             }
             let q = qty[i];
             if !(q.is_finite() && q > 0.0) {
                 return Err(invalid(format!(
-                    "qty must be a finite number > 0, got {q} at row {i}"
+                    "qty must be a finite number > 0, got {q} at row {row}"
                 )));
             }
             let p = price[i];
             if !(p.is_finite() && p > 0.0) {
                 return Err(invalid(format!(
-                    "price must be a finite number > 0, got {p} at row {i}"
+                    "price must be a finite number > 0, got {p} at row {row}"
                 )));
             }
-            let b = bucket_of(clock.minutes_since_open(ts_ns[i]), bm, nb);
-            out[i] = (half[c * nb + b] + scale[c] * qty_pow(q, e)).min(cap);
+            let b = usize::from(self.bucket_by_minute[clock.minute_of_day(ts_ns[i])]);
+            let impact = Self::impact(table.coef_vol[c], q, table.adv[c], e);
+            out[i] = (table.half[c * nb + b] + impact).min(cap);
         }
         Ok(())
     }
@@ -984,7 +1051,7 @@ mod tests {
             ny(2025, 1, 1, 0, 30, -5),
             0,
         ] {
-            assert_eq!(clock.minutes_since_open(ts), minutes_since_open(ts));
+            assert_eq!(clock.minute_of_day(ts), ny_minute_of_day(ts));
         }
     }
 
@@ -1077,6 +1144,35 @@ mod tests {
         }
         let bad = m.forecast_batch(&names, &codes, &qty, &[10.0, -1.0, 1.0, 1.0], &ts, &mut out);
         assert!(bad.unwrap_err().to_string().contains("price"));
+    }
+
+    #[test]
+    fn threaded_batch_equals_per_call_and_names_the_bad_row() {
+        let mut m = model();
+        m.set_daily_stats("A", Some(5e5), Some(250.0)).unwrap();
+        let names = vec!["A".to_string(), "B".to_string()];
+        let n = 4 * BATCH_ROWS_PER_THREAD + 7;
+        let mut rng = Rng(7);
+        let codes: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
+        let qty: Vec<f64> = (0..n).map(|_| 1.0 + 1e5 * rng.uniform()).collect();
+        let ts: Vec<i64> = (0..n)
+            .map(|_| ny(2024, 3, 8, 9, 0, -5) + (4e5 * rng.uniform()) as i64 * NS)
+            .collect();
+        let mut price = vec![10.0; n];
+        let mut out = vec![0.0; n];
+        m.forecast_batch(&names, &codes, &qty, &price, &ts, &mut out)
+            .unwrap();
+        for i in (0..n).step_by(997) {
+            let one = m
+                .forecast(&names[codes[i] as usize], qty[i], ts[i])
+                .unwrap();
+            assert_eq!(out[i], one);
+        }
+        price[n - 3] = f64::NAN;
+        let err = m
+            .forecast_batch(&names, &codes, &qty, &price, &ts, &mut out)
+            .unwrap_err();
+        assert!(err.to_string().contains(&format!("row {}", n - 3)), "{err}");
     }
 
     #[test]
