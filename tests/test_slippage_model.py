@@ -468,3 +468,24 @@ def test_atomic_save_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
     m.save(path)
     assert sorted(os.listdir(tmp_path)) == ["state.json", "taken"]
     assert json.loads(path.read_text())["format_version"] == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    qty=st.lists(st.floats(1e-3, 1e12), min_size=2, max_size=20),
+    adv=st.floats(1.0, 1e10),
+    vol=st.floats(1e-3, 5e3),
+    spread=st.floats(0.0, 100.0),
+    exponent=st.floats(0.05, 1.0),
+    ts=st.integers(0, 4_000_000_000 * NS),
+)
+def test_forecast_bounded_and_monotone_in_qty(
+    qty: list[float], adv: float, vol: float, spread: float, exponent: float, ts: int
+) -> None:
+    m = SlippageModel(SlippageConfig(impact_exponent=exponent))
+    m.set_daily_stats("X", adv, vol)
+    m.learn_from_quote_bars(pl.DataFrame({"symbol": ["X"], "ts": [ts], "spread_bps_mean": [spread]}))
+    out = m.forecast_many("X", "buy", sorted(qty), 10.0, ts)
+    assert ((out >= 0) & (out <= 20.0)).all()
+    assert (np.diff(out) >= 0).all()
+    assert out[0] >= min(spread / 2, 20.0) - 1e-12

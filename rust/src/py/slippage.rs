@@ -50,6 +50,24 @@ fn ts_ns(ts: Option<&Bound<'_, PyAny>>) -> PyResult<i64> {
     })
 }
 
+fn same_len(n: usize, others: &[usize]) -> PyResult<usize> {
+    match others.iter().find(|&&m| m != n) {
+        Some(m) => Err(PyValueError::new_err(format!(
+            "column lengths differ: {m} rows against {n} symbol codes"
+        ))),
+        None => Ok(n),
+    }
+}
+
+fn symbol_name(names: &[String], code: u32) -> Result<&str, String> {
+    names.get(code as usize).map(String::as_str).ok_or_else(|| {
+        format!(
+            "symbol code {code} is out of range ({} symbols)",
+            names.len()
+        )
+    })
+}
+
 #[pyclass(name = "SlippageModelCore", module = "hybridtrader._core", subclass)]
 pub struct PySlippageModel {
     inner: SlippageModel,
@@ -165,10 +183,11 @@ impl PySlippageModel {
         Ok((o.cost_bps, o.half_spread_bps, o.participation_term_bps))
     }
 
-    /// Learn a batch of fills in row order; `buy[i]` is true for buys.
+    /// Learn a batch of fills in row order; `buy[i]` is true for buys. The GIL is released.
     #[allow(clippy::too_many_arguments)]
     fn _update_fills(
         &mut self,
+        py: Python<'_>,
         names: Vec<String>,
         codes: PyReadonlyArray1<'_, u32>,
         buy: PyReadonlyArray1<'_, bool>,
@@ -185,36 +204,46 @@ impl PySlippageModel {
             fill_price.as_slice()?,
             ts.as_slice()?,
         );
-        for i in 0..codes.len() {
-            let name = names.get(codes[i] as usize).ok_or_else(|| {
-                PyValueError::new_err(format!("symbol code {} out of range", codes[i]))
-            })?;
-            let side = if buy[i] { Side::Buy } else { Side::Sell };
-            self.inner
-                .update_fill(name, side, qty[i], arrival[i], fill[i], ts[i])
-                .map_err(|e| PyValueError::new_err(format!("fill row {i}: {e}")))?;
-        }
-        Ok(codes.len())
+        let n = same_len(
+            codes.len(),
+            &[buy.len(), qty.len(), arrival.len(), fill.len(), ts.len()],
+        )?;
+        let inner = &mut self.inner;
+        py.detach(|| {
+            for i in 0..n {
+                let name = symbol_name(&names, codes[i])?;
+                let side = if buy[i] { Side::Buy } else { Side::Sell };
+                inner
+                    .update_fill(name, side, qty[i], arrival[i], fill[i], ts[i])
+                    .map_err(|e| format!("fill row {i}: {e}"))?;
+            }
+            Ok::<usize, String>(n)
+        })
+        .map_err(PyValueError::new_err)
     }
 
-    /// Learn quote bars' mean spreads (bps) in row order.
+    /// Learn quote bars' mean spreads (bps) in row order. The GIL is released.
     fn _update_spreads(
         &mut self,
+        py: Python<'_>,
         names: Vec<String>,
         codes: PyReadonlyArray1<'_, u32>,
         ts: PyReadonlyArray1<'_, i64>,
         spread_bps: PyReadonlyArray1<'_, f64>,
     ) -> PyResult<usize> {
         let (codes, ts, spread) = (codes.as_slice()?, ts.as_slice()?, spread_bps.as_slice()?);
-        for i in 0..codes.len() {
-            let name = names.get(codes[i] as usize).ok_or_else(|| {
-                PyValueError::new_err(format!("symbol code {} out of range", codes[i]))
-            })?;
-            self.inner
-                .update_spread(name, ts[i], spread[i])
-                .map_err(|e| PyValueError::new_err(format!("quote bar row {i}: {e}")))?;
-        }
-        Ok(codes.len())
+        let n = same_len(codes.len(), &[ts.len(), spread.len()])?;
+        let inner = &mut self.inner;
+        py.detach(|| {
+            for i in 0..n {
+                let name = symbol_name(&names, codes[i])?;
+                inner
+                    .update_spread(name, ts[i], spread[i])
+                    .map_err(|e| format!("quote bar row {i}: {e}"))?;
+            }
+            Ok::<usize, String>(n)
+        })
+        .map_err(PyValueError::new_err)
     }
 
     /// Set ADV (shares) and/or daily volatility (bps) of a symbol.
