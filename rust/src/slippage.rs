@@ -763,13 +763,20 @@ impl SlippageModel {
         check_positive("qty", qty)?;
         check_positive("arrival_price", arrival_price)?;
         check_positive("fill_price", fill_price)?;
-        let i = self.index_or_insert(symbol)?;
-        let state = &self.states[i];
-        let (_, adv, vol) = self.impact_inputs(Some(state));
-        let half_spread_bps = 0.5 * self.spread_at(Some(state), self.bucket(ts_ns));
+        let state = self.symbol_state(symbol);
+        let (_, adv, vol) = self.impact_inputs(state);
+        let half_spread_bps = 0.5 * self.spread_at(state, self.bucket(ts_ns));
         let cost_bps = side.sign() * (fill_price - arrival_price) / arrival_price * 1e4;
         let x = self.participation_term(qty, adv, vol);
         let y = cost_bps - half_spread_bps;
+        // The regression squares x: keep it where x^2 is a normal, finite number.
+        if !(x * x).is_normal() || !y.is_finite() {
+            return Err(invalid(format!(
+                "fill of {qty} {symbol} at {fill_price} (arrival {arrival_price}) is out of the usable \
+                 range: participation term {x} bps, excess cost {y} bps"
+            )));
+        }
+        let i = self.index_or_insert(symbol)?;
         let p = &self.params;
         let prior = self.pooled_coef();
         match &mut self.states[i].impact {
@@ -1116,6 +1123,23 @@ mod tests {
         }
         let coef = m.resolved("X").impact_coef;
         assert!((coef - true_coef).abs() < 0.05 * true_coef, "coef {coef}");
+    }
+
+    #[test]
+    fn extreme_fills_are_rejected_not_learned() {
+        let mut m = model();
+        m.set_daily_stats("A", Some(1e6), Some(150.0)).unwrap();
+        assert!(m
+            .update_fill("A", Side::Buy, 1e-300, 10.0, 10.0, 0)
+            .is_err());
+        assert!(m.update_fill("A", Side::Buy, 1e300, 10.0, 10.0, 0).is_err());
+        assert!(m.symbol_state("A").unwrap().impact.is_none());
+        assert!(m
+            .update_fill("NEW", Side::Buy, 1e300, 10.0, 10.0, 0)
+            .is_err());
+        assert!(m.symbol_state("NEW").is_none());
+        m.update_fill("A", Side::Buy, 1e4, 10.0, 10.01, 0).unwrap();
+        assert!(m.resolved("A").impact_coef.is_finite());
     }
 
     #[test]
