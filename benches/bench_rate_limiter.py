@@ -25,7 +25,7 @@ ROUNDS = 2000 if os.environ.get("HYBRIDTRADER_BENCH") == "full" else 100
 LIMITS = {"admitted": 1_000_000, "rejected": 10}
 
 
-def ours(limit: int) -> Callable[[], Callable[[], int]]:
+def ours(limit: int, explicit_key: bool = True) -> Callable[[], Callable[[], int]]:
     def setup() -> Callable[[], int]:
         acquire = RateLimiter([(limit, 60.0)]).try_acquire
 
@@ -35,7 +35,13 @@ def ours(limit: int) -> Callable[[], Callable[[], int]]:
                 admitted += acquire("default", 1)
             return admitted
 
-        return run
+        def run_no_args() -> int:
+            admitted = 0
+            for _ in range(CALLS):
+                admitted += acquire()
+            return admitted
+
+        return run if explicit_key else run_no_args
 
     return setup
 
@@ -95,6 +101,11 @@ def _bench(benchmark: BenchmarkFixture, make: Callable[[], Callable[[], int]], g
 @pytest.mark.parametrize("group", list(LIMITS))
 def test_ours(benchmark: BenchmarkFixture, group: str) -> None:
     _bench(benchmark, ours(LIMITS[group]), group)
+
+
+@pytest.mark.parametrize("group", list(LIMITS))
+def test_ours_no_args(benchmark: BenchmarkFixture, group: str) -> None:
+    _bench(benchmark, ours(LIMITS[group], explicit_key=False), group)
 
 
 @pytest.mark.parametrize("group", list(LIMITS))

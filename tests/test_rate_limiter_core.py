@@ -196,6 +196,8 @@ def test_bad_weights_and_timeouts() -> None:
         lim.acquire("default", 1, timeout=-1.0)
     with pytest.raises(ValueError, match="timeout"):
         asyncio.run(lim.acquire_async("default", 1, timeout=float("nan")))
+    with pytest.raises(ValueError, match="now_ns must be >= 0, got -1"):
+        lim.try_acquire_at(-1)
     with pytest.raises(TypeError):
         RateLimiter(3.5)
 

@@ -16,6 +16,11 @@ fn value_error(e: LimitError) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
+fn explicit_time(now_ns: i64) -> PyResult<u64> {
+    u64::try_from(now_ns)
+        .map_err(|_| PyValueError::new_err(format!("now_ns must be >= 0, got {now_ns}")))
+}
+
 fn seconds(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
