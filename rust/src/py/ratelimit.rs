@@ -93,10 +93,11 @@ impl SlidingWindowLimiter {
 
     /// `try_acquire` at an explicit limiter time `now_ns` (deterministic use and tests).
     #[pyo3(signature = (now_ns, key=None, weight=1))]
-    fn try_acquire_at(&self, now_ns: u64, key: Option<&str>, weight: i64) -> PyResult<bool> {
+    fn try_acquire_at(&self, now_ns: i64, key: Option<&str>, weight: i64) -> PyResult<bool> {
         let key = key.unwrap_or(DEFAULT_KEY);
+        let now = explicit_time(now_ns)?;
         self.lock()
-            .try_acquire(key, weight, now_ns)
+            .try_acquire(key, weight, now)
             .map_err(value_error)
     }
 
@@ -113,11 +114,10 @@ impl SlidingWindowLimiter {
 
     /// `wait_time` at an explicit limiter time, in nanoseconds.
     #[pyo3(signature = (now_ns, key=None, weight=1))]
-    fn wait_ns_at(&self, now_ns: u64, key: Option<&str>, weight: i64) -> PyResult<u64> {
+    fn wait_ns_at(&self, now_ns: i64, key: Option<&str>, weight: i64) -> PyResult<u64> {
         let key = key.unwrap_or(DEFAULT_KEY);
-        self.lock()
-            .wait_ns(key, weight, now_ns)
-            .map_err(value_error)
+        let now = explicit_time(now_ns)?;
+        self.lock().wait_ns(key, weight, now).map_err(value_error)
     }
 
     /// One locked step: admit now and return 0.0, or refuse and return the seconds to wait (> 0).
