@@ -343,3 +343,15 @@ def test_a_server_pause_holds_other_callers_on_the_key(server: ScriptedServer) -
     t429 = server.requests[0][0]
     later = [t for t, _ in server.requests[1:]]
     assert len(later) == 2 and min(later) - t429 >= 0.4 - 0.01
+
+
+def test_gives_up_when_the_local_limiter_would_hold_past_max_elapsed() -> None:
+    lim = RateLimiter(rates=[(1, 60.0)], backoff=BackoffConfig(max_elapsed_seconds=1.0))
+    assert lim.execute_with_backoff(lambda: "first") == "first"
+    assert 59.0 < lim.wait_time() <= 60.0
+    with pytest.raises(RateLimitError, match="local limiter would hold key 'default'"):
+        lim.execute_with_backoff(lambda: "second")
+    with pytest.raises(RateLimitError, match="local limiter would hold key 'default'"):
+        asyncio.run(lim.execute_with_backoff_async(lambda: "second"))
+    stats = lim.stats()
+    assert (stats["calls"], stats["give_ups"]) == (1, 2)
