@@ -1,1 +1,2 @@
-"""Execution: slippage forecasts, order slicing, toxic-time filtering."""
+"""Execution: rate limiting and retries for broker/data API calls, slippage forecasts, order slicing and
+toxic-time filtering."""
