@@ -159,6 +159,14 @@ def test_ours_batch_from_polars_symbols(benchmark, model: SlippageModel, batch: 
 
 
 @pytest.mark.benchmark(group=f"forecast batch {N_BATCH:,} rows")
+def test_ours_batch_from_polars_enum_symbols(benchmark, model: SlippageModel, batch: dict) -> None:
+    b = batch
+    symbols = b["symbols"].cast(pl.Enum(b["names"]))
+    out = benchmark(model.forecast_many, symbols, "buy", b["qty"], b["price"], b["ts"])
+    assert out.shape == (N_BATCH,)
+
+
+@pytest.mark.benchmark(group=f"forecast batch {N_BATCH:,} rows")
 def test_numpy_batch(benchmark, model: SlippageModel, batch: dict) -> None:
     b = batch
     peer = NumpySlippage(model, b["names"])

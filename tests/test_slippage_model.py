@@ -147,6 +147,8 @@ def test_bad_inputs_are_named_errors() -> None:
         m.forecast_many(["A", "B"], "buy", [1.0, -1.0], 1.0, 0)
     with pytest.raises(ValueError, match="rows"):
         m.forecast_many(["A", "B", "C"], "buy", [1.0, 1.0], 1.0, 0)
+    with pytest.raises(ValueError, match="null"):
+        m.forecast_many(["A", None], "buy", [1.0, 1.0], 1.0, 0)
     with pytest.raises(ValueError, match="arrival_price"):
         m.update_symbol_stats("A", "buy", 10, -1.0, 1.0, 0)
     with pytest.raises(ValueError, match="adv_shares of A"):
@@ -361,6 +363,8 @@ def test_batch_equals_per_call(n: int, seed: int) -> None:
         for s, d, q, p, t in zip(symbols, sides, qty, price, ts, strict=True)
     ]
     np.testing.assert_array_equal(batch, np.array(single))
+    enum = pl.Series(symbols).cast(pl.Enum(["UNKNOWN", "B", "A", "UNUSED"]))
+    np.testing.assert_array_equal(m.forecast_many(enum, sides, qty, price, ts), batch)
     datetimes = pl.Series(ts).cast(pl.Datetime("ns", "UTC"))
     np.testing.assert_array_equal(
         m.forecast_many(pl.Series(symbols), pl.Series(sides), qty, price, datetimes), batch

@@ -91,10 +91,13 @@ def _symbol_codes(symbols: SymbolsLike, n: int) -> tuple[list[str], np.ndarray]:
     """Distinct symbols and, per row, the index of its symbol (computed by Polars, not a Python loop)."""
     if isinstance(symbols, str):
         return [symbols], np.zeros(n, dtype=np.uint32)
-    s = pl.Series("symbol", symbols, dtype=pl.String)
+    if isinstance(symbols, pl.Series) and isinstance(symbols.dtype, pl.Enum):
+        s, names = symbols, symbols.dtype.categories.to_list()  # already encoded: no string hashing
+    else:
+        s = pl.Series("symbol", symbols, dtype=pl.String)
+        names = s.drop_nulls().unique().sort().to_list()
     if s.null_count():
         raise ValueError(f"symbols has {s.null_count()} null values")
-    names = s.unique().sort().to_list()
     codes = s.cast(pl.Enum(names)).to_physical().cast(pl.UInt32).to_numpy()
     return names, np.ascontiguousarray(codes)
 
