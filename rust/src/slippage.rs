@@ -26,10 +26,11 @@ pub const SESSION_MINUTES: u32 = 390;
 const OPEN_MINUTE: i64 = 9 * 60 + 30;
 /// Huber tuning constant (95% efficiency under Gaussian noise).
 const HUBER_K: f64 = 1.345;
-/// sigma = sqrt(pi / 2) * E|r| for Gaussian residuals.
-const MEAN_ABS_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
-/// Residuals are winsorised at this many scale units before they update the scale.
-const SCALE_CLIP: f64 = 3.0;
+/// sigma = median(|r|) / 0.6745 for Gaussian residuals.
+const MEDIAN_ABS_TO_SIGMA: f64 = 1.482_602_218_505_602;
+/// The median tracker's step decays as n^-0.7 (a Robbins-Monro schedule that still moves a badly
+/// initialised scale by orders of magnitude within a few hundred fills).
+const SCALE_STEP_DECAY: f64 = 0.7;
 const MIN_SCALE_BPS: f64 = 1e-3;
 
 // ------------------------------------------------------------------------------------------- errors
@@ -313,8 +314,8 @@ fn bucket_of(minutes: i64, bucket_minutes: u32, n_buckets: usize) -> usize {
 
 // -------------------------------------------------------------------------------- learned state
 /// Robust online regression through the origin of excess cost on the participation term:
-/// exponentially weighted least squares with Huber weights, the residual scale tracked as a
-/// winsorised running mean of absolute residuals.
+/// exponentially weighted least squares with Huber weights, the residual scale tracked as the running
+/// median of absolute residuals (robust to any share of outliers below one half).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ImpactEstimator {
     pub coef: f64,
@@ -342,16 +343,17 @@ impl ImpactEstimator {
 
     fn update(&mut self, x: f64, y: f64, learning_rate: f64) {
         let r = y - self.coef * x;
-        let threshold = HUBER_K * MEAN_ABS_TO_SIGMA * self.scale_bps;
+        let threshold = HUBER_K * MEDIAN_ABS_TO_SIGMA * self.scale_bps;
         let w = if r.abs() <= threshold {
             1.0
         } else {
             threshold / r.abs()
         };
-        let a = learning_rate.max(1.0 / (self.n_fills as f64 + 1.0));
-        self.scale_bps = ((1.0 - a) * self.scale_bps
-            + a * r.abs().min(SCALE_CLIP * self.scale_bps))
-        .max(MIN_SCALE_BPS);
+        // Stochastic approximation of the median of |r| on a log scale: steps up when |r| is above it,
+        // down when below, so it settles where half the residuals are larger, whatever the outliers.
+        let a = learning_rate.max((self.n_fills as f64 + 1.0).powf(-SCALE_STEP_DECAY));
+        let step = if r.abs() > self.scale_bps { a } else { -a };
+        self.scale_bps = (self.scale_bps * step.exp()).max(MIN_SCALE_BPS);
         self.accumulate(x, y, w, 1.0 - learning_rate);
     }
 
