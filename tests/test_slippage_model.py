@@ -493,3 +493,16 @@ def test_forecast_bounded_and_monotone_in_qty(
     assert ((out >= 0) & (out <= 20.0)).all()
     assert (np.diff(out) >= 0).all()
     assert out[0] >= min(spread / 2, 20.0) - 1e-12
+
+
+def test_coefficient_tracks_a_change_of_regime() -> None:
+    # Default learning_rate 0.01: a memory of ~100 fills, so 1500 fills after a change the old regime
+    # weighs 0.99^1500 ~ 3e-7. The standard error is sqrt(4 * 0.01 / 224) ~= 0.013; tolerance 0.06.
+    m = SlippageModel()
+    m.set_daily_stats("X", 2e6, 150.0)
+    ts = ny_ns(2024, 5, 1, 12, 0)
+    rng = np.random.default_rng(4)
+    m.update_symbol_stats(simulated_fills(rng, {"X": (0.5, 2e6, 150.0)}, 1500, ts, 0.02))
+    assert m.symbol_params("X")["impact_coef"] == pytest.approx(0.5, abs=0.06)
+    m.update_symbol_stats(simulated_fills(rng, {"X": (1.2, 2e6, 150.0)}, 1500, ts + 10**13, 0.02))
+    assert m.symbol_params("X")["impact_coef"] == pytest.approx(1.2, abs=0.06)
