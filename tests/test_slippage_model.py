@@ -284,7 +284,7 @@ def test_planted_reverse_j_spread_profile_is_learned() -> None:
         for s, f in symbols.items()
     ]
     m = SlippageModel()
-    assert m.learn_from_quote_bars(pl.concat(frames)) == 3 * len(ts)
+    assert m.learn_from_quote_bars(pl.concat(frames)) == {"learned": 3 * len(ts), "outside_session": 0}
     # Noise +-20% (sd 11.5% of the level); the EWMA (weight 0.05) shrinks it by sqrt(0.05 / 1.95) to 1.9%
     # of the level: a 10% tolerance is > 5 sd.
     day = date(2024, 3, 20)
@@ -295,6 +295,21 @@ def test_planted_reverse_j_spread_profile_is_learned() -> None:
         assert m.forecast_spread(s, ny_ns(day.year, day.month, day.day, 9, 40)) == pytest.approx(learned[0])
     pooled = np.array(m.symbol_params("NEW")["spread_bps"])
     np.testing.assert_allclose(pooled, planted * np.mean(list(symbols.values())), rtol=0.1)
+
+
+def test_quote_bars_outside_the_session_are_counted_not_learned() -> None:
+    m = SlippageModel()
+    times = [
+        ny_ns(2024, 5, 1, 8, 0),  # pre-market
+        ny_ns(2024, 5, 1, 16, 30),  # after hours
+        ny_ns(2024, 11, 29, 13, 30),  # after the 13:00 early close
+        ny_ns(2024, 12, 25, 11, 0),  # holiday
+        ny_ns(2024, 5, 4, 11, 0),  # Saturday
+        ny_ns(2024, 5, 1, 15, 59),  # in session: the last minute
+    ]
+    bars = pl.DataFrame({"symbol": "A", "ts": times, "spread_bps_mean": [50.0] * 5 + [7.0]})
+    assert m.learn_from_quote_bars(bars) == {"learned": 1, "outside_session": 5}
+    assert m.symbol_params("A")["spread_bps"] == [5.0] * 12 + [7.0]
 
 
 def test_quote_bars_from_raw_bid_ask() -> None:
@@ -481,11 +496,12 @@ def test_atomic_save_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
     vol=st.floats(1e-3, 5e3),
     spread=st.floats(0.0, 100.0),
     exponent=st.floats(0.05, 1.0),
-    ts=st.integers(0, 4_000_000_000 * NS),
+    minute=st.integers(0, 389),
 )
 def test_forecast_bounded_and_monotone_in_qty(
-    qty: list[float], adv: float, vol: float, spread: float, exponent: float, ts: int
+    qty: list[float], adv: float, vol: float, spread: float, exponent: float, minute: int
 ) -> None:
+    ts = ny_ns(2024, 5, 1, 9, 30) + minute * 60 * NS
     m = SlippageModel(SlippageConfig(impact_exponent=exponent))
     m.set_daily_stats("X", adv, vol)
     m.learn_from_quote_bars(pl.DataFrame({"symbol": ["X"], "ts": [ts], "spread_bps_mean": [spread]}))

@@ -19,6 +19,7 @@ import polars as pl
 
 from hybridtrader._core import SlippageModelCore
 from hybridtrader.config import Config, ExecutionConfig, SlippageConfig, config_from_dict
+from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
 
 FILL_COLUMNS = ("symbol", "side", "qty", "arrival_price", "fill_price", "ts")
 SIDES = ("buy", "sell")
@@ -71,6 +72,24 @@ def ts_ns_column(values: pl.Series, name: str = "ts") -> np.ndarray:
     if values.null_count():
         raise ValueError(f"{name} has {values.null_count()} null values")
     return values.cast(pl.Int64).to_numpy()
+
+
+def in_regular_session(ts_ns: np.ndarray) -> np.ndarray:
+    """Per timestamp (UTC epoch ns): inside the regular NYSE session of its New York date (holidays and
+    early closes from the calendar)."""
+    dates = (
+        pl.Series("ts", ts_ns).cast(pl.Datetime("ns", "UTC")).dt.convert_time_zone(str(NEW_YORK)).dt.date()
+    )
+    bounds = {}
+    for d in dates.unique().to_list():
+        if is_session(d):
+            o, c = session_bounds(d)
+            bounds[d] = (int(o.timestamp()) * 1_000_000_000, int(c.timestamp()) * 1_000_000_000)
+        else:
+            bounds[d] = (0, 0)
+    opens = dates.replace_strict({d: b[0] for d, b in bounds.items()}, return_dtype=pl.Int64).to_numpy()
+    closes = dates.replace_strict({d: b[1] for d, b in bounds.items()}, return_dtype=pl.Int64).to_numpy()
+    return (ts_ns >= opens) & (ts_ns < closes)
 
 
 def _ts_array(ts: Any, n: int) -> np.ndarray:
@@ -217,11 +236,13 @@ class SlippageModel(SlippageModelCore):
             fills["_ts"].to_numpy(),
         )
 
-    def learn_from_quote_bars(self, bars: pl.DataFrame) -> int:
+    def learn_from_quote_bars(self, bars: pl.DataFrame) -> dict[str, int]:
         """Learn time-of-day spread profiles (EWMA per bucket and symbol, and pooled) from quote bars.
 
         Uses `spread_bps_mean` when present (bars from `aggregate_quotes`), otherwise the spread of raw
-        `bid`/`ask` quotes. Rows are learned in time order; returns the number learned.
+        `bid`/`ask` quotes. Rows are learned in time order. Bars outside the regular session of their day
+        (pre-market, after hours, after an early close) are not learned — their spreads would distort the
+        opening and closing buckets — and are counted: returns {"learned": n, "outside_session": m}.
         """
         _require(bars, ("symbol", "ts"), "quote bars")
         if "spread_bps_mean" in bars.columns:
@@ -236,11 +257,15 @@ class SlippageModel(SlippageModelCore):
             raise ValueError(f"quote bars need spread_bps_mean or bid and ask columns; got {bars.columns}")
         if spread.null_count():
             raise ValueError(f"spread_bps_mean has {spread.null_count()} null values")
-        frame = pl.DataFrame(
-            {"symbol": bars["symbol"], "ts": ts_ns_column(bars["ts"]), "spread": spread}
-        ).sort("ts", maintain_order=True)
+        ts = ts_ns_column(bars["ts"])
+        frame = (
+            pl.DataFrame({"symbol": bars["symbol"], "ts": ts, "spread": spread})
+            .filter(in_regular_session(ts))
+            .sort("ts", maintain_order=True)
+        )
         names, codes = _symbol_codes(frame["symbol"], frame.height)
-        return self._update_spreads(names, codes, frame["ts"].to_numpy(), frame["spread"].to_numpy())
+        learned = self._update_spreads(names, codes, frame["ts"].to_numpy(), frame["spread"].to_numpy())
+        return {"learned": learned, "outside_session": bars.height - frame.height}
 
     def learn_from_daily_bars(self, bars: pl.DataFrame) -> pl.DataFrame:
         """Set ADV (mean volume of the last `daily_window` bars) and daily volatility (standard deviation
