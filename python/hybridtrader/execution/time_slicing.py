@@ -59,6 +59,12 @@ def to_utc_ns(ts: datetime | int, name: str = "ts") -> int:
     raise ValueError(f"{name} must be an aware datetime or epoch ns (int), got {ts!r}")
 
 
+def from_utc_ns(ns: int) -> datetime:
+    """Aware UTC datetime of epoch ns (microsecond precision, no float rounding)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
+
+
 def _u_cdf(u: float, u_shape: float) -> float:
     """Share of a session's volume traded before session fraction u, for the density
     f(u) ∝ 1 + b (2u - 1)^2 with b = u_shape - 1 (so f(0) = f(1) = u_shape x f(1/2))."""
@@ -71,8 +77,8 @@ def expected_volume(start_ns: int, end_ns: int, adv_shares: float, u_shape: floa
     U-shaped profile; early closes therefore count as the shorter days they are."""
     if end_ns <= start_ns:
         return 0.0
-    day = datetime.fromtimestamp(start_ns / 1e9, UTC).astimezone(NEW_YORK).date()
-    last = datetime.fromtimestamp(end_ns / 1e9, UTC).astimezone(NEW_YORK).date()
+    day = from_utc_ns(start_ns).astimezone(NEW_YORK).date()
+    last = from_utc_ns(end_ns).astimezone(NEW_YORK).date()
     total = 0.0
     while day <= last:
         if is_session(day):
@@ -159,7 +165,7 @@ def plan_parent_order(
     `time_slicing.max_participation` of the volume implied by `adv_shares` or by the model's ADV of
     `symbol`. `start` must fall within a regular session."""
     start_ns = to_utc_ns(start, "start")
-    start_dt = datetime.fromtimestamp(start_ns / 1e9, UTC)
+    start_dt = from_utc_ns(start_ns)
     session: date | None = session_at(start_dt)
     if session is None:
         raise ValueError(f"start {start_dt.isoformat()} is outside the regular NYSE session")
