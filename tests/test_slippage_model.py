@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 from hybridtrader import SlippageModel
+from hybridtrader._core import SlippageModelCore
 from hybridtrader.config import Config, ConfigError, SlippageConfig, config_from_dict, load_config
 from hybridtrader.market.calendar import NEW_YORK, UTC, session_minutes_ns
 from hypothesis import given, settings
@@ -41,6 +42,9 @@ def test_seed_unit_test() -> None:
     for config in (load_config(), Config(), None, {}):
         slippage = SlippageModel(config).forecast_slippage("AAPL", "buy", 100, 150.0)
         assert 0 <= slippage <= 20
+    # The per-call methods are the Rust ones, not Python wrappers around them.
+    assert SlippageModel.forecast_slippage is SlippageModelCore.forecast_slippage
+    assert SlippageModel.forecast_spread is SlippageModelCore.forecast_spread
 
 
 def test_hand_computed_forecast() -> None:
