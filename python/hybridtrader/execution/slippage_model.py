@@ -152,6 +152,10 @@ class SlippageModel(SlippageModelCore):
 
     `forecast_slippage(symbol, side, qty, price, ts=None)` and `forecast_spread(symbol, ts=None)` are the
     Rust methods themselves (no Python wrapper on the hot path).
+
+    Threads: forecasts may run concurrently (batch forecasts and `save` release the GIL); learning needs
+    exclusive access, so learning while another thread is inside a batch forecast or a save raises
+    RuntimeError ("already borrowed") instead of racing.
     """
 
     __slots__ = ("config",)
