@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -432,6 +433,16 @@ def test_save_load_roundtrip_gives_equal_forecasts(tmp_path: Path) -> None:
     assert fresh.symbols == []
     with pytest.raises(ValueError, match="state_path"):
         SlippageModel().save()
+
+
+def test_pickle_round_trip_keeps_config_and_state(tmp_path: Path) -> None:
+    m = learned_model(3)
+    m.config = m.config.model_copy(update={"state_path": tmp_path / "never-written.json"})
+    back = pickle.loads(pickle.dumps(m))
+    assert back.config == m.config and back.to_json() == m.to_json()
+    assert not (tmp_path / "never-written.json").exists()
+    with pytest.raises(ValueError, match="<pickled SlippageModel>"):
+        pickle.loads(pickle.dumps(m).replace(b'"format_version":1', b'"format_version":5'))
 
 
 def test_state_file_size_per_100_symbols(tmp_path: Path) -> None:

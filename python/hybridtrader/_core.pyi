@@ -99,7 +99,10 @@ class SlippageModelCore:
     def load(self, path: str | os.PathLike[str]) -> None:
         """Replace the learned state; ValueError naming the file if corrupt, of a future format_version or
         learned with another impact_exponent / bucket_minutes; FileNotFoundError if missing."""
-    def to_json(self) -> str: ...
+    def to_json(self) -> str:
+        """The learned state as the JSON text `save` writes."""
+    def load_json(self, text: str, source: str = "<json>") -> None:
+        """Replace the learned state by JSON text from `to_json`; errors as for `load`."""
 class SlidingWindowLimiter:
     """Exact sliding-window rate limiter over one or more `(limit, window_seconds)` rates, per key, with
     weights: a request of weight w is admitted iff every rate's window `(now - window, now]` holds at most

@@ -293,9 +293,21 @@ class SlippageModel(SlippageModelCore):
         return stats
 
     # ----------------------------------------------------------------------------- persistence
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any], str]]:
+        # Picklable (process pools, Ray): the config and the learned state travel, not the state file.
+        return _restore, (self.config.model_dump(), self.to_json())
+
     def save(self, path: str | os.PathLike[str] | None = None) -> None:
         """Save the learned state as JSON atomically to `path` (default: `execution.slippage.state_path`)."""
         target = path if path is not None else self.config.state_path
         if target is None:
             raise ValueError("save needs a path: none given and execution.slippage.state_path is not set")
         super().save(Path(target))
+
+
+def _restore(config: dict[str, Any], state_json: str) -> SlippageModel:
+    section = SlippageConfig.model_validate(config)
+    model = SlippageModel(section.model_copy(update={"state_path": None}))
+    model.load_json(state_json, "<pickled SlippageModel>")
+    model.config = section
+    return model

@@ -322,8 +322,17 @@ impl PySlippageModel {
         self.inner.load(&path).map_err(to_py)
     }
 
+    /// The learned state as the JSON text `save` writes.
     fn to_json(&self) -> String {
         self.inner.to_json()
+    }
+
+    /// Replace the learned state by JSON text from `to_json`; `source` names it in error messages.
+    #[pyo3(signature = (text, source="<json>"))]
+    fn load_json(&mut self, text: &str, source: &str) -> PyResult<()> {
+        self.inner
+            .load_json(text, std::path::Path::new(source))
+            .map_err(to_py)
     }
 }
 
