@@ -246,10 +246,50 @@ fn dst_bounds(year: i64) -> (i64, i64) {
     (start * 86_400 + 7 * 3600, end * 86_400 + 6 * 3600)
 }
 
-/// UTC offset of New York (seconds, negative) at a UTC instant.
-fn ny_offset_secs(secs: i64) -> i64 {
+/// UTC offset of New York (seconds, negative) at a UTC instant, from the rules.
+fn ny_offset_computed(secs: i64) -> i64 {
     // The local year differs from the UTC year only in the first hours of January 1, far from DST.
     let (start, end) = dst_bounds(year_from_days(secs.div_euclid(86_400)));
+    if secs >= start && secs < end {
+        -4 * 3600
+    } else {
+        -5 * 3600
+    }
+}
+
+const TABLE_FIRST_YEAR: i64 = 1970;
+const TABLE_YEARS: usize = 200;
+
+/// Per year from 1970: UTC seconds of January 1 and of the DST start and end, so that the per-call path
+/// does a lookup instead of calendar arithmetic.
+fn dst_table() -> &'static [[i64; 3]] {
+    static TABLE: std::sync::OnceLock<Vec<[i64; 3]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..TABLE_YEARS as i64)
+            .map(|k| {
+                let year = TABLE_FIRST_YEAR + k;
+                let (start, end) = dst_bounds(year);
+                [days_from_civil(year, 1, 1) * 86_400, start, end]
+            })
+            .collect()
+    })
+}
+
+/// UTC offset of New York (seconds, negative) at a UTC instant.
+fn ny_offset_secs(secs: i64) -> i64 {
+    let table = dst_table();
+    // Years since 1970 by the mean Gregorian year: off by at most one, corrected below.
+    let guess = (secs.div_euclid(86_400) * 400).div_euclid(146_097);
+    if guess < 1 || guess >= TABLE_YEARS as i64 - 1 {
+        return ny_offset_computed(secs);
+    }
+    let mut i = guess as usize;
+    if secs < table[i][0] {
+        i -= 1;
+    } else if secs >= table[i + 1][0] {
+        i += 1;
+    }
+    let [_, start, end] = table[i];
     if secs >= start && secs < end {
         -4 * 3600
     } else {
@@ -1037,6 +1077,27 @@ mod tests {
         assert_eq!(sunday(2024, 11, 1), days_from_civil(2024, 11, 3));
         assert_eq!(sunday(2006, 4, 1), days_from_civil(2006, 4, 2));
         assert_eq!(sunday(2006, 10, 0), days_from_civil(2006, 10, 29));
+    }
+
+    #[test]
+    fn table_offsets_equal_the_rules() {
+        let step = 3_611; // seconds: not a divisor of a day, so every time of day is visited
+        let (lo, hi) = (
+            days_from_civil(1960, 1, 1) * 86_400,
+            days_from_civil(2200, 1, 1) * 86_400,
+        );
+        let mut s = lo;
+        while s < hi {
+            assert_eq!(ny_offset_secs(s), ny_offset_computed(s), "at {s}");
+            s += step;
+        }
+        for year in [1971, 2000, 2024, 2100, 2168] {
+            let (start, end) = dst_bounds(year);
+            let jan1 = days_from_civil(year, 1, 1) * 86_400;
+            for t in [start - 1, start, end - 1, end, jan1 - 1, jan1] {
+                assert_eq!(ny_offset_secs(t), ny_offset_computed(t), "at {t}");
+            }
+        }
     }
 
     #[test]
