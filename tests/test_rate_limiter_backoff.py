@@ -254,12 +254,12 @@ def test_alpaca_client_429_is_retried_with_the_reset_header(server: ScriptedServ
 
 
 def test_limiter_in_front_keeps_alpaca_clear_of_429s(server: ScriptedServer) -> None:
-    """The server enforces 5 requests per 0.25 s; the limiter (with a small margin on the window) keeps
-    alpaca-py's own retry — left on here — from ever being needed."""
+    """The server enforces 5 requests per 0.25 s; the limiter (its window widened to absorb scheduling
+    delays between admission and arrival) keeps alpaca-py's own retry, left on here, from being needed."""
     server.script = [(200, {}, TRADE)]
     server.server_limit = (5, 0.25)
     client = StockHistoricalDataClient("key", "secret", url_override=server.url)
-    lim = RateLimiter(rates=[(5, 0.30)])
+    lim = RateLimiter(rates=[(5, 0.45)])
     req = StockLatestTradeRequest(symbol_or_symbols="AAPL")
     got = lim.execute_batch(client.get_stock_latest_trade, [req] * 12, workers=3)
     assert got.ok and all(r["AAPL"].price == 185.5 for r in got.results)
@@ -335,11 +335,22 @@ def test_a_server_pause_holds_other_callers_on_the_key(server: ScriptedServer) -
     lim = RateLimiter(rates=[(1000, 1.0)])
     first = threading.Thread(target=lim.execute_with_backoff, args=(get_json, server.url + "/p1"))
     first.start()
-    while not server.requests:
-        time.sleep(0.005)
-    time.sleep(0.05)
+    while lim.stats()["retries"] == 0:  # the first caller has had its 429 and set the pause
+        time.sleep(0.002)
     assert lim.execute_with_backoff(get_json, server.url + "/p2") == {"ok": 1}
     first.join()
     t429 = server.requests[0][0]
     later = [t for t, _ in server.requests[1:]]
     assert len(later) == 2 and min(later) - t429 >= 0.4 - 0.01
+
+
+def test_gives_up_when_the_local_limiter_would_hold_past_max_elapsed() -> None:
+    lim = RateLimiter(rates=[(1, 60.0)], backoff=BackoffConfig(max_elapsed_seconds=1.0))
+    assert lim.execute_with_backoff(lambda: "first") == "first"
+    assert 59.0 < lim.wait_time() <= 60.0
+    with pytest.raises(RateLimitError, match="local limiter would hold key 'default'"):
+        lim.execute_with_backoff(lambda: "second")
+    with pytest.raises(RateLimitError, match="local limiter would hold key 'default'"):
+        asyncio.run(lim.execute_with_backoff_async(lambda: "second"))
+    stats = lim.stats()
+    assert (stats["calls"], stats["give_ups"]) == (1, 2)

@@ -2,6 +2,14 @@
 
 from hybridtrader._core import BarAggregator, __version__
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
+from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.stream import StreamingAdapter
 
-__all__ = ["BarAggregator", "RateLimitError", "RateLimiter", "StreamingAdapter", "__version__"]
+__all__ = [
+    "BarAggregator",
+    "RateLimitError",
+    "RateLimiter",
+    "SlippageModel",
+    "StreamingAdapter",
+    "__version__",
+]

@@ -53,10 +53,22 @@ impl Rate {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LimitError {
     NoRates,
-    BadLimit { index: usize, limit: i64 },
-    BadWindow { index: usize, window_s: f64 },
-    BadWeight { weight: i64 },
-    WeightAboveLimit { weight: i64, index: usize, rate: Rate },
+    BadLimit {
+        index: usize,
+        limit: i64,
+    },
+    BadWindow {
+        index: usize,
+        window_s: f64,
+    },
+    BadWeight {
+        weight: i64,
+    },
+    WeightAboveLimit {
+        weight: i64,
+        index: usize,
+        rate: Rate,
+    },
 }
 
 impl fmt::Display for LimitError {
@@ -227,18 +239,35 @@ impl Hasher for KeyHasher {
     }
 }
 
-type KeyMap = HashMap<Box<str>, KeyState, BuildHasherDefault<KeyHasher>>;
+type KeyMap = HashMap<Box<str>, usize, BuildHasherDefault<KeyHasher>>;
 
-/// The state of `key`, created on first use; only that first call allocates.
+/// Named keys: name -> slot, states in a Vec so a lookup is one hash probe (and only a new key allocates).
+#[derive(Debug, Clone, Default)]
+struct Keys {
+    index: KeyMap,
+    states: Vec<KeyState>,
+}
+
+/// The state of `key`, created on first use.
 #[inline]
-fn entry<'a>(default: &'a mut KeyState, keys: &'a mut KeyMap, n_rates: usize, key: &str) -> &'a mut KeyState {
+fn entry<'a>(
+    default: &'a mut KeyState,
+    keys: &'a mut Keys,
+    n_rates: usize,
+    key: &str,
+) -> &'a mut KeyState {
     if key == DEFAULT_KEY {
         return default;
     }
-    if !keys.contains_key(key) {
-        keys.insert(key.into(), KeyState::new(n_rates));
-    }
-    keys.get_mut(key).expect("inserted above")
+    let slot = match keys.index.get(key) {
+        Some(&slot) => slot,
+        None => {
+            keys.states.push(KeyState::new(n_rates));
+            keys.index.insert(key.into(), keys.states.len() - 1);
+            keys.states.len() - 1
+        }
+    };
+    &mut keys.states[slot]
 }
 
 /// Sliding-window limiter over one or more rates, with independent state per key.
@@ -248,7 +277,7 @@ pub struct SlidingWindowLimiter {
     /// Index of the rate with the smallest limit (the largest admissible weight).
     tightest: usize,
     default: KeyState,
-    keys: KeyMap,
+    keys: Keys,
 }
 
 impl SlidingWindowLimiter {
@@ -256,13 +285,15 @@ impl SlidingWindowLimiter {
         if rates.is_empty() {
             return Err(LimitError::NoRates);
         }
-        let tightest = (0..rates.len()).min_by_key(|&i| rates[i].limit).unwrap_or(0);
+        let tightest = (0..rates.len())
+            .min_by_key(|&i| rates[i].limit)
+            .unwrap_or(0);
         let n = rates.len();
         Ok(SlidingWindowLimiter {
             rates: rates.into_boxed_slice(),
             tightest,
             default: KeyState::new(n),
-            keys: KeyMap::default(),
+            keys: Keys::default(),
         })
     }
 
@@ -300,7 +331,12 @@ impl SlidingWindowLimiter {
     /// Admit `weight` for `key` at `now` if it fits in every window; returns the decision and the time it
     /// was taken at (after clamping to the key's clock).
     #[inline]
-    pub fn try_acquire_stamped(&mut self, key: &str, weight: i64, now: u64) -> Result<(bool, u64), LimitError> {
+    pub fn try_acquire_stamped(
+        &mut self,
+        key: &str,
+        weight: i64,
+        now: u64,
+    ) -> Result<(bool, u64), LimitError> {
         let weight = self.check_weight(weight)?;
         let rates = &self.rates;
         let state = entry(&mut self.default, &mut self.keys, rates.len(), key);
@@ -333,8 +369,8 @@ impl SlidingWindowLimiter {
         let state = if key == DEFAULT_KEY {
             &mut self.default
         } else {
-            match self.keys.get_mut(key) {
-                Some(s) => s,
+            match self.keys.index.get(key) {
+                Some(&slot) => &mut self.keys.states[slot],
                 None => return Ok(0),
             }
         };
@@ -345,14 +381,16 @@ impl SlidingWindowLimiter {
     /// Every key that has seen a request, with its state brought up to `now`.
     pub fn keys_at(&mut self, now: u64) -> Vec<(&str, &KeyState)> {
         let rates = &self.rates;
-        let mut out = Vec::with_capacity(self.keys.len() + 1);
+        self.default.advance(rates, now);
+        for s in &mut self.keys.states {
+            s.advance(rates, now);
+        }
+        let mut out = Vec::with_capacity(self.keys.states.len() + 1);
         if self.default.admitted + self.default.rejected > 0 {
-            self.default.advance(rates, now);
             out.push((DEFAULT_KEY, &self.default));
         }
-        for (k, s) in self.keys.iter_mut() {
-            s.advance(rates, now);
-            out.push((&**k, &*s));
+        for (k, &slot) in &self.keys.index {
+            out.push((&**k, &self.keys.states[slot]));
         }
         out
     }
@@ -386,7 +424,10 @@ mod tests {
         fn try_acquire(&mut self, weight: u64, now: u64) -> bool {
             let now = now.max(self.last);
             self.last = now;
-            let ok = self.rates.iter().all(|r| self.in_window(r, now) + weight <= r.limit);
+            let ok = self
+                .rates
+                .iter()
+                .all(|r| self.in_window(r, now) + weight <= r.limit);
             if ok {
                 self.log.push((now, weight));
             }
@@ -395,7 +436,11 @@ mod tests {
         fn wait(&self, weight: u64, now: u64) -> u64 {
             // Smallest d such that every window at now + d has room; expiry times are the only candidates.
             let now = now.max(self.last);
-            let fits = |t: u64| self.rates.iter().all(|r| self.in_window(r, t) + weight <= r.limit);
+            let fits = |t: u64| {
+                self.rates
+                    .iter()
+                    .all(|r| self.in_window(r, t) + weight <= r.limit)
+            };
             if fits(now) {
                 return 0;
             }
@@ -487,9 +532,15 @@ mod tests {
     #[test]
     fn clock_never_runs_backwards() {
         let mut l = lim(&[(1, 1.0)]);
-        assert_eq!(l.try_acquire_stamped("default", 1, 5 * S).unwrap(), (true, 5 * S));
+        assert_eq!(
+            l.try_acquire_stamped("default", 1, 5 * S).unwrap(),
+            (true, 5 * S)
+        );
         // An earlier time is read as the last one: still inside the window.
-        assert_eq!(l.try_acquire_stamped("default", 1, 0).unwrap(), (false, 5 * S));
+        assert_eq!(
+            l.try_acquire_stamped("default", 1, 0).unwrap(),
+            (false, 5 * S)
+        );
     }
 
     #[test]
@@ -510,11 +561,21 @@ mod tests {
         assert!(SlidingWindowLimiter::from_secs(&[(5, f64::NAN)]).is_err());
         assert!(SlidingWindowLimiter::from_secs(&[(5, f64::INFINITY)]).is_err());
         assert!(SlidingWindowLimiter::from_secs(&[(5, 1e-12)]).is_err());
-        assert_eq!(SlidingWindowLimiter::from_secs(&[]).unwrap_err(), LimitError::NoRates);
+        assert_eq!(
+            SlidingWindowLimiter::from_secs(&[]).unwrap_err(),
+            LimitError::NoRates
+        );
         let mut l = lim(&[(200, 60.0), (10, 1.0)]);
         let e = l.try_acquire("default", 11, 0).unwrap_err();
-        assert!(e.to_string().contains("weight 11 exceeds the limit of rates[1] (10 per 1 s)"), "{e}");
-        assert_eq!(l.try_acquire("default", 0, 0).unwrap_err(), LimitError::BadWeight { weight: 0 });
+        assert!(
+            e.to_string()
+                .contains("weight 11 exceeds the limit of rates[1] (10 per 1 s)"),
+            "{e}"
+        );
+        assert_eq!(
+            l.try_acquire("default", 0, 0).unwrap_err(),
+            LimitError::BadWeight { weight: 0 }
+        );
         assert!(l.wait_ns("default", -3, 0).is_err());
     }
 
@@ -531,7 +592,11 @@ mod tests {
                 .collect();
             let max_w = rates.iter().map(|r| r.limit).min().unwrap();
             let mut l = SlidingWindowLimiter::new(rates.clone()).unwrap();
-            let mut reference = Reference { rates: rates.clone(), log: vec![], last: 0 };
+            let mut reference = Reference {
+                rates: rates.clone(),
+                log: vec![],
+                last: 0,
+            };
             let mut t = 0u64;
             for step in 0..200 {
                 // Mostly forward in time, sometimes repeated or (clamped) backwards timestamps.
@@ -542,9 +607,17 @@ mod tests {
                 }
                 let w = 1 + rng.below(max_w);
                 let want_wait = reference.wait(w, t);
-                assert_eq!(l.wait_ns("k", w as i64, t).unwrap(), want_wait, "case {case} step {step}");
+                assert_eq!(
+                    l.wait_ns("k", w as i64, t).unwrap(),
+                    want_wait,
+                    "case {case} step {step}"
+                );
                 let want = reference.try_acquire(w, t);
-                assert_eq!(l.try_acquire("k", w as i64, t).unwrap(), want, "case {case} step {step}");
+                assert_eq!(
+                    l.try_acquire("k", w as i64, t).unwrap(),
+                    want,
+                    "case {case} step {step}"
+                );
             }
             // Invariant on the final log: every window of each rate holds at most its limit.
             for r in &rates {

@@ -247,7 +247,9 @@ class RateLimiter(SlidingWindowLimiter):
             rates = list(kwargs["rates"])
         if rates is None:
             rates = [(execution.max_api_calls_per_minute, 60.0)]
-        return super().__new__(cls, rates)
+        limiter = super().__new__(cls, rates)
+        limiter._execution = execution  # read by __init__ (the config is resolved once)
+        return limiter
 
     def __init__(
         self,
@@ -260,7 +262,8 @@ class RateLimiter(SlidingWindowLimiter):
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
-        self.backoff: BackoffConfig = backoff if backoff is not None else _resolve(config)[1].backoff
+        self._execution: ExecutionConfig
+        self.backoff: BackoffConfig = backoff if backoff is not None else self._execution.backoff
         self._sleep = sleep
         self._async_sleep = async_sleep
         self._wall_clock = wall_clock

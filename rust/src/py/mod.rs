@@ -3,10 +3,12 @@ use pyo3::prelude::*;
 
 mod bars;
 mod ratelimit;
+mod slippage;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     bars::register(m)?;
+    slippage::register(m)?;
     Ok(())
 }

@@ -16,6 +16,11 @@ fn value_error(e: LimitError) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
+fn explicit_time(now_ns: i64) -> PyResult<u64> {
+    u64::try_from(now_ns)
+        .map_err(|_| PyValueError::new_err(format!("now_ns must be >= 0, got {now_ns}")))
+}
+
 fn seconds(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
@@ -82,14 +87,18 @@ impl SlidingWindowLimiter {
         let key = key.unwrap_or(DEFAULT_KEY);
         let mut core = self.lock();
         let now = self.now();
-        core.try_acquire_stamped(key, weight, now).map_err(value_error)
+        core.try_acquire_stamped(key, weight, now)
+            .map_err(value_error)
     }
 
     /// `try_acquire` at an explicit limiter time `now_ns` (deterministic use and tests).
     #[pyo3(signature = (now_ns, key=None, weight=1))]
-    fn try_acquire_at(&self, now_ns: u64, key: Option<&str>, weight: i64) -> PyResult<bool> {
+    fn try_acquire_at(&self, now_ns: i64, key: Option<&str>, weight: i64) -> PyResult<bool> {
         let key = key.unwrap_or(DEFAULT_KEY);
-        self.lock().try_acquire(key, weight, now_ns).map_err(value_error)
+        let now = explicit_time(now_ns)?;
+        self.lock()
+            .try_acquire(key, weight, now)
+            .map_err(value_error)
     }
 
     /// Seconds until `weight` would be admitted for `key` if nothing else is admitted meanwhile (0.0: now).
@@ -98,14 +107,17 @@ impl SlidingWindowLimiter {
         let key = key.unwrap_or(DEFAULT_KEY);
         let mut core = self.lock();
         let now = self.now();
-        core.wait_ns(key, weight, now).map(seconds).map_err(value_error)
+        core.wait_ns(key, weight, now)
+            .map(seconds)
+            .map_err(value_error)
     }
 
     /// `wait_time` at an explicit limiter time, in nanoseconds.
     #[pyo3(signature = (now_ns, key=None, weight=1))]
-    fn wait_ns_at(&self, now_ns: u64, key: Option<&str>, weight: i64) -> PyResult<u64> {
+    fn wait_ns_at(&self, now_ns: i64, key: Option<&str>, weight: i64) -> PyResult<u64> {
         let key = key.unwrap_or(DEFAULT_KEY);
-        self.lock().wait_ns(key, weight, now_ns).map_err(value_error)
+        let now = explicit_time(now_ns)?;
+        self.lock().wait_ns(key, weight, now).map_err(value_error)
     }
 
     /// One locked step: admit now and return 0.0, or refuse and return the seconds to wait (> 0).
@@ -114,18 +126,28 @@ impl SlidingWindowLimiter {
         let key = key.unwrap_or(DEFAULT_KEY);
         let mut core = self.lock();
         let now = self.now();
-        core.poll(key, weight, now).map(seconds).map_err(value_error)
+        core.poll(key, weight, now)
+            .map(seconds)
+            .map_err(value_error)
     }
 
     /// Block (GIL released) until `weight` is admitted for `key`; `timeout` in seconds (None: no limit).
     /// Returns False as soon as the exact wait exceeds what is left of the timeout: waits only grow while
     /// others are admitted, so sleeping on would not help.
     #[pyo3(signature = (key=None, weight=1, timeout=None))]
-    fn acquire(&self, py: Python<'_>, key: Option<&str>, weight: i64, timeout: Option<f64>) -> PyResult<bool> {
+    fn acquire(
+        &self,
+        py: Python<'_>,
+        key: Option<&str>,
+        weight: i64,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
         let key = key.unwrap_or(DEFAULT_KEY);
         let deadline = match timeout {
             None => None,
-            Some(t) if t.is_finite() && t >= 0.0 => Some(self.now().saturating_add((t * 1e9) as u64)),
+            Some(t) if t.is_finite() && t >= 0.0 => {
+                Some(self.now().saturating_add((t * 1e9) as u64))
+            }
             Some(t) => {
                 return Err(PyValueError::new_err(format!(
                     "timeout must be None or a finite number of seconds >= 0, got {t}"
@@ -159,11 +181,23 @@ impl SlidingWindowLimiter {
         let (rates, keys) = {
             let mut core = self.lock();
             let now = self.now();
-            let rates: Vec<(u64, f64)> = core.rates().iter().map(|r| (r.limit, r.window_secs())).collect();
+            let rates: Vec<(u64, f64)> = core
+                .rates()
+                .iter()
+                .map(|r| (r.limit, r.window_secs()))
+                .collect();
             let keys: Vec<(String, u64, u64, u64, Vec<u64>)> = core
                 .keys_at(now)
                 .into_iter()
-                .map(|(k, s)| (k.to_string(), s.admitted, s.rejected, s.admitted_weight, s.in_window()))
+                .map(|(k, s)| {
+                    (
+                        k.to_string(),
+                        s.admitted,
+                        s.rejected,
+                        s.admitted_weight,
+                        s.in_window(),
+                    )
+                })
                 .collect();
             (rates, keys)
         };
