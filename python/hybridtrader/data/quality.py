@@ -105,7 +105,7 @@ def check_data_quality(
     if df.is_empty():
         return rep
 
-    rep.duplicates = int(df.select(pl.struct("symbol", "ts").is_duplicated().sum()).item())
+    rep.duplicates = df.height - int(df.select(pl.struct("symbol", "ts").n_unique()).item())  # extra copies
     numeric = [c for c in (*PRICES, "volume", "vwap") if c in df.columns]
     counts = df.select(
         *[(pl.col(c).is_null() | pl.col(c).is_nan()).sum().alias(c) for c in numeric],
