@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 import polars as pl
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 _WIRE = (("o", "open"), ("h", "high"), ("l", "low"), ("c", "close"), ("v", "volume"), ("vw", "vwap"),
          ("n", "trades"))
+_KEYS = ("t", *(w for w, _ in _WIRE))
+_BAR_T = "%Y-%m-%dT%H:%M:%SZ"
 _ONE_NS = timedelta(microseconds=1)  # Alpaca times are RFC 3339 with microseconds at most
 
 
@@ -76,7 +79,7 @@ class _Columns:
     """Bars of wire pages accumulated as columns (cheaper than a frame per page)."""
 
     def __init__(self) -> None:
-        self.cols: dict[str, list[Any]] = {k: [] for k in ("symbol", "t", *(w for w, _ in _WIRE))}
+        self.cols: dict[str, list[Any]] = {k: [] for k in ("symbol", *_KEYS)}
 
     def add(self, page: dict[str, list[dict[str, Any]]]) -> tuple[str, str] | None:
         """Adds one page; returns the (symbol, time) of its last bar, or None when empty."""
@@ -86,8 +89,8 @@ class _Columns:
             if not rows:
                 continue
             cols["symbol"].extend([sym] * len(rows))
-            for w in ("t", "o", "h", "l", "c", "v", "vw", "n"):
-                cols[w].extend([r.get(w) for r in rows])
+            for w in _KEYS:
+                cols[w].extend(map(itemgetter(w), rows))
             last = (sym, rows[-1]["t"])
         return last
 
@@ -95,14 +98,16 @@ class _Columns:
         c = self.cols
         if not c["symbol"]:
             return empty_bars()
-        df = pl.DataFrame(
-            {"symbol": c["symbol"], "ts": c["t"], **{name: c[w] for w, name in _WIRE}},
-            schema_overrides={"ts": pl.String, "volume": pl.Float64, "trades": pl.Int64, "open": pl.Float64,
-                              "high": pl.Float64, "low": pl.Float64, "close": pl.Float64, "vwap": pl.Float64},
-        )
-        return df.with_columns(
-            pl.col("ts").str.to_datetime(time_unit="ns", time_zone="UTC")
-        ).select(list(BAR_SCHEMA))
+        schema = {"symbol": pl.String, "ts": pl.String, **{n: BAR_SCHEMA[n] for _, n in _WIRE}}
+        df = pl.DataFrame({"symbol": c["symbol"], "ts": c["t"], **{name: c[w] for w, name in _WIRE}},
+                          schema=schema)
+        # Alpaca writes bar times as whole seconds with Z; anything else falls back to inference.
+        fast = pl.col("ts").str.to_datetime(_BAR_T, time_unit="ns", time_zone="UTC", strict=False)
+        df = df.with_columns(fast.alias("_t"))
+        if df["_t"].null_count():
+            inferred = pl.col("ts").str.to_datetime(time_unit="ns", time_zone="UTC")
+            df = df.with_columns(pl.coalesce("_t", inferred))
+        return df.drop("ts").rename({"_t": "ts"}).select(list(BAR_SCHEMA))
 
 
 class AlpacaClient:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,7 +91,7 @@ class Venue:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 20)
         cfg = self.config
-        app.add_routes(MarketDataApi(self.market).routes())
+        app.add_routes(MarketDataApi(self.market, self.faults).routes())
         app.add_routes(TradingApi(self.broker).routes())
         app.add_routes(FinnhubApi(self.market, {LOCAL_FINNHUB_TOKEN}, cfg.finnhub_rate_limit_per_minute)
                        .routes())
@@ -132,7 +134,8 @@ class Venue:
                 raise asyncio.CancelledError
             if fault.kind == "429":
                 _, headers = self.limiter.hit(key or "")
-                headers["X-RateLimit-Remaining"] = "0"
+                reset = time.time() + self.faults.config.http_429_reset_s
+                headers.update({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(math.ceil(reset))})
                 return ApiError(429, 42910000, "too many requests").response(headers)
             return ApiError(fault.status, 50010000, "internal server error (injected fault)").response()
         headers: dict[str, str] = {}
