@@ -99,7 +99,8 @@ def test_runaway_pagination_stops(venue: Venue) -> None:
     with pytest.raises(PaginationError, match="repeated"):
         client.get_bars("S00", "1Min", START, END)
     venue.clear_faults()
-    capped = AlpacaClient(_config(data={"max_pages": 2, "chunk_bars": 100_000}), data_url=venue.url,
+    capped = AlpacaClient(_config(data={"max_pages": 2, "chunk_bars": 100_000, "page_limit": 100}),
+                          data_url=venue.url,
                           metrics=Metrics())
     with pytest.raises(PaginationError, match="max_pages=2"):
         capped.get_bars("S00", "1Min", START, END)

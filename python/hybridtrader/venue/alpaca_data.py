@@ -213,8 +213,8 @@ class MarketDataApi:
             raise invalid(f"invalid currency: {q.get('currency')!r} (this venue quotes USD only)")
         token = _decode_token(q["page_token"]) if q.get("page_token") else None
         picks, next_token = _page(series, symbols, start, end, limit, sort == "desc", token)
-        if self.faults.config.loop_page_token and next_token is not None:
-            next_token = q.get("page_token") or next_token  # a broken server: the same token forever
+        if self.faults.config.loop_page_token and q.get("page_token"):
+            next_token = q["page_token"]  # a broken server: the same token forever
         parts = []
         for sym, a, b in picks:
             rows = wire.slice(a, b - a)
