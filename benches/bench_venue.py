@@ -28,7 +28,6 @@ import yaml
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
-
 from hybridtrader.config import config_from_dict
 from hybridtrader.data.alpaca_client import AlpacaClient
 from hybridtrader.market.synth import generate_market

@@ -17,7 +17,6 @@ import yaml
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame
-
 from hybridtrader.config import Config, config_from_dict
 from hybridtrader.data.alpaca_client import AlpacaClient, BarsFetchError, PaginationError
 from hybridtrader.data.bar_store import BarStore
@@ -119,7 +118,8 @@ def test_bad_arguments() -> None:
 
 
 def _fetch_cmd(cfg: Path, store: Path) -> list[str]:
-    return [sys.executable, "-c", "import sys; from hybridtrader.cli import main; sys.exit(main())", "data", "fetch", "--config", str(cfg), "--symbols",
+    main = "import sys; from hybridtrader.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", main, "data", "fetch", "--config", str(cfg), "--symbols",
             "S00", "S01", "S02", "--start", START, "--end", END, "--store", str(store), "--no-progress"]
 
 

@@ -7,7 +7,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from hybridtrader.config import config_from_dict
 from hybridtrader.data.atomic import StateFileError
 from hybridtrader.data.earnings_cache import EarningsBlackout, event_session
@@ -25,8 +24,8 @@ class Clock:
         return self.t
 
 
-CFG = config_from_dict({"execution": {"max_api_calls_per_minute": 100_000,
-                                      "backoff": {"base_seconds": 0.01, "cap_seconds": 0.02, "max_retries": 1}},
+BACKOFF = {"base_seconds": 0.01, "cap_seconds": 0.02, "max_retries": 1}
+CFG = config_from_dict({"execution": {"max_api_calls_per_minute": 100_000, "backoff": BACKOFF},
                         "data": {"shortability_ttl_s": 60, "earnings_ttl_s": 60}})
 
 
