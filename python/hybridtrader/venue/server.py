@@ -260,13 +260,14 @@ class Venue:
 
 
 @contextlib.contextmanager
-def service_urls(config: Config) -> Iterator[dict[str, str]]:
-    """The configured service URLs; where the config leaves one unset (None = the local venue), a venue
-    is started in-process for the duration and its URLs are used."""
+def service_urls(config: Config, needs: tuple[str, ...] = ("alpaca_data", "alpaca_trading", "finnhub")
+                 ) -> Iterator[dict[str, str]]:
+    """The configured service URLs (keys alpaca_data, alpaca_trading, finnhub); when one of `needs` is
+    unset (None = the local venue), a venue is started in-process for the duration and its URLs fill in."""
     a, f = config.alpaca, config.finnhub
     urls = {"alpaca_data": a.data_url, "alpaca_trading": a.trading_url, "finnhub": f.url}
-    if all(urls.values()):
-        yield {k: str(v) for k, v in urls.items()}
+    if all(urls[k] for k in needs):
+        yield {k: str(v) for k, v in urls.items() if v}
         return
     with Venue(config) as venue:
         local = venue.urls
