@@ -1,9 +1,11 @@
 """Historical bars from Alpaca (or the local venue) on alpaca-py, returned as Polars frames.
 
 alpaca-py's `get_stock_bars` follows `next_page_token` itself inside one call, so a failure on page 40
-loses pages 1-39 and a server that repeats a token loops forever. We therefore page ourselves through
-alpaca-py's own REST client (`StockHistoricalDataClient.get`, which keeps its session, auth headers and
-`APIError`), one page per call, every call under the `RateLimiter` with backoff:
+loses pages 1-39 and a server that repeats a token loops forever. We therefore page ourselves on
+alpaca-py's REST client (`StockHistoricalDataClient`: its session, base URL, auth headers, and its
+`APIError` for error answers, carrying status and headers for the rate limiter), one page per call, every
+call under the `RateLimiter` with backoff. Pages are decoded with orjson: alpaca-py's stdlib JSON decode
+would be half the time of a fetch.
 
 - a long range is split into time chunks of about `data.chunk_bars` bars;
 - a chunk whose page fails after the limiter's retries restarts from the last bar received (that symbol
@@ -21,8 +23,11 @@ from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
+import orjson
 import polars as pl
+from alpaca.common.exceptions import APIError
 from alpaca.data.historical import StockHistoricalDataClient
+from requests import HTTPError
 
 from hybridtrader.config import Config
 from hybridtrader.data.schema import BAR_SCHEMA, empty_bars, normalize_symbols, rfc3339, to_utc
@@ -139,9 +144,19 @@ class AlpacaClient:
         self.metrics = metrics
         self.limiter = limiter if limiter is not None else RateLimiter(cfg)
         self.rest = StockHistoricalDataClient(key, secret, url_override=self.url)
-        # alpaca-py would sleep a fixed 3 s and retry 429/504 itself, under our limiter; the limiter
-        # retries with the server's X-RateLimit-Reset instead.
-        self.rest._retry_codes = []
+        self._bars_url = f"{self.url}/{self.rest._api_version}/stocks/bars"
+        self._headers = self.rest._get_default_headers()
+
+    def _get(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One GET like alpaca-py's `_one_request`, without its fixed-sleep retries (the limiter retries,
+        honouring X-RateLimit-Reset) and with orjson decoding."""
+        r = self.rest._session.get(self._bars_url, params=params, headers=self._headers,
+                                   allow_redirects=False)
+        try:
+            r.raise_for_status()
+        except HTTPError as e:
+            raise APIError(r.text, e) from None
+        return orjson.loads(r.content)
 
     # ------------------------------------------------------------------------------- one call
     def _request(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +165,7 @@ class AlpacaClient:
         def attempt() -> dict[str, Any]:
             self.metrics.inc("api_calls", endpoint="bars")
             try:
-                return self.rest.get("/stocks/bars", params)
+                return self._get(params)
             except Exception as e:
                 status = getattr(e, "status_code", None)
                 self.metrics.inc("api_errors", endpoint="bars", status=str(status))
@@ -196,8 +211,9 @@ class AlpacaClient:
             frames.append(bars)
             if on_chunk is not None:
                 on_chunk(i, len(chunks), bars)
-        out = pl.concat(frames) if frames else empty_bars()
-        return out.unique(["symbol", "ts"], keep="last").sort("symbol", "ts")
+        if len(frames) == 1:  # pages come sorted by symbol then time; chunks do not overlap
+            return frames[0]
+        return pl.concat(frames).sort("symbol", "ts") if frames else empty_bars()
 
     def fetch_chunk(self, symbols: list[str], tf: Timeframe, start: datetime, end: datetime, *,
                     adjustment: str = "raw") -> pl.DataFrame:
