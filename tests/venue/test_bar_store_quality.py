@@ -128,5 +128,20 @@ def test_every_problem_is_found(bars: pl.DataFrame) -> None:
     assert r.ohlc_inconsistent == 1  # the high set below the low (a negative low is not inconsistent)
     assert r.missing_bars == {"S01": 3}
     assert r.stale == {"S01": pytest.approx(660.0)}
-    assert r.jumps["ts"].to_list()[:2] == s["ts"].gather([100, 101]).to_list()  # the spike and its reversal
+    assert r.jump_rows["ts"].to_list() == s["ts"].gather([100, 101]).to_list()  # the spike and its reversal
+    assert r.jumps == 2
     assert not r.ok and len(r.issues) == 7
+
+
+def test_short_series_jumps_and_bad_arguments() -> None:
+    t0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+    four = pl.DataFrame({"symbol": ["A"] * 4, "ts": [t0.replace(minute=30 + i) for i in range(4)],
+                         "open": [10.0, 10.1, 10.2, 10.1], "high": [10.2, 10.2, 14.0, 10.2],
+                         "low": [9.9, 10.0, 10.1, 10.0], "close": [10.1, 10.2, 14.0, 10.1],
+                         "volume": [100, 200, 150, 120]})
+    # three returns are too few for a robust scale; the size cap still flags the spike and its reversal
+    assert check_data_quality(four).jumps == 2
+    with pytest.raises(ValueError, match="missing columns"):
+        check_data_quality(four.drop("volume"))
+    with pytest.raises(ValueError, match="jump_zscore"):
+        check_data_quality(four, jump_zscore=0)
