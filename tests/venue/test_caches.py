@@ -85,6 +85,9 @@ def test_earnings_blackout(venue: Venue, tmp_path: Path) -> None:
     assert e.is_blacked_out("S00", date(2024, 1, 4)) and not e.is_blacked_out("S00", date(2024, 1, 5))
     assert e.blackout_ranges("S02") == []
     assert metrics.get("api_calls", endpoint="finnhub_earnings") == 3  # one load per symbol asked
+    e.cache.clock = lambda: 10**12  # everything expired: one request reloads all of them
+    e.prefetch(["S00", "S01", "S02"])
+    assert metrics.get("api_calls", endpoint="finnhub_earnings") == 4
 
 
 def test_no_finnhub_key_disables_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture,

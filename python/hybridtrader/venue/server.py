@@ -76,16 +76,25 @@ class Venue:
         self.market = _as_replay_market(market) if market is not None else load_market(self.config)
         start = parse_time("venue.replay_start", self.config.replay_start) if self.config.replay_start \
             else self.market.start_ns
-        self.clock = ReplayClock(start, None if self.config.speed == "max" else float(self.config.speed))
         self.faults = Faults(self.config.faults)
         self.keys = KeyRing(keys)
         self.limiter = WindowLimiter(self.config.rate_limit_per_minute)
         self.tapes = Tapes(self.market)
-        self.broker = Broker(self.market, self.clock, self.config.cash)
+        clock = ReplayClock(start, None if self.config.speed == "max" else float(self.config.speed))
+        self.broker = Broker(self.market, clock, self.config.cash)
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+
+    @property
+    def clock(self) -> ReplayClock:
+        return self.broker.clock
+
+    @clock.setter
+    def clock(self, clock: ReplayClock) -> None:
+        """Share one market clock between venues (set before `start`)."""
+        self.broker.clock = clock
 
     # ------------------------------------------------------------------------------------ app
     def app(self) -> web.Application:
