@@ -2,5 +2,6 @@
 
 from hybridtrader._core import __version__
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
+from hybridtrader.execution.slippage_model import SlippageModel
 
-__all__ = ["RateLimitError", "RateLimiter", "__version__"]
+__all__ = ["RateLimitError", "RateLimiter", "SlippageModel", "__version__"]
