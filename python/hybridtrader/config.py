@@ -213,7 +213,10 @@ class FaultConfig(Section):
     http_5xx_burst: int = Field(0, ge=0)  # the next N REST requests answer http_5xx_status
     http_5xx_status: int = Field(500, ge=500, le=599)
     http_drop_burst: int = Field(0, ge=0)  # the next N REST requests lose their connection, no answer
+    burst_after: int = Field(0, ge=0)  # let this many REST requests through before the bursts start
+    http_429_reset_s: float = Field(1.0, gt=0)  # an injected 429's X-RateLimit-Reset: now + this
     http_error_rate: float = Field(0.0, ge=0.0, le=1.0)  # share of REST requests answering 5xx at random
+    loop_page_token: bool = False  # history endpoints answer with the page token they were given
     latency_ms: float = Field(0.0, ge=0.0)  # added before every REST answer
     stream_drop_after_frames: int | None = Field(None, gt=0)  # close each stream after N data frames
     stream_malformed_every: int | None = Field(None, gt=0)  # every N-th data frame is garbage

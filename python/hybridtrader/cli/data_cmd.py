@@ -33,7 +33,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     symbols = [s for item in args.symbols for s in item.split(",") if s.strip()]
     store = BarStore(Path(args.store) if args.store else Path(cfg.data_dir) / "bars")
-    with service_urls(cfg) as urls, Progress(
+    with service_urls(cfg, needs=("alpaca_data",)) as urls, Progress(
         TextColumn("fetch {task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[bars]:,} bars"), TimeElapsedColumn(), disable=args.no_progress,
     ) as bar:

@@ -96,6 +96,11 @@ class EarningsBlackout:
                 out[e["symbol"]].append({"date": e["date"], "hour": e.get("hour") or ""})
         return out
 
+    def prefetch(self, symbols: list[str]) -> None:
+        """Load every expired or unknown symbol of `symbols` in one calendar request."""
+        if self.enabled:
+            self.cache.get_many(normalize_symbols(symbols))
+
     def reports(self, symbol: str) -> list[tuple[date, str]]:
         """(report date, hour) of `symbol` within the window, from the cache."""
         if not self.enabled:

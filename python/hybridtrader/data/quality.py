@@ -3,7 +3,9 @@
 Checks: staleness (last bar older than `stale_after_s` at `now`), missing minutes against the NYSE
 session calendar (intraday bars), duplicate (symbol, ts) rows, NaN/null values, non-positive prices or
 negative volume, OHLC inconsistencies (high below open/close/low, low above open/close) and outlier
-jumps: log returns whose robust z-score, 0.6745 (r - median) / MAD, exceeds `jump_zscore`.
+jumps: log returns whose robust z-score, 0.6745 (r - median) / MAD, exceeds `jump_zscore` (found against
+each symbol's own return distribution) or whose size exceeds `max_abs_log_return` (catches gross errors
+in series too short for a robust scale).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class QualityReport:
     nulls: dict[str, int] = field(default_factory=dict)  # column -> NaN/null count
     non_positive: int = 0  # rows with a price <= 0 or a negative volume
     ohlc_inconsistent: int = 0
-    jumps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+    jumps: int = 0
+    jump_rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
         schema={"symbol": pl.String, "ts": BAR_SCHEMA["ts"], "log_return": pl.Float64, "zscore": pl.Float64}))
 
     @property
@@ -52,8 +55,8 @@ class QualityReport:
             out.append(f"non-positive prices or negative volume: {self.non_positive} rows")
         if self.ohlc_inconsistent:
             out.append(f"OHLC inconsistent: {self.ohlc_inconsistent} rows")
-        if self.jumps.height:
-            out.append(f"outlier jumps: {self.jumps.height}")
+        if self.jumps:
+            out.append(f"outlier jumps: {self.jumps}")
         return out
 
     @property
@@ -65,7 +68,7 @@ class QualityReport:
             "rows": self.rows, "symbols": self.symbols, "ok": self.ok, "issues": self.issues,
             "stale": self.stale, "missing_bars": self.missing_bars, "duplicates": self.duplicates,
             "nulls": self.nulls, "non_positive": self.non_positive,
-            "ohlc_inconsistent": self.ohlc_inconsistent, "jumps": self.jumps.height,
+            "ohlc_inconsistent": self.ohlc_inconsistent, "jumps": self.jumps,
         }
 
 
@@ -92,20 +95,23 @@ def check_data_quality(
     now: datetime | None = None,
     stale_after_s: float = 300.0,
     jump_zscore: float = 8.0,
+    max_abs_log_return: float = 0.2,
 ) -> QualityReport:
     """Quality report of bars in the bar schema (any order). `now` enables the staleness check."""
     missing_cols = [c for c in ("symbol", "ts", *PRICES, "volume") if c not in bars.columns]
     if missing_cols:
         raise ValueError(f"bars: missing columns {missing_cols}")
-    if stale_after_s <= 0 or jump_zscore <= 0:
-        raise ValueError(f"stale_after_s and jump_zscore must be > 0, got {stale_after_s}, {jump_zscore}")
+    for name, value in (("stale_after_s", stale_after_s), ("jump_zscore", jump_zscore),
+                        ("max_abs_log_return", max_abs_log_return)):
+        if not value > 0:
+            raise ValueError(f"{name}: must be > 0, got {value}")
     tf = Timeframe.parse(timeframe)
     df = bars.sort("symbol", "ts")
     rep = QualityReport(rows=df.height, symbols=df["symbol"].n_unique())
     if df.is_empty():
         return rep
 
-    rep.duplicates = int(df.select(pl.struct("symbol", "ts").is_duplicated().sum()).item())
+    rep.duplicates = df.height - int(df.select(pl.struct("symbol", "ts").n_unique()).item())  # extra copies
     numeric = [c for c in (*PRICES, "volume", "vwap") if c in df.columns]
     counts = df.select(
         *[(pl.col(c).is_null() | pl.col(c).is_nan()).sum().alias(c) for c in numeric],
@@ -142,10 +148,11 @@ def check_data_quality(
     for (sym,), part in valid.group_by("symbol", maintain_order=True):
         r = part["log_return"].to_numpy()
         z = robust_zscores(r)
-        hit = np.abs(z) > jump_zscore
+        hit = (np.abs(z) > jump_zscore) | (np.abs(r) > max_abs_log_return)
         if hit.any():
             jumps.append(pl.DataFrame({"symbol": str(sym), "ts": part["ts"].filter(pl.Series(hit)),
                                        "log_return": r[hit], "zscore": z[hit]}))
     if jumps:
-        rep.jumps = pl.concat(jumps)
+        rep.jump_rows = pl.concat(jumps)
+        rep.jumps = rep.jump_rows.height
     return rep

@@ -21,6 +21,7 @@ import polars as pl
 from aiohttp import web
 
 from hybridtrader.market.timeframe import Timeframe
+from hybridtrader.venue.faults import Faults
 from hybridtrader.venue.market import ReplayMarket, Series
 
 FEEDS = ("iex", "sip", "delayed_sip", "otc", "boats", "overnight")
@@ -156,8 +157,9 @@ def _page(
 class MarketDataApi:
     """Handlers of the historical endpoints over one replayed market."""
 
-    def __init__(self, market: ReplayMarket) -> None:
+    def __init__(self, market: ReplayMarket, faults: Faults) -> None:
         self.market = market
+        self.faults = faults
         self.wire = WireFrames()
 
     def routes(self) -> list[web.RouteDef]:
@@ -211,6 +213,8 @@ class MarketDataApi:
             raise invalid(f"invalid currency: {q.get('currency')!r} (this venue quotes USD only)")
         token = _decode_token(q["page_token"]) if q.get("page_token") else None
         picks, next_token = _page(series, symbols, start, end, limit, sort == "desc", token)
+        if self.faults.config.loop_page_token and q.get("page_token"):
+            next_token = q["page_token"]  # a broken server: the same token forever
         parts = []
         for sym, a, b in picks:
             rows = wire.slice(a, b - a)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -23,8 +22,9 @@ from aiohttp import web
 
 from hybridtrader.venue.auth import KeyRing
 from hybridtrader.venue.faults import Faults
-from hybridtrader.venue.replay import ReplayClock, Tapes
-from hybridtrader.venue.streaming import Pump, Subscriptions, receive_json_like, run_pump
+from hybridtrader.venue.msgpack_frames import pack_maps
+from hybridtrader.venue.replay import ReplayClock, Tape, Tapes
+from hybridtrader.venue.streaming import Encoder, Pump, Subscriptions, receive_json_like, run_pump
 
 FEEDS = ("iex", "sip", "delayed_sip", "test")
 # Alpaca channel name -> the tape that feeds it (other channels are accepted and stay silent).
@@ -32,26 +32,27 @@ CHANNELS = {"trades": "trades", "quotes": "quotes", "bars": "bars", "updatedBars
             "statuses": None, "lulds": None, "corrections": None, "cancelErrors": None}
 _T_NS = "%Y-%m-%dT%H:%M:%S%.9fZ"
 _T_S = "%Y-%m-%dT%H:%M:%SZ"
+_AT, _R = msgpack.packb(["@"]), msgpack.packb(["R"])
 
 
-def _json_encoders() -> dict[str, Callable[[pl.DataFrame, np.ndarray], str]]:
-    def trades(frame: pl.DataFrame, rows: np.ndarray) -> str:
-        return frame[rows].select(
-            pl.lit("t").alias("T"), pl.col("symbol").alias("S"), pl.lit(rows + 1).alias("i"),
+def _json_encoders() -> dict[str, Encoder]:
+    def trades(tape: Tape, rows: np.ndarray) -> str:
+        return tape.frame[rows].select(
+            pl.lit("t").alias("T"), pl.col("symbol").alias("S"), pl.lit(pl.Series(rows + 1)).alias("i"),
             pl.lit("V").alias("x"), pl.col("price").alias("p"), pl.col("size").alias("s"),
             pl.lit(["@"]).alias("c"), pl.col("ts").dt.strftime(_T_NS).alias("t"), pl.lit("C").alias("z"),
         ).write_json()
 
-    def quotes(frame: pl.DataFrame, rows: np.ndarray) -> str:
-        return frame[rows].select(
+    def quotes(tape: Tape, rows: np.ndarray) -> str:
+        return tape.frame[rows].select(
             pl.lit("q").alias("T"), pl.col("symbol").alias("S"), pl.lit("V").alias("bx"),
             pl.col("bid").alias("bp"), pl.col("bid_size").alias("bs"), pl.lit("V").alias("ax"),
             pl.col("ask").alias("ap"), pl.col("ask_size").alias("as"), pl.lit(["R"]).alias("c"),
             pl.col("ts").dt.strftime(_T_NS).alias("t"), pl.lit("C").alias("z"),
         ).write_json()
 
-    def bars(frame: pl.DataFrame, rows: np.ndarray) -> str:
-        return frame[rows].select(
+    def bars(tape: Tape, rows: np.ndarray) -> str:
+        return tape.frame[rows].select(
             pl.lit("b").alias("T"), pl.col("symbol").alias("S"), pl.col("open").alias("o"),
             pl.col("high").alias("h"), pl.col("low").alias("l"), pl.col("close").alias("c"),
             pl.col("volume").alias("v"), pl.col("ts").dt.strftime(_T_S).alias("t"),
@@ -61,39 +62,36 @@ def _json_encoders() -> dict[str, Callable[[pl.DataFrame, np.ndarray], str]]:
     return {"trades": trades, "quotes": quotes, "bars": bars}
 
 
-def _stamp(ns: int) -> msgpack.Timestamp:
-    return msgpack.Timestamp.from_unix_nano(ns)
+def _msgpack_encoders(names: list[str]) -> dict[str, Encoder]:
+    """msgpack frames with `t` as a msgpack Timestamp, as alpaca-py's StockDataStream expects."""
 
+    def col(tape: Tape, rows: np.ndarray, name: str) -> np.ndarray:
+        return tape.frame[name].to_numpy()[rows]
 
-def _msgpack_encoders() -> dict[str, Callable[[pl.DataFrame, np.ndarray], bytes]]:
-    def cols(frame: pl.DataFrame, rows: np.ndarray, names: tuple[str, ...]) -> list[list[Any]]:
-        sub = frame[rows]
-        out = [sub[c].to_list() for c in names]
-        out.append(sub["ts"].dt.epoch("ns").to_list())
-        return out
+    def stamps(tape: Tape, rows: np.ndarray) -> np.ndarray:
+        return tape.emit[rows] - tape.delay
 
-    def trades(frame: pl.DataFrame, rows: np.ndarray) -> bytes:
-        s, p, z, t = cols(frame, rows, ("symbol", "price", "size"))
-        return msgpack.packb([
-            {"T": "t", "S": a, "i": r + 1, "x": "V", "p": b, "s": c, "c": ["@"], "t": _stamp(d), "z": "C"}
-            for a, b, c, d, r in zip(s, p, z, t, rows.tolist(), strict=True)
-        ])
+    def trades(tape: Tape, rows: np.ndarray) -> bytes:
+        return pack_maps([
+            ("T", "str", "t"), ("i", "i64", rows + 1), ("x", "str", "V"),
+            ("p", "f64", col(tape, rows, "price")), ("s", "f64", col(tape, rows, "size")), ("c", "raw", _AT),
+            ("t", "ts", stamps(tape, rows)), ("z", "str", "C"),
+        ], names, tape.code[rows])
 
-    def quotes(frame: pl.DataFrame, rows: np.ndarray) -> bytes:
-        s, bp, bs, ap, as_, t = cols(frame, rows, ("symbol", "bid", "bid_size", "ask", "ask_size"))
-        return msgpack.packb([
-            {"T": "q", "S": a, "bx": "V", "bp": b, "bs": c, "ax": "V", "ap": d, "as": e, "c": ["R"],
-             "t": _stamp(f), "z": "C"}
-            for a, b, c, d, e, f in zip(s, bp, bs, ap, as_, t, strict=True)
-        ])
+    def quotes(tape: Tape, rows: np.ndarray) -> bytes:
+        return pack_maps([
+            ("T", "str", "q"), ("bx", "str", "V"), ("bp", "f64", col(tape, rows, "bid")),
+            ("bs", "f64", col(tape, rows, "bid_size")), ("ax", "str", "V"),
+            ("ap", "f64", col(tape, rows, "ask")), ("as", "f64", col(tape, rows, "ask_size")),
+            ("c", "raw", _R), ("t", "ts", stamps(tape, rows)), ("z", "str", "C"),
+        ], names, tape.code[rows])
 
-    def bars(frame: pl.DataFrame, rows: np.ndarray) -> bytes:
-        s, o, h, lo, c, v, n, vw, t = cols(
-            frame, rows, ("symbol", "open", "high", "low", "close", "volume", "trades", "vwap"))
-        return msgpack.packb([
-            {"T": "b", "S": a, "o": b, "h": c_, "l": d, "c": e, "v": f, "t": _stamp(j), "n": g, "vw": i}
-            for a, b, c_, d, e, f, g, i, j in zip(s, o, h, lo, c, v, n, vw, t, strict=True)
-        ])
+    def bars(tape: Tape, rows: np.ndarray) -> bytes:
+        return pack_maps([
+            ("T", "str", "b"), *[(k, "f64", col(tape, rows, c)) for k, c in (
+                ("o", "open"), ("h", "high"), ("l", "low"), ("c", "close"), ("v", "volume"), ("vw", "vwap"))],
+            ("n", "i64", col(tape, rows, "trades")), ("t", "ts", stamps(tape, rows)),
+        ], names, tape.code[rows])
 
     return {"trades": trades, "quotes": quotes, "bars": bars}
 
@@ -113,7 +111,7 @@ class AlpacaStream:
         self.connections_per_key = connections_per_key
         self.connections: Counter[str] = Counter()
         self._json = _json_encoders()
-        self._msgpack = _msgpack_encoders()
+        self._msgpack = _msgpack_encoders(tapes.market.names)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/v2/{feed}", self.handle)]

@@ -35,6 +35,7 @@ class Faults:
         self._left_429 = cfg.http_429_burst
         self._left_5xx = cfg.http_5xx_burst
         self._left_drop = cfg.http_drop_burst
+        self._wait = cfg.burst_after
 
     def set(self, **changes: Any) -> FaultConfig:
         """Replace settings (validated like the config file); bursts restart from their new values."""
@@ -61,13 +62,15 @@ class Faults:
                 if forced not in ("429", "5xx", "drop"):
                     raise ValueError(f"fault: unknown {forced!r} (expected 429, 5xx or drop)")
                 return HttpFault(forced, 429 if forced == "429" else self.config.http_5xx_status), latency
-            if self._left_drop > 0:
+            if self._wait > 0:
+                self._wait -= 1
+            elif self._left_drop > 0:
                 self._left_drop -= 1
                 return HttpFault("drop", 0), latency
-            if self._left_429 > 0:
+            elif self._left_429 > 0:
                 self._left_429 -= 1
                 return HttpFault("429", 429), latency
-            if self._left_5xx > 0:
+            elif self._left_5xx > 0:
                 self._left_5xx -= 1
                 return HttpFault("5xx", self.config.http_5xx_status), latency
             if self.config.http_error_rate > 0 and self._rng.random() < self.config.http_error_rate:

@@ -8,7 +8,6 @@ aggregates `A` and minute aggregates `AM` (sym, v, av, op, vw, o, c, h, l, a, z,
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,8 +17,8 @@ from aiohttp import web
 
 from hybridtrader.venue.auth import KeyRing
 from hybridtrader.venue.faults import Faults
-from hybridtrader.venue.replay import ReplayClock, Tapes
-from hybridtrader.venue.streaming import Pump, Subscriptions, receive_json_like, run_pump
+from hybridtrader.venue.replay import ReplayClock, Tape, Tapes
+from hybridtrader.venue.streaming import Encoder, Pump, Subscriptions, receive_json_like, run_pump
 
 TOPICS = {"T": "trades", "Q": "quotes", "A": "seconds", "AM": "bars"}
 EXCHANGE_IEX = 10  # Polygon's numeric id of IEX
@@ -27,9 +26,9 @@ TAPE_C = 3  # Nasdaq-listed tape in Polygon's numbering (1 NYSE, 2 AMEX/ARCA, 3 
 _MS = pl.col("ts").dt.epoch("ms")
 
 
-def _aggregates(ev: str, span_ms: int) -> Callable[[pl.DataFrame, np.ndarray], str]:
-    def enc(frame: pl.DataFrame, rows: np.ndarray) -> str:
-        return frame[rows].select(
+def _aggregates(ev: str, span_ms: int) -> Encoder:
+    def enc(tape: Tape, rows: np.ndarray) -> str:
+        return tape.frame[rows].select(
             pl.lit(ev).alias("ev"), pl.col("symbol").alias("sym"), pl.col("volume").alias("v"),
             pl.col("av"), pl.col("op"), pl.col("vwap").alias("vw"), pl.col("open").alias("o"),
             pl.col("close").alias("c"), pl.col("high").alias("h"), pl.col("low").alias("l"),
@@ -40,21 +39,23 @@ def _aggregates(ev: str, span_ms: int) -> Callable[[pl.DataFrame, np.ndarray], s
     return enc
 
 
-def _trades(frame: pl.DataFrame, rows: np.ndarray) -> str:
-    return frame[rows].select(
+def _trades(tape: Tape, rows: np.ndarray) -> str:
+    return tape.frame[rows].select(
         pl.lit("T").alias("ev"), pl.col("symbol").alias("sym"), pl.lit(EXCHANGE_IEX).alias("x"),
-        pl.lit(rows + 1).cast(pl.String).alias("i"), pl.lit(TAPE_C).alias("z"), pl.col("price").alias("p"),
+        pl.lit(pl.Series(rows + 1)).cast(pl.String).alias("i"), pl.lit(TAPE_C).alias("z"),
+        pl.col("price").alias("p"),
         pl.col("size").alias("s"), pl.lit([0], dtype=pl.List(pl.Int64)).alias("c"), _MS.alias("t"),
-        pl.lit(rows + 1).alias("q"),
+        pl.lit(pl.Series(rows + 1)).alias("q"),
     ).write_json()
 
 
-def _quotes(frame: pl.DataFrame, rows: np.ndarray) -> str:
-    return frame[rows].select(
+def _quotes(tape: Tape, rows: np.ndarray) -> str:
+    return tape.frame[rows].select(
         pl.lit("Q").alias("ev"), pl.col("symbol").alias("sym"), pl.lit(EXCHANGE_IEX).alias("bx"),
         pl.col("bid").alias("bp"), pl.col("bid_size").alias("bs"), pl.lit(EXCHANGE_IEX).alias("ax"),
         pl.col("ask").alias("ap"), pl.col("ask_size").alias("as"), pl.lit(1).alias("c"),
-        pl.lit([], dtype=pl.List(pl.Int64)).alias("i"), _MS.alias("t"), pl.lit(rows + 1).alias("q"),
+        pl.lit([], dtype=pl.List(pl.Int64)).alias("i"), _MS.alias("t"),
+        pl.lit(pl.Series(rows + 1)).alias("q"),
         pl.lit(TAPE_C).alias("z"),
     ).write_json()
 

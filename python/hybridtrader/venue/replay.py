@@ -65,6 +65,7 @@ class Tape:
     frame: pl.DataFrame  # rows aligned with emit / code
     emit: np.ndarray  # int64 ns
     code: np.ndarray  # int32 symbol code (ReplayMarket.codes)
+    delay: int  # emit - event time (ns): 0 for ticks, the interval for bars
 
     def __len__(self) -> int:
         return int(self.emit.size)
@@ -74,7 +75,7 @@ def _tape(frame: pl.DataFrame, codes: dict[str, int], delay_ns: int) -> Tape:
     frame = frame.sort("ts", "symbol")
     emit = frame["ts"].dt.epoch("ns").to_numpy() + delay_ns
     code = frame["symbol"].replace_strict(codes, return_dtype=pl.Int32).to_numpy()
-    return Tape(frame, np.ascontiguousarray(emit), np.ascontiguousarray(code))
+    return Tape(frame, np.ascontiguousarray(emit), np.ascontiguousarray(code), delay_ns)
 
 
 class Tapes:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,22 +76,31 @@ class Venue:
         self.market = _as_replay_market(market) if market is not None else load_market(self.config)
         start = parse_time("venue.replay_start", self.config.replay_start) if self.config.replay_start \
             else self.market.start_ns
-        self.clock = ReplayClock(start, None if self.config.speed == "max" else float(self.config.speed))
         self.faults = Faults(self.config.faults)
         self.keys = KeyRing(keys)
         self.limiter = WindowLimiter(self.config.rate_limit_per_minute)
         self.tapes = Tapes(self.market)
-        self.broker = Broker(self.market, self.clock, self.config.cash)
+        clock = ReplayClock(start, None if self.config.speed == "max" else float(self.config.speed))
+        self.broker = Broker(self.market, clock, self.config.cash)
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
 
+    @property
+    def clock(self) -> ReplayClock:
+        return self.broker.clock
+
+    @clock.setter
+    def clock(self, clock: ReplayClock) -> None:
+        """Share one market clock between venues (set before `start`)."""
+        self.broker.clock = clock
+
     # ------------------------------------------------------------------------------------ app
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 20)
         cfg = self.config
-        app.add_routes(MarketDataApi(self.market).routes())
+        app.add_routes(MarketDataApi(self.market, self.faults).routes())
         app.add_routes(TradingApi(self.broker).routes())
         app.add_routes(FinnhubApi(self.market, {LOCAL_FINNHUB_TOKEN}, cfg.finnhub_rate_limit_per_minute)
                        .routes())
@@ -132,7 +143,8 @@ class Venue:
                 raise asyncio.CancelledError
             if fault.kind == "429":
                 _, headers = self.limiter.hit(key or "")
-                headers["X-RateLimit-Remaining"] = "0"
+                reset = time.time() + self.faults.config.http_429_reset_s
+                headers.update({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(math.ceil(reset))})
                 return ApiError(429, 42910000, "too many requests").response(headers)
             return ApiError(fault.status, 50010000, "internal server error (injected fault)").response()
         headers: dict[str, str] = {}
@@ -257,13 +269,14 @@ class Venue:
 
 
 @contextlib.contextmanager
-def service_urls(config: Config) -> Iterator[dict[str, str]]:
-    """The configured service URLs; where the config leaves one unset (None = the local venue), a venue
-    is started in-process for the duration and its URLs are used."""
+def service_urls(config: Config, needs: tuple[str, ...] = ("alpaca_data", "alpaca_trading", "finnhub")
+                 ) -> Iterator[dict[str, str]]:
+    """The configured service URLs (keys alpaca_data, alpaca_trading, finnhub); when one of `needs` is
+    unset (None = the local venue), a venue is started in-process for the duration and its URLs fill in."""
     a, f = config.alpaca, config.finnhub
     urls = {"alpaca_data": a.data_url, "alpaca_trading": a.trading_url, "finnhub": f.url}
-    if all(urls.values()):
-        yield {k: str(v) for k, v in urls.items()}
+    if all(urls[k] for k in needs):
+        yield {k: str(v) for k, v in urls.items() if v}
         return
     with Venue(config) as venue:
         local = venue.urls

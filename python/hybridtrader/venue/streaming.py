@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import polars as pl
 from aiohttp import web
 
 from hybridtrader.venue.faults import Faults
@@ -22,7 +21,7 @@ from hybridtrader.venue.replay import ReplayClock, Tape, Tapes
 ALL = -1  # subscription to every symbol ("*")
 IDLE_POLL_S = 0.25
 
-Encoder = Callable[[pl.DataFrame, np.ndarray], bytes | str]
+Encoder = Callable[[Tape, np.ndarray], bytes | str]
 
 
 @dataclass
@@ -135,7 +134,7 @@ class Pump:
         if not isinstance(sel, int):
             rows = rows[np.isin(tape.code[start:end], sel)]
         for i in range(0, rows.size, self.batch):
-            await self.send_data(self.encoders[kind](tape.frame, rows[i : i + self.batch]))
+            await self.send_data(self.encoders[kind](tape, rows[i : i + self.batch]))
 
     async def send_data(self, payload: bytes | str) -> None:
         action = self.faults.stream_frame(self.frames_sent)
