@@ -578,31 +578,86 @@ impl<S: Source> Aggregator<S> {
     /// Adds one tick; bars it completes are appended to `out`. Returns whether the tick was accepted.
     #[inline]
     pub fn push(&mut self, symbol: u32, ts: i64, tick: S::Tick, out: &mut S::Bars) -> bool {
-        self.stats.ticks += 1;
-        if !S::valid(tick) {
-            self.stats.rejected += 1;
-            return false;
+        let idx = symbol as usize;
+        if idx >= self.slots.len() {
+            self.reserve_symbols(idx + 1);
         }
+        Self::step(
+            self.rule,
+            &mut self.slots[idx],
+            &mut self.stats,
+            symbol,
+            ts,
+            tick,
+            out,
+        )
+    }
+
+    /// Adds consecutive ticks of one symbol, in time order, keeping the bar state in locals (registers)
+    /// for the whole run: the batch fast path. Stops and returns `false` at the first tick older than
+    /// the one before it (nothing of the run is pushed from there on).
+    fn push_sorted_run(
+        &mut self,
+        symbol: u32,
+        ts: &[i64],
+        a: &[f64],
+        b: &[f64],
+        out: &mut S::Bars,
+    ) -> bool
+    where
+        S: Source<Tick = (f64, f64)>,
+    {
         let idx = symbol as usize;
         if idx >= self.slots.len() {
             self.reserve_symbols(idx + 1);
         }
         let rule = self.rule;
+        let mut slot = self.slots[idx];
+        let mut stats = self.stats;
+        let mut prev = i64::MIN;
+        let mut sorted = true;
+        for ((&t, &x), &y) in ts.iter().zip(a).zip(b) {
+            if t < prev {
+                sorted = false;
+                break;
+            }
+            prev = t;
+            Self::step(rule, &mut slot, &mut stats, symbol, t, (x, y), out);
+        }
+        self.slots[idx] = slot;
+        self.stats = stats;
+        sorted
+    }
+
+    #[inline(always)]
+    fn step(
+        rule: Rule,
+        slot: &mut Slot<S::Acc>,
+        stats: &mut Stats,
+        symbol: u32,
+        ts: i64,
+        tick: S::Tick,
+        out: &mut S::Bars,
+    ) -> bool {
+        stats.ticks += 1;
+        if !S::valid(tick) {
+            stats.rejected += 1;
+            return false;
+        }
         let is_time = rule.is_time();
-        let slot = &mut self.slots[idx];
         if ts < slot.floor {
-            self.stats.late += 1;
+            stats.late += 1;
             return false;
         }
         if slot.active {
             if !is_time || ts < slot.end {
                 S::add(&mut slot.acc, ts, tick);
                 if !is_time && Self::count_rule_full(rule, &slot.acc) {
-                    Self::close_slot(slot, symbol, rule, &mut self.stats, out);
+                    Self::close_slot(slot, symbol, rule, stats, out);
                 }
                 return true;
             }
-            Self::close_slot(slot, symbol, rule, &mut self.stats, out);
+            Self::close_slot(slot, symbol, rule, stats, out);
         }
         // Only a tick that opens a bar pays for the bucket division.
         let (start, end) = bucket(rule, ts);
@@ -612,7 +667,7 @@ impl<S: Source> Aggregator<S> {
         slot.floor = start;
         S::open(&mut slot.acc, ts, tick);
         if !is_time && Self::count_rule_full(rule, &slot.acc) {
-            Self::close_slot(slot, symbol, rule, &mut self.stats, out);
+            Self::close_slot(slot, symbol, rule, stats, out);
         }
         true
     }
@@ -753,35 +808,56 @@ impl SymbolTable {
 /// Two different values are merged only if both hashes collide; a value whose first hash matches an
 /// earlier value's with a different second hash is reported as an error (the caller then falls back to
 /// exact codes).
-#[derive(Default)]
 pub struct HashInterner {
     map: FastMap<u64, u32>,
+    /// Direct-mapped cache in front of the map, indexed by the low bits of the (already random) first
+    /// hash: `(hash, code + 1)`, 0 meaning empty. Interleaved symbols mostly hit it.
+    cache: Vec<(u64, u32)>,
+    /// The previous row's hashes and code + 1 (0: none yet).
+    prev: (u64, u64, u32),
     second: Vec<u64>,
     first_rows: Vec<usize>,
-    prev: Option<(u64, u32)>,
+}
+
+const INTERN_CACHE: usize = 1024;
+
+impl Default for HashInterner {
+    fn default() -> Self {
+        HashInterner {
+            map: FastMap::default(),
+            cache: vec![(0, 0); INTERN_CACHE],
+            prev: (0, 0, 0),
+            second: Vec::new(),
+            first_rows: Vec::new(),
+        }
+    }
 }
 
 impl HashInterner {
     /// The code of row `row` with hashes `(a, b)`.
     #[inline]
     pub fn code(&mut self, row: usize, a: u64, b: u64) -> Result<u32, BarError> {
-        let code = match self.prev {
-            // Sorted or clustered input repeats the previous symbol: skip the map.
-            Some((p, c)) if p == a => c,
-            _ => {
-                let next = self.second.len() as u32;
-                let c = *self.map.entry(a).or_insert(next);
-                if c == next {
-                    self.second.push(b);
-                    self.first_rows.push(row);
-                }
-                self.prev = Some((a, c));
-                c
+        // Grouped input repeats the previous row's symbol: both hashes equal, nothing else to check.
+        if (a, b) == (self.prev.0, self.prev.1) && self.prev.2 != 0 {
+            return Ok(self.prev.2 - 1);
+        }
+        let entry = &mut self.cache[a as usize % INTERN_CACHE];
+        let code = if entry.0 == a && entry.1 != 0 {
+            entry.1 - 1
+        } else {
+            let next = self.second.len() as u32;
+            let c = *self.map.entry(a).or_insert(next);
+            if c == next {
+                self.second.push(b);
+                self.first_rows.push(row);
             }
+            *entry = (a, c + 1);
+            c
         };
         if self.second[code as usize] != b {
             return Err(BarError("64-bit hash collision between two symbols".into()));
         }
+        self.prev = (a, b, code + 1);
         Ok(code)
     }
 
@@ -849,18 +925,11 @@ pub fn aggregate<S: Source<Tick = (f64, f64)>>(
     let mut agg = Aggregator::<S>::new(rule)?;
     agg.reserve_symbols(n_symbols);
     let mut out = S::Bars::default();
-    let mut last = vec![i64::MIN; n_symbols];
-    let sorted = symbols.iter().zip(ts).all(|(&s, &t)| {
-        let l = &mut last[s as usize];
-        let ok = t >= *l;
-        *l = t;
-        ok
-    });
-    if sorted {
-        for i in 0..n {
-            agg.push(symbols[i], ts[i], (a[i], b[i]), &mut out);
-        }
-    } else {
+    let sorted = push_rows(&mut agg, &mut out, ts, a, b, |i| Ok(symbols[i]))?;
+    if !sorted {
+        // Start again in (symbol, ts) order.
+        agg = Aggregator::<S>::new(rule)?;
+        out = S::Bars::default();
         let mut perm: Vec<u32> = (0..n as u32).collect();
         perm.sort_by_key(|&i| (symbols[i as usize], ts[i as usize]));
         for &i in &perm {
@@ -906,24 +975,17 @@ pub fn aggregate_hashed<S: Source<Tick = (f64, f64)>>(
     let mut interner = HashInterner::default();
     let mut agg = Aggregator::<S>::new(rule)?;
     let mut out = S::Bars::default();
-    let mut last: Vec<i64> = Vec::new();
-    for i in 0..n {
-        let id = interner.code(i, h1[i], h2[i])?;
-        let t = ts[i];
-        match last.get_mut(id as usize) {
-            Some(l) if t < *l => {
-                let (codes, first_rows) = codes_from_hashes(h1, h2)?;
-                let (bars, stats) = aggregate::<S>(rule, &codes, first_rows.len(), ts, a, b)?;
-                return Ok(HashedBars {
-                    bars,
-                    first_rows,
-                    stats,
-                });
-            }
-            Some(l) => *l = t,
-            None => last.push(t),
-        }
-        agg.push(id, t, (a[i], b[i]), &mut out);
+    if !push_rows(&mut agg, &mut out, ts, a, b, |i| {
+        interner.code(i, h1[i], h2[i])
+    })? {
+        // Not in time order per symbol: intern everything, then take the sorting path.
+        let (codes, first_rows) = codes_from_hashes(h1, h2)?;
+        let (bars, stats) = aggregate::<S>(rule, &codes, first_rows.len(), ts, a, b)?;
+        return Ok(HashedBars {
+            bars,
+            first_rows,
+            stats,
+        });
     }
     agg.close(&mut out);
     sort_by_symbol(&mut out, interner.len());
@@ -932,6 +994,56 @@ pub fn aggregate_hashed<S: Source<Tick = (f64, f64)>>(
         first_rows: interner.into_first_rows(),
         stats: agg.stats(),
     })
+}
+
+/// Pushes rows `0..n` in order, the symbol id of row `i` being `id_at(i)` (called in row order; calling
+/// it again for a row must give the same id). Returns `Ok(false)` as soon as a symbol's ticks go back in
+/// time (the aggregator is then only partly fed and must be discarded).
+fn push_rows<S: Source<Tick = (f64, f64)>>(
+    agg: &mut Aggregator<S>,
+    out: &mut S::Bars,
+    ts: &[i64],
+    a: &[f64],
+    b: &[f64],
+    mut id_at: impl FnMut(usize) -> Result<u32, BarError>,
+) -> Result<bool, BarError> {
+    let n = ts.len();
+    // Rows grouped by symbol (long runs) keep each bar in registers for the run; rows interleaved tick
+    // by tick go one at a time. Decided from the first rows.
+    let probe = n.min(4096);
+    let mut changes = 0;
+    for i in 1..probe {
+        changes += usize::from(id_at(i)? != id_at(i - 1)?);
+    }
+    let long_runs = changes * 16 < probe;
+    let mut last: Vec<i64> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let id = id_at(i)?;
+        let k = id as usize;
+        if k >= last.len() {
+            last.resize(k + 1, i64::MIN);
+        }
+        if ts[i] < last[k] {
+            return Ok(false);
+        }
+        if long_runs {
+            let mut j = i + 1;
+            while j < n && id_at(j)? == id {
+                j += 1;
+            }
+            if !agg.push_sorted_run(id, &ts[i..j], &a[i..j], &b[i..j], out) {
+                return Ok(false);
+            }
+            last[k] = ts[j - 1];
+            i = j;
+        } else {
+            last[k] = ts[i];
+            agg.push(id, ts[i], (a[i], b[i]), out);
+            i += 1;
+        }
+    }
+    Ok(true)
 }
 
 /// The stable permutation that orders rows by `key[symbol]` (a counting sort; `key` maps every symbol
@@ -1227,7 +1339,7 @@ mod tests {
         assert_eq!(stats.late, 0);
         let mut expected_sorted = expected.clone();
         sort_by_symbol(&mut expected_sorted, 3);
-        for _ in 0..2 {
+        for round in 0..3 {
             let cols = |t: &[(u32, i64, f64, f64)]| {
                 (
                     t.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -1255,7 +1367,11 @@ mod tests {
             remapped.permute(&perm);
             assert_eq!(remapped, expected_sorted);
             assert_eq!(hashed.stats, st);
-            ticks.reverse(); // the second round is unsorted (distinct timestamps: same bars)
+            if round == 0 {
+                ticks.sort_by_key(|t| t.0); // grouped by symbol, each in time order: the run path
+            } else {
+                ticks.reverse(); // unsorted (distinct timestamps: same bars): the sorting path
+            }
         }
         assert!(aggregate::<Trades>(time(50), &[5], 3, &[0], &[1.0], &[1.0]).is_err());
         assert!(aggregate::<Trades>(time(50), &[0, 1], 3, &[0], &[1.0], &[1.0]).is_err());
