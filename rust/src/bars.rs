@@ -146,7 +146,7 @@ pub trait Source {
     /// Running state of one bar.
     type Acc: Copy + Default;
     /// Column buffers of emitted bars.
-    type Bars: Default + BarColumns;
+    type Bars: Default + BarColumns + Send;
     /// Whether the rule can apply to this source.
     fn supports(rule: Rule) -> bool;
     fn valid(t: Self::Tick) -> bool;
@@ -170,6 +170,8 @@ pub trait BarColumns {
     /// Reorders every column by `perm` (new row `i` = old row `perm[i]`).
     fn permute(&mut self, perm: &[usize]);
     fn symbols(&self) -> &[u32];
+    /// Appends `other`'s rows, adding `symbol_offset` to their symbol ids.
+    fn append(&mut self, other: Self, symbol_offset: u32);
 }
 
 fn gather<T: Copy>(v: &mut Vec<T>, perm: &[usize]) {
@@ -220,6 +222,18 @@ impl BarColumns for TradeBars {
     }
     fn symbols(&self) -> &[u32] {
         &self.symbol
+    }
+    fn append(&mut self, o: Self, symbol_offset: u32) {
+        self.symbol
+            .extend(o.symbol.iter().map(|&s| s + symbol_offset));
+        self.ts.extend(o.ts);
+        self.open.extend(o.open);
+        self.high.extend(o.high);
+        self.low.extend(o.low);
+        self.close.extend(o.close);
+        self.volume.extend(o.volume);
+        self.vwap.extend(o.vwap);
+        self.trades.extend(o.trades);
     }
 }
 
@@ -272,6 +286,20 @@ impl BarColumns for QuoteBars {
     }
     fn symbols(&self) -> &[u32] {
         &self.symbol
+    }
+    fn append(&mut self, o: Self, symbol_offset: u32) {
+        self.symbol
+            .extend(o.symbol.iter().map(|&s| s + symbol_offset));
+        self.ts.extend(o.ts);
+        self.open.extend(o.open);
+        self.high.extend(o.high);
+        self.low.extend(o.low);
+        self.close.extend(o.close);
+        self.bid.extend(o.bid);
+        self.ask.extend(o.ask);
+        self.spread_bps_mean.extend(o.spread_bps_mean);
+        self.spread_bps_last.extend(o.spread_bps_last);
+        self.quotes.extend(o.quotes);
     }
 }
 
@@ -953,7 +981,8 @@ pub struct HashedBars<B> {
 
 /// [`aggregate`] with the symbol interning fused into the same pass: symbols are given by two independent
 /// hashes per row (see [`HashInterner`]). Input in time order per symbol takes one pass; otherwise the
-/// work is redone through [`codes_from_hashes`] and the sorting path of [`aggregate`].
+/// work is redone through [`codes_from_hashes`] and the sorting path of [`aggregate`]. Large input grouped
+/// by symbol is split at a symbol boundary and aggregated on two threads.
 pub fn aggregate_hashed<S: Source<Tick = (f64, f64)>>(
     rule: Rule,
     h1: &[u64],
@@ -972,28 +1001,145 @@ pub fn aggregate_hashed<S: Source<Tick = (f64, f64)>>(
             ("b", b.len()),
         ],
     )?;
+    Aggregator::<S>::new(rule)?; // a bad rule is an error before any work
+    if n >= PARALLEL_MIN_ROWS && grouped(h1, h2) {
+        if let Some(bars) = aggregate_hashed_halves::<S>(rule, h1, h2, ts, a, b) {
+            return Ok(bars);
+        }
+    }
+    if let Some(pass) = hashed_pass::<S>(rule, h1, h2, ts, a, b)? {
+        return Ok(pass.into_bars());
+    }
+    // Not in time order per symbol: intern everything, then take the sorting path.
+    let (codes, first_rows) = codes_from_hashes(h1, h2)?;
+    let (bars, stats) = aggregate::<S>(rule, &codes, first_rows.len(), ts, a, b)?;
+    Ok(HashedBars {
+        bars,
+        first_rows,
+        stats,
+    })
+}
+
+/// Below this many rows one thread does the whole batch.
+const PARALLEL_MIN_ROWS: usize = 1 << 20;
+
+/// Whether the first rows come in long runs of one symbol (input grouped by symbol).
+fn grouped(h1: &[u64], h2: &[u64]) -> bool {
+    let probe = h1.len().min(4096);
+    let changes = (1..probe)
+        .filter(|&i| (h1[i], h2[i]) != (h1[i - 1], h2[i - 1]))
+        .count();
+    changes * 16 < probe
+}
+
+/// Two halves split at a symbol boundary, on two threads. None if a half is not in time order per symbol,
+/// a symbol appears in both halves, or the hashes collide (the caller then takes the one-thread path,
+/// which reports collisions).
+fn aggregate_hashed_halves<S: Source<Tick = (f64, f64)>>(
+    rule: Rule,
+    h1: &[u64],
+    h2: &[u64],
+    ts: &[i64],
+    a: &[f64],
+    b: &[f64],
+) -> Option<HashedBars<S::Bars>> {
+    let n = ts.len();
+    let mut mid = n / 2;
+    while mid < n && (h1[mid], h2[mid]) == (h1[mid - 1], h2[mid - 1]) {
+        mid += 1;
+    }
+    if mid == n {
+        return None;
+    }
+    let (left, right) = std::thread::scope(|scope| {
+        let right = scope.spawn(|| {
+            hashed_pass::<S>(
+                rule,
+                &h1[mid..],
+                &h2[mid..],
+                &ts[mid..],
+                &a[mid..],
+                &b[mid..],
+            )
+        });
+        let left = hashed_pass::<S>(
+            rule,
+            &h1[..mid],
+            &h2[..mid],
+            &ts[..mid],
+            &a[..mid],
+            &b[..mid],
+        );
+        (left, right.join().expect("bar worker thread panicked"))
+    });
+    let (mut left, right) = (left.ok()??, right.ok()??);
+    if right
+        .interner
+        .first_rows
+        .iter()
+        .any(|&r| left.interner.map.contains_key(&h1[mid + r]))
+    {
+        return None;
+    }
+    let offset = left.interner.len() as u32;
+    left.bars.append(right.bars, offset);
+    let mut first_rows = left.interner.into_first_rows();
+    first_rows.extend(right.interner.first_rows.iter().map(|&r| r + mid));
+    let (l, r) = (left.stats, right.stats);
+    let stats = Stats {
+        ticks: l.ticks + r.ticks,
+        bars: l.bars + r.bars,
+        late: l.late + r.late,
+        rejected: l.rejected + r.rejected,
+    };
+    Some(HashedBars {
+        bars: left.bars,
+        first_rows,
+        stats,
+    })
+}
+
+/// One pass over rows in time order per symbol, interning hashes as it goes.
+struct HashedPass<B> {
+    bars: B,
+    interner: HashInterner,
+    stats: Stats,
+}
+
+impl<B> HashedPass<B> {
+    fn into_bars(self) -> HashedBars<B> {
+        HashedBars {
+            bars: self.bars,
+            first_rows: self.interner.into_first_rows(),
+            stats: self.stats,
+        }
+    }
+}
+
+/// Bars of rows in time order per symbol (closed and ordered by code); None if they are not in order.
+fn hashed_pass<S: Source<Tick = (f64, f64)>>(
+    rule: Rule,
+    h1: &[u64],
+    h2: &[u64],
+    ts: &[i64],
+    a: &[f64],
+    b: &[f64],
+) -> Result<Option<HashedPass<S::Bars>>, BarError> {
     let mut interner = HashInterner::default();
     let mut agg = Aggregator::<S>::new(rule)?;
     let mut out = S::Bars::default();
     if !push_rows(&mut agg, &mut out, ts, a, b, |i| {
         interner.code(i, h1[i], h2[i])
     })? {
-        // Not in time order per symbol: intern everything, then take the sorting path.
-        let (codes, first_rows) = codes_from_hashes(h1, h2)?;
-        let (bars, stats) = aggregate::<S>(rule, &codes, first_rows.len(), ts, a, b)?;
-        return Ok(HashedBars {
-            bars,
-            first_rows,
-            stats,
-        });
+        return Ok(None);
     }
     agg.close(&mut out);
     sort_by_symbol(&mut out, interner.len());
-    Ok(HashedBars {
+    Ok(Some(HashedPass {
         bars: out,
-        first_rows: interner.into_first_rows(),
+        interner,
         stats: agg.stats(),
-    })
+    }))
 }
 
 /// Pushes rows `0..n` in order, the symbol id of row `i` being `id_at(i)` (called in row order; calling
@@ -1012,8 +1158,13 @@ fn push_rows<S: Source<Tick = (f64, f64)>>(
     // by tick go one at a time. Decided from the first rows.
     let probe = n.min(4096);
     let mut changes = 0;
-    for i in 1..probe {
-        changes += usize::from(id_at(i)? != id_at(i - 1)?);
+    if n > 0 {
+        let mut prev = id_at(0)?;
+        for i in 1..probe {
+            let id = id_at(i)?;
+            changes += usize::from(id != prev);
+            prev = id;
+        }
     }
     let long_runs = changes * 16 < probe;
     let mut last: Vec<i64> = Vec::new();
@@ -1390,6 +1541,42 @@ mod tests {
         );
         assert!(order_by_key(&[3], &[0, 1, 2]).is_err());
         assert!(order_by_key(&[0], &[5]).is_err());
+    }
+
+    #[test]
+    fn large_grouped_batch_on_two_threads_equals_one_thread() {
+        // 4 symbols x 300k rows, grouped by symbol: split across two threads. Then the same with the
+        // first symbol repeated at the end (it is in both halves): one thread.
+        for repeat_first in [false, true] {
+            let per = 300_000usize;
+            let mut sym: Vec<u32> = (0..4u32)
+                .flat_map(|s| std::iter::repeat_n(s, per))
+                .collect();
+            let mut ts: Vec<i64> = (0..4)
+                .flat_map(|_| (0..per as i64).map(|i| i * 1_000))
+                .collect();
+            if repeat_first {
+                sym.extend(std::iter::repeat_n(0, 10));
+                ts.extend((0..10).map(|i| per as i64 * 1_000 + i));
+            }
+            let p: Vec<f64> = (0..sym.len()).map(|i| 1.0 + (i % 97) as f64).collect();
+            let q: Vec<f64> = (0..sym.len()).map(|i| (i % 13) as f64).collect();
+            let h1: Vec<u64> = sym
+                .iter()
+                .map(|&x| u64::from(x).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .collect();
+            let h2: Vec<u64> = sym.iter().map(|&x| u64::from(x) + 7).collect();
+            for rule in [time(1_000_000), Rule::Volume(5_000.0)] {
+                let (expected, stats) = aggregate::<Trades>(rule, &sym, 4, &ts, &p, &q).unwrap();
+                let hashed = aggregate_hashed::<Trades>(rule, &h1, &h2, &ts, &p, &q).unwrap();
+                assert_eq!(hashed.first_rows, vec![0, per, 2 * per, 3 * per]);
+                assert_eq!(hashed.stats, stats);
+                assert_eq!(hashed.bars.symbol, expected.symbol);
+                assert_eq!(hashed.bars.ts, expected.ts);
+                assert_eq!(hashed.bars.close, expected.close);
+                assert_eq!(hashed.bars.trades, expected.trades);
+            }
+        }
     }
 
     #[test]
