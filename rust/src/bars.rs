@@ -736,6 +736,16 @@ impl<S: Source> Aggregator<S> {
         }
     }
 
+    /// Emits the open bar of one symbol, complete or not (its stream has ended).
+    pub fn close_symbol(&mut self, symbol: u32, out: &mut S::Bars) {
+        let rule = self.rule;
+        if let Some(slot) = self.slots.get_mut(symbol as usize) {
+            if slot.active {
+                Self::close_slot(slot, symbol, rule, &mut self.stats, out);
+            }
+        }
+    }
+
     /// Emits every open bar, complete or not (the partial bars at the end of a stream), in symbol-id order.
     pub fn close(&mut self, out: &mut S::Bars) {
         let rule = self.rule;
@@ -1018,6 +1028,79 @@ pub fn aggregate_hashed<S: Source<Tick = (f64, f64)>>(
         first_rows,
         stats,
     })
+}
+
+/// [`aggregate`] for rows grouped by symbol: symbol `k` is the `k`-th run of rows, `run_lengths[k]` long,
+/// each symbol in one run only (the caller checks). Reads no per-row symbol data, and closes each symbol's
+/// last bar at the end of its run, so bars come out ordered by `(run, ts)`. Runs not in time order are
+/// handled by the sorting path of [`aggregate`]. Large input is split at a run boundary onto two threads.
+pub fn aggregate_runs<S: Source<Tick = (f64, f64)>>(
+    rule: Rule,
+    run_lengths: &[u64],
+    ts: &[i64],
+    a: &[f64],
+    b: &[f64],
+) -> Result<(S::Bars, Stats), BarError> {
+    let n = ts.len();
+    check_lengths(n, &[("a", a.len()), ("b", b.len())])?;
+    let mut starts = Vec::with_capacity(run_lengths.len() + 1);
+    starts.push(0usize);
+    for &len in run_lengths {
+        starts.push(starts[starts.len() - 1] + len as usize);
+    }
+    if starts[run_lengths.len()] != n {
+        return Err(BarError(format!(
+            "run lengths add up to {}, expected {n} rows",
+            starts[run_lengths.len()]
+        )));
+    }
+    Aggregator::<S>::new(rule)?; // a bad rule is an error before any work
+    let runs = |lo: usize, hi: usize| -> Option<(S::Bars, Stats)> {
+        let mut agg = Aggregator::<S>::new(rule).ok()?;
+        let mut out = S::Bars::default();
+        for k in lo..hi {
+            let (i, j) = (starts[k], starts[k + 1]);
+            if !agg.push_sorted_run(k as u32, &ts[i..j], &a[i..j], &b[i..j], &mut out) {
+                return None;
+            }
+            agg.close_symbol(k as u32, &mut out);
+        }
+        Some((out, agg.stats()))
+    };
+    let k = run_lengths.len();
+    let mid = starts.partition_point(|&s| s < n / 2).clamp(1, k.max(1));
+    let done = if n >= PARALLEL_MIN_ROWS && mid < k {
+        let (left, right) = std::thread::scope(|scope| {
+            let right = scope.spawn(|| runs(mid, k));
+            (
+                runs(0, mid),
+                right.join().expect("bar worker thread panicked"),
+            )
+        });
+        left.zip(right).map(|((mut bars, l), (rbars, r))| {
+            bars.append(rbars, 0);
+            let stats = Stats {
+                ticks: l.ticks + r.ticks,
+                bars: l.bars + r.bars,
+                late: l.late + r.late,
+                rejected: l.rejected + r.rejected,
+            };
+            (bars, stats)
+        })
+    } else {
+        runs(0, k)
+    };
+    match done {
+        Some(result) => Ok(result),
+        None => {
+            let codes: Vec<u32> = run_lengths
+                .iter()
+                .enumerate()
+                .flat_map(|(k, &len)| std::iter::repeat_n(k as u32, len as usize))
+                .collect();
+            aggregate::<S>(rule, &codes, k, ts, a, b)
+        }
+    }
 }
 
 /// Below this many rows one thread does the whole batch.
@@ -1577,6 +1660,37 @@ mod tests {
                 assert_eq!(hashed.bars.trades, expected.trades);
             }
         }
+    }
+
+    #[test]
+    fn runs_equal_codes() {
+        for (per, n_sym) in [(7usize, 5u32), (400_000, 3)] {
+            let sym: Vec<u32> = (0..n_sym)
+                .flat_map(|s| std::iter::repeat_n(s, per))
+                .collect();
+            let mut ts: Vec<i64> = (0..n_sym)
+                .flat_map(|_| (0..per as i64).map(|i| i * 999))
+                .collect();
+            let p: Vec<f64> = (0..sym.len()).map(|i| 1.0 + (i % 31) as f64).collect();
+            let q: Vec<f64> = (0..sym.len()).map(|i| (i % 5) as f64).collect();
+            let lengths = vec![per as u64; n_sym as usize];
+            for rule in [time(50_000), Rule::Ticks(4), Rule::Dollars(300.0)] {
+                let expected =
+                    aggregate::<Trades>(rule, &sym, n_sym as usize, &ts, &p, &q).unwrap();
+                assert_eq!(
+                    aggregate_runs::<Trades>(rule, &lengths, &ts, &p, &q).unwrap(),
+                    expected
+                );
+            }
+            ts.swap(1, 2); // out of order inside a run: the sorting path
+            let expected =
+                aggregate::<Trades>(time(50_000), &sym, n_sym as usize, &ts, &p, &q).unwrap();
+            assert_eq!(
+                aggregate_runs::<Trades>(time(50_000), &lengths, &ts, &p, &q).unwrap(),
+                expected
+            );
+        }
+        assert!(aggregate_runs::<Trades>(time(5), &[2], &[0], &[1.0], &[1.0]).is_err());
     }
 
     #[test]
