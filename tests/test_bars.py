@@ -95,6 +95,27 @@ def test_time_bars_many_symbols_long_span() -> None:
     assert_bars_equal(aggregate_trades(trades, every="1d"), polars_time_bars(trades, "1d"))
 
 
+@pytest.mark.parametrize("rule", [{"every": "1m"}, {"every": "1s"}, {"ticks": 5}, {"volume": 3000.0}])
+def test_input_grouped_by_symbol(rule: dict) -> None:
+    # Grouped rows take the run-length path; interleaved rows the hashed path; both equal the references.
+    trades = random_trades(15, n=8000, n_symbols=12)
+    grouped = trades.sort("symbol", "ts", maintain_order=True)
+    assert bars_mod._symbol_runs(grouped["symbol"]) is not None
+    assert bars_mod._symbol_runs(trades["symbol"]) is None
+    ours = aggregate_trades(grouped, **rule)
+    assert ours.equals(aggregate_trades(trades, **rule))
+    if "every" in rule:
+        assert_bars_equal(ours, polars_time_bars(trades, rule["every"]))
+    # Grouped in reverse name order, and a symbol in two runs (not a run per symbol).
+    reverse = trades.sort("symbol", "ts", descending=[True, False], maintain_order=True)
+    assert aggregate_trades(reverse, **rule).equals(ours)
+    first = grouped.filter(pl.col("symbol") == "SYM00")
+    split = pl.concat([first.head(10), grouped.filter(pl.col("symbol") != "SYM00"), first.tail(-10)])
+    assert split["symbol"].rle_id().max() == 12  # 13 runs for 12 symbols
+    assert bars_mod._symbol_runs(split["symbol"]) is None
+    assert aggregate_trades(split, **rule).equals(ours)
+
+
 def test_every_as_nanoseconds_and_datetime_origin() -> None:
     trades = random_trades(12)
     origin = datetime(2024, 1, 2, 9, 30, 20, tzinfo=UTC)

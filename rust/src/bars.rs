@@ -146,7 +146,7 @@ pub trait Source {
     /// Running state of one bar.
     type Acc: Copy + Default;
     /// Column buffers of emitted bars.
-    type Bars: Default + BarColumns;
+    type Bars: Default + BarColumns + Send;
     /// Whether the rule can apply to this source.
     fn supports(rule: Rule) -> bool;
     fn valid(t: Self::Tick) -> bool;
@@ -170,6 +170,8 @@ pub trait BarColumns {
     /// Reorders every column by `perm` (new row `i` = old row `perm[i]`).
     fn permute(&mut self, perm: &[usize]);
     fn symbols(&self) -> &[u32];
+    /// Appends `other`'s rows, adding `symbol_offset` to their symbol ids.
+    fn append(&mut self, other: Self, symbol_offset: u32);
 }
 
 fn gather<T: Copy>(v: &mut Vec<T>, perm: &[usize]) {
@@ -220,6 +222,18 @@ impl BarColumns for TradeBars {
     }
     fn symbols(&self) -> &[u32] {
         &self.symbol
+    }
+    fn append(&mut self, o: Self, symbol_offset: u32) {
+        self.symbol
+            .extend(o.symbol.iter().map(|&s| s + symbol_offset));
+        self.ts.extend(o.ts);
+        self.open.extend(o.open);
+        self.high.extend(o.high);
+        self.low.extend(o.low);
+        self.close.extend(o.close);
+        self.volume.extend(o.volume);
+        self.vwap.extend(o.vwap);
+        self.trades.extend(o.trades);
     }
 }
 
@@ -272,6 +286,20 @@ impl BarColumns for QuoteBars {
     }
     fn symbols(&self) -> &[u32] {
         &self.symbol
+    }
+    fn append(&mut self, o: Self, symbol_offset: u32) {
+        self.symbol
+            .extend(o.symbol.iter().map(|&s| s + symbol_offset));
+        self.ts.extend(o.ts);
+        self.open.extend(o.open);
+        self.high.extend(o.high);
+        self.low.extend(o.low);
+        self.close.extend(o.close);
+        self.bid.extend(o.bid);
+        self.ask.extend(o.ask);
+        self.spread_bps_mean.extend(o.spread_bps_mean);
+        self.spread_bps_last.extend(o.spread_bps_last);
+        self.quotes.extend(o.quotes);
     }
 }
 
@@ -578,31 +606,86 @@ impl<S: Source> Aggregator<S> {
     /// Adds one tick; bars it completes are appended to `out`. Returns whether the tick was accepted.
     #[inline]
     pub fn push(&mut self, symbol: u32, ts: i64, tick: S::Tick, out: &mut S::Bars) -> bool {
-        self.stats.ticks += 1;
-        if !S::valid(tick) {
-            self.stats.rejected += 1;
-            return false;
+        let idx = symbol as usize;
+        if idx >= self.slots.len() {
+            self.reserve_symbols(idx + 1);
         }
+        Self::step(
+            self.rule,
+            &mut self.slots[idx],
+            &mut self.stats,
+            symbol,
+            ts,
+            tick,
+            out,
+        )
+    }
+
+    /// Adds consecutive ticks of one symbol, in time order, keeping the bar state in locals (registers)
+    /// for the whole run: the batch fast path. Stops and returns `false` at the first tick older than
+    /// the one before it (nothing of the run is pushed from there on).
+    fn push_sorted_run(
+        &mut self,
+        symbol: u32,
+        ts: &[i64],
+        a: &[f64],
+        b: &[f64],
+        out: &mut S::Bars,
+    ) -> bool
+    where
+        S: Source<Tick = (f64, f64)>,
+    {
         let idx = symbol as usize;
         if idx >= self.slots.len() {
             self.reserve_symbols(idx + 1);
         }
         let rule = self.rule;
+        let mut slot = self.slots[idx];
+        let mut stats = self.stats;
+        let mut prev = i64::MIN;
+        let mut sorted = true;
+        for ((&t, &x), &y) in ts.iter().zip(a).zip(b) {
+            if t < prev {
+                sorted = false;
+                break;
+            }
+            prev = t;
+            Self::step(rule, &mut slot, &mut stats, symbol, t, (x, y), out);
+        }
+        self.slots[idx] = slot;
+        self.stats = stats;
+        sorted
+    }
+
+    #[inline(always)]
+    fn step(
+        rule: Rule,
+        slot: &mut Slot<S::Acc>,
+        stats: &mut Stats,
+        symbol: u32,
+        ts: i64,
+        tick: S::Tick,
+        out: &mut S::Bars,
+    ) -> bool {
+        stats.ticks += 1;
+        if !S::valid(tick) {
+            stats.rejected += 1;
+            return false;
+        }
         let is_time = rule.is_time();
-        let slot = &mut self.slots[idx];
         if ts < slot.floor {
-            self.stats.late += 1;
+            stats.late += 1;
             return false;
         }
         if slot.active {
             if !is_time || ts < slot.end {
                 S::add(&mut slot.acc, ts, tick);
                 if !is_time && Self::count_rule_full(rule, &slot.acc) {
-                    Self::close_slot(slot, symbol, rule, &mut self.stats, out);
+                    Self::close_slot(slot, symbol, rule, stats, out);
                 }
                 return true;
             }
-            Self::close_slot(slot, symbol, rule, &mut self.stats, out);
+            Self::close_slot(slot, symbol, rule, stats, out);
         }
         // Only a tick that opens a bar pays for the bucket division.
         let (start, end) = bucket(rule, ts);
@@ -612,7 +695,7 @@ impl<S: Source> Aggregator<S> {
         slot.floor = start;
         S::open(&mut slot.acc, ts, tick);
         if !is_time && Self::count_rule_full(rule, &slot.acc) {
-            Self::close_slot(slot, symbol, rule, &mut self.stats, out);
+            Self::close_slot(slot, symbol, rule, stats, out);
         }
         true
     }
@@ -649,6 +732,16 @@ impl<S: Source> Aggregator<S> {
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if slot.active && slot.end <= now {
                 Self::close_slot(slot, i as u32, rule, &mut self.stats, out);
+            }
+        }
+    }
+
+    /// Emits the open bar of one symbol, complete or not (its stream has ended).
+    pub fn close_symbol(&mut self, symbol: u32, out: &mut S::Bars) {
+        let rule = self.rule;
+        if let Some(slot) = self.slots.get_mut(symbol as usize) {
+            if slot.active {
+                Self::close_slot(slot, symbol, rule, &mut self.stats, out);
             }
         }
     }
@@ -753,35 +846,56 @@ impl SymbolTable {
 /// Two different values are merged only if both hashes collide; a value whose first hash matches an
 /// earlier value's with a different second hash is reported as an error (the caller then falls back to
 /// exact codes).
-#[derive(Default)]
 pub struct HashInterner {
     map: FastMap<u64, u32>,
+    /// Direct-mapped cache in front of the map, indexed by the low bits of the (already random) first
+    /// hash: `(hash, code + 1)`, 0 meaning empty. Interleaved symbols mostly hit it.
+    cache: Vec<(u64, u32)>,
+    /// The previous row's hashes and code + 1 (0: none yet).
+    prev: (u64, u64, u32),
     second: Vec<u64>,
     first_rows: Vec<usize>,
-    prev: Option<(u64, u32)>,
+}
+
+const INTERN_CACHE: usize = 1024;
+
+impl Default for HashInterner {
+    fn default() -> Self {
+        HashInterner {
+            map: FastMap::default(),
+            cache: vec![(0, 0); INTERN_CACHE],
+            prev: (0, 0, 0),
+            second: Vec::new(),
+            first_rows: Vec::new(),
+        }
+    }
 }
 
 impl HashInterner {
     /// The code of row `row` with hashes `(a, b)`.
     #[inline]
     pub fn code(&mut self, row: usize, a: u64, b: u64) -> Result<u32, BarError> {
-        let code = match self.prev {
-            // Sorted or clustered input repeats the previous symbol: skip the map.
-            Some((p, c)) if p == a => c,
-            _ => {
-                let next = self.second.len() as u32;
-                let c = *self.map.entry(a).or_insert(next);
-                if c == next {
-                    self.second.push(b);
-                    self.first_rows.push(row);
-                }
-                self.prev = Some((a, c));
-                c
+        // Grouped input repeats the previous row's symbol: both hashes equal, nothing else to check.
+        if (a, b) == (self.prev.0, self.prev.1) && self.prev.2 != 0 {
+            return Ok(self.prev.2 - 1);
+        }
+        let entry = &mut self.cache[a as usize % INTERN_CACHE];
+        let code = if entry.0 == a && entry.1 != 0 {
+            entry.1 - 1
+        } else {
+            let next = self.second.len() as u32;
+            let c = *self.map.entry(a).or_insert(next);
+            if c == next {
+                self.second.push(b);
+                self.first_rows.push(row);
             }
+            *entry = (a, c + 1);
+            c
         };
         if self.second[code as usize] != b {
             return Err(BarError("64-bit hash collision between two symbols".into()));
         }
+        self.prev = (a, b, code + 1);
         Ok(code)
     }
 
@@ -849,18 +963,11 @@ pub fn aggregate<S: Source<Tick = (f64, f64)>>(
     let mut agg = Aggregator::<S>::new(rule)?;
     agg.reserve_symbols(n_symbols);
     let mut out = S::Bars::default();
-    let mut last = vec![i64::MIN; n_symbols];
-    let sorted = symbols.iter().zip(ts).all(|(&s, &t)| {
-        let l = &mut last[s as usize];
-        let ok = t >= *l;
-        *l = t;
-        ok
-    });
-    if sorted {
-        for i in 0..n {
-            agg.push(symbols[i], ts[i], (a[i], b[i]), &mut out);
-        }
-    } else {
+    let sorted = push_rows(&mut agg, &mut out, ts, a, b, |i| Ok(symbols[i]))?;
+    if !sorted {
+        // Start again in (symbol, ts) order.
+        agg = Aggregator::<S>::new(rule)?;
+        out = S::Bars::default();
         let mut perm: Vec<u32> = (0..n as u32).collect();
         perm.sort_by_key(|&i| (symbols[i as usize], ts[i as usize]));
         for &i in &perm {
@@ -884,7 +991,8 @@ pub struct HashedBars<B> {
 
 /// [`aggregate`] with the symbol interning fused into the same pass: symbols are given by two independent
 /// hashes per row (see [`HashInterner`]). Input in time order per symbol takes one pass; otherwise the
-/// work is redone through [`codes_from_hashes`] and the sorting path of [`aggregate`].
+/// work is redone through [`codes_from_hashes`] and the sorting path of [`aggregate`]. Large input grouped
+/// by symbol is split at a symbol boundary and aggregated on two threads.
 pub fn aggregate_hashed<S: Source<Tick = (f64, f64)>>(
     rule: Rule,
     h1: &[u64],
@@ -903,35 +1011,273 @@ pub fn aggregate_hashed<S: Source<Tick = (f64, f64)>>(
             ("b", b.len()),
         ],
     )?;
+    Aggregator::<S>::new(rule)?; // a bad rule is an error before any work
+    if n >= PARALLEL_MIN_ROWS && grouped(h1, h2) {
+        if let Some(bars) = aggregate_hashed_halves::<S>(rule, h1, h2, ts, a, b) {
+            return Ok(bars);
+        }
+    }
+    if let Some(pass) = hashed_pass::<S>(rule, h1, h2, ts, a, b)? {
+        return Ok(pass.into_bars());
+    }
+    // Not in time order per symbol: intern everything, then take the sorting path.
+    let (codes, first_rows) = codes_from_hashes(h1, h2)?;
+    let (bars, stats) = aggregate::<S>(rule, &codes, first_rows.len(), ts, a, b)?;
+    Ok(HashedBars {
+        bars,
+        first_rows,
+        stats,
+    })
+}
+
+/// [`aggregate`] for rows grouped by symbol: symbol `k` is the `k`-th run of rows, `run_lengths[k]` long,
+/// each symbol in one run only (the caller checks). Reads no per-row symbol data, and closes each symbol's
+/// last bar at the end of its run, so bars come out ordered by `(run, ts)`. Runs not in time order are
+/// handled by the sorting path of [`aggregate`]. Large input is split at a run boundary onto two threads.
+pub fn aggregate_runs<S: Source<Tick = (f64, f64)>>(
+    rule: Rule,
+    run_lengths: &[u64],
+    ts: &[i64],
+    a: &[f64],
+    b: &[f64],
+) -> Result<(S::Bars, Stats), BarError> {
+    let n = ts.len();
+    check_lengths(n, &[("a", a.len()), ("b", b.len())])?;
+    let mut starts = Vec::with_capacity(run_lengths.len() + 1);
+    starts.push(0usize);
+    for &len in run_lengths {
+        starts.push(starts[starts.len() - 1] + len as usize);
+    }
+    if starts[run_lengths.len()] != n {
+        return Err(BarError(format!(
+            "run lengths add up to {}, expected {n} rows",
+            starts[run_lengths.len()]
+        )));
+    }
+    Aggregator::<S>::new(rule)?; // a bad rule is an error before any work
+    let runs = |lo: usize, hi: usize| -> Option<(S::Bars, Stats)> {
+        let mut agg = Aggregator::<S>::new(rule).ok()?;
+        let mut out = S::Bars::default();
+        for k in lo..hi {
+            let (i, j) = (starts[k], starts[k + 1]);
+            if !agg.push_sorted_run(k as u32, &ts[i..j], &a[i..j], &b[i..j], &mut out) {
+                return None;
+            }
+            agg.close_symbol(k as u32, &mut out);
+        }
+        Some((out, agg.stats()))
+    };
+    let k = run_lengths.len();
+    let mid = starts.partition_point(|&s| s < n / 2).clamp(1, k.max(1));
+    let done = if n >= PARALLEL_MIN_ROWS && mid < k {
+        let (left, right) = std::thread::scope(|scope| {
+            let right = scope.spawn(|| runs(mid, k));
+            (
+                runs(0, mid),
+                right.join().expect("bar worker thread panicked"),
+            )
+        });
+        left.zip(right).map(|((mut bars, l), (rbars, r))| {
+            bars.append(rbars, 0);
+            let stats = Stats {
+                ticks: l.ticks + r.ticks,
+                bars: l.bars + r.bars,
+                late: l.late + r.late,
+                rejected: l.rejected + r.rejected,
+            };
+            (bars, stats)
+        })
+    } else {
+        runs(0, k)
+    };
+    match done {
+        Some(result) => Ok(result),
+        None => {
+            let codes: Vec<u32> = run_lengths
+                .iter()
+                .enumerate()
+                .flat_map(|(k, &len)| std::iter::repeat_n(k as u32, len as usize))
+                .collect();
+            aggregate::<S>(rule, &codes, k, ts, a, b)
+        }
+    }
+}
+
+/// Below this many rows one thread does the whole batch.
+const PARALLEL_MIN_ROWS: usize = 1 << 20;
+
+/// Whether the first rows come in long runs of one symbol (input grouped by symbol).
+fn grouped(h1: &[u64], h2: &[u64]) -> bool {
+    let probe = h1.len().min(4096);
+    let changes = (1..probe)
+        .filter(|&i| (h1[i], h2[i]) != (h1[i - 1], h2[i - 1]))
+        .count();
+    changes * 16 < probe
+}
+
+/// Two halves split at a symbol boundary, on two threads. None if a half is not in time order per symbol,
+/// a symbol appears in both halves, or the hashes collide (the caller then takes the one-thread path,
+/// which reports collisions).
+fn aggregate_hashed_halves<S: Source<Tick = (f64, f64)>>(
+    rule: Rule,
+    h1: &[u64],
+    h2: &[u64],
+    ts: &[i64],
+    a: &[f64],
+    b: &[f64],
+) -> Option<HashedBars<S::Bars>> {
+    let n = ts.len();
+    let mut mid = n / 2;
+    while mid < n && (h1[mid], h2[mid]) == (h1[mid - 1], h2[mid - 1]) {
+        mid += 1;
+    }
+    if mid == n {
+        return None;
+    }
+    let (left, right) = std::thread::scope(|scope| {
+        let right = scope.spawn(|| {
+            hashed_pass::<S>(
+                rule,
+                &h1[mid..],
+                &h2[mid..],
+                &ts[mid..],
+                &a[mid..],
+                &b[mid..],
+            )
+        });
+        let left = hashed_pass::<S>(
+            rule,
+            &h1[..mid],
+            &h2[..mid],
+            &ts[..mid],
+            &a[..mid],
+            &b[..mid],
+        );
+        (left, right.join().expect("bar worker thread panicked"))
+    });
+    let (mut left, right) = (left.ok()??, right.ok()??);
+    if right
+        .interner
+        .first_rows
+        .iter()
+        .any(|&r| left.interner.map.contains_key(&h1[mid + r]))
+    {
+        return None;
+    }
+    let offset = left.interner.len() as u32;
+    left.bars.append(right.bars, offset);
+    let mut first_rows = left.interner.into_first_rows();
+    first_rows.extend(right.interner.first_rows.iter().map(|&r| r + mid));
+    let (l, r) = (left.stats, right.stats);
+    let stats = Stats {
+        ticks: l.ticks + r.ticks,
+        bars: l.bars + r.bars,
+        late: l.late + r.late,
+        rejected: l.rejected + r.rejected,
+    };
+    Some(HashedBars {
+        bars: left.bars,
+        first_rows,
+        stats,
+    })
+}
+
+/// One pass over rows in time order per symbol, interning hashes as it goes.
+struct HashedPass<B> {
+    bars: B,
+    interner: HashInterner,
+    stats: Stats,
+}
+
+impl<B> HashedPass<B> {
+    fn into_bars(self) -> HashedBars<B> {
+        HashedBars {
+            bars: self.bars,
+            first_rows: self.interner.into_first_rows(),
+            stats: self.stats,
+        }
+    }
+}
+
+/// Bars of rows in time order per symbol (closed and ordered by code); None if they are not in order.
+fn hashed_pass<S: Source<Tick = (f64, f64)>>(
+    rule: Rule,
+    h1: &[u64],
+    h2: &[u64],
+    ts: &[i64],
+    a: &[f64],
+    b: &[f64],
+) -> Result<Option<HashedPass<S::Bars>>, BarError> {
     let mut interner = HashInterner::default();
     let mut agg = Aggregator::<S>::new(rule)?;
     let mut out = S::Bars::default();
-    let mut last: Vec<i64> = Vec::new();
-    for i in 0..n {
-        let id = interner.code(i, h1[i], h2[i])?;
-        let t = ts[i];
-        match last.get_mut(id as usize) {
-            Some(l) if t < *l => {
-                let (codes, first_rows) = codes_from_hashes(h1, h2)?;
-                let (bars, stats) = aggregate::<S>(rule, &codes, first_rows.len(), ts, a, b)?;
-                return Ok(HashedBars {
-                    bars,
-                    first_rows,
-                    stats,
-                });
-            }
-            Some(l) => *l = t,
-            None => last.push(t),
-        }
-        agg.push(id, t, (a[i], b[i]), &mut out);
+    if !push_rows(&mut agg, &mut out, ts, a, b, |i| {
+        interner.code(i, h1[i], h2[i])
+    })? {
+        return Ok(None);
     }
     agg.close(&mut out);
     sort_by_symbol(&mut out, interner.len());
-    Ok(HashedBars {
+    Ok(Some(HashedPass {
         bars: out,
-        first_rows: interner.into_first_rows(),
+        interner,
         stats: agg.stats(),
-    })
+    }))
+}
+
+/// Pushes rows `0..n` in order, the symbol id of row `i` being `id_at(i)` (called in row order; calling
+/// it again for a row must give the same id). Returns `Ok(false)` as soon as a symbol's ticks go back in
+/// time (the aggregator is then only partly fed and must be discarded).
+fn push_rows<S: Source<Tick = (f64, f64)>>(
+    agg: &mut Aggregator<S>,
+    out: &mut S::Bars,
+    ts: &[i64],
+    a: &[f64],
+    b: &[f64],
+    mut id_at: impl FnMut(usize) -> Result<u32, BarError>,
+) -> Result<bool, BarError> {
+    let n = ts.len();
+    // Rows grouped by symbol (long runs) keep each bar in registers for the run; rows interleaved tick
+    // by tick go one at a time. Decided from the first rows.
+    let probe = n.min(4096);
+    let mut changes = 0;
+    if n > 0 {
+        let mut prev = id_at(0)?;
+        for i in 1..probe {
+            let id = id_at(i)?;
+            changes += usize::from(id != prev);
+            prev = id;
+        }
+    }
+    let long_runs = changes * 16 < probe;
+    let mut last: Vec<i64> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let id = id_at(i)?;
+        let k = id as usize;
+        if k >= last.len() {
+            last.resize(k + 1, i64::MIN);
+        }
+        if ts[i] < last[k] {
+            return Ok(false);
+        }
+        if long_runs {
+            let mut j = i + 1;
+            while j < n && id_at(j)? == id {
+                j += 1;
+            }
+            if !agg.push_sorted_run(id, &ts[i..j], &a[i..j], &b[i..j], out) {
+                return Ok(false);
+            }
+            last[k] = ts[j - 1];
+            i = j;
+        } else {
+            last[k] = ts[i];
+            agg.push(id, ts[i], (a[i], b[i]), out);
+            i += 1;
+        }
+    }
+    Ok(true)
 }
 
 /// The stable permutation that orders rows by `key[symbol]` (a counting sort; `key` maps every symbol
@@ -1227,7 +1573,7 @@ mod tests {
         assert_eq!(stats.late, 0);
         let mut expected_sorted = expected.clone();
         sort_by_symbol(&mut expected_sorted, 3);
-        for _ in 0..2 {
+        for round in 0..3 {
             let cols = |t: &[(u32, i64, f64, f64)]| {
                 (
                     t.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -1255,7 +1601,11 @@ mod tests {
             remapped.permute(&perm);
             assert_eq!(remapped, expected_sorted);
             assert_eq!(hashed.stats, st);
-            ticks.reverse(); // the second round is unsorted (distinct timestamps: same bars)
+            if round == 0 {
+                ticks.sort_by_key(|t| t.0); // grouped by symbol, each in time order: the run path
+            } else {
+                ticks.reverse(); // unsorted (distinct timestamps: same bars): the sorting path
+            }
         }
         assert!(aggregate::<Trades>(time(50), &[5], 3, &[0], &[1.0], &[1.0]).is_err());
         assert!(aggregate::<Trades>(time(50), &[0, 1], 3, &[0], &[1.0], &[1.0]).is_err());
@@ -1274,6 +1624,73 @@ mod tests {
         );
         assert!(order_by_key(&[3], &[0, 1, 2]).is_err());
         assert!(order_by_key(&[0], &[5]).is_err());
+    }
+
+    #[test]
+    fn large_grouped_batch_on_two_threads_equals_one_thread() {
+        // 4 symbols x 300k rows, grouped by symbol: split across two threads. Then the same with the
+        // first symbol repeated at the end (it is in both halves): one thread.
+        for repeat_first in [false, true] {
+            let per = 300_000usize;
+            let mut sym: Vec<u32> = (0..4u32)
+                .flat_map(|s| std::iter::repeat_n(s, per))
+                .collect();
+            let mut ts: Vec<i64> = (0..4)
+                .flat_map(|_| (0..per as i64).map(|i| i * 1_000))
+                .collect();
+            if repeat_first {
+                sym.extend(std::iter::repeat_n(0, 10));
+                ts.extend((0..10).map(|i| per as i64 * 1_000 + i));
+            }
+            let p: Vec<f64> = (0..sym.len()).map(|i| 1.0 + (i % 97) as f64).collect();
+            let q: Vec<f64> = (0..sym.len()).map(|i| (i % 13) as f64).collect();
+            let h1: Vec<u64> = sym
+                .iter()
+                .map(|&x| u64::from(x).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .collect();
+            let h2: Vec<u64> = sym.iter().map(|&x| u64::from(x) + 7).collect();
+            for rule in [time(1_000_000), Rule::Volume(5_000.0)] {
+                let (expected, stats) = aggregate::<Trades>(rule, &sym, 4, &ts, &p, &q).unwrap();
+                let hashed = aggregate_hashed::<Trades>(rule, &h1, &h2, &ts, &p, &q).unwrap();
+                assert_eq!(hashed.first_rows, vec![0, per, 2 * per, 3 * per]);
+                assert_eq!(hashed.stats, stats);
+                assert_eq!(hashed.bars.symbol, expected.symbol);
+                assert_eq!(hashed.bars.ts, expected.ts);
+                assert_eq!(hashed.bars.close, expected.close);
+                assert_eq!(hashed.bars.trades, expected.trades);
+            }
+        }
+    }
+
+    #[test]
+    fn runs_equal_codes() {
+        for (per, n_sym) in [(7usize, 5u32), (400_000, 3)] {
+            let sym: Vec<u32> = (0..n_sym)
+                .flat_map(|s| std::iter::repeat_n(s, per))
+                .collect();
+            let mut ts: Vec<i64> = (0..n_sym)
+                .flat_map(|_| (0..per as i64).map(|i| i * 999))
+                .collect();
+            let p: Vec<f64> = (0..sym.len()).map(|i| 1.0 + (i % 31) as f64).collect();
+            let q: Vec<f64> = (0..sym.len()).map(|i| (i % 5) as f64).collect();
+            let lengths = vec![per as u64; n_sym as usize];
+            for rule in [time(50_000), Rule::Ticks(4), Rule::Dollars(300.0)] {
+                let expected =
+                    aggregate::<Trades>(rule, &sym, n_sym as usize, &ts, &p, &q).unwrap();
+                assert_eq!(
+                    aggregate_runs::<Trades>(rule, &lengths, &ts, &p, &q).unwrap(),
+                    expected
+                );
+            }
+            ts.swap(1, 2); // out of order inside a run: the sorting path
+            let expected =
+                aggregate::<Trades>(time(50_000), &sym, n_sym as usize, &ts, &p, &q).unwrap();
+            assert_eq!(
+                aggregate_runs::<Trades>(time(50_000), &lengths, &ts, &p, &q).unwrap(),
+                expected
+            );
+        }
+        assert!(aggregate_runs::<Trades>(time(5), &[2], &[0], &[1.0], &[1.0]).is_err());
     }
 
     #[test]

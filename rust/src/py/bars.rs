@@ -12,8 +12,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::bars::{
-    aggregate, aggregate_hashed, codes_from_hashes, order_by_key, parse_every, Aggregator,
-    BarColumns, BarError, QuoteBars, Quotes, Rule, Stats, SymbolTable, TradeBars, Trades,
+    aggregate, aggregate_hashed, aggregate_runs, codes_from_hashes, order_by_key, parse_every,
+    Aggregator, BarColumns, BarError, QuoteBars, Quotes, Rule, Stats, SymbolTable, TradeBars,
+    Trades,
 };
 
 fn value_error(e: BarError) -> PyErr {
@@ -649,6 +650,44 @@ fn aggregate_bars_hashed<'py>(
     }
 }
 
+/// Batch bars for rows grouped by symbol, symbol `k` being the `k`-th run (see `bars::aggregate_runs`).
+#[pyfunction]
+#[pyo3(signature = (source, run_lengths, ts, a, b, *, every=None, ticks=None, volume=None, dollars=None, origin=0))]
+#[allow(clippy::too_many_arguments)]
+fn aggregate_bars_runs<'py>(
+    py: Python<'py>,
+    source: &str,
+    run_lengths: PyReadonlyArray1<'py, u64>,
+    ts: PyReadonlyArray1<'py, i64>,
+    a: PyReadonlyArray1<'py, f64>,
+    b: PyReadonlyArray1<'py, f64>,
+    every: Option<&Bound<'py, PyAny>>,
+    ticks: Option<i64>,
+    volume: Option<f64>,
+    dollars: Option<f64>,
+    origin: i64,
+) -> PyResult<BatchBars<'py>> {
+    let rule = rule_from_args(every, ticks, volume, dollars, origin)?;
+    let (runs, ts, a, b) = (values(&run_lengths), values(&ts), values(&a), values(&b));
+    match source {
+        "trades" => {
+            let (mut bars, stats) = py
+                .detach(|| aggregate_runs::<Trades>(rule, &runs, &ts, &a, &b))
+                .map_err(value_error)?;
+            let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
+            Ok((sym, trade_columns(py, &mut bars)?, stats_dict(py, stats)?))
+        }
+        "quotes" => {
+            let (mut bars, stats) = py
+                .detach(|| aggregate_runs::<Quotes>(rule, &runs, &ts, &a, &b))
+                .map_err(value_error)?;
+            let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
+            Ok((sym, quote_columns(py, &mut bars)?, stats_dict(py, stats)?))
+        }
+        other => Err(bad_source(other)),
+    }
+}
+
 /// The stable permutation ordering rows by `key[symbols]` (see `bars::order_by_key`).
 #[pyfunction]
 fn bar_order<'py>(
@@ -666,6 +705,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bar_codes_from_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate_bars, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate_bars_hashed, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregate_bars_runs, m)?)?;
     m.add_function(wrap_pyfunction!(bar_order, m)?)?;
     Ok(())
 }
