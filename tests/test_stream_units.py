@@ -9,7 +9,7 @@ import random
 import polars as pl
 import pytest
 from hybridtrader.cli import main
-from hybridtrader.config import BackoffConfig
+from hybridtrader.config import StreamBackoffConfig
 from hybridtrader.stream import parse_every
 from hybridtrader.stream.connection import backoff_delay
 from hybridtrader.stream.dispatch import STOP, BlockingQueue, DropOldestQueue, Handlers, LatencyRecord, pump
@@ -129,13 +129,13 @@ def test_sequencer_never_emits_a_bar_twice_or_out_of_order(
 def test_backoff_is_full_jitter_under_an_exponential_cap(
     attempt: int, initial: float, cap: float, seed: int
 ) -> None:
-    cfg = BackoffConfig(initial_s=initial, max_s=cap)
+    cfg = StreamBackoffConfig(initial_s=initial, max_s=cap)
     d = backoff_delay(attempt, cfg, random.Random(seed))
     assert 0.0 <= d <= min(cap, initial * 2 ** (attempt - 1))
 
 
 def test_backoff_spreads_over_the_whole_window() -> None:
-    cfg = BackoffConfig(initial_s=1.0, max_s=8.0)
+    cfg = StreamBackoffConfig(initial_s=1.0, max_s=8.0)
     rng = random.Random(1)
     draws = [backoff_delay(10, cfg, rng) for _ in range(4000)]
     # Full jitter is uniform on [0, 8]: mean 4, a quarter of the draws below 2.

@@ -140,7 +140,7 @@ class PolygonConfig(Section):
         return self.api_key is not None
 
 
-class BackoffConfig(Section):
+class StreamBackoffConfig(Section):
     """Reconnect delays: exponential with full jitter, uniform(0, min(max_s, initial_s * 2**attempt))."""
 
     initial_s: float = Field(0.5, gt=0)
@@ -166,7 +166,7 @@ class StreamConfig(Section):
     stale_after_s: float = Field(5.0, gt=0)
     # ... or has dropped this many times within stale_after_s (a flapping link is as good as down).
     flap_drops: int = Field(3, gt=0)
-    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
+    backoff: StreamBackoffConfig = Field(default_factory=StreamBackoffConfig)
     trade_queue: int = Field(1024, gt=0)  # frames; full -> the socket reader waits (trades are never dropped)
     quote_queue: int = Field(256, gt=0)  # frames; full -> the oldest quote frame is dropped and counted
     bar_queue: int = Field(4096, gt=0)  # bar batches; full -> waits (bars are never dropped)

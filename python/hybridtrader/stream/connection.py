@@ -18,7 +18,7 @@ from typing import Literal
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from hybridtrader.config import BackoffConfig, StreamConfig
+from hybridtrader.config import StreamBackoffConfig, StreamConfig
 from hybridtrader.stream.messages import Frame
 from hybridtrader.stream.providers import (
     AuthError,
@@ -37,7 +37,7 @@ FrameHandler = Callable[["Connection", Frame, int], Awaitable[None]]
 StateHandler = Callable[["Connection", State], None]
 
 
-def backoff_delay(attempt: int, cfg: BackoffConfig, rng: random.Random) -> float:
+def backoff_delay(attempt: int, cfg: StreamBackoffConfig, rng: random.Random) -> float:
     """Full jitter: uniform(0, min(max_s, initial_s * 2**(attempt-1))) for attempt >= 1."""
     if attempt < 1:
         raise ValueError(f"attempt must be >= 1, got {attempt}")
