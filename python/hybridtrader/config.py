@@ -155,7 +155,9 @@ class StreamConfig(Section):
     """The streaming adapter: bar timing, dead-connection detection, failover and queue sizes."""
 
     every: str = Field("1m", pattern=r"^[1-9][0-9]*(s|m|h)$")
-    # A bar [t, t+every) is closed when the feed clock passes t + every + watermark.
+    # A bar [t, t+every) is closed when the feed clock passes t + every + watermark and, while trades are
+    # flowing (a trade frame within the last watermark_ms of wall time), a trade at or after t + every
+    # has arrived.
     watermark_ms: int = Field(2000, ge=0)
     flush_interval_ms: int = Field(50, gt=0)  # how often the bar timer looks at the clock (wall time)
     ping_interval_s: float = Field(10.0, gt=0)

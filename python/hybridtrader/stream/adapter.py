@@ -140,6 +140,7 @@ class StreamingAdapter:
         self._backfill_task: asyncio.Task[None] | None = None
         self._backfill_retry_at = 0.0
         self._max_ts = 0  # newest tick timestamp fed to the aggregator
+        self._last_trade_frame_ns = 0  # perf_counter_ns of the last frame with trades (active source)
         self._completed: list[pl.DataFrame] = []  # bars completed by ticks, sequenced at the next timer tick
         self._started_ns = 0
         self._rate: deque[tuple[int, int]] = deque()
@@ -317,6 +318,7 @@ class StreamingAdapter:
             mx = int(ts.max())
             if mx > self._max_ts:
                 self._max_ts = mx
+            self._last_trade_frame_ns = recv_ns
             if len(bars):
                 # Sequenced with the timer's flush: one batch of Polars work per tick instead of per frame.
                 self._completed.append(bars)
@@ -381,9 +383,22 @@ class StreamingAdapter:
             except Exception:  # the timer must outlive a bad tick; the error is logged with its traceback
                 log.exception("stream timer")
 
+    def _flush_until(self) -> int:
+        """Bars ending by this feed time are closed: the clock less the watermark, but while trades are
+        flowing never past the newest trade received. A stream running late behind the clock (a slow
+        server, a stalled process) then closes no bar before its trades have arrived; a quiet one (no trade
+        frame for a watermark's worth of wall time) is closed by the clock alone."""
+        until = self.now_ns() - self._watermark_ns
+        if (
+            self._clock is not None
+            and time.perf_counter_ns() - self._last_trade_frame_ns < self._watermark_ns
+        ):
+            until = min(until, self._max_ts)
+        return until
+
     async def _tick(self) -> None:
         self._check_sources()
-        await self._flush(self.now_ns() - self._watermark_ns)
+        await self._flush(self._flush_until())
         self._maybe_backfill()
         now = time.perf_counter_ns()
         self._rate.append((now, self.counts["messages"]))
