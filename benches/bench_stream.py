@@ -42,8 +42,8 @@ from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET
 FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
 SYMBOLS = 50
 SESSIONS = 3  # the latency runs start at the opens of sessions 2 and 3
-INGEST_TRADES = 1_000_000 if FULL else 150_000  # per round, per client
-LATENCY_S = 8.0 if FULL else 3.0  # wall seconds per client
+INGEST_TRADES = 1_000_000 if FULL else 100_000  # per round, per client
+LATENCY_S = 8.0 if FULL else 2.0  # wall seconds per client
 TARGET_RATE = 50_000  # trades/s for the latency group
 MIN_NS = 60 * 10**9
 

@@ -283,6 +283,41 @@ def test_failing_handler_is_counted_and_the_stream_survives(venue_factory: Calla
     assert stats["reconnects"] == 0
 
 
+@pytest.mark.parametrize("provider", ["alpaca", "polygon"])
+def test_provider_bars_and_unsubscribe(
+    venue_factory: Callable[..., Venue], market: SyntheticMarket, provider: str
+) -> None:
+    v = venue_factory(1200.0)  # 20 market minutes per second
+    seen: dict[str, list[pl.DataFrame]] = {"trades": [], "provider_bars": []}
+
+    async def main() -> None:
+        a = StreamingAdapter(config(v), clock=v.clock.now_ns)
+        a.on_trade(seen["trades"].append)
+        a.on_provider_bar(seen["provider_bars"].append)
+        await (a.connect_alpaca() if provider == "alpaca" else a.connect_polygon())
+        await a.subscribe_trades(SYMBOLS[:2])
+        await a.subscribe_bars(SYMBOLS[:1])
+        await wait_for(lambda: len(seen["provider_bars"]) >= 3, 10)
+        await a.unsubscribe_trades(SYMBOLS[1:2])
+        await asyncio.sleep(0.3)  # frames already in flight may still carry it
+        n = sum(f.filter(pl.col("symbol") == SYMBOLS[1]).height for f in seen["trades"])
+        await asyncio.sleep(0.7)  # fourteen market minutes more
+        assert sum(f.filter(pl.col("symbol") == SYMBOLS[1]).height for f in seen["trades"]) == n
+        assert sum(f.filter(pl.col("symbol") == SYMBOLS[0]).height for f in seen["trades"]) > 0
+        await a.close()
+
+    asyncio.run(main())
+    got = pl.concat(seen["provider_bars"])
+    assert set(got["symbol"]) == {SYMBOLS[0]}
+    # The provider's own minute bars are the venue's bars of the same ticks.
+    ref = reference(market.trades.filter(pl.col("symbol") == SYMBOLS[0])).join(
+        got.select("ts"), on="ts", how="semi"
+    )
+    assert got.height == ref.height >= 3
+    for c in ("open", "high", "low", "close", "volume"):
+        assert got.sort("ts")[c].to_list() == ref[c].to_list(), c
+
+
 # ------------------------------------------------------------------------- auth and limits
 @pytest.mark.parametrize("provider", ["alpaca", "polygon"])
 def test_bad_credentials_fail_fast_without_retrying(
