@@ -300,7 +300,7 @@ class StreamingAdapter:
             c["malformed"] += frame.malformed
             if self._subs.trades:
                 # The garbage may have been trades: the bars around it are rebuilt from REST.
-                self._seq.open_gap(self._last_seen())
+                self._break()
         if frame.unknown:
             for t, n in frame.unknown.items():
                 c["unknown"] += n
@@ -350,10 +350,14 @@ class StreamingAdapter:
         if conn.name not in self._down_since:
             self._down_since[conn.name] = time.perf_counter_ns()
             if conn.name == self._active and not self._closed:
-                self._seq.open_gap(self._last_seen())
+                self._break()
 
-    def _last_seen(self) -> int:
-        return self._max_ts or self.now_ns()
+    def _break(self) -> None:
+        """Ticks may have been lost from now on: open a gap after the last tick seen (or, with a clock and
+        no tick yet, from now). With neither, nothing has been built yet, so there is nothing to repair."""
+        last = self._max_ts or (self.now_ns() if self._clock is not None else 0)
+        if last:
+            self._seq.open_gap(last)
 
     def now_ns(self) -> int:
         """The feed clock: the configured clock, never behind the newest tick seen."""
@@ -462,7 +466,7 @@ class StreamingAdapter:
         else:
             self.counts["failovers"] += 1
         self._active = name
-        self._seq.open_gap(self._last_seen())
+        self._break()
 
     # ----------------------------------------------------------------------------- backfill
     def _maybe_backfill(self) -> None:
@@ -482,7 +486,9 @@ class StreamingAdapter:
         return self._rest
 
     async def _backfill(self, gap: Gap) -> None:
-        symbols = sorted(self._subs.trades)
+        subscribed = self._subs.trades
+        # With "*" the symbols are whatever the stream has delivered.
+        symbols = sorted((subscribed | set(self._agg.symbols) if "*" in subscribed else subscribed) - {"*"})
         assert gap.last is not None
         gap.fetching = True
         try:
