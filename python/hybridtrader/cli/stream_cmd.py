@@ -112,6 +112,10 @@ async def _stream(
     cfg: Config, args: argparse.Namespace, symbols: list[str], venue: Any, console: Console
 ) -> dict:
     clock = venue.clock.now_ns if venue is not None else "wall"
+    ds = cfg.alpaca.data_sources
+    first = args.provider or ds.primary
+    fallbacks = [s for s in dict.fromkeys([ds.primary, *ds.secondary]) if s != first] if args.failover else []
+    ds.primary, ds.secondary = first, fallbacks  # --provider is the preferred source
     adapter = StreamingAdapter(cfg, every=args.every, clock=clock)
     recent: deque[tuple[Any, ...]] = deque(maxlen=ROWS)
     stop = asyncio.Event()
@@ -132,11 +136,8 @@ async def _stream(
     # A trade handler (the last price per symbol, shown in the status line) also gives the latency figures.
     last: dict[str, float] = {}
     adapter.on_trade(lambda t: last.update(zip(t["symbol"].to_list(), t["price"].to_list(), strict=True)))
-    ds = cfg.alpaca.data_sources
-    first = args.provider or ds.primary
-    order = [first] + ([s for s in [ds.primary, *ds.secondary] if s != first] if args.failover else [])
     try:
-        for name in dict.fromkeys(order):
+        for name in [first, *fallbacks]:
             if name == "alpaca":
                 await adapter.connect_alpaca(args.feed or cfg.alpaca.feed)
             else:
