@@ -212,6 +212,7 @@ class VenueConfig(Section):
     stream_connections_per_key: int = Field(1, gt=0)  # Alpaca allows one stream connection per key
     stream_batch: int = Field(1000, gt=0)  # messages per frame at most
     cash: float = Field(100_000.0, gt=0)
+    impact: bool = True  # fills pay the slippage model's market impact beyond the quote
     market: VenueMarketConfig = Field(default_factory=VenueMarketConfig)
     faults: FaultConfig = Field(default_factory=FaultConfig)
 

@@ -66,8 +66,8 @@ def _no_leftover_faults(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def fresh_venue(market: ReplayMarket) -> Iterator[Venue]:
-    """A venue of its own (broker state, rate-limit budget) for one test."""
-    with Venue(VenueConfig(speed="max"), market=market) as v:
+    """A venue of its own (broker state, rate-limit budget) for one test; fills at the quote (no impact)."""
+    with Venue(VenueConfig(speed="max", impact=False), market=market) as v:
         yield v
 
 

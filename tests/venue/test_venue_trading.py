@@ -142,3 +142,28 @@ def test_assets_and_close_all(client: TradingClient, fresh_venue: Venue, market:
     closes = client.close_all_positions(cancel_orders=True)  # alpaca-py parses the 207 list
     assert closes == []
     assert np.isclose(float(client.get_account().equity), float(client.get_account().cash))
+
+
+def test_fills_pay_the_slippage_models_impact(market: ReplayMarket) -> None:
+    from hybridtrader.config import VenueConfig
+    from hybridtrader.execution.slippage_model import SlippageModel
+    from hybridtrader.market.timeframe import Timeframe
+
+    with Venue(VenueConfig(speed="max"), market=market) as v:
+        v.clock.advance_to(_ns(T0))
+        client = TradingClient(LOCAL_KEY, LOCAL_SECRET, url_override=v.url)
+        standing = _quotes(market, "S00", T0).row(0, named=True)
+        small = client.submit_order(MarketOrderRequest(symbol="S00", qty=10, side="buy", time_in_force="day"))
+        big = client.submit_order(MarketOrderRequest(symbol="S00", qty=100, side="buy", time_in_force="day"))
+    model = SlippageModel()  # same defaults, seeded from the same daily bars, computed here
+    model.learn_from_daily_bars(market.bars(Timeframe(1, "Day")).frame)
+    ts = standing["ts"]
+
+    def expected(qty: float) -> float:
+        cost = model.forecast_slippage("S00", "buy", qty, standing["ask"], ts)
+        impact = cost - model.forecast_spread("S00", ts) / 2
+        return standing["ask"] * (1 + impact / 1e4)
+
+    assert float(small.filled_avg_price) == pytest.approx(expected(10), rel=1e-12)
+    assert float(big.filled_avg_price) == pytest.approx(expected(100), rel=1e-12)
+    assert standing["ask"] < float(small.filled_avg_price) < float(big.filled_avg_price)

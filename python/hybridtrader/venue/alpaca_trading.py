@@ -4,9 +4,10 @@ Orders fill against the replayed quotes as the replay clock passes them: a buy t
 bid, each quote at most its displayed size, so an order large against the quoted size fills partially
 over several quotes (`partially_filled`). Limit orders fill when marketable. `ioc` fills what the current
 quote allows and cancels the rest; `fok` fills entirely from the current quote or is canceled; `day`
-orders expire at their session's close; `opg`/`cls` execute at the session open/close. Fill prices go
-through `fill_price` (the quote price; the slippage model plugs in there). The broker is lazy: every
-request first brings it up to the clock's time, so fills are deterministic for a given clock.
+orders expire at their session's close; `opg`/`cls` execute at the session open/close. With a slippage
+model, each fill also pays the model's market impact beyond the quote: its cost forecast for the order
+less the half spread the quote already charges. The broker is lazy: every request first brings it up to
+the clock's time, so fills are deterministic for a given clock.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import orjson
 from aiohttp import web
 
+from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
 from hybridtrader.venue.alpaca_data import ApiError
 from hybridtrader.venue.market import ReplayMarket
@@ -40,11 +42,6 @@ def iso(ns: int) -> str:
 
 def to_ns(dt: datetime) -> int:
     return int(dt.timestamp()) * _NS + dt.microsecond * 1000
-
-
-def fill_price(side: str, quote_price: float, qty: float, symbol: str) -> float:
-    """The execution price of a fill against a quote (the touch price)."""
-    return quote_price
 
 
 def not_found(what: str) -> ApiError:
@@ -99,7 +96,8 @@ class Order:
 
 
 def _num(x: float) -> str:
-    return format(x, ".10g")
+    """Decimal text that round-trips the float exactly (Alpaca sends numbers as strings)."""
+    return repr(float(x))
 
 
 @dataclass
@@ -111,10 +109,12 @@ class Position:
 class Broker:
     """Account state and order matching; methods are called from the venue's event loop."""
 
-    def __init__(self, market: ReplayMarket, clock: ReplayClock, cash: float) -> None:
+    def __init__(self, market: ReplayMarket, clock: ReplayClock, cash: float,
+                 slippage: SlippageModel | None = None) -> None:
         self.market = market
         self.clock = clock
         self.cash = cash
+        self.slippage = slippage
         self.account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "hybridtrader-venue-account"))
         self.orders: dict[str, Order] = {}
         self.by_client_id: dict[str, str] = {}
@@ -174,10 +174,21 @@ class Broker:
             take = min(size[j], remaining)
             if take <= 0:
                 continue
-            self._fill(o, take, fill_price(o.side, float(price[j]), take, o.symbol), int(ts[j]))
+            self._fill(o, take, self.fill_price(o, float(price[j]), int(ts[j])), int(ts[j]))
             remaining -= take
             if remaining <= 0:
                 break
+
+    def impact_bps(self, o: Order, touch: float, ts: int) -> float:
+        """Market impact of order `o` beyond the quoted touch: the model's cost less its half spread."""
+        if self.slippage is None:
+            return 0.0
+        cost = self.slippage.forecast_slippage(o.symbol, o.side, o.qty, touch, ts)
+        return max(0.0, cost - self.slippage.forecast_spread(o.symbol, ts) / 2)
+
+    def fill_price(self, o: Order, touch: float, ts: int) -> float:
+        sign = 1.0 if o.side == "buy" else -1.0
+        return touch * (1.0 + sign * self.impact_bps(o, touch, ts) / 1e4)
 
     def _fill(self, o: Order, qty: float, price: float, ts: int) -> None:
         o.filled_qty += qty
