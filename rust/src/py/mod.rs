@@ -1,7 +1,10 @@
 //! PyO3 wrappers, one file per domain.
 use pyo3::prelude::*;
 
+mod exposure;
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<exposure::ExposureCore>()?;
     Ok(())
 }
