@@ -1,10 +1,10 @@
 //! Exposure manager: per-book caps checked in O(1) against running sums, a trading state machine and a
 //! circuit breaker.
 //!
-//! Money is kept as signed fixed-point micro-units (`i128`, 1e-6 of the account currency) so that the
-//! running sums (gross, net, per sector) updated incrementally on every position change stay exact: no
-//! drift however long the manager runs and whatever order the updates come in. A position's market value
-//! is `qty x price` rounded to the nearest micro-unit.
+//! Money is kept as signed integer cents (`i64`) so that the running sums (gross, net, per sector) updated
+//! incrementally on every position change stay exact: no drift however long the manager runs and whatever
+//! order the updates come in. A position's market value is `qty x price` rounded to the nearest cent; caps
+//! are rounded down to a cent.
 //!
 //! Caps are per book (e.g. `intraday`, `swing`) and relative to the account equity:
 //! - gross: sum over the book's positions of |market value|,
@@ -35,10 +35,11 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Micro-units per unit of account currency.
-const MICRO: f64 = 1e6;
-/// Largest |qty x price| accepted for a position or an order (keeps every sum far inside `i128`).
-pub const MAX_NOTIONAL: f64 = 1e15;
+/// Cents per unit of account currency.
+const CENTS: f64 = 100.0;
+/// Largest |qty x price| accepted for a position or an order (1e14 cents: sums of up to ~90,000 such
+/// positions stay inside `i64`).
+pub const MAX_NOTIONAL: f64 = 1e12;
 /// Sector id of symbols without a sector.
 pub const NO_SECTOR: u32 = u32::MAX;
 /// Symbol id used for symbols the manager has never seen (no position, no sector, default shortability).
@@ -305,14 +306,16 @@ fn err<T>(msg: String) -> Result<T, InputError> {
     Err(InputError(msg))
 }
 
+/// Nearest cent, halves away from zero (plain arithmetic: no libm call on the hot path).
 #[inline]
-fn to_micro(v: f64) -> i128 {
-    (v * MICRO).round() as i128
+fn to_cents(v: f64) -> i64 {
+    let x = v * CENTS;
+    (x + 0.5f64.copysign(x)) as i64
 }
 
 #[inline]
-fn from_micro(v: i128) -> f64 {
-    v as f64 / MICRO
+fn from_cents(v: i64) -> f64 {
+    v as f64 / CENTS
 }
 
 /// Positions whose size falls below this fraction of the previous size are treated as closed (absorbs
@@ -363,23 +366,23 @@ pub struct Book {
     pub caps: BookCaps,
     qty: Vec<f64>,
     price: Vec<f64>,
-    mv: Vec<i128>,
-    gross: i128,
-    net: i128,
-    sector_gross: Vec<i128>,
+    mv: Vec<i64>,
+    gross: i64,
+    net: i64,
+    sector_gross: Vec<i64>,
     sector_open: Vec<u32>,
     open: u32,
-    // Caps in micro-units for the current equity.
-    cap_gross: i128,
-    cap_net: i128,
-    cap_symbol: i128,
-    cap_sector: i128,
-    cap_notional: i128,
+    // Caps in cents for the current equity.
+    cap_gross: i64,
+    cap_net: i64,
+    cap_symbol: i64,
+    cap_sector: i64,
+    cap_notional: i64,
 }
 
 impl Book {
     fn new(name: String, caps: BookCaps) -> Book {
-        let cap_notional = to_micro(caps.max_order_notional);
+        let cap_notional = to_cents(caps.max_order_notional);
         Book {
             name,
             caps,
@@ -400,9 +403,9 @@ impl Book {
     }
 
     fn set_equity(&mut self, equity: f64) {
-        let cap = |pct: f64| -> i128 {
+        let cap = |pct: f64| -> i64 {
             if equity > 0.0 {
-                (pct / 100.0 * equity * MICRO).floor() as i128
+                (pct / 100.0 * equity * CENTS).floor() as i64
             } else {
                 0
             }
@@ -411,7 +414,7 @@ impl Book {
         self.cap_net = cap(self.caps.max_net_pct);
         self.cap_symbol = cap(self.caps.max_symbol_pct);
         self.cap_sector = cap(self.caps.max_sector_pct);
-        self.cap_notional = to_micro(self.caps.max_order_notional);
+        self.cap_notional = to_cents(self.caps.max_order_notional);
     }
 
     #[inline]
@@ -419,11 +422,11 @@ impl Book {
         self.qty.get(sym as usize).copied().unwrap_or(0.0)
     }
     #[inline]
-    fn mv_of(&self, sym: u32) -> i128 {
+    fn mv_of(&self, sym: u32) -> i64 {
         self.mv.get(sym as usize).copied().unwrap_or(0)
     }
     #[inline]
-    fn sector_of(&self, sector: u32) -> i128 {
+    fn sector_of(&self, sector: u32) -> i64 {
         self.sector_gross.get(sector as usize).copied().unwrap_or(0)
     }
 
@@ -437,7 +440,7 @@ impl Book {
         }
         let old_mv = self.mv[i];
         let old_open = self.qty[i] != 0.0;
-        let new_mv = if qty == 0.0 { 0 } else { to_micro(qty * price) };
+        let new_mv = if qty == 0.0 { 0 } else { to_cents(qty * price) };
         let new_open = qty != 0.0;
         self.qty[i] = qty;
         self.price[i] = price;
@@ -479,8 +482,8 @@ impl Book {
     }
 
     #[inline]
-    fn pct(&self, micro: i128, equity: f64) -> f64 {
-        from_micro(micro) / equity * 100.0
+    fn pct(&self, cents: i64, equity: f64) -> f64 {
+        from_cents(cents) / equity * 100.0
     }
 }
 
@@ -497,11 +500,11 @@ pub struct BookMetrics {
 struct Impact {
     old_qty: f64,
     new_qty: f64,
-    old_mv: i128,
-    new_mv: i128,
-    notional: i128,
+    old_mv: i64,
+    new_mv: i64,
+    notional: i64,
     sector: u32,
-    sector_before: i128,
+    sector_before: i64,
     shortable: bool,
 }
 
@@ -532,7 +535,7 @@ fn evaluate(state: TradingState, equity: f64, b: &Book, im: &Impact) -> Verdict 
     if im.notional > b.cap_notional {
         return Verdict {
             code: Code::OrderNotional,
-            value: from_micro(im.notional),
+            value: from_cents(im.notional),
             cap: b.caps.max_order_notional,
             sector: NO_SECTOR,
         };
@@ -878,8 +881,8 @@ impl ExposureManager {
     pub fn metrics(&self, book: &str) -> Result<BookMetrics, InputError> {
         let b = &self.books[self.book_index(book)?];
         Ok(BookMetrics {
-            gross: from_micro(b.gross),
-            net: from_micro(b.net),
+            gross: from_cents(b.gross),
+            net: from_cents(b.net),
             open_positions: b.open,
         })
     }
@@ -887,7 +890,7 @@ impl ExposureManager {
     pub fn sector_gross(&self, book: &str, sector: &str) -> Result<f64, InputError> {
         let b = &self.books[self.book_index(book)?];
         Ok(match self.sector_ids.get(sector) {
-            Some(&s) => from_micro(b.sector_of(s)),
+            Some(&s) => from_cents(b.sector_of(s)),
             None => 0.0,
         })
     }
@@ -919,8 +922,8 @@ impl ExposureManager {
             old_qty,
             new_qty,
             old_mv: book.mv_of(id),
-            new_mv: to_micro(new_qty * price),
-            notional: to_micro(qty * price),
+            new_mv: to_cents(new_qty * price),
+            notional: to_cents(qty * price),
             sector,
             sector_before: if sector == NO_SECTOR {
                 0
@@ -1051,9 +1054,9 @@ impl ExposureManager {
         let im = Impact {
             old_qty: old,
             new_qty: new,
-            old_mv: to_micro(old),
-            new_mv: to_micro(new),
-            notional: to_micro(order_value.abs()),
+            old_mv: to_cents(old),
+            new_mv: to_cents(new),
+            notional: to_cents(order_value.abs()),
             sector: NO_SECTOR,
             sector_before: 0,
             shortable: true,

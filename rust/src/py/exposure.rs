@@ -2,7 +2,7 @@
 //! the GIL released and take the lock only inside the released section), reasons built only for refusals.
 use std::sync::{Mutex, MutexGuard};
 
-use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -43,18 +43,20 @@ fn encode(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<String>, Vec<u32>)> {
         c
     };
     if let Ok(arr) = obj.extract::<PyReadonlyArray2<'_, u32>>() {
-        let view = arr.as_array();
-        let mut by_row: FastMap<Vec<u32>, u32> = FastMap::default();
-        let mut codes = Vec::with_capacity(view.nrows());
-        let mut row_buf: Vec<u32> = Vec::with_capacity(view.ncols());
-        for (i, row) in view.rows().into_iter().enumerate() {
-            row_buf.clear();
-            row_buf.extend(row.iter().copied());
-            if let Some(&c) = by_row.get(&row_buf) {
+        let width = arr.shape()[1];
+        let data = arr.as_slice()?;
+        let mut codes = Vec::with_capacity(arr.shape()[0]);
+        if width == 0 {
+            codes.resize(arr.shape()[0], intern(String::new()));
+            return Ok((names, codes));
+        }
+        let mut by_row: FastMap<&[u32], u32> = FastMap::default();
+        for (i, row) in data.chunks_exact(width).enumerate() {
+            if let Some(&c) = by_row.get(row) {
                 codes.push(c);
                 continue;
             }
-            let s: String = row_buf
+            let s: String = row
                 .iter()
                 .take_while(|&&u| u != 0)
                 .map(|&u| {
@@ -64,7 +66,7 @@ fn encode(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<String>, Vec<u32>)> {
                 })
                 .collect::<PyResult<String>>()?;
             let c = intern(s);
-            by_row.insert(row_buf.clone(), c);
+            by_row.insert(row, c);
             codes.push(c);
         }
         return Ok((names, codes));
