@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import hybridtrader
 import numpy as np
 import polars as pl
 import pytest
-
-import hybridtrader
 from hybridtrader.config import ConfigError, config_from_dict
 from hybridtrader.risk.exposure_manager import REASON_CODES, ExposureManager
 
@@ -362,7 +361,8 @@ def test_halted_refuses_new_risk_even_after_session_positions(m: ExposureManager
     m.update_position("intraday", "A", 10, 100.0)
     m.should_emergency_flatten(100_000.0, utc(2024, 6, 12, 15))
     assert m.should_emergency_flatten(90_000.0, utc(2024, 6, 12, 16))
-    assert m.check_order("B", "buy", 1, 100.0)[1].startswith("halted: only flattening orders allowed (daily loss")
+    reason = m.check_order("B", "buy", 1, 100.0)[1]
+    assert reason.startswith("halted: only flattening orders allowed (daily loss")
     assert m.check_order("A", "sell", 10, 100.0) == (True, "ok")
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from hybridtrader.risk.exposure_manager import ExposureManager
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from hybridtrader.risk.exposure_manager import ExposureManager
 
 BOOKS = {
     # gross, net, symbol, sector (% of equity), order notional, open positions
