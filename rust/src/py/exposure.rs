@@ -28,6 +28,33 @@ type BookTuple = (String, f64, f64, f64, f64, f64, u32);
 /// `(allowed, code)` arrays of a batch check.
 type BatchOut<'py> = (Bound<'py, PyArray1<bool>>, Bound<'py, PyArray1<u8>>);
 
+/// A row of at most 8 code points below 256 as one integer (injective over such rows).
+#[inline]
+fn pack(row: &[u32]) -> Option<u64> {
+    if row.len() > 8 {
+        return None;
+    }
+    let mut k = 0u64;
+    for (j, &u) in row.iter().enumerate() {
+        if u > 0xff {
+            return None;
+        }
+        k |= u64::from(u) << (8 * j);
+    }
+    Some(k)
+}
+
+/// The string of a UCS-4 row (numpy pads with zeros).
+fn decode(row: &[u32], i: usize) -> PyResult<String> {
+    row.iter()
+        .take_while(|&&u| u != 0)
+        .map(|&u| {
+            char::from_u32(u)
+                .ok_or_else(|| PyValueError::new_err(format!("row {i}: invalid code point {u}")))
+        })
+        .collect()
+}
+
 /// Dictionary-encode a column of strings: (distinct values, code per row). Accepts a list (or any
 /// iterable) of str, or a 2-D uint32 array that is a numpy unicode array viewed as UCS-4 code points.
 fn encode(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<String>, Vec<u32>)> {
@@ -50,23 +77,24 @@ fn encode(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<String>, Vec<u32>)> {
             codes.resize(arr.shape()[0], intern(String::new()));
             return Ok((names, codes));
         }
+        // Short Latin-1 rows (tickers, "buy"/"sell") are packed into one u64 key; others are hashed whole.
+        let mut by_key: FastMap<u64, u32> = FastMap::default();
         let mut by_row: FastMap<&[u32], u32> = FastMap::default();
         for (i, row) in data.chunks_exact(width).enumerate() {
-            if let Some(&c) = by_row.get(row) {
+            let key = pack(row);
+            let hit = match key {
+                Some(k) => by_key.get(&k),
+                None => by_row.get(row),
+            };
+            if let Some(&c) = hit {
                 codes.push(c);
                 continue;
             }
-            let s: String = row
-                .iter()
-                .take_while(|&&u| u != 0)
-                .map(|&u| {
-                    char::from_u32(u).ok_or_else(|| {
-                        PyValueError::new_err(format!("row {i}: invalid code point {u}"))
-                    })
-                })
-                .collect::<PyResult<String>>()?;
-            let c = intern(s);
-            by_row.insert(row, c);
+            let c = intern(decode(row, i)?);
+            match key {
+                Some(k) => by_key.insert(k, c),
+                None => by_row.insert(row, c),
+            };
             codes.push(c);
         }
         return Ok((names, codes));
