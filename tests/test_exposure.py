@@ -478,3 +478,21 @@ def test_config_books_and_errors() -> None:
         config_from_dict({"risk": {"exposure": {"books": {"swing": {"max_open_positions": 0}}}}})
     with pytest.raises(ConfigError, match="max_daily_loss_pct"):
         config_from_dict({"risk": {"circuit_breaker": {"max_daily_loss_pct": -1}}})
+
+
+def test_first_breaker_call_on_a_closed_day_starts_a_session() -> None:
+    m = ExposureManager(SMALL)
+    assert not m.should_emergency_flatten(50_000.0, utc(2024, 6, 15, 15))  # Saturday
+    assert m.session == date(2024, 6, 15) and m.session_start_equity == 50_000.0
+    assert m.should_emergency_flatten(48_000.0, utc(2024, 6, 16, 15))  # Sunday: same session, -4%
+    assert not m.should_emergency_flatten(48_000.0, utc(2024, 6, 17, 13, 30))  # Monday: new session
+    assert (m.session, m.state) == (date(2024, 6, 17), "ACTIVE")
+
+
+def test_mark_price_error_changes_nothing(m: ExposureManager) -> None:
+    m.update_position("intraday", "A", 10, 100.0)
+    m.update_position("swing", "A", 1e9, 100.0)
+    with pytest.raises(ValueError, match="exceeds the supported maximum"):
+        m.mark_price("A", 2_000.0)  # 1e9 x 2000 = 2e12 > 1e12 in the swing book
+    assert m.position("intraday", "A") == (10.0, 100.0)
+    assert m.metrics("intraday")["gross"] == 1_000.0

@@ -150,4 +150,4 @@ def test_allowed_orders_never_breach_a_cap_that_held(stream: list[tuple]) -> Non
         assert abs(got["gross"] - after["gross"]) <= tol
         assert abs(abs(got["net"]) - after["net"]) <= tol
         assert got["open_positions"] == after["open"]
-        assert m.position(book, sym) == ((new, price) if new != 0 else (0.0, price))
+        assert m.position(book, sym) == ((new, price) if new != 0 else (0.0, 0.0))

@@ -882,10 +882,13 @@ impl ExposureManager {
             return Ok(());
         }
         let sector = self.symbol_sector[id as usize];
+        // Validate for every book first so that an error changes nothing.
+        for b in &self.books {
+            check_qty_price(b.qty_of(id), price, false)?;
+        }
         for b in &mut self.books {
             let q = b.qty_of(id);
             if q != 0.0 {
-                check_qty_price(q, price, false)?;
                 b.set(id, sector, q, price);
             }
         }
@@ -895,13 +898,11 @@ impl ExposureManager {
     pub fn position(&self, book: &str, symbol: &str) -> Result<(f64, f64), InputError> {
         let b = &self.books[self.book_index(book)?];
         let id = self.symbol_id(symbol);
-        if id == UNKNOWN_SYMBOL {
+        let qty = b.qty_of(id);
+        if qty == 0.0 {
             return Ok((0.0, 0.0));
         }
-        Ok((
-            b.qty_of(id),
-            b.price.get(id as usize).copied().unwrap_or(0.0),
-        ))
+        Ok((qty, b.price[id as usize]))
     }
 
     /// Non-zero positions of a book as (symbol, qty, price).

@@ -188,13 +188,16 @@ class ExposureManager(ExposureCore):
         """Record `equity` and evaluate the circuit breaker; True when the manager is HALTED.
 
         The first call on a new NYSE session date (New York calendar date of `now`) starts a session: its
-        equity becomes the daily-loss reference and the state returns to ACTIVE. Within a session, a daily
+        equity becomes the daily-loss reference and the state returns to ACTIVE. (The very first call
+        starts one whatever the date; calls on weekends and holidays belong to the previous session.) Within a session, a daily
         loss of `circuit_breaker.max_daily_loss_pct` or a drawdown from the peak equity of `max_drawdown_pct`
         (both reached or exceeded) halts the manager until the next session or `reset()`; the optional
         `reduce_*` levels move it to REDUCING first."""
         ts = _utc(now)
         day = ts.astimezone(NEW_YORK).date()
-        if is_session(day) and self._session_day != day.toordinal():
+        current = self._session_day
+        # A new session date starts a session; so does the very first call, even on a closed day.
+        if current is None or (is_session(day) and current != day.toordinal()):
             self._start_session(day.toordinal(), float(equity), _ns(ts))
         return self._update_breaker(float(equity), _ns(ts))
 
