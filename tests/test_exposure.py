@@ -496,3 +496,41 @@ def test_mark_price_error_changes_nothing(m: ExposureManager) -> None:
         m.mark_price("A", 2_000.0)  # 1e9 x 2000 = 2e12 > 1e12 in the swing book
     assert m.position("intraday", "A") == (10.0, 100.0)
     assert m.metrics("intraday")["gross"] == 1_000.0
+
+
+def test_batch_runs_without_the_gil_while_other_threads_check() -> None:
+    import threading
+
+    m = loaded()
+    syms, sides, qtys, prices = random_orders(np.random.default_rng(5), 200_000)
+    expected = m.check_orders(syms, sides, qtys, prices)
+    results: list[pl.DataFrame] = []
+    worker = threading.Thread(target=lambda: results.append(m.check_orders(syms, sides, qtys, prices)))
+    worker.start()
+    singles = [m.check_order("A", "sell", 10, 100.0) for _ in range(2_000)]
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert results[0].equals(expected)
+    assert set(singles) == {(True, "ok")}
+
+
+def test_check_exposure_limits_position_layouts(m: ExposureManager) -> None:
+    rows = [{"symbol": "AAPL", "qty": 50, "price": 160.0}, {"symbol": "MSFT", "market_value": -3_000.0}]
+    frame = pl.DataFrame({"symbol": ["AAPL", "MSFT"], "qty": [50, -10], "price": [160.0, 300.0]})
+    nested = {"AAPL": {"qty": 50, "price": 160.0}, "MSFT": {"market_value": -3_000.0}}
+    for positions in (rows, frame, nested):
+        # AAPL 8,000 + 3,000 -> 11% > 10%
+        assert m.check_exposure_limits(100_000, positions, 3_000, symbol="AAPL") == (
+            False,
+            "symbol AAPL exposure 11.00% > cap 10.00% (book intraday)",
+        )
+        # MSFT -3,000 - 8,000 -> 11% short; buying 3,000 closes it
+        assert m.check_exposure_limits(100_000, positions, -8_000, symbol="MSFT") == (
+            False,
+            "symbol MSFT exposure 11.00% > cap 10.00% (book intraday)",
+        )
+        assert m.check_exposure_limits(100_000, positions, 3_000, symbol="MSFT") == (True, "ok")
+    with pytest.raises(ValueError, match=r"positions\[0\] needs 'market_value' or 'qty' and 'price'"):
+        m.check_exposure_limits(100_000, [{"qty": 5}], 1_000)
+    with pytest.raises(ValueError, match=r"positions\['A'\] must be a market value, got 'x'"):
+        m.check_exposure_limits(100_000, {"A": "x"}, 1_000)

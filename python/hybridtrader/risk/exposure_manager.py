@@ -101,6 +101,34 @@ def _floats(values: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _market_value(item: Any, where: str) -> float:
+    if isinstance(item, Mapping):
+        if "market_value" in item:
+            return float(item["market_value"])
+        if "qty" in item and "price" in item:
+            return float(item["qty"]) * float(item["price"])
+        keys = ", ".join(map(str, item))
+        raise ValueError(f"{where} needs 'market_value' or 'qty' and 'price' (keys: {keys})")
+    try:
+        return float(item)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be a market value, got {item!r}") from None
+
+
+def _market_values(positions: Any) -> tuple[list[Any], list[float]]:
+    """(symbols or None per position, signed market values) from the accepted position layouts."""
+    if positions is None:
+        return [], []
+    if isinstance(positions, pl.DataFrame):
+        positions = positions.to_dicts()
+    if isinstance(positions, Mapping):
+        keys = list(positions)
+        return keys, [_market_value(positions[k], f"positions[{k!r}]") for k in keys]
+    rows = list(positions)
+    keys = [r.get("symbol") if isinstance(r, Mapping) else None for r in rows]
+    return keys, [_market_value(r, f"positions[{i}]") for i, r in enumerate(rows)]
+
+
 class ExposureManager(ExposureCore):
     """Exposure caps per book, trading state and circuit breaker, built from the `risk` config section.
 
@@ -109,6 +137,10 @@ class ExposureManager(ExposureCore):
     `apply_fill(book, symbol, side, qty, price)`, `mark_price(symbol, price)`, `set_equity(equity)`.
     Reference data: `set_sector`, `set_sectors`, `set_shortable`. Introspection: `position`, `positions`,
     `metrics`, `sector_exposure`, `state`, `state_reason`, `state_since_ns`.
+
+    Equity starts at 0, which refuses every order that adds risk: call `set_equity` (or
+    `should_emergency_flatten`, which records equity) first. All methods are thread-safe; `check_orders`
+    releases the GIL while it works (other threads' calls wait for it to finish).
     """
 
     __slots__ = ("config",)
@@ -145,30 +177,24 @@ class ExposureManager(ExposureCore):
     def check_exposure_limits(
         self,
         equity: float,
-        positions: Mapping[str, float] | Sequence[float] | None,
+        positions: Mapping[str, Any] | Sequence[Any] | pl.DataFrame | None,
         order_value: float,
         book: str = "intraday",
         symbol: str | None = None,
     ) -> tuple[bool, str]:
         """Stateless check of one order against `book`'s caps (and the trading state).
 
-        `positions` are the book's current positions as signed market values (long > 0, short < 0): a
-        mapping symbol -> value, or a plain sequence of values. `order_value` is the order's signed notional:
-        positive buys, negative sells (a positive value is therefore a buy). With `symbol` naming a key of
-        a mapping, the order adds to that position (so it may reduce risk, and the per-symbol cap applies to
-        the combined value); otherwise it opens a new position. Checked: order notional, open positions,
-        per-symbol, gross and net caps; the manager's own positions, sectors and shortability are not used.
+        `positions` are the book's current positions as signed market values (long > 0, short < 0):
+        a mapping symbol -> value, a sequence of values, or rows (a list of dicts or a Polars frame) with
+        `market_value`, or `qty` (signed) and `price`, and optionally `symbol`; a mapping's values may
+        also be such dicts. `order_value` is the order's signed notional: positive buys, negative sells
+        (a positive value is therefore a buy). With `symbol` naming one of the positions, the order adds
+        to it (so it may reduce risk, and the per-symbol cap applies to the combined value); otherwise it
+        opens a new position. Checked: order notional, open positions, per-symbol, gross and net caps;
+        the manager's own positions, sectors and shortability are not used.
         """
-        existing: int | None = None
-        if positions is None:
-            values: list[float] = []
-        elif isinstance(positions, Mapping):
-            keys = list(positions)
-            values = [float(positions[k]) for k in keys]
-            if symbol is not None and symbol in positions:
-                existing = keys.index(symbol)
-        else:
-            values = [float(v) for v in positions]
+        keys, values = _market_values(positions)
+        existing = keys.index(symbol) if symbol is not None and symbol in keys else None
         label = symbol or "(order)"
         return self._check_values(book, float(equity), values, existing, float(order_value), label)
 
@@ -189,10 +215,10 @@ class ExposureManager(ExposureCore):
 
         The first call on a new NYSE session date (New York calendar date of `now`) starts a session: its
         equity becomes the daily-loss reference and the state returns to ACTIVE. (The very first call
-        starts one whatever the date; calls on weekends and holidays belong to the previous session.) Within a session, a daily
-        loss of `circuit_breaker.max_daily_loss_pct` or a drawdown from the peak equity of `max_drawdown_pct`
-        (both reached or exceeded) halts the manager until the next session or `reset()`; the optional
-        `reduce_*` levels move it to REDUCING first."""
+        starts one whatever the date; calls on weekends and holidays belong to the previous session.)
+        Within a session, a daily loss of `circuit_breaker.max_daily_loss_pct` or a drawdown from the peak
+        equity of `max_drawdown_pct` (both reached or exceeded) halts the manager until the next session or
+        `reset()`; the optional `reduce_*` levels move it to REDUCING first."""
         ts = _utc(now)
         day = ts.astimezone(NEW_YORK).date()
         current = self._session_day
