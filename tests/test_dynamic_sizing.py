@@ -45,7 +45,8 @@ def test_unknown_regime_lists_known_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown regime 'bull' \(known: crisis, high_volatility, normal, "
                                          r"ranging, trending\)"):
         DynamicSizer().calculate_position_size(100_000, 150.0, 3.5, "AAPL", "bull")
-    custom = DynamicSizer({"risk": {"sizing": {"regime_multipliers": {"bull": 1.5}, "max_position_pct": 50}}})
+    assert DynamicSizer(WIDE).calculate_position_size(100_000, 150.0, 3.5, "AAPL", "High-Volatility") == 71
+    custom = DynamicSizer({"risk": {"sizing": {"regime_multipliers": {"Bull": 1.5}, "max_position_pct": 50}}})
     assert custom.calculate_position_size(100_000, 150.0, 3.5, "AAPL", "bull") == 214  # 142.857 x 1.5
 
 

@@ -140,6 +140,11 @@ class CircuitBreakerConfig(Section):
     reduce_drawdown_pct: float | None = Field(None, gt=0, le=100)
 
 
+def regime_key(name: str) -> str:
+    """Canonical regime name: lower case, "_" for "-" and " " ("High Volatility" -> high_volatility)."""
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
 def _default_regimes() -> dict[str, float]:
     return {"normal": 1.0, "trending": 1.0, "ranging": 0.75, "high_volatility": 0.5, "crisis": 0.25}
 
@@ -174,6 +179,12 @@ class SizingConfig(Section):
             if not (m >= 0 and m != float("inf")):
                 raise ValueError(f"multiplier for {k!r} must be finite and >= 0, got {m}")
         return v
+
+    @field_validator("regime_multipliers")
+    @classmethod
+    def _regime_names(cls, v: dict[str, float]) -> dict[str, float]:
+        # Regimes are looked up case-insensitively with "-" / " " read as "_".
+        return {regime_key(k): m for k, m in v.items()}
 
     @model_validator(mode="after")
     def _ordered(self) -> SizingConfig:

@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from hybridtrader.config import SizingConfig
+from hybridtrader.config import SizingConfig, regime_key
 from hybridtrader.risk.settings import ConfigLike, risk_settings
 
 
@@ -73,12 +73,15 @@ class DynamicSizer:
         self.config: SizingConfig = risk_settings(config).sizing
 
     def regime_multiplier(self, regime: str | None) -> float:
-        """The configured multiplier of a regime (None: 1.0); ValueError for an unknown regime."""
+        """The configured multiplier of a regime (None: 1.0); names match case-insensitively with "-" or
+        " " for "_" ("High Volatility" is high_volatility). ValueError for an unknown regime."""
         if regime is None:
             return 1.0
+        if not isinstance(regime, str):
+            raise ValueError(f"regime must be a str or None, got {regime!r}")
         try:
-            return self.config.regime_multipliers[regime]
-        except (KeyError, TypeError):
+            return self.config.regime_multipliers[regime_key(regime)]
+        except KeyError:
             known = ", ".join(sorted(self.config.regime_multipliers))
             raise ValueError(f"unknown regime {regime!r} (known: {known})") from None
 
