@@ -2,6 +2,7 @@
 
 pub mod bars;
 pub mod exposure;
+pub mod ratelimit;
 
 #[cfg(feature = "python")]
 mod py;

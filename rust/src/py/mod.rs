@@ -2,9 +2,11 @@
 use pyo3::prelude::*;
 
 mod exposure;
+mod ratelimit;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<exposure::ExposureCore>()?;
+    m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     Ok(())
 }
