@@ -40,6 +40,10 @@ const CENTS: f64 = 100.0;
 /// Largest |qty x price| accepted for a position or an order (1e14 cents: sums of up to ~90,000 such
 /// positions stay inside `i64`).
 pub const MAX_NOTIONAL: f64 = 1e12;
+/// Independent batch checks of at least this many orders are split across threads.
+pub const PARALLEL_MIN_ORDERS: usize = 100_000;
+/// Most threads a batch check uses.
+const MAX_THREADS: usize = 8;
 /// Sector id of symbols without a sector.
 pub const NO_SECTOR: u32 = u32::MAX;
 /// Symbol id used for symbols the manager has never seen (no position, no sector, default shortability).
@@ -1014,7 +1018,7 @@ impl ExposureManager {
     }
 
     /// Check many orders of one book. Each order is checked independently against the current state
-    /// (`sequential = false`), or in order with every allowed order applied as a fill at its price before
+    /// (`sequential = false`; batches of `PARALLEL_MIN_ORDERS` or more are split across threads), or in order with every allowed order applied as a fill at its price before
     /// the next one is checked (`sequential = true`). `ids` index into `names` (symbols of the batch).
     pub fn check_batch(
         &mut self,
@@ -1064,11 +1068,42 @@ impl ExposureManager {
                 .iter()
                 .map(|s| self.symbol_state(book, self.symbol_id(s)))
                 .collect();
-            for i in 0..n {
-                let side = validate(i)?;
-                let v = self.check_state(book, &states[ids[i] as usize], side, qtys[i], prices[i]);
-                out.push(v.code as u8);
+            // Independent checks of a read-only state: large batches are split across threads.
+            out.resize(n, 0);
+            let threads = if n >= PARALLEL_MIN_ORDERS {
+                std::thread::available_parallelism().map_or(1, |p| p.get().min(MAX_THREADS))
+            } else {
+                1
+            };
+            let chunk = n.div_ceil(threads).max(1);
+            let run = |start: usize, dst: &mut [u8]| -> Result<(), InputError> {
+                for (j, slot) in dst.iter_mut().enumerate() {
+                    let i = start + j;
+                    let side = validate(i)?;
+                    let st = &states[ids[i] as usize];
+                    *slot = self.check_state(book, st, side, qtys[i], prices[i]).code as u8;
+                }
+                Ok(())
+            };
+            if threads == 1 {
+                run(0, &mut out)?;
+                return Ok(out);
             }
+            let results: Vec<Result<(), InputError>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = out
+                    .chunks_mut(chunk)
+                    .enumerate()
+                    .map(|(k, dst)| scope.spawn(move || run(k * chunk, dst)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+            // Chunks are in order, so the first error is the one of the lowest bad order.
+            results
+                .into_iter()
+                .collect::<Result<Vec<()>, InputError>>()?;
             return Ok(out);
         }
         // Sequential: validate everything first so that a bad order changes nothing.
@@ -1596,6 +1631,52 @@ mod tests {
         assert_eq!(seq[1], Code::Ok as u8);
         assert_eq!(seq[3], Code::Symbol as u8);
         assert_eq!(m.position("intraday", "B").unwrap(), (100.0, 100.0));
+    }
+
+    #[test]
+    fn parallel_batch_matches_single_checks_and_reports_the_first_error() {
+        let mut m = mgr();
+        m.set_sector("S1", Some("X"));
+        m.update_position("intraday", "S1", 80.0, 100.0).unwrap();
+        m.update_position("intraday", "S2", -50.0, 100.0).unwrap();
+        let names: Vec<String> = (0..5).map(|i| format!("S{i}")).collect();
+        let n = PARALLEL_MIN_ORDERS * 2 + 17;
+        let ids: Vec<u32> = (0..n).map(|i| (i * 7 % 5) as u32).collect();
+        let signs: Vec<i8> = (0..n).map(|i| if i % 3 == 0 { -1 } else { 1 }).collect();
+        let qtys: Vec<f64> = (0..n).map(|i| (1 + i % 250) as f64).collect();
+        let prices: Vec<f64> = (0..n).map(|i| 50.0 + (i % 100) as f64).collect();
+        let orders = Orders {
+            names: &names,
+            ids: &ids,
+            signs: &signs,
+            qtys: &qtys,
+            prices: &prices,
+        };
+        let out = m.check_batch("intraday", &orders, false).unwrap();
+        for i in (0..n).step_by(97) {
+            let side = if signs[i] > 0 { Side::Buy } else { Side::Sell };
+            let v = m.check_id(
+                0,
+                m.symbol_id(&names[ids[i] as usize]),
+                side,
+                qtys[i],
+                prices[i],
+            );
+            assert_eq!(out[i], v.code as u8, "order {i}");
+        }
+        let mut bad = qtys.clone();
+        bad[n - 3] = f64::NAN;
+        bad[n / 2 + 5] = -1.0;
+        let orders = Orders {
+            qtys: &bad,
+            ..orders
+        };
+        let e = m.check_batch("intraday", &orders, false).unwrap_err();
+        assert!(
+            e.0.starts_with(&format!("order {}: qty", n / 2 + 5)),
+            "{}",
+            e.0
+        );
     }
 
     #[test]
