@@ -19,16 +19,19 @@
 //! price`, the position before at its last mark.
 //!
 //! Decision rules, in this order:
-//! 1. HALTED: only flattening orders (ones that bring the position exactly to zero) are allowed.
-//! 2. Risk-reducing orders (|position| shrinks, the sign does not flip) are always allowed otherwise, even
-//!    when the book is over its caps.
-//! 3. REDUCING: nothing else is allowed.
-//! 4. ACTIVE: equity must be positive; the order notional must be within its cap; an order that opens or
-//!    increases a short (or flips a long into a short) is refused for a symbol that is not shortable; a new
-//!    position must fit under the open-positions cap; then for each of symbol, sector, gross and net the
-//!    value after the order must be within the cap, or (when the book was already over it, e.g. after
-//!    equity fell) not larger than before. Hence an allowed order never takes a metric that was within its
-//!    cap past it.
+//! 1. HALTED: only flattening orders (ones that bring the position exactly to zero) are allowed, whatever
+//!    the caps (the emergency path must always be able to get flat).
+//! 2. REDUCING: only risk-reducing orders (|position| shrinks, the sign does not flip).
+//! 3. Orders that add risk (ACTIVE only): equity must be positive; the order notional must be within its
+//!    cap; an order that opens or increases a short (or flips a long into a short) is refused for a symbol
+//!    that is not shortable; a new position must fit under the open-positions cap.
+//! 4. Caps (symbol, sector, gross, net), for every order: the value after the order must be within the cap,
+//!    or the cap must already have been exceeded before the order and - for an order that adds risk - the
+//!    order must not make that value larger. Risk-reducing orders are thus allowed even when the book is
+//!    over its caps (and need no positive equity); the one thing they may not do is take a metric that was
+//!    within its cap past it: covering a short raises net exposure in a net-long book, and an order priced
+//!    far from the last mark revalues the whole position. Hence no allowed order (outside HALTED) ever
+//!    takes a metric that was within its cap past it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -563,74 +566,75 @@ fn evaluate(state: TradingState, equity: f64, b: &Book, im: &Impact) -> Verdict 
                 Verdict::of(Code::Halted)
             };
         }
-        _ if reducing => return Verdict::ok(),
-        TradingState::Reducing => return Verdict::of(Code::Reducing),
-        TradingState::Active => {}
+        TradingState::Reducing if !reducing => return Verdict::of(Code::Reducing),
+        _ => {}
     }
-    if equity.is_nan() || equity <= 0.0 {
-        return Verdict {
-            value: equity,
-            ..Verdict::of(Code::Equity)
-        };
+    let no_equity = equity.is_nan() || equity <= 0.0;
+    if reducing {
+        if no_equity {
+            return Verdict::ok(); // caps are meaningless without equity; cutting risk must stay possible
+        }
+    } else {
+        if no_equity {
+            return Verdict {
+                value: equity,
+                ..Verdict::of(Code::Equity)
+            };
+        }
+        if im.notional > b.cap_notional {
+            return Verdict {
+                code: Code::OrderNotional,
+                value: from_cents(im.notional),
+                cap: b.caps.max_order_notional,
+                sector: NO_SECTOR,
+            };
+        }
+        if im.new_qty < 0.0 && !im.shortable {
+            return Verdict::of(Code::NotShortable);
+        }
+        if im.old_qty == 0.0 && im.new_qty != 0.0 && b.open >= b.caps.max_open_positions {
+            return Verdict {
+                code: Code::OpenPositions,
+                value: f64::from(b.open + 1),
+                cap: f64::from(b.caps.max_open_positions),
+                sector: NO_SECTOR,
+            };
+        }
     }
-    if im.notional > b.cap_notional {
-        return Verdict {
-            code: Code::OrderNotional,
-            value: from_cents(im.notional),
-            cap: b.caps.max_order_notional,
-            sector: NO_SECTOR,
-        };
-    }
-    if im.new_qty < 0.0 && !im.shortable {
-        return Verdict::of(Code::NotShortable);
-    }
-    if im.old_qty == 0.0 && im.new_qty != 0.0 && b.open >= b.caps.max_open_positions {
-        return Verdict {
-            code: Code::OpenPositions,
-            value: f64::from(b.open + 1),
-            cap: f64::from(b.caps.max_open_positions),
-            sector: NO_SECTOR,
-        };
-    }
-    let eq = equity;
+    // A metric may end past its cap only when it was already past it and (for orders that add risk) the
+    // order does not make it larger.
+    let breach = |before: i64, after: i64, cap: i64| -> bool {
+        after > cap
+            && if reducing {
+                before <= cap
+            } else {
+                after > before
+            }
+    };
+    let refuse = |code: Code, after: i64, cap: f64, sector: u32| Verdict {
+        code,
+        value: b.pct(after, equity),
+        cap,
+        sector,
+    };
     let (old_abs_mv, new_abs_mv) = (im.old_mv.abs(), im.new_mv.abs());
-    if new_abs_mv > b.cap_symbol && new_abs_mv > old_abs_mv {
-        return Verdict {
-            code: Code::Symbol,
-            value: b.pct(new_abs_mv, eq),
-            cap: b.caps.max_symbol_pct,
-            sector: NO_SECTOR,
-        };
+    if breach(old_abs_mv, new_abs_mv, b.cap_symbol) {
+        return refuse(Code::Symbol, new_abs_mv, b.caps.max_symbol_pct, NO_SECTOR);
     }
     let d_gross = new_abs_mv - old_abs_mv;
     if im.sector != NO_SECTOR {
         let after = im.sector_before + d_gross;
-        if after > b.cap_sector && after > im.sector_before {
-            return Verdict {
-                code: Code::Sector,
-                value: b.pct(after, eq),
-                cap: b.caps.max_sector_pct,
-                sector: im.sector,
-            };
+        if breach(im.sector_before, after, b.cap_sector) {
+            return refuse(Code::Sector, after, b.caps.max_sector_pct, im.sector);
         }
     }
     let gross_after = b.gross + d_gross;
-    if gross_after > b.cap_gross && gross_after > b.gross {
-        return Verdict {
-            code: Code::Gross,
-            value: b.pct(gross_after, eq),
-            cap: b.caps.max_gross_pct,
-            sector: NO_SECTOR,
-        };
+    if breach(b.gross, gross_after, b.cap_gross) {
+        return refuse(Code::Gross, gross_after, b.caps.max_gross_pct, NO_SECTOR);
     }
     let net_after = (b.net + im.new_mv - im.old_mv).abs();
-    if net_after > b.cap_net && net_after > b.net.abs() {
-        return Verdict {
-            code: Code::Net,
-            value: b.pct(net_after, eq),
-            cap: b.caps.max_net_pct,
-            sector: NO_SECTOR,
-        };
+    if breach(b.net.abs(), net_after, b.cap_net) {
+        return refuse(Code::Net, net_after, b.caps.max_net_pct, NO_SECTOR);
     }
     Verdict::ok()
 }
@@ -1512,6 +1516,34 @@ mod tests {
             code(&m, "A", Side::Sell, 1001.0, 100.0),
             Code::OrderNotional
         );
+    }
+
+    #[test]
+    fn risk_reducing_may_not_take_a_held_cap_past_it() {
+        let mut m = mgr();
+        // net: long 20k, short 4k -> net 16k of a 25k cap; covering 4k is fine...
+        m.update_position("intraday", "A", 100.0, 100.0).unwrap();
+        m.update_position("intraday", "B", 100.0, 100.0).unwrap();
+        m.update_position("intraday", "C", -40.0, 100.0).unwrap();
+        assert_eq!(code(&m, "C", Side::Buy, 40.0, 100.0), Code::Ok);
+        // ...but with 10k more long, covering 2k takes net from 25% past it (27%)
+        m.update_position("intraday", "A", 100.0, 190.0).unwrap();
+        assert_eq!(code(&m, "C", Side::Buy, 20.0, 100.0), Code::Net);
+        assert_eq!(code(&m, "A", Side::Sell, 10.0, 190.0), Code::Ok);
+        // a stale mark: 50 held at 100 (5k), sold at 250 -> 40 x 250 = 10k: at the cap, ok; 45 left is not
+        m.update_position("intraday", "D", 0.0, 1.0).unwrap();
+        m.update_position("intraday", "C", 0.0, 1.0).unwrap();
+        m.update_position("intraday", "A", 50.0, 100.0).unwrap();
+        assert_eq!(code(&m, "A", Side::Sell, 10.0, 250.0), Code::Ok);
+        assert_eq!(code(&m, "A", Side::Sell, 5.0, 250.0), Code::Symbol);
+        // already past its cap (after an equity drop): reducing is allowed even if net rises
+        m.update_position("intraday", "C", -40.0, 100.0).unwrap();
+        m.set_equity(10_000.0).unwrap();
+        assert_eq!(code(&m, "C", Side::Buy, 40.0, 100.0), Code::Ok);
+        // no equity: caps cannot be evaluated, risk can still be cut
+        m.set_equity(0.0).unwrap();
+        assert_eq!(code(&m, "C", Side::Buy, 40.0, 100.0), Code::Ok);
+        assert_eq!(code(&m, "C", Side::Sell, 1.0, 100.0), Code::Equity);
     }
 
     #[test]

@@ -13,8 +13,12 @@ currency, caps in percent of account equity. Books default to `intraday` and `sw
 (default from `risk.exposure.default_shortable`); symbols without a sector (`set_sector(s)`) are not subject
 to the sector cap.
 
-Trading state: ACTIVE (caps apply; risk-reducing orders always pass), REDUCING (only risk-reducing orders:
-|position| shrinks without changing sign) and HALTED (only orders that flatten a position exactly to zero).
+Trading state: ACTIVE (caps apply), REDUCING (only risk-reducing orders: |position| shrinks without changing
+sign) and HALTED (only orders that flatten a position exactly to zero, whatever the caps). Risk-reducing
+orders skip the order-notional, shortability and open-positions checks and pass even when the book is over
+its caps; they are refused only when they would take a cap that held past it (covering a short in a
+net-long book raises net exposure; an order priced far from the last mark revalues the position). No allowed
+order outside HALTED takes a metric that was within its cap past it.
 """
 
 from __future__ import annotations
