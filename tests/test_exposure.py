@@ -317,6 +317,9 @@ def test_should_flatten_intraday_configurable_and_aware_only() -> None:
     assert m.should_flatten_intraday(datetime(2024, 11, 29, 12, 50, tzinfo=ZoneInfo("America/New_York")))
     with pytest.raises(ValueError, match="timezone-aware"):
         m.should_flatten_intraday(datetime(2024, 6, 12, 19, 50))
+    ns = int(utc(2024, 11, 29, 17, 50).timestamp()) * 1_000_000_000
+    assert m.should_flatten_intraday(ns) and m.should_flatten_intraday(np.int64(ns))
+    assert not m.should_flatten_intraday(ns + 10 * 60 * 1_000_000_000)
 
 
 # ----------------------------------------------------------------------------------- circuit breaker

@@ -40,18 +40,24 @@ REASON_CODES: list[str] = list(ExposureCore.reason_codes)
 _REASONS = pl.Series("reason", REASON_CODES, dtype=pl.Enum(REASON_CODES))
 
 
-def _utc(now: datetime | None, name: str = "now") -> datetime:
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc(now: datetime | int | None, name: str = "now") -> datetime:
+    """An aware datetime from an aware datetime, UTC epoch nanoseconds (int) or None (the wall clock)."""
     if now is None:
         return datetime.now(UTC)
+    if isinstance(now, int | np.integer) and not isinstance(now, bool):
+        return _EPOCH + timedelta(microseconds=int(now) // 1000)
     if not isinstance(now, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(now).__name__}")
+        raise TypeError(f"{name} must be a datetime or epoch nanoseconds, got {type(now).__name__}")
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got naive {now.isoformat()}")
     return now
 
 
 def _ns(ts: datetime) -> int:
-    return (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+    return (ts - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def _encode(core: ExposureCore, values: Any, name: str) -> tuple[list[str], np.ndarray]:
@@ -202,10 +208,11 @@ class ExposureManager(ExposureCore):
         label = symbol or "(order)"
         return self._check_values(book, float(equity), values, existing, float(order_value), label)
 
-    def should_flatten_intraday(self, now: datetime | None = None) -> bool:
+    def should_flatten_intraday(self, now: datetime | int | None = None) -> bool:
         """True from `risk.exposure.flatten_minutes_before_close` minutes before today's NYSE close until
         the close (early closes at 13:00 ET count). False outside regular hours (before the window, after
-        the close) and on weekends and holidays. `now` must be timezone-aware (default: the wall clock)."""
+        the close) and on weekends and holidays. `now`: a timezone-aware datetime or UTC epoch nanoseconds
+        (default: the wall clock)."""
         ts = _utc(now)
         day = ts.astimezone(NEW_YORK).date()
         if not is_session(day):
@@ -214,7 +221,7 @@ class ExposureManager(ExposureCore):
         start = close - timedelta(minutes=self.config.exposure.flatten_minutes_before_close)
         return start <= ts < close
 
-    def should_emergency_flatten(self, equity: float, now: datetime | None = None) -> bool:
+    def should_emergency_flatten(self, equity: float, now: datetime | int | None = None) -> bool:
         """Record `equity` and evaluate the circuit breaker; True when the manager is HALTED.
 
         The first call on a new NYSE session date (New York calendar date of `now`) starts a session: its
@@ -252,7 +259,7 @@ class ExposureManager(ExposureCore):
     @property
     def state_since(self) -> datetime:
         """When the current state was entered (UTC)."""
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=self.state_since_ns // 1000)
+        return _EPOCH + timedelta(microseconds=self.state_since_ns // 1000)
 
     # ---------------------------------------------------------------------------- batch
     def check_orders(
