@@ -559,3 +559,28 @@ def test_risk_reducing_order_may_not_take_a_held_cap_past_it(m: ExposureManager)
     )
     m.mark_price("A", 102.0)  # once marked, the position is past its cap and reducing it passes
     assert m.check_order("A", "sell", 1, 102.0) == (True, "ok")
+
+
+def test_config_forms(tmp_path) -> None:
+    from hybridtrader.config import Config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("risk:\n  max_gross_exposure_pct_intraday: 20\n")
+    full = {"risk": {"max_gross_exposure_pct_intraday": 20}, "trading": {"anything": 1}}  # seed-style dict
+    section = {"max_gross_exposure_pct_intraday": 20}
+    forms = (full, section, config_from_dict({"risk": section}), config_from_dict({"risk": section}).risk,
+             path, str(path))
+    for cfg in forms:
+        m = ExposureManager(cfg)
+        m.set_equity(100_000.0)
+        m.update_position("intraday", "A", 100, 100.0)
+        m.update_position("intraday", "B", 100, 100.0)  # gross 20,000 = 20% exactly
+        assert m.check_order("C", "buy", 1, 100.0) == (
+            False,
+            "gross exposure 20.10% > cap 20.00% (book intraday)",
+        )
+    assert ExposureManager(Config()).config == ExposureManager({}).config == ExposureManager().config
+    with pytest.raises(ConfigError, match=r"risk\.exposure\.flatten_minutes_before_close"):
+        ExposureManager({"risk": {"exposure": {"flatten_minutes_before_close": -1}}})
+    with pytest.raises(TypeError, match="config must be"):
+        ExposureManager(42)  # type: ignore[arg-type]

@@ -162,3 +162,25 @@ def test_allowed_orders_never_breach_a_cap_that_held(stream: list[tuple]) -> Non
         assert abs(abs(got["net"]) - after["net"]) <= tol
         assert got["open_positions"] == after["open"]
         assert m.position(book, sym) == ((new, price) if new != 0 else (0.0, 0.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.dictionaries(
+        st.sampled_from("ABCDE"), st.integers(-2_000_000, 2_000_000).map(lambda c: c / 100)
+    ),
+    sym=st.sampled_from("ABCDEF"),
+    order=st.integers(-3_000_000, 3_000_000).filter(bool).map(lambda c: c / 100),
+    equity=st.integers(1_000, 200_000).map(float),
+)
+def test_stateless_check_matches_the_stateful_one(
+    values: dict[str, float], sym: str, order: float, equity: float
+) -> None:
+    """check_exposure_limits over market values == check_order on the same positions held at price 1."""
+    m = ExposureManager(CONFIG)
+    m.set_equity(equity)
+    for s, v in values.items():
+        m.update_position("intraday", s, v, 1.0)
+    stateless = m.check_exposure_limits(equity, values, order, "intraday", symbol=sym)
+    stateful = m.check_order(sym, "buy" if order > 0 else "sell", abs(order), 1.0, "intraday")
+    assert stateless == stateful

@@ -12,7 +12,8 @@ ConfigLike = Config | RiskConfig | Mapping[str, Any] | str | os.PathLike[str] | 
 
 
 def risk_settings(config: ConfigLike) -> RiskConfig:
-    """`RiskConfig` from a `Config`, a `RiskConfig`, a full-config mapping, a YAML path or None (defaults)."""
+    """`RiskConfig` from a `Config`, a `RiskConfig`, a config mapping (full, or just the risk section), a
+    YAML path or None (defaults). Errors name the key path (`risk.exposure...`)."""
     if config is None:
         return Config().risk
     if isinstance(config, RiskConfig):
@@ -20,7 +21,15 @@ def risk_settings(config: ConfigLike) -> RiskConfig:
     if isinstance(config, Config):
         return config.risk
     if isinstance(config, Mapping):
-        return config_from_dict(dict(config)).risk
+        # Only the risk section is validated here (other sections belong to their users): a full config
+        # mapping, or the risk section itself when every key is a risk key.
+        if "risk" in config:
+            section = config["risk"] or {}
+        elif config and set(config) <= set(RiskConfig.model_fields):
+            section = config
+        else:
+            section = {}
+        return config_from_dict({"risk": dict(section)}).risk
     if isinstance(config, str | os.PathLike):
         return load_config(config).risk
     kind = type(config).__name__
