@@ -584,3 +584,23 @@ def test_config_forms(tmp_path) -> None:
         ExposureManager({"risk": {"exposure": {"flatten_minutes_before_close": -1}}})
     with pytest.raises(TypeError, match="config must be"):
         ExposureManager(42)  # type: ignore[arg-type]
+
+
+def test_load_symbols_from_a_reference_frame(m: ExposureManager) -> None:
+    ref = pl.DataFrame(
+        {
+            "symbol": ["AAA", "BBB", "CCC"],
+            "sector": ["Tech", None, "Tech"],
+            "shortable": [True, False, True],
+            "easy_to_borrow": [True, False, False],
+        }
+    )
+    m.load_symbols(ref)
+    assert [m.sector_of(s) for s in ("AAA", "BBB", "CCC")] == ["Tech", None, "Tech"]
+    assert [m.is_shortable(s) for s in ("AAA", "BBB", "CCC")] == [True, False, True]
+    assert m.check_order("BBB", "sell", 1, 10.0) == (False, "BBB is not shortable (book intraday)")
+    with pytest.raises(ValueError, match="needs a 'symbol' column"):
+        m.load_symbols(pl.DataFrame({"ticker": ["A"]}))
+    with pytest.raises(ValueError, match="shortable is null for X"):
+        m.load_symbols(pl.DataFrame({"symbol": ["X"], "shortable": [None]}, schema_overrides={
+            "shortable": pl.Boolean}))

@@ -238,6 +238,21 @@ class ExposureManager(ExposureCore):
             self._start_session(day.toordinal(), float(equity), _ns(ts))
         return self._update_breaker(float(equity), _ns(ts))
 
+    def load_symbols(self, symbols: pl.DataFrame) -> None:
+        """Sectors and shortability from a reference frame with a `symbol` column and optional `sector`
+        (null: no sector) and `shortable` (Boolean) columns - e.g. `SyntheticMarket.symbols`."""
+        if "symbol" not in symbols.columns:
+            raise ValueError(f"symbols frame needs a 'symbol' column (columns: {', '.join(symbols.columns)})")
+        if symbols["symbol"].null_count():
+            raise ValueError("symbols frame has null symbols")
+        if "sector" in symbols.columns:
+            self.set_sectors(dict(zip(symbols["symbol"].to_list(), symbols["sector"].to_list(), strict=True)))
+        if "shortable" in symbols.columns:
+            for sym, ok in zip(symbols["symbol"].to_list(), symbols["shortable"].to_list(), strict=True):
+                if ok is None:
+                    raise ValueError(f"symbols frame: shortable is null for {sym}")
+                self.set_shortable(sym, bool(ok))
+
     # ----------------------------------------------------------------------- state / session
     def start_session(self, equity: float, session: date | None = None, now: datetime | None = None) -> None:
         """Start a session by hand (default: today's New York date): equity becomes the daily-loss
