@@ -604,3 +604,40 @@ def test_load_symbols_from_a_reference_frame(m: ExposureManager) -> None:
     with pytest.raises(ValueError, match="shortable is null for X"):
         m.load_symbols(pl.DataFrame({"symbol": ["X"], "shortable": [None]}, schema_overrides={
             "shortable": pl.Boolean}))
+
+
+def test_breaker_state_round_trip_keeps_a_halt_across_restarts() -> None:
+    import orjson
+
+    m = ExposureManager(SMALL)
+    fresh = m.breaker_state()
+    assert fresh["session"] is None and fresh["session_start_equity"] is None and fresh["state"] == "ACTIVE"
+    m.should_emergency_flatten(100_000.0, utc(2024, 6, 12, 14))
+    m.should_emergency_flatten(101_000.0, utc(2024, 6, 12, 15))
+    assert m.should_emergency_flatten(97_000.0, utc(2024, 6, 12, 16))  # daily loss 3%
+    saved = orjson.loads(orjson.dumps(m.breaker_state()))
+    assert saved == {
+        "format": 1,
+        "session": "2024-06-12",
+        "session_start_equity": 100_000.0,
+        "peak_equity": 101_000.0,
+        "state": "HALTED",
+        "state_reason": m.state_reason,
+        "state_since_ns": m.state_since_ns,
+    }
+    restarted = ExposureManager(SMALL)
+    restarted.restore_breaker_state(saved)
+    assert (restarted.state, restarted.session) == ("HALTED", date(2024, 6, 12))
+    assert restarted.peak_equity == 101_000.0
+    assert restarted.should_emergency_flatten(99_000.0, utc(2024, 6, 12, 17))  # still halted today
+    assert not restarted.should_emergency_flatten(97_000.0, utc(2024, 6, 13, 14))  # next session
+    for bad, match in [
+        ({**saved, "format": 2}, "breaker state format 2 is not supported"),
+        ({k: v for k, v in saved.items() if k != "peak_equity"}, "breaker state is missing peak_equity"),
+        ({**saved, "session": "12/06/2024"}, "session must be an ISO date or null"),
+        ({**saved, "state": "PAUSED"}, "state must be ACTIVE, REDUCING or HALTED"),
+        ({**saved, "peak_equity": "a lot"}, "peak_equity must be a number or null"),
+        ({**saved, "peak_equity": None}, "peak_equity must be finite for a started session"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ExposureManager(SMALL).restore_breaker_state(bad)

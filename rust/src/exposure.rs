@@ -1274,6 +1274,34 @@ impl ExposureManager {
         Ok(())
     }
 
+    /// Restore the breaker and state from a saved snapshot (see `session_day`, `session_start_equity`,
+    /// `peak_equity`, `state`, `state_reason`, `state_since_ns`).
+    pub fn restore_breaker(
+        &mut self,
+        day: Option<i64>,
+        session_start_equity: f64,
+        peak_equity: f64,
+        state: TradingState,
+        reason: &str,
+        since_ns: i64,
+    ) -> Result<(), InputError> {
+        for (name, v) in [
+            ("session_start_equity", session_start_equity),
+            ("peak_equity", peak_equity),
+        ] {
+            if day.is_some() && !v.is_finite() {
+                return err(format!(
+                    "{name} must be finite for a started session, got {v}"
+                ));
+            }
+        }
+        self.session_day = day;
+        self.session_start_equity = session_start_equity;
+        self.peak_equity = peak_equity;
+        self.set_state(state, reason, Some(since_ns));
+        Ok(())
+    }
+
     /// Explicit reset: ACTIVE again, and the daily-loss and drawdown references restart from the current
     /// equity (a deliberate fresh start; otherwise the breaker would trip again on the next update).
     pub fn reset(&mut self, ts_ns: Option<i64>) {

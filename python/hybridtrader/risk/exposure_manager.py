@@ -36,6 +36,8 @@ from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
 from hybridtrader.risk.settings import ConfigLike, risk_settings
 
 _SIDE_SIGNS = {"buy": 1, "sell": -1}
+BREAKER_STATE_FORMAT = 1
+_BREAKER_KEYS = ("session", "session_start_equity", "peak_equity", "state", "state_reason", "state_since_ns")
 REASON_CODES: list[str] = list(ExposureCore.reason_codes)
 _REASONS = pl.Series("reason", REASON_CODES, dtype=pl.Enum(REASON_CODES))
 
@@ -271,6 +273,53 @@ class ExposureManager(ExposureCore):
         """Back to ACTIVE; the daily-loss and drawdown references restart from the current equity."""
         self._reset(_ns(_utc(now)))
 
+    def breaker_state(self) -> dict[str, Any]:
+        """The circuit breaker and trading state as plain JSON-able data, for the live runner to persist
+        (atomically) so that a restart cannot silently lift a halt or forget the peak equity."""
+        session = self.session
+
+        def number(v: float) -> float | None:
+            return None if v != v else v  # NaN (no session yet) -> null
+
+        return {
+            "format": BREAKER_STATE_FORMAT,
+            "session": None if session is None else session.isoformat(),
+            "session_start_equity": number(self.session_start_equity),
+            "peak_equity": number(self.peak_equity),
+            "state": self.state,
+            "state_reason": self.state_reason,
+            "state_since_ns": self.state_since_ns,
+        }
+
+    def restore_breaker_state(self, saved: Mapping[str, Any]) -> None:
+        """Restore what `breaker_state` returned; ValueError naming the bad key (unknown format included)."""
+        if not isinstance(saved, Mapping):
+            raise ValueError(f"breaker state must be a mapping, got {type(saved).__name__}")
+        if saved.get("format") != BREAKER_STATE_FORMAT:
+            got, want = saved.get("format"), BREAKER_STATE_FORMAT
+            raise ValueError(f"breaker state format {got!r} is not supported (expected {want})")
+        missing = sorted(set(_BREAKER_KEYS) - set(saved))
+        if missing:
+            raise ValueError(f"breaker state is missing {', '.join(missing)}")
+        try:
+            day = None if saved["session"] is None else date.fromisoformat(saved["session"]).toordinal()
+        except (TypeError, ValueError):
+            got = saved["session"]
+            raise ValueError(f"breaker state: session must be an ISO date or null, got {got!r}") from None
+        nums = {}
+        for key in ("session_start_equity", "peak_equity"):
+            v = saved[key]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise ValueError(f"breaker state: {key} must be a number or null, got {v!r}")
+            nums[key] = float("nan") if v is None else float(v)
+        since = saved["state_since_ns"]
+        if isinstance(since, bool) or not isinstance(since, int):
+            raise ValueError(f"breaker state: state_since_ns must be an integer, got {since!r}")
+        if not isinstance(saved["state_reason"], str):
+            raise ValueError(f"breaker state: state_reason must be a str, got {saved['state_reason']!r}")
+        start, peak = nums["session_start_equity"], nums["peak_equity"]
+        self._restore_breaker(day, start, peak, saved["state"], saved["state_reason"], since)
+
     @property
     def state_since(self) -> datetime:
         """When the current state was entered (UTC)."""
@@ -303,4 +352,4 @@ class ExposureManager(ExposureCore):
             [pl.Series("allowed", allowed), _REASONS.gather(reason).alias("reason")]
         )
 
-__all__ = ["REASON_CODES", "ExposureManager"]
+__all__ = ["BREAKER_STATE_FORMAT", "REASON_CODES", "ExposureManager"]

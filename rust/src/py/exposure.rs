@@ -461,6 +461,26 @@ impl ExposureCore {
             .map_err(value_error)
     }
 
+    #[pyo3(signature = (day, session_start_equity, peak_equity, state, reason, since_ns))]
+    fn _restore_breaker(
+        &self,
+        day: Option<i64>,
+        session_start_equity: f64,
+        peak_equity: f64,
+        state: &str,
+        reason: &str,
+        since_ns: i64,
+    ) -> PyResult<()> {
+        let s = TradingState::parse(state).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "state must be ACTIVE, REDUCING or HALTED, got {state:?}"
+            ))
+        })?;
+        self.lock()
+            .restore_breaker(day, session_start_equity, peak_equity, s, reason, since_ns)
+            .map_err(value_error)
+    }
+
     #[pyo3(signature = (ts_ns=None))]
     fn _reset(&self, ts_ns: Option<i64>) {
         self.lock().reset(ts_ns);
