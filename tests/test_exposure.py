@@ -641,3 +641,19 @@ def test_breaker_state_round_trip_keeps_a_halt_across_restarts() -> None:
     ]:
         with pytest.raises(ValueError, match=match):
             ExposureManager(SMALL).restore_breaker_state(bad)
+
+
+def test_set_positions_replaces_a_book(m: ExposureManager) -> None:
+    m.update_position("intraday", "OLD", 10, 50.0)
+    m.update_position("swing", "KEEP", 5, 20.0)
+    frame = pl.DataFrame({"symbol": ["A", "B"], "qty": [100, -20], "price": [10.0, 50.0]})
+    m.set_positions("intraday", frame)
+    assert sorted(m.positions("intraday")) == [("A", 100.0, 10.0), ("B", -20.0, 50.0)]
+    assert m.metrics("intraday")["gross"] == 2_000.0 and m.metrics("intraday")["net"] == 0.0
+    assert m.positions("swing") == [("KEEP", 5.0, 20.0)]
+    with pytest.raises(ValueError, match="needs columns"):
+        m.set_positions("intraday", pl.DataFrame({"symbol": ["A"], "qty": [1]}))
+    with pytest.raises(ValueError, match="duplicate symbols"):
+        m.set_positions("intraday", pl.DataFrame({"symbol": ["A", "A"], "qty": [1, 2], "price": [1.0, 1.0]}))
+    with pytest.raises(ValueError, match="row 0 has nulls"):
+        m.set_positions("intraday", pl.DataFrame({"symbol": ["A"], "qty": [None], "price": [1.0]}))

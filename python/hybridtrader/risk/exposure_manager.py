@@ -240,6 +240,24 @@ class ExposureManager(ExposureCore):
             self._start_session(day.toordinal(), float(equity), _ns(ts))
         return self._update_breaker(float(equity), _ns(ts))
 
+    def set_positions(self, book: str, positions: pl.DataFrame) -> None:
+        """Make `book` hold exactly `positions` (columns `symbol`, `qty` signed, `price`), e.g. the broker's
+        positions at start-up; positions of the book not in the frame are closed."""
+        missing = {"symbol", "qty", "price"} - set(positions.columns)
+        if missing:
+            raise ValueError(f"positions frame needs columns {sorted(missing)} (has {positions.columns})")
+        if positions["symbol"].n_unique() != positions.height:
+            raise ValueError("positions frame has duplicate symbols")
+        rows = positions.select("symbol", "qty", "price").rows()
+        for i, (sym, qty, price) in enumerate(rows):
+            if sym is None or qty is None or price is None:
+                raise ValueError(f"positions frame row {i} has nulls: {(sym, qty, price)}")
+        held = {sym for sym, _, _ in self.positions(book)}
+        for sym in held - {row[0] for row in rows}:
+            self.update_position(book, sym, 0.0, 1.0)
+        for sym, qty, price in rows:
+            self.update_position(book, sym, float(qty), float(price))
+
     def load_symbols(self, symbols: pl.DataFrame) -> None:
         """Sectors and shortability from a reference frame with a `symbol` column and optional `sector`
         (null: no sector) and `shortable` (Boolean) columns - e.g. `SyntheticMarket.symbols`."""
