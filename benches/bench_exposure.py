@@ -90,26 +90,26 @@ class PurePythonExposure:
                 return False, f"{symbol} is not shortable (book intraday)"
             if old_q == 0 and self.open >= CAPS["open"]:
                 return False, f"open positions {self.open + 1} > cap {CAPS['open']} (book intraday)"
-
-        def past(before: float, after: float, cap_pct: float) -> bool:
-            cap = cap_pct / 100 * eq
-            return after > cap and (before <= cap if reducing else after > before)
-
         old_mv, new_mv = self.mv.get(symbol, 0.0), new_q * price
         d = abs(new_mv) - abs(old_mv)
-        if past(abs(old_mv), abs(new_mv), CAPS["symbol"]):
+        if _past(abs(old_mv), abs(new_mv), CAPS["symbol"] / 100 * eq, reducing):
             return False, f"symbol {symbol} exposure {abs(new_mv) / eq * 100:.2f}% > cap (book intraday)"
         sec = SECTOR.get(symbol)
         if sec is not None:
             before = self.sector_gross.get(sec, 0.0)
-            if past(before, before + d, CAPS["sector"]):
+            if _past(before, before + d, CAPS["sector"] / 100 * eq, reducing):
                 return False, f"sector {sec} exposure {(before + d) / eq * 100:.2f}% > cap (book intraday)"
-        if past(self.gross, self.gross + d, CAPS["gross"]):
+        if _past(self.gross, self.gross + d, CAPS["gross"] / 100 * eq, reducing):
             return False, f"gross exposure {(self.gross + d) / eq * 100:.2f}% > cap (book intraday)"
         net_after = abs(self.net + new_mv - old_mv)
-        if past(abs(self.net), net_after, CAPS["net"]):
+        if _past(abs(self.net), net_after, CAPS["net"] / 100 * eq, reducing):
             return False, f"net exposure {net_after / eq * 100:.2f}% > cap (book intraday)"
         return True, "ok"
+
+
+def _past(before: float, after: float, cap: float, reducing: bool) -> bool:
+    """A cap check: past the cap and either newly past it (risk-reducing orders) or larger than before."""
+    return after > cap and (before <= cap if reducing else after > before)
 
 
 def peer() -> PurePythonExposure:
