@@ -41,7 +41,7 @@ fn manager() -> ExposureManager {
     let mut rng = Rng(7);
     for i in 0..N_SYMBOLS {
         let sym = format!("S{i:03}");
-        m.set_sector(&sym, Some(&format!("SEC{}", i % 11)));
+        m.set_sector(&sym, Some(&format!("SEC{}", i % 11))).unwrap();
         if i < 500 {
             let q = (50 + rng.below(350)) as f64 * if rng.below(2) == 0 { 1.0 } else { -1.0 };
             m.update_position("intraday", &sym, q, 20.0 + rng.below(4000) as f64 / 100.0)

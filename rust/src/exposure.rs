@@ -364,6 +364,13 @@ fn now_ns() -> i64 {
 }
 
 #[inline]
+fn check_symbol(symbol: &str) -> Result<(), InputError> {
+    if symbol.is_empty() {
+        return err("symbol must be a non-empty string".into());
+    }
+    Ok(())
+}
+
 fn check_qty_price(qty: f64, price: f64, positive_qty: bool) -> Result<(), InputError> {
     let qty_ok = qty.is_finite() && (!positive_qty || qty > 0.0);
     if qty_ok && price.is_finite() && price > 0.0 && (qty * price).abs() <= MAX_NOTIONAL {
@@ -738,17 +745,18 @@ impl ExposureManager {
             .unwrap_or(UNKNOWN_SYMBOL)
     }
 
-    /// Id of a symbol, registering it if new.
-    pub fn intern_symbol(&mut self, symbol: &str) -> u32 {
+    /// Id of a symbol, registering it if new; the empty string is not a symbol.
+    pub fn intern_symbol(&mut self, symbol: &str) -> Result<u32, InputError> {
         if let Some(&id) = self.symbol_ids.get(symbol) {
-            return id;
+            return Ok(id);
         }
+        check_symbol(symbol)?;
         let id = self.symbol_names.len() as u32;
         self.symbol_ids.insert(symbol.into(), id);
         self.symbol_names.push(symbol.into());
         self.symbol_sector.push(NO_SECTOR);
         self.symbol_shortable.push(self.default_shortable);
-        id
+        Ok(id)
     }
 
     pub fn symbol_name(&self, id: u32) -> &str {
@@ -794,8 +802,8 @@ impl ExposureManager {
 
     // ---------------------------------------------------------------------- reference data
     /// Assign a symbol to a sector (`None` or "" removes it from any sector); open positions move along.
-    pub fn set_sector(&mut self, symbol: &str, sector: Option<&str>) {
-        let id = self.intern_symbol(symbol);
+    pub fn set_sector(&mut self, symbol: &str, sector: Option<&str>) -> Result<(), InputError> {
+        let id = self.intern_symbol(symbol)?;
         let to = match sector {
             None | Some("") => NO_SECTOR,
             Some(name) => match self.sector_ids.get(name) {
@@ -809,18 +817,19 @@ impl ExposureManager {
             },
         };
         let from = self.symbol_sector[id as usize];
-        if from == to {
-            return;
+        if from != to {
+            for b in &mut self.books {
+                b.move_sector(id, from, to);
+            }
+            self.symbol_sector[id as usize] = to;
         }
-        for b in &mut self.books {
-            b.move_sector(id, from, to);
-        }
-        self.symbol_sector[id as usize] = to;
+        Ok(())
     }
 
-    pub fn set_shortable(&mut self, symbol: &str, shortable: bool) {
-        let id = self.intern_symbol(symbol);
+    pub fn set_shortable(&mut self, symbol: &str, shortable: bool) -> Result<(), InputError> {
+        let id = self.intern_symbol(symbol)?;
         self.symbol_shortable[id as usize] = shortable;
+        Ok(())
     }
 
     // ---------------------------------------------------------------------------- positions
@@ -851,7 +860,7 @@ impl ExposureManager {
     ) -> Result<(), InputError> {
         let b = self.book_index(book)?;
         check_qty_price(qty, price, false)?;
-        let id = self.intern_symbol(symbol);
+        let id = self.intern_symbol(symbol)?;
         let sector = self.symbol_sector[id as usize];
         self.books[b].set(id, sector, qty, price);
         Ok(())
@@ -868,7 +877,7 @@ impl ExposureManager {
     ) -> Result<(), InputError> {
         let b = self.book_index(book)?;
         check_qty_price(qty, price, true)?;
-        let id = self.intern_symbol(symbol);
+        let id = self.intern_symbol(symbol)?;
         self.apply_id(b, id, side.sign() * qty, price);
         Ok(())
     }
@@ -1017,6 +1026,7 @@ impl ExposureManager {
         book: &str,
     ) -> Result<Verdict, InputError> {
         let b = self.book_index(book)?;
+        check_symbol(symbol)?;
         check_qty_price(qty, price, true)?;
         Ok(self.check_id(b, self.symbol_id(symbol), side, qty, price))
     }
@@ -1064,6 +1074,9 @@ impl ExposureManager {
                 .map_err(|e| InputError(format!("order {i}: {e}")))?;
             Ok(side)
         };
+        if names.iter().any(|s| s.is_empty()) {
+            return err("symbols must be non-empty strings".into());
+        }
         let mut out = Vec::with_capacity(n);
         if !sequential {
             // Nothing changes during the batch: look each distinct symbol up once.
@@ -1114,7 +1127,10 @@ impl ExposureManager {
         let sides = (0..n)
             .map(validate)
             .collect::<Result<Vec<Side>, InputError>>()?;
-        let map: Vec<u32> = names.iter().map(|s| self.intern_symbol(s)).collect();
+        let map = names
+            .iter()
+            .map(|s| self.intern_symbol(s))
+            .collect::<Result<Vec<u32>, InputError>>()?;
         for i in 0..n {
             let id = map[ids[i] as usize];
             let v = self.check_id(b, id, sides[i], qtys[i], prices[i]);
@@ -1425,9 +1441,9 @@ mod tests {
     #[test]
     fn gross_net_sector_caps() {
         let mut m = mgr();
-        m.set_sector("A", Some("Tech"));
-        m.set_sector("B", Some("Tech"));
-        m.set_sector("C", Some("Tech"));
+        m.set_sector("A", Some("Tech")).unwrap();
+        m.set_sector("B", Some("Tech")).unwrap();
+        m.set_sector("C", Some("Tech")).unwrap();
         m.update_position("intraday", "A", 100.0, 100.0).unwrap(); // 10k Tech
         m.update_position("intraday", "B", 90.0, 100.0).unwrap(); // 9k Tech
                                                                   // Tech at 19k; 2k more is 21% > 20%, 1k more is exactly 20%.
@@ -1517,7 +1533,7 @@ mod tests {
             m.reason(&v, "A", "intraday"),
             "order notional 20100.00 > cap 20000.00 (book intraday)"
         );
-        m.set_shortable("A", false);
+        m.set_shortable("A", false).unwrap();
         assert_eq!(code(&m, "A", Side::Sell, 10.0, 100.0), Code::NotShortable);
         // long 50, sell 50 closes: fine; sell 60 flips to short: refused.
         m.update_position("intraday", "A", 50.0, 100.0).unwrap();
@@ -1589,7 +1605,7 @@ mod tests {
     #[test]
     fn running_sums_exact_after_churn() {
         let mut m = mgr();
-        m.set_sector("A", Some("X"));
+        m.set_sector("A", Some("X")).unwrap();
         for i in 0..10_000 {
             let q = ((i * 7919) % 200) as f64 - 100.0 + 0.1;
             m.update_position("intraday", "A", q, 33.3 + (i % 13) as f64 * 0.01)
@@ -1606,12 +1622,12 @@ mod tests {
     fn sector_reassignment_moves_exposure() {
         let mut m = mgr();
         m.update_position("intraday", "A", 10.0, 100.0).unwrap();
-        m.set_sector("A", Some("X"));
+        m.set_sector("A", Some("X")).unwrap();
         assert_eq!(m.sector_gross("intraday", "X").unwrap(), 1000.0);
-        m.set_sector("A", Some("Y"));
+        m.set_sector("A", Some("Y")).unwrap();
         assert_eq!(m.sector_gross("intraday", "X").unwrap(), 0.0);
         assert_eq!(m.sector_gross("intraday", "Y").unwrap(), 1000.0);
-        m.set_sector("A", None);
+        m.set_sector("A", None).unwrap();
         assert_eq!(m.sector_gross("intraday", "Y").unwrap(), 0.0);
     }
 
@@ -1696,7 +1712,7 @@ mod tests {
     #[test]
     fn parallel_batch_matches_single_checks_and_reports_the_first_error() {
         let mut m = mgr();
-        m.set_sector("S1", Some("X"));
+        m.set_sector("S1", Some("X")).unwrap();
         m.update_position("intraday", "S1", 80.0, 100.0).unwrap();
         m.update_position("intraday", "S2", -50.0, 100.0).unwrap();
         let names: Vec<String> = (0..5).map(|i| format!("S{i}")).collect();

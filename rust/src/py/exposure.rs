@@ -331,8 +331,8 @@ impl ExposureCore {
 
     /// Assign `symbol` to `sector` (None removes it from any sector); open positions move along.
     #[pyo3(signature = (symbol, sector))]
-    fn set_sector(&self, symbol: &str, sector: Option<&str>) {
-        self.lock().set_sector(symbol, sector);
+    fn set_sector(&self, symbol: &str, sector: Option<&str>) -> PyResult<()> {
+        self.lock().set_sector(symbol, sector).map_err(value_error)
     }
 
     /// Assign many symbols to sectors from a mapping symbol -> sector.
@@ -343,7 +343,8 @@ impl ExposureCore {
             .collect::<PyResult<_>>()?;
         let mut core = self.lock();
         for (sym, sector) in &pairs {
-            core.set_sector(sym, sector.as_deref());
+            core.set_sector(sym, sector.as_deref())
+                .map_err(value_error)?;
         }
         Ok(())
     }
@@ -352,8 +353,10 @@ impl ExposureCore {
         self.lock().sector_of(symbol).map(String::from)
     }
 
-    fn set_shortable(&self, symbol: &str, shortable: bool) {
-        self.lock().set_shortable(symbol, shortable);
+    fn set_shortable(&self, symbol: &str, shortable: bool) -> PyResult<()> {
+        self.lock()
+            .set_shortable(symbol, shortable)
+            .map_err(value_error)
     }
 
     fn is_shortable(&self, symbol: &str) -> bool {
