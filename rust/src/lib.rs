@@ -3,6 +3,7 @@
 pub mod bars;
 pub mod exposure;
 pub mod ratelimit;
+pub mod slippage;
 
 #[cfg(feature = "python")]
 mod py;
