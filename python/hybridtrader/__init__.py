@@ -6,6 +6,7 @@ from typing import Any
 from hybridtrader._core import __version__
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.execution.slippage_model import SlippageModel
+from hybridtrader.risk import DynamicSizer, ExposureManager
 
 # Imported on first use: these pull in alpaca-py and aiohttp (about a second), which most commands skip.
 _LAZY = {
@@ -24,4 +25,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'hybridtrader' has no attribute {name!r}")
 
 
-__all__ = ["RateLimitError", "RateLimiter", "SlippageModel", "__version__", *_LAZY]
+__all__ = [
+    "DynamicSizer", "ExposureManager", "RateLimitError", "RateLimiter", "SlippageModel", "__version__", *_LAZY
+]
