@@ -52,7 +52,7 @@ class Subscriptions:
 
 
 class StreamDropped(Exception):
-    """A fault closed the stream on purpose."""
+    """The stream ended on purpose: a fault dropped it, or the client closed it."""
 
 
 class Pump:
@@ -137,6 +137,8 @@ class Pump:
             await self.send_data(self.encoders[kind](tape, rows[i : i + self.batch]))
 
     async def send_data(self, payload: bytes | str) -> None:
+        if self.ws.closed:  # the client's close arrived: nothing more goes out
+            raise StreamDropped
         action = self.faults.stream_frame(self.frames_sent)
         self.frames_sent += 1
         if action == "drop":
