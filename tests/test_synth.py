@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -379,3 +383,37 @@ def test_read_rejects_corrupt_or_foreign_directories(tmp_path, research: Synthet
 def test_bad_parameters_are_named(kwargs: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         generate_market(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HYBRIDTRADER_CONFIG"}
+    script = Path(sys.executable).with_name("hybridtrader")  # the installed console script
+    return subprocess.run([str(script), *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def test_cli_data_synth_writes_the_market_it_reports(tmp_path: Path) -> None:
+    args = ["--symbols", "3", "--sessions", "2", "--start", "2024-05-01", "--seed", "7"]
+    proc = _cli("data", "synth", *args, "--mean-reversion", "0.2", "--out", "m", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    expected = generate_market(symbols=3, sessions=2, start="2024-05-01", seed=7, mean_reversion=0.2)
+    back = SyntheticMarket.read(tmp_path / "m")
+    for name in FRAMES:
+        assert getattr(back, name).equals(getattr(expected, name)), name
+        assert f"{getattr(expected, name).height:,} rows" in proc.stdout
+    assert "wrote 7 files" in proc.stdout
+
+
+def test_cli_data_synth_defaults_to_the_config_data_dir(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("data_dir: store\n")
+    proc = _cli("data", "synth", "--symbols", "1", "--sessions", "1", "--no-ticks", "--config", "c.yaml",
+                cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    back = SyntheticMarket.read(tmp_path / "store" / "synth")
+    assert back.trades.height == 0 and back.bars_1m.height == 390
+
+
+def test_cli_data_synth_bad_argument_is_one_line(tmp_path: Path) -> None:
+    proc = _cli("data", "synth", "--trend", "-1", "--out", "x", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: trend must be in [0, 10], got -1.0"]

@@ -11,7 +11,8 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -160,15 +161,51 @@ def _substitute(node: Any, path: str, unset: list[str]) -> Any:
     return _VAR.sub(value, node)
 
 
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X (the first non-None member of a union)."""
+    if get_origin(annotation) in (Union, UnionType):
+        return next(a for a in get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def _resolve(loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, Any]:
+    """The section holding the last key of an error location, and that key's annotation (None if unknown)."""
+    node: Any = Config
+    parent: type[BaseModel] | None = None
+    for part in loc:
+        node, parent = _unwrap(node), None
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            parent = node
+            field = node.model_fields.get(str(part))
+            node = field.annotation if field is not None else None
+        elif get_origin(node) in (dict, list):
+            node = get_args(node)[-1] if get_args(node) else None
+        else:
+            return None, None
+    return parent, node
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out or "<root>"
+
+
 def _format(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "<root>"
-        msg = e["msg"]
+        loc = tuple(e["loc"])
+        parent, annotation = _resolve(loc)
+        got = e.get("input")
+        if _unwrap(annotation) is SecretStr:
+            got = "**********"  # never echo a secret, even an invalid one
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"config error at {where}: {msg} (got {e.get('input')!r})")
-    return "\n".join(lines)
+            allowed = ", ".join(parent.model_fields) if parent is not None else "none"
+            lines.append(f"config error at {_path(loc)}: unknown key (allowed keys here: {allowed})")
+            continue
+        lines.append(f"config error at {_path(loc)}: {e['msg']} (got {got!r})")
+    return "; ".join(lines)  # one line, as the CLI reports errors
 
 
 def config_from_dict(raw: dict[str, Any] | None) -> Config:

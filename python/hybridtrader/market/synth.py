@@ -51,7 +51,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
 
 from hybridtrader.market import calendar
 
@@ -172,13 +171,20 @@ def _session_dates(start: date, count: int) -> list[date]:
     return out
 
 
+def _lfilter(a: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
+    """All-pole recursive filter y[t] = x[t] - a[1] y[t-1] - ... along `axis`."""
+    from scipy.signal import lfilter  # imported here: scipy.signal is slow to import for every CLI command
+
+    return lfilter([1.0], a, x, axis=axis)
+
+
 def _ar1(shocks: np.ndarray, phi: float, axis: int = -1) -> np.ndarray:
     """Stationary unit-variance AR(1) along `axis` driven by standard normal shocks."""
     u = np.sqrt(1 - phi * phi) * shocks
     first = [slice(None)] * shocks.ndim
     first[axis] = slice(0, 1)
     u[tuple(first)] = shocks[tuple(first)]
-    return lfilter([1.0], [1.0, -phi], u, axis=axis)
+    return _lfilter(np.array([1.0, -phi]), u, axis)
 
 
 @dataclass
@@ -278,7 +284,7 @@ def _symbol_minutes(
     z = a_m * u.z_mkt + SECTOR_LOADING * u.z_sec[sec] + c_i * rng.standard_normal((s, m))
     if mean_reversion > 0:
         # AR(5) reversal of the last minutes, per session; (1 + kappa) restores the long-run variance.
-        z = lfilter([1.0], np.r_[1.0, mean_reversion * REVERSAL_WEIGHTS], z, axis=1) * (1 + mean_reversion)
+        z = _lfilter(np.r_[1.0, mean_reversion * REVERSAL_WEIGHTS], z, 1) * (1 + mean_reversion)
 
     h = np.sqrt(0.5) * u.h_mkt + np.sqrt(0.5) * _ar1(rng.standard_normal(s), DAILY_VOL_PHI)
     x = _ar1(rng.standard_normal((s, m)), INTRADAY_VOL_PHI, axis=1)
