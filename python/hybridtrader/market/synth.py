@@ -415,7 +415,7 @@ def _earnings(
     return pl.DataFrame(rows, schema=EARNINGS_SCHEMA, orient="row"), surprise
 
 
-def _assemble(
+def frame_from_columns(
     names: list[str], parts: list[dict[str, np.ndarray]], schema: dict[str, pl.DataType]
 ) -> pl.DataFrame:
     """One frame from per-symbol column arrays, without copying them (one chunk per symbol)."""
@@ -534,9 +534,9 @@ def generate_market(
         if progress is not None:
             progress(sym)
 
-    trades = _assemble(names, trade_parts, TRADES_SCHEMA)
-    quotes = _assemble(names, quote_parts, QUOTES_SCHEMA)
-    bars_1m = bars_from_trades(trades) if ticks else _assemble(names, bar_parts, BARS_SCHEMA)
+    trades = frame_from_columns(names, trade_parts, TRADES_SCHEMA)
+    quotes = frame_from_columns(names, quote_parts, QUOTES_SCHEMA)
+    bars_1m = bars_from_trades(trades) if ticks else frame_from_columns(names, bar_parts, BARS_SCHEMA)
     bars_1d = daily_bars(bars_1m)
     adv = bars_1d.group_by("symbol").agg(pl.col("volume").mean().alias("adv"))
     info = pl.DataFrame(
