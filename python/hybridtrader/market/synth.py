@@ -110,6 +110,8 @@ class SyntheticMarket:
         """Write every frame as `<name>.parquet` and `meta.json` into `directory` (atomically, per file)."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
+        # meta.json goes last: until it is written again the directory reads as incomplete, not as old data.
+        (out / "meta.json").unlink(missing_ok=True)
         written = []
         for name in FRAMES:
             path = out / f"{name}.parquet"
@@ -191,8 +193,6 @@ def _ar1(shocks: np.ndarray, phi: float, axis: int = -1) -> np.ndarray:
 class _Universe:
     """Everything shared across symbols: sessions, intraday profiles, factor shocks, symbol parameters."""
 
-    names: list[str]
-    sessions: list[date]
     open_ns: np.ndarray  # (S,) session open, UTC ns
     n_min: np.ndarray  # (S,) minutes in each session
     valid: np.ndarray  # (S, M) minute exists
@@ -250,7 +250,7 @@ def _universe(
             event_day[row[sym], j] = True
             event_gap[row[sym], j] = 2.0 * surprise[(sym, d)] + 0.7 * rng.standard_normal()
     return _Universe(
-        names=names, sessions=sessions, open_ns=open_ns, n_min=n_min, valid=valid, activity=activity,
+        open_ns=open_ns, n_min=n_min, valid=valid, activity=activity,
         spread_shape=spread_shape, z_mkt=rng.standard_normal((s, m)),
         z_sec=rng.standard_normal((len(SECTORS), s, m)), g_mkt=rng.standard_normal(s),
         g_sec=rng.standard_normal((len(SECTORS), s)), h_mkt=_ar1(rng.standard_normal(s), DAILY_VOL_PHI),
@@ -500,6 +500,8 @@ def generate_market(
     ticks=False: only bars, drawn from the same minute model (trades/quotes are empty frames).
     progress: called with each symbol's name when it is done.
     """
+    if isinstance(symbols, str):
+        symbols = [symbols]
     names = symbol_names(symbols) if isinstance(symbols, int) else [str(s) for s in symbols]
     if not names or len(set(names)) != len(names) or not all(names):
         raise ValueError(f"symbols must be distinct non-empty names, got {symbols!r}")
