@@ -432,9 +432,9 @@ def frame_from_columns(
 
 
 def bars_from_trades(trades: pl.DataFrame) -> pl.DataFrame:
-    """1-minute bars (DESIGN.md schema) from trades sorted by symbol and time."""
+    """1-minute bars (DESIGN.md schema) from trades sorted by time within each symbol."""
     return (
-        trades.group_by("symbol", pl.col("ts").dt.truncate("1m"), maintain_order=True)
+        trades.group_by_dynamic("ts", every="1m", group_by="symbol")
         .agg(
             pl.col("price").first().alias("open"),
             pl.col("price").max().alias("high"),
