@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import string
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from hybridtrader.config import Config, ConfigError, config_from_dict, load_config
+from hypothesis import given
+from hypothesis import strategies as st
 
 SEED = Path(__file__).parent / "fixtures" / "seed_config.yaml"  # verbatim from roadmap-summary.md
 SECRET = "pk-live-7f3a9c1e5b"
@@ -205,3 +208,18 @@ def test_config_check_bad_file_fails_with_one_line(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "risk.max_gross_exposure_pct_intraday" in lines[0] and "risk.colour" in lines[0]
+
+
+def test_unset_variable_for_a_key_that_needs_a_value_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HT_UNSET", raising=False)
+    with pytest.raises(ConfigError, match=r"at execution\.max_api_calls_per_minute: .*HT_UNSET is not set"):
+        config_from_dict({"execution": {"max_api_calls_per_minute": "${HT_UNSET}"}})
+
+
+@given(st.text(alphabet=string.ascii_letters + string.digits + "-_/+=", min_size=16, max_size=64))
+def test_no_secret_value_ever_shows(secret: str) -> None:
+    raw = {"finnhub": {"api_key": secret}, "alpaca": {"api_key": secret, "secret_key": secret}}
+    cfg = config_from_dict(raw)
+    assert cfg.finnhub.enabled and cfg.alpaca.has_keys
+    for text in (repr(cfg), str(cfg), yaml.safe_dump(cfg.masked()), cfg.model_dump_json()):
+        assert secret not in text

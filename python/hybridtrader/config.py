@@ -137,16 +137,24 @@ class Config(Section):
 
 
 # --------------------------------------------------------------------------------------- loading
-def _substitute(node: Any, path: str, unset: list[str]) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string; a whole-value unset variable becomes None."""
+def _substitute(node: Any, loc: tuple[Any, ...], unset: list[str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string.
+
+    A whole value that is an unset variable without default becomes None where the key accepts None (a
+    secret: its provider is then disabled) and is an error elsewhere.
+    """
     if isinstance(node, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), unset) for k, v in node.items()}
+        return {k: _substitute(v, (*loc, k), unset) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute(v, f"{path}[{i}]", unset) for i, v in enumerate(node)]
+        return [_substitute(v, (*loc, i), unset) for i, v in enumerate(node)]
     if not isinstance(node, str) or "${" not in node:
         return node
+    path = _path(loc)
     whole = _VAR.fullmatch(node)
     if whole and whole.group(1) not in os.environ and whole.group(2) is None:
+        annotation = _resolve(loc)[1]
+        if type(None) not in get_args(annotation):
+            raise ConfigError(f"config error at {path}: environment variable {whole.group(1)} is not set")
         unset.append(f"{path} (${{{whole.group(1)}}})")
         return None
 
@@ -215,7 +223,7 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"config error at <root>: expected a mapping, got {type(raw).__name__}")
     unset: list[str] = []
-    data = _substitute(raw, "", unset)
+    data = _substitute(raw, (), unset)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
