@@ -346,9 +346,11 @@ def _ticks(
     a = mins.a[k_of]
     mid = np.exp(a + u * (mins.b[k_of] - a) + w - u * w_end[k_of])
 
-    half = mid * mins.spread_bps[k_of] * (0.4e-4 + 0.2e-4 * rng.random(n))  # +-20% around spread/2
-    bid_c = np.floor(np.round((mid - half) * 100, 6))
-    ask_c = np.maximum(np.ceil(np.round((mid + half) * 100, 6)), bid_c + 1)
+    # Quote in cents: spread/2 +-20% around the mid, bid rounded down and ask up (at least one cent apart).
+    mid_c = mid * 100
+    half = mid_c * mins.spread_bps[k_of] * (0.4e-4 + 0.2e-4 * rng.random(n))
+    bid_c = np.floor(mid_c - half)
+    ask_c = np.maximum(np.ceil(mid_c + half), bid_c + 1)
     ts = mins.start_ns[k_of] + (u * MINUTE_NS).astype(np.int64)
     depth = 100.0 * depth_lots
     quotes = {
@@ -362,7 +364,7 @@ def _ticks(
     bt, at = bid_c[is_trade], ask_c[is_trade]
     side = rng.random(nt)  # < 0.5: buy at the ask; >= 0.95: inside the spread when it is wider than a cent
     inside = (side >= 0.95) & (at - bt > 1)
-    price_c = np.where(inside, np.clip(np.round(mid[is_trade] * 100), bt, at), np.where(side < 0.5, at, bt))
+    price_c = np.where(inside, np.clip(np.round(mid_c[is_trade]), bt, at), np.where(side < 0.5, at, bt))
     raw = np.exp(rng.normal(np.log(mean_size) - 0.5, 1.0, nt))  # lognormal with mean `mean_size`
     size = np.where(raw >= 50, np.maximum(np.round(raw, -2), 100), np.ceil(raw))
     trades = {"ts": ts[is_trade], "price": price_c / 100, "size": size}
