@@ -32,7 +32,8 @@ Planted predictable components (default off; exactly absent at 0, where returns 
   higher on market-neutral returns (the drift is idiosyncratic).
 In tick mode, last-trade prices also carry bid-ask bounce (trades alternate between bid and ask), a real
 microstructure effect that gives last-trade minute returns a small negative autocorrelation even with
-`mean_reversion=0`; mid-quote returns and `ticks=False` bars have none.
+`mean_reversion=0`; mid-quote returns and `ticks=False` bars have none (apart from cent rounding, which
+adds a tiny negative autocorrelation to low-priced symbols, as on a real tape).
 
 `.symbols` reports sector, shortability, `beta` (to the market factor), `daily_vol` (the model's daily
 close-to-close volatility as a fraction, before the knobs and earnings gaps) and `adv` (the realised mean
