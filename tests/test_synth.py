@@ -186,6 +186,30 @@ def test_bars_are_consistent_with_trades(ticks: SyntheticMarket) -> None:
     assert np.allclose(daily["volume"].to_numpy(), ticks.symbols.sort("symbol")["adv"].to_numpy())
 
 
+def test_daily_bars_equal_a_direct_aggregation_of_trades(ticks: SyntheticMarket) -> None:
+    t = ticks.trades.with_columns(pl.col("ts").dt.convert_time_zone(NY).dt.date().alias("day"))
+    direct = (
+        t.sort("symbol", "ts")
+        .group_by("symbol", "day", maintain_order=True)
+        .agg(
+            pl.col("price").first().alias("open"),
+            pl.col("price").max().alias("high"),
+            pl.col("price").min().alias("low"),
+            pl.col("price").last().alias("close"),
+            pl.col("size").sum().alias("volume"),
+            ((pl.col("price") * pl.col("size")).sum() / pl.col("size").sum()).alias("vwap"),
+            pl.len().alias("trades"),
+        )
+        .sort("symbol", "day")
+    )
+    daily = ticks.bars_1d.sort("symbol", "ts")
+    assert daily["symbol"].to_list() == direct["symbol"].to_list()
+    assert daily["ts"].dt.convert_time_zone(NY).dt.date().to_list() == direct["day"].to_list()
+    for col in ("open", "high", "low", "close", "volume", "trades"):
+        assert daily[col].to_list() == direct[col].to_list(), col
+    assert np.allclose(daily["vwap"].to_numpy(), direct["vwap"].to_numpy(), rtol=1e-12)
+
+
 def test_research_bars_are_well_formed(research: SyntheticMarket) -> None:
     b = research.bars_1m
     assert (b["low"] > 0).all() and (b["volume"] >= b["trades"]).all() and (b["trades"] > 0).all()
