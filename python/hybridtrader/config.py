@@ -70,8 +70,20 @@ def _default_strategies() -> dict[str, StrategyConfig]:
 
 
 # ------------------------------------------------------------------------------- execution / risk
+class BackoffConfig(Section):
+    """Retries of rate-limited (HTTP 429) and, if enabled, transient failures (timeouts, connection, 5xx)."""
+
+    base_seconds: float = Field(0.5, gt=0)  # first backoff ceiling; doubles per retry (full jitter below it)
+    cap_seconds: float = Field(30.0, gt=0)  # ceiling of any single backoff
+    max_retries: int = Field(5, ge=0)
+    max_elapsed_seconds: float = Field(120.0, gt=0)  # give up rather than wait past this since the first try
+    # Off by default: retrying a timed-out order submission could send it twice.
+    retry_transient: bool = False
+
+
 class ExecutionConfig(Section):
     max_api_calls_per_minute: int = Field(200, gt=0)
+    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
     enable_time_slicing: bool = True
     enable_toxic_time_filtering: bool = True
 
@@ -153,7 +165,7 @@ def _substitute(node: Any, loc: tuple[Any, ...], unset: list[str]) -> Any:
     whole = _VAR.fullmatch(node)
     if whole and whole.group(1) not in os.environ and whole.group(2) is None:
         annotation = _resolve(loc)[1]
-        if type(None) not in get_args(annotation):
+        if annotation is not None and type(None) not in get_args(annotation):  # unknown keys: reported later
             raise ConfigError(f"config error at {path}: environment variable {whole.group(1)} is not set")
         unset.append(f"{path} (${{{whole.group(1)}}})")
         return None
