@@ -2,5 +2,7 @@
 
 from hybridtrader._core import __version__
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
+from hybridtrader.execution.slippage_model import SlippageModel
+from hybridtrader.risk import DynamicSizer, ExposureManager
 
-__all__ = ["RateLimitError", "RateLimiter", "__version__"]
+__all__ = ["DynamicSizer", "ExposureManager", "RateLimitError", "RateLimiter", "SlippageModel", "__version__"]

@@ -1,7 +1,110 @@
 """Type stubs for the Rust extension `hybridtrader._core`."""
 
+import os
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
 
+class SlippageModelCore:
+    """Slippage model core; `hybridtrader.SlippageModel` subclasses it and builds it from the config.
+
+    cost_bps = min(max_slippage_bps, spread_bps(symbol, time of day) / 2
+                   + coef * daily_vol_bps * (qty / adv_shares) ** impact_exponent)
+
+    `ts` arguments: None (now), epoch ns (int) or a timezone-aware datetime. Time of day is minutes since
+    09:30 New York (US DST rules applied to the UTC timestamp), in buckets of `bucket_minutes`; times outside
+    the regular session use the nearest bucket. Unknown symbols and unlearned values use the pooled prior.
+    """
+
+    def __new__(
+        cls,
+        *,
+        max_slippage_bps: float = 20.0,
+        impact_exponent: float = 0.6,
+        prior_impact_coef: float = 0.5,
+        prior_spread_bps: float = 5.0,
+        prior_adv_shares: float = 1_000_000.0,
+        prior_daily_vol_bps: float = 200.0,
+        learning_rate: float = 0.01,
+        prior_strength_fills: float = 5.0,
+        spread_learning_rate: float = 0.05,
+        bucket_minutes: int = 30,
+    ) -> SlippageModelCore: ...
+    def forecast_slippage(
+        self, symbol: str, side: str, qty: float, price: float, ts: int | datetime | None = None
+    ) -> float:
+        """Expected cost in bps of a marketable order of `qty` shares; ValueError on a bad side/qty/price."""
+    def forecast_spread(self, symbol: str, ts: int | datetime | None = None) -> float:
+        """Expected spread in bps at the time of day of `ts`."""
+    def _forecast_codes(
+        self,
+        names: list[str],
+        codes: npt.NDArray[np.uint32],
+        qty: npt.NDArray[np.float64],
+        price: npt.NDArray[np.float64],
+        ts: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.float64]:
+        """Batch forecast, row i for symbol names[codes[i]]; the GIL is released."""
+    def _update_fill(
+        self,
+        symbol: str,
+        side: str,
+        qty: float,
+        arrival_price: float,
+        fill_price: float,
+        ts: int | datetime | None = None,
+    ) -> tuple[float, float, float]:
+        """Learn one fill; returns (cost_bps, half_spread_bps, participation_term_bps)."""
+    def _update_fills(
+        self,
+        names: list[str],
+        codes: npt.NDArray[np.uint32],
+        buy: npt.NDArray[np.bool_],
+        qty: npt.NDArray[np.float64],
+        arrival_price: npt.NDArray[np.float64],
+        fill_price: npt.NDArray[np.float64],
+        ts: npt.NDArray[np.int64],
+    ) -> int:
+        """Learn fills in row order; returns the number learned."""
+    def _update_spreads(
+        self,
+        names: list[str],
+        codes: npt.NDArray[np.uint32],
+        ts: npt.NDArray[np.int64],
+        spread_bps: npt.NDArray[np.float64],
+    ) -> int:
+        """Learn quote-bar mean spreads (bps) into the time-of-day profiles, in row order."""
+    def set_daily_stats(
+        self, symbol: str, adv_shares: float | None = None, daily_vol_bps: float | None = None
+    ) -> None:
+        """Set a symbol's ADV (shares) and/or daily volatility (bps); the pooled medians follow."""
+    def time_buckets(self, ts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Time-of-day bucket of each epoch-ns timestamp."""
+    def symbol_params(self, symbol: str) -> dict[str, object]:
+        """known, impact_coef, adv_shares, daily_vol_bps, spread_bps (per bucket), n_fills — pooled
+        values where the symbol has learned nothing."""
+    @property
+    def symbols(self) -> list[str]: ...
+    @property
+    def n_buckets(self) -> int: ...
+    @property
+    def max_slippage_bps(self) -> float: ...
+    @property
+    def impact_exponent(self) -> float: ...
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the learned state as JSON atomically (temp file + fsync + rename)."""
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Replace the learned state; ValueError naming the file if corrupt, of a future format_version or
+        learned with another impact_exponent / bucket_minutes; FileNotFoundError if missing."""
+    def to_json(self) -> str:
+        """The learned state as the JSON text `save` writes."""
+    def load_json(self, text: str, source: str = "<json>") -> None:
+        """Replace the learned state by JSON text from `to_json`; errors as for `load`."""
 class SlidingWindowLimiter:
     """Exact sliding-window rate limiter over one or more `(limit, window_seconds)` rates, per key, with
     weights: a request of weight w is admitted iff every rate's window `(now - window, now]` holds at most
@@ -30,3 +133,99 @@ class SlidingWindowLimiter:
         """Block (GIL released) until admitted; False at once when the exact wait exceeds the timeout."""
     def stats(self) -> dict[str, object]:
         """admitted, rejected, admitted_weight, rates, and per key: the counters and `in_window` weights."""
+
+class ExposureCore:
+    """Exposure manager core: per-book caps (gross, net, symbol, sector as % of equity; order notional;
+    open positions) checked in O(1) against running integer-cent sums; trading state ACTIVE / REDUCING /
+    HALTED; circuit breaker. Thread-safe. Use `hybridtrader.ExposureManager` (a subclass built from the
+    config); see `rust/src/exposure.rs` for the decision rules."""
+
+    reason_codes: ClassVar[list[str]]
+    def __new__(
+        cls,
+        books: list[tuple[str, float, float, float, float, float, int]],
+        max_daily_loss_pct: float,
+        max_drawdown_pct: float,
+        reduce_daily_loss_pct: float | None = None,
+        reduce_drawdown_pct: float | None = None,
+        default_shortable: bool = True,
+    ) -> ExposureCore:
+        """`books`: (name, max_gross_pct, max_net_pct, max_symbol_pct, max_sector_pct, max_order_notional,
+        max_open_positions). ValueError for a non-positive cap or a duplicate book."""
+    @property
+    def books(self) -> list[str]: ...
+    def check_order(
+        self, symbol: str, side: str, qty: float, price: float, book: str = "intraday"
+    ) -> tuple[bool, str]:
+        """`(allowed, reason)`, reason "ok" when allowed. ValueError for a bad side, qty <= 0, price <= 0,
+        NaN/inf or an unknown book."""
+    def _encode(
+        self, values: Iterable[str] | npt.NDArray[np.uint32]
+    ) -> tuple[list[str], npt.NDArray[np.uint32]]: ...
+    def _check_batch(
+        self,
+        book: str,
+        names: list[str],
+        codes: npt.NDArray[np.uint32],
+        signs: npt.NDArray[np.int8],
+        qtys: npt.NDArray[np.float64],
+        prices: npt.NDArray[np.float64],
+        sequential: bool,
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint8]]: ...
+    def _check_values(
+        self,
+        book: str,
+        equity: float,
+        values: list[float],
+        existing: int | None,
+        order_value: float,
+        symbol: str = "order",
+    ) -> tuple[bool, str]: ...
+    def update_position(self, book: str, symbol: str, qty: float, price: float) -> None:
+        """Set the position to `qty` shares (signed, negative = short) valued at `price`."""
+    def apply_fill(self, book: str, symbol: str, side: str, qty: float, price: float) -> None:
+        """Change the position by +qty (buy) / -qty (sell), valued at `price`."""
+    def mark_price(self, symbol: str, price: float) -> None:
+        """Re-mark every book's position in `symbol`."""
+    @property
+    def equity(self) -> float: ...
+    def set_equity(self, equity: float) -> None: ...
+    def set_sector(self, symbol: str, sector: str | None) -> None:
+        """ValueError for an empty symbol."""
+    def set_sectors(self, mapping: Mapping[str, str | None]) -> None: ...
+    def sector_of(self, symbol: str) -> str | None: ...
+    def set_shortable(self, symbol: str, shortable: bool) -> None: ...
+    def is_shortable(self, symbol: str) -> bool: ...
+    def position(self, book: str, symbol: str) -> tuple[float, float]:
+        """`(qty, price)`, `(0.0, 0.0)` when flat."""
+    def positions(self, book: str) -> list[tuple[str, float, float]]: ...
+    def metrics(self, book: str) -> dict[str, float]:
+        """gross, net (account currency), gross_pct, net_pct (% of equity, |net|), open_positions."""
+    def sector_exposure(self, book: str, sector: str) -> float: ...
+    def clear_positions(self) -> None: ...
+    @property
+    def state(self) -> str:
+        """"ACTIVE", "REDUCING" or "HALTED"."""
+    @property
+    def state_reason(self) -> str: ...
+    @property
+    def state_since_ns(self) -> int: ...
+    def set_state(self, state: str, reason: str, ts_ns: int | None = None) -> None: ...
+    def _start_session(self, day: int, equity: float, ts_ns: int | None = None) -> None: ...
+    @property
+    def _session_day(self) -> int | None: ...
+    @property
+    def session_start_equity(self) -> float: ...
+    @property
+    def peak_equity(self) -> float: ...
+    def _update_breaker(self, equity: float, ts_ns: int | None = None) -> bool: ...
+    def _reset(self, ts_ns: int | None = None) -> None: ...
+    def _restore_breaker(
+        self,
+        day: int | None,
+        session_start_equity: float,
+        peak_equity: float,
+        state: str,
+        reason: str,
+        since_ns: int,
+    ) -> None: ...
