@@ -82,15 +82,14 @@ class BarAggregator:
 
 def bar_codes_from_hashes(
     h1: npt.NDArray[np.uint64], h2: npt.NDArray[np.uint64]
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64]]:
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64]] | None:
     """Dense codes (first-seen order) of a column from two independent 64-bit hashes of its values, and the
-    first row of each code. Raises ValueError when the two hashes disagree (a collision)."""
+    first row of each code; None when the two hashes disagree (a collision: use exact codes)."""
 
 def aggregate_bars(
     source: Literal["trades", "quotes"],
     codes: npt.NDArray[np.uint32],
     n_symbols: int,
-    order: npt.NDArray[np.uint32] | None,
     ts: npt.NDArray[np.int64],
     a: npt.NDArray[np.float64],
     b: npt.NDArray[np.float64],
@@ -101,7 +100,46 @@ def aggregate_bars(
     dollars: float | None = None,
     origin: int = 0,
 ) -> tuple[npt.NDArray[np.uint32], tuple[np.ndarray, ...], dict[str, int]]:
-    """Batch bars over whole columns with the GIL released (behind `hybridtrader.market.aggregate_trades`
-    and `aggregate_quotes`). ``a``/``b`` are price/size or bid/ask. Input is sorted stably by
-    (code, ts) when needed; output is ordered by (order[code], ts). Returns the bars' symbol codes, the other
-    bar columns as numpy arrays (ts first), and the stats."""
+    """Batch bars over whole columns, symbols given as codes < n_symbols, GIL released (one of the engines
+    behind `hybridtrader.market.aggregate_trades` / `aggregate_quotes`). ``a``/``b`` are price/size or
+    bid/ask. Rows not in time order per symbol are sorted stably by (code, ts) first. Returns the bars'
+    symbol codes, the other bar columns as numpy arrays (ts first), and the stats; bars ordered by
+    (code, ts)."""
+
+def aggregate_bars_hashed(
+    source: Literal["trades", "quotes"],
+    h1: npt.NDArray[np.uint64],
+    h2: npt.NDArray[np.uint64],
+    ts: npt.NDArray[np.int64],
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    *,
+    every: str | int | None = None,
+    ticks: int | None = None,
+    volume: float | None = None,
+    dollars: float | None = None,
+    origin: int = 0,
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64], tuple[np.ndarray, ...], dict[str, int]] | None:
+    """`aggregate_bars` with symbols given by two independent hashes per row, interned in the same pass
+    (codes in first-seen order). Returns (codes, first row of each code, columns, stats), or None when the
+    hashes collide."""
+
+def aggregate_bars_runs(
+    source: Literal["trades", "quotes"],
+    run_lengths: npt.NDArray[np.uint64],
+    ts: npt.NDArray[np.int64],
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    *,
+    every: str | int | None = None,
+    ticks: int | None = None,
+    volume: float | None = None,
+    dollars: float | None = None,
+    origin: int = 0,
+) -> tuple[npt.NDArray[np.uint32], tuple[np.ndarray, ...], dict[str, int]]:
+    """`aggregate_bars` for rows grouped by symbol: symbol code k is the k-th run of ``run_lengths[k]``
+    rows, each symbol in a single run. No per-row symbol data is read; large input uses two threads."""
+
+def bar_order(symbols: npt.NDArray[np.uint32], key: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
+    """The stable permutation that orders rows by ``key[symbols]`` (a counting sort; ``key`` maps each
+    code into ``0..len(key)``)."""
