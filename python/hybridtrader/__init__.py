@@ -1,5 +1,7 @@
 """hybridtrader: algorithmic trading for US equities with Rust hot paths and Polars orchestration."""
 
 from hybridtrader._core import BarAggregator, __version__
+from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
+from hybridtrader.execution.slippage_model import SlippageModel
 
-__all__ = ["BarAggregator", "__version__"]
+__all__ = ["BarAggregator", "RateLimitError", "RateLimiter", "SlippageModel", "__version__"]

@@ -1,6 +1,8 @@
 //! hybridtrader-core: the hot paths of hybridtrader as plain Rust, plus a thin PyO3 layer in `py/`.
 
 pub mod bars;
+pub mod ratelimit;
+pub mod slippage;
 
 #[cfg(feature = "python")]
 mod py;

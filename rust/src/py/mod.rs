@@ -2,9 +2,13 @@
 use pyo3::prelude::*;
 
 mod bars;
+mod ratelimit;
+mod slippage;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     bars::register(m)?;
+    m.add_class::<ratelimit::SlidingWindowLimiter>()?;
+    slippage::register(m)?;
     Ok(())
 }

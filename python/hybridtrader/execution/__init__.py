@@ -1,0 +1,2 @@
+"""Execution: rate limiting and retries for broker/data API calls, slippage forecasts, order slicing and
+toxic-time filtering."""
