@@ -17,9 +17,10 @@ The generator is built in two layers that share one random stream per symbol, so
      the EPS surprise (eps_actual vs eps_estimate), and activity and volatility are higher that session.
 2. Detail: with `ticks=True` Poisson quote/trade events inside each minute, the efficient price between
    minute points drawn as a Brownian bridge, quotes rounded to cents around it (bid < ask), trades at the
-   touch (a few inside the spread) of the quote they come with, lognormal round-lot-ish sizes; bars are
-   aggregated from the trades. With `ticks=False` the 1-minute bars are drawn directly from the same model
-   (high/low from the exact Brownian-bridge extreme distribution), which is much faster.
+   touch (a few inside the spread) of the quote they come with, lognormal round-lot-ish sizes; 1-minute
+   bars are aggregated from the trades by the Rust bar engine (`aggregate_trades`). With `ticks=False`
+   the 1-minute bars are drawn directly from the same model (high/low from the exact Brownian-bridge
+   extreme distribution), which is much faster.
 
 Planted predictable components (default off; exactly absent at 0, where returns are unpredictable):
 - `mean_reversion` (kappa in [0, 1)): each minute's return reverses kappa times a weighted sum of the last
@@ -54,6 +55,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.market import calendar
+from hybridtrader.market.bars import aggregate_trades
 
 FORMAT_VERSION = 1
 MINUTE_NS = 60_000_000_000
@@ -434,23 +436,6 @@ def frame_from_columns(
     return pl.concat(frames, rechunk=False)
 
 
-def bars_from_trades(trades: pl.DataFrame) -> pl.DataFrame:
-    """1-minute bars (DESIGN.md schema) from trades sorted by time within each symbol."""
-    return (
-        trades.group_by_dynamic("ts", every="1m", group_by="symbol")
-        .agg(
-            pl.col("price").first().alias("open"),
-            pl.col("price").max().alias("high"),
-            pl.col("price").min().alias("low"),
-            pl.col("price").last().alias("close"),
-            pl.col("size").sum().alias("volume"),
-            ((pl.col("price") * pl.col("size")).sum() / pl.col("size").sum()).alias("vwap"),
-            pl.len().cast(pl.Int64).alias("trades"),
-        )
-        .select(pl.col(k).cast(t) for k, t in BARS_SCHEMA.items())
-    )
-
-
 def daily_bars(bars_1m: pl.DataFrame) -> pl.DataFrame:
     """Daily bars from 1-minute bars, labelled at midnight New York of the session (as Alpaca does)."""
     day = pl.col("ts").dt.convert_time_zone(calendar.NEW_YORK.key).dt.date()
@@ -541,7 +526,10 @@ def generate_market(
 
     trades = frame_from_columns(names, trade_parts, TRADES_SCHEMA)
     quotes = frame_from_columns(names, quote_parts, QUOTES_SCHEMA)
-    bars_1m = bars_from_trades(trades) if ticks else frame_from_columns(names, bar_parts, BARS_SCHEMA)
+    if ticks:
+        bars_1m = aggregate_trades(trades, every="1m")
+    else:
+        bars_1m = frame_from_columns(names, bar_parts, BARS_SCHEMA)
     bars_1d = daily_bars(bars_1m)
     adv = bars_1d.group_by("symbol").agg(pl.col("volume").mean().alias("adv"))
     info = pl.DataFrame(
