@@ -1,7 +1,8 @@
 """Synthetic market generation: our realistic generator beside a naive numpy random walk of the same size.
 
-The peer writes the same trades schema with none of the realism (no calendar, factor model, stochastic
-volatility, intraday profiles, quotes or bars), so the gap is what the realism costs. Quick by default
+The peer writes the same trades schema over the same session minutes with none of the realism (no factor
+model, stochastic volatility, intraday profiles, earnings, quotes or bars), so the gap is what the realism
+costs. Ours also writes about two quotes per trade and the 1-minute and daily bars. Quick by default
 (~1M trades); `HYBRIDTRADER_BENCH=full` for ~10M trades and the 50 x 60 research bar set.
 """
 
