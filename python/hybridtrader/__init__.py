@@ -3,7 +3,7 @@
 from importlib import import_module
 from typing import Any
 
-from hybridtrader._core import __version__
+from hybridtrader._core import BarAggregator, __version__
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.risk import DynamicSizer, ExposureManager
@@ -26,5 +26,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "DynamicSizer", "ExposureManager", "RateLimitError", "RateLimiter", "SlippageModel", "__version__", *_LAZY
+    "BarAggregator",
+    "DynamicSizer",
+    "ExposureManager",
+    "RateLimitError",
+    "RateLimiter",
+    "SlippageModel",
+    "__version__",
+    *_LAZY,
 ]
