@@ -68,6 +68,7 @@ class Pump:
         subs: Subscriptions,
         batch: int,
         faults: Faults,
+        codes: dict[str, int] | None = None,
     ) -> None:
         self.ws = ws
         self.request = request
@@ -77,6 +78,7 @@ class Pump:
         self.subs = subs
         self.batch = batch
         self.faults = faults
+        self.codes = codes if codes is not None else tapes.market.codes  # subscribable name -> code
         self.pos_ns = clock.now_ns()
         self.cursors: dict[str, int] = {}
         self.frames_sent = 0
@@ -87,7 +89,7 @@ class Pump:
         return self.cursors[kind]
 
     async def run(self) -> None:
-        codes = self.tapes.market.codes
+        codes = self.codes
         while not self.ws.closed:
             active = {}
             for kind in self.encoders:
