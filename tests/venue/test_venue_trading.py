@@ -58,7 +58,7 @@ def test_market_order_fills_partially_then_fully_against_quoted_size(
     assert float(done.filled_avg_price) == pytest.approx(notional / 1500)
     pos = client.get_open_position("S00")
     assert float(pos.qty) == 1500 and float(pos.avg_entry_price) == pytest.approx(notional / 1500)
-    assert float(client.get_account().cash) == pytest.approx(100_000 - notional)
+    assert float(client.get_account().cash) == pytest.approx(10_000_000 - notional)
 
 
 def test_limit_order_waits_cancels_and_client_ids_are_unique(client: TradingClient,
