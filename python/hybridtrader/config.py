@@ -383,8 +383,8 @@ class DataConfig(Section):
     earnings_ttl_s: float = Field(86_400.0, gt=0)
     blackout_sessions_before: int = Field(1, ge=0)
     blackout_sessions_after: int = Field(1, ge=0)
-    stale_after_s: float = Field(300.0, gt=0)  # quality: a feed silent this long is stale
     jump_zscore: float = Field(8.0, gt=0)  # quality: robust z-score of a 1-bar return flagged as a jump
+    max_abs_log_return: float = Field(0.2, gt=0)  # quality: any 1-bar move larger than this is a jump
 
 
 class Config(Section):

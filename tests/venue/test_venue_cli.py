@@ -44,7 +44,8 @@ def test_health_and_fetch_commands(venue: Venue, tmp_path: Path, capsys) -> None
                                    "alpaca": {"data_url": venue.url, "trading_url": venue.url}}))
     assert main(["data", "fetch", "--config", str(cfg), "--symbols", "S00,S01", "--start", "2024-01-02",
                  "--end", "2024-01-02T23:59:59Z", "--timeframe", "5Min", "--no-progress"]) == 0
-    assert "fetched 156 bars (156 new)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fetched 156 bars (156 new)" in out and "quality: ok" in out
     assert main(["health", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "OK   alpaca_data" in out and "OK   store" in out and "SKIP cache:shortability" in out

@@ -88,6 +88,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     from hybridtrader.data.alpaca_client import AlpacaClient
     from hybridtrader.data.bar_store import BarStore
     from hybridtrader.data.fetch import fetch_to_store
+    from hybridtrader.data.quality import check_data_quality
     from hybridtrader.venue.server import service_urls
 
     cfg = load_config(args.config)
@@ -107,4 +108,8 @@ def run_fetch(args: argparse.Namespace) -> int:
                                 progress=progress)
     print(f"fetched {result.bars} bars ({result.added} new) in {result.chunks - result.skipped} chunk(s); "
           f"{result.skipped} chunk(s) already done by an earlier run; store {store.root}")
+    report = check_data_quality(store.read(symbols, args.timeframe, args.start, args.end),
+                                timeframe=args.timeframe, jump_zscore=cfg.data.jump_zscore,
+                                max_abs_log_return=cfg.data.max_abs_log_return)
+    print("quality: ok" if report.ok else f"quality: {'; '.join(report.issues)}")
     return 0
