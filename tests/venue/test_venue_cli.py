@@ -46,6 +46,7 @@ def test_health_and_fetch_commands(venue: Venue, tmp_path: Path, capsys) -> None
                  "--end", "2024-01-02T23:59:59Z", "--timeframe", "5Min", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "fetched 156 bars (156 new)" in out and "quality: ok" in out
+    assert "api_calls{endpoint=bars} 1" in out
     assert main(["health", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "OK   alpaca_data" in out and "OK   store" in out and "SKIP cache:shortability" in out

@@ -89,6 +89,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     from hybridtrader.data.bar_store import BarStore
     from hybridtrader.data.fetch import fetch_to_store
     from hybridtrader.data.quality import check_data_quality
+    from hybridtrader.monitoring.metrics import METRICS
     from hybridtrader.venue.server import service_urls
 
     cfg = load_config(args.config)
@@ -112,4 +113,5 @@ def run_fetch(args: argparse.Namespace) -> int:
                                 timeframe=args.timeframe, jump_zscore=cfg.data.jump_zscore,
                                 max_abs_log_return=cfg.data.max_abs_log_return)
     print("quality: ok" if report.ok else f"quality: {'; '.join(report.issues)}")
+    print("api: " + ", ".join(f"{k} {v:g}" for k, v in METRICS.snapshot().items()))
     return 0
