@@ -167,3 +167,15 @@ def test_fills_pay_the_slippage_models_impact(market: ReplayMarket) -> None:
     assert float(small.filled_avg_price) == pytest.approx(expected(10), rel=1e-12)
     assert float(big.filled_avg_price) == pytest.approx(expected(100), rel=1e-12)
     assert standing["ask"] < float(small.filled_avg_price) < float(big.filled_avg_price)
+
+
+def test_calendar(client: TradingClient) -> None:
+    from datetime import date
+
+    from alpaca.trading.requests import GetCalendarRequest
+
+    days = client.get_calendar(GetCalendarRequest(start=date(2024, 11, 25), end=date(2024, 12, 2)))
+    assert [d.date for d in days] == [date(2024, 11, 25), date(2024, 11, 26), date(2024, 11, 27),
+                                      date(2024, 11, 29), date(2024, 12, 2)]  # Thanksgiving closed
+    assert days[3].close == datetime(2024, 11, 29, 13, 0)  # early close, New York time
+    assert days[0].open == datetime(2024, 11, 25, 9, 30)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from hybridtrader.venue.replay import ReplayClock
 OPEN_STATES = ("new", "accepted", "partially_filled")
 TIFS = ("day", "gtc", "opg", "cls", "ioc", "fok")
 MARGIN_MULTIPLIER = 2.0
+T1_SETTLEMENT = date(2024, 5, 28)  # US equities settle T+1 from this date, T+2 before
 _NS = 1_000_000_000
 
 
@@ -370,6 +371,7 @@ class TradingApi:
         return [
             web.get("/v2/account", self.account),
             web.get("/v2/clock", self.clock),
+            web.get("/v2/calendar", self.calendar),
             web.get("/v2/assets", self.assets),
             web.get("/v2/assets/{symbol}", self.asset),
             web.post("/v2/orders", self.submit),
@@ -433,6 +435,26 @@ class TradingApi:
             "next_open": next_open.astimezone(ny).isoformat(),
             "next_close": next_close.astimezone(ny).isoformat(),
         })
+
+    async def calendar(self, request: web.Request) -> web.Response:
+        """NYSE sessions in [start, end] (default: the replayed market's days and the year after), with
+        open/close as New York HH:MM and the settlement date (T+1 from 2024-05-28, T+2 before)."""
+        first = datetime.fromtimestamp(self.market.start_ns // _NS, tz=UTC).date()
+        try:
+            lo = date.fromisoformat(request.query.get("start") or first.isoformat())
+            hi = date.fromisoformat(request.query.get("end") or (lo + timedelta(days=366)).isoformat())
+        except ValueError:
+            raise unprocessable(f"start/end must be YYYY-MM-DD, got {dict(request.query)}") from None
+        out = []
+        for d in calendar.sessions(lo, hi):
+            o, c = (x.astimezone(calendar.NEW_YORK) for x in calendar.session_bounds(d))
+            settle = calendar.next_session(d)
+            if d < T1_SETTLEMENT:
+                settle = calendar.next_session(settle)
+            out.append({"date": d.isoformat(), "open": f"{o:%H:%M}", "close": f"{c:%H:%M}",
+                        "session_open": "0400", "session_close": "2000",
+                        "settlement_date": settle.isoformat()})
+        return _json(out)
 
     async def assets(self, request: web.Request) -> web.Response:
         status = request.query.get("status")
