@@ -362,6 +362,7 @@ class VenueConfig(Section):
     stream_batch: int = Field(1000, gt=0)  # messages per frame at most
     cash: float = Field(100_000.0, gt=0)
     impact: bool = True  # fills pay the slippage model's market impact beyond the quote
+    history_until_clock: bool = False  # REST history stops at the replay clock (no peeking ahead)
     market: VenueMarketConfig = Field(default_factory=VenueMarketConfig)
     faults: FaultConfig = Field(default_factory=FaultConfig)
 

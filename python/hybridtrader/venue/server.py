@@ -110,7 +110,8 @@ class Venue:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 20)
         cfg = self.config
-        app.add_routes(MarketDataApi(self.market, self.faults).routes())
+        until = self.clock if cfg.history_until_clock else None
+        app.add_routes(MarketDataApi(self.market, self.faults, until).routes())
         app.add_routes(TradingApi(self.broker).routes())
         app.add_routes(FinnhubApi(self.market, {LOCAL_FINNHUB_TOKEN}, cfg.finnhub_rate_limit_per_minute)
                        .routes())
