@@ -49,7 +49,8 @@ def test_health_and_fetch_commands(venue: Venue, tmp_path: Path, capsys) -> None
     assert "api_calls{endpoint=bars} 1" in out
     assert main(["health", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
-    assert "OK   alpaca_data" in out and "OK   store" in out and "SKIP cache:shortability" in out
+    assert "OK   alpaca_data" in out and "OK   alpaca_trading" in out and "OK   store" in out
+    assert "SKIP cache:shortability" in out
     files = sorted((tmp_path / "data" / "bars").glob("timeframe=5Min/symbol=S00/*.parquet"))
     files[0].write_bytes(b"garbage")
     assert main(["health", "--config", str(cfg)]) == 1
