@@ -9,6 +9,8 @@ from pathlib import Path
 import requests
 import yaml
 from hybridtrader.cli import main
+from hybridtrader.config import load_config
+from hybridtrader.data.shortability_cache import ShortabilityCache
 from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, ReplayMarket, Venue
 
 MAIN = "import sys; from hybridtrader.cli import main; sys.exit(main())"
@@ -51,6 +53,9 @@ def test_health_and_fetch_commands(venue: Venue, tmp_path: Path, capsys) -> None
     out = capsys.readouterr().out
     assert "OK   alpaca_data" in out and "OK   alpaca_trading" in out and "OK   store" in out
     assert "SKIP cache:shortability" in out
+    ShortabilityCache(load_config(cfg)).get_many(["S00", "S01"])  # persisted under data_dir/cache
+    assert main(["health", "--config", str(cfg)]) == 0
+    assert "OK   cache:shortability   2 entries, 0 expired" in capsys.readouterr().out
     files = sorted((tmp_path / "data" / "bars").glob("timeframe=5Min/symbol=S00/*.parquet"))
     files[0].write_bytes(b"garbage")
     assert main(["health", "--config", str(cfg)]) == 1
