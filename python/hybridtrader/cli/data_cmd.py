@@ -105,8 +105,9 @@ def run_fetch(args: argparse.Namespace) -> int:
         def progress(done: int, total: int, bars: int) -> None:
             bar.update(task, completed=done, total=total, bars=bars)
 
+        source = cfg.alpaca.data_url or f"local venue ({cfg.venue.market.model_dump_json()})"
         result = fetch_to_store(client, store, symbols, args.timeframe, args.start, args.end,
-                                progress=progress)
+                                progress=progress, source=source)
     print(f"fetched {result.bars} bars ({result.added} new) in {result.chunks - result.skipped} chunk(s); "
           f"{result.skipped} chunk(s) already done by an earlier run; store {store.root}")
     report = check_data_quality(store.read(symbols, args.timeframe, args.start, args.end),
