@@ -214,6 +214,10 @@ def _stream(url: str, binary: bool, n: int) -> int:
             got = 0
             while got < n:
                 got += sum(1 for m in dec(await ws.recv()) if m["T"] == "t")
+            # stop the flow and drain it before closing (a client that stops reading stalls the close)
+            await ws.send(enc({"action": "unsubscribe", "trades": ["*"]}))
+            while not any(m["T"] == "subscription" for m in dec(await ws.recv())):
+                pass
             return got
 
     return asyncio.run(main())

@@ -12,6 +12,8 @@ import pytest
 from hybridtrader import _core
 from hybridtrader.market import aggregate_quotes, aggregate_trades
 from hybridtrader.market import bars as bars_mod
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 UTC_NS = pl.Datetime("ns", "UTC")
@@ -359,3 +361,30 @@ def test_native_and_public_frame_builders_agree() -> None:
         np.testing.assert_array_equal(frame["spread_bps_last"].to_numpy(), columns[8])
         assert frame["symbol"].to_list() == symbols
         assert frame["ts"].dt.epoch("ns").to_list() == columns[0].tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.integers(0, 50),
+            st.one_of(st.floats(0.5, 9.0), st.just(float("nan"))),
+            st.integers(0, 9).map(float),
+        ),
+        min_size=1,
+        max_size=80,
+    ),
+    rule=st.sampled_from([{"every": 13}, {"every": "1s"}, {"ticks": 3}, {"volume": 12.0}, {"dollars": 40.0}]),
+)
+def test_row_order_does_not_change_bars(rows, rule) -> None:
+    # The same trades in time order, grouped by symbol, and reversed (distinct timestamps per symbol):
+    # the run-length, hashed and sorting paths give the same bars.
+    seen: set[tuple[int, int]] = set()
+    trades = [(f"S{s}", BASE + t, p, q) for s, t, p, q in rows if not ((s, t) in seen or seen.add((s, t)))]
+    frame = pl.DataFrame(trades, schema=["symbol", "ts", "price", "size"], orient="row").with_columns(
+        pl.col("ts").cast(UTC_NS)
+    ).sort("ts", maintain_order=True)
+    expected = aggregate_trades(frame, **rule)
+    for variant in (frame.sort("symbol", "ts"), frame.reverse(), frame.sort("symbol", "ts").reverse()):
+        assert_frame_equal(aggregate_trades(variant, **rule), expected)

@@ -42,6 +42,7 @@ def test_cli_writes_the_batch_bars(tmp_path: Path, capsys, shuffle: bool, rule: 
     assert pl.read_parquet(dst).equals(expected)
     summary = capsys.readouterr().out
     assert f"wrote {len(expected):,} trade bars for 3 symbols from {len(trades):,} ticks" in summary
+    assert ("sorted" in summary) == shuffle
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bars.parquet", "trades.parquet"]  # no temp left
 
 

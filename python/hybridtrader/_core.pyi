@@ -1,9 +1,9 @@
 """Type stubs for the Rust extension `hybridtrader._core`."""
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -135,6 +135,102 @@ class SlidingWindowLimiter:
     def stats(self) -> dict[str, object]:
         """admitted, rejected, admitted_weight, rates, and per key: the counters and `in_window` weights."""
 
+class ExposureCore:
+    """Exposure manager core: per-book caps (gross, net, symbol, sector as % of equity; order notional;
+    open positions) checked in O(1) against running integer-cent sums; trading state ACTIVE / REDUCING /
+    HALTED; circuit breaker. Thread-safe. Use `hybridtrader.ExposureManager` (a subclass built from the
+    config); see `rust/src/exposure.rs` for the decision rules."""
+
+    reason_codes: ClassVar[list[str]]
+    def __new__(
+        cls,
+        books: list[tuple[str, float, float, float, float, float, int]],
+        max_daily_loss_pct: float,
+        max_drawdown_pct: float,
+        reduce_daily_loss_pct: float | None = None,
+        reduce_drawdown_pct: float | None = None,
+        default_shortable: bool = True,
+    ) -> ExposureCore:
+        """`books`: (name, max_gross_pct, max_net_pct, max_symbol_pct, max_sector_pct, max_order_notional,
+        max_open_positions). ValueError for a non-positive cap or a duplicate book."""
+    @property
+    def books(self) -> list[str]: ...
+    def check_order(
+        self, symbol: str, side: str, qty: float, price: float, book: str = "intraday"
+    ) -> tuple[bool, str]:
+        """`(allowed, reason)`, reason "ok" when allowed. ValueError for a bad side, qty <= 0, price <= 0,
+        NaN/inf or an unknown book."""
+    def _encode(
+        self, values: Iterable[str] | npt.NDArray[np.uint32]
+    ) -> tuple[list[str], npt.NDArray[np.uint32]]: ...
+    def _check_batch(
+        self,
+        book: str,
+        names: list[str],
+        codes: npt.NDArray[np.uint32],
+        signs: npt.NDArray[np.int8],
+        qtys: npt.NDArray[np.float64],
+        prices: npt.NDArray[np.float64],
+        sequential: bool,
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint8]]: ...
+    def _check_values(
+        self,
+        book: str,
+        equity: float,
+        values: list[float],
+        existing: int | None,
+        order_value: float,
+        symbol: str = "order",
+    ) -> tuple[bool, str]: ...
+    def update_position(self, book: str, symbol: str, qty: float, price: float) -> None:
+        """Set the position to `qty` shares (signed, negative = short) valued at `price`."""
+    def apply_fill(self, book: str, symbol: str, side: str, qty: float, price: float) -> None:
+        """Change the position by +qty (buy) / -qty (sell), valued at `price`."""
+    def mark_price(self, symbol: str, price: float) -> None:
+        """Re-mark every book's position in `symbol`."""
+    @property
+    def equity(self) -> float: ...
+    def set_equity(self, equity: float) -> None: ...
+    def set_sector(self, symbol: str, sector: str | None) -> None:
+        """ValueError for an empty symbol."""
+    def set_sectors(self, mapping: Mapping[str, str | None]) -> None: ...
+    def sector_of(self, symbol: str) -> str | None: ...
+    def set_shortable(self, symbol: str, shortable: bool) -> None: ...
+    def is_shortable(self, symbol: str) -> bool: ...
+    def position(self, book: str, symbol: str) -> tuple[float, float]:
+        """`(qty, price)`, `(0.0, 0.0)` when flat."""
+    def positions(self, book: str) -> list[tuple[str, float, float]]: ...
+    def metrics(self, book: str) -> dict[str, float]:
+        """gross, net (account currency), gross_pct, net_pct (% of equity, |net|), open_positions."""
+    def sector_exposure(self, book: str, sector: str) -> float: ...
+    def clear_positions(self) -> None: ...
+    @property
+    def state(self) -> str:
+        """"ACTIVE", "REDUCING" or "HALTED"."""
+    @property
+    def state_reason(self) -> str: ...
+    @property
+    def state_since_ns(self) -> int: ...
+    def set_state(self, state: str, reason: str, ts_ns: int | None = None) -> None: ...
+    def _start_session(self, day: int, equity: float, ts_ns: int | None = None) -> None: ...
+    @property
+    def _session_day(self) -> int | None: ...
+    @property
+    def session_start_equity(self) -> float: ...
+    @property
+    def peak_equity(self) -> float: ...
+    def _update_breaker(self, equity: float, ts_ns: int | None = None) -> bool: ...
+    def _reset(self, ts_ns: int | None = None) -> None: ...
+    def _restore_breaker(
+        self,
+        day: int | None,
+        session_start_equity: float,
+        peak_equity: float,
+        state: str,
+        reason: str,
+        since_ns: int,
+    ) -> None: ...
+
 TradeBar = tuple[str, int, float, float, float, float, float, float, int]
 """(symbol, ts ns, open, high, low, close, volume, vwap, trades)."""
 
@@ -208,15 +304,14 @@ class BarAggregator:
 
 def bar_codes_from_hashes(
     h1: npt.NDArray[np.uint64], h2: npt.NDArray[np.uint64]
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64]]:
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64]] | None:
     """Dense codes (first-seen order) of a column from two independent 64-bit hashes of its values, and the
-    first row of each code. Raises ValueError when the two hashes disagree (a collision)."""
+    first row of each code; None when the two hashes disagree (a collision: use exact codes)."""
 
 def aggregate_bars(
     source: Literal["trades", "quotes"],
     codes: npt.NDArray[np.uint32],
     n_symbols: int,
-    order: npt.NDArray[np.uint32] | None,
     ts: npt.NDArray[np.int64],
     a: npt.NDArray[np.float64],
     b: npt.NDArray[np.float64],
@@ -227,7 +322,46 @@ def aggregate_bars(
     dollars: float | None = None,
     origin: int = 0,
 ) -> tuple[npt.NDArray[np.uint32], tuple[np.ndarray, ...], dict[str, int]]:
-    """Batch bars over whole columns with the GIL released (behind `hybridtrader.market.aggregate_trades`
-    and `aggregate_quotes`). ``a``/``b`` are price/size or bid/ask. Input is sorted stably by
-    (code, ts) when needed; output is ordered by (order[code], ts). Returns the bars' symbol codes, the other
-    bar columns as numpy arrays (ts first), and the stats."""
+    """Batch bars over whole columns, symbols given as codes < n_symbols, GIL released (one of the engines
+    behind `hybridtrader.market.aggregate_trades` / `aggregate_quotes`). ``a``/``b`` are price/size or
+    bid/ask. Rows not in time order per symbol are sorted stably by (code, ts) first. Returns the bars'
+    symbol codes, the other bar columns as numpy arrays (ts first), and the stats; bars ordered by
+    (code, ts)."""
+
+def aggregate_bars_hashed(
+    source: Literal["trades", "quotes"],
+    h1: npt.NDArray[np.uint64],
+    h2: npt.NDArray[np.uint64],
+    ts: npt.NDArray[np.int64],
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    *,
+    every: str | int | None = None,
+    ticks: int | None = None,
+    volume: float | None = None,
+    dollars: float | None = None,
+    origin: int = 0,
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint64], tuple[np.ndarray, ...], dict[str, int]] | None:
+    """`aggregate_bars` with symbols given by two independent hashes per row, interned in the same pass
+    (codes in first-seen order). Returns (codes, first row of each code, columns, stats), or None when the
+    hashes collide."""
+
+def aggregate_bars_runs(
+    source: Literal["trades", "quotes"],
+    run_lengths: npt.NDArray[np.uint64],
+    ts: npt.NDArray[np.int64],
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    *,
+    every: str | int | None = None,
+    ticks: int | None = None,
+    volume: float | None = None,
+    dollars: float | None = None,
+    origin: int = 0,
+) -> tuple[npt.NDArray[np.uint32], tuple[np.ndarray, ...], dict[str, int]]:
+    """`aggregate_bars` for rows grouped by symbol: symbol code k is the k-th run of ``run_lengths[k]``
+    rows, each symbol in a single run. No per-row symbol data is read; large input uses two threads."""
+
+def bar_order(symbols: npt.NDArray[np.uint32], key: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
+    """The stable permutation that orders rows by ``key[symbols]`` (a counting sort; ``key`` maps each
+    code into ``0..len(key)``)."""

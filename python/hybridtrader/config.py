@@ -11,10 +11,19 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +134,149 @@ class ExecutionConfig(Section):
     toxic_time: ToxicTimeConfig = Field(default_factory=ToxicTimeConfig)
 
 
+class BookCapsConfig(Section):
+    """Caps of one exposure book; percentages are of account equity."""
+
+    # Required for books other than intraday/swing, whose gross caps are the seed keys
+    # risk.max_gross_exposure_pct_intraday / _swing (setting it here for those two is an error).
+    max_gross_exposure_pct: float | None = Field(None, gt=0)
+    max_net_exposure_pct: float = Field(35.0, gt=0)
+    max_symbol_exposure_pct: float = Field(10.0, gt=0)
+    max_sector_exposure_pct: float = Field(25.0, gt=0)
+    max_order_notional: float = Field(100_000.0, gt=0)  # account currency, per order
+    max_open_positions: int = Field(20, gt=0, le=4_294_967_295)
+
+
+_DEFAULT_BOOKS: dict[str, dict[str, Any]] = {
+    "intraday": {},
+    "swing": {
+        "max_net_exposure_pct": 80.0,
+        "max_symbol_exposure_pct": 15.0,
+        "max_sector_exposure_pct": 35.0,
+        "max_order_notional": 250_000.0,
+        "max_open_positions": 30,
+    },
+}
+
+
+class ExposureConfig(Section):
+    # Books given here are merged key by key over the defaults; intraday and swing always exist.
+    books: dict[str, BookCapsConfig] = Field(
+        default_factory=lambda: {k: BookCapsConfig(**v) for k, v in _DEFAULT_BOOKS.items()}
+    )
+    default_shortable: bool = True  # for symbols never marked with set_shortable
+    flatten_minutes_before_close: float = Field(5.0, ge=0, le=390)
+
+    @field_validator("books", mode="before")
+    @classmethod
+    def _merge_default_books(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        merged: dict[str, Any] = {k: dict(v) for k, v in _DEFAULT_BOOKS.items()}
+        for name, caps in raw.items():
+            if isinstance(caps, dict) and isinstance(merged.get(name), dict):
+                merged[name] = {**merged[name], **caps}
+            else:
+                merged[name] = caps
+        return merged
+
+
+class CircuitBreakerConfig(Section):
+    """Emergency flatten: daily loss vs session-start equity, drawdown vs peak equity (percent)."""
+
+    max_daily_loss_pct: float = Field(3.0, gt=0, le=100)
+    max_drawdown_pct: float = Field(10.0, gt=0, le=100)
+    # Optional softer levels that move the manager to REDUCING first (None: off).
+    reduce_daily_loss_pct: float | None = Field(2.0, gt=0, le=100)
+    reduce_drawdown_pct: float | None = Field(None, gt=0, le=100)
+
+
+def regime_key(name: str) -> str:
+    """Canonical regime name: lower case, "_" for "-" and " " ("High Volatility" -> high_volatility)."""
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def _default_regimes() -> dict[str, float]:
+    return {"normal": 1.0, "trending": 1.0, "ranging": 0.75, "high_volatility": 0.5, "crisis": 0.25}
+
+
+class SizingConfig(Section):
+    """DynamicSizer: ATR risk sizing, regime multipliers, volatility targeting, fractional Kelly, caps."""
+
+    risk_per_trade_pct: float = Field(1.0, gt=0, le=100)  # % of equity lost if the stop is hit
+    atr_multiple: float = Field(2.0, gt=0)  # stop distance k x ATR
+    max_position_pct: float = Field(20.0, gt=0)  # notional cap per position, % of equity
+    regime_multipliers: dict[str, float] = Field(default_factory=_default_regimes)
+    symbol_risk_multipliers: dict[str, float] = Field(default_factory=dict)  # e.g. {"TSLA": 0.5}
+    target_volatility: float = Field(0.15, gt=0)  # annualised, as a fraction
+    max_volatility_scale: float = Field(2.0, gt=0)  # cap on target / realised
+    kelly_fraction: float = Field(0.5, gt=0, le=1)
+    max_heat_pct: float = Field(6.0, gt=0, le=100)  # portfolio heat cap
+    heat_warn_pct: float = Field(4.5, gt=0, le=100)  # from here new risk is scaled by heat_warn_factor
+    heat_warn_factor: float = Field(0.5, ge=0, le=1)
+    drawdown_reduce_pct: float = Field(5.0, gt=0, le=100)
+    drawdown_reduce_factor: float = Field(0.5, ge=0, le=1)
+    drawdown_severe_pct: float = Field(10.0, gt=0, le=100)
+    drawdown_severe_factor: float = Field(0.25, ge=0, le=1)
+    losing_streak: int = Field(3, gt=0)  # consecutive losing trades
+    losing_streak_factor: float = Field(0.5, ge=0, le=1)
+    rolling_window: int = Field(20, gt=0)  # trades in the rolling PnL
+    rolling_loss_factor: float = Field(0.75, ge=0, le=1)
+
+    @field_validator("regime_multipliers", "symbol_risk_multipliers")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, m in v.items():
+            if not (m >= 0 and m != float("inf")):
+                raise ValueError(f"multiplier for {k!r} must be finite and >= 0, got {m}")
+        return v
+
+    @field_validator("regime_multipliers")
+    @classmethod
+    def _regime_names(cls, v: dict[str, float]) -> dict[str, float]:
+        # Regimes are looked up case-insensitively with "-" / " " read as "_".
+        return {regime_key(k): m for k, m in v.items()}
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SizingConfig:
+        if self.heat_warn_pct > self.max_heat_pct:
+            raise ValueError(f"heat_warn_pct {self.heat_warn_pct} > max_heat_pct {self.max_heat_pct}")
+        if self.drawdown_reduce_pct > self.drawdown_severe_pct:
+            raise ValueError(
+                f"drawdown_reduce_pct {self.drawdown_reduce_pct} > "
+                f"drawdown_severe_pct {self.drawdown_severe_pct}"
+            )
+        return self
+
+
 class RiskConfig(Section):
     max_gross_exposure_pct_intraday: float = Field(50.0, gt=0)
     max_gross_exposure_pct_swing: float = Field(100.0, gt=0)
+    exposure: ExposureConfig = Field(default_factory=ExposureConfig)
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    sizing: SizingConfig = Field(default_factory=SizingConfig)
+
+    @model_validator(mode="after")
+    def _gross_caps(self) -> RiskConfig:
+        for name, caps in self.exposure.books.items():
+            seeded = name in ("intraday", "swing")
+            if seeded and caps.max_gross_exposure_pct is not None:
+                raise ValueError(
+                    f"exposure.books.{name}.max_gross_exposure_pct: set max_gross_exposure_pct_{name} instead"
+                )
+            if not seeded and caps.max_gross_exposure_pct is None:
+                raise ValueError(f"exposure.books.{name}.max_gross_exposure_pct is required")
+        return self
+
+    def gross_cap_pct(self, book: str) -> float:
+        """The gross exposure cap of a book, in % of equity."""
+        if book == "intraday":
+            return self.max_gross_exposure_pct_intraday
+        if book == "swing":
+            return self.max_gross_exposure_pct_swing
+        cap = self.exposure.books[book].max_gross_exposure_pct
+        assert cap is not None  # enforced by _gross_caps
+        return cap
 
 
 # ----------------------------------------------------------------------------------- providers
@@ -248,6 +397,8 @@ class VenueConfig(Section):
     stream_connections_per_key: int = Field(1, gt=0)  # Alpaca allows one stream connection per key
     stream_batch: int = Field(1000, gt=0)  # messages per frame at most
     cash: float = Field(100_000.0, gt=0)
+    impact: bool = True  # fills pay the slippage model's market impact beyond the quote
+    history_until_clock: bool = False  # REST history stops at the replay clock (no peeking ahead)
     market: VenueMarketConfig = Field(default_factory=VenueMarketConfig)
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
@@ -269,8 +420,8 @@ class DataConfig(Section):
     earnings_ttl_s: float = Field(86_400.0, gt=0)
     blackout_sessions_before: int = Field(1, ge=0)
     blackout_sessions_after: int = Field(1, ge=0)
-    stale_after_s: float = Field(300.0, gt=0)  # quality: a feed silent this long is stale
     jump_zscore: float = Field(8.0, gt=0)  # quality: robust z-score of a 1-bar return flagged as a jump
+    max_abs_log_return: float = Field(0.2, gt=0)  # quality: any 1-bar move larger than this is a jump
 
 
 class Config(Section):
@@ -290,16 +441,24 @@ class Config(Section):
 
 
 # --------------------------------------------------------------------------------------- loading
-def _substitute(node: Any, path: str, unset: list[str]) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string; a whole-value unset variable becomes None."""
+def _substitute(node: Any, loc: tuple[Any, ...], unset: list[str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string.
+
+    A whole value that is an unset variable without default becomes None where the key accepts None (a
+    secret: its provider is then disabled) and is an error elsewhere.
+    """
     if isinstance(node, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), unset) for k, v in node.items()}
+        return {k: _substitute(v, (*loc, k), unset) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute(v, f"{path}[{i}]", unset) for i, v in enumerate(node)]
+        return [_substitute(v, (*loc, i), unset) for i, v in enumerate(node)]
     if not isinstance(node, str) or "${" not in node:
         return node
+    path = _path(loc)
     whole = _VAR.fullmatch(node)
     if whole and whole.group(1) not in os.environ and whole.group(2) is None:
+        annotation = _resolve(loc)[1]
+        if annotation is not None and type(None) not in get_args(annotation):  # unknown keys: reported later
+            raise ConfigError(f"config error at {path}: environment variable {whole.group(1)} is not set")
         unset.append(f"{path} (${{{whole.group(1)}}})")
         return None
 
@@ -314,15 +473,51 @@ def _substitute(node: Any, path: str, unset: list[str]) -> Any:
     return _VAR.sub(value, node)
 
 
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X (the first non-None member of a union)."""
+    if get_origin(annotation) in (Union, UnionType):
+        return next(a for a in get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def _resolve(loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, Any]:
+    """The section holding the last key of an error location, and that key's annotation (None if unknown)."""
+    node: Any = Config
+    parent: type[BaseModel] | None = None
+    for part in loc:
+        node, parent = _unwrap(node), None
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            parent = node
+            field = node.model_fields.get(str(part))
+            node = field.annotation if field is not None else None
+        elif get_origin(node) in (dict, list):
+            node = get_args(node)[-1] if get_args(node) else None
+        else:
+            return None, None
+    return parent, node
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out or "<root>"
+
+
 def _format(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "<root>"
-        msg = e["msg"]
+        loc = tuple(e["loc"])
+        parent, annotation = _resolve(loc)
+        got = e.get("input")
+        if _unwrap(annotation) is SecretStr:
+            got = "**********"  # never echo a secret, even an invalid one
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"config error at {where}: {msg} (got {e.get('input')!r})")
-    return "\n".join(lines)
+            allowed = ", ".join(parent.model_fields) if parent is not None else "none"
+            lines.append(f"config error at {_path(loc)}: unknown key (allowed keys here: {allowed})")
+            continue
+        lines.append(f"config error at {_path(loc)}: {e['msg']} (got {got!r})")
+    return "; ".join(lines)  # one line, as the CLI reports errors
 
 
 def config_from_dict(raw: dict[str, Any] | None) -> Config:
@@ -332,7 +527,7 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"config error at <root>: expected a mapping, got {type(raw).__name__}")
     unset: list[str] = []
-    data = _substitute(raw, "", unset)
+    data = _substitute(raw, (), unset)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:

@@ -1,7 +1,8 @@
 //! Criterion benches of the pure-Rust bar engine: batch 1-minute bars, streaming pushes, hash interning.
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use hybridtrader_core::bars::{
-    aggregate, codes_from_hashes, Aggregator, BarColumns, Rule, TradeBars, Trades,
+    aggregate, aggregate_hashed, aggregate_runs, codes_from_hashes, Aggregator, BarColumns, Rule,
+    TradeBars, Trades,
 };
 use std::hint::black_box;
 
@@ -67,6 +68,22 @@ fn benches(c: &mut Criterion) {
     let h2: Vec<u64> = s.iter().map(|&x| u64::from(x) ^ 0x1234).collect();
     g.bench_function("codes_from_hashes", |b| {
         b.iter(|| codes_from_hashes(&h1, &h2).unwrap())
+    });
+    g.bench_function("aggregate_hashed_1m_batch", |b| {
+        b.iter(|| aggregate_hashed::<Trades>(minute, &h1, &h2, &ts, &p, &q).unwrap())
+    });
+    // The same trades grouped by symbol, as a store sorted by (symbol, ts) holds them.
+    let mut grouped: Vec<usize> = (0..N).collect();
+    grouped.sort_by_key(|&i| (s[i], ts[i]));
+    let gts: Vec<i64> = grouped.iter().map(|&i| ts[i]).collect();
+    let gp: Vec<f64> = grouped.iter().map(|&i| p[i]).collect();
+    let gq: Vec<f64> = grouped.iter().map(|&i| q[i]).collect();
+    let mut runs = vec![0u64; SYMBOLS as usize];
+    for &x in &s {
+        runs[x as usize] += 1;
+    }
+    g.bench_function("aggregate_runs_1m_batch_grouped", |b| {
+        b.iter(|| aggregate_runs::<Trades>(minute, &runs, &gts, &gp, &gq).unwrap())
     });
     g.finish();
 }

@@ -606,6 +606,22 @@ impl<S: Source> Aggregator<S> {
     /// Adds one tick; bars it completes are appended to `out`. Returns whether the tick was accepted.
     #[inline]
     pub fn push(&mut self, symbol: u32, ts: i64, tick: S::Tick, out: &mut S::Bars) -> bool {
+        let mut stats = self.stats;
+        let accepted = self.push_counted(&mut stats, symbol, ts, tick, out);
+        self.stats = stats;
+        accepted
+    }
+
+    /// `push` counting into `stats`: loops pass a local copy, which stays in registers.
+    #[inline(always)]
+    fn push_counted(
+        &mut self,
+        stats: &mut Stats,
+        symbol: u32,
+        ts: i64,
+        tick: S::Tick,
+        out: &mut S::Bars,
+    ) -> bool {
         let idx = symbol as usize;
         if idx >= self.slots.len() {
             self.reserve_symbols(idx + 1);
@@ -613,7 +629,7 @@ impl<S: Source> Aggregator<S> {
         Self::step(
             self.rule,
             &mut self.slots[idx],
-            &mut self.stats,
+            stats,
             symbol,
             ts,
             tick,
@@ -717,9 +733,11 @@ impl<S: Source> Aggregator<S> {
         ticks: impl Iterator<Item = S::Tick>,
         out: &mut S::Bars,
     ) {
+        let mut stats = self.stats;
         for ((&sym, &t), tick) in symbols.iter().zip(ts).zip(ticks) {
-            self.push(sym, t, tick, out);
+            self.push_counted(&mut stats, sym, t, tick, out);
         }
+        self.stats = stats;
     }
 
     /// Emits every time bar whose interval has ended (`end <= now`), in symbol-id order. Count-based bars
@@ -1251,6 +1269,8 @@ fn push_rows<S: Source<Tick = (f64, f64)>>(
     }
     let long_runs = changes * 16 < probe;
     let mut last: Vec<i64> = Vec::new();
+    let mut stats = agg.stats;
+    let mut sorted = true;
     let mut i = 0;
     while i < n {
         let id = id_at(i)?;
@@ -1259,25 +1279,31 @@ fn push_rows<S: Source<Tick = (f64, f64)>>(
             last.resize(k + 1, i64::MIN);
         }
         if ts[i] < last[k] {
-            return Ok(false);
+            sorted = false;
+            break;
         }
         if long_runs {
             let mut j = i + 1;
             while j < n && id_at(j)? == id {
                 j += 1;
             }
-            if !agg.push_sorted_run(id, &ts[i..j], &a[i..j], &b[i..j], out) {
-                return Ok(false);
+            agg.stats = stats;
+            sorted = agg.push_sorted_run(id, &ts[i..j], &a[i..j], &b[i..j], out);
+            stats = agg.stats;
+            if !sorted {
+                break;
             }
             last[k] = ts[j - 1];
             i = j;
         } else {
+            // Counting into a local keeps the counters in registers across ticks.
             last[k] = ts[i];
-            agg.push(id, ts[i], (a[i], b[i]), out);
+            agg.push_counted(&mut stats, id, ts[i], (a[i], b[i]), out);
             i += 1;
         }
     }
-    Ok(true)
+    agg.stats = stats;
+    Ok(sorted)
 }
 
 /// The stable permutation that orders rows by `key[symbol]` (a counting sort; `key` maps every symbol

@@ -3,45 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 
-import numpy as np
 import polars as pl
 import pytest
 from hybridtrader.config import VenueConfig
-from hybridtrader.market import calendar
+from hybridtrader.market.synth import generate_market
 from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, ReplayMarket, Venue
-
-TS = pl.Datetime("ns", "UTC")
 
 
 def small_market(symbols: int = 3, sessions: int = 2, start: str = "2024-01-02", seed: int = 0,
-                 trades_per_minute: int = 4) -> ReplayMarket:
-    """Random-walk trades and quotes on regular-session minutes (the synthetic market's schema)."""
-    rng = np.random.default_rng(seed)
-    first = date.fromisoformat(start)
-    days = calendar.sessions(first, date(first.year + 1, 12, 31))[:sessions]
-    minutes = calendar.session_minutes_ns(days[0], days[-1])
+                 trades_per_minute: float = 20.0) -> ReplayMarket:
+    """The synthetic market (names S00, S01...) with reference data fixed for the tests: S01 is not
+    shortable, only S00 is easy to borrow; S00 reports before the open of the last session, S01 after the
+    close of the first. At 20 trades a minute every session minute has a bar."""
     names = [f"S{i:02d}" for i in range(symbols)]
-    trades, quotes = [], []
-    for k, sym in enumerate(names):
-        n = minutes.size * trades_per_minute
-        ts = np.repeat(minutes, trades_per_minute) + np.tile(
-            np.sort(rng.integers(0, 60_000_000_000, trades_per_minute)), minutes.size)
-        price = 50.0 * (k + 1) * np.exp(np.cumsum(rng.normal(0, 4e-4, n)))
-        size = rng.integers(1, 20, n) * 10
-        trades.append(pl.DataFrame({"symbol": sym, "ts": ts, "price": price.round(4), "size": size}))
-        half = np.maximum(0.005, price * 1e-4).round(4)
-        quotes.append(pl.DataFrame({"symbol": sym, "ts": ts - 1000, "bid": (price - half).round(4),
-                                    "ask": (price + half).round(4), "bid_size": rng.integers(1, 10, n) * 100,
-                                    "ask_size": rng.integers(1, 10, n) * 100}))
-    t = pl.concat(trades).with_columns(pl.col("ts").cast(TS))
-    q = pl.concat(quotes).with_columns(pl.col("ts").cast(TS))
-    info = pl.DataFrame({"symbol": names, "sector": "Tech", "shortable": [i != 1 for i in range(symbols)],
-                         "easy_to_borrow": [i == 0 for i in range(symbols)], "adv": 1e6, "daily_vol": 0.02})
+    m = generate_market(symbols=names, sessions=sessions, start=start, seed=seed,
+                        trades_per_minute=trades_per_minute)
+    days = m.bars_1d["ts"].dt.convert_time_zone("America/New_York").dt.date().unique().sort()
+    info = m.symbols.with_columns(shortable=pl.col("symbol") != "S01",
+                                  easy_to_borrow=pl.col("symbol") == "S00")
     earnings = pl.DataFrame({"symbol": names[:2], "date": [days[-1], days[0]], "hour": ["bmo", "amc"],
                              "eps_estimate": [1.0, 2.0], "eps_actual": [1.1, 1.9]})
-    return ReplayMarket(trades=t, quotes=q, symbols=info, earnings=earnings)
+    return ReplayMarket(trades=m.trades, quotes=m.quotes, bars_1m=m.bars_1m, bars_1d=m.bars_1d, symbols=info,
+                        earnings=earnings)
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +50,8 @@ def _no_leftover_faults(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def fresh_venue(market: ReplayMarket) -> Iterator[Venue]:
-    """A venue of its own (broker state, rate-limit budget) for one test."""
-    with Venue(VenueConfig(speed="max"), market=market) as v:
+    """A venue of its own (broker state, rate-limit budget) for one test; fills at the quote (no impact)."""
+    with Venue(VenueConfig(speed="max", impact=False, cash=10_000_000), market=market) as v:
         yield v
 
 

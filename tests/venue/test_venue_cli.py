@@ -9,6 +9,8 @@ from pathlib import Path
 import requests
 import yaml
 from hybridtrader.cli import main
+from hybridtrader.config import load_config
+from hybridtrader.data.shortability_cache import ShortabilityCache
 from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, ReplayMarket, Venue
 
 MAIN = "import sys; from hybridtrader.cli import main; sys.exit(main())"
@@ -44,10 +46,16 @@ def test_health_and_fetch_commands(venue: Venue, tmp_path: Path, capsys) -> None
                                    "alpaca": {"data_url": venue.url, "trading_url": venue.url}}))
     assert main(["data", "fetch", "--config", str(cfg), "--symbols", "S00,S01", "--start", "2024-01-02",
                  "--end", "2024-01-02T23:59:59Z", "--timeframe", "5Min", "--no-progress"]) == 0
-    assert "fetched 156 bars (156 new)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fetched 156 bars (156 new)" in out and "quality: ok" in out
+    assert "api_calls{endpoint=bars} 1" in out
     assert main(["health", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
-    assert "OK   alpaca_data" in out and "OK   store" in out and "SKIP cache:shortability" in out
+    assert "OK   alpaca_data" in out and "OK   alpaca_trading" in out and "OK   store" in out
+    assert "SKIP cache:shortability" in out
+    ShortabilityCache(load_config(cfg)).get_many(["S00", "S01"])  # persisted under data_dir/cache
+    assert main(["health", "--config", str(cfg)]) == 0
+    assert "OK   cache:shortability   2 entries, 0 expired" in capsys.readouterr().out
     files = sorted((tmp_path / "data" / "bars").glob("timeframe=5Min/symbol=S00/*.parquet"))
     files[0].write_bytes(b"garbage")
     assert main(["health", "--config", str(cfg)]) == 1

@@ -147,3 +147,19 @@ def test_per_key_rate_limit_answers_429_with_headers(market: ReplayMarket) -> No
         reset = int(limited.headers["X-RateLimit-Reset"])
         assert datetime.now(UTC).timestamp() < reset <= datetime.now(UTC).timestamp() + 61
         assert get("b", "2").status_code == 200  # the budget is per key
+
+
+def test_history_can_stop_at_the_replay_clock(market: ReplayMarket, auth: dict[str, str]) -> None:
+    from hybridtrader.config import VenueConfig
+
+    with Venue(VenueConfig(speed="max", history_until_clock=True), market=market) as v:
+        now = datetime(2024, 1, 2, 14, 40, 30, tzinfo=UTC)
+        v.clock.advance_to(int(now.timestamp()) * 10**9)
+        bars = requests.get(v.url + "/v2/stocks/bars", headers=auth, timeout=5,
+                            params={"symbols": "S00", "timeframe": "1Min", "start": "2024-01-02"}).json()
+        assert bars["bars"]["S00"][-1]["t"] == "2024-01-02T14:39:00Z"  # 14:40 is still forming
+        trades = requests.get(v.url + "/v2/stocks/trades", headers=auth, timeout=5,
+                              params={"symbols": "S00", "start": "2024-01-02", "limit": 10000}).json()
+        assert trades["trades"]["S00"][-1]["t"] <= "2024-01-02T14:40:30"
+        ref = market.trades.frame.filter((pl.col("symbol") == "S00") & (pl.col("ts") <= now))
+        assert len(trades["trades"]["S00"]) == ref.height

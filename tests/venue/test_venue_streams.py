@@ -226,3 +226,36 @@ def test_stream_faults(venue: Venue, fault: str) -> None:
         assert isinstance(bad, websockets.ConnectionClosedError) and frames == 3
     else:
         assert isinstance(bad, orjson.JSONDecodeError) and frames == 2
+
+
+def test_test_feed_streams_fakepaca(venue: Venue, market: ReplayMarket) -> None:
+    test_feed = venue.url.replace("http", "ws") + "/v2/test"
+    stream = StockDataStream(LOCAL_KEY, LOCAL_SECRET, url_override=test_feed)
+    got: list[Any] = []
+    done = threading.Event()
+
+    async def on_trade(t: Any) -> None:
+        got.append(t)
+        if len(got) >= 20:
+            done.set()
+
+    stream.subscribe_trades(on_trade, "FAKEPACA")
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    assert done.wait(20)
+    stream.stop()
+    thread.join(10)
+    first = _by_symbol(market.trades.frame, market.names[0])
+    assert {t.symbol for t in got} == {"FAKEPACA"}
+    assert [t.price for t in got[:20]] == first["price"].head(20).to_list()
+
+    async def json_feed() -> list[dict[str, Any]]:
+        async with websockets.connect(test_feed) as ws:
+            await ws.recv()
+            await ws.send(orjson.dumps(AUTH))
+            await ws.recv()
+            await ws.send(orjson.dumps({"action": "subscribe", "quotes": ["FAKEPACA"]}))
+            await ws.recv()
+            return await _recv(ws)
+
+    assert {m["S"] for m in asyncio.run(json_feed())} == {"FAKEPACA"}

@@ -58,7 +58,7 @@ def test_market_order_fills_partially_then_fully_against_quoted_size(
     assert float(done.filled_avg_price) == pytest.approx(notional / 1500)
     pos = client.get_open_position("S00")
     assert float(pos.qty) == 1500 and float(pos.avg_entry_price) == pytest.approx(notional / 1500)
-    assert float(client.get_account().cash) == pytest.approx(100_000 - notional)
+    assert float(client.get_account().cash) == pytest.approx(10_000_000 - notional)
 
 
 def test_limit_order_waits_cancels_and_client_ids_are_unique(client: TradingClient,
@@ -142,3 +142,40 @@ def test_assets_and_close_all(client: TradingClient, fresh_venue: Venue, market:
     closes = client.close_all_positions(cancel_orders=True)  # alpaca-py parses the 207 list
     assert closes == []
     assert np.isclose(float(client.get_account().equity), float(client.get_account().cash))
+
+
+def test_fills_pay_the_slippage_models_impact(market: ReplayMarket) -> None:
+    from hybridtrader.config import VenueConfig
+    from hybridtrader.execution.slippage_model import SlippageModel
+    from hybridtrader.market.timeframe import Timeframe
+
+    with Venue(VenueConfig(speed="max"), market=market) as v:
+        v.clock.advance_to(_ns(T0))
+        client = TradingClient(LOCAL_KEY, LOCAL_SECRET, url_override=v.url)
+        standing = _quotes(market, "S00", T0).row(0, named=True)
+        small = client.submit_order(MarketOrderRequest(symbol="S00", qty=10, side="buy", time_in_force="day"))
+        big = client.submit_order(MarketOrderRequest(symbol="S00", qty=100, side="buy", time_in_force="day"))
+    model = SlippageModel()  # same defaults, seeded from the same daily bars, computed here
+    model.learn_from_daily_bars(market.bars(Timeframe(1, "Day")).frame)
+    ts = standing["ts"]
+
+    def expected(qty: float) -> float:
+        cost = model.forecast_slippage("S00", "buy", qty, standing["ask"], ts)
+        impact = cost - model.forecast_spread("S00", ts) / 2
+        return standing["ask"] * (1 + impact / 1e4)
+
+    assert float(small.filled_avg_price) == pytest.approx(expected(10), rel=1e-12)
+    assert float(big.filled_avg_price) == pytest.approx(expected(100), rel=1e-12)
+    assert standing["ask"] < float(small.filled_avg_price) < float(big.filled_avg_price)
+
+
+def test_calendar(client: TradingClient) -> None:
+    from datetime import date
+
+    from alpaca.trading.requests import GetCalendarRequest
+
+    days = client.get_calendar(GetCalendarRequest(start=date(2024, 11, 25), end=date(2024, 12, 2)))
+    assert [d.date for d in days] == [date(2024, 11, 25), date(2024, 11, 26), date(2024, 11, 27),
+                                      date(2024, 11, 29), date(2024, 12, 2)]  # Thanksgiving closed
+    assert days[3].close == datetime(2024, 11, 29, 13, 0)  # early close, New York time
+    assert days[0].open == datetime(2024, 11, 25, 9, 30)

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         scan = pl.scan_parquet(args.input)
         n_rows = scan.select(pl.len()).collect().item()
         bars, stats = _stream(agg, scan, n_rows, args.chunk_rows)
+        note = ""
         if stats["late"]:
             # Not in time order per symbol: the batch path sorts and loses nothing.
             frame = scan.collect()
@@ -61,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
                 bars = aggregate_quotes(frame, origin=args.origin, **rule)
             else:
                 bars = aggregate_trades(frame, origin=args.origin, **rule)
-            stats["late"] = 0
+            note = "; input not in time order per symbol, so it was sorted"
         _write_atomic(bars, args.output)
     except pl.exceptions.PolarsError as e:
         raise ValueError(f"cannot read {args.input}: {str(e).splitlines()[0]}") from e
     print(
         f"wrote {len(bars):,} {source[:-1]} bars for {bars['symbol'].n_unique():,} symbols from "
-        f"{stats['ticks']:,} ticks ({stats['rejected']:,} rejected) to {args.output}"
+        f"{stats['ticks']:,} ticks ({stats['rejected']:,} rejected{note}) to {args.output}"
     )
     return 0
 

@@ -48,15 +48,18 @@ def fetch_to_store(
     end: datetime | date | str,
     *,
     progress: Callable[[int, int, int], None] | None = None,
+    source: str | None = None,
 ) -> FetchResult:
     """Fetch bars of `symbols` in [start, end] into `store`, resuming an interrupted run.
 
-    `progress(done_chunks, total_chunks, bars_so_far)` is called at the start and after every chunk."""
+    `progress(done_chunks, total_chunks, bars_so_far)` is called at the start and after every chunk.
+    `source` names where the bars come from in the resume key (default the client's URL; a local venue
+    started per run has a new port each time, so the CLI passes a stable name)."""
     syms = normalize_symbols(symbols)
     tf = Timeframe.parse(timeframe)
     lo, hi = to_utc("start", start), to_utc("end", end)
     chunks = chunk_ranges(lo, hi, tf, len(syms), client.data.chunk_bars)
-    request = {"url": client.url, "symbols": syms, "timeframe": tf.value, "start": rfc3339(lo),
+    request = {"source": source or client.url, "symbols": syms, "timeframe": tf.value, "start": rfc3339(lo),
                "end": rfc3339(hi), "chunk_bars": client.data.chunk_bars}
     path = state_path(store, request)
     state = read_state(path, STATE_VERSION)

@@ -24,8 +24,14 @@ class Check:
     detail: str
 
 
+PROBES = {  # a cheap authenticated GET on each API
+    "alpaca_data": ("/v2/stocks/bars", {"symbols": "SPY", "timeframe": "1Day", "limit": "1"}),
+    "alpaca_trading": ("/v2/clock", {}),
+}
+
+
 def check_api(name: str, url: str | None, config: Config, timeout: float = 5.0) -> Check:
-    """GET {url}/v2/clock with the configured (or local) keys: reachable and authorised?"""
+    """One authenticated GET (configured or local keys): is the API reachable and are we authorised?"""
     if not url:
         return Check(name, None, "no URL configured (local venue: pass --url from `hybridtrader venue`)")
     a = config.alpaca
@@ -33,7 +39,8 @@ def check_api(name: str, url: str | None, config: Config, timeout: float = 5.0) 
                "APCA-API-SECRET-KEY": a.secret_key.get_secret_value() if a.secret_key else LOCAL_SECRET}
     t0 = time.perf_counter()
     try:
-        r = requests.get(f"{url.rstrip('/')}/v2/clock", headers=headers, timeout=timeout)
+        path, params = PROBES[name]
+        r = requests.get(f"{url.rstrip('/')}{path}", params=params, headers=headers, timeout=timeout)
     except requests.RequestException as e:
         return Check(name, False, f"{url} unreachable: {e.__class__.__name__}")
     ms = (time.perf_counter() - t0) * 1000
@@ -69,9 +76,8 @@ def check_store(root: Path) -> Check:
 def health_report(config: Config, *, url: str | None = None, store_root: Path | None = None) -> list[Check]:
     data_dir = Path(config.data_dir)
     now = time.time()
-    checks = [check_api("alpaca_data", url or config.alpaca.data_url, config)]
-    if config.alpaca.trading_url and config.alpaca.trading_url != (url or config.alpaca.data_url):
-        checks.append(check_api("alpaca_trading", config.alpaca.trading_url, config))
+    checks = [check_api("alpaca_data", url or config.alpaca.data_url, config),
+              check_api("alpaca_trading", url or config.alpaca.trading_url, config)]
     for name, ttl_field in CACHES.items():
         ttl = getattr(config.data, ttl_field)
         checks.append(check_cache(name, data_dir / "cache" / f"{name}.json", ttl, now))

@@ -3,9 +3,9 @@
 Checks: staleness (last bar older than `stale_after_s` at `now`), missing minutes against the NYSE
 session calendar (intraday bars), duplicate (symbol, ts) rows, NaN/null values, non-positive prices or
 negative volume, OHLC inconsistencies (high below open/close/low, low above open/close) and outlier
-jumps: log returns whose robust z-score, 0.6745 (r - median) / MAD, exceeds `jump_zscore` (found against
-each symbol's own return distribution) or whose size exceeds `max_abs_log_return` (catches gross errors
-in series too short for a robust scale).
+jumps: log returns (within a session for intraday bars) whose robust z-score, 0.6745 (r - median) / MAD,
+exceeds `jump_zscore` (against each symbol's own return distribution) or whose size exceeds
+`max_abs_log_return` (catches gross errors in series too short for a robust scale).
 """
 
 from __future__ import annotations
@@ -142,8 +142,11 @@ def check_data_quality(
             have = ts.dt.epoch("ns").to_numpy()
             rep.missing_bars[str(sym)] = int((~np.isin(expected, have)).sum())
 
+    # intraday returns stay within a session: the overnight gap is not a bar-to-bar jump
+    over = ["symbol", pl.col("ts").dt.convert_time_zone("America/New_York").dt.date()] if tf.intraday \
+        else ["symbol"]
     valid = df.filter(pl.col("close") > 0).with_columns(
-        pl.col("close").log().diff().over("symbol").alias("log_return")).drop_nulls("log_return")
+        pl.col("close").log().diff().over(over).alias("log_return")).drop_nulls("log_return")
     jumps = []
     for (sym,), part in valid.group_by("symbol", maintain_order=True):
         r = part["log_return"].to_numpy()

@@ -78,11 +78,6 @@ class TTLCache:
                 self._refresh(stale)
             return {k: self.entries[k][1] for k in keys}
 
-    def refresh(self, keys: Iterable[str]) -> None:
-        """Reload `keys` now regardless of their age."""
-        with self._lock:
-            self._refresh(list(keys))
-
     def _refresh(self, keys: list[str]) -> None:
         try:
             loaded = self.loader(keys)
@@ -101,9 +96,3 @@ class TTLCache:
             "name": self.name, "ttl_s": self.ttl_s,
             "entries": {k: {"fetched_at": t, "value": v} for k, (t, v) in self.entries.items()},
         })
-
-    def freshness(self) -> dict[str, Any]:
-        """Summary for health reports: entry count, how many are expired, the oldest age."""
-        ages = [self.clock() - t for t, _ in self.entries.values()]
-        return {"entries": len(ages), "expired": sum(a >= self.ttl_s for a in ages),
-                "oldest_age_s": max(ages) if ages else None, "ttl_s": self.ttl_s}

@@ -1,4 +1,4 @@
-"""Market data: NYSE calendar, synthetic market, ticks into bars."""
+"""Market data: NYSE calendar, ticks into bars, synthetic market."""
 
 from hybridtrader.market.bars import aggregate_quotes, aggregate_trades, push_frame
 from hybridtrader.market.synth import SyntheticMarket, generate_market

@@ -9,6 +9,11 @@ Unsorted input is fine: rows are ordered stably by ``(symbol, ts)`` inside the e
 timestamps keep their input order (which decides open and close). Invalid ticks (non-finite or
 non-positive prices, negative or NaN sizes; for quotes also crossed or non-positive bid/ask) are dropped,
 counted, and reported by a logged warning.
+
+The engine reads the symbol column in the cheapest form that is exact: run lengths when each symbol's rows
+are contiguous (a store sorted by symbol), else two independent 64-bit hashes per row interned in the same
+pass (a collision of both is detected and falls back to exact categorical codes). `push_frame` feeds a
+streaming `BarAggregator` from a frame.
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ The generator is built in two layers that share one random stream per symbol, so
      the EPS surprise (eps_actual vs eps_estimate), and activity and volatility are higher that session.
 2. Detail: with `ticks=True` Poisson quote/trade events inside each minute, the efficient price between
    minute points drawn as a Brownian bridge, quotes rounded to cents around it (bid < ask), trades at the
-   touch (a few inside the spread) of the quote they come with, lognormal round-lot-ish sizes; bars are
-   aggregated from the trades. With `ticks=False` the 1-minute bars are drawn directly from the same model
-   (high/low from the exact Brownian-bridge extreme distribution), which is much faster.
+   touch (a few inside the spread) of the quote they come with, lognormal round-lot-ish sizes; 1-minute
+   bars are aggregated from the trades by the Rust bar engine (`aggregate_trades`). With `ticks=False`
+   the 1-minute bars are drawn directly from the same model (high/low from the exact Brownian-bridge
+   extreme distribution), which is much faster.
 
 Planted predictable components (default off; exactly absent at 0, where returns are unpredictable):
 - `mean_reversion` (kappa in [0, 1)): each minute's return reverses kappa times a weighted sum of the last
@@ -32,7 +33,8 @@ Planted predictable components (default off; exactly absent at 0, where returns 
   higher on market-neutral returns (the drift is idiosyncratic).
 In tick mode, last-trade prices also carry bid-ask bounce (trades alternate between bid and ask), a real
 microstructure effect that gives last-trade minute returns a small negative autocorrelation even with
-`mean_reversion=0`; mid-quote returns and `ticks=False` bars have none.
+`mean_reversion=0`; mid-quote returns and `ticks=False` bars have none (apart from cent rounding, which
+adds a tiny negative autocorrelation to low-priced symbols, as on a real tape).
 
 `.symbols` reports sector, shortability, `beta` (to the market factor), `daily_vol` (the model's daily
 close-to-close volatility as a fraction, before the knobs and earnings gaps) and `adv` (the realised mean
@@ -51,9 +53,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.signal import lfilter
 
 from hybridtrader.market import calendar
+from hybridtrader.market.bars import aggregate_trades
 
 FORMAT_VERSION = 1
 MINUTE_NS = 60_000_000_000
@@ -111,6 +113,8 @@ class SyntheticMarket:
         """Write every frame as `<name>.parquet` and `meta.json` into `directory` (atomically, per file)."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
+        # meta.json goes last: until it is written again the directory reads as incomplete, not as old data.
+        (out / "meta.json").unlink(missing_ok=True)
         written = []
         for name in FRAMES:
             path = out / f"{name}.parquet"
@@ -172,21 +176,26 @@ def _session_dates(start: date, count: int) -> list[date]:
     return out
 
 
+def _lfilter(a: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
+    """All-pole recursive filter y[t] = x[t] - a[1] y[t-1] - ... along `axis`."""
+    from scipy.signal import lfilter  # imported here: scipy.signal is slow to import for every CLI command
+
+    return lfilter([1.0], a, x, axis=axis)
+
+
 def _ar1(shocks: np.ndarray, phi: float, axis: int = -1) -> np.ndarray:
     """Stationary unit-variance AR(1) along `axis` driven by standard normal shocks."""
     u = np.sqrt(1 - phi * phi) * shocks
     first = [slice(None)] * shocks.ndim
     first[axis] = slice(0, 1)
     u[tuple(first)] = shocks[tuple(first)]
-    return lfilter([1.0], [1.0, -phi], u, axis=axis)
+    return _lfilter(np.array([1.0, -phi]), u, axis)
 
 
 @dataclass
 class _Universe:
     """Everything shared across symbols: sessions, intraday profiles, factor shocks, symbol parameters."""
 
-    names: list[str]
-    sessions: list[date]
     open_ns: np.ndarray  # (S,) session open, UTC ns
     n_min: np.ndarray  # (S,) minutes in each session
     valid: np.ndarray  # (S, M) minute exists
@@ -244,7 +253,7 @@ def _universe(
             event_day[row[sym], j] = True
             event_gap[row[sym], j] = 2.0 * surprise[(sym, d)] + 0.7 * rng.standard_normal()
     return _Universe(
-        names=names, sessions=sessions, open_ns=open_ns, n_min=n_min, valid=valid, activity=activity,
+        open_ns=open_ns, n_min=n_min, valid=valid, activity=activity,
         spread_shape=spread_shape, z_mkt=rng.standard_normal((s, m)),
         z_sec=rng.standard_normal((len(SECTORS), s, m)), g_mkt=rng.standard_normal(s),
         g_sec=rng.standard_normal((len(SECTORS), s)), h_mkt=_ar1(rng.standard_normal(s), DAILY_VOL_PHI),
@@ -278,7 +287,7 @@ def _symbol_minutes(
     z = a_m * u.z_mkt + SECTOR_LOADING * u.z_sec[sec] + c_i * rng.standard_normal((s, m))
     if mean_reversion > 0:
         # AR(5) reversal of the last minutes, per session; (1 + kappa) restores the long-run variance.
-        z = lfilter([1.0], np.r_[1.0, mean_reversion * REVERSAL_WEIGHTS], z, axis=1) * (1 + mean_reversion)
+        z = _lfilter(np.r_[1.0, mean_reversion * REVERSAL_WEIGHTS], z, 1) * (1 + mean_reversion)
 
     h = np.sqrt(0.5) * u.h_mkt + np.sqrt(0.5) * _ar1(rng.standard_normal(s), DAILY_VOL_PHI)
     x = _ar1(rng.standard_normal((s, m)), INTRADAY_VOL_PHI, axis=1)
@@ -340,9 +349,11 @@ def _ticks(
     a = mins.a[k_of]
     mid = np.exp(a + u * (mins.b[k_of] - a) + w - u * w_end[k_of])
 
-    half = mid * mins.spread_bps[k_of] * (0.4e-4 + 0.2e-4 * rng.random(n))  # +-20% around spread/2
-    bid_c = np.floor(np.round((mid - half) * 100, 6))
-    ask_c = np.maximum(np.ceil(np.round((mid + half) * 100, 6)), bid_c + 1)
+    # Quote in cents: spread/2 +-20% around the mid, bid rounded down and ask up (at least one cent apart).
+    mid_c = mid * 100
+    half = mid_c * mins.spread_bps[k_of] * (0.4e-4 + 0.2e-4 * rng.random(n))
+    bid_c = np.floor(mid_c - half)
+    ask_c = np.maximum(np.ceil(mid_c + half), bid_c + 1)
     ts = mins.start_ns[k_of] + (u * MINUTE_NS).astype(np.int64)
     depth = 100.0 * depth_lots
     quotes = {
@@ -356,7 +367,7 @@ def _ticks(
     bt, at = bid_c[is_trade], ask_c[is_trade]
     side = rng.random(nt)  # < 0.5: buy at the ask; >= 0.95: inside the spread when it is wider than a cent
     inside = (side >= 0.95) & (at - bt > 1)
-    price_c = np.where(inside, np.clip(np.round(mid[is_trade] * 100), bt, at), np.where(side < 0.5, at, bt))
+    price_c = np.where(inside, np.clip(np.round(mid_c[is_trade]), bt, at), np.where(side < 0.5, at, bt))
     raw = np.exp(rng.normal(np.log(mean_size) - 0.5, 1.0, nt))  # lognormal with mean `mean_size`
     size = np.where(raw >= 50, np.maximum(np.round(raw, -2), 100), np.ceil(raw))
     trades = {"ts": ts[is_trade], "price": price_c / 100, "size": size}
@@ -409,7 +420,7 @@ def _earnings(
     return pl.DataFrame(rows, schema=EARNINGS_SCHEMA, orient="row"), surprise
 
 
-def _assemble(
+def frame_from_columns(
     names: list[str], parts: list[dict[str, np.ndarray]], schema: dict[str, pl.DataType]
 ) -> pl.DataFrame:
     """One frame from per-symbol column arrays, without copying them (one chunk per symbol)."""
@@ -423,23 +434,6 @@ def _assemble(
         for sym, part in zip(names, parts, strict=True)
     ]
     return pl.concat(frames, rechunk=False)
-
-
-def bars_from_trades(trades: pl.DataFrame) -> pl.DataFrame:
-    """1-minute bars (DESIGN.md schema) from trades sorted by symbol and time."""
-    return (
-        trades.group_by("symbol", pl.col("ts").dt.truncate("1m"), maintain_order=True)
-        .agg(
-            pl.col("price").first().alias("open"),
-            pl.col("price").max().alias("high"),
-            pl.col("price").min().alias("low"),
-            pl.col("price").last().alias("close"),
-            pl.col("size").sum().alias("volume"),
-            ((pl.col("price") * pl.col("size")).sum() / pl.col("size").sum()).alias("vwap"),
-            pl.len().cast(pl.Int64).alias("trades"),
-        )
-        .select(pl.col(k).cast(t) for k, t in BARS_SCHEMA.items())
-    )
 
 
 def daily_bars(bars_1m: pl.DataFrame) -> pl.DataFrame:
@@ -494,6 +488,8 @@ def generate_market(
     ticks=False: only bars, drawn from the same minute model (trades/quotes are empty frames).
     progress: called with each symbol's name when it is done.
     """
+    if isinstance(symbols, str):
+        symbols = [symbols]
     names = symbol_names(symbols) if isinstance(symbols, int) else [str(s) for s in symbols]
     if not names or len(set(names)) != len(names) or not all(names):
         raise ValueError(f"symbols must be distinct non-empty names, got {symbols!r}")
@@ -528,9 +524,12 @@ def generate_market(
         if progress is not None:
             progress(sym)
 
-    trades = _assemble(names, trade_parts, TRADES_SCHEMA)
-    quotes = _assemble(names, quote_parts, QUOTES_SCHEMA)
-    bars_1m = bars_from_trades(trades) if ticks else _assemble(names, bar_parts, BARS_SCHEMA)
+    trades = frame_from_columns(names, trade_parts, TRADES_SCHEMA)
+    quotes = frame_from_columns(names, quote_parts, QUOTES_SCHEMA)
+    if ticks:
+        bars_1m = aggregate_trades(trades, every="1m")
+    else:
+        bars_1m = frame_from_columns(names, bar_parts, BARS_SCHEMA)
     bars_1d = daily_bars(bars_1m)
     adv = bars_1d.group_by("symbol").agg(pl.col("volume").mean().alias("adv"))
     info = pl.DataFrame(

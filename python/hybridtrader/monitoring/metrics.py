@@ -38,10 +38,6 @@ class Metrics:
             out[f"{name}{{{tag}}}" if tag else name] = v
         return out
 
-    def reset(self) -> None:
-        with self._lock:
-            self._counters.clear()
-
 
 # The process-wide registry; components take a `metrics=` argument defaulting to it.
 METRICS = Metrics()

@@ -4,8 +4,9 @@ Paging as Alpaca pages: `limit` (1..10000, default 1000) counts items across all
 sorted by symbol and then by time (`sort=asc|desc`), and `next_page_token` resumes exactly where the page
 stopped. The token names a symbol and a row, so trades sharing a timestamp are never skipped or repeated.
 An empty answer is `{"bars": {}, "next_page_token": null}` (alpaca-py fails on `null`). `start` and `end`
-are inclusive. The whole recorded market is served regardless of the replay clock: history is the
-archive, the clock drives the streams and the broker.
+are inclusive. By default the whole recorded market is served (history is the archive; the clock drives
+the streams and the broker); with `venue.history_until_clock` only what the replay clock has passed is
+(ticks up to now, bars whose interval has ended), as a live service would answer.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aiohttp import web
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.venue.faults import Faults
 from hybridtrader.venue.market import ReplayMarket, Series
+from hybridtrader.venue.replay import ReplayClock
 
 FEEDS = ("iex", "sip", "delayed_sip", "otc", "boats", "overnight")
 ADJUSTMENTS = ("raw", "split", "dividend", "spin-off", "all")
@@ -157,9 +159,10 @@ def _page(
 class MarketDataApi:
     """Handlers of the historical endpoints over one replayed market."""
 
-    def __init__(self, market: ReplayMarket, faults: Faults) -> None:
+    def __init__(self, market: ReplayMarket, faults: Faults, clock: ReplayClock | None = None) -> None:
         self.market = market
         self.faults = faults
+        self.clock = clock  # set: nothing later than the clock's now is served
         self.wire = WireFrames()
 
     def routes(self) -> list[web.RouteDef]:
@@ -178,7 +181,8 @@ class MarketDataApi:
         except ValueError:
             raise invalid(f"invalid timeframe: {tf_text!r}") from None
         series = self.market.bars(tf)
-        return self._answer(request, "bars", series, self.wire.get(("bars", tf), series, "bars"))
+        return self._answer(request, "bars", series, self.wire.get(("bars", tf), series, "bars"),
+                            tf.nominal_ns)
 
     async def trades(self, request: web.Request) -> web.Response:
         s = self.market.trades
@@ -188,7 +192,8 @@ class MarketDataApi:
         s = self.market.quotes
         return self._answer(request, "quotes", s, self.wire.get("quotes", s, "quotes"))
 
-    def _answer(self, request: web.Request, key: str, series: Series, wire: pl.DataFrame) -> web.Response:
+    def _answer(self, request: web.Request, key: str, series: Series, wire: pl.DataFrame,
+                span_ns: int = 0) -> web.Response:
         q = request.query
         raw_symbols = q.get("symbols", "")
         symbols = sorted({s.strip().upper() for s in raw_symbols.split(",") if s.strip()})
@@ -196,6 +201,8 @@ class MarketDataApi:
             raise invalid("symbols is required")
         start = parse_time("start", q["start"]) if q.get("start") else int(series.ts.min(initial=0))
         end = parse_time("end", q["end"]) if q.get("end") else int(series.ts.max(initial=0))
+        if self.clock is not None:  # a bar is history once its interval has ended
+            end = min(end, self.clock.now_ns() - span_ns)
         try:
             limit = int(q.get("limit") or DEFAULT_LIMIT)
         except ValueError:

@@ -5,7 +5,8 @@ handshake carries `Content-Type: application/msgpack` (alpaca-py's StockDataStre
 msgpack Timestamp. Sequence: connected -> auth (within the timeout) -> subscribe/unsubscribe; trades
 `T:"t"`, quotes `"q"` and minute bars `"b"` follow the replay clock. Errors use Alpaca's codes:
 400 invalid syntax, 401 not authenticated, 402 auth failed, 403 already authenticated, 404 auth timeout,
-405 symbol limit exceeded, 406 connection limit exceeded. The `test` feed replays the same market.
+405 symbol limit exceeded, 406 connection limit exceeded. The `test` feed replays the same market with
+its first symbol renamed FAKEPACA, as Alpaca's test feed streams FAKEPACA.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ class AlpacaStream:
             return ws
         try:
             subs = Subscriptions()
-            encoders = self._msgpack if binary else self._json
-            pump = Pump(ws, request, self.clock, self.tapes, encoders, subs, self.batch, self.faults)
+            encoders, codes = self._feed(request.match_info["feed"], binary)
+            pump = Pump(ws, request, self.clock, self.tapes, encoders, subs, self.batch, self.faults, codes)
 
             async def reader() -> None:
                 while True:
@@ -160,6 +161,20 @@ class AlpacaStream:
         if not ws.closed:
             await ws.close()
         return ws
+
+    def _feed(self, feed: str, binary: bool) -> tuple[dict[str, Encoder], dict[str, int] | None]:
+        """Encoders and subscribable names of a feed (the test feed renames the first symbol)."""
+        if feed != "test":
+            return (self._msgpack if binary else self._json), None
+        names = ["FAKEPACA", *self.tapes.market.names[1:]]
+        if binary:
+            return _msgpack_encoders(names), {n: i for i, n in enumerate(names)}
+        real = orjson.dumps(self.tapes.market.names[0]).decode()
+
+        def renamed(enc: Encoder) -> Encoder:
+            return lambda tape, rows: str(enc(tape, rows)).replace(f'"S":{real}', '"S":"FAKEPACA"')
+
+        return {k: renamed(e) for k, e in self._json.items()}, {n: i for i, n in enumerate(names)}
 
     async def _authenticate(self, ws, send, decode, error) -> str | None:
         loop = asyncio.get_running_loop()

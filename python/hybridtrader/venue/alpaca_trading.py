@@ -4,9 +4,10 @@ Orders fill against the replayed quotes as the replay clock passes them: a buy t
 bid, each quote at most its displayed size, so an order large against the quoted size fills partially
 over several quotes (`partially_filled`). Limit orders fill when marketable. `ioc` fills what the current
 quote allows and cancels the rest; `fok` fills entirely from the current quote or is canceled; `day`
-orders expire at their session's close; `opg`/`cls` execute at the session open/close. Fill prices go
-through `fill_price` (the quote price; the slippage model plugs in there). The broker is lazy: every
-request first brings it up to the clock's time, so fills are deterministic for a given clock.
+orders expire at their session's close; `opg`/`cls` execute at the session open/close. With a slippage
+model, each fill also pays the model's market impact beyond the quote: its cost forecast for the order
+less the half spread the quote already charges. The broker is lazy: every request first brings it up to
+the clock's time, so fills are deterministic for a given clock.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import orjson
 from aiohttp import web
 
+from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
 from hybridtrader.venue.alpaca_data import ApiError
 from hybridtrader.venue.market import ReplayMarket
@@ -29,6 +31,7 @@ from hybridtrader.venue.replay import ReplayClock
 OPEN_STATES = ("new", "accepted", "partially_filled")
 TIFS = ("day", "gtc", "opg", "cls", "ioc", "fok")
 MARGIN_MULTIPLIER = 2.0
+T1_SETTLEMENT = date(2024, 5, 28)  # US equities settle T+1 from this date, T+2 before
 _NS = 1_000_000_000
 
 
@@ -40,11 +43,6 @@ def iso(ns: int) -> str:
 
 def to_ns(dt: datetime) -> int:
     return int(dt.timestamp()) * _NS + dt.microsecond * 1000
-
-
-def fill_price(side: str, quote_price: float, qty: float, symbol: str) -> float:
-    """The execution price of a fill against a quote (the touch price)."""
-    return quote_price
 
 
 def not_found(what: str) -> ApiError:
@@ -99,7 +97,8 @@ class Order:
 
 
 def _num(x: float) -> str:
-    return format(x, ".10g")
+    """Decimal text that round-trips the float exactly (Alpaca sends numbers as strings)."""
+    return repr(float(x))
 
 
 @dataclass
@@ -111,10 +110,12 @@ class Position:
 class Broker:
     """Account state and order matching; methods are called from the venue's event loop."""
 
-    def __init__(self, market: ReplayMarket, clock: ReplayClock, cash: float) -> None:
+    def __init__(self, market: ReplayMarket, clock: ReplayClock, cash: float,
+                 slippage: SlippageModel | None = None) -> None:
         self.market = market
         self.clock = clock
         self.cash = cash
+        self.slippage = slippage
         self.account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "hybridtrader-venue-account"))
         self.orders: dict[str, Order] = {}
         self.by_client_id: dict[str, str] = {}
@@ -174,10 +175,21 @@ class Broker:
             take = min(size[j], remaining)
             if take <= 0:
                 continue
-            self._fill(o, take, fill_price(o.side, float(price[j]), take, o.symbol), int(ts[j]))
+            self._fill(o, take, self.fill_price(o, float(price[j]), int(ts[j])), int(ts[j]))
             remaining -= take
             if remaining <= 0:
                 break
+
+    def impact_bps(self, o: Order, touch: float, ts: int) -> float:
+        """Market impact of order `o` beyond the quoted touch: the model's cost less its half spread."""
+        if self.slippage is None:
+            return 0.0
+        cost = self.slippage.forecast_slippage(o.symbol, o.side, o.qty, touch, ts)
+        return max(0.0, cost - self.slippage.forecast_spread(o.symbol, ts) / 2)
+
+    def fill_price(self, o: Order, touch: float, ts: int) -> float:
+        sign = 1.0 if o.side == "buy" else -1.0
+        return touch * (1.0 + sign * self.impact_bps(o, touch, ts) / 1e4)
 
     def _fill(self, o: Order, qty: float, price: float, ts: int) -> None:
         o.filled_qty += qty
@@ -359,6 +371,7 @@ class TradingApi:
         return [
             web.get("/v2/account", self.account),
             web.get("/v2/clock", self.clock),
+            web.get("/v2/calendar", self.calendar),
             web.get("/v2/assets", self.assets),
             web.get("/v2/assets/{symbol}", self.asset),
             web.post("/v2/orders", self.submit),
@@ -422,6 +435,26 @@ class TradingApi:
             "next_open": next_open.astimezone(ny).isoformat(),
             "next_close": next_close.astimezone(ny).isoformat(),
         })
+
+    async def calendar(self, request: web.Request) -> web.Response:
+        """NYSE sessions in [start, end] (default: the replayed market's days and the year after), with
+        open/close as New York HH:MM and the settlement date (T+1 from 2024-05-28, T+2 before)."""
+        first = datetime.fromtimestamp(self.market.start_ns // _NS, tz=UTC).date()
+        try:
+            lo = date.fromisoformat(request.query.get("start") or first.isoformat())
+            hi = date.fromisoformat(request.query.get("end") or (lo + timedelta(days=366)).isoformat())
+        except ValueError:
+            raise unprocessable(f"start/end must be YYYY-MM-DD, got {dict(request.query)}") from None
+        out = []
+        for d in calendar.sessions(lo, hi):
+            o, c = (x.astimezone(calendar.NEW_YORK) for x in calendar.session_bounds(d))
+            settle = calendar.next_session(d)
+            if d < T1_SETTLEMENT:
+                settle = calendar.next_session(settle)
+            out.append({"date": d.isoformat(), "open": f"{o:%H:%M}", "close": f"{c:%H:%M}",
+                        "session_open": "0400", "session_close": "2000",
+                        "settlement_date": settle.isoformat()})
+        return _json(out)
 
     async def assets(self, request: web.Request) -> web.Response:
         status = request.query.get("status")

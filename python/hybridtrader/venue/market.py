@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from hybridtrader.market.bars import aggregate_trades
+from hybridtrader.market.synth import daily_bars
 from hybridtrader.market.timeframe import Timeframe
 
 TS = pl.Datetime("ns", "UTC")
@@ -55,24 +57,6 @@ def _require(frame: pl.DataFrame, cols: tuple[str, ...], what: str) -> pl.DataFr
     return frame.select(cols).with_columns(pl.col("ts").cast(TS)) if "ts" in cols else frame.select(cols)
 
 
-def bars_from_trades(trades: pl.DataFrame, every: str = "1m") -> pl.DataFrame:
-    """Bars from trades, labelled by interval start (as Alpaca labels them)."""
-    return (
-        trades.sort("symbol", "ts")
-        .group_by_dynamic("ts", every=every, group_by="symbol", closed="left", label="left")
-        .agg(
-            pl.col("price").first().alias("open"),
-            pl.col("price").max().alias("high"),
-            pl.col("price").min().alias("low"),
-            pl.col("price").last().alias("close"),
-            pl.col("size").sum().alias("volume"),
-            ((pl.col("price") * pl.col("size")).sum() / pl.col("size").sum()).alias("vwap"),
-            pl.len().alias("trades"),
-        )
-        .select(BAR_COLS)
-    )
-
-
 def aggregate_bars(bars: pl.DataFrame, every: str, offset: str | None = None) -> pl.DataFrame:
     """Coarser bars from finer ones: first open, max high, min low, last close, summed volume/trades."""
     return (
@@ -88,27 +72,6 @@ def aggregate_bars(bars: pl.DataFrame, every: str, offset: str | None = None) ->
             ((pl.col("vwap") * pl.col("volume")).sum() / pl.col("volume").sum()).alias("vwap"),
             pl.col("trades").sum(),
         )
-        .select(BAR_COLS)
-    )
-
-
-def daily_bars(bars_1m: pl.DataFrame) -> pl.DataFrame:
-    """Daily bars labelled at midnight New York time (Alpaca's daily bar timestamps)."""
-    ny = pl.col("ts").dt.convert_time_zone("America/New_York")
-    return (
-        bars_1m.with_columns(ny.dt.truncate("1d").dt.convert_time_zone("UTC").cast(TS).alias("day"))
-        .sort("symbol", "ts")
-        .group_by("symbol", "day", maintain_order=True)
-        .agg(
-            pl.col("open").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").last(),
-            pl.col("volume").sum(),
-            ((pl.col("vwap") * pl.col("volume")).sum() / pl.col("volume").sum()).alias("vwap"),
-            pl.col("trades").sum(),
-        )
-        .rename({"day": "ts"})
         .select(BAR_COLS)
     )
 
@@ -129,13 +92,13 @@ class ReplayMarket:
         empty_trades = pl.DataFrame(schema={"symbol": pl.String, "ts": TS, "price": pl.Float64,
                                             "size": pl.Int64})
         trades = _require(trades, TRADE_COLS, "trades") if trades is not None else empty_trades
+        self.trades = Series.build(trades)
         if bars_1m is None:
             if trades.height == 0:
                 raise ValueError("market: needs trades or 1-minute bars")
-            bars_1m = bars_from_trades(trades)
+            bars_1m = aggregate_trades(self.trades.frame, every="1m")
         bars_1m = _require(bars_1m, BAR_COLS, "bars_1m")
         bars_1d = _require(bars_1d, BAR_COLS, "bars_1d") if bars_1d is not None else daily_bars(bars_1m)
-        self.trades = Series.build(trades)
         self.quotes = Series.build(
             _require(quotes, QUOTE_COLS, "quotes") if quotes is not None
             else pl.DataFrame(schema={"symbol": pl.String, "ts": TS, "bid": pl.Float64, "ask": pl.Float64,

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from hybridtrader.market.bars import aggregate_trades
 from hybridtrader.market.timeframe import Timeframe
-from hybridtrader.venue.market import NS_PER_MIN, ReplayMarket, bars_from_trades
+from hybridtrader.venue.market import NS_PER_MIN, ReplayMarket
 
 NS_PER_S = 1_000_000_000
 
@@ -102,6 +103,6 @@ class Tapes:
         if kind == "bars":
             return _tape(m.bars(Timeframe(1, "Min")).frame, m.codes, NS_PER_MIN)
         if kind == "seconds":
-            return _tape(bars_from_trades(m.trades.frame, "1s"), m.codes, NS_PER_S)
+            return _tape(aggregate_trades(m.trades.frame, every="1s"), m.codes, NS_PER_S)
         raise ValueError(f"tape kind: unknown {kind!r}")
 

@@ -20,7 +20,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from hybridtrader.config import Config, VenueConfig
+from hybridtrader.config import Config, SlippageConfig, VenueConfig
+from hybridtrader.execution.slippage_model import SlippageModel
+from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.venue.alpaca_data import ApiError, MarketDataApi, parse_time
 from hybridtrader.venue.alpaca_stream import AlpacaStream
 from hybridtrader.venue.alpaca_trading import Broker, TradingApi
@@ -70,6 +72,7 @@ class Venue:
         *,
         keys: dict[str, str] | None = None,
     ) -> None:
+        slippage_cfg = config.execution.slippage if isinstance(config, Config) else None
         if isinstance(config, Config):
             config = config.venue
         self.config = config or VenueConfig()
@@ -81,11 +84,18 @@ class Venue:
         self.limiter = WindowLimiter(self.config.rate_limit_per_minute)
         self.tapes = Tapes(self.market)
         clock = ReplayClock(start, None if self.config.speed == "max" else float(self.config.speed))
-        self.broker = Broker(self.market, clock, self.config.cash)
+        self.broker = Broker(self.market, clock, self.config.cash,
+                             self._slippage(slippage_cfg) if self.config.impact else None)
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+
+    def _slippage(self, config: SlippageConfig | None) -> SlippageModel:
+        """The fills' slippage model, with ADV and daily volatility from the replayed daily bars."""
+        model = SlippageModel(config)
+        model.learn_from_daily_bars(self.market.bars(Timeframe(1, "Day")).frame)
+        return model
 
     @property
     def clock(self) -> ReplayClock:
@@ -100,7 +110,8 @@ class Venue:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 20)
         cfg = self.config
-        app.add_routes(MarketDataApi(self.market, self.faults).routes())
+        until = self.clock if cfg.history_until_clock else None
+        app.add_routes(MarketDataApi(self.market, self.faults, until).routes())
         app.add_routes(TradingApi(self.broker).routes())
         app.add_routes(FinnhubApi(self.market, {LOCAL_FINNHUB_TOKEN}, cfg.finnhub_rate_limit_per_minute)
                        .routes())

@@ -52,7 +52,7 @@ class Subscriptions:
 
 
 class StreamDropped(Exception):
-    """A fault closed the stream on purpose."""
+    """The stream ended on purpose: a fault dropped it, or the client closed it."""
 
 
 class Pump:
@@ -68,6 +68,7 @@ class Pump:
         subs: Subscriptions,
         batch: int,
         faults: Faults,
+        codes: dict[str, int] | None = None,
     ) -> None:
         self.ws = ws
         self.request = request
@@ -77,6 +78,7 @@ class Pump:
         self.subs = subs
         self.batch = batch
         self.faults = faults
+        self.codes = codes if codes is not None else tapes.market.codes  # subscribable name -> code
         self.pos_ns = clock.now_ns()
         self.cursors: dict[str, int] = {}
         self.frames_sent = 0
@@ -87,7 +89,7 @@ class Pump:
         return self.cursors[kind]
 
     async def run(self) -> None:
-        codes = self.tapes.market.codes
+        codes = self.codes
         while not self.ws.closed:
             active = {}
             for kind in self.encoders:
@@ -137,6 +139,8 @@ class Pump:
             await self.send_data(self.encoders[kind](tape, rows[i : i + self.batch]))
 
     async def send_data(self, payload: bytes | str) -> None:
+        if self.ws.closed:  # the client's close arrived: nothing more goes out
+            raise StreamDropped
         action = self.faults.stream_frame(self.frames_sent)
         self.frames_sent += 1
         if action == "drop":

@@ -2,13 +2,15 @@
 use pyo3::prelude::*;
 
 mod bars;
+mod exposure;
 mod ratelimit;
 mod slippage;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     bars::register(m)?;
+    m.add_class::<exposure::ExposureCore>()?;
+    m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     slippage::register(m)?;
     Ok(())
 }
