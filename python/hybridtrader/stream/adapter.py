@@ -548,6 +548,13 @@ class StreamingAdapter:
 
     # --------------------------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:
+        """Counters and rates: messages (and messages_per_s over the last 5 s), frames, trades, quotes,
+        bars delivered (bars_backfilled from REST, bars_partial at close), tick-to-handler latency_p50_us /
+        latency_p99_us (frame off the socket -> trade/quote handler called), reconnects, failovers /
+        failbacks, late ticks (dropped by the aggregator), malformed and unknown messages (unknown_types by
+        type), handler_errors, bars_tainted / bars_duplicate (stream bars replaced / repeats dropped),
+        gaps_pending, quotes_dropped and trade_queue_waits (slow-consumer policy), queue high-water marks,
+        and per source its state, connects, drops and provider error codes."""
         c = dict(self.counts)
         now = time.perf_counter_ns()
         elapsed = (now - self._started_ns) / 1e9 if self._started_ns else 0.0
