@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -21,7 +22,7 @@ from hybridtrader.market.synth import SyntheticMarket, generate_market
 from hybridtrader.stream import AuthError, ConnectionLimitError, StreamingAdapter
 from hybridtrader.stream.connection import Connection
 from hybridtrader.stream.providers import AlpacaProtocol, Subscriptions
-from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, Venue
+from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, ReplayMarket, Venue
 from websockets.asyncio.client import connect
 
 SYMBOLS = ["SAAA", "SAAB", "SAAC"]
@@ -245,6 +246,46 @@ def test_primary_dies_secondary_takes_over_and_back(
     assert_same_bars(*same_span(got, market.trades))
     # Most bars came from the live streams, not from REST.
     assert full["backfilled"].sum() < full.height / 2
+
+
+def test_silent_primary_is_failed_over(venue_factory: Callable[..., Venue], market: SyntheticMarket) -> None:
+    """The primary stays connected but its feed stops (its market ends after 8 minutes): stale after
+    stale_after_s, the secondary takes over and the bars go on without a hole."""
+    speed = 400.0
+    secondary = venue_factory(speed)
+    cut = market.trades["ts"].min() + timedelta(minutes=8)
+    short = ReplayMarket(
+        trades=market.trades.filter(pl.col("ts") < cut),
+        quotes=market.quotes.filter(pl.col("ts") < cut),
+        symbols=market.symbols,
+        earnings=market.earnings,
+    )
+    primary = Venue(VenueConfig(speed=speed), market=short)
+    primary.clock = secondary.clock
+    primary.start()
+    bars: list[pl.DataFrame] = []
+
+    async def main() -> dict[str, Any]:
+        a = StreamingAdapter(config(primary, secondary), clock=secondary.clock.now_ns)
+        a.on_bar(bars.append)
+        await a.connect_alpaca()
+        await a.connect_polygon()
+        await a.subscribe_trades(SYMBOLS)
+        await wait_for(lambda: a.active_source == "polygon", 10)
+        await asyncio.sleep(1.0)
+        await a.close()
+        return a.stats()
+
+    try:
+        stats = asyncio.run(main())
+    finally:
+        primary.stop()
+    assert stats["failovers"] == 1 and stats["failbacks"] == 0
+    assert stats["sources"]["alpaca"]["drops"] == 0  # it never disconnected: it went quiet
+    got = pl.concat(bars)
+    full, ref = same_span(got, market.trades)
+    assert full["ts"].max() > cut  # bars went on past the primary's end
+    assert_same_bars(full, ref)
 
 
 def test_failing_handler_is_counted_and_the_stream_survives(venue_factory: Callable[..., Venue]) -> None:
