@@ -1,0 +1,1 @@
+"""Monitoring: feature drift, performance anomalies and data-quality alerts with pluggable sinks."""
