@@ -8,20 +8,20 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import numpy as np
 import orjson
 import polars as pl
 import pytest
-
 from hybridtrader.config import config_from_dict
 from hybridtrader.data.quality import check_data_quality
 from hybridtrader.monitoring.alerts import EnhancedAlertManager, JsonLinesSink, LogSink, WebhookSink
 
 
 class Receiver(BaseHTTPRequestHandler):
-    received: list[dict] = []
-    status = 200
+    received: ClassVar[list[dict]] = []
+    status: ClassVar[int] = 200
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -55,8 +55,16 @@ class Clock:
 
 def manager(tmp_path, webhook: str, clock: Clock, **alerts: object) -> EnhancedAlertManager:
     cfg = config_from_dict(
-        {"monitoring": {"alerts": {"cooldown_seconds": 60, "jsonl_path": str(tmp_path / "alerts.jsonl"),
-                                   "webhook_url": webhook, **alerts}}}
+        {
+            "monitoring": {
+                "alerts": {
+                    "cooldown_seconds": 60,
+                    "jsonl_path": str(tmp_path / "alerts.jsonl"),
+                    "webhook_url": webhook,
+                    **alerts,
+                }
+            }
+        }
     )
     return EnhancedAlertManager(cfg, clock=clock)
 
@@ -80,7 +88,9 @@ def test_drift_alert_reaches_every_sink_once_per_cooldown(tmp_path, webhook: str
     assert "1 of 2 features drifted" in caplog.text
     (hit,) = Receiver.received
     assert hit["type"] == "application/json"
-    assert hit["body"]["key"] == "model_drift:intraday_mean_reversion" and hit["body"]["severity"] == "critical"
+    assert (
+        hit["body"]["key"] == "model_drift:intraday_mean_reversion" and hit["body"]["severity"] == "critical"
+    )
     assert [f["feature"] for f in hit["body"]["data"]["features"]] == ["rsi", "atr"]
     # Repeats inside the cooldown are held back and counted ...
     clock.now += 30
@@ -95,8 +105,11 @@ def test_drift_alert_reaches_every_sink_once_per_cooldown(tmp_path, webhook: str
     m.check_model_drift(ref, cur, model="intraday_mean_reversion")
     assert len(Receiver.received) == 3 and Receiver.received[-1]["body"]["data"]["suppressed"] == 2
     lines = [orjson.loads(x) for x in (tmp_path / "alerts.jsonl").read_bytes().splitlines()]
-    assert [x["subject"] for x in lines] == ["intraday_mean_reversion", "swing_trend_following",
-                                             "intraday_mean_reversion"]
+    assert [x["subject"] for x in lines] == [
+        "intraday_mean_reversion",
+        "swing_trend_following",
+        "intraday_mean_reversion",
+    ]
     # No drift: no alert and the state clears.
     m.check_model_drift(ref, ref, model="intraday_mean_reversion")
     assert not m.drift_detected("intraday_mean_reversion") and len(Receiver.received) == 3
@@ -134,11 +147,17 @@ def test_performance_anomaly_z_score(tmp_path, webhook: str) -> None:
 
 def test_data_quality_alert(tmp_path, webhook: str) -> None:
     t0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
-    good = pl.DataFrame({
-        "symbol": ["A"] * 4, "ts": [t0 + timedelta(minutes=i) for i in range(4)],
-        "open": [10.0, 10.1, 10.2, 10.1], "high": [10.2, 10.2, 10.3, 10.2], "low": [9.9, 10.0, 10.1, 10.0],
-        "close": [10.1, 10.2, 10.1, 10.1], "volume": [100, 200, 150, 120],
-    })
+    good = pl.DataFrame(
+        {
+            "symbol": ["A"] * 4,
+            "ts": [t0 + timedelta(minutes=i) for i in range(4)],
+            "open": [10.0, 10.1, 10.2, 10.1],
+            "high": [10.2, 10.2, 10.3, 10.2],
+            "low": [9.9, 10.0, 10.1, 10.0],
+            "close": [10.1, 10.2, 10.1, 10.1],
+            "volume": [100, 200, 150, 120],
+        }
+    )
     m = manager(tmp_path, webhook, Clock())
     assert m.check_data_quality(good).ok and Receiver.received == []
     bad = pl.concat([good, good.tail(1)]).with_columns(

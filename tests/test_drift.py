@@ -7,12 +7,11 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from hybridtrader.config import DriftConfig
+from hybridtrader.monitoring.drift import feature_drift, ks, psi
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
-
-from hybridtrader.config import DriftConfig
-from hybridtrader.monitoring.drift import feature_drift, ks, psi
 
 
 def test_psi_hand_computed() -> None:
@@ -42,7 +41,10 @@ def test_psi_outside_reference_range_and_discrete_values() -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.floats(-1e3, 1e3), min_size=5, max_size=200), st.lists(st.floats(-1e3, 1e3), min_size=5, max_size=200))
+@given(
+    st.lists(st.floats(-1e3, 1e3), min_size=5, max_size=200),
+    st.lists(st.floats(-1e3, 1e3), min_size=5, max_size=200),
+)
 def test_psi_non_negative_and_ks_matches_scipy(a: list[float], b: list[float]) -> None:
     assert psi(a, b) >= -1e-12
     stat, p = ks(a, b)
@@ -53,7 +55,9 @@ def test_psi_non_negative_and_ks_matches_scipy(a: list[float], b: list[float]) -
 def test_feature_drift_thresholds() -> None:
     rng = np.random.default_rng(1)
     ref = pl.DataFrame({"a": rng.normal(size=5000), "b": rng.normal(size=5000), "name": ["x"] * 5000})
-    cur = pl.DataFrame({"a": rng.normal(size=5000), "b": rng.normal(1.0, 1.0, size=5000), "name": ["y"] * 5000})
+    cur = pl.DataFrame(
+        {"a": rng.normal(size=5000), "b": rng.normal(1.0, 1.0, size=5000), "name": ["y"] * 5000}
+    )
     out = {d.feature: d for d in feature_drift(ref, cur, DriftConfig())}
     assert set(out) == {"a", "b"}  # only numeric columns
     assert not out["a"].drifted and out["b"].drifted

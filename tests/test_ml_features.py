@@ -8,16 +8,17 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from hybridtrader.ml.feature_store import FeatureStore
 from hybridtrader.ml.features import compute_features, feature_hash, parse_feature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 
 
-def bars_from(close: list[float] | np.ndarray, high=None, low=None, symbol: str = "A", volume=None) -> pl.DataFrame:
+def bars_from(
+    close: list[float] | np.ndarray, high=None, low=None, symbol: str = "A", volume=None
+) -> pl.DataFrame:
     close = np.asarray(close, dtype=float)
     n = len(close)
     return pl.DataFrame(
@@ -119,7 +120,8 @@ def test_rsi_hand_computed() -> None:
 
 
 def test_atr_hand_computed() -> None:
-    # TR from bar 1: bar1 max(12-10, |12-10|, |10-10|)=2; bar2 max(1, |13-11|, |12-11|)=2; bar3 max(3, 1, 2)=3.
+    # TR from bar 1: bar1 max(12-10, |12-10|, |10-10|) = 2; bar2 max(1, |13-11|, |12-11|) = 2;
+    # bar3 max(3, 1, 2) = 3.
     high, low, close = [11, 12, 13, 14], [9, 10, 12, 11], [10, 11, 12, 13]
     f = compute_features(bars_from(close, high, low), ["atr_2"])
     v = col(f, "atr_2")
@@ -140,7 +142,9 @@ def test_zscore_and_returns_hand_computed() -> None:
 
 def test_rsi_flat_and_one_sided() -> None:
     assert col(compute_features(bars_from([5.0] * 6), ["rsi_3"]), "rsi_3")[3:].tolist() == [50.0] * 3
-    assert col(compute_features(bars_from([1, 2, 3, 4, 5, 6]), ["rsi_3"]), "rsi_3")[3:].tolist() == [100.0] * 3
+    assert (
+        col(compute_features(bars_from([1, 2, 3, 4, 5, 6]), ["rsi_3"]), "rsi_3")[3:].tolist() == [100.0] * 3
+    )
 
 
 # --------------------------------------------------------------------- independent implementations
@@ -171,7 +175,10 @@ def test_trend_and_volatility_features_match_numpy() -> None:
     rv = np.array([np.std(lr[i - 9 : i + 1], ddof=1) if i >= 10 else np.nan for i in range(len(c))])
     assert_same(col(f, "rv_10"), rv)
     vz = np.array(
-        [(v[i] - v[i - 19 : i + 1].mean()) / v[i - 19 : i + 1].std(ddof=1) if i >= 19 else np.nan for i in range(len(v))]
+        [
+            (v[i] - v[i - 19 : i + 1].mean()) / v[i - 19 : i + 1].std(ddof=1) if i >= 19 else np.nan
+            for i in range(len(v))
+        ]
     )
     assert_same(col(f, "volume_zscore"), vz, rtol=1e-7)
     assert_same(col(f, "ret_5"), np.concatenate([[np.nan] * 5, np.log(c[5:] / c[:-5])]))
@@ -197,7 +204,18 @@ def test_spread_from_quotes_and_corwin_schultz() -> None:
 
 
 # ------------------------------------------------------------------------------- invariants
-NAMES = ["zscore", "rsi", "atr", "adx", "ema_slope", "trend_strength", "ret_5", "rv", "spread", "volume_zscore"]
+NAMES = [
+    "zscore",
+    "rsi",
+    "atr",
+    "adx",
+    "ema_slope",
+    "trend_strength",
+    "ret_5",
+    "rv",
+    "spread",
+    "volume_zscore",
+]
 
 
 @settings(max_examples=15, deadline=None)

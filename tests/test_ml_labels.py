@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
-
 from hybridtrader.config import MeanReversionLabelConfig, TripleBarrierLabelConfig
 from hybridtrader.ml.costs import FixedCost, SlippageCost
 from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, triple_barrier_labels
@@ -19,7 +18,15 @@ def bars_from(close, start: datetime = OPEN, step: timedelta = timedelta(minutes
     close = np.asarray(close, dtype=float)
     ts = [start + i * step for i in range(len(close))]
     return pl.DataFrame(
-        {"symbol": symbol, "ts": ts, "open": close, "high": close, "low": close, "close": close, "volume": 100.0}
+        {
+            "symbol": symbol,
+            "ts": ts,
+            "open": close,
+            "high": close,
+            "low": close,
+            "close": close,
+            "volume": 100.0,
+        }
     )
 
 
@@ -45,7 +52,9 @@ def test_mean_reversion_costs_flip_the_label_and_exit_at_horizon() -> None:
     assert free["t1"] == OPEN + timedelta(minutes=4) and free["barrier"] == 0
     gross = 1 - 11.98 / 12  # short from 12 to 11.98: +16.7 bps
     assert free["ret"] == pytest.approx(gross) and free["label"] == 1
-    costly = mean_reversion_labels(bars_from(close), cfg, FixedCost(10.0)).row(0, named=True)  # 20 bps round trip
+    costly = mean_reversion_labels(bars_from(close), cfg, FixedCost(10.0)).row(
+        0, named=True
+    )  # 20 bps round trip
     assert costly["cost"] == pytest.approx(0.002)
     assert costly["ret_net"] == pytest.approx(gross - 0.002) and costly["label"] == 0
 
@@ -76,7 +85,9 @@ def test_triple_barrier_matches_loop_reference() -> None:
     rng = np.random.default_rng(3)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, 3000) + 0.0002 * np.sin(np.arange(3000) / 150)))
     bars = bars_from(close)
-    cfg = TripleBarrierLabelConfig(vol_span=20, profit_take=1.0, stop_loss=0.7, horizon_bars=25, trend_window=12)
+    cfg = TripleBarrierLabelConfig(
+        vol_span=20, profit_take=1.0, stop_loss=0.7, horizon_bars=25, trend_window=12
+    )
     lab = triple_barrier_labels(bars, cfg, FixedCost(0.5))
     assert lab.height > 200
     assert set(lab["barrier"].unique().to_list()) == {-1, 0, 1}
@@ -127,7 +138,11 @@ def test_slippage_model_costs() -> None:
     cost = SlippageCost(model, notional=10_000.0)
     out = cost.round_trip(np.array(["A", "B"]), np.array([1, -1]), np.array([50.0, 200.0]), np.array([0, 0]))
     np.testing.assert_allclose(out, [4e-4, 4e-4])  # buy 3 + sell 1 bps either way round
-    assert model.calls == [("A", "buy", 200, 50.0), ("A", "sell", 200, 50.0), ("B", "sell", 50, 200.0),
-                           ("B", "buy", 50, 200.0)]
+    assert model.calls == [
+        ("A", "buy", 200, 50.0),
+        ("A", "sell", 200, 50.0),
+        ("B", "sell", 50, 200.0),
+        ("B", "buy", 50, 200.0),
+    ]
     with pytest.raises(ValueError, match="bps_per_side"):
         FixedCost(-1.0)

@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
-from scipy import stats
-
 from hybridtrader.config import GatesConfig
 from hybridtrader.ml.backtest import BacktestResult, Periods, backtest, max_drawdown
 from hybridtrader.ml.gates import all_passed, evaluate_gates
@@ -20,6 +18,7 @@ from hybridtrader.ml.sharpe import (
     probabilistic_sharpe_ratio,
     return_moments,
 )
+from scipy import stats
 
 
 def test_psr_hand_computed() -> None:
@@ -112,8 +111,19 @@ def test_max_drawdown() -> None:
 
 
 def result(**kw: float) -> BacktestResult:
-    base = dict(sharpe=2.0, sharpe_per_period=0.2, skew=0.0, kurtosis=3.0, n_periods=100, max_drawdown=0.05,
-                n_trades=200, win_rate=0.55, total_return=0.1, psr=0.99, equity=pl.DataFrame())
+    base = dict(
+        sharpe=2.0,
+        sharpe_per_period=0.2,
+        skew=0.0,
+        kurtosis=3.0,
+        n_periods=100,
+        max_drawdown=0.05,
+        n_trades=200,
+        win_rate=0.55,
+        total_return=0.1,
+        psr=0.99,
+        equity=pl.DataFrame(),
+    )
     base.update(kw)
     return BacktestResult(**base)  # type: ignore[arg-type]
 
@@ -124,10 +134,19 @@ def test_gates_need_every_one() -> None:
     assert all_passed(gates)
     assert [g.name for g in gates] == ["sharpe", "max_drawdown", "trades", "win_rate", "deflated_sharpe"]
     assert {g.name: g.threshold for g in gates} == {
-        "sharpe": 1.0, "max_drawdown": 0.2, "trades": 50, "win_rate": 0.5, "deflated_sharpe": 0.95,
+        "sharpe": 1.0,
+        "max_drawdown": 0.2,
+        "trades": 50,
+        "win_rate": 0.5,
+        "deflated_sharpe": 0.95,
     }
-    for bad, dsr in [({"sharpe": 0.9}, 0.97), ({"max_drawdown": 0.25}, 0.97), ({"n_trades": 49}, 0.97),
-                     ({"win_rate": 0.49}, 0.97), ({}, 0.94)]:
+    for bad, dsr in [
+        ({"sharpe": 0.9}, 0.97),
+        ({"max_drawdown": 0.25}, 0.97),
+        ({"n_trades": 49}, 0.97),
+        ({"win_rate": 0.49}, 0.97),
+        ({}, 0.94),
+    ]:
         gates = evaluate_gates(result(**bad), dsr, cfg)
         assert not all_passed(gates)
         assert sum(not g.passed for g in gates) == 1

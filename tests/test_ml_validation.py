@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from hybridtrader.config import PurgedKFoldConfig, WalkForwardConfig
 from hybridtrader.ml.validation import inner_split, purged_kfold_splits, walk_forward_splits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def intervals(n: int, max_len: int, seed: int, ties: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -26,8 +26,12 @@ def overlaps(a0: int, a1: int, b0: int, b1: int) -> bool:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    n=st.integers(40, 300), max_len=st.integers(0, 30), k=st.integers(2, 6), seed=st.integers(0, 10_000),
-    embargo=st.sampled_from([0.0, 0.02, 0.05]), ties=st.integers(1, 3),
+    n=st.integers(40, 300),
+    max_len=st.integers(0, 30),
+    k=st.integers(2, 6),
+    seed=st.integers(0, 10_000),
+    embargo=st.sampled_from([0.0, 0.02, 0.05]),
+    ties=st.integers(1, 3),
 )
 def test_purged_kfold_properties(n: int, max_len: int, k: int, seed: int, embargo: float, ties: int) -> None:
     t0, t1 = intervals(n, max_len, seed, ties)
@@ -63,11 +67,15 @@ def test_walk_forward_expanding_and_sliding() -> None:
         start = t0[s.test].min()
         assert t1[s.train].max() < start  # purged: every training label ends before the test block
         assert t0[s.train].min() == t0.min()
-    assert all(len(b.train) > len(a.train) for a, b in zip(splits, splits[1:], strict=False))
-    sliding = walk_forward_splits(t0, t1, WalkForwardConfig(train_fraction=0.3, test_fraction=0.1, window="sliding"))
+    assert all(len(b.train) > len(a.train) for a, b in itertools.pairwise(splits))
+    sliding = walk_forward_splits(
+        t0, t1, WalkForwardConfig(train_fraction=0.3, test_fraction=0.1, window="sliding")
+    )
     spans = [t0[s.train].max() - t0[s.train].min() for s in sliding]
     assert max(spans) - min(spans) <= 60 * 15  # window length constant up to the purge
-    stepped = walk_forward_splits(t0, t1, WalkForwardConfig(train_fraction=0.3, test_fraction=0.2, step_fraction=0.1))
+    stepped = walk_forward_splits(
+        t0, t1, WalkForwardConfig(train_fraction=0.3, test_fraction=0.2, step_fraction=0.1)
+    )
     assert len(stepped) == 7 and len(np.intersect1d(stepped[0].test, stepped[1].test)) > 0
 
 
