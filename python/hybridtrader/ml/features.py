@@ -44,27 +44,39 @@ BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 
 _NAME = re.compile(r"^([a-z_]+?)(?:_(\d+))?$")
 
-
-def _idx() -> pl.Expr:
-    return pl.int_range(pl.len())
+# The computation runs in stages of `with_columns`, each evaluated per symbol; intermediate columns
+# (names starting with "_") are shared between features, so e.g. the true range or ATR_14 is computed once
+# however many features use it, and no expression is repeated inside another.
+Stages = dict[int, dict[str, pl.Expr]]
+ROW = "_i"  # column: row number within the symbol
 
 
 def wilder(x: pl.Expr, n: int, first: int) -> pl.Expr:
     """Wilder's smoothing of `x` whose first valid value is at row `first`: SMA seed at row first + n - 1.
 
-    Evaluate inside `.over(symbol)`. The recursion a_t = a_{t-1} + (x_t - a_{t-1}) / n is an EWM with
-    alpha 1/n (adjust=False); nulls before the seed row make the EWM start exactly at the seed.
+    The recursion a_t = a_{t-1} + (x_t - a_{t-1}) / n is an EWM with alpha 1/n (adjust=False); nulls before
+    the seed row make the EWM start exactly at the seed. `x` should be a column (it is referenced twice).
     """
     seed_row = first + n - 1
     seeded = (
-        pl.when(_idx() < seed_row).then(None).when(_idx() == seed_row).then(x.rolling_mean(n)).otherwise(x)
+        pl.when(pl.col(ROW) < seed_row)
+        .then(None)
+        .when(pl.col(ROW) == seed_row)
+        .then(x.rolling_mean(n))
+        .otherwise(x)
     )
     return seeded.ewm_mean(alpha=1.0 / n, adjust=False)
 
 
 def ema(x: pl.Expr, n: int) -> pl.Expr:
     """EMA with alpha 2/(n+1), seeded by the SMA of the first n values (first value on row n - 1)."""
-    seeded = pl.when(_idx() < n - 1).then(None).when(_idx() == n - 1).then(x.rolling_mean(n)).otherwise(x)
+    seeded = (
+        pl.when(pl.col(ROW) < n - 1)
+        .then(None)
+        .when(pl.col(ROW) == n - 1)
+        .then(x.rolling_mean(n))
+        .otherwise(x)
+    )
     return seeded.ewm_mean(alpha=2.0 / (n + 1), adjust=False)
 
 
@@ -77,63 +89,66 @@ def zscore(x: pl.Expr, n: int) -> pl.Expr:
     return _finite((x - x.rolling_mean(n)) / x.rolling_std(n))
 
 
-def true_range() -> pl.Expr:
-    """From the second bar on (the first has no previous close), as TA-Lib does."""
-    prev = pl.col("close").shift(1)
-    tr = pl.max_horizontal(
-        pl.col("high") - pl.col("low"), (pl.col("high") - prev).abs(), (pl.col("low") - prev).abs()
-    )
-    return pl.when(_idx() == 0).then(None).otherwise(tr)
-
-
-def atr(n: int) -> pl.Expr:
-    return wilder(true_range(), n, first=1)
-
-
-def rsi(n: int) -> pl.Expr:
-    delta = pl.col("close").diff()
-    gain = wilder(delta.clip(lower_bound=0.0), n, first=1)
-    loss = wilder((-delta).clip(lower_bound=0.0), n, first=1)
-    return (
-        pl.when(loss > 0)
-        .then(100.0 - 100.0 / (1.0 + gain / loss))
-        .when(gain > 0)
-        .then(100.0)
-        .when(gain == 0)
-        .then(50.0)
-    )
-
-
-def adx(n: int) -> pl.Expr:
-    up = pl.col("high") - pl.col("high").shift(1)
-    down = pl.col("low").shift(1) - pl.col("low")
-    plus_dm = pl.when((up > down) & (up > 0)).then(up).otherwise(0.0)
-    minus_dm = pl.when((down > up) & (down > 0)).then(down).otherwise(0.0)
-    tr = wilder(true_range(), n, first=1)
-    plus_di = 100.0 * wilder(plus_dm, n, first=1) / tr
-    minus_di = 100.0 * wilder(minus_dm, n, first=1) / tr
-    di_sum = plus_di + minus_di
-    dx = pl.when(di_sum > 0).then(100.0 * (plus_di - minus_di).abs() / di_sum).otherwise(0.0)
-    # DX is valid from row n (the first smoothed DI); the ADX seed is the mean of DX rows n .. 2n-1.
-    return wilder(dx, n, first=n)
-
-
-def ema_slope(n: int) -> pl.Expr:
-    e = ema(pl.col("close"), n)
-    return 1e4 * (e / e.shift(1) - 1.0)
-
-
-def trend_strength(n: int) -> pl.Expr:
-    fast = max(2, n // 3)
-    return _finite((ema(pl.col("close"), fast) - ema(pl.col("close"), n)) / atr(14))
-
-
 def log_return(n: int) -> pl.Expr:
     return (pl.col("close") / pl.col("close").shift(n)).log()
 
 
-def realised_vol(n: int) -> pl.Expr:
-    return log_return(1).rolling_std(n)
+def _base() -> dict[str, pl.Expr]:
+    """Stage 0: per-bar inputs of the smoothers."""
+    prev = pl.col("close").shift(1)
+    tr = pl.max_horizontal(
+        pl.col("high") - pl.col("low"), (pl.col("high") - prev).abs(), (pl.col("low") - prev).abs()
+    )
+    up = pl.col("high") - pl.col("high").shift(1)
+    down = pl.col("low").shift(1) - pl.col("low")
+    delta = pl.col("close").diff()
+    return {
+        # True range from the second bar on (the first has no previous close), as TA-Lib does.
+        "_tr": pl.when(prev.is_null()).then(None).otherwise(tr),
+        "_gain": delta.clip(lower_bound=0.0),
+        "_loss": (-delta).clip(lower_bound=0.0),
+        "_pdm": pl.when((up > down) & (up > 0)).then(up).otherwise(0.0),
+        "_mdm": pl.when((down > up) & (down > 0)).then(down).otherwise(0.0),
+    }
+
+
+def _atr(n: int) -> tuple[str, pl.Expr]:
+    return f"_atr{n}", wilder(pl.col("_tr"), n, first=1)
+
+
+def _rsi(n: int, q: bool) -> Stages:
+    gain, loss = pl.col(f"_gain{n}"), pl.col(f"_loss{n}")
+    rsi = pl.when(loss > 0).then(100.0 - 100.0 / (1.0 + gain / loss)).when(gain > 0).then(100.0)
+    return {
+        1: {f"_gain{n}": wilder(pl.col("_gain"), n, 1), f"_loss{n}": wilder(pl.col("_loss"), n, 1)},
+        2: {"": rsi.when(gain == 0).then(50.0)},
+    }
+
+
+def _adx(n: int) -> Stages:
+    atr = pl.col(f"_atr{n}")
+    plus_di = 100.0 * pl.col(f"_pdm{n}") / atr
+    minus_di = 100.0 * pl.col(f"_mdm{n}") / atr
+    di_sum = plus_di + minus_di
+    dx = pl.when(di_sum > 0).then(100.0 * (plus_di - minus_di).abs() / di_sum).otherwise(0.0)
+    return {
+        1: dict(
+            [_atr(n)], **{f"_pdm{n}": wilder(pl.col("_pdm"), n, 1), f"_mdm{n}": wilder(pl.col("_mdm"), n, 1)}
+        ),
+        # DX is valid from row n (the first smoothed DI); the ADX seed is the mean of DX rows n .. 2n-1.
+        2: {f"_dx{n}": dx},
+        3: {"": wilder(pl.col(f"_dx{n}"), n, first=n)},
+    }
+
+
+def _trend_strength(n: int) -> Stages:
+    fast = max(2, n // 3)
+    return {
+        1: dict(
+            [_atr(14)], **{f"_ema{fast}": ema(pl.col("close"), fast), f"_ema{n}": ema(pl.col("close"), n)}
+        ),
+        2: {"": _finite((pl.col(f"_ema{fast}") - pl.col(f"_ema{n}")) / pl.col("_atr14"))},
+    }
 
 
 def corwin_schultz() -> pl.Expr:
@@ -149,34 +164,43 @@ def corwin_schultz() -> pl.Expr:
     return pl.when(beta.is_null()).then(None).otherwise(s.clip(lower_bound=0.0))
 
 
-def spread(n: int, has_quotes: bool) -> pl.Expr:
+def _spread(n: int, has_quotes: bool) -> Stages:
     if has_quotes:
-        mid = (pl.col("ask") + pl.col("bid")) / 2.0
-        rel = (pl.col("ask") - pl.col("bid")) / mid
+        rel = (pl.col("ask") - pl.col("bid")) / ((pl.col("ask") + pl.col("bid")) / 2.0)
     else:
         rel = corwin_schultz()
-    return 1e4 * rel.rolling_mean(n)
+    return {1: {"_rel_spread": rel}, 2: {"": 1e4 * pl.col("_rel_spread").rolling_mean(n)}}
+
+
+def _one(expr: pl.Expr) -> Stages:
+    return {1: {"": expr}}
 
 
 @dataclass(frozen=True)
 class _Kind:
     default: int
-    build: Callable[[int, bool], pl.Expr]
+    build: Callable[[int, bool], Stages]  # "" names the feature itself
     minimum: int = 2
 
 
 _KINDS: dict[str, _Kind] = {
-    "zscore": _Kind(20, lambda n, q: zscore(pl.col("close"), n)),
-    "volume_zscore": _Kind(20, lambda n, q: zscore(pl.col("volume").cast(pl.Float64), n)),
-    "rsi": _Kind(14, lambda n, q: rsi(n)),
-    "atr": _Kind(14, lambda n, q: atr(n)),
-    "natr": _Kind(14, lambda n, q: 1e4 * atr(n) / pl.col("close")),
-    "adx": _Kind(14, lambda n, q: adx(n)),
-    "ema_slope": _Kind(20, lambda n, q: ema_slope(n)),
-    "trend_strength": _Kind(30, lambda n, q: trend_strength(n), minimum=4),
-    "ret": _Kind(1, lambda n, q: log_return(n), minimum=1),
-    "rv": _Kind(20, lambda n, q: realised_vol(n)),
-    "spread": _Kind(20, lambda n, q: spread(n, q), minimum=1),
+    "zscore": _Kind(20, lambda n, q: _one(zscore(pl.col("close"), n))),
+    "volume_zscore": _Kind(20, lambda n, q: _one(zscore(pl.col("volume").cast(pl.Float64), n))),
+    "rsi": _Kind(14, _rsi),
+    "atr": _Kind(14, lambda n, q: {1: dict([_atr(n)]), 2: {"": pl.col(f"_atr{n}")}}),
+    "natr": _Kind(14, lambda n, q: {1: dict([_atr(n)]), 2: {"": 1e4 * pl.col(f"_atr{n}") / pl.col("close")}}),
+    "adx": _Kind(14, lambda n, q: _adx(n)),
+    "ema_slope": _Kind(
+        20,
+        lambda n, q: {
+            1: {f"_ema{n}": ema(pl.col("close"), n)},
+            2: {"": 1e4 * (pl.col(f"_ema{n}") / pl.col(f"_ema{n}").shift(1) - 1.0)},
+        },
+    ),
+    "trend_strength": _Kind(30, lambda n, q: _trend_strength(n), minimum=4),
+    "ret": _Kind(1, lambda n, q: _one(log_return(n)), minimum=1),
+    "rv": _Kind(20, lambda n, q: _one(log_return(1).rolling_std(n))),
+    "spread": _Kind(20, _spread, minimum=1),
 }
 
 
@@ -236,8 +260,12 @@ def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     specs = [parse_feature(n) for n in names]
     frame = normalise_bars(bars)
     has_quotes = "bid" in frame.columns and "ask" in frame.columns
-    exprs = [
-        _KINDS[s.kind].build(s.window, has_quotes).over("symbol").cast(pl.Float64).alias(s.name)
-        for s in specs
-    ]
-    return frame.select("symbol", "ts", *exprs)
+    stages: dict[int, dict[str, pl.Expr]] = {0: {ROW: pl.int_range(pl.len()), **_base()}}
+    for spec in specs:
+        for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
+            for name, expr in exprs.items():
+                stages.setdefault(level, {})[name or spec.name] = expr
+    lf = frame.lazy()
+    for level in sorted(stages):
+        lf = lf.with_columns(e.over("symbol").alias(n) for n, e in stages[level].items())
+    return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).collect()

@@ -29,7 +29,7 @@ import polars as pl
 
 from hybridtrader.config import MeanReversionLabelConfig, TripleBarrierLabelConfig
 from hybridtrader.ml.costs import CostModel
-from hybridtrader.ml.features import log_return, normalise_bars, trend_strength, zscore
+from hybridtrader.ml.features import compute_features, log_return, normalise_bars
 
 NY = "America/New_York"
 _DAY_NS = 86_400 * 10**9
@@ -149,10 +149,9 @@ def mean_reversion_labels(
     bars: pl.DataFrame, cfg: MeanReversionLabelConfig, costs: CostModel
 ) -> pl.DataFrame:
     frame = _prepared(bars, confine_to_session=True).with_columns(
-        _z=zscore(pl.col("close"), cfg.window).over("symbol"),
-        _mean=pl.col("close").rolling_mean(cfg.window).over("symbol"),
+        _mean=pl.col("close").rolling_mean(cfg.window).over("symbol")
     )
-    z = frame["_z"].fill_null(0.0).to_numpy()
+    z = compute_features(frame, [f"zscore_{cfg.window}"])[f"zscore_{cfg.window}"].fill_null(0.0).to_numpy()
     events = _with_forward_room(frame, np.abs(z) >= cfg.entry_z)
     side = -np.sign(z[events])
     mean = frame["_mean"].to_numpy()
@@ -169,10 +168,10 @@ def triple_barrier_labels(
     bars: pl.DataFrame, cfg: TripleBarrierLabelConfig, costs: CostModel
 ) -> pl.DataFrame:
     frame = _prepared(bars, confine_to_session=False).with_columns(
-        _ts=trend_strength(cfg.trend_window).over("symbol"),
         _vol=log_return(1).ewm_std(span=cfg.vol_span, adjust=False, min_samples=cfg.vol_span).over("symbol"),
     )
-    strength = frame["_ts"].fill_null(0.0).to_numpy()
+    name = f"trend_strength_{cfg.trend_window}"
+    strength = compute_features(frame, [name])[name].fill_null(0.0).to_numpy()
     vol = frame["_vol"].fill_null(0.0).to_numpy()
     mask = (np.abs(strength) >= cfg.entry_strength) & (strength != 0.0) & (vol > 0.0)
     events = _with_forward_room(frame, mask)
