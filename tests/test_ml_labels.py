@@ -86,10 +86,14 @@ def test_triple_barrier_matches_loop_reference() -> None:
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, 3000) + 0.0002 * np.sin(np.arange(3000) / 150)))
     bars = bars_from(close)
     cfg = TripleBarrierLabelConfig(
-        vol_span=20, profit_take=1.0, stop_loss=0.7, horizon_bars=25, trend_window=12
+        vol_span=20, profit_take=1.0, stop_loss=0.7, horizon_bars=25, trend_window=12, event_spacing_bars=1
     )
     lab = triple_barrier_labels(bars, cfg, FixedCost(0.5))
     assert lab.height > 200
+    spaced = triple_barrier_labels(bars, cfg.model_copy(update={"event_spacing_bars": 7}), FixedCost(0.5))
+    minutes = spaced.select((pl.col("t0") - bars["ts"][0]).dt.total_minutes())["t0"]
+    assert (minutes % 7 == 0).all()
+    assert spaced.height == lab.filter(pl.col("t0").is_in(spaced["t0"].implode())).height
     assert set(lab["barrier"].unique().to_list()) == {-1, 0, 1}
     # Independent inputs: trend side and EWM volatility from the feature definitions via Polars.
     from hybridtrader.ml.features import compute_features
@@ -113,7 +117,7 @@ def test_triple_barrier_crosses_sessions_and_daily_bars() -> None:
     close = 100 * np.exp(np.cumsum(np.random.default_rng(1).normal(0.002, 0.01, 400)))
     daily = bars_from(close, step=timedelta(days=1))
     assert not is_intraday(daily) and is_intraday(bars_from(close))
-    cfg = TripleBarrierLabelConfig(vol_span=20, horizon_bars=10, trend_window=12)
+    cfg = TripleBarrierLabelConfig(vol_span=20, horizon_bars=10, trend_window=12, event_spacing_bars=1)
     lab = triple_barrier_labels(daily, cfg, FixedCost(1.0))
     assert lab.height > 100
     assert (lab["t1"] > lab["t0"]).all()

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 from hybridtrader.config import GatesConfig
-from hybridtrader.ml.backtest import BacktestResult, Periods, backtest, max_drawdown
+from hybridtrader.ml.backtest import BacktestResult, Periods, backtest, max_drawdown, trade_pnl
 from hybridtrader.ml.gates import all_passed, evaluate_gates
 from hybridtrader.ml.sharpe import (
     deflated_sharpe_ratio,
@@ -80,28 +80,76 @@ def test_return_moments() -> None:
 OPEN = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 
 
-def test_backtest_hand_computed() -> None:
-    t1 = [OPEN + timedelta(minutes=m) for m in (10, 20, 70, 130, 140)]
-    events = pl.DataFrame({"t1": t1, "ret_net": [0.01, -0.02, 0.03, 0.04, -0.01]}).with_columns(
-        pl.col("t1").cast(pl.Datetime("ns", "UTC"))
+def minute_bars(closes: np.ndarray, symbol: str = "A") -> pl.DataFrame:
+    ts = pl.Series([OPEN + timedelta(minutes=m) for m in range(len(closes))]).cast(pl.Datetime("ns", "UTC"))
+    return pl.DataFrame({"symbol": symbol, "ts": ts, "close": closes})
+
+
+def events_frame(rows: list[tuple[str, int, int, int, float, float, float]]) -> pl.DataFrame:
+    """(symbol, side, entry minute, exit minute, entry price, exit price, cost) -> label-like events."""
+    return pl.DataFrame(
+        {
+            "symbol": [r[0] for r in rows],
+            "side": [r[1] for r in rows],
+            "t0": [OPEN + timedelta(minutes=r[2]) for r in rows],
+            "t1": [OPEN + timedelta(minutes=r[3]) for r in rows],
+            "price": [r[4] for r in rows],
+            "exit_price": [r[5] for r in rows],
+            "cost": [r[6] for r in rows],
+        }
+    ).with_columns(
+        pl.col("t0", "t1").cast(pl.Datetime("ns", "UTC")),
+        ret_net=pl.col("side") * (pl.col("exit_price") / pl.col("price") - 1) - pl.col("cost"),
     )
-    prob = np.array([0.7, 0.8, 0.4, 0.9, 0.65])
-    bars_ts = pl.Series([OPEN + timedelta(minutes=m) for m in range(0, 390)]).cast(pl.Datetime("ns", "UTC"))
-    periods = Periods.from_bars(bars_ts, 60, 252)
-    assert len(periods.all) == 7  # 14:00, 15:00 ... 20:00 UTC hour buckets of a 09:30-16:00 session
+
+
+def test_backtest_marks_to_market_hand_computed() -> None:
+    close = 100 + 0.01 * np.arange(390)  # minute m closes at 100 + m / 100
+    periods = Periods.from_bars(minute_bars(close), 60, 252)
+    assert len(periods.keys) == 7  # 14:00 ... 20:00 UTC hour buckets of a 09:30-16:00 session
     assert periods.per_year == pytest.approx(252 * 7)
-    span = periods.span(events["t1"], events["t1"])
-    res = backtest(events, prob, 0.6, 0.5, periods, span)
-    # Taken: 0.01, -0.02 (hour 14), 0.04, -0.01 (hour 16); hour 15 is flat. Weight 0.5.
-    rets = np.array([(0.01 - 0.02) * 0.5, 0.0, (0.04 - 0.01) * 0.5])
-    np.testing.assert_allclose(res.equity["ret"].to_numpy(), rets)
-    assert res.n_trades == 4 and res.win_rate == 0.5
+    events = events_frame(
+        [
+            ("A", 1, 10, 20, close[10], close[20], 1e-4),  # inside the 14:00 bucket (minutes 0..29)
+            ("A", -1, 25, 95, close[25], close[95], 0.0),  # 14:00 -> 15:00 (30..89) -> 16:00 (90..149)
+            ("A", 1, 30, 40, close[30], close[40], 0.0),  # not taken
+        ]
+    )
+    res = backtest(events, np.array([0.7, 0.8, 0.4]), 0.6, 0.5, periods, (0, 2))
+    p0 = (close[20] - close[10]) / close[10] - 1e-4 - (close[29] - close[25]) / close[25]
+    p1 = -(close[89] - close[29]) / close[25]
+    p2 = -(close[95] - close[89]) / close[25]
+    rets = 0.5 * np.array([p0, p1, p2])
+    np.testing.assert_allclose(res.equity["ret"].to_numpy(), rets, rtol=1e-12)
+    assert res.n_trades == 2 and res.win_rate == 0.5
     assert res.sharpe_per_period == pytest.approx(rets.mean() / rets.std(ddof=1))
     assert res.sharpe == pytest.approx(res.sharpe_per_period * math.sqrt(252 * 7))
     assert res.total_return == pytest.approx(np.prod(1 + rets) - 1)
-    assert res.max_drawdown == pytest.approx(0.005)
+    equity = np.cumprod(1 + rets)
+    assert res.max_drawdown == pytest.approx(max_drawdown(equity))
     with pytest.raises(ValueError, match="prob"):
-        backtest(events, prob[:2], 0.6, 0.5, periods, span)
+        backtest(events, np.array([0.7]), 0.6, 0.5, periods, (0, 2))
+    with pytest.raises(ValueError, match="outside the periods"):
+        backtest(events, np.array([0.7, 0.8, 0.4]), 0.6, 0.5, periods, (0, 1))
+
+
+def test_trade_pnl_adds_up_to_the_net_return() -> None:
+    """Marking to market only spreads a trade's P&L over its periods: per trade it sums to ret_net."""
+    rng = np.random.default_rng(5)
+    frames, rows = [], []
+    for sym in ("A", "B"):
+        close = 50 * np.exp(np.cumsum(rng.normal(0, 1e-3, 390)))
+        frames.append(minute_bars(close, sym))
+        for _ in range(40):
+            a = int(rng.integers(0, 380))
+            b = int(rng.integers(a + 1, 390))
+            rows.append(
+                (sym, int(rng.choice([-1, 1])), a, b, close[a], close[b], float(rng.uniform(0, 5e-4)))
+            )
+    periods = Periods.from_bars(pl.concat(frames), 30, 252)
+    events = events_frame(rows)
+    per_trade = trade_pnl(events, periods).group_by("trade").agg(pl.col("pnl").sum()).sort("trade")
+    np.testing.assert_allclose(per_trade["pnl"].to_numpy(), events["ret_net"].to_numpy(), atol=1e-12)
 
 
 def test_max_drawdown() -> None:

@@ -75,9 +75,12 @@ class TripleBarrierLabelConfig(Section):
     vol_span: int = Field(100, ge=2)  # EWM span of the 1-bar log-return volatility (the barrier unit)
     profit_take: float = Field(1.0, gt=0.0)  # upper barrier, multiples of vol x sqrt(horizon)
     stop_loss: float = Field(1.0, gt=0.0)
-    horizon_bars: int = Field(60, ge=1)  # vertical barrier
-    trend_window: int = Field(30, ge=4)  # trend_strength window that gives the side
+    horizon_bars: int = Field(390, ge=1)  # vertical barrier (390 one-minute bars: one session)
+    trend_window: int = Field(390, ge=4)  # trend_strength window that gives the side
     entry_strength: float = Field(0.5, ge=0.0)  # an event is a bar whose |trend_strength| reaches this
+    # Events are taken on every n-th bar of a symbol: labels this long overlap almost completely, so
+    # denser sampling adds rows, not information.
+    event_spacing_bars: int = Field(30, ge=1)
 
 
 class LabelsConfig(Section):
@@ -166,10 +169,17 @@ class StrategyConfig(Section):
 def _default_strategies() -> dict[str, StrategyConfig]:
     return {
         "intraday_mean_reversion": StrategyConfig(
-            ml_model=MLModelConfig(features=["zscore", "rsi", "atr", "volume_zscore", "spread"])
+            ml_model=MLModelConfig(
+                features=["zscore", "rsi", "atr", "volume_zscore", "spread", "ret_1", "ret_5"]
+            )
         ),
         "swing_trend_following": StrategyConfig(
-            ml_model=MLModelConfig(features=["ema_slope", "adx", "atr", "volume_zscore", "trend_strength"])
+            ml_model=MLModelConfig(
+                features=[
+                    "ema_slope", "adx", "atr", "volume_zscore", "trend_strength",
+                    "trend_strength_390", "ret_390",
+                ]
+            )
         ),
     }
 

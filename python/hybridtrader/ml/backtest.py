@@ -1,12 +1,17 @@
-"""Vectorised out-of-sample backtest of labelled events traded on a model's probabilities.
+"""Vectorised, marked-to-market out-of-sample backtest of labelled events traded on a model's probabilities.
 
-A trade is an event whose out-of-sample probability reaches the threshold; it earns the event's net
-return (costs included, the same number the label was made from). Sizing is fixed so that gross exposure
-never exceeds equity: each trade gets 1 / (n_symbols x horizon_bars) of equity, since a symbol can have at
-most `horizon_bars` overlapping trades open. P&L is booked in the period in which the trade exits; every
-period of the evaluated span counts, flat ones included. Periods are `Periods.minutes` buckets of UTC
-time with intraday bars and one session (New York date) with daily bars. Sharpe, PSR and drawdown are
-computed on that per-period return series and annualised with the observed periods per session.
+A trade is an event whose out-of-sample probability reaches the threshold; over its life it earns exactly
+the event's net return (the number its label was made from): in every period it is open it books
+side x (price at the period's end - price at the previous mark) / entry price, the last mark being the exit
+price, and the round-trip cost is booked when it exits. Marking to market matters: booking a multi-period
+trade's whole return on its exit period makes neighbouring periods share most of their P&L and inflates
+the Sharpe ratio by about the square root of the holding time.
+
+Sizing is fixed so that gross exposure never exceeds equity: each trade gets 1 / (n_symbols x horizon_bars)
+of equity, since a symbol can have at most `horizon_bars` overlapping trades open. Periods are
+`minutes`-long buckets of UTC time with intraday bars and one session (New York date) with daily bars;
+every period of the evaluated span counts, flat ones included. Sharpe, PSR and drawdown come from that
+per-period return series, annualised with the observed number of periods per session.
 """
 
 from __future__ import annotations
@@ -21,34 +26,52 @@ from hybridtrader.ml.labels import NY
 from hybridtrader.ml.sharpe import probabilistic_sharpe_ratio, return_moments
 
 
-@dataclass(frozen=True)
-class Periods:
-    """How a timestamp maps to a P&L period, and every period of the data (flat ones included)."""
-
-    minutes: int | None  # None: one period per session (New York date)
-    all: pl.Series  # sorted distinct period keys of the bars (Datetime or Date)
-    per_year: float
-
-    @classmethod
-    def from_bars(cls, ts: pl.Series, minutes: int | None, sessions_per_year: int) -> Periods:
-        sessions = session_of(ts).n_unique()
-        keys = period_of(ts, minutes).unique().sort()
-        return cls(minutes, keys, sessions_per_year * len(keys) / max(sessions, 1))
-
-    def key(self, ts: pl.Series) -> pl.Series:
-        return period_of(ts, self.minutes)
-
-    def span(self, first_ts: pl.Series, last_ts: pl.Series) -> pl.Series:
-        lo, hi = self.key(first_ts).min(), self.key(last_ts).max()
-        return self.all.filter((self.all >= lo) & (self.all <= hi))
-
-
 def session_of(ts: pl.Series) -> pl.Series:
     return ts.dt.convert_time_zone(NY).dt.date()
 
 
 def period_of(ts: pl.Series, minutes: int | None) -> pl.Series:
     return session_of(ts) if minutes is None else ts.dt.truncate(f"{minutes}m")
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The P&L periods of a bar set: their keys, and each symbol's last close at or before each period's
+    end (carried forward over periods in which the symbol has no bar)."""
+
+    minutes: int | None  # None: one period per session (New York date)
+    keys: pl.Series  # sorted distinct period keys (Datetime or Date); a period's index is its position
+    per_year: float
+    closes: pl.DataFrame = field(repr=False)  # symbol, pi (period index), mark
+
+    @classmethod
+    def from_bars(cls, bars: pl.DataFrame, minutes: int | None, sessions_per_year: int) -> Periods:
+        keys = period_of(bars["ts"], minutes).unique().sort()
+        sessions = session_of(bars["ts"]).n_unique()
+        self = cls(minutes, keys, sessions_per_year * len(keys) / max(sessions, 1), pl.DataFrame())
+        last = (
+            bars.select("symbol", pi=self.index(bars["ts"]), ts="ts", mark="close")
+            .sort("symbol", "ts")
+            .group_by("symbol", "pi")
+            .agg(pl.col("mark").last())
+        )
+        grid = (
+            bars.select(pl.col("symbol").unique())
+            .join(pl.DataFrame({"pi": np.arange(len(keys), dtype=np.int64)}), how="cross")
+            .join(last, on=["symbol", "pi"], how="left")
+            .sort("symbol", "pi")
+            .with_columns(pl.col("mark").fill_null(strategy="forward").over("symbol"))
+        )
+        return cls(minutes, keys, self.per_year, grid)
+
+    def index(self, ts: pl.Series) -> pl.Series:
+        """Period index of each timestamp (its period must be one of the keys)."""
+        k = period_of(ts, self.minutes).to_physical().to_numpy()
+        keys = self.keys.to_physical().to_numpy()
+        pos = np.searchsorted(keys, k)
+        if len(k) and (pos.max() >= len(keys) or not np.array_equal(keys[pos], k)):
+            raise ValueError("timestamps fall in periods that are not in the bar data")
+        return pl.Series(pos.astype(np.int64))
 
 
 @dataclass(frozen=True)
@@ -85,35 +108,49 @@ def max_drawdown(equity: np.ndarray) -> float:
     return float(np.max(1.0 - curve / peak))
 
 
+def trade_pnl(trades: pl.DataFrame, periods: Periods) -> pl.DataFrame:
+    """Per (trade, period) P&L as a share of the trade's notional: columns trade, pi, pnl."""
+    t = trades.select(
+        "symbol", "side", "price", "exit_price", "cost",
+        trade=pl.int_range(pl.len()), i0=periods.index(trades["t0"]), i1=periods.index(trades["t1"]),
+    )  # fmt: skip
+    rows = (
+        t.with_columns(pi=pl.int_ranges("i0", pl.col("i1") + 1))
+        .explode("pi")
+        .join(periods.closes, on=["symbol", "pi"], how="left")
+        .sort("trade", "pi")
+    )
+    last = pl.col("pi") == pl.col("i1")
+    mark = pl.when(last).then(pl.col("exit_price")).otherwise(pl.col("mark"))
+    prev = mark.shift(1).over("trade").fill_null(pl.col("price"))
+    pnl = pl.col("side") * (mark - prev) / pl.col("price") - pl.when(last).then(pl.col("cost")).otherwise(0.0)
+    return rows.select("trade", "pi", pnl=pnl)
+
+
 def backtest(
     events: pl.DataFrame,
     prob: np.ndarray,
     threshold: float,
     weight: float,
     periods: Periods,
-    span: pl.Series,
+    span: tuple[int, int],
 ) -> BacktestResult:
-    """`events` has t1 and ret_net (one row per event, aligned with `prob`); `span` lists every period
-    key of the evaluated stretch (see `Periods.span`)."""
+    """`events` (labels: symbol, t0, t1, side, price, exit_price, cost, ret_net) aligned with `prob`;
+    `span` is the (first, last) period index of the evaluated stretch, every period in it counts."""
     if len(prob) != events.height:
         raise ValueError(f"prob: {len(prob)} values for {events.height} events")
     if not 0.0 < weight <= 1.0:
         raise ValueError(f"weight must be in (0, 1], got {weight}")
     taken = events.filter(pl.Series(np.asarray(prob) >= threshold))
-    booked = (
-        pl.DataFrame({"period": periods.key(taken["t1"]), "pnl": taken["ret_net"] * weight})
-        .group_by("period")
-        .agg(pl.col("pnl").sum())
-    )
+    booked = trade_pnl(taken, periods).group_by("pi").agg(ret=pl.col("pnl").sum() * weight)
+    lo, hi = span
     frame = (
-        pl.DataFrame({"period": span})
-        .join(booked, on="period", how="left")
-        .with_columns(ret=pl.col("pnl").fill_null(0.0))
-        .drop("pnl")
+        pl.DataFrame({"pi": np.arange(lo, hi + 1, dtype=np.int64)})
+        .join(booked, on="pi", how="left")
+        .with_columns(pl.col("ret").fill_null(0.0))
     )
-    outside = booked.join(frame, on="period", how="anti")
-    if outside.height:
-        raise ValueError(f"span: trades exit in periods outside it: {outside['period'].head(3).to_list()}")
+    if booked.filter((pl.col("pi") < lo) | (pl.col("pi") > hi)).height:
+        raise ValueError(f"span: trades are open outside the periods {lo}..{hi}")
     rets = frame["ret"].to_numpy()
     equity = np.cumprod(1.0 + rets)
     m = return_moments(rets)
@@ -129,5 +166,5 @@ def backtest(
         win_rate=float((net > 0).mean()) if len(net) else 0.0,
         total_return=float(equity[-1] - 1.0) if len(equity) else 0.0,
         psr=probabilistic_sharpe_ratio(m.sharpe, 0.0, m.n, m.skew, m.kurtosis) if m.n >= 2 else 0.5,
-        equity=frame.with_columns(equity=pl.Series(equity)),
+        equity=pl.DataFrame({"period": periods.keys.gather(frame["pi"]), "ret": rets, "equity": equity}),
     )

@@ -10,14 +10,16 @@ trades exactly these events, so a label and its backtest P&L are the same number
   `horizon_bars`; with intraday bars the trade never crosses the session close (it exits on the session's
   last bar).
 - `triple_barrier_labels` (swing_trend_following): event when |trend_strength_w| reaches
-  `entry_strength`; side = sign(trend_strength). Barriers on the side-adjusted log return:
-  +profit_take x trgt and -stop_loss x trgt with trgt = EWM std of 1-bar log returns (span `vol_span`)
-  x sqrt(horizon_bars), and a vertical barrier after `horizon_bars` bars (may cross sessions: swing).
-  The first barrier touched (on closes) ends the trade; the label is 1 when the side-adjusted return to
-  that time (vertical barrier included: its return's sign, not 0) beats the round-trip cost.
+  `entry_strength` on every `event_spacing_bars`-th bar of the symbol; side = sign(trend_strength).
+  Barriers on the side-adjusted log return: +profit_take x trgt and -stop_loss x trgt with trgt = EWM std
+  of 1-bar log returns (span `vol_span`) x sqrt(horizon_bars), and a vertical barrier after
+  `horizon_bars` bars (may cross sessions: swing). The first barrier touched (on closes) ends the trade;
+  the label is 1 when the side-adjusted return to that time (vertical barrier included: its return's
+  sign, not 0) beats the round-trip cost.
 
-Output columns: symbol, t0, t1, side (+1/-1), price (entry close), ret (gross, side-adjusted), cost
-(round trip), ret_net, barrier (1 profit-take/reversion, -1 stop, 0 vertical/session end), label (0/1).
+Output columns: symbol, t0, t1, side (+1/-1), price (entry close), exit_price, ret (gross,
+side-adjusted), cost (round trip), ret_net, barrier (1 profit-take/reversion, -1 stop, 0 vertical/session
+end), label (0/1).
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def _finish(
             "t1": ts[exit_idx],
             "side": side.astype(np.int8),
             "price": price,
+            "exit_price": close[exit_idx],
             "ret": ret,
             "cost": cost,
             "ret_net": ret_net,
@@ -173,7 +176,9 @@ def triple_barrier_labels(
     name = f"trend_strength_{cfg.trend_window}"
     strength = compute_features(frame, [name])[name].fill_null(0.0).to_numpy()
     vol = frame["_vol"].fill_null(0.0).to_numpy()
-    mask = (np.abs(strength) >= cfg.entry_strength) & (strength != 0.0) & (vol > 0.0)
+    row = frame.select(pl.int_range(pl.len()).over("symbol")).to_series().to_numpy()
+    on_grid = row % cfg.event_spacing_bars == 0
+    mask = (np.abs(strength) >= cfg.entry_strength) & (strength != 0.0) & (vol > 0.0) & on_grid
     events = _with_forward_room(frame, mask)
     side = np.sign(strength[events])
     close = frame["close"].to_numpy()

@@ -167,6 +167,11 @@ def predict(fitted: Fitted, x: np.ndarray, names: list[str]) -> np.ndarray:
 
 
 def run_fold(task: FoldTask) -> FoldResult:
+    if len(np.unique(task.y_fit)) < 2:
+        # Nothing to learn from one class: the fold predicts its training base rate for every sample.
+        base = float(task.y_fit.mean()) if len(task.y_fit) else 0.0
+        zeros = np.zeros(len(task.feature_names))
+        return FoldResult(task.fold, task.trial, np.full(len(task.x_test), base), 0, 0.0, 0.0, zeros)
     fitted = fit(task.settings, task.feature_names, task.x_fit, task.y_fit, task.x_valid, task.y_valid)
     start = time.perf_counter()
     prob = predict(fitted, task.x_test, task.feature_names)

@@ -230,12 +230,14 @@ class MLPipeline:
             probs[r.trial, rows[keep]] = r.prob[keep]
 
         bt = ml.backtest
-        periods = Periods.from_bars(bars["ts"], bt.period_minutes if intraday else None, bt.sessions_per_year)
+        periods = Periods.from_bars(bars, bt.period_minutes if intraday else None, bt.sessions_per_year)
         n_symbols = bars["symbol"].n_unique()
         weight = 1.0 / (n_symbols * horizon)
+        first_period = periods.index(samples["t0"]).to_numpy()
+        last_period = periods.index(samples["t1"]).to_numpy()
 
-        def span(rows: np.ndarray) -> pl.Series:
-            return periods.span(samples["t0"].gather(rows), samples["t1"].gather(rows))
+        def span(rows: np.ndarray) -> tuple[int, int]:
+            return int(first_period[rows].min()), int(last_period[rows].max())
 
         oos_rows = np.flatnonzero(oos)
         oos_events = samples[oos_rows]
@@ -256,7 +258,9 @@ class MLPipeline:
         n_trials = len(all_sr)
         var_sr = float(all_sr.var(ddof=1)) if n_trials > 1 else 0.0
         b = best.result
-        dsr = deflated_sharpe_ratio(b.sharpe_per_period, b.n_periods, b.skew, b.kurtosis, n_trials, var_sr)
+        dsr = deflated_sharpe_ratio(
+            b.sharpe_per_period, b.n_periods, b.skew, b.kurtosis, n_trials, var_sr, conservative=True
+        )
         gates = evaluate_gates(b, dsr, ml.gates)
         promoted = all_passed(gates)
 

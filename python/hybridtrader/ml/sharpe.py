@@ -6,6 +6,7 @@ annualised); skewness g3 and *raw* kurtosis g4 (3 for a normal) are the returns'
   maximum Sharpe of N independent zero-skill trials whose Sharpe ratios have variance V. With N = 1 there
   is no selection and SR0 = 0 (DSR = PSR(0)).
 - MinTRL = 1 + (1 - g3 SR + (g4 - 1) / 4 SR^2) (z_alpha / (SR - SR*))^2 periods.
+The promotion gate evaluates the DSR in its conservative form (see `probabilistic_sharpe_ratio`).
 """
 
 from __future__ import annotations
@@ -46,14 +47,21 @@ def return_moments(returns: np.ndarray) -> ReturnMoments:
 
 
 def _sr_std_factor(sr: float, skew: float, kurtosis: float) -> float:
-    # The variance factor can go non-positive for extreme, inconsistent moment estimates; floor it.
     return math.sqrt(max(1.0 - skew * sr + (kurtosis - 1.0) / 4.0 * sr * sr, 1e-12))
 
 
-def probabilistic_sharpe_ratio(sr: float, sr_benchmark: float, n: int, skew: float, kurtosis: float) -> float:
+def probabilistic_sharpe_ratio(
+    sr: float, sr_benchmark: float, n: int, skew: float, kurtosis: float, conservative: bool = False
+) -> float:
+    """PSR. `conservative`: never let the non-normal moments shrink the Sharpe ratio's standard error below
+    the normal one (1 + SR^2 / 2); short samples with a few gains and many flat periods show a positive
+    skew that the formula would otherwise reward (the gates use this)."""
     if n < 2:
         raise ValueError(f"n must be >= 2 periods, got {n}")
-    z = (sr - sr_benchmark) * math.sqrt(n - 1) / _sr_std_factor(sr, skew, kurtosis)
+    factor = _sr_std_factor(sr, skew, kurtosis)
+    if conservative:
+        factor = max(factor, _sr_std_factor(sr, 0.0, 3.0))
+    z = (sr - sr_benchmark) * math.sqrt(n - 1) / factor
     return float(stats.norm.cdf(z))
 
 
@@ -71,9 +79,16 @@ def expected_max_sharpe(n_trials: int, var_sharpe: float) -> float:
 
 
 def deflated_sharpe_ratio(
-    sr: float, n: int, skew: float, kurtosis: float, n_trials: int, var_sharpe: float
+    sr: float,
+    n: int,
+    skew: float,
+    kurtosis: float,
+    n_trials: int,
+    var_sharpe: float,
+    conservative: bool = False,
 ) -> float:
-    return probabilistic_sharpe_ratio(sr, expected_max_sharpe(n_trials, var_sharpe), n, skew, kurtosis)
+    sr0 = expected_max_sharpe(n_trials, var_sharpe)
+    return probabilistic_sharpe_ratio(sr, sr0, n, skew, kurtosis, conservative)
 
 
 def min_track_record_length(
