@@ -208,8 +208,20 @@ class MonitoringConfig(Section):
 
 
 # ------------------------------------------------------------------------------- execution / risk
+class BackoffConfig(Section):
+    """Retries of rate-limited (HTTP 429) and, if enabled, transient failures (timeouts, connection, 5xx)."""
+
+    base_seconds: float = Field(0.5, gt=0)  # first backoff ceiling; doubles per retry (full jitter below it)
+    cap_seconds: float = Field(30.0, gt=0)  # ceiling of any single backoff
+    max_retries: int = Field(5, ge=0)
+    max_elapsed_seconds: float = Field(120.0, gt=0)  # give up rather than wait past this since the first try
+    # Off by default: retrying a timed-out order submission could send it twice.
+    retry_transient: bool = False
+
+
 class ExecutionConfig(Section):
     max_api_calls_per_minute: int = Field(200, gt=0)
+    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
     enable_time_slicing: bool = True
     enable_toxic_time_filtering: bool = True
 

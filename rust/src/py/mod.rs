@@ -1,7 +1,10 @@
 //! PyO3 wrappers, one file per domain.
 use pyo3::prelude::*;
 
+mod ratelimit;
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     Ok(())
 }
