@@ -42,7 +42,8 @@ class FixedCost:
 
 @dataclass(frozen=True)
 class SlippageCost:
-    """Costs from a slippage model for a trade of `notional` currency at the entry price."""
+    """Costs from a slippage model for a trade of `notional` currency at the entry price, both legs priced
+    at the entry time. Uses the model's batch `forecast_many` when it has one."""
 
     model: SlippageForecaster
     notional: float
@@ -50,10 +51,25 @@ class SlippageCost:
     def round_trip(
         self, symbols: np.ndarray, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray
     ) -> np.ndarray:
-        out = np.empty(len(sides))
+        prices = np.asarray(prices, dtype=float)
+        qty = np.maximum(1.0, np.round(self.notional / prices))
+        entry = np.where(np.asarray(sides) > 0, "buy", "sell")
+        exit_ = np.where(entry == "buy", "sell", "buy")
+        ts_ns = np.asarray(ts).astype("datetime64[ns]").astype(np.int64)
+        batch = getattr(self.model, "forecast_many", None)
+        if batch is not None and len(prices):
+            syms = list(np.asarray(symbols))
+            bps = np.asarray(batch(syms, list(entry), qty, prices, ts_ns)) + np.asarray(
+                batch(syms, list(exit_), qty, prices, ts_ns)
+            )
+            return bps / 1e4
         f = self.model.forecast_slippage
-        for i, (sym, s, px, t) in enumerate(zip(symbols, sides, prices, ts, strict=True)):
-            qty = max(1.0, round(self.notional / px))
-            entry, exit_ = ("buy", "sell") if s > 0 else ("sell", "buy")
-            out[i] = (f(sym, entry, qty, px, t) + f(sym, exit_, qty, px, t)) / 1e4
+        out = np.empty(len(prices))
+        for i, (sym, a, b, q, px, t) in enumerate(
+            zip(symbols, entry, exit_, qty, prices, ts_ns, strict=True)
+        ):
+            out[i] = (
+                f(str(sym), str(a), float(q), float(px), int(t))
+                + f(str(sym), str(b), float(q), float(px), int(t))
+            ) / 1e4
         return out
