@@ -164,9 +164,16 @@ def test_data_quality_alert(tmp_path, webhook: str) -> None:
         high=pl.when(pl.col("close") == 10.2).then(9.0).otherwise(pl.col("high"))
     )
     report = m.check_data_quality(bad, source="alpaca")
-    assert {i.check for i in report.issues} == {"ohlc_inconsistent", "duplicate", "unordered"}
+    assert (report.duplicates, report.ohlc_inconsistent) == (1, 1)
     body = Receiver.received[0]["body"]
     assert body["key"] == "data_quality:alpaca" and body["severity"] == "critical"
-    stale = check_data_quality(good, now=t0 + timedelta(hours=1))
-    assert [i.check for i in stale.issues] == ["stale"]
-    assert [i.check for i in check_data_quality(good.drop("volume")).issues] == ["columns"]
+    assert "duplicate bars: 1" in body["message"]
+    stale = m.check_data_quality(good, source="feed", now=t0 + timedelta(hours=1))
+    assert list(stale.stale) == ["A"]
+    assert Receiver.received[-1]["body"]["severity"] == "warning"
+    jumpy = good.with_columns(
+        close=pl.Series([10.1, 10.2, 14.0, 10.1]), high=pl.Series([10.2, 10.2, 14.0, 10.2])
+    )
+    assert check_data_quality(jumpy).jumps == 2
+    with pytest.raises(ValueError, match="missing columns"):
+        check_data_quality(good.drop("volume"))

@@ -1,100 +1,108 @@
-"""Basic data-quality checks on bars; `check_data_quality(bars) -> DataQualityReport`.
+"""Basic data-quality checks on bars: `check_data_quality(bars) -> QualityReport`.
 
-Checks (each reports how many rows fail and a few examples): missing columns, nulls, non-positive prices,
-OHLC consistency (low <= open, close <= high), negative volume, duplicate (symbol, ts), timestamps not
-increasing per symbol, extreme bar-to-bar moves (|log return| above `max_abs_log_return`) and staleness
-(the newest bar older than `max_staleness` before `now`, when `now` is given).
+Checks: staleness (newest bar of a symbol older than `stale_after_s` at `now`, when `now` is given),
+duplicate (symbol, ts) rows, NaN/null values, non-positive prices or negative volume, OHLC inconsistencies
+(high below open/close/low, low above open/close) and jumps (|log return| above `max_abs_log_return`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import polars as pl
 
-BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
+PRICES = ("open", "high", "low", "close")
 
 
-@dataclass(frozen=True)
-class QualityIssue:
-    check: str
-    severity: str  # "error" (unusable rows) or "warning"
-    count: int
-    detail: str
+@dataclass
+class QualityReport:
+    rows: int
+    symbols: int
+    stale: dict[str, float] = field(default_factory=dict)  # symbol -> seconds since its last bar
+    duplicates: int = 0  # extra copies of a (symbol, ts)
+    nulls: dict[str, int] = field(default_factory=dict)  # column -> NaN/null count
+    non_positive: int = 0  # rows with a price <= 0 or a negative volume
+    ohlc_inconsistent: int = 0
+    jumps: int = 0
 
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class DataQualityReport:
-    n_rows: int
-    issues: list[QualityIssue] = field(default_factory=list)
+    @property
+    def issues(self) -> list[str]:
+        out = []
+        if self.stale:
+            out.append(f"stale: {', '.join(f'{s} ({a:.0f} s)' for s, a in sorted(self.stale.items()))}")
+        if self.duplicates:
+            out.append(f"duplicate bars: {self.duplicates}")
+        if self.nulls:
+            out.append("NaN/null values: " + ", ".join(f"{c} {n}" for c, n in self.nulls.items()))
+        if self.non_positive:
+            out.append(f"non-positive prices or negative volume: {self.non_positive} rows")
+        if self.ohlc_inconsistent:
+            out.append(f"OHLC inconsistent: {self.ohlc_inconsistent} rows")
+        if self.jumps:
+            out.append(f"outlier jumps: {self.jumps}")
+        return out
 
     @property
     def ok(self) -> bool:
         return not self.issues
 
-
-def _examples(frame: pl.DataFrame) -> str:
-    return ", ".join(f"{r['symbol']}@{r['ts']}" for r in frame.head(3).iter_rows(named=True))
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "symbols": self.symbols,
+            "ok": self.ok,
+            "issues": self.issues,
+            "stale": self.stale,
+            "duplicates": self.duplicates,
+            "nulls": self.nulls,
+            "non_positive": self.non_positive,
+            "ohlc_inconsistent": self.ohlc_inconsistent,
+            "jumps": self.jumps,
+        }
 
 
 def check_data_quality(
     bars: pl.DataFrame,
+    *,
     now: datetime | None = None,
-    max_staleness: timedelta = timedelta(minutes=5),
+    stale_after_s: float = 300.0,
     max_abs_log_return: float = 0.2,
-) -> DataQualityReport:
-    missing = [c for c in BAR_COLUMNS if c not in bars.columns]
+) -> QualityReport:
+    """Quality report of bars (any order). `now` enables the staleness check."""
+    missing = [c for c in ("symbol", "ts", *PRICES, "volume") if c not in bars.columns]
     if missing:
-        return DataQualityReport(
-            bars.height, [QualityIssue("columns", "error", len(missing), f"missing {missing}")]
+        raise ValueError(f"bars: missing columns {missing}")
+    if stale_after_s <= 0 or max_abs_log_return <= 0:
+        raise ValueError(
+            f"stale_after_s and max_abs_log_return must be > 0, got {stale_after_s}, {max_abs_log_return}"
         )
-    issues: list[QualityIssue] = []
-
-    def add(check: str, severity: str, bad: pl.Expr, what: str) -> None:
-        rows = bars.filter(bad.fill_null(False))
-        if rows.height:
-            issues.append(QualityIssue(check, severity, rows.height, f"{what}: {_examples(rows)}"))
-
-    prices = ["open", "high", "low", "close"]
-    add("nulls", "error", pl.any_horizontal(pl.col(c).is_null() for c in BAR_COLUMNS), "rows with nulls")
-    add("non_positive_price", "error", pl.any_horizontal(pl.col(c) <= 0 for c in prices), "price <= 0")
-    add(
-        "ohlc_inconsistent",
-        "error",
-        (pl.col("low") > pl.min_horizontal("open", "close"))
-        | (pl.col("high") < pl.max_horizontal("open", "close")),
-        "low above open/close or high below them",
+    df = bars.sort("symbol", "ts")
+    rep = QualityReport(rows=df.height, symbols=df["symbol"].n_unique())
+    if df.is_empty():
+        return rep
+    rep.duplicates = df.height - int(df.select(pl.struct("symbol", "ts").n_unique()).item())
+    numeric = [c for c in (*PRICES, "volume") if c in df.columns]
+    counts = df.select(
+        *[(pl.col(c).is_null() | pl.col(c).cast(pl.Float64).is_nan()).sum().alias(c) for c in numeric],
+        pl.col("ts").is_null().sum().alias("ts"),
+    ).row(0, named=True)
+    rep.nulls = {c: int(n) for c, n in counts.items() if n}
+    o, h, lo, c = (pl.col(x) for x in PRICES)
+    rep.non_positive = int(
+        df.select(
+            (pl.any_horizontal(*[pl.col(x) <= 0 for x in PRICES]) | (pl.col("volume") < 0)).sum()
+        ).item()
     )
-    add("negative_volume", "error", pl.col("volume") < 0, "volume < 0")
-    add("duplicate", "error", pl.struct("symbol", "ts").is_duplicated(), "duplicate (symbol, ts)")
-    in_order = bars.with_columns(_d=pl.col("ts").diff().over("symbol"))
-    rows = in_order.filter(pl.col("_d") <= pl.duration(nanoseconds=0))
-    if rows.height:
-        issues.append(
-            QualityIssue("unordered", "error", rows.height, f"ts not increasing: {_examples(rows)}")
-        )
-    jumps = bars.sort("symbol", "ts").filter(
-        ((pl.col("close") / pl.col("close").shift(1)).log().abs() > max_abs_log_return)
-        .over("symbol")
-        .fill_null(False)
+    rep.ohlc_inconsistent = int(
+        df.select(((h < pl.max_horizontal(o, c, lo)) | (lo > pl.min_horizontal(o, c, h))).sum()).item()
     )
-    if jumps.height:
-        issues.append(
-            QualityIssue(
-                "price_jump",
-                "warning",
-                jumps.height,
-                f"|log return| > {max_abs_log_return}: {_examples(jumps)}",
-            )
-        )
-    if now is not None and bars.height:
-        newest = bars["ts"].max()
-        if newest is not None and now - newest > max_staleness:  # type: ignore[operator]
-            issues.append(
-                QualityIssue("stale", "warning", 1, f"newest bar {newest} is older than {max_staleness}")
-            )
-    return DataQualityReport(bars.height, issues)
+    if now is not None:
+        for sym, last in df.group_by("symbol").agg(pl.col("ts").max()).iter_rows():
+            seconds = (now - last).total_seconds()
+            if seconds > stale_after_s:
+                rep.stale[sym] = seconds
+    jump = (c / c.shift(1)).log().abs().over("symbol") > max_abs_log_return
+    rep.jumps = int(df.filter(c > 0).select(jump.fill_null(False).sum()).item())
+    return rep

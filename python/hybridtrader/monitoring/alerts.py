@@ -214,21 +214,20 @@ class EnhancedAlertManager:
         return z
 
     def check_data_quality(self, bars: pl.DataFrame, source: str = "bars", **checks: Any) -> Any:
-        """Runs the data layer's `hybridtrader.data.quality.check_data_quality(bars)`; one alert listing the
-        failed checks (critical when any is an error). Returns the data layer's report."""
+        """Runs the data layer's `hybridtrader.data.quality.check_data_quality(bars, **checks)`; one alert
+        listing its issues when the report is not ok (critical when rows are unusable: duplicates, nulls,
+        non-positive prices, inconsistent OHLC; else a warning). Returns the data layer's report."""
         from hybridtrader.data.quality import check_data_quality
 
         report = check_data_quality(bars, **checks)
         if not report.ok:
-            severity: Severity = (
-                "critical" if any(i.severity == "error" for i in report.issues) else "warning"
-            )
-            summary = "; ".join(f"{i.check}: {i.count}" for i in report.issues)
+            unusable = report.duplicates or report.nulls or report.non_positive or report.ohlc_inconsistent
+            severity: Severity = "critical" if unusable else "warning"
             self.emit(
                 "data_quality",
                 source,
                 severity,
-                f"{source}: data-quality checks failed: {summary}",
-                {"issues": [i.as_dict() for i in report.issues], "n_rows": report.n_rows},
+                f"{source}: data-quality issues: {'; '.join(report.issues)}",
+                {"report": report.to_dict()},
             )
         return report
