@@ -3,4 +3,15 @@
 from hybridtrader._core import __version__
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 
-__all__ = ["RateLimitError", "RateLimiter", "__version__"]
+__all__ = ["EnhancedAlertManager", "MLPipeline", "RateLimitError", "RateLimiter", "__version__"]
+
+# Imported on first use: the ML stack (scipy.stats, LightGBM, MLflow) is heavy and most commands skip it.
+_LAZY = {"MLPipeline": "hybridtrader.ml.pipeline", "EnhancedAlertManager": "hybridtrader.monitoring.alerts"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hybridtrader' has no attribute {name!r}")

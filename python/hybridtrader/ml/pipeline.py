@@ -32,7 +32,6 @@ from hybridtrader.ml.gates import all_passed, evaluate_gates
 from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, triple_barrier_labels
 from hybridtrader.ml.models import FitSettings, FoldTask, ModelType, fit, machine_threads, run_tasks
 from hybridtrader.ml.registry import ModelRegistry, RunRecord, code_version
-from hybridtrader.ml.report import equity_png, importance_png
 from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe
 from hybridtrader.ml.validation import Split, inner_split, purged_kfold_splits, walk_forward_splits
 
@@ -345,6 +344,8 @@ class MLPipeline:
             "alias": None,
         }
         if use_registry:
+            from hybridtrader.ml.report import equity_png, importance_png  # matplotlib: only when logging
+
             report("registry", 0, 1)
             reg = self.registry.log(
                 RunRecord(
