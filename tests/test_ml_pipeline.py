@@ -112,6 +112,14 @@ def test_xgboost_model(tmp_path, mr_bars: pl.DataFrame) -> None:
     assert r["promoted"], r["gates"]
 
 
+def test_seed_snippet_with_mapping_config_and_per_symbol_frames(tmp_path, mr_bars: pl.DataFrame) -> None:
+    ml_pipeline = MLPipeline(settings(tmp_path))  # the parsed YAML mapping, as the seed passes it
+    assert ml_pipeline.should_retrain(MR, model_age_days=7)
+    historical_data = {str(sym): f.drop("symbol") for (sym,), f in mr_bars.group_by("symbol")}
+    results = ml_pipeline.train_strategy_model(MR, historical_data)
+    assert results["promoted"] and "model_id" in results
+
+
 def test_bad_requests(tmp_path, mr_bars: pl.DataFrame) -> None:
     p = pipeline(tmp_path)
     with pytest.raises(ValueError, match="not configured"):

@@ -340,6 +340,15 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     return cfg
 
 
+def as_config(config: Config | dict[str, Any] | None) -> Config:
+    """A `Config` from a `Config`, parsed configuration data, or None (all defaults)."""
+    if isinstance(config, Config):
+        return config
+    if config is None or isinstance(config, dict):
+        return config_from_dict(config)
+    raise ConfigError(f"config error at <root>: expected a Config or a mapping, got {type(config).__name__}")
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Load and validate the YAML config at `path` (or $HYBRIDTRADER_CONFIG); no file means all defaults."""
     if path is None:

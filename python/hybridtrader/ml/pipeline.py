@@ -23,7 +23,7 @@ import orjson
 import polars as pl
 from scipy import stats
 
-from hybridtrader.config import Config
+from hybridtrader.config import Config, as_config
 from hybridtrader.ml.backtest import BacktestResult, Periods, backtest
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
@@ -67,13 +67,14 @@ class Trial:
 class MLPipeline:
     def __init__(
         self,
-        config: Config,
+        config: Config | dict[str, Any] | None = None,
         slippage_model: SlippageForecaster | None = None,
         alert_manager: EnhancedAlertManager | None = None,
     ) -> None:
-        self.config = config
+        """`config`: a `Config`, the parsed YAML mapping (validated here), or None for all defaults."""
+        self.config = as_config(config)
         self.slippage_model = slippage_model
-        self.feature_store = FeatureStore(config.data_dir / "features")
+        self.feature_store = FeatureStore(self.config.data_dir / "features")
         self._alerts = alert_manager
         self._registry: ModelRegistry | None = None
 
@@ -145,10 +146,19 @@ class MLPipeline:
         )
 
     def train_strategy_model(
-        self, strategy: str, historical_data: pl.DataFrame, progress: Progress | None = None
+        self,
+        strategy: str,
+        historical_data: pl.DataFrame | dict[str, pl.DataFrame],
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
-        """Train, validate and gate a model for `strategy` on bars; register it (champion only if every
-        gate passes). Returns model_id, version, promoted, gates, metrics and the details behind them."""
+        """Train, validate and gate a model for `strategy` on bars (one frame with a symbol column, or a
+        mapping symbol -> bars); register it (champion only if every gate passes). Returns model_id,
+        version, promoted, gates, metrics and the details behind them."""
+        if isinstance(historical_data, dict):
+            historical_data = pl.concat(
+                [f.with_columns(symbol=pl.lit(sym)) for sym, f in historical_data.items()],
+                how="diagonal_relaxed",
+            )
         started = time.perf_counter()
         ml = self.config.ml_training
         if strategy not in self.config.strategies:

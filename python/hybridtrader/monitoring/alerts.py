@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from hybridtrader.config import Config
+from hybridtrader.config import Config, as_config
 from hybridtrader.monitoring.drift import FeatureDrift, feature_drift
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,11 @@ def sinks_from_config(config: Config) -> list[AlertSink]:
 class EnhancedAlertManager:
     def __init__(
         self,
-        config: Config | None = None,
+        config: Config | dict[str, Any] | None = None,
         sinks: Sequence[AlertSink] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.config = config or Config()
+        self.config = as_config(config)
         self.sinks: list[AlertSink] = list(sinks) if sinks is not None else sinks_from_config(self.config)
         self.clock = clock
         self.cooldown = self.config.monitoring.alerts.cooldown_seconds
