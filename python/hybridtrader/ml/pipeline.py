@@ -166,6 +166,8 @@ class MLPipeline:
                 f"strategy {strategy!r} is not configured (have {sorted(self.config.strategies)})"
             )
         mcfg = self.config.strategies[strategy].ml_model
+        if not ml.enabled or not mcfg.enabled:
+            raise RuntimeError(f"{strategy}: ML training is disabled (ml_training / ml_model .enabled)")
         names = list(mcfg.features)
         if not names:
             raise ValueError(f"strategies.{strategy}.ml_model.features is empty")
