@@ -2,8 +2,16 @@
 
 from hybridtrader._core import __version__
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
+from hybridtrader.execution.slippage_model import SlippageModel
 
-__all__ = ["EnhancedAlertManager", "MLPipeline", "RateLimitError", "RateLimiter", "__version__"]
+__all__ = [
+    "EnhancedAlertManager",
+    "MLPipeline",
+    "RateLimitError",
+    "RateLimiter",
+    "SlippageModel",
+    "__version__",
+]
 
 # Imported on first use: the ML stack (scipy.stats, LightGBM, MLflow) is heavy and most commands skip it.
 _LAZY = {"MLPipeline": "hybridtrader.ml.pipeline", "EnhancedAlertManager": "hybridtrader.monitoring.alerts"}

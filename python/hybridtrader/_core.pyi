@@ -1,7 +1,108 @@
 """Type stubs for the Rust extension `hybridtrader._core`."""
 
+import os
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
 __version__: str
 
+class SlippageModelCore:
+    """Slippage model core; `hybridtrader.SlippageModel` subclasses it and builds it from the config.
+
+    cost_bps = min(max_slippage_bps, spread_bps(symbol, time of day) / 2
+                   + coef * daily_vol_bps * (qty / adv_shares) ** impact_exponent)
+
+    `ts` arguments: None (now), epoch ns (int) or a timezone-aware datetime. Time of day is minutes since
+    09:30 New York (US DST rules applied to the UTC timestamp), in buckets of `bucket_minutes`; times outside
+    the regular session use the nearest bucket. Unknown symbols and unlearned values use the pooled prior.
+    """
+
+    def __new__(
+        cls,
+        *,
+        max_slippage_bps: float = 20.0,
+        impact_exponent: float = 0.6,
+        prior_impact_coef: float = 0.5,
+        prior_spread_bps: float = 5.0,
+        prior_adv_shares: float = 1_000_000.0,
+        prior_daily_vol_bps: float = 200.0,
+        learning_rate: float = 0.01,
+        prior_strength_fills: float = 5.0,
+        spread_learning_rate: float = 0.05,
+        bucket_minutes: int = 30,
+    ) -> SlippageModelCore: ...
+    def forecast_slippage(
+        self, symbol: str, side: str, qty: float, price: float, ts: int | datetime | None = None
+    ) -> float:
+        """Expected cost in bps of a marketable order of `qty` shares; ValueError on a bad side/qty/price."""
+    def forecast_spread(self, symbol: str, ts: int | datetime | None = None) -> float:
+        """Expected spread in bps at the time of day of `ts`."""
+    def _forecast_codes(
+        self,
+        names: list[str],
+        codes: npt.NDArray[np.uint32],
+        qty: npt.NDArray[np.float64],
+        price: npt.NDArray[np.float64],
+        ts: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.float64]:
+        """Batch forecast, row i for symbol names[codes[i]]; the GIL is released."""
+    def _update_fill(
+        self,
+        symbol: str,
+        side: str,
+        qty: float,
+        arrival_price: float,
+        fill_price: float,
+        ts: int | datetime | None = None,
+    ) -> tuple[float, float, float]:
+        """Learn one fill; returns (cost_bps, half_spread_bps, participation_term_bps)."""
+    def _update_fills(
+        self,
+        names: list[str],
+        codes: npt.NDArray[np.uint32],
+        buy: npt.NDArray[np.bool_],
+        qty: npt.NDArray[np.float64],
+        arrival_price: npt.NDArray[np.float64],
+        fill_price: npt.NDArray[np.float64],
+        ts: npt.NDArray[np.int64],
+    ) -> int:
+        """Learn fills in row order; returns the number learned."""
+    def _update_spreads(
+        self,
+        names: list[str],
+        codes: npt.NDArray[np.uint32],
+        ts: npt.NDArray[np.int64],
+        spread_bps: npt.NDArray[np.float64],
+    ) -> int:
+        """Learn quote-bar mean spreads (bps) into the time-of-day profiles, in row order."""
+    def set_daily_stats(
+        self, symbol: str, adv_shares: float | None = None, daily_vol_bps: float | None = None
+    ) -> None:
+        """Set a symbol's ADV (shares) and/or daily volatility (bps); the pooled medians follow."""
+    def time_buckets(self, ts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Time-of-day bucket of each epoch-ns timestamp."""
+    def symbol_params(self, symbol: str) -> dict[str, object]:
+        """known, impact_coef, adv_shares, daily_vol_bps, spread_bps (per bucket), n_fills — pooled
+        values where the symbol has learned nothing."""
+    @property
+    def symbols(self) -> list[str]: ...
+    @property
+    def n_buckets(self) -> int: ...
+    @property
+    def max_slippage_bps(self) -> float: ...
+    @property
+    def impact_exponent(self) -> float: ...
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the learned state as JSON atomically (temp file + fsync + rename)."""
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Replace the learned state; ValueError naming the file if corrupt, of a future format_version or
+        learned with another impact_exponent / bucket_minutes; FileNotFoundError if missing."""
+    def to_json(self) -> str:
+        """The learned state as the JSON text `save` writes."""
+    def load_json(self, text: str, source: str = "<json>") -> None:
+        """Replace the learned state by JSON text from `to_json`; errors as for `load`."""
 class SlidingWindowLimiter:
     """Exact sliding-window rate limiter over one or more `(limit, window_seconds)` rates, per key, with
     weights: a request of weight w is admitted iff every rate's window `(now - window, now]` holds at most

@@ -208,6 +208,43 @@ class MonitoringConfig(Section):
 
 
 # ------------------------------------------------------------------------------- execution / risk
+class SlippageConfig(Section):
+    """`execution.slippage`: the slippage model (hybridtrader.SlippageModel)."""
+
+    max_slippage_bps: float = Field(20.0, gt=0)
+    # 0.6: Almgren et al. (2005); 0.5: the square-root law.
+    impact_exponent: float = Field(0.6, gt=0, le=1)
+    prior_impact_coef: float = Field(0.5, ge=0)
+    prior_spread_bps: float = Field(5.0, gt=0)
+    prior_adv_shares: float = Field(1_000_000.0, gt=0)
+    prior_daily_vol_bps: float = Field(200.0, gt=0)
+    # Forgetting rate of the impact regression per fill: memory of about 1 / learning_rate fills.
+    learning_rate: float = Field(0.01, gt=0, le=1)
+    prior_strength_fills: float = Field(5.0, gt=0)
+    spread_learning_rate: float = Field(0.05, gt=0, le=1)
+    bucket_minutes: int = Field(30, ge=1, le=390)
+    daily_window: int = Field(20, ge=2)
+    state_path: Path | None = None  # loaded at start when it exists; the default target of save()
+
+
+class TimeSlicingConfig(Section):
+    """`execution.time_slicing`: how a parent order is split when `enable_time_slicing` is on."""
+
+    window_minutes: float = Field(30.0, gt=0)
+    slices: int = Field(6, ge=1)
+    max_participation: float = Field(0.05, gt=0, le=1)
+    # Ratio of the volume density at the open and the close to the one at midday (U shape).
+    volume_u_shape: float = Field(3.0, ge=1)
+
+
+class ToxicTimeConfig(Section):
+    """`execution.toxic_time`: windows without new entries when `enable_toxic_time_filtering` is on."""
+
+    open_minutes: float = Field(15.0, ge=0)
+    close_minutes: float = Field(10.0, ge=0)
+    halt_buffer_minutes: float = Field(5.0, ge=0)
+
+
 class BackoffConfig(Section):
     """Retries of rate-limited (HTTP 429) and, if enabled, transient failures (timeouts, connection, 5xx)."""
 
@@ -224,6 +261,9 @@ class ExecutionConfig(Section):
     backoff: BackoffConfig = Field(default_factory=BackoffConfig)
     enable_time_slicing: bool = True
     enable_toxic_time_filtering: bool = True
+    slippage: SlippageConfig = Field(default_factory=SlippageConfig)
+    time_slicing: TimeSlicingConfig = Field(default_factory=TimeSlicingConfig)
+    toxic_time: ToxicTimeConfig = Field(default_factory=ToxicTimeConfig)
 
 
 class RiskConfig(Section):

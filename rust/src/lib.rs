@@ -2,6 +2,7 @@
 
 pub mod bars;
 pub mod ratelimit;
+pub mod slippage;
 
 #[cfg(feature = "python")]
 mod py;

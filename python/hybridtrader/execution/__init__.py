@@ -1,1 +1,2 @@
-"""Execution: rate limiting and retries for broker/data API calls, order slicing and timing helpers."""
+"""Execution: rate limiting and retries for broker/data API calls, slippage forecasts, order slicing and
+toxic-time filtering."""

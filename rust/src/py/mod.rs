@@ -2,9 +2,11 @@
 use pyo3::prelude::*;
 
 mod ratelimit;
+mod slippage;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;
+    slippage::register(m)?;
     Ok(())
 }
