@@ -150,3 +150,21 @@ def test_slippage_model_costs() -> None:
     ]
     with pytest.raises(ValueError, match="bps_per_side"):
         FixedCost(-1.0)
+
+
+def test_slippage_cost_with_the_slippage_model_batch_path() -> None:
+    from hybridtrader import SlippageModel
+
+    model = SlippageModel(None)
+    cost = SlippageCost(model, notional=25_000.0)
+    ts = np.array([OPEN, OPEN + timedelta(hours=3)], dtype="datetime64[ns]")
+    out = cost.round_trip(np.array(["A", "B"]), np.array([1, -1]), np.array([50.0, 125.0]), ts)
+    t_ns = ts.astype(np.int64)
+    expect = [
+        model.forecast_slippage("A", "buy", 500, 50.0, int(t_ns[0]))
+        + model.forecast_slippage("A", "sell", 500, 50.0, int(t_ns[0])),
+        model.forecast_slippage("B", "sell", 200, 125.0, int(t_ns[1]))
+        + model.forecast_slippage("B", "buy", 200, 125.0, int(t_ns[1])),
+    ]
+    np.testing.assert_allclose(out, np.array(expect) / 1e4, rtol=1e-12)
+    assert (out > 0).all()

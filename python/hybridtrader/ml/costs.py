@@ -73,3 +73,11 @@ class SlippageCost:
                 + f(str(sym), str(b), float(q), float(px), int(t))
             ) / 1e4
         return out
+
+
+def describe(costs: CostModel) -> str:
+    if isinstance(costs, FixedCost):
+        return f"fixed {costs.bps_per_side} bps per side"
+    if isinstance(costs, SlippageCost):
+        return f"{type(costs.model).__name__} at {costs.notional:g} notional per trade"
+    return type(costs).__name__

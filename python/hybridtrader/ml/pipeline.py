@@ -24,8 +24,8 @@ import polars as pl
 from scipy import stats
 
 from hybridtrader.config import Config, as_config
-from hybridtrader.ml.backtest import BacktestResult, Periods, backtest
-from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster
+from hybridtrader.ml.backtest import BacktestResult, Periods, backtest, session_of
+from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
 from hybridtrader.ml.gates import all_passed, evaluate_gates
@@ -44,6 +44,15 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 DEFAULT_LABELS = {"intraday_mean_reversion": "mean_reversion", "swing_trend_following": "triple_barrier"}
 SCHEDULE_DAYS = {"daily": 1.0, "weekly": 7.0, "monthly": 30.0}
+
+
+def daily_bars(bars: pl.DataFrame) -> pl.DataFrame:
+    """One bar per symbol and session (last close, summed volume): what daily statistics are made of."""
+    return (
+        bars.group_by("symbol", session_of(bars["ts"]).alias("session"))
+        .agg(pl.col("ts").max(), pl.col("close").sort_by("ts").last(), pl.col("volume").sum())
+        .drop("session")
+    )
 
 
 def auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -93,11 +102,24 @@ class MLPipeline:
             self._alerts = EnhancedAlertManager(self.config)
         return self._alerts
 
-    def cost_model(self) -> CostModel:
+    def cost_model(self, bars: pl.DataFrame) -> CostModel:
+        """Costs of the labels and the backtest: the slippage model (the one given, else
+        `hybridtrader.SlippageModel` from the config with ADV and daily volatility learned from `bars` and
+        spreads from their bid/ask columns when present), or `cost_bps` per side when it is switched off.
+        Calibrating on the whole training range lets the costs of early trades see later volumes; costs
+        are not what the model predicts, so this does not leak into the labels' direction."""
         bt = self.config.ml_training.backtest
-        if bt.use_slippage_model and self.slippage_model is not None:
+        if not bt.use_slippage_model:
+            return FixedCost(bt.cost_bps)
+        if self.slippage_model is not None:
             return SlippageCost(self.slippage_model, bt.notional)
-        return FixedCost(bt.cost_bps)
+        from hybridtrader.execution.slippage_model import SlippageModel
+
+        model = SlippageModel(self.config)
+        model.learn_from_daily_bars(daily_bars(bars))
+        if {"bid", "ask"} <= set(bars.columns):
+            model.learn_from_quote_bars(bars)
+        return SlippageCost(model, bt.notional)
 
     # --------------------------------------------------------------------------------- retraining
     def should_retrain(self, strategy: str, model_age_days: float | None = None) -> bool:
@@ -111,17 +133,13 @@ class MLPipeline:
         return age is None or age >= SCHEDULE_DAYS[self.config.ml_training.training_schedule]
 
     # ----------------------------------------------------------------------------------- training
-    def _labels(self, strategy: str, bars: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    def _labels(self, strategy: str, bars: pl.DataFrame, costs: CostModel) -> tuple[pl.DataFrame, int]:
         cfg = self.config.ml_training.labels
         kind = self.config.strategies[strategy].ml_model.label or DEFAULT_LABELS.get(strategy)
         if kind == "mean_reversion":
-            return mean_reversion_labels(
-                bars, cfg.mean_reversion, self.cost_model()
-            ), cfg.mean_reversion.horizon_bars
+            return mean_reversion_labels(bars, cfg.mean_reversion, costs), cfg.mean_reversion.horizon_bars
         if kind == "triple_barrier":
-            return triple_barrier_labels(
-                bars, cfg.triple_barrier, self.cost_model()
-            ), cfg.triple_barrier.horizon_bars
+            return triple_barrier_labels(bars, cfg.triple_barrier, costs), cfg.triple_barrier.horizon_bars
         raise ValueError(
             f"strategy {strategy!r}: no label kind; set strategies.{strategy}.ml_model.label "
             "to 'mean_reversion' or 'triple_barrier'"
@@ -179,7 +197,8 @@ class MLPipeline:
         feats = self.feature_store.get(bars, names)
         report("features", 1, 1)
         report("labels", 0, 1)
-        events, horizon = self._labels(strategy, bars)
+        costs = self.cost_model(bars)
+        events, horizon = self._labels(strategy, bars, costs)
         samples = (
             events.join(feats.rename({"ts": "t0"}), on=["symbol", "t0"], how="inner")
             .drop_nulls(names)
@@ -349,6 +368,7 @@ class MLPipeline:
             "feature_importance": importance,
             "equity": b.equity,
             "validation_method": ml.validation_method,
+            "costs": describe(costs),
             "model": final.model,
             "model_id": None,
             "version": None,
@@ -372,9 +392,7 @@ class MLPipeline:
                         "threshold": str(best.threshold),
                         "backtest": orjson.dumps(bt.model_dump()).decode(),
                         "periods_per_year": f"{periods.per_year:.1f}",
-                        "slippage_model": type(self.slippage_model).__name__
-                        if self.slippage_model
-                        else "none",
+                        "costs": describe(costs),
                         "num_boost_round": str(ml.model.num_boost_round),
                         "learning_rate": str(ml.model.learning_rate),
                     },
