@@ -1,9 +1,11 @@
 """Small synthetic 1-minute bar markets for the ML tests (test-only helper, not part of the package).
 
-Log price = random-walk anchor + deviation. `mean_reversion` in [0, 1) pulls the deviation back each bar
-(an AR(1) with coefficient 1 - mean_reversion); 0 makes the deviation a second random walk, i.e. the whole
-price is a pure random walk with no predictable structure. `trend` in [0, 1) adds a slowly varying drift
-(AR(1), persistence 0.995) whose size relative to the per-bar noise is `trend`.
+The knobs follow the synthetic-market contract (`hybridtrader.market.synth`):
+- `mean_reversion` (kappa in [0, 1)): each minute's log return reverses kappa times a weighted sum of the
+  last 5 minutes' returns (weights 1/2, 1/4, 1/8, 1/16, 1/16), an AR(5);
+- `trend` (t >= 0): a persistent daily drift per symbol, AR(1) with phi 0.9 across sessions and standard
+  deviation t x daily volatility, spread evenly over the session's minutes.
+At 0 both are absent and every symbol is a pure random walk (with a common market factor).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 from hybridtrader.market.calendar import session_minutes_ns, sessions
+from scipy.signal import lfilter
+
+WEIGHTS = np.array([0.5, 0.25, 0.125, 0.0625, 0.0625])
 
 
 def make_bars(
@@ -28,26 +33,17 @@ def make_bars(
     days = sessions(start, start + timedelta(days=3 * n_sessions + 10))[:n_sessions]
     ts = session_minutes_ns(days[0], days[-1])
     n = len(ts)
+    per_day = n // n_sessions
     sigma = vol_bps / 1e4
+    market = rng.normal(0.0, 1.0, n)
     frames = []
     for s in range(n_symbols):
-        anchor = np.cumsum(rng.normal(0.0, sigma * 0.5, n))
-        shocks = rng.normal(0.0, sigma, n)
-        dev = np.empty(n)
-        d = 0.0
-        phi = 1.0 - mean_reversion
-        for i in range(n):
-            d = phi * d + shocks[i]
-            dev[i] = d
-        drift = np.zeros(n)
+        shocks = sigma * (0.4 * market + np.sqrt(1 - 0.16) * rng.normal(0.0, 1.0, n))
+        r = lfilter([1.0], np.r_[1.0, mean_reversion * WEIGHTS], shocks) if mean_reversion > 0 else shocks
         if trend > 0:
-            eta = rng.normal(0.0, sigma * trend * np.sqrt(1 - 0.995**2), n)
-            m = 0.0
-            for i in range(n):
-                m = 0.995 * m + eta[i]
-                drift[i] = m
-        logp = np.log(50.0 + 10 * s) + anchor + dev + np.cumsum(drift)
-        close = np.exp(logp)
+            daily = lfilter([np.sqrt(1 - 0.81)], [1.0, -0.9], rng.normal(0.0, 1.0, n_sessions))
+            r = r + np.repeat(trend * sigma * np.sqrt(per_day) * daily / per_day, per_day)
+        close = (50.0 + 10 * s) * np.exp(np.cumsum(r))
         open_ = np.concatenate([[close[0]], close[:-1]])
         wiggle = np.abs(rng.normal(0.0, sigma * 0.3, (2, n)))
         high = np.maximum(open_, close) * (1 + wiggle[0])

@@ -37,17 +37,17 @@ def pipeline(data_dir: Path, **ml: object) -> MLPipeline:
 
 @pytest.fixture(scope="module")
 def noise_bars() -> pl.DataFrame:
-    return make_bars(n_symbols=8, n_sessions=10, seed=11)
+    return make_bars(n_symbols=12, n_sessions=15, seed=11)
 
 
 @pytest.fixture(scope="module")
 def mr_bars() -> pl.DataFrame:
-    return make_bars(n_symbols=8, n_sessions=10, seed=12, mean_reversion=0.05)
+    return make_bars(n_symbols=12, n_sessions=15, seed=12, mean_reversion=0.5)
 
 
 @pytest.fixture(scope="module")
 def trend_bars() -> pl.DataFrame:
-    return make_bars(n_symbols=8, n_sessions=10, seed=13, trend=0.3)
+    return make_bars(n_symbols=12, n_sessions=15, seed=13, trend=1.0)
 
 
 # --------------------------------------------------------------------------------------- honesty

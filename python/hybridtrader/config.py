@@ -66,9 +66,10 @@ class ValidationConfig(Section):
 
 
 class MeanReversionLabelConfig(Section):
-    window: int = Field(20, ge=2)  # rolling mean / std of the close that defines "the mean"
+    # Short-term reversal: the mean of the last `window` closes, a stretch of `entry_z` of their std.
+    window: int = Field(5, ge=2)  # rolling mean / std of the close that defines "the mean"
     entry_z: float = Field(1.5, gt=0.0)  # an event is a bar whose |z-score| reaches this
-    horizon_bars: int = Field(30, ge=1)  # the trade must revert within this many bars (same session)
+    horizon_bars: int = Field(10, ge=1)  # the trade must revert within this many bars (same session)
 
 
 class TripleBarrierLabelConfig(Section):
