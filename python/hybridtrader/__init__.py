@@ -3,9 +3,12 @@
 from hybridtrader._core import __version__
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.execution.slippage_model import SlippageModel
+from hybridtrader.risk import DynamicSizer, ExposureManager
 
 __all__ = [
+    "DynamicSizer",
     "EnhancedAlertManager",
+    "ExposureManager",
     "MLPipeline",
     "RateLimitError",
     "RateLimiter",

@@ -1,7 +1,9 @@
 """Type stubs for the Rust extension `hybridtrader._core`."""
 
 import os
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -131,3 +133,99 @@ class SlidingWindowLimiter:
         """Block (GIL released) until admitted; False at once when the exact wait exceeds the timeout."""
     def stats(self) -> dict[str, object]:
         """admitted, rejected, admitted_weight, rates, and per key: the counters and `in_window` weights."""
+
+class ExposureCore:
+    """Exposure manager core: per-book caps (gross, net, symbol, sector as % of equity; order notional;
+    open positions) checked in O(1) against running integer-cent sums; trading state ACTIVE / REDUCING /
+    HALTED; circuit breaker. Thread-safe. Use `hybridtrader.ExposureManager` (a subclass built from the
+    config); see `rust/src/exposure.rs` for the decision rules."""
+
+    reason_codes: ClassVar[list[str]]
+    def __new__(
+        cls,
+        books: list[tuple[str, float, float, float, float, float, int]],
+        max_daily_loss_pct: float,
+        max_drawdown_pct: float,
+        reduce_daily_loss_pct: float | None = None,
+        reduce_drawdown_pct: float | None = None,
+        default_shortable: bool = True,
+    ) -> ExposureCore:
+        """`books`: (name, max_gross_pct, max_net_pct, max_symbol_pct, max_sector_pct, max_order_notional,
+        max_open_positions). ValueError for a non-positive cap or a duplicate book."""
+    @property
+    def books(self) -> list[str]: ...
+    def check_order(
+        self, symbol: str, side: str, qty: float, price: float, book: str = "intraday"
+    ) -> tuple[bool, str]:
+        """`(allowed, reason)`, reason "ok" when allowed. ValueError for a bad side, qty <= 0, price <= 0,
+        NaN/inf or an unknown book."""
+    def _encode(
+        self, values: Iterable[str] | npt.NDArray[np.uint32]
+    ) -> tuple[list[str], npt.NDArray[np.uint32]]: ...
+    def _check_batch(
+        self,
+        book: str,
+        names: list[str],
+        codes: npt.NDArray[np.uint32],
+        signs: npt.NDArray[np.int8],
+        qtys: npt.NDArray[np.float64],
+        prices: npt.NDArray[np.float64],
+        sequential: bool,
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint8]]: ...
+    def _check_values(
+        self,
+        book: str,
+        equity: float,
+        values: list[float],
+        existing: int | None,
+        order_value: float,
+        symbol: str = "order",
+    ) -> tuple[bool, str]: ...
+    def update_position(self, book: str, symbol: str, qty: float, price: float) -> None:
+        """Set the position to `qty` shares (signed, negative = short) valued at `price`."""
+    def apply_fill(self, book: str, symbol: str, side: str, qty: float, price: float) -> None:
+        """Change the position by +qty (buy) / -qty (sell), valued at `price`."""
+    def mark_price(self, symbol: str, price: float) -> None:
+        """Re-mark every book's position in `symbol`."""
+    @property
+    def equity(self) -> float: ...
+    def set_equity(self, equity: float) -> None: ...
+    def set_sector(self, symbol: str, sector: str | None) -> None:
+        """ValueError for an empty symbol."""
+    def set_sectors(self, mapping: Mapping[str, str | None]) -> None: ...
+    def sector_of(self, symbol: str) -> str | None: ...
+    def set_shortable(self, symbol: str, shortable: bool) -> None: ...
+    def is_shortable(self, symbol: str) -> bool: ...
+    def position(self, book: str, symbol: str) -> tuple[float, float]:
+        """`(qty, price)`, `(0.0, 0.0)` when flat."""
+    def positions(self, book: str) -> list[tuple[str, float, float]]: ...
+    def metrics(self, book: str) -> dict[str, float]:
+        """gross, net (account currency), gross_pct, net_pct (% of equity, |net|), open_positions."""
+    def sector_exposure(self, book: str, sector: str) -> float: ...
+    def clear_positions(self) -> None: ...
+    @property
+    def state(self) -> str:
+        """"ACTIVE", "REDUCING" or "HALTED"."""
+    @property
+    def state_reason(self) -> str: ...
+    @property
+    def state_since_ns(self) -> int: ...
+    def set_state(self, state: str, reason: str, ts_ns: int | None = None) -> None: ...
+    def _start_session(self, day: int, equity: float, ts_ns: int | None = None) -> None: ...
+    @property
+    def _session_day(self) -> int | None: ...
+    @property
+    def session_start_equity(self) -> float: ...
+    @property
+    def peak_equity(self) -> float: ...
+    def _update_breaker(self, equity: float, ts_ns: int | None = None) -> bool: ...
+    def _reset(self, ts_ns: int | None = None) -> None: ...
+    def _restore_breaker(
+        self,
+        day: int | None,
+        session_start_equity: float,
+        peak_equity: float,
+        state: str,
+        reason: str,
+        since_ns: int,
+    ) -> None: ...

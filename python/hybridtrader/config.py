@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -267,9 +275,149 @@ class ExecutionConfig(Section):
     toxic_time: ToxicTimeConfig = Field(default_factory=ToxicTimeConfig)
 
 
+class BookCapsConfig(Section):
+    """Caps of one exposure book; percentages are of account equity."""
+
+    # Required for books other than intraday/swing, whose gross caps are the seed keys
+    # risk.max_gross_exposure_pct_intraday / _swing (setting it here for those two is an error).
+    max_gross_exposure_pct: float | None = Field(None, gt=0)
+    max_net_exposure_pct: float = Field(35.0, gt=0)
+    max_symbol_exposure_pct: float = Field(10.0, gt=0)
+    max_sector_exposure_pct: float = Field(25.0, gt=0)
+    max_order_notional: float = Field(100_000.0, gt=0)  # account currency, per order
+    max_open_positions: int = Field(20, gt=0, le=4_294_967_295)
+
+
+_DEFAULT_BOOKS: dict[str, dict[str, Any]] = {
+    "intraday": {},
+    "swing": {
+        "max_net_exposure_pct": 80.0,
+        "max_symbol_exposure_pct": 15.0,
+        "max_sector_exposure_pct": 35.0,
+        "max_order_notional": 250_000.0,
+        "max_open_positions": 30,
+    },
+}
+
+
+class ExposureConfig(Section):
+    # Books given here are merged key by key over the defaults; intraday and swing always exist.
+    books: dict[str, BookCapsConfig] = Field(
+        default_factory=lambda: {k: BookCapsConfig(**v) for k, v in _DEFAULT_BOOKS.items()}
+    )
+    default_shortable: bool = True  # for symbols never marked with set_shortable
+    flatten_minutes_before_close: float = Field(5.0, ge=0, le=390)
+
+    @field_validator("books", mode="before")
+    @classmethod
+    def _merge_default_books(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        merged: dict[str, Any] = {k: dict(v) for k, v in _DEFAULT_BOOKS.items()}
+        for name, caps in raw.items():
+            if isinstance(caps, dict) and isinstance(merged.get(name), dict):
+                merged[name] = {**merged[name], **caps}
+            else:
+                merged[name] = caps
+        return merged
+
+
+class CircuitBreakerConfig(Section):
+    """Emergency flatten: daily loss vs session-start equity, drawdown vs peak equity (percent)."""
+
+    max_daily_loss_pct: float = Field(3.0, gt=0, le=100)
+    max_drawdown_pct: float = Field(10.0, gt=0, le=100)
+    # Optional softer levels that move the manager to REDUCING first (None: off).
+    reduce_daily_loss_pct: float | None = Field(2.0, gt=0, le=100)
+    reduce_drawdown_pct: float | None = Field(None, gt=0, le=100)
+
+
+def regime_key(name: str) -> str:
+    """Canonical regime name: lower case, "_" for "-" and " " ("High Volatility" -> high_volatility)."""
+    return name.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def _default_regimes() -> dict[str, float]:
+    return {"normal": 1.0, "trending": 1.0, "ranging": 0.75, "high_volatility": 0.5, "crisis": 0.25}
+
+
+class SizingConfig(Section):
+    """DynamicSizer: ATR risk sizing, regime multipliers, volatility targeting, fractional Kelly, caps."""
+
+    risk_per_trade_pct: float = Field(1.0, gt=0, le=100)  # % of equity lost if the stop is hit
+    atr_multiple: float = Field(2.0, gt=0)  # stop distance k x ATR
+    max_position_pct: float = Field(20.0, gt=0)  # notional cap per position, % of equity
+    regime_multipliers: dict[str, float] = Field(default_factory=_default_regimes)
+    symbol_risk_multipliers: dict[str, float] = Field(default_factory=dict)  # e.g. {"TSLA": 0.5}
+    target_volatility: float = Field(0.15, gt=0)  # annualised, as a fraction
+    max_volatility_scale: float = Field(2.0, gt=0)  # cap on target / realised
+    kelly_fraction: float = Field(0.5, gt=0, le=1)
+    max_heat_pct: float = Field(6.0, gt=0, le=100)  # portfolio heat cap
+    heat_warn_pct: float = Field(4.5, gt=0, le=100)  # from here new risk is scaled by heat_warn_factor
+    heat_warn_factor: float = Field(0.5, ge=0, le=1)
+    drawdown_reduce_pct: float = Field(5.0, gt=0, le=100)
+    drawdown_reduce_factor: float = Field(0.5, ge=0, le=1)
+    drawdown_severe_pct: float = Field(10.0, gt=0, le=100)
+    drawdown_severe_factor: float = Field(0.25, ge=0, le=1)
+    losing_streak: int = Field(3, gt=0)  # consecutive losing trades
+    losing_streak_factor: float = Field(0.5, ge=0, le=1)
+    rolling_window: int = Field(20, gt=0)  # trades in the rolling PnL
+    rolling_loss_factor: float = Field(0.75, ge=0, le=1)
+
+    @field_validator("regime_multipliers", "symbol_risk_multipliers")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, m in v.items():
+            if not (m >= 0 and m != float("inf")):
+                raise ValueError(f"multiplier for {k!r} must be finite and >= 0, got {m}")
+        return v
+
+    @field_validator("regime_multipliers")
+    @classmethod
+    def _regime_names(cls, v: dict[str, float]) -> dict[str, float]:
+        # Regimes are looked up case-insensitively with "-" / " " read as "_".
+        return {regime_key(k): m for k, m in v.items()}
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SizingConfig:
+        if self.heat_warn_pct > self.max_heat_pct:
+            raise ValueError(f"heat_warn_pct {self.heat_warn_pct} > max_heat_pct {self.max_heat_pct}")
+        if self.drawdown_reduce_pct > self.drawdown_severe_pct:
+            raise ValueError(
+                f"drawdown_reduce_pct {self.drawdown_reduce_pct} > "
+                f"drawdown_severe_pct {self.drawdown_severe_pct}"
+            )
+        return self
+
+
 class RiskConfig(Section):
     max_gross_exposure_pct_intraday: float = Field(50.0, gt=0)
     max_gross_exposure_pct_swing: float = Field(100.0, gt=0)
+    exposure: ExposureConfig = Field(default_factory=ExposureConfig)
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    sizing: SizingConfig = Field(default_factory=SizingConfig)
+
+    @model_validator(mode="after")
+    def _gross_caps(self) -> RiskConfig:
+        for name, caps in self.exposure.books.items():
+            seeded = name in ("intraday", "swing")
+            if seeded and caps.max_gross_exposure_pct is not None:
+                raise ValueError(
+                    f"exposure.books.{name}.max_gross_exposure_pct: set max_gross_exposure_pct_{name} instead"
+                )
+            if not seeded and caps.max_gross_exposure_pct is None:
+                raise ValueError(f"exposure.books.{name}.max_gross_exposure_pct is required")
+        return self
+
+    def gross_cap_pct(self, book: str) -> float:
+        """The gross exposure cap of a book, in % of equity."""
+        if book == "intraday":
+            return self.max_gross_exposure_pct_intraday
+        if book == "swing":
+            return self.max_gross_exposure_pct_swing
+        cap = self.exposure.books[book].max_gross_exposure_pct
+        assert cap is not None  # enforced by _gross_caps
+        return cap
 
 
 # ----------------------------------------------------------------------------------- providers

@@ -1,11 +1,13 @@
 //! PyO3 wrappers, one file per domain.
 use pyo3::prelude::*;
 
+mod exposure;
 mod ratelimit;
 mod slippage;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<exposure::ExposureCore>()?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     slippage::register(m)?;
     Ok(())
