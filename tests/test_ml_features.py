@@ -249,6 +249,10 @@ def test_feature_names_and_hash() -> None:
     assert feature_hash(["rsi"]) != feature_hash(["rsi_7"])
     with pytest.raises(ValueError, match="missing columns"):
         compute_features(pl.DataFrame({"symbol": ["A"]}), ["rsi"])
+    bars = random_bars(30, 1)
+    for dup in (pl.concat([bars, bars.tail(1)]), pl.concat([bars.tail(1), bars])):  # in order, and not
+        with pytest.raises(ValueError, match="duplicate"):
+            compute_features(dup, ["rsi"])
 
 
 def test_feature_store_reuses_and_rejects_corrupt(tmp_path) -> None:

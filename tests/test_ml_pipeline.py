@@ -95,6 +95,7 @@ def test_result_shape_and_fold_details(tmp_path, mr_bars: pl.DataFrame) -> None:
     assert r["metrics"]["n_oos_samples"] == r["metrics"]["n_samples"]  # k-fold tests every sample once
     assert set(r["feature_importance"]) == set(Config().strategies[MR].ml_model.features)
     assert r["equity"]["equity"].len() == r["metrics"]["n_periods"]
+    assert r["promoted"] and 1 < r["metrics"]["min_track_record_periods"] < r["metrics"]["n_periods"]
 
 
 def test_process_pool_matches_sequential(tmp_path, mr_bars: pl.DataFrame) -> None:

@@ -245,10 +245,21 @@ def normalise_bars(bars: pl.DataFrame) -> pl.DataFrame:
     dtype = bars.schema["ts"]
     if not isinstance(dtype, pl.Datetime):
         raise ValueError(f"bars: column ts must be a Datetime, got {dtype}")
-    ts = pl.col("ts").dt.cast_time_unit("ns")
-    ts = ts.dt.replace_time_zone("UTC") if dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
-    frame = bars.with_columns(ts).sort("symbol", "ts")
-    if frame.select(pl.struct("symbol", "ts").is_duplicated().any()).item():
+    frame = bars
+    if dtype != pl.Datetime("ns", "UTC"):
+        ts = pl.col("ts").dt.cast_time_unit("ns")
+        ts = ts.dt.replace_time_zone("UTC") if dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
+        frame = frame.with_columns(ts)
+    # Rows already in (symbol, ts) order (the usual case) are not re-sorted; duplicates are then neighbours.
+    sym, ts_col = pl.col("symbol"), pl.col("ts")
+    same_symbol = sym == sym.shift(1)
+    same_key = (same_symbol & (ts_col == ts_col.shift(1))).any()
+    backwards = ((sym < sym.shift(1)) | (same_symbol & (ts_col < ts_col.shift(1)))).any()
+    unordered, duplicated = frame.select(backwards, same_key.alias("dup")).row(0)
+    if unordered:
+        frame = frame.sort("symbol", "ts")
+        duplicated = frame.select(same_key).item()
+    if duplicated:
         raise ValueError("bars: duplicate (symbol, ts) rows")
     return frame
 

@@ -32,7 +32,7 @@ from hybridtrader.ml.gates import all_passed, evaluate_gates
 from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, triple_barrier_labels
 from hybridtrader.ml.models import FitSettings, FoldTask, ModelType, fit, machine_threads, run_tasks
 from hybridtrader.ml.registry import ModelRegistry, RunRecord, code_version
-from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe
+from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe, min_track_record_length
 from hybridtrader.ml.validation import Split, inner_split, purged_kfold_splits, walk_forward_splits
 
 if TYPE_CHECKING:
@@ -336,6 +336,14 @@ class MLPipeline:
             **b.metrics(),
             "deflated_sharpe": dsr,
             "expected_max_sharpe": expected_max_sharpe(n_trials, var_sr),
+            # MinTRL (standard formula): periods this Sharpe needs to beat SR0 at the gate confidence
+            "min_track_record_periods": min_track_record_length(
+                b.sharpe_per_period,
+                expected_max_sharpe(n_trials, var_sr),
+                b.skew,
+                b.kurtosis,
+                alpha=1.0 - ml.gates.min_deflated_sharpe,
+            ),
             "n_trials": float(n_trials),
             "n_prior_trials": float(len(prior)),
             "trial_sharpe_variance": var_sr,
