@@ -40,16 +40,18 @@ FEATURES = [
 ]
 
 
-def market(n_symbols: int, n_sessions: int, seed: int = 0) -> pl.DataFrame:
+def market(n_symbols: int, n_sessions: int, knobs: dict[str, float], seed: int = 0) -> pl.DataFrame:
     try:
         from hybridtrader.market.synth import generate_market
 
-        return generate_market(symbols=n_symbols, sessions=n_sessions, seed=seed, ticks=False).bars_1m
-    except ImportError:  # until the synthetic market lands: the tests' small generator
+        return generate_market(
+            symbols=n_symbols, sessions=n_sessions, seed=seed, ticks=False, **knobs
+        ).bars_1m
+    except ImportError:  # until the synthetic market lands: the tests' small generator (same knobs)
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
         from ml_market import make_bars
 
-        return make_bars(n_symbols=n_symbols, n_sessions=n_sessions, seed=seed)
+        return make_bars(n_symbols=n_symbols, n_sessions=n_sessions, seed=seed, **knobs)
 
 
 def random_bars(n_symbols: int, per_symbol: int) -> pl.DataFrame:
@@ -137,10 +139,16 @@ def test_features_pandas_peer(benchmark, feature_bars: pl.DataFrame) -> None:
 
 
 # ------------------------------------------------------------------------------------------ training
+MARKETS = {"noise": {}, "planted": {"mean_reversion": 0.5, "trend": 1.0}}
+
+
 @pytest.mark.benchmark(group="train")
-def test_train_both_strategies(benchmark) -> None:
+@pytest.mark.parametrize("kind", list(MARKETS))
+def test_train_both_strategies(benchmark, kind: str) -> None:
+    """noise: nothing to learn, early stopping ends the fits after a few rounds (the worst case for the
+    overhead share); planted: both strategies have a signal to learn."""
     n_symbols, n_sessions = (50, 60) if FULL else (5, 5)
-    bars = market(n_symbols, n_sessions)
+    bars = market(n_symbols, n_sessions, MARKETS[kind])
     with tempfile.TemporaryDirectory() as tmp:
         cfg = config_from_dict({"data_dir": tmp, "ml_training": {"model": {"n_jobs": 2}}})
         pipe = MLPipeline(cfg)
@@ -167,4 +175,4 @@ def test_train_both_strategies(benchmark) -> None:
         samples={r["strategy"]: int(r["metrics"]["n_samples"]) for r in results},
         promoted={r["strategy"]: r["promoted"] for r in results},
     )
-    print(f"\ntrain both strategies on {bars.height:,} bars: {info}")
+    print(f"\ntrain both strategies on {bars.height:,} bars ({kind}): {info}")
