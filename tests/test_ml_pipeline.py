@@ -65,6 +65,7 @@ def test_noise_market_is_rejected(tmp_path, noise_bars: pl.DataFrame, method: st
 def test_planted_mean_reversion_is_found_and_promoted(tmp_path, mr_bars: pl.DataFrame) -> None:
     r = pipeline(tmp_path).train_strategy_model(MR, mr_bars)
     assert r["costs"].startswith("SlippageModel")  # costs from the slippage model by default
+    assert not r["market_neutral"]
     assert r["promoted"], r["gates"]
     assert all(g["passed"] for g in r["gates"])
     assert r["metrics"]["deflated_sharpe"] >= 0.95 and r["metrics"]["n_trades"] >= 50
@@ -75,6 +76,7 @@ def test_planted_trend_is_found_and_promoted(tmp_path, trend_bars: pl.DataFrame)
         TREND, trend_bars
     )
     assert r["costs"] == "fixed 2.0 bps per side"
+    assert r["market_neutral"]  # swing P&L is measured against the basket by default
     assert r["promoted"], r["gates"]
     assert r["metrics"]["sharpe"] > 1.0
 

@@ -9,7 +9,14 @@ import numpy as np
 import polars as pl
 import pytest
 from hybridtrader.config import GatesConfig
-from hybridtrader.ml.backtest import BacktestResult, Periods, backtest, max_drawdown, trade_pnl
+from hybridtrader.ml.backtest import (
+    BacktestResult,
+    Periods,
+    backtest,
+    basket_relative,
+    max_drawdown,
+    trade_pnl,
+)
 from hybridtrader.ml.gates import all_passed, evaluate_gates
 from hybridtrader.ml.sharpe import (
     deflated_sharpe_ratio,
@@ -200,3 +207,17 @@ def test_gates_need_every_one() -> None:
         assert sum(not g.passed for g in gates) == 1
     edge = evaluate_gates(result(sharpe=1.0, max_drawdown=0.2, n_trades=50, win_rate=0.5), 0.95, cfg)
     assert all_passed(edge)  # thresholds are inclusive
+
+
+def test_basket_relative_price_removes_the_common_move() -> None:
+    a = np.array([100.0, 110.0, 121.0, 121.0])
+    b = np.array([50.0, 50.0, 55.0, 60.5])
+    bars = pl.concat([minute_bars(a, "A"), minute_bars(b, "B")])
+    out = basket_relative(bars).sort("symbol", "ts")
+    lr = (np.diff(np.log(a)) + np.diff(np.log(b))) / 2  # the basket: mean log return per bar
+    level = np.exp(np.concatenate([[0.0], np.cumsum(lr)]))
+    np.testing.assert_allclose(out.filter(pl.col("symbol") == "A")["pnl_close"].to_numpy(), a / level)
+    np.testing.assert_allclose(out.filter(pl.col("symbol") == "B")["pnl_close"].to_numpy(), b / level)
+    # Two symbols moving together have a flat relative price.
+    same = basket_relative(pl.concat([minute_bars(a, "A"), minute_bars(a / 2, "B")]))
+    np.testing.assert_allclose(same["pnl_close"].to_numpy(), np.repeat([100.0, 50.0], 4))

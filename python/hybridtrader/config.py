@@ -168,6 +168,11 @@ class MLModelConfig(Section):
     features: list[str] = Field(default_factory=list)
     # Which labels the strategy learns; None: taken from the strategy name (the two seed strategies).
     label: Literal["mean_reversion", "triple_barrier"] | None = None
+    # Measure trade returns net of the equal-weighted basket of all symbols (a beta-one hedge) so that a
+    # model is not promoted for holding the market's drift; needs two or more symbols. None: on for
+    # triple-barrier (swing, held for sessions), off for mean-reversion labels (held for minutes, where
+    # the market's drift is negligible and a basket hedge would strip market-level reversal).
+    market_neutral: bool | None = None
 
 
 class StrategyConfig(Section):

@@ -26,6 +26,21 @@ from hybridtrader.ml.labels import NY
 from hybridtrader.ml.sharpe import probabilistic_sharpe_ratio, return_moments
 
 
+def basket_relative(bars: pl.DataFrame, column: str = "pnl_close") -> pl.DataFrame:
+    """`bars` with `column` = close / M(ts): M is the equal-weighted basket of all symbols (the mean of
+    the symbols' 1-bar log returns at each bar time, compounded). A position in this price is the stock
+    hedged with the same notional of the basket."""
+    step = bars.select("ts", lr=pl.col("close").log().diff().over("symbol"))
+    level = (
+        step.group_by("ts")
+        .agg(pl.col("lr").mean())
+        .sort("ts")
+        .select("ts", _level=pl.col("lr").fill_null(0.0).cum_sum().exp())
+    )
+    out = bars.join(level, on="ts", how="left", maintain_order="left")
+    return out.with_columns((pl.col("close") / pl.col("_level")).alias(column)).drop("_level")
+
+
 def session_of(ts: pl.Series) -> pl.Series:
     return ts.dt.convert_time_zone(NY).dt.date()
 
@@ -36,8 +51,8 @@ def period_of(ts: pl.Series, minutes: int | None) -> pl.Series:
 
 @dataclass(frozen=True)
 class Periods:
-    """The P&L periods of a bar set: their keys, and each symbol's last close at or before each period's
-    end (carried forward over periods in which the symbol has no bar)."""
+    """The P&L periods of a bar set: their keys, and each symbol's last price (`price` column) at or before
+    each period's end (carried forward over periods in which the symbol has no bar)."""
 
     minutes: int | None  # None: one period per session (New York date)
     keys: pl.Series  # sorted distinct period keys (Datetime or Date); a period's index is its position
@@ -45,12 +60,14 @@ class Periods:
     closes: pl.DataFrame = field(repr=False)  # symbol, pi (period index), mark
 
     @classmethod
-    def from_bars(cls, bars: pl.DataFrame, minutes: int | None, sessions_per_year: int) -> Periods:
+    def from_bars(
+        cls, bars: pl.DataFrame, minutes: int | None, sessions_per_year: int, price: str = "close"
+    ) -> Periods:
         keys = period_of(bars["ts"], minutes).unique().sort()
         sessions = session_of(bars["ts"]).n_unique()
         self = cls(minutes, keys, sessions_per_year * len(keys) / max(sessions, 1), pl.DataFrame())
         last = (
-            bars.select("symbol", pi=self.index(bars["ts"]), ts="ts", mark="close")
+            bars.select("symbol", pi=self.index(bars["ts"]), ts="ts", mark=price)
             .sort("symbol", "ts")
             .group_by("symbol", "pi")
             .agg(pl.col("mark").last())

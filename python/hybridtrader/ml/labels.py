@@ -17,7 +17,11 @@ trades exactly these events, so a label and its backtest P&L are the same number
   the label is 1 when the side-adjusted return to that time (vertical barrier included: its return's
   sign, not 0) beats the round-trip cost.
 
-Output columns: symbol, t0, t1, side (+1/-1), price (entry close), exit_price, ret (gross,
+The rules (events, barriers, the mean) watch the symbol's close; returns are measured on the `pnl_price`
+column (the close by default; the pipeline passes the basket-relative price for market-neutral P&L).
+Costs are priced on the close.
+
+Output columns: symbol, t0, t1, side (+1/-1), price (entry pnl_price), exit_price, ret (gross,
 side-adjusted), cost (round trip), ret_net, barrier (1 profit-take/reversion, -1 stop, 0 vertical/session
 end), label (0/1).
 """
@@ -93,13 +97,14 @@ def _finish(
     exit_idx: np.ndarray,
     barrier: np.ndarray,
     costs: CostModel,
+    pnl_price: str,
 ) -> pl.DataFrame:
-    close = frame["close"].to_numpy()
+    close = frame[pnl_price].to_numpy()
     ts = frame["ts"].to_numpy()
     symbols = frame["symbol"].to_numpy()
     price = close[ev]
     ret = side * (close[exit_idx] / price - 1.0)
-    cost = costs.round_trip(symbols[ev], side, price, ts[ev])
+    cost = costs.round_trip(symbols[ev], side, frame["close"].to_numpy()[ev], ts[ev])
     ret_net = ret - cost
     return pl.DataFrame(
         {
@@ -125,6 +130,7 @@ def _label_events(
     horizon: int,
     hit_fn: HitFn,
     costs: CostModel,
+    pnl_price: str,
 ) -> pl.DataFrame:
     close = frame["close"].to_numpy()
     group = frame["group"].to_numpy()
@@ -138,7 +144,7 @@ def _label_events(
         barrier_parts.append(np.where(touched, kind[np.arange(len(ev)), np.maximum(off - 1, 0)], 0))
     exit_idx = np.concatenate(exit_parts) if exit_parts else np.empty(0, np.int64)
     barrier = np.concatenate(barrier_parts) if barrier_parts else np.empty(0, np.int8)
-    return _finish(frame, events, side, exit_idx, barrier, costs)
+    return _finish(frame, events, side, exit_idx, barrier, costs, pnl_price)
 
 
 def _with_forward_room(frame: pl.DataFrame, mask: np.ndarray) -> np.ndarray:
@@ -149,7 +155,7 @@ def _with_forward_room(frame: pl.DataFrame, mask: np.ndarray) -> np.ndarray:
 
 
 def mean_reversion_labels(
-    bars: pl.DataFrame, cfg: MeanReversionLabelConfig, costs: CostModel
+    bars: pl.DataFrame, cfg: MeanReversionLabelConfig, costs: CostModel, pnl_price: str = "close"
 ) -> pl.DataFrame:
     frame = _prepared(bars, confine_to_session=True).with_columns(
         _mean=pl.col("close").rolling_mean(cfg.window).over("symbol")
@@ -164,11 +170,11 @@ def mean_reversion_labels(
         reached = s * (fwd - mean[ev][:, None]) >= 0.0  # NaN compares False
         return reached, np.ones_like(fwd, dtype=np.int8)
 
-    return _label_events(frame, events, side, cfg.horizon_bars, hit, costs)
+    return _label_events(frame, events, side, cfg.horizon_bars, hit, costs, pnl_price)
 
 
 def triple_barrier_labels(
-    bars: pl.DataFrame, cfg: TripleBarrierLabelConfig, costs: CostModel
+    bars: pl.DataFrame, cfg: TripleBarrierLabelConfig, costs: CostModel, pnl_price: str = "close"
 ) -> pl.DataFrame:
     frame = _prepared(bars, confine_to_session=False).with_columns(
         _vol=log_return(1).ewm_std(span=cfg.vol_span, adjust=False, min_samples=cfg.vol_span).over("symbol"),
@@ -190,4 +196,4 @@ def triple_barrier_labels(
         down = path <= -cfg.stop_loss * trgt[ev][:, None]
         return up | down, np.where(up, 1, -1).astype(np.int8)
 
-    return _label_events(frame, events, side, cfg.horizon_bars, hit, costs)
+    return _label_events(frame, events, side, cfg.horizon_bars, hit, costs, pnl_price)

@@ -24,7 +24,7 @@ import polars as pl
 from scipy import stats
 
 from hybridtrader.config import Config, as_config
-from hybridtrader.ml.backtest import BacktestResult, Periods, backtest, session_of
+from hybridtrader.ml.backtest import BacktestResult, Periods, backtest, basket_relative, session_of
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
@@ -133,13 +133,17 @@ class MLPipeline:
         return age is None or age >= SCHEDULE_DAYS[self.config.ml_training.training_schedule]
 
     # ----------------------------------------------------------------------------------- training
-    def _labels(self, strategy: str, bars: pl.DataFrame, costs: CostModel) -> tuple[pl.DataFrame, int]:
+    def _labels(
+        self, strategy: str, bars: pl.DataFrame, costs: CostModel, pnl_price: str
+    ) -> tuple[pl.DataFrame, int]:
         cfg = self.config.ml_training.labels
         kind = self.config.strategies[strategy].ml_model.label or DEFAULT_LABELS.get(strategy)
         if kind == "mean_reversion":
-            return mean_reversion_labels(bars, cfg.mean_reversion, costs), cfg.mean_reversion.horizon_bars
+            lab = mean_reversion_labels(bars, cfg.mean_reversion, costs, pnl_price)
+            return lab, cfg.mean_reversion.horizon_bars
         if kind == "triple_barrier":
-            return triple_barrier_labels(bars, cfg.triple_barrier, costs), cfg.triple_barrier.horizon_bars
+            lab = triple_barrier_labels(bars, cfg.triple_barrier, costs, pnl_price)
+            return lab, cfg.triple_barrier.horizon_bars
         raise ValueError(
             f"strategy {strategy!r}: no label kind; set strategies.{strategy}.ml_model.label "
             "to 'mean_reversion' or 'triple_barrier'"
@@ -198,7 +202,14 @@ class MLPipeline:
         report("features", 1, 1)
         report("labels", 0, 1)
         costs = self.cost_model(bars)
-        events, horizon = self._labels(strategy, bars, costs)
+        n_symbols = bars["symbol"].n_unique()
+        label_kind = mcfg.label or DEFAULT_LABELS.get(strategy)
+        wanted = mcfg.market_neutral if mcfg.market_neutral is not None else label_kind == "triple_barrier"
+        neutral = wanted and n_symbols > 1
+        pnl_price = "pnl_close" if neutral else "close"
+        if neutral:
+            bars = basket_relative(bars, pnl_price)
+        events, horizon = self._labels(strategy, bars, costs, pnl_price)
         samples = (
             events.join(feats.rename({"ts": "t0"}), on=["symbol", "t0"], how="inner")
             .drop_nulls(names)
@@ -260,8 +271,9 @@ class MLPipeline:
             probs[r.trial, rows[keep]] = r.prob[keep]
 
         bt = ml.backtest
-        periods = Periods.from_bars(bars, bt.period_minutes if intraday else None, bt.sessions_per_year)
-        n_symbols = bars["symbol"].n_unique()
+        periods = Periods.from_bars(
+            bars, bt.period_minutes if intraday else None, bt.sessions_per_year, pnl_price
+        )
         weight = 1.0 / (n_symbols * horizon)
         first_period = periods.index(samples["t0"]).to_numpy()
         last_period = periods.index(samples["t1"]).to_numpy()
@@ -377,6 +389,7 @@ class MLPipeline:
             "equity": b.equity,
             "validation_method": ml.validation_method,
             "costs": describe(costs),
+            "market_neutral": neutral,
             "model": final.model,
             "model_id": None,
             "version": None,
@@ -401,6 +414,7 @@ class MLPipeline:
                         "backtest": orjson.dumps(bt.model_dump()).decode(),
                         "periods_per_year": f"{periods.per_year:.1f}",
                         "costs": describe(costs),
+                        "market_neutral": str(neutral).lower(),
                         "num_boost_round": str(ml.model.num_boost_round),
                         "learning_rate": str(ml.model.learning_rate),
                     },
