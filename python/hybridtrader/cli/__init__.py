@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from hybridtrader.cli import config_cmd, train_cmd, version_cmd
+from hybridtrader.cli import bars_cmd, config_cmd, train_cmd, version_cmd
 
 # Order here is the order in `hybridtrader --help`.
-COMMANDS = [config_cmd, train_cmd, version_cmd]
+COMMANDS = [bars_cmd, config_cmd, train_cmd, version_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

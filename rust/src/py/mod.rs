@@ -1,12 +1,14 @@
 //! PyO3 wrappers, one file per domain.
 use pyo3::prelude::*;
 
+mod bars;
 mod exposure;
 mod ratelimit;
 mod slippage;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    bars::register(m)?;
     m.add_class::<exposure::ExposureCore>()?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     slippage::register(m)?;

@@ -1,0 +1,711 @@
+//! Python bindings of the bar engine: the streaming `BarAggregator` and the batch helpers behind
+//! `hybridtrader.market.aggregate_trades` / `aggregate_quotes`.
+use std::borrow::Cow;
+
+use numpy::{
+    AllowTypeChange, PyArray1, PyArrayDescrMethods, PyArrayLike1, PyReadonlyArray1, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use crate::bars::{
+    aggregate, aggregate_hashed, aggregate_runs, codes_from_hashes, order_by_key, parse_every,
+    Aggregator, BarColumns, BarError, QuoteBars, Quotes, Rule, Stats, SymbolTable, TradeBars,
+    Trades,
+};
+
+fn value_error(e: BarError) -> PyErr {
+    PyValueError::new_err(e.0)
+}
+
+/// Builds the rule from the keyword arguments shared by the class and the batch functions.
+fn rule_from_args(
+    every: Option<&Bound<'_, PyAny>>,
+    ticks: Option<i64>,
+    volume: Option<f64>,
+    dollars: Option<f64>,
+    origin: i64,
+) -> PyResult<Rule> {
+    let given = [
+        every.is_some(),
+        ticks.is_some(),
+        volume.is_some(),
+        dollars.is_some(),
+    ];
+    if given.iter().filter(|&&g| g).count() != 1 {
+        return Err(PyValueError::new_err(
+            "give exactly one of every=, ticks=, volume=, dollars= (e.g. every=\"1m\")",
+        ));
+    }
+    let rule = if let Some(every) = every {
+        let ns = if let Ok(text) = every.cast::<PyString>() {
+            parse_every(text.to_str()?).map_err(value_error)?
+        } else if let Ok(ns) = every.extract::<i64>() {
+            ns
+        } else {
+            return Err(PyValueError::new_err(format!(
+                "every must be an interval string like \"1m\" or an int of nanoseconds, got {every}"
+            )));
+        };
+        Rule::Time { every: ns, origin }
+    } else if let Some(n) = ticks {
+        if n <= 0 {
+            return Err(PyValueError::new_err(format!(
+                "ticks must be a positive integer, got {n}"
+            )));
+        }
+        Rule::Ticks(n as u64)
+    } else if let Some(v) = volume {
+        Rule::Volume(v)
+    } else {
+        Rule::Dollars(dollars.unwrap_or(f64::NAN))
+    };
+    rule.validate().map_err(|_| {
+        PyValueError::new_err(format!(
+            "bar size must be positive and finite: every={every:?} ticks={ticks:?} volume={volume:?} dollars={dollars:?}"
+        ))
+    })
+}
+
+fn stats_dict<'py>(py: Python<'py>, s: Stats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("ticks", s.ticks)?;
+    d.set_item("bars", s.bars)?;
+    d.set_item("late", s.late)?;
+    d.set_item("rejected", s.rejected)?;
+    Ok(d)
+}
+
+/// A contiguous view of a numpy array, or a copy of a strided one.
+fn values<'a, T: numpy::Element + Copy>(arr: &'a PyReadonlyArray1<'_, T>) -> Cow<'a, [T]> {
+    match arr.as_slice() {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(arr.as_array().iter().copied().collect()),
+    }
+}
+
+fn take<T>(v: &mut Vec<T>) -> Vec<T> {
+    std::mem::take(v)
+}
+
+/// Numpy columns of trade bars after `symbol`: ts, open, high, low, close, volume, vwap, trades.
+fn trade_columns<'py>(py: Python<'py>, b: &mut TradeBars) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            PyArray1::from_vec(py, take(&mut b.ts)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.open)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.high)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.low)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.close)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.volume)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.vwap)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.trades)).into_any(),
+        ],
+    )
+}
+
+/// Numpy columns of quote bars after `symbol`: ts, open, high, low, close, bid, ask, spread_bps_mean,
+/// spread_bps_last, quotes.
+fn quote_columns<'py>(py: Python<'py>, b: &mut QuoteBars) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            PyArray1::from_vec(py, take(&mut b.ts)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.open)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.high)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.low)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.close)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.bid)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.ask)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.spread_bps_mean)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.spread_bps_last)).into_any(),
+            PyArray1::from_vec(py, take(&mut b.quotes)).into_any(),
+        ],
+    )
+}
+
+/// `hybridtrader.market.bars._bars_frame(source, symbol, columns)`: wraps columns into a Polars frame.
+fn frame<'py>(
+    py: Python<'py>,
+    source: &str,
+    symbol: Bound<'py, PyAny>,
+    columns: Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    static BUILD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let build = BUILD.import(py, "hybridtrader.market.bars", "_bars_frame")?;
+    build.call1((source, symbol, columns))
+}
+
+enum Engine {
+    Trades(Aggregator<Trades>, TradeBars),
+    Quotes(Aggregator<Quotes>, QuoteBars),
+}
+
+const CACHE_SLOTS: usize = 64;
+
+/// Streaming bars from ticks of many symbols. See `_core.pyi` for the Python-facing documentation.
+#[pyclass(module = "hybridtrader._core")]
+pub struct BarAggregator {
+    engine: Engine,
+    table: SymbolTable,
+    /// Python str of each symbol id, shared by every bar emitted.
+    names: Vec<Py<PyString>>,
+    /// Direct-mapped cache from a str object's address to its id. Holding the object keeps the address
+    /// from being reused by another string while it is cached.
+    cache: Vec<Option<(Py<PyAny>, u32)>>,
+}
+
+impl BarAggregator {
+    #[inline]
+    fn symbol_id(&mut self, symbol: &Bound<'_, PyAny>) -> PyResult<u32> {
+        let addr = symbol.as_ptr() as usize;
+        let slot = (addr >> 4) % CACHE_SLOTS;
+        if let Some((obj, id)) = &self.cache[slot] {
+            if obj.as_ptr() as usize == addr {
+                return Ok(*id);
+            }
+        }
+        let text = match symbol.cast::<PyString>() {
+            Ok(text) => text,
+            Err(_) => {
+                return Err(PyValueError::new_err(format!(
+                    "symbol must be a str, got {}",
+                    symbol.repr()?
+                )))
+            }
+        };
+        let name = text.to_str()?;
+        let id = match self.table.get(name) {
+            Some(id) => id,
+            None => {
+                let id = self.table.intern(name);
+                self.names.push(PyString::new(symbol.py(), name).unbind());
+                id
+            }
+        };
+        self.cache[slot] = Some((symbol.clone().unbind(), id));
+        Ok(id)
+    }
+
+    /// Ids for a batch: an integer array of ids from `intern`, or any sequence of str.
+    fn symbol_ids(&mut self, symbols: &Bound<'_, PyAny>) -> PyResult<Vec<u32>> {
+        if let Ok(arr) = symbols.extract::<PyReadonlyArray1<'_, u32>>() {
+            let ids = values(&arr).into_owned();
+            self.check_ids(&ids)?;
+            return Ok(ids);
+        }
+        if let Ok(arr) = symbols.cast::<PyUntypedArray>() {
+            if matches!(arr.dtype().kind(), b'i' | b'u') {
+                let wide: PyArrayLike1<'_, i64, AllowTypeChange> = symbols.extract()?;
+                let ids: Vec<u32> = values(&wide)
+                    .iter()
+                    .map(|&i| u32::try_from(i).unwrap_or(u32::MAX))
+                    .collect();
+                self.check_ids(&ids)?;
+                return Ok(ids);
+            }
+        }
+        let mut ids = Vec::with_capacity(symbols.len().unwrap_or(0));
+        for item in symbols.try_iter()? {
+            ids.push(self.symbol_id(&item?)?);
+        }
+        Ok(ids)
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> PyResult<()> {
+        match ids.iter().find(|&&i| i as usize >= self.names.len()) {
+            Some(bad) => Err(PyValueError::new_err(format!(
+                "symbols: id {bad} was not returned by intern() (known symbols: {})",
+                self.names.len()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Converts and clears the pending bars into a Polars frame.
+    fn pending_frame<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match &mut self.engine {
+            Engine::Trades(_, out) => {
+                let symbol = PyList::new(
+                    py,
+                    out.symbol.iter().map(|&i| self.names[i as usize].bind(py)),
+                )?;
+                out.symbol.clear();
+                let cols = trade_columns(py, out)?;
+                frame(py, "trades", symbol.into_any(), cols)
+            }
+            Engine::Quotes(_, out) => {
+                let symbol = PyList::new(
+                    py,
+                    out.symbol.iter().map(|&i| self.names[i as usize].bind(py)),
+                )?;
+                out.symbol.clear();
+                let cols = quote_columns(py, out)?;
+                frame(py, "quotes", symbol.into_any(), cols)
+            }
+        }
+    }
+
+    /// Pending trade bars as tuples (symbol, ts, open, high, low, close, volume, vwap, trades).
+    fn trade_tuples<'py>(
+        py: Python<'py>,
+        names: &[Py<PyString>],
+        b: &mut TradeBars,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let rows = (0..b.len()).map(|i| {
+            (
+                names[b.symbol[i] as usize].bind(py),
+                b.ts[i],
+                b.open[i],
+                b.high[i],
+                b.low[i],
+                b.close[i],
+                b.volume[i],
+                b.vwap[i],
+                b.trades[i],
+            )
+        });
+        let t = PyTuple::new(py, rows);
+        b.clear();
+        t
+    }
+
+    /// Pending quote bars as tuples (symbol, ts, open, high, low, close, bid, ask, spread_bps_mean,
+    /// spread_bps_last, quotes).
+    fn quote_tuples<'py>(
+        py: Python<'py>,
+        names: &[Py<PyString>],
+        b: &mut QuoteBars,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let rows = (0..b.len()).map(|i| {
+            (
+                names[b.symbol[i] as usize].bind(py),
+                b.ts[i],
+                b.open[i],
+                b.high[i],
+                b.low[i],
+                b.close[i],
+                b.bid[i],
+                b.ask[i],
+                b.spread_bps_mean[i],
+                b.spread_bps_last[i],
+                b.quotes[i],
+            )
+        });
+        let t = PyTuple::new(py, rows);
+        b.clear();
+        t
+    }
+
+    fn wrong_source(&self, wanted: &str) -> PyErr {
+        PyValueError::new_err(format!(
+            "this aggregator was built with source={:?}; use the {wanted} methods",
+            self.source()
+        ))
+    }
+
+    fn push_arrays<'py>(
+        &mut self,
+        py: Python<'py>,
+        symbols: &Bound<'py, PyAny>,
+        ts: PyArrayLike1<'py, i64, AllowTypeChange>,
+        a: PyArrayLike1<'py, f64, AllowTypeChange>,
+        b: PyArrayLike1<'py, f64, AllowTypeChange>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ids = self.symbol_ids(symbols)?;
+        let (ts, a, b) = (values(&ts), values(&a), values(&b));
+        let n = ids.len();
+        if ts.len() != n || a.len() != n || b.len() != n {
+            return Err(PyValueError::new_err(format!(
+                "columns differ in length: symbols {n}, ts {}, values {} and {}",
+                ts.len(),
+                a.len(),
+                b.len()
+            )));
+        }
+        let engine = &mut self.engine;
+        py.detach(|| match engine {
+            Engine::Trades(agg, out) => {
+                agg.push_many(&ids, &ts, a.iter().copied().zip(b.iter().copied()), out);
+            }
+            Engine::Quotes(agg, out) => {
+                agg.push_many(&ids, &ts, a.iter().copied().zip(b.iter().copied()), out);
+            }
+        });
+        self.pending_frame(py)
+    }
+}
+
+#[pymethods]
+impl BarAggregator {
+    #[new]
+    #[pyo3(signature = (*, every=None, ticks=None, volume=None, dollars=None, origin=0, source="trades"))]
+    fn new(
+        every: Option<&Bound<'_, PyAny>>,
+        ticks: Option<i64>,
+        volume: Option<f64>,
+        dollars: Option<f64>,
+        origin: i64,
+        source: &str,
+    ) -> PyResult<Self> {
+        let rule = rule_from_args(every, ticks, volume, dollars, origin)?;
+        let engine = match source {
+            "trades" => Engine::Trades(
+                Aggregator::new(rule).map_err(value_error)?,
+                TradeBars::default(),
+            ),
+            "quotes" => Engine::Quotes(
+                Aggregator::new(rule).map_err(|_| {
+                    PyValueError::new_err("quote bars support every= or ticks= only")
+                })?,
+                QuoteBars::default(),
+            ),
+            other => return Err(bad_source(other)),
+        };
+        Ok(BarAggregator {
+            engine,
+            table: SymbolTable::default(),
+            names: Vec::new(),
+            cache: (0..CACHE_SLOTS).map(|_| None).collect(),
+        })
+    }
+
+    /// "trades" or "quotes".
+    #[getter]
+    fn source(&self) -> &'static str {
+        match self.engine {
+            Engine::Trades(..) => "trades",
+            Engine::Quotes(..) => "quotes",
+        }
+    }
+
+    /// Known symbols, indexed by id.
+    #[getter]
+    fn symbols<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.names.iter().map(|n| n.bind(py)))
+    }
+
+    /// Ids of `names` (assigning new ids to new symbols), for the fast integer path of `push_many`.
+    fn intern<'py>(
+        &mut self,
+        py: Python<'py>,
+        names: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let mut ids = Vec::with_capacity(names.len().unwrap_or(0));
+        for item in names.try_iter()? {
+            ids.push(self.symbol_id(&item?)?);
+        }
+        Ok(PyArray1::from_vec(py, ids))
+    }
+
+    fn push<'py>(
+        &mut self,
+        py: Python<'py>,
+        symbol: &Bound<'py, PyAny>,
+        ts: i64,
+        price: f64,
+        size: f64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let id = self.symbol_id(symbol)?;
+        match &mut self.engine {
+            Engine::Trades(agg, out) => {
+                agg.push(id, ts, (price, size), out);
+                if out.is_empty() {
+                    return Ok(PyTuple::empty(py));
+                }
+                Self::trade_tuples(py, &self.names, out)
+            }
+            Engine::Quotes(..) => Err(self.wrong_source("quote")),
+        }
+    }
+
+    fn push_quote<'py>(
+        &mut self,
+        py: Python<'py>,
+        symbol: &Bound<'py, PyAny>,
+        ts: i64,
+        bid: f64,
+        ask: f64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let id = self.symbol_id(symbol)?;
+        match &mut self.engine {
+            Engine::Quotes(agg, out) => {
+                agg.push(id, ts, (bid, ask), out);
+                if out.is_empty() {
+                    return Ok(PyTuple::empty(py));
+                }
+                Self::quote_tuples(py, &self.names, out)
+            }
+            Engine::Trades(..) => Err(self.wrong_source("trade")),
+        }
+    }
+
+    fn push_many<'py>(
+        &mut self,
+        py: Python<'py>,
+        symbols: &Bound<'py, PyAny>,
+        ts: PyArrayLike1<'py, i64, AllowTypeChange>,
+        price: PyArrayLike1<'py, f64, AllowTypeChange>,
+        size: PyArrayLike1<'py, f64, AllowTypeChange>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if matches!(self.engine, Engine::Quotes(..)) {
+            return Err(self.wrong_source("quote"));
+        }
+        self.push_arrays(py, symbols, ts, price, size)
+    }
+
+    fn push_quotes_many<'py>(
+        &mut self,
+        py: Python<'py>,
+        symbols: &Bound<'py, PyAny>,
+        ts: PyArrayLike1<'py, i64, AllowTypeChange>,
+        bid: PyArrayLike1<'py, f64, AllowTypeChange>,
+        ask: PyArrayLike1<'py, f64, AllowTypeChange>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if matches!(self.engine, Engine::Trades(..)) {
+            return Err(self.wrong_source("trade"));
+        }
+        self.push_arrays(py, symbols, ts, bid, ask)
+    }
+
+    fn flush<'py>(&mut self, py: Python<'py>, now_ts: i64) -> PyResult<Bound<'py, PyAny>> {
+        match &mut self.engine {
+            Engine::Trades(agg, out) => agg.flush(now_ts, out),
+            Engine::Quotes(agg, out) => agg.flush(now_ts, out),
+        }
+        self.pending_frame(py)
+    }
+
+    fn close<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match &mut self.engine {
+            Engine::Trades(agg, out) => agg.close(out),
+            Engine::Quotes(agg, out) => agg.close(out),
+        }
+        self.pending_frame(py)
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = match &self.engine {
+            Engine::Trades(agg, _) => agg.stats(),
+            Engine::Quotes(agg, _) => agg.stats(),
+        };
+        stats_dict(py, s)
+    }
+
+    fn __repr__(&self) -> String {
+        let rule = match &self.engine {
+            Engine::Trades(agg, _) => agg.rule(),
+            Engine::Quotes(agg, _) => agg.rule(),
+        };
+        format!(
+            "BarAggregator({rule:?}, source={:?}, symbols={})",
+            self.source(),
+            self.names.len()
+        )
+    }
+}
+
+/// (codes, first row of each code).
+type Codes<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
+/// (symbol codes, other columns, stats).
+type BatchBars<'py> = (
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyTuple>,
+    Bound<'py, PyDict>,
+);
+/// (symbol codes, first row of each code, other columns, stats).
+type HashedBatchBars<'py> = (
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyTuple>,
+    Bound<'py, PyDict>,
+);
+
+fn rows_array(py: Python<'_>, rows: Vec<usize>) -> Bound<'_, PyArray1<u64>> {
+    PyArray1::from_vec(py, rows.into_iter().map(|i| i as u64).collect())
+}
+
+/// Dense codes from two independent hashes of a symbol column (see `bars::codes_from_hashes`); None when
+/// the hashes collide.
+#[pyfunction]
+fn bar_codes_from_hashes<'py>(
+    py: Python<'py>,
+    h1: PyReadonlyArray1<'py, u64>,
+    h2: PyReadonlyArray1<'py, u64>,
+) -> PyResult<Option<Codes<'py>>> {
+    let (a, b) = (values(&h1), values(&h2));
+    Ok(py
+        .detach(|| codes_from_hashes(&a, &b))
+        .ok()
+        .map(|(codes, first)| (PyArray1::from_vec(py, codes), rows_array(py, first))))
+}
+
+/// Batch bars over whole columns with symbol codes `< n_symbols` (see `bars::aggregate`).
+#[pyfunction]
+#[pyo3(signature = (source, codes, n_symbols, ts, a, b, *, every=None, ticks=None, volume=None, dollars=None, origin=0))]
+#[allow(clippy::too_many_arguments)]
+fn aggregate_bars<'py>(
+    py: Python<'py>,
+    source: &str,
+    codes: PyReadonlyArray1<'py, u32>,
+    n_symbols: usize,
+    ts: PyReadonlyArray1<'py, i64>,
+    a: PyReadonlyArray1<'py, f64>,
+    b: PyReadonlyArray1<'py, f64>,
+    every: Option<&Bound<'py, PyAny>>,
+    ticks: Option<i64>,
+    volume: Option<f64>,
+    dollars: Option<f64>,
+    origin: i64,
+) -> PyResult<BatchBars<'py>> {
+    let rule = rule_from_args(every, ticks, volume, dollars, origin)?;
+    let (codes, ts, a, b) = (values(&codes), values(&ts), values(&a), values(&b));
+    match source {
+        "trades" => {
+            let (mut bars, stats) = py
+                .detach(|| aggregate::<Trades>(rule, &codes, n_symbols, &ts, &a, &b))
+                .map_err(value_error)?;
+            let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
+            Ok((sym, trade_columns(py, &mut bars)?, stats_dict(py, stats)?))
+        }
+        "quotes" => {
+            let (mut bars, stats) = py
+                .detach(|| aggregate::<Quotes>(rule, &codes, n_symbols, &ts, &a, &b))
+                .map_err(value_error)?;
+            let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
+            Ok((sym, quote_columns(py, &mut bars)?, stats_dict(py, stats)?))
+        }
+        other => Err(bad_source(other)),
+    }
+}
+
+fn bad_source(other: &str) -> PyErr {
+    PyValueError::new_err(format!(
+        "source must be \"trades\" or \"quotes\", got {other:?}"
+    ))
+}
+
+/// Batch bars with symbols given by two hashes per row (see `bars::aggregate_hashed`); None when the
+/// hashes collide.
+#[pyfunction]
+#[pyo3(signature = (source, h1, h2, ts, a, b, *, every=None, ticks=None, volume=None, dollars=None, origin=0))]
+#[allow(clippy::too_many_arguments)]
+fn aggregate_bars_hashed<'py>(
+    py: Python<'py>,
+    source: &str,
+    h1: PyReadonlyArray1<'py, u64>,
+    h2: PyReadonlyArray1<'py, u64>,
+    ts: PyReadonlyArray1<'py, i64>,
+    a: PyReadonlyArray1<'py, f64>,
+    b: PyReadonlyArray1<'py, f64>,
+    every: Option<&Bound<'py, PyAny>>,
+    ticks: Option<i64>,
+    volume: Option<f64>,
+    dollars: Option<f64>,
+    origin: i64,
+) -> PyResult<Option<HashedBatchBars<'py>>> {
+    let rule = rule_from_args(every, ticks, volume, dollars, origin)?;
+    let (h1, h2, ts, a, b) = (
+        values(&h1),
+        values(&h2),
+        values(&ts),
+        values(&a),
+        values(&b),
+    );
+    if ts.len() != h1.len() || a.len() != h1.len() || b.len() != h1.len() || h2.len() != h1.len() {
+        return Err(PyValueError::new_err("columns differ in length"));
+    }
+    match source {
+        "trades" => match py.detach(|| aggregate_hashed::<Trades>(rule, &h1, &h2, &ts, &a, &b)) {
+            Ok(mut r) => {
+                let sym = PyArray1::from_vec(py, take(&mut r.bars.symbol));
+                let cols = trade_columns(py, &mut r.bars)?;
+                Ok(Some((
+                    sym,
+                    rows_array(py, r.first_rows),
+                    cols,
+                    stats_dict(py, r.stats)?,
+                )))
+            }
+            Err(_) => Ok(None),
+        },
+        "quotes" => match py.detach(|| aggregate_hashed::<Quotes>(rule, &h1, &h2, &ts, &a, &b)) {
+            Ok(mut r) => {
+                let sym = PyArray1::from_vec(py, take(&mut r.bars.symbol));
+                let cols = quote_columns(py, &mut r.bars)?;
+                Ok(Some((
+                    sym,
+                    rows_array(py, r.first_rows),
+                    cols,
+                    stats_dict(py, r.stats)?,
+                )))
+            }
+            Err(_) => Ok(None),
+        },
+        other => Err(bad_source(other)),
+    }
+}
+
+/// Batch bars for rows grouped by symbol, symbol `k` being the `k`-th run (see `bars::aggregate_runs`).
+#[pyfunction]
+#[pyo3(signature = (source, run_lengths, ts, a, b, *, every=None, ticks=None, volume=None, dollars=None, origin=0))]
+#[allow(clippy::too_many_arguments)]
+fn aggregate_bars_runs<'py>(
+    py: Python<'py>,
+    source: &str,
+    run_lengths: PyReadonlyArray1<'py, u64>,
+    ts: PyReadonlyArray1<'py, i64>,
+    a: PyReadonlyArray1<'py, f64>,
+    b: PyReadonlyArray1<'py, f64>,
+    every: Option<&Bound<'py, PyAny>>,
+    ticks: Option<i64>,
+    volume: Option<f64>,
+    dollars: Option<f64>,
+    origin: i64,
+) -> PyResult<BatchBars<'py>> {
+    let rule = rule_from_args(every, ticks, volume, dollars, origin)?;
+    let (runs, ts, a, b) = (values(&run_lengths), values(&ts), values(&a), values(&b));
+    match source {
+        "trades" => {
+            let (mut bars, stats) = py
+                .detach(|| aggregate_runs::<Trades>(rule, &runs, &ts, &a, &b))
+                .map_err(value_error)?;
+            let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
+            Ok((sym, trade_columns(py, &mut bars)?, stats_dict(py, stats)?))
+        }
+        "quotes" => {
+            let (mut bars, stats) = py
+                .detach(|| aggregate_runs::<Quotes>(rule, &runs, &ts, &a, &b))
+                .map_err(value_error)?;
+            let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
+            Ok((sym, quote_columns(py, &mut bars)?, stats_dict(py, stats)?))
+        }
+        other => Err(bad_source(other)),
+    }
+}
+
+/// The stable permutation ordering rows by `key[symbols]` (see `bars::order_by_key`).
+#[pyfunction]
+fn bar_order<'py>(
+    py: Python<'py>,
+    symbols: PyReadonlyArray1<'py, u32>,
+    key: PyReadonlyArray1<'py, u32>,
+) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    let (s, k) = (values(&symbols), values(&key));
+    let perm = py.detach(|| order_by_key(&s, &k)).map_err(value_error)?;
+    Ok(rows_array(py, perm))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<BarAggregator>()?;
+    m.add_function(wrap_pyfunction!(bar_codes_from_hashes, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregate_bars, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregate_bars_hashed, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregate_bars_runs, m)?)?;
+    m.add_function(wrap_pyfunction!(bar_order, m)?)?;
+    Ok(())
+}
