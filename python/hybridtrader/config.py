@@ -11,7 +11,8 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -482,16 +483,24 @@ class Config(Section):
 
 
 # --------------------------------------------------------------------------------------- loading
-def _substitute(node: Any, path: str, unset: list[str]) -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string; a whole-value unset variable becomes None."""
+def _substitute(node: Any, loc: tuple[Any, ...], unset: list[str]) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string.
+
+    A whole value that is an unset variable without default becomes None where the key accepts None (a
+    secret: its provider is then disabled) and is an error elsewhere.
+    """
     if isinstance(node, dict):
-        return {k: _substitute(v, f"{path}.{k}" if path else str(k), unset) for k, v in node.items()}
+        return {k: _substitute(v, (*loc, k), unset) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute(v, f"{path}[{i}]", unset) for i, v in enumerate(node)]
+        return [_substitute(v, (*loc, i), unset) for i, v in enumerate(node)]
     if not isinstance(node, str) or "${" not in node:
         return node
+    path = _path(loc)
     whole = _VAR.fullmatch(node)
     if whole and whole.group(1) not in os.environ and whole.group(2) is None:
+        annotation = _resolve(loc)[1]
+        if annotation is not None and type(None) not in get_args(annotation):  # unknown keys: reported later
+            raise ConfigError(f"config error at {path}: environment variable {whole.group(1)} is not set")
         unset.append(f"{path} (${{{whole.group(1)}}})")
         return None
 
@@ -506,15 +515,51 @@ def _substitute(node: Any, path: str, unset: list[str]) -> Any:
     return _VAR.sub(value, node)
 
 
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X (the first non-None member of a union)."""
+    if get_origin(annotation) in (Union, UnionType):
+        return next(a for a in get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def _resolve(loc: tuple[Any, ...]) -> tuple[type[BaseModel] | None, Any]:
+    """The section holding the last key of an error location, and that key's annotation (None if unknown)."""
+    node: Any = Config
+    parent: type[BaseModel] | None = None
+    for part in loc:
+        node, parent = _unwrap(node), None
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            parent = node
+            field = node.model_fields.get(str(part))
+            node = field.annotation if field is not None else None
+        elif get_origin(node) in (dict, list):
+            node = get_args(node)[-1] if get_args(node) else None
+        else:
+            return None, None
+    return parent, node
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out or "<root>"
+
+
 def _format(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "<root>"
-        msg = e["msg"]
+        loc = tuple(e["loc"])
+        parent, annotation = _resolve(loc)
+        got = e.get("input")
+        if _unwrap(annotation) is SecretStr:
+            got = "**********"  # never echo a secret, even an invalid one
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"config error at {where}: {msg} (got {e.get('input')!r})")
-    return "\n".join(lines)
+            allowed = ", ".join(parent.model_fields) if parent is not None else "none"
+            lines.append(f"config error at {_path(loc)}: unknown key (allowed keys here: {allowed})")
+            continue
+        lines.append(f"config error at {_path(loc)}: {e['msg']} (got {got!r})")
+    return "; ".join(lines)  # one line, as the CLI reports errors
 
 
 def config_from_dict(raw: dict[str, Any] | None) -> Config:
@@ -524,7 +569,7 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"config error at <root>: expected a mapping, got {type(raw).__name__}")
     unset: list[str] = []
-    data = _substitute(raw, "", unset)
+    data = _substitute(raw, (), unset)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:

@@ -1,5 +1,6 @@
-"""Market data: calendar, ticks into bars."""
+"""Market data: NYSE calendar, ticks into bars, synthetic market."""
 
 from hybridtrader.market.bars import aggregate_quotes, aggregate_trades, push_frame
+from hybridtrader.market.synth import SyntheticMarket, generate_market
 
-__all__ = ["aggregate_quotes", "aggregate_trades", "push_frame"]
+__all__ = ["SyntheticMarket", "aggregate_quotes", "aggregate_trades", "generate_market", "push_frame"]

@@ -3,7 +3,11 @@
 Rules follow NYSE Rule 7.2 as applied since 2000: a holiday on a Saturday is observed the Friday before
 (except New Year's Day, which is then not observed at all), on a Sunday the Monday after. Early closes
 (13:00 New York) fall on July 3, the day after Thanksgiving and Christmas Eve when those are ordinary
-weekdays. Unscheduled closures (national days of mourning, storms) are listed explicitly.
+weekdays; before 2013, when July 4 was a Thursday the early close was Friday July 5 instead of July 3
+(2002). Unscheduled closures (national days of mourning, storms) and ad hoc early closes are listed
+explicitly. Checked against exchange_calendars "XNYS" (and pandas_market_calendars' NYSE rules agree) for
+every session, early close and open/close time from 2000 to 2030 (tests/test_calendar.py); before 2000
+the rules differ (Martin Luther King Jr. Day only since 1998, 1999-12-31 closed early) and are not covered.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ SPECIAL_CLOSURES = frozenset(
         date(2025, 1, 9),  # President Carter's funeral
     }
 )
+
+# Early closes not produced by the rules (since 2000).
+SPECIAL_EARLY_CLOSES = frozenset({date(2003, 12, 26)})  # Friday after Christmas
 
 MON, TUE, WED, THU, FRI, SAT, SUN = range(7)
 
@@ -92,7 +99,11 @@ def early_closes(year: int) -> frozenset[date]:
     """Sessions that close at 13:00 New York time."""
     # July 3 and Christmas Eve only when Monday to Thursday: on a Friday they are the observed holiday.
     days = {d for d in (date(year, 7, 3), date(year, 12, 24)) if d.weekday() <= THU}
+    if year < 2013 and date(year, 7, 4).weekday() == THU:
+        days.discard(date(year, 7, 3))
+        days.add(date(year, 7, 5))
     days.add(_nth_weekday(year, 11, THU, 4) + timedelta(days=1))  # day after Thanksgiving
+    days.update(d for d in SPECIAL_EARLY_CLOSES if d.year == year)
     return frozenset(days - holidays(year))
 
 
