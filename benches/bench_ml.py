@@ -12,16 +12,15 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from hybridtrader.config import config_from_dict
+from hybridtrader.market.synth import generate_market
 from hybridtrader.ml.features import compute_features
 from hybridtrader.ml.pipeline import MLPipeline
 
@@ -41,17 +40,7 @@ FEATURES = [
 
 
 def market(n_symbols: int, n_sessions: int, knobs: dict[str, float], seed: int = 0) -> pl.DataFrame:
-    try:
-        from hybridtrader.market.synth import generate_market
-
-        return generate_market(
-            symbols=n_symbols, sessions=n_sessions, seed=seed, ticks=False, **knobs
-        ).bars_1m
-    except ImportError:  # until the synthetic market lands: the tests' small generator (same knobs)
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-        from ml_market import make_bars
-
-        return make_bars(n_symbols=n_symbols, n_sessions=n_sessions, seed=seed, **knobs)
+    return generate_market(symbols=n_symbols, sessions=n_sessions, seed=seed, ticks=False, **knobs).bars_1m
 
 
 def random_bars(n_symbols: int, per_symbol: int) -> pl.DataFrame:

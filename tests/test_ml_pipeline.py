@@ -13,10 +13,10 @@ import pytest
 import yaml
 from hybridtrader.cli import main
 from hybridtrader.config import Config, config_from_dict
+from hybridtrader.market.synth import generate_market
 from hybridtrader.ml.features import compute_features
 from hybridtrader.ml.pipeline import MLPipeline
 from hybridtrader.ml.registry import tracking_uri
-from ml_market import make_bars
 
 MR, TREND = "intraday_mean_reversion", "swing_trend_following"
 
@@ -37,17 +37,17 @@ def pipeline(data_dir: Path, **ml: object) -> MLPipeline:
 
 @pytest.fixture(scope="module")
 def noise_bars() -> pl.DataFrame:
-    return make_bars(n_symbols=12, n_sessions=15, seed=11)
+    return generate_market(symbols=12, sessions=15, seed=11, ticks=False).bars_1m
 
 
 @pytest.fixture(scope="module")
 def mr_bars() -> pl.DataFrame:
-    return make_bars(n_symbols=12, n_sessions=15, seed=12, mean_reversion=0.5)
+    return generate_market(symbols=12, sessions=15, seed=12, ticks=False, mean_reversion=0.5).bars_1m
 
 
 @pytest.fixture(scope="module")
 def trend_bars() -> pl.DataFrame:
-    return make_bars(n_symbols=12, n_sessions=15, seed=13, trend=1.0)
+    return generate_market(symbols=12, sessions=15, seed=13, ticks=False, trend=1.0).bars_1m
 
 
 # --------------------------------------------------------------------------------------- honesty
@@ -228,3 +228,18 @@ def test_cli_train_writes_report(
     assert "deflated_sharpe" in html and f"{TREND}_equity.png" in html
     assert (out / f"{TREND}_equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["train", "--config", str(cfg_file), "--data", str(tmp_path / "missing.parquet")]) == 2
+
+
+def test_cli_train_on_a_synthetic_market(tmp_path, store: Path, capsys, monkeypatch) -> None:
+    """No --data: the command synthesises a market (here with a planted trend) and trains on it."""
+    monkeypatch.setenv("COLUMNS", "200")
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(yaml.safe_dump(registry_config(store, tmp_path / "data")))
+    # Other dates than the earlier tests' markets: their trials on the same dates would count here.
+    args = ["train", "--config", str(cfg_file), "--strategy", TREND, "--symbols", "12", "--sessions", "15"]
+    args += ["--seed", "19", "--start", "2023-03-01"]
+    assert main([*args, "--trend", "1.0", "--report", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "swing_trend_following" in out and "intraday_mean_reversion" not in out
+    assert (tmp_path / "r" / "index.html").exists()
+    assert main([*args, "--trend", "-1"]) == 2  # synth rejects the knob: one error line

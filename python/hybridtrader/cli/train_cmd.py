@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sessions", type=int, default=30, help="synthetic market: number of sessions (default 30)"
     )
     p.add_argument("--seed", type=int, default=0, help="synthetic market: random seed")
+    p.add_argument("--start", default="2024-01-02", help="synthetic market: first session (YYYY-MM-DD)")
     p.add_argument(
         "--mean-reversion", type=float, default=0.0, help="synthetic market: planted mean reversion"
     )
@@ -57,6 +58,7 @@ def load_bars(args: argparse.Namespace) -> pl.DataFrame:
         symbols=args.symbols,
         sessions=args.sessions,
         seed=args.seed,
+        start=args.start,
         ticks=False,
         mean_reversion=args.mean_reversion,
         trend=args.trend,
