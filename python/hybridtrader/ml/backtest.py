@@ -144,6 +144,21 @@ def trade_pnl(trades: pl.DataFrame, periods: Periods) -> pl.DataFrame:
     return rows.select("trade", "pi", pnl=pnl)
 
 
+@dataclass(frozen=True)
+class Marks:
+    """`trade_pnl` of a set of events as arrays (event row, period index, P&L): computed once and shared
+    by every threshold's backtest of those events."""
+
+    trade: np.ndarray
+    pi: np.ndarray
+    pnl: np.ndarray
+
+    @classmethod
+    def of(cls, events: pl.DataFrame, periods: Periods) -> Marks:
+        rows = trade_pnl(events, periods)
+        return cls(rows["trade"].to_numpy(), rows["pi"].to_numpy(), rows["pnl"].to_numpy())
+
+
 def backtest(
     events: pl.DataFrame,
     prob: np.ndarray,
@@ -151,27 +166,26 @@ def backtest(
     weight: float,
     periods: Periods,
     span: tuple[int, int],
+    marks: Marks | None = None,
 ) -> BacktestResult:
     """`events` (labels: symbol, t0, t1, side, price, exit_price, cost, ret_net) aligned with `prob`;
-    `span` is the (first, last) period index of the evaluated stretch, every period in it counts."""
+    `span` is the (first, last) period index of the evaluated stretch, every period in it counts;
+    `marks`: `Marks.of(events, periods)` when the caller already has it."""
     if len(prob) != events.height:
         raise ValueError(f"prob: {len(prob)} values for {events.height} events")
     if not 0.0 < weight <= 1.0:
         raise ValueError(f"weight must be in (0, 1], got {weight}")
-    taken = events.filter(pl.Series(np.asarray(prob) >= threshold))
-    booked = trade_pnl(taken, periods).group_by("pi").agg(ret=pl.col("pnl").sum() * weight)
+    taken = np.asarray(prob) >= threshold
+    marks = marks if marks is not None else Marks.of(events, periods)
+    sel = taken[marks.trade]
     lo, hi = span
-    frame = (
-        pl.DataFrame({"pi": np.arange(lo, hi + 1, dtype=np.int64)})
-        .join(booked, on="pi", how="left")
-        .with_columns(pl.col("ret").fill_null(0.0))
-    )
-    if booked.filter((pl.col("pi") < lo) | (pl.col("pi") > hi)).height:
+    pi = marks.pi[sel]
+    if len(pi) and (pi.min() < lo or pi.max() > hi):
         raise ValueError(f"span: trades are open outside the periods {lo}..{hi}")
-    rets = frame["ret"].to_numpy()
+    rets = np.bincount(pi - lo, weights=marks.pnl[sel] * weight, minlength=hi - lo + 1)
     equity = np.cumprod(1.0 + rets)
     m = return_moments(rets)
-    net = taken["ret_net"].to_numpy()
+    net = events["ret_net"].to_numpy()[taken]
     return BacktestResult(
         sharpe=m.sharpe * math.sqrt(periods.per_year),
         sharpe_per_period=m.sharpe,
@@ -179,9 +193,9 @@ def backtest(
         kurtosis=m.kurtosis,
         n_periods=m.n,
         max_drawdown=max_drawdown(equity),
-        n_trades=taken.height,
+        n_trades=int(taken.sum()),
         win_rate=float((net > 0).mean()) if len(net) else 0.0,
         total_return=float(equity[-1] - 1.0) if len(equity) else 0.0,
         psr=probabilistic_sharpe_ratio(m.sharpe, 0.0, m.n, m.skew, m.kurtosis) if m.n >= 2 else 0.5,
-        equity=pl.DataFrame({"period": periods.keys.gather(frame["pi"]), "ret": rets, "equity": equity}),
+        equity=pl.DataFrame({"period": periods.keys.slice(lo, hi - lo + 1), "ret": rets, "equity": equity}),
     )

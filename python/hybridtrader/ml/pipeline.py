@@ -24,7 +24,7 @@ import polars as pl
 from scipy import stats
 
 from hybridtrader.config import Config, as_config
-from hybridtrader.ml.backtest import BacktestResult, Periods, backtest, basket_relative, session_of
+from hybridtrader.ml.backtest import BacktestResult, Marks, Periods, backtest, basket_relative, session_of
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
@@ -284,10 +284,11 @@ class MLPipeline:
         oos_rows = np.flatnonzero(oos)
         oos_events = samples[oos_rows]
         oos_span = span(oos_rows)
+        oos_marks = Marks.of(oos_events, periods)
         trials: list[Trial] = []
         for p in range(len(ml.model.param_grid)):
             for th in bt.thresholds:
-                res = backtest(oos_events, probs[p, oos_rows], th, weight, periods, oos_span)
+                res = backtest(oos_events, probs[p, oos_rows], th, weight, periods, oos_span, oos_marks)
                 trials.append(Trial(len(trials), p, th, res))
         best = max(trials, key=lambda t: (t.result.sharpe_per_period, -t.index))
 
