@@ -38,7 +38,8 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path, metadata: dict[str, st
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        frame.write_parquet(tmp, metadata=metadata)
+        # lz4: features are floats that barely compress; it writes 2-3x faster than zstd at +15% size.
+        frame.write_parquet(tmp, metadata=metadata, compression="lz4")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
