@@ -133,8 +133,11 @@ def test_bad_requests(tmp_path, mr_bars: pl.DataFrame) -> None:
         p.train_strategy_model("nope", mr_bars)
     with pytest.raises(ValueError, match="missing columns"):
         p.train_strategy_model(MR, mr_bars.drop("close"))
-    with pytest.raises(ValueError, match=r"only \d+ labelled samples"):
-        p.train_strategy_model(MR, mr_bars.head(50))
+    short = p.train_strategy_model(
+        TREND, mr_bars.filter(pl.col("ts") < pl.col("ts").min() + pl.duration(hours=5))
+    )
+    assert not short["promoted"] and short["model_id"] is None and "labelled samples" in short["reason"]
+    assert [g["passed"] for g in short["gates"]] == [False, True, False, False, False]
     with pytest.raises(ValueError, match="model_age_days"):
         p.should_retrain(MR, model_age_days=-1)
 

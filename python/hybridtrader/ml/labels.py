@@ -108,7 +108,7 @@ def _finish(
     ret_net = ret - cost
     return pl.DataFrame(
         {
-            "symbol": symbols[ev],
+            "symbol": pl.Series(symbols[ev], dtype=pl.String),
             "t0": ts[ev],
             "t1": ts[exit_idx],
             "side": side.astype(np.int8),

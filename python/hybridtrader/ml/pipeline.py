@@ -23,7 +23,7 @@ import orjson
 import polars as pl
 from scipy import stats
 
-from hybridtrader.config import Config, as_config
+from hybridtrader.config import Config, GatesConfig, as_config
 from hybridtrader.ml.backtest import BacktestResult, Marks, Periods, backtest, basket_relative, session_of
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
@@ -44,6 +44,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 DEFAULT_LABELS = {"intraday_mean_reversion": "mean_reversion", "swing_trend_following": "triple_barrier"}
 SCHEDULE_DAYS = {"daily": 1.0, "weekly": 7.0, "monthly": 30.0}
+MIN_SAMPLES = 100  # labelled samples below which nothing is trained
 
 
 def daily_bars(bars: pl.DataFrame) -> pl.DataFrame:
@@ -63,6 +64,17 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
         return 0.5
     ranks = stats.rankdata(score)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def not_trained(strategy: str, reason: str, names: list[str], gates_cfg: GatesConfig) -> dict[str, Any]:
+    """The result of a training that could not run: rejected, every gate evaluated on no trades."""
+    empty = BacktestResult(0.0, 0.0, 0.0, 3.0, 0, 0.0, 0, 0.0, 0.0, 0.5, pl.DataFrame())
+    gates = [g.as_dict() for g in evaluate_gates(empty, 0.0, gates_cfg)]
+    return {
+        "strategy": strategy, "promoted": False, "reason": reason, "gates": gates,
+        "metrics": {**empty.metrics(), "deflated_sharpe": 0.0, "n_samples": 0.0},
+        "features": names, "model_id": None, "version": None, "run_id": None, "alias": None, "model": None,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -216,10 +228,12 @@ class MLPipeline:
             .sort("t0", "symbol")
         )
         report("labels", 1, 1)
-        if samples.height < 100:
-            raise ValueError(
-                f"{strategy}: only {samples.height} labelled samples with complete features (need 100)"
-            )
+        if samples.height < MIN_SAMPLES:
+            # Too little history for the features' windows and the labels: nothing can be validated, so
+            # the answer is a rejection (every gate at zero), not a model.
+            reason = f"only {samples.height} labelled samples with complete features (need {MIN_SAMPLES})"
+            log.warning("%s: %s; rejected without training", strategy, reason)
+            return not_trained(strategy, reason, names, ml.gates)
         x = samples.select(names).to_numpy().astype(np.float64)
         y = samples["label"].to_numpy().astype(np.int32)
         t0 = samples["t0"].dt.epoch("ns").to_numpy()
