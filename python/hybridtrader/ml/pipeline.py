@@ -6,6 +6,10 @@ best trial is the candidate; the deflated Sharpe gate deflates it by the number 
 run's trials *and* every earlier recorded trial of the strategy on overlapping data (retraining on the same
 data is data snooping too), with V the variance of all those trials' Sharpe ratios.
 
+Costs come from `hybridtrader.SlippageModel` (calibrated on the training bars) unless switched off; swing
+P&L is measured against the equal-weighted basket (`ml_model.market_neutral`), so holding the market's
+drift is not mistaken for skill. Too little history for the windows gives a rejection, not an exception.
+
 The fold loop is a list of independent `FoldTask`s (numpy inputs, no shared state) run sequentially or on
 a local process pool (`ml_training.execution`).
 """
