@@ -140,6 +140,9 @@ def test_bad_requests(tmp_path, mr_bars: pl.DataFrame) -> None:
     assert [g["passed"] for g in short["gates"]] == [False, True, False, False, False]
     with pytest.raises(ValueError, match="model_age_days"):
         p.should_retrain(MR, model_age_days=-1)
+    assert p.should_retrain(MR)  # no registry: no champion to age
+    assert not p.should_retrain(MR, model_age_days=6.5)  # weekly schedule
+    assert not (tmp_path / "mlflow").exists()  # a disabled registry is never created
 
 
 # -------------------------------------------------------------------------------------- registry

@@ -140,12 +140,15 @@ class MLPipeline:
     # --------------------------------------------------------------------------------- retraining
     def should_retrain(self, strategy: str, model_age_days: float | None = None) -> bool:
         """True when the model is at least one `training_schedule` period old (age from the registry's
-        champion when not given; no champion means retrain) or a drift alert fired for the strategy."""
+        champion when not given; no champion, or no registry, means retrain) or a drift alert fired for
+        the strategy."""
         if model_age_days is not None and model_age_days < 0:
             raise ValueError(f"model_age_days must be >= 0, got {model_age_days}")
         if self.alert_manager.drift_detected(strategy):
             return True
-        age = model_age_days if model_age_days is not None else self.registry.champion_age_days(strategy)
+        age = model_age_days
+        if age is None and self.config.ml_training.model_registry.enabled:
+            age = self.registry.champion_age_days(strategy)
         return age is None or age >= SCHEDULE_DAYS[self.config.ml_training.training_schedule]
 
     # ----------------------------------------------------------------------------------- training
