@@ -4,9 +4,10 @@ stock MLflow, trial counting across runs, retraining triggers, process-pool fold
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import polars as pl
 import pytest
@@ -161,6 +162,20 @@ def registry_config(store: Path, data_dir: Path, **ml: object) -> dict:
     return cfg
 
 
+def test_mlflow_telemetry_is_off_outside_pytest_too() -> None:
+    """MLflow decides on telemetry when first imported; our registry module switches it off before that,
+    also in a plain process (pytest and CI environments disable it by themselves)."""
+    code = (
+        "import hybridtrader.ml.registry, mlflow\n"
+        "from mlflow.telemetry import get_telemetry_client\n"
+        "print(get_telemetry_client())"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_CURRENT_TEST", "CI", "DO_NOT_TRACK"}}
+    env.pop("MLFLOW_DISABLE_TELEMETRY", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "None"
+
+
 def test_default_store_is_under_data_dir(tmp_path) -> None:
     cfg = config_from_dict({"data_dir": str(tmp_path)})
     assert tracking_uri(cfg) == f"sqlite:///{tmp_path.resolve()}/mlflow/mlflow.db"
@@ -178,7 +193,10 @@ def test_registry_champion_challenger_and_trial_counting(tmp_path, store: Path, 
     assert not p.should_retrain(MR)  # a fresh champion
     assert p.should_retrain(MR, model_age_days=7)  # weekly schedule
 
-    # Stock MLflow reads the champion back and predicts what our booster predicts.
+    # Stock MLflow reads the champion back and predicts what our booster predicts. (Imported here, after
+    # hybridtrader.ml.registry switched telemetry off: MLflow decides that when it is first imported.)
+    import mlflow
+
     mlflow.set_tracking_uri(p.registry.uri)
     mlflow.set_registry_uri(p.registry.uri)
     loaded = mlflow.pyfunc.load_model(f"models:/{MR}@champion")
