@@ -467,6 +467,74 @@ class FinnhubConfig(Section):
         return self.api_key is not None
 
 
+# ------------------------------------------------------------------------------- local venue
+class FaultConfig(Section):
+    """Faults the local venue injects (tests, resilience drills); all off by default."""
+
+    http_429_burst: int = Field(0, ge=0)  # the next N REST requests answer 429 (a rate-limit storm)
+    http_5xx_burst: int = Field(0, ge=0)  # the next N REST requests answer http_5xx_status
+    http_5xx_status: int = Field(500, ge=500, le=599)
+    http_drop_burst: int = Field(0, ge=0)  # the next N REST requests lose their connection, no answer
+    burst_after: int = Field(0, ge=0)  # let this many REST requests through before the bursts start
+    http_429_reset_s: float = Field(1.0, gt=0)  # an injected 429's X-RateLimit-Reset: now + this
+    http_error_rate: float = Field(0.0, ge=0.0, le=1.0)  # share of REST requests answering 5xx at random
+    loop_page_token: bool = False  # history endpoints answer with the page token they were given
+    latency_ms: float = Field(0.0, ge=0.0)  # added before every REST answer
+    stream_drop_after_frames: int | None = Field(None, gt=0)  # close each stream after N data frames
+    stream_malformed_every: int | None = Field(None, gt=0)  # every N-th data frame is garbage
+    seed: int = 0
+
+
+class VenueMarketConfig(Section):
+    """What the venue replays: recorded parquet (`path`) or, when None, a synthetic market."""
+
+    path: Path | None = None
+    symbols: int = Field(10, gt=0)
+    sessions: int = Field(5, gt=0)
+    start: str = "2024-01-02"
+    seed: int = 0
+
+
+class VenueConfig(Section):
+    host: Literal["127.0.0.1", "localhost", "::1"] = "127.0.0.1"  # loopback only
+    port: int = Field(0, ge=0, le=65535)  # 0: pick a free port
+    # Replay speed: 1 real time, 60 one market minute per second, "max" as fast as possible.
+    speed: float | Literal["max"] = 1.0
+    replay_start: str | None = None  # RFC 3339 market time to start at; None: the first session's open
+    rate_limit_per_minute: int = Field(200, gt=0)  # per API key, like Alpaca's free plan
+    finnhub_rate_limit_per_minute: int = Field(60, gt=0)
+    stream_auth_timeout_s: float = Field(10.0, gt=0)
+    stream_max_symbols: int = Field(10_000, gt=0)
+    stream_connections_per_key: int = Field(1, gt=0)  # Alpaca allows one stream connection per key
+    stream_batch: int = Field(1000, gt=0)  # messages per frame at most
+    cash: float = Field(100_000.0, gt=0)
+    impact: bool = True  # fills pay the slippage model's market impact beyond the quote
+    history_until_clock: bool = False  # REST history stops at the replay clock (no peeking ahead)
+    market: VenueMarketConfig = Field(default_factory=VenueMarketConfig)
+    faults: FaultConfig = Field(default_factory=FaultConfig)
+
+    @field_validator("speed")
+    @classmethod
+    def _speed_positive(cls, v: float | str) -> float | str:
+        if isinstance(v, float) and v <= 0:
+            raise ValueError("speed must be > 0 or 'max'")
+        return v
+
+
+# ---------------------------------------------------------------------------------- data layer
+class DataConfig(Section):
+    page_limit: int = Field(10_000, gt=0, le=10_000)  # bars per request (Alpaca's maximum)
+    chunk_bars: int = Field(200_000, gt=0)  # split a fetch into time chunks of about this many bars
+    max_pages: int = Field(10_000, gt=0)  # per chunk: past this the server is looping, stop
+    max_resumes: int = Field(3, ge=0)  # per chunk: restarts from the last bar after a failed page
+    shortability_ttl_s: float = Field(3600.0, gt=0)
+    earnings_ttl_s: float = Field(86_400.0, gt=0)
+    blackout_sessions_before: int = Field(1, ge=0)
+    blackout_sessions_after: int = Field(1, ge=0)
+    jump_zscore: float = Field(8.0, gt=0)  # quality: robust z-score of a 1-bar return flagged as a jump
+    max_abs_log_return: float = Field(0.2, gt=0)  # quality: any 1-bar move larger than this is a jump
+
+
 class Config(Section):
     data_dir: Path = Path("hybridtrader-data")
     ml_training: MLTrainingConfig = Field(default_factory=MLTrainingConfig)
@@ -476,6 +544,8 @@ class Config(Section):
     alpaca: AlpacaConfig = Field(default_factory=AlpacaConfig)
     finnhub: FinnhubConfig = Field(default_factory=FinnhubConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    venue: VenueConfig = Field(default_factory=VenueConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
 
     def masked(self) -> dict[str, Any]:
         """The resolved configuration as plain data, secrets shown as '**********'."""

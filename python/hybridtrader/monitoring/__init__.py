@@ -1,1 +1,2 @@
-"""Monitoring: feature drift, performance anomalies and data-quality alerts with pluggable sinks."""
+"""Monitoring: counters and gauges (`metrics`), feature drift (`drift`) and alerts with pluggable sinks
+(`alerts`: drift, performance anomalies, data quality)."""

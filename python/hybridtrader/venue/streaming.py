@@ -1,0 +1,184 @@
+"""What the Alpaca and Polygon streams share: subscriptions, the replay pump and stream faults.
+
+A pump plays the subscribed tapes from the connection's start time. At a finite speed it sends what the
+clock has reached and sleeps until the next event; at max speed it sends batches as fast as the socket
+drains, keeping the tapes in step (no tape runs more than one batch ahead of another).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from aiohttp import web
+
+from hybridtrader.venue.faults import Faults
+from hybridtrader.venue.replay import ReplayClock, Tape, Tapes
+
+ALL = -1  # subscription to every symbol ("*")
+IDLE_POLL_S = 0.25
+
+Encoder = Callable[[Tape, np.ndarray], bytes | str]
+
+
+@dataclass
+class Subscriptions:
+    """Per tape kind: the set of subscribed symbol codes (ALL for "*"); names kept for the replies."""
+
+    names: dict[str, set[str]] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, kind: str, symbols: list[str]) -> None:
+        self.names.setdefault(kind, set()).update(symbols)
+        self.changed.set()
+
+    def remove(self, kind: str, symbols: list[str]) -> None:
+        self.names.get(kind, set()).difference_update(symbols)
+        self.changed.set()
+
+    def total_symbols(self) -> int:
+        return len(set().union(*self.names.values())) if self.names else 0
+
+    def codes(self, kind: str, codes: dict[str, int]) -> np.ndarray | int | None:
+        names = self.names.get(kind)
+        if not names:
+            return None
+        if "*" in names:
+            return ALL
+        return np.array(sorted(codes[n] for n in names if n in codes), dtype=np.int32)
+
+
+class StreamDropped(Exception):
+    """The stream ended on purpose: a fault dropped it, or the client closed it."""
+
+
+class Pump:
+    """Sends the subscribed part of each tape to one connection as the replay clock passes it."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        clock: ReplayClock,
+        tapes: Tapes,
+        encoders: dict[str, Encoder],
+        subs: Subscriptions,
+        batch: int,
+        faults: Faults,
+        codes: dict[str, int] | None = None,
+    ) -> None:
+        self.ws = ws
+        self.request = request
+        self.clock = clock
+        self.tapes = tapes
+        self.encoders = encoders
+        self.subs = subs
+        self.batch = batch
+        self.faults = faults
+        self.codes = codes if codes is not None else tapes.market.codes  # subscribable name -> code
+        self.pos_ns = clock.now_ns()
+        self.cursors: dict[str, int] = {}
+        self.frames_sent = 0
+
+    def _cursor(self, kind: str, tape: Tape) -> int:
+        if kind not in self.cursors:  # a newly subscribed tape starts at the connection's position
+            self.cursors[kind] = int(np.searchsorted(tape.emit, self.pos_ns, side="right"))
+        return self.cursors[kind]
+
+    async def run(self) -> None:
+        codes = self.codes
+        while not self.ws.closed:
+            active = {}
+            for kind in self.encoders:
+                sel = self.subs.codes(kind, codes)
+                if sel is not None:
+                    tape = self.tapes.get(kind)
+                    active[kind] = (tape, sel)
+                    self._cursor(kind, tape)
+            self.subs.changed.clear()
+            pending = {k: v for k, v in active.items() if self.cursors[k] < len(v[0])}
+            if not pending:
+                await self._wait(IDLE_POLL_S)
+                continue
+            if self.clock.max_speed:
+                upto = min(int(t.emit[min(self.cursors[k] + self.batch, len(t)) - 1])
+                           for k, (t, _) in pending.items())
+            else:
+                upto = self.clock.now_ns()
+            for kind, (tape, sel) in pending.items():
+                await self._send_until(kind, tape, sel, upto)
+            self.pos_ns = max(self.pos_ns, upto)
+            if not self.clock.max_speed:
+                nxt = [int(t.emit[self.cursors[k]]) for k, (t, _) in pending.items()
+                       if self.cursors[k] < len(t)]
+                delay = self.clock.wall_seconds_until(min(nxt)) if nxt else IDLE_POLL_S
+                await self._wait(min(delay, IDLE_POLL_S))
+            else:
+                await asyncio.sleep(0)
+
+    async def _wait(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.subs.changed.wait(), seconds)
+
+    async def _send_until(self, kind: str, tape: Tape, sel: np.ndarray | int, upto: int) -> None:
+        start = self.cursors[kind]
+        end = start + int(np.searchsorted(tape.emit[start:], upto, side="right"))
+        self.cursors[kind] = end
+        if end <= start:
+            return
+        rows = np.arange(start, end, dtype=np.int64)
+        if not isinstance(sel, int):
+            rows = rows[np.isin(tape.code[start:end], sel)]
+        for i in range(0, rows.size, self.batch):
+            await self.send_data(self.encoders[kind](tape, rows[i : i + self.batch]))
+
+    async def send_data(self, payload: bytes | str) -> None:
+        if self.ws.closed:  # the client's close arrived: nothing more goes out
+            raise StreamDropped
+        action = self.faults.stream_frame(self.frames_sent)
+        self.frames_sent += 1
+        if action == "drop":
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
+            raise StreamDropped
+        if action == "malformed":
+            payload = b"\x00\xc1{not a frame" if isinstance(payload, bytes) else "[{\"T\":\"t\",\"S\":"
+        if isinstance(payload, bytes):
+            await self.ws.send_bytes(payload)
+        else:
+            await self.ws.send_str(payload)
+
+
+async def receive_json_like(
+    ws: web.WebSocketResponse, decode: Callable[[bytes | str], object], timeout: float | None
+) -> tuple[bool, object]:
+    """Next client message as (ok, value); ok False means the socket closed. Undecodable -> (True, None)."""
+    msg = await ws.receive(timeout=timeout)
+    if msg.type in (web.WSMsgType.CLOSE, web.WSMsgType.CLOSING, web.WSMsgType.CLOSED, web.WSMsgType.ERROR):
+        return False, None
+    try:
+        return True, decode(msg.data)
+    except Exception:  # any undecodable frame is the client's syntax error, answered as such
+        return True, None
+
+
+async def run_pump(pump: Pump, reader: Callable[[], Awaitable[None]]) -> None:
+    """Run the client reader and the pump until either ends; the other is cancelled."""
+    tasks = [asyncio.ensure_future(reader()), asyncio.ensure_future(pump.run())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            exc = t.exception()
+            if exc is not None and not isinstance(exc, StreamDropped | ConnectionResetError):
+                raise exc
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

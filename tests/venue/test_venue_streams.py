@@ -1,0 +1,261 @@
+"""Alpaca and Polygon streams of the venue: alpaca-py's StockDataStream (msgpack) and `websockets`
+clients (JSON) over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from typing import Any
+
+import msgpack
+import orjson
+import polars as pl
+import pytest
+import websockets
+from alpaca.data.live import StockDataStream
+from hybridtrader.config import VenueConfig
+from hybridtrader.market.timeframe import Timeframe
+from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, ReplayMarket, Venue
+
+AUTH = {"action": "auth", "key": LOCAL_KEY, "secret": LOCAL_SECRET}
+
+
+def _by_symbol(frame: pl.DataFrame, symbol: str) -> pl.DataFrame:
+    return frame.filter(pl.col("symbol") == symbol).sort("ts", maintain_order=True)
+
+
+def test_alpaca_py_stream_msgpack(venue: Venue, market: ReplayMarket) -> None:
+    stream = StockDataStream(LOCAL_KEY, LOCAL_SECRET, url_override=venue.urls["alpaca_stream"])
+    trades: list[Any] = []
+    bars: list[Any] = []
+    done = threading.Event()
+
+    async def on_trade(t: Any) -> None:
+        trades.append(t)
+        if len(trades) >= 300 and bars:
+            done.set()
+
+    async def on_bar(b: Any) -> None:
+        bars.append(b)
+
+    stream.subscribe_trades(on_trade, "S01")
+    stream.subscribe_bars(on_bar, "S01")
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    assert done.wait(20), f"got {len(trades)} trades, {len(bars)} bars"
+    stream.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    ref = _by_symbol(market.trades.frame, "S01")
+    n = 300
+    assert [t.price for t in trades[:n]] == ref["price"].head(n).to_list()
+    assert [t.timestamp for t in trades[:n]] == ref["ts"].head(n).to_list()  # msgpack Timestamp, ns cut to us
+    assert {t.symbol for t in trades} == {"S01"}
+    ref_bar = _by_symbol(market.bars(Timeframe(1, "Min")).frame, "S01").row(0, named=True)
+    assert (bars[0].open, bars[0].close, bars[0].volume) == (ref_bar["open"], ref_bar["close"],
+                                                             ref_bar["volume"])
+
+
+async def _recv(ws: Any) -> list[dict[str, Any]]:
+    return orjson.loads(await asyncio.wait_for(ws.recv(), 10))
+
+
+def test_alpaca_json_protocol_and_errors(venue: Venue, market: ReplayMarket) -> None:
+    async def main() -> list[dict[str, Any]]:
+        async with websockets.connect(venue.urls["alpaca_stream"], compression=None) as ws:
+            assert await _recv(ws) == [{"T": "success", "msg": "connected"}]
+            await ws.send(orjson.dumps({"action": "subscribe", "trades": ["S00"]}))
+            assert await _recv(ws) == [{"T": "error", "code": 401, "msg": "not authenticated"}]
+            await ws.send("not json")
+            assert (await _recv(ws))[0]["code"] == 400
+            await ws.send(orjson.dumps(AUTH))
+            assert await _recv(ws) == [{"T": "success", "msg": "authenticated"}]
+            await ws.send(orjson.dumps(AUTH))
+            assert (await _recv(ws))[0]["code"] == 403
+            await ws.send(orjson.dumps({"action": "subscribe", "trades": ["S00"], "quotes": ["s02"]}))
+            sub = (await _recv(ws))[0]
+            assert sub["T"] == "subscription" and sub["trades"] == ["S00"] and sub["quotes"] == ["S02"]
+            got: list[dict[str, Any]] = []
+            while sum(m["T"] == "t" for m in got) < 50 or not any(m["T"] == "q" for m in got):
+                got.extend(await _recv(ws))
+            return got
+
+    got = asyncio.run(main())
+    trades = [m for m in got if m["T"] == "t"]
+    ref = _by_symbol(market.trades.frame, "S00")
+    assert [m["p"] for m in trades[:50]] == ref["price"].head(50).to_list()
+    assert trades[0]["t"] == ref["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S%.9fZ")[0]
+    assert set(trades[0]) == {"T", "S", "i", "x", "p", "s", "c", "t", "z"}
+    q = next(m for m in got if m["T"] == "q")
+    assert q["S"] == "S02" and set(q) == {"T", "S", "bx", "bp", "bs", "ax", "ap", "as", "c", "t", "z"}
+
+
+def _expect_error(url: str, messages: list[dict[str, Any]], code: int, binary: bool = False) -> None:
+    async def main() -> None:
+        headers = {"Content-Type": "application/msgpack"} if binary else None
+        async with websockets.connect(url, additional_headers=headers) as ws:
+            decode = msgpack.unpackb if binary else orjson.loads
+            assert decode(await ws.recv())[0]["msg"] == "connected"
+            last: list[dict[str, Any]] = []
+            for m in messages:
+                await ws.send(msgpack.packb(m) if binary else orjson.dumps(m))
+                last = decode(await asyncio.wait_for(ws.recv(), 10))
+            if not messages:
+                last = decode(await asyncio.wait_for(ws.recv(), 10))
+            assert last[0]["T"] == "error" and last[0]["code"] == code, last
+
+    asyncio.run(main())
+
+
+def test_auth_failed_timeout_symbol_and_connection_limits(market: ReplayMarket) -> None:
+    cfg = VenueConfig(speed="max", stream_auth_timeout_s=0.3, stream_max_symbols=2)
+    with Venue(cfg, market=market) as v:
+        url = v.urls["alpaca_stream"]
+        _expect_error(url, [{"action": "auth", "key": LOCAL_KEY, "secret": "wrong"}], 402, binary=True)
+        _expect_error(url, [], 404)
+        _expect_error(url, [AUTH, {"action": "subscribe", "trades": ["S00", "S01", "S02"]}], 405)
+
+        async def second_connection() -> None:
+            async with websockets.connect(url) as first:
+                await first.recv()
+                await first.send(orjson.dumps(AUTH))
+                assert (await _recv(first))[0]["msg"] == "authenticated"
+                async with websockets.connect(url) as second:
+                    await second.recv()
+                    await second.send(orjson.dumps(AUTH))
+                    assert (await _recv(second))[0]["code"] == 406
+
+        asyncio.run(second_connection())
+
+
+def test_replay_follows_the_clock_speed(market: ReplayMarket) -> None:
+    speed = 120.0
+    with Venue(VenueConfig(speed=speed), market=market) as v:
+        async def main() -> tuple[list[dict[str, Any]], float, int]:
+            async with websockets.connect(v.urls["alpaca_stream"]) as ws:
+                await ws.recv()
+                await ws.send(orjson.dumps(AUTH))
+                await ws.recv()
+                await ws.send(orjson.dumps({"action": "subscribe", "trades": ["*"]}))
+                await ws.recv()
+                got: list[dict[str, Any]] = []
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < 1.0:
+                    with contextlib.suppress(TimeoutError):
+                        got.extend(orjson.loads(await asyncio.wait_for(ws.recv(), 0.2)))
+                return got, time.monotonic() - t0, v.clock.now_ns()
+
+        got, _, now = asyncio.run(main())
+    assert got, "nothing streamed in one second at 120x"
+    latest = pl.Series([m["t"] for m in got]).str.to_datetime(time_unit="ns", time_zone="UTC").max()
+    assert latest.timestamp() * 1e9 <= now  # never ahead of the replay clock
+    assert {m["S"] for m in got} == set(market.names)
+
+
+def test_polygon_stream(venue: Venue, market: ReplayMarket) -> None:
+    async def main() -> list[dict[str, Any]]:
+        async with websockets.connect(venue.urls["polygon_stream"]) as ws:
+            assert (await _recv(ws))[0] == {"ev": "status", "status": "connected",
+                                            "message": "Connected Successfully"}
+            await ws.send(orjson.dumps({"action": "auth", "params": LOCAL_KEY}))
+            assert (await _recv(ws))[0]["status"] == "auth_success"
+            await ws.send(orjson.dumps({"action": "subscribe", "params": "T.S02,AM.*,Q.S02,A.S02"}))
+            statuses = await _recv(ws)
+            assert [s["message"] for s in statuses] == ["subscribed to: T.S02", "subscribed to: AM.*",
+                                                        "subscribed to: Q.S02", "subscribed to: A.S02"]
+            got: list[dict[str, Any]] = []
+            while sum(m["ev"] == "AM" for m in got) < 3:
+                got.extend(await _recv(ws))
+            return got
+
+    got = asyncio.run(main())
+    trades = [m for m in got if m["ev"] == "T"]
+    ref = _by_symbol(market.trades.frame, "S02")
+    assert [m["p"] for m in trades[:20]] == ref["price"].head(20).to_list()
+    assert trades[0]["t"] == ref["ts"].dt.epoch("ms")[0]
+    assert set(trades[0]) == {"ev", "sym", "x", "i", "z", "p", "s", "c", "t", "q"}
+    am = [m for m in got if m["ev"] == "AM"]
+    bars = market.bars(Timeframe(1, "Min")).frame.sort("ts", "symbol").head(3)
+    expected = list(zip(bars["symbol"], bars["open"], bars["close"], strict=True))
+    assert [(m["sym"], m["o"], m["c"]) for m in am[:3]] == expected
+    assert am[0]["e"] - am[0]["s"] == 60_000 and am[0]["av"] == am[0]["v"] and am[0]["op"] == am[0]["o"]
+    a = next(m for m in got if m["ev"] == "A")
+    assert a["e"] - a["s"] == 1000 and a["sym"] == "S02"
+    q = next(m for m in got if m["ev"] == "Q")
+    assert set(q) == {"ev", "sym", "bx", "bp", "bs", "ax", "ap", "as", "c", "i", "t", "q", "z"}
+
+
+def test_polygon_bad_key(venue: Venue) -> None:
+    async def main() -> None:
+        async with websockets.connect(venue.urls["polygon_stream"]) as ws:
+            await ws.recv()
+            await ws.send(orjson.dumps({"action": "auth", "params": "nope"}))
+            assert (await _recv(ws))[0]["status"] == "auth_failed"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("fault", ["drop", "malformed"])
+def test_stream_faults(venue: Venue, fault: str) -> None:
+    if fault == "drop":
+        venue.set_faults(stream_drop_after_frames=3)
+    else:
+        venue.set_faults(stream_malformed_every=2)
+
+    async def main() -> tuple[int, Exception | None]:
+        frames, bad = 0, None
+        async with websockets.connect(venue.urls["alpaca_stream"]) as ws:
+            await ws.recv()
+            await ws.send(orjson.dumps(AUTH))
+            await ws.recv()
+            await ws.send(orjson.dumps({"action": "subscribe", "trades": ["*"]}))
+            await ws.recv()
+            try:
+                for _ in range(10):
+                    raw = await asyncio.wait_for(ws.recv(), 10)
+                    frames += 1
+                    orjson.loads(raw)
+            except (websockets.ConnectionClosed, orjson.JSONDecodeError) as e:
+                bad = e
+        return frames, bad
+
+    frames, bad = asyncio.run(main())
+    if fault == "drop":
+        assert isinstance(bad, websockets.ConnectionClosedError) and frames == 3
+    else:
+        assert isinstance(bad, orjson.JSONDecodeError) and frames == 2
+
+
+def test_test_feed_streams_fakepaca(venue: Venue, market: ReplayMarket) -> None:
+    test_feed = venue.url.replace("http", "ws") + "/v2/test"
+    stream = StockDataStream(LOCAL_KEY, LOCAL_SECRET, url_override=test_feed)
+    got: list[Any] = []
+    done = threading.Event()
+
+    async def on_trade(t: Any) -> None:
+        got.append(t)
+        if len(got) >= 20:
+            done.set()
+
+    stream.subscribe_trades(on_trade, "FAKEPACA")
+    thread = threading.Thread(target=stream.run, daemon=True)
+    thread.start()
+    assert done.wait(20)
+    stream.stop()
+    thread.join(10)
+    first = _by_symbol(market.trades.frame, market.names[0])
+    assert {t.symbol for t in got} == {"FAKEPACA"}
+    assert [t.price for t in got[:20]] == first["price"].head(20).to_list()
+
+    async def json_feed() -> list[dict[str, Any]]:
+        async with websockets.connect(test_feed) as ws:
+            await ws.recv()
+            await ws.send(orjson.dumps(AUTH))
+            await ws.recv()
+            await ws.send(orjson.dumps({"action": "subscribe", "quotes": ["FAKEPACA"]}))
+            await ws.recv()
+            return await _recv(ws)
+
+    assert {m["S"] for m in asyncio.run(json_feed())} == {"FAKEPACA"}
