@@ -12,7 +12,9 @@ parquet here), so the figures are the client's own; both clients run in this pro
   makes its first hour about 50k trades/s (what the venue then delivers is reported as trades_per_s);
   each client's trade handler records, per
   trade, its lag behind the replay clock (wall time at the handler x speed - trade time, less the smallest
-  lag seen: the best-delivered trade defines zero). Ours also reports its own socket-to-handler latency
+  lag seen: the best-delivered trade defines zero; trades handled in the first SETTLE_S after the first one
+  are skipped for both clients, as they are the backlog the venue clock ran ahead of the subscription).
+  Ours also reports its own socket-to-handler latency
   (frame read off the socket -> handler called). extra_info: trades_per_s achieved, lag_p50_us,
   lag_p99_us (and socket_to_handler_p50_us/p99_us for ours).
 
