@@ -17,6 +17,7 @@ from rich.table import Table
 
 from hybridtrader.cli.train_cmd import gate_table
 from hybridtrader.config import load_config
+from hybridtrader.market.calendar import NEW_YORK
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -127,6 +128,13 @@ class RichReporter:
             f"{s['signals']} signals, {s['trades']} trades; skipped: "
             + (", ".join(f"{k} {v}" for k, v in s["skipped"].items()) or "none")
         )
+        sp = s["spreads"]
+        self.console.print(
+            f"slippage model: ADV and daily volatility of {s['slippage_symbols_calibrated']} symbols from "
+            f"daily bars, spreads from {sp['quote_bars']:,} quote bars ({sp['quotes']:,} quotes of "
+            f"{sp['session']}); learned from {s['slippage_learned_fills']} fills after the session"
+        )
+        self.console.print(f"api calls while trading: {s['api_calls']} (rate limited)")
         if orders.height:
             from hybridtrader.pipeline.session_trader import fills_by_leg
 
@@ -134,27 +142,25 @@ class RichReporter:
                 title="fills per trade leg (slippage vs the decision price, bps; filled-share weighted)"
             )
             for c in (
-                "time",
+                "NY time",
                 "symbol",
                 "leg",
                 "side",
                 "orders",
-                "shares",
                 "filled",
-                "avg price",
-                "forecast",
-                "realised",
+                "avg px",
+                "fcst bps",
+                "real bps",
             ):
                 t.add_column(c, justify="left" if c in ("symbol", "leg", "side") else "right")
             for o in fills_by_leg(orders).iter_rows(named=True):
                 t.add_row(
-                    f"{o['decision_ts']:%H:%M}",
+                    f"{o['decision_ts'].astimezone(NEW_YORK):%H:%M}",
                     o["symbol"],
                     o["role"],
                     o["side"],
                     str(o["orders"]),
-                    f"{o['qty']:g}",
-                    f"{o['filled_qty']:g}",
+                    f"{o['filled_qty']:g}/{o['qty']:g}",
                     _num(o["avg_price"], ".2f"),
                     _num(o["forecast_bps"], ".1f"),
                     _num(o["realised_bps"], ".1f"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -132,6 +133,9 @@ def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> d
             for r in results
         ]
         summary["mlflow"] = str(out / "mlflow")
+        from hybridtrader.ml.report import write_report
+
+        report_path = write_report(results, out / "report")
         reporter.done(3, {"results": results})
         timings["train"] = time.perf_counter() - t
 
@@ -150,6 +154,7 @@ def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> d
         "mlflow": str(out / "mlflow"),
         "orders": trade["orders_path"],
         "slippage_state": trade["slippage_path"],
+        "training_report": str(report_path),
         "summary": str(out / "summary.json"),
     }
     from hybridtrader.data.atomic import write_state
@@ -239,6 +244,7 @@ def trade_stage(
 
     from hybridtrader.execution.rate_limiter import RateLimiter
     from hybridtrader.execution.slippage_model import SlippageModel
+    from hybridtrader.market.bars import aggregate_quotes
     from hybridtrader.market.synth import daily_bars
     from hybridtrader.pipeline.session_trader import SessionTrader
     from hybridtrader.pipeline.signals import load_champion, strategy_signals
@@ -247,8 +253,15 @@ def trade_stage(
 
     open_dt, close_dt = calendar.session_bounds(session)
     session_bars = bars.filter((pl.col("ts") >= open_dt) & (pl.col("ts") < close_dt))
+    limiter = RateLimiter(cfg)
     slippage = SlippageModel(cfg)
     learned = slippage.learn_from_daily_bars(daily_bars(history))
+    # spreads: quote bars of the last session before the traded one
+    quote_session = calendar.previous_session(session)
+    q_open, q_close = calendar.session_bounds(quote_session)
+    quotes = fetch_quotes(cfg, venue.url, limiter, venue.market.names, q_open, q_close)
+    quote_bars = aggregate_quotes(quotes, every="1m") if quotes.height else quotes
+    spreads = slippage.learn_from_quote_bars(quote_bars) if quote_bars.height else {"learned": 0}
     exposure = ExposureManager(cfg)
     exposure.load_symbols(venue.market.symbols)
 
@@ -268,7 +281,6 @@ def trade_stage(
     key = a.api_key.get_secret_value() if a.api_key else LOCAL_KEY
     secret = a.secret_key.get_secret_value() if a.secret_key else LOCAL_SECRET
     trading = TradingClient(key, secret, paper=True, url_override=venue.url)
-    limiter = RateLimiter(cfg)
     trader = SessionTrader(
         cfg,
         trading,
@@ -310,7 +322,12 @@ def trade_stage(
         "api_calls": result.api_calls,
         "slippage_learned_fills": result.learned_fills,
         "slippage_symbols_calibrated": learned.height,
-        "spreads": "prior (the data API gives bars, not quote bars)",
+        "spreads": {
+            "session": str(quote_session),
+            "quotes": quotes.height,
+            "quote_bars": quote_bars.height,
+            "learned": spreads["learned"],
+        },
     }
     return {
         "summary": summary,
@@ -318,6 +335,57 @@ def trade_stage(
         "orders_path": str(orders_path),
         "slippage_path": str(slippage_path),
     }
+
+
+QUOTE_SCHEMA = {
+    "symbol": pl.String,
+    "ts": pl.String,
+    "bid": pl.Float64,
+    "ask": pl.Float64,
+    "bid_size": pl.Float64,
+    "ask_size": pl.Float64,
+}
+
+
+def fetch_quotes(
+    cfg: Config, url: str, limiter: Any, symbols: list[str], start: Any, end: Any, page: int = 10_000
+) -> pl.DataFrame:
+    """Quotes of `symbols` in [start, end) from the data API (alpaca-py), one symbol and one page of at
+    most `page` quotes per request, each request under the rate limiter."""
+    from alpaca.data.historical import StockHistoricalDataClient
+    from alpaca.data.requests import StockQuotesRequest
+
+    from hybridtrader.venue.auth import LOCAL_KEY, LOCAL_SECRET
+
+    a = cfg.alpaca
+    key = a.api_key.get_secret_value() if a.api_key else LOCAL_KEY
+    secret = a.secret_key.get_secret_value() if a.secret_key else LOCAL_SECRET
+    client = StockHistoricalDataClient(key, secret, url_override=url, raw_data=True)
+    feed = "iex" if a.feed == "test" else a.feed
+    cols: dict[str, list[Any]] = {k: [] for k in QUOTE_SCHEMA}
+    for sym in symbols:
+        lo = start
+        while True:
+            req = StockQuotesRequest(symbol_or_symbols=sym, start=lo, end=end, limit=page, feed=feed)
+            rows = limiter.call(client.get_stock_quotes, (req,)).get(sym, [])
+            for r in rows:
+                for k, w in (
+                    ("ts", "t"),
+                    ("bid", "bp"),
+                    ("ask", "ap"),
+                    ("bid_size", "bs"),
+                    ("ask_size", "as"),
+                ):
+                    cols[k].append(r[w])
+            cols["symbol"].extend([sym] * len(rows))
+            if len(rows) < page:
+                break
+            # the next page starts after the last quote's microsecond (alpaca-py sends microseconds)
+            last = pl.Series([rows[-1]["t"]]).str.to_datetime(time_unit="us", time_zone="UTC").item()
+            lo = last + timedelta(microseconds=1)
+    frame = pl.DataFrame(cols, schema=QUOTE_SCHEMA)
+    frame = frame.with_columns(pl.col("ts").str.to_datetime(time_unit="ns", time_zone="UTC"))
+    return frame.filter((pl.col("ts") < end) & (pl.col("bid") > 0) & (pl.col("ask") >= pl.col("bid")))
 
 
 def _no_signals() -> pl.DataFrame:
