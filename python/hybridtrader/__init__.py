@@ -15,6 +15,7 @@ _LAZY = {
     "BarStore": "hybridtrader.data.bar_store",
     "EarningsBlackout": "hybridtrader.data.earnings_cache",
     "ShortabilityCache": "hybridtrader.data.shortability_cache",
+    "StreamingAdapter": "hybridtrader.stream",
     "Venue": "hybridtrader.venue",
     "check_data_quality": "hybridtrader.data.quality",
     "EnhancedAlertManager": "hybridtrader.monitoring.alerts",

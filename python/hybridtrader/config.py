@@ -436,10 +436,46 @@ class PolygonConfig(Section):
         return self.api_key is not None
 
 
+class StreamBackoffConfig(Section):
+    """Reconnect delays: exponential with full jitter, uniform(0, min(max_s, initial_s * 2**attempt))."""
+
+    initial_s: float = Field(0.5, gt=0)
+    max_s: float = Field(30.0, gt=0)
+    # A connection that stayed up this long resets the attempt count (no storm after a flapping link).
+    reset_after_s: float = Field(10.0, ge=0)
+    # Alpaca 406 (connection limit exceeded): wait at least this long before trying again.
+    connection_limit_s: float = Field(60.0, gt=0)
+
+
+class StreamConfig(Section):
+    """The streaming adapter: bar timing, dead-connection detection, failover and queue sizes."""
+
+    every: str = Field("1m", pattern=r"^[1-9][0-9]*(s|m|h)$")
+    # A bar [t, t+every) is closed when the feed clock passes t + every + watermark and, while trades are
+    # flowing (a trade frame within the last watermark_ms of wall time), a trade at or after t + every
+    # has arrived.
+    watermark_ms: int = Field(2000, ge=0)
+    flush_interval_ms: int = Field(50, gt=0)  # how often the bar timer looks at the clock (wall time)
+    ping_interval_s: float = Field(10.0, gt=0)
+    ping_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)  # no frame at all for this long: the socket is dead
+    open_timeout_s: float = Field(10.0, gt=0)
+    # The primary is failed over when it has been down, or silent while connected, for this long.
+    stale_after_s: float = Field(5.0, gt=0)
+    # ... or has dropped this many times within stale_after_s (a flapping link is as good as down).
+    flap_drops: int = Field(3, gt=0)
+    backoff: StreamBackoffConfig = Field(default_factory=StreamBackoffConfig)
+    trade_queue: int = Field(1024, gt=0)  # frames; full -> the socket reader waits (trades are never dropped)
+    quote_queue: int = Field(256, gt=0)  # frames; full -> the oldest quote frame is dropped and counted
+    bar_queue: int = Field(4096, gt=0)  # bar batches; full -> waits (bars are never dropped)
+    latency_samples: int = Field(65536, gt=0)
+
+
 class DataSourcesConfig(Section):
     primary: Literal["alpaca", "polygon"] = "alpaca"
     secondary: list[Literal["alpaca", "polygon"]] = Field(default_factory=lambda: ["polygon"])
     polygon: PolygonConfig = Field(default_factory=PolygonConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
 
 
 class AlpacaConfig(Section):

@@ -3,8 +3,9 @@
 Trials and honesty: every (hyper-parameter set of `ml_training.model.param_grid`) x (probability threshold
 of `ml_training.backtest.thresholds`) is one trial, scored by the Sharpe of its out-of-sample backtest. The
 best trial is the candidate; the deflated Sharpe gate deflates it by the number of trials, counting this
-run's trials *and* every earlier recorded trial of the strategy on overlapping data (retraining on the same
-data is data snooping too), with V the variance of all those trials' Sharpe ratios.
+run's trials *and* every earlier recorded trial of the strategy on the same bars, whatever its settings
+(retrying features or parameters on the same data is data snooping too), with V the variance of all those
+trials' Sharpe ratios.
 
 Costs come from `hybridtrader.SlippageModel` (calibrated on the training bars) unless switched off; swing
 P&L is measured against the equal-weighted basket (`ml_model.market_neutral`), so holding the market's
@@ -317,7 +318,8 @@ class MLPipeline:
         data_start, data_end = int(times[0]), int(times[-1])
         current = [t.result.sharpe_per_period for t in trials]
         use_registry = ml.model_registry.enabled
-        prior = self.registry.prior_trials(strategy, data_start, data_end) if use_registry else []
+        dhash = data_hash(bars)
+        prior = self.registry.prior_trials(strategy, dhash) if use_registry else []
         all_sr = np.array(current + prior)
         n_trials = len(all_sr)
         var_sr = float(all_sr.var(ddof=1)) if n_trials > 1 else 0.0
@@ -446,7 +448,7 @@ class MLPipeline:
                         "data_end": str(bars["ts"].max()),
                         "data_start_ns": str(data_start),
                         "data_end_ns": str(data_end),
-                        "data_hash": data_hash(bars),
+                        "data_hash": dhash,
                         "n_symbols": str(n_symbols),
                         "feature_hash": fhash,
                         "code_version": code_version(),

@@ -118,17 +118,18 @@ class ModelRegistry:
             self.client.create_experiment(name, artifact_location=f"{artifact_root(self.config)}/{strategy}")
         )
 
-    def prior_trials(self, strategy: str, data_start: int, data_end: int) -> list[float]:
-        """Per-period Sharpe ratios of every earlier trial of this strategy on overlapping data: they
-        count in the deflated Sharpe ratio's number of trials (re-running on the same data is a trial)."""
+    def prior_trials(self, strategy: str, data_hash: str) -> list[float]:
+        """Per-period Sharpe ratios of every earlier trial of this strategy on the same bars (whatever its
+        settings: trying other features or parameters on the same data is a trial too). They count in the
+        deflated Sharpe ratio's number of trials and variance. Runs on other data are other experiments."""
         exp = self.experiment_id(strategy)
         out: list[float] = []
-        for run in self.client.search_runs([exp], max_results=10_000):
-            tags = run.data.tags
-            if "trial_sharpes" not in tags:
-                continue
-            if int(tags["data_start_ns"]) <= data_end and int(tags["data_end_ns"]) >= data_start:
-                out.extend(float(x) for x in orjson.loads(tags["trial_sharpes"]))
+        runs = self.client.search_runs(
+            [exp], filter_string=f"tags.data_hash = '{data_hash}'", max_results=10_000
+        )
+        for run in runs:
+            if "trial_sharpes" in run.data.tags:
+                out.extend(float(x) for x in orjson.loads(run.data.tags["trial_sharpes"]))
         return out
 
     def log(self, record: RunRecord, promoted: bool) -> Registered:
