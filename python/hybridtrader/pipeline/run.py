@@ -103,7 +103,11 @@ def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> d
         # ---- 2. data
         t = time.perf_counter()
         reporter.stage(2, "fetch bars over HTTP")
-        data = fetch_stage(cfg, venue.url, venue.market.names, days, out, reporter)
+        # the resume key of an interrupted fetch: the market, not the venue's port (new on every run)
+        source = "hybridtrader run synthetic " + ",".join(
+            f"{k}={v}" for k, v in summary["settings"].items() if k not in ("out", "max_trades")
+        )
+        data = fetch_stage(cfg, venue.url, venue.market.names, days, out, reporter, source)
         summary["data"] = data["summary"]
         reporter.done(2, data["summary"])
         timings["data"] = time.perf_counter() - t
@@ -165,7 +169,7 @@ def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> d
 
 
 def fetch_stage(
-    cfg: Config, url: str, symbols: list[str], days: list[Any], out: Path, reporter: Reporter
+    cfg: Config, url: str, symbols: list[str], days: list[Any], out: Path, reporter: Reporter, source: str
 ) -> dict[str, Any]:
     from hybridtrader.data.alpaca_client import AlpacaClient
     from hybridtrader.data.bar_store import BarStore
@@ -186,7 +190,7 @@ def fetch_stage(
         start,
         end,
         progress=lambda d, n, b: reporter.progress("fetching 1Min bars", d, n),
-        source=f"hybridtrader run venue {url}",
+        source=source,
     )
     bars = store.read(symbols, "1Min", start, end)
     quality = check_data_quality(
