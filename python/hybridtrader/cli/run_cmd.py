@@ -195,6 +195,7 @@ class RichReporter:
                 f"realised {_num(tr['realised_bps_mean'], '.2f')} (mean of filled orders)",
             ),
             ("PnL", f"{tr['pnl']:+,.2f} (equity {tr['start_equity']:,.2f} -> {tr['end_equity']:,.2f})"),
+            ("flattened", tr["flattened"] or "never (no session close reached)"),
             ("positions after close", str(tr["positions_after_close"])),
             ("time", ", ".join(f"{k} {v:.1f} s" for k, v in s["seconds"].items())),
         ]

@@ -323,6 +323,7 @@ def trade_stage(
         "end_equity": result.end_equity,
         "pnl": result.pnl,
         "positions_after_close": result.positions_after,
+        "flattened": result.flattened,
         "api_calls": result.api_calls,
         "slippage_learned_fills": result.learned_fills,
         "slippage_symbols_calibrated": learned.height,

@@ -34,7 +34,7 @@ from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order, to_utc_ns
 from hybridtrader.execution.toxic_time import entry_blocked
-from hybridtrader.market.calendar import session_bounds
+from hybridtrader.market.calendar import NEW_YORK, session_bounds
 from hybridtrader.risk.dynamic_sizing import DynamicSizer
 from hybridtrader.risk.exposure_manager import ExposureManager
 from hybridtrader.venue.replay import ReplayClock
@@ -60,7 +60,6 @@ class Trade:
     exit_after_ns: int
     children: list[tuple[int, int]]  # (ts_ns, qty) not yet sent
     orders: list[dict[str, Any]] = field(default_factory=list)  # sent: client_order_id, role, decision...
-    closed: bool = False
 
 
 @dataclass
@@ -75,6 +74,7 @@ class SessionResult:
     positions_after: int
     learned_fills: int
     api_calls: int
+    flattened: str  # why and when everything was closed
 
     @property
     def pnl(self) -> float:
@@ -174,11 +174,12 @@ class SessionTrader:
         for row in signals.iter_rows(named=True):
             known = to_utc_ns(row["ts"]) + NS_PER_MIN
             by_known.setdefault(known, []).append(row)
+        symbols = sorted({s for s, _ in closes})
         last_close: dict[str, float] = {}
         trades: list[Trade] = []
         open_by_symbol: dict[str, Trade] = {}
         skipped: dict[str, int] = {}
-        flattened = False
+        flattened = ""  # why and when everything was closed (empty: not yet)
         equity = start_equity
 
         def skip(reason: str) -> None:
@@ -187,22 +188,19 @@ class SessionTrader:
         for m in range(1, minutes + 1):
             now = open_ns + m * NS_PER_MIN
             self.clock.advance_to(now)
-            for sym in {s for s, _ in closes}:
+            for sym in symbols:
                 c = closes.get((sym, now - NS_PER_MIN))
                 if c is not None:
                     last_close[sym] = c
             if m % self.equity_every == 0:
                 equity = self._equity()
                 self.exposure.set_equity(equity)
-                if self.exposure.should_emergency_flatten(equity, now) and not flattened:
-                    skip("circuit breaker halted")
-            if not flattened and (
-                self.exposure.should_flatten_intraday(now) or self.exposure.state == "HALTED"
-            ):
+                self.exposure.should_emergency_flatten(equity, now)
+            halted = self.exposure.state == "HALTED"
+            if not flattened and (halted or self.exposure.should_flatten_intraday(now)):
                 self._api(self.trading.close_all_positions, cancel_orders=True)
                 for t in open_by_symbol.values():
                     t.children.clear()
-                    t.closed = True
                     t.orders.append(
                         {
                             "client_order_id": None,
@@ -216,7 +214,9 @@ class SessionTrader:
                     )
                     self.exposure.update_position(t.book, t.symbol, 0.0, last_close.get(t.symbol, 1.0))
                 open_by_symbol.clear()
-                flattened = True
+                why = f"circuit breaker: {self.exposure.state_reason}" if halted else "end of day"
+                at = datetime.fromtimestamp(now / 1e9, UTC).astimezone(NEW_YORK)
+                flattened = f"{why} at {at:%H:%M} New York"
             if flattened:
                 self.progress(m, minutes, len(trades))
                 continue
@@ -244,7 +244,6 @@ class SessionTrader:
                             }
                         )
                     self.exposure.update_position(t.book, sym, 0.0, price or t.decision_price)
-                    t.closed = True
                     del open_by_symbol[sym]
             # child slices due
             for t in open_by_symbol.values():
@@ -331,6 +330,7 @@ class SessionTrader:
             len(positions),
             learned,
             self.api_calls,
+            flattened,
         )
 
     def _slicing(self, horizon_bars: int) -> Any:
