@@ -134,7 +134,11 @@ class RichReporter:
             f"daily bars, spreads from {sp['quote_bars']:,} quote bars ({sp['quotes']:,} quotes of "
             f"{sp['session']}); learned from {s['slippage_learned_fills']} fills after the session"
         )
-        self.console.print(f"api calls while trading: {s['api_calls']} (rate limited)")
+        self.console.print(
+            "earnings blackout today: "
+            + (", ".join(s["earnings_blackout"]) or "none")
+            + f"; api calls while trading: {s['api_calls']} (rate limited)"
+        )
         if orders.height:
             from hybridtrader.pipeline.session_trader import fills_by_leg
 

@@ -246,6 +246,7 @@ def trade_stage(
 ) -> dict[str, Any]:
     from alpaca.trading.client import TradingClient
 
+    from hybridtrader.data.earnings_cache import EarningsBlackout
     from hybridtrader.execution.rate_limiter import RateLimiter
     from hybridtrader.execution.slippage_model import SlippageModel
     from hybridtrader.market.bars import aggregate_quotes
@@ -285,6 +286,15 @@ def trade_stage(
     key = a.api_key.get_secret_value() if a.api_key else LOCAL_KEY
     secret = a.secret_key.get_secret_value() if a.secret_key else LOCAL_SECRET
     trading = TradingClient(key, secret, paper=True, url_override=venue.url)
+    # earnings blackouts from the venue's Finnhub-compatible calendar (cached under the run directory)
+    earnings = EarningsBlackout(
+        cfg,
+        finnhub_url=venue.urls["finnhub"],
+        window=(session - timedelta(days=30), session + timedelta(days=30)),
+        path=out / "cache" / "earnings.json",
+    )
+    earnings.prefetch(venue.market.names)
+    blackouts = [s for s in venue.market.names if earnings.is_blacked_out(s, session)]
     trader = SessionTrader(
         cfg,
         trading,
@@ -294,6 +304,7 @@ def trade_stage(
         exposure,
         max_trades=settings.max_trades,
         progress=lambda m, n, k: reporter.progress("trading minutes", m, n),
+        earnings_blackout=earnings,
     )
     if not promoted:
         # No model passed its gates: no model-driven orders. The session is still walked (equity, flatten).
@@ -324,6 +335,7 @@ def trade_stage(
         "pnl": result.pnl,
         "positions_after_close": result.positions_after,
         "flattened": result.flattened,
+        "earnings_blackout": blackouts,
         "api_calls": result.api_calls,
         "slippage_learned_fills": result.learned_fills,
         "slippage_symbols_calibrated": learned.height,

@@ -8,9 +8,9 @@ Each minute (the venue clock is moved to the minute's start; the bar that just e
    `horizon_bars` passed) with `close_position`;
 3. child orders of parents whose slice time has come are sent (market, day);
 4. new signals (at most one open trade per symbol, at most `max_trades` in the session) pass the toxic-time
-   filter (`entry_blocked`), are sized by `DynamicSizer`, clipped to the `ExposureManager`'s caps, given a
-   cost forecast by the `SlippageModel` and cut into child orders by `plan_parent_order` (slicing window no
-   longer than the trade's horizon).
+   filter (`entry_blocked`, with the earnings blackout when one is given), are sized by `DynamicSizer`,
+   clipped to the `ExposureManager`'s caps, given a cost forecast by the `SlippageModel` and cut into child
+   orders by `plan_parent_order` (slicing window no longer than the trade's horizon).
 Every API call goes through the `RateLimiter`. Afterwards every order is read back; realised slippage is
 measured against the decision price (the last close known when the order was decided, i.e. implementation
 shortfall), and the slippage model learns from the fills.
@@ -30,6 +30,7 @@ from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
 
 from hybridtrader.config import Config
+from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order, to_utc_ns
@@ -102,6 +103,7 @@ class SessionTrader:
         max_trades: int = 20,
         equity_every: int = 15,
         progress: Callable[[int, int, int], None] | None = None,
+        earnings_blackout: EarningsBlackout | None = None,
     ) -> None:
         if max_trades < 0:
             raise ValueError(f"max_trades must be >= 0, got {max_trades}")
@@ -115,6 +117,7 @@ class SessionTrader:
         self.max_trades = max_trades
         self.equity_every = equity_every
         self.progress = progress or (lambda minute, total, trades: None)
+        self.earnings = earnings_blackout
         self.api_calls = 0
 
     def _api(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -261,9 +264,11 @@ class SessionTrader:
                 if len(trades) >= self.max_trades:
                     skip("max trades reached")
                     continue
-                blocked, why = entry_blocked(now, sym, config=self.config.execution)
+                blocked, why = entry_blocked(
+                    now, sym, config=self.config.execution, earnings_blackout=self._blackout
+                )
                 if blocked:
-                    skip("toxic time: " + why.split(" of the ")[0])
+                    skip("toxic time: " + why.split(" of the ")[0].split(" for ")[0])
                     continue
                 side = "buy" if s["side"] > 0 else "sell"
                 price = float(s["close"])
@@ -331,6 +336,11 @@ class SessionTrader:
             learned,
             self.api_calls,
             flattened,
+        )
+
+    def _blackout(self, symbol: str, t: datetime) -> bool:
+        return self.earnings is not None and self.earnings.is_blacked_out(
+            symbol, t.astimezone(NEW_YORK).date()
         )
 
     def _slicing(self, horizon_bars: int) -> Any:
