@@ -143,3 +143,22 @@ def test_run_with_planted_signal_trades(tmp_path: Path, planted: float) -> None:
     assert tr["pnl"] == pytest.approx(tr["end_equity"] - tr["start_equity"])
     assert printed(out, "orders").startswith(f"{tr['orders']} sent, {tr['filled_orders']} filled")
     assert "fills per trade leg" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sessions", "1"], "sessions must be >= 2"),
+        (["--symbols", "0"], "symbols must be >= 1"),
+        (["--max-trades", "-1"], "max_trades must be >= 0"),
+        (["--mean-reversion", "1.5"], "mean_reversion"),
+    ],
+)
+def test_run_bad_settings_are_one_line_errors(
+    tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hybridtrader.cli import main
+
+    assert main(["run", "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1

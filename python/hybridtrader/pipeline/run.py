@@ -42,6 +42,8 @@ class RunSettings:
     def __post_init__(self) -> None:
         if self.symbols < 1:
             raise ValueError(f"symbols must be >= 1, got {self.symbols}")
+        if self.max_trades < 0:
+            raise ValueError(f"max_trades must be >= 0, got {self.max_trades}")
         if self.sessions < 2:
             raise ValueError(
                 f"sessions must be >= 2 (train on all but the last, trade the last), got {self.sessions}"
@@ -146,7 +148,7 @@ def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> d
         # ---- 4. trade
         t = time.perf_counter()
         reporter.stage(4, f"trade the last session ({last})")
-        trade = trade_stage(cfg, venue, market, bars, history, results, last, settings, out, reporter)
+        trade = trade_stage(cfg, venue, bars, history, results, last, settings, out, reporter)
         summary["trading"] = trade["summary"]
         reporter.done(4, trade)
         timings["trade"] = time.perf_counter() - t
@@ -235,7 +237,6 @@ def train_stage(cfg: Config, history: pl.DataFrame, reporter: Reporter) -> list[
 def trade_stage(
     cfg: Config,
     venue: Any,
-    market: Any,
     bars: pl.DataFrame,
     history: pl.DataFrame,
     results: list[dict[str, Any]],
