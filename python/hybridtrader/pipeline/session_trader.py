@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
+from alpaca.trading.models import Order
 from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
 
 from hybridtrader.config import Config
@@ -141,17 +142,7 @@ class SessionTrader:
                 client_order_id=cid,
             ),
         )
-        trade.orders.append(
-            {
-                "client_order_id": cid,
-                "role": role,
-                "side": side,
-                "qty": float(qty),
-                "decision_ns": now,
-                "decision_price": price,
-                "forecast_bps": forecast,
-            }
-        )
+        trade.orders.append(_record(cid, role, side, float(qty), now, price, forecast))
 
     # ------------------------------------------------------------------------------------ run
     def trade_session(self, session: date, bars: pl.DataFrame, signals: pl.DataFrame) -> SessionResult:
@@ -201,21 +192,23 @@ class SessionTrader:
                 self.exposure.should_emergency_flatten(equity, now)
             halted = self.exposure.state == "HALTED"
             if not flattened and (halted or self.exposure.should_flatten_intraday(now)):
-                self._api(self.trading.close_all_positions, cancel_orders=True)
+                closing = self._api(self.trading.close_all_positions, cancel_orders=True)
                 for t in open_by_symbol.values():
                     t.children.clear()
-                    t.orders.append(
-                        {
-                            "client_order_id": None,
-                            "role": "flatten",
-                            "side": _opposite(t.side),
-                            "qty": 0.0,
-                            "decision_ns": now,
-                            "decision_price": last_close.get(t.symbol, t.decision_price),
-                            "forecast_bps": float("nan"),
-                        }
-                    )
                     self.exposure.update_position(t.book, t.symbol, 0.0, last_close.get(t.symbol, 1.0))
+                last_trade = {t.symbol: t for t in trades}
+                for r in closing:
+                    if not isinstance(r.body, Order):
+                        raise RuntimeError(f"close_all_positions: {r.symbol} not closed: {r.body}")
+                    # a position left by an earlier trade (a fill after its exit) belongs to that trade
+                    t = open_by_symbol.get(r.symbol) or last_trade.get(str(r.symbol))
+                    if t is None:
+                        raise RuntimeError(f"close_all_positions closed {r.symbol}, which no trade opened")
+                    px = last_close.get(t.symbol, t.decision_price)
+                    qty = float(r.body.qty or 0)
+                    side = r.body.side.value
+                    fc = self.slippage.forecast_slippage(t.symbol, side, qty, px, now)
+                    t.orders.append(_record(r.body.client_order_id, "flatten", side, qty, now, px, fc))
                 open_by_symbol.clear()
                 why = f"circuit breaker: {self.exposure.state_reason}" if halted else "end of day"
                 at = datetime.fromtimestamp(now / 1e9, UTC).astimezone(NEW_YORK)
@@ -234,17 +227,9 @@ class SessionTrader:
                     if sent > 0:
                         px = price if price is not None else t.decision_price
                         fc = self.slippage.forecast_slippage(sym, _opposite(t.side), sent, px, now)
-                        self._api(self.trading.close_position, sym)
+                        o = self._api(self.trading.close_position, sym)
                         t.orders.append(
-                            {
-                                "client_order_id": None,
-                                "role": "exit",
-                                "side": _opposite(t.side),
-                                "qty": sent,
-                                "decision_ns": now,
-                                "decision_price": px,
-                                "forecast_bps": fc,
-                            }
+                            _record(o.client_order_id, "exit", o.side.value, float(o.qty), now, px, fc)
                         )
                     self.exposure.update_position(t.book, sym, 0.0, price or t.decision_price)
                     del open_by_symbol[sym]
@@ -367,47 +352,24 @@ class SessionTrader:
         return lo
 
     def _read_back(self, trades: list[Trade]) -> pl.DataFrame:
-        """Every order of the session as the venue reports it, matched to what was decided."""
-        venue_orders = self._api(
+        """Every order of the session as the venue reports it, matched to what was decided by client order
+        id (one listing; an order missing from it is fetched by its id, so none is lost)."""
+        listing = self._api(
             self.trading.get_orders, GetOrdersRequest(status=QueryOrderStatus.ALL, limit=500, direction="asc")
         )
-        by_cid = {o.client_order_id: o for o in venue_orders}
-        # exits and flattens are sent by the venue (close_position): match them by symbol, side and time
-        unmatched = sorted(
-            (
-                o
-                for o in venue_orders
-                if o.client_order_id not in {x["client_order_id"] for t in trades for x in t.orders}
-            ),
-            key=lambda o: o.submitted_at or datetime.min.replace(tzinfo=UTC),
-        )
+        by_cid = {o.client_order_id: o for o in listing}
         rows = []
         for t in trades:
             for x in t.orders:
-                o = by_cid.get(x["client_order_id"]) if x["client_order_id"] else None
-                if o is None:
-                    for i, cand in enumerate(unmatched):
-                        if (
-                            cand.symbol == t.symbol
-                            and cand.side.value == x["side"]
-                            and (to_utc_ns(cand.submitted_at) >= x["decision_ns"])
-                        ):
-                            o = unmatched.pop(i)
-                            break
-                if o is None:  # a flatten of a trade whose entries never filled: nothing was sent
-                    continue
+                cid = x["client_order_id"]
+                o = by_cid.get(cid) or self._api(self.trading.get_order_by_client_id, cid)
                 filled = float(o.filled_qty or 0)
                 avg = float(o.filled_avg_price) if o.filled_avg_price is not None else None
                 sign = 1.0 if x["side"] == "buy" else -1.0
                 realised = sign * (avg / x["decision_price"] - 1.0) * 1e4 if avg else None
-                fc = x["forecast_bps"]
-                if x["role"] == "flatten" and filled:
-                    fc = self.slippage.forecast_slippage(
-                        t.symbol, x["side"], filled, x["decision_price"], x["decision_ns"]
-                    )
                 rows.append(
                     {
-                        "client_order_id": o.client_order_id,
+                        "client_order_id": cid,
                         "trade": t.id,
                         "strategy": t.strategy,
                         "role": x["role"],
@@ -416,14 +378,14 @@ class SessionTrader:
                         "qty": float(o.qty or 0),
                         "decision_ts": datetime.fromtimestamp(x["decision_ns"] / 1e9, UTC),
                         "decision_price": x["decision_price"],
-                        "forecast_bps": fc,
+                        "forecast_bps": x["forecast_bps"],
                         "status": o.status.value,
                         "filled_qty": filled,
                         "filled_avg_price": avg,
                         "realised_bps": realised,
                     }
                 )
-        return pl.DataFrame(rows, schema=ORDER_SCHEMA) if rows else pl.DataFrame(schema=ORDER_SCHEMA)
+        return pl.DataFrame(rows, schema=ORDER_SCHEMA)
 
     def _learn(self, orders: pl.DataFrame) -> int:
         fills = orders.filter(pl.col("filled_qty") > 0).select(
@@ -458,6 +420,13 @@ def fills_by_leg(orders: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("decision_ts", maintain_order=True)
     )
+
+
+def _record(
+    cid: str, role: str, side: str, qty: float, now: int, price: float, forecast: float
+) -> dict[str, Any]:
+    return {"client_order_id": cid, "role": role, "side": side, "qty": qty, "decision_ns": now,
+            "decision_price": price, "forecast_bps": forecast}  # fmt: skip
 
 
 def _opposite(side: str) -> str:
