@@ -39,7 +39,8 @@ from hybridtrader.ml.features import compute_features, log_return, normalise_bar
 
 NY = "America/New_York"
 _DAY_NS = 86_400 * 10**9
-_CHUNK = 65_536  # events per forward-path block: bounds memory at CHUNK x horizon floats
+_CHUNK = 65_536  # events per forward-path scan: bounds memory at CHUNK x BLOCK floats
+_BLOCK = 32  # forward bars per scan step
 # (event rows, forward closes) -> (barrier touched per forward bar, barrier kind per forward bar)
 HitFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -66,28 +67,33 @@ def _prepared(bars: pl.DataFrame, confine_to_session: bool) -> pl.DataFrame:
     return frame.with_columns(group=changed.cast(pl.Int64).cum_sum())
 
 
-def _forward(close: np.ndarray, group: np.ndarray, ev: np.ndarray, horizon: int) -> np.ndarray:
-    """Closes of the `horizon` bars after each event within its group; NaN past the group's end."""
-    ks = np.arange(1, horizon + 1)
-    j = ev[:, None] + ks[None, :]
+def _exits(
+    close: np.ndarray, room: np.ndarray, events: np.ndarray, horizon: int, hit_fn: HitFn
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exit offset (1-based bars after entry) and barrier kind (0: time/session end) of each event.
+
+    The forward path is scanned in blocks of `_BLOCK` bars and an event leaves the scan at its first
+    barrier touch or at the end of its room, so the work follows the trades' real lengths rather than
+    events x horizon. Past an event's room the path is NaN (compares False), as the barriers see it."""
+    exit_off = room.copy()  # no touch: the last bar of the room (horizon or group end)
+    kind_out = np.zeros(len(events), dtype=np.int8)
+    active = np.arange(len(events))
     n = len(close)
-    jc = np.minimum(j, n - 1)
-    valid = (j < n) & (group[jc] == group[ev][:, None])
-    return np.where(valid, close[jc], np.nan)
-
-
-def _first_true(hit: np.ndarray) -> np.ndarray:
-    """Column of the first True per row, -1 when none."""
-    any_hit = hit.any(axis=1)
-    return np.where(any_hit, hit.argmax(axis=1), -1)
-
-
-def _exit_offsets(path_hit: np.ndarray, fwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Offset (1-based bars after entry) of the exit and whether a barrier (not time) ended the trade."""
-    last_valid = (~np.isnan(fwd)).sum(axis=1)  # forward bars are contiguous: the count is the last offset
-    first = _first_true(path_hit)
-    barrier = first >= 0
-    return np.where(barrier, first + 1, last_valid), barrier
+    for lo in range(1, horizon + 1, _BLOCK):
+        ks = np.arange(lo, min(lo + _BLOCK, horizon + 1))
+        ev = events[active]
+        j = np.minimum(ev[:, None] + ks[None, :], n - 1)
+        fwd = np.where(ks[None, :] <= room[active][:, None], close[j], np.nan)
+        hit, kind = hit_fn(ev, fwd)
+        first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+        done = first >= 0
+        rows, cols = active[done], first[done]
+        exit_off[rows] = ks[cols]
+        kind_out[rows] = kind[np.flatnonzero(done), cols]
+        active = active[~done & (room[active] > ks[-1])]
+        if len(active) == 0:
+            break
+    return exit_off, kind_out
 
 
 def _finish(
@@ -134,14 +140,15 @@ def _label_events(
 ) -> pl.DataFrame:
     close = frame["close"].to_numpy()
     group = frame["group"].to_numpy()
+    # Forward room of each event: bars left in its group (groups are contiguous, ids ascending), capped.
+    group_end = np.searchsorted(group, group[events], side="right") - 1
+    room = np.minimum(group_end - events, horizon)
     exit_parts, barrier_parts = [], []
     for lo in range(0, len(events), _CHUNK):
-        ev = events[lo : lo + _CHUNK]
-        fwd = _forward(close, group, ev, horizon)
-        hit, kind = hit_fn(ev, fwd)
-        off, touched = _exit_offsets(hit, fwd)
-        exit_parts.append(ev + off)
-        barrier_parts.append(np.where(touched, kind[np.arange(len(ev)), np.maximum(off - 1, 0)], 0))
+        sl = slice(lo, lo + _CHUNK)
+        off, kind = _exits(close, room[sl], events[sl], horizon, hit_fn)
+        exit_parts.append(events[sl] + off)
+        barrier_parts.append(kind)
     exit_idx = np.concatenate(exit_parts) if exit_parts else np.empty(0, np.int64)
     barrier = np.concatenate(barrier_parts) if barrier_parts else np.empty(0, np.int8)
     return _finish(frame, events, side, exit_idx, barrier, costs, pnl_price)
