@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from hybridtrader.ml.labels import NY
+from hybridtrader.ml.labels import session_of
 from hybridtrader.ml.sharpe import probabilistic_sharpe_ratio, return_moments
 
 
@@ -39,10 +39,6 @@ def basket_relative(bars: pl.DataFrame, column: str = "pnl_close") -> pl.DataFra
     )
     out = bars.join(level, on="ts", how="left", maintain_order="left")
     return out.with_columns((pl.col("close") / pl.col("_level")).alias(column)).drop("_level")
-
-
-def session_of(ts: pl.Series) -> pl.Series:
-    return ts.dt.convert_time_zone(NY).dt.date()
 
 
 def period_of(ts: pl.Series, minutes: int | None) -> pl.Series:

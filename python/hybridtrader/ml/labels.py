@@ -47,13 +47,22 @@ HitFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 def is_intraday(bars: pl.DataFrame) -> bool:
     """True when the typical spacing of a symbol's bars is below one day."""
-    gaps = (
-        bars.sort("symbol", "ts")
-        .select(pl.col("ts").diff().over("symbol").dt.total_nanoseconds())
-        .to_series()
-    )
-    gaps = gaps.drop_nulls()
+    sym, ts = pl.col("symbol"), pl.col("ts")
+    same = sym == sym.shift(1)
+    unordered = bars.select(((sym < sym.shift(1)) | (same & (ts < ts.shift(1)))).any()).item()
+    frame = bars.sort("symbol", "ts") if unordered else bars  # bars usually come sorted: skip the sort
+    gaps = frame.select(ts.diff().dt.total_nanoseconds().filter(same)).to_series().drop_nulls()
     return gaps.len() > 0 and float(gaps.median()) < _DAY_NS
+
+
+def session_of(ts: pl.Series) -> pl.Series:
+    """New York date of each timestamp. Bars of many symbols share their timestamps, so the time-zone
+    conversion runs once per distinct timestamp and is mapped back by position."""
+    if ts.null_count():
+        return ts.dt.convert_time_zone(NY).dt.date()
+    uniq = ts.unique().sort()
+    pos = np.searchsorted(uniq.to_physical().to_numpy(), ts.to_physical().to_numpy())
+    return uniq.dt.convert_time_zone(NY).dt.date().gather(pos).alias(ts.name)
 
 
 def _prepared(bars: pl.DataFrame, confine_to_session: bool) -> pl.DataFrame:
@@ -61,7 +70,7 @@ def _prepared(bars: pl.DataFrame, confine_to_session: bool) -> pl.DataFrame:
     frame = normalise_bars(bars)
     keys = ["symbol"]
     if confine_to_session and is_intraday(frame):
-        frame = frame.with_columns(_session=pl.col("ts").dt.convert_time_zone(NY).dt.date())
+        frame = frame.with_columns(_session=session_of(frame["ts"]))
         keys.append("_session")
     changed = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys]).fill_null(True)
     return frame.with_columns(group=changed.cast(pl.Int64).cum_sum())
@@ -107,14 +116,14 @@ def _finish(
 ) -> pl.DataFrame:
     close = frame[pnl_price].to_numpy()
     ts = frame["ts"].to_numpy()
-    symbols = frame["symbol"].to_numpy()
+    symbols = frame["symbol"].gather(ev).to_numpy()  # strings: convert the event rows only
     price = close[ev]
     ret = side * (close[exit_idx] / price - 1.0)
-    cost = costs.round_trip(symbols[ev], side, frame["close"].to_numpy()[ev], ts[ev])
+    cost = costs.round_trip(symbols, side, frame["close"].to_numpy()[ev], ts[ev])
     ret_net = ret - cost
     return pl.DataFrame(
         {
-            "symbol": pl.Series(symbols[ev], dtype=pl.String),
+            "symbol": pl.Series(symbols, dtype=pl.String),
             "t0": ts[ev],
             "t1": ts[exit_idx],
             "side": side.astype(np.int8),

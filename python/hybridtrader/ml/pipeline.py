@@ -103,6 +103,7 @@ class MLPipeline:
         self.feature_store = FeatureStore(self.config.data_dir / "features")
         self._alerts = alert_manager
         self._registry: ModelRegistry | None = None
+        self._costs: tuple[tuple[str, bytes], CostModel] | None = None
 
     # ------------------------------------------------------------------------------ collaborators
     @property
@@ -137,6 +138,23 @@ class MLPipeline:
         if {"bid", "ask"} <= set(bars.columns):
             model.learn_from_quote_bars(bars)
         return SlippageCost(model, bt.notional)
+
+    def _cost_model_for(self, bars: pl.DataFrame, dhash: str) -> CostModel:
+        """`cost_model(bars)`, reused for the next training on the same bars (same content hash) and the
+        same configuration: calibrating reads every bar."""
+        key = (dhash, orjson.dumps(self.config.model_dump(mode="json")))
+        if self._costs is None or self._costs[0] != key:
+            self._costs = (key, self.cost_model(bars))
+        return self._costs[1]
+
+    def _shared_features(self, names: list[str]) -> list[str]:
+        """Every ML-enabled strategy's features in config order (the same list, hence the same store key,
+        whichever strategy asks), with `names` among them."""
+        out: list[str] = []
+        for cfg in self.config.strategies.values():
+            if cfg.ml_model.enabled:
+                out += [n for n in cfg.ml_model.features if n not in out]
+        return out + [n for n in names if n not in out]
 
     # --------------------------------------------------------------------------------- retraining
     def should_retrain(self, strategy: str, model_age_days: float | None = None) -> bool:
@@ -217,11 +235,13 @@ class MLPipeline:
 
         bars = normalise_bars(historical_data)
         intraday = is_intraday(bars)
+        dhash = data_hash(bars)
         report("features", 0, 1)
-        feats = self.feature_store.get(bars, names)
+        # One feature frame serves every strategy on these bars: the next one reads it back, not recomputes.
+        feats = self.feature_store.get(bars, self._shared_features(names), dhash).select("symbol", "ts", *names)
         report("features", 1, 1)
         report("labels", 0, 1)
-        costs = self.cost_model(bars)
+        costs = self._cost_model_for(bars, dhash)
         n_symbols = bars["symbol"].n_unique()
         label_kind = mcfg.label or DEFAULT_LABELS.get(strategy)
         wanted = mcfg.market_neutral if mcfg.market_neutral is not None else label_kind == "triple_barrier"
@@ -318,7 +338,6 @@ class MLPipeline:
         data_start, data_end = int(times[0]), int(times[-1])
         current = [t.result.sharpe_per_period for t in trials]
         use_registry = ml.model_registry.enabled
-        dhash = data_hash(bars)
         prior = self.registry.prior_trials(strategy, dhash) if use_registry else []
         all_sr = np.array(current + prior)
         n_trials = len(all_sr)
