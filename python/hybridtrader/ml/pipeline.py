@@ -237,8 +237,9 @@ class MLPipeline:
         intraday = is_intraday(bars)
         dhash = data_hash(bars)
         report("features", 0, 1)
-        # One feature frame serves every strategy on these bars: the next one reads it back, not recomputes.
-        feats = self.feature_store.get(bars, self._shared_features(names), dhash).select("symbol", "ts", *names)
+        # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
+        shared = self.feature_store.get(bars, self._shared_features(names), dhash)
+        feats = shared.select("symbol", "ts", *names)
         report("features", 1, 1)
         report("labels", 0, 1)
         costs = self._cost_model_for(bars, dhash)
