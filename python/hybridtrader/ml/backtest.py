@@ -154,6 +154,17 @@ class Marks:
         rows = trade_pnl(events, periods)
         return cls(rows["trade"].to_numpy(), rows["pi"].to_numpy(), rows["pnl"].to_numpy())
 
+    def subset(self, rows: np.ndarray, n_events: int) -> Marks:
+        """The marks of events `rows` (ascending positions among the `n_events` marked events), renumbered
+        0..len(rows)-1: the same arrays, in the same order, as `Marks.of(events[rows], periods)`."""
+        if len(rows) > 1 and not np.all(np.diff(rows) > 0):
+            raise ValueError("rows must be strictly ascending")
+        new = np.full(n_events, -1, dtype=np.int64)
+        new[rows] = np.arange(len(rows))
+        trade = new[self.trade]
+        keep = trade >= 0
+        return Marks(trade[keep], self.pi[keep], self.pnl[keep])
+
 
 def backtest(
     events: pl.DataFrame,

@@ -358,8 +358,15 @@ class MLPipeline:
             if len(rows) == 0:
                 continue
             fr = by_fold[(f, best.param_set)]
+            fold_marks = oos_marks.subset(np.searchsorted(oos_rows, rows), len(oos_rows))
             res = backtest(
-                samples[rows], probs[best.param_set, rows], best.threshold, weight, periods, span(rows)
+                samples[rows],
+                probs[best.param_set, rows],
+                best.threshold,
+                weight,
+                periods,
+                span(rows),
+                fold_marks,
             )
             fold_metrics.append(
                 {
