@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from hybridtrader.ml.features import out_of_order
 from hybridtrader.ml.labels import session_of
 from hybridtrader.ml.sharpe import probabilistic_sharpe_ratio, return_moments
 
@@ -59,15 +60,18 @@ class Periods:
     def from_bars(
         cls, bars: pl.DataFrame, minutes: int | None, sessions_per_year: int, price: str = "close"
     ) -> Periods:
-        keys = period_of(bars["ts"], minutes).unique().sort()
+        period = period_of(bars["ts"], minutes)
+        keys = period.unique().sort()
         sessions = session_of(bars["ts"]).n_unique()
-        self = cls(minutes, keys, sessions_per_year * len(keys) / max(sessions, 1), pl.DataFrame())
-        last = (
-            bars.select("symbol", pi=self.index(bars["ts"]), ts="ts", mark=price)
-            .sort("symbol", "ts")
-            .group_by("symbol", "pi")
-            .agg(pl.col("mark").last())
-        )
+        per_year = sessions_per_year * len(keys) / max(sessions, 1)
+        pi = np.searchsorted(keys.to_physical().to_numpy(), period.to_physical().to_numpy())
+        marks = bars.select("symbol", "ts", pi=pl.Series(pi.astype(np.int64)), mark=price)
+        if marks.select(out_of_order()).item():
+            marks = marks.sort("symbol", "ts")
+        # In (symbol, ts) order a period's rows of a symbol are contiguous: its last row is its mark.
+        sym, pi_col = pl.col("symbol"), pl.col("pi")
+        ends = (sym != sym.shift(-1)) | (pi_col != pi_col.shift(-1))
+        last = marks.filter(ends.fill_null(True)).select("symbol", "pi", "mark")
         grid = (
             bars.select(pl.col("symbol").unique())
             .join(pl.DataFrame({"pi": np.arange(len(keys), dtype=np.int64)}), how="cross")
@@ -75,7 +79,7 @@ class Periods:
             .sort("symbol", "pi")
             .with_columns(pl.col("mark").fill_null(strategy="forward").over("symbol"))
         )
-        return cls(minutes, keys, self.per_year, grid)
+        return cls(minutes, keys, per_year, grid)
 
     def index(self, ts: pl.Series) -> pl.Series:
         """Period index of each timestamp (its period must be one of the keys)."""

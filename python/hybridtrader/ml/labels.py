@@ -35,7 +35,7 @@ import polars as pl
 
 from hybridtrader.config import MeanReversionLabelConfig, TripleBarrierLabelConfig
 from hybridtrader.ml.costs import CostModel
-from hybridtrader.ml.features import compute_features, log_return, normalise_bars
+from hybridtrader.ml.features import compute_features, log_return, normalise_bars, out_of_order
 
 NY = "America/New_York"
 _DAY_NS = 86_400 * 10**9
@@ -47,11 +47,9 @@ HitFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 def is_intraday(bars: pl.DataFrame) -> bool:
     """True when the typical spacing of a symbol's bars is below one day."""
-    sym, ts = pl.col("symbol"), pl.col("ts")
-    same = sym == sym.shift(1)
-    unordered = bars.select(((sym < sym.shift(1)) | (same & (ts < ts.shift(1)))).any()).item()
-    frame = bars.sort("symbol", "ts") if unordered else bars  # bars usually come sorted: skip the sort
-    gaps = frame.select(ts.diff().dt.total_nanoseconds().filter(same)).to_series().drop_nulls()
+    frame = bars.sort("symbol", "ts") if bars.select(out_of_order()).item() else bars  # usually sorted
+    same = pl.col("symbol") == pl.col("symbol").shift(1)
+    gaps = frame.select(pl.col("ts").diff().dt.total_nanoseconds().filter(same)).to_series().drop_nulls()
     return gaps.len() > 0 and float(gaps.median()) < _DAY_NS
 
 
