@@ -168,13 +168,41 @@ def _with_forward_room(frame: pl.DataFrame, mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(mask & has_next)
 
 
+def rule_feature(cfg: MeanReversionLabelConfig | TripleBarrierLabelConfig) -> str:
+    """The feature whose value makes the events and sides of these labels."""
+    if isinstance(cfg, MeanReversionLabelConfig):
+        return f"zscore_{cfg.window}"
+    return f"trend_strength_{cfg.trend_window}"
+
+
+def _rule_values(frame: pl.DataFrame, name: str, features: pl.DataFrame | None) -> np.ndarray:
+    """Column `name` of `features` when it has it for exactly the rows of `frame` (same symbol and ts
+    order), else computed here; nulls (warm-up) as 0, which never makes an event."""
+    if (
+        features is not None
+        and name in features.columns
+        and features.height == frame.height
+        and features["ts"].equals(frame["ts"])
+        and features["symbol"].equals(frame["symbol"])
+    ):
+        col = features[name]
+    else:
+        col = compute_features(frame, [name])[name]
+    return col.fill_null(0.0).to_numpy()
+
+
 def mean_reversion_labels(
-    bars: pl.DataFrame, cfg: MeanReversionLabelConfig, costs: CostModel, pnl_price: str = "close"
+    bars: pl.DataFrame,
+    cfg: MeanReversionLabelConfig,
+    costs: CostModel,
+    pnl_price: str = "close",
+    features: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
+    """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused)."""
     frame = _prepared(bars, confine_to_session=True).with_columns(
         _mean=pl.col("close").rolling_mean(cfg.window).over("symbol")
     )
-    z = compute_features(frame, [f"zscore_{cfg.window}"])[f"zscore_{cfg.window}"].fill_null(0.0).to_numpy()
+    z = _rule_values(frame, rule_feature(cfg), features)
     events = _with_forward_room(frame, np.abs(z) >= cfg.entry_z)
     side = -np.sign(z[events])
     mean = frame["_mean"].to_numpy()
@@ -188,13 +216,17 @@ def mean_reversion_labels(
 
 
 def triple_barrier_labels(
-    bars: pl.DataFrame, cfg: TripleBarrierLabelConfig, costs: CostModel, pnl_price: str = "close"
+    bars: pl.DataFrame,
+    cfg: TripleBarrierLabelConfig,
+    costs: CostModel,
+    pnl_price: str = "close",
+    features: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
+    """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused)."""
     frame = _prepared(bars, confine_to_session=False).with_columns(
         _vol=log_return(1).ewm_std(span=cfg.vol_span, adjust=False, min_samples=cfg.vol_span).over("symbol"),
     )
-    name = f"trend_strength_{cfg.trend_window}"
-    strength = compute_features(frame, [name])[name].fill_null(0.0).to_numpy()
+    strength = _rule_values(frame, rule_feature(cfg), features)
     vol = frame["_vol"].fill_null(0.0).to_numpy()
     row = frame.select(pl.int_range(pl.len()).over("symbol")).to_series().to_numpy()
     on_grid = row % cfg.event_spacing_bars == 0
