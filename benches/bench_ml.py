@@ -159,9 +159,13 @@ def test_train_both_strategies(benchmark, kind: str) -> None:
         bars=bars.height,
         total_s=round(total, 2),
         lightgbm_fit_s=round(fit, 2),
-        lightgbm_predict_s=round(predict, 2),
-        overhead_share=round(1 - fit / total, 3),
+        outside_fit_s=round(total - fit, 2),
+        overhead_share=round(1 - fit / total, 3),  # target: under 0.25
+        lightgbm_predict_s=round(predict, 2),  # part of outside_fit_s
         samples={r["strategy"]: int(r["metrics"]["n_samples"]) for r in results},
         promoted={r["strategy"]: r["promoted"] for r in results},
     )
-    print(f"\ntrain both strategies on {bars.height:,} bars ({kind}): {info}")
+    print(
+        f"\ntrain both strategies on {bars.height:,} bars ({kind}): total {total:.2f} s, LightGBM fit "
+        f"{fit:.2f} s, outside fit {total - fit:.2f} s = {1 - fit / total:.1%} of the total; {info}"
+    )

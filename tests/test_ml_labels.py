@@ -168,3 +168,23 @@ def test_slippage_cost_with_the_slippage_model_batch_path() -> None:
     ]
     np.testing.assert_allclose(out, np.array(expect) / 1e4, rtol=1e-12)
     assert (out > 0).all()
+
+
+def test_labels_reuse_a_given_rule_feature_and_ignore_a_misaligned_one() -> None:
+    """Passing the rule feature precomputed gives the same labels; a frame for other rows is not used."""
+    from hybridtrader.market.synth import generate_market
+    from hybridtrader.ml.features import compute_features
+    from hybridtrader.ml.labels import rule_feature
+
+    bars = generate_market(symbols=3, sessions=3, seed=4, ticks=False, mean_reversion=0.5).bars_1m
+    mr = MeanReversionLabelConfig(window=5, entry_z=1.0, horizon_bars=10)
+    tb = TripleBarrierLabelConfig(vol_span=20, horizon_bars=60, trend_window=30, event_spacing_bars=5)
+    for labels, cfg in ((mean_reversion_labels, mr), (triple_barrier_labels, tb)):
+        feats = compute_features(bars, ["rsi", rule_feature(cfg)])
+        plain = labels(bars, cfg, FixedCost(1.0))
+        assert plain.height > 0
+        assert labels(bars, cfg, FixedCost(1.0), features=feats).equals(plain)
+        # wrong rows (another symbol's values) or a frame without the column: computed afresh
+        shifted = feats.with_columns(pl.col(rule_feature(cfg)).shift(7))
+        assert labels(bars, cfg, FixedCost(1.0), features=shifted.head(feats.height - 1)).equals(plain)
+        assert labels(bars, cfg, FixedCost(1.0), features=feats.select("symbol", "ts", "rsi")).equals(plain)

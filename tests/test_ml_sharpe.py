@@ -11,6 +11,7 @@ import pytest
 from hybridtrader.config import GatesConfig
 from hybridtrader.ml.backtest import (
     BacktestResult,
+    Marks,
     Periods,
     backtest,
     basket_relative,
@@ -157,6 +158,14 @@ def test_trade_pnl_adds_up_to_the_net_return() -> None:
     events = events_frame(rows)
     per_trade = trade_pnl(events, periods).group_by("trade").agg(pl.col("pnl").sum()).sort("trade")
     np.testing.assert_allclose(per_trade["pnl"].to_numpy(), events["ret_net"].to_numpy(), atol=1e-12)
+    # The marks of a subset of the events, cut from the marks of all of them, are the subset's own marks.
+    marks = Marks.of(events, periods)
+    rows = np.sort(rng.choice(events.height, 25, replace=False))
+    cut, own = marks.subset(rows, events.height), Marks.of(events[rows], periods)
+    for got, want in ((cut.trade, own.trade), (cut.pi, own.pi), (cut.pnl, own.pnl)):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="ascending"):
+        marks.subset(rows[::-1], events.height)
 
 
 def test_max_drawdown() -> None:

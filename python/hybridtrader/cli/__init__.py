@@ -11,6 +11,7 @@ from hybridtrader.cli import (
     config_cmd,
     data_cmd,
     health_cmd,
+    run_cmd,
     stream_cmd,
     train_cmd,
     venue_cmd,
@@ -18,7 +19,9 @@ from hybridtrader.cli import (
 )
 
 # Order here is the order in `hybridtrader --help`.
-COMMANDS = [data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd, config_cmd, version_cmd]
+COMMANDS = [
+    run_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd, config_cmd, version_cmd,
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

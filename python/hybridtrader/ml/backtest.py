@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from hybridtrader.ml.labels import NY
+from hybridtrader.ml.features import out_of_order
+from hybridtrader.ml.labels import session_of
 from hybridtrader.ml.sharpe import probabilistic_sharpe_ratio, return_moments
 
 
@@ -39,10 +40,6 @@ def basket_relative(bars: pl.DataFrame, column: str = "pnl_close") -> pl.DataFra
     )
     out = bars.join(level, on="ts", how="left", maintain_order="left")
     return out.with_columns((pl.col("close") / pl.col("_level")).alias(column)).drop("_level")
-
-
-def session_of(ts: pl.Series) -> pl.Series:
-    return ts.dt.convert_time_zone(NY).dt.date()
 
 
 def period_of(ts: pl.Series, minutes: int | None) -> pl.Series:
@@ -63,15 +60,18 @@ class Periods:
     def from_bars(
         cls, bars: pl.DataFrame, minutes: int | None, sessions_per_year: int, price: str = "close"
     ) -> Periods:
-        keys = period_of(bars["ts"], minutes).unique().sort()
+        period = period_of(bars["ts"], minutes)
+        keys = period.unique().sort()
         sessions = session_of(bars["ts"]).n_unique()
-        self = cls(minutes, keys, sessions_per_year * len(keys) / max(sessions, 1), pl.DataFrame())
-        last = (
-            bars.select("symbol", pi=self.index(bars["ts"]), ts="ts", mark=price)
-            .sort("symbol", "ts")
-            .group_by("symbol", "pi")
-            .agg(pl.col("mark").last())
-        )
+        per_year = sessions_per_year * len(keys) / max(sessions, 1)
+        pi = np.searchsorted(keys.to_physical().to_numpy(), period.to_physical().to_numpy())
+        marks = bars.select("symbol", "ts", pi=pl.Series(pi.astype(np.int64)), mark=price)
+        if marks.select(out_of_order()).item():
+            marks = marks.sort("symbol", "ts")
+        # In (symbol, ts) order a period's rows of a symbol are contiguous: its last row is its mark.
+        sym, pi_col = pl.col("symbol"), pl.col("pi")
+        ends = (sym != sym.shift(-1)) | (pi_col != pi_col.shift(-1))
+        last = marks.filter(ends.fill_null(True)).select("symbol", "pi", "mark")
         grid = (
             bars.select(pl.col("symbol").unique())
             .join(pl.DataFrame({"pi": np.arange(len(keys), dtype=np.int64)}), how="cross")
@@ -79,7 +79,7 @@ class Periods:
             .sort("symbol", "pi")
             .with_columns(pl.col("mark").fill_null(strategy="forward").over("symbol"))
         )
-        return cls(minutes, keys, self.per_year, grid)
+        return cls(minutes, keys, per_year, grid)
 
     def index(self, ts: pl.Series) -> pl.Series:
         """Period index of each timestamp (its period must be one of the keys)."""
@@ -157,6 +157,17 @@ class Marks:
     def of(cls, events: pl.DataFrame, periods: Periods) -> Marks:
         rows = trade_pnl(events, periods)
         return cls(rows["trade"].to_numpy(), rows["pi"].to_numpy(), rows["pnl"].to_numpy())
+
+    def subset(self, rows: np.ndarray, n_events: int) -> Marks:
+        """The marks of events `rows` (ascending positions among the `n_events` marked events), renumbered
+        0..len(rows)-1: the same arrays, in the same order, as `Marks.of(events[rows], periods)`."""
+        if len(rows) > 1 and not np.all(np.diff(rows) > 0):
+            raise ValueError("rows must be strictly ascending")
+        new = np.full(n_events, -1, dtype=np.int64)
+        new[rows] = np.arange(len(rows))
+        trade = new[self.trade]
+        keep = trade >= 0
+        return Marks(trade[keep], self.pi[keep], self.pnl[keep])
 
 
 def backtest(

@@ -48,27 +48,42 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path, metadata: dict[str, st
         raise
 
 
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
 class FeatureStore:
-    """Compute-or-load features for bars; `hits`/`misses` count reuse."""
+    """Compute-or-load features for bars; `hits`/`misses` count reuse. The last frame written or read is
+    kept in memory while its file is unchanged (same size and mtime), so asking again for the same key
+    (e.g. the next strategy on the same bars) skips the parquet read."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self._last: tuple[Path, tuple[int, int], pl.DataFrame] | None = None
 
     def path_for(self, names: Sequence[str], bars: pl.DataFrame) -> Path:
         return self.root / feature_hash(names) / f"{data_hash(bars)}.parquet"
 
-    def get(self, bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
-        fhash, dhash = feature_hash(names), data_hash(bars)
+    def get(self, bars: pl.DataFrame, names: Sequence[str], dhash: str | None = None) -> pl.DataFrame:
+        """Features `names` of `bars`; `dhash` is `data_hash(bars)` when the caller already has it."""
+        fhash, dhash = feature_hash(names), dhash or data_hash(bars)
         path = self.root / fhash / f"{dhash}.parquet"
         if path.exists():
             self.hits += 1
-            return self._read(path, fhash, dhash, names)
-        self.misses += 1
-        frame = compute_features(bars, names)
-        meta = {"format_version": FORMAT_VERSION, "feature_hash": fhash, "data_hash": dhash}
-        write_parquet_atomic(frame, path, meta)
+            stamp = _stamp(path)
+            if self._last is not None and self._last[:2] == (path, stamp):
+                return self._last[2]
+            frame = self._read(path, fhash, dhash, names)
+        else:
+            self.misses += 1
+            frame = compute_features(bars, names)
+            meta = {"format_version": FORMAT_VERSION, "feature_hash": fhash, "data_hash": dhash}
+            write_parquet_atomic(frame, path, meta)
+            stamp = _stamp(path)
+        self._last = (path, stamp, frame)
         return frame
 
     @staticmethod

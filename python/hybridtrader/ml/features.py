@@ -239,6 +239,12 @@ def check_bars(bars: pl.DataFrame) -> None:
         raise ValueError("bars: the frame is empty")
 
 
+def out_of_order() -> pl.Expr:
+    """True when some row is not in (symbol, ts) order after the one before it."""
+    sym, ts = pl.col("symbol"), pl.col("ts")
+    return ((sym < sym.shift(1)) | ((sym == sym.shift(1)) & (ts < ts.shift(1)))).any()
+
+
 def normalise_bars(bars: pl.DataFrame) -> pl.DataFrame:
     """Checked bars sorted by (symbol, ts) with ts as Datetime("ns", "UTC") (a naive ts is taken as UTC)."""
     check_bars(bars)
@@ -252,10 +258,8 @@ def normalise_bars(bars: pl.DataFrame) -> pl.DataFrame:
         frame = frame.with_columns(ts)
     # Rows already in (symbol, ts) order (the usual case) are not re-sorted; duplicates are then neighbours.
     sym, ts_col = pl.col("symbol"), pl.col("ts")
-    same_symbol = sym == sym.shift(1)
-    same_key = (same_symbol & (ts_col == ts_col.shift(1))).any()
-    backwards = ((sym < sym.shift(1)) | (same_symbol & (ts_col < ts_col.shift(1)))).any()
-    unordered, duplicated = frame.select(backwards, same_key.alias("dup")).row(0)
+    same_key = ((sym == sym.shift(1)) & (ts_col == ts_col.shift(1))).any()
+    unordered, duplicated = frame.select(out_of_order(), same_key.alias("dup")).row(0)
     if unordered:
         frame = frame.sort("symbol", "ts")
         duplicated = frame.select(same_key).item()

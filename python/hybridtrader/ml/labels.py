@@ -35,24 +35,32 @@ import polars as pl
 
 from hybridtrader.config import MeanReversionLabelConfig, TripleBarrierLabelConfig
 from hybridtrader.ml.costs import CostModel
-from hybridtrader.ml.features import compute_features, log_return, normalise_bars
+from hybridtrader.ml.features import compute_features, log_return, normalise_bars, out_of_order
 
 NY = "America/New_York"
 _DAY_NS = 86_400 * 10**9
-_CHUNK = 65_536  # events per forward-path block: bounds memory at CHUNK x horizon floats
+_CHUNK = 65_536  # events per forward-path scan: bounds memory at CHUNK x BLOCK floats
+_BLOCK = 32  # forward bars per scan step
 # (event rows, forward closes) -> (barrier touched per forward bar, barrier kind per forward bar)
 HitFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def is_intraday(bars: pl.DataFrame) -> bool:
     """True when the typical spacing of a symbol's bars is below one day."""
-    gaps = (
-        bars.sort("symbol", "ts")
-        .select(pl.col("ts").diff().over("symbol").dt.total_nanoseconds())
-        .to_series()
-    )
-    gaps = gaps.drop_nulls()
+    frame = bars.sort("symbol", "ts") if bars.select(out_of_order()).item() else bars  # usually sorted
+    same = pl.col("symbol") == pl.col("symbol").shift(1)
+    gaps = frame.select(pl.col("ts").diff().dt.total_nanoseconds().filter(same)).to_series().drop_nulls()
     return gaps.len() > 0 and float(gaps.median()) < _DAY_NS
+
+
+def session_of(ts: pl.Series) -> pl.Series:
+    """New York date of each timestamp. Bars of many symbols share their timestamps, so the time-zone
+    conversion runs once per distinct timestamp and is mapped back by position."""
+    if ts.null_count():
+        return ts.dt.convert_time_zone(NY).dt.date()
+    uniq = ts.unique().sort()
+    pos = np.searchsorted(uniq.to_physical().to_numpy(), ts.to_physical().to_numpy())
+    return uniq.dt.convert_time_zone(NY).dt.date().gather(pos).alias(ts.name)
 
 
 def _prepared(bars: pl.DataFrame, confine_to_session: bool) -> pl.DataFrame:
@@ -60,34 +68,39 @@ def _prepared(bars: pl.DataFrame, confine_to_session: bool) -> pl.DataFrame:
     frame = normalise_bars(bars)
     keys = ["symbol"]
     if confine_to_session and is_intraday(frame):
-        frame = frame.with_columns(_session=pl.col("ts").dt.convert_time_zone(NY).dt.date())
+        frame = frame.with_columns(_session=session_of(frame["ts"]))
         keys.append("_session")
     changed = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys]).fill_null(True)
     return frame.with_columns(group=changed.cast(pl.Int64).cum_sum())
 
 
-def _forward(close: np.ndarray, group: np.ndarray, ev: np.ndarray, horizon: int) -> np.ndarray:
-    """Closes of the `horizon` bars after each event within its group; NaN past the group's end."""
-    ks = np.arange(1, horizon + 1)
-    j = ev[:, None] + ks[None, :]
+def _exits(
+    close: np.ndarray, room: np.ndarray, events: np.ndarray, horizon: int, hit_fn: HitFn
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exit offset (1-based bars after entry) and barrier kind (0: time/session end) of each event.
+
+    The forward path is scanned in blocks of `_BLOCK` bars and an event leaves the scan at its first
+    barrier touch or at the end of its room, so the work follows the trades' real lengths rather than
+    events x horizon. Past an event's room the path is NaN (compares False), as the barriers see it."""
+    exit_off = room.copy()  # no touch: the last bar of the room (horizon or group end)
+    kind_out = np.zeros(len(events), dtype=np.int8)
+    active = np.arange(len(events))
     n = len(close)
-    jc = np.minimum(j, n - 1)
-    valid = (j < n) & (group[jc] == group[ev][:, None])
-    return np.where(valid, close[jc], np.nan)
-
-
-def _first_true(hit: np.ndarray) -> np.ndarray:
-    """Column of the first True per row, -1 when none."""
-    any_hit = hit.any(axis=1)
-    return np.where(any_hit, hit.argmax(axis=1), -1)
-
-
-def _exit_offsets(path_hit: np.ndarray, fwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Offset (1-based bars after entry) of the exit and whether a barrier (not time) ended the trade."""
-    last_valid = (~np.isnan(fwd)).sum(axis=1)  # forward bars are contiguous: the count is the last offset
-    first = _first_true(path_hit)
-    barrier = first >= 0
-    return np.where(barrier, first + 1, last_valid), barrier
+    for lo in range(1, horizon + 1, _BLOCK):
+        ks = np.arange(lo, min(lo + _BLOCK, horizon + 1))
+        ev = events[active]
+        j = np.minimum(ev[:, None] + ks[None, :], n - 1)
+        fwd = np.where(ks[None, :] <= room[active][:, None], close[j], np.nan)
+        hit, kind = hit_fn(ev, fwd)
+        first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+        done = first >= 0
+        rows, cols = active[done], first[done]
+        exit_off[rows] = ks[cols]
+        kind_out[rows] = kind[np.flatnonzero(done), cols]
+        active = active[~done & (room[active] > ks[-1])]
+        if len(active) == 0:
+            break
+    return exit_off, kind_out
 
 
 def _finish(
@@ -101,14 +114,14 @@ def _finish(
 ) -> pl.DataFrame:
     close = frame[pnl_price].to_numpy()
     ts = frame["ts"].to_numpy()
-    symbols = frame["symbol"].to_numpy()
+    symbols = frame["symbol"].gather(ev).to_numpy()  # strings: convert the event rows only
     price = close[ev]
     ret = side * (close[exit_idx] / price - 1.0)
-    cost = costs.round_trip(symbols[ev], side, frame["close"].to_numpy()[ev], ts[ev])
+    cost = costs.round_trip(symbols, side, frame["close"].to_numpy()[ev], ts[ev])
     ret_net = ret - cost
     return pl.DataFrame(
         {
-            "symbol": pl.Series(symbols[ev], dtype=pl.String),
+            "symbol": pl.Series(symbols, dtype=pl.String),
             "t0": ts[ev],
             "t1": ts[exit_idx],
             "side": side.astype(np.int8),
@@ -134,14 +147,15 @@ def _label_events(
 ) -> pl.DataFrame:
     close = frame["close"].to_numpy()
     group = frame["group"].to_numpy()
+    # Forward room of each event: bars left in its group (groups are contiguous, ids ascending), capped.
+    group_end = np.searchsorted(group, group[events], side="right") - 1
+    room = np.minimum(group_end - events, horizon)
     exit_parts, barrier_parts = [], []
     for lo in range(0, len(events), _CHUNK):
-        ev = events[lo : lo + _CHUNK]
-        fwd = _forward(close, group, ev, horizon)
-        hit, kind = hit_fn(ev, fwd)
-        off, touched = _exit_offsets(hit, fwd)
-        exit_parts.append(ev + off)
-        barrier_parts.append(np.where(touched, kind[np.arange(len(ev)), np.maximum(off - 1, 0)], 0))
+        sl = slice(lo, lo + _CHUNK)
+        off, kind = _exits(close, room[sl], events[sl], horizon, hit_fn)
+        exit_parts.append(events[sl] + off)
+        barrier_parts.append(kind)
     exit_idx = np.concatenate(exit_parts) if exit_parts else np.empty(0, np.int64)
     barrier = np.concatenate(barrier_parts) if barrier_parts else np.empty(0, np.int8)
     return _finish(frame, events, side, exit_idx, barrier, costs, pnl_price)
@@ -154,13 +168,41 @@ def _with_forward_room(frame: pl.DataFrame, mask: np.ndarray) -> np.ndarray:
     return np.flatnonzero(mask & has_next)
 
 
+def rule_feature(cfg: MeanReversionLabelConfig | TripleBarrierLabelConfig) -> str:
+    """The feature whose value makes the events and sides of these labels."""
+    if isinstance(cfg, MeanReversionLabelConfig):
+        return f"zscore_{cfg.window}"
+    return f"trend_strength_{cfg.trend_window}"
+
+
+def _rule_values(frame: pl.DataFrame, name: str, features: pl.DataFrame | None) -> np.ndarray:
+    """Column `name` of `features` when it has it for exactly the rows of `frame` (same symbol and ts
+    order), else computed here; nulls (warm-up) as 0, which never makes an event."""
+    if (
+        features is not None
+        and name in features.columns
+        and features.height == frame.height
+        and features["ts"].equals(frame["ts"])
+        and features["symbol"].equals(frame["symbol"])
+    ):
+        col = features[name]
+    else:
+        col = compute_features(frame, [name])[name]
+    return col.fill_null(0.0).to_numpy()
+
+
 def mean_reversion_labels(
-    bars: pl.DataFrame, cfg: MeanReversionLabelConfig, costs: CostModel, pnl_price: str = "close"
+    bars: pl.DataFrame,
+    cfg: MeanReversionLabelConfig,
+    costs: CostModel,
+    pnl_price: str = "close",
+    features: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
+    """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused)."""
     frame = _prepared(bars, confine_to_session=True).with_columns(
         _mean=pl.col("close").rolling_mean(cfg.window).over("symbol")
     )
-    z = compute_features(frame, [f"zscore_{cfg.window}"])[f"zscore_{cfg.window}"].fill_null(0.0).to_numpy()
+    z = _rule_values(frame, rule_feature(cfg), features)
     events = _with_forward_room(frame, np.abs(z) >= cfg.entry_z)
     side = -np.sign(z[events])
     mean = frame["_mean"].to_numpy()
@@ -174,13 +216,17 @@ def mean_reversion_labels(
 
 
 def triple_barrier_labels(
-    bars: pl.DataFrame, cfg: TripleBarrierLabelConfig, costs: CostModel, pnl_price: str = "close"
+    bars: pl.DataFrame,
+    cfg: TripleBarrierLabelConfig,
+    costs: CostModel,
+    pnl_price: str = "close",
+    features: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
+    """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused)."""
     frame = _prepared(bars, confine_to_session=False).with_columns(
         _vol=log_return(1).ewm_std(span=cfg.vol_span, adjust=False, min_samples=cfg.vol_span).over("symbol"),
     )
-    name = f"trend_strength_{cfg.trend_window}"
-    strength = compute_features(frame, [name])[name].fill_null(0.0).to_numpy()
+    strength = _rule_values(frame, rule_feature(cfg), features)
     vol = frame["_vol"].fill_null(0.0).to_numpy()
     row = frame.select(pl.int_range(pl.len()).over("symbol")).to_series().to_numpy()
     on_grid = row % cfg.event_spacing_bars == 0

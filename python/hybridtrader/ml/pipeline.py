@@ -28,13 +28,19 @@ import orjson
 import polars as pl
 from scipy import stats
 
-from hybridtrader.config import Config, GatesConfig, as_config
+from hybridtrader.config import (
+    Config,
+    GatesConfig,
+    MeanReversionLabelConfig,
+    TripleBarrierLabelConfig,
+    as_config,
+)
 from hybridtrader.ml.backtest import BacktestResult, Marks, Periods, backtest, basket_relative, session_of
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
 from hybridtrader.ml.gates import all_passed, evaluate_gates
-from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, triple_barrier_labels
+from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, rule_feature, triple_barrier_labels
 from hybridtrader.ml.models import FitSettings, FoldTask, ModelType, fit, machine_threads, run_tasks
 from hybridtrader.ml.registry import ModelRegistry, RunRecord, code_version
 from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe, min_track_record_length
@@ -103,6 +109,7 @@ class MLPipeline:
         self.feature_store = FeatureStore(self.config.data_dir / "features")
         self._alerts = alert_manager
         self._registry: ModelRegistry | None = None
+        self._costs: tuple[tuple[str, bytes], CostModel] | None = None
 
     # ------------------------------------------------------------------------------ collaborators
     @property
@@ -138,6 +145,27 @@ class MLPipeline:
             model.learn_from_quote_bars(bars)
         return SlippageCost(model, bt.notional)
 
+    def _cost_model_for(self, bars: pl.DataFrame, dhash: str) -> CostModel:
+        """`cost_model(bars)`, reused for the next training on the same bars (same content hash) and the
+        same configuration: calibrating reads every bar."""
+        key = (dhash, orjson.dumps(self.config.model_dump(mode="json")))
+        if self._costs is None or self._costs[0] != key:
+            self._costs = (key, self.cost_model(bars))
+        return self._costs[1]
+
+    def _shared_features(self, names: list[str]) -> list[str]:
+        """Every ML-enabled strategy's features and label rule feature in config order (the same list,
+        hence the same store key, whichever strategy asks), with `names` among them."""
+        out: list[str] = []
+        for name, cfg in self.config.strategies.items():
+            if cfg.ml_model.enabled:
+                try:
+                    rule = [rule_feature(self._label_config(name))]
+                except ValueError:  # no label kind: that strategy cannot train, its labels need nothing
+                    rule = []
+                out += [*cfg.ml_model.features, *rule]
+        return list(dict.fromkeys([*out, *names]))  # first appearances, in order
+
     # --------------------------------------------------------------------------------- retraining
     def should_retrain(self, strategy: str, model_age_days: float | None = None) -> bool:
         """True when the model is at least one `training_schedule` period old (age from the registry's
@@ -153,21 +181,25 @@ class MLPipeline:
         return age is None or age >= SCHEDULE_DAYS[self.config.ml_training.training_schedule]
 
     # ----------------------------------------------------------------------------------- training
-    def _labels(
-        self, strategy: str, bars: pl.DataFrame, costs: CostModel, pnl_price: str
-    ) -> tuple[pl.DataFrame, int]:
+    def _label_config(self, strategy: str) -> MeanReversionLabelConfig | TripleBarrierLabelConfig:
         cfg = self.config.ml_training.labels
         kind = self.config.strategies[strategy].ml_model.label or DEFAULT_LABELS.get(strategy)
         if kind == "mean_reversion":
-            lab = mean_reversion_labels(bars, cfg.mean_reversion, costs, pnl_price)
-            return lab, cfg.mean_reversion.horizon_bars
+            return cfg.mean_reversion
         if kind == "triple_barrier":
-            lab = triple_barrier_labels(bars, cfg.triple_barrier, costs, pnl_price)
-            return lab, cfg.triple_barrier.horizon_bars
+            return cfg.triple_barrier
         raise ValueError(
             f"strategy {strategy!r}: no label kind; set strategies.{strategy}.ml_model.label "
             "to 'mean_reversion' or 'triple_barrier'"
         )
+
+    def _labels(
+        self, strategy: str, bars: pl.DataFrame, costs: CostModel, pnl_price: str, features: pl.DataFrame
+    ) -> tuple[pl.DataFrame, int]:
+        cfg = self._label_config(strategy)
+        if isinstance(cfg, MeanReversionLabelConfig):
+            return mean_reversion_labels(bars, cfg, costs, pnl_price, features), cfg.horizon_bars
+        return triple_barrier_labels(bars, cfg, costs, pnl_price, features), cfg.horizon_bars
 
     def _splits(self, t0: np.ndarray, t1: np.ndarray, times: np.ndarray) -> list[Split]:
         ml = self.config.ml_training
@@ -217,11 +249,14 @@ class MLPipeline:
 
         bars = normalise_bars(historical_data)
         intraday = is_intraday(bars)
+        dhash = data_hash(bars)
         report("features", 0, 1)
-        feats = self.feature_store.get(bars, names)
+        # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
+        shared = self.feature_store.get(bars, self._shared_features(names), dhash)
+        feats = shared.select("symbol", "ts", *names)
         report("features", 1, 1)
         report("labels", 0, 1)
-        costs = self.cost_model(bars)
+        costs = self._cost_model_for(bars, dhash)
         n_symbols = bars["symbol"].n_unique()
         label_kind = mcfg.label or DEFAULT_LABELS.get(strategy)
         wanted = mcfg.market_neutral if mcfg.market_neutral is not None else label_kind == "triple_barrier"
@@ -229,7 +264,7 @@ class MLPipeline:
         pnl_price = "pnl_close" if neutral else "close"
         if neutral:
             bars = basket_relative(bars, pnl_price)
-        events, horizon = self._labels(strategy, bars, costs, pnl_price)
+        events, horizon = self._labels(strategy, bars, costs, pnl_price, shared)
         samples = (
             events.join(feats.rename({"ts": "t0"}), on=["symbol", "t0"], how="inner")
             .drop_nulls(names)
@@ -318,7 +353,6 @@ class MLPipeline:
         data_start, data_end = int(times[0]), int(times[-1])
         current = [t.result.sharpe_per_period for t in trials]
         use_registry = ml.model_registry.enabled
-        dhash = data_hash(bars)
         prior = self.registry.prior_trials(strategy, dhash) if use_registry else []
         all_sr = np.array(current + prior)
         n_trials = len(all_sr)
@@ -338,8 +372,15 @@ class MLPipeline:
             if len(rows) == 0:
                 continue
             fr = by_fold[(f, best.param_set)]
+            fold_marks = oos_marks.subset(np.searchsorted(oos_rows, rows), len(oos_rows))
             res = backtest(
-                samples[rows], probs[best.param_set, rows], best.threshold, weight, periods, span(rows)
+                samples[rows],
+                probs[best.param_set, rows],
+                best.threshold,
+                weight,
+                periods,
+                span(rows),
+                fold_marks,
             )
             fold_metrics.append(
                 {

@@ -19,8 +19,9 @@ import polars as pl
 
 
 def _png(fig: Any) -> bytes:
+    # Margins are set by each figure (no bbox_inches="tight": it renders the figure twice).
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
 
@@ -28,7 +29,11 @@ def _png(fig: Any) -> bytes:
 def equity_png(equity: pl.DataFrame, title: str) -> bytes:
     """Equity (start 1.0) per period of the out-of-sample trades."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot(equity["period"].to_list(), equity["equity"].to_list(), lw=1.4)
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.22)
+    period = equity["period"]
+    if period.dtype == pl.Datetime:  # numpy datetime64 (naive UTC) plots without per-point conversion
+        period = period.dt.replace_time_zone(None)
+    ax.plot(period.to_numpy(), equity["equity"].to_numpy(), lw=1.4)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_title(title)
     ax.set_ylabel("equity")
@@ -39,7 +44,12 @@ def equity_png(equity: pl.DataFrame, title: str) -> bytes:
 
 def importance_png(names: Sequence[str], gain: Sequence[float], title: str) -> bytes:
     order = sorted(range(len(names)), key=lambda i: gain[i])
-    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1.2))
+    height = 0.4 * len(names) + 1.2
+    fig, ax = plt.subplots(figsize=(6, height))
+    longest = max((len(n) for n in names), default=1)
+    fig.subplots_adjust(
+        left=min(0.6, 0.05 + 0.013 * longest), right=0.95, top=1 - 0.4 / height, bottom=0.6 / height
+    )
     ax.barh([names[i] for i in order], [gain[i] for i in order])
     ax.set_title(title)
     ax.set_xlabel("total gain")
