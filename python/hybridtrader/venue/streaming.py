@@ -84,8 +84,12 @@ class Pump:
         self.frames_sent = 0
 
     def _cursor(self, kind: str, tape: Tape) -> int:
-        if kind not in self.cursors:  # a newly subscribed tape starts at the connection's position
-            self.cursors[kind] = int(np.searchsorted(tape.emit, self.pos_ns, side="right"))
+        if kind not in self.cursors:
+            # A newly subscribed tape starts where the connection is: at a finite speed that is the market
+            # time of the subscription (a provider sends what happens after it, never what happened while
+            # the connection sat unsubscribed); at max speed the position the other tapes have reached.
+            pos = self.pos_ns if self.clock.max_speed else max(self.pos_ns, self.clock.now_ns())
+            self.cursors[kind] = int(np.searchsorted(tape.emit, pos, side="right"))
         return self.cursors[kind]
 
     async def run(self) -> None:
