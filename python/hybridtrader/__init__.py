@@ -8,7 +8,8 @@ from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.risk import DynamicSizer, ExposureManager
 
-# Imported on first use: these pull in alpaca-py and aiohttp (about a second), which most commands skip.
+# Imported on first use: these pull in alpaca-py and aiohttp (about a second), or the ML stack (scipy.stats,
+# LightGBM, MLflow), which most commands skip.
 _LAZY = {
     "AlpacaClient": "hybridtrader.data.alpaca_client",
     "BarStore": "hybridtrader.data.bar_store",
@@ -17,6 +18,8 @@ _LAZY = {
     "StreamingAdapter": "hybridtrader.stream",
     "Venue": "hybridtrader.venue",
     "check_data_quality": "hybridtrader.data.quality",
+    "EnhancedAlertManager": "hybridtrader.monitoring.alerts",
+    "MLPipeline": "hybridtrader.ml.pipeline",
 }
 
 

@@ -46,6 +46,108 @@ class ModelRegistryConfig(Section):
     enabled: bool = True
     backend: Literal["mlflow"] = "mlflow"
     tracking_uri: str | None = None  # None: a local SQLite store under data_dir
+    # None: artifacts under data_dir (used only when the experiment is created).
+    artifact_location: str | None = None
+    experiment_prefix: str = "hybridtrader"
+
+
+class PurgedKFoldConfig(Section):
+    n_splits: int = Field(5, ge=2, le=50)
+    # Embargo after each test block, as a share of the number of distinct bar times (López de Prado: ~1%).
+    embargo_pct: float = Field(0.01, ge=0.0, lt=0.5)
+
+
+class WalkForwardConfig(Section):
+    # Shares of the distinct bar times: the first training window, each test block, and the step between
+    # test blocks (None: the test block length, i.e. adjacent test blocks).
+    train_fraction: float = Field(0.4, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    step_fraction: float | None = Field(None, gt=0.0, lt=1.0)
+    window: Literal["expanding", "sliding"] = "expanding"
+    embargo_pct: float = Field(0.01, ge=0.0, lt=0.5)
+
+
+class ValidationConfig(Section):
+    purged_kfold: PurgedKFoldConfig = Field(default_factory=PurgedKFoldConfig)
+    walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
+    # Early stopping uses the last share of each training fold (purged), never the test block.
+    inner_validation_fraction: float = Field(0.2, gt=0.0, lt=0.5)
+
+
+class MeanReversionLabelConfig(Section):
+    # Short-term reversal: the mean of the last `window` closes, a stretch of `entry_z` of their std.
+    window: int = Field(5, ge=2)  # rolling mean / std of the close that defines "the mean"
+    entry_z: float = Field(1.5, gt=0.0)  # an event is a bar whose |z-score| reaches this
+    horizon_bars: int = Field(10, ge=1)  # the trade must revert within this many bars (same session)
+
+
+class TripleBarrierLabelConfig(Section):
+    vol_span: int = Field(100, ge=2)  # EWM span of the 1-bar log-return volatility (the barrier unit)
+    profit_take: float = Field(1.0, gt=0.0)  # upper barrier, multiples of vol x sqrt(horizon)
+    stop_loss: float = Field(1.0, gt=0.0)
+    horizon_bars: int = Field(390, ge=1)  # vertical barrier (390 one-minute bars: one session)
+    trend_window: int = Field(390, ge=4)  # trend_strength window that gives the side
+    entry_strength: float = Field(0.5, ge=0.0)  # an event is a bar whose |trend_strength| reaches this
+    # Events are taken on every n-th bar of a symbol: labels this long overlap almost completely, so
+    # denser sampling adds rows, not information.
+    event_spacing_bars: int = Field(30, ge=1)
+
+
+class LabelsConfig(Section):
+    mean_reversion: MeanReversionLabelConfig = Field(default_factory=MeanReversionLabelConfig)
+    triple_barrier: TripleBarrierLabelConfig = Field(default_factory=TripleBarrierLabelConfig)
+
+
+class BacktestSettings(Section):
+    # Cost per side in basis points when no slippage model is used.
+    cost_bps: float = Field(1.0, ge=0.0)
+    use_slippage_model: bool = True  # use hybridtrader.SlippageModel when it is available
+    notional: float = Field(10_000.0, gt=0.0)  # per trade, turns a trade into a quantity for costs
+    # A trade is taken when the model's probability reaches the threshold; every threshold is a trial.
+    thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.55, 0.6], min_length=1)
+    # P&L is booked per period: `period_minutes` buckets with intraday bars, one session with daily bars.
+    period_minutes: int = Field(60, ge=1, le=390)
+    sessions_per_year: int = Field(252, gt=0)  # annualisation: sessions x periods per session
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_in_unit_interval(cls, v: list[float]) -> list[float]:
+        bad = [t for t in v if not 0.0 < t < 1.0]
+        if bad:
+            raise ValueError(f"thresholds must lie in (0, 1), got {bad}")
+        return v
+
+
+class GatesConfig(Section):
+    min_sharpe: float = 1.0  # annualised, out-of-sample, net of costs
+    max_drawdown: float = Field(0.2, gt=0.0, le=1.0)  # share of equity
+    min_trades: int = Field(50, ge=1)
+    min_win_rate: float = Field(0.5, ge=0.0, le=1.0)
+    # Deflated Sharpe ratio: probability that the true Sharpe beats the best of N trials under the null.
+    min_deflated_sharpe: float = Field(0.95, gt=0.0, lt=1.0)
+
+
+class ModelTrainingConfig(Section):
+    num_boost_round: int = Field(300, ge=1)
+    early_stopping_rounds: int = Field(30, ge=1)
+    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
+    # Each entry is one hyper-parameter set; every set x threshold is a trial counted by the deflated
+    # Sharpe gate.
+    param_grid: list[dict[str, float | int]] = Field(
+        default_factory=lambda: [
+            {"num_leaves": 15, "min_data_in_leaf": 200},
+            {"num_leaves": 31, "min_data_in_leaf": 100, "feature_fraction": 0.8},
+        ],
+        min_length=1,
+    )
+    n_jobs: int | None = Field(None, ge=1)  # threads for the model; None: the machine's cores
+    seed: int = 0
+
+
+class ExecutionSettings(Section):
+    # How the independent fold tasks run: in this process, or on a local process pool.
+    mode: Literal["sequential", "process"] = "sequential"
+    max_workers: int | None = Field(None, ge=1)  # None: the machine's cores
 
 
 class MLTrainingConfig(Section):
@@ -53,12 +155,25 @@ class MLTrainingConfig(Section):
     training_schedule: Literal["daily", "weekly", "monthly"] = "weekly"
     validation_method: Literal["walk_forward", "purged_kfold"] = "walk_forward"
     model_registry: ModelRegistryConfig = Field(default_factory=ModelRegistryConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    model: ModelTrainingConfig = Field(default_factory=ModelTrainingConfig)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
 
 
 class MLModelConfig(Section):
     enabled: bool = True
     model_type: Literal["lightgbm", "xgboost"] = "lightgbm"
     features: list[str] = Field(default_factory=list)
+    # Which labels the strategy learns; None: taken from the strategy name (the two seed strategies).
+    label: Literal["mean_reversion", "triple_barrier"] | None = None
+    # Measure trade returns net of the equal-weighted basket of all symbols (a beta-one hedge) so that a
+    # model is not promoted for holding the market's drift; needs two or more symbols. None: on for
+    # triple-barrier (swing, held for sessions), off for mean-reversion labels (held for minutes, where
+    # the market's drift is negligible and a basket hedge would strip market-level reversal).
+    market_neutral: bool | None = None
 
 
 class StrategyConfig(Section):
@@ -69,12 +184,42 @@ class StrategyConfig(Section):
 def _default_strategies() -> dict[str, StrategyConfig]:
     return {
         "intraday_mean_reversion": StrategyConfig(
-            ml_model=MLModelConfig(features=["zscore", "rsi", "atr", "volume_zscore", "spread"])
+            ml_model=MLModelConfig(
+                features=["zscore", "rsi", "atr", "volume_zscore", "spread", "ret_1", "ret_5"]
+            )
         ),
         "swing_trend_following": StrategyConfig(
-            ml_model=MLModelConfig(features=["ema_slope", "adx", "atr", "volume_zscore", "trend_strength"])
+            ml_model=MLModelConfig(
+                features=[
+                    "ema_slope", "adx", "atr", "volume_zscore", "trend_strength",
+                    "trend_strength_390", "ret_390",
+                ]
+            )
         ),
     }
+
+
+# ------------------------------------------------------------------------------------ monitoring
+class DriftConfig(Section):
+    # Seed thresholds: a feature drifts when KS > 0.2 or PSI > 0.3.
+    ks_threshold: float = Field(0.2, gt=0.0, le=1.0)
+    psi_threshold: float = Field(0.3, gt=0.0)
+    psi_bins: int = Field(10, ge=2, le=100)  # quantile bins of the reference (deciles)
+    psi_epsilon: float = Field(1e-4, gt=0.0, lt=0.01)  # share used for an empty bin
+
+
+class AlertsConfig(Section):
+    cooldown_seconds: float = Field(900.0, ge=0.0)  # the same alert key is not re-sent within this time
+    anomaly_z: float = Field(2.0, gt=0.0)  # performance anomaly past this many standard deviations
+    log: bool = True
+    jsonl_path: Path | None = None
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = Field(5.0, gt=0.0)
+
+
+class MonitoringConfig(Section):
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
 
 # ------------------------------------------------------------------------------- execution / risk
@@ -113,6 +258,8 @@ class ToxicTimeConfig(Section):
     open_minutes: float = Field(15.0, ge=0)
     close_minutes: float = Field(10.0, ge=0)
     halt_buffer_minutes: float = Field(5.0, ge=0)
+
+
 class BackoffConfig(Section):
     """Retries of rate-limited (HTTP 429) and, if enabled, transient failures (timeouts, connection, 5xx)."""
 
@@ -436,6 +583,7 @@ class Config(Section):
     risk: RiskConfig = Field(default_factory=RiskConfig)
     alpaca: AlpacaConfig = Field(default_factory=AlpacaConfig)
     finnhub: FinnhubConfig = Field(default_factory=FinnhubConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     venue: VenueConfig = Field(default_factory=VenueConfig)
     data: DataConfig = Field(default_factory=DataConfig)
 
@@ -539,6 +687,15 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     for where in unset:
         log.warning("config: %s is not set; the feature that needs it is disabled", where)
     return cfg
+
+
+def as_config(config: Config | dict[str, Any] | None) -> Config:
+    """A `Config` from a `Config`, parsed configuration data, or None (all defaults)."""
+    if isinstance(config, Config):
+        return config
+    if config is None or isinstance(config, dict):
+        return config_from_dict(config)
+    raise ConfigError(f"config error at <root>: expected a Config or a mapping, got {type(config).__name__}")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -6,10 +6,22 @@ import argparse
 import logging
 import sys
 
-from hybridtrader.cli import bars_cmd, config_cmd, data_cmd, health_cmd, stream_cmd, venue_cmd, version_cmd
+from hybridtrader.cli import (
+    bars_cmd,
+    config_cmd,
+    data_cmd,
+    health_cmd,
+    run_cmd,
+    stream_cmd,
+    train_cmd,
+    venue_cmd,
+    version_cmd,
+)
 
 # Order here is the order in `hybridtrader --help`.
-COMMANDS = [data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, config_cmd, version_cmd]
+COMMANDS = [
+    run_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd, config_cmd, version_cmd,
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

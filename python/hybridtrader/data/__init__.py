@@ -1,0 +1,1 @@
+"""Data layer: stores, clients and checks for market data."""

@@ -1,1 +1,2 @@
-"""Monitoring: counters and gauges (`metrics`), drift and alerts."""
+"""Monitoring: counters and gauges (`metrics`), feature drift (`drift`) and alerts with pluggable sinks
+(`alerts`: drift, performance anomalies, data quality)."""

@@ -1,0 +1,167 @@
+"""ML benchmarks.
+
+- group "features": our Polars feature computation beside a straightforward pandas/numpy implementation of
+  the same features (pandas is present as an MLflow dependency; it is used only by this peer).
+  Quick: 100k bars; full (HYBRIDTRADER_BENCH=full): 1M bars (100 symbols x 10,000 bars).
+- group "train": training both seed strategies end to end (features, labels, purged walk-forward folds,
+  backtests, final model, MLflow logging) on 1-minute bars. Quick: 5 symbols x 5 sessions; full: 50 symbols
+  x 60 sessions. extra_info reports the time inside LightGBM's own `train` calls and the share outside it
+  (orchestration overhead). The MLflow store is created before timing (a store exists in steady state).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from hybridtrader.config import config_from_dict
+from hybridtrader.market.synth import generate_market
+from hybridtrader.ml.features import compute_features
+from hybridtrader.ml.pipeline import MLPipeline
+
+FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
+FEATURES = [
+    "zscore",
+    "rsi",
+    "atr",
+    "adx",
+    "ema_slope",
+    "trend_strength",
+    "volume_zscore",
+    "spread",
+    "ret_5",
+    "rv",
+]
+
+
+def market(n_symbols: int, n_sessions: int, knobs: dict[str, float], seed: int = 0) -> pl.DataFrame:
+    return generate_market(symbols=n_symbols, sessions=n_sessions, seed=seed, ticks=False, **knobs).bars_1m
+
+
+def random_bars(n_symbols: int, per_symbol: int) -> pl.DataFrame:
+    rng = np.random.default_rng(0)
+    n = n_symbols * per_symbol
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, (n_symbols, per_symbol)), axis=1)).ravel()
+    wiggle = np.abs(rng.normal(0, 5e-4, (2, n)))
+    ts = np.tile(np.arange(per_symbol, dtype=np.int64) * 60_000_000_000 + 1_704_205_800 * 10**9, n_symbols)
+    return pl.DataFrame(
+        {
+            "symbol": np.repeat([f"S{i:03d}" for i in range(n_symbols)], per_symbol),
+            "ts": pl.Series(ts).cast(pl.Datetime("ns", "UTC")),
+            "open": close,
+            "high": close * (1 + wiggle[0]),
+            "low": close * (1 - wiggle[1]),
+            "close": close,
+            "volume": rng.lognormal(7, 0.5, n).round(),
+        }
+    )
+
+
+# ------------------------------------------------------------------- peer: pandas/numpy, per symbol
+def _wilder(x: pd.Series, n: int) -> pd.Series:
+    return x.ewm(alpha=1 / n, adjust=False).mean()
+
+
+def pandas_features(df: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for _, g in df.groupby("symbol", sort=True):
+        c, h, lo, v = g["close"], g["high"], g["low"], g["volume"].astype(float)
+        f = pd.DataFrame({"symbol": g["symbol"], "ts": g["ts"]})
+        f["zscore"] = (c - c.rolling(20).mean()) / c.rolling(20).std()
+        d = c.diff()
+        gain, loss = _wilder(d.clip(lower=0), 14), _wilder((-d).clip(lower=0), 14)
+        f["rsi"] = 100 - 100 / (1 + gain / loss)
+        pc = c.shift(1)
+        tr = np.maximum(h - lo, np.maximum((h - pc).abs(), (lo - pc).abs()))
+        atr = _wilder(tr, 14)
+        f["atr"] = atr
+        up, down = h.diff(), -lo.diff()
+        pdm = pd.Series(np.where((up > down) & (up > 0), up, 0.0), index=g.index)
+        mdm = pd.Series(np.where((down > up) & (down > 0), down, 0.0), index=g.index)
+        pdi, mdi = 100 * _wilder(pdm, 14) / atr, 100 * _wilder(mdm, 14) / atr
+        f["adx"] = _wilder(100 * (pdi - mdi).abs() / (pdi + mdi), 14)
+        e20 = c.ewm(span=20, adjust=False).mean()
+        f["ema_slope"] = 1e4 * (e20 / e20.shift(1) - 1)
+        f["trend_strength"] = (
+            c.ewm(span=10, adjust=False).mean() - c.ewm(span=30, adjust=False).mean()
+        ) / atr
+        f["volume_zscore"] = (v - v.rolling(20).mean()) / v.rolling(20).std()
+        hl = np.log(h / lo) ** 2
+        beta = hl + hl.shift(1)
+        gamma = np.log(np.maximum(h, h.shift(1)) / np.minimum(lo, lo.shift(1))) ** 2
+        k = 3 - 2 * np.sqrt(2)
+        alpha = (np.sqrt(2 * beta) - np.sqrt(beta)) / k - np.sqrt(gamma / k)
+        f["spread"] = 1e4 * (2 * (np.exp(alpha) - 1) / (1 + np.exp(alpha))).clip(lower=0).rolling(20).mean()
+        lr = np.log(c / c.shift(1))
+        f["ret_5"] = np.log(c / c.shift(5))
+        f["rv"] = lr.rolling(20).std()
+        out.append(f)
+    return pd.concat(out)
+
+
+N_SYMBOLS, PER_SYMBOL = (100, 10_000) if FULL else (20, 5_000)
+
+
+@pytest.fixture(scope="module")
+def feature_bars() -> pl.DataFrame:
+    return random_bars(N_SYMBOLS, PER_SYMBOL)
+
+
+@pytest.mark.benchmark(group="features")
+def test_features_polars(benchmark, feature_bars: pl.DataFrame) -> None:
+    out = benchmark(compute_features, feature_bars, FEATURES)
+    assert out.height == feature_bars.height
+    benchmark.extra_info["bars"] = feature_bars.height
+
+
+@pytest.mark.benchmark(group="features")
+def test_features_pandas_peer(benchmark, feature_bars: pl.DataFrame) -> None:
+    df = feature_bars.to_pandas()
+    out = benchmark(pandas_features, df)
+    assert len(out) == feature_bars.height
+    benchmark.extra_info["bars"] = feature_bars.height
+
+
+# ------------------------------------------------------------------------------------------ training
+MARKETS = {"noise": {}, "planted": {"mean_reversion": 0.5, "trend": 1.0}}
+
+
+@pytest.mark.benchmark(group="train")
+@pytest.mark.parametrize("kind", list(MARKETS))
+def test_train_both_strategies(benchmark, kind: str) -> None:
+    """noise: nothing to learn, early stopping ends the fits after a few rounds (the worst case for the
+    overhead share); planted: both strategies have a signal to learn."""
+    n_symbols, n_sessions = (50, 60) if FULL else (5, 5)
+    bars = market(n_symbols, n_sessions, MARKETS[kind])
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config_from_dict({"data_dir": tmp, "ml_training": {"model": {"n_jobs": 2}}})
+        pipe = MLPipeline(cfg)
+        for name in cfg.strategies:
+            pipe.registry.experiment_id(name)  # the store exists before timing
+        results: list[dict] = []
+
+        def train() -> None:
+            results.clear()
+            results.extend(pipe.train_strategy_model(name, bars) for name in cfg.strategies)
+
+        start = time.perf_counter()
+        benchmark.pedantic(train, rounds=1, iterations=1)
+        total = time.perf_counter() - start
+    fit = sum(r["metrics"]["fit_seconds"] for r in results)
+    predict = sum(r["metrics"]["predict_seconds"] for r in results)
+    info = benchmark.extra_info
+    info.update(
+        bars=bars.height,
+        total_s=round(total, 2),
+        lightgbm_fit_s=round(fit, 2),
+        lightgbm_predict_s=round(predict, 2),
+        overhead_share=round(1 - fit / total, 3),
+        samples={r["strategy"]: int(r["metrics"]["n_samples"]) for r in results},
+        promoted={r["strategy"]: r["promoted"] for r in results},
+    )
+    print(f"\ntrain both strategies on {bars.height:,} bars ({kind}): {info}")

@@ -1,0 +1,118 @@
+"""`hybridtrader train [--strategy NAME] [--data PATH] [--symbols N --sessions D]`.
+
+Trains, validates and gates the strategies' models, registers them in MLflow, prints the gate table and
+writes an HTML report. Without --data it trains on a synthetic market (`hybridtrader.market.synth`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hybridtrader.config import Config, load_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train, validate and gate the strategies' models (MLflow registry)")
+    p.add_argument("--config", help="YAML config (default: $HYBRIDTRADER_CONFIG or built-in)")
+    p.add_argument("--strategy", action="append", help="strategy to train (repeatable; default: all enabled)")
+    p.add_argument(
+        "--data", type=Path, help="bars as a parquet file, or a directory written by SyntheticMarket"
+    )
+    p.add_argument("--symbols", type=int, default=20, help="synthetic market: number of symbols (default 20)")
+    p.add_argument(
+        "--sessions", type=int, default=30, help="synthetic market: number of sessions (default 30)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="synthetic market: random seed")
+    p.add_argument("--start", default="2024-01-02", help="synthetic market: first session (YYYY-MM-DD)")
+    p.add_argument(
+        "--mean-reversion", type=float, default=0.0, help="synthetic market: planted mean reversion"
+    )
+    p.add_argument("--trend", type=float, default=0.0, help="synthetic market: planted trend")
+    p.add_argument("--report", type=Path, help="report directory (default: <data_dir>/reports/train-<time>)")
+    p.set_defaults(run=run)
+
+
+def load_bars(args: argparse.Namespace) -> pl.DataFrame:
+    if args.data is not None:
+        path: Path = args.data
+        if path.is_file():
+            return pl.read_parquet(path)
+        if path.is_dir():
+            from hybridtrader.market.synth import SyntheticMarket
+
+            return SyntheticMarket.read(path).bars_1m
+        raise OSError(f"--data: no such file or directory: {path}")
+    if args.symbols < 1 or args.sessions < 1:
+        raise ValueError(f"--symbols and --sessions must be >= 1, got {args.symbols} and {args.sessions}")
+    from hybridtrader.market.synth import generate_market
+
+    market = generate_market(
+        symbols=args.symbols,
+        sessions=args.sessions,
+        seed=args.seed,
+        start=args.start,
+        ticks=False,
+        mean_reversion=args.mean_reversion,
+        trend=args.trend,
+    )
+    return market.bars_1m
+
+
+def gate_table(result: dict[str, Any]) -> Table:
+    verdict = "[green]PROMOTED (champion)" if result["promoted"] else "[red]rejected (challenger)"
+    t = Table(title=f"{result['strategy']} — {verdict}[/] — model {result['model_id']}")
+    for col in ("gate", "value", "threshold", "result"):
+        t.add_column(col, justify="left" if col == "gate" else "right")
+    for g in result["gates"]:
+        ok = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
+        t.add_row(g["name"], f"{g['value']:.4g}", f"{g['op']} {g['threshold']:.4g}", ok)
+    return t
+
+
+def run(args: argparse.Namespace) -> int:
+    from hybridtrader.ml.pipeline import MLPipeline
+    from hybridtrader.ml.report import write_report
+
+    cfg: Config = load_config(args.config)
+    strategies = args.strategy or [n for n, s in cfg.strategies.items() if s.enabled and s.ml_model.enabled]
+    unknown = [s for s in strategies if s not in cfg.strategies]
+    if unknown:
+        raise ValueError(f"--strategy: unknown {unknown} (configured: {sorted(cfg.strategies)})")
+    console = Console()
+    with console.status("loading bars"):
+        bars = load_bars(args)
+    console.print(f"{bars.height:,} bars, {bars['symbol'].n_unique()} symbols")
+    pipeline = MLPipeline(cfg)
+    results = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        for name in strategies:
+            tasks: dict[str, Any] = {}
+
+            def report(
+                stage: str, done: int, total: int, name: str = name, tasks: dict[str, Any] = tasks
+            ) -> None:
+                if stage not in tasks:
+                    tasks[stage] = progress.add_task(f"{name}: {stage}", total=total)
+                progress.update(tasks[stage], completed=done, total=total)
+
+            results.append(pipeline.train_strategy_model(name, bars, progress=report))
+    for r in results:
+        console.print(gate_table(r))
+    out = args.report or cfg.data_dir / "reports" / f"train-{time.strftime('%Y%m%dT%H%M%S')}"
+    path = write_report(results, out)
+    console.print(f"report: {path}")
+    return 0

@@ -1,0 +1,1 @@
+"""Machine learning for the strategies: features, labels, leakage-free validation, gates, registry."""

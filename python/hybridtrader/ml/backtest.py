@@ -1,0 +1,201 @@
+"""Vectorised, marked-to-market out-of-sample backtest of labelled events traded on a model's probabilities.
+
+A trade is an event whose out-of-sample probability reaches the threshold; over its life it earns exactly
+the event's net return (the number its label was made from): in every period it is open it books
+side x (price at the period's end - price at the previous mark) / entry price, the last mark being the exit
+price, and the round-trip cost is booked when it exits. Marking to market matters: booking a multi-period
+trade's whole return on its exit period makes neighbouring periods share most of their P&L and inflates
+the Sharpe ratio by about the square root of the holding time.
+
+Sizing is fixed so that gross exposure never exceeds equity: each trade gets 1 / (n_symbols x horizon_bars)
+of equity, since a symbol can have at most `horizon_bars` overlapping trades open. Periods are
+`minutes`-long buckets of UTC time with intraday bars and one session (New York date) with daily bars;
+every period of the evaluated span counts, flat ones included. Sharpe, PSR and drawdown come from that
+per-period return series, annualised with the observed number of periods per session.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from hybridtrader.ml.labels import NY
+from hybridtrader.ml.sharpe import probabilistic_sharpe_ratio, return_moments
+
+
+def basket_relative(bars: pl.DataFrame, column: str = "pnl_close") -> pl.DataFrame:
+    """`bars` with `column` = close / M(ts): M is the equal-weighted basket of all symbols (the mean of
+    the symbols' 1-bar log returns at each bar time, compounded). A position in this price is the stock
+    hedged with the same notional of the basket."""
+    step = bars.select("ts", lr=pl.col("close").log().diff().over("symbol"))
+    level = (
+        step.group_by("ts")
+        .agg(pl.col("lr").mean())
+        .sort("ts")
+        .select("ts", _level=pl.col("lr").fill_null(0.0).cum_sum().exp())
+    )
+    out = bars.join(level, on="ts", how="left", maintain_order="left")
+    return out.with_columns((pl.col("close") / pl.col("_level")).alias(column)).drop("_level")
+
+
+def session_of(ts: pl.Series) -> pl.Series:
+    return ts.dt.convert_time_zone(NY).dt.date()
+
+
+def period_of(ts: pl.Series, minutes: int | None) -> pl.Series:
+    return session_of(ts) if minutes is None else ts.dt.truncate(f"{minutes}m")
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The P&L periods of a bar set: their keys, and each symbol's last price (`price` column) at or before
+    each period's end (carried forward over periods in which the symbol has no bar)."""
+
+    minutes: int | None  # None: one period per session (New York date)
+    keys: pl.Series  # sorted distinct period keys (Datetime or Date); a period's index is its position
+    per_year: float
+    closes: pl.DataFrame = field(repr=False)  # symbol, pi (period index), mark
+
+    @classmethod
+    def from_bars(
+        cls, bars: pl.DataFrame, minutes: int | None, sessions_per_year: int, price: str = "close"
+    ) -> Periods:
+        keys = period_of(bars["ts"], minutes).unique().sort()
+        sessions = session_of(bars["ts"]).n_unique()
+        self = cls(minutes, keys, sessions_per_year * len(keys) / max(sessions, 1), pl.DataFrame())
+        last = (
+            bars.select("symbol", pi=self.index(bars["ts"]), ts="ts", mark=price)
+            .sort("symbol", "ts")
+            .group_by("symbol", "pi")
+            .agg(pl.col("mark").last())
+        )
+        grid = (
+            bars.select(pl.col("symbol").unique())
+            .join(pl.DataFrame({"pi": np.arange(len(keys), dtype=np.int64)}), how="cross")
+            .join(last, on=["symbol", "pi"], how="left")
+            .sort("symbol", "pi")
+            .with_columns(pl.col("mark").fill_null(strategy="forward").over("symbol"))
+        )
+        return cls(minutes, keys, self.per_year, grid)
+
+    def index(self, ts: pl.Series) -> pl.Series:
+        """Period index of each timestamp (its period must be one of the keys)."""
+        k = period_of(ts, self.minutes).to_physical().to_numpy()
+        keys = self.keys.to_physical().to_numpy()
+        pos = np.searchsorted(keys, k)
+        if len(k) and (pos.max() >= len(keys) or not np.array_equal(keys[pos], k)):
+            raise ValueError("timestamps fall in periods that are not in the bar data")
+        return pl.Series(pos.astype(np.int64))
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    sharpe: float  # annualised
+    sharpe_per_period: float
+    skew: float
+    kurtosis: float
+    n_periods: int
+    max_drawdown: float  # share of peak equity
+    n_trades: int
+    win_rate: float
+    total_return: float
+    psr: float  # probability that the true Sharpe is above 0
+    equity: pl.DataFrame = field(repr=False)  # period, ret, equity
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "sharpe": self.sharpe,
+            "sharpe_per_period": self.sharpe_per_period,
+            "max_drawdown": self.max_drawdown,
+            "n_trades": float(self.n_trades),
+            "win_rate": self.win_rate,
+            "total_return": self.total_return,
+            "psr": self.psr,
+            "n_periods": float(self.n_periods),
+        }
+
+
+def max_drawdown(equity: np.ndarray) -> float:
+    """Largest fall from a running peak as a share of that peak; starts from an equity of 1."""
+    curve = np.concatenate([[1.0], equity])
+    peak = np.maximum.accumulate(curve)
+    return float(np.max(1.0 - curve / peak))
+
+
+def trade_pnl(trades: pl.DataFrame, periods: Periods) -> pl.DataFrame:
+    """Per (trade, period) P&L as a share of the trade's notional: columns trade, pi, pnl."""
+    t = trades.select(
+        "symbol", "side", "price", "exit_price", "cost",
+        trade=pl.int_range(pl.len()), i0=periods.index(trades["t0"]), i1=periods.index(trades["t1"]),
+    )  # fmt: skip
+    rows = (
+        t.with_columns(pi=pl.int_ranges("i0", pl.col("i1") + 1))
+        .explode("pi")
+        .join(periods.closes, on=["symbol", "pi"], how="left")
+        .sort("trade", "pi")
+    )
+    last = pl.col("pi") == pl.col("i1")
+    mark = pl.when(last).then(pl.col("exit_price")).otherwise(pl.col("mark"))
+    prev = mark.shift(1).over("trade").fill_null(pl.col("price"))
+    pnl = pl.col("side") * (mark - prev) / pl.col("price") - pl.when(last).then(pl.col("cost")).otherwise(0.0)
+    return rows.select("trade", "pi", pnl=pnl)
+
+
+@dataclass(frozen=True)
+class Marks:
+    """`trade_pnl` of a set of events as arrays (event row, period index, P&L): computed once and shared
+    by every threshold's backtest of those events."""
+
+    trade: np.ndarray
+    pi: np.ndarray
+    pnl: np.ndarray
+
+    @classmethod
+    def of(cls, events: pl.DataFrame, periods: Periods) -> Marks:
+        rows = trade_pnl(events, periods)
+        return cls(rows["trade"].to_numpy(), rows["pi"].to_numpy(), rows["pnl"].to_numpy())
+
+
+def backtest(
+    events: pl.DataFrame,
+    prob: np.ndarray,
+    threshold: float,
+    weight: float,
+    periods: Periods,
+    span: tuple[int, int],
+    marks: Marks | None = None,
+) -> BacktestResult:
+    """`events` (labels: symbol, t0, t1, side, price, exit_price, cost, ret_net) aligned with `prob`;
+    `span` is the (first, last) period index of the evaluated stretch, every period in it counts;
+    `marks`: `Marks.of(events, periods)` when the caller already has it."""
+    if len(prob) != events.height:
+        raise ValueError(f"prob: {len(prob)} values for {events.height} events")
+    if not 0.0 < weight <= 1.0:
+        raise ValueError(f"weight must be in (0, 1], got {weight}")
+    taken = np.asarray(prob) >= threshold
+    marks = marks if marks is not None else Marks.of(events, periods)
+    sel = taken[marks.trade]
+    lo, hi = span
+    pi = marks.pi[sel]
+    if len(pi) and (pi.min() < lo or pi.max() > hi):
+        raise ValueError(f"span: trades are open outside the periods {lo}..{hi}")
+    rets = np.bincount(pi - lo, weights=marks.pnl[sel] * weight, minlength=hi - lo + 1)
+    equity = np.cumprod(1.0 + rets)
+    m = return_moments(rets)
+    net = events["ret_net"].to_numpy()[taken]
+    return BacktestResult(
+        sharpe=m.sharpe * math.sqrt(periods.per_year),
+        sharpe_per_period=m.sharpe,
+        skew=m.skew,
+        kurtosis=m.kurtosis,
+        n_periods=m.n,
+        max_drawdown=max_drawdown(equity),
+        n_trades=int(taken.sum()),
+        win_rate=float((net > 0).mean()) if len(net) else 0.0,
+        total_return=float(equity[-1] - 1.0) if len(equity) else 0.0,
+        psr=probabilistic_sharpe_ratio(m.sharpe, 0.0, m.n, m.skew, m.kurtosis) if m.n >= 2 else 0.5,
+        equity=pl.DataFrame({"period": periods.keys.slice(lo, hi - lo + 1), "ret": rets, "equity": equity}),
+    )

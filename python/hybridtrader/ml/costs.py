@@ -1,0 +1,83 @@
+"""Trading costs for labels and backtests: a fixed cost in basis points, or any slippage model.
+
+A slippage model is any object with `forecast_slippage(symbol, side, qty, price, ts=None) -> bps`
+(`hybridtrader.SlippageModel`); a round trip pays the entry side and the opposite exit side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+class SlippageForecaster(Protocol):
+    def forecast_slippage(
+        self, symbol: str, side: str, qty: float, price: float, ts: object = None
+    ) -> float: ...
+
+
+class CostModel(Protocol):
+    def round_trip(
+        self, symbols: np.ndarray, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray
+    ) -> np.ndarray:
+        """Round-trip cost of each trade as a share of its notional."""
+        ...
+
+
+@dataclass(frozen=True)
+class FixedCost:
+    bps_per_side: float
+
+    def __post_init__(self) -> None:
+        if not self.bps_per_side >= 0.0:
+            raise ValueError(f"bps_per_side must be >= 0, got {self.bps_per_side}")
+
+    def round_trip(
+        self, symbols: np.ndarray, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray
+    ) -> np.ndarray:
+        return np.full(len(sides), 2.0 * self.bps_per_side / 1e4)
+
+
+@dataclass(frozen=True)
+class SlippageCost:
+    """Costs from a slippage model for a trade of `notional` currency at the entry price, both legs priced
+    at the entry time. Uses the model's batch `forecast_many` when it has one."""
+
+    model: SlippageForecaster
+    notional: float
+
+    def round_trip(
+        self, symbols: np.ndarray, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray
+    ) -> np.ndarray:
+        prices = np.asarray(prices, dtype=float)
+        qty = np.maximum(1.0, np.round(self.notional / prices))
+        entry = np.where(np.asarray(sides) > 0, "buy", "sell")
+        exit_ = np.where(entry == "buy", "sell", "buy")
+        ts_ns = np.asarray(ts).astype("datetime64[ns]").astype(np.int64)
+        batch = getattr(self.model, "forecast_many", None)
+        if batch is not None and len(prices):
+            syms = list(np.asarray(symbols))
+            bps = np.asarray(batch(syms, list(entry), qty, prices, ts_ns)) + np.asarray(
+                batch(syms, list(exit_), qty, prices, ts_ns)
+            )
+            return bps / 1e4
+        f = self.model.forecast_slippage
+        out = np.empty(len(prices))
+        for i, (sym, a, b, q, px, t) in enumerate(
+            zip(symbols, entry, exit_, qty, prices, ts_ns, strict=True)
+        ):
+            out[i] = (
+                f(str(sym), str(a), float(q), float(px), int(t))
+                + f(str(sym), str(b), float(q), float(px), int(t))
+            ) / 1e4
+        return out
+
+
+def describe(costs: CostModel) -> str:
+    if isinstance(costs, FixedCost):
+        return f"fixed {costs.bps_per_side} bps per side"
+    if isinstance(costs, SlippageCost):
+        return f"{type(costs.model).__name__} at {costs.notional:g} notional per trade"
+    return type(costs).__name__

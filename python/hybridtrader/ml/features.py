@@ -1,0 +1,282 @@
+"""Per-symbol bar features in Polars, each computed from bars at or before its row (no look-ahead).
+
+A feature is named `kind` or `kind_N` (N overrides the default window): `rsi`, `rsi_7`, `ret_5`, ...
+Definitions (textbook; every rolling statistic restarts per symbol):
+- `zscore_N` (20): (close - SMA_N(close)) / std_N(close), std with ddof=1.
+- `volume_zscore_N` (20): the same on volume.
+- `rsi_N` (14): Wilder's RSI = 100 - 100 / (1 + avg_gain / avg_loss); gains and losses of close-to-close
+  changes averaged with Wilder's smoothing (seed: simple mean of the first N changes, then
+  avg_t = avg_{t-1} + (x_t - avg_{t-1}) / N). 100 when there are no losses, 50 when the price never moved.
+  First value on the bar N (0-based), like TA-Lib.
+- `atr_N` (14): Wilder's ATR: true range max(high - low, |high - prev close|, |low - prev close|) from the
+  second bar on, Wilder-smoothed; first value on bar N (TA-Lib's convention). In price units.
+- `natr_N` (14): ATR / close, in basis points (comparable across symbols).
+- `adx_N` (14): Wilder's ADX: +DM / -DM (the larger positive move, else 0), Wilder-smoothed with the true
+  range into +DI / -DI, DX = 100 |+DI - -DI| / (+DI + -DI), ADX = Wilder average of DX; first value on
+  bar 2N - 1 (TA-Lib's lookback).
+- `ema_slope_N` (20): EMA_N(t) / EMA_N(t-1) - 1 in basis points; EMA with alpha 2/(N+1) seeded by the SMA
+  of the first N closes.
+- `trend_strength_N` (30): (EMA_fast - EMA_N) / ATR_14 with fast = max(2, N // 3): a MACD-style gap in
+  units of the average true range.
+- `ret_N` (1): log return over N bars, ln(close_t / close_{t-N}).
+- `rv_N` (20): realised volatility, std (ddof=1) of the 1-bar log returns over N bars, not annualised.
+- `spread_N` (20): mean over N bars of the relative spread in basis points: (ask - bid) / mid from quote
+  columns `bid`/`ask` when the bars carry them, else the Corwin-Schultz (2012) high-low estimator on the
+  pair of bars (t-1, t) (negative estimates set to 0, no overnight adjustment).
+Rolling windows run across session boundaries (the overnight gap is part of the history).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+import polars as pl
+
+# Bump when any definition below changes: it is part of the feature hash that keys the FeatureStore.
+FEATURE_DEFINITIONS_VERSION = 1
+
+BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
+
+_NAME = re.compile(r"^([a-z_]+?)(?:_(\d+))?$")
+
+# The computation runs in stages of `with_columns`, each evaluated per symbol; intermediate columns
+# (names starting with "_") are shared between features, so e.g. the true range or ATR_14 is computed once
+# however many features use it, and no expression is repeated inside another.
+Stages = dict[int, dict[str, pl.Expr]]
+ROW = "_i"  # column: row number within the symbol
+
+
+def wilder(x: pl.Expr, n: int, first: int) -> pl.Expr:
+    """Wilder's smoothing of `x` whose first valid value is at row `first`: SMA seed at row first + n - 1.
+
+    The recursion a_t = a_{t-1} + (x_t - a_{t-1}) / n is an EWM with alpha 1/n (adjust=False); nulls before
+    the seed row make the EWM start exactly at the seed. `x` should be a column (it is referenced twice).
+    """
+    seed_row = first + n - 1
+    seeded = (
+        pl.when(pl.col(ROW) < seed_row)
+        .then(None)
+        .when(pl.col(ROW) == seed_row)
+        .then(x.rolling_mean(n))
+        .otherwise(x)
+    )
+    return seeded.ewm_mean(alpha=1.0 / n, adjust=False)
+
+
+def ema(x: pl.Expr, n: int) -> pl.Expr:
+    """EMA with alpha 2/(n+1), seeded by the SMA of the first n values (first value on row n - 1)."""
+    seeded = (
+        pl.when(pl.col(ROW) < n - 1)
+        .then(None)
+        .when(pl.col(ROW) == n - 1)
+        .then(x.rolling_mean(n))
+        .otherwise(x)
+    )
+    return seeded.ewm_mean(alpha=2.0 / (n + 1), adjust=False)
+
+
+def _finite(x: pl.Expr) -> pl.Expr:
+    """Division by a zero spread/std gives inf or NaN; a feature is then missing (null), never infinite."""
+    return pl.when(x.is_finite()).then(x).otherwise(None)
+
+
+def zscore(x: pl.Expr, n: int) -> pl.Expr:
+    return _finite((x - x.rolling_mean(n)) / x.rolling_std(n))
+
+
+def log_return(n: int) -> pl.Expr:
+    return (pl.col("close") / pl.col("close").shift(n)).log()
+
+
+def _base() -> dict[str, pl.Expr]:
+    """Stage 0: per-bar inputs of the smoothers."""
+    prev = pl.col("close").shift(1)
+    tr = pl.max_horizontal(
+        pl.col("high") - pl.col("low"), (pl.col("high") - prev).abs(), (pl.col("low") - prev).abs()
+    )
+    up = pl.col("high") - pl.col("high").shift(1)
+    down = pl.col("low").shift(1) - pl.col("low")
+    delta = pl.col("close").diff()
+    return {
+        # True range from the second bar on (the first has no previous close), as TA-Lib does.
+        "_tr": pl.when(prev.is_null()).then(None).otherwise(tr),
+        "_gain": delta.clip(lower_bound=0.0),
+        "_loss": (-delta).clip(lower_bound=0.0),
+        "_pdm": pl.when((up > down) & (up > 0)).then(up).otherwise(0.0),
+        "_mdm": pl.when((down > up) & (down > 0)).then(down).otherwise(0.0),
+    }
+
+
+def _atr(n: int) -> tuple[str, pl.Expr]:
+    return f"_atr{n}", wilder(pl.col("_tr"), n, first=1)
+
+
+def _rsi(n: int, q: bool) -> Stages:
+    gain, loss = pl.col(f"_gain{n}"), pl.col(f"_loss{n}")
+    rsi = pl.when(loss > 0).then(100.0 - 100.0 / (1.0 + gain / loss)).when(gain > 0).then(100.0)
+    return {
+        1: {f"_gain{n}": wilder(pl.col("_gain"), n, 1), f"_loss{n}": wilder(pl.col("_loss"), n, 1)},
+        2: {"": rsi.when(gain == 0).then(50.0)},
+    }
+
+
+def _adx(n: int) -> Stages:
+    atr = pl.col(f"_atr{n}")
+    plus_di = 100.0 * pl.col(f"_pdm{n}") / atr
+    minus_di = 100.0 * pl.col(f"_mdm{n}") / atr
+    di_sum = plus_di + minus_di
+    dx = pl.when(di_sum > 0).then(100.0 * (plus_di - minus_di).abs() / di_sum).otherwise(0.0)
+    return {
+        1: dict(
+            [_atr(n)], **{f"_pdm{n}": wilder(pl.col("_pdm"), n, 1), f"_mdm{n}": wilder(pl.col("_mdm"), n, 1)}
+        ),
+        # DX is valid from row n (the first smoothed DI); the ADX seed is the mean of DX rows n .. 2n-1.
+        2: {f"_dx{n}": dx},
+        3: {"": wilder(pl.col(f"_dx{n}"), n, first=n)},
+    }
+
+
+def _trend_strength(n: int) -> Stages:
+    fast = max(2, n // 3)
+    return {
+        1: dict(
+            [_atr(14)], **{f"_ema{fast}": ema(pl.col("close"), fast), f"_ema{n}": ema(pl.col("close"), n)}
+        ),
+        2: {"": _finite((pl.col(f"_ema{fast}") - pl.col(f"_ema{n}")) / pl.col("_atr14"))},
+    }
+
+
+def corwin_schultz() -> pl.Expr:
+    """Two-bar Corwin-Schultz spread estimate (a share of price) for the pair (t-1, t)."""
+    hl = (pl.col("high") / pl.col("low")).log() ** 2
+    beta = hl + hl.shift(1)
+    hi2 = pl.max_horizontal(pl.col("high"), pl.col("high").shift(1))
+    lo2 = pl.min_horizontal(pl.col("low"), pl.col("low").shift(1))
+    gamma = (hi2 / lo2).log() ** 2
+    k = 3.0 - 2.0 * math.sqrt(2.0)
+    alpha = ((2.0 * beta).sqrt() - beta.sqrt()) / k - (gamma / k).sqrt()
+    s = 2.0 * (alpha.exp() - 1.0) / (1.0 + alpha.exp())
+    return pl.when(beta.is_null()).then(None).otherwise(s.clip(lower_bound=0.0))
+
+
+def _spread(n: int, has_quotes: bool) -> Stages:
+    if has_quotes:
+        rel = (pl.col("ask") - pl.col("bid")) / ((pl.col("ask") + pl.col("bid")) / 2.0)
+    else:
+        rel = corwin_schultz()
+    return {1: {"_rel_spread": rel}, 2: {"": 1e4 * pl.col("_rel_spread").rolling_mean(n)}}
+
+
+def _one(expr: pl.Expr) -> Stages:
+    return {1: {"": expr}}
+
+
+@dataclass(frozen=True)
+class _Kind:
+    default: int
+    build: Callable[[int, bool], Stages]  # "" names the feature itself
+    minimum: int = 2
+
+
+_KINDS: dict[str, _Kind] = {
+    "zscore": _Kind(20, lambda n, q: _one(zscore(pl.col("close"), n))),
+    "volume_zscore": _Kind(20, lambda n, q: _one(zscore(pl.col("volume").cast(pl.Float64), n))),
+    "rsi": _Kind(14, _rsi),
+    "atr": _Kind(14, lambda n, q: {1: dict([_atr(n)]), 2: {"": pl.col(f"_atr{n}")}}),
+    "natr": _Kind(14, lambda n, q: {1: dict([_atr(n)]), 2: {"": 1e4 * pl.col(f"_atr{n}") / pl.col("close")}}),
+    "adx": _Kind(14, lambda n, q: _adx(n)),
+    "ema_slope": _Kind(
+        20,
+        lambda n, q: {
+            1: {f"_ema{n}": ema(pl.col("close"), n)},
+            2: {"": 1e4 * (pl.col(f"_ema{n}") / pl.col(f"_ema{n}").shift(1) - 1.0)},
+        },
+    ),
+    "trend_strength": _Kind(30, lambda n, q: _trend_strength(n), minimum=4),
+    "ret": _Kind(1, lambda n, q: _one(log_return(n)), minimum=1),
+    "rv": _Kind(20, lambda n, q: _one(log_return(1).rolling_std(n))),
+    "spread": _Kind(20, _spread, minimum=1),
+}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str  # as written in the config
+    kind: str
+    window: int
+
+
+def parse_feature(name: str) -> FeatureSpec:
+    """`rsi` -> rsi with 14 bars, `rsi_7` -> 7 bars; unknown names are a ValueError listing the known ones."""
+    if name in _KINDS:
+        return FeatureSpec(name, name, _KINDS[name].default)
+    m = _NAME.match(name)
+    if m and m.group(1) in _KINDS and m.group(2) is not None:
+        kind, window = m.group(1), int(m.group(2))
+        if window < _KINDS[kind].minimum:
+            raise ValueError(f"feature {name!r}: window must be >= {_KINDS[kind].minimum}, got {window}")
+        return FeatureSpec(name, kind, window)
+    raise ValueError(f"unknown feature {name!r}; known kinds: {sorted(_KINDS)} (optionally with _N)")
+
+
+def feature_hash(names: Sequence[str]) -> str:
+    """Stable hash of the feature definitions (kinds, windows, definitions version) used as a store key."""
+    specs = sorted((s.name, s.kind, s.window) for s in map(parse_feature, names))
+    payload = orjson.dumps({"version": FEATURE_DEFINITIONS_VERSION, "features": specs})
+    return hashlib.sha256(payload).hexdigest()[:16]
+
+
+def check_bars(bars: pl.DataFrame) -> None:
+    missing = [c for c in BAR_COLUMNS if c not in bars.columns]
+    if missing:
+        raise ValueError(f"bars: missing columns {missing} (have {bars.columns})")
+    if bars.height == 0:
+        raise ValueError("bars: the frame is empty")
+
+
+def normalise_bars(bars: pl.DataFrame) -> pl.DataFrame:
+    """Checked bars sorted by (symbol, ts) with ts as Datetime("ns", "UTC") (a naive ts is taken as UTC)."""
+    check_bars(bars)
+    dtype = bars.schema["ts"]
+    if not isinstance(dtype, pl.Datetime):
+        raise ValueError(f"bars: column ts must be a Datetime, got {dtype}")
+    frame = bars
+    if dtype != pl.Datetime("ns", "UTC"):
+        ts = pl.col("ts").dt.cast_time_unit("ns")
+        ts = ts.dt.replace_time_zone("UTC") if dtype.time_zone is None else ts.dt.convert_time_zone("UTC")
+        frame = frame.with_columns(ts)
+    # Rows already in (symbol, ts) order (the usual case) are not re-sorted; duplicates are then neighbours.
+    sym, ts_col = pl.col("symbol"), pl.col("ts")
+    same_symbol = sym == sym.shift(1)
+    same_key = (same_symbol & (ts_col == ts_col.shift(1))).any()
+    backwards = ((sym < sym.shift(1)) | (same_symbol & (ts_col < ts_col.shift(1)))).any()
+    unordered, duplicated = frame.select(backwards, same_key.alias("dup")).row(0)
+    if unordered:
+        frame = frame.sort("symbol", "ts")
+        duplicated = frame.select(same_key).item()
+    if duplicated:
+        raise ValueError("bars: duplicate (symbol, ts) rows")
+    return frame
+
+
+def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
+    """Features for every bar: columns symbol, ts and one per name, sorted by (symbol, ts)."""
+    if not names:
+        raise ValueError("features: the feature list is empty")
+    specs = [parse_feature(n) for n in names]
+    frame = normalise_bars(bars)
+    has_quotes = "bid" in frame.columns and "ask" in frame.columns
+    stages: dict[int, dict[str, pl.Expr]] = {0: {ROW: pl.int_range(pl.len()), **_base()}}
+    for spec in specs:
+        for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
+            for name, expr in exprs.items():
+                stages.setdefault(level, {})[name or spec.name] = expr
+    lf = frame.lazy()
+    for level in sorted(stages):
+        lf = lf.with_columns(e.over("symbol").alias(n) for n, e in stages[level].items())
+    return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).collect()

@@ -1,0 +1,482 @@
+"""MLPipeline: features -> labels -> purged validation of every trial -> gates -> MLflow registry.
+
+Trials and honesty: every (hyper-parameter set of `ml_training.model.param_grid`) x (probability threshold
+of `ml_training.backtest.thresholds`) is one trial, scored by the Sharpe of its out-of-sample backtest. The
+best trial is the candidate; the deflated Sharpe gate deflates it by the number of trials, counting this
+run's trials *and* every earlier recorded trial of the strategy on the same bars, whatever its settings
+(retrying features or parameters on the same data is data snooping too), with V the variance of all those
+trials' Sharpe ratios.
+
+Costs come from `hybridtrader.SlippageModel` (calibrated on the training bars) unless switched off; swing
+P&L is measured against the equal-weighted basket (`ml_model.market_neutral`), so holding the market's
+drift is not mistaken for skill. Too little history for the windows gives a rejection, not an exception.
+
+The fold loop is a list of independent `FoldTask`s (numpy inputs, no shared state) run sequentially or on
+a local process pool (`ml_training.execution`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import polars as pl
+from scipy import stats
+
+from hybridtrader.config import Config, GatesConfig, as_config
+from hybridtrader.ml.backtest import BacktestResult, Marks, Periods, backtest, basket_relative, session_of
+from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
+from hybridtrader.ml.feature_store import FeatureStore, data_hash
+from hybridtrader.ml.features import feature_hash, normalise_bars
+from hybridtrader.ml.gates import all_passed, evaluate_gates
+from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, triple_barrier_labels
+from hybridtrader.ml.models import FitSettings, FoldTask, ModelType, fit, machine_threads, run_tasks
+from hybridtrader.ml.registry import ModelRegistry, RunRecord, code_version
+from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe, min_track_record_length
+from hybridtrader.ml.validation import Split, inner_split, purged_kfold_splits, walk_forward_splits
+
+if TYPE_CHECKING:
+    from hybridtrader.monitoring.alerts import EnhancedAlertManager
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+DEFAULT_LABELS = {"intraday_mean_reversion": "mean_reversion", "swing_trend_following": "triple_barrier"}
+SCHEDULE_DAYS = {"daily": 1.0, "weekly": 7.0, "monthly": 30.0}
+MIN_SAMPLES = 100  # labelled samples below which nothing is trained
+
+
+def daily_bars(bars: pl.DataFrame) -> pl.DataFrame:
+    """One bar per symbol and session (last close, summed volume): what daily statistics are made of."""
+    return (
+        bars.group_by("symbol", session_of(bars["ts"]).alias("session"))
+        .agg(pl.col("ts").max(), pl.col("close").sort_by("ts").last(), pl.col("volume").sum())
+        .drop("session")
+    )
+
+
+def auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney rank statistic (ties get average ranks); 0.5 when one class is absent."""
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return 0.5
+    ranks = stats.rankdata(score)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def not_trained(strategy: str, reason: str, names: list[str], gates_cfg: GatesConfig) -> dict[str, Any]:
+    """The result of a training that could not run: rejected, every gate evaluated on no trades."""
+    empty = BacktestResult(0.0, 0.0, 0.0, 3.0, 0, 0.0, 0, 0.0, 0.0, 0.5, pl.DataFrame())
+    gates = [g.as_dict() for g in evaluate_gates(empty, 0.0, gates_cfg)]
+    return {
+        "strategy": strategy, "promoted": False, "reason": reason, "gates": gates,
+        "metrics": {**empty.metrics(), "deflated_sharpe": 0.0, "n_samples": 0.0},
+        "features": names, "model_id": None, "version": None, "run_id": None, "alias": None, "model": None,
+    }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Trial:
+    index: int
+    param_set: int
+    threshold: float
+    result: BacktestResult
+
+
+class MLPipeline:
+    def __init__(
+        self,
+        config: Config | dict[str, Any] | None = None,
+        slippage_model: SlippageForecaster | None = None,
+        alert_manager: EnhancedAlertManager | None = None,
+    ) -> None:
+        """`config`: a `Config`, the parsed YAML mapping (validated here), or None for all defaults."""
+        self.config = as_config(config)
+        self.slippage_model = slippage_model
+        self.feature_store = FeatureStore(self.config.data_dir / "features")
+        self._alerts = alert_manager
+        self._registry: ModelRegistry | None = None
+
+    # ------------------------------------------------------------------------------ collaborators
+    @property
+    def registry(self) -> ModelRegistry:
+        if self._registry is None:
+            self._registry = ModelRegistry(self.config)
+        return self._registry
+
+    @property
+    def alert_manager(self) -> EnhancedAlertManager:
+        if self._alerts is None:
+            from hybridtrader.monitoring.alerts import EnhancedAlertManager
+
+            self._alerts = EnhancedAlertManager(self.config)
+        return self._alerts
+
+    def cost_model(self, bars: pl.DataFrame) -> CostModel:
+        """Costs of the labels and the backtest: the slippage model (the one given, else
+        `hybridtrader.SlippageModel` from the config with ADV and daily volatility learned from `bars` and
+        spreads from their bid/ask columns when present), or `cost_bps` per side when it is switched off.
+        Calibrating on the whole training range lets the costs of early trades see later volumes; costs
+        are not what the model predicts, so this does not leak into the labels' direction."""
+        bt = self.config.ml_training.backtest
+        if not bt.use_slippage_model:
+            return FixedCost(bt.cost_bps)
+        if self.slippage_model is not None:
+            return SlippageCost(self.slippage_model, bt.notional)
+        from hybridtrader.execution.slippage_model import SlippageModel
+
+        model = SlippageModel(self.config)
+        model.learn_from_daily_bars(daily_bars(bars))
+        if {"bid", "ask"} <= set(bars.columns):
+            model.learn_from_quote_bars(bars)
+        return SlippageCost(model, bt.notional)
+
+    # --------------------------------------------------------------------------------- retraining
+    def should_retrain(self, strategy: str, model_age_days: float | None = None) -> bool:
+        """True when the model is at least one `training_schedule` period old (age from the registry's
+        champion when not given; no champion, or no registry, means retrain) or a drift alert fired for
+        the strategy."""
+        if model_age_days is not None and model_age_days < 0:
+            raise ValueError(f"model_age_days must be >= 0, got {model_age_days}")
+        if self.alert_manager.drift_detected(strategy):
+            return True
+        age = model_age_days
+        if age is None and self.config.ml_training.model_registry.enabled:
+            age = self.registry.champion_age_days(strategy)
+        return age is None or age >= SCHEDULE_DAYS[self.config.ml_training.training_schedule]
+
+    # ----------------------------------------------------------------------------------- training
+    def _labels(
+        self, strategy: str, bars: pl.DataFrame, costs: CostModel, pnl_price: str
+    ) -> tuple[pl.DataFrame, int]:
+        cfg = self.config.ml_training.labels
+        kind = self.config.strategies[strategy].ml_model.label or DEFAULT_LABELS.get(strategy)
+        if kind == "mean_reversion":
+            lab = mean_reversion_labels(bars, cfg.mean_reversion, costs, pnl_price)
+            return lab, cfg.mean_reversion.horizon_bars
+        if kind == "triple_barrier":
+            lab = triple_barrier_labels(bars, cfg.triple_barrier, costs, pnl_price)
+            return lab, cfg.triple_barrier.horizon_bars
+        raise ValueError(
+            f"strategy {strategy!r}: no label kind; set strategies.{strategy}.ml_model.label "
+            "to 'mean_reversion' or 'triple_barrier'"
+        )
+
+    def _splits(self, t0: np.ndarray, t1: np.ndarray, times: np.ndarray) -> list[Split]:
+        ml = self.config.ml_training
+        if ml.validation_method == "purged_kfold":
+            return purged_kfold_splits(t0, t1, ml.validation.purged_kfold, times)
+        return walk_forward_splits(t0, t1, ml.validation.walk_forward, times)
+
+    def _settings(self, params: dict[str, float | int], model_type: ModelType, threads: int) -> FitSettings:
+        m = self.config.ml_training.model
+        return FitSettings(
+            model_type=model_type,
+            params=dict(params),
+            num_boost_round=m.num_boost_round,
+            early_stopping_rounds=m.early_stopping_rounds,
+            learning_rate=m.learning_rate,
+            n_threads=threads,
+            seed=m.seed,
+        )
+
+    def train_strategy_model(
+        self,
+        strategy: str,
+        historical_data: pl.DataFrame | dict[str, pl.DataFrame],
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Train, validate and gate a model for `strategy` on bars (one frame with a symbol column, or a
+        mapping symbol -> bars); register it (champion only if every gate passes). Returns model_id,
+        version, promoted, gates, metrics and the details behind them."""
+        if isinstance(historical_data, dict):
+            historical_data = pl.concat(
+                [f.with_columns(symbol=pl.lit(sym)) for sym, f in historical_data.items()],
+                how="diagonal_relaxed",
+            )
+        started = time.perf_counter()
+        ml = self.config.ml_training
+        if strategy not in self.config.strategies:
+            raise ValueError(
+                f"strategy {strategy!r} is not configured (have {sorted(self.config.strategies)})"
+            )
+        mcfg = self.config.strategies[strategy].ml_model
+        if not ml.enabled or not mcfg.enabled:
+            raise RuntimeError(f"{strategy}: ML training is disabled (ml_training / ml_model .enabled)")
+        names = list(mcfg.features)
+        if not names:
+            raise ValueError(f"strategies.{strategy}.ml_model.features is empty")
+        report = progress or (lambda stage, done, total: None)
+
+        bars = normalise_bars(historical_data)
+        intraday = is_intraday(bars)
+        report("features", 0, 1)
+        feats = self.feature_store.get(bars, names)
+        report("features", 1, 1)
+        report("labels", 0, 1)
+        costs = self.cost_model(bars)
+        n_symbols = bars["symbol"].n_unique()
+        label_kind = mcfg.label or DEFAULT_LABELS.get(strategy)
+        wanted = mcfg.market_neutral if mcfg.market_neutral is not None else label_kind == "triple_barrier"
+        neutral = wanted and n_symbols > 1
+        pnl_price = "pnl_close" if neutral else "close"
+        if neutral:
+            bars = basket_relative(bars, pnl_price)
+        events, horizon = self._labels(strategy, bars, costs, pnl_price)
+        samples = (
+            events.join(feats.rename({"ts": "t0"}), on=["symbol", "t0"], how="inner")
+            .drop_nulls(names)
+            .sort("t0", "symbol")
+        )
+        report("labels", 1, 1)
+        if samples.height < MIN_SAMPLES:
+            # Too little history for the features' windows and the labels: nothing can be validated, so
+            # the answer is a rejection (every gate at zero), not a model.
+            reason = f"only {samples.height} labelled samples with complete features (need {MIN_SAMPLES})"
+            log.warning("%s: %s; rejected without training", strategy, reason)
+            return not_trained(strategy, reason, names, ml.gates)
+        x = samples.select(names).to_numpy().astype(np.float64)
+        y = samples["label"].to_numpy().astype(np.int32)
+        t0 = samples["t0"].dt.epoch("ns").to_numpy()
+        t1 = samples["t1"].dt.epoch("ns").to_numpy()
+        times = bars["ts"].dt.epoch("ns").unique().sort().to_numpy()
+        splits = self._splits(t0, t1, times)
+
+        # ---- fold tasks: every parameter set x fold, independent and serialisable
+        ex = ml.execution
+        workers = ex.max_workers or machine_threads()
+        n_jobs = ml.model.n_jobs or machine_threads()
+        threads = max(1, n_jobs // workers) if ex.mode == "process" else n_jobs
+        tasks = []
+        for p, params in enumerate(ml.model.param_grid):
+            settings = self._settings(params, mcfg.model_type, threads)
+            for f, split in enumerate(splits):
+                inner = inner_split(split.train, t0, t1, ml.validation.inner_validation_fraction)
+                fit_idx, valid_idx = inner.train, inner.test
+                tasks.append(
+                    FoldTask(
+                        f,
+                        p,
+                        settings,
+                        names,
+                        x[fit_idx],
+                        y[fit_idx],
+                        x[valid_idx],
+                        y[valid_idx],
+                        x[split.test],
+                    )
+                )
+        report("folds", 0, len(tasks))
+        results = []
+        # Chunks of one parameter set keep the progress bar moving while each chunk can use the pool.
+        for p in range(len(ml.model.param_grid)):
+            results += run_tasks([t for t in tasks if t.trial == p], ex.mode, workers)
+            report("folds", len(results), len(tasks))
+
+        # ---- out-of-sample predictions per parameter set (a sample tested twice keeps its first fold)
+        tested = np.full(len(y), -1)
+        for f, split in enumerate(splits):
+            fresh = split.test[tested[split.test] < 0]
+            tested[fresh] = f
+        oos = tested >= 0
+        probs = np.full((len(ml.model.param_grid), len(y)), np.nan)
+        for r in results:
+            rows = splits[r.fold].test
+            keep = tested[rows] == r.fold
+            probs[r.trial, rows[keep]] = r.prob[keep]
+
+        bt = ml.backtest
+        periods = Periods.from_bars(
+            bars, bt.period_minutes if intraday else None, bt.sessions_per_year, pnl_price
+        )
+        weight = 1.0 / (n_symbols * horizon)
+        first_period = periods.index(samples["t0"]).to_numpy()
+        last_period = periods.index(samples["t1"]).to_numpy()
+
+        def span(rows: np.ndarray) -> tuple[int, int]:
+            return int(first_period[rows].min()), int(last_period[rows].max())
+
+        oos_rows = np.flatnonzero(oos)
+        oos_events = samples[oos_rows]
+        oos_span = span(oos_rows)
+        oos_marks = Marks.of(oos_events, periods)
+        trials: list[Trial] = []
+        for p in range(len(ml.model.param_grid)):
+            for th in bt.thresholds:
+                res = backtest(oos_events, probs[p, oos_rows], th, weight, periods, oos_span, oos_marks)
+                trials.append(Trial(len(trials), p, th, res))
+        best = max(trials, key=lambda t: (t.result.sharpe_per_period, -t.index))
+
+        # ---- deflated Sharpe with honest trial counting
+        data_start, data_end = int(times[0]), int(times[-1])
+        current = [t.result.sharpe_per_period for t in trials]
+        use_registry = ml.model_registry.enabled
+        dhash = data_hash(bars)
+        prior = self.registry.prior_trials(strategy, dhash) if use_registry else []
+        all_sr = np.array(current + prior)
+        n_trials = len(all_sr)
+        var_sr = float(all_sr.var(ddof=1)) if n_trials > 1 else 0.0
+        b = best.result
+        dsr = deflated_sharpe_ratio(
+            b.sharpe_per_period, b.n_periods, b.skew, b.kurtosis, n_trials, var_sr, conservative=True
+        )
+        gates = evaluate_gates(b, dsr, ml.gates)
+        promoted = all_passed(gates)
+
+        # ---- per-fold metrics of the chosen trial
+        fold_metrics = []
+        by_fold = {(r.fold, r.trial): r for r in results}
+        for f, split in enumerate(splits):
+            rows = split.test[tested[split.test] == f]
+            if len(rows) == 0:
+                continue
+            fr = by_fold[(f, best.param_set)]
+            res = backtest(
+                samples[rows], probs[best.param_set, rows], best.threshold, weight, periods, span(rows)
+            )
+            fold_metrics.append(
+                {
+                    **res.metrics(),
+                    "auc": auc(y[rows], probs[best.param_set, rows]),
+                    "n_train": float(len(split.train)),
+                    "n_test": float(len(rows)),
+                    "best_iteration": float(fr.best_iteration),
+                }
+            )
+
+        # ---- final model on every sample (early stopping on its own latest, purged part)
+        report("final model", 0, 1)
+        all_idx = np.arange(len(y))
+        inner = inner_split(all_idx, t0, t1, ml.validation.inner_validation_fraction)
+        final = fit(
+            self._settings(ml.model.param_grid[best.param_set], mcfg.model_type, n_jobs),
+            names,
+            x[inner.train],
+            y[inner.train],
+            x[inner.test],
+            y[inner.test],
+        )
+        report("final model", 1, 1)
+        importance = dict(zip(names, (float(v) for v in final.importance), strict=True))
+
+        fit_seconds = sum(r.fit_seconds for r in results) + final.fit_seconds
+        predict_seconds = sum(r.predict_seconds for r in results)
+        metrics: dict[str, float] = {
+            **b.metrics(),
+            "deflated_sharpe": dsr,
+            "expected_max_sharpe": expected_max_sharpe(n_trials, var_sr),
+            # MinTRL (standard formula): periods this Sharpe needs to beat SR0 at the gate confidence
+            "min_track_record_periods": min_track_record_length(
+                b.sharpe_per_period,
+                expected_max_sharpe(n_trials, var_sr),
+                b.skew,
+                b.kurtosis,
+                alpha=1.0 - ml.gates.min_deflated_sharpe,
+            ),
+            "n_trials": float(n_trials),
+            "n_prior_trials": float(len(prior)),
+            "trial_sharpe_variance": var_sr,
+            "auc": auc(y[oos_rows], probs[best.param_set, oos_rows]),
+            "n_samples": float(len(y)),
+            "n_oos_samples": float(len(oos_rows)),
+            "positive_rate": float(y.mean()),
+            "n_folds": float(len(splits)),
+            "fit_seconds": fit_seconds,
+            "predict_seconds": predict_seconds,
+        }
+        fhash = feature_hash(names)
+        gate_dicts = [g.as_dict() for g in gates]
+        out: dict[str, Any] = {
+            "strategy": strategy,
+            "promoted": promoted,
+            "gates": gate_dicts,
+            "metrics": metrics,
+            "folds": fold_metrics,
+            "best_trial": {
+                "params": ml.model.param_grid[best.param_set],
+                "threshold": best.threshold,
+                "index": best.index,
+            },
+            "trials": [
+                {"param_set": t.param_set, "threshold": t.threshold, **t.result.metrics()} for t in trials
+            ],
+            "features": names,
+            "feature_hash": fhash,
+            "feature_importance": importance,
+            "equity": b.equity,
+            "validation_method": ml.validation_method,
+            "costs": describe(costs),
+            "market_neutral": neutral,
+            "model": final.model,
+            "model_id": None,
+            "version": None,
+            "run_id": None,
+            "alias": None,
+        }
+        if use_registry:
+            from hybridtrader.ml.report import equity_png, importance_png  # matplotlib: only when logging
+
+            report("registry", 0, 1)
+            reg = self.registry.log(
+                RunRecord(
+                    strategy=strategy,
+                    params={
+                        "model_type": mcfg.model_type,
+                        "features": ",".join(names),
+                        "validation_method": ml.validation_method,
+                        "validation": orjson.dumps(ml.validation.model_dump()).decode(),
+                        "labels": orjson.dumps(ml.labels.model_dump()).decode(),
+                        "best_params": orjson.dumps(ml.model.param_grid[best.param_set]).decode(),
+                        "threshold": str(best.threshold),
+                        "backtest": orjson.dumps(bt.model_dump()).decode(),
+                        "periods_per_year": f"{periods.per_year:.1f}",
+                        "costs": describe(costs),
+                        "market_neutral": str(neutral).lower(),
+                        "num_boost_round": str(ml.model.num_boost_round),
+                        "learning_rate": str(ml.model.learning_rate),
+                    },
+                    tags={
+                        "strategy": strategy,
+                        "data_start": str(bars["ts"].min()),
+                        "data_end": str(bars["ts"].max()),
+                        "data_start_ns": str(data_start),
+                        "data_end_ns": str(data_end),
+                        "data_hash": dhash,
+                        "n_symbols": str(n_symbols),
+                        "feature_hash": fhash,
+                        "code_version": code_version(),
+                        "promoted": str(promoted).lower(),
+                        "trial_sharpes": orjson.dumps(current).decode(),
+                    },
+                    metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
+                    fold_metrics=fold_metrics,
+                    artifacts={
+                        "gates.json": orjson.dumps(gate_dicts, option=orjson.OPT_INDENT_2),
+                        "trials.json": orjson.dumps(out["trials"], option=orjson.OPT_INDENT_2),
+                        "feature_importance.png": importance_png(
+                            names, list(importance.values()), f"{strategy}: feature importance"
+                        ),
+                        "oos_equity.png": equity_png(b.equity, f"{strategy}: out-of-sample equity"),
+                    },
+                    model=final.model,
+                    model_type=mcfg.model_type,
+                    feature_names=names,
+                ),
+                promoted,
+            )
+            out.update(model_id=reg.model_id, version=reg.version, run_id=reg.run_id, alias=reg.alias)
+            report("registry", 1, 1)
+        total = time.perf_counter() - started
+        metrics["total_seconds"] = total
+        metrics["overhead_share"] = max(0.0, 1.0 - fit_seconds / total) if total > 0 else 0.0
+        log.info(
+            "%s: promoted=%s sharpe=%.2f dsr=%.3f trials=%d", strategy, promoted, b.sharpe, dsr, n_trials
+        )
+        return out

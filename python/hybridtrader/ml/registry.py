@@ -1,0 +1,218 @@
+"""MLflow registry: one run per training, one registered model per strategy, aliases for promotion.
+
+Embedded default: a SQLite tracking/registry store `<data_dir>/mlflow/mlflow.db` with artifacts under
+`<data_dir>/mlflow/artifacts`; `ml_training.model_registry.tracking_uri` points anywhere else. Only an
+`MlflowClient` bound to that URI is used (no process-global MLflow state is changed), so stock MLflow
+reads everything back: `mlflow.pyfunc.load_model("models:/<strategy>@champion")`.
+
+Alias `champion` moves to a version only when it passed every gate; otherwise the new version becomes
+`challenger`. MLflow telemetry is switched off unless the environment says otherwise (no network).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from hybridtrader.config import Config
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+# Before mlflow is imported anywhere in this process: no telemetry, nothing reaches the internet.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def tracking_uri(config: Config) -> str:
+    uri = config.ml_training.model_registry.tracking_uri
+    if uri:
+        return uri
+    db = (config.data_dir / "mlflow" / "mlflow.db").resolve()
+    return f"sqlite:///{db}"
+
+
+def artifact_root(config: Config) -> str:
+    loc = config.ml_training.model_registry.artifact_location
+    return loc or (config.data_dir / "mlflow" / "artifacts").resolve().as_uri()
+
+
+def code_version() -> str:
+    """Package version plus the git commit of the source tree when it is a checkout."""
+    from hybridtrader import __version__
+
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return f"{__version__}+g{out.stdout.strip()}{'.dirty' if dirty.stdout.strip() else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    strategy: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    fold_metrics: list[dict[str, float]]  # one dict per fold, logged with step = fold
+    artifacts: dict[str, bytes]  # file name -> content (gate table, trials, plots)
+    model: Any  # lightgbm.Booster or xgboost.Booster
+    model_type: str
+    feature_names: list[str]
+
+
+@dataclass(frozen=True)
+class Registered:
+    run_id: str
+    model_id: str  # "<strategy>/<version>"
+    version: str
+    alias: str
+
+
+class ModelRegistry:
+    def __init__(self, config: Config) -> None:
+        from mlflow import MlflowClient
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        self.config = config
+        self.uri = tracking_uri(config)
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.client: MlflowClient = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+
+    def experiment_id(self, strategy: str) -> str:
+        name = f"{self.config.ml_training.model_registry.experiment_prefix}/{strategy}"
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return str(exp.experiment_id)
+        return str(
+            self.client.create_experiment(name, artifact_location=f"{artifact_root(self.config)}/{strategy}")
+        )
+
+    def prior_trials(self, strategy: str, data_hash: str) -> list[float]:
+        """Per-period Sharpe ratios of every earlier trial of this strategy on the same bars (whatever its
+        settings: trying other features or parameters on the same data is a trial too). They count in the
+        deflated Sharpe ratio's number of trials and variance. Runs on other data are other experiments."""
+        exp = self.experiment_id(strategy)
+        out: list[float] = []
+        runs = self.client.search_runs(
+            [exp], filter_string=f"tags.data_hash = '{data_hash}'", max_results=10_000
+        )
+        for run in runs:
+            if "trial_sharpes" in run.data.tags:
+                out.extend(float(x) for x in orjson.loads(run.data.tags["trial_sharpes"]))
+        return out
+
+    def log(self, record: RunRecord, promoted: bool) -> Registered:
+        from mlflow.entities import Metric, Param, RunTag
+
+        exp = self.experiment_id(record.strategy)
+        run = self.client.create_run(exp, run_name=f"{record.strategy}-{time.strftime('%Y%m%dT%H%M%S')}")
+        run_id = run.info.run_id
+        try:
+            now = int(time.time() * 1000)
+            metrics = [Metric(k, float(v), now, 0) for k, v in record.metrics.items()]
+            for step, fold in enumerate(record.fold_metrics):
+                metrics += [Metric(f"fold_{k}", float(v), now, step) for k, v in fold.items()]
+            self.client.log_batch(
+                run_id,
+                metrics=metrics,
+                params=[Param(k, v) for k, v in record.params.items()],
+                tags=[RunTag(k, v) for k, v in record.tags.items()],
+            )
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, content in record.artifacts.items():
+                    (Path(tmp) / name).write_bytes(content)
+                    self.client.log_artifact(run_id, str(Path(tmp) / name))
+                model_dir = Path(tmp) / "model"
+                _save_model(record, model_dir)
+                self.client.log_artifacts(run_id, str(model_dir), artifact_path="model")
+            self.client.set_terminated(run_id, "FINISHED")
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        return self._register(record.strategy, run_id, f"{run.info.artifact_uri}/model", promoted)
+
+    def _register(self, strategy: str, run_id: str, source: str, promoted: bool) -> Registered:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(strategy)
+        except MlflowException:
+            self.client.create_registered_model(strategy, description=f"hybridtrader strategy {strategy}")
+        mv = self.client.create_model_version(
+            strategy, source, run_id=run_id, tags={"promoted": str(promoted).lower()}
+        )
+        alias = CHAMPION if promoted else CHALLENGER
+        self.client.set_registered_model_alias(strategy, alias, mv.version)
+        return Registered(run_id, f"{strategy}/{mv.version}", str(mv.version), alias)
+
+    def alias_version(self, strategy: str, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(strategy, alias).version)
+        except MlflowException:
+            return None
+
+    def champion_age_days(self, strategy: str) -> float | None:
+        """Days since the current champion version was registered, None without a champion."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version_by_alias(strategy, CHAMPION)
+        except MlflowException:
+            return None
+        return (time.time() * 1000 - mv.creation_timestamp) / 86_400_000
+
+
+def _save_model(record: RunRecord, path: Path) -> None:
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", n) for n in record.feature_names]),
+        outputs=Schema([ColSpec("double")]),
+    )
+    # Explicit requirements: MLflow would otherwise infer them by importing the model in a subprocess.
+    if record.model_type == "lightgbm":
+        import lightgbm
+        import mlflow.lightgbm
+
+        reqs = [f"lightgbm=={lightgbm.__version__}"]
+        mlflow.lightgbm.save_model(record.model, str(path), signature=signature, pip_requirements=reqs)
+    else:
+        import mlflow.xgboost
+        import xgboost
+
+        reqs = [f"xgboost=={xgboost.__version__}"]
+        mlflow.xgboost.save_model(record.model, str(path), signature=signature, pip_requirements=reqs)

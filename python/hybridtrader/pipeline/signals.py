@@ -1,0 +1,115 @@
+"""Trade signals of a trained strategy model on bars: the strategy's primary rule gives the event and its
+side, the model's probability (meta-label: "this trade pays net of costs") decides whether to take it.
+
+The primary rules are those of `hybridtrader.ml.labels` (the model was trained on exactly these events):
+- mean reversion: |zscore_w| >= entry_z, side -sign(z); the trade targets the entry-time SMA_w and lasts at
+  most `horizon_bars` bars;
+- triple barrier (swing): |trend_strength_w| >= entry_strength on every `event_spacing_bars`-th bar of a
+  symbol, side sign(strength); held for at most `horizon_bars` bars.
+Features are causal (each row uses bars at or before it), so computing them once over the whole range and
+reading a row when its bar has closed is what a live loop recomputing them every minute would see.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from hybridtrader.config import Config
+from hybridtrader.ml.features import compute_features, normalise_bars
+from hybridtrader.ml.models import Fitted, predict
+from hybridtrader.ml.pipeline import DEFAULT_LABELS
+
+NS_PER_MIN = 60_000_000_000
+SIGNAL_SCHEMA = {
+    "strategy": pl.String, "symbol": pl.String, "ts": pl.Datetime("ns", "UTC"), "side": pl.Int8,
+    "prob": pl.Float64, "close": pl.Float64, "atr": pl.Float64, "target": pl.Float64,
+    "horizon_bars": pl.Int64,
+}  # fmt: skip
+
+
+def label_kind(config: Config, strategy: str) -> str:
+    kind = config.strategies[strategy].ml_model.label or DEFAULT_LABELS.get(strategy)
+    if kind is None:
+        raise ValueError(f"strategies.{strategy}.ml_model.label: not set and no default for {strategy!r}")
+    return kind
+
+
+def load_champion(config: Config, strategy: str, version: str) -> Any:
+    """The booster of `strategy` version `version` from the MLflow registry; it must be the champion."""
+    from hybridtrader.ml.registry import CHAMPION, ModelRegistry
+
+    reg = ModelRegistry(config)
+    mv = reg.client.get_model_version_by_alias(strategy, CHAMPION)
+    if str(mv.version) != str(version):
+        raise RuntimeError(f"{strategy}: the champion is version {mv.version}, not the promoted {version}")
+    if config.strategies[strategy].ml_model.model_type == "lightgbm":
+        import mlflow.lightgbm
+
+        return mlflow.lightgbm.load_model(mv.source)
+    import mlflow.xgboost
+
+    return mlflow.xgboost.load_model(mv.source)
+
+
+def strategy_signals(
+    config: Config,
+    strategy: str,
+    model: Any,
+    threshold: float,
+    bars: pl.DataFrame,
+    start: Any,
+    end: Any,
+) -> pl.DataFrame:
+    """Signals (SIGNAL_SCHEMA) of bars with start <= ts < end whose event the model takes (probability >=
+    `threshold`); `bars` holds the history the features need before `start`."""
+    mcfg = config.strategies[strategy].ml_model
+    names = list(mcfg.features)
+    labels = config.ml_training.labels
+    kind = label_kind(config, strategy)
+    frame = normalise_bars(bars)
+    if kind == "mean_reversion":
+        c = labels.mean_reversion
+        rule = f"zscore_{c.window}"
+        extra = [rule, "atr"]
+    else:
+        t = labels.triple_barrier
+        rule = f"trend_strength_{t.trend_window}"
+        extra = [rule, "atr"]
+    wanted = list(dict.fromkeys([*names, *extra]))
+    feats = compute_features(frame, wanted).join(
+        frame.select("symbol", "ts", "close").with_columns(
+            _mean=pl.col("close").rolling_mean(labels.mean_reversion.window).over("symbol"),
+            _row=pl.int_range(pl.len()).over("symbol"),
+        ),
+        on=["symbol", "ts"],
+    )
+    window = feats.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).drop_nulls([*names, rule, "atr"])
+    x = window[rule].to_numpy()
+    if kind == "mean_reversion":
+        event = np.abs(x) >= labels.mean_reversion.entry_z
+        side = -np.sign(x)
+        target = window["_mean"].to_numpy()
+        horizon = labels.mean_reversion.horizon_bars
+    else:
+        tb = labels.triple_barrier
+        on_grid = window["_row"].to_numpy() % tb.event_spacing_bars == 0
+        event = (np.abs(x) >= tb.entry_strength) & (x != 0.0) & on_grid
+        side = np.sign(x)
+        target = np.full(window.height, np.nan)
+        horizon = tb.horizon_bars
+    event &= window["atr"].to_numpy() > 0
+    rows = window.filter(pl.Series(event))
+    if rows.height == 0:
+        return pl.DataFrame(schema=SIGNAL_SCHEMA)
+    prob = predict(
+        Fitted(model, 0, 0.0, np.empty(0)), rows.select(names).to_numpy().astype(np.float64), names
+    )
+    out = pl.DataFrame({
+        "strategy": strategy, "symbol": rows["symbol"], "ts": rows["ts"], "side": side[event].astype(np.int8),
+        "prob": prob, "close": rows["close"], "atr": rows["atr"], "target": target[event],
+        "horizon_bars": horizon,
+    }, schema=SIGNAL_SCHEMA)  # fmt: skip
+    return out.filter(pl.col("prob") >= threshold).sort("ts", "symbol")
