@@ -302,7 +302,14 @@ def test_unknown_message_fault(venue: Venue, market: ReplayMarket, provider: str
     assert prices == ref.head(len(prices)).to_list()  # no trade lost or replaced
 
 
-def test_streams_down_cuts_and_refuses_one_provider_only(venue: Venue) -> None:
+def test_streams_down_cuts_and_refuses_one_provider_only(market: ReplayMarket) -> None:
+    # A paced venue of its own: at max speed the frames already in flight before the cut are the whole
+    # market, which takes seconds to read.
+    with Venue(VenueConfig(speed=60.0), market=market) as venue:
+        _streams_down(venue)
+
+
+def _streams_down(venue: Venue) -> None:
     async def main() -> None:
         alpaca = await _subscribed(venue.urls["alpaca_stream"], "alpaca")
         polygon = await _subscribed(venue.urls["polygon_stream"], "polygon")
