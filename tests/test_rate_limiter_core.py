@@ -229,10 +229,14 @@ def test_config_builds_the_limiter_and_bad_backoff_is_named() -> None:
 
 
 def test_acquire_blocks_with_the_gil_released_and_honours_timeout() -> None:
+    # The exact wait (~30 s) exceeds the timeout: refused at once rather than after sleeping. (A long
+    # window: a loaded machine can stall this thread for longer than a short one between the calls.)
+    slow = RateLimiter([(1, 30.0)])
+    assert slow.acquire()
+    assert slow.acquire(timeout=0.05) is False
     lim = RateLimiter([(1, 0.3)])
+    first = time.monotonic_ns()  # taken before the first admission: the second one is >= 0.3 s after it
     assert lim.acquire()
-    # The exact wait (~0.3 s) exceeds the timeout: refused at once rather than after sleeping.
-    assert lim.acquire(timeout=0.05) is False
     ticks = 0
     done = threading.Event()
 
@@ -251,9 +255,13 @@ def test_acquire_blocks_with_the_gil_released_and_honours_timeout() -> None:
     done.set()
     counter.join()
     assert ok
-    assert waited >= 0.2 * NS  # it really waited for the window to slide
+    # It really waited for the window to slide: bounded from before the first admission, since a stall
+    # of this thread between the two calls may have used up part of the window.
+    assert t0 + waited - first >= 0.3 * NS
     assert during > 1000  # another Python thread ran meanwhile: the GIL was released
     assert lim.stats()["keys"]["default"]["admitted"] == 2
+    assert slow.stats()["keys"]["default"] == {"admitted": 1, "rejected": 1, "admitted_weight": 1,
+                                               "in_window": [1]}
 
 
 def test_many_threads_blocking_acquire_all_admitted_within_the_rate() -> None:

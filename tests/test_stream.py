@@ -126,12 +126,25 @@ async def wait_for(cond: Callable[[], bool], timeout: float) -> None:
 
 # ------------------------------------------------------------------------ stream == batch
 @pytest.mark.parametrize(
-    ("provider", "encoding"), [("alpaca", "json"), ("alpaca", "msgpack"), ("polygon", "json")]
+    ("provider", "encoding", "unknown_every"),
+    [
+        ("alpaca", "json", None),
+        ("alpaca", "msgpack", None),
+        ("polygon", "json", None),
+        # the venue slips a message of a type the provider never sends into every 4th data frame
+        ("alpaca", "msgpack", 4),
+        ("polygon", "json", 4),
+    ],
 )
 def test_stream_bars_equal_batch_aggregation(
-    venue_factory: Callable[..., Venue], market: SyntheticMarket, provider: str, encoding: str
+    venue_factory: Callable[..., Venue],
+    market: SyntheticMarket,
+    provider: str,
+    encoding: str,
+    unknown_every: int | None,
 ) -> None:
     v = venue_factory("max")
+    v.set_faults(stream_unknown_every=unknown_every)
     trades = market.trades.filter(pl.col("symbol").is_in(SYMBOLS[:2]))
     bars: list[pl.DataFrame] = []
     seen = {"trades": 0, "async_calls": 0}
@@ -167,6 +180,12 @@ def test_stream_bars_equal_batch_aggregation(
     assert seen["trades"] == trades.height == stats["trades"]
     assert stats["malformed"] == stats["late"] == stats["reconnects"] == 0
     assert stats["latency_p50_us"] is not None and stats["latency_p99_us"] >= stats["latency_p50_us"]
+    if unknown_every is None:
+        assert stats["unknown"] == 0 and stats["unknown_types"] == {}
+    else:  # counted by type, and nothing else disturbed (bars, trades and no reconnect checked above)
+        unknown = "zz" if provider == "alpaca" else "ZZ"
+        assert stats["unknown_types"] == {unknown: stats["unknown"]}
+        assert stats["unknown"] >= stats["frames"] // unknown_every - 1 >= 1
 
 
 # ------------------------------------------------------------------------------ faults
@@ -245,6 +264,45 @@ def test_primary_dies_secondary_takes_over_and_back(
     assert full.height >= 45
     assert_same_bars(*same_span(got, market.trades))
     # Most bars came from the live streams, not from REST.
+    assert full["backfilled"].sum() < full.height / 2
+
+
+def test_primary_stream_down_on_one_venue_fails_over_and_back(
+    venue_factory: Callable[..., Venue], market: SyntheticMarket
+) -> None:
+    """One venue serves both streams; its Alpaca endpoint goes down (open socket cut, reconnects refused
+    with 503) while Polygon keeps serving, then comes back."""
+    v = venue_factory(400.0)
+    bars: list[pl.DataFrame] = []
+
+    async def main() -> tuple[dict[str, Any], Connection]:
+        a = StreamingAdapter(config(v), clock=v.clock.now_ns)
+        a.on_bar(bars.append)
+        await a.connect_alpaca()
+        await a.connect_polygon()
+        await a.subscribe_trades(SYMBOLS)
+        await asyncio.sleep(0.8)
+        assert a.active_source == "alpaca"
+        v.set_faults(streams_down=["alpaca"])
+        await wait_for(lambda: a.active_source == "polygon", 5)
+        alpaca = a._sources["alpaca"]
+        await wait_for(lambda: alpaca.attempts >= alpaca.connects + 2, 5)  # reconnects are refused...
+        assert not alpaca.live and "503" in str(alpaca.last_error)
+        await asyncio.sleep(0.5)
+        v.clear_faults()  # ... until the endpoint is back
+        await wait_for(lambda: a.active_source == "alpaca", 5)
+        await asyncio.sleep(0.8)
+        await a.close()
+        return a.stats(), alpaca
+
+    stats, alpaca = asyncio.run(main())
+    assert stats["failovers"] == 1 and stats["failbacks"] == 1
+    assert stats["sources"]["alpaca"]["drops"] >= 1 and stats["sources"]["polygon"]["drops"] == 0
+    assert alpaca.connects == 2
+    got = pl.concat(bars)
+    full = got.filter(~pl.col("partial"))
+    assert full.height >= 45
+    assert_same_bars(*same_span(got, market.trades))
     assert full["backfilled"].sum() < full.height / 2
 
 

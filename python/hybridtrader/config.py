@@ -518,6 +518,10 @@ class FaultConfig(Section):
     latency_ms: float = Field(0.0, ge=0.0)  # added before every REST answer
     stream_drop_after_frames: int | None = Field(None, gt=0)  # close each stream after N data frames
     stream_malformed_every: int | None = Field(None, gt=0)  # every N-th data frame is garbage
+    # every N-th data frame also carries a message of a type the provider never sends ("T":"zz" / "ev":"ZZ")
+    stream_unknown_every: int | None = Field(None, gt=0)
+    # these providers' stream endpoints are down: upgrades answer 503, open sockets are cut
+    streams_down: list[Literal["alpaca", "polygon"]] = Field(default_factory=list)
     seed: int = 0
 
 

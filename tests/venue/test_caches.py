@@ -98,3 +98,15 @@ def test_no_finnhub_key_disables_with_a_warning(tmp_path: Path, caplog: pytest.L
         e = EarningsBlackout(cfg, path=tmp_path / "e.json")
     assert not e.enabled and "FINNHUB_API_KEY" in caplog.text
     assert not e.is_blacked_out("AAPL", date(2024, 1, 3))
+
+
+def test_metrics_since_is_the_work_done_after_a_snapshot() -> None:
+    m = Metrics()
+    m.inc("api_calls", 7, endpoint="bars")
+    m.inc("cache_hits")
+    before = m.snapshot()
+    m.inc("api_calls", endpoint="bars")
+    m.inc("api_calls", endpoint="assets")
+    assert m.since(before) == {"api_calls{endpoint=assets}": 1.0, "api_calls{endpoint=bars}": 1.0}
+    assert m.since(m.snapshot()) == {}
+    assert m.since({}) == m.snapshot()

@@ -259,3 +259,139 @@ def test_test_feed_streams_fakepaca(venue: Venue, market: ReplayMarket) -> None:
             return await _recv(ws)
 
     assert {m["S"] for m in asyncio.run(json_feed())} == {"FAKEPACA"}
+
+
+async def _subscribed(url: str, provider: str, binary: bool = False) -> Any:
+    """A websockets client on `url`, authenticated and subscribed to every trade."""
+    headers = {"Content-Type": "application/msgpack"} if binary else None
+    ws = await websockets.connect(url, additional_headers=headers, compression=None)
+    await ws.recv()
+    if provider == "alpaca":
+        await ws.send(msgpack.packb(AUTH) if binary else orjson.dumps(AUTH))
+        await ws.recv()
+        sub = {"action": "subscribe", "trades": ["*"]}
+        await ws.send(msgpack.packb(sub) if binary else orjson.dumps(sub))
+    else:
+        await ws.send(orjson.dumps({"action": "auth", "params": LOCAL_KEY}))
+        await ws.recv()
+        await ws.send(orjson.dumps({"action": "subscribe", "params": "T.*"}))
+    await ws.recv()
+    return ws
+
+
+@pytest.mark.parametrize(("provider", "binary"), [("alpaca", False), ("alpaca", True), ("polygon", False)])
+def test_unknown_message_fault(venue: Venue, market: ReplayMarket, provider: str, binary: bool) -> None:
+    """Every 3rd data frame also carries a message of a type the provider never sends; the data around it
+    is untouched."""
+    venue.set_faults(stream_unknown_every=3)
+    type_key, trade_type, unknown = ("T", "t", "zz") if provider == "alpaca" else ("ev", "T", "ZZ")
+
+    async def main() -> list[list[dict[str, Any]]]:
+        ws = await _subscribed(venue.urls[f"{provider}_stream"], provider, binary)
+        async with ws:
+            decode = msgpack.unpackb if binary else orjson.loads
+            return [decode(await asyncio.wait_for(ws.recv(), 10)) for _ in range(9)]
+
+    frames = asyncio.run(main())
+    for i, frame in enumerate(frames):
+        kinds = [m[type_key] for m in frame]
+        expected_first = unknown if i % 3 == 2 else trade_type
+        assert kinds[0] == expected_first and set(kinds[1:]) == {trade_type}, (i, kinds[:3])
+    prices = [m["p"] for f in frames for m in f if m[type_key] == trade_type]
+    ref = market.trades.frame.sort("ts", "symbol")["price"]
+    assert prices == ref.head(len(prices)).to_list()  # no trade lost or replaced
+
+
+def test_streams_down_cuts_and_refuses_one_provider_only(market: ReplayMarket) -> None:
+    # A paced venue of its own: at max speed the frames already in flight before the cut are the whole
+    # market, which takes seconds to read.
+    with Venue(VenueConfig(speed=60.0), market=market) as venue:
+        _streams_down(venue)
+
+
+def _streams_down(venue: Venue) -> None:
+    async def main() -> None:
+        alpaca = await _subscribed(venue.urls["alpaca_stream"], "alpaca")
+        polygon = await _subscribed(venue.urls["polygon_stream"], "polygon")
+        async with alpaca, polygon:
+            await asyncio.wait_for(alpaca.recv(), 10)
+            venue.set_faults(streams_down=["alpaca"])
+            # The open Alpaca socket is cut (no close frame) once the frames already in flight are read...
+            with pytest.raises(websockets.ConnectionClosedError) as cut:
+                while True:
+                    await asyncio.wait_for(alpaca.recv(), 10)
+            assert cut.value.rcvd is None
+            # ... new connections are refused at the upgrade ...
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(venue.urls["alpaca_stream"])
+            assert refused.value.response.status_code == 503
+            # ... while Polygon keeps streaming on its open socket and accepts new ones.
+            for _ in range(5):
+                assert orjson.loads(await asyncio.wait_for(polygon.recv(), 10))[0]["ev"] == "T"
+            second = await _subscribed(venue.urls["polygon_stream"], "polygon")
+            async with second:
+                assert orjson.loads(await asyncio.wait_for(second.recv(), 10))[0]["ev"] == "T"
+        venue.clear_faults()
+        back = await _subscribed(venue.urls["alpaca_stream"], "alpaca")
+        async with back:
+            assert orjson.loads(await asyncio.wait_for(back.recv(), 10))[0]["T"] == "t"
+
+    asyncio.run(main())
+
+
+def test_subscription_starts_at_its_own_market_time(market: ReplayMarket) -> None:
+    """At a finite speed a subscription made long after connecting gets the ticks from then on, not the
+    ones that happened while the connection sat unsubscribed."""
+    with Venue(VenueConfig(speed=600.0), market=market) as v:  # ten market minutes per second
+
+        async def main() -> tuple[int, int, list[dict[str, Any]]]:
+            async with websockets.connect(v.urls["alpaca_stream"]) as ws:
+                await ws.recv()
+                await ws.send(orjson.dumps(AUTH))
+                await ws.recv()
+                connected = v.clock.now_ns()
+                await asyncio.sleep(0.3)  # three market minutes, about 180 trades
+                subscribed = v.clock.now_ns()
+                await ws.send(orjson.dumps({"action": "subscribe", "trades": ["*"]}))
+                await ws.recv()
+                got = await _recv(ws)
+                return connected, subscribed, got
+
+        connected, subscribed, got = asyncio.run(main())
+    first = pl.Series([got[0]["t"]]).str.to_datetime(time_unit="ns", time_zone="UTC").dt.epoch("ns")[0]
+    assert subscribed - connected >= 120 * 10**9
+    assert first > subscribed
+
+
+def test_stop_closes_connected_streams_promptly(market: ReplayMarket) -> None:
+    """stop() sends every open stream a close frame 1001 (going away) instead of waiting for the clients
+    to hang up; that includes a client still in the auth handshake."""
+    v = Venue(VenueConfig(speed=60.0, stream_auth_timeout_s=60), market=market).start()
+
+    async def main() -> tuple[float, list[Any]]:
+        clients = [await _subscribed(v.urls["alpaca_stream"], "alpaca"),
+                   await _subscribed(v.urls["polygon_stream"], "polygon"),
+                   await websockets.connect(v.urls["polygon_stream"])]  # connected, never authenticates
+        await clients[2].recv()
+
+        async def until_closed(ws: Any) -> Any:
+            try:
+                while True:
+                    await ws.recv()
+            except websockets.ConnectionClosed as e:
+                return e
+
+        readers = [asyncio.ensure_future(until_closed(ws)) for ws in clients]
+        t0 = time.monotonic()
+        await asyncio.to_thread(v.stop)
+        took = time.monotonic() - t0
+        return took, await asyncio.wait_for(asyncio.gather(*readers), 10)
+
+    try:
+        took, closes = asyncio.run(main())
+    finally:
+        v.stop()
+    assert took < 5.0, f"stop() took {took:.1f}s with clients connected"  # a hang check: it was 30 s+
+    for e in closes:
+        assert isinstance(e, websockets.ConnectionClosedOK) and e.rcvd is not None
+        assert e.rcvd.code == 1001

@@ -95,6 +95,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     symbols = [s for item in args.symbols for s in item.split(",") if s.strip()]
     store = BarStore(Path(args.store) if args.store else Path(cfg.data_dir) / "bars")
+    before = METRICS.snapshot()
     with service_urls(cfg, needs=("alpaca_data",)) as urls, Progress(
         TextColumn("fetch {task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[bars]:,} bars"), TimeElapsedColumn(), disable=args.no_progress,
@@ -114,5 +115,5 @@ def run_fetch(args: argparse.Namespace) -> int:
                                 timeframe=args.timeframe, jump_zscore=cfg.data.jump_zscore,
                                 max_abs_log_return=cfg.data.max_abs_log_return)
     print("quality: ok" if report.ok else f"quality: {'; '.join(report.issues)}")
-    print("api: " + ", ".join(f"{k} {v:g}" for k, v in METRICS.snapshot().items()))
+    print("api: " + ", ".join(f"{k} {v:g}" for k, v in METRICS.since(before).items()))
     return 0

@@ -38,6 +38,11 @@ class Metrics:
             out[f"{name}{{{tag}}}" if tag else name] = v
         return out
 
+    def since(self, before: dict[str, float]) -> dict[str, float]:
+        """The counters that moved since `before` (an earlier `snapshot()`), by how much: what one piece of
+        work did, even when the process has counted other work before."""
+        return {k: v - before.get(k, 0.0) for k, v in self.snapshot().items() if v != before.get(k, 0.0)}
+
 
 # The process-wide registry; components take a `metrics=` argument defaulting to it.
 METRICS = Metrics()

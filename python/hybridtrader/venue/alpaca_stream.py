@@ -25,7 +25,7 @@ from hybridtrader.venue.auth import KeyRing
 from hybridtrader.venue.faults import Faults
 from hybridtrader.venue.msgpack_frames import pack_maps
 from hybridtrader.venue.replay import ReplayClock, Tape, Tapes
-from hybridtrader.venue.streaming import Encoder, Pump, Subscriptions, receive_json_like, run_pump
+from hybridtrader.venue.streaming import Encoder, Pump, Subscriptions, accept, receive_json_like, run_pump
 
 FEEDS = ("iex", "sip", "delayed_sip", "test")
 # Alpaca channel name -> the tape that feeds it (other channels are accepted and stay silent).
@@ -34,6 +34,7 @@ CHANNELS = {"trades": "trades", "quotes": "quotes", "bars": "bars", "updatedBars
 _T_NS = "%Y-%m-%dT%H:%M:%S%.9fZ"
 _T_S = "%Y-%m-%dT%H:%M:%SZ"
 _AT, _R = msgpack.packb(["@"]), msgpack.packb(["R"])
+UNKNOWN = {"T": "zz", "msg": "a message type Alpaca never sends (injected fault)"}
 
 
 def _json_encoders() -> dict[str, Encoder]:
@@ -121,8 +122,7 @@ class AlpacaStream:
         if request.match_info["feed"] not in FEEDS:
             raise web.HTTPNotFound(text=f"unknown feed {request.match_info['feed']!r}")
         binary = request.headers.get("Content-Type", "").lower().startswith("application/msgpack")
-        ws = web.WebSocketResponse(compress=False, max_msg_size=1 << 20)
-        await ws.prepare(request)
+        ws = await accept(request, "alpaca", self.faults)
 
         async def send(msgs: list[dict[str, Any]]) -> None:
             if binary:
@@ -146,7 +146,8 @@ class AlpacaStream:
         try:
             subs = Subscriptions()
             encoders, codes = self._feed(request.match_info["feed"], binary)
-            pump = Pump(ws, request, self.clock, self.tapes, encoders, subs, self.batch, self.faults, codes)
+            pump = Pump(ws, request, self.clock, self.tapes, encoders, subs, self.batch, self.faults, codes,
+                        provider="alpaca", unknown=UNKNOWN)
 
             async def reader() -> None:
                 while True:

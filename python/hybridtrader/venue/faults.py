@@ -1,7 +1,8 @@
-"""Fault injection for the venue: rate-limit storms, 5xx answers, latency, dropped connections and
-malformed stream frames. Set from the config (`venue.faults`), changed live with `Venue.set_faults(...)`
-or `POST /venue/faults`, or forced for one REST request with query knobs (`fault=429|5xx|drop`,
-`latency_ms=N`), which the venue strips before the endpoint sees the query.
+"""Fault injection for the venue: rate-limit storms, 5xx answers, latency, dropped connections,
+malformed stream frames, messages of unknown types and a provider's stream endpoint going down. Set from
+the config (`venue.faults`), changed live with `Venue.set_faults(...)` or `POST /venue/faults`, or forced
+for one REST request with query knobs (`fault=429|5xx|drop`, `latency_ms=N`), which the venue strips
+before the endpoint sees the query.
 """
 
 from __future__ import annotations
@@ -78,10 +79,17 @@ class Faults:
             return None, latency
 
     def stream_frame(self, sent: int) -> str | None:
-        """What to do before sending data frame number `sent` (0-based): None, "drop" or "malformed"."""
+        """What to do before sending data frame number `sent` (0-based): None, "drop", "malformed" or
+        "unknown" (the frame also carries a message of a type the provider never sends)."""
         cfg = self.config
         if cfg.stream_drop_after_frames is not None and sent >= cfg.stream_drop_after_frames:
             return "drop"
         if cfg.stream_malformed_every is not None and (sent + 1) % cfg.stream_malformed_every == 0:
             return "malformed"
+        if cfg.stream_unknown_every is not None and (sent + 1) % cfg.stream_unknown_every == 0:
+            return "unknown"
         return None
+
+    def stream_down(self, provider: str) -> bool:
+        """Whether `provider`'s stream endpoint ("alpaca" or "polygon") is down."""
+        return provider in self.config.streams_down

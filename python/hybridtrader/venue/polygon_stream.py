@@ -18,12 +18,13 @@ from aiohttp import web
 from hybridtrader.venue.auth import KeyRing
 from hybridtrader.venue.faults import Faults
 from hybridtrader.venue.replay import ReplayClock, Tape, Tapes
-from hybridtrader.venue.streaming import Encoder, Pump, Subscriptions, receive_json_like, run_pump
+from hybridtrader.venue.streaming import Encoder, Pump, Subscriptions, accept, receive_json_like, run_pump
 
 TOPICS = {"T": "trades", "Q": "quotes", "A": "seconds", "AM": "bars"}
 EXCHANGE_IEX = 10  # Polygon's numeric id of IEX
 TAPE_C = 3  # Nasdaq-listed tape in Polygon's numbering (1 NYSE, 2 AMEX/ARCA, 3 Nasdaq)
 _MS = pl.col("ts").dt.epoch("ms")
+UNKNOWN = {"ev": "ZZ", "message": "an event type Polygon never sends (injected fault)"}
 
 
 def _aggregates(ev: str, span_ms: int) -> Encoder:
@@ -88,8 +89,7 @@ class PolygonStream:
         return [web.get("/stocks", self.handle)]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(compress=False, max_msg_size=1 << 20)
-        await ws.prepare(request)
+        ws = await accept(request, "polygon", self.faults)
 
         async def status(*items: tuple[str, str]) -> None:
             await ws.send_str(orjson.dumps([{"ev": "status", "status": s, "message": m} for s, m in items])
@@ -100,7 +100,8 @@ class PolygonStream:
             await ws.close()
             return ws
         subs = Subscriptions()
-        pump = Pump(ws, request, self.clock, self._day_tapes(), self.encoders, subs, self.batch, self.faults)
+        pump = Pump(ws, request, self.clock, self._day_tapes(), self.encoders, subs, self.batch, self.faults,
+                    provider="polygon", unknown=UNKNOWN)
 
         async def reader() -> None:
             while True:

@@ -32,10 +32,14 @@ from hybridtrader.venue.finnhub import FinnhubApi
 from hybridtrader.venue.market import ReplayMarket
 from hybridtrader.venue.polygon_stream import PolygonStream
 from hybridtrader.venue.replay import ReplayClock, Tapes
+from hybridtrader.venue.streaming import track_sockets
 
 log = logging.getLogger(__name__)
 
 UNAUTHORIZED = ApiError(401, 40110000, "request is not authorized")
+# At shutdown, after the streams were sent their close frames: how long requests still running may take
+# before they are cancelled (aiohttp's default is 60 s, which a connected stream client would use up).
+SHUTDOWN_TIMEOUT_S = 1.0
 
 
 def load_market(config: VenueConfig) -> ReplayMarket:
@@ -109,6 +113,7 @@ class Venue:
     # ------------------------------------------------------------------------------------ app
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=1 << 20)
+        track_sockets(app)
         cfg = self.config
         until = self.clock if cfg.history_until_clock else None
         app.add_routes(MarketDataApi(self.market, self.faults, until).routes())
@@ -216,7 +221,8 @@ class Venue:
         }
 
     async def _start_async(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
+                                     shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
         await site.start()

@@ -1,27 +1,70 @@
-"""What the Alpaca and Polygon streams share: subscriptions, the replay pump and stream faults.
+"""What the Alpaca and Polygon streams share: accepting sockets, subscriptions, the replay pump and
+stream faults.
 
 A pump plays the subscribed tapes from the connection's start time. At a finite speed it sends what the
 clock has reached and sleeps until the next event; at max speed it sends batches as fast as the socket
 drains, keeping the tapes in step (no tape runs more than one batch ahead of another).
+
+Every accepted socket is registered on the app, so that shutting the venue down closes them all at once
+with 1001 (going away) instead of waiting for each client to hang up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
+import msgpack
 import numpy as np
-from aiohttp import web
+import orjson
+from aiohttp import WSCloseCode, web
 
 from hybridtrader.venue.faults import Faults
 from hybridtrader.venue.replay import ReplayClock, Tape, Tapes
 
 ALL = -1  # subscription to every symbol ("*")
 IDLE_POLL_S = 0.25
+CLOSE_TIMEOUT_S = 1.0  # at shutdown: how long a client gets to answer our close frame
+SOCKETS = web.AppKey("stream_sockets", weakref.WeakSet)
 
 Encoder = Callable[[Tape, np.ndarray], bytes | str]
+
+
+class StreamDown(web.HTTPServiceUnavailable):
+    """The provider's stream endpoint is down (fault `streams_down`): the upgrade is refused."""
+
+
+async def accept(request: web.Request, provider: str, faults: Faults) -> web.WebSocketResponse:
+    """Upgrade the request to a websocket registered for shutdown; refused with 503 while the provider's
+    stream is down."""
+    if faults.stream_down(provider):
+        raise StreamDown(text=f"{provider} stream is down (injected fault)")
+    ws = web.WebSocketResponse(compress=False, max_msg_size=1 << 20)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    return ws
+
+
+def track_sockets(app: web.Application) -> None:
+    """Register the socket set `accept` fills and the shutdown hook that closes its sockets."""
+    app[SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(_close_sockets)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await asyncio.gather(*(_going_away(ws) for ws in list(app[SOCKETS])))
+
+
+async def _going_away(ws: web.WebSocketResponse) -> None:
+    """Close frame 1001; a client that does not answer (or a socket that cannot drain) within
+    CLOSE_TIMEOUT_S is cut, and the handler ends either way."""
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        await asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY, message=b"venue shutting down"),
+                               CLOSE_TIMEOUT_S)
 
 
 @dataclass
@@ -69,7 +112,12 @@ class Pump:
         batch: int,
         faults: Faults,
         codes: dict[str, int] | None = None,
+        *,
+        provider: str,
+        unknown: dict[str, Any],
     ) -> None:
+        """`provider` names the stream for the `streams_down` fault; `unknown` is the message of a type the
+        provider never sends that the `stream_unknown_every` fault slips into data frames."""
         self.ws = ws
         self.request = request
         self.clock = clock
@@ -82,15 +130,23 @@ class Pump:
         self.pos_ns = clock.now_ns()
         self.cursors: dict[str, int] = {}
         self.frames_sent = 0
+        self.provider = provider
+        self.unknown = unknown
 
     def _cursor(self, kind: str, tape: Tape) -> int:
-        if kind not in self.cursors:  # a newly subscribed tape starts at the connection's position
-            self.cursors[kind] = int(np.searchsorted(tape.emit, self.pos_ns, side="right"))
+        if kind not in self.cursors:
+            # A newly subscribed tape starts where the connection is: at a finite speed that is the market
+            # time of the subscription (a provider sends what happens after it, never what happened while
+            # the connection sat unsubscribed); at max speed the position the other tapes have reached.
+            pos = self.pos_ns if self.clock.max_speed else max(self.pos_ns, self.clock.now_ns())
+            self.cursors[kind] = int(np.searchsorted(tape.emit, pos, side="right"))
         return self.cursors[kind]
 
     async def run(self) -> None:
         codes = self.codes
         while not self.ws.closed:
+            if self.faults.stream_down(self.provider):
+                self._cut()
             active = {}
             for kind in self.encoders:
                 sel = self.subs.codes(kind, codes)
@@ -143,17 +199,30 @@ class Pump:
             raise StreamDropped
         action = self.faults.stream_frame(self.frames_sent)
         self.frames_sent += 1
-        if action == "drop":
-            transport = self.request.transport
-            if transport is not None:
-                transport.abort()
-            raise StreamDropped
+        if action == "drop" or self.faults.stream_down(self.provider):
+            self._cut()
         if action == "malformed":
             payload = b"\x00\xc1{not a frame" if isinstance(payload, bytes) else "[{\"T\":\"t\",\"S\":"
+        elif action == "unknown":
+            payload = _prepend(self.unknown, payload)
         if isinstance(payload, bytes):
             await self.ws.send_bytes(payload)
         else:
             await self.ws.send_str(payload)
+
+    def _cut(self) -> NoReturn:
+        """Lose the connection the way a dead server does: no close frame."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+        raise StreamDropped
+
+
+def _prepend(msg: dict[str, Any], payload: bytes | str) -> bytes | str:
+    """The data frame (a JSON or msgpack array of messages) with `msg` as its first message."""
+    if isinstance(payload, bytes):
+        return msgpack.packb([msg, *msgpack.unpackb(payload)])
+    return f"[{orjson.dumps(msg).decode()},{payload[1:]}"
 
 
 async def receive_json_like(
