@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 import time
 from collections import deque
 from typing import Any
@@ -120,7 +121,8 @@ async def _stream(
     recent: deque[tuple[Any, ...]] = deque(maxlen=ROWS)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError):  # no signal handlers on some platforms
+    signals = sys.platform != "win32"  # Windows event loops have no signal handlers
+    if signals:
         loop.add_signal_handler(signal.SIGINT, stop.set)
     live: Live | None = None
 
@@ -158,7 +160,7 @@ async def _stream(
         await adapter.close()
         if live is not None:
             live.stop()
-        with contextlib.suppress(NotImplementedError):
+        if signals:
             loop.remove_signal_handler(signal.SIGINT)
     return adapter.stats()
 
