@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 from hybridtrader import _core
-from hybridtrader.market import aggregate_quotes, aggregate_trades
+from hybridtrader.market import aggregate_quotes, aggregate_trades, frames
 from hybridtrader.market import bars as bars_mod
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -346,21 +346,28 @@ def test_exact_codes_path_equals_hashed_path() -> None:
 def test_native_and_public_frame_builders_agree() -> None:
     rng = np.random.default_rng(44)
     n = 50
-    columns = (
-        rng.integers(0, 10**18, n),
-        *[np.where(rng.random(n) < 0.2, np.nan, rng.uniform(1, 100, n)) for _ in range(8)],
-        rng.integers(0, 100, n),
-    )
     symbols = [f"S{i % 7}" for i in range(n)]
-    for builder in (bars_mod._native_frame, bars_mod._public_frame):
-        if builder is bars_mod._native_frame and bars_mod._plr is None:
-            continue
-        frame = builder("quotes", symbols, columns)
+    columns = {
+        "symbol": symbols,
+        "ts": rng.integers(0, 10**18, n),
+        **{c: np.where(rng.random(n) < 0.2, np.nan, rng.uniform(1, 100, n))
+           for c in list(bars_mod.QUOTE_BAR_SCHEMA)[2:-1]},
+        "quotes": rng.integers(0, 100, n),
+    }
+    builders = [frames._public] + ([frames._native] if frames._plr is not None else [])
+    built = [b(bars_mod.QUOTE_BAR_SCHEMA, columns) for b in builders]
+    for frame in built:
         assert frame.schema == pl.Schema(bars_mod.QUOTE_BAR_SCHEMA)
         assert frame["spread_bps_last"].null_count() == 0  # NaN stays NaN
-        np.testing.assert_array_equal(frame["spread_bps_last"].to_numpy(), columns[8])
+        np.testing.assert_array_equal(frame["spread_bps_last"].to_numpy(), columns["spread_bps_last"])
         assert frame["symbol"].to_list() == symbols
-        assert frame["ts"].dt.epoch("ns").to_list() == columns[0].tolist()
+        assert frame["ts"].dt.epoch("ns").to_list() == columns["ts"].tolist()
+    assert built[-1].equals(built[0])
+    flags = {"f": np.array([True, False, True])}
+    assert frames.build_frame({"f": pl.Boolean()}, flags)["f"].to_list() == [True, False, True]
+    if frames._native in builders:
+        with pytest.raises(TypeError, match="unsupported dtype"):
+            frames._native({"x": pl.Int8()}, {"x": np.array([1], np.int8)})
 
 
 @settings(max_examples=60, deadline=None)

@@ -550,6 +550,7 @@ class VenueConfig(Section):
     cash: float = Field(100_000.0, gt=0)
     impact: bool = True  # fills pay the slippage model's market impact beyond the quote
     history_until_clock: bool = False  # REST history stops at the replay clock (no peeking ahead)
+    record_sends: bool = False  # log when each streamed event was sent (GET /venue/sends; for latency)
     market: VenueMarketConfig = Field(default_factory=VenueMarketConfig)
     faults: FaultConfig = Field(default_factory=FaultConfig)
 

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import msgpack
+import numpy as np
 import orjson
 import polars as pl
 import pytest
@@ -395,3 +396,70 @@ def test_stop_closes_connected_streams_promptly(market: ReplayMarket) -> None:
     for e in closes:
         assert isinstance(e, websockets.ConnectionClosedOK) and e.rcvd is not None
         assert e.rcvd.code == 1001
+
+
+def test_json_frames_cut_from_cached_blocks_equal_direct_encoding(market: ReplayMarket) -> None:
+    """Frames cut out of block-encoded text equal encoding the rows directly: contiguous runs, filtered
+    rows (a symbol subscription) and runs across block boundaries, for every Alpaca and Polygon tape."""
+    from hybridtrader.venue import alpaca_stream, polygon_stream, streaming
+    from hybridtrader.venue.replay import Tapes
+
+    tapes = Tapes(market)
+    polygon = polygon_stream.PolygonStream(None, tapes, None, None, auth_timeout_s=1, batch=1)  # type: ignore[arg-type]
+    polygon._day_tapes()
+    encoders = [(k, e) for k, e in alpaca_stream._json_encoders().items()] + list(polygon.encoders.items())
+    rng = np.random.default_rng(5)
+    block = streaming.JSON_BLOCK_ROWS
+    for kind, enc in encoders:
+        tape = tapes.get(kind)
+        n = len(tape)
+        starts = [0, max(0, block - 3), max(0, n - 40), *rng.integers(0, n, 6).tolist()]
+        for start in starts:
+            rows = np.arange(start, min(n, start + int(rng.integers(1, 3 * block))))
+            for sel in (rows, rows[tape.code[rows] == 1], rows[rng.random(rows.size) < 0.2]):
+                if sel.size == 0:
+                    continue
+                direct = [orjson.loads(line) for line in enc.lines(tape, sel).splitlines()]
+                assert orjson.loads(enc(tape, sel)) == direct, (kind, start, sel.size)
+        assert len(enc._blocks) <= streaming.JSON_CACHED_BLOCKS
+
+
+def test_send_log_stamps_every_streamed_trade(market: ReplayMarket) -> None:
+    """With venue.record_sends every trade sent is logged with its time and the wall time its frame went
+    out: the log holds exactly what the client received, stamped no later than it arrived."""
+    import urllib.error
+    import urllib.request
+
+    with Venue(VenueConfig(speed="max"), market=market) as off:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{off.url}/venue/sends")
+        assert e.value.code == 409
+    with Venue(VenueConfig(speed=600.0, record_sends=True), market=market) as v:
+
+        async def main() -> tuple[list[int], list[int]]:
+            ts, arrived = [], []
+            async with websockets.connect(v.urls["alpaca_stream"]) as ws:
+                await ws.recv()
+                await ws.send(orjson.dumps(AUTH))
+                await ws.recv()
+                await ws.send(orjson.dumps({"action": "subscribe", "trades": ["S00", "S02"]}))
+                await ws.recv()
+                while len(ts) < 100:
+                    got = await _recv(ws)
+                    arrived += [time.time_ns()] * len(got)
+                    ts += [m["t"] for m in got]
+            return ts, arrived
+
+        ts, arrived = asyncio.run(main())
+        time.sleep(0.2)  # frames sent after the client's last read are logged too
+        with urllib.request.urlopen(f"{v.url}/venue/sends") as r:
+            (conn,) = orjson.loads(r.read())["connections"]
+        urllib.request.urlopen(urllib.request.Request(f"{v.url}/venue/sends", method="DELETE"))
+        with urllib.request.urlopen(f"{v.url}/venue/sends") as r:
+            assert orjson.loads(r.read())["connections"] == []
+    assert conn["provider"] == "alpaca" and set(conn["tapes"]) == {"trades"}
+    got_ns = pl.Series(ts).str.to_datetime(time_unit="ns", time_zone="UTC").dt.epoch("ns").to_list()
+    logged = conn["tapes"]["trades"]
+    assert logged["ts"][: len(got_ns)] == got_ns
+    sent = np.array(logged["sent_ns"][: len(got_ns)])
+    assert (sent <= np.array(arrived)).all() and (np.diff(sent) >= 0).all()

@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--symbols", type=int, help="synthetic market: number of symbols")
     p.add_argument("--sessions", type=int, help="synthetic market: number of sessions")
     p.add_argument("--seed", type=int, help="synthetic market: random seed")
+    p.add_argument("--record-sends", action="store_true",
+                   help="log when each streamed event is sent (GET /venue/sends), to measure client latency")
     p.set_defaults(run=run)
 
 
@@ -32,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
             setattr(v.market, name, getattr(args, name))
     if args.market is not None:
         v.market.path = args.market
+    if args.record_sends:
+        v.record_sends = True
 
     def ready(venue: Venue) -> None:
         for name, url in venue.urls.items():

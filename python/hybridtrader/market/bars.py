@@ -19,17 +19,16 @@ streaming `BarAggregator` from a frame.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
 import polars as pl
 
 from hybridtrader import _core
+from hybridtrader.market.frames import UTC_NS, build_frame
 
 log = logging.getLogger(__name__)
-
-UTC_NS = pl.Datetime("ns", "UTC")
 
 TRADE_BAR_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
@@ -67,55 +66,12 @@ _EMPTY = {source: pl.DataFrame(schema=schema) for source, schema in _SCHEMAS.ite
 _HASH_SEEDS = (0, 0x9E3779B97F4A7C15)
 
 
-def _public_frame(source: str, symbol: Symbols, columns: Columns) -> pl.DataFrame:
-    """Bar frame from the engine's numpy columns (everything after ``symbol``) via public constructors."""
-    names = list(_SCHEMAS[source])
-    series = [pl.Series("symbol", symbol, dtype=pl.String), pl.Series("ts", columns[0]).cast(UTC_NS)]
-    series += [pl.Series(name, col) for name, col in zip(names[2:], columns[1:], strict=True)]
-    return pl.DataFrame(series)
-
-
-def _native_frame(source: str, symbol: Symbols, columns: Columns) -> pl.DataFrame:
-    """The same frame through Polars' native constructors, skipping the Python-level dispatch of
-    ``pl.Series(...)`` (about 5x less overhead: it dominates `BarAggregator.push_many` on small chunks)."""
-    names = list(_SCHEMAS[source])
-    if isinstance(symbol, pl.Series):
-        sym = symbol.alias("symbol")._s
-    else:
-        sym = _plr.PySeries.new_str("symbol", symbol, True)
-    series = [sym, _plr.PySeries.new_i64("ts", columns[0], True).cast(UTC_NS, True, False)]
-    for name, col in zip(names[2:], columns[1:], strict=True):
-        if col.dtype == np.int64:
-            series.append(_plr.PySeries.new_i64(name, col, True))
-        else:  # NaN stays NaN (a bar without volume has no vwap), never null
-            series.append(_plr.PySeries.new_f64(name, col, False))
-    return pl.DataFrame._from_pydf(_plr.PyDataFrame(series))
-
-
-def _pick_frame_builder() -> Callable[[str, Symbols, Columns], pl.DataFrame]:
-    """The native builder if this Polars version has it and it agrees with the public one, else public."""
-    probe = (np.array([0, 1]), *[np.array([1.5, np.nan])] * 6, np.array([2, 3]))
-    try:
-        if _native_frame("trades", ["A", "B"], probe).equals(_public_frame("trades", ["A", "B"], probe)):
-            return _native_frame
-    except (AttributeError, TypeError, ValueError, NameError):
-        pass
-    return _public_frame
-
-
-try:
-    from polars import _plr
-except ImportError:  # older Polars: the public path is used
-    _plr = None
-
-_build_frame = _pick_frame_builder()
-
-
 def _bars_frame(source: str, symbol: Symbols, columns: Columns) -> pl.DataFrame:
     """Wraps the engine's numpy columns (everything after ``symbol``) into a bar frame without copying."""
     if len(columns[0]) == 0:
         return _EMPTY[source].clear()
-    return _build_frame(source, symbol, columns)
+    schema = _SCHEMAS[source]
+    return build_frame(schema, dict(zip(schema, [symbol, *columns], strict=True)))
 
 
 def aggregate_trades(

@@ -22,10 +22,12 @@ import numpy as np
 import orjson
 import polars as pl
 
+from hybridtrader.market.frames import UTC_NS, build_frame
+
 Provider = Literal["alpaca", "polygon"]
 Encoding = Literal["json", "msgpack"]
 
-TS = pl.Datetime("ns", "UTC")
+TS = UTC_NS
 TRADE_SCHEMA = {"symbol": pl.Utf8, "ts": TS, "price": pl.Float64, "size": pl.Float64}
 QUOTE_SCHEMA = {
     "symbol": pl.Utf8,
@@ -59,16 +61,12 @@ class Columns:
         return len(self.data["symbol"])
 
     def frame(self) -> pl.DataFrame:
-        cols = {}
+        df = build_frame(self.schema, self.data)
         for name, dtype in self.schema.items():
             v = self.data[name]
-            if dtype == TS:
-                cols[name] = pl.Series(name, v, dtype=pl.Int64).cast(dtype)
-            elif dtype == pl.Int64 and (v < 0).any():  # a count the provider does not send: null
-                cols[name] = pl.Series(name, v, dtype=dtype).scatter(np.flatnonzero(v < 0), None)
-            else:
-                cols[name] = pl.Series(name, v, dtype=dtype)
-        return pl.DataFrame(cols)
+            if dtype == pl.Int64 and (v < 0).any():  # a count the provider does not send: null
+                df = df.with_columns(df[name].scatter(np.flatnonzero(v < 0), None))
+        return df
 
     def take(self, idx: np.ndarray) -> Columns:
         """The rows at `idx` (integer positions or a boolean mask), in that order."""

@@ -25,7 +25,16 @@ from hybridtrader.venue.auth import KeyRing
 from hybridtrader.venue.faults import Faults
 from hybridtrader.venue.msgpack_frames import pack_maps
 from hybridtrader.venue.replay import ReplayClock, Tape, Tapes
-from hybridtrader.venue.streaming import Encoder, Pump, Subscriptions, accept, receive_json_like, run_pump
+from hybridtrader.venue.streaming import (
+    Encoder,
+    JsonFrames,
+    Pump,
+    SendLog,
+    Subscriptions,
+    accept,
+    receive_json_like,
+    run_pump,
+)
 
 FEEDS = ("iex", "sip", "delayed_sip", "test")
 # Alpaca channel name -> the tape that feeds it (other channels are accepted and stay silent).
@@ -38,12 +47,14 @@ UNKNOWN = {"T": "zz", "msg": "a message type Alpaca never sends (injected fault)
 
 
 def _json_encoders() -> dict[str, Encoder]:
+    """JSON frames with `t` as RFC 3339 text with nanoseconds."""
+
     def trades(tape: Tape, rows: np.ndarray) -> str:
         return tape.frame[rows].select(
             pl.lit("t").alias("T"), pl.col("symbol").alias("S"), pl.lit(pl.Series(rows + 1)).alias("i"),
             pl.lit("V").alias("x"), pl.col("price").alias("p"), pl.col("size").alias("s"),
             pl.lit(["@"]).alias("c"), pl.col("ts").dt.strftime(_T_NS).alias("t"), pl.lit("C").alias("z"),
-        ).write_json()
+        ).write_ndjson()
 
     def quotes(tape: Tape, rows: np.ndarray) -> str:
         return tape.frame[rows].select(
@@ -51,7 +62,7 @@ def _json_encoders() -> dict[str, Encoder]:
             pl.col("bid").alias("bp"), pl.col("bid_size").alias("bs"), pl.lit("V").alias("ax"),
             pl.col("ask").alias("ap"), pl.col("ask_size").alias("as"), pl.lit(["R"]).alias("c"),
             pl.col("ts").dt.strftime(_T_NS).alias("t"), pl.lit("C").alias("z"),
-        ).write_json()
+        ).write_ndjson()
 
     def bars(tape: Tape, rows: np.ndarray) -> str:
         return tape.frame[rows].select(
@@ -59,9 +70,9 @@ def _json_encoders() -> dict[str, Encoder]:
             pl.col("high").alias("h"), pl.col("low").alias("l"), pl.col("close").alias("c"),
             pl.col("volume").alias("v"), pl.col("ts").dt.strftime(_T_S).alias("t"),
             pl.col("trades").alias("n"), pl.col("vwap").alias("vw"),
-        ).write_json()
+        ).write_ndjson()
 
-    return {"trades": trades, "quotes": quotes, "bars": bars}
+    return {"trades": JsonFrames(trades), "quotes": JsonFrames(quotes), "bars": JsonFrames(bars)}
 
 
 def _msgpack_encoders(names: list[str]) -> dict[str, Encoder]:
@@ -102,7 +113,8 @@ class AlpacaStream:
     """The `/v2/{feed}` WebSocket endpoint (one instance per venue; counts connections per key)."""
 
     def __init__(self, clock: ReplayClock, tapes: Tapes, keys: KeyRing, faults: Faults, *,
-                 auth_timeout_s: float, max_symbols: int, batch: int, connections_per_key: int) -> None:
+                 auth_timeout_s: float, max_symbols: int, batch: int, connections_per_key: int,
+                 sends: SendLog | None = None) -> None:
         self.clock = clock
         self.tapes = tapes
         self.keys = keys
@@ -112,6 +124,7 @@ class AlpacaStream:
         self.batch = batch
         self.connections_per_key = connections_per_key
         self.connections: Counter[str] = Counter()
+        self.sends = sends
         self._json = _json_encoders()
         self._msgpack = _msgpack_encoders(tapes.market.names)
 
@@ -147,7 +160,7 @@ class AlpacaStream:
             subs = Subscriptions()
             encoders, codes = self._feed(request.match_info["feed"], binary)
             pump = Pump(ws, request, self.clock, self.tapes, encoders, subs, self.batch, self.faults, codes,
-                        provider="alpaca", unknown=UNKNOWN)
+                        provider="alpaca", unknown=UNKNOWN, sends=self.sends)
 
             async def reader() -> None:
                 while True:

@@ -8,6 +8,7 @@ aggregates `A` and minute aggregates `AM` (sym, v, av, op, vw, o, c, h, l, a, z,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,15 @@ from aiohttp import web
 from hybridtrader.venue.auth import KeyRing
 from hybridtrader.venue.faults import Faults
 from hybridtrader.venue.replay import ReplayClock, Tape, Tapes
-from hybridtrader.venue.streaming import Encoder, Pump, Subscriptions, accept, receive_json_like, run_pump
+from hybridtrader.venue.streaming import (
+    JsonFrames,
+    Pump,
+    SendLog,
+    Subscriptions,
+    accept,
+    receive_json_like,
+    run_pump,
+)
 
 TOPICS = {"T": "trades", "Q": "quotes", "A": "seconds", "AM": "bars"}
 EXCHANGE_IEX = 10  # Polygon's numeric id of IEX
@@ -27,7 +36,7 @@ _MS = pl.col("ts").dt.epoch("ms")
 UNKNOWN = {"ev": "ZZ", "message": "an event type Polygon never sends (injected fault)"}
 
 
-def _aggregates(ev: str, span_ms: int) -> Encoder:
+def _aggregates(ev: str, span_ms: int) -> Callable[[Tape, np.ndarray], str]:
     def enc(tape: Tape, rows: np.ndarray) -> str:
         return tape.frame[rows].select(
             pl.lit(ev).alias("ev"), pl.col("symbol").alias("sym"), pl.col("volume").alias("v"),
@@ -35,7 +44,7 @@ def _aggregates(ev: str, span_ms: int) -> Encoder:
             pl.col("close").alias("c"), pl.col("high").alias("h"), pl.col("low").alias("l"),
             pl.col("a"), (pl.col("volume") / pl.col("trades").clip(1)).round(0).cast(pl.Int64).alias("z"),
             _MS.alias("s"), (_MS + span_ms).alias("e"),
-        ).write_json()
+        ).write_ndjson()
 
     return enc
 
@@ -47,7 +56,7 @@ def _trades(tape: Tape, rows: np.ndarray) -> str:
         pl.col("price").alias("p"),
         pl.col("size").alias("s"), pl.lit([0], dtype=pl.List(pl.Int64)).alias("c"), _MS.alias("t"),
         pl.lit(pl.Series(rows + 1)).alias("q"),
-    ).write_json()
+    ).write_ndjson()
 
 
 def _quotes(tape: Tape, rows: np.ndarray) -> str:
@@ -58,7 +67,7 @@ def _quotes(tape: Tape, rows: np.ndarray) -> str:
         pl.lit([], dtype=pl.List(pl.Int64)).alias("i"), _MS.alias("t"),
         pl.lit(pl.Series(rows + 1)).alias("q"),
         pl.lit(TAPE_C).alias("z"),
-    ).write_json()
+    ).write_ndjson()
 
 
 def with_day_totals(bars: pl.DataFrame) -> pl.DataFrame:
@@ -75,15 +84,17 @@ def with_day_totals(bars: pl.DataFrame) -> pl.DataFrame:
 
 class PolygonStream:
     def __init__(self, clock: ReplayClock, tapes: Tapes, keys: KeyRing, faults: Faults, *,
-                 auth_timeout_s: float, batch: int) -> None:
+                 auth_timeout_s: float, batch: int, sends: SendLog | None = None) -> None:
         self.clock = clock
         self.tapes = tapes
         self.keys = keys
         self.faults = faults
         self.auth_timeout_s = auth_timeout_s
         self.batch = batch
+        self.sends = sends
         seconds, minutes = _aggregates("A", 1000), _aggregates("AM", 60_000)
-        self.encoders = {"trades": _trades, "quotes": _quotes, "seconds": seconds, "bars": minutes}
+        self.encoders = {k: JsonFrames(lines) for k, lines in
+                         {"trades": _trades, "quotes": _quotes, "seconds": seconds, "bars": minutes}.items()}
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/stocks", self.handle)]
@@ -101,7 +112,7 @@ class PolygonStream:
             return ws
         subs = Subscriptions()
         pump = Pump(ws, request, self.clock, self._day_tapes(), self.encoders, subs, self.batch, self.faults,
-                    provider="polygon", unknown=UNKNOWN)
+                    provider="polygon", unknown=UNKNOWN, sends=self.sends)
 
         async def reader() -> None:
             while True:

@@ -32,7 +32,7 @@ from hybridtrader.venue.finnhub import FinnhubApi
 from hybridtrader.venue.market import ReplayMarket
 from hybridtrader.venue.polygon_stream import PolygonStream
 from hybridtrader.venue.replay import ReplayClock, Tapes
-from hybridtrader.venue.streaming import track_sockets
+from hybridtrader.venue.streaming import SendLog, track_sockets
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class Venue:
         clock = ReplayClock(start, None if self.config.speed == "max" else float(self.config.speed))
         self.broker = Broker(self.market, clock, self.config.cash,
                              self._slippage(slippage_cfg) if self.config.impact else None)
+        self.sends = SendLog() if self.config.record_sends else None
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -125,15 +126,18 @@ class Venue:
             web.post("/venue/faults", self._set_faults),
             web.delete("/venue/faults", self._clear_faults),
             web.post("/venue/clock", self._advance),
+            web.get("/venue/sends", self._sends),
+            web.delete("/venue/sends", self._sends),
         ])
         app.add_routes(PolygonStream(self.clock, self.tapes, self.keys, self.faults,
                                      auth_timeout_s=cfg.stream_auth_timeout_s,
-                                     batch=cfg.stream_batch).routes())
+                                     batch=cfg.stream_batch, sends=self.sends).routes())
         # last: `/v2/{feed}` would otherwise shadow `/v2/account` and friends
         app.add_routes(AlpacaStream(self.clock, self.tapes, self.keys, self.faults,
                                     auth_timeout_s=cfg.stream_auth_timeout_s,
                                     max_symbols=cfg.stream_max_symbols, batch=cfg.stream_batch,
-                                    connections_per_key=cfg.stream_connections_per_key).routes())
+                                    connections_per_key=cfg.stream_connections_per_key,
+                                    sends=self.sends).routes())
         return app
 
     @web.middleware
@@ -192,6 +196,16 @@ class Venue:
     async def _clear_faults(self, request: web.Request) -> web.Response:
         self.faults.clear()
         return web.json_response(self.faults.config.model_dump())
+
+    async def _sends(self, request: web.Request) -> web.Response:
+        """GET: the send log (`SendLog.export`) as JSON; DELETE: empty it."""
+        if self.sends is None:
+            return web.json_response({"error": "the send log is off: set venue.record_sends"}, status=409)
+        if request.method == "DELETE":
+            self.sends.clear()
+            return web.json_response({"connections": []})
+        body = orjson.dumps({"connections": self.sends.export()}, option=orjson.OPT_SERIALIZE_NUMPY)
+        return web.Response(body=body, content_type="application/json")
 
     async def _advance(self, request: web.Request) -> web.Response:
         try:

@@ -1,19 +1,30 @@
 """What the Alpaca and Polygon streams share: accepting sockets, subscriptions, the replay pump and
-stream faults.
+stream faults, and the optional send log.
 
 A pump plays the subscribed tapes from the connection's start time. At a finite speed it sends what the
 clock has reached and sleeps until the next event; at max speed it sends batches as fast as the socket
 drains, keeping the tapes in step (no tape runs more than one batch ahead of another).
 
+JSON frames are cut out of text encoded a block of tape rows at a time (`JsonFrames`): a paced stream
+sends thousands of frames of a few messages a second, and a Polars query per frame (~0.5 ms) would make
+the venue, not the client, the bottleneck.
+
 Every accepted socket is registered on the app, so that shutting the venue down closes them all at once
 with 1001 (going away) instead of waiting for each client to hang up.
+
+The send log (`venue.record_sends`) stamps every data frame with the wall clock (`time.time_ns`, shared by
+all processes of the host) just before it is handed to the socket, per connection and tape, so a client's
+tick-to-handler latency can be measured from the moment the venue sent each event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -30,8 +41,53 @@ ALL = -1  # subscription to every symbol ("*")
 IDLE_POLL_S = 0.25
 CLOSE_TIMEOUT_S = 1.0  # at shutdown: how long a client gets to answer our close frame
 SOCKETS = web.AppKey("stream_sockets", weakref.WeakSet)
+JSON_BLOCK_ROWS = 2048  # tape rows encoded to JSON at once (about 1.5 ms of Polars work)
+JSON_CACHED_BLOCKS = 64  # per encoder: every connection reads its tapes forward, so few are live
 
 Encoder = Callable[[Tape, np.ndarray], bytes | str]
+
+
+class JsonFrames:
+    """A JSON encoder: the frame (an array of message objects) for ascending tape rows.
+
+    `lines(tape, rows)` gives the messages of rows as newline-delimited JSON (Polars `write_ndjson`; a
+    raw newline never occurs inside JSON text). Blocks of JSON_BLOCK_ROWS rows are encoded once and kept
+    in a small LRU cache; a frame is then slices of that text: a contiguous run of rows is one slice.
+    """
+
+    def __init__(self, lines: Callable[[Tape, np.ndarray], str]) -> None:
+        self.lines = lines
+        self._blocks: OrderedDict[tuple[int, int], tuple[Tape, bytes, np.ndarray, np.ndarray]] = OrderedDict()
+
+    def _block(self, tape: Tape, k: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+        key = (id(tape), k)  # the entry holds the tape, so its id is not reused while cached
+        hit = self._blocks.get(key)
+        if hit is None:
+            lo = k * JSON_BLOCK_ROWS
+            text = self.lines(tape, np.arange(lo, min(lo + JSON_BLOCK_ROWS, len(tape)))).encode()
+            ends = np.flatnonzero(np.frombuffer(text, np.uint8) == ord("\n"))
+            starts = np.concatenate(([0], ends[:-1] + 1))
+            hit = (tape, text, starts, ends)
+            self._blocks[key] = hit
+            if len(self._blocks) > JSON_CACHED_BLOCKS:
+                self._blocks.popitem(last=False)
+        else:
+            self._blocks.move_to_end(key)
+        return hit[1], hit[2], hit[3]
+
+    def __call__(self, tape: Tape, rows: np.ndarray) -> str:
+        parts: list[bytes] = []
+        blocks = rows // JSON_BLOCK_ROWS
+        for chunk in np.split(rows, np.flatnonzero(np.diff(blocks)) + 1):
+            k = int(chunk[0]) // JSON_BLOCK_ROWS
+            text, starts, ends = self._block(tape, k)
+            local = chunk - k * JSON_BLOCK_ROWS
+            if int(local[-1] - local[0]) == local.size - 1:
+                parts.append(text[starts[local[0]] : ends[local[-1]]].replace(b"\n", b","))
+            else:
+                bounds = zip(starts[local].tolist(), ends[local].tolist(), strict=True)
+                parts.extend(text[a:b] for a, b in bounds)
+        return f"[{b','.join(parts).decode()}]"
 
 
 class StreamDown(web.HTTPServiceUnavailable):
@@ -94,6 +150,39 @@ class Subscriptions:
         return np.array(sorted(codes[n] for n in names if n in codes), dtype=np.int32)
 
 
+class SendLog:
+    """Per connection and tape: each sent event's time (event time, UTC ns) and the wall time its frame
+    went to the socket. Grows while recording: meant for measurements, off by default."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._conns: dict[int, dict[str, Any]] = {}
+
+    def open(self, provider: str) -> int:
+        cid = next(self._ids)
+        self._conns[cid] = {"provider": provider, "tapes": {}}
+        return cid
+
+    def record(self, cid: int, kind: str, ts: np.ndarray, sent_ns: int) -> None:
+        self._conns[cid]["tapes"].setdefault(kind, []).append((ts, sent_ns))
+
+    def export(self) -> list[dict[str, Any]]:
+        """One entry per connection in the order they opened: provider and, per tape, `ts` and `sent_ns`
+        arrays with one element per event."""
+        out = []
+        for cid, conn in self._conns.items():
+            tapes = {}
+            for kind, parts in conn["tapes"].items():
+                ts = np.concatenate([t for t, _ in parts])
+                sent = np.repeat([s for _, s in parts], [t.size for t, _ in parts])
+                tapes[kind] = {"ts": ts, "sent_ns": sent}
+            out.append({"id": cid, "provider": conn["provider"], "tapes": tapes})
+        return out
+
+    def clear(self) -> None:
+        self._conns.clear()
+
+
 class StreamDropped(Exception):
     """The stream ended on purpose: a fault dropped it, or the client closed it."""
 
@@ -115,9 +204,11 @@ class Pump:
         *,
         provider: str,
         unknown: dict[str, Any],
+        sends: SendLog | None = None,
     ) -> None:
         """`provider` names the stream for the `streams_down` fault; `unknown` is the message of a type the
-        provider never sends that the `stream_unknown_every` fault slips into data frames."""
+        provider never sends that the `stream_unknown_every` fault slips into data frames; `sends`, when
+        given, records every data frame sent."""
         self.ws = ws
         self.request = request
         self.clock = clock
@@ -132,6 +223,8 @@ class Pump:
         self.frames_sent = 0
         self.provider = provider
         self.unknown = unknown
+        self.sends = sends
+        self.send_id = sends.open(provider) if sends is not None else 0
 
     def _cursor(self, kind: str, tape: Tape) -> int:
         if kind not in self.cursors:
@@ -192,7 +285,11 @@ class Pump:
         if not isinstance(sel, int):
             rows = rows[np.isin(tape.code[start:end], sel)]
         for i in range(0, rows.size, self.batch):
-            await self.send_data(self.encoders[kind](tape, rows[i : i + self.batch]))
+            chunk = rows[i : i + self.batch]
+            payload = self.encoders[kind](tape, chunk)
+            if self.sends is not None:
+                self.sends.record(self.send_id, kind, tape.emit[chunk] - tape.delay, time.time_ns())
+            await self.send_data(payload)
 
     async def send_data(self, payload: bytes | str) -> None:
         if self.ws.closed:  # the client's close arrived: nothing more goes out
