@@ -8,6 +8,7 @@ same values, whatever the venue does to the connections.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -489,6 +490,27 @@ def test_close_flushes_partial_bars_and_closes_sockets(venue_factory: Callable[.
     got = pl.concat(bars)
     assert got["partial"].all() and set(got["symbol"]) == set(SYMBOLS)
     assert a.stats()["sources"]["alpaca"]["state"] == "closed"
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_start_freezes_the_heap_out_of_the_gc(venue_factory: Callable[..., Venue], freeze: bool) -> None:
+    """gc_freeze (default on) moves what is alive when the stream starts out of the collector's scans, so
+    a full collection does not stall the loop over the whole heap; off leaves the collector alone."""
+    v = venue_factory()
+    gc.unfreeze()
+
+    async def main() -> int:
+        a = StreamingAdapter(config(v, gc_freeze=freeze))
+        await a.connect_alpaca()
+        frozen = gc.get_freeze_count()
+        await a.close()
+        return frozen
+
+    try:
+        frozen = asyncio.run(main())
+    finally:
+        gc.unfreeze()
+    assert (frozen > 10_000) if freeze else (frozen == 0)
 
 
 def test_bad_arguments() -> None:

@@ -270,3 +270,94 @@ def test_every_message_is_accounted_for(items: list[tuple[str, object]]) -> None
     if goods:
         assert f.trades.data["ts"].tolist() == [m["t"] for m in goods]
         assert f.trades.data["price"].tolist() == [m["p"] for m in goods]
+
+
+def _rfc3339(ns_: int, digits: int, suffix: str) -> str:
+    secs, frac = divmod(ns_, 10**9)
+    text = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if digits:
+        text += "." + f"{frac:09d}"[:digits]
+    return text + suffix
+
+
+_number = st.one_of(st.floats(0.01, 1e5), st.integers(1, 10**6))
+_spoilt = st.sampled_from([0, -1.5, "1.5", True, None, float("inf")])  # what no provider sends
+_ts_ns = st.integers(946_684_800 * 10**9, 4_102_444_800 * 10**9 - 1)
+
+
+@st.composite
+def _wire_message(draw: st.DrawFn, provider: str) -> dict[str, object]:
+    """A trade, quote or bar as the provider sends it; one in ten is spoilt somehow (a bad value, a
+    missing field, another message type, an odd symbol, a timestamp with an offset instead of Z)."""
+    kind = draw(st.sampled_from(["trade", "quote", "bar"]))
+    ts = draw(_ts_ns)
+    alpaca = provider == "alpaca"
+    m: dict[str, object] = (
+        {"T": {"trade": "t", "quote": "q", "bar": "b"}[kind], "S": "AAPL",
+         "t": _rfc3339(ts, draw(st.integers(0, 9)), "Z")}
+        if alpaca else
+        {"ev": {"trade": "T", "quote": "Q", "bar": "AM"}[kind], "sym": "AAPL", "t": ts // 10**6}
+    )
+    fields = {"trade": ["p", "s"], "quote": ["bp", "ap", "bs", "as"], "bar": ["o", "h", "l", "c", "v", "vw"]}
+    for k in fields[kind]:
+        m[k] = draw(_number)
+    if kind == "bar":
+        m["l"] = m["h"] = max(m["o"], m["c"])  # type: ignore[type-var]
+        if alpaca:
+            m["n"] = draw(st.integers(0, 10**6))
+        else:
+            m["s"] = ts // 10**6
+    m[("S" if alpaca else "sym")] = draw(st.sampled_from(["AAPL", "MSFT", "BRK.B", "\u00c9TF"]))
+    if draw(st.integers(0, 9)) == 0:
+        spoil = draw(st.sampled_from(["value", "missing", "type", "symbol", "offset", "count"]))
+        key = draw(st.sampled_from(sorted(m)))
+        if spoil == "value":
+            m[key] = draw(_spoilt)
+        elif spoil == "missing":
+            del m[key]
+        elif spoil == "type":
+            m["T" if alpaca else "ev"] = draw(st.sampled_from(["zz", "success", "LULD", "A"]))
+        elif spoil == "symbol":
+            m["S" if alpaca else "sym"] = draw(st.sampled_from(["", 7]))
+        elif spoil == "offset" and alpaca:
+            m["t"] = _rfc3339(ts, 3, "+00:00")
+        elif spoil == "count" and kind == "bar":
+            m["n"] = 3.0
+    return m
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_rust_fast_path_equals_the_general_parser(data: st.DataObject) -> None:
+    """The Rust fast path (JSON frames of only well-formed trades, quotes and bars) gives exactly what the
+    Python parser gives, and hands every other frame to it: random frames of both providers mixing good
+    messages with bad values, missing fields, other types and timestamps in several forms."""
+    provider = data.draw(st.sampled_from(["alpaca", "polygon"]))
+    msgs = data.draw(st.lists(_wire_message(provider), min_size=1, max_size=12))
+    raw = orjson.dumps(msgs)
+    fast, general = FrameParser(provider), FrameParser(provider)  # type: ignore[arg-type]
+    general._fast = None
+    a, b = fast.parse(raw), general.parse(raw)
+    assert (a.messages, a.malformed, a.unknown, a.control) == (b.messages, b.malformed, b.unknown, b.control)
+    for kind in ("trades", "quotes", "bars"):
+        ca, cb = getattr(a, kind), getattr(b, kind)
+        assert (ca is None) == (cb is None), kind
+        if ca is not None:
+            assert ca.frame().equals(cb.frame()), kind
+
+
+def test_fast_path_takes_the_common_frames() -> None:
+    """Frames of well-formed trades, quotes and bars (as the venue and the providers send them) are taken
+    by the Rust path, with the same str object for a symbol frame after frame."""
+    from hybridtrader import _core
+
+    dec = _core.FrameDecoder("alpaca")
+    trades = [m for m in ALPACA_FRAME if m["T"] in ("t", "q", "b")]
+    first, second = dec.decode(orjson.dumps(trades)), dec.decode(orjson.dumps(trades).decode())
+    assert first is not None and second is not None and first[0] == len(trades)
+    assert first[1][0][0] is second[1][0][0]  # the interned "AAPL"
+    assert dec.decode(orjson.dumps(ALPACA_FRAME)) is None  # a control message: the general parser's
+    with pytest.raises(TypeError, match="bytes or str"):
+        dec.decode(17)
+    with pytest.raises(ValueError, match="provider"):
+        _core.FrameDecoder("iex")

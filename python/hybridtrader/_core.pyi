@@ -3,7 +3,7 @@
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -286,6 +286,16 @@ class BarAggregator:
         """Adds trades in order (same as `push` for each, GIL released) and returns the completed bars as a
         frame in the bar schema (in completion order). ``symbols`` are ids from `intern` (fastest) or
         strings; for a Polars frame use `hybridtrader.market.push_frame`."""
+    def push_many_columns(
+        self,
+        symbols: npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str],
+        ts: npt.ArrayLike,
+        price: npt.ArrayLike,
+        size: npt.ArrayLike,
+    ) -> tuple[Any, ...] | None:
+        """`push_many` for callers that keep bars as numpy columns (the streaming adapter): the completed
+        bars as (symbols list, ts int64 ns, open, high, low, close, volume, vwap, trades), or None when no
+        bar completed; no Polars frame is built."""
     def push_quotes_many(
         self,
         symbols: npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str],
@@ -365,3 +375,17 @@ def aggregate_bars_runs(
 def bar_order(symbols: npt.NDArray[np.uint32], key: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
     """The stable permutation that orders rows by ``key[symbols]`` (a counting sort; ``key`` maps each
     code into ``0..len(key)``)."""
+
+
+class FrameDecoder:
+    """The fast path of stream frame parsing for one provider ("alpaca" or "polygon"), used by
+    `hybridtrader.stream.messages.FrameParser` for JSON frames."""
+
+    def __init__(self, provider: str) -> None: ...
+    def decode(self, raw: bytes | str) -> tuple[int, tuple[Any, ...] | None, tuple[Any, ...] | None,
+                                                tuple[Any, ...] | None] | None:
+        """(messages, trades, quotes, bars) of a JSON frame made only of well-formed trades, quotes and
+        bars: each kind None or (symbols list, ts int64 ns, float columns in schema order; bars end with
+        the int64 trade count, -1 where unknown). None for any other frame (control messages, unknown
+        types, a bad or unusual value): the general parser then counts and skips bad messages one by one.
+        Symbols are the same str objects frame after frame."""

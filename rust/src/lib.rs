@@ -4,6 +4,7 @@ pub mod bars;
 pub mod exposure;
 pub mod ratelimit;
 pub mod slippage;
+pub mod wire;
 
 #[cfg(feature = "python")]
 mod py;

@@ -39,24 +39,38 @@ def _public(schema: Schema, columns: Mapping[str, Any]) -> pl.DataFrame:
 
 def _native(schema: Schema, columns: Mapping[str, Any]) -> pl.DataFrame:
     series = []
-    for name, dtype in schema.items():
+    for name, make in _plan(schema):
         v = columns[name]
-        if isinstance(v, pl.Series):
-            s = v.alias(name)._s
-        elif dtype == pl.String:
-            s = _plr.PySeries.new_str(name, v, True)
+        series.append(v.alias(name)._s if isinstance(v, pl.Series) else make(name, v))
+    return pl.DataFrame._from_pydf(_plr.PyDataFrame(series))
+
+
+_PLANS: dict[int, tuple[Schema, list[tuple[str, Callable[[str, Any], Any]]]]] = {}
+
+
+def _plan(schema: Schema) -> list[tuple[str, Callable[[str, Any], Any]]]:
+    """The native constructor of each column, worked out once per schema object (comparing Polars dtypes
+    costs more than building a small series)."""
+    hit = _PLANS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    plan = []
+    for name, dtype in schema.items():
+        if dtype == pl.String:
+            make = lambda n, v: _plr.PySeries.new_str(n, v, True)  # noqa: E731
         elif dtype == UTC_NS:
-            s = _plr.PySeries.new_i64(name, v, True).cast(UTC_NS, True, False)
+            make = lambda n, v: _plr.PySeries.new_i64(n, v, True).cast(UTC_NS, True, False)  # noqa: E731
         elif dtype == pl.Int64:
-            s = _plr.PySeries.new_i64(name, v, True)
+            make = lambda n, v: _plr.PySeries.new_i64(n, v, True)  # noqa: E731
         elif dtype == pl.Float64:
-            s = _plr.PySeries.new_f64(name, v, False)  # nan_is_null=False
+            make = lambda n, v: _plr.PySeries.new_f64(n, v, False)  # noqa: E731  # NaN stays NaN
         elif dtype == pl.Boolean:
-            s = _plr.PySeries.new_bool(name, v, True)
+            make = lambda n, v: _plr.PySeries.new_bool(n, v, True)  # noqa: E731
         else:
             raise TypeError(f"build_frame: column {name!r} has unsupported dtype {dtype}")
-        series.append(s)
-    return pl.DataFrame._from_pydf(_plr.PyDataFrame(series))
+        plan.append((name, make))
+    _PLANS[id(schema)] = (schema, plan)  # the entry keeps the schema alive: its id is not reused
+    return plan
 
 
 _PROBE_SCHEMA: dict[str, pl.DataType] = {

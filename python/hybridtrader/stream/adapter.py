@@ -20,11 +20,16 @@ Handlers receive Polars frames: trades (symbol, ts, price, size) and quotes (sym
 bid_size, ask_size) one frame per websocket frame; bars (the bar columns + `partial`, `backfilled`)
 one frame per batch of closed bars, in (ts, symbol) order; provider bars (what the provider itself
 aggregates, Alpaca `b` / Polygon `AM`) go to `on_provider_bar`.
+
+When it starts, the adapter freezes the objects alive at that moment out of the garbage collector's scans
+(`gc.freeze`, `alpaca.data_sources.stream.gc_freeze`): otherwise a full collection over a large heap
+stalls the loop, and every tick in flight, for tens of milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import time
@@ -55,7 +60,7 @@ from hybridtrader.stream.providers import (
     StreamProtocol,
     Subscriptions,
 )
-from hybridtrader.stream.sequencer import BarSequencer, Gap
+from hybridtrader.stream.sequencer import BarSequencer, Gap, bar_columns, engine_columns
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +146,7 @@ class StreamingAdapter:
         self._backfill_retry_at = 0.0
         self._max_ts = 0  # newest tick timestamp fed to the aggregator
         self._last_trade_frame_ns = 0  # perf_counter_ns of the last frame with trades (active source)
-        self._completed: list[pl.DataFrame] = []  # bars completed by ticks, sequenced at the next timer tick
+        self._completed: list[Columns] = []  # bars completed by ticks, sequenced at the next timer tick
         self._started_ns = 0
         self._rate: deque[tuple[int, int]] = deque()
         self._closed = False
@@ -314,14 +319,14 @@ class StreamingAdapter:
                 # Whatever the server sent before this frame is lost; with a clock, "now" bounds where the
                 # server resumed even if this frame is an older one still in flight.
                 self._seq.close_gap(max(int(ts.min()), self.now_ns()))
-            bars = self._agg.push_many(d["symbol"], ts, d["price"], d["size"])
+            bars = self._agg.push_many_columns(d["symbol"], ts, d["price"], d["size"])
             mx = int(ts.max())
             if mx > self._max_ts:
                 self._max_ts = mx
             self._last_trade_frame_ns = recv_ns
-            if len(bars):
-                # Sequenced with the timer's flush: one batch of Polars work per tick instead of per frame.
-                self._completed.append(bars)
+            if bars is not None:
+                # Sequenced with the timer's flush: one batch of work per tick instead of per frame.
+                self._completed.append(engine_columns(bars))
             if self._handlers["trade"]:
                 await self._trade_q.put((tr, recv_ns))
         if frame.quotes is not None:
@@ -368,6 +373,9 @@ class StreamingAdapter:
         if self._tasks:
             return
         loop = asyncio.get_running_loop()
+        if self.cfg.gc_freeze:  # see StreamConfig.gc_freeze: a latency measure, process-wide
+            gc.collect()
+            gc.freeze()
         self._started_ns = time.perf_counter_ns()
         ticks = _frame_of_columns  # trades, quotes and bars alike travel as numpy columns
         self._pumps = [
@@ -412,12 +420,12 @@ class StreamingAdapter:
     async def _flush(self, until_ns: int) -> None:
         if until_ns <= 0:
             return
-        frames, self._completed = self._completed, []
+        parts, self._completed = self._completed, []
         flushed = self._agg.flush(until_ns)
         if flushed.height:
-            frames.append(flushed)
-        if frames:
-            await self._emit(self._seq.stream_bars(frames))
+            parts.append(bar_columns(flushed))
+        if parts:
+            await self._emit(self._seq.stream_bars(parts))
 
     # ----------------------------------------------------------------------------- failover
     def _healthy(self, conn: Connection, now: int, stale_ns: int) -> bool:
@@ -534,7 +542,7 @@ class StreamingAdapter:
                 if gap.last >= gap.first:
                     await self._backfill(gap)
             await self._emit(self._seq.drain())
-            await self._emit(self._seq.stream_bars([self._agg.close()], partial=True))
+            await self._emit(self._seq.stream_bars([bar_columns(self._agg.close(), partial=True)]))
         for q in (self._trade_q, self._bar_q, self._pbar_q):
             await q.put(STOP)
         self._quote_q.put_nowait(STOP)

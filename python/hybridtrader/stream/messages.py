@@ -4,8 +4,9 @@ One call per websocket frame returns one `Frame`: trades, quotes and provider ba
 arrays + a symbol list, turned into Polars frames only when a handler wants one), the control messages
 (connected / authenticated / subscription / errors) as dicts, and counts of malformed messages and of
 message types we do not handle. A bad message is counted and skipped; it never spoils the rest of its
-frame. The fast path extracts whole columns with list comprehensions; only when that fails does a frame
-fall back to checking its messages one by one.
+frame. A JSON frame made only of well-formed trades, quotes and bars is parsed in Rust
+(`_core.FrameDecoder`); any other frame (and every msgpack frame) takes the Python path, which extracts
+whole columns with list comprehensions and only when that fails checks its messages one by one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from hybridtrader import _core
 from hybridtrader.market.frames import UTC_NS, build_frame
 
 Provider = Literal["alpaca", "polygon"]
@@ -151,7 +153,9 @@ def _rfc3339_ns(values: list[Any]) -> np.ndarray:
     if set(map(type, values)) == {str} and all(map(str.endswith, values, repeat("Z"))):
         # numpy parses ISO 8601 at ~0.1 us a value; the UTC designator is stripped because numpy has no zones.
         return np.array([v[:-1] for v in values], dtype="datetime64[ns]").view(np.int64)
-    # Explicit offsets ("+00:00"): slower, zone-aware parse. Raises on anything that is not a timestamp.
+    # Explicit offsets ("+00:00"), maybe mixed with "Z": slower, zone-aware parse. Raises on anything that
+    # is not a timestamp.
+    values = [v[:-1] + "+00:00" if isinstance(v, str) and v.endswith("Z") else v for v in values]
     try:
         s = pl.Series(values, dtype=pl.Utf8, strict=True)
         with warnings.catch_warnings():
@@ -267,6 +271,16 @@ _POLYGON_KIND = {"T": "trade", "Q": "quote", "A": "bar", "AM": "bar"}
 _SCHEMAS = {"trade": TRADE_SCHEMA, "quote": QUOTE_SCHEMA, "bar": BAR_SCHEMA}
 
 
+def _fast_frame(messages: int, trades: tuple | None, quotes: tuple | None, bars: tuple | None) -> Frame:
+    """A Frame from the Rust fast path's columns (see `_core.FrameDecoder.decode`)."""
+    out = Frame(messages=messages)
+    for attr, cols, schema in (("trades", trades, TRADE_SCHEMA), ("quotes", quotes, QUOTE_SCHEMA),
+                               ("bars", bars, BAR_SCHEMA)):
+        if cols is not None:
+            setattr(out, attr, Columns(schema, dict(zip(schema, cols, strict=True))))
+    return out
+
+
 class FrameParser:
     """Parses the frames of one connection. Alpaca "u" (updated) and "d" (daily) bars and Polygon second
     aggregates ("A") are returned with the minute bars; the adapter subscribes only to what it wants."""
@@ -284,6 +298,7 @@ class FrameParser:
         self._kinds = _ALPACA_KIND if provider == "alpaca" else _POLYGON_KIND
         self._control = _ALPACA_CONTROL if provider == "alpaca" else {"status"}
         self._specs = {k: _spec(k, provider, encoding) for k in _SCHEMAS}
+        self._fast = _core.FrameDecoder(provider).decode if encoding == "json" else None
 
     def decode(self, raw: bytes | str) -> Any:
         """The frame's payload; raises ValueError when it is not valid JSON / msgpack."""
@@ -311,6 +326,10 @@ class FrameParser:
         return {kind: payload} if kind is not None else {}
 
     def parse(self, raw: bytes | str) -> Frame:
+        if self._fast is not None:
+            fast = self._fast(raw)
+            if fast is not None:
+                return _fast_frame(*fast)
         out = Frame()
         try:
             payload = self.decode(raw)

@@ -44,6 +44,14 @@ def bar_columns(frame: pl.DataFrame, partial: bool = False, backfilled: bool = F
     return Columns(OUT_SCHEMA, data)
 
 
+def engine_columns(cols: tuple) -> Columns:
+    """Bars completed by ticks (`BarAggregator.push_many_columns`) as columns with the two flags off."""
+    n = len(cols[0])
+    data = dict(zip(BAR_SCHEMA, cols, strict=True))
+    data["partial"] = data["backfilled"] = np.zeros(n, dtype=bool)
+    return Columns(OUT_SCHEMA, data)
+
+
 def _counts(s: pl.Series) -> np.ndarray:
     # Series.fill_null runs a whole query (costly per small batch): only when there are nulls (Polygon).
     return (s.fill_null(-1) if s.null_count() else s).to_numpy().astype(np.int64, copy=False)
@@ -123,9 +131,10 @@ class BarSequencer:
         self.duplicates += n - len(keep)
         return bars.take(np.array(keep, dtype=np.int64))
 
-    def stream_bars(self, frames: list[pl.DataFrame], partial: bool = False) -> Columns:
-        """Bar frames from the aggregator (BAR_SCHEMA) -> the bars to emit now, in (ts, symbol) order."""
-        parts = [bar_columns(f, partial=partial) for f in frames if f.height]
+    def stream_bars(self, parts: list[Columns]) -> Columns:
+        """Bars from the aggregator (`bar_columns` / `engine_columns`) -> the bars to emit now, in (ts,
+        symbol) order."""
+        parts = [p for p in parts if len(p)]
         if not parts and not self._held:
             return empty_bars()
         bars = Columns.concat(parts) if parts else empty_bars()

@@ -114,7 +114,7 @@ class AlpacaStream:
 
     def __init__(self, clock: ReplayClock, tapes: Tapes, keys: KeyRing, faults: Faults, *,
                  auth_timeout_s: float, max_symbols: int, batch: int, connections_per_key: int,
-                 sends: SendLog | None = None) -> None:
+                 sends: SendLog | None = None, tick_s: float = 0.0) -> None:
         self.clock = clock
         self.tapes = tapes
         self.keys = keys
@@ -125,6 +125,7 @@ class AlpacaStream:
         self.connections_per_key = connections_per_key
         self.connections: Counter[str] = Counter()
         self.sends = sends
+        self.tick_s = tick_s
         self._json = _json_encoders()
         self._msgpack = _msgpack_encoders(tapes.market.names)
 
@@ -160,7 +161,8 @@ class AlpacaStream:
             subs = Subscriptions()
             encoders, codes = self._feed(request.match_info["feed"], binary)
             pump = Pump(ws, request, self.clock, self.tapes, encoders, subs, self.batch, self.faults, codes,
-                        provider="alpaca", unknown=UNKNOWN, sends=self.sends)
+                        provider="alpaca", unknown=UNKNOWN, sends=self.sends,
+                        tick_s=self.tick_s)
 
             async def reader() -> None:
                 while True:

@@ -84,7 +84,8 @@ def with_day_totals(bars: pl.DataFrame) -> pl.DataFrame:
 
 class PolygonStream:
     def __init__(self, clock: ReplayClock, tapes: Tapes, keys: KeyRing, faults: Faults, *,
-                 auth_timeout_s: float, batch: int, sends: SendLog | None = None) -> None:
+                 auth_timeout_s: float, batch: int, sends: SendLog | None = None,
+                 tick_s: float = 0.0) -> None:
         self.clock = clock
         self.tapes = tapes
         self.keys = keys
@@ -92,6 +93,7 @@ class PolygonStream:
         self.auth_timeout_s = auth_timeout_s
         self.batch = batch
         self.sends = sends
+        self.tick_s = tick_s
         seconds, minutes = _aggregates("A", 1000), _aggregates("AM", 60_000)
         self.encoders = {k: JsonFrames(lines) for k, lines in
                          {"trades": _trades, "quotes": _quotes, "seconds": seconds, "bars": minutes}.items()}
@@ -112,7 +114,8 @@ class PolygonStream:
             return ws
         subs = Subscriptions()
         pump = Pump(ws, request, self.clock, self._day_tapes(), self.encoders, subs, self.batch, self.faults,
-                    provider="polygon", unknown=UNKNOWN, sends=self.sends)
+                    provider="polygon", unknown=UNKNOWN, sends=self.sends,
+                        tick_s=self.tick_s)
 
         async def reader() -> None:
             while True:

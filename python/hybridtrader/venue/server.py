@@ -131,13 +131,14 @@ class Venue:
         ])
         app.add_routes(PolygonStream(self.clock, self.tapes, self.keys, self.faults,
                                      auth_timeout_s=cfg.stream_auth_timeout_s,
-                                     batch=cfg.stream_batch, sends=self.sends).routes())
+                                     batch=cfg.stream_batch, sends=self.sends,
+                                     tick_s=cfg.stream_tick_ms / 1000).routes())
         # last: `/v2/{feed}` would otherwise shadow `/v2/account` and friends
         app.add_routes(AlpacaStream(self.clock, self.tapes, self.keys, self.faults,
                                     auth_timeout_s=cfg.stream_auth_timeout_s,
                                     max_symbols=cfg.stream_max_symbols, batch=cfg.stream_batch,
                                     connections_per_key=cfg.stream_connections_per_key,
-                                    sends=self.sends).routes())
+                                    sends=self.sends, tick_s=cfg.stream_tick_ms / 1000).routes())
         return app
 
     @web.middleware

@@ -2,8 +2,9 @@
 stream faults, and the optional send log.
 
 A pump plays the subscribed tapes from the connection's start time. At a finite speed it sends what the
-clock has reached and sleeps until the next event; at max speed it sends batches as fast as the socket
-drains, keeping the tapes in step (no tape runs more than one batch ahead of another).
+clock has reached and sleeps until the next event, but at least `tick_s` (a feed server batches what
+happened in the last moment into one frame instead of a frame per event); at max speed it sends batches as
+fast as the socket drains, keeping the tapes in step (no tape runs more than one batch ahead of another).
 
 JSON frames are cut out of text encoded a block of tape rows at a time (`JsonFrames`): a paced stream
 sends thousands of frames of a few messages a second, and a Polars query per frame (~0.5 ms) would make
@@ -205,10 +206,12 @@ class Pump:
         provider: str,
         unknown: dict[str, Any],
         sends: SendLog | None = None,
+        tick_s: float = 0.0,
     ) -> None:
         """`provider` names the stream for the `streams_down` fault; `unknown` is the message of a type the
         provider never sends that the `stream_unknown_every` fault slips into data frames; `sends`, when
-        given, records every data frame sent."""
+        given, records every data frame sent; `tick_s` is the shortest sleep between sends at a finite
+        speed."""
         self.ws = ws
         self.request = request
         self.clock = clock
@@ -224,6 +227,7 @@ class Pump:
         self.provider = provider
         self.unknown = unknown
         self.sends = sends
+        self.tick_s = tick_s
         self.send_id = sends.open(provider) if sends is not None else 0
 
     def _cursor(self, kind: str, tape: Tape) -> int:
@@ -264,7 +268,7 @@ class Pump:
                 nxt = [int(t.emit[self.cursors[k]]) for k, (t, _) in pending.items()
                        if self.cursors[k] < len(t)]
                 delay = self.clock.wall_seconds_until(min(nxt)) if nxt else IDLE_POLL_S
-                await self._wait(min(delay, IDLE_POLL_S))
+                await self._wait(min(max(delay, self.tick_s), IDLE_POLL_S))
             else:
                 await asyncio.sleep(0)
 

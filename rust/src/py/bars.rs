@@ -226,28 +226,32 @@ impl BarAggregator {
         }
     }
 
-    /// Converts and clears the pending bars into a Polars frame.
-    fn pending_frame<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Takes the pending bars as (source, symbols, columns after the symbol).
+    fn take_pending<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> PyResult<(&'static str, Bound<'py, PyList>, Bound<'py, PyTuple>)> {
+        let names = &self.names;
         match &mut self.engine {
             Engine::Trades(_, out) => {
-                let symbol = PyList::new(
-                    py,
-                    out.symbol.iter().map(|&i| self.names[i as usize].bind(py)),
-                )?;
+                let symbol =
+                    PyList::new(py, out.symbol.iter().map(|&i| names[i as usize].bind(py)))?;
                 out.symbol.clear();
-                let cols = trade_columns(py, out)?;
-                frame(py, "trades", symbol.into_any(), cols)
+                Ok(("trades", symbol, trade_columns(py, out)?))
             }
             Engine::Quotes(_, out) => {
-                let symbol = PyList::new(
-                    py,
-                    out.symbol.iter().map(|&i| self.names[i as usize].bind(py)),
-                )?;
+                let symbol =
+                    PyList::new(py, out.symbol.iter().map(|&i| names[i as usize].bind(py)))?;
                 out.symbol.clear();
-                let cols = quote_columns(py, out)?;
-                frame(py, "quotes", symbol.into_any(), cols)
+                Ok(("quotes", symbol, quote_columns(py, out)?))
             }
         }
+    }
+
+    /// Converts and clears the pending bars into a Polars frame.
+    fn pending_frame<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let (source, symbol, cols) = self.take_pending(py)?;
+        frame(py, source, symbol.into_any(), cols)
     }
 
     /// Pending trade bars as tuples (symbol, ts, open, high, low, close, volume, vwap, trades).
@@ -315,7 +319,7 @@ impl BarAggregator {
         ts: PyArrayLike1<'py, i64, AllowTypeChange>,
         a: PyArrayLike1<'py, f64, AllowTypeChange>,
         b: PyArrayLike1<'py, f64, AllowTypeChange>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<()> {
         let ids = self.symbol_ids(symbols)?;
         let (ts, a, b) = (values(&ts), values(&a), values(&b));
         let n = ids.len();
@@ -336,7 +340,7 @@ impl BarAggregator {
                 agg.push_many(&ids, &ts, a.iter().copied().zip(b.iter().copied()), out);
             }
         });
-        self.pending_frame(py)
+        Ok(())
     }
 }
 
@@ -455,7 +459,28 @@ impl BarAggregator {
         if matches!(self.engine, Engine::Quotes(..)) {
             return Err(self.wrong_source("quote"));
         }
-        self.push_arrays(py, symbols, ts, price, size)
+        self.push_arrays(py, symbols, ts, price, size)?;
+        self.pending_frame(py)
+    }
+
+    fn push_many_columns<'py>(
+        &mut self,
+        py: Python<'py>,
+        symbols: &Bound<'py, PyAny>,
+        ts: PyArrayLike1<'py, i64, AllowTypeChange>,
+        price: PyArrayLike1<'py, f64, AllowTypeChange>,
+        size: PyArrayLike1<'py, f64, AllowTypeChange>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        if matches!(self.engine, Engine::Quotes(..)) {
+            return Err(self.wrong_source("quote"));
+        }
+        self.push_arrays(py, symbols, ts, price, size)?;
+        let (_, symbol, cols) = self.take_pending(py)?;
+        if symbol.is_empty() {
+            return Ok(None);
+        }
+        let items = std::iter::once(symbol.into_any()).chain(cols.iter());
+        PyTuple::new(py, items.collect::<Vec<_>>()).map(Some)
     }
 
     fn push_quotes_many<'py>(
@@ -469,7 +494,8 @@ impl BarAggregator {
         if matches!(self.engine, Engine::Trades(..)) {
             return Err(self.wrong_source("trade"));
         }
-        self.push_arrays(py, symbols, ts, bid, ask)
+        self.push_arrays(py, symbols, ts, bid, ask)?;
+        self.pending_frame(py)
     }
 
     fn flush<'py>(&mut self, py: Python<'py>, now_ts: i64) -> PyResult<Bound<'py, PyAny>> {

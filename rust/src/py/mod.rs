@@ -5,6 +5,7 @@ mod bars;
 mod exposure;
 mod ratelimit;
 mod slippage;
+mod wire;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -12,5 +13,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<exposure::ExposureCore>()?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     slippage::register(m)?;
+    m.add_class::<wire::FrameDecoder>()?;
     Ok(())
 }
