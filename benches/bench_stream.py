@@ -14,10 +14,12 @@ parquet here), so the figures are the client's own; both clients run in this pro
   its trade handler saw it minus the wall time the venue handed its frame to the socket (both
   `time.time_ns`, one host clock; trades matched by their order on the connection, checked by their
   timestamps). Trades sent in the first SETTLE_S are skipped for both clients (connection warm-up).
-  The venue batches what is due every millisecond (`venue.stream_tick_ms`), about 70 trades a frame at
-  this rate (frames_per_s is reported). Both clients run with the objects alive at their start frozen out
-  of the garbage collector (ours does it itself, `stream.gc_freeze`; for alpaca-py the bench calls
-  gc.freeze()): a full collection over this process's heap otherwise stalls either client for 40-90 ms.
+  The venue batches what is due every millisecond (`venue.stream_tick_ms` 1, about 70 trades a frame at
+  this rate), or sends a frame as soon as each event is due (tick 0: several thousand frames a second of
+  a few trades, the harder case); frames_per_s is reported. Both clients run with the objects alive at
+  their start frozen out of the garbage collector (ours does it itself, `stream.gc_freeze`; for alpaca-py
+  the bench calls gc.freeze()): a full collection over this process's heap otherwise stalls either
+  client for 40-90 ms.
   Ours also reports its own socket-to-handler latency (frame read off the socket -> handler called).
   extra_info: trades_per_s, latency_p50_us, latency_p99_us, latency_max_us (and
   socket_to_handler_p50_us/p99_us for ours).
@@ -202,15 +204,17 @@ def test_ingest_alpaca_py_stockdatastream(benchmark: Any, venue_max: VenueProces
 
 
 # --------------------------------------------------------------------------------- latency
-@pytest.fixture
-def venue_paced(market_dir: tuple[Path, pl.DataFrame]) -> Iterator[VenueProcess]:
+@pytest.fixture(params=[1.0, 0.0], ids=["tick1ms", "tick0"])
+def venue_paced(
+    market_dir: tuple[Path, pl.DataFrame], request: pytest.FixtureRequest
+) -> Iterator[VenueProcess]:
     """A fresh paced venue per client, so both replay the same stretch of the second session."""
     ts = np.sort(market_dir[1]["ts"].dt.epoch("ns").to_numpy())
     day = ts // (86_400 * 10**9)
     second = ts[day == np.unique(day)[1]]
     # The speed at which the first TARGET_RATE x LATENCY_S trades of the session take LATENCY_S wall seconds.
     speed = (second[TARGET_RATE * int(LATENCY_S)] - second[0]) / (LATENCY_S * 1e9)
-    v = VenueProcess(market_dir[0], f"{speed:.3f}", "--record-sends")
+    v = VenueProcess(market_dir[0], f"{speed:.3f}", "--record-sends", "--stream-tick-ms", str(request.param))
     v.warm_up(1.0)
     v.advance_to(int(second[0]))  # the clock has run since the venue started: to the second session's open
     v.sends("DELETE")

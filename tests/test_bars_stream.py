@@ -153,30 +153,30 @@ def test_push_many_symbol_forms_agree() -> None:
     assert results[0].equals(aggregate_trades(frame, every="5s"))
 
 
-def test_push_many_columns_equals_push_many() -> None:
-    """The adapter's column form carries the same bars as the frame form, chunk by chunk (None when a
-    chunk completes no bar), and refuses a quote aggregator like push_many does."""
+def test_feed_many_and_flush_columns_equal_push_many_and_flush() -> None:
+    """The adapter's forms carry the same bars as the frame forms: ticks fed without taking bars, then
+    flush_columns, give the bars push_many returned chunk by chunk followed by those flush returns, as
+    columns (None when there are none). feed_many refuses a quote aggregator like push_many."""
     rng = np.random.default_rng(8)
     n = 4000
     sym = np.array(["AAPL", "MSFT", "NVDA"])[rng.integers(0, 3, n)].tolist()
     ts = T0 + np.cumsum(rng.integers(0, 10**8, n))
     price, size = rng.uniform(10, 20, n), rng.integers(1, 100, n).astype(float)
     frames, columns = BarAggregator(every="1s"), BarAggregator(every="1s")
-    empty = 0
+    pushed = []
     for lo in range(0, n, 7):
-        hi = lo + 7
-        want = frames.push_many(sym[lo:hi], ts[lo:hi], price[lo:hi], size[lo:hi])
-        got = columns.push_many_columns(sym[lo:hi], ts[lo:hi], price[lo:hi], size[lo:hi])
-        if got is None:
-            assert want.height == 0
-            empty += 1
-            continue
-        assert pl.DataFrame(dict(zip(TRADE_BAR_SCHEMA, got, strict=True))).with_columns(
-            pl.col("ts").cast(TRADE_BAR_SCHEMA["ts"])
-        ).equals(want)
-    assert 0 < empty < n // 7
+        chunk = (sym[lo : lo + 7], ts[lo : lo + 7], price[lo : lo + 7], size[lo : lo + 7])
+        pushed.append(frames.push_many(*chunk))
+        assert columns.feed_many(*chunk) is None
+    now = int(ts[-1]) + 10**9
+    want = pl.concat([*pushed, frames.flush(now)])
+    got = columns.flush_columns(now)
+    assert got is not None and want.height > 100
+    got_frame = pl.DataFrame(dict(zip(TRADE_BAR_SCHEMA, got, strict=True)))
+    assert got_frame.with_columns(pl.col("ts").cast(TRADE_BAR_SCHEMA["ts"])).equals(want)
+    assert columns.flush_columns(now) is None
     with pytest.raises(ValueError, match="quote"):
-        BarAggregator(every="1s", source="quotes").push_many_columns(["A"], [T0], [1.0], [1.0])
+        BarAggregator(every="1s", source="quotes").feed_many(["A"], [T0], [1.0], [1.0])
 
 
 def test_quote_stream_equals_batch() -> None:

@@ -286,16 +286,20 @@ class BarAggregator:
         """Adds trades in order (same as `push` for each, GIL released) and returns the completed bars as a
         frame in the bar schema (in completion order). ``symbols`` are ids from `intern` (fastest) or
         strings; for a Polars frame use `hybridtrader.market.push_frame`."""
-    def push_many_columns(
+    def feed_many(
         self,
         symbols: npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str],
         ts: npt.ArrayLike,
         price: npt.ArrayLike,
         size: npt.ArrayLike,
-    ) -> tuple[Any, ...] | None:
-        """`push_many` for callers that keep bars as numpy columns (the streaming adapter): the completed
-        bars as (symbols list, ts int64 ns, open, high, low, close, volume, vwap, trades), or None when no
-        bar completed; no Polars frame is built."""
+    ) -> None:
+        """`push_many` without handing out the completed bars: they wait in the aggregator and come out,
+        in completion order, with the next call that returns bars (`flush_columns`, `flush`, `push_many`,
+        `close`). For a caller that collects bars on a timer (the streaming adapter)."""
+    def flush_columns(self, now_ts: int) -> tuple[Any, ...] | None:
+        """`flush` as numpy columns, no Polars frame built: (symbols list, then the bar schema's columns
+        after ``symbol``: for trades ts int64 ns, open, high, low, close, volume, vwap, trades), or None
+        when no bar completed."""
     def push_quotes_many(
         self,
         symbols: npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str],

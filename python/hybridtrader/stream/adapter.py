@@ -10,7 +10,7 @@
     ...
     await adapter.close()        # flushes partial bars (flagged) and closes the sockets
 
-Ticks of each frame go to the Rust `BarAggregator` in one `push_many`; a timer closes bars at interval
+Ticks of each frame go to the Rust `BarAggregator` in one `feed_many`; a timer closes bars at interval
 end + watermark on the feed clock. Every connected source streams all the time (hot standby): only the
 active one feeds the bars, and the adapter fails over to the next source in `alpaca.data_sources`
 priority order when the active one is down or silent for `stale_after_s`, and back when the preferred
@@ -146,7 +146,6 @@ class StreamingAdapter:
         self._backfill_retry_at = 0.0
         self._max_ts = 0  # newest tick timestamp fed to the aggregator
         self._last_trade_frame_ns = 0  # perf_counter_ns of the last frame with trades (active source)
-        self._completed: list[Columns] = []  # bars completed by ticks, sequenced at the next timer tick
         self._started_ns = 0
         self._rate: deque[tuple[int, int]] = deque()
         self._closed = False
@@ -319,14 +318,13 @@ class StreamingAdapter:
                 # Whatever the server sent before this frame is lost; with a clock, "now" bounds where the
                 # server resumed even if this frame is an older one still in flight.
                 self._seq.close_gap(max(int(ts.min()), self.now_ns()))
-            bars = self._agg.push_many_columns(d["symbol"], ts, d["price"], d["size"])
+            # Bars completed by these ticks wait in the aggregator for the timer's flush: one batch of work
+            # per tick instead of per frame.
+            self._agg.feed_many(d["symbol"], ts, d["price"], d["size"])
             mx = int(ts.max())
             if mx > self._max_ts:
                 self._max_ts = mx
             self._last_trade_frame_ns = recv_ns
-            if bars is not None:
-                # Sequenced with the timer's flush: one batch of work per tick instead of per frame.
-                self._completed.append(engine_columns(bars))
             if self._handlers["trade"]:
                 await self._trade_q.put((tr, recv_ns))
         if frame.quotes is not None:
@@ -420,12 +418,9 @@ class StreamingAdapter:
     async def _flush(self, until_ns: int) -> None:
         if until_ns <= 0:
             return
-        parts, self._completed = self._completed, []
-        flushed = self._agg.flush(until_ns)
-        if flushed.height:
-            parts.append(bar_columns(flushed))
-        if parts:
-            await self._emit(self._seq.stream_bars(parts))
+        bars = self._agg.flush_columns(until_ns)  # those completed by ticks, then those now due
+        if bars is not None:
+            await self._emit(self._seq.stream_bars([engine_columns(bars)]))
 
     # ----------------------------------------------------------------------------- failover
     def _healthy(self, conn: Connection, now: int, stale_ns: int) -> bool:

@@ -15,7 +15,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any, Literal
 
 import msgpack
@@ -87,7 +87,7 @@ class Columns:
         data: dict[str, Any] = {}
         for k in parts[0].data:
             if k == "symbol":
-                data[k] = [s for p in parts for s in p.data[k]]
+                data[k] = list(chain.from_iterable(p.data[k] for p in parts))
             else:
                 data[k] = np.concatenate([p.data[k] for p in parts])
         return cls(parts[0].schema, data)

@@ -119,17 +119,20 @@ class BarSequencer:
         n = len(bars)
         if n == 0:
             return bars
-        sym, ts_arr = bars.data["symbol"], bars.data["ts"]
-        order = np.lexsort((np.array(sym), ts_arr)).tolist()
-        ts = ts_arr.tolist()
-        keep, last = [], self._last
-        for i in order:
-            prev = last.get(sym[i])
-            if prev is None or ts[i] > prev:
-                last[sym[i]] = ts[i]
-                keep.append(i)
-        self.duplicates += n - len(keep)
-        return bars.take(np.array(keep, dtype=np.int64))
+        sym = np.array(bars.data["symbol"])
+        order = np.lexsort((sym, bars.data["ts"]))
+        sym, ts = sym[order], bars.data["ts"][order]
+        names = sym.tolist()
+        # In (ts, symbol) order each symbol's bars come in time order: a bar is new when it is later than
+        # the last one emitted before this batch and is not the same (symbol, ts) as the bar just before it.
+        prev = np.array([self._last.get(s, -(2**63)) for s in names], dtype=np.int64)
+        new = ts > prev
+        new[1:] &= (ts[1:] != ts[:-1]) | (sym[1:] != sym[:-1])
+        kept = np.flatnonzero(new).tolist()
+        self._last.update(zip([names[i] for i in kept], ts[new].tolist(), strict=True))
+        keep = order[new]
+        self.duplicates += n - keep.size
+        return bars.take(keep)
 
     def stream_bars(self, parts: list[Columns]) -> Columns:
         """Bars from the aggregator (`bar_columns` / `engine_columns`) -> the bars to emit now, in (ts,

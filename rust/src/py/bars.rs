@@ -248,6 +248,16 @@ impl BarAggregator {
         }
     }
 
+    /// Takes the pending bars as one tuple (symbols, columns...), or None when there are none.
+    fn pending_columns<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let (_, symbol, cols) = self.take_pending(py)?;
+        if symbol.is_empty() {
+            return Ok(None);
+        }
+        let items = std::iter::once(symbol.into_any()).chain(cols.iter());
+        PyTuple::new(py, items.collect::<Vec<_>>()).map(Some)
+    }
+
     /// Converts and clears the pending bars into a Polars frame.
     fn pending_frame<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let (source, symbol, cols) = self.take_pending(py)?;
@@ -463,24 +473,30 @@ impl BarAggregator {
         self.pending_frame(py)
     }
 
-    fn push_many_columns<'py>(
+    fn feed_many<'py>(
         &mut self,
         py: Python<'py>,
         symbols: &Bound<'py, PyAny>,
         ts: PyArrayLike1<'py, i64, AllowTypeChange>,
         price: PyArrayLike1<'py, f64, AllowTypeChange>,
         size: PyArrayLike1<'py, f64, AllowTypeChange>,
-    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    ) -> PyResult<()> {
         if matches!(self.engine, Engine::Quotes(..)) {
             return Err(self.wrong_source("quote"));
         }
-        self.push_arrays(py, symbols, ts, price, size)?;
-        let (_, symbol, cols) = self.take_pending(py)?;
-        if symbol.is_empty() {
-            return Ok(None);
+        self.push_arrays(py, symbols, ts, price, size)
+    }
+
+    fn flush_columns<'py>(
+        &mut self,
+        py: Python<'py>,
+        now_ts: i64,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        match &mut self.engine {
+            Engine::Trades(agg, out) => agg.flush(now_ts, out),
+            Engine::Quotes(agg, out) => agg.flush(now_ts, out),
         }
-        let items = std::iter::once(symbol.into_any()).chain(cols.iter());
-        PyTuple::new(py, items.collect::<Vec<_>>()).map(Some)
+        self.pending_columns(py)
     }
 
     fn push_quotes_many<'py>(
