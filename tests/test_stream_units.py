@@ -219,7 +219,7 @@ def test_stream_command_against_the_local_venue(capsys: pytest.CaptureFixture[st
     assert rc == 0
     bar_lines = [line for line in out.splitlines() if line.startswith("2024-01-02 14:3")]
     assert any(" AAPL " in line for line in bar_lines) and any(" MSFT " in line for line in bar_lines)
-    assert "stream summary" in out and "tick-to-handler p99" in out
+    assert "stream summary" in out and "socket-to-handler p99" in out
 
 
 def test_stream_command_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
