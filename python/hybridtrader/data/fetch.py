@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from hybridtrader.data.alpaca_client import AlpacaClient, BarsFetchError, chunk_ranges
+from hybridtrader.data.alpaca_client import AlpacaClient, FetchError, chunk_ranges
 from hybridtrader.data.atomic import read_state, write_state
 from hybridtrader.data.bar_store import BarStore
 from hybridtrader.data.schema import normalize_symbols, rfc3339, to_utc
@@ -74,7 +74,7 @@ def fetch_to_store(
             continue
         try:
             bars = client.fetch_chunk(syms, tf, a, b)
-        except BarsFetchError as e:
+        except FetchError as e:
             store.upsert(e.partial, tf)  # keep what arrived; the chunk is redone on the next run
             raise
         result.bars += bars.height

@@ -247,6 +247,7 @@ def trade_stage(
 ) -> dict[str, Any]:
     from alpaca.trading.client import TradingClient
 
+    from hybridtrader.data.alpaca_client import AlpacaClient
     from hybridtrader.data.earnings_cache import EarningsBlackout
     from hybridtrader.execution.rate_limiter import RateLimiter
     from hybridtrader.execution.slippage_model import SlippageModel
@@ -265,7 +266,10 @@ def trade_stage(
     # spreads: quote bars of the last session before the traded one
     quote_session = calendar.previous_session(session)
     q_open, q_close = calendar.session_bounds(quote_session)
-    quotes = fetch_quotes(cfg, venue.url, limiter, venue.market.names, q_open, q_close)
+    data = AlpacaClient(cfg, data_url=venue.url, limiter=limiter)
+    quotes = data.get_quotes(venue.market.names, q_open, q_close).filter(
+        (pl.col("ts") < q_close) & (pl.col("bid") > 0) & (pl.col("ask") >= pl.col("bid"))
+    )
     quote_bars = aggregate_quotes(quotes, every="1m") if quotes.height else quotes
     spreads = slippage.learn_from_quote_bars(quote_bars) if quote_bars.height else {"learned": 0}
     exposure = ExposureManager(cfg)
@@ -353,57 +357,6 @@ def trade_stage(
         "orders_path": str(orders_path),
         "slippage_path": str(slippage_path),
     }
-
-
-QUOTE_SCHEMA = {
-    "symbol": pl.String,
-    "ts": pl.String,
-    "bid": pl.Float64,
-    "ask": pl.Float64,
-    "bid_size": pl.Float64,
-    "ask_size": pl.Float64,
-}
-
-
-def fetch_quotes(
-    cfg: Config, url: str, limiter: Any, symbols: list[str], start: Any, end: Any, page: int = 10_000
-) -> pl.DataFrame:
-    """Quotes of `symbols` in [start, end) from the data API (alpaca-py), one symbol and one page of at
-    most `page` quotes per request, each request under the rate limiter."""
-    from alpaca.data.historical import StockHistoricalDataClient
-    from alpaca.data.requests import StockQuotesRequest
-
-    from hybridtrader.venue.auth import LOCAL_KEY, LOCAL_SECRET
-
-    a = cfg.alpaca
-    key = a.api_key.get_secret_value() if a.api_key else LOCAL_KEY
-    secret = a.secret_key.get_secret_value() if a.secret_key else LOCAL_SECRET
-    client = StockHistoricalDataClient(key, secret, url_override=url, raw_data=True)
-    feed = "iex" if a.feed == "test" else a.feed
-    cols: dict[str, list[Any]] = {k: [] for k in QUOTE_SCHEMA}
-    for sym in symbols:
-        lo = start
-        while True:
-            req = StockQuotesRequest(symbol_or_symbols=sym, start=lo, end=end, limit=page, feed=feed)
-            rows = limiter.call(client.get_stock_quotes, (req,)).get(sym, [])
-            for r in rows:
-                for k, w in (
-                    ("ts", "t"),
-                    ("bid", "bp"),
-                    ("ask", "ap"),
-                    ("bid_size", "bs"),
-                    ("ask_size", "as"),
-                ):
-                    cols[k].append(r[w])
-            cols["symbol"].extend([sym] * len(rows))
-            if len(rows) < page:
-                break
-            # the next page starts after the last quote's microsecond (alpaca-py sends microseconds)
-            last = pl.Series([rows[-1]["t"]]).str.to_datetime(time_unit="us", time_zone="UTC").item()
-            lo = last + timedelta(microseconds=1)
-    frame = pl.DataFrame(cols, schema=QUOTE_SCHEMA)
-    frame = frame.with_columns(pl.col("ts").str.to_datetime(time_unit="ns", time_zone="UTC"))
-    return frame.filter((pl.col("ts") < end) & (pl.col("bid") > 0) & (pl.col("ask") >= pl.col("bid")))
 
 
 def _no_signals() -> pl.DataFrame:

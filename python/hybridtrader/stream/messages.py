@@ -24,32 +24,13 @@ import orjson
 import polars as pl
 
 from hybridtrader import _core
+from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
 from hybridtrader.market.frames import UTC_NS, build_frame
 
 Provider = Literal["alpaca", "polygon"]
 Encoding = Literal["json", "msgpack"]
 
 TS = UTC_NS
-TRADE_SCHEMA = {"symbol": pl.Utf8, "ts": TS, "price": pl.Float64, "size": pl.Float64}
-QUOTE_SCHEMA = {
-    "symbol": pl.Utf8,
-    "ts": TS,
-    "bid": pl.Float64,
-    "ask": pl.Float64,
-    "bid_size": pl.Float64,
-    "ask_size": pl.Float64,
-}
-BAR_SCHEMA = {
-    "symbol": pl.Utf8,
-    "ts": TS,
-    "open": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "volume": pl.Float64,
-    "vwap": pl.Float64,
-    "trades": pl.Int64,
-}
 
 
 @dataclass(slots=True)
