@@ -217,7 +217,8 @@ def test_stream_command_against_the_local_venue(capsys: pytest.CaptureFixture[st
     rc = main(["stream", "--symbols", "AAPL,MSFT", "--speed", "120", "--duration", "2.5", "--every", "1m"])
     out = capsys.readouterr().out
     assert rc == 0
-    bar_lines = [line for line in out.splitlines() if line.startswith("2024-01-02 14:3")]
+    bar_lines = [line for line in out.splitlines() if line.startswith("2024-01-02 09:3")]  # New York time
+    assert bar_lines and all(line[17:20] == "EST" for line in bar_lines)
     assert any(" AAPL " in line for line in bar_lines) and any(" MSFT " in line for line in bar_lines)
     assert "stream summary" in out and "socket-to-handler p99" in out
 

@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.table import Table
 
 from hybridtrader.config import Config, load_config
+from hybridtrader.market.calendar import NEW_YORK
 from hybridtrader.stream import StreamingAdapter, parse_every
 
 ROWS = 20  # bars shown in the live table
@@ -127,6 +128,7 @@ async def _stream(
     live: Live | None = None
 
     def on_bar(bars: pl.DataFrame) -> None:
+        bars = bars.with_columns(pl.col("ts").dt.convert_time_zone(NEW_YORK.key))  # shown in exchange time
         for row in bars.iter_rows():
             recent.append(row)
             if live is None:
@@ -187,15 +189,16 @@ def _flags(row: dict[str, Any]) -> str:
 def _line(row: tuple[Any, ...], columns: list[str]) -> str:
     r = dict(zip(columns, row, strict=True))
     return (
-        f"{r['ts']:%Y-%m-%d %H:%M} {r['symbol']:<6} o={r['open']:.2f} h={r['high']:.2f} l={r['low']:.2f} "
+        f"{r['ts']:%Y-%m-%d %H:%M %Z} {r['symbol']:<6} o={r['open']:.2f} h={r['high']:.2f} l={r['low']:.2f} "
         f"c={r['close']:.2f} v={r['volume']:.0f} vwap={r['vwap']:.4f} n={r['trades']} {_flags(r)}"
     ).rstrip()
 
 
 def _view(recent: deque[tuple[Any, ...]], adapter: StreamingAdapter, last: dict[str, float]) -> Group:
     t = Table(title="bars as they close", expand=False)
-    for c in ("time", "symbol", "open", "high", "low", "close", "volume", "vwap", "trades", "flags"):
-        t.add_column(c, justify="left" if c in ("time", "symbol", "flags") else "right")
+    numbers = ("open", "high", "low", "close", "volume", "vwap", "trades")
+    for c in ("time (New York)", "symbol", *numbers, "flags"):
+        t.add_column(c, justify="right" if c in numbers else "left")
     for row in recent:
         r = dict(zip(_COLUMNS, row, strict=True))
         t.add_row(
