@@ -62,7 +62,7 @@ class Periods:
     ) -> Periods:
         period = period_of(bars["ts"], minutes)
         keys = period.unique().sort()
-        sessions = session_of(bars["ts"]).n_unique()
+        sessions = session_of(bars["ts"].unique()).n_unique()  # bars of many symbols share their times
         per_year = sessions_per_year * len(keys) / max(sessions, 1)
         pi = np.searchsorted(keys.to_physical().to_numpy(), period.to_physical().to_numpy())
         marks = bars.select("symbol", "ts", pi=pl.Series(pi.astype(np.int64)), mark=price)
