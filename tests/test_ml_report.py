@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from xml.etree import ElementTree
 
 import numpy as np
@@ -49,3 +49,10 @@ def test_equity_line_follows_the_curve() -> None:
     assert "2024-01-02" in labels and "2024-03-01" in labels
     nothing = pl.DataFrame({"period": period[:0], "equity": values[:0]})
     assert ElementTree.fromstring(equity_svg(nothing, "e")).find(f"{SVG}polyline") is None
+
+
+def test_equity_skips_values_that_are_not_finite() -> None:
+    period = pl.date_range(date(2024, 1, 2), date(2024, 1, 6), eager=True)
+    values = [1.0, float("nan"), 1.02, float("inf"), 0.99]
+    root = ElementTree.fromstring(equity_svg(pl.DataFrame({"period": period, "equity": values}), "eq"))
+    assert len(root.find(f"{SVG}polyline").get("points").split()) == 3

@@ -75,7 +75,9 @@ class _Chart:
 def equity_svg(equity: pl.DataFrame, title: str) -> bytes:
     """Line chart of the equity (start 1.0) per period of the out-of-sample trades, against time."""
     c = _Chart(800, 350, (70, 40, 35, 60), title)
-    period, values = equity["period"], equity["equity"].to_numpy().astype(float)
+    values = equity["equity"].to_numpy().astype(float)
+    period = equity["period"].filter(pl.Series(np.isfinite(values)))  # a line has no point for NaN
+    values = values[np.isfinite(values)]
     x = period.to_physical().to_numpy().astype(float)
     if len(x):
         ys = nice_ticks(min(1.0, float(values.min())), max(1.0, float(values.max())))
