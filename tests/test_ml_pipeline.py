@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import polars as pl
@@ -216,7 +217,7 @@ def test_registry_champion_challenger_and_trial_counting(tmp_path, store: Path, 
     fold_sharpes = client.get_metric_history(first["run_id"], "fold_sharpe")
     assert sorted(m.step for m in fold_sharpes) == list(range(len(first["folds"])))
     artifacts = {a.path for a in client.list_artifacts(first["run_id"])}
-    assert {"model", "gates.json", "feature_importance.png", "oos_equity.png", "trials.json"} <= artifacts
+    assert {"model", "gates.json", "feature_importance.svg", "oos_equity.svg", "trials.json"} <= artifacts
 
     # The same bars again: the earlier 6 trials count (re-running on the same data is a trial too).
     again = p.train_strategy_model(MR, mr_bars)
@@ -254,8 +255,10 @@ def test_cli_train_writes_report(
     text = capsys.readouterr().out
     assert "deflated_sharpe" in text and "PROMOTED" in text
     html = (out / "index.html").read_text()
-    assert "deflated_sharpe" in html and f"{TREND}_equity.png" in html
-    assert (out / f"{TREND}_equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "deflated_sharpe" in html and f"{TREND}_equity.svg" in html
+    chart = ElementTree.fromstring((out / f"{TREND}_equity.svg").read_bytes())  # well-formed SVG
+    assert chart.tag == "{http://www.w3.org/2000/svg}svg"
+    assert len(chart.find("{http://www.w3.org/2000/svg}polyline").get("points").split()) > 1
     assert main(["train", "--config", str(cfg_file), "--data", str(tmp_path / "missing.parquet")]) == 2
 
 

@@ -49,12 +49,13 @@ def period_of(ts: pl.Series, minutes: int | None) -> pl.Series:
 @dataclass(frozen=True)
 class Periods:
     """The P&L periods of a bar set: their keys, and each symbol's last price (`price` column) at or before
-    each period's end (carried forward over periods in which the symbol has no bar)."""
+    each period's end (carried forward over periods in which the symbol has no bar; NaN before its first)."""
 
     minutes: int | None  # None: one period per session (New York date)
     keys: pl.Series  # sorted distinct period keys (Datetime or Date); a period's index is its position
     per_year: float
-    closes: pl.DataFrame = field(repr=False)  # symbol, pi (period index), mark
+    symbols: list[str] = field(repr=False)  # sorted distinct symbols
+    marks: np.ndarray = field(repr=False)  # [symbol index, period index] -> last price
 
     @classmethod
     def from_bars(
@@ -62,7 +63,7 @@ class Periods:
     ) -> Periods:
         period = period_of(bars["ts"], minutes)
         keys = period.unique().sort()
-        sessions = session_of(bars["ts"]).n_unique()
+        sessions = session_of(bars["ts"].unique()).n_unique()  # bars of many symbols share their times
         per_year = sessions_per_year * len(keys) / max(sessions, 1)
         pi = np.searchsorted(keys.to_physical().to_numpy(), period.to_physical().to_numpy())
         marks = bars.select("symbol", "ts", pi=pl.Series(pi.astype(np.int64)), mark=price)
@@ -79,7 +80,9 @@ class Periods:
             .sort("symbol", "pi")
             .with_columns(pl.col("mark").fill_null(strategy="forward").over("symbol"))
         )
-        return cls(minutes, keys, per_year, grid)
+        symbols = grid["symbol"].unique(maintain_order=True).to_list()
+        marks = grid["mark"].to_numpy().astype(float).reshape(len(symbols), len(keys))
+        return cls(minutes, keys, per_year, symbols, marks)
 
     def index(self, ts: pl.Series) -> pl.Series:
         """Period index of each timestamp (its period must be one of the keys)."""
@@ -126,22 +129,25 @@ def max_drawdown(equity: np.ndarray) -> float:
 
 
 def trade_pnl(trades: pl.DataFrame, periods: Periods) -> pl.DataFrame:
-    """Per (trade, period) P&L as a share of the trade's notional: columns trade, pi, pnl."""
-    t = trades.select(
-        "symbol", "side", "price", "exit_price", "cost",
-        trade=pl.int_range(pl.len()), i0=periods.index(trades["t0"]), i1=periods.index(trades["t1"]),
-    )  # fmt: skip
-    rows = (
-        t.with_columns(pi=pl.int_ranges("i0", pl.col("i1") + 1))
-        .explode("pi")
-        .join(periods.closes, on=["symbol", "pi"], how="left")
-        .sort("trade", "pi")
-    )
-    last = pl.col("pi") == pl.col("i1")
-    mark = pl.when(last).then(pl.col("exit_price")).otherwise(pl.col("mark"))
-    prev = mark.shift(1).over("trade").fill_null(pl.col("price"))
-    pnl = pl.col("side") * (mark - prev) / pl.col("price") - pl.when(last).then(pl.col("cost")).otherwise(0.0)
-    return rows.select("trade", "pi", pnl=pnl)
+    """Per (trade, period) P&L as a share of the trade's notional: columns trade, pi, pnl, ordered by trade
+    and period. Each period marks the trade at the symbol's last price (the exit price in its last period)
+    against the previous mark (the entry price in its first); the round-trip cost is booked on exit."""
+    i0 = periods.index(trades["t0"]).to_numpy()
+    i1 = periods.index(trades["t1"]).to_numpy()
+    sym = trades["symbol"].cast(pl.Enum(periods.symbols)).to_physical().to_numpy().astype(np.int64)
+    lengths = i1 - i0 + 1
+    trade = np.repeat(np.arange(len(i0)), lengths)  # one row per (trade, period), as arrays: no join
+    first = np.cumsum(lengths) - lengths  # row of each trade's first period
+    pi = i0[trade] + np.arange(len(trade)) - first[trade]
+    last = pi == i1[trade]
+    exit_price, price = trades["exit_price"].to_numpy(), trades["price"].to_numpy()
+    mark = np.where(last, exit_price[trade], periods.marks[sym[trade], pi])
+    prev = np.roll(mark, 1)
+    prev[first] = price
+    side = trades["side"].to_numpy().astype(float)
+    cost = np.where(last, trades["cost"].to_numpy()[trade], 0.0)
+    pnl = side[trade] * (mark - prev) / price[trade] - cost
+    return pl.DataFrame({"trade": trade, "pi": pi.astype(np.int64), "pnl": pnl})
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import polars as pl
 
 
 class SlippageForecaster(Protocol):
@@ -43,7 +44,8 @@ class FixedCost:
 @dataclass(frozen=True)
 class SlippageCost:
     """Costs from a slippage model for a trade of `notional` currency at the entry price, both legs priced
-    at the entry time. Uses the model's batch `forecast_many` when it has one."""
+    at the entry time. Uses the model's batch `forecast_many` when it has one (given Polars Series of
+    symbols and sides)."""
 
     model: SlippageForecaster
     notional: float
@@ -53,16 +55,20 @@ class SlippageCost:
     ) -> np.ndarray:
         prices = np.asarray(prices, dtype=float)
         qty = np.maximum(1.0, np.round(self.notional / prices))
-        entry = np.where(np.asarray(sides) > 0, "buy", "sell")
-        exit_ = np.where(entry == "buy", "sell", "buy")
+        buy = (np.asarray(sides) > 0).astype(np.int64)
         ts_ns = np.asarray(ts).astype("datetime64[ns]").astype(np.int64)
         batch = getattr(self.model, "forecast_many", None)
         if batch is not None and len(prices):
-            syms = list(np.asarray(symbols))
-            bps = np.asarray(batch(syms, list(entry), qty, prices, ts_ns)) + np.asarray(
-                batch(syms, list(exit_), qty, prices, ts_ns)
+            # Polars Series, not Python lists: no Python object per row for symbols and sides.
+            syms = pl.Series("symbol", symbols, dtype=pl.String)
+            names = pl.Series("side", ["sell", "buy"])
+            entry, exit_ = names.gather(buy), names.gather(1 - buy)
+            bps = np.asarray(batch(syms, entry, qty, prices, ts_ns)) + np.asarray(
+                batch(syms, exit_, qty, prices, ts_ns)
             )
             return bps / 1e4
+        entry = np.where(buy == 1, "buy", "sell")
+        exit_ = np.where(buy == 1, "sell", "buy")
         f = self.model.forecast_slippage
         out = np.empty(len(prices))
         for i, (sym, a, b, q, px, t) in enumerate(

@@ -43,6 +43,7 @@ from hybridtrader.ml.gates import all_passed, evaluate_gates
 from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, rule_feature, triple_barrier_labels
 from hybridtrader.ml.models import FitSettings, FoldTask, ModelType, fit, machine_threads, run_tasks
 from hybridtrader.ml.registry import ModelRegistry, RunRecord, code_version
+from hybridtrader.ml.report import equity_svg, importance_svg
 from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe, min_track_record_length
 from hybridtrader.ml.validation import Split, inner_split, purged_kfold_splits, walk_forward_splits
 
@@ -462,8 +463,6 @@ class MLPipeline:
             "alias": None,
         }
         if use_registry:
-            from hybridtrader.ml.report import equity_png, importance_png  # matplotlib: only when logging
-
             report("registry", 0, 1)
             reg = self.registry.log(
                 RunRecord(
@@ -501,10 +500,10 @@ class MLPipeline:
                     artifacts={
                         "gates.json": orjson.dumps(gate_dicts, option=orjson.OPT_INDENT_2),
                         "trials.json": orjson.dumps(out["trials"], option=orjson.OPT_INDENT_2),
-                        "feature_importance.png": importance_png(
+                        "feature_importance.svg": importance_svg(
                             names, list(importance.values()), f"{strategy}: feature importance"
                         ),
-                        "oos_equity.png": equity_png(b.equity, f"{strategy}: out-of-sample equity"),
+                        "oos_equity.svg": equity_svg(b.equity, f"{strategy}: out-of-sample equity"),
                     },
                     model=final.model,
                     model_type=mcfg.model_type,

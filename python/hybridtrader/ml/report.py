@@ -1,59 +1,134 @@
 """Pictures and an HTML page of a training: out-of-sample equity, feature importance, gate table.
 
-matplotlib runs with the Agg backend (no display); images are PNG bytes, written next to the HTML.
+The charts are SVG written directly: a line chart and a bar chart need no plotting library (matplotlib
+took about 0.8 s to import and 70 ms per figure, more than the rest of a training's registry logging).
+MLflow's artifact viewer and any browser show SVG, and it stays sharp at every size.
 """
 
 from __future__ import annotations
 
 import html
-import io
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import numpy as np
 import polars as pl
 
-
-def _png(fig: Any) -> bytes:
-    # Margins are set by each figure (no bbox_inches="tight": it renders the figure twice).
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+_FONT = "font-family='sans-serif' font-size='11'"
 
 
-def equity_png(equity: pl.DataFrame, title: str) -> bytes:
-    """Equity (start 1.0) per period of the out-of-sample trades."""
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.22)
-    period = equity["period"]
-    if period.dtype == pl.Datetime:  # numpy datetime64 (naive UTC) plots without per-point conversion
-        period = period.dt.replace_time_zone(None)
-    ax.plot(period.to_numpy(), equity["equity"].to_numpy(), lw=1.4)
-    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_title(title)
-    ax.set_ylabel("equity")
-    ax.grid(alpha=0.3)
-    fig.autofmt_xdate()
-    return _png(fig)
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About `count` round axis values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [lo, hi]."""
+    span = hi - lo if hi > lo else abs(hi) or 1.0
+    raw = span / count
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * mag >= raw)
+    first = math.floor(lo / step) * step
+    n = math.ceil((max(hi, lo + step) - first) / step - 1e-9)
+    return [round(first + i * step, 12) for i in range(n + 1)]
 
 
-def importance_png(names: Sequence[str], gain: Sequence[float], title: str) -> bytes:
-    order = sorted(range(len(names)), key=lambda i: gain[i])
-    height = 0.4 * len(names) + 1.2
-    fig, ax = plt.subplots(figsize=(6, height))
+class _Chart:
+    """An SVG canvas with a plot area mapped to data ranges [x0, x1] x [y0, y1]."""
+
+    def __init__(self, width: int, height: int, margins: tuple[int, int, int, int], title: str) -> None:
+        self.w, self.h = width, height
+        self.left, self.right, self.top, self.bottom = margins
+        self.parts = [
+            f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+            f"viewBox='0 0 {width} {height}'><rect width='100%' height='100%' fill='white'/>",
+            f"<text x='{width / 2:.1f}' y='{self.top - 10}' text-anchor='middle' font-family='sans-serif' "
+            f"font-size='13'>{html.escape(title)}</text>",
+        ]
+
+    def scale(self, x0: float, x1: float, y0: float, y1: float) -> None:
+        self.x0, self.y0 = x0, y0
+        self.sx = (self.w - self.left - self.right) / ((x1 - x0) or 1.0)
+        self.sy = (self.h - self.top - self.bottom) / ((y1 - y0) or 1.0)
+
+    def px(self, x: Any) -> Any:  # float or array
+        return self.left + (x - self.x0) * self.sx
+
+    def py(self, y: Any) -> Any:
+        return self.h - self.bottom - (y - self.y0) * self.sy
+
+    def add(self, part: str) -> None:
+        self.parts.append(part)
+
+    def text(self, x: float, y: float, s: str, anchor: str = "middle", extra: str = "") -> None:
+        anchor_attr = f"text-anchor='{anchor}' {_FONT}{extra}"
+        self.add(f"<text x='{x:.1f}' y='{y:.1f}' {anchor_attr}>{html.escape(s)}</text>")
+
+    def frame(self) -> None:
+        x, y = self.left, self.top
+        self.add(
+            f"<rect x='{x}' y='{y}' width='{self.w - x - self.right}' height='{self.h - y - self.bottom}' "
+            "fill='none' stroke='#444'/>"
+        )
+
+    def svg(self) -> bytes:
+        return ("".join(self.parts) + "</svg>").encode()
+
+
+def equity_svg(equity: pl.DataFrame, title: str) -> bytes:
+    """Line chart of the equity (start 1.0) per period of the out-of-sample trades, against time."""
+    c = _Chart(800, 350, (70, 40, 35, 60), title)
+    values = equity["equity"].to_numpy().astype(float)
+    period = equity["period"].filter(pl.Series(np.isfinite(values)))  # a line has no point for NaN
+    values = values[np.isfinite(values)]
+    x = period.to_physical().to_numpy().astype(float)
+    if len(x):
+        ys = nice_ticks(min(1.0, float(values.min())), max(1.0, float(values.max())))
+        c.scale(x[0], x[-1], ys[0], ys[-1])
+    else:
+        ys = nice_ticks(0.9, 1.1)
+        c.scale(0.0, 1.0, ys[0], ys[-1])
+    for v in ys:  # horizontal grid with the y labels
+        y = c.py(v)
+        c.add(f"<line x1='{c.left}' x2='{c.w - c.right}' y1='{y:.1f}' y2='{y:.1f}' stroke='#ddd'/>")
+        c.text(c.left - 6, y + 4, f"{v:g}", anchor="end")
+    if len(x):
+        pick = np.unique(np.searchsorted(x, np.linspace(x[0], x[-1], 6)).clip(0, len(x) - 1))  # even in time
+        ticks = period.gather(pick)
+        within_days = ticks.dtype == pl.Datetime and ticks.dt.date().n_unique() < len(ticks)
+        labels = ticks.dt.strftime("%m-%d %H:%M" if within_days else "%Y-%m-%d")
+        for i, label in zip(pick, labels, strict=True):
+            c.text(c.px(x[i]), c.h - c.bottom + 16, label)
+        one = c.py(1.0)
+        c.add(
+            f"<line x1='{c.left}' x2='{c.w - c.right}' y1='{one:.1f}' y2='{one:.1f}' stroke='grey' "
+            "stroke-dasharray='5,4'/>"
+        )
+        points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(c.px(x), c.py(values), strict=True))
+        c.add(f"<polyline points='{points}' fill='none' stroke='#1f77b4' stroke-width='1.4'/>")
+    c.frame()
+    mid = c.top + (c.h - c.top - c.bottom) / 2
+    c.text(18, mid, "equity", extra=f" transform='rotate(-90 18 {mid:.1f})'")
+    return c.svg()
+
+
+def importance_svg(names: Sequence[str], gain: Sequence[float], title: str) -> bytes:
+    """Horizontal bar chart of each feature's total gain, largest at the top."""
+    order = sorted(range(len(names)), key=lambda i: gain[i], reverse=True)
     longest = max((len(n) for n in names), default=1)
-    fig.subplots_adjust(
-        left=min(0.6, 0.05 + 0.013 * longest), right=0.95, top=1 - 0.4 / height, bottom=0.6 / height
-    )
-    ax.barh([names[i] for i in order], [gain[i] for i in order])
-    ax.set_title(title)
-    ax.set_xlabel("total gain")
-    return _png(fig)
+    row = 24
+    c = _Chart(600, 80 + row * len(names), (min(300, 16 + 7 * longest), 30, 35, 45), title)
+    xs = nice_ticks(0.0, max([0.0, *gain]) or 1.0)
+    c.scale(0.0, xs[-1], 0.0, 1.0)
+    for v in xs:
+        x = c.px(v)
+        c.add(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{c.top}' y2='{c.h - c.bottom}' stroke='#ddd'/>")
+        c.text(x, c.h - c.bottom + 16, f"{v:g}")
+    for k, i in enumerate(order):
+        y = c.top + k * row + 4
+        width = max(0.0, c.px(max(gain[i], 0.0)) - c.left)
+        c.add(f"<rect x='{c.left}' y='{y}' width='{width:.1f}' height='{row - 8}' fill='#1f77b4'/>")
+        c.text(c.left - 6, y + row / 2, names[i], anchor="end")
+    c.frame()
+    c.text(c.left + (c.w - c.left - c.right) / 2, c.h - 10, "total gain")
+    return c.svg()
 
 
 def _gate_rows(gates: Sequence[dict[str, Any]]) -> str:
@@ -68,16 +143,16 @@ def _gate_rows(gates: Sequence[dict[str, Any]]) -> str:
 
 
 def write_report(results: Sequence[dict[str, Any]], directory: str | Path) -> Path:
-    """Write `index.html` and its PNGs for results of `MLPipeline.train_strategy_model`."""
+    """Write `index.html` and its SVG charts for results of `MLPipeline.train_strategy_model`."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     sections = []
     for r in results:
         name = r["strategy"]
-        (out / f"{name}_equity.png").write_bytes(equity_png(r["equity"], f"{name}: out-of-sample equity"))
+        (out / f"{name}_equity.svg").write_bytes(equity_svg(r["equity"], f"{name}: out-of-sample equity"))
         imp = r["feature_importance"]
-        (out / f"{name}_importance.png").write_bytes(
-            importance_png(list(imp), list(imp.values()), f"{name}: feature importance")
+        (out / f"{name}_importance.svg").write_bytes(
+            importance_svg(list(imp), list(imp.values()), f"{name}: feature importance")
         )
         m = r["metrics"]
         sections.append(
@@ -86,7 +161,7 @@ def write_report(results: Sequence[dict[str, Any]], directory: str | Path) -> Pa
             f"validation {html.escape(str(r['validation_method']))}, {m['n_samples']:.0f} samples</p>"
             f"<table><tr><th>gate</th><th>value</th><th>threshold</th><th>result</th></tr>"
             f"{_gate_rows(r['gates'])}</table>"
-            f"<img src='{name}_equity.png' alt='equity curve'><img src='{name}_importance.png' "
+            f"<img src='{name}_equity.svg' alt='equity curve'><img src='{name}_importance.svg' "
             f"alt='feature importance'>"
         )
     page = (
