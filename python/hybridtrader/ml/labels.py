@@ -175,6 +175,21 @@ def rule_feature(cfg: MeanReversionLabelConfig | TripleBarrierLabelConfig) -> st
     return f"trend_strength_{cfg.trend_window}"
 
 
+def mean_reversion_entries(z: np.ndarray, cfg: MeanReversionLabelConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The primary rule of mean reversion on zscore values: event mask |z| >= entry_z, side -sign(z)."""
+    return np.abs(z) >= cfg.entry_z, -np.sign(z)
+
+
+def trend_entries(
+    strength: np.ndarray, row: np.ndarray, cfg: TripleBarrierLabelConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The primary rule of the swing strategy on trend_strength values and each row's index within its
+    symbol: event mask |strength| >= entry_strength (non-zero) on every event_spacing_bars-th bar, side
+    sign(strength)."""
+    on_grid = row % cfg.event_spacing_bars == 0
+    return (np.abs(strength) >= cfg.entry_strength) & (strength != 0.0) & on_grid, np.sign(strength)
+
+
 def _rule_values(frame: pl.DataFrame, name: str, features: pl.DataFrame | None) -> np.ndarray:
     """Column `name` of `features` when it has it for exactly the rows of `frame` (same symbol and ts
     order), else computed here; nulls (warm-up) as 0, which never makes an event."""
@@ -203,12 +218,13 @@ def mean_reversion_labels(
         _mean=pl.col("close").rolling_mean(cfg.window).over("symbol")
     )
     z = _rule_values(frame, rule_feature(cfg), features)
-    events = _with_forward_room(frame, np.abs(z) >= cfg.entry_z)
-    side = -np.sign(z[events])
+    entry, sides = mean_reversion_entries(z, cfg)
+    events = _with_forward_room(frame, entry)
+    side = sides[events]
     mean = frame["_mean"].to_numpy()
 
     def hit(ev: np.ndarray, fwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = -np.sign(z[ev])[:, None]
+        s = sides[ev][:, None]
         reached = s * (fwd - mean[ev][:, None]) >= 0.0  # NaN compares False
         return reached, np.ones_like(fwd, dtype=np.int8)
 
@@ -229,15 +245,14 @@ def triple_barrier_labels(
     strength = _rule_values(frame, rule_feature(cfg), features)
     vol = frame["_vol"].fill_null(0.0).to_numpy()
     row = frame.select(pl.int_range(pl.len()).over("symbol")).to_series().to_numpy()
-    on_grid = row % cfg.event_spacing_bars == 0
-    mask = (np.abs(strength) >= cfg.entry_strength) & (strength != 0.0) & (vol > 0.0) & on_grid
-    events = _with_forward_room(frame, mask)
-    side = np.sign(strength[events])
+    entry, sides = trend_entries(strength, row, cfg)
+    events = _with_forward_room(frame, entry & (vol > 0.0))
+    side = sides[events]
     close = frame["close"].to_numpy()
     trgt = vol * np.sqrt(cfg.horizon_bars)
 
     def hit(ev: np.ndarray, fwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        path = np.sign(strength[ev])[:, None] * np.log(fwd / close[ev][:, None])
+        path = sides[ev][:, None] * np.log(fwd / close[ev][:, None])
         up = path >= cfg.profit_take * trgt[ev][:, None]
         down = path <= -cfg.stop_loss * trgt[ev][:, None]
         return up | down, np.where(up, 1, -1).astype(np.int8)

@@ -1,11 +1,9 @@
 """Trade signals of a trained strategy model on bars: the strategy's primary rule gives the event and its
 side, the model's probability (meta-label: "this trade pays net of costs") decides whether to take it.
 
-The primary rules are those of `hybridtrader.ml.labels` (the model was trained on exactly these events):
-- mean reversion: |zscore_w| >= entry_z, side -sign(z); the trade targets the entry-time SMA_w and lasts at
-  most `horizon_bars` bars;
-- triple barrier (swing): |trend_strength_w| >= entry_strength on every `event_spacing_bars`-th bar of a
-  symbol, side sign(strength); held for at most `horizon_bars` bars.
+The primary rules are those of `hybridtrader.ml.labels` (`mean_reversion_entries`, `trend_entries`: the
+model was trained on exactly these events); a mean-reversion trade targets the entry-time SMA_w, and every
+trade lasts at most `horizon_bars` bars.
 Features are causal (each row uses bars at or before it), so computing them once over the whole range and
 reading a row when its bar has closed is what a live loop recomputing them every minute would see.
 """
@@ -19,6 +17,7 @@ import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.ml.features import compute_features, normalise_bars
+from hybridtrader.ml.labels import mean_reversion_entries, rule_feature, trend_entries
 from hybridtrader.ml.models import Fitted, predict
 from hybridtrader.ml.pipeline import DEFAULT_LABELS
 
@@ -70,14 +69,8 @@ def strategy_signals(
     labels = config.ml_training.labels
     kind = label_kind(config, strategy)
     frame = normalise_bars(bars)
-    if kind == "mean_reversion":
-        c = labels.mean_reversion
-        rule = f"zscore_{c.window}"
-        extra = [rule, "atr"]
-    else:
-        t = labels.triple_barrier
-        rule = f"trend_strength_{t.trend_window}"
-        extra = [rule, "atr"]
+    rule = rule_feature(labels.mean_reversion if kind == "mean_reversion" else labels.triple_barrier)
+    extra = [rule, "atr"]
     wanted = list(dict.fromkeys([*names, *extra]))
     feats = compute_features(frame, wanted).join(
         frame.select("symbol", "ts", "close").with_columns(
@@ -89,17 +82,13 @@ def strategy_signals(
     window = feats.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).drop_nulls([*names, rule, "atr"])
     x = window[rule].to_numpy()
     if kind == "mean_reversion":
-        event = np.abs(x) >= labels.mean_reversion.entry_z
-        side = -np.sign(x)
+        event, side = mean_reversion_entries(x, labels.mean_reversion)
         target = window["_mean"].to_numpy()
         horizon = labels.mean_reversion.horizon_bars
     else:
-        tb = labels.triple_barrier
-        on_grid = window["_row"].to_numpy() % tb.event_spacing_bars == 0
-        event = (np.abs(x) >= tb.entry_strength) & (x != 0.0) & on_grid
-        side = np.sign(x)
+        event, side = trend_entries(x, window["_row"].to_numpy(), labels.triple_barrier)
         target = np.full(window.height, np.nan)
-        horizon = tb.horizon_bars
+        horizon = labels.triple_barrier.horizon_bars
     event &= window["atr"].to_numpy() > 0
     rows = window.filter(pl.Series(event))
     if rows.height == 0:
