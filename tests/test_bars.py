@@ -365,6 +365,9 @@ def test_native_and_public_frame_builders_agree() -> None:
     assert built[-1].equals(built[0])
     flags = {"f": np.array([True, False, True])}
     assert frames.build_frame({"f": pl.Boolean()}, flags)["f"].to_list() == [True, False, True]
+    for i in range(3 * frames._MAX_PLANS):  # schemas built per call do not pile up in the plan cache
+        assert frames.build_frame({"x": pl.Int64()}, {"x": np.array([i])})["x"].to_list() == [i]
+    assert len(frames._PLANS) <= frames._MAX_PLANS
     if frames._native in builders:
         with pytest.raises(TypeError, match="unsupported dtype"):
             frames._native({"x": pl.Int8()}, {"x": np.array([1], np.int8)})

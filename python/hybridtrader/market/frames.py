@@ -46,6 +46,7 @@ def _native(schema: Schema, columns: Mapping[str, Any]) -> pl.DataFrame:
 
 
 _PLANS: dict[int, tuple[Schema, list[tuple[str, Callable[[str, Any], Any]]]]] = {}
+_MAX_PLANS = 64
 
 
 def _plan(schema: Schema) -> list[tuple[str, Callable[[str, Any], Any]]]:
@@ -69,6 +70,8 @@ def _plan(schema: Schema) -> list[tuple[str, Callable[[str, Any], Any]]]:
         else:
             raise TypeError(f"build_frame: column {name!r} has unsupported dtype {dtype}")
         plan.append((name, make))
+    if len(_PLANS) >= _MAX_PLANS:  # callers pass module constants; a caller building schemas per call
+        _PLANS.clear()  # must not grow this without bound
     _PLANS[id(schema)] = (schema, plan)  # the entry keeps the schema alive: its id is not reused
     return plan
 
