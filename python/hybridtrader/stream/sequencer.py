@@ -45,7 +45,7 @@ def bar_columns(frame: pl.DataFrame, partial: bool = False, backfilled: bool = F
 
 
 def engine_columns(cols: tuple) -> Columns:
-    """Bars completed by ticks (`BarAggregator.push_many_columns`) as columns with the two flags off."""
+    """Bars from the engine (`BarAggregator.flush_columns`) as columns with the two flags off."""
     n = len(cols[0])
     data = dict(zip(BAR_SCHEMA, cols, strict=True))
     data["partial"] = data["backfilled"] = np.zeros(n, dtype=bool)
