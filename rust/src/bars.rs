@@ -172,6 +172,46 @@ pub trait BarColumns {
     fn symbols(&self) -> &[u32];
     /// Appends `other`'s rows, adding `symbol_offset` to their symbol ids.
     fn append(&mut self, other: Self, symbol_offset: u32);
+    /// The columns after `symbol`, in schema order (`ts` first).
+    fn columns(&self) -> Vec<ColumnRef<'_>>;
+    /// Moves the columns after `symbol` out, in schema order; they are left empty (`symbol` is not).
+    fn take_columns(&mut self) -> Vec<Column>;
+}
+
+/// A column of a bar batch, so that bindings treat every kind of bar alike.
+pub enum Column {
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+}
+
+/// A borrowed column of a bar batch.
+pub enum ColumnRef<'a> {
+    F64(&'a [f64]),
+    I64(&'a [i64]),
+}
+
+impl From<Vec<f64>> for Column {
+    fn from(v: Vec<f64>) -> Self {
+        Column::F64(v)
+    }
+}
+
+impl From<Vec<i64>> for Column {
+    fn from(v: Vec<i64>) -> Self {
+        Column::I64(v)
+    }
+}
+
+impl<'a> From<&'a Vec<f64>> for ColumnRef<'a> {
+    fn from(v: &'a Vec<f64>) -> Self {
+        ColumnRef::F64(v)
+    }
+}
+
+impl<'a> From<&'a Vec<i64>> for ColumnRef<'a> {
+    fn from(v: &'a Vec<i64>) -> Self {
+        ColumnRef::I64(v)
+    }
 }
 
 fn gather<T: Copy>(v: &mut Vec<T>, perm: &[usize]) {
@@ -179,127 +219,57 @@ fn gather<T: Copy>(v: &mut Vec<T>, perm: &[usize]) {
     *v = out;
 }
 
-/// Trade bars: symbol, ts, open, high, low, close, volume, vwap, trades.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct TradeBars {
-    pub symbol: Vec<u32>,
-    pub ts: Vec<i64>,
-    pub open: Vec<f64>,
-    pub high: Vec<f64>,
-    pub low: Vec<f64>,
-    pub close: Vec<f64>,
-    pub volume: Vec<f64>,
-    pub vwap: Vec<f64>,
-    pub trades: Vec<i64>,
+/// A bar column buffer: `symbol` ids plus the listed columns, with `BarColumns` over all of them.
+macro_rules! bar_columns {
+    ($(#[$doc:meta])* $name:ident { $($field:ident: $ty:ty),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, PartialEq)]
+        pub struct $name {
+            pub symbol: Vec<u32>,
+            $(pub $field: Vec<$ty>,)+
+        }
+
+        impl BarColumns for $name {
+            fn len(&self) -> usize {
+                self.symbol.len()
+            }
+            fn clear(&mut self) {
+                // Keeps the capacity: a streaming aggregator reuses its output buffers.
+                self.symbol.clear();
+                $(self.$field.clear();)+
+            }
+            fn permute(&mut self, p: &[usize]) {
+                gather(&mut self.symbol, p);
+                $(gather(&mut self.$field, p);)+
+            }
+            fn symbols(&self) -> &[u32] {
+                &self.symbol
+            }
+            fn append(&mut self, o: Self, symbol_offset: u32) {
+                self.symbol.extend(o.symbol.iter().map(|&s| s + symbol_offset));
+                $(self.$field.extend(o.$field);)+
+            }
+            fn columns(&self) -> Vec<ColumnRef<'_>> {
+                vec![$(ColumnRef::from(&self.$field)),+]
+            }
+            fn take_columns(&mut self) -> Vec<Column> {
+                vec![$(Column::from(std::mem::take(&mut self.$field))),+]
+            }
+        }
+    };
 }
 
-impl BarColumns for TradeBars {
-    fn len(&self) -> usize {
-        self.ts.len()
-    }
-    fn clear(&mut self) {
-        // Keeps the capacity: a streaming aggregator reuses its output buffers.
-        self.symbol.clear();
-        self.ts.clear();
-        self.open.clear();
-        self.high.clear();
-        self.low.clear();
-        self.close.clear();
-        self.volume.clear();
-        self.vwap.clear();
-        self.trades.clear();
-    }
-    fn permute(&mut self, p: &[usize]) {
-        gather(&mut self.symbol, p);
-        gather(&mut self.ts, p);
-        gather(&mut self.open, p);
-        gather(&mut self.high, p);
-        gather(&mut self.low, p);
-        gather(&mut self.close, p);
-        gather(&mut self.volume, p);
-        gather(&mut self.vwap, p);
-        gather(&mut self.trades, p);
-    }
-    fn symbols(&self) -> &[u32] {
-        &self.symbol
-    }
-    fn append(&mut self, o: Self, symbol_offset: u32) {
-        self.symbol
-            .extend(o.symbol.iter().map(|&s| s + symbol_offset));
-        self.ts.extend(o.ts);
-        self.open.extend(o.open);
-        self.high.extend(o.high);
-        self.low.extend(o.low);
-        self.close.extend(o.close);
-        self.volume.extend(o.volume);
-        self.vwap.extend(o.vwap);
-        self.trades.extend(o.trades);
-    }
+bar_columns! {
+    /// Trade bars: symbol, ts, open, high, low, close, volume, vwap, trades.
+    TradeBars { ts: i64, open: f64, high: f64, low: f64, close: f64, volume: f64, vwap: f64, trades: i64 }
 }
 
-/// Quote bars: symbol, ts, open, high, low, close (of the mid), last bid, last ask, mean and last spread
-/// in basis points of the mid, quote count.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct QuoteBars {
-    pub symbol: Vec<u32>,
-    pub ts: Vec<i64>,
-    pub open: Vec<f64>,
-    pub high: Vec<f64>,
-    pub low: Vec<f64>,
-    pub close: Vec<f64>,
-    pub bid: Vec<f64>,
-    pub ask: Vec<f64>,
-    pub spread_bps_mean: Vec<f64>,
-    pub spread_bps_last: Vec<f64>,
-    pub quotes: Vec<i64>,
-}
-
-impl BarColumns for QuoteBars {
-    fn len(&self) -> usize {
-        self.ts.len()
-    }
-    fn clear(&mut self) {
-        self.symbol.clear();
-        self.ts.clear();
-        self.open.clear();
-        self.high.clear();
-        self.low.clear();
-        self.close.clear();
-        self.bid.clear();
-        self.ask.clear();
-        self.spread_bps_mean.clear();
-        self.spread_bps_last.clear();
-        self.quotes.clear();
-    }
-    fn permute(&mut self, p: &[usize]) {
-        gather(&mut self.symbol, p);
-        gather(&mut self.ts, p);
-        gather(&mut self.open, p);
-        gather(&mut self.high, p);
-        gather(&mut self.low, p);
-        gather(&mut self.close, p);
-        gather(&mut self.bid, p);
-        gather(&mut self.ask, p);
-        gather(&mut self.spread_bps_mean, p);
-        gather(&mut self.spread_bps_last, p);
-        gather(&mut self.quotes, p);
-    }
-    fn symbols(&self) -> &[u32] {
-        &self.symbol
-    }
-    fn append(&mut self, o: Self, symbol_offset: u32) {
-        self.symbol
-            .extend(o.symbol.iter().map(|&s| s + symbol_offset));
-        self.ts.extend(o.ts);
-        self.open.extend(o.open);
-        self.high.extend(o.high);
-        self.low.extend(o.low);
-        self.close.extend(o.close);
-        self.bid.extend(o.bid);
-        self.ask.extend(o.ask);
-        self.spread_bps_mean.extend(o.spread_bps_mean);
-        self.spread_bps_last.extend(o.spread_bps_last);
-        self.quotes.extend(o.quotes);
+bar_columns! {
+    /// Quote bars: symbol, ts, open, high, low, close (of the mid), last bid, last ask, mean and last
+    /// spread in basis points of the mid, quote count.
+    QuoteBars {
+        ts: i64, open: f64, high: f64, low: f64, close: f64, bid: f64, ask: f64,
+        spread_bps_mean: f64, spread_bps_last: f64, quotes: i64,
     }
 }
 

@@ -13,8 +13,8 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::bars::{
     aggregate, aggregate_hashed, aggregate_runs, codes_from_hashes, order_by_key, parse_every,
-    Aggregator, BarColumns, BarError, QuoteBars, Quotes, Rule, Stats, SymbolTable, TradeBars,
-    Trades,
+    Aggregator, BarColumns, BarError, Column, ColumnRef, QuoteBars, Quotes, Rule, Stats,
+    SymbolTable, TradeBars, Trades,
 };
 
 fn value_error(e: BarError) -> PyErr {
@@ -87,45 +87,60 @@ fn values<'a, T: numpy::Element + Copy>(arr: &'a PyReadonlyArray1<'_, T>) -> Cow
     }
 }
 
-fn take<T>(v: &mut Vec<T>) -> Vec<T> {
-    std::mem::take(v)
+/// Numpy arrays of the columns after `symbol` (moved out of `bars`, no copy).
+fn columns_tuple<'py>(
+    py: Python<'py>,
+    bars: &mut impl BarColumns,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let arrays = bars.take_columns().into_iter().map(|c| match c {
+        Column::F64(v) => PyArray1::from_vec(py, v).into_any(),
+        Column::I64(v) => PyArray1::from_vec(py, v).into_any(),
+    });
+    PyTuple::new(py, arrays)
 }
 
-/// Numpy columns of trade bars after `symbol`: ts, open, high, low, close, volume, vwap, trades.
-fn trade_columns<'py>(py: Python<'py>, b: &mut TradeBars) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(
-        py,
-        [
-            PyArray1::from_vec(py, take(&mut b.ts)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.open)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.high)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.low)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.close)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.volume)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.vwap)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.trades)).into_any(),
-        ],
-    )
+/// One tuple per bar (symbol, then the other columns in schema order); `bars` is cleared.
+fn row_tuples<'py>(
+    py: Python<'py>,
+    names: &[Py<PyString>],
+    bars: &mut impl BarColumns,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let cols = bars.columns();
+    let mut rows = Vec::with_capacity(bars.len());
+    for (i, &id) in bars.symbols().iter().enumerate() {
+        let mut row = vec![names[id as usize].bind(py).clone().into_any()];
+        for c in &cols {
+            row.push(match c {
+                ColumnRef::F64(v) => v[i].into_pyobject(py)?.into_any(),
+                ColumnRef::I64(v) => v[i].into_pyobject(py)?.into_any(),
+            });
+        }
+        rows.push(PyTuple::new(py, row)?);
+    }
+    drop(cols);
+    bars.clear();
+    PyTuple::new(py, rows)
 }
 
-/// Numpy columns of quote bars after `symbol`: ts, open, high, low, close, bid, ask, spread_bps_mean,
-/// spread_bps_last, quotes.
-fn quote_columns<'py>(py: Python<'py>, b: &mut QuoteBars) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(
-        py,
-        [
-            PyArray1::from_vec(py, take(&mut b.ts)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.open)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.high)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.low)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.close)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.bid)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.ask)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.spread_bps_mean)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.spread_bps_last)).into_any(),
-            PyArray1::from_vec(py, take(&mut b.quotes)).into_any(),
-        ],
-    )
+/// The result of a hashed batch function: symbol codes, first row of each code, the other columns, stats.
+fn hashed_bars<'py>(
+    py: Python<'py>,
+    bars: impl BarColumns,
+    first_rows: Vec<usize>,
+    stats: Stats,
+) -> PyResult<HashedBatchBars<'py>> {
+    let (sym, cols, stats) = batch_bars(py, bars, stats)?;
+    Ok((sym, rows_array(py, first_rows), cols, stats))
+}
+
+/// The result of a batch function: symbol codes, the other columns, stats.
+fn batch_bars<'py>(
+    py: Python<'py>,
+    mut bars: impl BarColumns,
+    stats: Stats,
+) -> PyResult<BatchBars<'py>> {
+    let sym = PyArray1::from_slice(py, bars.symbols());
+    Ok((sym, columns_tuple(py, &mut bars)?, stats_dict(py, stats)?))
 }
 
 /// `hybridtrader.market.bars._bars_frame(source, symbol, columns)`: wraps columns into a Polars frame.
@@ -231,21 +246,25 @@ impl BarAggregator {
         &mut self,
         py: Python<'py>,
     ) -> PyResult<(&'static str, Bound<'py, PyList>, Bound<'py, PyTuple>)> {
-        let names = &self.names;
-        match &mut self.engine {
-            Engine::Trades(_, out) => {
-                let symbol =
-                    PyList::new(py, out.symbol.iter().map(|&i| names[i as usize].bind(py)))?;
-                out.symbol.clear();
-                Ok(("trades", symbol, trade_columns(py, out)?))
-            }
-            Engine::Quotes(_, out) => {
-                let symbol =
-                    PyList::new(py, out.symbol.iter().map(|&i| names[i as usize].bind(py)))?;
-                out.symbol.clear();
-                Ok(("quotes", symbol, quote_columns(py, out)?))
-            }
+        fn take<'py>(
+            py: Python<'py>,
+            names: &[Py<PyString>],
+            out: &mut impl BarColumns,
+        ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyTuple>)> {
+            let symbol = PyList::new(
+                py,
+                out.symbols().iter().map(|&i| names[i as usize].bind(py)),
+            )?;
+            let cols = columns_tuple(py, out)?;
+            out.clear();
+            Ok((symbol, cols))
         }
+        let names = &self.names;
+        let (source, (symbol, cols)) = match &mut self.engine {
+            Engine::Trades(_, out) => ("trades", take(py, names, out)?),
+            Engine::Quotes(_, out) => ("quotes", take(py, names, out)?),
+        };
+        Ok((source, symbol, cols))
     }
 
     /// Takes the pending bars as one tuple (symbols, columns...), or None when there are none.
@@ -262,57 +281,6 @@ impl BarAggregator {
     fn pending_frame<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let (source, symbol, cols) = self.take_pending(py)?;
         frame(py, source, symbol.into_any(), cols)
-    }
-
-    /// Pending trade bars as tuples (symbol, ts, open, high, low, close, volume, vwap, trades).
-    fn trade_tuples<'py>(
-        py: Python<'py>,
-        names: &[Py<PyString>],
-        b: &mut TradeBars,
-    ) -> PyResult<Bound<'py, PyTuple>> {
-        let rows = (0..b.len()).map(|i| {
-            (
-                names[b.symbol[i] as usize].bind(py),
-                b.ts[i],
-                b.open[i],
-                b.high[i],
-                b.low[i],
-                b.close[i],
-                b.volume[i],
-                b.vwap[i],
-                b.trades[i],
-            )
-        });
-        let t = PyTuple::new(py, rows);
-        b.clear();
-        t
-    }
-
-    /// Pending quote bars as tuples (symbol, ts, open, high, low, close, bid, ask, spread_bps_mean,
-    /// spread_bps_last, quotes).
-    fn quote_tuples<'py>(
-        py: Python<'py>,
-        names: &[Py<PyString>],
-        b: &mut QuoteBars,
-    ) -> PyResult<Bound<'py, PyTuple>> {
-        let rows = (0..b.len()).map(|i| {
-            (
-                names[b.symbol[i] as usize].bind(py),
-                b.ts[i],
-                b.open[i],
-                b.high[i],
-                b.low[i],
-                b.close[i],
-                b.bid[i],
-                b.ask[i],
-                b.spread_bps_mean[i],
-                b.spread_bps_last[i],
-                b.quotes[i],
-            )
-        });
-        let t = PyTuple::new(py, rows);
-        b.clear();
-        t
     }
 
     fn wrong_source(&self, wanted: &str) -> PyErr {
@@ -431,7 +399,7 @@ impl BarAggregator {
                 if out.is_empty() {
                     return Ok(PyTuple::empty(py));
                 }
-                Self::trade_tuples(py, &self.names, out)
+                row_tuples(py, &self.names, out)
             }
             Engine::Quotes(..) => Err(self.wrong_source("quote")),
         }
@@ -452,7 +420,7 @@ impl BarAggregator {
                 if out.is_empty() {
                     return Ok(PyTuple::empty(py));
                 }
-                Self::quote_tuples(py, &self.names, out)
+                row_tuples(py, &self.names, out)
             }
             Engine::Trades(..) => Err(self.wrong_source("trade")),
         }
@@ -608,18 +576,16 @@ fn aggregate_bars<'py>(
     let (codes, ts, a, b) = (values(&codes), values(&ts), values(&a), values(&b));
     match source {
         "trades" => {
-            let (mut bars, stats) = py
+            let (bars, stats) = py
                 .detach(|| aggregate::<Trades>(rule, &codes, n_symbols, &ts, &a, &b))
                 .map_err(value_error)?;
-            let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
-            Ok((sym, trade_columns(py, &mut bars)?, stats_dict(py, stats)?))
+            batch_bars(py, bars, stats)
         }
         "quotes" => {
-            let (mut bars, stats) = py
+            let (bars, stats) = py
                 .detach(|| aggregate::<Quotes>(rule, &codes, n_symbols, &ts, &a, &b))
                 .map_err(value_error)?;
-            let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
-            Ok((sym, quote_columns(py, &mut bars)?, stats_dict(py, stats)?))
+            batch_bars(py, bars, stats)
         }
         other => Err(bad_source(other)),
     }
@@ -663,29 +629,11 @@ fn aggregate_bars_hashed<'py>(
     }
     match source {
         "trades" => match py.detach(|| aggregate_hashed::<Trades>(rule, &h1, &h2, &ts, &a, &b)) {
-            Ok(mut r) => {
-                let sym = PyArray1::from_vec(py, take(&mut r.bars.symbol));
-                let cols = trade_columns(py, &mut r.bars)?;
-                Ok(Some((
-                    sym,
-                    rows_array(py, r.first_rows),
-                    cols,
-                    stats_dict(py, r.stats)?,
-                )))
-            }
+            Ok(r) => hashed_bars(py, r.bars, r.first_rows, r.stats).map(Some),
             Err(_) => Ok(None),
         },
         "quotes" => match py.detach(|| aggregate_hashed::<Quotes>(rule, &h1, &h2, &ts, &a, &b)) {
-            Ok(mut r) => {
-                let sym = PyArray1::from_vec(py, take(&mut r.bars.symbol));
-                let cols = quote_columns(py, &mut r.bars)?;
-                Ok(Some((
-                    sym,
-                    rows_array(py, r.first_rows),
-                    cols,
-                    stats_dict(py, r.stats)?,
-                )))
-            }
+            Ok(r) => hashed_bars(py, r.bars, r.first_rows, r.stats).map(Some),
             Err(_) => Ok(None),
         },
         other => Err(bad_source(other)),
@@ -713,18 +661,16 @@ fn aggregate_bars_runs<'py>(
     let (runs, ts, a, b) = (values(&run_lengths), values(&ts), values(&a), values(&b));
     match source {
         "trades" => {
-            let (mut bars, stats) = py
+            let (bars, stats) = py
                 .detach(|| aggregate_runs::<Trades>(rule, &runs, &ts, &a, &b))
                 .map_err(value_error)?;
-            let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
-            Ok((sym, trade_columns(py, &mut bars)?, stats_dict(py, stats)?))
+            batch_bars(py, bars, stats)
         }
         "quotes" => {
-            let (mut bars, stats) = py
+            let (bars, stats) = py
                 .detach(|| aggregate_runs::<Quotes>(rule, &runs, &ts, &a, &b))
                 .map_err(value_error)?;
-            let sym = PyArray1::from_vec(py, take(&mut bars.symbol));
-            Ok((sym, quote_columns(py, &mut bars)?, stats_dict(py, stats)?))
+            batch_bars(py, bars, stats)
         }
         other => Err(bad_source(other)),
     }
