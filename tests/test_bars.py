@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 import pytest
+from bar_reference import ohlcv
 from hybridtrader import _core
 from hybridtrader.market import aggregate_quotes, aggregate_trades, frames
 from hybridtrader.market import bars as bars_mod
@@ -53,15 +54,7 @@ def polars_time_bars(trades: pl.DataFrame, every: str, origin_ns: int = 0) -> pl
             "ts", every=every, offset=f"{origin_ns % every_ns}ns", group_by="symbol", closed="left",
             label="left",
         )
-        .agg(
-            open=pl.col("price").first(),
-            high=pl.col("price").max(),
-            low=pl.col("price").min(),
-            close=pl.col("price").last(),
-            volume=pl.col("size").sum(),
-            vwap=(pl.col("price") * pl.col("size")).sum() / pl.col("size").sum(),
-            trades=pl.len().cast(pl.Int64),
-        )
+        .agg(ohlcv())
         .sort("symbol", "ts")
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import polars as pl
 import pytest
+from bar_reference import ohlcv
 from hybridtrader.config import Config, VenueConfig
 from hybridtrader.market.synth import SyntheticMarket, generate_market
 from hybridtrader.stream import AuthError, ConnectionLimitError, StreamingAdapter
@@ -85,15 +86,7 @@ def reference(trades: pl.DataFrame, every: str = "1m") -> pl.DataFrame:
     return (
         trades.sort("ts", maintain_order=True)
         .group_by("symbol", pl.col("ts").dt.truncate(every), maintain_order=True)
-        .agg(
-            open=pl.col("price").first(),
-            high=pl.col("price").max(),
-            low=pl.col("price").min(),
-            close=pl.col("price").last(),
-            volume=pl.col("size").sum(),
-            vwap=(pl.col("price") * pl.col("size")).sum() / pl.col("size").sum(),
-            trades=pl.len().cast(pl.Int64),
-        )
+        .agg(ohlcv())
         .sort("ts", "symbol")
     )
 

@@ -11,6 +11,9 @@ import polars as pl
 
 __version__: str
 
+# ids from `BarAggregator.intern` (fastest) or the symbols as strings
+SymbolColumn = npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str]
+
 class SlippageModelCore:
     """Slippage model core; `hybridtrader.SlippageModel` subclasses it and builds it from the config.
 
@@ -278,7 +281,7 @@ class BarAggregator:
         """Adds one quote; returns the quote bars it completed (usually the empty tuple)."""
     def push_many(
         self,
-        symbols: npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str],
+        symbols: SymbolColumn,
         ts: npt.ArrayLike,
         price: npt.ArrayLike,
         size: npt.ArrayLike,
@@ -288,7 +291,7 @@ class BarAggregator:
         strings; for a Polars frame use `hybridtrader.market.push_frame`."""
     def feed_many(
         self,
-        symbols: npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str],
+        symbols: SymbolColumn,
         ts: npt.ArrayLike,
         price: npt.ArrayLike,
         size: npt.ArrayLike,
@@ -302,7 +305,7 @@ class BarAggregator:
         when no bar completed."""
     def push_quotes_many(
         self,
-        symbols: npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str],
+        symbols: SymbolColumn,
         ts: npt.ArrayLike,
         bid: npt.ArrayLike,
         ask: npt.ArrayLike,
