@@ -7,6 +7,7 @@
 //! by one, handles the frame. So this path never decides what is malformed; it only has to agree with
 //! the general parser on the frames it accepts.
 
+use crate::civil::{days_from_civil, days_in_month};
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
@@ -328,26 +329,6 @@ pub fn rfc3339_utc_ns(s: &str) -> Option<i64> {
     }
     let secs = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second;
     secs.checked_mul(1_000_000_000)?.checked_add(nanos)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
