@@ -32,6 +32,7 @@ from alpaca.data.historical import StockHistoricalDataClient
 from requests import HTTPError
 
 from hybridtrader.config import Config
+from hybridtrader.credentials import alpaca_keys
 from hybridtrader.data.schema import (
     BAR_SCHEMA,
     QUOTE_SCHEMA,
@@ -45,7 +46,6 @@ from hybridtrader.data.schema import (
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.monitoring.metrics import METRICS, Metrics
-from hybridtrader.venue.auth import LOCAL_KEY, LOCAL_SECRET
 
 log = logging.getLogger(__name__)
 
@@ -183,12 +183,10 @@ class AlpacaClient:
         if not url:
             raise ValueError("alpaca.data_url: not set (start the local venue with `hybridtrader venue` "
                              "and set its URL, or pass data_url=)")
-        a = cfg.alpaca
-        key = a.api_key.get_secret_value() if a.api_key else LOCAL_KEY
-        secret = a.secret_key.get_secret_value() if a.secret_key else LOCAL_SECRET
+        key, secret = alpaca_keys(cfg)
         self.url = url.rstrip("/")
         self.data = cfg.data
-        self.feed = "iex" if a.feed == "test" else a.feed
+        self.feed = "iex" if cfg.alpaca.feed == "test" else cfg.alpaca.feed
         self.metrics = metrics
         self.limiter = limiter if limiter is not None else RateLimiter(cfg)
         self.rest = StockHistoricalDataClient(key, secret, url_override=self.url)

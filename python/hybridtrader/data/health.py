@@ -9,10 +9,10 @@ from pathlib import Path
 import requests
 
 from hybridtrader.config import Config
+from hybridtrader.credentials import alpaca_keys
 from hybridtrader.data.atomic import StateFileError, read_state
 from hybridtrader.data.bar_store import BarStore
 from hybridtrader.data.ttl_cache import FORMAT_VERSION
-from hybridtrader.venue.auth import LOCAL_KEY, LOCAL_SECRET
 
 CACHES = {"shortability": "shortability_ttl_s", "earnings": "earnings_ttl_s"}
 
@@ -34,9 +34,8 @@ def check_api(name: str, url: str | None, config: Config, timeout: float = 5.0) 
     """One authenticated GET (configured or local keys): is the API reachable and are we authorised?"""
     if not url:
         return Check(name, None, "no URL configured (local venue: pass --url from `hybridtrader venue`)")
-    a = config.alpaca
-    headers = {"APCA-API-KEY-ID": a.api_key.get_secret_value() if a.api_key else LOCAL_KEY,
-               "APCA-API-SECRET-KEY": a.secret_key.get_secret_value() if a.secret_key else LOCAL_SECRET}
+    key, secret = alpaca_keys(config)
+    headers = {"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": secret}
     t0 = time.perf_counter()
     try:
         path, params = PROBES[name]

@@ -15,11 +15,11 @@ from typing import Any
 from alpaca.trading.client import TradingClient
 
 from hybridtrader.config import Config
+from hybridtrader.credentials import alpaca_keys
 from hybridtrader.data.schema import normalize_symbols
 from hybridtrader.data.ttl_cache import TTLCache
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.monitoring.metrics import METRICS, Metrics
-from hybridtrader.venue.auth import LOCAL_KEY, LOCAL_SECRET
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,7 @@ def trading_client(config: Config, trading_url: str | None = None) -> TradingCli
     url = trading_url or a.trading_url
     if not url:
         raise ValueError("alpaca.trading_url: not set (start the local venue and pass its URL)")
-    key = a.api_key.get_secret_value() if a.api_key else LOCAL_KEY
-    secret = a.secret_key.get_secret_value() if a.secret_key else LOCAL_SECRET
+    key, secret = alpaca_keys(config)
     client = TradingClient(key, secret, paper=a.paper, url_override=url.rstrip("/"))
     client._retry_codes = []  # the rate limiter retries, honouring the server's reset time
     return client

@@ -74,6 +74,20 @@ def _bars_frame(source: str, symbol: Symbols, columns: Columns) -> pl.DataFrame:
     return build_frame(schema, dict(zip(schema, [symbol, *columns], strict=True)))
 
 
+def rollup() -> list[pl.Expr]:
+    """Aggregations of a group of bars into one coarser bar: first open, max high, min low, last close,
+    summed volume and trades, volume-weighted vwap."""
+    return [
+        pl.col("open").first(),
+        pl.col("high").max(),
+        pl.col("low").min(),
+        pl.col("close").last(),
+        pl.col("volume").sum(),
+        ((pl.col("vwap") * pl.col("volume")).sum() / pl.col("volume").sum()).alias("vwap"),
+        pl.col("trades").sum(),
+    ]
+
+
 def aggregate_trades(
     trades: pl.DataFrame,
     every: str | int | None = None,

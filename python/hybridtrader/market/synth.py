@@ -55,7 +55,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.market import calendar
-from hybridtrader.market.bars import aggregate_trades
+from hybridtrader.market.bars import aggregate_trades, rollup
 
 FORMAT_VERSION = 1
 MINUTE_NS = 60_000_000_000
@@ -441,15 +441,7 @@ def daily_bars(bars_1m: pl.DataFrame) -> pl.DataFrame:
     day = pl.col("ts").dt.convert_time_zone(calendar.NEW_YORK.key).dt.date()
     return (
         bars_1m.group_by("symbol", day.alias("day"), maintain_order=True)
-        .agg(
-            pl.col("open").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").last(),
-            pl.col("volume").sum(),
-            ((pl.col("vwap") * pl.col("volume")).sum() / pl.col("volume").sum()).alias("vwap"),
-            pl.col("trades").sum(),
-        )
+        .agg(rollup())
         .with_columns(
             pl.col("day")
             .cast(pl.Datetime("ns"))

@@ -247,6 +247,7 @@ def trade_stage(
 ) -> dict[str, Any]:
     from alpaca.trading.client import TradingClient
 
+    from hybridtrader.credentials import alpaca_keys
     from hybridtrader.data.alpaca_client import AlpacaClient
     from hybridtrader.data.earnings_cache import EarningsBlackout
     from hybridtrader.execution.rate_limiter import RateLimiter
@@ -256,7 +257,6 @@ def trade_stage(
     from hybridtrader.pipeline.session_trader import SessionTrader
     from hybridtrader.pipeline.signals import load_champion, strategy_signals
     from hybridtrader.risk.exposure_manager import ExposureManager
-    from hybridtrader.venue.auth import LOCAL_KEY, LOCAL_SECRET
 
     open_dt, close_dt = calendar.session_bounds(session)
     session_bars = bars.filter((pl.col("ts") >= open_dt) & (pl.col("ts") < close_dt))
@@ -287,9 +287,7 @@ def trade_stage(
             )
         )
     signals = pl.concat(frames) if frames else pl.DataFrame()
-    a = cfg.alpaca
-    key = a.api_key.get_secret_value() if a.api_key else LOCAL_KEY
-    secret = a.secret_key.get_secret_value() if a.secret_key else LOCAL_SECRET
+    key, secret = alpaca_keys(cfg)
     trading = TradingClient(key, secret, paper=True, url_override=venue.url)
     # earnings blackouts from the venue's Finnhub-compatible calendar (cached under the run directory)
     earnings = EarningsBlackout(

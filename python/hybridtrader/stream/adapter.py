@@ -42,6 +42,7 @@ from urllib.parse import urlparse
 import polars as pl
 
 from hybridtrader.config import Config, StreamConfig
+from hybridtrader.credentials import LOCAL_KEY, alpaca_keys, secret_or
 from hybridtrader.stream.connection import Connection, State, backoff_delay
 from hybridtrader.stream.dispatch import (
     STOP,
@@ -84,11 +85,6 @@ def _stream_url(base: str | None, path: str, key: str) -> str:
         raise ValueError(f"{key} is not set: give the provider's stream URL or start the local venue")
     return base.rstrip("/") + path if urlparse(base).path in ("", "/") else base
 
-
-def _secret(value: Any, local: str) -> str:
-    """The configured secret; without one the local venue's fixed (non-secret) credentials, as the data
-    client does. A real provider answers those with an authentication error (`AuthError`)."""
-    return local if value is None else str(value.get_secret_value())
 
 
 def _utc(ns: int) -> datetime:
@@ -194,25 +190,19 @@ class StreamingAdapter:
         """Connect (and authenticate) to the Alpaca stream `/v2/{feed}`; `url` overrides alpaca.stream_url."""
         if feed not in ("iex", "sip", "delayed_sip", "test"):
             raise ValueError(f"feed must be one of iex, sip, delayed_sip, test; got {feed!r}")
-        from hybridtrader.venue.auth import LOCAL_KEY, LOCAL_SECRET  # the venue package is heavy: load on use
-
-        a = self.config.alpaca
         proto = AlpacaProtocol(
-            _stream_url(url or a.stream_url, f"/v2/{feed}", "alpaca.stream_url"),
-            _secret(a.api_key, LOCAL_KEY),
-            _secret(a.secret_key, LOCAL_SECRET),
+            _stream_url(url or self.config.alpaca.stream_url, f"/v2/{feed}", "alpaca.stream_url"),
+            *alpaca_keys(self.config),
             encoding,
         )
         await self._connect("alpaca", proto)
 
     async def connect_polygon(self, *, url: str | None = None) -> None:
         """Connect (and authenticate) to the Polygon stocks stream; `url` overrides its stream_url."""
-        from hybridtrader.venue.auth import LOCAL_KEY
-
         p = self.config.alpaca.data_sources.polygon
         proto = PolygonProtocol(
             _stream_url(url or p.stream_url, "/stocks", "alpaca.data_sources.polygon.stream_url"),
-            _secret(p.api_key, LOCAL_KEY),
+            secret_or(p.api_key, LOCAL_KEY),
         )
         await self._connect("polygon", proto)
 

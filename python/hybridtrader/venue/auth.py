@@ -8,10 +8,9 @@ import threading
 import time
 from collections import deque
 
-# Fixed credentials of the local venue: not secrets, they only keep clients honest about sending keys.
-LOCAL_KEY = "hybridtrader-local-key"
-LOCAL_SECRET = "hybridtrader-local-secret"
-LOCAL_FINNHUB_TOKEN = "hybridtrader-local-finnhub"
+from hybridtrader.credentials import LOCAL_FINNHUB_TOKEN, LOCAL_KEY, LOCAL_SECRET
+
+__all__ = ["LOCAL_FINNHUB_TOKEN", "LOCAL_KEY", "LOCAL_SECRET", "KeyRing", "WindowLimiter"]
 
 
 class KeyRing:

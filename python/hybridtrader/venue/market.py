@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hybridtrader.market.bars import aggregate_trades
+from hybridtrader.market.bars import aggregate_trades, rollup
 from hybridtrader.market.synth import daily_bars
 from hybridtrader.market.timeframe import Timeframe
 
@@ -63,15 +63,7 @@ def aggregate_bars(bars: pl.DataFrame, every: str, offset: str | None = None) ->
         bars.sort("symbol", "ts")
         .group_by_dynamic("ts", every=every, group_by="symbol", closed="left", label="left",
                           offset=offset)
-        .agg(
-            pl.col("open").first(),
-            pl.col("high").max(),
-            pl.col("low").min(),
-            pl.col("close").last(),
-            pl.col("volume").sum(),
-            ((pl.col("vwap") * pl.col("volume")).sum() / pl.col("volume").sum()).alias("vwap"),
-            pl.col("trades").sum(),
-        )
+        .agg(rollup())
         .select(BAR_COLS)
     )
 
