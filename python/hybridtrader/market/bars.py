@@ -26,25 +26,16 @@ import numpy as np
 import polars as pl
 
 from hybridtrader import _core
-from hybridtrader.market.frames import UTC_NS, build_frame
+from hybridtrader.data.schema import BAR_SCHEMA, TS
+from hybridtrader.market.frames import build_frame
 
 log = logging.getLogger(__name__)
 
-TRADE_BAR_SCHEMA: dict[str, pl.DataType] = {
-    "symbol": pl.String(),
-    "ts": UTC_NS,
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "vwap": pl.Float64(),
-    "trades": pl.Int64(),
-}
+TRADE_BAR_SCHEMA: dict[str, pl.DataType] = BAR_SCHEMA
 
 QUOTE_BAR_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
-    "ts": UTC_NS,
+    "ts": TS,
     "open": pl.Float64(),
     "high": pl.Float64(),
     "low": pl.Float64(),

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-UTC_NS = pl.Datetime("ns", "UTC")
+from hybridtrader.data.schema import TS
 
 Schema = Mapping[str, pl.DataType]
 Builder = Callable[[Schema, Mapping[str, Any]], pl.DataFrame]
@@ -28,8 +28,8 @@ def _public(schema: Schema, columns: Mapping[str, Any]) -> pl.DataFrame:
     series = []
     for name, dtype in schema.items():
         v = columns[name]
-        if dtype == UTC_NS:
-            series.append(pl.Series(name, v, dtype=pl.Int64).cast(UTC_NS))
+        if dtype == TS:
+            series.append(pl.Series(name, v, dtype=pl.Int64).cast(TS))
         elif isinstance(v, pl.Series):
             series.append(v.alias(name).cast(dtype))
         else:
@@ -59,8 +59,8 @@ def _plan(schema: Schema) -> list[tuple[str, Callable[[str, Any], Any]]]:
     for name, dtype in schema.items():
         if dtype == pl.String:
             make = lambda n, v: _plr.PySeries.new_str(n, v, True)  # noqa: E731
-        elif dtype == UTC_NS:
-            make = lambda n, v: _plr.PySeries.new_i64(n, v, True).cast(UTC_NS, True, False)  # noqa: E731
+        elif dtype == TS:
+            make = lambda n, v: _plr.PySeries.new_i64(n, v, True).cast(TS, True, False)  # noqa: E731
         elif dtype == pl.Int64:
             make = lambda n, v: _plr.PySeries.new_i64(n, v, True)  # noqa: E731
         elif dtype == pl.Float64:
@@ -77,7 +77,7 @@ def _plan(schema: Schema) -> list[tuple[str, Callable[[str, Any], Any]]]:
 
 
 _PROBE_SCHEMA: dict[str, pl.DataType] = {
-    "s": pl.String(), "t": UTC_NS, "i": pl.Int64(), "f": pl.Float64(), "b": pl.Boolean()
+    "s": pl.String(), "t": TS, "i": pl.Int64(), "f": pl.Float64(), "b": pl.Boolean()
 }
 _PROBE = {
     "s": ["A", "B"],

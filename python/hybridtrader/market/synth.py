@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
 from hybridtrader.market import calendar
 from hybridtrader.market.bars import aggregate_trades, rollup
 
@@ -73,16 +74,6 @@ DAILY_VOL_PHI, DAILY_VOL_LOAD = 0.85, 0.3
 INTRADAY_VOL_PHI, INTRADAY_VOL_LOAD = float(np.exp(-1 / 30)), 0.25
 EARNINGS_ACTIVITY, EARNINGS_VOL = 2.5, 1.5
 
-TS = pl.Datetime("ns", "UTC")
-TRADES_SCHEMA = {"symbol": pl.String, "ts": TS, "price": pl.Float64, "size": pl.Float64}
-QUOTES_SCHEMA = {
-    "symbol": pl.String, "ts": TS, "bid": pl.Float64, "ask": pl.Float64,
-    "bid_size": pl.Float64, "ask_size": pl.Float64,
-}
-BARS_SCHEMA = {
-    "symbol": pl.String, "ts": TS, "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
-    "close": pl.Float64, "volume": pl.Float64, "vwap": pl.Float64, "trades": pl.Int64,
-}
 SYMBOLS_SCHEMA = {
     "symbol": pl.String, "sector": pl.String, "shortable": pl.Boolean, "easy_to_borrow": pl.Boolean,
     "adv": pl.Float64, "daily_vol": pl.Float64, "beta": pl.Float64,
@@ -92,7 +83,7 @@ EARNINGS_SCHEMA = {
     "eps_estimate": pl.Float64, "eps_actual": pl.Float64,
 }
 FRAMES = {
-    "trades": TRADES_SCHEMA, "quotes": QUOTES_SCHEMA, "bars_1m": BARS_SCHEMA, "bars_1d": BARS_SCHEMA,
+    "trades": TRADE_SCHEMA, "quotes": QUOTE_SCHEMA, "bars_1m": BAR_SCHEMA, "bars_1d": BAR_SCHEMA,
     "symbols": SYMBOLS_SCHEMA, "earnings": EARNINGS_SCHEMA,
 }
 
@@ -449,7 +440,7 @@ def daily_bars(bars_1m: pl.DataFrame) -> pl.DataFrame:
             .dt.convert_time_zone("UTC")
             .alias("ts")
         )
-        .select(pl.col(k).cast(t) for k, t in BARS_SCHEMA.items())
+        .select(pl.col(k).cast(t) for k, t in BAR_SCHEMA.items())
     )
 
 
@@ -516,12 +507,12 @@ def generate_market(
         if progress is not None:
             progress(sym)
 
-    trades = frame_from_columns(names, trade_parts, TRADES_SCHEMA)
-    quotes = frame_from_columns(names, quote_parts, QUOTES_SCHEMA)
+    trades = frame_from_columns(names, trade_parts, TRADE_SCHEMA)
+    quotes = frame_from_columns(names, quote_parts, QUOTE_SCHEMA)
     if ticks:
         bars_1m = aggregate_trades(trades, every="1m")
     else:
-        bars_1m = frame_from_columns(names, bar_parts, BARS_SCHEMA)
+        bars_1m = frame_from_columns(names, bar_parts, BAR_SCHEMA)
     bars_1d = daily_bars(bars_1m)
     adv = bars_1d.group_by("symbol").agg(pl.col("volume").mean().alias("adv"))
     info = pl.DataFrame(

@@ -24,13 +24,11 @@ import orjson
 import polars as pl
 
 from hybridtrader import _core
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
-from hybridtrader.market.frames import UTC_NS, build_frame
+from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
+from hybridtrader.market.frames import build_frame
 
 Provider = Literal["alpaca", "polygon"]
 Encoding = Literal["json", "msgpack"]
-
-TS = UTC_NS
 
 
 @dataclass(slots=True)

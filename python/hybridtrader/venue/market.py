@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
 from hybridtrader.market.bars import aggregate_trades, rollup
 from hybridtrader.market.synth import daily_bars
 from hybridtrader.market.timeframe import Timeframe
 
-TS = pl.Datetime("ns", "UTC")
-TRADE_COLS = ("symbol", "ts", "price", "size")
-QUOTE_COLS = ("symbol", "ts", "bid", "ask", "bid_size", "ask_size")
-BAR_COLS = ("symbol", "ts", "open", "high", "low", "close", "volume", "vwap", "trades")
+TRADE_COLS = tuple(TRADE_SCHEMA)
+QUOTE_COLS = tuple(QUOTE_SCHEMA)
+BAR_COLS = tuple(BAR_SCHEMA)
 SYMBOL_COLS = ("symbol", "sector", "shortable", "easy_to_borrow", "adv", "daily_vol")
 EARNINGS_COLS = ("symbol", "date", "hour", "eps_estimate", "eps_actual")
 NS_PER_MIN = 60_000_000_000
