@@ -43,10 +43,9 @@ class Columns:
 
     def frame(self) -> pl.DataFrame:
         df = build_frame(self.schema, self.data)
-        for name, dtype in self.schema.items():
-            v = self.data[name]
-            if dtype == pl.Int64 and (v < 0).any():  # a count the provider does not send: null
-                df = df.with_columns(df[name].scatter(np.flatnonzero(v < 0), None))
+        counts = self.data.get("trades")  # bars only: -1 marks a count the provider does not send (null)
+        if counts is not None and (counts < 0).any():
+            df = df.with_columns(df["trades"].scatter(np.flatnonzero(counts < 0), None))
         return df
 
     def take(self, idx: np.ndarray) -> Columns:
