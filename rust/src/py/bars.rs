@@ -105,6 +105,9 @@ fn row_tuples<'py>(
     names: &[Py<PyString>],
     bars: &mut impl BarColumns,
 ) -> PyResult<Bound<'py, PyTuple>> {
+    if bars.is_empty() {
+        return Ok(PyTuple::empty(py)); // the usual case of a single tick: nothing to build
+    }
     let cols = bars.columns();
     let mut rows = Vec::with_capacity(bars.len());
     for (i, &id) in bars.symbols().iter().enumerate() {
@@ -153,6 +156,13 @@ fn frame<'py>(
     static BUILD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let build = BUILD.import(py, "hybridtrader.market.bars", "_bars_frame")?;
     build.call1((source, symbol, columns))
+}
+
+/// The tick kind a method is for (an aggregator serves one).
+#[derive(Clone, Copy)]
+enum Source {
+    Trades,
+    Quotes,
 }
 
 enum Engine {
@@ -290,14 +300,50 @@ impl BarAggregator {
         ))
     }
 
+    /// A clear error when a method of the other source is called (naming the methods to use).
+    fn check_source(&self, wanted: Source) -> PyResult<()> {
+        match (&self.engine, wanted) {
+            (Engine::Trades(..), Source::Trades) | (Engine::Quotes(..), Source::Quotes) => Ok(()),
+            (_, Source::Trades) => Err(self.wrong_source("quote")),
+            (_, Source::Quotes) => Err(self.wrong_source("trade")),
+        }
+    }
+
+    /// One tick of `source`; returns the bars it completed as tuples (usually none).
+    fn push_tick<'py>(
+        &mut self,
+        py: Python<'py>,
+        source: Source,
+        symbol: &Bound<'py, PyAny>,
+        ts: i64,
+        a: f64,
+        b: f64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        self.check_source(source)?;
+        let id = self.symbol_id(symbol)?;
+        let names = &self.names;
+        match &mut self.engine {
+            Engine::Trades(agg, out) => {
+                agg.push(id, ts, (a, b), out);
+                row_tuples(py, names, out)
+            }
+            Engine::Quotes(agg, out) => {
+                agg.push(id, ts, (a, b), out);
+                row_tuples(py, names, out)
+            }
+        }
+    }
+
     fn push_arrays<'py>(
         &mut self,
         py: Python<'py>,
+        source: Source,
         symbols: &Bound<'py, PyAny>,
         ts: PyArrayLike1<'py, i64, AllowTypeChange>,
         a: PyArrayLike1<'py, f64, AllowTypeChange>,
         b: PyArrayLike1<'py, f64, AllowTypeChange>,
     ) -> PyResult<()> {
+        self.check_source(source)?;
         let ids = self.symbol_ids(symbols)?;
         let (ts, a, b) = (values(&ts), values(&a), values(&b));
         let n = ids.len();
@@ -392,17 +438,7 @@ impl BarAggregator {
         price: f64,
         size: f64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let id = self.symbol_id(symbol)?;
-        match &mut self.engine {
-            Engine::Trades(agg, out) => {
-                agg.push(id, ts, (price, size), out);
-                if out.is_empty() {
-                    return Ok(PyTuple::empty(py));
-                }
-                row_tuples(py, &self.names, out)
-            }
-            Engine::Quotes(..) => Err(self.wrong_source("quote")),
-        }
+        self.push_tick(py, Source::Trades, symbol, ts, price, size)
     }
 
     fn push_quote<'py>(
@@ -413,17 +449,7 @@ impl BarAggregator {
         bid: f64,
         ask: f64,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let id = self.symbol_id(symbol)?;
-        match &mut self.engine {
-            Engine::Quotes(agg, out) => {
-                agg.push(id, ts, (bid, ask), out);
-                if out.is_empty() {
-                    return Ok(PyTuple::empty(py));
-                }
-                row_tuples(py, &self.names, out)
-            }
-            Engine::Trades(..) => Err(self.wrong_source("trade")),
-        }
+        self.push_tick(py, Source::Quotes, symbol, ts, bid, ask)
     }
 
     fn push_many<'py>(
@@ -434,10 +460,7 @@ impl BarAggregator {
         price: PyArrayLike1<'py, f64, AllowTypeChange>,
         size: PyArrayLike1<'py, f64, AllowTypeChange>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if matches!(self.engine, Engine::Quotes(..)) {
-            return Err(self.wrong_source("quote"));
-        }
-        self.push_arrays(py, symbols, ts, price, size)?;
+        self.push_arrays(py, Source::Trades, symbols, ts, price, size)?;
         self.pending_frame(py)
     }
 
@@ -449,10 +472,7 @@ impl BarAggregator {
         price: PyArrayLike1<'py, f64, AllowTypeChange>,
         size: PyArrayLike1<'py, f64, AllowTypeChange>,
     ) -> PyResult<()> {
-        if matches!(self.engine, Engine::Quotes(..)) {
-            return Err(self.wrong_source("quote"));
-        }
-        self.push_arrays(py, symbols, ts, price, size)
+        self.push_arrays(py, Source::Trades, symbols, ts, price, size)
     }
 
     fn flush_columns<'py>(
@@ -475,10 +495,7 @@ impl BarAggregator {
         bid: PyArrayLike1<'py, f64, AllowTypeChange>,
         ask: PyArrayLike1<'py, f64, AllowTypeChange>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if matches!(self.engine, Engine::Trades(..)) {
-            return Err(self.wrong_source("trade"));
-        }
-        self.push_arrays(py, symbols, ts, bid, ask)?;
+        self.push_arrays(py, Source::Quotes, symbols, ts, bid, ask)?;
         self.pending_frame(py)
     }
 
