@@ -14,14 +14,9 @@ from datetime import date
 import numpy as np
 import polars as pl
 import pytest
+from hybridtrader.data.schema import BAR_SCHEMA, TRADE_SCHEMA
 from hybridtrader.market import calendar
-from hybridtrader.market.synth import (
-    BARS_SCHEMA,
-    TRADES_SCHEMA,
-    frame_from_columns,
-    generate_market,
-    symbol_names,
-)
+from hybridtrader.market.synth import frame_from_columns, generate_market, symbol_names
 
 FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
 # symbols x sessions x trades per minute: ~10M (full) or ~1M (quick) trades from 2024-01-02
@@ -50,7 +45,7 @@ def naive_trades(n_symbols: int, n_sessions: int, n_trades: int, seed: int = 0) 
             "size": np.round(np.exp(rng.normal(4.5, 1.0, per))),
         }
         parts.append(cols)
-    return frame_from_columns(symbol_names(n_symbols), parts, TRADES_SCHEMA)
+    return frame_from_columns(symbol_names(n_symbols), parts, TRADE_SCHEMA)
 
 
 def naive_bars(n_symbols: int, n_sessions: int, seed: int = 0) -> pl.DataFrame:
@@ -70,7 +65,7 @@ def naive_bars(n_symbols: int, n_sessions: int, seed: int = 0) -> pl.DataFrame:
             "volume": trades * 150.0, "vwap": (open_ + close) / 2, "trades": trades,
         }  # fmt: skip
         parts.append(cols)
-    return frame_from_columns(symbol_names(n_symbols), parts, BARS_SCHEMA)
+    return frame_from_columns(symbol_names(n_symbols), parts, BAR_SCHEMA)
 
 
 def _report(benchmark, trades: int) -> None:
