@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,6 +23,7 @@ from hybridtrader.backtest import report
 from hybridtrader.backtest.broker import SimBroker
 from hybridtrader.backtest.clock import SimClock
 from hybridtrader.backtest.feed import FrameFeed, StoreFeed
+from hybridtrader.backtest.tearsheet import write_tearsheet
 from hybridtrader.config import Config
 from hybridtrader.data.bar_store import BarStore
 from hybridtrader.engine.ports import Feed
@@ -173,9 +173,9 @@ def run_backtest(
     return Backtest(result, summary, tables)
 
 
-def write_outputs(backtest: Backtest, out: Path, extra: Callable[[Path], None] | None = None) -> None:
-    """Every table as `<name>.parquet` and `summary.json` into `out`, all or nothing: written into a
-    temp dir beside it, then renamed over it (an earlier run's directory is replaced whole)."""
+def write_outputs(backtest: Backtest, out: Path) -> None:
+    """Every table as `<name>.parquet`, `summary.json` and `tearsheet.html` into `out`, all or nothing:
+    written into a temp dir beside it, then renamed over it (an earlier run's directory is replaced whole)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -184,8 +184,7 @@ def write_outputs(backtest: Backtest, out: Path, extra: Callable[[Path], None] |
             frame.write_parquet(tmp / f"{name}.parquet")
         opts = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
         (tmp / "summary.json").write_bytes(orjson.dumps(backtest.summary, option=opts) + b"\n")
-        if extra is not None:
-            extra(tmp)
+        write_tearsheet(backtest.tables, backtest.summary, tmp / "tearsheet.html")
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old")
