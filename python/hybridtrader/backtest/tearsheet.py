@@ -60,9 +60,22 @@ def write_tearsheet(tables: dict[str, pl.DataFrame], summary: dict[str, Any], pa
         ),
         line_svg(eq["ts"], eq["net_exposure"].to_numpy() / start, "net exposure / starting cash", "x", 0),
     ]
-    headline = {k: summary[k] for k in ("total_return", "sharpe", "max_drawdown", "sessions", "bars", "orders",
-                                        "fills", "fees", "turnover_per_session", "forecast_slippage_bps",
-                                        "realized_slippage_bps")}  # fmt: skip
+    headline = {
+        k: summary[k]
+        for k in (
+            "total_return",
+            "sharpe",
+            "max_drawdown",
+            "sessions",
+            "bars",
+            "orders",
+            "fills",
+            "fees",
+            "turnover_per_session",
+            "forecast_slippage_bps",
+            "realized_slippage_bps",
+        )
+    }
     provenance = orjson.dumps(
         summary["provenance"], option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
     ).decode()
@@ -83,7 +96,7 @@ def write_tearsheet(tables: dict[str, pl.DataFrame], summary: dict[str, Any], pa
                 {"reason": list(summary["skipped"]), "count": list(summary["skipped"].values())},
                 schema={"reason": pl.String, "count": pl.Int64},
             )
-        ),  # fmt: skip
+        ),
         "<h2>Provenance</h2>",
         f"<pre>{html.escape(provenance)}</pre></body></html>",
     ]
