@@ -77,8 +77,14 @@ def equity_svg(equity: pl.DataFrame, title: str) -> bytes:
     return line_svg(equity["period"], equity["equity"].to_numpy(), title, "equity", reference=1.0)
 
 
-def line_svg(x_values: pl.Series, y_values: np.ndarray, title: str, ylabel: str, reference: float | None = None,
-             fmt: str = "{:g}") -> bytes:  # fmt: skip
+def line_svg(
+    x_values: pl.Series,
+    y_values: np.ndarray,
+    title: str,
+    ylabel: str,
+    reference: float | None = None,
+    fmt: str = "{:g}",
+) -> bytes:
     """Line chart of `y_values` against the times (or dates) `x_values`, with a dashed line at `reference`
     (kept inside the y range) when given; NaN values leave no point."""
     c = _Chart(800, 350, (70, 40, 35, 60), title)
