@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from hybridtrader.config import Config, ConfigError, with_overrides
 
 
