@@ -21,6 +21,7 @@ re-uses its id.
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ EQUITY_SCHEMA = {
     "gross_exposure": pl.Float64,
     "net_exposure": pl.Float64,
 }
+_NUMBER = re.compile(r"\d[\d.,]*%?")
 Progress = Callable[[date, int], None]  # (session done, bars in it)
 
 
@@ -121,9 +123,9 @@ class _Session:
         self.ends = np.r_[self.starts[1:], len(ts)]
         self.times = ts[self.starts]
         symbols = frame["symbol"]
-        names = symbols.unique().sort()
-        self.index = {s: i for i, s in enumerate(names.to_list())}
-        codes = np.searchsorted(names.to_numpy(), symbols.to_numpy())
+        names = symbols.unique().sort().to_list()
+        self.index = {s: i for i, s in enumerate(names)}
+        codes = symbols.rank("dense").to_numpy().astype(np.intp) - 1  # position in the sorted names
         rows = np.repeat(np.arange(len(self.starts)), self.ends - self.starts)
         grid = np.full((len(self.starts), len(names)), np.nan)
         grid[rows, codes] = frame["close"].to_numpy()
@@ -231,10 +233,10 @@ class Trader:
                 if px == px:
                     ledger.mark(sym, px)
                     exposure.mark_price(sym, px)
-            equity = ledger.equity()
+            equity, gross, net = ledger.totals()
             exposure.set_equity(equity)
             halted = exposure.update_equity(equity, now)
-            self.curve.append((now, equity, ledger.cash, ledger.gross_exposure(), ledger.net_exposure()))
+            self.curve.append((now, equity, ledger.cash, gross, net))
             if halted and "*" not in self._flattened:
                 self._flatten(None, f"circuit breaker: {exposure.state_reason}")
             elif now >= self._flatten_ns and "intraday" not in self._flattened:
@@ -483,6 +485,8 @@ class Trader:
         return px if px == px else self.ledger.marks.get(symbol, math.nan)
 
     def _skip(self, reason: str) -> None:
+        """Count an intent not sent, by kind of reason (numbers masked: "gross exposure # > cap #")."""
+        reason = _NUMBER.sub("#", reason)
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def _orders_frame(self) -> pl.DataFrame:
@@ -565,6 +569,10 @@ class _StrategyContext:
             return 0.0
         if s.book in t._flattened or "*" in t._flattened:
             t._skip("book flattened for the session")
+            return 0.0
+        ok, why = t.exposure.check_order(symbol, side, 1.0, price, s.book)
+        if not ok:  # refused whatever the size: no sizing or calendar work
+            t._skip(f"exposure: {why}")
             return 0.0
         blocked, why = entry_blocked(
             self.now_ns, symbol, config=t.config.execution, earnings_blackout=self._blackout
