@@ -364,6 +364,9 @@ class Trader:
             self.broker.cancel(cid, self.now_ns)
 
     def replace(self, strategy: Strategy, cid: str, leg: str, **changes: float | None) -> str:
+        """Replace an open order by a new one (same symbol, side, type, tif); a price not given is kept,
+        the quantity defaults to what the old order has left. The old order ends "replaced" when the
+        broker says so; until then both count as pending exposure."""
         old = self.open.get(cid)
         if old is None or old.strategy != strategy.name:
             raise StateError(
@@ -373,7 +376,7 @@ class Trader:
         request = OrderRequest(
             r.symbol,
             r.side,
-            changes.get("qty") or r.qty,
+            changes.get("qty") or old.leaves_qty,
             r.type,
             r.time_in_force,
             changes.get("limit_price") or r.limit_price,
@@ -458,9 +461,11 @@ class Trader:
     def _flatten(self, book: str | None, why: str) -> None:
         """Cancel open orders and scheduled children, then close positions, of `book` (None: every book)."""
         self._flattened.add(book or "*")
+        canceled = 0
         for order in list(self.open.values()):
             if book is None or order.book == book:
                 self.broker.cancel(order.client_order_id, self.now_ns)
+                canceled += 1
         self.schedule = [c for c in self.schedule if book is not None and self._book_of(c[1]) != book]
         closed = 0
         for s in self.strategies:
@@ -471,8 +476,10 @@ class Trader:
                     side = "sell" if pos.qty > 0 else "buy"
                     if self.submit(s, OrderRequest(symbol, side, abs(pos.qty)), "flatten", reducing=True):
                         closed += 1
-        at = datetime.fromtimestamp(self.now_ns / 1e9, UTC).astimezone(NEW_YORK)
-        self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {closed} positions closed")
+        if closed or canceled or book is None:
+            at = datetime.fromtimestamp(self.now_ns / 1e9, UTC).astimezone(NEW_YORK)
+            what = f"{closed} positions closed, {canceled} orders canceled"
+            self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
 
     def _book_of(self, name: str) -> str:
         return self._by_name[name].book
