@@ -1,9 +1,9 @@
 """The `Trader`: the one loop that backtest and live both run.
 
 Per bar time t of a batch (bars cover [t, t + every); they are known at now = t + every):
-1. the broker sees bar t (a simulated broker matches the orders active by then; skipped with no open
-   orders) and reports every update up to now; each update moves its order's state machine, and each fill
-   books into the ledger, the exposure manager (filled position plus open orders' remaining shares as
+1. the broker reports every update up to now (a simulated broker, given the batch's bars beforehand,
+   first matches the open orders against the bars closed by now); each update moves its order's state
+   machine, and each fill books into the ledger, the exposure manager (filled position plus open orders' remaining shares as
    pending exposure: never intentions) and the slippage model (realised cost against the decision price);
 2. the ledger and the exposure manager are marked with the closes; the breaker sees the marked equity;
 3. from `risk.exposure.flatten_minutes_before_close` before the close, intraday books are flattened (open
@@ -215,14 +215,13 @@ class Trader:
         every = batch.every_ns
         prepared = self._prepare(batch)
         frame = batch.bars
+        self.broker.on_bars(frame, every)
         starts, ends, times, closes = sess.starts, sess.ends, sess.times, sess.closes
         ledger, exposure, broker = self.ledger, self.exposure, self.broker
         for i in range(len(starts)):
             lo, hi = int(starts[i]), int(ends[i])
             now = int(times[i]) + every
             self._i, self.now_ns = i, now
-            if self.open:
-                broker.on_bars(frame.slice(lo, hi - lo), every)
             self.clock.advance_to(now)
             if self.open:
                 for update in broker.poll(now):
