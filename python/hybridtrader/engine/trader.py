@@ -3,8 +3,9 @@
 Per bar time t of a batch (bars cover [t, t + every); they are known at now = t + every):
 1. the broker reports every update up to now (a simulated broker, given the batch's bars beforehand,
    first matches the open orders against the bars closed by now); each update moves its order's state
-   machine, and each fill books into the ledger, the exposure manager (filled position plus open orders' remaining shares as
-   pending exposure: never intentions) and the slippage model (realised cost against the decision price);
+   machine, and each fill books into the ledger, the exposure manager (filled position plus open orders'
+   remaining shares as pending exposure: never intentions) and the slippage model (realised cost against
+   the decision price);
 2. the ledger and the exposure manager are marked with the closes; the breaker sees the marked equity;
 3. from `risk.exposure.flatten_minutes_before_close` before the close, intraday books are flattened (open
    orders cancelled, positions closed with market orders) and nothing new opens in them; a HALTED breaker
