@@ -22,8 +22,6 @@ re-uses its id.
 from __future__ import annotations
 
 import math
-import re
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -93,7 +91,6 @@ EQUITY_SCHEMA = {
     "gross_exposure": pl.Float64,
     "net_exposure": pl.Float64,
 }
-_NUMBER = re.compile(r"\d[\d.,]*%?")
 Progress = Callable[[date, int], None]  # (session done, bars in it)
 
 
@@ -185,9 +182,8 @@ class Trader:
         self._filled: dict[tuple[str, str], float] = {}  # (book, symbol) -> filled shares
         self._pending: dict[tuple[str, str], float] = {}  # (book, symbol) -> open orders' signed leaves
         self._contexts = {s.name: _StrategyContext(self, s) for s in self.strategies}
-        self._history: deque[pl.DataFrame] = deque(
-            maxlen=max((s.history_sessions for s in strategies), default=0)
-        )
+        self._history_bars = max(s.history_bars for s in strategies)
+        self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol
         self.session: date | None = None
         self._flatten_ns = 0
         self._close_ns = 0
@@ -248,7 +244,10 @@ class Trader:
                 ctx.bar_index, ctx.row_start, ctx.row_end, ctx.now_ns = i, lo, hi, now
                 strategy.on_bars(ctx, frame_s.slice(lo, hi - lo))
             self.n_bars += hi - lo
-        self._history.append(frame)
+        if self._history_bars:
+            self._history = _tail_per_symbol(
+                frame if self._history is None else pl.concat([self._history, frame]), self._history_bars
+            )
         if self.progress is not None:
             self.progress(batch.session, frame.height)
 
@@ -312,8 +311,12 @@ class Trader:
     def _prepare(self, batch: BarBatch) -> list[tuple[Strategy, pl.DataFrame]]:
         out = []
         for s in self.strategies:
-            history = list(self._history)[-s.history_sessions :] if s.history_sessions else []
-            bars = pl.concat([*history, batch.bars]) if history else batch.bars
+            bars = batch.bars
+            if s.history_bars and self._history is not None:
+                history = self._history
+                if s.history_bars < self._history_bars:
+                    history = _tail_per_symbol(history, s.history_bars)
+                bars = pl.concat([history, bars])
             frame = s.prepare(bars, batch.bars.height)
             if frame is None:
                 frame = batch.bars
@@ -342,7 +345,7 @@ class Trader:
                 return None
             ok, why = self.exposure.check_order(request.symbol, request.side, request.qty, ref, strategy.book)
             if not ok:
-                self._skip(f"exposure: {why}")
+                self._skip_exposure(why)
                 return None
         cid = client_order_id(strategy.name, request.symbol, now, leg)
         if cid in self.orders:
@@ -492,9 +495,13 @@ class Trader:
         return px if px == px else self.ledger.marks.get(symbol, math.nan)
 
     def _skip(self, reason: str) -> None:
-        """Count an intent not sent, by kind of reason (numbers masked: "gross exposure # > cap #")."""
-        reason = _NUMBER.sub("#", reason)
+        """Count an intent not sent, by kind of reason."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def _skip_exposure(self, why: str) -> None:
+        """An exposure refusal counted by its cap: the message's first two words ("gross exposure 51% >
+        cap 50% ..." counts as "exposure: gross exposure")."""
+        self._skip("exposure: " + " ".join(why.split(" ", 2)[:2]))
 
     def _orders_frame(self) -> pl.DataFrame:
         rows = []
@@ -579,7 +586,7 @@ class _StrategyContext:
             return 0.0
         ok, why = t.exposure.check_order(symbol, side, 1.0, price, s.book)
         if not ok:  # refused whatever the size: no sizing or calendar work
-            t._skip(f"exposure: {why}")
+            t._skip_exposure(why)
             return 0.0
         blocked, why = entry_blocked(
             self.now_ns, symbol, config=t.config.execution, earnings_blackout=self._blackout
@@ -642,6 +649,11 @@ class _StrategyContext:
     def _blackout(self, symbol: str, t: Any) -> bool:
         e = self._t.earnings
         return e is not None and e.is_blacked_out(symbol, t.astimezone(NEW_YORK).date())
+
+
+def _tail_per_symbol(bars: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The last `n` rows of each symbol, in the frame's order."""
+    return bars.filter(pl.int_range(pl.len()).reverse().over("symbol") < n)
 
 
 def _clip(exposure: ExposureManager, book: str, symbol: str, side: str, qty: int, price: float) -> int:

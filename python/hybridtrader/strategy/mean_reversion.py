@@ -22,12 +22,14 @@ from hybridtrader.strategy.rules import EventRows, gate, session_features
 class IntradayMeanReversion(Strategy):
     name = "intraday_mean_reversion"
     book = "intraday"
-    history_sessions = 1  # the rolling windows see the previous session's end, as in training
 
     def __init__(self, config: Config | None = None, champion: Champion | None = None) -> None:
         super().__init__(config)
         self.champion = champion
         self.rules = self.config.ml_training.labels.mean_reversion
+        # warm-up: the rolling windows see the previous session's end, as in training (the z-score and
+        # mean exactly; Wilder's ATR has forgotten all but (13/14)^140 < 0.1% of its start)
+        self.history_bars = 10 * max(self.rules.window, 14)
         self._open: dict[str, tuple[float, float, int]] = {}  # symbol -> (side, target, bars left)
         self._events = EventRows(np.zeros(0, bool))
 

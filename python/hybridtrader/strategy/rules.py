@@ -8,7 +8,7 @@ from bisect import bisect_left
 import numpy as np
 import polars as pl
 
-from hybridtrader.ml.features import compute_features, normalise_bars
+from hybridtrader.ml.features import compute_features
 from hybridtrader.strategy.model import Champion
 
 
@@ -18,10 +18,10 @@ def session_features(
     """`compute_features` for `names` plus the `extra` per-symbol expressions over all of `bars`
     (history first), back in (ts, symbol) order, cut to the last `session_rows` rows; with symbol, ts
     and close."""
-    frame = normalise_bars(bars)
-    feats = compute_features(frame, list(dict.fromkeys(names)))
-    cols = frame.select(pl.col("close"), *(e.alias(k) for k, e in extra.items()))
-    return feats.hstack(cols).sort("ts", "symbol").tail(session_rows)
+    frame = bars.with_row_index("_row").sort("symbol", "ts")  # the features' order
+    feats = compute_features(frame, list(dict.fromkeys(names)))  # sorted already: no second sort
+    cols = frame.select("_row", "close", *(e.alias(k) for k, e in extra.items()))
+    return feats.hstack(cols).sort("_row").tail(session_rows).drop("_row")  # back to the bars' order
 
 
 def gate(events: np.ndarray, frame: pl.DataFrame, champion: Champion | None) -> np.ndarray:

@@ -25,12 +25,13 @@ from hybridtrader.strategy.rules import EventRows, gate, session_features
 class SwingTrendFollowing(Strategy):
     name = "swing_trend_following"
     book = "swing"
-    history_sessions = 1  # trend_strength_390 and the 100-bar volatility warm up on the previous session
 
     def __init__(self, config: Config | None = None, champion: Champion | None = None) -> None:
         super().__init__(config)
         self.champion = champion
         self.rules = self.config.ml_training.labels.triple_barrier
+        # warm-up of trend_strength (EMAs of up to trend_window bars) and of the barrier volatility
+        self.history_bars = 2 * max(self.rules.trend_window, self.rules.vol_span)
         self._open: dict[
             str, tuple[float, float, float, int]
         ] = {}  # symbol -> (side, entry, trgt, bars left)
