@@ -595,7 +595,7 @@ class _StrategyContext:
             t._skip("toxic time: " + why.split(" of the ")[0].split(" for ")[0])
             return 0.0
         qty = t.sizer.calculate_position_size(self.equity, price, atr, symbol)
-        qty = _clip(t.exposure, s.book, symbol, side, qty, price)
+        qty = t.exposure.max_allowed_qty(symbol, side, qty, price, s.book)
         if qty <= 0:
             t._skip("sized to zero")
             return 0.0
@@ -654,18 +654,3 @@ class _StrategyContext:
 def _tail_per_symbol(bars: pl.DataFrame, n: int) -> pl.DataFrame:
     """The last `n` rows of each symbol, in the frame's order."""
     return bars.filter(pl.int_range(pl.len()).reverse().over("symbol") < n)
-
-
-def _clip(exposure: ExposureManager, book: str, symbol: str, side: str, qty: int, price: float) -> int:
-    """The largest quantity <= qty the exposure manager allows (binary search on check_order: allowed
-    quantities form a prefix)."""
-    if qty <= 0 or exposure.check_order(symbol, side, float(qty), price, book)[0]:
-        return max(qty, 0)
-    lo, hi = 0, qty
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if exposure.check_order(symbol, side, float(mid), price, book)[0]:
-            lo = mid
-        else:
-            hi = mid
-    return lo
