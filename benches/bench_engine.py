@@ -54,7 +54,13 @@ def ema_config() -> Config:
 
 
 def _run(
-    benchmark: Any, cfg: Config, feed_factory: Any, strategy_factory: Any, units: int, what: str
+    benchmark: Any,
+    cfg: Config,
+    feed_factory: Any,
+    strategy_factory: Any,
+    units: int,
+    what: str,
+    refusals_ok: bool = False,
 ) -> None:
     def once() -> Any:
         return run_backtest(cfg, feed=feed_factory(), strategies=[strategy_factory(cfg)])
@@ -88,7 +94,13 @@ def ema_bars() -> pl.DataFrame:
 
 def test_mean_reversion_bars(benchmark: Any, mr_bars: pl.DataFrame) -> None:
     _run(
-        benchmark, engine_config(), lambda: FrameFeed(mr_bars), IntradayMeanReversion, mr_bars.height, "bars"
+        benchmark,
+        engine_config(),
+        lambda: FrameFeed(mr_bars),
+        IntradayMeanReversion,
+        mr_bars.height,
+        "bars",
+        True,
     )
 
 
