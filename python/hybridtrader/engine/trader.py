@@ -189,6 +189,9 @@ class Trader:
         self._close_ns = 0
         self._flattened: set[str] = set()  # books flattened this session
         self._sess: _Session | None = None
+        self._pos = np.zeros(0)
+        self._marked = (-1, -1)
+        self.equity = cash  # marked equity at the last bar time
         self._i = 0
         self.now_ns = 0
         self.n_bars = 0
@@ -215,6 +218,13 @@ class Trader:
         self.broker.on_bars(frame, every)
         starts, ends, times, closes = sess.starts, sess.ends, sess.times, sess.closes
         ledger, exposure, broker = self.ledger, self.exposure, self.broker
+        self._pos = pos = np.zeros(len(sess.index))  # account shares per symbol of the batch
+        for sym, q in ledger.net.items():
+            j = sess.index.get(sym)
+            if j is not None:
+                pos[j] = q
+                first = int(np.argmax(~np.isnan(closes[:, j])))
+                closes[:first, j] = ledger.marks[sym]  # held from before: valued at its last mark until a bar
         for i in range(len(starts)):
             lo, hi = int(starts[i]), int(ends[i])
             now = int(times[i]) + every
@@ -223,13 +233,15 @@ class Trader:
             if self.open:
                 for update in broker.poll(now):
                     self._on_update(update)
-            row = closes[i]
-            for sym in ledger.net:
-                px = float(row[sess.index[sym]]) if sym in sess.index else math.nan
-                if px == px:
-                    ledger.mark(sym, px)
-                    exposure.mark_price(sym, px)
-            equity, gross, net = ledger.totals()
+            values = pos * closes[i]  # marked to this bar time's closes, in one numpy step
+            net = float(values.sum())
+            gross = float(np.abs(values).sum())
+            if len(ledger.net) != np.count_nonzero(pos):  # held symbols without a bar in this batch
+                for sym, q in ledger.net.items():
+                    if sym not in sess.index:
+                        net += q * ledger.marks[sym]
+                        gross += abs(q * ledger.marks[sym])
+            equity = self.equity = ledger.cash + net
             exposure.set_equity(equity)
             halted = exposure.update_equity(equity, now)
             self.curve.append((now, equity, ledger.cash, gross, net))
@@ -244,6 +256,9 @@ class Trader:
                 ctx.bar_index, ctx.row_start, ctx.row_end, ctx.now_ns = i, lo, hi, now
                 strategy.on_bars(ctx, frame_s.slice(lo, hi - lo))
             self.n_bars += hi - lo
+        for sym, j in sess.index.items():  # the ledger's marks: the batch's last closes
+            if sym in ledger.net:
+                ledger.mark(sym, float(closes[-1, j]))
         if self._history_bars:
             self._history = _tail_per_symbol(
                 frame if self._history is None else pl.concat([self._history, frame]), self._history_bars
@@ -343,6 +358,7 @@ class Trader:
             if strategy.book in self._flattened or "*" in self._flattened:
                 self._skip("book flattened for the session")
                 return None
+            self.mark_exposure()
             ok, why = self.exposure.check_order(request.symbol, request.side, request.qty, ref, strategy.book)
             if not ok:
                 self._skip_exposure(why)
@@ -413,6 +429,9 @@ class Trader:
         sign = order.request.sign
         if u.is_fill:
             realized = self.ledger.apply_fill(order.strategy, u.symbol, u.side, u.qty, u.price, u.fee)
+            j = self._sess.index.get(u.symbol) if self._sess is not None else None
+            if j is not None:
+                self._pos[j] += sign * u.qty
             key = (order.book, u.symbol)
             self._filled[key] = self._filled.get(key, 0.0) + sign * u.qty
             bps = _realized_bps(u.side, order.decision_price, u.price)
@@ -483,6 +502,18 @@ class Trader:
             at = datetime.fromtimestamp(self.now_ns / 1e9, UTC).astimezone(NEW_YORK)
             what = f"{closed} positions closed, {canceled} orders canceled"
             self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
+
+    def mark_exposure(self) -> None:
+        """Mark the exposure manager's positions to this bar time's closes, once per bar time and only
+        when an order is about to be checked (its caps are the only reader of the marks)."""
+        if self._marked == (self._i, self.now_ns) or self._sess is None:
+            return
+        self._marked = (self._i, self.now_ns)
+        row, index = self._sess.closes[self._i], self._sess.index
+        for sym in self.ledger.net:
+            j = index.get(sym)
+            if j is not None:
+                self.exposure.mark_price(sym, float(row[j]))
 
     def _book_of(self, name: str) -> str:
         return self._by_name[name].book
@@ -556,7 +587,7 @@ class _StrategyContext:
 
     @property
     def equity(self) -> float:
-        return self._t.ledger.equity()
+        return self._t.equity
 
     def price(self, symbol: str) -> float:
         return self._t.price(symbol)
@@ -584,6 +615,7 @@ class _StrategyContext:
         if s.book in t._flattened or "*" in t._flattened:
             t._skip("book flattened for the session")
             return 0.0
+        t.mark_exposure()
         ok, why = t.exposure.check_order(symbol, side, 1.0, price, s.book)
         if not ok:  # refused whatever the size: no sizing or calendar work
             t._skip_exposure(why)
