@@ -162,6 +162,8 @@ class Trader:
         self.config = config
         self.strategies = list(strategies)
         self._by_name = {s.name: s for s in strategies}
+        # strategies that override on_update (the others are not called for every update)
+        self._listening = {s.name for s in strategies if type(s).on_update is not Strategy.on_update}
         self.feed, self.broker, self.clock = feed, broker, clock
         self.ledger = Ledger(cash)
         self.slippage = slippage if slippage is not None else SlippageModel(config)
@@ -457,8 +459,8 @@ class Trader:
             self._add_pending(order, sign * (order.leaves_qty - before))
         if not order.is_open:
             self.open.pop(order.client_order_id, None)
-        strategy = self._by_name[order.strategy]
-        strategy.on_update(self._contexts[strategy.name], order, u)
+        if order.strategy in self._listening:
+            self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
 
     def _add_pending(self, order: Order, delta: float) -> None:
         """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares."""
