@@ -1,0 +1,1 @@
+"""Portfolio: capital allocation across strategies, universe selection and rotation (and the ledger)."""
