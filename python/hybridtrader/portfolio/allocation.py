@@ -83,7 +83,7 @@ def check_covariance(cov: np.ndarray, names: Sequence[str] | None = None) -> np.
         vals, vecs = np.linalg.eigh(c)
         labels = list(names) if names is not None else [str(i) for i in range(c.shape[0])]
         loaded = np.argsort(-np.abs(vecs[:, 0]))[:3]
-        involved = ", ".join(labels[i] for i in loaded if abs(vecs[i, 0]) > 0.1)
+        involved = ", ".join(labels[i] for i in sorted(loaded) if abs(vecs[i, 0]) > 0.1)
         kind = "not positive semi-definite" if vals[0] < -_SINGULAR_RATIO * vals[-1] else "singular"
         raise DataError(f"covariance: {kind} (smallest eigenvalue {vals[0]:.3g}, largest {vals[-1]:.3g}; "
                         f"involves {involved})")
@@ -144,7 +144,9 @@ def base_weights(method: Method, mu: np.ndarray, cov: np.ndarray, *, kelly_fract
 
 
 def fit_to_bounds(raw: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: float) -> np.ndarray:
-    """w = clip(c x raw, lo, hi) with the scale c >= 0 that makes sum(w) = total (raw >= 0).
+    """w = clip(c x raw, lo, hi) with the scale c >= 0 that makes sum(w) = total (raw >= 0). A zero raw
+    weight stays at its minimum, so a total above sum(hi where raw > 0) + sum(lo where raw = 0) gets that
+    most (`build_book` never asks for more).
 
     sum(clip(c raw, lo, hi)) is piecewise linear and non-decreasing in c with breakpoints lo_i/raw_i and
     hi_i/raw_i; c is found exactly on the segment that reaches `total`."""
@@ -157,8 +159,8 @@ def fit_to_bounds(raw: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: float)
     knots = np.unique(np.concatenate(([0.0], lo[pos] / raw[pos], hi[pos] / raw[pos])))
     sums = np.clip(knots[:, None] * raw, lo, hi).sum(axis=1)
     j = int(np.searchsorted(sums, total - 1e-15))
-    if j >= knots.size:  # every weight at its upper bound
-        return hi.copy()
+    if j >= knots.size:  # every weight with raw > 0 at its upper bound
+        return np.clip(knots[-1] * raw, lo, hi)
     if j == 0 or sums[j] == sums[j - 1]:
         c = knots[j]
     else:
@@ -188,7 +190,7 @@ def build_book(raw: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, budget: bool,
     budget: the raw weights are a budget to spend in full (total 1); otherwise (Kelly) the total is the sum
     of the positive raw weights (a negative Kelly fraction gets the strategy's minimum weight: no capital is
     ever negative). With a vol target (needs cov) the total is scaled toward it. The total is then clamped to
-    [sum lo, min(leverage_cap, sum hi)]."""
+    [sum lo, min(leverage_cap, most the bounds allow)]."""
     notes = []
     pos = np.maximum(raw, 0.0)
     total = 1.0 if budget else float(pos.sum())
@@ -198,10 +200,10 @@ def build_book(raw: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, budget: bool,
         if vol > 0:
             total = float(w.sum()) * vol_target / vol
             notes.append(f"vol target {vol_target:.2%}: book vol {vol:.2%} -> total x{vol_target / vol:.3f}")
-    cap = min(leverage_cap, float(hi.sum()))
+    cap = min(leverage_cap, float(hi[pos > 0].sum() + lo[pos <= 0].sum()))
     if lo.sum() > cap + 1e-12:
         raise ConfigError(f"portfolio.allocation: minimum weights sum to {lo.sum():.6g}, above the "
-                          f"leverage cap / maximum weights ({cap:.6g})")
+                          f"leverage cap ({leverage_cap:g})")
     clamped = float(np.clip(total, lo.sum(), cap))
     if not math.isclose(clamped, total, rel_tol=1e-12, abs_tol=1e-15):
         notes.append(f"total {total:.4f} clamped to {clamped:.4f} (leverage cap {leverage_cap:g}, bounds)")
