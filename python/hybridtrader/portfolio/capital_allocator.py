@@ -109,6 +109,25 @@ def _returns_items(strategy: str, returns: Returns) -> list[tuple[int, float]]:
     return out
 
 
+def _merge(old: tuple[np.ndarray, np.ndarray] | None, items: list[tuple[int, float]]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(days, returns) ascending by day with `items` added; an item replaces a day already there."""
+    new_days = np.array([d for d, _ in items], dtype=np.int64)
+    new_values = np.array([r for _, r in items], dtype=np.float64)
+    if old is not None:  # new first: np.unique keeps the first occurrence of each day
+        new_days, new_values = np.concatenate([new_days, old[0]]), np.concatenate([new_values, old[1]])
+    days, first = np.unique(new_days, return_index=True)
+    return days, new_values[first]
+
+
+def _common(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The days of sorted unique `a` that are in sorted unique `b`."""
+    if a.size == b.size and np.array_equal(a, b):  # the usual case: every strategy reports every session
+        return a
+    pos = np.minimum(np.searchsorted(b, a), b.size - 1)
+    return a[b[pos] == a]
+
+
 class CapitalAllocator:
     def __init__(self, config: Config | dict[str, Any] | None = None, *, state_path: str | Path | None = None,
                  persist: bool = True) -> None:
@@ -123,7 +142,8 @@ class CapitalAllocator:
                                   f"(configured: {', '.join(self.config.strategies)})")
         default = Path(self.config.data_dir) / "portfolio" / "allocator.json"
         self.path = Path(state_path or self.settings.state_path or default) if persist else None
-        self.history: dict[str, dict[int, float]] = {}  # strategy -> {date ordinal: return}
+        # strategy -> (date ordinals, strictly ascending; daily returns)
+        self.history: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.weights: dict[str, float] = {}  # the last allocation
         self.equity: float | None = None
         self.last_rebalance: date | None = None
@@ -141,7 +161,8 @@ class CapitalAllocator:
         if state is None:
             return
         try:
-            self.history = {name: {date.fromisoformat(d).toordinal(): float(r) for d, r in series.items()}
+            self.history = {name: _merge(None, [(date.fromisoformat(d).toordinal(), float(r))
+                                                for d, r in series.items()])
                             for name, series in state["history"].items()}
             self.weights = {str(k): float(v) for k, v in state["weights"].items()}
             self.equity = None if state["equity"] is None else float(state["equity"])
@@ -154,8 +175,9 @@ class CapitalAllocator:
         if self.path is None:
             return
         write_state(self.path, FORMAT_VERSION, {
-            "history": {name: {date.fromordinal(d).isoformat(): r for d, r in sorted(series.items())}
-                        for name, series in self.history.items()},
+            "history": {name: {date.fromordinal(d).isoformat(): r
+                               for d, r in zip(days.tolist(), values.tolist(), strict=True)}
+                        for name, (days, values) in self.history.items()},
             "weights": self.weights,
             "equity": self.equity,
             "last_rebalance": None if self.last_rebalance is None else self.last_rebalance.isoformat(),
@@ -173,17 +195,15 @@ class CapitalAllocator:
         replaced. Only the last `max_history_days` are kept."""
         self._known(strategy, "update_strategy_performance")
         items = _returns_items(strategy, returns)
-        series = self.history.setdefault(strategy, {})
-        series.update(items)
-        excess = len(series) - self.settings.max_history_days
-        if excess > 0:
-            for d in sorted(series)[:excess]:
-                del series[d]
+        days, values = _merge(self.history.get(strategy), items)
+        keep = self.settings.max_history_days
+        self.history[strategy] = (days[-keep:], values[-keep:])
         self.save()
-        return len(series)
+        return self.history_length(strategy)
 
     def history_length(self, strategy: str) -> int:
-        return len(self.history.get(strategy, {}))
+        series = self.history.get(strategy)
+        return 0 if series is None else int(series[0].size)
 
     def _names(self, strategy_metrics: Mapping[str, Mapping[str, Any] | None] | None) -> list[str]:
         if strategy_metrics is None:
@@ -206,14 +226,6 @@ class CapitalAllocator:
         return list(strategy_metrics)
 
     # ------------------------------------------------------------------------------ estimates
-    def _series(self, strategy: str) -> tuple[np.ndarray, np.ndarray]:
-        """(date ordinals ascending, returns) of a strategy."""
-        series = self.history[strategy]
-        days = np.fromiter(series, dtype=np.int64, count=len(series))
-        values = np.fromiter(series.values(), dtype=np.float64, count=len(series))
-        order = np.argsort(days)
-        return days[order], values[order]
-
     def _sample(self, names: list[str]) -> tuple[list[str], np.ndarray, dict[str, str]]:
         """(seasoned strategies, their returns on common dates (T x k, oldest first), probation reasons)."""
         need = self.settings.min_history_days
@@ -225,8 +237,8 @@ class CapitalAllocator:
             if have < need:
                 probation[name] = f"{have} daily returns < min_history_days {need}"
                 continue
-            days = self._series(name)[0]
-            shared = days if common is None else np.intersect1d(common, days, assume_unique=True)
+            days = self.history[name][0]
+            shared = days if common is None else _common(common, days)
             if shared.size < need:
                 probation[name] = (f"{shared.size} dates in common with {', '.join(seasoned)} "
                                    f"< min_history_days {need}")
@@ -238,8 +250,9 @@ class CapitalAllocator:
         common = np.sort(common)[-self.settings.max_history_days:]
         columns = []
         for name in seasoned:
-            days, values = self._series(name)
-            columns.append(values[np.searchsorted(days, common)])
+            days, values = self.history[name]
+            same = days.size == common.size and np.array_equal(days, common)
+            columns.append(values if same else values[np.searchsorted(days, common)])
         matrix = np.column_stack(columns)
         return seasoned, matrix, probation
 
