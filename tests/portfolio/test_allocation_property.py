@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import numpy as np
 from hybridtrader.portfolio.allocation import METHODS, limit_turnover, target_weights
+from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,3 +72,31 @@ def test_turnover_limit_keeps_bounds_and_total(case: dict, limit: float) -> None
     assert np.all(w >= lo - TOL) and np.all(w <= hi + TOL)
     expected_total = old.total + share * (new.total - old.total)
     assert abs(w.sum() - expected_total) <= TOL
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 6), st.integers(0, 2**32 - 1), st.sampled_from(METHODS), st.floats(0.01, 1.0))
+def test_allocator_bounds_and_totals_with_probation_and_turnover(n: int, seed: int, method: str,
+                                                                 max_turnover: float) -> None:
+    rng = np.random.default_rng(seed)
+    names = [f"s{i}" for i in range(n)]
+    lo = rng.uniform(0, 1 / n, n) * rng.integers(0, 2)
+    hi = np.maximum(lo + rng.uniform(0.05, 1.0, n), 1.2 / n)
+    bounds = {x: {"min_weight": float(lo[i]), "max_weight": float(hi[i])} for i, x in enumerate(names)}
+    allocation = {"method": method, "max_turnover": max_turnover, "leverage_cap": 1.5, "bounds": bounds}
+    config = {"strategies": {x: {} for x in names}, "portfolio": {"allocation": allocation}}
+    allocator = CapitalAllocator(config, persist=False)
+    mu, cov = _random_case(seed, n)
+    draws = rng.multivariate_normal(mu, cov, size=60)
+    days = [date(2024, 1, 1) + timedelta(days=i) for i in range(60)]
+    for i, x in enumerate(names):
+        start = int(rng.integers(0, 60))  # some strategies start late: on probation
+        returns = dict(zip(days[start:], draws[start:, i].tolist(), strict=True))
+        allocator.update_strategy_performance(x, returns)
+    for equity in (1_000.0, 2_500.0):  # the second allocation is turnover-limited against the first
+        capital = allocator.allocate_capital(equity, now=date(2024, 3, 1))
+        w = np.array([capital[x] / equity for x in names])
+        assert np.all(w >= lo - TOL) and np.all(w <= hi + TOL)
+        assert lo.sum() - TOL <= w.sum() <= 1.5 + TOL
+        if method != "kelly":
+            assert abs(w.sum() - min(1.0, hi.sum())) <= TOL

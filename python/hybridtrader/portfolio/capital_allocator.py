@@ -66,10 +66,6 @@ class Allocation:
     notes: list[str] = field(default_factory=list)
     turnover: float = 0.0  # sum |weight - last weight|, after the turnover limit
 
-    @property
-    def total(self) -> float:
-        return sum(self.weights.values())
-
 
 def _as_day(strategy: str, key: date | str) -> date:
     if isinstance(key, datetime):
@@ -273,7 +269,8 @@ class CapitalAllocator:
 
     def plan(self, equity: float, strategy_metrics: Mapping[str, Mapping[str, Any] | None] | None = None
              ) -> Allocation:
-        """The allocation `allocate_capital` would make now, without recording it."""
+        """The allocation `allocate_capital` would make now, without recording it (returns given in
+        `strategy_metrics` are recorded: they are performance, not allocation)."""
         try:
             eq = float(equity)
         except (TypeError, ValueError):
