@@ -41,10 +41,11 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.config import Config, as_config
-from hybridtrader.data.atomic import StateFileError, read_state, write_state
-from hybridtrader.errors import ConfigError, DataError, StateError
+from hybridtrader.data.atomic import write_state
+from hybridtrader.errors import ConfigError, DataError
 from hybridtrader.portfolio import allocation as alloc
 from hybridtrader.portfolio.schedule import Decision, market_date, schedule_due
+from hybridtrader.portfolio.state_file import load_state
 
 FORMAT_VERSION = 1
 METRIC_KEYS = ("returns",)
@@ -144,28 +145,17 @@ class CapitalAllocator:
         self.equity: float | None = None
         self.last_rebalance: date | None = None
         self.last: Allocation | None = None  # the last allocation made by this object
-        self._load()
+        load_state(self.path, FORMAT_VERSION, self._restore)
 
     # ------------------------------------------------------------------------------ state
-    def _load(self) -> None:
-        if self.path is None:
-            return
-        try:
-            state = read_state(self.path, FORMAT_VERSION)
-        except StateFileError as e:
-            raise StateError(str(e)) from None
-        if state is None:
-            return
-        try:
-            self.history = {name: _merge(None, [(date.fromisoformat(d).toordinal(), float(r))
-                                                for d, r in series.items()])
-                            for name, series in state["history"].items()}
-            self.weights = {str(k): float(v) for k, v in state["weights"].items()}
-            self.equity = None if state["equity"] is None else float(state["equity"])
-            last = state["last_rebalance"]
-            self.last_rebalance = None if last is None else date.fromisoformat(last)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise StateError(f"state file {self.path} is malformed ({type(e).__name__}: {e})") from None
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.history = {name: _merge(None, [(date.fromisoformat(d).toordinal(), float(r))
+                                            for d, r in series.items()])
+                        for name, series in state["history"].items()}
+        self.weights = {str(k): float(v) for k, v in state["weights"].items()}
+        self.equity = None if state["equity"] is None else float(state["equity"])
+        last = state["last_rebalance"]
+        self.last_rebalance = None if last is None else date.fromisoformat(last)
 
     def save(self) -> None:
         if self.path is None:

@@ -28,11 +28,12 @@ from typing import Any
 import orjson
 
 from hybridtrader.config import Config, as_config
-from hybridtrader.data.atomic import StateFileError, read_state, write_state
+from hybridtrader.data.atomic import write_state
 from hybridtrader.data.schema import normalize_symbols, to_utc
-from hybridtrader.errors import DataError, StateError
+from hybridtrader.errors import DataError
 from hybridtrader.market import calendar
 from hybridtrader.portfolio.schedule import Decision, market_date, schedule_due
+from hybridtrader.portfolio.state_file import load_state
 
 FORMAT_VERSION = 1
 
@@ -68,27 +69,16 @@ class UniverseRotationTracker:
         self.events: list[dict[str, Any]] = []  # {"ts", "symbol", "action": add|remove, "reason", "metrics"}
         self.snapshots: list[list[str]] = []  # the universe after each of the last stability_window updates
         self.last_rotation: date | None = None
-        self._load()
+        load_state(self.path, FORMAT_VERSION, self._restore)
 
     # ------------------------------------------------------------------------------ state
-    def _load(self) -> None:
-        if self.path is None:
-            return
-        try:
-            state = read_state(self.path, FORMAT_VERSION)
-        except StateFileError as e:
-            raise StateError(str(e)) from None
-        if state is None:
-            return
-        try:
-            self.members = {str(s): {"since": date.fromisoformat(m["since"]).isoformat(),
-                                     "reason": str(m["reason"])} for s, m in state["members"].items()}
-            self.events = [dict(e) for e in state["events"]]
-            self.snapshots = [[str(s) for s in snap] for snap in state["snapshots"]]
-            last = state["last_rotation"]
-            self.last_rotation = None if last is None else date.fromisoformat(last)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise StateError(f"state file {self.path} is malformed ({type(e).__name__}: {e})") from None
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.members = {str(s): {"since": date.fromisoformat(m["since"]).isoformat(),
+                                 "reason": str(m["reason"])} for s, m in state["members"].items()}
+        self.events = [dict(e) for e in state["events"]]
+        self.snapshots = [[str(s) for s in snap] for snap in state["snapshots"]]
+        last = state["last_rotation"]
+        self.last_rotation = None if last is None else date.fromisoformat(last)
 
     def save(self) -> None:
         if self.path is None:
