@@ -156,3 +156,17 @@ def test_turnover_limit_moves_part_of_the_way() -> None:
     assert share == pytest.approx(0.4)
     assert np.abs(w - cur).sum() == pytest.approx(0.4)
     assert w.sum() == pytest.approx(1.0)
+
+
+def test_vol_target_scales_the_book_within_the_leverage_cap() -> None:
+    vol = np.array([0.01, 0.02])  # daily; uncorrelated
+    cov = np.diag(vol**2)
+    lo, hi = np.zeros(2), np.full(2, 3.0)
+    # equal weights 0.5 / 0.5: annual book vol = sqrt(0.25 (1e-4 + 4e-4) 252)
+    book_vol = np.sqrt(0.25 * 5e-4 * 252)
+    book = target_weights("equal_weight", np.zeros(2), cov, lo, hi, vol_target=0.10, leverage_cap=3.0)
+    assert book.total == pytest.approx(0.10 / book_vol, rel=1e-12)
+    np.testing.assert_allclose(book.weights, [book.total / 2] * 2, rtol=1e-12)
+    capped = target_weights("equal_weight", np.zeros(2), cov, lo, hi, vol_target=0.50, leverage_cap=1.2)
+    assert capped.total == pytest.approx(1.2, rel=1e-12)  # 0.50 / 0.177 = 2.8x wanted, capped at 1.2
+    assert any("clamped" in note for note in capped.notes)
