@@ -33,6 +33,7 @@
 //!    far from the last mark revalues the whole position. Hence no allowed order (outside HALTED) ever
 //!    takes a metric that was within its cap past it.
 
+use crate::common::Side;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -104,29 +105,6 @@ impl Hasher for FastHasher {
 }
 
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Buy,
-    Sell,
-}
-
-impl Side {
-    pub fn parse(s: &str) -> Option<Side> {
-        match s {
-            "buy" => Some(Side::Buy),
-            "sell" => Some(Side::Sell),
-            _ => None,
-        }
-    }
-    #[inline]
-    pub fn sign(self) -> f64 {
-        match self {
-            Side::Buy => 1.0,
-            Side::Sell => -1.0,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TradingState {

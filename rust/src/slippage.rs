@@ -13,6 +13,7 @@
 //! use the nearest bucket (pre-open: the first, after the close: the last).
 
 use crate::civil::{days_from_civil, year_from_days};
+use crate::common::Side;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -84,29 +85,6 @@ fn invalid(msg: String) -> SlippageError {
 }
 
 // ------------------------------------------------------------------------------------------- inputs
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Buy,
-    Sell,
-}
-
-impl Side {
-    pub fn parse(s: &str) -> Result<Self, SlippageError> {
-        match s {
-            "buy" => Ok(Side::Buy),
-            "sell" => Ok(Side::Sell),
-            _ => Err(invalid(format!("side must be 'buy' or 'sell', got {s:?}"))),
-        }
-    }
-
-    pub fn sign(self) -> f64 {
-        match self {
-            Side::Buy => 1.0,
-            Side::Sell => -1.0,
-        }
-    }
-}
-
 fn check_positive(name: &str, v: f64) -> Result<(), SlippageError> {
     if v.is_finite() && v > 0.0 {
         Ok(())

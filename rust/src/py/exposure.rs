@@ -8,17 +8,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::exposure::{
-    BookCaps, BreakerConfig, Code, ExposureManager as Core, FastMap, InputError, Orders, Side,
+    BookCaps, BreakerConfig, Code, ExposureManager as Core, FastMap, InputError, Orders,
     TradingState,
 };
+use crate::py::parse_side;
 
 fn value_error(e: InputError) -> PyErr {
     PyValueError::new_err(e.0)
-}
-
-fn parse_side(side: &str) -> PyResult<Side> {
-    Side::parse(side)
-        .ok_or_else(|| PyValueError::new_err(format!("side must be 'buy' or 'sell', got {side:?}")))
 }
 
 /// Book caps as passed from Python: (name, max_gross_pct, max_net_pct, max_symbol_pct, max_sector_pct,

@@ -1,6 +1,8 @@
 //! PyO3 layer of the slippage model. `hybridtrader.SlippageModel` subclasses this class, so the per-call
 //! methods below are what Python calls directly.
-use crate::slippage::{Side, SlippageError, SlippageModel, SlippageParams};
+use crate::common::Side;
+use crate::py::parse_side;
+use crate::slippage::{SlippageError, SlippageModel, SlippageParams};
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
 use pyo3::prelude::*;
@@ -121,7 +123,7 @@ impl PySlippageModel {
         price: f64,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        Side::parse(side).map_err(to_py)?;
+        parse_side(side)?;
         if !(price.is_finite() && price > 0.0) {
             return Err(PyValueError::new_err(format!(
                 "price must be a finite number > 0, got {price}"
@@ -175,7 +177,7 @@ impl PySlippageModel {
         fill_price: f64,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(f64, f64, f64)> {
-        let side = Side::parse(side).map_err(to_py)?;
+        let side = parse_side(side)?;
         let o = self
             .inner
             .update_fill(symbol, side, qty, arrival_price, fill_price, ts_ns(ts)?)
