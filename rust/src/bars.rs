@@ -21,9 +21,8 @@
 //!   `(symbol, ts)` (through an index permutation, the input is not modified) before aggregating, so they
 //!   never see late ticks. Batch output is ordered by `(symbol id, ts)`.
 
-use std::collections::HashMap;
+use crate::common::FastMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
 
@@ -744,54 +743,6 @@ impl<S: Source> Aggregator<S> {
         }
     }
 }
-
-/// A hasher for short keys (symbols, already-hashed u64s): multiply-rotate over 8-byte words. Not
-/// DoS-resistant, which is fine for a table of ticker symbols that the process itself feeds.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-const HASH_K: u64 = 0x517c_c1b7_2722_0a95;
-
-impl FastHasher {
-    #[inline]
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(HASH_K);
-    }
-}
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.mix(u64::from_le_bytes(c.try_into().expect("8-byte chunk")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(buf));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.mix(u64::from(i));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.mix(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.mix(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// Symbol names interned to dense ids `0, 1, 2, ...` in first-seen order.
 #[derive(Default, Clone, Debug)]

@@ -33,10 +33,8 @@
 //!    far from the last mark revalues the whole position. Hence no allowed order (outside HALTED) ever
 //!    takes a metric that was within its cap past it.
 
-use crate::common::Side;
-use std::collections::HashMap;
+use crate::common::{FastMap, Side};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Cents per unit of account currency.
@@ -52,59 +50,6 @@ const MAX_THREADS: usize = 8;
 pub const NO_SECTOR: u32 = u32::MAX;
 /// Symbol id used for symbols the manager has never seen (no position, no sector, default shortability).
 pub const UNKNOWN_SYMBOL: u32 = u32::MAX;
-
-/// A small, fast, non-cryptographic hasher (multiply-rotate over 8-byte words) for symbol lookups.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-impl FastHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes([
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-            ]));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The multiply mixes low input bits only upwards; hash tables index with the low bits, so bring
-        // the well-mixed high bits down.
-        self.0.rotate_left(26)
-    }
-}
-
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TradingState {

@@ -13,11 +13,9 @@
 //! use the nearest bucket (pre-open: the first, after the close: the last).
 
 use crate::civil::{days_from_civil, year_from_days};
-use crate::common::Side;
+use crate::common::{FastMap, Side};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -436,29 +434,6 @@ struct StateFile {
     symbols: std::collections::BTreeMap<String, SymbolState>,
 }
 
-/// FNV-1a: symbol keys are short strings; SipHash would cost more than the rest of a forecast.
-#[derive(Default)]
-pub struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FnvMap<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
-
 /// Parameters of one symbol with the pooled fallbacks resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
@@ -475,7 +450,7 @@ pub struct SlippageModel {
     /// Spread bucket of every minute of the New York day (clamped outside the session): a table lookup
     /// instead of a division by a run-time bucket width on the hot path.
     bucket_by_minute: Vec<u16>,
-    index: FnvMap<usize>,
+    index: FastMap<String, usize>,
     names: Vec<String>,
     states: Vec<SymbolState>,
     pooled_impact: Option<ImpactEstimator>,
@@ -517,7 +492,7 @@ impl SlippageModel {
             pooled_vol: params.prior_daily_vol_bps,
             params,
             n_buckets: n,
-            index: FnvMap::default(),
+            index: FastMap::default(),
             names: Vec::new(),
             states: Vec::new(),
             pooled_impact: None,

@@ -7,9 +7,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::common::FastMap;
 use crate::exposure::{
-    BookCaps, BreakerConfig, Code, ExposureManager as Core, FastMap, InputError, Orders,
-    TradingState,
+    BookCaps, BreakerConfig, Code, ExposureManager as Core, InputError, Orders, TradingState,
 };
 use crate::py::parse_side;
 
