@@ -2,7 +2,7 @@
 //! quotes, streaming and batch over the same code.
 //!
 //! Conventions (binding for the Python layer and the tests):
-//! - Symbols are small integer ids (`u32`) interned by [`SymbolTable`] (or by the batch caller); per-symbol
+//! - Symbols are small integer ids (`u32`) interned by [`crate::common::SymbolTable`] (or by the batch caller); per-symbol
 //!   state lives in a `Vec` indexed by id.
 //! - Time bars cover `[start, start + every)` and are labelled by `start`, where
 //!   `start = origin + floor((ts - origin) / every) * every` (UTC ns; `origin = 0` aligns to the epoch).
@@ -741,43 +741,6 @@ impl<S: Source> Aggregator<S> {
                 Self::close_slot(slot, i as u32, rule, &mut self.stats, out);
             }
         }
-    }
-}
-
-/// Symbol names interned to dense ids `0, 1, 2, ...` in first-seen order.
-#[derive(Default, Clone, Debug)]
-pub struct SymbolTable {
-    ids: FastMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
-}
-
-impl SymbolTable {
-    /// The id of `name`, assigning the next id if it is new.
-    #[inline]
-    pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
-        id
-    }
-
-    pub fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-
-    pub fn name(&self, id: u32) -> Option<&str> {
-        self.names.get(id as usize).map(|s| &**s)
-    }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
     }
 }
 
@@ -1641,22 +1604,10 @@ mod tests {
     }
 
     #[test]
-    fn hash_codes_and_symbol_table() {
+    fn hash_codes() {
         let (codes, first) = codes_from_hashes(&[5, 5, 9, 5, 7, 9], &[1, 1, 2, 1, 3, 2]).unwrap();
         assert_eq!(codes, vec![0, 0, 1, 0, 2, 1]);
         assert_eq!(first, vec![0, 2, 4]);
         assert!(codes_from_hashes(&[5, 9, 5], &[1, 2, 3]).is_err());
-        let mut t = SymbolTable::default();
-        assert_eq!(
-            (t.intern("AAPL"), t.intern("MSFT"), t.intern("AAPL")),
-            (0, 1, 0)
-        );
-        assert_eq!(
-            (t.get("MSFT"), t.get("X"), t.name(1), t.len()),
-            (Some(1), None, Some("MSFT"), 2)
-        );
-        let long = "A_VERY_LONG_SYMBOL_NAME_1";
-        assert_eq!(t.intern(long), 2);
-        assert_eq!(t.get(long), Some(2));
     }
 }

@@ -33,7 +33,7 @@
 //!    far from the last mark revalues the whole position. Hence no allowed order (outside HALTED) ever
 //!    takes a metric that was within its cap past it.
 
-use crate::common::{FastMap, Side};
+use crate::common::{Side, SymbolTable};
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -584,12 +584,10 @@ pub struct Orders<'a> {
 #[derive(Clone, Debug)]
 pub struct ExposureManager {
     books: Vec<Book>,
-    symbol_ids: FastMap<Box<str>, u32>,
-    symbol_names: Vec<Box<str>>,
+    symbols: SymbolTable,
     symbol_sector: Vec<u32>,
     symbol_shortable: Vec<bool>,
-    sector_ids: FastMap<Box<str>, u32>,
-    sector_names: Vec<Box<str>>,
+    sectors: SymbolTable,
     default_shortable: bool,
     equity: f64,
     state: TradingState,
@@ -621,12 +619,10 @@ impl ExposureManager {
         breaker.validate().map_err(InputError)?;
         Ok(ExposureManager {
             books: out,
-            symbol_ids: FastMap::default(),
-            symbol_names: Vec::new(),
+            symbols: SymbolTable::default(),
             symbol_sector: Vec::new(),
             symbol_shortable: Vec::new(),
-            sector_ids: FastMap::default(),
-            sector_names: Vec::new(),
+            sectors: SymbolTable::default(),
             default_shortable,
             equity: 0.0,
             state: TradingState::Active,
@@ -662,32 +658,27 @@ impl ExposureManager {
     /// Id of a known symbol, `UNKNOWN_SYMBOL` otherwise (no allocation, no mutation).
     #[inline]
     pub fn symbol_id(&self, symbol: &str) -> u32 {
-        self.symbol_ids
-            .get(symbol)
-            .copied()
-            .unwrap_or(UNKNOWN_SYMBOL)
+        self.symbols.get(symbol).unwrap_or(UNKNOWN_SYMBOL)
     }
 
     /// Id of a symbol, registering it if new; the empty string is not a symbol.
     pub fn intern_symbol(&mut self, symbol: &str) -> Result<u32, InputError> {
-        if let Some(&id) = self.symbol_ids.get(symbol) {
+        if let Some(id) = self.symbols.get(symbol) {
             return Ok(id);
         }
         check_symbol(symbol)?;
-        let id = self.symbol_names.len() as u32;
-        self.symbol_ids.insert(symbol.into(), id);
-        self.symbol_names.push(symbol.into());
+        let id = self.symbols.intern(symbol);
         self.symbol_sector.push(NO_SECTOR);
         self.symbol_shortable.push(self.default_shortable);
         Ok(id)
     }
 
     pub fn symbol_name(&self, id: u32) -> &str {
-        self.symbol_names.get(id as usize).map_or("?", |s| s)
+        self.symbols.name(id).unwrap_or("?")
     }
 
     pub fn sector_name(&self, id: u32) -> &str {
-        self.sector_names.get(id as usize).map_or("", |s| s)
+        self.sectors.name(id).unwrap_or("")
     }
 
     pub fn sector_of(&self, symbol: &str) -> Option<&str> {
@@ -729,15 +720,7 @@ impl ExposureManager {
         let id = self.intern_symbol(symbol)?;
         let to = match sector {
             None | Some("") => NO_SECTOR,
-            Some(name) => match self.sector_ids.get(name) {
-                Some(&s) => s,
-                None => {
-                    let s = self.sector_names.len() as u32;
-                    self.sector_ids.insert(name.into(), s);
-                    self.sector_names.push(name.into());
-                    s
-                }
-            },
+            Some(name) => self.sectors.intern(name),
         };
         let from = self.symbol_sector[id as usize];
         if from != to {
@@ -852,7 +835,7 @@ impl ExposureManager {
             .iter()
             .enumerate()
             .filter(|(_, q)| **q != 0.0)
-            .map(|(i, q)| (&*self.symbol_names[i], *q, b.price[i]))
+            .map(|(i, q)| (self.symbol_name(i as u32), *q, b.price[i]))
             .collect())
     }
 
@@ -867,8 +850,8 @@ impl ExposureManager {
 
     pub fn sector_gross(&self, book: &str, sector: &str) -> Result<f64, InputError> {
         let b = &self.books[self.book_index(book)?];
-        Ok(match self.sector_ids.get(sector) {
-            Some(&s) => from_cents(b.sector_of(s)),
+        Ok(match self.sectors.get(sector) {
+            Some(s) => from_cents(b.sector_of(s)),
             None => 0.0,
         })
     }

@@ -13,9 +13,10 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::bars::{
     aggregate, aggregate_hashed, aggregate_runs, codes_from_hashes, order_by_key, parse_every,
-    Aggregator, BarColumns, BarError, Column, ColumnRef, QuoteBars, Quotes, Rule, Stats,
-    SymbolTable, TradeBars, Trades,
+    Aggregator, BarColumns, BarError, Column, ColumnRef, QuoteBars, Quotes, Rule, Stats, TradeBars,
+    Trades,
 };
+use crate::common::SymbolTable;
 
 fn value_error(e: BarError) -> PyErr {
     PyValueError::new_err(e.0)
