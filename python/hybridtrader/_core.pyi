@@ -45,7 +45,7 @@ class SlippageModelCore:
         """Expected cost in bps of a marketable order of `qty` shares; ValueError on a bad side/qty/price."""
     def forecast_spread(self, symbol: str, ts: int | datetime | None = None) -> float:
         """Expected spread in bps at the time of day of `ts`."""
-    def _forecast_codes(
+    def forecast_codes(
         self,
         names: list[str],
         codes: npt.NDArray[np.uint32],
@@ -54,7 +54,7 @@ class SlippageModelCore:
         ts: npt.NDArray[np.int64],
     ) -> npt.NDArray[np.float64]:
         """Batch forecast, row i for symbol names[codes[i]]; the GIL is released."""
-    def _update_fill(
+    def update_fill(
         self,
         symbol: str,
         side: str,
@@ -64,7 +64,7 @@ class SlippageModelCore:
         ts: int | datetime | None = None,
     ) -> tuple[float, float, float]:
         """Learn one fill; returns (cost_bps, half_spread_bps, participation_term_bps)."""
-    def _update_fills(
+    def update_fills(
         self,
         names: list[str],
         codes: npt.NDArray[np.uint32],
@@ -75,7 +75,7 @@ class SlippageModelCore:
         ts: npt.NDArray[np.int64],
     ) -> int:
         """Learn fills in row order; returns the number learned."""
-    def _update_spreads(
+    def update_spreads(
         self,
         names: list[str],
         codes: npt.NDArray[np.uint32],
@@ -163,10 +163,10 @@ class ExposureCore:
     ) -> tuple[bool, str]:
         """`(allowed, reason)`, reason "ok" when allowed. ValueError for a bad side, qty <= 0, price <= 0,
         NaN/inf or an unknown book."""
-    def _encode(
+    def encode_symbols(
         self, values: Iterable[str] | npt.NDArray[np.uint32]
     ) -> tuple[list[str], npt.NDArray[np.uint32]]: ...
-    def _check_batch(
+    def check_batch_codes(
         self,
         book: str,
         names: list[str],
@@ -176,7 +176,7 @@ class ExposureCore:
         prices: npt.NDArray[np.float64],
         sequential: bool,
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint8]]: ...
-    def _check_values(
+    def check_exposure_values(
         self,
         book: str,
         equity: float,
@@ -215,16 +215,16 @@ class ExposureCore:
     @property
     def state_since_ns(self) -> int: ...
     def set_state(self, state: str, reason: str, ts_ns: int | None = None) -> None: ...
-    def _start_session(self, day: int, equity: float, ts_ns: int | None = None) -> None: ...
+    def start_session_day(self, day: int, equity: float, ts_ns: int | None = None) -> None: ...
     @property
-    def _session_day(self) -> int | None: ...
+    def session_day(self) -> int | None: ...
     @property
     def session_start_equity(self) -> float: ...
     @property
     def peak_equity(self) -> float: ...
-    def _update_breaker(self, equity: float, ts_ns: int | None = None) -> bool: ...
-    def _reset(self, ts_ns: int | None = None) -> None: ...
-    def _restore_breaker(
+    def update_breaker(self, equity: float, ts_ns: int | None = None) -> bool: ...
+    def reset_at(self, ts_ns: int | None = None) -> None: ...
+    def restore_breaker(
         self,
         day: int | None,
         session_start_equity: float,

@@ -139,7 +139,7 @@ impl PySlippageModel {
     }
 
     /// Batch forecast over symbol codes into `names`; the GIL is released for the loop.
-    fn _forecast_codes<'py>(
+    fn forecast_codes<'py>(
         &self,
         py: Python<'py>,
         names: Vec<String>,
@@ -168,7 +168,7 @@ impl PySlippageModel {
 
     /// Learn from one fill; returns (cost_bps, half_spread_bps, participation_term_bps).
     #[pyo3(signature = (symbol, side, qty, arrival_price, fill_price, ts=None))]
-    fn _update_fill(
+    fn update_fill(
         &mut self,
         symbol: &str,
         side: &str,
@@ -187,7 +187,7 @@ impl PySlippageModel {
 
     /// Learn a batch of fills in row order; `buy[i]` is true for buys. The GIL is released.
     #[allow(clippy::too_many_arguments)]
-    fn _update_fills(
+    fn update_fills(
         &mut self,
         py: Python<'_>,
         names: Vec<String>,
@@ -225,7 +225,7 @@ impl PySlippageModel {
     }
 
     /// Learn quote bars' mean spreads (bps) in row order. The GIL is released.
-    fn _update_spreads(
+    fn update_spreads(
         &mut self,
         py: Python<'_>,
         names: Vec<String>,
