@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 from bar_reference import ohlcv
-from hybridtrader import _core
+from hybridtrader import BarAggregator, _core
 from hybridtrader.market import aggregate_quotes, aggregate_trades, frames
 from hybridtrader.market import bars as bars_mod
 from hypothesis import given, settings
@@ -310,7 +310,7 @@ def test_bad_arguments_are_clear_errors(change, kwargs: dict, message: str) -> N
 
 def test_quote_bars_reject_volume_rules() -> None:
     with pytest.raises(ValueError, match="every= or ticks="):
-        _core.BarAggregator(volume=100.0, source="quotes")
+        BarAggregator(volume=100.0, source="quotes")
 
 
 def test_symbol_codes_hash_path_matches_exact_codes() -> None:

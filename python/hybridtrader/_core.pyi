@@ -240,22 +240,9 @@ TradeBar = tuple[str, int, float, float, float, float, float, float, int]
 QuoteBar = tuple[str, int, float, float, float, float, float, float, float, float, int]
 """(symbol, ts ns, open, high, low, close (mid), bid, ask, spread_bps_mean, spread_bps_last, quotes)."""
 
-class BarAggregator:
-    """Streaming bars for many symbols from trades or quotes (the Rust engine in `rust/src/bars.rs`).
-
-    Give exactly one rule: ``every`` (time bars, an interval such as ``"1s"``, ``"5m"``, ``"1h"``, ``"1d"``,
-    ``"1h30m"``, or int nanoseconds; interval ``[start, start + every)`` labelled by ``start``, aligned to
-    ``origin`` in UTC ns, the epoch by default), ``ticks`` (every N ticks), ``volume`` (every V shares) or
-    ``dollars`` (every D of notional). Volume/dollar bars close right after the trade that reaches the
-    threshold (trades are never split); tick/volume/dollar bars are labelled by their first tick's ts.
-    Quote aggregators (``source="quotes"``) support ``every`` and ``ticks``.
-
-    Invalid ticks are rejected and counted (non-finite or non-positive price, negative or NaN size; for
-    quotes non-positive or non-finite bid/ask and crossed quotes bid > ask). A tick older than its
-    symbol's current bar (or than the end of a bar already emitted by `flush`) is counted as late and
-    dropped; ticks out of order inside the current bar are kept, open/close following timestamps.
-    Timestamps are int nanoseconds since the epoch, UTC.
-    """
+class BarAggregatorCore:
+    """The Rust streaming bar engine; `hybridtrader.BarAggregator` (in `hybridtrader.market.bars`) extends
+    it with the methods that return Polars frames and documents the rules."""
 
     def __init__(
         self,
@@ -279,16 +266,17 @@ class BarAggregator:
         """Adds one trade; returns the bars it completed (usually the empty tuple). About 100 ns."""
     def push_quote(self, symbol: str, ts: int, bid: float, ask: float) -> tuple[QuoteBar, ...]:
         """Adds one quote; returns the quote bars it completed (usually the empty tuple)."""
-    def push_many(
+    def push_many_columns(
         self,
         symbols: SymbolColumn,
         ts: npt.ArrayLike,
         price: npt.ArrayLike,
         size: npt.ArrayLike,
-    ) -> pl.DataFrame:
-        """Adds trades in order (same as `push` for each, GIL released) and returns the completed bars as a
-        frame in the bar schema (in completion order). ``symbols`` are ids from `intern` (fastest) or
-        strings; for a Polars frame use `hybridtrader.market.push_frame`."""
+    ) -> tuple[Any, ...] | None:
+        """Adds trades in order (same as `push` for each, GIL released) and returns the bars they completed
+        (and any waiting from `feed_many`) as columns, in completion order: (symbols list, then the bar
+        schema's columns after ``symbol``: for trades ts int64 ns, open, high, low, close, volume, vwap,
+        trades), or None when no bar completed. ``symbols`` are ids from `intern` (fastest) or strings."""
     def feed_many(
         self,
         symbols: SymbolColumn,
@@ -296,26 +284,22 @@ class BarAggregator:
         price: npt.ArrayLike,
         size: npt.ArrayLike,
     ) -> None:
-        """`push_many` without handing out the completed bars: they wait in the aggregator and come out,
-        in completion order, with the next call that returns bars (`flush_columns`, `flush`, `push_many`,
-        `close`). For a caller that collects bars on a timer (the streaming adapter)."""
+        """`push_many_columns` without handing out the completed bars: they wait in the aggregator and come
+        out, in completion order, with the next call that returns bars. For a caller that collects bars on
+        a timer (the streaming adapter)."""
     def flush_columns(self, now_ts: int) -> tuple[Any, ...] | None:
-        """`flush` as numpy columns, no Polars frame built: (symbols list, then the bar schema's columns
-        after ``symbol``: for trades ts int64 ns, open, high, low, close, volume, vwap, trades), or None
-        when no bar completed."""
-    def push_quotes_many(
+        """Emits every time bar whose interval has ended (end <= now_ts) as columns (as
+        `push_many_columns`). Later ticks for a flushed interval are late. Count-based bars are left open."""
+    def push_quotes_many_columns(
         self,
         symbols: SymbolColumn,
         ts: npt.ArrayLike,
         bid: npt.ArrayLike,
         ask: npt.ArrayLike,
-    ) -> pl.DataFrame:
-        """`push_many` for quotes; returns completed quote bars."""
-    def flush(self, now_ts: int) -> pl.DataFrame:
-        """Emits every time bar whose interval has ended (end <= now_ts), so bars come out on time without a
-        later tick. Later ticks for a flushed interval are late. Count-based bars are left open."""
-    def close(self) -> pl.DataFrame:
-        """Emits every open bar, partial ones included (end of stream)."""
+    ) -> tuple[Any, ...] | None:
+        """`push_many_columns` for quotes (columns of the quote bar schema)."""
+    def close_columns(self) -> tuple[Any, ...] | None:
+        """Emits every open bar, partial ones included (end of stream), as columns."""
     def stats(self) -> dict[str, int]:
         """Counts: ``ticks`` offered, ``bars`` emitted, ``late`` dropped, ``rejected`` invalid."""
 

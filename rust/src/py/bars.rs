@@ -8,7 +8,6 @@ use numpy::{
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::bars::{
@@ -147,18 +146,6 @@ fn batch_bars<'py>(
     Ok((sym, columns_tuple(py, &mut bars)?, stats_dict(py, stats)?))
 }
 
-/// `hybridtrader.market.bars._bars_frame(source, symbol, columns)`: wraps columns into a Polars frame.
-fn frame<'py>(
-    py: Python<'py>,
-    source: &str,
-    symbol: Bound<'py, PyAny>,
-    columns: Bound<'py, PyTuple>,
-) -> PyResult<Bound<'py, PyAny>> {
-    static BUILD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let build = BUILD.import(py, "hybridtrader.market.bars", "_bars_frame")?;
-    build.call1((source, symbol, columns))
-}
-
 /// The tick kind a method is for (an aggregator serves one).
 #[derive(Clone, Copy)]
 enum Source {
@@ -173,8 +160,10 @@ enum Engine {
 
 const CACHE_SLOTS: usize = 64;
 
-/// Streaming bars from ticks of many symbols. See `_core.pyi` for the Python-facing documentation.
-#[pyclass(module = "hybridtrader._core")]
+/// Streaming bars from ticks of many symbols. See `_core.pyi` for the Python-facing documentation; the
+/// methods that hand out bars return columns, which `hybridtrader.market.bars.BarAggregator` wraps into
+/// Polars frames.
+#[pyclass(name = "BarAggregatorCore", module = "hybridtrader._core", subclass)]
 pub struct BarAggregator {
     engine: Engine,
     table: SymbolTable,
@@ -252,11 +241,11 @@ impl BarAggregator {
         }
     }
 
-    /// Takes the pending bars as (source, symbols, columns after the symbol).
+    /// Takes the pending bars as (symbols, columns after the symbol).
     fn take_pending<'py>(
         &mut self,
         py: Python<'py>,
-    ) -> PyResult<(&'static str, Bound<'py, PyList>, Bound<'py, PyTuple>)> {
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyTuple>)> {
         fn take<'py>(
             py: Python<'py>,
             names: &[Py<PyString>],
@@ -271,27 +260,20 @@ impl BarAggregator {
             Ok((symbol, cols))
         }
         let names = &self.names;
-        let (source, (symbol, cols)) = match &mut self.engine {
-            Engine::Trades(_, out) => ("trades", take(py, names, out)?),
-            Engine::Quotes(_, out) => ("quotes", take(py, names, out)?),
-        };
-        Ok((source, symbol, cols))
+        match &mut self.engine {
+            Engine::Trades(_, out) => take(py, names, out),
+            Engine::Quotes(_, out) => take(py, names, out),
+        }
     }
 
     /// Takes the pending bars as one tuple (symbols, columns...), or None when there are none.
     fn pending_columns<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let (_, symbol, cols) = self.take_pending(py)?;
+        let (symbol, cols) = self.take_pending(py)?;
         if symbol.is_empty() {
             return Ok(None);
         }
         let items = std::iter::once(symbol.into_any()).chain(cols.iter());
         PyTuple::new(py, items.collect::<Vec<_>>()).map(Some)
-    }
-
-    /// Converts and clears the pending bars into a Polars frame.
-    fn pending_frame<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let (source, symbol, cols) = self.take_pending(py)?;
-        frame(py, source, symbol.into_any(), cols)
     }
 
     fn wrong_source(&self, wanted: &str) -> PyErr {
@@ -453,16 +435,16 @@ impl BarAggregator {
         self.push_tick(py, Source::Quotes, symbol, ts, bid, ask)
     }
 
-    fn push_many<'py>(
+    fn push_many_columns<'py>(
         &mut self,
         py: Python<'py>,
         symbols: &Bound<'py, PyAny>,
         ts: PyArrayLike1<'py, i64, AllowTypeChange>,
         price: PyArrayLike1<'py, f64, AllowTypeChange>,
         size: PyArrayLike1<'py, f64, AllowTypeChange>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         self.push_arrays(py, Source::Trades, symbols, ts, price, size)?;
-        self.pending_frame(py)
+        self.pending_columns(py)
     }
 
     fn feed_many<'py>(
@@ -488,32 +470,24 @@ impl BarAggregator {
         self.pending_columns(py)
     }
 
-    fn push_quotes_many<'py>(
+    fn push_quotes_many_columns<'py>(
         &mut self,
         py: Python<'py>,
         symbols: &Bound<'py, PyAny>,
         ts: PyArrayLike1<'py, i64, AllowTypeChange>,
         bid: PyArrayLike1<'py, f64, AllowTypeChange>,
         ask: PyArrayLike1<'py, f64, AllowTypeChange>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         self.push_arrays(py, Source::Quotes, symbols, ts, bid, ask)?;
-        self.pending_frame(py)
+        self.pending_columns(py)
     }
 
-    fn flush<'py>(&mut self, py: Python<'py>, now_ts: i64) -> PyResult<Bound<'py, PyAny>> {
-        match &mut self.engine {
-            Engine::Trades(agg, out) => agg.flush(now_ts, out),
-            Engine::Quotes(agg, out) => agg.flush(now_ts, out),
-        }
-        self.pending_frame(py)
-    }
-
-    fn close<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn close_columns<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
         match &mut self.engine {
             Engine::Trades(agg, out) => agg.close(out),
             Engine::Quotes(agg, out) => agg.close(out),
         }
-        self.pending_frame(py)
+        self.pending_columns(py)
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
