@@ -3,16 +3,32 @@
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self, final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "BarAggregatorCore",
+    "ExposureCore",
+    "FrameDecoder",
+    "SlidingWindowLimiter",
+    "SlippageModelCore",
+    "__version__",
+    "aggregate_bars",
+    "aggregate_bars_hashed",
+    "aggregate_bars_runs",
+    "bar_codes_from_hashes",
+    "bar_order",
+]
 
 __version__: str
 
 # ids from `BarAggregator.intern` (fastest) or the symbols as strings
-SymbolColumn = npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str]
+_SymbolColumn = npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str]
 
+@disjoint_base
 class SlippageModelCore:
     """Slippage model core; `hybridtrader.SlippageModel` subclasses it and builds it from the config.
 
@@ -108,6 +124,7 @@ class SlippageModelCore:
         """The learned state as the JSON text `save` writes."""
     def load_json(self, text: str, source: str = "<json>") -> None:
         """Replace the learned state by JSON text from `to_json`; errors as for `load`."""
+@disjoint_base
 class SlidingWindowLimiter:
     """Exact sliding-window rate limiter over one or more `(limit, window_seconds)` rates, per key, with
     weights: a request of weight w is admitted iff every rate's window `(now - window, now]` holds at most
@@ -137,6 +154,7 @@ class SlidingWindowLimiter:
     def stats(self) -> dict[str, object]:
         """admitted, rejected, admitted_weight, rates, and per key: the counters and `in_window` weights."""
 
+@disjoint_base
 class ExposureCore:
     """Exposure manager core: per-book caps (gross, net, symbol, sector as % of equity; order notional;
     open positions) checked in O(1) against running integer-cent sums; trading state ACTIVE / REDUCING /
@@ -233,18 +251,19 @@ class ExposureCore:
         since_ns: int,
     ) -> None: ...
 
-TradeBar = tuple[str, int, float, float, float, float, float, float, int]
+_TradeBar = tuple[str, int, float, float, float, float, float, float, int]
 """(symbol, ts ns, open, high, low, close, volume, vwap, trades)."""
 
-QuoteBar = tuple[str, int, float, float, float, float, float, float, float, float, int]
+_QuoteBar = tuple[str, int, float, float, float, float, float, float, float, float, int]
 """(symbol, ts ns, open, high, low, close (mid), bid, ask, spread_bps_mean, spread_bps_last, quotes)."""
 
+@disjoint_base
 class BarAggregatorCore:
     """The Rust streaming bar engine; `hybridtrader.BarAggregator` (in `hybridtrader.market.bars`) extends
     it with the methods that return Polars frames and documents the rules."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         every: str | int | None = None,
         ticks: int | None = None,
@@ -252,7 +271,7 @@ class BarAggregatorCore:
         dollars: float | None = None,
         origin: int = 0,
         source: Literal["trades", "quotes"] = "trades",
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def source(self) -> Literal["trades", "quotes"]:
         """ "trades" or "quotes"."""
@@ -261,13 +280,13 @@ class BarAggregatorCore:
         """Known symbols; position = id."""
     def intern(self, names: Iterable[str]) -> npt.NDArray[np.uint32]:
         """Ids of ``names`` (new symbols get new ids), for the fast integer-id path of `push_many`."""
-    def push(self, symbol: str, ts: int, price: float, size: float) -> tuple[TradeBar, ...]:
+    def push(self, symbol: str, ts: int, price: float, size: float) -> tuple[_TradeBar, ...]:
         """Adds one trade; returns the bars it completed (usually the empty tuple). About 100 ns."""
-    def push_quote(self, symbol: str, ts: int, bid: float, ask: float) -> tuple[QuoteBar, ...]:
+    def push_quote(self, symbol: str, ts: int, bid: float, ask: float) -> tuple[_QuoteBar, ...]:
         """Adds one quote; returns the quote bars it completed (usually the empty tuple)."""
     def push_many_columns(
         self,
-        symbols: SymbolColumn,
+        symbols: _SymbolColumn,
         ts: npt.ArrayLike,
         price: npt.ArrayLike,
         size: npt.ArrayLike,
@@ -278,7 +297,7 @@ class BarAggregatorCore:
         trades), or None when no bar completed. ``symbols`` are ids from `intern` (fastest) or strings."""
     def feed_many(
         self,
-        symbols: SymbolColumn,
+        symbols: _SymbolColumn,
         ts: npt.ArrayLike,
         price: npt.ArrayLike,
         size: npt.ArrayLike,
@@ -291,7 +310,7 @@ class BarAggregatorCore:
         `push_many_columns`). Later ticks for a flushed interval are late. Count-based bars are left open."""
     def push_quotes_many_columns(
         self,
-        symbols: SymbolColumn,
+        symbols: _SymbolColumn,
         ts: npt.ArrayLike,
         bid: npt.ArrayLike,
         ask: npt.ArrayLike,
@@ -367,11 +386,12 @@ def bar_order(symbols: npt.NDArray[np.uint32], key: npt.NDArray[np.uint32]) -> n
     code into ``0..len(key)``)."""
 
 
+@final
 class FrameDecoder:
     """The fast path of stream frame parsing for one provider ("alpaca" or "polygon"), used by
     `hybridtrader.stream.messages.FrameParser` for JSON frames."""
 
-    def __init__(self, provider: str) -> None: ...
+    def __new__(cls, provider: str) -> Self: ...
     def decode(self, raw: bytes | str) -> tuple[int, tuple[Any, ...] | None, tuple[Any, ...] | None,
                                                 tuple[Any, ...] | None] | None:
         """(messages, trades, quotes, bars) of a JSON frame made only of well-formed trades, quotes and
