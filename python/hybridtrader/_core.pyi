@@ -21,6 +21,7 @@ __all__ = [
     "aggregate_bars_runs",
     "bar_codes_from_hashes",
     "bar_order",
+    "bar_view_runs",
 ]
 
 __version__: str
@@ -379,7 +380,15 @@ def aggregate_bars_runs(
     origin: int = 0,
 ) -> tuple[npt.NDArray[np.uint32], tuple[np.ndarray, ...], dict[str, int]]:
     """`aggregate_bars` for rows grouped by symbol: symbol code k is the k-th run of ``run_lengths[k]``
-    rows, each symbol in a single run. No per-row symbol data is read; large input uses two threads."""
+    rows, each symbol in a single run. No per-row symbol data is read; large input uses two threads, split
+    by symbol or, for time bars, at an interval boundary (the same bars as one thread)."""
+
+def bar_view_runs(
+    views: npt.NDArray[np.uint64],
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]] | None:
+    """Runs of a string column given as its Arrow string views (two uint64 per row, the 16 bytes of each
+    view): (run lengths, first row of each run) when every value's rows are contiguous, else None (also
+    when a value is longer than 12 bytes, so not inline in its view)."""
 
 def bar_order(symbols: npt.NDArray[np.uint32], key: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
     """The stable permutation that orders rows by ``key[symbols]`` (a counting sort; ``key`` maps each

@@ -10,10 +10,12 @@ timestamps keep their input order (which decides open and close). Invalid ticks 
 non-positive prices, negative or NaN sizes; for quotes also crossed or non-positive bid/ask) are dropped,
 counted, and reported by a logged warning.
 
-The engine reads the symbol column in the cheapest form that is exact: run lengths when each symbol's rows
-are contiguous (a store sorted by symbol), else two independent 64-bit hashes per row interned in the same
-pass (a collision of both is detected and falls back to exact categorical codes). `push_frame` feeds a
-streaming `BarAggregator` from a frame.
+The engine reads the symbol column in the cheapest form that is exact: run lengths, found from the
+column's Arrow string views, when each symbol's rows are contiguous (a store sorted by symbol), else two
+independent 64-bit hashes per row interned in the same pass (a collision of both is detected and falls
+back to exact categorical codes). Large batches run on two threads, split by symbol or, for time bars, at
+an interval boundary; the bars are the same as on one thread. `push_frame` feeds a streaming
+`BarAggregator` from a frame.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from hybridtrader import _core
 from hybridtrader.data.schema import BAR_SCHEMA, TS
@@ -215,16 +218,19 @@ def _aggregate(
 
 
 def _symbol_runs(symbol: pl.Series) -> tuple[np.ndarray, pl.Series] | None:
-    """Run lengths and names if every symbol's rows are contiguous, else None. A cheap look at the first
-    rows rules out interleaved input before the full run-length pass."""
-    probe = symbol.head(4096)
-    if len(probe) > 1 and (probe.rle_id()[-1] + 1) * 16 > len(probe):
+    """Run lengths and names if every symbol's rows are contiguous, else None (also when a symbol is
+    longer than 12 bytes). The engine reads the column's Arrow string views without copying them: a
+    symbol of up to 12 bytes is inline in its 16-byte view, so comparing views compares symbols."""
+    views = symbol.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
+    buffers = views.buffers()
+    if not pa.types.is_string_view(views.type) or buffers[1] is None:
         return None
-    runs = symbol.rle()
-    names = runs.struct.field("value").alias("symbol")
-    if names.n_unique() != len(names):
+    start = 2 * views.offset
+    runs = _core.bar_view_runs(np.frombuffer(buffers[1], dtype=np.uint64)[start : start + 2 * len(views)])
+    if runs is None:
         return None
-    return runs.struct.field("len").cast(pl.UInt64).to_numpy(), names
+    lengths, first_rows = runs
+    return lengths, symbol.gather(first_rows)
 
 
 def _columns(

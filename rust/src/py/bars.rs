@@ -12,8 +12,8 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::bars::{
     aggregate, aggregate_hashed, aggregate_runs, codes_from_hashes, order_by_key, parse_every,
-    Aggregator, BarColumns, BarError, Column, ColumnRef, QuoteBars, Quotes, Rule, Stats, TradeBars,
-    Trades,
+    view_runs, Aggregator, BarColumns, BarError, Column, ColumnRef, QuoteBars, Quotes, Rule, Stats,
+    TradeBars, Trades,
 };
 use crate::common::SymbolTable;
 
@@ -513,6 +513,8 @@ impl BarAggregator {
 
 /// (codes, first row of each code).
 type Codes<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
+/// (run lengths, first row of each run).
+type Runs<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>);
 /// (symbol codes, other columns, stats).
 type BatchBars<'py> = (
     Bound<'py, PyArray1<u32>>,
@@ -668,6 +670,20 @@ fn aggregate_bars_runs<'py>(
     }
 }
 
+/// Runs of a string column from its Arrow views (see `bars::view_runs`): (run lengths, first row of each
+/// run), or None when a symbol has two runs or is longer than 12 bytes.
+#[pyfunction]
+fn bar_view_runs<'py>(
+    py: Python<'py>,
+    views: PyReadonlyArray1<'py, u64>,
+) -> PyResult<Option<Runs<'py>>> {
+    let views = values(&views);
+    Ok(py
+        .detach(|| view_runs(&views))
+        .map_err(value_error)?
+        .map(|(lengths, first_rows)| (PyArray1::from_vec(py, lengths), rows_array(py, first_rows))))
+}
+
 /// The stable permutation ordering rows by `key[symbols]` (see `bars::order_by_key`).
 #[pyfunction]
 fn bar_order<'py>(
@@ -687,5 +703,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(aggregate_bars_hashed, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate_bars_runs, m)?)?;
     m.add_function(wrap_pyfunction!(bar_order, m)?)?;
+    m.add_function(wrap_pyfunction!(bar_view_runs, m)?)?;
     Ok(())
 }
