@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from hybridtrader import _core
 from hybridtrader.data.schema import BAR_SCHEMA, TS
@@ -221,6 +220,8 @@ def _symbol_runs(symbol: pl.Series) -> tuple[np.ndarray, pl.Series] | None:
     """Run lengths and names if every symbol's rows are contiguous, else None (also when a symbol is
     longer than 12 bytes). The engine reads the column's Arrow string views without copying them: a
     symbol of up to 12 bytes is inline in its 16-byte view, so comparing views compares symbols."""
+    import pyarrow as pa  # here, not at the top: every command imports this module, few need pyarrow
+
     views = symbol.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
     buffers = views.buffers()
     if not pa.types.is_string_view(views.type) or buffers[1] is None:
