@@ -2,8 +2,8 @@
 //! quotes, streaming and batch over the same code.
 //!
 //! Conventions (binding for the Python layer and the tests):
-//! - Symbols are small integer ids (`u32`) interned by [`crate::common::SymbolTable`] (or by the batch caller); per-symbol
-//!   state lives in a `Vec` indexed by id.
+//! - Symbols are small integer ids (`u32`) interned by [`crate::common::SymbolTable`] (or by the batch
+//!   caller); per-symbol state lives in a `Vec` indexed by id.
 //! - Time bars cover `[start, start + every)` and are labelled by `start`, where
 //!   `start = origin + floor((ts - origin) / every) * every` (UTC ns; `origin = 0` aligns to the epoch).
 //! - Tick / volume / dollar bars are labelled by the timestamp of their first tick. A volume (dollar) bar
@@ -936,7 +936,7 @@ pub fn aggregate_hashed<S: Source<Tick = (f64, f64)>>(
 /// each symbol in one run only (the caller checks). Reads no per-row symbol data, and closes each symbol's
 /// last bar at the end of its run, so bars come out ordered by `(run, ts)`. Runs not in time order are
 /// handled by the sorting path of [`aggregate`]. Large input is split onto two threads (see
-/// [`split_row`]); the result is the same as on one thread.
+/// `split_row`); the result is the same as on one thread.
 pub fn aggregate_runs<S: Source<Tick = (f64, f64)>>(
     rule: Rule,
     run_lengths: &[u64],
