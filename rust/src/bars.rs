@@ -138,6 +138,20 @@ pub struct Stats {
     pub rejected: u64,
 }
 
+impl std::ops::Add for Stats {
+    type Output = Stats;
+
+    /// The counts of two parts of one batch, together.
+    fn add(self, o: Stats) -> Stats {
+        Stats {
+            ticks: self.ticks + o.ticks,
+            bars: self.bars + o.bars,
+            late: self.late + o.late,
+            rejected: self.rejected + o.rejected,
+        }
+    }
+}
+
 /// What a bar is made of: trades or quotes. Implemented by [`Trades`] and [`Quotes`].
 pub trait Source {
     /// One tick's values besides symbol and timestamp.
@@ -999,13 +1013,7 @@ fn aggregate_runs_split<S: Source<Tick = (f64, f64)>>(
         });
         left.zip(right).map(|((mut bars, l), (rbars, r))| {
             bars.append(rbars, 0);
-            let stats = Stats {
-                ticks: l.ticks + r.ticks,
-                bars: l.bars + r.bars,
-                late: l.late + r.late,
-                rejected: l.rejected + r.rejected,
-            };
-            (bars, stats)
+            (bars, l + r)
         })
     } else {
         rows(0, n)
@@ -1201,13 +1209,7 @@ fn aggregate_hashed_halves<S: Source<Tick = (f64, f64)>>(
     left.bars.append(right.bars, offset);
     let mut first_rows = left.interner.into_first_rows();
     first_rows.extend(right.interner.first_rows.iter().map(|&r| r + mid));
-    let (l, r) = (left.stats, right.stats);
-    let stats = Stats {
-        ticks: l.ticks + r.ticks,
-        bars: l.bars + r.bars,
-        late: l.late + r.late,
-        rejected: l.rejected + r.rejected,
-    };
+    let stats = left.stats + right.stats;
     Some(HashedBars {
         bars: left.bars,
         first_rows,
