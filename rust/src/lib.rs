@@ -2,6 +2,7 @@
 
 pub mod bars;
 pub mod civil;
+pub mod common;
 pub mod exposure;
 pub mod fills;
 pub mod ratelimit;

@@ -1,5 +1,8 @@
 //! PyO3 wrappers, one file per domain.
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+
+use crate::common::Side;
 
 mod bars;
 mod exposure;
@@ -17,4 +20,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     slippage::register(m)?;
     m.add_class::<wire::FrameDecoder>()?;
     Ok(())
+}
+
+/// An order side from Python: "buy" or "sell".
+fn parse_side(side: &str) -> PyResult<Side> {
+    Side::parse(side)
+        .ok_or_else(|| PyValueError::new_err(format!("side must be 'buy' or 'sell', got {side:?}")))
 }
