@@ -12,6 +12,7 @@ from typing_extensions import disjoint_base
 __all__ = [
     "BarAggregatorCore",
     "ExposureCore",
+    "FillSimulatorCore",
     "FrameDecoder",
     "SlidingWindowLimiter",
     "SlippageModelCore",
@@ -125,6 +126,7 @@ class SlippageModelCore:
         """The learned state as the JSON text `save` writes."""
     def load_json(self, text: str, source: str = "<json>") -> None:
         """Replace the learned state by JSON text from `to_json`; errors as for `load`."""
+@final
 class FillSimulatorCore:
     """Rust core of `hybridtrader.execution.fills.FillSimulator` (rules in that module's docstring).
 
