@@ -812,21 +812,17 @@ impl FillSimulator {
         self.fire_until(q.ts, Timer::Expire);
         let book = self.book(symbol);
         book.quote = Some(*q);
-        let Some(list) = self.open.get(symbol as usize) else {
+        let Some(list) = self.take_open(symbol) else {
             return;
         };
-        if list.is_empty() {
-            return;
-        }
-        let list = list.clone();
-        for slot in list {
+        for &slot in &list {
             let o = &mut self.orders[slot as usize];
             if o.status.is_open() && o.active <= q.ts {
                 o.armed = true;
                 self.trade_quote(slot, q, q.ts);
             }
         }
-        self.prune(symbol);
+        self.put_open(symbol, list);
     }
 
     /// `on_quote` over columns (rows in time order); lengths must agree.
@@ -864,9 +860,18 @@ impl FillSimulator {
         &mut self.books[i]
     }
 
-    fn prune(&mut self, symbol: u32) {
+    /// The open orders of `symbol`, taken out while they trade (None when there are none).
+    fn take_open(&mut self, symbol: u32) -> Option<Vec<u32>> {
+        let list = self.open.get_mut(symbol as usize)?;
+        (!list.is_empty()).then(|| std::mem::take(list))
+    }
+
+    /// Put back the still-open orders of `symbol` (ahead of any that started meanwhile).
+    fn put_open(&mut self, symbol: u32, mut list: Vec<u32>) {
         let orders = &self.orders;
-        self.open[symbol as usize].retain(|&s| orders[s as usize].status.is_open());
+        list.retain(|&s| orders[s as usize].status.is_open());
+        let started = std::mem::replace(&mut self.open[symbol as usize], list);
+        self.open[symbol as usize].extend(started);
     }
 
     /// One armed order against one quote, at time `t` (the quote's time, or the order's activation
@@ -932,15 +937,11 @@ impl FillSimulator {
     pub fn on_bar(&mut self, symbol: u32, bar: &Bar) {
         self.fire_until(bar.ts, Timer::Expire);
         self.book(symbol).bar = Some((bar.ts, bar.close));
-        let Some(list) = self.open.get(symbol as usize) else {
+        let Some(list) = self.take_open(symbol) else {
             return;
         };
-        if list.is_empty() {
-            return;
-        }
-        let list = list.clone();
         let cap = (self.settings.bar_participation * bar.volume).floor();
-        for slot in list {
+        for &slot in &list {
             let o = &mut self.orders[slot as usize];
             if o.status.is_open() && o.active <= bar.ts {
                 o.armed = true;
@@ -951,7 +952,7 @@ impl FillSimulator {
                 self.settle(slot, bar.ts, traded);
             }
         }
-        self.prune(symbol);
+        self.put_open(symbol, list);
     }
 
     /// `on_bar` over columns (rows in time order); then, since every bar of the batch has closed, time
