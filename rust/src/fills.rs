@@ -915,7 +915,12 @@ impl FillSimulator {
         let tif = o.tif.expect("checked");
         let leaves = o.qty - o.filled;
         if let Some((avail, touch)) = traded {
-            let qty = leaves.min(avail);
+            // a missing (NaN) size or volume shows nothing to trade against
+            let qty = if avail.is_nan() {
+                0.0
+            } else {
+                leaves.min(avail)
+            };
             let fok_short = tif == Tif::Fok && qty < leaves - EPS;
             if qty > EPS && !fok_short {
                 self.fill(slot, t, qty, touch);
