@@ -34,6 +34,7 @@ from hybridtrader.venue.market import ReplayMarket
 from hybridtrader.venue.polygon_stream import PolygonStream
 from hybridtrader.venue.replay import ReplayClock, Tapes
 from hybridtrader.venue.streaming import SendLog, track_sockets
+from hybridtrader.venue.trading_stream import TradingStream
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,9 @@ class Venue:
             web.get("/venue/sends", self._sends),
             web.delete("/venue/sends", self._sends),
         ])
+        app.add_routes(TradingStream(self.broker, self.keys, self.faults,
+                                     auth_timeout_s=cfg.stream_auth_timeout_s,
+                                     tick_s=cfg.stream_tick_ms / 1000).routes())
         app.add_routes(PolygonStream(self.clock, self.tapes, self.keys, self.faults,
                                      auth_timeout_s=cfg.stream_auth_timeout_s,
                                      batch=cfg.stream_batch, sends=self.sends,
@@ -234,6 +238,7 @@ class Venue:
         ws = base.replace("http://", "ws://")
         return {
             "alpaca_data": base, "alpaca_trading": base, "alpaca_stream": f"{ws}/v2/iex",
+            "alpaca_trading_stream": f"{ws}/stream",
             "polygon_stream": f"{ws}/stocks", "finnhub": f"{base}/api/v1",
         }
 
