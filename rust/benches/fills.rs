@@ -66,36 +66,22 @@ fn submit(c: &mut Criterion) {
         sim.submit(&request(id, 0, "limit", OPEN));
     }
     let mut t = OPEN + MIN;
-    g.bench_function("quote/1000_resting", |b| {
-        b.iter(|| {
-            t += 1_000;
-            sim.on_quote(
-                0,
-                black_box(&Quote {
+    // symbol 0 holds the 1,000 resting orders, symbol 7 none
+    for (name, symbol) in [("quote/1000_resting", 0), ("quote/no_orders", 7)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                t += 1_000;
+                let q = Quote {
                     ts: t,
                     bid: 9.9,
                     ask: 10.0,
                     bid_size: 100.0,
                     ask_size: 100.0,
-                }),
-            );
-        })
-    });
-    g.bench_function("quote/no_orders", |b| {
-        b.iter(|| {
-            t += 1_000;
-            sim.on_quote(
-                7,
-                black_box(&Quote {
-                    ts: t,
-                    bid: 9.9,
-                    ask: 10.0,
-                    bid_size: 100.0,
-                    ask_size: 100.0,
-                }),
-            );
-        })
-    });
+                };
+                sim.on_quote(symbol, black_box(&q));
+            })
+        });
+    }
     g.finish();
 }
 

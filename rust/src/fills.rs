@@ -411,16 +411,13 @@ pub struct BarColumns<'a> {
     pub volume: &'a [f64],
 }
 
-fn same_len(n: usize, others: &[usize]) -> Result<(), String> {
-    match others.iter().find(|&&m| m != n) {
-        Some(m) => Err(format!(
+/// A batch's columns: as long as its symbol column, rows in time order.
+fn check_batch(n: usize, ts: &[i64], others: &[usize]) -> Result<(), String> {
+    if let Some(m) = std::iter::once(&ts.len()).chain(others).find(|&&m| m != n) {
+        return Err(format!(
             "column lengths differ: {m} rows against {n} symbols"
-        )),
-        None => Ok(()),
+        ));
     }
-}
-
-fn sorted(ts: &[i64]) -> Result<(), String> {
     match ts.windows(2).position(|w| w[1] < w[0]) {
         Some(i) => Err(format!(
             "rows must be sorted by ts: row {} ({}) is before row {} ({})",
@@ -827,18 +824,8 @@ impl FillSimulator {
 
     /// `on_quote` over columns (rows in time order); lengths must agree.
     pub fn on_quotes(&mut self, symbols: &[u32], q: QuoteColumns<'_>) -> Result<(), String> {
-        let n = symbols.len();
-        same_len(
-            n,
-            &[
-                q.ts.len(),
-                q.bid.len(),
-                q.ask.len(),
-                q.bid_size.len(),
-                q.ask_size.len(),
-            ],
-        )?;
-        sorted(q.ts)?;
+        let lens = [q.bid.len(), q.ask.len(), q.bid_size.len(), q.ask_size.len()];
+        check_batch(symbols.len(), q.ts, &lens)?;
         for (i, &symbol) in symbols.iter().enumerate() {
             let quote = Quote {
                 ts: q.ts[i],
@@ -968,19 +955,14 @@ impl FillSimulator {
         b: BarColumns<'_>,
         every_ns: i64,
     ) -> Result<(), String> {
-        let n = symbols.len();
-        same_len(
-            n,
-            &[
-                b.ts.len(),
-                b.open.len(),
-                b.high.len(),
-                b.low.len(),
-                b.close.len(),
-                b.volume.len(),
-            ],
-        )?;
-        sorted(b.ts)?;
+        let lens = [
+            b.open.len(),
+            b.high.len(),
+            b.low.len(),
+            b.close.len(),
+            b.volume.len(),
+        ];
+        check_batch(symbols.len(), b.ts, &lens)?;
         if every_ns <= 0 {
             return Err(format!("every_ns must be > 0, got {every_ns}"));
         }
