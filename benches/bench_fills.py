@@ -4,8 +4,9 @@ the same run, on the same orders and market data (both must produce the same fil
 - quotes: 10 symbols of quotes (100k quick, 1M with HYBRIDTRADER_BENCH=full) fed in chunks of 100 as a
   replay would; after each chunk a 500-share market order (it walks several quotes' displayed size), and 200
   resting limits that never trade (every quote checks them).
-- bars: 50 symbols x 390 one-minute bars x 2 sessions (20 full), one cross-section per minute as the engine
-  feeds them, a 100-share market order per symbol every 10 minutes (participation cap 10% of volume).
+- bars: 50 symbols x 390 one-minute bars x 2 NYSE sessions (20 full), one cross-section per minute as the
+  engine feeds them, a 100-share day market order per symbol every 10 minutes (participation cap 10% of
+  volume; what is left at the close expires).
 - submit: ns per `FillSimulator.submit` from Python (1,000 per round).
 """
 
@@ -14,13 +15,15 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
+from datetime import date
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
-from hybridtrader.data.schema import BAR_SCHEMA, TS
+from hybridtrader.data.schema import BAR_SCHEMA, TS, utc_ns
 from hybridtrader.execution.fills import FillSettings, FillSimulator
+from hybridtrader.market import calendar
 
 FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
 N_QUOTES = 1_000_000 if FULL else 100_000
@@ -124,11 +127,12 @@ def bar_data() -> list[dict[str, Any]]:
     rng = np.random.default_rng(3)
     symbols = pl.Series([f"S{i:02d}" for i in range(50)])
     out = []
-    for day in range(SESSIONS):
+    for day in calendar.sessions(date(2024, 1, 2), date(2024, 12, 31))[:SESSIONS]:
+        opens_at = utc_ns(calendar.session_bounds(day)[0])
         for m in range(390):
             o = 50 + rng.normal(0, 1, 50)
-            d = {"ts": OPEN + day * 24 * 60 * MIN + m * MIN, "open": o, "high": o + 0.05, "low": o - 0.05,
-                 "close": o + 0.01, "volume": rng.integers(0, 3000, 50) * 1.0}
+            d = {"ts": opens_at + m * MIN, "open": o, "high": o + 0.05, "low": o - 0.05,
+                 "close": o + 0.01, "volume": rng.integers(0, 3000, 50) * 1.0, "last": m == 389}
             d["frame"] = pl.DataFrame({"symbol": symbols, "ts": pl.Series([d["ts"]] * 50).cast(TS),
                                        **{c: d[c] for c in ("open", "high", "low", "close", "volume")},
                                        "vwap": d["close"], "trades": 1}, schema=BAR_SCHEMA)
@@ -159,7 +163,7 @@ def peer_bars(minutes: list[dict[str, Any]]) -> float:
                     take = min(cap, order[1])
                     order[1] -= take
                     notional += take * o
-            book[s] = [x for x in book[s] if x[1] > 0]
+            book[s] = [x for x in book[s] if x[1] > 0 and not m["last"]]  # day orders expire at the close
         if i % 10 == 0:
             for s in range(50):
                 book[s].append([m["ts"] + MIN, 100.0])

@@ -175,13 +175,10 @@ class FillSimulator:
         """Submit an order at `ts_ns`. An invalid request (side, type, tif, qty, prices, a duplicate id)
         is not an exception: it gives a "rejected" event whose reason names the field."""
         code = self._code(symbol)
-        session = self._session_of(ts_ns + self._entry_ns, time_in_force == "opg")
-        self._core.submit(
-            client_order_id, code, side, type, time_in_force, float(qty), ts_ns,
-            None if limit_price is None else float(limit_price),
-            None if stop_price is None else float(stop_price),
-            self._impact_bps(symbol, side, float(qty), ts_ns), *session,
-        )
+        open_ns, close_ns = self._session_of(ts_ns + self._entry_ns, time_in_force == "opg")
+        impact = 0.0 if self.slippage is None else self._impact_bps(symbol, side, float(qty), ts_ns)
+        self._core.submit(client_order_id, code, side, type, time_in_force, qty, ts_ns, limit_price,
+                          stop_price, impact, open_ns, close_ns)
 
     def cancel(self, client_order_id: str, ts_ns: int) -> bool:
         """Ask to cancel at `ts_ns` (effective after the entry latency: the order may fill meanwhile).
