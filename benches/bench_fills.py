@@ -7,6 +7,7 @@ the same run, on the same orders and market data (both must produce the same fil
 - bars: 50 symbols x 390 one-minute bars x 2 NYSE sessions (20 full), one cross-section per minute as the
   engine feeds them, a 100-share day market order per symbol every 10 minutes (participation cap 10% of
   volume; what is left at the close expires).
+  Also through `on_bar_arrays` (numpy columns, no frame per minute).
 - submit: ns per `FillSimulator.submit` from Python (1,000 per round).
 """
 
@@ -152,6 +153,21 @@ def ours_bars(minutes: list[dict[str, Any]]) -> float:
     return float((ev["qty"] * ev["price"]).sum())
 
 
+def ours_bars_arrays(minutes: list[dict[str, Any]]) -> float:
+    """The same through `on_bar_arrays`: the caller holds numpy columns (no frame per minute)."""
+    sim = FillSimulator(SETTINGS)
+    symbols = [f"S{i:02d}" for i in range(50)]
+    codes = sim.symbol_codes(pl.Series(symbols))
+    for i, m in enumerate(minutes):
+        ts = np.full(50, m["ts"], dtype=np.int64)
+        sim.on_bar_arrays(codes, ts, m["open"], m["high"], m["low"], m["close"], m["volume"], every_ns=MIN)
+        if i % 10 == 0:
+            for s in symbols:
+                sim.submit(f"{s}-{i}", s, "buy", 100, m["ts"] + MIN)
+    ev = sim.drain()
+    return float((ev["qty"] * ev["price"]).sum())
+
+
 def peer_bars(minutes: list[dict[str, Any]]) -> float:
     book: dict[int, list[list]] = defaultdict(list)
     notional = 0.0
@@ -174,6 +190,14 @@ def peer_bars(minutes: list[dict[str, Any]]) -> float:
 def test_bars_ours(benchmark) -> None:  # type: ignore[no-untyped-def]
     minutes = bar_data()
     notional = benchmark.pedantic(ours_bars, args=(minutes,), rounds=3, iterations=1)
+    assert notional == pytest.approx(peer_bars(minutes), rel=1e-12)
+    benchmark.extra_info["bars_per_s"] = 50 * len(minutes) / benchmark.stats["mean"]
+
+
+@pytest.mark.benchmark(group="fills-bars")
+def test_bars_ours_arrays(benchmark) -> None:  # type: ignore[no-untyped-def]
+    minutes = bar_data()
+    notional = benchmark.pedantic(ours_bars_arrays, args=(minutes,), rounds=3, iterations=1)
     assert notional == pytest.approx(peer_bars(minutes), rel=1e-12)
     benchmark.extra_info["bars_per_s"] = 50 * len(minutes) / benchmark.stats["mean"]
 

@@ -242,9 +242,15 @@ class FillSimulator:
     def on_bars(self, frame: pl.DataFrame, every_ns: int) -> None:
         """Trade open orders against BAR_SCHEMA rows (`ts` = bar start, bars of `every_ns`, sorted by ts);
         then time moves to the end of the last bar (all of them have closed)."""
-        arrays = self._arrays(frame, ("open", "high", "low", "close", "volume"), "bars")
+        self.on_bar_arrays(*self._arrays(frame, ("open", "high", "low", "close", "volume"), "bars"),
+                           every_ns=every_ns)
+
+    def on_bar_arrays(self, codes: np.ndarray, ts: np.ndarray, open: np.ndarray, high: np.ndarray,
+                      low: np.ndarray, close: np.ndarray, volume: np.ndarray, *, every_ns: int) -> None:
+        """`on_bars` over numpy columns (`codes` from `symbol_codes`): no frame to take apart, for callers
+        that feed one small cross-section per bar time and hold the arrays already."""
         try:
-            self._core.on_bars(*arrays, every_ns)
+            self._core.on_bars(codes, ts, open, high, low, close, volume, every_ns)
         except ValueError as e:
             raise DataError(f"bars: {e}") from None
 
