@@ -25,14 +25,12 @@ from pydantic import (
     model_validator,
 )
 
+from hybridtrader.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 ENV_PATH = "HYBRIDTRADER_CONFIG"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class ConfigError(ValueError):
-    """A configuration file that cannot be used; the message names the key path."""
 
 
 class Section(BaseModel):

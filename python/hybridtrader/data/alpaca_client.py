@@ -43,6 +43,7 @@ from hybridtrader.data.schema import (
     to_utc,
     utc_ns,
 )
+from hybridtrader.errors import BrokerError
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.monitoring.metrics import METRICS, Metrics
@@ -70,11 +71,11 @@ QUOTES = _Kind("quotes", (("bp", "bid"), ("ap", "ask"), ("bs", "bid_size"), ("as
                QUOTE_SCHEMA, _TICK_T)
 
 
-class PaginationError(RuntimeError):
+class PaginationError(BrokerError):
     """The server's paging does not terminate (a repeated token or too many pages)."""
 
 
-class FetchError(RuntimeError):
+class FetchError(BrokerError):
     """Fetching failed for good; `partial` holds every row fetched before the failure (the kind's schema)."""
 
     def __init__(self, message: str, partial: pl.DataFrame) -> None:
@@ -183,8 +184,8 @@ class AlpacaClient:
         if not url:
             raise ValueError("alpaca.data_url: not set (start the local venue with `hybridtrader venue` "
                              "and set its URL, or pass data_url=)")
-        key, secret = alpaca_keys(cfg)
         self.url = url.rstrip("/")
+        key, secret = alpaca_keys(cfg, self.url)
         self.data = cfg.data
         self.feed = "iex" if cfg.alpaca.feed == "test" else cfg.alpaca.feed
         self.metrics = metrics

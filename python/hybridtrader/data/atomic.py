@@ -14,8 +14,10 @@ from typing import Any, BinaryIO
 import orjson
 import polars as pl
 
+from hybridtrader.errors import StateError
 
-class StateFileError(ValueError):
+
+class StateFileError(StateError):
     """A state file exists but cannot be used (corrupt, or written by another format version)."""
 
 

@@ -34,7 +34,7 @@ def check_api(name: str, url: str | None, config: Config, timeout: float = 5.0) 
     """One authenticated GET (configured or local keys): is the API reachable and are we authorised?"""
     if not url:
         return Check(name, None, "no URL configured (local venue: pass --url from `hybridtrader venue`)")
-    key, secret = alpaca_keys(config)
+    key, secret = alpaca_keys(config, url)
     headers = {"APCA-API-KEY-ID": key, "APCA-API-SECRET-KEY": secret}
     t0 = time.perf_counter()
     try:

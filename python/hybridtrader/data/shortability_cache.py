@@ -34,7 +34,7 @@ def trading_client(config: Config, trading_url: str | None = None) -> TradingCli
     url = trading_url or a.trading_url
     if not url:
         raise ValueError("alpaca.trading_url: not set (start the local venue and pass its URL)")
-    key, secret = alpaca_keys(config)
+    key, secret = alpaca_keys(config, url)
     client = TradingClient(key, secret, paper=a.paper, url_override=url.rstrip("/"))
     client._retry_codes = []  # the rate limiter retries, honouring the server's reset time
     return client

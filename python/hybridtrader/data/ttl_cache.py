@@ -16,17 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from hybridtrader.data.atomic import read_state, write_state
+from hybridtrader.credentials import redact
+from hybridtrader.errors import BrokerError
 from hybridtrader.monitoring.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 
 
-class CacheRefreshError(RuntimeError):
+class CacheRefreshError(BrokerError):
     """Entries were missing or expired and the refresh failed; nothing stale was served."""
 
     def __init__(self, name: str, keys: list[str], cause: BaseException) -> None:
-        super().__init__(f"{name}: refreshing {', '.join(keys)} failed: {cause}")
+        super().__init__(f"{name}: refreshing {', '.join(keys)} failed: {redact(str(cause))}")
         self.keys = keys
 
 
@@ -83,7 +85,7 @@ class TTLCache:
             loaded = self.loader(keys)
         except Exception as e:
             self.metrics.inc("cache_refresh_failures", cache=self.name)
-            log.warning("%s cache: refresh of %d keys failed: %s", self.name, len(keys), e)
+            log.warning("%s cache: refresh of %d keys failed: %s", self.name, len(keys), redact(str(e)))
             raise CacheRefreshError(self.name, keys, e) from e
         absent = [k for k in keys if k not in loaded]
         if absent:

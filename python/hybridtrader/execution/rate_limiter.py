@@ -32,6 +32,7 @@ import requests
 
 from hybridtrader._core import SlidingWindowLimiter
 from hybridtrader.config import BackoffConfig, Config, ExecutionConfig, config_from_dict
+from hybridtrader.errors import BrokerError
 
 T = TypeVar("T")
 
@@ -59,7 +60,7 @@ class Attempt:
     elapsed: float
 
 
-class RateLimitError(Exception):
+class RateLimitError(BrokerError):
     """A call was refused for rate limiting and retrying gave up (`history` lists every attempt); raised
     by callers too, to signal a rate-limit answer (`retry_after` seconds when known)."""
 

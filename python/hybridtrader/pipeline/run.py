@@ -287,7 +287,7 @@ def trade_stage(
             )
         )
     signals = pl.concat(frames) if frames else pl.DataFrame()
-    key, secret = alpaca_keys(cfg)
+    key, secret = alpaca_keys(cfg, venue.url)
     trading = TradingClient(key, secret, paper=True, url_override=venue.url)
     # earnings blackouts from the venue's Finnhub-compatible calendar (cached under the run directory)
     earnings = EarningsBlackout(

@@ -42,7 +42,7 @@ from urllib.parse import urlparse
 import polars as pl
 
 from hybridtrader.config import Config, StreamConfig
-from hybridtrader.credentials import LOCAL_KEY, alpaca_keys, secret_or
+from hybridtrader.credentials import alpaca_keys, polygon_key
 from hybridtrader.stream.connection import Connection, State, backoff_delay
 from hybridtrader.stream.dispatch import (
     STOP,
@@ -190,20 +190,15 @@ class StreamingAdapter:
         """Connect (and authenticate) to the Alpaca stream `/v2/{feed}`; `url` overrides alpaca.stream_url."""
         if feed not in ("iex", "sip", "delayed_sip", "test"):
             raise ValueError(f"feed must be one of iex, sip, delayed_sip, test; got {feed!r}")
-        proto = AlpacaProtocol(
-            _stream_url(url or self.config.alpaca.stream_url, f"/v2/{feed}", "alpaca.stream_url"),
-            *alpaca_keys(self.config),
-            encoding,
-        )
+        where = _stream_url(url or self.config.alpaca.stream_url, f"/v2/{feed}", "alpaca.stream_url")
+        proto = AlpacaProtocol(where, *alpaca_keys(self.config, where), encoding)
         await self._connect("alpaca", proto)
 
     async def connect_polygon(self, *, url: str | None = None) -> None:
         """Connect (and authenticate) to the Polygon stocks stream; `url` overrides its stream_url."""
         p = self.config.alpaca.data_sources.polygon
-        proto = PolygonProtocol(
-            _stream_url(url or p.stream_url, "/stocks", "alpaca.data_sources.polygon.stream_url"),
-            secret_or(p.api_key, LOCAL_KEY),
-        )
+        where = _stream_url(url or p.stream_url, "/stocks", "alpaca.data_sources.polygon.stream_url")
+        proto = PolygonProtocol(where, polygon_key(self.config, where))
         await self._connect("polygon", proto)
 
     async def _connect(self, name: str, proto: StreamProtocol) -> None:

@@ -10,14 +10,11 @@ from typing import Any, ClassVar, Literal
 import msgpack
 import orjson
 
+from hybridtrader.errors import StreamError
 from hybridtrader.stream.messages import Encoding, FrameParser, Provider
 
 Channel = Literal["trades", "quotes", "bars"]
 CHANNELS: tuple[Channel, ...] = ("trades", "quotes", "bars")
-
-
-class StreamError(RuntimeError):
-    """A stream that cannot go on as asked."""
 
 
 class AuthError(StreamError):
