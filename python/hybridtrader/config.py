@@ -33,6 +33,19 @@ ENV_PATH = "HYBRIDTRADER_CONFIG"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+def merge_defaults(defaults: dict[str, Any], raw: Any) -> Any:
+    """`raw` merged key by key into `defaults` (nested mappings recursively; lists and scalars replace).
+
+    So a file that sets one key of a default entry keeps that entry's other keys and the other entries."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(defaults)
+    for k, v in raw.items():
+        d = out.get(k)
+        out[k] = merge_defaults(d, v) if isinstance(d, dict) and isinstance(v, dict) else v
+    return out
+
+
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, values are validated on assignment."""
 
@@ -180,21 +193,21 @@ class StrategyConfig(Section):
 
 
 def _default_strategies() -> dict[str, StrategyConfig]:
-    return {
-        "intraday_mean_reversion": StrategyConfig(
-            ml_model=MLModelConfig(
-                features=["zscore", "rsi", "atr", "volume_zscore", "spread", "ret_1", "ret_5"]
-            )
-        ),
-        "swing_trend_following": StrategyConfig(
-            ml_model=MLModelConfig(
-                features=[
-                    "ema_slope", "adx", "atr", "volume_zscore", "trend_strength",
-                    "trend_strength_390", "ret_390",
-                ]
-            )
-        ),
-    }
+    return {k: StrategyConfig.model_validate(v) for k, v in _DEFAULT_STRATEGIES.items()}
+
+
+_DEFAULT_STRATEGIES: dict[str, dict[str, Any]] = {
+    "intraday_mean_reversion": {
+        "ml_model": {"features": ["zscore", "rsi", "atr", "volume_zscore", "spread", "ret_1", "ret_5"]}
+    },
+    "swing_trend_following": {
+        "ml_model": {
+            "features": [
+                "ema_slope", "adx", "atr", "volume_zscore", "trend_strength", "trend_strength_390", "ret_390",
+            ]
+        }
+    },
+}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ monitoring
@@ -315,15 +328,7 @@ class ExposureConfig(Section):
     @field_validator("books", mode="before")
     @classmethod
     def _merge_default_books(cls, raw: Any) -> Any:
-        if not isinstance(raw, dict):
-            return raw
-        merged: dict[str, Any] = {k: dict(v) for k, v in _DEFAULT_BOOKS.items()}
-        for name, caps in raw.items():
-            if isinstance(caps, dict) and isinstance(merged.get(name), dict):
-                merged[name] = {**merged[name], **caps}
-            else:
-                merged[name] = caps
-        return merged
+        return merge_defaults(_DEFAULT_BOOKS, raw)
 
 
 class CircuitBreakerConfig(Section):
@@ -593,6 +598,13 @@ class Config(Section):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     venue: VenueConfig = Field(default_factory=VenueConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _merge_default_strategies(cls, raw: Any) -> Any:
+        # Setting one key of a seed strategy keeps its other keys and the other strategy; a strategy is
+        # switched off with `enabled: false`.
+        return merge_defaults(_DEFAULT_STRATEGIES, raw)
 
     def masked(self) -> dict[str, Any]:
         """The resolved configuration as plain data, secrets shown as '**********'."""

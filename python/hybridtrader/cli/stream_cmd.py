@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.table import Table
 
 from hybridtrader.config import Config, load_config
+from hybridtrader.errors import ConfigError
 from hybridtrader.market.calendar import NEW_YORK
 from hybridtrader.stream import StreamingAdapter, parse_every
 
@@ -68,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _symbols(text: str) -> list[str]:
     syms = [s.strip().upper() for s in text.split(",") if s.strip()]
     if not syms:
-        raise ValueError(f"--symbols: expected a comma-separated list, got {text!r}")
+        raise ConfigError(f"--symbols: expected a comma-separated list, got {text!r}")
     return list(dict.fromkeys(syms))
 
 
@@ -78,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
     if args.every is not None:
         parse_every(args.every)
     if args.speed <= 0:
-        raise ValueError(f"--speed: must be > 0, got {args.speed}")
+        raise ConfigError(f"--speed: must be > 0, got {args.speed}")
     if args.duration is not None and args.duration <= 0:
-        raise ValueError(f"--duration: must be > 0, got {args.duration}")
+        raise ConfigError(f"--duration: must be > 0, got {args.duration}")
     console = Console()
     venue = None
     if cfg.alpaca.stream_url is None:

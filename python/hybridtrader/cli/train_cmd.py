@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hybridtrader.config import Config, load_config
+from hybridtrader.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +52,7 @@ def load_bars(args: argparse.Namespace) -> pl.DataFrame:
             return SyntheticMarket.read(path).bars_1m
         raise OSError(f"--data: no such file or directory: {path}")
     if args.symbols < 1 or args.sessions < 1:
-        raise ValueError(f"--symbols and --sessions must be >= 1, got {args.symbols} and {args.sessions}")
+        raise ConfigError(f"--symbols and --sessions must be >= 1, got {args.symbols} and {args.sessions}")
     from hybridtrader.market.synth import generate_market
 
     market = generate_market(
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     strategies = args.strategy or [n for n, s in cfg.strategies.items() if s.enabled and s.ml_model.enabled]
     unknown = [s for s in strategies if s not in cfg.strategies]
     if unknown:
-        raise ValueError(f"--strategy: unknown {unknown} (configured: {sorted(cfg.strategies)})")
+        raise ConfigError(f"--strategy: unknown {unknown} (configured: {sorted(cfg.strategies)})")
     console = Console()
     with console.status("loading bars"):
         bars = load_bars(args)

@@ -43,7 +43,7 @@ from hybridtrader.data.schema import (
     to_utc,
     utc_ns,
 )
-from hybridtrader.errors import BrokerError
+from hybridtrader.errors import BrokerError, DataError
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.monitoring.metrics import METRICS, Metrics
@@ -87,7 +87,7 @@ def chunk_ranges(start: datetime, end: datetime, tf: Timeframe, n_symbols: int,
                  chunk_bars: int) -> list[tuple[datetime, datetime]]:
     """[start, end] cut into consecutive inclusive windows of about `chunk_bars` bars over all symbols."""
     if end < start:
-        raise ValueError(f"end: {end.isoformat()} is before start {start.isoformat()}")
+        raise DataError(f"end: {end.isoformat()} is before start {start.isoformat()}")
     sessions_per_chunk = chunk_bars / (max(1, n_symbols) * tf.bars_per_session)
     span = max(timedelta(days=1), timedelta(days=sessions_per_chunk * 365.25 / 252))
     out = []
@@ -182,7 +182,7 @@ class AlpacaClient:
         cfg = config or Config()
         url = data_url or cfg.alpaca.data_url
         if not url:
-            raise ValueError("alpaca.data_url: not set (start the local venue with `hybridtrader venue` "
+            raise DataError("alpaca.data_url: not set (start the local venue with `hybridtrader venue` "
                              "and set its URL, or pass data_url=)")
         self.url = url.rstrip("/")
         key, secret = alpaca_keys(cfg, self.url)
@@ -286,7 +286,7 @@ class AlpacaClient:
                extra: dict[str, Any]) -> pl.DataFrame:
         """All pages of one window, resuming from the last row after a failed page."""
         if end < start:
-            raise ValueError(f"end: {end.isoformat()} is before start {start.isoformat()}")
+            raise DataError(f"end: {end.isoformat()} is before start {start.isoformat()}")
         acc = _Columns(kind)
         queue = [_Segment(symbols, start, end)]
         resumes = 0

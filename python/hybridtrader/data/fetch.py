@@ -21,6 +21,7 @@ from hybridtrader.data.alpaca_client import AlpacaClient, FetchError, chunk_rang
 from hybridtrader.data.atomic import read_state, write_state
 from hybridtrader.data.bar_store import BarStore
 from hybridtrader.data.schema import normalize_symbols, rfc3339, to_utc
+from hybridtrader.errors import DataError
 from hybridtrader.market.timeframe import Timeframe
 
 STATE_VERSION = 1
@@ -64,7 +65,7 @@ def fetch_to_store(
     path = state_path(store, request)
     state = read_state(path, STATE_VERSION)
     if state is not None and state.get("request") != request:
-        raise ValueError(f"fetch state {path} belongs to another request: {state.get('request')}")
+        raise DataError(f"fetch state {path} belongs to another request: {state.get('request')}")
     done = set(state["done"]) if state is not None else set()
     result = FetchResult(chunks=len(chunks), skipped=len(done & set(range(len(chunks)))), bars=0, added=0)
     if progress is not None:

@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
+from hybridtrader.errors import DataError
+
 TS = pl.Datetime("ns", "UTC")
 BAR_SCHEMA = {
     "symbol": pl.String, "ts": TS, "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
@@ -31,12 +33,12 @@ def to_utc(name: str, value: datetime | date | str) -> datetime:
         try:
             value = datetime.fromisoformat(value) if len(value) > 10 else date.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"{name}: not an ISO date or time: {value!r}") from None
+            raise DataError(f"{name}: not an ISO date or time: {value!r}") from None
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    raise ValueError(f"{name}: expected a datetime, date or ISO string, got {type(value).__name__}")
+    raise DataError(f"{name}: expected a datetime, date or ISO string, got {type(value).__name__}")
 
 
 def rfc3339(dt: datetime) -> str:
@@ -48,7 +50,7 @@ def normalize_symbols(symbols: str | Iterable[str]) -> list[str]:
     items = symbols.split(",") if isinstance(symbols, str) else list(symbols)
     bad = [s for s in items if not isinstance(s, str) or not s.strip()]
     if not items or bad:
-        raise ValueError(f"symbols: expected non-empty ticker strings, got {symbols!r}")
+        raise DataError(f"symbols: expected non-empty ticker strings, got {symbols!r}")
     return sorted({s.strip().upper() for s in items})
 
 

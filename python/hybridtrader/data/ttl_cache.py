@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from hybridtrader.data.atomic import read_state, write_state
 from hybridtrader.credentials import redact
-from hybridtrader.errors import BrokerError
+from hybridtrader.data.atomic import read_state, write_state
+from hybridtrader.errors import BrokerError, DataError
 from hybridtrader.monitoring.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class TTLCache:
         metrics: Metrics = METRICS,
     ) -> None:
         if ttl_s <= 0:
-            raise ValueError(f"ttl_s: must be > 0, got {ttl_s}")
+            raise DataError(f"ttl_s: must be > 0, got {ttl_s}")
         self.name = name
         self.path = Path(path)
         self.ttl_s = ttl_s
@@ -56,7 +56,7 @@ class TTLCache:
         self.entries: dict[str, tuple[float, Any]] = {}
         if state is not None:
             if state.get("name") != name or not isinstance(state.get("entries"), dict):
-                raise ValueError(f"cache file {self.path} does not hold the {name} cache")
+                raise DataError(f"cache file {self.path} does not hold the {name} cache")
             self.entries = {k: (float(v["fetched_at"]), v["value"]) for k, v in state["entries"].items()}
 
     def age(self, key: str) -> float | None:

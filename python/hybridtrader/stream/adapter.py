@@ -43,6 +43,7 @@ import polars as pl
 
 from hybridtrader.config import Config, StreamConfig
 from hybridtrader.credentials import alpaca_keys, polygon_key
+from hybridtrader.errors import ConfigError, StreamError
 from hybridtrader.stream.connection import Connection, State, backoff_delay
 from hybridtrader.stream.dispatch import (
     STOP,
@@ -72,17 +73,17 @@ _UNITS = {"m": (60, "Min"), "h": (3600, "Hour")}
 def parse_every(every: str) -> tuple[int, str]:
     """'1m' -> (60e9 ns, '1Min'): the bar interval and its Alpaca REST timeframe (used for backfill)."""
     if not isinstance(every, str) or len(every) < 2 or every[-1] not in _UNITS or not every[:-1].isdigit():
-        raise ValueError(f"every: expected minutes or hours such as '1m', '5m', '1h', got {every!r}")
+        raise ConfigError(f"every: expected minutes or hours such as '1m', '5m', '1h', got {every!r}")
     n = int(every[:-1])
     seconds, unit = _UNITS[every[-1]]
     if n <= 0 or (unit == "Min" and n > 59) or (unit == "Hour" and n > 23):
-        raise ValueError(f"every: {every!r} has no Alpaca timeframe (1-59m or 1-23h)")
+        raise ConfigError(f"every: {every!r} has no Alpaca timeframe (1-59m or 1-23h)")
     return n * seconds * 1_000_000_000, f"{n}{unit}"
 
 
 def _stream_url(base: str | None, path: str, key: str) -> str:
     if base is None:
-        raise ValueError(f"{key} is not set: give the provider's stream URL or start the local venue")
+        raise ConfigError(f"{key} is not set: give the provider's stream URL or start the local venue")
     return base.rstrip("/") + path if urlparse(base).path in ("", "/") else base
 
 
@@ -119,7 +120,7 @@ class StreamingAdapter:
         if clock == "wall":
             clock = time.time_ns
         if clock is not None and not callable(clock):
-            raise ValueError(f"clock: expected 'wall', None or a callable returning UTC ns, got {clock!r}")
+            raise ConfigError(f"clock: expected 'wall', None or a callable returning UTC ns, got {clock!r}")
         self._clock: Clock | None = clock
         self._rest = rest
         self._agg = BarAggregator(every=self.every)
@@ -189,7 +190,7 @@ class StreamingAdapter:
     ) -> None:
         """Connect (and authenticate) to the Alpaca stream `/v2/{feed}`; `url` overrides alpaca.stream_url."""
         if feed not in ("iex", "sip", "delayed_sip", "test"):
-            raise ValueError(f"feed must be one of iex, sip, delayed_sip, test; got {feed!r}")
+            raise ConfigError(f"feed must be one of iex, sip, delayed_sip, test; got {feed!r}")
         where = _stream_url(url or self.config.alpaca.stream_url, f"/v2/{feed}", "alpaca.stream_url")
         proto = AlpacaProtocol(where, *alpaca_keys(self.config, where), encoding)
         await self._connect("alpaca", proto)
@@ -203,9 +204,9 @@ class StreamingAdapter:
 
     async def _connect(self, name: str, proto: StreamProtocol) -> None:
         if self._closed:
-            raise RuntimeError("the adapter is closed")
+            raise StreamError("the adapter is closed")
         if name in self._sources:
-            raise RuntimeError(f"{name} is connected already")
+            raise StreamError(f"{name} is connected already")
         if name not in self._priority:
             self._priority.append(name)
         self._start()
@@ -254,7 +255,7 @@ class StreamingAdapter:
         syms = [s.strip().upper() for s in symbols]
         bad = [s for s in syms if not s or (not s.replace(".", "").replace("/", "").isalnum() and s != "*")]
         if bad or not syms:
-            raise ValueError(f"symbols: expected ticker symbols, got {list(symbols)!r}")
+            raise ConfigError(f"symbols: expected ticker symbols, got {list(symbols)!r}")
         current = self._subs.get(channel)
         change = Subscriptions()
         delta = set(syms) - current if action == "subscribe" else set(syms) & current

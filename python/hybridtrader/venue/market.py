@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
+from hybridtrader.errors import DataError
 from hybridtrader.market.bars import aggregate_trades, rollup
 from hybridtrader.market.synth import daily_bars
 from hybridtrader.market.timeframe import Timeframe
@@ -53,7 +54,7 @@ class Series:
 def _require(frame: pl.DataFrame, cols: tuple[str, ...], what: str) -> pl.DataFrame:
     missing = [c for c in cols if c not in frame.columns]
     if missing:
-        raise ValueError(f"{what}: missing columns {missing} (expected {list(cols)})")
+        raise DataError(f"{what}: missing columns {missing} (expected {list(cols)})")
     return frame.select(cols).with_columns(pl.col("ts").cast(TS)) if "ts" in cols else frame.select(cols)
 
 
@@ -87,7 +88,7 @@ class ReplayMarket:
         self.trades = Series.build(trades)
         if bars_1m is None:
             if trades.height == 0:
-                raise ValueError("market: needs trades or 1-minute bars")
+                raise DataError("market: needs trades or 1-minute bars")
             bars_1m = aggregate_trades(self.trades.frame, every="1m")
         bars_1m = _require(bars_1m, BAR_COLS, "bars_1m")
         bars_1d = _require(bars_1d, BAR_COLS, "bars_1d") if bars_1d is not None else daily_bars(bars_1m)
@@ -118,7 +119,7 @@ class ReplayMarket:
     @staticmethod
     def _reference(symbols: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         if "symbol" not in symbols.columns:
-            raise ValueError("symbols: missing column 'symbol'")
+            raise DataError("symbols: missing column 'symbol'")
         defaults: dict[str, Any] = {"sector": "Unknown", "shortable": True, "easy_to_borrow": True,
                                     "adv": 0.0, "daily_vol": 0.0}
         for col, value in defaults.items():
@@ -151,14 +152,14 @@ class ReplayMarket:
         optionally `quotes`, `bars_1d`, `symbols`, `earnings`."""
         root = Path(root)
         if not root.is_dir():
-            raise ValueError(f"market path: {root} is not a directory")
+            raise DataError(f"market path: {root} is not a directory")
         frames = {}
         for name in ("trades", "quotes", "bars_1m", "bars_1d", "symbols", "earnings"):
             f = root / f"{name}.parquet"
             if f.exists():
                 frames[name] = pl.read_parquet(f)
         if "trades" not in frames and "bars_1m" not in frames:
-            raise ValueError(f"market path: {root} has neither trades.parquet nor bars_1m.parquet")
+            raise DataError(f"market path: {root} has neither trades.parquet nor bars_1m.parquet")
         return cls(**frames)
 
     # --------------------------------------------------------------------------------- queries
