@@ -612,16 +612,20 @@ class Config(Section):
 
 
 # --------------------------------------------------------------------------------------- loading
-def _substitute(node: Any, loc: tuple[Any, ...], unset: list[str]) -> Any:
+def _substitute(node: Any, loc: tuple[Any, ...], unset: list[str], stack: tuple[int, ...] = ()) -> Any:
     """Replace ${VAR} and ${VAR:-default} in every string.
 
     A whole value that is an unset variable without default becomes None where the key accepts None (a
     secret: its provider is then disabled) and is an error elsewhere.
     """
-    if isinstance(node, dict):
-        return {k: _substitute(v, (*loc, k), unset) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_substitute(v, (*loc, i), unset) for i, v in enumerate(node)]
+    if isinstance(node, dict | list):
+        # YAML aliases may build a structure that contains itself; no config value can be infinite.
+        if id(node) in stack:
+            raise ConfigError(f"config error at {_path(loc)}: a YAML alias refers to itself (recursive)")
+        stack = (*stack, id(node))
+        if isinstance(node, dict):
+            return {k: _substitute(v, (*loc, k), unset, stack) for k, v in node.items()}
+        return [_substitute(v, (*loc, i), unset, stack) for i, v in enumerate(node)]
     if not isinstance(node, str) or "${" not in node:
         return node
     path = _path(loc)
@@ -725,11 +729,27 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         return Config()
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        bad = e.object[e.start]
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte {e.start} is {bad:#04x})") from None
     try:
         raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {p}{where}: invalid YAML: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
-    return config_from_dict(raw)
+        raise ConfigError(f"config file {p}: invalid YAML: {' '.join(str(e).split())}") from None
+    try:
+        return config_from_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
+
+
+def with_overrides(config: Config, overrides: dict[str, Any]) -> Config:
+    """`config` with the nested `overrides` (e.g. {"venue": {"port": 8080}}) merged in and validated like
+    a file: a bad value is a ConfigError naming the key path (command-line options use this)."""
+    return config_from_dict(merge_defaults(config.model_dump(), overrides))

@@ -122,14 +122,13 @@ def finnhub_token(config: Config, url: str | None) -> str | None:
     return None
 
 
-def endpoints_line(config: Config) -> str:
-    """One line saying which endpoints a command talks to (configured services or the local venue)."""
-    a, f, p = config.alpaca, config.finnhub, config.alpaca.data_sources.polygon
-    parts = [
-        f"alpaca data {a.data_url or 'local venue'}",
-        f"alpaca trading {a.trading_url or 'local venue'}",
-        f"alpaca stream {a.stream_url or 'local venue'}",
-        f"polygon {p.stream_url or 'local venue'}",
-        f"finnhub {f.url or 'local venue'}",
-    ]
-    return "endpoints: " + ", ".join(parts)
+def drop_keys_for_local_venue(config: Config) -> None:
+    """Remove every configured credential from `config` (in place, with a warning when there were any):
+    for a command that points the provider URLs at a local venue it started."""
+    a, p, f = config.alpaca, config.alpaca.data_sources.polygon, config.finnhub
+    if any(v is not None for v in (a.api_key, a.secret_key, p.api_key, f.api_key)):
+        for secret in (a.api_key, a.secret_key, p.api_key, f.api_key):
+            secret_value(secret)
+        log.warning("configured API keys are ignored: this command talks to the local venue it started")
+    a.api_key = a.secret_key = p.api_key = f.api_key = None
+

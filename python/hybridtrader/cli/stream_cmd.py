@@ -22,11 +22,13 @@ from rich.live import Live
 from rich.table import Table
 
 from hybridtrader.config import Config, load_config
+from hybridtrader.credentials import drop_keys_for_local_venue
 from hybridtrader.errors import ConfigError
 from hybridtrader.market.calendar import NEW_YORK
 from hybridtrader.stream import StreamingAdapter, parse_every
 
 ROWS = 20  # bars shown in the live table
+SYNTHETIC = "SYNTHETIC prices from the local venue, not real market data"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -101,13 +103,17 @@ def _local_venue(cfg: Config, symbols: list[str], speed: float, console: Console
 
     with console.status(f"generating a synthetic session of {', '.join(symbols)} for the local venue"):
         market = generate_market(symbols=symbols, sessions=1, seed=cfg.venue.market.seed)
+    drop_keys_for_local_venue(cfg)  # the URLs below are the local venue's: real keys must not go there
     vcfg = cfg.venue.model_copy(update={"speed": speed})
     venue = Venue(vcfg, market=market).start()
     ws = venue.url.replace("http://", "ws://")
     cfg.alpaca.stream_url = ws
     cfg.alpaca.data_url = venue.url
     cfg.alpaca.data_sources.polygon.stream_url = ws
-    console.print(f"local venue at {venue.url}, replaying {', '.join(symbols)} at {speed:g}x")
+    console.print(
+        f"local venue at {venue.url}, replaying {', '.join(symbols)} at {speed:g}x: [bold]{SYNTHETIC}[/] "
+        "under these tickers"
+    )
     return venue
 
 
@@ -115,6 +121,7 @@ async def _stream(
     cfg: Config, args: argparse.Namespace, symbols: list[str], venue: Any, console: Console
 ) -> dict:
     clock = venue.clock.now_ns if venue is not None else "wall"
+    synthetic = venue is not None and venue.market.synthetic
     ds = cfg.alpaca.data_sources
     first = args.provider or ds.primary
     fallbacks = [s for s in dict.fromkeys([ds.primary, *ds.secondary]) if s != first] if args.failover else []
@@ -133,9 +140,9 @@ async def _stream(
         for row in bars.iter_rows():
             recent.append(row)
             if live is None:
-                print(_line(row, bars.columns), flush=True)
+                print(_line(row, bars.columns) + (" [synthetic]" if synthetic else ""), flush=True)
         if live is not None:
-            live.update(_view(recent, adapter, last))
+            live.update(_view(recent, adapter, last, synthetic))
 
     adapter.on_bar(on_bar)
     # A trade handler (the last price per symbol, shown in the status line) also gives the latency figures.
@@ -149,7 +156,7 @@ async def _stream(
                 await adapter.connect_polygon()
         await adapter.subscribe_trades(symbols)
         if console.is_terminal:
-            live = Live(_view(recent, adapter, last), console=console, refresh_per_second=4)
+            live = Live(_view(recent, adapter, last, synthetic), console=console, refresh_per_second=4)
             live.start()
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while not stop.is_set():
@@ -158,7 +165,7 @@ async def _stream(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
             if live is not None:
-                live.update(_view(recent, adapter, last))
+                live.update(_view(recent, adapter, last, synthetic))
     finally:
         await adapter.close()
         if live is not None:
@@ -195,8 +202,11 @@ def _line(row: tuple[Any, ...], columns: list[str]) -> str:
     ).rstrip()
 
 
-def _view(recent: deque[tuple[Any, ...]], adapter: StreamingAdapter, last: dict[str, float]) -> Group:
-    t = Table(title="bars as they close", expand=False)
+def _view(
+    recent: deque[tuple[Any, ...]], adapter: StreamingAdapter, last: dict[str, float], synthetic: bool
+) -> Group:
+    title = "bars as they close" + (f" — {SYNTHETIC}" if synthetic else "")
+    t = Table(title=title, expand=False)
     numbers = ("open", "high", "low", "close", "volume", "vwap", "trades")
     for c in ("time (New York)", "symbol", *numbers, "flags"):
         t.add_column(c, justify="right" if c in numbers else "left")

@@ -81,8 +81,10 @@ def gate_table(result: dict[str, Any]) -> Table:
 def run(args: argparse.Namespace) -> int:
     from hybridtrader.ml.pipeline import MLPipeline
     from hybridtrader.ml.report import write_report
+    from hybridtrader.ml.strategy_check import check_strategies
 
     cfg: Config = load_config(args.config)
+    check_strategies(cfg)
     strategies = args.strategy or [n for n, s in cfg.strategies.items() if s.enabled and s.ml_model.enabled]
     unknown = [s for s in strategies if s not in cfg.strategies]
     if unknown:

@@ -111,7 +111,7 @@ _XGB_NAMES = {
 }
 
 
-def _import_xgboost() -> Any:
+def import_xgboost() -> Any:
     """The xgboost module, or a ModelError saying how to install the optional extra."""
     try:
         import xgboost
@@ -126,7 +126,7 @@ def _import_xgboost() -> Any:
 def _xgboost(
     s: FitSettings, names: list[str], xf: np.ndarray, yf: np.ndarray, xv: np.ndarray, yv: np.ndarray
 ) -> Fitted:
-    xgb = _import_xgboost()
+    xgb = import_xgboost()
     params: dict[str, Any] = {
         "objective": "binary:logistic",
         "eval_metric": "logloss",
@@ -174,7 +174,7 @@ def predict(fitted: Fitted, x: np.ndarray, names: list[str]) -> np.ndarray:
     model = fitted.model
     if type(model).__module__.startswith("lightgbm"):
         return np.asarray(model.predict(x, num_iteration=fitted.best_iteration), dtype=float)
-    xgb = _import_xgboost()
+    xgb = import_xgboost()
     return np.asarray(model.predict(xgb.DMatrix(x, feature_names=names)), dtype=float)
 
 

@@ -81,7 +81,11 @@ class ReplayMarket:
         bars_1d: pl.DataFrame | None = None,
         symbols: pl.DataFrame | None = None,
         earnings: pl.DataFrame | None = None,
+        source: str = "frames given by the caller",
+        synthetic: bool = False,
     ) -> None:
+        self.source = source  # where the prices come from, shown wherever they are served
+        self.synthetic = synthetic
         empty_trades = pl.DataFrame(schema={"symbol": pl.String, "ts": TS, "price": pl.Float64,
                                             "size": pl.Int64})
         trades = _require(trades, TRADE_COLS, "trades") if trades is not None else empty_trades
@@ -144,6 +148,9 @@ class ReplayMarket:
             bars_1d=getattr(market, "bars_1d", None),
             symbols=getattr(market, "symbols", None),
             earnings=getattr(market, "earnings", None),
+            source="SYNTHETIC prices (a seeded simulation, not real market data; seed "
+            f"{getattr(market, 'params', {}).get('seed', '?')})",
+            synthetic=True,
         )
 
     @classmethod
@@ -160,7 +167,20 @@ class ReplayMarket:
                 frames[name] = pl.read_parquet(f)
         if "trades" not in frames and "bars_1m" not in frames:
             raise DataError(f"market path: {root} has neither trades.parquet nor bars_1m.parquet")
-        return cls(**frames)
+        return cls(**frames, source=f"recorded parquet in {root}")
+
+    def describe(self) -> dict[str, Any]:
+        """What is served: the source (synthetic or recorded), the symbols and the sessions (NY dates)."""
+        days = self._bars[Timeframe(1, "Day")].frame["ts"].dt.convert_time_zone("America/New_York")
+        dates = sorted(days.dt.date().unique().to_list())
+        return {
+            "source": self.source.strip(),
+            "synthetic": self.synthetic,
+            "symbols": self.names,
+            "sessions": len(dates),
+            "first_session": str(dates[0]) if dates else None,
+            "last_session": str(dates[-1]) if dates else None,
+        }
 
     # --------------------------------------------------------------------------------- queries
     def bars(self, tf: Timeframe) -> Series:

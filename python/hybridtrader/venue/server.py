@@ -184,7 +184,8 @@ class Venue:
     async def _info(self, request: web.Request) -> web.Response:
         return web.json_response(
             {"urls": self.urls, "now": self.clock.now_ns(), "speed": self.config.speed,
-             "symbols": self.market.names, "faults": self.faults.config.model_dump()},
+             "market": self.market.describe(), "symbols": self.market.names,
+             "faults": self.faults.config.model_dump()},
             dumps=lambda x: orjson.dumps(x).decode(),
         )
 
