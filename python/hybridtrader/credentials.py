@@ -42,6 +42,15 @@ _NAMED = re.compile(
 )
 
 
+AUTH_FAILURES = (401, 403)  # HTTP answers that retrying with the same keys cannot change
+
+
+def auth_hint(url: str) -> str:
+    """What to do when `url` refused the keys sent to it."""
+    return (f"the keys sent to {url} are not valid there; configured keys go only to the URLs configured "
+            "beside them (alpaca.data_url / trading_url / stream_url), the local venue takes its own keys")
+
+
 def remember(secret: str) -> str:
     """Mark `secret` for redaction everywhere; returns it."""
     if len(secret) >= 4:  # a shorter "secret" would redact ordinary words

@@ -32,7 +32,7 @@ from alpaca.data.historical import StockHistoricalDataClient
 from requests import HTTPError
 
 from hybridtrader.config import Config
-from hybridtrader.credentials import alpaca_keys
+from hybridtrader.credentials import AUTH_FAILURES, alpaca_keys, auth_hint
 from hybridtrader.data.schema import (
     BAR_SCHEMA,
     QUOTE_SCHEMA,
@@ -44,7 +44,7 @@ from hybridtrader.data.schema import (
     utc_ns,
 )
 from hybridtrader.errors import BrokerError, DataError
-from hybridtrader.execution.rate_limiter import RateLimiter
+from hybridtrader.execution.rate_limiter import RateLimiter, http_status
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.monitoring.metrics import METRICS, Metrics
 
@@ -297,6 +297,10 @@ class AlpacaClient:
             except PaginationError:
                 raise
             except Exception as e:
+                if http_status(e) in AUTH_FAILURES:  # other keys are needed: resuming cannot help
+                    raise BrokerError(
+                        f"{self.url} refused the keys (HTTP {http_status(e)}): {auth_hint(self.url)}"
+                    ) from None
                 last = getattr(e, "last_row", None)
                 if resumes >= self.data.max_resumes:
                     raise FetchError(

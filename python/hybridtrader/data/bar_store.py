@@ -35,6 +35,19 @@ def _check_bars(bars: pl.DataFrame) -> pl.DataFrame:
         raise DataError(f"bars: columns do not fit the bar schema: {e}") from None
 
 
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _read_file(path: Path) -> pl.DataFrame:
+    """One stored file; a torn or foreign file is a DataError naming it (and it is left alone)."""
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise DataError(f"bar store file {path} is unreadable ({_first_line(e)}); move it away to "
+                        "refetch its bars") from None
+
+
 class BarStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -71,7 +84,7 @@ class BarStore:
             path = self._dir(tf, str(symbol)) / f"{period}.parquet"
             new = part.drop("_p").unique("ts", keep="last")
             if path.exists():
-                old = pl.read_parquet(path)
+                old = _read_file(path)
                 added += new.join(old.select("ts"), on="ts", how="anti").height
                 merged = pl.concat([old.join(new.select("ts"), on="ts", how="anti"), new])
             else:
@@ -99,7 +112,11 @@ class BarStore:
     def read(self, symbols: str | list[str] | None, timeframe: str | Timeframe,
              start: datetime | date | str | None = None, end: datetime | date | str | None = None
              ) -> pl.DataFrame:
-        return self.scan(symbols, timeframe, start, end).collect()
+        try:
+            return self.scan(symbols, timeframe, start, end).collect()
+        except pl.exceptions.PolarsError as e:
+            raise DataError(f"bar store {self.root}: a file is unreadable ({_first_line(e)}); "
+                            "`hybridtrader health --store` names it") from None
 
     def gaps(self, symbols: str | list[str], timeframe: str | Timeframe, start: datetime | date | str,
              end: datetime | date | str) -> pl.DataFrame:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
@@ -39,6 +39,16 @@ def to_utc(name: str, value: datetime | date | str) -> datetime:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     raise DataError(f"{name}: expected a datetime, date or ISO string, got {type(value).__name__}")
+
+
+def to_utc_end(name: str, value: datetime | date | str) -> datetime:
+    """Like `to_utc`, for the inclusive end of a range: a day (a date, or ISO text without a time) means
+    through the end of that day (its last microsecond, the finest time a request carries)."""
+    whole_day = (isinstance(value, date) and not isinstance(value, datetime)) or (
+        isinstance(value, str) and len(value.strip()) <= 10
+    )
+    end = to_utc(name, value)
+    return end + timedelta(days=1, microseconds=-1) if whole_day else end
 
 
 def rfc3339(dt: datetime) -> str:
