@@ -19,7 +19,7 @@ import polars as pl
 
 from hybridtrader._core import SlippageModelCore
 from hybridtrader.config import Config, ExecutionConfig, SlippageConfig, config_from_dict
-from hybridtrader.errors import ConfigError
+from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.execution.time_slicing import to_utc_ns
 from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
 
@@ -297,6 +297,14 @@ class SlippageModel(SlippageModelCore):
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any], str]]:
         # Picklable (process pools, Ray): the config and the learned state travel, not the state file.
         return _restore, (self.config.model_dump(), self.to_json())
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Load state written by `save`; a corrupt or foreign file, or a format_version this version does
+        not read (0 was never written), is a StateError naming the file."""
+        try:
+            super().load(Path(path))
+        except ValueError as e:
+            raise StateError(str(e)) from None
 
     def save(self, path: str | os.PathLike[str] | None = None) -> None:
         """Save the learned state as JSON atomically to `path` (default: `execution.slippage.state_path`)."""

@@ -11,6 +11,7 @@ Missing values (null/NaN) are dropped before both tests.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -51,8 +52,12 @@ def psi(
 
 
 def ks(reference: np.ndarray | Sequence[float], current: np.ndarray | Sequence[float]) -> tuple[float, float]:
-    """(statistic, p-value) of the two-sided two-sample KS test."""
-    res = stats.ks_2samp(_clean(reference, "reference"), _clean(current, "current"))
+    """(statistic, p-value) of the two-sided two-sample KS test: scipy's exact p-value for small samples,
+    the asymptotic one for large samples or where the exact computation does not converge (scipy then
+    switches itself, with a RuntimeWarning that says only that)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+        res = stats.ks_2samp(_clean(reference, "reference"), _clean(current, "current"))
     return float(res.statistic), float(res.pvalue)
 
 

@@ -125,6 +125,8 @@ class StreamingAdapter:
         self._rest = rest
         self._agg = BarAggregator(every=self.every)
         self._seq = BarSequencer(self.every_ns)
+        # symbol -> feed time its trades were unsubscribed: the bar open then is truncated (flagged partial)
+        self._cut: dict[str, int] = {}
         self._subs = Subscriptions()
         ds = self.config.alpaca.data_sources
         self._priority = list(dict.fromkeys([ds.primary, *ds.secondary]))
@@ -262,8 +264,12 @@ class StreamingAdapter:
         change.get(channel).update(delta)
         if action == "subscribe":
             current.update(delta)
+            for s in delta:
+                self._cut.pop(s, None)
         else:
             current.difference_update(delta)
+            if channel == "trades":
+                self._cut.update(dict.fromkeys(delta - {"*"}, self.now_ns()))
         if action == "subscribe" and channel == "trades" and delta and self._clock is not None:
             # New symbols join mid-bar: their first bar would miss ticks; it is rebuilt from REST like a gap.
             self._seq.open_gap(self.now_ns())
@@ -322,9 +328,22 @@ class StreamingAdapter:
             if self._handlers["provider_bar"]:
                 await self._pbar_q.put((frame.bars, recv_ns))
 
+    def _flag_cut(self, bars: Columns) -> None:
+        """Flag as partial the bar of each symbol whose trades were unsubscribed in the middle of it."""
+        d = bars.data
+        partial = d["partial"].copy()  # the engine's flag arrays may share memory
+        for i, (symbol, ts) in enumerate(zip(d["symbol"], d["ts"], strict=True)):
+            cut = self._cut.get(symbol)
+            if cut is not None and ts <= cut < ts + self.every_ns:
+                partial[i] = True
+                del self._cut[symbol]
+        d["partial"] = partial
+
     async def _emit(self, bars: Columns) -> None:
         if not len(bars):
             return
+        if self._cut:
+            self._flag_cut(bars)
         c = self.counts
         c["bars"] += len(bars)
         c["bars_backfilled"] += int(bars.data["backfilled"].sum())
