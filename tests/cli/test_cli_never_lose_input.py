@@ -56,7 +56,8 @@ def test_staged_outputs_appear_together_or_not_at_all(tmp_path: Path) -> None:
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert set(map(str, before)) == {"summary.json", "report/index.html"}
 
-    with pytest.raises(KeyboardInterrupt), staged_outputs(out, "summary.json") as stage:  # an interrupted rerun
+    # an interrupted rerun
+    with pytest.raises(KeyboardInterrupt), staged_outputs(out, "summary.json") as stage:
         (stage / "report").mkdir()
         (stage / "report" / "index.html").write_text("run 2")
         raise KeyboardInterrupt
