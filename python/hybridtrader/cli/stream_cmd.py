@@ -88,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
     venue = None
     if cfg.alpaca.stream_url is None:
         venue = _local_venue(cfg, symbols, args.speed, console)
+    else:
+        polygon = cfg.alpaca.data_sources.polygon.stream_url or "not configured"
+        console.print(f"streams: alpaca {cfg.alpaca.stream_url}, polygon {polygon}; REST backfill "
+                      f"{cfg.alpaca.data_url or 'not configured'}")
     try:
         stats = asyncio.run(_stream(cfg, args, symbols, venue, console))
     finally:
