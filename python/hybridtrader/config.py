@@ -740,9 +740,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {p}{where}: invalid YAML: {e.problem or e.context}") from None
+        raise ConfigError(f"config file {p}{where}: not valid YAML: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {p}: invalid YAML: {' '.join(str(e).split())}") from None
+        raise ConfigError(f"config file {p}: not valid YAML: {' '.join(str(e).split())}") from None
     try:
         return config_from_dict(raw)
     except ConfigError as e:
