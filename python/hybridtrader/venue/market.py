@@ -164,7 +164,11 @@ class ReplayMarket:
         for name in ("trades", "quotes", "bars_1m", "bars_1d", "symbols", "earnings"):
             f = root / f"{name}.parquet"
             if f.exists():
-                frames[name] = pl.read_parquet(f)
+                try:
+                    frames[name] = pl.read_parquet(f)
+                except (pl.exceptions.PolarsError, OSError) as e:
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    raise DataError(f"market path: {f} is not a readable parquet file ({first})") from None
         if "trades" not in frames and "bars_1m" not in frames:
             raise DataError(f"market path: {root} has neither trades.parquet nor bars_1m.parquet")
         return cls(**frames, source=f"recorded parquet in {root}")
