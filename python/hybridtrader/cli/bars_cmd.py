@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hybridtrader import BarAggregator
 from hybridtrader.cli.outputs import check_output
 from hybridtrader.data.atomic import write_parquet_atomic
-from hybridtrader.errors import ConfigError, DataError, HybridTraderError
+from hybridtrader.errors import ConfigError, DataError, HybridTraderError, first_line
 from hybridtrader.market.bars import aggregate_quotes, aggregate_trades, push_frame
 
 CHUNK_ROWS = 1_000_000
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             note = "; input not in time order per symbol, so it was sorted"
         write_parquet_atomic(bars, args.output)
     except pl.exceptions.PolarsError as e:
-        raise DataError(f"cannot read {args.input}: {str(e).splitlines()[0]}") from e
+        raise DataError(f"cannot read {args.input}: {first_line(e)}") from e
     except ValueError as e:  # the bar engine's verdict on the ticks (a missing column, naive times...)
         if isinstance(e, HybridTraderError):
             raise

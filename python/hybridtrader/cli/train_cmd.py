@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hybridtrader.config import Config, load_config
-from hybridtrader.errors import ConfigError, DataError
+from hybridtrader.errors import ConfigError, DataError, first_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,8 +56,7 @@ def read_bars_file(path: Path) -> pl.DataFrame:
     try:
         bars = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"--data {path}: not a readable parquet file ({first})") from None
+        raise DataError(f"--data {path}: not a readable parquet file ({first_line(e)})") from None
     missing = [c for c in BAR_COLUMNS if c not in bars.columns]
     if missing:
         raise DataError(f"--data {path}: missing bar columns {missing} (has {bars.columns})")

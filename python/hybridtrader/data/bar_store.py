@@ -17,7 +17,7 @@ import polars as pl
 
 from hybridtrader.data.atomic import write_parquet_atomic
 from hybridtrader.data.schema import BAR_SCHEMA, empty_bars, normalize_symbols, to_utc, utc_ns
-from hybridtrader.errors import DataError
+from hybridtrader.errors import DataError, first_line
 from hybridtrader.market import calendar
 from hybridtrader.market.timeframe import Timeframe
 
@@ -35,16 +35,12 @@ def _check_bars(bars: pl.DataFrame) -> pl.DataFrame:
         raise DataError(f"bars: columns do not fit the bar schema: {e}") from None
 
 
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
 def _read_file(path: Path) -> pl.DataFrame:
     """One stored file; a torn or foreign file is a DataError naming it (and it is left alone)."""
     try:
         return pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as e:
-        raise DataError(f"bar store file {path} is unreadable ({_first_line(e)}); move it away to "
+        raise DataError(f"bar store file {path} is unreadable ({first_line(e)}); move it away to "
                         "refetch its bars") from None
 
 
@@ -115,7 +111,7 @@ class BarStore:
         try:
             return self.scan(symbols, timeframe, start, end).collect()
         except pl.exceptions.PolarsError as e:
-            raise DataError(f"bar store {self.root}: a file is unreadable ({_first_line(e)}); "
+            raise DataError(f"bar store {self.root}: a file is unreadable ({first_line(e)}); "
                             "`hybridtrader health --store` names it") from None
 
     def gaps(self, symbols: str | list[str], timeframe: str | Timeframe, start: datetime | date | str,

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
-from hybridtrader.errors import DataError
+from hybridtrader.errors import DataError, first_line
 from hybridtrader.market.bars import aggregate_trades, rollup
 from hybridtrader.market.synth import daily_bars
 from hybridtrader.market.timeframe import Timeframe
@@ -167,8 +167,9 @@ class ReplayMarket:
                 try:
                     frames[name] = pl.read_parquet(f)
                 except (pl.exceptions.PolarsError, OSError) as e:
-                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                    raise DataError(f"market path: {f} is not a readable parquet file ({first})") from None
+                    raise DataError(
+                        f"market path: {f} is not a readable parquet file ({first_line(e)})"
+                    ) from None
         if "trades" not in frames and "bars_1m" not in frames:
             raise DataError(f"market path: {root} has neither trades.parquet nor bars_1m.parquet")
         return cls(**frames, source=f"recorded parquet in {root}")
