@@ -31,13 +31,17 @@ MASK = "**********"
 _known: set[str] = set()
 _known_lock = threading.Lock()
 _warned: set[str] = set()
-# A credential in a URL query, a header or a JSON/dict field, named by its usual parameter names.
+# A credential named by its usual parameter name: in a URL query or assignment (`token=...`), a quoted
+# JSON/dict field (`"apiKey": "..."`), or a key header (`APCA-API-KEY-ID: ...`). A bare `name: text` is
+# left alone: it is how our own messages name a key path.
+_PARAM = r"(?:token|api[_-]?key|apikey|access[_-]?token|secret[_-]?key|secret|password|key)"
+_HEADER = r"(?:apca-api-key-id|apca-api-secret-key|x-finnhub-token|x-api-key|authorization)"
 _NAMED = re.compile(
-    r"""(?ix)
-    (?P<name>\b(?:token|api[_-]?key|apikey|access[_-]?token|secret[_-]?key|secret|password
-       |apca-api-key-id|apca-api-secret-key|x-finnhub-token|authorization)
-       ["']?\s*[=:]\s*["']?(?:bearer\s+)?)
-    (?P<value>[^\s&"',;}]+)
+    rf"""(?ix)
+    (?P<name>\b{_PARAM}=
+      | ["']{_PARAM}["']\s*:\s*["']
+      | \b{_HEADER}["']?\s*[=:]\s*["']?(?:bearer\s+)?)
+    (?P<value>[^\s&"',;}}]+)
     """
 )
 
