@@ -63,7 +63,8 @@ def test_redact_masks_remembered_secrets_and_named_credentials() -> None:
     assert redact(url) == url.replace("abc123def", MASK)
     assert redact("APCA-API-KEY-ID: PKXYZ123 sent") == f"APCA-API-KEY-ID: {MASK} sent"
     assert redact('{"apiKey": "zzz999"}') == f'{{"apiKey": "{MASK}"}}'
-    assert redact("an ordinary line, key count 3") == "an ordinary line, key count 3"
+    for plain in ("an ordinary line, key count 3", "config error at alpaca.secret_key: Input should be a str"):
+        assert redact(plain) == plain
 
 
 def test_reprs_never_show_secrets(tmp_path: Path) -> None:
