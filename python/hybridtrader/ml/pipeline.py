@@ -35,6 +35,7 @@ from hybridtrader.config import (
     TripleBarrierLabelConfig,
     as_config,
 )
+from hybridtrader.errors import ConfigError, DataError
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
 from hybridtrader.ml.evaluation import BacktestResult, Marks, Periods, backtest, basket_relative, session_of
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
@@ -173,7 +174,7 @@ class MLPipeline:
         champion when not given; no champion, or no registry, means retrain) or a drift alert fired for
         the strategy."""
         if model_age_days is not None and model_age_days < 0:
-            raise ValueError(f"model_age_days must be >= 0, got {model_age_days}")
+            raise DataError(f"model_age_days must be >= 0, got {model_age_days}")
         if self.alert_manager.drift_detected(strategy):
             return True
         age = model_age_days
@@ -189,7 +190,7 @@ class MLPipeline:
             return cfg.mean_reversion
         if kind == "triple_barrier":
             return cfg.triple_barrier
-        raise ValueError(
+        raise DataError(
             f"strategy {strategy!r}: no label kind; set strategies.{strategy}.ml_model.label "
             "to 'mean_reversion' or 'triple_barrier'"
         )
@@ -237,15 +238,15 @@ class MLPipeline:
         started = time.perf_counter()
         ml = self.config.ml_training
         if strategy not in self.config.strategies:
-            raise ValueError(
+            raise DataError(
                 f"strategy {strategy!r} is not configured (have {sorted(self.config.strategies)})"
             )
         mcfg = self.config.strategies[strategy].ml_model
         if not ml.enabled or not mcfg.enabled:
-            raise RuntimeError(f"{strategy}: ML training is disabled (ml_training / ml_model .enabled)")
+            raise ConfigError(f"{strategy}: ML training is disabled (ml_training / ml_model .enabled)")
         names = list(mcfg.features)
         if not names:
-            raise ValueError(f"strategies.{strategy}.ml_model.features is empty")
+            raise DataError(f"strategies.{strategy}.ml_model.features is empty")
         report = progress or (lambda stage, done, total: None)
 
         bars = normalise_bars(historical_data)
