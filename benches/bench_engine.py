@@ -1,0 +1,262 @@
+"""Engine benchmarks (issue 12's targets): our engine beside NautilusTrader, vectorbt and backtrader, one run.
+
+Scenarios, all on data from `market.synth.generate_market` (seeded), every engine running the same strategy
+(an EMA 10/30 crossover holding +100 / -100 shares, one market order per change of sign; see
+benches/peers/engine_peers.py for the exact rule):
+- ``engine_ticks_1x``: trade ticks of one equity (full: ~1M; quick: ~50k) -> 1-minute bars -> strategy ->
+  orders. NautilusTrader builds its bars internally (``1-MINUTE-LAST-INTERNAL`` from TradeTicks).
+- ``engine_ticks_10x``: the same with 10 symbols (full: ~100k ticks each; quick: ~10k).
+- ``engine_bars``: 1-minute bars only, 50 symbols x 20 sessions (quick: 10 x 5). Peers: NautilusTrader with
+  and without the strategy, vectorbt's vectorised `Portfolio.from_signals`, backtrader.
+Figures are ticks or bars per second of process CPU time (single-threaded engines on a shared machine: other
+load does not inflate CPU time as it does wall time). The peers run in their own interpreter
+(`.benchmarks/peers`, installed by benches/peers/install.py): their set-up (loading the data into their
+objects, a warm-up run) is untimed, as ours is. Every engine's order count is checked against a reference
+count of EMA sign changes computed here; backtrader's EMA seeds with a mean (the others with the first close),
+so it may differ by a few orders. At the end the module prints one table: engine, rate, orders, ours / peer.
+``HYBRIDTRADER_BENCH=full`` for the full sizes; quick by default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from hybridtrader.market.synth import generate_market
+from scipy.signal import lfilter
+
+FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
+PEERS_DIR = Path(__file__).resolve().parent / "peers"
+ROUNDS = 3
+FAST, SLOW = 10, 30
+# scenario -> generate_market arguments (full, quick)
+FULL_MARKETS: dict[str, dict[str, Any]] = {
+    "ticks_1x": {"symbols": 1, "sessions": 20, "trades_per_minute": 100.0},
+    "ticks_10x": {"symbols": 10, "sessions": 20, "trades_per_minute": 10.0},
+    "bars": {"symbols": 50, "sessions": 20, "ticks": False},
+}
+QUICK_MARKETS: dict[str, dict[str, Any]] = {
+    "ticks_1x": {"symbols": 1, "sessions": 5, "trades_per_minute": 20.0},
+    "ticks_10x": {"symbols": 10, "sessions": 5, "trades_per_minute": 1.0},
+    "bars": {"symbols": 10, "sessions": 5, "ticks": False},
+}
+MARKETS = FULL_MARKETS if FULL else QUICK_MARKETS
+# peer -> (its scenario, the data it reads)
+PEERS = {
+    "nautilus_ticks_1x": ("ticks_1x", "nautilus_ticks"),
+    "nautilus_ticks_10x": ("ticks_10x", "nautilus_ticks"),
+    "nautilus_bars": ("bars", "nautilus_bars"),
+    "nautilus_bars_no_strategy": ("bars", "nautilus_bars_no_strategy"),
+    "vectorbt_bars": ("bars", "vectorbt_bars"),
+    "backtrader_bars": ("bars", "backtrader_bars"),
+}
+# The report: scenario -> engine -> {"rate", "unit", "orders"} or {"error"}
+FIGURES: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def ema(x: np.ndarray, n: int) -> np.ndarray:
+    """y_t = a x_t + (1 - a) y_{t-1}, a = 2 / (n + 1), y_0 = x_0."""
+    a = 2.0 / (n + 1)
+    return lfilter([a], [1.0, a - 1.0], x, zi=[(1.0 - a) * x[0]])[0]
+
+
+def reference_orders(bars: pl.DataFrame) -> int:
+    """Orders of the EMA crossover: per symbol, one at the first bar where EMA(30) has seen 30 closes and one
+    at every later change of the sign of EMA(10) - EMA(30) (ties count as long, as the peers hold them)."""
+    total = 0
+    for (_,), rows in bars.sort("symbol", "ts").group_by("symbol", maintain_order=True):
+        close = rows["close"].to_numpy()
+        if len(close) < SLOW:
+            continue
+        long = (ema(close, FAST) >= ema(close, SLOW))[SLOW - 1 :]
+        total += 1 + int(np.count_nonzero(long[1:] != long[:-1]))
+    return total
+
+
+class Market:
+    """One scenario's data: the frames ours reads, a parquet file the peers read, and the reference count."""
+
+    def __init__(self, name: str, directory: Path) -> None:
+        args = MARKETS[name]
+        market = generate_market(seed=7, quotes_per_trade=0.0, **args)
+        self.ticks = market.trades
+        self.bars = market.bars_1m
+        self.symbols = args["symbols"]
+        self.orders = reference_orders(self.bars)
+        self.path = directory / f"{name}.parquet"
+        ns = pl.col("ts").dt.epoch("ns")
+        if args.get("ticks", True):
+            self.ticks.select("symbol", ns, "price", "size").write_parquet(self.path)
+        else:
+            self.bars.select("symbol", ns, "open", "high", "low", "close", "volume").write_parquet(self.path)
+
+
+class PeerProcess:
+    """A peer engine in the peers' interpreter (benches/peers/engine_peers.py), driven by JSON lines."""
+
+    cpu_total = 0.0  # CPU seconds of every timed peer run so far: the peers' benchmark clock
+
+    def __init__(self, python: Path, peer: str, data: Path, log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [python, PEERS_DIR / "engine_peers.py"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=log.open("w"), text=True,
+        )  # fmt: skip
+        self._send(op="prepare", peer=peer, path=str(data))  # loads and warms up while other work goes on
+        self._ready: dict[str, Any] | None = None
+
+    def _send(self, **command: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            return {"error": f"exited with status {self.proc.wait()} (see {self.log})"}
+        return json.loads(line)
+
+    def ready(self) -> dict[str, Any]:
+        """The prepare reply: {"version": ...} or {"error": ...}."""
+        if self._ready is None:
+            self._ready = self._reply()
+        return self._ready
+
+    def reset(self) -> None:
+        self._send(op="reset")
+        self._reply()
+
+    def run(self) -> dict[str, Any]:
+        self._send(op="run")
+        reply = self._reply()
+        if "error" in reply:
+            raise RuntimeError(f"peer run failed: {reply['error']} (see {self.log})")
+        PeerProcess.cpu_total += reply["cpu"]
+        return reply
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def peer_cpu_clock() -> float:
+    """The benchmark timer of the peer groups: pytest-benchmark reads it around each run, so a round's
+    duration is the CPU time the peer process reported for that run (not the pipe round trip)."""
+    return PeerProcess.cpu_total
+
+
+@pytest.fixture(scope="module")
+def markets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Market]:
+    directory = tmp_path_factory.mktemp("engine_markets")
+    return {name: Market(name, directory) for name in MARKETS}
+
+
+@pytest.fixture(scope="module")
+def peers(markets: dict[str, Market], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Every peer process, started at once so that their set-ups overlap; or the reason there are none."""
+    install = subprocess.run([sys.executable, PEERS_DIR / "install.py"], capture_output=True, text=True)
+    if install.returncode:
+        reason = (install.stderr.strip().splitlines() or ["install.py failed"])[-1]
+        yield dict.fromkeys(PEERS, reason)
+        return
+    python = Path(install.stdout.strip().splitlines()[-1])
+    logs = tmp_path_factory.mktemp("engine_peers")
+    procs = {
+        name: PeerProcess(python, peer, markets[scenario].path, logs / f"{name}.log")
+        for name, (scenario, peer) in PEERS.items()
+    }
+    yield procs
+    for proc in procs.values():
+        proc.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Print the figures side by side once the module's benchmarks have run."""
+    yield
+    write = request.config.pluginmanager.get_plugin("terminalreporter").write_line
+    write("")
+    write(f"engine benchmarks ({'full' if FULL else 'quick'} sizes; rates in process CPU time)")
+    for scenario, rows in FIGURES.items():
+        ours = rows.get("ours", {}).get("rate")
+        for engine, row in rows.items():
+            if "error" in row:
+                write(f"  {scenario:10} {engine:28} not measured: {row['error']}")
+                continue
+            ratio = f"ours / this = {ours / row['rate']:.2f}x" if ours and engine != "ours" else ""
+            write(f"  {scenario:10} {engine:28} {row['rate']:>14,.0f} {row['unit']}/s  "
+                  f"orders {row['orders']:>6} (reference {row['reference']})  {ratio}")  # fmt: skip
+
+
+def tolerance(market: Market) -> int:
+    """Orders by which an engine may differ from the reference: two per symbol or 1%."""
+    return max(2 * market.symbols, market.orders // 100)
+
+
+def record(scenario: str, engine: str, **row: Any) -> None:
+    FIGURES.setdefault(scenario, {})[engine] = row
+
+
+def bench_peer(
+    benchmark: Any, name: str, markets: dict[str, Market], peers: dict[str, Any], with_strategy: bool = True
+) -> None:
+    scenario, _ = PEERS[name]
+    market = markets[scenario]
+    expected = market.orders if with_strategy else 0
+    proc = peers[name]
+    ready = {"error": proc} if isinstance(proc, str) else proc.ready()
+    if "error" in ready:
+        record(scenario, name, error=ready["error"])
+        pytest.skip(f"{name}: {ready['error']}")
+    reply = benchmark.pedantic(proc.run, setup=proc.reset, rounds=ROUNDS)
+    count, unit = (
+        (market.ticks.height, "ticks") if scenario.startswith("ticks") else (market.bars.height, "bars")
+    )
+    rate = count / benchmark.stats.stats.min
+    benchmark.extra_info.update(
+        {f"{unit}_per_s": rate, "orders": reply["orders"], "version": ready["version"]}
+    )
+    record(scenario, name, rate=rate, unit=unit, orders=reply["orders"], reference=expected)
+    # same strategy, same signals: the same orders, up to the warm-up of backtrader's mean-seeded EMAs and the
+    # last bar of a tick stream, which NautilusTrader closes only when a later tick arrives
+    assert abs(reply["orders"] - expected) <= tolerance(market) * with_strategy, reply
+
+
+@pytest.mark.benchmark(group="engine_ticks_1x", timer=peer_cpu_clock)
+def test_ticks_1x_nautilus(benchmark, markets, peers) -> None:
+    bench_peer(benchmark, "nautilus_ticks_1x", markets, peers)
+
+
+@pytest.mark.benchmark(group="engine_ticks_10x", timer=peer_cpu_clock)
+def test_ticks_10x_nautilus(benchmark, markets, peers) -> None:
+    bench_peer(benchmark, "nautilus_ticks_10x", markets, peers)
+
+
+@pytest.mark.benchmark(group="engine_bars", timer=peer_cpu_clock)
+def test_bars_nautilus(benchmark, markets, peers) -> None:
+    bench_peer(benchmark, "nautilus_bars", markets, peers)
+
+
+@pytest.mark.benchmark(group="engine_bars", timer=peer_cpu_clock)
+def test_bars_nautilus_no_strategy(benchmark, markets, peers) -> None:
+    bench_peer(benchmark, "nautilus_bars_no_strategy", markets, peers, with_strategy=False)
+
+
+@pytest.mark.benchmark(group="engine_bars", timer=peer_cpu_clock)
+def test_bars_vectorbt(benchmark, markets, peers) -> None:
+    bench_peer(benchmark, "vectorbt_bars", markets, peers)
+
+
+@pytest.mark.benchmark(group="engine_bars", timer=peer_cpu_clock)
+def test_bars_backtrader(benchmark, markets, peers) -> None:
+    bench_peer(benchmark, "backtrader_bars", markets, peers)
