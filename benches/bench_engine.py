@@ -144,9 +144,8 @@ class PeerProcess:
         return reply
 
     def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+        self.proc.terminate()  # it may still be preparing (a deselected benchmark)
+        self.proc.wait()
 
 
 def peer_cpu_clock() -> float:
@@ -184,18 +183,22 @@ def peers(markets: dict[str, Market], tmp_path_factory: pytest.TempPathFactory) 
 def report(request: pytest.FixtureRequest) -> Iterator[None]:
     """Print the figures side by side once the module's benchmarks have run."""
     yield
-    write = request.config.pluginmanager.get_plugin("terminalreporter").write_line
-    write("")
-    write(f"engine benchmarks ({'full' if FULL else 'quick'} sizes; rates in process CPU time)")
+    lines = ["", f"engine benchmarks ({'full' if FULL else 'quick'} sizes; rates in process CPU time)"]
     for scenario, rows in FIGURES.items():
         ours = rows.get("ours", {}).get("rate")
         for engine, row in rows.items():
             if "error" in row:
-                write(f"  {scenario:10} {engine:28} not measured: {row['error']}")
+                lines.append(f"  {scenario:10} {engine:26} not measured: {row['error']}")
                 continue
             ratio = f"ours / this = {ours / row['rate']:.2f}x" if ours and engine != "ours" else ""
-            write(f"  {scenario:10} {engine:28} {row['rate']:>14,.0f} {row['unit']}/s  "
-                  f"orders {row['orders']:>6} (reference {row['reference']})  {ratio}")  # fmt: skip
+            lines.append(
+                f"  {scenario:10} {engine:26} {row['rate']:>12,.0f} {row['unit']}/s  "
+                f"orders {row['orders']:>6} (reference {row['reference']})  {ratio}"
+            )
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+        for line in lines:
+            reporter.write_line(line)
 
 
 def tolerance(market: Market) -> int:
