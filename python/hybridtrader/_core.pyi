@@ -109,6 +109,90 @@ class SlippageModelCore:
         """The learned state as the JSON text `save` writes."""
     def load_json(self, text: str, source: str = "<json>") -> None:
         """Replace the learned state by JSON text from `to_json`; errors as for `load`."""
+class FillSimulatorCore:
+    """Rust core of `hybridtrader.execution.fills.FillSimulator` (rules in that module's docstring).
+
+    Symbols are uint32 codes owned by the caller; times int64 UTC ns. Codes in `drain`/`orders` index the
+    class attributes below (code len(names) marks an unparsed value of a rejected request).
+    """
+
+    EVENT_KINDS: ClassVar[list[str]]
+    STATUSES: ClassVar[list[str]]
+    SIDES: ClassVar[list[str]]
+    TYPES: ClassVar[list[str]]
+    TIFS: ClassVar[list[str]]
+
+    def __new__(
+        cls,
+        *,
+        commission_per_share: float,
+        commission_min: float,
+        sec_fee_rate: float,
+        taf_per_share: float,
+        taf_cap: float,
+        entry_latency_ns: int,
+        ack_latency_ns: int,
+        bar_participation: float,
+    ) -> FillSimulatorCore: ...
+    def submit(
+        self,
+        client_order_id: str,
+        symbol: int,
+        side: str,
+        order_type: str,
+        tif: str,
+        qty: float,
+        ts_ns: int,
+        limit_price: float | None,
+        stop_price: float | None,
+        impact_bps: float,
+        session_open_ns: int,
+        session_close_ns: int,
+    ) -> int:
+        """The new order's slot; an invalid request gives a "rejected" event."""
+    def cancel(self, client_order_id: str, ts_ns: int) -> bool: ...
+    def replace(
+        self,
+        client_order_id: str,
+        new_client_order_id: str,
+        ts_ns: int,
+        qty: float | None,
+        limit_price: float | None,
+        stop_price: float | None,
+        impact_bps: float,
+    ) -> int | None: ...
+    def advance(self, ts_ns: int) -> None: ...
+    def slot(self, client_order_id: str) -> int | None: ...
+    def order(self, client_order_id: str) -> dict[str, Any] | None:
+        """One order's fields (symbol as its code, times as ns), or None."""
+    def last_quote(self, symbol: int) -> tuple[float, float] | None: ...
+    def on_quotes(
+        self,
+        symbols: npt.NDArray[np.uint32],
+        ts: npt.NDArray[np.int64],
+        bid: npt.NDArray[np.float64],
+        ask: npt.NDArray[np.float64],
+        bid_size: npt.NDArray[np.float64],
+        ask_size: npt.NDArray[np.float64],
+    ) -> None:
+        """ValueError on unequal lengths or unsorted ts; the GIL is released."""
+    def on_bars(
+        self,
+        symbols: npt.NDArray[np.uint32],
+        ts: npt.NDArray[np.int64],
+        open: npt.NDArray[np.float64],
+        high: npt.NDArray[np.float64],
+        low: npt.NDArray[np.float64],
+        close: npt.NDArray[np.float64],
+        volume: npt.NDArray[np.float64],
+        every_ns: int,
+    ) -> None: ...
+    def drain(self) -> tuple[Any, ...]:
+        """(ts, slot, symbol, side, kind, qty, price, fee, filled, leaves) arrays, ids, reasons."""
+    def orders(self, open_only: bool = True) -> tuple[Any, ...]:
+        """(slot, symbol, side, type, tif, qty, filled, limit, stop, status, avg_price, fees, submitted,
+        expires) arrays and the ids; NaN for absent prices, expires -1 for gtc."""
+
 class SlidingWindowLimiter:
     """Exact sliding-window rate limiter over one or more `(limit, window_seconds)` rates, per key, with
     weights: a request of weight w is admitted iff every rate's window `(now - window, now]` holds at most

@@ -271,6 +271,27 @@ class BackoffConfig(Section):
     retry_transient: bool = False
 
 
+class FillsConfig(Section):
+    """`execution.fills`: the fill simulator (hybridtrader.execution.fills) of the backtest and the venue.
+
+    Fees default to Alpaca's schedule: no commission, and on sells the SEC Section 31 fee at $27.80 per
+    million of notional (the rate in force 2024-05-22 to 2025-05-13; SEC Release 34-102779 set $0.00 from
+    2025-05-14, so set 0 to model that period) and the FINRA Trading Activity Fee at $0.000166 per share,
+    at most $8.30 per trade (FINRA By-Laws Schedule A, 2024 rate).
+    """
+
+    commission_per_share: float = Field(0.0, ge=0)  # USD per share
+    commission_min: float = Field(0.0, ge=0)  # USD per order, charged over its fills
+    sec_fee_rate: float = Field(27.8e-6, ge=0)  # USD per USD of sell notional
+    taf_per_share: float = Field(0.000166, ge=0)  # USD per share sold
+    taf_max_per_trade: float = Field(8.30, ge=0)  # USD per fill
+    entry_latency_ms: float = Field(50.0, ge=0)  # submit/cancel/replace to the matching engine
+    ack_latency_ms: float = Field(20.0, ge=0)  # submit to the broker's acknowledgement
+    bar_participation: float = Field(0.1, gt=0, le=1)  # bars only: max share of a bar's volume per order
+    impact: bool = True  # fills pay the slippage model's impact beyond the touch (when a model is given)
+    seed: int = Field(0, ge=0)  # order ids the venue derives from client order ids
+
+
 class ExecutionConfig(Section):
     max_api_calls_per_minute: int = Field(200, gt=0)
     backoff: BackoffConfig = Field(default_factory=BackoffConfig)
@@ -279,6 +300,7 @@ class ExecutionConfig(Section):
     slippage: SlippageConfig = Field(default_factory=SlippageConfig)
     time_slicing: TimeSlicingConfig = Field(default_factory=TimeSlicingConfig)
     toxic_time: ToxicTimeConfig = Field(default_factory=ToxicTimeConfig)
+    fills: FillsConfig = Field(default_factory=FillsConfig)
 
 
 class BookCapsConfig(Section):

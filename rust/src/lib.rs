@@ -3,6 +3,7 @@
 pub mod bars;
 pub mod civil;
 pub mod exposure;
+pub mod fills;
 pub mod ratelimit;
 pub mod slippage;
 pub mod wire;
