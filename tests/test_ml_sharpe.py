@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 from hybridtrader.config import GatesConfig
-from hybridtrader.ml.backtest import (
+from hybridtrader.ml.evaluation import (
     BacktestResult,
     Marks,
     Periods,

@@ -191,8 +191,13 @@ def _default_strategies() -> dict[str, StrategyConfig]:
         "swing_trend_following": StrategyConfig(
             ml_model=MLModelConfig(
                 features=[
-                    "ema_slope", "adx", "atr", "volume_zscore", "trend_strength",
-                    "trend_strength_390", "ret_390",
+                    "ema_slope",
+                    "adx",
+                    "atr",
+                    "volume_zscore",
+                    "trend_strength",
+                    "trend_strength_390",
+                    "ret_390",
                 ]
             )
         ),
@@ -606,6 +611,27 @@ class DataConfig(Section):
     max_abs_log_return: float = Field(0.2, gt=0)  # quality: any 1-bar move larger than this is a jump
 
 
+# ------------------------------------------------------------------------------------ backtest
+class BacktestSynthConfig(Section):
+    """The synthetic market a backtest runs on when `backtest.data` is "synth"."""
+
+    symbols: int = Field(10, gt=0)
+    sessions: int = Field(20, gt=0)
+    start: str = "2024-01-02"
+    mean_reversion: float = Field(0.3, ge=0.0, lt=1.0)  # planted 1-minute reversal (0: pure noise)
+    trend: float = Field(0.0, ge=0.0, le=10.0)
+
+
+class BacktestConfig(Section):
+    strategies: list[str] = Field(default_factory=lambda: ["intraday_mean_reversion"], min_length=1)
+    data: Literal["synth", "store"] = "synth"
+    store: Path | None = None  # bar store root; None: <data_dir>/bars
+    timeframe: str = "1Min"
+    cash: float = Field(100_000.0, gt=0)
+    use_models: bool = True  # the MLflow champion when the registry has one; else rules only
+    synth: BacktestSynthConfig = Field(default_factory=BacktestSynthConfig)
+
+
 class Config(Section):
     data_dir: Path = Path("hybridtrader-data")
     ml_training: MLTrainingConfig = Field(default_factory=MLTrainingConfig)
@@ -617,6 +643,7 @@ class Config(Section):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     venue: VenueConfig = Field(default_factory=VenueConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
 
     def masked(self) -> dict[str, Any]:
         """The resolved configuration as plain data, secrets shown as '**********'."""
@@ -745,3 +772,30 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
     return config_from_dict(raw)
+
+
+def with_overrides(config: Config, assignments: list[str]) -> Config:
+    """`config` with `key.path=value` assignments applied (values parsed as YAML: `risk.sizing.
+    risk_per_trade_pct=0.5`, `backtest.strategies=[a, b]`); ConfigError naming the bad key path."""
+    raw = config.model_dump()
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        parts = key.strip().split(".")
+        node: Any = raw
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node:
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"config error at {where}: unknown key (from --set {item!r})")
+            node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"config error at {key}: not a section (from --set {item!r})")
+        try:
+            node[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format(e)) from None

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from hybridtrader.config import GatesConfig
-from hybridtrader.ml.backtest import BacktestResult
+from hybridtrader.ml.evaluation import BacktestResult
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from hybridtrader.config import (
     TripleBarrierLabelConfig,
     as_config,
 )
-from hybridtrader.ml.backtest import BacktestResult, Marks, Periods, backtest, basket_relative, session_of
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
+from hybridtrader.ml.evaluation import BacktestResult, Marks, Periods, backtest, basket_relative, session_of
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
 from hybridtrader.ml.gates import all_passed, evaluate_gates

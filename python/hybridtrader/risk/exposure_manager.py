@@ -240,6 +240,12 @@ class ExposureManager(ExposureCore):
             self._start_session(day.toordinal(), float(equity), _ns(ts))
         return self._update_breaker(float(equity), _ns(ts))
 
+    def update_equity(self, equity: float, ts_ns: int) -> bool:
+        """The circuit breaker's step within the current session (no calendar work, for a loop that marks
+        equity every bar): record `equity` at `ts_ns` and return True when HALTED. Call
+        `should_emergency_flatten` at each session's start so the session references roll over."""
+        return self._update_breaker(float(equity), int(ts_ns))
+
     def set_positions(self, book: str, positions: pl.DataFrame) -> None:
         """Make `book` hold exactly `positions` (columns `symbol`, `qty` signed, `price`), e.g. the broker's
         positions at start-up; positions of the book not in the frame are closed."""

@@ -1,0 +1,1 @@
+"""Portfolio accounting and allocation."""
