@@ -3,9 +3,9 @@
 Scenarios, all on data from `market.synth.generate_market` (seeded), every engine running the same strategy
 (an EMA 10/30 crossover holding +100 / -100 shares, one market order per change of sign; see
 benches/peers/engine_peers.py for the exact rule):
-- ``engine_ticks_1x``: trade ticks of one equity (full: ~1M; quick: ~50k) -> 1-minute bars -> strategy ->
+- ``engine_ticks_1x``: trade ticks of one equity (full: ~1M; quick: ~35k) -> 1-minute bars -> strategy ->
   orders. NautilusTrader builds its bars internally (``1-MINUTE-LAST-INTERNAL`` from TradeTicks).
-- ``engine_ticks_10x``: the same with 10 symbols (full: ~100k ticks each; quick: ~10k).
+- ``engine_ticks_10x``: the same with 10 symbols (full: ~100k ticks each; quick: ~8k).
 - ``engine_bars``: 1-minute bars only, 50 symbols x 20 sessions (quick: 10 x 5). Peers: NautilusTrader with
   and without the strategy, vectorbt's vectorised `Portfolio.from_signals`, backtrader.
 - ``engine_mean_reversion``: ours only, the seed's intraday_mean_reversion (rules only) on 1-minute bars,
@@ -49,7 +49,6 @@ from hybridtrader.market.calendar import sessions
 from hybridtrader.market.synth import generate_market
 from hybridtrader.strategy.examples.ema_cross import EmaCross
 from hybridtrader.strategy.mean_reversion import IntradayMeanReversion
-from scipy.signal import lfilter
 
 FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
 PEERS_DIR = Path(__file__).resolve().parent / "peers"
@@ -78,14 +77,19 @@ PEERS = {
     "vectorbt_bars": ("bars", "vectorbt_bars"),
     "backtrader_bars": ("bars", "backtrader_bars"),
 }
-# The report: scenario -> engine -> {"rate", "unit", "orders"} or {"error"}
+# The report: scenario -> engine -> {"text": the row, "rate": its rate (None: not a rate)}
 FIGURES: dict[str, dict[str, dict[str, Any]]] = {}
 
 
-def ema(x: np.ndarray, n: int) -> np.ndarray:
-    """y_t = a x_t + (1 - a) y_{t-1}, a = 2 / (n + 1), y_0 = x_0."""
+def ema(x: list[float], n: int) -> list[float]:
+    """y_t = a x_t + (1 - a) y_{t-1}, a = 2 / (n + 1), y_0 = x_0: the textbook recursion, step by step (an
+    independent check of the engines' vectorised and incremental EMAs)."""
     a = 2.0 / (n + 1)
-    return lfilter([a], [1.0, a - 1.0], x, zi=[(1.0 - a) * x[0]])[0]
+    out, y = [], x[0]
+    for v in x:
+        y = a * v + (1.0 - a) * y
+        out.append(y)
+    return out
 
 
 def reference_orders(bars: pl.DataFrame) -> int:
@@ -93,10 +97,10 @@ def reference_orders(bars: pl.DataFrame) -> int:
     at every later change of the sign of EMA(10) - EMA(30) (ties count as long, as the peers hold them)."""
     total = 0
     for (_,), rows in bars.sort("symbol", "ts").group_by("symbol", maintain_order=True):
-        close = rows["close"].to_numpy()
+        close = rows["close"].to_list()
         if len(close) < SLOW:
             continue
-        long = (ema(close, FAST) >= ema(close, SLOW))[SLOW - 1 :]
+        long = (np.array(ema(close, FAST)) >= np.array(ema(close, SLOW)))[SLOW - 1 :]
         total += 1 + int(np.count_nonzero(long[1:] != long[:-1]))
     return total
 
