@@ -33,7 +33,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -68,14 +68,14 @@ QUICK_MARKETS: dict[str, dict[str, Any]] = {
     "bars": {"symbols": 10, "sessions": 5, "ticks": False},
 }
 MARKETS = FULL_MARKETS if FULL else QUICK_MARKETS
-# peer -> (its scenario, the data it reads)
+# peer -> (its scenario, its name in engine_peers.py, whether it runs the strategy)
 PEERS = {
-    "nautilus_ticks_1x": ("ticks_1x", "nautilus_ticks"),
-    "nautilus_ticks_10x": ("ticks_10x", "nautilus_ticks"),
-    "nautilus_bars": ("bars", "nautilus_bars"),
-    "nautilus_bars_no_strategy": ("bars", "nautilus_bars_no_strategy"),
-    "vectorbt_bars": ("bars", "vectorbt_bars"),
-    "backtrader_bars": ("bars", "backtrader_bars"),
+    "nautilus_ticks_1x": ("ticks_1x", "nautilus_ticks", True),
+    "nautilus_ticks_10x": ("ticks_10x", "nautilus_ticks", True),
+    "nautilus_bars": ("bars", "nautilus_bars", True),
+    "nautilus_bars_no_strategy": ("bars", "nautilus_bars_no_strategy", False),
+    "vectorbt_bars": ("bars", "vectorbt_bars", True),
+    "backtrader_bars": ("bars", "backtrader_bars", True),
 }
 # The report: scenario -> engine -> {"text": the row, "rate": its rate (None: not a rate)}
 FIGURES: dict[str, dict[str, dict[str, Any]]] = {}
@@ -111,20 +111,21 @@ class Market:
     def __init__(self, name: str, directory: Path) -> None:
         args = MARKETS[name]
         market = generate_market(seed=7, quotes_per_trade=0.0, **args)
+        self.tick_data = args.get("ticks", True)
         self.ticks = market.trades.sort("ts", maintain_order=True)  # one tape in time order, as fed live
         self.bars = market.bars_1m
         self.symbols = args["symbols"]
         self.orders = reference_orders(self.bars)
         self.path = directory / f"{name}.parquet"
         ns = pl.col("ts").dt.epoch("ns")
-        if args.get("ticks", True):
+        if self.tick_data:
             self.ticks.select("symbol", ns, "price", "size").write_parquet(self.path)
         else:
             self.bars.select("symbol", ns, "open", "high", "low", "close", "volume").write_parquet(self.path)
 
-    def units(self, scenario: str) -> tuple[int, str]:
-        """What the scenario's rate counts: trade ticks, or bars."""
-        return (self.ticks.height, "ticks") if scenario.startswith("ticks") else (self.bars.height, "bars")
+    def units(self) -> tuple[int, str]:
+        """What the scenario's rates count: trade ticks, or bars."""
+        return (self.ticks.height, "ticks") if self.tick_data else (self.bars.height, "bars")
 
 
 class PeerProcess:
@@ -200,7 +201,7 @@ def peers(markets: dict[str, Market], tmp_path_factory: pytest.TempPathFactory) 
     logs = tmp_path_factory.mktemp("engine_peers")
     procs = {
         name: PeerProcess(python, peer, markets[scenario].path, logs / f"{name}.log")
-        for name, (scenario, peer) in PEERS.items()
+        for name, (scenario, peer, _) in PEERS.items()
     }
     yield procs
     for proc in procs.values():
@@ -244,10 +245,8 @@ def record_rate(
     return rate
 
 
-def bench_peer(
-    benchmark: Any, name: str, markets: dict[str, Market], peers: dict[str, Any], with_strategy: bool = True
-) -> None:
-    scenario, _ = PEERS[name]
+def bench_peer(benchmark: Any, name: str, markets: dict[str, Market], peers: dict[str, Any]) -> None:
+    scenario, _, with_strategy = PEERS[name]
     market = markets[scenario]
     expected = market.orders if with_strategy else 0
     proc = peers[name]
@@ -256,7 +255,7 @@ def bench_peer(
         record(scenario, name, f"not measured: {ready['error']}")
         pytest.skip(f"{name}: {ready['error']}")
     reply = benchmark.pedantic(proc.run, setup=proc.reset, rounds=ROUNDS)
-    count, unit = market.units(scenario)
+    count, unit = market.units()
     rate = record_rate(scenario, name, count, unit, benchmark.stats.stats.min, reply["orders"], expected)
     benchmark.extra_info.update({f"{unit}_per_s": rate, "orders": reply["orders"], "peer": ready["version"]})
     # same strategy, same signals: the same orders, up to the warm-up of backtrader's mean-seeded EMAs and the
@@ -264,71 +263,40 @@ def bench_peer(
     assert abs(reply["orders"] - expected) <= tolerance(market) * with_strategy, reply
 
 
-@pytest.mark.benchmark(group="engine_ticks_1x", timer=peer_cpu_clock)
-def test_ticks_1x_nautilus(benchmark, markets, peers) -> None:
-    bench_peer(benchmark, "nautilus_ticks_1x", markets, peers)
-
-
-@pytest.mark.benchmark(group="engine_ticks_10x", timer=peer_cpu_clock)
-def test_ticks_10x_nautilus(benchmark, markets, peers) -> None:
-    bench_peer(benchmark, "nautilus_ticks_10x", markets, peers)
-
-
-@pytest.mark.benchmark(group="engine_bars", timer=peer_cpu_clock)
-def test_bars_nautilus(benchmark, markets, peers) -> None:
-    bench_peer(benchmark, "nautilus_bars", markets, peers)
-
-
-@pytest.mark.benchmark(group="engine_bars", timer=peer_cpu_clock)
-def test_bars_nautilus_no_strategy(benchmark, markets, peers) -> None:
-    bench_peer(benchmark, "nautilus_bars_no_strategy", markets, peers, with_strategy=False)
-
-
-@pytest.mark.benchmark(group="engine_bars", timer=peer_cpu_clock)
-def test_bars_vectorbt(benchmark, markets, peers) -> None:
-    bench_peer(benchmark, "vectorbt_bars", markets, peers)
-
-
-@pytest.mark.benchmark(group="engine_bars", timer=peer_cpu_clock)
-def test_bars_backtrader(benchmark, markets, peers) -> None:
-    bench_peer(benchmark, "backtrader_bars", markets, peers)
+@pytest.mark.benchmark(timer=peer_cpu_clock)
+@pytest.mark.parametrize("name", list(PEERS))
+def test_peer(benchmark, name: str, markets, peers) -> None:
+    benchmark.group = f"engine_{PEERS[name][0]}"
+    bench_peer(benchmark, name, markets, peers)
 
 
 def engine_config() -> Config:
+    """Each order one child (no time slicing, no toxic-time calendar), no MLflow lookup, and cash enough that
+    no exposure cap refuses an order: the work the peers do."""
     return with_overrides(Config(data_dir="/tmp/hybridtrader-bench"), [
         "execution.enable_time_slicing=false", "execution.enable_toxic_time_filtering=false",
         "backtest.use_models=false", "backtest.cash=1000000000",
     ])  # fmt: skip
 
 
-def bench_ours(benchmark: Any, scenario: str, market: Market, feed: Callable[[], Any]) -> None:
+@pytest.mark.benchmark(timer=time.process_time)
+@pytest.mark.parametrize("scenario", list(MARKETS))
+def test_ours(benchmark, scenario: str, markets) -> None:
+    benchmark.group = f"engine_{scenario}"
+    market = markets[scenario]
     cfg = engine_config()
 
     def run() -> Backtest:
-        return run_backtest(cfg, feed=feed(), strategies=[EmaCross(cfg)])
+        feed = TickFeed(market.ticks) if market.tick_data else FrameFeed(market.bars)
+        return run_backtest(cfg, feed=feed, strategies=[EmaCross(cfg)])
 
     bt = benchmark.pedantic(run, rounds=ROUNDS)
-    count, unit = market.units(scenario)
+    count, unit = market.units()
     orders = bt.result.orders.height
     rate = record_rate(scenario, "ours", count, unit, benchmark.stats.stats.min, orders, market.orders)
     benchmark.extra_info.update({f"{unit}_per_s": rate, "orders": orders, "fills": bt.result.fills.height})
     assert not bt.result.skipped, bt.result.skipped
     assert abs(orders - market.orders) <= tolerance(market), (orders, market.orders)
-
-
-@pytest.mark.benchmark(group="engine_ticks_1x", timer=time.process_time)
-def test_ticks_1x_ours(benchmark, markets) -> None:
-    bench_ours(benchmark, "ticks_1x", markets["ticks_1x"], lambda: TickFeed(markets["ticks_1x"].ticks))
-
-
-@pytest.mark.benchmark(group="engine_ticks_10x", timer=time.process_time)
-def test_ticks_10x_ours(benchmark, markets) -> None:
-    bench_ours(benchmark, "ticks_10x", markets["ticks_10x"], lambda: TickFeed(markets["ticks_10x"].ticks))
-
-
-@pytest.mark.benchmark(group="engine_bars", timer=time.process_time)
-def test_bars_ours(benchmark, markets) -> None:
-    bench_ours(benchmark, "bars", markets["bars"], lambda: FrameFeed(markets["bars"].bars))
 
 
 @pytest.mark.benchmark(group="engine_mean_reversion", timer=time.process_time)
