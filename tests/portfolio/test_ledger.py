@@ -18,6 +18,7 @@ def test_round_trip_long_then_short_by_hand() -> None:
     led.mark("AAA", 13.0)
     assert led.unrealized() == pytest.approx(200 * 2.0)
     assert led.equity() == pytest.approx(7_798.0 + 200 * 13.0)
+    assert led.totals() == pytest.approx((7_798.0 + 2_600.0, 2_600.0, 2_600.0))
     # sell 300: closes 200 at 12.5 (realised 200 x 1.5 = 300) and opens a 100 short at 12.5
     assert led.apply_fill("s", "AAA", "sell", 300, 12.5, 1.5) == pytest.approx(300.0)
     assert led.position("AAA") == -100

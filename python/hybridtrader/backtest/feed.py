@@ -57,6 +57,7 @@ class FrameFeed:
     ) -> None:
         self.bars = _sorted(_in_sessions(bars, start, end))
         self.every_ns = every_ns
+        self.days = self.bars["ts"].dt.convert_time_zone("America/New_York").dt.date().unique().sort().to_list()
 
     def batches(self) -> Iterator[BarBatch]:
         for session, rows in _session_slices(self.bars):
@@ -90,11 +91,11 @@ class StoreFeed:
 
 
 class TickFeed:
-    """Trade ticks (TRADE_SCHEMA, sorted by ts) aggregated per session into `every` bars in Rust; only bars
+    """Trade ticks (TRADE_SCHEMA) aggregated per session into `every` bars in Rust; only bars
     of the regular session are traded."""
 
     def __init__(self, trades: pl.DataFrame, every_ns: int = NS_PER_MINUTE) -> None:
-        self.trades = trades
+        self.trades = trades.sort("ts", maintain_order=True)
         self.every_ns = every_ns
         self.ticks = 0
 

@@ -57,12 +57,14 @@ class Broker(Protocol):
     ) -> None: ...
 
     def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
-        """Market data of one bar time (BAR_SCHEMA). A simulated broker matches open orders against it; a
-        live broker ignores it (the exchange does the matching)."""
+        """A batch of closed bars (BAR_SCHEMA, sorted by ts), before the engine walks its bar times. A
+        simulated broker matches open orders against each bar time once `poll` reaches its close; a live
+        broker ignores it (the exchange does the matching)."""
         ...
 
     def poll(self, now_ns: int) -> list[OrderUpdate]:
-        """Every order update up to `now_ns` not returned before, in time order."""
+        """Every order update up to `now_ns` not returned before, in time order (a simulated broker first
+        matches the bars closed by then)."""
         ...
 
     def has_open_orders(self) -> bool: ...

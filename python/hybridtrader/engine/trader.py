@@ -1,10 +1,11 @@
 """The `Trader`: the one loop that backtest and live both run.
 
 Per bar time t of a batch (bars cover [t, t + every); they are known at now = t + every):
-1. the broker sees bar t (a simulated broker matches the orders active by then; skipped with no open
-   orders) and reports every update up to now; each update moves its order's state machine, and each fill
-   books into the ledger, the exposure manager (filled position plus open orders' remaining shares as
-   pending exposure: never intentions) and the slippage model (realised cost against the decision price);
+1. the broker reports every update up to now (a simulated broker, given the batch's bars beforehand,
+   first matches the open orders against the bars closed by now); each update moves its order's state
+   machine, and each fill books into the ledger, the exposure manager (filled position plus open orders'
+   remaining shares as pending exposure: never intentions) and the slippage model (realised cost against
+   the decision price);
 2. the ledger and the exposure manager are marked with the closes; the breaker sees the marked equity;
 3. from `risk.exposure.flatten_minutes_before_close` before the close, intraday books are flattened (open
    orders cancelled, positions closed with market orders) and nothing new opens in them; a HALTED breaker
@@ -21,6 +22,7 @@ re-uses its id.
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +93,7 @@ EQUITY_SCHEMA = {
     "gross_exposure": pl.Float64,
     "net_exposure": pl.Float64,
 }
+_NUMBER = re.compile(r"\d[\d.,]*%?")
 Progress = Callable[[date, int], None]  # (session done, bars in it)
 
 
@@ -121,9 +124,9 @@ class _Session:
         self.ends = np.r_[self.starts[1:], len(ts)]
         self.times = ts[self.starts]
         symbols = frame["symbol"]
-        names = symbols.unique().sort()
-        self.index = {s: i for i, s in enumerate(names.to_list())}
-        codes = np.searchsorted(names.to_numpy(), symbols.to_numpy())
+        names = symbols.unique().sort().to_list()
+        self.index = {s: i for i, s in enumerate(names)}
+        codes = symbols.rank("dense").to_numpy().astype(np.intp) - 1  # position in the sorted names
         rows = np.repeat(np.arange(len(self.starts)), self.ends - self.starts)
         grid = np.full((len(self.starts), len(names)), np.nan)
         grid[rows, codes] = frame["close"].to_numpy()
@@ -213,14 +216,13 @@ class Trader:
         every = batch.every_ns
         prepared = self._prepare(batch)
         frame = batch.bars
+        self.broker.on_bars(frame, every)
         starts, ends, times, closes = sess.starts, sess.ends, sess.times, sess.closes
         ledger, exposure, broker = self.ledger, self.exposure, self.broker
         for i in range(len(starts)):
             lo, hi = int(starts[i]), int(ends[i])
             now = int(times[i]) + every
             self._i, self.now_ns = i, now
-            if self.open:
-                broker.on_bars(frame.slice(lo, hi - lo), every)
             self.clock.advance_to(now)
             if self.open:
                 for update in broker.poll(now):
@@ -231,10 +233,10 @@ class Trader:
                 if px == px:
                     ledger.mark(sym, px)
                     exposure.mark_price(sym, px)
-            equity = ledger.equity()
+            equity, gross, net = ledger.totals()
             exposure.set_equity(equity)
             halted = exposure.update_equity(equity, now)
-            self.curve.append((now, equity, ledger.cash, ledger.gross_exposure(), ledger.net_exposure()))
+            self.curve.append((now, equity, ledger.cash, gross, net))
             if halted and "*" not in self._flattened:
                 self._flatten(None, f"circuit breaker: {exposure.state_reason}")
             elif now >= self._flatten_ns and "intraday" not in self._flattened:
@@ -362,6 +364,9 @@ class Trader:
             self.broker.cancel(cid, self.now_ns)
 
     def replace(self, strategy: Strategy, cid: str, leg: str, **changes: float | None) -> str:
+        """Replace an open order by a new one (same symbol, side, type, tif); a price not given is kept,
+        the quantity defaults to what the old order has left. The old order ends "replaced" when the
+        broker says so; until then both count as pending exposure."""
         old = self.open.get(cid)
         if old is None or old.strategy != strategy.name:
             raise StateError(
@@ -371,7 +376,7 @@ class Trader:
         request = OrderRequest(
             r.symbol,
             r.side,
-            changes.get("qty") or r.qty,
+            changes.get("qty") or old.leaves_qty,
             r.type,
             r.time_in_force,
             changes.get("limit_price") or r.limit_price,
@@ -456,9 +461,11 @@ class Trader:
     def _flatten(self, book: str | None, why: str) -> None:
         """Cancel open orders and scheduled children, then close positions, of `book` (None: every book)."""
         self._flattened.add(book or "*")
+        canceled = 0
         for order in list(self.open.values()):
             if book is None or order.book == book:
                 self.broker.cancel(order.client_order_id, self.now_ns)
+                canceled += 1
         self.schedule = [c for c in self.schedule if book is not None and self._book_of(c[1]) != book]
         closed = 0
         for s in self.strategies:
@@ -469,8 +476,10 @@ class Trader:
                     side = "sell" if pos.qty > 0 else "buy"
                     if self.submit(s, OrderRequest(symbol, side, abs(pos.qty)), "flatten", reducing=True):
                         closed += 1
-        at = datetime.fromtimestamp(self.now_ns / 1e9, UTC).astimezone(NEW_YORK)
-        self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {closed} positions closed")
+        if closed or canceled or book is None:
+            at = datetime.fromtimestamp(self.now_ns / 1e9, UTC).astimezone(NEW_YORK)
+            what = f"{closed} positions closed, {canceled} orders canceled"
+            self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
 
     def _book_of(self, name: str) -> str:
         return self._by_name[name].book
@@ -483,6 +492,8 @@ class Trader:
         return px if px == px else self.ledger.marks.get(symbol, math.nan)
 
     def _skip(self, reason: str) -> None:
+        """Count an intent not sent, by kind of reason (numbers masked: "gross exposure # > cap #")."""
+        reason = _NUMBER.sub("#", reason)
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def _orders_frame(self) -> pl.DataFrame:
@@ -565,6 +576,10 @@ class _StrategyContext:
             return 0.0
         if s.book in t._flattened or "*" in t._flattened:
             t._skip("book flattened for the session")
+            return 0.0
+        ok, why = t.exposure.check_order(symbol, side, 1.0, price, s.book)
+        if not ok:  # refused whatever the size: no sizing or calendar work
+            t._skip(f"exposure: {why}")
             return 0.0
         blocked, why = entry_blocked(
             self.now_ns, symbol, config=t.config.execution, earnings_blackout=self._blackout

@@ -105,11 +105,15 @@ class Ledger:
     def equity(self) -> float:
         return self.cash + sum(q * self.marks[s] for s, q in self.net.items())
 
-    def gross_exposure(self) -> float:
-        return sum(abs(q) * self.marks[s] for s, q in self.net.items())
-
-    def net_exposure(self) -> float:
-        return sum(q * self.marks[s] for s, q in self.net.items())
+    def totals(self) -> tuple[float, float, float]:
+        """(equity, gross exposure, net exposure) at the marks, in one pass."""
+        gross = net = 0.0
+        marks = self.marks
+        for s, q in self.net.items():
+            value = q * marks[s]
+            net += value
+            gross += abs(value)
+        return self.cash + net, gross, net
 
     def unrealized(self) -> float:
         return sum(p.qty * (self.marks[s] - p.avg_price) for (_, s), p in self.book.items() if p.qty)
