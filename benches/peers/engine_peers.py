@@ -120,10 +120,8 @@ class Nautilus:
                 )
                 engine.add_data(bars)
             bar_types.append(bar_type)
-        self.strategy = ema_flip_strategy(bar_types) if with_strategy else None
-        if self.strategy is not None:
-            engine.add_strategy(self.strategy)
-        self.n_bars = 0
+        if with_strategy:
+            engine.add_strategy(ema_flip_strategy(bar_types))
 
     def reset(self) -> None:
         self.engine.reset()
@@ -134,7 +132,6 @@ class Nautilus:
         return {
             "orders": len(orders),
             "fills": sum(1 for o in orders if o.is_closed and o.filled_qty.as_double() > 0),
-            "bars": self.strategy.bars if self.strategy is not None else -1,
         }
 
 
@@ -145,12 +142,7 @@ def ema_flip_strategy(bar_types: list) -> Any:
     from nautilus_trader.trading.strategy import Strategy
 
     class EmaFlip(Strategy):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bars = 0
-
         def on_start(self) -> None:
-            self.bars = 0
             self.emas, self.target = {}, {}
             for bar_type in bar_types:
                 fast, slow = ExponentialMovingAverage(FAST), ExponentialMovingAverage(SLOW)
@@ -161,7 +153,6 @@ def ema_flip_strategy(bar_types: list) -> Any:
                 self.subscribe_bars(bar_type)
 
         def on_bar(self, bar) -> None:
-            self.bars += 1
             instrument_id = bar.bar_type.instrument_id
             fast, slow = self.emas[instrument_id]
             if not slow.initialized:
@@ -186,7 +177,6 @@ class Vectorbt:
         frame = pq.read_table(path).to_pandas()
         self.open = frame.pivot(index="ts", columns="symbol", values="open")
         self.close = frame.pivot(index="ts", columns="symbol", values="close")
-        self.n_bars = int(self.close.notna().to_numpy().sum())
 
     def reset(self) -> None:
         pass
@@ -213,12 +203,12 @@ class Vectorbt:
             freq="1min",
         )
         n_orders = int(pf.orders.count().sum())
-        return {"orders": n_orders, "fills": n_orders, "bars": self.n_bars}
+        return {"orders": n_orders, "fills": n_orders}
 
 
 class Backtrader:
     """backtrader's Cerebro: one PandasData feed per symbol, its EMA indicator, market orders filled at the
-    next bar's open by its default broker."""
+    next bar's open by its default broker; without the default observers (stdstats=False)."""
 
     def __init__(self, path: str) -> None:
         import pandas as pd
