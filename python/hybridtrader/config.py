@@ -144,12 +144,6 @@ class ModelTrainingConfig(Section):
     seed: int = 0
 
 
-class ExecutionSettings(Section):
-    # How the independent fold tasks run: in this process, or on a local process pool.
-    mode: Literal["sequential", "process"] = "sequential"
-    max_workers: int | None = Field(None, ge=1)  # None: the machine's cores
-
-
 class MLTrainingConfig(Section):
     enabled: bool = True
     training_schedule: Literal["daily", "weekly", "monthly"] = "weekly"
@@ -160,7 +154,6 @@ class MLTrainingConfig(Section):
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     model: ModelTrainingConfig = Field(default_factory=ModelTrainingConfig)
-    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
 
 
 class MLModelConfig(Section):
@@ -570,6 +563,22 @@ class VenueConfig(Section):
         return v
 
 
+# ------------------------------------------------------------------------------------- compute
+class ComputeConfig(Section):
+    """`compute`: where independent research tasks (training folds, backtest sweeps) run
+    (`hybridtrader.tasks.run`): in this process, on a local process pool, or on Ray (the `ray` extra)."""
+
+    backend: Literal["sequential", "pool", "ray"] = "sequential"
+    workers: int | None = Field(None, ge=1)  # pool processes / local Ray CPUs; None: the machine's cores
+    address: str | None = None  # ray: an existing cluster ("ray://head:10001", "auto"); None: start one here
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> ComputeConfig:
+        if self.address is not None and self.backend != "ray":
+            raise ValueError(f"address is for the ray backend, not {self.backend!r}")
+        return self
+
+
 # ---------------------------------------------------------------------------------- data layer
 class DataConfig(Section):
     page_limit: int = Field(10_000, gt=0, le=10_000)  # bars per request (Alpaca's maximum)
@@ -595,6 +604,7 @@ class Config(Section):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     venue: VenueConfig = Field(default_factory=VenueConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
     def masked(self) -> dict[str, Any]:
         """The resolved configuration as plain data, secrets shown as '**********'."""
