@@ -14,9 +14,8 @@ Contract:
 - With `store`, each result is written atomically to its own file as soon as it arrives; a later run on
   the same store (same `fn` and seed) loads those and computes only the missing keys.
 
-The pool cannot tell which task killed its worker (a dead worker breaks `ProcessPoolExecutor` for every
-task in flight), so every task in flight at that moment is charged an attempt; the pool never queues more
-tasks than it has workers, which keeps that set small. Ray knows the task and retries just that one.
+A worker process that dies (killed, out of memory) counts as a failed attempt of the task it was running:
+Ray knows that task; the pool finds it by rerunning the tasks in flight one at a time (see `_pool`).
 """
 
 from __future__ import annotations
@@ -142,7 +141,9 @@ class _Store:
         try:
             record = pickle.loads(raw)
         except Exception as e:
-            raise StateError(f"task result {path} is corrupt ({_one_line(e)}); delete it to recompute") from None
+            raise StateError(
+                f"task result {path} is corrupt ({_one_line(e)}); delete it to recompute"
+            ) from None
         if not isinstance(record, dict) or record.get("format_version") != STORE_VERSION:
             raise StateError(f"task result {path} is not a format {STORE_VERSION} result; delete it")
         if record.get("key") != key:
@@ -195,44 +196,61 @@ def _pool(
     done: Done,
     failed: Failed,
 ) -> None:
+    """A local process pool. A worker that dies breaks the whole `ProcessPoolExecutor`, failing every task
+    in flight with it; only a task that was alone in flight can be blamed. So the tasks in flight at a
+    break are not charged an attempt but rerun one at a time in a fresh pool, where a death is the lone
+    task's own (charged, and that task stays alone for its retry)."""
     # spawn, not fork: forking a process whose OpenMP runtime (LightGBM) is initialised can deadlock.
     mp = multiprocessing.get_context("spawn")
-    pending = list(todo)  # keys not yet submitted (or to run again), in input order
+    pending = list(todo)  # keys to submit, in order; retries and suspects go first
     attempts = dict.fromkeys(todo, 0)
+    alone: set[str] = set()  # keys that run with nothing else in flight
+
+    def retry_or_fail(key: str, error: str) -> None:
+        if attempts[key] > RETRIES:
+            failed(key, error, attempts[key])
+        else:
+            pending.insert(0, key)
+
     while pending:
         n = min(workers, len(pending))
-        broken = False
         with ProcessPoolExecutor(n, mp_context=mp, initializer=_pool_init, initargs=(shared,)) as pool:
             running: dict[Future[Any], str] = {}
-            while (pending or running) and not broken:
-                while pending and len(running) < n:  # never more in flight than workers
+            while pending or running:
+                # Never more in flight than workers (a break then involves few tasks); suspects alone.
+                while (
+                    pending
+                    and len(running) < n
+                    and not alone.intersection(running.values())
+                    and not (pending[0] in alone and running)
+                ):
                     key = pending.pop(0)
                     attempts[key] += 1
                     running[pool.submit(_pool_call, fn, todo[key], key, ctxs[key].seed)] = key
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                died = []
                 for fut in finished:
                     key = running.pop(fut)
                     try:
                         result = fut.result()
-                    except BrokenProcessPool as e:
-                        broken = True
-                        error = f"worker process died ({_one_line(e)})"
+                    except BrokenProcessPool:
+                        died.append(key)
                     except Exception as e:
-                        error = _one_line(e)
+                        retry_or_fail(key, _one_line(e))
                     else:
                         done(key, result)
-                        continue
-                    if attempts[key] > RETRIES:
-                        failed(key, error, attempts[key])
-                    else:
-                        pending.insert(0, key)
-            if broken:  # the rest in flight died with the pool: each was charged its attempt
-                for fut, key in running.items():
-                    if attempts[key] > RETRIES:
-                        failed(key, "worker process died (the process pool broke)", attempts[key])
-                    else:
-                        pending.insert(0, key)
-                    fut.cancel()
+                if not died:
+                    continue
+                suspects = died + list(running.values())  # the rest in flight die with the pool
+                if len(suspects) == 1:
+                    alone.add(suspects[0])
+                    retry_or_fail(suspects[0], "worker process died (killed or crashed)")
+                else:
+                    for key in suspects:
+                        attempts[key] -= 1
+                        alone.add(key)
+                    pending[:0] = suspects
+                break  # this pool is broken: start a fresh one
 
 
 def _ray(

@@ -298,7 +298,9 @@ class MLPipeline:
             settings = self._settings(params, mcfg.model_type, threads)
             for f, split in enumerate(splits):
                 inner = inner_split(split.train, t0, t1, ml.validation.inner_validation_fraction)
-                tasks[f"trial={p},fold={f}"] = FoldTask(f, p, settings, names, inner.train, inner.test, split.test)
+                tasks[f"trial={p},fold={f}"] = FoldTask(
+                    f, p, settings, names, inner.train, inner.test, split.test
+                )
         report("folds", 0, len(tasks))
         outcome = run_tasks(
             run_fold,
@@ -310,7 +312,9 @@ class MLPipeline:
         )
         if not outcome.ok:
             key, failure = next(iter(outcome.failures.items()))
-            raise ModelError(f"{strategy}: fold task {key} failed ({failure.attempts} attempts): {failure.error}")
+            raise ModelError(
+                f"{strategy}: fold task {key} failed ({failure.attempts} attempts): {failure.error}"
+            )
         results = list(outcome.results.values())
 
         # ---- out-of-sample predictions per parameter set (a sample tested twice keeps its first fold)
