@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import task_fns
+from hybridtrader.cli import main
 from hybridtrader.config import ComputeConfig, config_from_dict
 from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.tasks import parse_compute, run, task_seed
@@ -167,3 +168,9 @@ def test_compute_flag_and_config() -> None:
         config_from_dict({"compute": {"backend": "pool", "address": "auto"}})
     with pytest.raises(ValueError, match=r"compute\.backend"):
         config_from_dict({"compute": {"backend": "dask"}})
+
+
+def test_train_command_reports_a_bad_compute_flag_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--compute", "pool:zero"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: --compute: expected seq, pool[:N] or ray[:ADDRESS], got 'pool:zero'\n"
