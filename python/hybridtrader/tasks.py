@@ -279,16 +279,20 @@ def _ray(
     waiting = list(refs)
     while waiting:
         ready, waiting = ray.wait(waiting, num_returns=1)
-        key = refs[ready[0]]
-        try:
-            result = ray.get(ready[0])
-        except ray.exceptions.RayTaskError as e:
-            cause = e.cause if isinstance(e.cause, BaseException) else e
-            failed(key, _one_line(cause), RETRIES + 1)
-        except ray.exceptions.RayError as e:  # the worker died on every attempt
-            failed(key, f"worker process died ({type(e).__name__})", RETRIES + 1)
-        else:
-            done(key, result)
+        if waiting:  # and everything else already finished: one wait per batch, not per task
+            more, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0)
+            ready += more
+        for ref in ready:
+            key = refs[ref]
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:
+                cause = e.cause if isinstance(e.cause, BaseException) else e
+                failed(key, _one_line(cause), RETRIES + 1)
+            except ray.exceptions.RayError as e:  # the worker died on every attempt
+                failed(key, f"worker process died ({type(e).__name__})", RETRIES + 1)
+            else:
+                done(key, result)
 
 
 def _ray_call(common: tuple[Callable[..., Any], Any], item: Any, key: str, seed: int) -> Any:
