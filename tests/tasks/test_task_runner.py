@@ -1,6 +1,7 @@
-"""hybridtrader.tasks on the sequential and process-pool backends: identical results whatever the backend
-or worker count, stable per-key seeds, one retry, failures reported with the rest kept, resume after a
-real interruption, progress, the results store's checks, and the --compute flag."""
+"""hybridtrader.tasks on every backend (sequential, process pool, a real local Ray cluster): identical
+results whatever the backend or worker count, stable per-key seeds, a SIGKILLed worker's task retried,
+failures reported with the rest kept, resume after a real interruption, progress, the results store's
+checks, and the --compute flag."""
 
 from __future__ import annotations
 
@@ -25,6 +26,19 @@ from hypothesis import strategies as st
 SHARED = np.linspace(-1.0, 1.0, 50)
 SEQ = ComputeConfig()
 POOL = ComputeConfig(backend="pool", workers=2)
+RAY = ComputeConfig(backend="ray")
+
+
+BACKENDS = {"sequential": SEQ, "pool": POOL, "ray": RAY}
+PARALLEL = pytest.mark.parametrize("backend", ["pool", "ray"], indirect=True)
+
+
+@pytest.fixture(params=list(BACKENDS))
+def backend(request: pytest.FixtureRequest) -> ComputeConfig:
+    """Each backend in turn (Ray: the session's local cluster)."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+    return BACKENDS[request.param]
 
 
 def fingerprint(results: dict[str, dict]) -> list[tuple[str, str, int, bytes]]:
@@ -54,7 +68,8 @@ def test_task_seeds_fit_31_bits_and_differ_by_key(seed: int, keys: list[str]) ->
     assert len(set(seeds)) == len(seeds)  # 2**31 values: a collision among 20 keys is ~1e-7
 
 
-def test_pool_equals_sequential_byte_for_byte_whatever_the_worker_count() -> None:
+@PARALLEL
+def test_equal_to_sequential_byte_for_byte_whatever_the_worker_count(backend: ComputeConfig) -> None:
     items = inputs(7)
     seq = run(task_fns.noisy_dot, items, SEQ, seed=3, shared=SHARED)
     assert seq.ok and list(seq.results) == list(items)  # input order
@@ -62,38 +77,38 @@ def test_pool_equals_sequential_byte_for_byte_whatever_the_worker_count() -> Non
         draw = np.random.default_rng(task_seed(3, key)).standard_normal((items[key]["n"], len(SHARED)))
         np.testing.assert_array_equal(r["value"], draw @ SHARED * items[key]["scale"])
     for workers in (2, 3):
-        pool = run(
-            task_fns.noisy_dot, items, ComputeConfig(backend="pool", workers=workers), seed=3, shared=SHARED
-        )
-        assert fingerprint(pool.results) == fingerprint(seq.results)
+        other = run(task_fns.noisy_dot, items, backend.model_copy(update={"workers": workers}), seed=3,
+                    shared=SHARED)  # fmt: skip
+        assert fingerprint(other.results) == fingerprint(seq.results)
     other = run(task_fns.noisy_dot, items, SEQ, seed=4, shared=SHARED)
     assert fingerprint(other.results) != fingerprint(seq.results)  # the sweep seed matters
 
 
-def test_a_killed_pool_worker_is_retried(tmp_path: Path) -> None:
+@PARALLEL
+def test_a_task_whose_worker_is_killed_is_retried(tmp_path: Path, backend: ComputeConfig) -> None:
     items = inputs(4)
     items["cell=2"] = {**items["cell=2"], "marker": str(tmp_path / "died")}
-    out = run(task_fns.dies_once, items, POOL, seed=1, shared=SHARED)
+    out = run(task_fns.dies_once, items, backend, seed=1, shared=SHARED)
     assert (tmp_path / "died").exists()  # the first attempt really killed its worker
     assert out.ok, out.failures
     ref = run(task_fns.noisy_dot, items, SEQ, seed=1, shared=SHARED)
     assert fingerprint(out.results) == fingerprint(ref.results)
 
 
-def test_a_worker_that_always_dies_is_reported_and_the_rest_kept() -> None:
+@PARALLEL
+def test_a_worker_that_always_dies_is_reported_and_the_rest_kept(backend: ComputeConfig) -> None:
     items = inputs(6)
     items["cell=1"] = {**items["cell=1"], "die": True}
-    out = run(task_fns.dies_always, items, POOL, seed=1, shared=SHARED)
+    out = run(task_fns.dies_always, items, backend, seed=1, shared=SHARED)
     assert list(out.failures) == ["cell=1"]
     assert out.failures["cell=1"].attempts == 2 and "worker process died" in out.failures["cell=1"].error
     assert list(out.results) == ["cell=0", "cell=2", "cell=3", "cell=4", "cell=5"]  # none blamed wrongly
 
 
-@pytest.mark.parametrize("compute", [SEQ, POOL], ids=["sequential", "pool"])
-def test_a_bad_task_is_retried_once_then_reported_with_the_rest_kept(tmp_path: Path, compute) -> None:
+def test_a_bad_task_is_retried_once_then_reported_with_the_rest_kept(tmp_path: Path, backend) -> None:
     items = inputs(5, attempts=str(tmp_path / "attempts"))
     items["cell=3"] = {**items["cell=3"], "bad": True}
-    out = run(task_fns.raises_on_bad, items, compute, seed=2, shared=SHARED)
+    out = run(task_fns.raises_on_bad, items, backend, seed=2, shared=SHARED)
     assert not out.ok and list(out.failures) == ["cell=3"]
     failure = out.failures["cell=3"]
     assert failure.attempts == 2 and failure.error == "ValueError: bad input 3 for cell=3"
@@ -103,7 +118,8 @@ def test_a_bad_task_is_retried_once_then_reported_with_the_rest_kept(tmp_path: P
     assert fingerprint(out.results) == fingerprint(ref.results)
 
 
-def test_resume_after_a_killed_sweep_computes_only_the_missing_keys(tmp_path: Path) -> None:
+@PARALLEL
+def test_resume_after_a_killed_sweep_computes_only_the_missing_keys(tmp_path: Path, backend) -> None:
     store, log, stop = tmp_path / "store", tmp_path / "log", tmp_path / "stop"
     items = inputs(8, log=str(log))
     items["cell=5"] = {**items["cell=5"], "stop": str(stop)}
@@ -121,7 +137,13 @@ def test_resume_after_a_killed_sweep_computes_only_the_missing_keys(tmp_path: Pa
     stop.unlink()
     seen: list[tuple[int, int]] = []
     out = run(
-        task_fns.logged, items, POOL, seed=9, shared=SHARED, store=store, progress=lambda *a: seen.append(a)
+        task_fns.logged,
+        items,
+        backend,
+        seed=9,
+        shared=SHARED,
+        store=store,
+        progress=lambda *a: seen.append(a),
     )
     assert out.ok and out.resumed == 5
     assert sorted(log.read_text().splitlines()[5:]) == ["cell=5", "cell=6", "cell=7"]  # only the missing
