@@ -282,10 +282,14 @@ def _ray(
         if waiting:  # and everything else already finished: one wait per batch, not per task
             more, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0)
             ready += more
-        for ref in ready:
+        try:
+            batch = ray.get(ready)  # one round trip for the batch
+        except ray.exceptions.RayError:
+            batch = None  # some failed: take them one by one
+        for i, ref in enumerate(ready):
             key = refs[ref]
             try:
-                result = ray.get(ref)
+                result = batch[i] if batch is not None else ray.get(ref)
             except ray.exceptions.RayTaskError as e:
                 cause = e.cause if isinstance(e.cause, BaseException) else e
                 failed(key, _one_line(cause), RETRIES + 1)
