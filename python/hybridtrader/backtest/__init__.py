@@ -1,1 +1,2 @@
-"""Backtesting: parameter sweeps over a backtest function (the engine's SimBroker backtest plugs in)."""
+"""Backtests: the `SimBroker` on the Rust fill simulator, historical feeds, the `SimClock`, and the run
+that writes a backtest's outputs."""
