@@ -161,12 +161,17 @@ Failed = Callable[[str, str, int], None]
 
 
 def _sequential(
-    fn: Callable[..., Any], todo: dict[str, Any], ctxs: dict[str, TaskContext], done: Done, failed: Failed
+    fn: Callable[..., Any],
+    todo: dict[str, Any],
+    seeds: dict[str, int],
+    shared: Any,
+    done: Done,
+    failed: Failed,
 ) -> None:
     for key, item in todo.items():
         for attempt in range(1, RETRIES + 2):
             try:
-                result = fn(item, ctxs[key])
+                result = fn(item, TaskContext(key, seeds[key], shared))
             except Exception as e:
                 if attempt > RETRIES:
                     failed(key, _one_line(e), attempt)
@@ -190,7 +195,7 @@ def _pool_call(fn: Callable[..., Any], item: Any, key: str, seed: int) -> Any:
 def _pool(
     fn: Callable[..., Any],
     todo: dict[str, Any],
-    ctxs: dict[str, TaskContext],
+    seeds: dict[str, int],
     shared: Any,
     workers: int,
     done: Done,
@@ -226,7 +231,7 @@ def _pool(
                 ):
                     key = pending.pop(0)
                     attempts[key] += 1
-                    running[pool.submit(_pool_call, fn, todo[key], key, ctxs[key].seed)] = key
+                    running[pool.submit(_pool_call, fn, todo[key], key, seeds[key])] = key
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 died = []
                 for fut in finished:
@@ -256,7 +261,7 @@ def _pool(
 def _ray(
     fn: Callable[..., Any],
     todo: dict[str, Any],
-    ctxs: dict[str, TaskContext],
+    seeds: dict[str, int],
     shared: Any,
     compute: ComputeConfig,
     done: Done,
@@ -270,12 +275,17 @@ def _ray(
         ) from None
     if not ray.is_initialized():
         if compute.address:
-            ray.init(address=compute.address, log_to_driver=False)
+            try:
+                ray.init(address=compute.address, log_to_driver=False)
+            except Exception as e:  # Ray raises ConnectionError, RuntimeError... depending on the address
+                raise ConfigError(
+                    f"compute.address: cannot use Ray at {compute.address!r}: {_one_line(e)}"
+                ) from None
         else:
             ray.init(num_cpus=compute.workers, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(_ray_call).options(num_cpus=1, max_retries=RETRIES, retry_exceptions=True)
     common = ray.put((fn, shared))  # once: every task gets a reference, resolved in the worker
-    refs = {remote.remote(common, todo[key], key, ctxs[key].seed): key for key in todo}
+    refs = {remote.remote(common, todo[key], key, seeds[key]): key for key in todo}
     waiting = list(refs)
     while waiting:
         ready, waiting = ray.wait(waiting, num_returns=1)
@@ -348,15 +358,15 @@ def run(
         report(len(results) + len(failures), total)
 
     todo = {k: inputs[k] for k in keys if k not in results}
-    ctxs = {k: TaskContext(k, task_seed(seed, k), shared) for k in todo}
+    seeds = {k: task_seed(seed, k) for k in todo}
     if todo:
         workers = min(compute.workers or machine_threads(), len(todo))
         if compute.backend == "ray":
-            _ray(fn, todo, ctxs, shared, compute, done, failed)
+            _ray(fn, todo, seeds, shared, compute, done, failed)
         elif compute.backend == "pool" and workers > 1:
-            _pool(fn, todo, ctxs, shared, workers, done, failed)
+            _pool(fn, todo, seeds, shared, workers, done, failed)
         else:
-            _sequential(fn, todo, ctxs, done, failed)
+            _sequential(fn, todo, seeds, shared, done, failed)
     ordered = {k: results[k] for k in keys if k in results}
     return Outcome(ordered, {k: failures[k] for k in keys if k in failures}, resumed)
 

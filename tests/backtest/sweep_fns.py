@@ -11,7 +11,8 @@ from hybridtrader.tasks import TaskContext
 
 
 def crossover(params: dict[str, Any], ctx: TaskContext) -> np.ndarray:
-    """Per-period returns: position decided at the close of t-1 earns the return of t."""
+    """Per-period returns, one per price change: flat until the slow average exists, then the position
+    decided at the close of t-1 earns the return of t."""
     prices: np.ndarray = ctx.shared
     fast, slow = int(params["fast"]), int(params["slow"])
     if fast >= slow:
@@ -23,4 +24,9 @@ def crossover(params: dict[str, Any], ctx: TaskContext) -> np.ndarray:
     long = (ma_fast[slow - fast :] > ma_slow).astype(float)  # aligned on prices[slow-1:]
     pos = long[:-1]  # known at t-1
     cost = params.get("cost_bps", 0.0) * 1e-4 * np.abs(np.diff(np.concatenate([[0.0], pos])))
-    return pos * ret[slow - 1 :] - cost
+    return np.concatenate([np.zeros(slow - 1), pos * ret[slow - 1 :] - cost])
+
+
+def crossover_unpadded(params: dict[str, Any], ctx: TaskContext) -> np.ndarray:
+    """The crossover's returns from the first period the slow average exists (length depends on `slow`)."""
+    return crossover(params, ctx)[int(params["slow"]) - 1 :]

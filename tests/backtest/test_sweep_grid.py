@@ -12,9 +12,16 @@ import numpy as np
 import polars as pl
 import pytest
 import sweep_fns
-from hybridtrader.backtest.sweep import grid_cells, max_drawdown, parse_grid, sweep, write_sweep_report
-from hybridtrader.config import ComputeConfig
-from hybridtrader.errors import ConfigError
+from hybridtrader.backtest.sweep import (
+    grid_cells,
+    max_drawdown,
+    parse_grid,
+    sweep,
+    walk_forward,
+    write_sweep_report,
+)
+from hybridtrader.config import ComputeConfig, WalkForwardConfig
+from hybridtrader.errors import ConfigError, DataError
 from hybridtrader.tasks import TaskContext
 from scipy import stats
 
@@ -76,7 +83,7 @@ def test_sweep_metrics_failures_and_deflated_sharpe() -> None:
         r = sweep_fns.crossover(row, TaskContext("", 0, PRICES))
         assert row["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1), rel=1e-12)
         assert row["total_return"] == pytest.approx(np.prod(1 + r) - 1, rel=1e-9)
-        assert row["n_periods"] == len(r) == len(PRICES) - row["slow"]
+        assert row["n_periods"] == len(r) == len(PRICES) - 1
     best = ok.sort("sharpe", descending=True).row(0, named=True)
     assert result.best == f"fast={best['fast']},slow={best['slow']}"
     # The published formula (Bailey & Lopez de Prado 2014), N = all 6 cells tried, V over the 4 Sharpes.
@@ -120,3 +127,34 @@ def test_report_page_heatmap_and_table(tmp_path: Path) -> None:
     assert titles == want
     greys = [c for c in cells if c.get("fill") == "#ccc"]
     assert len(greys) == 2  # the failed cells
+
+
+def test_walk_forward_over_parameters_against_a_hand_loop() -> None:
+    result = sweep(sweep_fns.crossover, GRID, PRICES, seed=1)
+    wf = walk_forward(result, WalkForwardConfig(train_fraction=0.4, test_fraction=0.2))
+    n = len(PRICES) - 1
+    train_len, test_len = math.ceil(0.4 * n), math.ceil(0.2 * n)
+    ok = [k for k in result.returns]  # the cells that ran, in grid order
+    assert ok == ["fast=5,slow=20", "fast=5,slow=30", "fast=10,slow=20", "fast=10,slow=30"]
+    expected, chosen = [], []
+    for start in range(train_len, n, test_len):  # expanding window, adjacent test blocks
+
+        def sr(k: str, lo: int, hi: int) -> float:
+            r = result.returns[k][lo:hi]
+            return r.mean() / r.std(ddof=1)
+
+        best = max(ok, key=lambda k: sr(k, 0, start))
+        chosen.append(best)
+        expected.append(result.returns[best][start : start + test_len])
+    assert wf.folds["chosen"].to_list() == chosen and len(chosen) == 3
+    np.testing.assert_array_equal(wf.returns, np.concatenate(expected))
+    assert wf.sharpe == pytest.approx(wf.returns.mean() / wf.returns.std(ddof=1), rel=1e-12)
+    assert 0.0 < wf.psr < 1.0
+
+
+def test_walk_forward_needs_aligned_returns() -> None:
+    ragged = sweep(sweep_fns.crossover_unpadded, {"fast": [5], "slow": [20, 30]}, PRICES)
+    with pytest.raises(
+        DataError, match=r"same periods; lengths: \{'fast=5,slow=20': 1480, 'fast=5,slow=30': 1470\}"
+    ):
+        walk_forward(ragged)

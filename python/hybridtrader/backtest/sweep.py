@@ -7,6 +7,11 @@ The backtest is a parameter: a module-level function `backtest(params, ctx) -> p
 objective is the per-period Sharpe ratio (mean / std, ddof 1). Picking the best of N cells is selection, so
 its deflated Sharpe counts every cell tried, failed cells included, with V the variance of the cells'
 Sharpe ratios (`ml.sharpe.deflated_sharpe_ratio`, conservative form, as the promotion gate uses).
+
+Walk-forward over parameters (`walk_forward`): the periods are cut into the walk-forward windows of
+`ml.validation.walk_forward_splits`; in each, the cell with the best Sharpe on the training window is
+chosen and its returns on the following test window are kept. The joined test returns are out of sample
+(every choice was made on the past), so their Sharpe needs no deflation; their PSR(0) is reported.
 """
 
 from __future__ import annotations
@@ -16,17 +21,23 @@ import itertools
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from hybridtrader.config import ComputeConfig
+from hybridtrader.config import ComputeConfig, WalkForwardConfig
 from hybridtrader.data.atomic import write_atomic, write_parquet_atomic
-from hybridtrader.errors import ConfigError
-from hybridtrader.ml.sharpe import ReturnMoments, deflated_sharpe_ratio, return_moments
+from hybridtrader.errors import ConfigError, DataError
+from hybridtrader.ml.sharpe import (
+    ReturnMoments,
+    deflated_sharpe_ratio,
+    probabilistic_sharpe_ratio,
+    return_moments,
+)
+from hybridtrader.ml.validation import walk_forward_splits
 from hybridtrader.tasks import Progress, TaskContext, run
 
 Value = int | float | bool | str
@@ -92,6 +103,7 @@ class SweepResult:
     best: str | None  # key of the cell with the highest Sharpe (None if every cell failed)
     deflated_sharpe: float | None  # of the best cell, counting every cell tried
     seed: int
+    returns: dict[str, np.ndarray] = field(repr=False)  # per-period returns of each cell that ran
 
     @property
     def n_trials(self) -> int:
@@ -137,7 +149,45 @@ def sweep(
         var = float(sharpes.var(ddof=1)) if len(sharpes) > 1 else 0.0
         m = best[1]
         dsr = deflated_sharpe_ratio(m.sharpe, m.n, m.skew, m.kurtosis, table.height, var, conservative=True)
-    return SweepResult(grid, table, best[0] if best else None, dsr, seed)
+    returns = {k: np.asarray(r, dtype=float) for k, r in outcome.results.items()}
+    return SweepResult(grid, table, best[0] if best else None, dsr, seed, returns)
+
+
+@dataclass(frozen=True)
+class WalkForward:
+    folds: pl.DataFrame  # per test window: fold, first and last period, chosen cell, its train/test Sharpe
+    returns: np.ndarray  # the out-of-sample returns: each window's chosen cell on that window
+    sharpe: float  # per period, of `returns`
+    psr: float  # probabilistic Sharpe ratio of `returns` against 0
+
+
+def walk_forward(result: SweepResult, cfg: WalkForwardConfig | None = None) -> WalkForward:
+    """Choose the best cell on each walk-forward training window and keep its next test window."""
+    cfg = cfg or WalkForwardConfig()
+    if not result.returns:
+        raise DataError("walk-forward: no cell of the sweep produced returns")
+    lengths = {k: len(r) for k, r in result.returns.items()}
+    if len(set(lengths.values())) != 1:
+        raise DataError(f"walk-forward needs every cell's returns on the same periods; lengths: {lengths}")
+    periods = np.arange(next(iter(lengths.values())))
+    rows, pieces = [], []
+    tested = 0  # a period in two test windows (step < test) keeps the first window's choice
+    for f, split in enumerate(walk_forward_splits(periods, periods, cfg)):
+        train_sr = {k: return_moments(r[split.train]).sharpe for k, r in result.returns.items()}
+        chosen = max(train_sr, key=lambda k: train_sr[k])  # first cell in grid order on ties
+        test = split.test[split.test >= tested]
+        if len(test) == 0:
+            continue
+        oos = result.returns[chosen][test]
+        pieces.append(oos)
+        tested = int(test[-1]) + 1
+        rows.append((f, int(test[0]), int(test[-1]), chosen, train_sr[chosen], return_moments(oos).sharpe))
+    cols = ["fold", "first_period", "last_period", "chosen", "train_sharpe", "test_sharpe"]
+    folds = pl.DataFrame(rows, schema=cols, orient="row")
+    returns = np.concatenate(pieces)
+    m = return_moments(returns)
+    psr = probabilistic_sharpe_ratio(m.sharpe, 0.0, m.n, m.skew, m.kurtosis, conservative=True)
+    return WalkForward(folds, returns, m.sharpe, psr)
 
 
 # ------------------------------------------------------------------------------------------ report
