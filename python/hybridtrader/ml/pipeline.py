@@ -301,7 +301,6 @@ class MLPipeline:
                 tasks[f"trial={p},fold={f}"] = FoldTask(
                     f, p, settings, names, inner.train, inner.test, split.test
                 )
-        report("folds", 0, len(tasks))
         outcome = run_tasks(
             run_fold,
             tasks,
