@@ -85,6 +85,7 @@ def ray_cluster() -> Any:
 
 N_TINY = 2_000 if FULL else 200
 N0 = 2 * WORKERS
+ROUNDS = 3 if FULL else 1  # each pool run starts its workers (seconds): quick mode keeps CI short
 
 
 def _record(benchmark: Any, call: Callable[[int], None], label: str) -> None:
@@ -92,11 +93,11 @@ def _record(benchmark: Any, call: Callable[[int], None], label: str) -> None:
     difference of the fastest runs over N - n0 tasks, the startup the fastest run of n0."""
     call(N0)  # warm-up: imports, Ray's worker processes, caches
     small = []
-    for _ in range(3):
+    for _ in range(ROUNDS):
         start = time.perf_counter()
         call(N0)
         small.append(time.perf_counter() - start)
-    benchmark.pedantic(call, args=(N_TINY,), rounds=3, iterations=1)
+    benchmark.pedantic(call, args=(N_TINY,), rounds=ROUNDS, iterations=1)
     startup = min(small)
     per_task = (benchmark.stats.stats.min - startup) / (N_TINY - N0)
     info = benchmark.extra_info
