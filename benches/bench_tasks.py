@@ -4,7 +4,8 @@
   beside the bare library doing the same (`ProcessPoolExecutor.map`, `ray.get([f.remote(i)])`).
   extra_info: `per_task_us`, the marginal cost of one more task ((t(N) - t(n0)) / (N - n0)), and
   `startup_s` = t(n0) (pool: spawning the workers; Ray: the cluster is started once before timing, as a
-  running cluster is the steady state). Quick: N = 200; full: N = 2,000.
+  running cluster is the steady state). Quick: N = 200; full: N = 20,000 (pool,
+  sequential) and 2,000 (Ray).
 - group "speedup": 16 CPU-bound tasks (full: about 2 s each on an idle core; quick: 4 small ones)
   sequential vs pool vs Ray; extra_info `speedup` = sequential time / this backend's time (target >= 1.8
   on 2 cores), `task_s` the mean task time measured sequentially.
@@ -83,12 +84,13 @@ def ray_cluster() -> Any:
         os.environ["PYTHONPATH"] = before
 
 
-N_TINY = 2_000 if FULL else 200
+# Full: enough pool tasks that its startup's jitter (a second) is small beside them; Ray costs ~1 ms a task.
+N_TINY = {"sequential": 20_000, "pool": 20_000, "ray": 2_000} if FULL else dict.fromkeys(BACKENDS, 200)
 N0 = 2 * WORKERS
 ROUNDS = 3 if FULL else 1  # each pool run starts its workers (seconds): quick mode keeps CI short
 
 
-def _record(benchmark: Any, call: Callable[[int], None], label: str) -> None:
+def _record(benchmark: Any, call: Callable[[int], None], label: str, n: int) -> None:
     """Time `call(N)` (the benchmark) and `call(n0)` after a warm-up; the marginal cost of a task is the
     difference of the fastest runs over N - n0 tasks, the startup the fastest run of n0."""
     call(N0)  # warm-up: imports, Ray's worker processes, caches
@@ -97,11 +99,11 @@ def _record(benchmark: Any, call: Callable[[int], None], label: str) -> None:
         start = time.perf_counter()
         call(N0)
         small.append(time.perf_counter() - start)
-    benchmark.pedantic(call, args=(N_TINY,), rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(call, args=(n,), rounds=ROUNDS, iterations=1)
     startup = min(small)
-    per_task = (benchmark.stats.stats.min - startup) / (N_TINY - N0)
+    per_task = (benchmark.stats.stats.min - startup) / (n - N0)
     info = benchmark.extra_info
-    info.update(tasks=N_TINY, startup_s=round(startup, 3), per_task_us=round(per_task * 1e6, 1))
+    info.update(tasks=n, startup_s=round(startup, 3), per_task_us=round(per_task * 1e6, 1))
     load = os.getloadavg()[0]
     print(f"\n{label}: startup {startup:.3f} s, {per_task * 1e6:.1f} us per task (load {load:.1f})")
 
@@ -116,7 +118,7 @@ def test_overhead_ours(benchmark, request, backend: str) -> None:
         out = run(tiny, {str(i): i for i in range(n)}, BACKENDS[backend])
         assert out.ok and len(out.results) == n
 
-    _record(benchmark, call, f"tasks.run {backend}")
+    _record(benchmark, call, f"tasks.run {backend}", N_TINY[backend])
 
 
 @pytest.mark.benchmark(group="task-overhead")
@@ -125,7 +127,7 @@ def test_overhead_peer_process_pool(benchmark) -> None:
         with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
             assert sum(pool.map(bare_tiny, range(n))) == n * (n - 1) // 2
 
-    _record(benchmark, call, "ProcessPoolExecutor.map")
+    _record(benchmark, call, "ProcessPoolExecutor.map", N_TINY["pool"])
 
 
 @pytest.mark.benchmark(group="task-overhead")
@@ -135,7 +137,7 @@ def test_overhead_peer_ray(benchmark, ray_cluster: Any) -> None:
     def call(n: int) -> None:
         assert sum(ray_cluster.get([remote.remote(i) for i in range(n)])) == n * (n - 1) // 2
 
-    _record(benchmark, call, "ray.get([f.remote(i)])")
+    _record(benchmark, call, "ray.get([f.remote(i)])", N_TINY["ray"])
 
 
 # -------------------------------------------------------------------------------------------- speed-up

@@ -288,10 +288,8 @@ def _ray(
     refs = {remote.remote(common, todo[key], key, seeds[key]): key for key in todo}
     waiting = list(refs)
     while waiting:
-        ready, waiting = ray.wait(waiting, num_returns=1)
-        if waiting:  # and everything else already finished: one wait per batch, not per task
-            more, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0)
-            ready += more
+        # What finishes within 50 ms comes back as one batch: two round trips per batch, not per task.
+        ready, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0.05)
         try:
             batch = ray.get(ready)  # one round trip for the batch
         except ray.exceptions.RayError:
