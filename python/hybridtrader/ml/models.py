@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from hybridtrader.tasks import TaskContext
+from hybridtrader.errors import ModelError
+from hybridtrader.tasks import Progress, TaskContext, run
+
+if TYPE_CHECKING:
+    from hybridtrader.config import ComputeConfig
 
 ModelType = Literal["lightgbm", "xgboost"]
 
@@ -194,3 +198,19 @@ def run_fold(task: FoldTask, ctx: TaskContext) -> FoldResult:
         time.perf_counter() - start,
         fitted.importance,
     )
+
+
+def run_folds(
+    tasks: dict[str, FoldTask],
+    data: FoldData,
+    compute: ComputeConfig,
+    seed: int,
+    progress: Progress | None = None,
+) -> list[FoldResult]:
+    """Every fold task on `compute` (`hybridtrader.tasks.run`, `data` shared), results in task order; a fold
+    that fails twice is a ModelError naming it (a validation with a hole in it cannot be scored)."""
+    outcome = run(run_fold, tasks, compute, seed=seed, shared=data, progress=progress)
+    if not outcome.ok:
+        key, failure = next(iter(outcome.failures.items()))
+        raise ModelError(f"fold task {key} failed ({failure.attempts} attempts): {failure.error}")
+    return list(outcome.results.values())

@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,20 +36,18 @@ from hybridtrader.config import (
     TripleBarrierLabelConfig,
     as_config,
 )
-from hybridtrader.errors import ModelError
 from hybridtrader.ml.backtest import BacktestResult, Marks, Periods, backtest, basket_relative, session_of
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
 from hybridtrader.ml.gates import all_passed, evaluate_gates
 from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, rule_feature, triple_barrier_labels
-from hybridtrader.ml.models import FitSettings, FoldData, FoldTask, ModelType, fit, run_fold
+from hybridtrader.ml.models import FitSettings, FoldData, FoldTask, ModelType, fit, run_folds
 from hybridtrader.ml.registry import ModelRegistry, RunRecord, code_version
 from hybridtrader.ml.report import equity_svg, importance_svg
 from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe, min_track_record_length
 from hybridtrader.ml.validation import Split, inner_split, purged_kfold_splits, walk_forward_splits
 from hybridtrader.tasks import machine_threads
-from hybridtrader.tasks import run as run_tasks
 
 if TYPE_CHECKING:
     from hybridtrader.monitoring.alerts import EnhancedAlertManager
@@ -301,20 +300,7 @@ class MLPipeline:
                 tasks[f"trial={p},fold={f}"] = FoldTask(
                     f, p, settings, names, inner.train, inner.test, split.test
                 )
-        outcome = run_tasks(
-            run_fold,
-            tasks,
-            compute,
-            seed=ml.model.seed,
-            shared=FoldData(x, y),
-            progress=lambda done, total: report("folds", done, total),
-        )
-        if not outcome.ok:
-            key, failure = next(iter(outcome.failures.items()))
-            raise ModelError(
-                f"{strategy}: fold task {key} failed ({failure.attempts} attempts): {failure.error}"
-            )
-        results = list(outcome.results.values())
+        results = run_folds(tasks, FoldData(x, y), compute, ml.model.seed, partial(report, "folds"))
 
         # ---- out-of-sample predictions per parameter set (a sample tested twice keeps its first fold)
         tested = np.full(len(y), -1)
