@@ -87,7 +87,7 @@ def ray_cluster() -> Any:
 # Full: enough pool tasks that its startup's jitter (a second) is small beside them; Ray costs ~1 ms a task.
 N_TINY = {"sequential": 20_000, "pool": 20_000, "ray": 2_000} if FULL else dict.fromkeys(BACKENDS, 200)
 N0 = 2 * WORKERS
-ROUNDS = 3 if FULL else 1  # each pool run starts its workers (seconds): quick mode keeps CI short
+REPEATS = 3 if FULL else 1  # each pool run starts its workers (seconds): quick mode keeps CI short
 
 
 def _record(benchmark: Any, call: Callable[[int], None], label: str, n: int) -> None:
@@ -95,11 +95,11 @@ def _record(benchmark: Any, call: Callable[[int], None], label: str, n: int) -> 
     difference of the fastest runs over N - n0 tasks, the startup the fastest run of n0."""
     call(N0)  # warm-up: imports, Ray's worker processes, caches
     small = []
-    for _ in range(ROUNDS):
+    for _ in range(REPEATS):
         start = time.perf_counter()
         call(N0)
         small.append(time.perf_counter() - start)
-    benchmark.pedantic(call, args=(n,), rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(call, args=(n,), rounds=REPEATS, iterations=1)
     startup = min(small)
     per_task = (benchmark.stats.stats.min - startup) / (n - N0)
     info = benchmark.extra_info
@@ -141,13 +141,13 @@ def test_overhead_peer_ray(benchmark, ray_cluster: Any) -> None:
 
 
 # -------------------------------------------------------------------------------------------- speed-up
-N_TASKS, ROWS, ROUNDS = (16, 50_000, 200) if FULL else (4, 4_000, 40)
+N_TASKS, ROWS, BOOST_ROUNDS = (16, 50_000, 200) if FULL else (4, 4_000, 40)
 _sequential: dict[str, Any] = {}  # the sequential run's seconds and results, for the other backends
 
 
 @pytest.fixture(scope="module")
 def workload() -> Workload:
-    return WORKLOADS[os.environ.get("HYBRIDTRADER_BENCH_TASK", "fold_fit")](N_TASKS, ROWS, ROUNDS)
+    return WORKLOADS[os.environ.get("HYBRIDTRADER_BENCH_TASK", "fold_fit")](N_TASKS, ROWS, BOOST_ROUNDS)
 
 
 @pytest.mark.benchmark(group="speedup")
