@@ -104,9 +104,8 @@ def test_result_shape_and_fold_details(tmp_path, mr_bars: pl.DataFrame) -> None:
 
 def test_process_pool_matches_sequential(tmp_path, mr_bars: pl.DataFrame) -> None:
     seq = pipeline(tmp_path / "a").train_strategy_model(MR, mr_bars)
-    par = pipeline(tmp_path / "b", execution={"mode": "process", "max_workers": 2}).train_strategy_model(
-        MR, mr_bars
-    )
+    pool = {**settings(tmp_path / "b"), "compute": {"backend": "pool", "workers": 2}}
+    par = MLPipeline(config_from_dict(pool)).train_strategy_model(MR, mr_bars)
     assert par["metrics"]["sharpe"] == pytest.approx(seq["metrics"]["sharpe"])
     assert len(par["trials"]) == len(seq["trials"]) == 6
     for a, b in zip(par["trials"], seq["trials"], strict=True):

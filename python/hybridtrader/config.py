@@ -156,12 +156,6 @@ class ModelTrainingConfig(Section):
     seed: int = 0
 
 
-class ExecutionSettings(Section):
-    # How the independent fold tasks run: in this process, or on a local process pool.
-    mode: Literal["sequential", "process"] = "sequential"
-    max_workers: int | None = Field(None, ge=1)  # None: the machine's cores
-
-
 class MLTrainingConfig(Section):
     enabled: bool = True
     training_schedule: Literal["daily", "weekly", "monthly"] = "weekly"
@@ -172,7 +166,6 @@ class MLTrainingConfig(Section):
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     model: ModelTrainingConfig = Field(default_factory=ModelTrainingConfig)
-    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
 
 
 class MLModelConfig(Section):
@@ -596,6 +589,22 @@ class VenueConfig(Section):
         return v
 
 
+# ------------------------------------------------------------------------------------- compute
+class ComputeConfig(Section):
+    """`compute`: where independent research tasks (training folds, backtest sweeps) run
+    (`hybridtrader.tasks.run`): in this process, on a local process pool, or on Ray (the `ray` extra)."""
+
+    backend: Literal["sequential", "pool", "ray"] = "sequential"
+    workers: int | None = Field(None, ge=1)  # pool processes / local Ray CPUs; None: the machine's cores
+    address: str | None = None  # ray: an existing cluster ("ray://head:10001", "auto"); None: start one here
+
+    @model_validator(mode="after")
+    def _address_needs_ray(self) -> ComputeConfig:
+        if self.address is not None and self.backend != "ray":
+            raise ValueError(f"address is for the ray backend, not {self.backend!r}")
+        return self
+
+
 # ---------------------------------------------------------------------------------- data layer
 class DataConfig(Section):
     page_limit: int = Field(10_000, gt=0, le=10_000)  # bars per request (Alpaca's maximum)
@@ -716,6 +725,7 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
     @field_validator("strategies", mode="before")
     @classmethod

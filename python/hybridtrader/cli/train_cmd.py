@@ -1,4 +1,4 @@
-"""`hybridtrader train [--strategy NAME] [--data PATH] [--symbols N --sessions D]`.
+"""`hybridtrader train [--strategy NAME] [--data PATH] [--symbols N --sessions D] [--compute BACKEND]`.
 
 Trains, validates and gates the strategies' models, registers them in MLflow, prints the gate table and
 writes an HTML report. Without --data it trains on a synthetic market (`hybridtrader.market.synth`).
@@ -18,6 +18,7 @@ from rich.table import Table
 
 from hybridtrader.config import Config, load_config
 from hybridtrader.errors import ConfigError, DataError, first_line
+from hybridtrader.tasks import parse_compute
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mean-reversion", type=float, default=0.0, help="synthetic market: planted mean reversion"
     )
     p.add_argument("--trend", type=float, default=0.0, help="synthetic market: planted trend")
+    p.add_argument(
+        "--compute",
+        metavar="seq|pool[:N]|ray[:ADDRESS]",
+        help="where the fold tasks run (default: the config's compute section)",
+    )
     p.add_argument("--report", type=Path, help="report directory (default: <data_dir>/reports/train-<time>)")
     p.set_defaults(run=run)
 
@@ -109,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg: Config = load_config(args.config)
     check_strategies(cfg)
+    if args.compute is not None:
+        cfg.compute = parse_compute(args.compute)
     strategies = args.strategy or [n for n, s in cfg.strategies.items() if s.enabled and s.ml_model.enabled]
     unknown = [s for s in strategies if s not in cfg.strategies]
     if unknown:

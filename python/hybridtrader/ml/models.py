@@ -1,24 +1,26 @@
 """Gradient-boosted classifiers (LightGBM by default, XGBoost as the optional extra) and the fold task.
 
-A fold is an independent task with serialisable inputs (numpy arrays, plain parameters) and outputs, so
-the fold loop runs in this process or on a local process pool alike (DESIGN.md, "Scale-out"). Early
-stopping watches an inner validation part cut from the training fold only (validation.inner_split).
-Thread counts are bounded: each task gets `n_threads`, and the pool divides the cores among its workers.
+A fold is an independent task for `hybridtrader.tasks.run`: serialisable inputs (sample indices, plain
+parameters) and outputs, with the feature matrix and labels as the run's shared data (they travel once,
+not once per fold), so the fold loop runs in this process, on a process pool or on Ray alike (DESIGN.md,
+"Scale-out"). Each fold's model seed is its task seed. Early stopping watches an inner validation part cut
+from the training fold only (validation.inner_split). Thread counts are bounded: each task gets
+`n_threads`, and the caller divides the cores among the workers.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from hybridtrader.errors import DataError, ModelError
+from hybridtrader.tasks import Progress, TaskContext, run
+
+if TYPE_CHECKING:
+    from hybridtrader.config import ComputeConfig
 
 ModelType = Literal["lightgbm", "xgboost"]
 
@@ -43,16 +45,22 @@ class Fitted:
 
 
 @dataclass(frozen=True)
+class FoldData:
+    """What every fold of a training shares: the feature matrix (samples x features) and the labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
 class FoldTask:
     fold: int
     trial: int
     settings: FitSettings
     feature_names: list[str]
-    x_fit: np.ndarray
-    y_fit: np.ndarray
-    x_valid: np.ndarray
-    y_valid: np.ndarray
-    x_test: np.ndarray
+    fit_rows: np.ndarray  # indices into FoldData: training part
+    valid_rows: np.ndarray  # early-stopping part (cut from the training fold)
+    test_rows: np.ndarray  # out-of-sample part
 
 
 @dataclass(frozen=True)
@@ -64,13 +72,6 @@ class FoldResult:
     fit_seconds: float
     predict_seconds: float
     importance: np.ndarray = field(repr=False)
-
-
-def machine_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _lightgbm(
@@ -178,15 +179,26 @@ def predict(fitted: Fitted, x: np.ndarray, names: list[str]) -> np.ndarray:
     return np.asarray(model.predict(xgb.DMatrix(x, feature_names=names)), dtype=float)
 
 
-def run_fold(task: FoldTask) -> FoldResult:
-    if len(np.unique(task.y_fit)) < 2:
+def run_fold(task: FoldTask, ctx: TaskContext) -> FoldResult:
+    """Fit on the task's training rows of `ctx.shared` (a FoldData) and predict its test rows."""
+    data: FoldData = ctx.shared
+    y_fit = data.y[task.fit_rows]
+    x_test = data.x[task.test_rows]
+    if len(np.unique(y_fit)) < 2:
         # Nothing to learn from one class: the fold predicts its training base rate for every sample.
-        base = float(task.y_fit.mean()) if len(task.y_fit) else 0.0
+        base = float(y_fit.mean()) if len(y_fit) else 0.0
         zeros = np.zeros(len(task.feature_names))
-        return FoldResult(task.fold, task.trial, np.full(len(task.x_test), base), 0, 0.0, 0.0, zeros)
-    fitted = fit(task.settings, task.feature_names, task.x_fit, task.y_fit, task.x_valid, task.y_valid)
+        return FoldResult(task.fold, task.trial, np.full(len(x_test), base), 0, 0.0, 0.0, zeros)
+    fitted = fit(
+        replace(task.settings, seed=ctx.seed),
+        task.feature_names,
+        data.x[task.fit_rows],
+        y_fit,
+        data.x[task.valid_rows],
+        data.y[task.valid_rows],
+    )
     start = time.perf_counter()
-    prob = predict(fitted, task.x_test, task.feature_names)
+    prob = predict(fitted, x_test, task.feature_names)
     return FoldResult(
         task.fold,
         task.trial,
@@ -198,13 +210,17 @@ def run_fold(task: FoldTask) -> FoldResult:
     )
 
 
-def run_tasks(
-    tasks: Sequence[FoldTask], mode: Literal["sequential", "process"], workers: int
+def run_folds(
+    tasks: dict[str, FoldTask],
+    data: FoldData,
+    compute: ComputeConfig,
+    seed: int,
+    progress: Progress | None = None,
 ) -> list[FoldResult]:
-    """Run fold tasks in order (sequential) or on a local process pool; results keep the task order."""
-    if mode == "sequential" or workers <= 1 or len(tasks) <= 1:
-        return [run_fold(t) for t in tasks]
-    # spawn, not fork: forking a process whose OpenMP runtime (LightGBM) is initialised can deadlock.
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
-        return list(pool.map(run_fold, tasks))
+    """Every fold task on `compute` (`hybridtrader.tasks.run`, `data` shared), results in task order; a fold
+    that fails twice is a ModelError naming it (a validation with a hole in it cannot be scored)."""
+    outcome = run(run_fold, tasks, compute, seed=seed, shared=data, progress=progress)
+    if not outcome.ok:
+        key, failure = next(iter(outcome.failures.items()))
+        raise ModelError(f"fold task {key} failed ({failure.attempts} attempts): {failure.error}")
+    return list(outcome.results.values())

@@ -11,8 +11,8 @@ Costs come from `hybridtrader.SlippageModel` (calibrated on the training bars) u
 P&L is measured against the equal-weighted basket (`ml_model.market_neutral`), so holding the market's
 drift is not mistaken for skill. Too little history for the windows gives a rejection, not an exception.
 
-The fold loop is a list of independent `FoldTask`s (numpy inputs, no shared state) run sequentially or on
-a local process pool (`ml_training.execution`).
+The fold loop is a set of independent `FoldTask`s (sample indices into one shared feature matrix) run by
+`hybridtrader.tasks` on the configured `compute` backend: sequential, a local process pool, or Ray.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,11 +43,12 @@ from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
 from hybridtrader.ml.gates import all_passed, evaluate_gates
 from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, rule_feature, triple_barrier_labels
-from hybridtrader.ml.models import FitSettings, FoldTask, ModelType, fit, machine_threads, run_tasks
+from hybridtrader.ml.models import FitSettings, FoldData, FoldTask, ModelType, fit, run_folds
 from hybridtrader.ml.registry import ModelRegistry, RunRecord, code_version
 from hybridtrader.ml.report import equity_svg, importance_svg
 from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe, min_track_record_length
 from hybridtrader.ml.validation import Split, inner_split, purged_kfold_splits, walk_forward_splits
+from hybridtrader.tasks import machine_threads
 
 if TYPE_CHECKING:
     from hybridtrader.monitoring.alerts import EnhancedAlertManager
@@ -286,36 +288,20 @@ class MLPipeline:
         times = bars["ts"].dt.epoch("ns").unique().sort().to_numpy()
         splits = self._splits(t0, t1, times)
 
-        # ---- fold tasks: every parameter set x fold, independent and serialisable
-        ex = ml.execution
-        workers = ex.max_workers or machine_threads()
+        # ---- fold tasks: every parameter set x fold, independent; x and y travel once, as shared data
+        compute = self.config.compute
+        workers = compute.workers or machine_threads()
         n_jobs = ml.model.n_jobs or machine_threads()
-        threads = max(1, n_jobs // workers) if ex.mode == "process" else n_jobs
-        tasks = []
+        threads = max(1, n_jobs // workers) if compute.backend != "sequential" else n_jobs
+        tasks = {}
         for p, params in enumerate(ml.model.param_grid):
             settings = self._settings(params, mcfg.model_type, threads)
             for f, split in enumerate(splits):
                 inner = inner_split(split.train, t0, t1, ml.validation.inner_validation_fraction)
-                fit_idx, valid_idx = inner.train, inner.test
-                tasks.append(
-                    FoldTask(
-                        f,
-                        p,
-                        settings,
-                        names,
-                        x[fit_idx],
-                        y[fit_idx],
-                        x[valid_idx],
-                        y[valid_idx],
-                        x[split.test],
-                    )
+                tasks[f"trial={p},fold={f}"] = FoldTask(
+                    f, p, settings, names, inner.train, inner.test, split.test
                 )
-        report("folds", 0, len(tasks))
-        results = []
-        # Chunks of one parameter set keep the progress bar moving while each chunk can use the pool.
-        for p in range(len(ml.model.param_grid)):
-            results += run_tasks([t for t in tasks if t.trial == p], ex.mode, workers)
-            report("folds", len(results), len(tasks))
+        results = run_folds(tasks, FoldData(x, y), compute, ml.model.seed, partial(report, "folds"))
 
         # ---- out-of-sample predictions per parameter set (a sample tested twice keeps its first fold)
         tested = np.full(len(y), -1)

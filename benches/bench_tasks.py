@@ -1,0 +1,180 @@
+"""Task-runner benchmarks (hybridtrader.tasks) on this machine's cores, 2 workers.
+
+- group "task-overhead": tiny tasks (the task returns its input) through `tasks.run` on each backend,
+  beside the bare library doing the same (`ProcessPoolExecutor.map`, `ray.get([f.remote(i)])`).
+  extra_info: `per_task_us`, the marginal cost of one more task ((t(N) - t(n0)) / (N - n0)), and
+  `startup_s` = t(n0) (pool: spawning the workers; Ray: the cluster is started once before timing, as a
+  running cluster is the steady state). Quick: N = 200; full: N = 20,000 (pool,
+  sequential) and 2,000 (Ray).
+- group "speedup": 16 CPU-bound tasks (full: about 2 s each on an idle core; quick: 4 small ones)
+  sequential vs pool vs Ray; extra_info `speedup` = sequential time / this backend's time (target >= 1.8
+  on 2 cores), `task_s` the mean task time measured sequentially.
+
+The CPU-bound task is pluggable: WORKLOADS maps a name to a builder of (fn, inputs, shared data), chosen by
+$HYBRIDTRADER_BENCH_TASK (default "fold_fit": one walk-forward fold fit of ml.models.run_fold, LightGBM with
+one thread). A backtest workload plugs in the same way once the engine's backtest exists.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hybridtrader.config import ComputeConfig
+from hybridtrader.ml.models import FitSettings, FoldData, FoldTask, run_fold
+from hybridtrader.tasks import TaskContext, run
+
+FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
+WORKERS = 2
+BACKENDS = {
+    "sequential": ComputeConfig(),
+    "pool": ComputeConfig(backend="pool", workers=WORKERS),
+    "ray": ComputeConfig(backend="ray"),
+}
+
+Workload = tuple[Callable[[Any, TaskContext], Any], dict[str, Any], Any]
+
+
+def fold_fit_workload(n_tasks: int, rows: int, rounds: int) -> Workload:
+    """`n_tasks` LightGBM fold fits (one thread, no early stop) on `rows` samples x 20 features with a
+    planted signal; the tasks share one feature matrix and take different folds of it."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows * 2, 20))
+    y = ((x[:, 0] + 0.5 * x[:, 1] * x[:, 2] + rng.standard_normal(len(x))) > 0).astype(np.int32)
+    settings = FitSettings("lightgbm", {"num_leaves": 63}, rounds, rounds, 0.05, 1, 0)
+    names = [f"f{i}" for i in range(20)]
+    tasks = {}
+    cut = rows * 4 // 5
+    for i in range(n_tasks):
+        window = np.arange(rows) + i * rows // n_tasks  # overlapping windows, as walk-forward folds are
+        tasks[f"fold={i}"] = FoldTask(i, 0, settings, names, window[:cut], window[cut:], window[cut:])
+    return run_fold, tasks, FoldData(x, y)
+
+
+WORKLOADS: dict[str, Callable[[int, int, int], Workload]] = {"fold_fit": fold_fit_workload}
+
+
+def tiny(item: int, ctx: TaskContext) -> int:
+    return item
+
+
+def bare_tiny(item: int) -> int:
+    return item
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Any:
+    import ray
+
+    before = os.environ.get("PYTHONPATH")  # Ray's workers import this module's task by name
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parent), before) if p)
+    ray.init(num_cpus=WORKERS, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+    if before is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = before
+
+
+# Full: enough pool tasks that its startup's jitter (a second) is small beside them; Ray costs ~1 ms a task.
+N_TINY = {"sequential": 20_000, "pool": 20_000, "ray": 2_000} if FULL else dict.fromkeys(BACKENDS, 200)
+N0 = 2 * WORKERS
+REPEATS = 3 if FULL else 1  # each pool run starts its workers (seconds): quick mode keeps CI short
+
+
+def _record(benchmark: Any, call: Callable[[int], None], label: str, n: int) -> None:
+    """Time `call(N)` (the benchmark) and `call(n0)` after a warm-up; the marginal cost of a task is the
+    difference of the fastest runs over N - n0 tasks, the startup the fastest run of n0."""
+    call(N0)  # warm-up: imports, Ray's worker processes, caches
+    small = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        call(N0)
+        small.append(time.perf_counter() - start)
+    benchmark.pedantic(call, args=(n,), rounds=REPEATS, iterations=1)
+    startup = min(small)
+    per_task = (benchmark.stats.stats.min - startup) / (n - N0)
+    info = benchmark.extra_info
+    info.update(tasks=n, startup_s=round(startup, 3), per_task_us=round(per_task * 1e6, 1))
+    load = os.getloadavg()[0]
+    print(f"\n{label}: startup {startup:.3f} s, {per_task * 1e6:.1f} us per task (load {load:.1f})")
+
+
+@pytest.mark.benchmark(group="task-overhead")
+@pytest.mark.parametrize("backend", ["sequential", "pool", "ray"])
+def test_overhead_ours(benchmark, request, backend: str) -> None:
+    if backend == "ray":
+        request.getfixturevalue("ray_cluster")
+
+    def call(n: int) -> None:
+        out = run(tiny, {str(i): i for i in range(n)}, BACKENDS[backend])
+        assert out.ok and len(out.results) == n
+
+    _record(benchmark, call, f"tasks.run {backend}", N_TINY[backend])
+
+
+@pytest.mark.benchmark(group="task-overhead")
+def test_overhead_peer_process_pool(benchmark) -> None:
+    def call(n: int) -> None:
+        with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
+            assert sum(pool.map(bare_tiny, range(n))) == n * (n - 1) // 2
+
+    _record(benchmark, call, "ProcessPoolExecutor.map", N_TINY["pool"])
+
+
+@pytest.mark.benchmark(group="task-overhead")
+def test_overhead_peer_ray(benchmark, ray_cluster: Any) -> None:
+    remote = ray_cluster.remote(bare_tiny)
+
+    def call(n: int) -> None:
+        assert sum(ray_cluster.get([remote.remote(i) for i in range(n)])) == n * (n - 1) // 2
+
+    _record(benchmark, call, "ray.get([f.remote(i)])", N_TINY["ray"])
+
+
+# -------------------------------------------------------------------------------------------- speed-up
+N_TASKS, ROWS, BOOST_ROUNDS = (16, 50_000, 200) if FULL else (4, 4_000, 40)
+_sequential: dict[str, Any] = {}  # the sequential run's seconds and results, for the other backends
+
+
+@pytest.fixture(scope="module")
+def workload() -> Workload:
+    return WORKLOADS[os.environ.get("HYBRIDTRADER_BENCH_TASK", "fold_fit")](N_TASKS, ROWS, BOOST_ROUNDS)
+
+
+@pytest.mark.benchmark(group="speedup")
+@pytest.mark.parametrize("backend", ["sequential", "pool", "ray"])
+def test_speedup(benchmark, request, workload: Workload, backend: str) -> None:
+    if backend == "ray":
+        request.getfixturevalue("ray_cluster")
+    fn, inputs, shared = workload
+    results: list[Any] = []
+
+    def sweep() -> None:
+        out = run(fn, inputs, BACKENDS[backend], seed=1, shared=shared)
+        assert out.ok, out.failures
+        results.append(out)
+
+    start = time.perf_counter()
+    benchmark.pedantic(sweep, rounds=1, iterations=1)
+    seconds = time.perf_counter() - start
+    if backend == "sequential":
+        _sequential.update(seconds=seconds, results=results[0].results)
+    else:  # the same results whatever the backend
+        assert [r.prob.tobytes() for r in results[0].results.values()] == [
+            r.prob.tobytes() for r in _sequential["results"].values()
+        ]
+    seq = _sequential.get("seconds")
+    info = benchmark.extra_info
+    info.update(tasks=N_TASKS, seconds=round(seconds, 2), task_s=round((seq or seconds) / N_TASKS, 2))
+    if seq is not None:
+        info["speedup"] = round(seq / seconds, 2)  # target >= 1.8 on 2 cores for pool and ray
+    print(f"\n{N_TASKS} tasks on {backend}: {seconds:.2f} s; {info} (load {os.getloadavg()[0]:.1f})")
