@@ -32,7 +32,7 @@ import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
-from hybridtrader.data.schema import TS, utc_ns
+from hybridtrader.data.schema import TS, symbol_codes, utc_ns
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
 from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
@@ -120,10 +120,11 @@ class _Session:
         self.starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
         self.ends = np.r_[self.starts[1:], len(ts)]
         self.times = ts[self.starts]
-        symbols = frame["symbol"]
-        names = symbols.unique().sort().to_list()
+        symbols = symbol_codes(frame["symbol"])
+        assert isinstance(symbols.dtype, pl.Enum)
+        names = symbols.dtype.categories.to_list()
         self.index = {s: i for i, s in enumerate(names)}
-        codes = symbols.rank("dense").to_numpy().astype(np.intp) - 1  # position in the sorted names
+        codes = symbols.to_physical().to_numpy().astype(np.intp)  # position in the sorted names
         rows = np.repeat(np.arange(len(self.starts)), self.ends - self.starts)
         grid = np.full((len(self.starts), len(names)), np.nan)
         grid[rows, codes] = frame["close"].to_numpy()

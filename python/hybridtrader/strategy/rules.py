@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.config import Config, MeanReversionLabelConfig, TripleBarrierLabelConfig
+from hybridtrader.data.schema import symbol_codes
 from hybridtrader.ml.features import compute_features
 from hybridtrader.ml.labels import rule_feature
 from hybridtrader.strategy.base import Strategy
@@ -26,8 +27,7 @@ def session_features(
     symbol codes (the bars are in ts order already), not a string sort; the symbols are an Enum while the
     features are computed, so `over("symbol")` groups by small integers; and only the last `session_rows`
     rows are gathered back."""
-    symbols = bars["symbol"]
-    code = symbols.cast(pl.Enum(symbols.unique().sort())).rename("symbol")
+    code = symbol_codes(bars["symbol"])
     order = np.argsort(code.to_physical().to_numpy(), kind="stable")  # -> (symbol, ts) order
     frame = bars.with_columns(code)[order]
     feats = compute_features(frame, list(dict.fromkeys(names)))  # sorted already: no second sort
