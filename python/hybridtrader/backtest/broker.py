@@ -124,20 +124,33 @@ class SimBroker:
         ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self._core.drain()
         if len(ts) == 0:
             return []
-        names = self._names
+        if not bool((ts[1:] >= ts[:-1]).all()):
+            order = np.argsort(ts, kind="stable")
+            ts, sym, side, kind, qty, price, fee, filled, leaves = (
+                a[order] for a in (ts, sym, side, kind, qty, price, fee, filled, leaves)
+            )
+            ids, reasons = [ids[k] for k in order], [reasons[k] for k in order]
+        names, positions = self._names, self._positions
         out = []
-        order = range(len(ts)) if bool((ts[1:] >= ts[:-1]).all()) else np.argsort(ts, kind="stable").tolist()
-        for k in order:
-            u = OrderUpdate(
-                int(ts[k]), ids[k], names.get(int(sym[k]), ""), _SIDES[side[k]], _KINDS[kind[k]],
-                float(qty[k]), float(price[k]), float(fee[k]), float(filled[k]), float(leaves[k]), reasons[k],
-            )  # fmt: skip
+        # one tolist per column: Python ints and floats without a numpy scalar per value
+        for u in map(
+            OrderUpdate,
+            ts.tolist(),
+            ids,
+            [names.get(c, "") for c in sym.tolist()],
+            [_SIDES[c] for c in side.tolist()],
+            [_KINDS[c] for c in kind.tolist()],
+            qty.tolist(),
+            price.tolist(),
+            fee.tolist(),
+            filled.tolist(),
+            leaves.tolist(),
+            reasons,
+        ):
             if u.kind in _TERMINAL:
                 self._open -= 1
             if u.is_fill:
-                self._positions[u.symbol] = self._positions.get(u.symbol, 0.0) + (
-                    u.qty if u.side == "buy" else -u.qty
-                )
+                positions[u.symbol] = positions.get(u.symbol, 0.0) + (u.qty if u.side == "buy" else -u.qty)
             out.append(u)
         return out
 
