@@ -3,9 +3,9 @@ same matching code the local venue serves over HTTP.
 
 The engine hands over each batch's bars once (`on_bars`); `poll(now)` then feeds the simulator the bar
 times that have closed by `now` (only while orders are open: with none there is nothing to match) and
-returns what it reported. The per-bar-time path talks to the simulator core's numpy entry points (the
-ones `FillSimulator.on_bars` and `drain` wrap) so that no Polars frame is built per bar time: that keeps
-the engine's cost per bar time in microseconds.
+returns what it reported. The per-bar-time path uses the simulator's numpy entry points (`on_bar_arrays`,
+`drain_arrays`) so that no Polars frame is built per bar time: that keeps the engine's cost per bar time in
+microseconds.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ class SimBroker:
 
     def __init__(self, simulator: FillSimulator) -> None:
         self.sim = simulator
-        self._core = simulator._core  # the numpy entry points (see the module docstring)
         self._open = 0  # orders submitted and not yet terminal, by the events reported
         self._positions: dict[str, float] = {}
         self._names: dict[int, str] = {}  # simulator symbol code -> symbol
@@ -107,7 +106,7 @@ class SimBroker:
     # -------------------------------------------------------------------------------------- poll
     def poll(self, now_ns: int) -> list[OrderUpdate]:
         self._catch_up(now_ns)
-        self._core.advance(now_ns)
+        self.sim.advance(now_ns)
         return self._drain()
 
     def _catch_up(self, now_ns: int) -> None:
@@ -117,11 +116,11 @@ class SimBroker:
         last = int(np.searchsorted(self._closes_at, now_ns, side="right"))
         hi = int(self._ends[last - 1])
         if self._open > 0:
-            self._core.on_bars(*(c[self._row : hi] for c in self._columns), self._every)
+            self.sim.on_bar_arrays(*(c[self._row : hi] for c in self._columns), every_ns=self._every)
         self._next, self._row = last, hi
 
     def _drain(self) -> list[OrderUpdate]:
-        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self._core.drain()
+        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.sim.drain_arrays()
         if len(ts) == 0:
             return []
         if not bool((ts[1:] >= ts[:-1]).all()):

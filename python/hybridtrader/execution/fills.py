@@ -235,16 +235,22 @@ class FillSimulator:
         """Trade open orders against BAR_SCHEMA rows (`ts` = bar start, bars of `every_ns`, sorted by ts);
         then time moves to the end of the last bar (all of them have closed)."""
         b = self._columns(frame, BAR_SCHEMA, "bars")
+        self.on_bar_arrays(self.symbol_codes(b["symbol"]), *(b[c].to_numpy() for c in b.columns[1:]),
+                           every_ns=every_ns)
+
+    def on_bar_arrays(self, codes: np.ndarray, ts: np.ndarray, open: np.ndarray, high: np.ndarray,
+                      low: np.ndarray, close: np.ndarray, volume: np.ndarray, *, every_ns: int) -> None:
+        """`on_bars` over numpy columns (ts: int64 epoch ns; prices and volume: float64); `codes` from
+        `symbol_codes` (the engine's per-bar-time path: no frame)."""
         try:
-            self._core.on_bars(self.symbol_codes(b["symbol"]), *(b[c].to_numpy() for c in b.columns[1:]),
-                               every_ns)
+            self._core.on_bars(codes, ts, open, high, low, close, volume, every_ns)
         except ValueError as e:
             raise DataError(f"bars: {e}") from None
 
     # ------------------------------------------------------------------------------ results
     def drain(self) -> pl.DataFrame:
         """Events since the last drain (FILL_EVENT_SCHEMA), in time order."""
-        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self._core.drain()
+        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.drain_arrays()
         frame = pl.DataFrame({
             "ts": _ts(ts), "client_order_id": pl.Series(ids, dtype=pl.String),
             "symbol": _names(sym, self._names), "side": _names(side, FillSimulatorCore.SIDES),
@@ -252,6 +258,12 @@ class FillSimulator:
             "filled_qty": filled, "leaves_qty": leaves, "reason": pl.Series(reasons, dtype=pl.String),
         }, schema=FILL_EVENT_SCHEMA)
         return frame.sort("ts", maintain_order=True)
+
+    def drain_arrays(self) -> tuple[Any, ...]:
+        """`drain` as the core's columns, in the core's order (not sorted by time): ts, slot, symbol
+        code (see `symbol_codes`), side (index into FillSimulatorCore.SIDES), kind (into EVENT_KINDS), qty,
+        price, fee, filled_qty, leaves_qty as numpy arrays; client order ids and reasons as lists."""
+        return tuple(self._core.drain())
 
     def orders(self, *, open_only: bool = False) -> pl.DataFrame:
         """Every order (or only open ones) in submission order (ORDER_SCHEMA); status is one of
