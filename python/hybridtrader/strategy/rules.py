@@ -20,15 +20,14 @@ def session_features(
     bars: pl.DataFrame, names: list[str], session_rows: int, **extra: pl.Expr
 ) -> pl.DataFrame:
     """`compute_features` for `names` plus the `extra` per-symbol expressions over all of `bars`
-    (history first, sorted by ts), back in the bars' order, cut to the last `session_rows` rows; with
-    symbol, ts and close.
+    (history first), back in the bars' order, cut to the last `session_rows` rows; with symbol, ts and
+    close.
 
-    Speed (the engine calls this once per session): the (symbol, ts) order is a stable argsort of integer
-    symbol codes (the bars are in ts order already), not a string sort; the symbols are an Enum while the
-    features are computed, so `over("symbol")` groups by small integers; and only the last `session_rows`
-    rows are gathered back."""
+    Speed (the engine calls this once per session): the (symbol, ts) order is a lexsort of integer symbol
+    codes and ts, not a string sort; the symbols are an Enum while the features are computed, so
+    `over("symbol")` groups by small integers; and only the last `session_rows` rows are gathered back."""
     code = symbol_codes(bars["symbol"])
-    order = np.argsort(code.to_physical().to_numpy(), kind="stable")  # -> (symbol, ts) order
+    order = np.lexsort((bars["ts"].to_physical().to_numpy(), code.to_physical().to_numpy()))  # (symbol, ts)
     frame = bars.with_columns(code)[order]
     feats = compute_features(frame, list(dict.fromkeys(names)))  # sorted already: no second sort
     cols = frame.select("close", *(e.alias(k) for k, e in extra.items()))
