@@ -3,9 +3,9 @@ same matching code the local venue serves over HTTP.
 
 The engine hands over each batch's bars once (`on_bars`); `poll(now)` then feeds the simulator the bar
 times that have closed by `now` (only while orders are open: with none there is nothing to match) and
-returns what it reported. The per-bar-time path talks to the simulator core's numpy entry points (the
-ones `FillSimulator.on_bars` and `drain` wrap) so that no Polars frame is built per bar time: that keeps
-the engine's cost per bar time in microseconds.
+returns what it reported. The per-bar-time path uses the simulator's numpy entry points (`on_bar_arrays`,
+`drain_arrays`) so that no Polars frame is built per bar time: that keeps the engine's cost per bar time in
+microseconds.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ class SimBroker:
 
     def __init__(self, simulator: FillSimulator) -> None:
         self.sim = simulator
-        self._core = simulator._core  # the numpy entry points (see the module docstring)
         self._open = 0  # orders submitted and not yet terminal, by the events reported
         self._positions: dict[str, float] = {}
         self._names: dict[int, str] = {}  # simulator symbol code -> symbol
@@ -107,7 +106,7 @@ class SimBroker:
     # -------------------------------------------------------------------------------------- poll
     def poll(self, now_ns: int) -> list[OrderUpdate]:
         self._catch_up(now_ns)
-        self._core.advance(now_ns)
+        self.sim.advance(now_ns)
         return self._drain()
 
     def _catch_up(self, now_ns: int) -> None:
@@ -117,27 +116,40 @@ class SimBroker:
         last = int(np.searchsorted(self._closes_at, now_ns, side="right"))
         hi = int(self._ends[last - 1])
         if self._open > 0:
-            self._core.on_bars(*(c[self._row : hi] for c in self._columns), self._every)
+            self.sim.on_bar_arrays(*(c[self._row : hi] for c in self._columns), every_ns=self._every)
         self._next, self._row = last, hi
 
     def _drain(self) -> list[OrderUpdate]:
-        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self._core.drain()
+        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.sim.drain_arrays()
         if len(ts) == 0:
             return []
-        names = self._names
+        if not bool((ts[1:] >= ts[:-1]).all()):
+            order = np.argsort(ts, kind="stable")
+            ts, sym, side, kind, qty, price, fee, filled, leaves = (
+                a[order] for a in (ts, sym, side, kind, qty, price, fee, filled, leaves)
+            )
+            ids, reasons = [ids[k] for k in order], [reasons[k] for k in order]
+        names, positions = self._names, self._positions
         out = []
-        order = range(len(ts)) if bool((ts[1:] >= ts[:-1]).all()) else np.argsort(ts, kind="stable").tolist()
-        for k in order:
-            u = OrderUpdate(
-                int(ts[k]), ids[k], names.get(int(sym[k]), ""), _SIDES[side[k]], _KINDS[kind[k]],
-                float(qty[k]), float(price[k]), float(fee[k]), float(filled[k]), float(leaves[k]), reasons[k],
-            )  # fmt: skip
+        # one tolist per column: Python ints and floats without a numpy scalar per value
+        for u in map(
+            OrderUpdate,
+            ts.tolist(),
+            ids,
+            [names.get(c, "") for c in sym.tolist()],
+            [_SIDES[c] for c in side.tolist()],
+            [_KINDS[c] for c in kind.tolist()],
+            qty.tolist(),
+            price.tolist(),
+            fee.tolist(),
+            filled.tolist(),
+            leaves.tolist(),
+            reasons,
+        ):
             if u.kind in _TERMINAL:
                 self._open -= 1
             if u.is_fill:
-                self._positions[u.symbol] = self._positions.get(u.symbol, 0.0) + (
-                    u.qty if u.side == "buy" else -u.qty
-                )
+                positions[u.symbol] = positions.get(u.symbol, 0.0) + (u.qty if u.side == "buy" else -u.qty)
             out.append(u)
         return out
 

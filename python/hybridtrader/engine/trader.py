@@ -32,7 +32,7 @@ import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
-from hybridtrader.data.schema import TS, utc_ns
+from hybridtrader.data.schema import TS, symbol_codes, utc_ns
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
 from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
@@ -120,10 +120,11 @@ class _Session:
         self.starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
         self.ends = np.r_[self.starts[1:], len(ts)]
         self.times = ts[self.starts]
-        symbols = frame["symbol"]
-        names = symbols.unique().sort().to_list()
+        symbols = symbol_codes(frame["symbol"])
+        assert isinstance(symbols.dtype, pl.Enum)
+        names = symbols.dtype.categories.to_list()
         self.index = {s: i for i, s in enumerate(names)}
-        codes = symbols.rank("dense").to_numpy().astype(np.intp) - 1  # position in the sorted names
+        codes = symbols.to_physical().to_numpy().astype(np.intp)  # position in the sorted names
         rows = np.repeat(np.arange(len(self.starts)), self.ends - self.starts)
         grid = np.full((len(self.starts), len(names)), np.nan)
         grid[rows, codes] = frame["close"].to_numpy()
@@ -192,7 +193,7 @@ class Trader:
         self._flattened: set[str] = set()  # books flattened this session
         self._sess: _Session | None = None
         self._pos = np.zeros(0)
-        self._marked = (-1, -1)
+        self._marked_i = self._marked_ns = -1  # the bar time the exposure marks are of
         self.equity = cash  # marked equity at the last bar time
         self._i = 0
         self.now_ns = 0
@@ -508,14 +509,15 @@ class Trader:
     def mark_exposure(self) -> None:
         """Mark the exposure manager's positions to this bar time's closes, once per bar time and only
         when an order is about to be checked (its caps are the only reader of the marks)."""
-        if self._marked == (self._i, self.now_ns) or self._sess is None:
+        if (self._marked_i == self._i and self._marked_ns == self.now_ns) or self._sess is None:
             return
-        self._marked = (self._i, self.now_ns)
-        row, index = self._sess.closes[self._i], self._sess.index
+        self._marked_i, self._marked_ns = self._i, self.now_ns
+        row, index = self._sess.closes[self._i].tolist(), self._sess.index
+        mark = self.exposure.mark_price
         for sym in self.ledger.net:
             j = index.get(sym)
             if j is not None:
-                self.exposure.mark_price(sym, float(row[j]))
+                mark(sym, row[j])
 
     def _book_of(self, name: str) -> str:
         return self._by_name[name].book

@@ -257,7 +257,7 @@ class FillSimulator:
     # ------------------------------------------------------------------------------ results
     def drain(self) -> pl.DataFrame:
         """Events since the last drain (FILL_EVENT_SCHEMA), in time order."""
-        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self._core.drain()
+        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.drain_arrays()
         frame = pl.DataFrame({
             "ts": _ts(ts), "client_order_id": pl.Series(ids, dtype=pl.String),
             "symbol": _names(sym, self._names), "side": _names(side, FillSimulatorCore.SIDES),
@@ -265,6 +265,12 @@ class FillSimulator:
             "filled_qty": filled, "leaves_qty": leaves, "reason": pl.Series(reasons, dtype=pl.String),
         }, schema=FILL_EVENT_SCHEMA)
         return frame.sort("ts", maintain_order=True)
+
+    def drain_arrays(self) -> tuple[Any, ...]:
+        """`drain` as the core's columns, in the core's order (not sorted by time): ts, slot, symbol
+        code (see `symbol_codes`), side (index into FillSimulatorCore.SIDES), kind (into EVENT_KINDS), qty,
+        price, fee, filled_qty, leaves_qty as numpy arrays; client order ids and reasons as lists."""
+        return tuple(self._core.drain())
 
     def orders(self, *, open_only: bool = False) -> pl.DataFrame:
         """Every order (or only open ones) in submission order (ORDER_SCHEMA); status is one of

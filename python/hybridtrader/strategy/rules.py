@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.config import Config, MeanReversionLabelConfig, TripleBarrierLabelConfig
+from hybridtrader.data.schema import symbol_codes
 from hybridtrader.ml.features import compute_features
 from hybridtrader.ml.labels import rule_feature
 from hybridtrader.strategy.base import Strategy
@@ -19,12 +20,22 @@ def session_features(
     bars: pl.DataFrame, names: list[str], session_rows: int, **extra: pl.Expr
 ) -> pl.DataFrame:
     """`compute_features` for `names` plus the `extra` per-symbol expressions over all of `bars`
-    (history first), back in (ts, symbol) order, cut to the last `session_rows` rows; with symbol, ts
-    and close."""
-    frame = bars.with_row_index("_row").sort("symbol", "ts")  # the features' order
+    (history first), back in the bars' order, cut to the last `session_rows` rows; with symbol, ts and
+    close.
+
+    Speed (the engine calls this once per session): the (symbol, ts) order is a lexsort of integer symbol
+    codes and ts, not a string sort; the symbols are an Enum while the features are computed, so
+    `over("symbol")` groups by small integers; and only the last `session_rows` rows are gathered back."""
+    code = symbol_codes(bars["symbol"])
+    order = np.lexsort((bars["ts"].to_physical().to_numpy(), code.to_physical().to_numpy()))  # (symbol, ts)
+    frame = bars.with_columns(code)[order]
     feats = compute_features(frame, list(dict.fromkeys(names)))  # sorted already: no second sort
-    cols = frame.select("_row", "close", *(e.alias(k) for k, e in extra.items()))
-    return feats.hstack(cols).sort("_row").tail(session_rows).drop("_row")  # back to the bars' order
+    cols = frame.select("close", *(e.alias(k) for k, e in extra.items()))
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))  # row of the bars -> its row in the (symbol, ts) order
+    back = position[len(order) - session_rows :]
+    out = feats.hstack(cols)[back]
+    return out.with_columns(out["symbol"].cast(pl.String))
 
 
 def gate(events: np.ndarray, frame: pl.DataFrame, champion: Champion | None) -> np.ndarray:

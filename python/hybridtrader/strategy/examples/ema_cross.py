@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
+from hybridtrader.data.schema import symbol_codes
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.strategy.base import Context, Strategy
 from hybridtrader.strategy.rules import EventRows
@@ -43,9 +44,10 @@ class EmaCross(Strategy):
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> None:
         symbols = bars["symbol"].to_numpy()
         close = bars["close"].to_numpy()
-        order = np.argsort(symbols, kind="stable")  # per symbol, in time order
+        codes = symbol_codes(bars["symbol"]).to_physical().to_numpy()  # integers sort fast; strings do not
+        order = np.argsort(codes, kind="stable")  # per symbol, in time order
         cross = np.zeros(len(close), dtype=np.int8)
-        bounds = np.flatnonzero(np.r_[True, symbols[order][1:] != symbols[order][:-1], True])
+        bounds = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1], True])
         for lo, hi in pairwise(bounds):
             rows = order[lo:hi]
             symbol = str(symbols[rows[0]])
