@@ -1,4 +1,4 @@
-"""Promotion gates: a model is promoted only when every gate passes on its out-of-sample backtest."""
+"""Promotion gates: a model is promoted only when every gate passes on its out-of-sample evaluation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from hybridtrader.config import GatesConfig
-from hybridtrader.ml.backtest import BacktestResult
+from hybridtrader.ml.evaluation import EvaluationResult
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ def _gate(name: str, value: float, threshold: float, op: Literal[">=", "<="]) ->
     return GateResult(name, float(value), float(threshold), op, bool(passed))
 
 
-def evaluate_gates(result: BacktestResult, deflated_sharpe: float, cfg: GatesConfig) -> list[GateResult]:
+def evaluate_gates(result: EvaluationResult, deflated_sharpe: float, cfg: GatesConfig) -> list[GateResult]:
     return [
         _gate("sharpe", result.sharpe, cfg.min_sharpe, ">="),
         _gate("max_drawdown", result.max_drawdown, cfg.max_drawdown, "<="),

@@ -35,8 +35,15 @@ from hybridtrader.config import (
     TripleBarrierLabelConfig,
     as_config,
 )
-from hybridtrader.ml.backtest import BacktestResult, Marks, Periods, backtest, basket_relative, session_of
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
+from hybridtrader.ml.evaluation import (
+    EvaluationResult,
+    Marks,
+    Periods,
+    basket_relative,
+    evaluate_events,
+    session_of,
+)
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
 from hybridtrader.ml.gates import all_passed, evaluate_gates
@@ -80,7 +87,7 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
 
 def not_trained(strategy: str, reason: str, names: list[str], gates_cfg: GatesConfig) -> dict[str, Any]:
     """The result of a training that could not run: rejected, every gate evaluated on no trades."""
-    empty = BacktestResult(0.0, 0.0, 0.0, 3.0, 0, 0.0, 0, 0.0, 0.0, 0.5, pl.DataFrame())
+    empty = EvaluationResult(0.0, 0.0, 0.0, 3.0, 0, 0.0, 0, 0.0, 0.0, 0.5, pl.DataFrame())
     gates = [g.as_dict() for g in evaluate_gates(empty, 0.0, gates_cfg)]
     return {
         "strategy": strategy, "promoted": False, "reason": reason, "gates": gates,
@@ -94,7 +101,7 @@ class Trial:
     index: int
     param_set: int
     threshold: float
-    result: BacktestResult
+    result: EvaluationResult
 
 
 class MLPipeline:
@@ -346,7 +353,9 @@ class MLPipeline:
         trials: list[Trial] = []
         for p in range(len(ml.model.param_grid)):
             for th in bt.thresholds:
-                res = backtest(oos_events, probs[p, oos_rows], th, weight, periods, oos_span, oos_marks)
+                res = evaluate_events(
+                    oos_events, probs[p, oos_rows], th, weight, periods, oos_span, oos_marks
+                )
                 trials.append(Trial(len(trials), p, th, res))
         best = max(trials, key=lambda t: (t.result.sharpe_per_period, -t.index))
 
@@ -374,7 +383,7 @@ class MLPipeline:
                 continue
             fr = by_fold[(f, best.param_set)]
             fold_marks = oos_marks.subset(np.searchsorted(oos_rows, rows), len(oos_rows))
-            res = backtest(
+            res = evaluate_events(
                 samples[rows],
                 probs[best.param_set, rows],
                 best.threshold,
