@@ -144,8 +144,9 @@ class ModelTrainingConfig(Section):
     seed: int = 0
 
 
-class ExecutionSettings(Section):
-    # How the independent fold tasks run: in this process, or on a local process pool.
+class TrainingPoolSettings(Section):
+    # The training process pool (not order execution, see ExecutionConfig): how the independent fold
+    # tasks run, in this process or on a local process pool.
     mode: Literal["sequential", "process"] = "sequential"
     max_workers: int | None = Field(None, ge=1)  # None: the machine's cores
 
@@ -160,7 +161,7 @@ class MLTrainingConfig(Section):
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     model: ModelTrainingConfig = Field(default_factory=ModelTrainingConfig)
-    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
+    execution: TrainingPoolSettings = Field(default_factory=TrainingPoolSettings)
 
 
 class MLModelConfig(Section):
