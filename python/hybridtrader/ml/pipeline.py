@@ -66,8 +66,9 @@ SCHEDULE_DAYS = {"daily": 1.0, "weekly": 7.0, "monthly": 30.0}
 MIN_SAMPLES = 100  # labelled samples below which nothing is trained
 
 
-def daily_bars(bars: pl.DataFrame) -> pl.DataFrame:
-    """One bar per symbol and session (last close, summed volume): what daily statistics are made of."""
+def session_closes(bars: pl.DataFrame) -> pl.DataFrame:
+    """Per symbol and session: the last bar time, the last close and the summed volume (no open, high or
+    low): what `SlippageModel.learn_from_daily_bars` reads for ADV and daily volatility."""
     return (
         bars.group_by("symbol", session_of(bars["ts"]).alias("session"))
         .agg(pl.col("ts").max(), pl.col("close").sort_by("ts").last(), pl.col("volume").sum())
@@ -148,7 +149,7 @@ class MLPipeline:
         from hybridtrader.execution.slippage_model import SlippageModel
 
         model = SlippageModel(self.config)
-        model.learn_from_daily_bars(daily_bars(bars))
+        model.learn_from_daily_bars(session_closes(bars))
         if {"bid", "ask"} <= set(bars.columns):
             model.learn_from_quote_bars(bars)
         return SlippageCost(model, bt.notional)

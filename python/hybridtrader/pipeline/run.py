@@ -253,7 +253,7 @@ def trade_stage(
     from hybridtrader.execution.rate_limiter import RateLimiter
     from hybridtrader.execution.slippage_model import SlippageModel
     from hybridtrader.market.bars import aggregate_quotes
-    from hybridtrader.market.synth import daily_bars
+    from hybridtrader.market.synth import daily_bars_from_minutes
     from hybridtrader.pipeline.session_trader import SessionTrader
     from hybridtrader.pipeline.signals import load_champion, strategy_signals
     from hybridtrader.risk.exposure_manager import ExposureManager
@@ -262,7 +262,7 @@ def trade_stage(
     session_bars = bars.filter((pl.col("ts") >= open_dt) & (pl.col("ts") < close_dt))
     limiter = RateLimiter(cfg)
     slippage = SlippageModel(cfg)
-    learned = slippage.learn_from_daily_bars(daily_bars(history))
+    learned = slippage.learn_from_daily_bars(daily_bars_from_minutes(history))
     # spreads: quote bars of the last session before the traded one
     quote_session = calendar.previous_session(session)
     q_open, q_close = calendar.session_bounds(quote_session)
