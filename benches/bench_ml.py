@@ -23,6 +23,7 @@ from hybridtrader.config import config_from_dict
 from hybridtrader.market.synth import generate_market
 from hybridtrader.ml.features import compute_features
 from hybridtrader.ml.pipeline import MLPipeline
+from hybridtrader.ml.result import TrainingResult
 
 FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
 FEATURES = [
@@ -143,7 +144,7 @@ def test_train_both_strategies(benchmark, kind: str) -> None:
         pipe = MLPipeline(cfg)
         for name in cfg.strategies:
             pipe.registry.experiment_id(name)  # the store exists before timing
-        results: list[dict] = []
+        results: list[TrainingResult] = []
 
         def train() -> None:
             results.clear()
@@ -152,8 +153,8 @@ def test_train_both_strategies(benchmark, kind: str) -> None:
         start = time.perf_counter()
         benchmark.pedantic(train, rounds=1, iterations=1)
         total = time.perf_counter() - start
-    fit = sum(r["metrics"]["fit_seconds"] for r in results)
-    predict = sum(r["metrics"]["predict_seconds"] for r in results)
+    fit = sum(r.metrics["fit_seconds"] for r in results)
+    predict = sum(r.metrics["predict_seconds"] for r in results)
     info = benchmark.extra_info
     info.update(
         bars=bars.height,
@@ -162,8 +163,8 @@ def test_train_both_strategies(benchmark, kind: str) -> None:
         outside_fit_s=round(total - fit, 2),
         overhead_share=round(1 - fit / total, 3),  # target: under 0.25
         lightgbm_predict_s=round(predict, 2),  # part of outside_fit_s
-        samples={r["strategy"]: int(r["metrics"]["n_samples"]) for r in results},
-        promoted={r["strategy"]: r["promoted"] for r in results},
+        samples={r.strategy: int(r.metrics["n_samples"]) for r in results},
+        promoted={r.strategy: r.promoted for r in results},
     )
     print(
         f"\ntrain both strategies on {bars.height:,} bars ({kind}): total {total:.2f} s, LightGBM fit "

@@ -19,6 +19,7 @@ from hybridtrader.market.synth import generate_market
 from hybridtrader.ml.features import compute_features
 from hybridtrader.ml.pipeline import MLPipeline
 from hybridtrader.ml.registry import tracking_uri
+from hybridtrader.ml.result import TrainingResult
 
 MR, TREND = "intraday_mean_reversion", "swing_trend_following"
 
@@ -58,48 +59,47 @@ def test_noise_market_is_rejected(tmp_path, noise_bars: pl.DataFrame, method: st
     p = pipeline(tmp_path, validation_method=method)
     for strategy in (MR, TREND):
         r = p.train_strategy_model(strategy, noise_bars)
-        assert not r["promoted"], (strategy, r["gates"])
-        dsr = next(g for g in r["gates"] if g["name"] == "deflated_sharpe")
-        assert not dsr["passed"]
-        assert r["metrics"]["n_trials"] == 6  # 2 parameter sets x 3 thresholds, all counted
+        assert not r.promoted, (strategy, r.gates)
+        dsr = next(g for g in r.gates if g.name == "deflated_sharpe")
+        assert not dsr.passed
+        assert r.metrics["n_trials"] == 6  # 2 parameter sets x 3 thresholds, all counted
 
 
 def test_planted_mean_reversion_is_found_and_promoted(tmp_path, mr_bars: pl.DataFrame) -> None:
     r = pipeline(tmp_path).train_strategy_model(MR, mr_bars)
-    assert r["costs"].startswith("SlippageModel")  # costs from the slippage model by default
-    assert not r["market_neutral"]
-    assert r["promoted"], r["gates"]
-    assert all(g["passed"] for g in r["gates"])
-    assert r["metrics"]["deflated_sharpe"] >= 0.95 and r["metrics"]["n_trades"] >= 50
+    assert r.costs.startswith("SlippageModel")  # costs from the slippage model by default
+    assert not r.market_neutral
+    assert r.promoted, r.gates
+    assert all(g.passed for g in r.gates)
+    assert r.metrics["deflated_sharpe"] >= 0.95 and r.metrics["n_trades"] >= 50
 
 
 def test_planted_trend_is_found_and_promoted(tmp_path, trend_bars: pl.DataFrame) -> None:
     r = pipeline(tmp_path, backtest={"use_slippage_model": False, "cost_bps": 2.0}).train_strategy_model(
         TREND, trend_bars
     )
-    assert r["costs"] == "fixed 2.0 bps per side"
-    assert r["market_neutral"]  # swing P&L is measured against the basket by default
-    assert r["promoted"], r["gates"]
-    assert r["metrics"]["sharpe"] > 1.0
+    assert r.costs == "fixed 2.0 bps per side"
+    assert r.market_neutral  # swing P&L is measured against the basket by default
+    assert r.promoted, r.gates
+    assert r.metrics["sharpe"] > 1.0
 
 
 def test_result_shape_and_fold_details(tmp_path, mr_bars: pl.DataFrame) -> None:
     r = pipeline(tmp_path, validation_method="purged_kfold").train_strategy_model(MR, mr_bars)
-    for key in ("model_id", "version", "promoted", "gates", "metrics"):
-        assert key in r
-    assert [g["name"] for g in r["gates"]] == [
+    assert isinstance(r, TrainingResult) and r.best is not None and r.best.threshold in (0.5, 0.55, 0.6)
+    assert [g.name for g in r.gates] == [
         "sharpe",
         "max_drawdown",
         "trades",
         "win_rate",
         "deflated_sharpe",
     ]
-    assert all({"value", "threshold", "op", "passed"} <= set(g) for g in r["gates"])
-    assert len(r["folds"]) == 5 and all(f["n_test"] > 0 for f in r["folds"])
-    assert r["metrics"]["n_oos_samples"] == r["metrics"]["n_samples"]  # k-fold tests every sample once
-    assert set(r["feature_importance"]) == set(Config().strategies[MR].ml_model.features)
-    assert r["equity"]["equity"].len() == r["metrics"]["n_periods"]
-    assert r["promoted"] and 1 < r["metrics"]["min_track_record_periods"] < r["metrics"]["n_periods"]
+    assert all({"value", "threshold", "op", "passed"} <= set(g.as_dict()) for g in r.gates)
+    assert len(r.folds) == 5 and all(f["n_test"] > 0 for f in r.folds)
+    assert r.metrics["n_oos_samples"] == r.metrics["n_samples"]  # k-fold tests every sample once
+    assert set(r.feature_importance) == set(Config().strategies[MR].ml_model.features)
+    assert r.equity["equity"].len() == r.metrics["n_periods"]
+    assert r.promoted and 1 < r.metrics["min_track_record_periods"] < r.metrics["n_periods"]
 
 
 def test_process_pool_matches_sequential(tmp_path, mr_bars: pl.DataFrame) -> None:
@@ -107,9 +107,9 @@ def test_process_pool_matches_sequential(tmp_path, mr_bars: pl.DataFrame) -> Non
     par = pipeline(tmp_path / "b", execution={"mode": "process", "max_workers": 2}).train_strategy_model(
         MR, mr_bars
     )
-    assert par["metrics"]["sharpe"] == pytest.approx(seq["metrics"]["sharpe"])
-    assert len(par["trials"]) == len(seq["trials"]) == 6
-    for a, b in zip(par["trials"], seq["trials"], strict=True):
+    assert par.metrics["sharpe"] == pytest.approx(seq.metrics["sharpe"])
+    assert len(par.trials) == len(seq.trials) == 6
+    for a, b in zip(par.trials, seq.trials, strict=True):
         assert a == pytest.approx(b, rel=1e-12)  # same models; P&L sums may differ in the last bit
 
 
@@ -117,8 +117,8 @@ def test_xgboost_model(tmp_path, mr_bars: pl.DataFrame) -> None:
     cfg = settings(tmp_path)
     cfg["strategies"] = {MR: {"ml_model": {"model_type": "xgboost", "features": ["zscore", "rsi", "atr"]}}}
     r = MLPipeline(config_from_dict(cfg)).train_strategy_model(MR, mr_bars)
-    assert type(r["model"]).__module__.startswith("xgboost")
-    assert r["promoted"], r["gates"]
+    assert type(r.model).__module__.startswith("xgboost")
+    assert r.promoted, r.gates
 
 
 def test_seed_snippet_with_mapping_config_and_per_symbol_frames(tmp_path, mr_bars: pl.DataFrame) -> None:
@@ -138,8 +138,8 @@ def test_bad_requests(tmp_path, mr_bars: pl.DataFrame) -> None:
     short = p.train_strategy_model(
         TREND, mr_bars.filter(pl.col("ts") < pl.col("ts").min() + pl.duration(hours=5))
     )
-    assert not short["promoted"] and short["model_id"] is None and "labelled samples" in short["reason"]
-    assert [g["passed"] for g in short["gates"]] == [False, True, False, False, False]
+    assert not short.promoted and short.model_id is None and "labelled samples" in short.reason
+    assert [g.passed for g in short.gates] == [False, True, False, False, False]
     with pytest.raises(ValueError, match="model_age_days"):
         p.should_retrain(MR, model_age_days=-1)
     assert p.should_retrain(MR)  # no registry: no champion to age
@@ -189,7 +189,7 @@ def test_registry_champion_challenger_and_trial_counting(tmp_path, store: Path, 
     assert p.should_retrain(MR)  # no champion yet
     first = p.train_strategy_model(MR, mr_bars)
     assert (
-        first["promoted"] and first["alias"] == "champion" and first["model_id"] == f"{MR}/{first['version']}"
+        first.promoted and first.alias == "champion" and first.model_id == f"{MR}/{first.version}"
     )
     assert not p.should_retrain(MR)  # a fresh champion
     assert p.should_retrain(MR, model_age_days=7)  # weekly schedule
@@ -201,35 +201,35 @@ def test_registry_champion_challenger_and_trial_counting(tmp_path, store: Path, 
     mlflow.set_tracking_uri(p.registry.uri)
     mlflow.set_registry_uri(p.registry.uri)
     loaded = mlflow.pyfunc.load_model(f"models:/{MR}@champion")
-    names = first["features"]
+    names = first.features
     feats = compute_features(mr_bars, names).drop_nulls(names).head(500).select(names)
-    ours = first["model"].predict(feats.to_numpy())
+    ours = first.model.predict(feats.to_numpy())
     theirs = np.asarray(loaded.predict(feats.to_pandas()))
     np.testing.assert_allclose(theirs, ours, rtol=1e-9)
     assert [c.name for c in loaded.metadata.get_input_schema().inputs] == names
 
     client = p.registry.client
-    run = client.get_run(first["run_id"])
+    run = client.get_run(first.run_id)
     assert run.data.params["validation_method"] == "walk_forward"
     assert {"data_start", "data_end", "feature_hash", "code_version", "data_hash"} <= set(run.data.tags)
-    assert run.data.tags["feature_hash"] == first["feature_hash"]
-    assert run.data.metrics["deflated_sharpe"] == pytest.approx(first["metrics"]["deflated_sharpe"])
-    fold_sharpes = client.get_metric_history(first["run_id"], "fold_sharpe")
-    assert sorted(m.step for m in fold_sharpes) == list(range(len(first["folds"])))
-    artifacts = {a.path for a in client.list_artifacts(first["run_id"])}
+    assert run.data.tags["feature_hash"] == first.feature_hash
+    assert run.data.metrics["deflated_sharpe"] == pytest.approx(first.metrics["deflated_sharpe"])
+    fold_sharpes = client.get_metric_history(first.run_id, "fold_sharpe")
+    assert sorted(m.step for m in fold_sharpes) == list(range(len(first.folds)))
+    artifacts = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"model", "gates.json", "feature_importance.svg", "oos_equity.svg", "trials.json"} <= artifacts
 
     # The same bars again: the earlier 6 trials count (re-running on the same data is a trial too).
     again = p.train_strategy_model(MR, mr_bars)
-    assert again["metrics"]["n_trials"] == 12 and again["metrics"]["n_prior_trials"] == 6
-    assert again["metrics"]["expected_max_sharpe"] > first["metrics"]["expected_max_sharpe"]
+    assert again.metrics["n_trials"] == 12 and again.metrics["n_prior_trials"] == 6
+    assert again.metrics["expected_max_sharpe"] > first.metrics["expected_max_sharpe"]
     # Other data (noise): no earlier trials on it; rejected, the new version is only a challenger.
     second = p.train_strategy_model(MR, noise_bars)
-    assert second["metrics"]["n_prior_trials"] == 0
-    assert not second["promoted"] and second["alias"] == "challenger"
-    champion = again["version"] if again["promoted"] else first["version"]
+    assert second.metrics["n_prior_trials"] == 0
+    assert not second.promoted and second.alias == "challenger"
+    champion = again.version if again.promoted else first.version
     assert p.registry.alias_version(MR, "champion") == champion
-    assert p.registry.alias_version(MR, "challenger") == second["version"] not in (first["version"], champion)
+    assert p.registry.alias_version(MR, "challenger") == second.version not in (first.version, champion)
 
     # A drift alert triggers retraining even for a fresh champion.
     ref = compute_features(mr_bars, names)

@@ -115,8 +115,8 @@ class RichReporter:
     def _stage3(self, r: dict[str, Any]) -> None:
         for res in r["results"]:
             self.console.print(gate_table(res))
-            if res.get("reason"):
-                self.console.print(f"  not trained: {res['reason']}")
+            if res.reason:
+                self.console.print(f"  not trained: {res.reason}")
 
     def _stage4(self, r: dict[str, Any]) -> None:
         s, orders = r["summary"], r["orders"]

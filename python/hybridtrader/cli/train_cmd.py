@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hybridtrader.config import Config, load_config
+
+if TYPE_CHECKING:
+    from hybridtrader.ml.result import TrainingResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,14 +69,14 @@ def load_bars(args: argparse.Namespace) -> pl.DataFrame:
     return market.bars_1m
 
 
-def gate_table(result: dict[str, Any]) -> Table:
-    verdict = "[green]PROMOTED (champion)" if result["promoted"] else "[red]rejected (challenger)"
-    t = Table(title=f"{result['strategy']} — {verdict}[/] — model {result['model_id']}")
+def gate_table(result: TrainingResult) -> Table:
+    verdict = "[green]PROMOTED (champion)" if result.promoted else "[red]rejected (challenger)"
+    t = Table(title=f"{result.strategy} — {verdict}[/] — model {result.model_id}")
     for col in ("gate", "value", "threshold", "result"):
         t.add_column(col, justify="left" if col == "gate" else "right")
-    for g in result["gates"]:
-        ok = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
-        t.add_row(g["name"], f"{g['value']:.4g}", f"{g['op']} {g['threshold']:.4g}", ok)
+    for g in result.gates:
+        ok = "[green]pass[/]" if g.passed else "[red]FAIL[/]"
+        t.add_row(g.name, f"{g.value:.4g}", f"{g.op} {g.threshold:.4g}", ok)
     return t
 
 

@@ -46,11 +46,21 @@ from hybridtrader.ml.evaluation import (
 )
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
-from hybridtrader.ml.gates import all_passed, evaluate_gates
+from hybridtrader.ml.gates import GateResult, all_passed, evaluate_gates
 from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, rule_feature, triple_barrier_labels
-from hybridtrader.ml.models import FitSettings, FoldTask, ModelType, fit, machine_threads, run_tasks
+from hybridtrader.ml.models import (
+    FitSettings,
+    Fitted,
+    FoldResult,
+    FoldTask,
+    ModelType,
+    fit,
+    machine_threads,
+    run_tasks,
+)
 from hybridtrader.ml.registry import ModelRegistry, RunRecord, code_version
 from hybridtrader.ml.report import equity_svg, importance_svg
+from hybridtrader.ml.result import BestTrial, TrainingResult
 from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe, min_track_record_length
 from hybridtrader.ml.validation import Split, inner_split, purged_kfold_splits, walk_forward_splits
 
@@ -86,15 +96,17 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def not_trained(strategy: str, reason: str, names: list[str], gates_cfg: GatesConfig) -> dict[str, Any]:
+def not_trained(strategy: str, reason: str, names: list[str], gates_cfg: GatesConfig) -> TrainingResult:
     """The result of a training that could not run: rejected, every gate evaluated on no trades."""
     empty = EvaluationResult(0.0, 0.0, 0.0, 3.0, 0, 0.0, 0, 0.0, 0.0, 0.5, pl.DataFrame())
-    gates = [g.as_dict() for g in evaluate_gates(empty, 0.0, gates_cfg)]
-    return {
-        "strategy": strategy, "promoted": False, "reason": reason, "gates": gates,
-        "metrics": {**empty.metrics(), "deflated_sharpe": 0.0, "n_samples": 0.0},
-        "features": names, "model_id": None, "version": None, "run_id": None, "alias": None, "model": None,
-    }  # fmt: skip
+    return TrainingResult(
+        strategy=strategy,
+        promoted=False,
+        reason=reason,
+        gates=evaluate_gates(empty, 0.0, gates_cfg),
+        metrics={**empty.metrics(), "deflated_sharpe": 0.0, "n_samples": 0.0},
+        features=names,
+    )
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,64 @@ class Trial:
     param_set: int
     threshold: float
     result: EvaluationResult
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Stage 1 (prepare): the normalised bars (basket-relative P&L price added when market-neutral),
+    their shared feature frame and the cost model."""
+
+    strategy: str
+    names: list[str]
+    bars: pl.DataFrame
+    shared: pl.DataFrame  # every ML strategy's features on these bars
+    dhash: str
+    costs: CostModel
+    n_symbols: int
+    neutral: bool
+    pnl_price: str
+    intraday: bool
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Stage 2 (label): labelled events with complete features, in (t0, symbol) order, as arrays."""
+
+    events: pl.DataFrame
+    horizon: int
+    x: np.ndarray
+    y: np.ndarray
+    t0: np.ndarray  # int64 ns
+    t1: np.ndarray
+    times: np.ndarray  # sorted distinct bar times, int64 ns
+
+
+@dataclass(frozen=True)
+class FoldOutput:
+    """Stage 3 (folds): every parameter set's out-of-sample probabilities; a sample tested by several
+    folds keeps its first (`tested` holds that fold, -1 when never tested)."""
+
+    splits: list[Split]
+    results: list[FoldResult]
+    tested: np.ndarray
+    probs: np.ndarray  # [param set, sample]
+
+    @property
+    def oos_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.tested >= 0)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Stage 4 (select): every trial's out-of-sample evaluation, the best one, its gates and figures."""
+
+    trials: list[Trial]
+    best: Trial
+    current_sharpes: list[float]
+    gates: list[GateResult]
+    metrics: dict[str, float]
+    folds: list[dict[str, float]]
+    periods: Periods
 
 
 class MLPipeline:
@@ -233,16 +303,82 @@ class MLPipeline:
         strategy: str,
         historical_data: pl.DataFrame | dict[str, pl.DataFrame],
         progress: Progress | None = None,
-    ) -> dict[str, Any]:
+    ) -> TrainingResult:
         """Train, validate and gate a model for `strategy` on bars (one frame with a symbol column, or a
-        mapping symbol -> bars); register it (champion only if every gate passes). Returns model_id,
-        version, promoted, gates, metrics and the details behind them."""
+        mapping symbol -> bars); register it (champion only if every gate passes). The stages: prepare,
+        label, folds, select, final fit, register."""
+        started = time.perf_counter()
+        report = progress or (lambda stage, done, total: None)
+        prep = self._prepare(strategy, historical_data, report)
+        report("labels", 0, 1)
+        samples = self._label(prep)
+        report("labels", 1, 1)
+        ml = self.config.ml_training
+        if samples.events.height < MIN_SAMPLES:
+            # Too little history for the features' windows and the labels: nothing can be validated, so
+            # the answer is a rejection (every gate at zero), not a model.
+            reason = (
+                f"only {samples.events.height} labelled samples with complete features (need {MIN_SAMPLES})"
+            )
+            log.warning("%s: %s; rejected without training", strategy, reason)
+            return not_trained(strategy, reason, prep.names, ml.gates)
+        folds = self._folds(prep, samples, report)
+        sel = self._select(prep, samples, folds)
+        report("final model", 0, 1)
+        final = self._final_fit(prep, samples, sel.best.param_set)
+        report("final model", 1, 1)
+        b = sel.best.result
+        fit_seconds = sum(r.fit_seconds for r in folds.results) + final.fit_seconds
+        metrics = {
+            **sel.metrics,
+            "fit_seconds": fit_seconds,
+            "predict_seconds": sum(r.predict_seconds for r in folds.results),
+        }
+        result = TrainingResult(
+            strategy=strategy,
+            promoted=all_passed(sel.gates),
+            gates=sel.gates,
+            metrics=metrics,
+            features=prep.names,
+            best=BestTrial(sel.best.index, ml.model.param_grid[sel.best.param_set], sel.best.threshold),
+            trials=[
+                {"param_set": t.param_set, "threshold": t.threshold, **t.result.metrics()} for t in sel.trials
+            ],
+            folds=sel.folds,
+            feature_hash=feature_hash(prep.names),
+            feature_importance=dict(zip(prep.names, (float(v) for v in final.importance), strict=True)),
+            equity=b.equity,
+            validation_method=ml.validation_method,
+            costs=describe(prep.costs),
+            market_neutral=prep.neutral,
+            model=final.model,
+        )
+        if ml.model_registry.enabled:
+            report("registry", 0, 1)
+            self._register(prep, samples, sel, result)
+            report("registry", 1, 1)
+        total = time.perf_counter() - started
+        metrics["total_seconds"] = total
+        metrics["overhead_share"] = max(0.0, 1.0 - fit_seconds / total) if total > 0 else 0.0
+        log.info(
+            "%s: promoted=%s sharpe=%.2f dsr=%.3f trials=%d",
+            strategy,
+            result.promoted,
+            b.sharpe,
+            metrics["deflated_sharpe"],
+            metrics["n_trials"],
+        )
+        return result
+
+    # ------------------------------------------------------------------------- stage 1: prepare
+    def _prepare(
+        self, strategy: str, historical_data: pl.DataFrame | dict[str, pl.DataFrame], report: Progress
+    ) -> Prepared:
         if isinstance(historical_data, dict):
             historical_data = pl.concat(
                 [f.with_columns(symbol=pl.lit(sym)) for sym, f in historical_data.items()],
                 how="diagonal_relaxed",
             )
-        started = time.perf_counter()
         ml = self.config.ml_training
         if strategy not in self.config.strategies:
             raise ValueError(
@@ -254,17 +390,12 @@ class MLPipeline:
         names = list(mcfg.features)
         if not names:
             raise ValueError(f"strategies.{strategy}.ml_model.features is empty")
-        report = progress or (lambda stage, done, total: None)
-
         bars = normalise_bars(historical_data)
-        intraday = is_intraday(bars)
         dhash = data_hash(bars)
         report("features", 0, 1)
         # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
         shared = self.feature_store.get(bars, self._shared_features(names), dhash)
-        feats = shared.select("symbol", "ts", *names)
         report("features", 1, 1)
-        report("labels", 0, 1)
         costs = self._cost_model_for(bars, dhash)
         n_symbols = bars["symbol"].n_unique()
         label_kind = mcfg.label or DEFAULT_LABELS.get(strategy)
@@ -273,98 +404,100 @@ class MLPipeline:
         pnl_price = "pnl_close" if neutral else "close"
         if neutral:
             bars = basket_relative(bars, pnl_price)
-        events, horizon = self._labels(strategy, bars, costs, pnl_price, shared)
+        return Prepared(
+            strategy, names, bars, shared, dhash, costs, n_symbols, neutral, pnl_price, is_intraday(bars)
+        )
+
+    # --------------------------------------------------------------------------- stage 2: label
+    def _label(self, prep: Prepared) -> Samples:
+        events, horizon = self._labels(prep.strategy, prep.bars, prep.costs, prep.pnl_price, prep.shared)
+        names = prep.names
+        feats = prep.shared.select("symbol", "ts", *names)
         samples = (
             events.join(feats.rename({"ts": "t0"}), on=["symbol", "t0"], how="inner")
             .drop_nulls(names)
             .sort("t0", "symbol")
         )
-        report("labels", 1, 1)
-        if samples.height < MIN_SAMPLES:
-            # Too little history for the features' windows and the labels: nothing can be validated, so
-            # the answer is a rejection (every gate at zero), not a model.
-            reason = f"only {samples.height} labelled samples with complete features (need {MIN_SAMPLES})"
-            log.warning("%s: %s; rejected without training", strategy, reason)
-            return not_trained(strategy, reason, names, ml.gates)
-        x = samples.select(names).to_numpy().astype(np.float64)
-        y = samples["label"].to_numpy().astype(np.int32)
-        t0 = samples["t0"].dt.epoch("ns").to_numpy()
-        t1 = samples["t1"].dt.epoch("ns").to_numpy()
-        times = bars["ts"].dt.epoch("ns").unique().sort().to_numpy()
-        splits = self._splits(t0, t1, times)
+        return Samples(
+            events=samples,
+            horizon=horizon,
+            x=samples.select(names).to_numpy().astype(np.float64),
+            y=samples["label"].to_numpy().astype(np.int32),
+            t0=samples["t0"].dt.epoch("ns").to_numpy(),
+            t1=samples["t1"].dt.epoch("ns").to_numpy(),
+            times=prep.bars["ts"].dt.epoch("ns").unique().sort().to_numpy(),
+        )
 
-        # ---- fold tasks: every parameter set x fold, independent and serialisable
-        ex = ml.execution
-        workers = ex.max_workers or machine_threads()
+    # --------------------------------------------------------------------------- stage 3: folds
+    def _pool(self) -> tuple[int, int]:
+        """(workers, LightGBM threads per task): the pool divides the cores among its workers."""
+        ml = self.config.ml_training
+        workers = ml.execution.max_workers or machine_threads()
         n_jobs = ml.model.n_jobs or machine_threads()
-        threads = max(1, n_jobs // workers) if ex.mode == "process" else n_jobs
+        return workers, max(1, n_jobs // workers) if ml.execution.mode == "process" else n_jobs
+
+    def _fold_tasks(self, prep: Prepared, s: Samples, splits: list[Split], y: np.ndarray) -> list[FoldTask]:
+        """Every parameter set x fold as an independent task with numpy inputs (labels `y`)."""
+        ml = self.config.ml_training
+        model_type = self.config.strategies[prep.strategy].ml_model.model_type
+        threads = self._pool()[1]
         tasks = []
         for p, params in enumerate(ml.model.param_grid):
-            settings = self._settings(params, mcfg.model_type, threads)
+            settings = self._settings(params, model_type, threads)
             for f, split in enumerate(splits):
-                inner = inner_split(split.train, t0, t1, ml.validation.inner_validation_fraction)
+                inner = inner_split(split.train, s.t0, s.t1, ml.validation.inner_validation_fraction)
                 fit_idx, valid_idx = inner.train, inner.test
                 tasks.append(
                     FoldTask(
-                        f,
-                        p,
-                        settings,
-                        names,
-                        x[fit_idx],
-                        y[fit_idx],
-                        x[valid_idx],
-                        y[valid_idx],
-                        x[split.test],
+                        f, p, settings, prep.names, s.x[fit_idx], y[fit_idx], s.x[valid_idx], y[valid_idx],
+                        s.x[split.test],
                     )
-                )
+                )  # fmt: skip
+        return tasks
+
+    def _folds(self, prep: Prepared, s: Samples, report: Progress) -> FoldOutput:
+        ml = self.config.ml_training
+        splits = self._splits(s.t0, s.t1, s.times)
+        tasks = self._fold_tasks(prep, s, splits, s.y)
         report("folds", 0, len(tasks))
-        results = []
+        results: list[FoldResult] = []
+        workers = self._pool()[0]
         # Chunks of one parameter set keep the progress bar moving while each chunk can use the pool.
         for p in range(len(ml.model.param_grid)):
-            results += run_tasks([t for t in tasks if t.trial == p], ex.mode, workers)
+            results += run_tasks([t for t in tasks if t.trial == p], ml.execution.mode, workers)
             report("folds", len(results), len(tasks))
+        return oos_predictions(splits, results, len(ml.model.param_grid), len(s.y))
 
-        # ---- out-of-sample predictions per parameter set (a sample tested twice keeps its first fold)
-        tested = np.full(len(y), -1)
-        for f, split in enumerate(splits):
-            fresh = split.test[tested[split.test] < 0]
-            tested[fresh] = f
-        oos = tested >= 0
-        probs = np.full((len(ml.model.param_grid), len(y)), np.nan)
-        for r in results:
-            rows = splits[r.fold].test
-            keep = tested[rows] == r.fold
-            probs[r.trial, rows[keep]] = r.prob[keep]
-
+    # -------------------------------------------------------------------------- stage 4: select
+    def _select(self, prep: Prepared, s: Samples, folds: FoldOutput) -> Selection:
+        ml = self.config.ml_training
         bt = ml.backtest
         periods = Periods.from_bars(
-            bars, bt.period_minutes if intraday else None, bt.sessions_per_year, pnl_price
+            prep.bars, bt.period_minutes if prep.intraday else None, bt.sessions_per_year, prep.pnl_price
         )
-        weight = 1.0 / (n_symbols * horizon)
-        first_period = periods.index(samples["t0"]).to_numpy()
-        last_period = periods.index(samples["t1"]).to_numpy()
+        weight = 1.0 / (prep.n_symbols * s.horizon)
+        first_period = periods.index(s.events["t0"]).to_numpy()
+        last_period = periods.index(s.events["t1"]).to_numpy()
 
         def span(rows: np.ndarray) -> tuple[int, int]:
             return int(first_period[rows].min()), int(last_period[rows].max())
 
-        oos_rows = np.flatnonzero(oos)
-        oos_events = samples[oos_rows]
+        oos_rows = folds.oos_rows
+        oos_events = s.events[oos_rows]
         oos_span = span(oos_rows)
         oos_marks = Marks.of(oos_events, periods)
         trials: list[Trial] = []
         for p in range(len(ml.model.param_grid)):
             for th in bt.thresholds:
                 res = evaluate_events(
-                    oos_events, probs[p, oos_rows], th, weight, periods, oos_span, oos_marks
+                    oos_events, folds.probs[p, oos_rows], th, weight, periods, oos_span, oos_marks
                 )
                 trials.append(Trial(len(trials), p, th, res))
         best = max(trials, key=lambda t: (t.result.sharpe_per_period, -t.index))
 
         # ---- deflated Sharpe with honest trial counting
-        data_start, data_end = int(times[0]), int(times[-1])
         current = [t.result.sharpe_per_period for t in trials]
-        use_registry = ml.model_registry.enabled
-        prior = self.registry.prior_trials(strategy, dhash) if use_registry else []
+        prior = self.registry.prior_trials(prep.strategy, prep.dhash) if ml.model_registry.enabled else []
         all_sr = np.array(current + prior)
         n_trials = len(all_sr)
         var_sr = float(all_sr.var(ddof=1)) if n_trials > 1 else 0.0
@@ -373,160 +506,130 @@ class MLPipeline:
             b.sharpe_per_period, b.n_periods, b.skew, b.kurtosis, n_trials, var_sr, conservative=True
         )
         gates = evaluate_gates(b, dsr, ml.gates)
-        promoted = all_passed(gates)
 
         # ---- per-fold metrics of the chosen trial
         fold_metrics = []
-        by_fold = {(r.fold, r.trial): r for r in results}
-        for f, split in enumerate(splits):
-            rows = split.test[tested[split.test] == f]
+        by_fold = {(r.fold, r.trial): r for r in folds.results}
+        for f, split in enumerate(folds.splits):
+            rows = split.test[folds.tested[split.test] == f]
             if len(rows) == 0:
                 continue
             fr = by_fold[(f, best.param_set)]
             fold_marks = oos_marks.subset(np.searchsorted(oos_rows, rows), len(oos_rows))
+            prob = folds.probs[best.param_set, rows]
             res = evaluate_events(
-                samples[rows],
-                probs[best.param_set, rows],
-                best.threshold,
-                weight,
-                periods,
-                span(rows),
-                fold_marks,
+                s.events[rows], prob, best.threshold, weight, periods, span(rows), fold_marks
             )
             fold_metrics.append(
                 {
                     **res.metrics(),
-                    "auc": auc(y[rows], probs[best.param_set, rows]),
+                    "auc": auc(s.y[rows], prob),
                     "n_train": float(len(split.train)),
                     "n_test": float(len(rows)),
                     "best_iteration": float(fr.best_iteration),
                 }
             )
-
-        # ---- final model on every sample (early stopping on its own latest, purged part)
-        report("final model", 0, 1)
-        all_idx = np.arange(len(y))
-        inner = inner_split(all_idx, t0, t1, ml.validation.inner_validation_fraction)
-        final = fit(
-            self._settings(ml.model.param_grid[best.param_set], mcfg.model_type, n_jobs),
-            names,
-            x[inner.train],
-            y[inner.train],
-            x[inner.test],
-            y[inner.test],
-        )
-        report("final model", 1, 1)
-        importance = dict(zip(names, (float(v) for v in final.importance), strict=True))
-
-        fit_seconds = sum(r.fit_seconds for r in results) + final.fit_seconds
-        predict_seconds = sum(r.predict_seconds for r in results)
+        sr0 = expected_max_sharpe(n_trials, var_sr)
         metrics: dict[str, float] = {
             **b.metrics(),
             "deflated_sharpe": dsr,
-            "expected_max_sharpe": expected_max_sharpe(n_trials, var_sr),
+            "expected_max_sharpe": sr0,
             # MinTRL (standard formula): periods this Sharpe needs to beat SR0 at the gate confidence
             "min_track_record_periods": min_track_record_length(
-                b.sharpe_per_period,
-                expected_max_sharpe(n_trials, var_sr),
-                b.skew,
-                b.kurtosis,
-                alpha=1.0 - ml.gates.min_deflated_sharpe,
+                b.sharpe_per_period, sr0, b.skew, b.kurtosis, alpha=1.0 - ml.gates.min_deflated_sharpe
             ),
             "n_trials": float(n_trials),
             "n_prior_trials": float(len(prior)),
             "trial_sharpe_variance": var_sr,
-            "auc": auc(y[oos_rows], probs[best.param_set, oos_rows]),
-            "n_samples": float(len(y)),
+            "auc": auc(s.y[oos_rows], folds.probs[best.param_set, oos_rows]),
+            "n_samples": float(len(s.y)),
             "n_oos_samples": float(len(oos_rows)),
-            "positive_rate": float(y.mean()),
-            "n_folds": float(len(splits)),
-            "fit_seconds": fit_seconds,
-            "predict_seconds": predict_seconds,
+            "positive_rate": float(s.y.mean()),
+            "n_folds": float(len(folds.splits)),
         }
-        fhash = feature_hash(names)
-        gate_dicts = [g.as_dict() for g in gates]
-        out: dict[str, Any] = {
-            "strategy": strategy,
-            "promoted": promoted,
-            "gates": gate_dicts,
-            "metrics": metrics,
-            "folds": fold_metrics,
-            "best_trial": {
-                "params": ml.model.param_grid[best.param_set],
-                "threshold": best.threshold,
-                "index": best.index,
-            },
-            "trials": [
-                {"param_set": t.param_set, "threshold": t.threshold, **t.result.metrics()} for t in trials
-            ],
-            "features": names,
-            "feature_hash": fhash,
-            "feature_importance": importance,
-            "equity": b.equity,
-            "validation_method": ml.validation_method,
-            "costs": describe(costs),
-            "market_neutral": neutral,
-            "model": final.model,
-            "model_id": None,
-            "version": None,
-            "run_id": None,
-            "alias": None,
-        }
-        if use_registry:
-            report("registry", 0, 1)
-            reg = self.registry.log(
-                RunRecord(
-                    strategy=strategy,
-                    params={
-                        "model_type": mcfg.model_type,
-                        "features": ",".join(names),
-                        "validation_method": ml.validation_method,
-                        "validation": orjson.dumps(ml.validation.model_dump()).decode(),
-                        "labels": orjson.dumps(ml.labels.model_dump()).decode(),
-                        "best_params": orjson.dumps(ml.model.param_grid[best.param_set]).decode(),
-                        "threshold": str(best.threshold),
-                        "backtest": orjson.dumps(bt.model_dump()).decode(),
-                        "periods_per_year": f"{periods.per_year:.1f}",
-                        "costs": describe(costs),
-                        "market_neutral": str(neutral).lower(),
-                        "num_boost_round": str(ml.model.num_boost_round),
-                        "learning_rate": str(ml.model.learning_rate),
-                    },
-                    tags={
-                        "strategy": strategy,
-                        "data_start": str(bars["ts"].min()),
-                        "data_end": str(bars["ts"].max()),
-                        "data_start_ns": str(data_start),
-                        "data_end_ns": str(data_end),
-                        "data_hash": dhash,
-                        "n_symbols": str(n_symbols),
-                        "feature_hash": fhash,
-                        "code_version": code_version(),
-                        "promoted": str(promoted).lower(),
-                        "trial_sharpes": orjson.dumps(current).decode(),
-                    },
-                    metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
-                    fold_metrics=fold_metrics,
-                    artifacts={
-                        "gates.json": orjson.dumps(gate_dicts, option=orjson.OPT_INDENT_2),
-                        "trials.json": orjson.dumps(out["trials"], option=orjson.OPT_INDENT_2),
-                        "feature_importance.svg": importance_svg(
-                            names, list(importance.values()), f"{strategy}: feature importance"
-                        ),
-                        "oos_equity.svg": equity_svg(b.equity, f"{strategy}: out-of-sample equity"),
-                    },
-                    model=final.model,
-                    model_type=mcfg.model_type,
-                    feature_names=names,
-                ),
-                promoted,
-            )
-            out.update(model_id=reg.model_id, version=reg.version, run_id=reg.run_id, alias=reg.alias)
-            report("registry", 1, 1)
-        total = time.perf_counter() - started
-        metrics["total_seconds"] = total
-        metrics["overhead_share"] = max(0.0, 1.0 - fit_seconds / total) if total > 0 else 0.0
-        log.info(
-            "%s: promoted=%s sharpe=%.2f dsr=%.3f trials=%d", strategy, promoted, b.sharpe, dsr, n_trials
+        return Selection(trials, best, current, gates, metrics, fold_metrics, periods)
+
+    # ----------------------------------------------------------------------- stage 5: final fit
+    def _final_fit(self, prep: Prepared, s: Samples, param_set: int) -> Fitted:
+        """The chosen parameter set on every sample (early stopping on its own latest, purged part)."""
+        ml = self.config.ml_training
+        model_type = self.config.strategies[prep.strategy].ml_model.model_type
+        n_jobs = ml.model.n_jobs or machine_threads()
+        inner = inner_split(np.arange(len(s.y)), s.t0, s.t1, ml.validation.inner_validation_fraction)
+        settings = self._settings(ml.model.param_grid[param_set], model_type, n_jobs)
+        return fit(settings, prep.names, s.x[inner.train], s.y[inner.train], s.x[inner.test], s.y[inner.test])
+
+    # ------------------------------------------------------------------------- stage 6: register
+    def _register(self, prep: Prepared, s: Samples, sel: Selection, result: TrainingResult) -> None:
+        """Log the run to MLflow and register the model (champion when promoted); fills in `result`'s
+        registry fields."""
+        ml = self.config.ml_training
+        mcfg = self.config.strategies[prep.strategy].ml_model
+        best_params = ml.model.param_grid[sel.best.param_set]
+        gate_dicts = [g.as_dict() for g in sel.gates]
+        bars, names, strategy = prep.bars, prep.names, prep.strategy
+        reg = self.registry.log(
+            RunRecord(
+                strategy=strategy,
+                params={
+                    "model_type": mcfg.model_type,
+                    "features": ",".join(names),
+                    "validation_method": ml.validation_method,
+                    "validation": orjson.dumps(ml.validation.model_dump()).decode(),
+                    "labels": orjson.dumps(ml.labels.model_dump()).decode(),
+                    "best_params": orjson.dumps(best_params).decode(),
+                    "threshold": str(sel.best.threshold),
+                    "backtest": orjson.dumps(ml.backtest.model_dump()).decode(),
+                    "periods_per_year": f"{sel.periods.per_year:.1f}",
+                    "costs": result.costs,
+                    "market_neutral": str(prep.neutral).lower(),
+                    "num_boost_round": str(ml.model.num_boost_round),
+                    "learning_rate": str(ml.model.learning_rate),
+                },
+                tags={
+                    "strategy": strategy,
+                    "data_start": str(bars["ts"].min()),
+                    "data_end": str(bars["ts"].max()),
+                    "data_start_ns": str(int(s.times[0])),
+                    "data_end_ns": str(int(s.times[-1])),
+                    "data_hash": prep.dhash,
+                    "n_symbols": str(prep.n_symbols),
+                    "feature_hash": result.feature_hash,
+                    "code_version": code_version(),
+                    "promoted": str(result.promoted).lower(),
+                    "trial_sharpes": orjson.dumps(sel.current_sharpes).decode(),
+                },
+                metrics={k: v for k, v in result.metrics.items() if np.isfinite(v)},
+                fold_metrics=result.folds,
+                artifacts={
+                    "gates.json": orjson.dumps(gate_dicts, option=orjson.OPT_INDENT_2),
+                    "trials.json": orjson.dumps(result.trials, option=orjson.OPT_INDENT_2),
+                    "feature_importance.svg": importance_svg(
+                        names, list(result.feature_importance.values()), f"{strategy}: feature importance"
+                    ),
+                    "oos_equity.svg": equity_svg(result.equity, f"{strategy}: out-of-sample equity"),
+                },
+                model=result.model,
+                model_type=mcfg.model_type,
+                feature_names=names,
+            ),
+            result.promoted,
         )
-        return out
+        result.model_id, result.version, result.run_id, result.alias = (
+            reg.model_id, reg.version, reg.run_id, reg.alias
+        )  # fmt: skip
+
+
+def oos_predictions(splits: list[Split], results: list[FoldResult], n_params: int, n: int) -> FoldOutput:
+    """Collect fold results into per-parameter-set out-of-sample probabilities of the `n` samples (a sample
+    tested by several folds keeps its first fold's prediction)."""
+    tested = np.full(n, -1)
+    for f, split in enumerate(splits):
+        fresh = split.test[tested[split.test] < 0]
+        tested[fresh] = f
+    probs = np.full((n_params, n), np.nan)
+    for r in results:
+        rows = splits[r.fold].test
+        keep = tested[rows] == r.fold
+        probs[r.trial, rows[keep]] = r.prob[keep]
+    return FoldOutput(splits, results, tested, probs)

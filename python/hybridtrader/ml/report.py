@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from hybridtrader.ml.gates import GateResult
+from hybridtrader.ml.result import TrainingResult
+
 _FONT = "font-family='sans-serif' font-size='11'"
 
 
@@ -131,36 +134,36 @@ def importance_svg(names: Sequence[str], gain: Sequence[float], title: str) -> b
     return c.svg()
 
 
-def _gate_rows(gates: Sequence[dict[str, Any]]) -> str:
+def _gate_rows(gates: Sequence[GateResult]) -> str:
     rows = []
     for g in gates:
-        status = "pass" if g["passed"] else "FAIL"
+        status = "pass" if g.passed else "FAIL"
         rows.append(
-            f"<tr class='{status.lower()}'><td>{html.escape(g['name'])}</td><td>{g['value']:.4g}</td>"
-            f"<td>{g['op']} {g['threshold']:.4g}</td><td>{status}</td></tr>"
+            f"<tr class='{status.lower()}'><td>{html.escape(g.name)}</td><td>{g.value:.4g}</td>"
+            f"<td>{g.op} {g.threshold:.4g}</td><td>{status}</td></tr>"
         )
     return "".join(rows)
 
 
-def write_report(results: Sequence[dict[str, Any]], directory: str | Path) -> Path:
+def write_report(results: Sequence[TrainingResult], directory: str | Path) -> Path:
     """Write `index.html` and its SVG charts for results of `MLPipeline.train_strategy_model`."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     sections = []
     for r in results:
-        name = r["strategy"]
-        (out / f"{name}_equity.svg").write_bytes(equity_svg(r["equity"], f"{name}: out-of-sample equity"))
-        imp = r["feature_importance"]
+        name = r.strategy
+        (out / f"{name}_equity.svg").write_bytes(equity_svg(r.equity, f"{name}: out-of-sample equity"))
+        imp = r.feature_importance
         (out / f"{name}_importance.svg").write_bytes(
             importance_svg(list(imp), list(imp.values()), f"{name}: feature importance")
         )
-        m = r["metrics"]
+        m = r.metrics
         sections.append(
-            f"<h2>{html.escape(name)} — {'PROMOTED (champion)' if r['promoted'] else 'rejected (challenger)'}"
-            f"</h2><p>model {html.escape(str(r['model_id']))}, trials {m['n_trials']:.0f}, "
-            f"validation {html.escape(str(r['validation_method']))}, {m['n_samples']:.0f} samples</p>"
+            f"<h2>{html.escape(name)} — {'PROMOTED (champion)' if r.promoted else 'rejected (challenger)'}"
+            f"</h2><p>model {html.escape(str(r.model_id))}, trials {m['n_trials']:.0f}, "
+            f"validation {html.escape(r.validation_method)}, {m['n_samples']:.0f} samples</p>"
             f"<table><tr><th>gate</th><th>value</th><th>threshold</th><th>result</th></tr>"
-            f"{_gate_rows(r['gates'])}</table>"
+            f"{_gate_rows(r.gates)}</table>"
             f"<img src='{name}_equity.svg' alt='equity curve'><img src='{name}_importance.svg' "
             f"alt='feature importance'>"
         )

@@ -18,12 +18,15 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.market import calendar
+
+if TYPE_CHECKING:
+    from hybridtrader.ml.result import TrainingResult
 
 SUMMARY_VERSION = 1
 
@@ -124,17 +127,19 @@ def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> d
         results = train_stage(cfg, history, reporter)
         summary["training"] = [
             {
-                k: r[k]
-                for k in ("strategy", "promoted", "model_id", "version", "alias", "gates", "reason")
-                if k in r
-            }
-            | {
+                "strategy": r.strategy,
+                "promoted": r.promoted,
+                "model_id": r.model_id,
+                "version": r.version,
+                "alias": r.alias,
+                "gates": [g.as_dict() for g in r.gates],
+                "reason": r.reason,
                 "metrics": {
-                    k: r["metrics"][k]
+                    k: r.metrics[k]
                     for k in ("sharpe", "n_trades", "win_rate", "deflated_sharpe", "auc")
-                    if k in r["metrics"]
+                    if k in r.metrics
                 },
-                "threshold": r.get("best_trial", {}).get("threshold"),
+                "threshold": r.best.threshold if r.best else None,
             }
             for r in results
         ]
@@ -219,7 +224,7 @@ def fetch_stage(
     return {"bars": bars, "summary": summary}
 
 
-def train_stage(cfg: Config, history: pl.DataFrame, reporter: Reporter) -> list[dict[str, Any]]:
+def train_stage(cfg: Config, history: pl.DataFrame, reporter: Reporter) -> list[TrainingResult]:
     from hybridtrader.ml.pipeline import MLPipeline
 
     pipeline = MLPipeline(cfg)
@@ -239,7 +244,7 @@ def trade_stage(
     venue: Any,
     bars: pl.DataFrame,
     history: pl.DataFrame,
-    results: list[dict[str, Any]],
+    results: list[TrainingResult],
     session: Any,
     settings: RunSettings,
     out: Path,
@@ -275,17 +280,13 @@ def trade_stage(
     exposure = ExposureManager(cfg)
     exposure.load_symbols(venue.market.symbols)
 
-    promoted = [r for r in results if r["promoted"]]
+    promoted = [r for r in results if r.promoted and r.best is not None]
     frames = []
     models: dict[str, str] = {}
     for r in promoted:
-        model = load_champion(cfg, r["strategy"], r["version"])
-        models[r["strategy"]] = r["model_id"]
-        frames.append(
-            strategy_signals(
-                cfg, r["strategy"], model, float(r["best_trial"]["threshold"]), bars, open_dt, close_dt
-            )
-        )
+        model = load_champion(cfg, r.strategy, r.version)
+        models[r.strategy] = r.model_id
+        frames.append(strategy_signals(cfg, r.strategy, model, r.best.threshold, bars, open_dt, close_dt))
     signals = pl.concat(frames) if frames else pl.DataFrame()
     key, secret = alpaca_keys(cfg)
     trading = TradingClient(key, secret, paper=True, url_override=venue.url)
