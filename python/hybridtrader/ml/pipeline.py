@@ -18,6 +18,7 @@ a local process pool (`ml_training.execution`).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import polars as pl
-from scipy import stats
 
 from hybridtrader.config import (
     Config,
@@ -46,7 +46,7 @@ from hybridtrader.ml.evaluation import (
 )
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
-from hybridtrader.ml.gates import GateResult, all_passed, evaluate_gates
+from hybridtrader.ml.gates import GateResult, all_passed, evaluate_gates, model_gates, permutation_gate
 from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, rule_feature, triple_barrier_labels
 from hybridtrader.ml.models import (
     FitSettings,
@@ -60,8 +60,14 @@ from hybridtrader.ml.models import (
 )
 from hybridtrader.ml.registry import ModelRegistry, RunRecord, code_version
 from hybridtrader.ml.report import equity_svg, importance_svg
-from hybridtrader.ml.result import BestTrial, TrainingResult
+from hybridtrader.ml.result import BestTrial, RuleCandidate, TrainingResult
 from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe, min_track_record_length
+from hybridtrader.ml.significance import (
+    auc,
+    auc_interval,
+    permutation_p_value,
+    sharpe_difference,
+)
 from hybridtrader.ml.validation import Split, inner_split, purged_kfold_splits, walk_forward_splits
 
 if TYPE_CHECKING:
@@ -84,16 +90,6 @@ def session_closes(bars: pl.DataFrame) -> pl.DataFrame:
         .agg(pl.col("ts").max(), pl.col("close").sort_by("ts").last(), pl.col("volume").sum())
         .drop("session")
     )
-
-
-def auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC by the Mann-Whitney rank statistic (ties get average ranks); 0.5 when one class is absent."""
-    pos = y == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return 0.5
-    ranks = stats.rankdata(score)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def not_trained(strategy: str, reason: str, names: list[str], gates_cfg: GatesConfig) -> TrainingResult:
@@ -168,11 +164,48 @@ class Selection:
 
     trials: list[Trial]
     best: Trial
-    current_sharpes: list[float]
+    rule: EvaluationResult  # the unfiltered rule: every out-of-sample event taken
+    current_sharpes: list[float]  # every trial of this run: the model's and the rule's
     gates: list[GateResult]
+    rule_gates: list[GateResult]
     metrics: dict[str, float]
+    rule_metrics: dict[str, float]
     folds: list[dict[str, float]]
     periods: Periods
+
+
+@dataclass(frozen=True)
+class OosBook:
+    """What every evaluation of out-of-sample probabilities shares: the events, P&L periods, marks,
+    sizing and the thresholds tried."""
+
+    rows: np.ndarray  # out-of-sample sample rows
+    events: pl.DataFrame
+    periods: Periods
+    span: tuple[int, int]
+    marks: Marks
+    weight: float
+    thresholds: list[float]
+    holding_periods: int  # the longest out-of-sample trade, in periods
+
+    def trials(self, probs: np.ndarray) -> list[Trial]:
+        """Every (parameter set, threshold) trial on `probs` [param set, sample]."""
+        out: list[Trial] = []
+        for p in range(probs.shape[0]):
+            for th in self.thresholds:
+                res = evaluate_events(
+                    self.events, probs[p, self.rows], th, self.weight, self.periods, self.span, self.marks
+                )
+                out.append(Trial(len(out), p, th, res))
+        return out
+
+    def rule(self) -> EvaluationResult:
+        every = np.ones(len(self.rows))
+        return evaluate_events(self.events, every, 0.5, self.weight, self.periods, self.span, self.marks)
+
+
+def best_trial(trials: list[Trial]) -> Trial:
+    return max(trials, key=lambda t: (t.result.sharpe_per_period, -t.index))
 
 
 class MLPipeline:
@@ -303,10 +336,14 @@ class MLPipeline:
         strategy: str,
         historical_data: pl.DataFrame | dict[str, pl.DataFrame],
         progress: Progress | None = None,
+        permutation_runs: int | None = None,
     ) -> TrainingResult:
         """Train, validate and gate a model for `strategy` on bars (one frame with a symbol column, or a
         mapping symbol -> bars); register it (champion only if every gate passes). The stages: prepare,
-        label, folds, select, final fit, register."""
+        label, folds, select (model against the unfiltered rule), the permutation control
+        (`permutation_runs` retrainings on shuffled labels; None: `ml_training.controls.permutation_runs`),
+        final fit, register (the rule-only candidate too when the rule is profitable and the model is not
+        promoted)."""
         started = time.perf_counter()
         report = progress or (lambda stage, done, total: None)
         prep = self._prepare(strategy, historical_data, report)
@@ -322,8 +359,23 @@ class MLPipeline:
             )
             log.warning("%s: %s; rejected without training", strategy, reason)
             return not_trained(strategy, reason, prep.names, ml.gates)
+        base_rate = float(samples.y.mean())
+        thresholds = [t for t in ml.backtest.thresholds if t > base_rate]
+        if not thresholds:
+            reason = (
+                f"every threshold of ml_training.backtest.thresholds is at or below the labels' base rate "
+                f"{base_rate:.3f}: the model could not change a decision; add higher thresholds"
+            )
+            log.warning("%s: %s; rejected without training", strategy, reason)
+            return not_trained(strategy, reason, prep.names, ml.gates)
         folds = self._folds(prep, samples, report)
-        sel = self._select(prep, samples, folds)
+        book = self._book(prep, samples, folds, thresholds)
+        sel = self._select(prep, samples, folds, book)
+        runs = ml.controls.permutation_runs if permutation_runs is None else permutation_runs
+        if runs < 0:
+            raise ValueError(f"permutation_runs must be >= 0, got {runs}")
+        if runs or ml.gates.max_permutation_p is not None:
+            self._permutation_control(prep, samples, folds, book, sel, runs, report)
         report("final model", 0, 1)
         final = self._final_fit(prep, samples, sel.best.param_set)
         report("final model", 1, 1)
@@ -334,9 +386,16 @@ class MLPipeline:
             "fit_seconds": fit_seconds,
             "predict_seconds": sum(r.predict_seconds for r in folds.results),
         }
+        promoted = all_passed(sel.gates)
+        rule = RuleCandidate(
+            gates=sel.rule_gates,
+            metrics=sel.rule_metrics,
+            equity=sel.rule.equity,
+            offered=not promoted and sel.rule.sharpe > 0.0,
+        )
         result = TrainingResult(
             strategy=strategy,
-            promoted=all_passed(sel.gates),
+            promoted=promoted,
             gates=sel.gates,
             metrics=metrics,
             features=prep.names,
@@ -352,19 +411,32 @@ class MLPipeline:
             costs=describe(prep.costs),
             market_neutral=prep.neutral,
             model=final.model,
+            rule=rule,
+            data_start=str(prep.bars["ts"].min()),
+            data_end=str(prep.bars["ts"].max()),
+            n_symbols=prep.n_symbols,
+            fold_dates=fold_dates(folds.splits, samples.t0, samples.t1),
         )
         if ml.model_registry.enabled:
             report("registry", 0, 1)
             self._register(prep, samples, sel, result)
+            if rule.offered:
+                self._register_rule(prep, result)
             report("registry", 1, 1)
         total = time.perf_counter() - started
         metrics["total_seconds"] = total
         metrics["overhead_share"] = max(0.0, 1.0 - fit_seconds / total) if total > 0 else 0.0
         log.info(
-            "%s: promoted=%s sharpe=%.2f dsr=%.3f trials=%d",
+            "%s: promoted=%s sharpe=%.2f (rule %.2f, confidence %.3f) auc=%.3f [%.3f, %.3f] dsr=%.3f "
+            "trials=%d",
             strategy,
             result.promoted,
             b.sharpe,
+            sel.rule.sharpe,
+            metrics["rule_gain_confidence"],
+            metrics["auc"],
+            metrics["auc_low"],
+            metrics["auc_high"],
             metrics["deflated_sharpe"],
             metrics["n_trials"],
         )
@@ -469,56 +541,83 @@ class MLPipeline:
         return oos_predictions(splits, results, len(ml.model.param_grid), len(s.y))
 
     # -------------------------------------------------------------------------- stage 4: select
-    def _select(self, prep: Prepared, s: Samples, folds: FoldOutput) -> Selection:
-        ml = self.config.ml_training
-        bt = ml.backtest
+    def _book(self, prep: Prepared, s: Samples, folds: FoldOutput, thresholds: list[float]) -> OosBook:
+        bt = self.config.ml_training.backtest
         periods = Periods.from_bars(
             prep.bars, bt.period_minutes if prep.intraday else None, bt.sessions_per_year, prep.pnl_price
         )
-        weight = 1.0 / (prep.n_symbols * s.horizon)
-        first_period = periods.index(s.events["t0"]).to_numpy()
-        last_period = periods.index(s.events["t1"]).to_numpy()
+        rows = folds.oos_rows
+        events = s.events[rows]
+        first = periods.index(events["t0"]).to_numpy()
+        last = periods.index(events["t1"]).to_numpy()
+        return OosBook(
+            rows=rows,
+            events=events,
+            periods=periods,
+            span=(int(first.min()), int(last.max())),
+            marks=Marks.of(events, periods),
+            weight=1.0 / (prep.n_symbols * s.horizon),
+            thresholds=thresholds,
+            holding_periods=int((last - first).max()) + 1,
+        )
 
-        def span(rows: np.ndarray) -> tuple[int, int]:
-            return int(first_period[rows].min()), int(last_period[rows].max())
+    def _block_periods(self, book: OosBook) -> float:
+        """Mean block of the stationary bootstrap: configured, else long enough to hold the longest trade
+        and at least n^(1/3) (the usual rate for the block length)."""
+        configured = self.config.ml_training.controls.block_periods
+        n = book.span[1] - book.span[0] + 1
+        return configured or float(max(math.ceil(n ** (1 / 3)), book.holding_periods))
 
-        oos_rows = folds.oos_rows
-        oos_events = s.events[oos_rows]
-        oos_span = span(oos_rows)
-        oos_marks = Marks.of(oos_events, periods)
-        trials: list[Trial] = []
-        for p in range(len(ml.model.param_grid)):
-            for th in bt.thresholds:
-                res = evaluate_events(
-                    oos_events, folds.probs[p, oos_rows], th, weight, periods, oos_span, oos_marks
-                )
-                trials.append(Trial(len(trials), p, th, res))
-        best = max(trials, key=lambda t: (t.result.sharpe_per_period, -t.index))
+    def _select(self, prep: Prepared, s: Samples, folds: FoldOutput, book: OosBook) -> Selection:
+        ml = self.config.ml_training
+        controls = ml.controls
+        trials = book.trials(folds.probs)
+        best = best_trial(trials)
+        rule = book.rule()
+        b = best.result
 
-        # ---- deflated Sharpe with honest trial counting
-        current = [t.result.sharpe_per_period for t in trials]
+        # ---- deflated Sharpe with honest trial counting: every threshold x parameter set tried, the rule
+        # itself, and every earlier trial of the strategy on the same bars
+        current = [t.result.sharpe_per_period for t in trials] + [rule.sharpe_per_period]
         prior = self.registry.prior_trials(prep.strategy, prep.dhash) if ml.model_registry.enabled else []
         all_sr = np.array(current + prior)
         n_trials = len(all_sr)
         var_sr = float(all_sr.var(ddof=1)) if n_trials > 1 else 0.0
-        b = best.result
-        dsr = deflated_sharpe_ratio(
-            b.sharpe_per_period, b.n_periods, b.skew, b.kurtosis, n_trials, var_sr, conservative=True
+
+        def dsr(r: EvaluationResult) -> float:
+            return deflated_sharpe_ratio(
+                r.sharpe_per_period, r.n_periods, r.skew, r.kurtosis, n_trials, var_sr, conservative=True
+            )
+
+        model_dsr, rule_dsr = dsr(b), dsr(rule)
+        # ---- does the model add to the rule? Paired bootstrap on the same periods, and discrimination.
+        gain = sharpe_difference(
+            b.equity["ret"].to_numpy(),
+            rule.equity["ret"].to_numpy(),
+            self._block_periods(book),
+            controls.bootstrap_samples,
+            controls.seed,
         )
-        gates = evaluate_gates(b, dsr, ml.gates)
+        oos_prob = folds.probs[best.param_set, book.rows]
+        disc = auc_interval(s.y[book.rows], oos_prob, ml.gates.auc_confidence)
+        gates = evaluate_gates(b, model_dsr, ml.gates) + model_gates(disc.low, gain.confidence, ml.gates)
+        rule_gates = evaluate_gates(rule, rule_dsr, ml.gates)
 
         # ---- per-fold metrics of the chosen trial
         fold_metrics = []
         by_fold = {(r.fold, r.trial): r for r in folds.results}
+        first_period = book.periods.index(s.events["t0"]).to_numpy()
+        last_period = book.periods.index(s.events["t1"]).to_numpy()
         for f, split in enumerate(folds.splits):
             rows = split.test[folds.tested[split.test] == f]
             if len(rows) == 0:
                 continue
             fr = by_fold[(f, best.param_set)]
-            fold_marks = oos_marks.subset(np.searchsorted(oos_rows, rows), len(oos_rows))
+            fold_marks = book.marks.subset(np.searchsorted(book.rows, rows), len(book.rows))
             prob = folds.probs[best.param_set, rows]
+            span = int(first_period[rows].min()), int(last_period[rows].max())
             res = evaluate_events(
-                s.events[rows], prob, best.threshold, weight, periods, span(rows), fold_marks
+                s.events[rows], prob, best.threshold, book.weight, book.periods, span, fold_marks
             )
             fold_metrics.append(
                 {
@@ -530,9 +629,10 @@ class MLPipeline:
                 }
             )
         sr0 = expected_max_sharpe(n_trials, var_sr)
+        annual = math.sqrt(book.periods.per_year)
         metrics: dict[str, float] = {
             **b.metrics(),
-            "deflated_sharpe": dsr,
+            "deflated_sharpe": model_dsr,
             "expected_max_sharpe": sr0,
             # MinTRL (standard formula): periods this Sharpe needs to beat SR0 at the gate confidence
             "min_track_record_periods": min_track_record_length(
@@ -541,13 +641,75 @@ class MLPipeline:
             "n_trials": float(n_trials),
             "n_prior_trials": float(len(prior)),
             "trial_sharpe_variance": var_sr,
-            "auc": auc(s.y[oos_rows], folds.probs[best.param_set, oos_rows]),
+            "n_thresholds_tried": float(len(book.thresholds)),
+            "auc": disc.auc,
+            "auc_se": disc.se,
+            "auc_low": disc.low,
+            "auc_high": disc.high,
+            "rule_sharpe": rule.sharpe,
+            "rule_n_trades": float(rule.n_trades),
+            "sharpe_gain": gain.difference * annual,  # annualised Sharpe of the model minus the rule's
+            "sharpe_gain_low": gain.low * annual,
+            "sharpe_gain_high": gain.high * annual,
+            "rule_gain_confidence": gain.confidence,
+            "bootstrap_block_periods": gain.block,
             "n_samples": float(len(s.y)),
-            "n_oos_samples": float(len(oos_rows)),
+            "n_oos_samples": float(len(book.rows)),
             "positive_rate": float(s.y.mean()),
             "n_folds": float(len(folds.splits)),
         }
-        return Selection(trials, best, current, gates, metrics, fold_metrics, periods)
+        rule_metrics = {**rule.metrics(), "deflated_sharpe": rule_dsr, "n_trials": float(n_trials)}
+        return Selection(
+            trials, best, rule, current, gates, rule_gates, metrics, rule_metrics, fold_metrics, book.periods
+        )
+
+    # --------------------------------------------------------------- stage 4b: permutation control
+    def _permutation_control(
+        self,
+        prep: Prepared,
+        s: Samples,
+        folds: FoldOutput,
+        book: OosBook,
+        sel: Selection,
+        runs: int,
+        report: Progress,
+    ) -> None:
+        """Retrain `runs` times on labels shuffled within each validation block (the samples first tested
+        by one fold, and the never-tested start): every block keeps its class balance, so every training
+        and test fold keeps its own, while features and labels are decoupled. Each run selects its best
+        trial exactly as the real run does and is scored on the real out-of-sample P&L; the statistic is
+        the per-period Sharpe of the selected trial minus the rule's. Adds the p-value (and its gate when
+        configured) to `sel`."""
+        ml = self.config.ml_training
+        rng = np.random.default_rng(np.random.SeedSequence([ml.controls.seed, 1]))
+        real = sel.best.result.sharpe_per_period - sel.rule.sharpe_per_period
+        null, null_auc = [], []
+        started = time.perf_counter()
+        report("permutations", 0, runs)
+        workers = self._pool()[0]
+        for k in range(runs):
+            y = shuffle_within(s.y, folds.tested, rng)
+            tasks = self._fold_tasks(prep, s, folds.splits, y)
+            out = oos_predictions(
+                folds.splits, run_tasks(tasks, ml.execution.mode, workers), folds.probs.shape[0], len(y)
+            )
+            best = best_trial(book.trials(out.probs))
+            null.append(best.result.sharpe_per_period - sel.rule.sharpe_per_period)
+            null_auc.append(auc(s.y[book.rows], out.probs[best.param_set, book.rows]))
+            report("permutations", k + 1, runs)
+        elapsed = time.perf_counter() - started
+        p = permutation_p_value(real, np.array(null)) if runs else 1.0
+        annual = math.sqrt(book.periods.per_year)
+        sel.metrics.update(
+            permutation_runs=float(runs),
+            permutation_p=p,
+            permutation_null_gain_mean=float(np.mean(null)) * annual if runs else math.nan,
+            permutation_null_gain_max=float(np.max(null)) * annual if runs else math.nan,
+            permutation_null_auc_mean=float(np.mean(null_auc)) if runs else math.nan,
+            permutation_seconds_per_run=elapsed / runs if runs else 0.0,
+        )
+        if ml.gates.max_permutation_p is not None:
+            sel.gates.append(permutation_gate(p, ml.gates.max_permutation_p))
 
     # ----------------------------------------------------------------------- stage 5: final fit
     def _final_fit(self, prep: Prepared, s: Samples, param_set: int) -> Fitted:
@@ -597,6 +759,7 @@ class MLPipeline:
                     "feature_hash": result.feature_hash,
                     "code_version": code_version(),
                     "promoted": str(result.promoted).lower(),
+                    "candidate": "model",
                     "trial_sharpes": orjson.dumps(sel.current_sharpes).decode(),
                 },
                 metrics={k: v for k, v in result.metrics.items() if np.isfinite(v)},
@@ -618,6 +781,84 @@ class MLPipeline:
         result.model_id, result.version, result.run_id, result.alias = (
             reg.model_id, reg.version, reg.run_id, reg.alias
         )  # fmt: skip
+
+    def _register_rule(self, prep: Prepared, result: TrainingResult) -> None:
+        """Register the rule alone as its own candidate (`<strategy>-rule-only`, tag candidate=rule_only),
+        champion only when it passes the performance gates. Its trial is already counted in the model
+        run's `trial_sharpes`, so this run records none."""
+        rule = result.rule
+        assert rule is not None
+        ml = self.config.ml_training
+        label_kind = self.config.strategies[prep.strategy].ml_model.label or DEFAULT_LABELS[prep.strategy]
+        spec = {
+            "strategy": prep.strategy,
+            "label": label_kind,
+            "labels": ml.labels.model_dump(),
+            "rule": "take every event of the entry rule; no model filter",
+            "costs": result.costs,
+            "market_neutral": prep.neutral,
+        }
+        gate_dicts = [g.as_dict() for g in rule.gates]
+        reg = self.registry.log(
+            RunRecord(
+                strategy=prep.strategy,
+                params={
+                    "label": label_kind,
+                    "costs": result.costs,
+                    "market_neutral": str(prep.neutral).lower(),
+                },
+                tags={
+                    "strategy": prep.strategy,
+                    "candidate": "rule_only",
+                    "data_hash": prep.dhash,
+                    "data_start": result.data_start,
+                    "data_end": result.data_end,
+                    "code_version": code_version(),
+                    "promoted": str(rule.promoted).lower(),
+                    "model_run_id": result.run_id or "",
+                },
+                metrics={k: v for k, v in rule.metrics.items() if np.isfinite(v)},
+                fold_metrics=[],
+                artifacts={
+                    "rule.json": orjson.dumps(spec, option=orjson.OPT_INDENT_2),
+                    "gates.json": orjson.dumps(gate_dicts, option=orjson.OPT_INDENT_2),
+                    "oos_equity.svg": equity_svg(rule.equity, f"{prep.strategy}: rule only, out-of-sample"),
+                },
+                model=None,
+                model_type="rule",
+                feature_names=[],
+                registered_name=prep.strategy + RULE_ONLY_SUFFIX,
+            ),
+            rule.promoted,
+        )
+        rule.model_id, rule.version, rule.alias = reg.model_id, reg.version, reg.alias
+
+
+RULE_ONLY_SUFFIX = "-rule-only"
+
+
+def shuffle_within(y: np.ndarray, block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`y` with its values permuted at random inside each group of equal `block`."""
+    out = y.copy()
+    for b in np.unique(block):
+        rows = np.flatnonzero(block == b)
+        out[rows] = y[rng.permutation(rows)]
+    return out
+
+
+def fold_dates(splits: list[Split], t0: np.ndarray, t1: np.ndarray) -> list[dict[str, str]]:
+    """Each fold's training and test date ranges (first label start, last label end; UTC)."""
+
+    def day(ns: int) -> str:
+        return str(np.datetime64(int(ns), "ns").astype("datetime64[m]")).replace("T", " ")
+
+    return [
+        {
+            "train": f"{day(t0[sp.train].min())} .. {day(t1[sp.train].max())}",
+            "test": f"{day(t0[sp.test].min())} .. {day(t1[sp.test].max())}",
+        }
+        for sp in splits
+    ]
 
 
 def oos_predictions(splits: list[Split], results: list[FoldResult], n_params: int, n: int) -> FoldOutput:

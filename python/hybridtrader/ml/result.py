@@ -20,6 +20,25 @@ class BestTrial:
 
 
 @dataclass
+class RuleCandidate:
+    """The rule alone (every event taken, no model) on the same out-of-sample periods, judged by the same
+    performance gates. `offered`: the rule made money and the model was not promoted, so the rule is
+    registered as its own candidate (registered model `<strategy>-rule-only`)."""
+
+    gates: list[GateResult]
+    metrics: dict[str, float]
+    equity: pl.DataFrame = field(repr=False)
+    offered: bool = False
+    model_id: str | None = None
+    version: str | None = None
+    alias: str | None = None
+
+    @property
+    def promoted(self) -> bool:
+        return self.offered and bool(self.gates) and all(g.passed for g in self.gates)
+
+
+@dataclass
 class TrainingResult:
     """What a training found and did. `promoted`: every gate passed and the model is the champion.
     `reason` says why nothing was trained (too few samples); `model` is the final booster (None then).
@@ -46,6 +65,28 @@ class TrainingResult:
     version: str | None = None
     run_id: str | None = None
     alias: str | None = None
+    rule: RuleCandidate | None = None
+    # provenance
+    data_start: str = ""
+    data_end: str = ""
+    n_symbols: int = 0
+    fold_dates: list[dict[str, str]] = field(default_factory=list)  # per fold: train and test ranges
+
+    @property
+    def verdict(self) -> str:
+        """One plain sentence: what this training shows."""
+        if self.reason:
+            return f"not trained: {self.reason}"
+        if self.promoted:
+            return "the model adds to the rule beyond chance and passed every gate: promoted"
+        rule = self.rule
+        if rule is not None and rule.offered:
+            status = "promoted by the same gates" if rule.promoted else "rejected by the gates"
+            return (
+                "the rule is profitable but the model adds nothing that survives the tests; the rule alone "
+                f"is offered as its own candidate ({status})"
+            )
+        return "neither the model nor the rule shows an edge that survives the gates"
 
     # Read access by field name, as the seed's callers use a result (`'model_id' in results`).
     def __contains__(self, key: object) -> bool:
