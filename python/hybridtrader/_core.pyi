@@ -109,7 +109,6 @@ class SlippageModelCore:
         """The learned state as the JSON text `save` writes."""
     def load_json(self, text: str, source: str = "<json>") -> None:
         """Replace the learned state by JSON text from `to_json`; errors as for `load`."""
-
 class SlidingWindowLimiter:
     """Exact sliding-window rate limiter over one or more `(limit, window_seconds)` rates, per key, with
     weights: a request of weight w is admitted iff every rate's window `(now - window, now]` holds at most
@@ -210,7 +209,7 @@ class ExposureCore:
     def clear_positions(self) -> None: ...
     @property
     def state(self) -> str:
-        """ "ACTIVE", "REDUCING" or "HALTED"."""
+        """"ACTIVE", "REDUCING" or "HALTED"."""
     @property
     def state_reason(self) -> str: ...
     @property
@@ -384,14 +383,14 @@ def bar_order(symbols: npt.NDArray[np.uint32], key: npt.NDArray[np.uint32]) -> n
     """The stable permutation that orders rows by ``key[symbols]`` (a counting sort; ``key`` maps each
     code into ``0..len(key)``)."""
 
+
 class FrameDecoder:
     """The fast path of stream frame parsing for one provider ("alpaca" or "polygon"), used by
     `hybridtrader.stream.messages.FrameParser` for JSON frames."""
 
     def __init__(self, provider: str) -> None: ...
-    def decode(
-        self, raw: bytes | str
-    ) -> tuple[int, tuple[Any, ...] | None, tuple[Any, ...] | None, tuple[Any, ...] | None] | None:
+    def decode(self, raw: bytes | str) -> tuple[int, tuple[Any, ...] | None, tuple[Any, ...] | None,
+                                                tuple[Any, ...] | None] | None:
         """(messages, trades, quotes, bars) of a JSON frame made only of well-formed trades, quotes and
         bars: each kind None or (symbols list, ts int64 ns, float columns in schema order; bars end with
         the int64 trade count, -1 where unknown). None for any other frame (control messages, unknown

@@ -228,13 +228,8 @@ def _default_strategies() -> dict[str, StrategyConfig]:
         "swing_trend_following": StrategyConfig(
             ml_model=MLModelConfig(
                 features=[
-                    "ema_slope",
-                    "adx",
-                    "atr",
-                    "volume_zscore",
-                    "trend_strength",
-                    "trend_strength_390",
-                    "ret_390",
+                    "ema_slope", "adx", "atr", "volume_zscore", "trend_strength",
+                    "trend_strength_390", "ret_390",
                 ]
             )
         ),

@@ -78,13 +78,8 @@ def _stream(
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     out: list[pl.DataFrame] = []
     progress = Progress(
-        TextColumn("[bold]bars[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("ticks"),
-        TimeRemainingColumn(),
-        console=Console(file=sys.stderr),
-        transient=True,
+        TextColumn("[bold]bars[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("ticks"),
+        TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True,
         disable=n_rows <= chunk_rows,
     )
     with progress:

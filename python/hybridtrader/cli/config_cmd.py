@@ -12,7 +12,9 @@ from hybridtrader.config import load_config
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help="inspect the configuration")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = csub.add_parser("check", help="validate a config file and print it resolved, secrets masked")
+    check = csub.add_parser(
+        "check", help="validate a config file and print it resolved, secrets masked"
+    )
     check.add_argument("file", nargs="?", help="YAML config (default: $HYBRIDTRADER_CONFIG or built-in)")
     check.set_defaults(run=run_check)
 

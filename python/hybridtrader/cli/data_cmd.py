@@ -96,17 +96,10 @@ def run_fetch(args: argparse.Namespace) -> int:
     symbols = [s for item in args.symbols for s in item.split(",") if s.strip()]
     store = BarStore(Path(args.store) if args.store else Path(cfg.data_dir) / "bars")
     before = METRICS.snapshot()
-    with (
-        service_urls(cfg, needs=("alpaca_data",)) as urls,
-        Progress(
-            TextColumn("fetch {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[bars]:,} bars"),
-            TimeElapsedColumn(),
-            disable=args.no_progress,
-        ) as bar,
-    ):
+    with service_urls(cfg, needs=("alpaca_data",)) as urls, Progress(
+        TextColumn("fetch {task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[bars]:,} bars"), TimeElapsedColumn(), disable=args.no_progress,
+    ) as bar:
         client = AlpacaClient(cfg, data_url=urls["alpaca_data"])
         task = bar.add_task(f"{args.timeframe} {','.join(symbols)}", total=None, bars=0)
 
@@ -114,19 +107,13 @@ def run_fetch(args: argparse.Namespace) -> int:
             bar.update(task, completed=done, total=total, bars=bars)
 
         source = cfg.alpaca.data_url or f"local venue ({cfg.venue.market.model_dump_json()})"
-        result = fetch_to_store(
-            client, store, symbols, args.timeframe, args.start, args.end, progress=progress, source=source
-        )
-    print(
-        f"fetched {result.bars} bars ({result.added} new) in {result.chunks - result.skipped} chunk(s); "
-        f"{result.skipped} chunk(s) already done by an earlier run; store {store.root}"
-    )
-    report = check_data_quality(
-        store.read(symbols, args.timeframe, args.start, args.end),
-        timeframe=args.timeframe,
-        jump_zscore=cfg.data.jump_zscore,
-        max_abs_log_return=cfg.data.max_abs_log_return,
-    )
+        result = fetch_to_store(client, store, symbols, args.timeframe, args.start, args.end,
+                                progress=progress, source=source)
+    print(f"fetched {result.bars} bars ({result.added} new) in {result.chunks - result.skipped} chunk(s); "
+          f"{result.skipped} chunk(s) already done by an earlier run; store {store.root}")
+    report = check_data_quality(store.read(symbols, args.timeframe, args.start, args.end),
+                                timeframe=args.timeframe, jump_zscore=cfg.data.jump_zscore,
+                                max_abs_log_return=cfg.data.max_abs_log_return)
     print("quality: ok" if report.ok else f"quality: {'; '.join(report.issues)}")
     print("api: " + ", ".join(f"{k} {v:g}" for k, v in METRICS.since(before).items()))
     return 0

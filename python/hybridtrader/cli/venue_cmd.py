@@ -17,17 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--symbols", type=int, help="synthetic market: number of symbols")
     p.add_argument("--sessions", type=int, help="synthetic market: number of sessions")
     p.add_argument("--seed", type=int, help="synthetic market: random seed")
-    p.add_argument(
-        "--stream-tick-ms",
-        type=float,
-        help="at a finite speed, batch what is due into one frame per tape every N ms (0: a frame "
-        "per event; default from config)",
-    )
-    p.add_argument(
-        "--record-sends",
-        action="store_true",
-        help="log when each streamed event is sent (GET /venue/sends), to measure client latency",
-    )
+    p.add_argument("--stream-tick-ms", type=float,
+                   help="at a finite speed, batch what is due into one frame per tape every N ms (0: a frame "
+                        "per event; default from config)")
+    p.add_argument("--record-sends", action="store_true",
+                   help="log when each streamed event is sent (GET /venue/sends), to measure client latency")
     p.set_defaults(run=run)
 
 

@@ -63,24 +63,11 @@ class _Kind:
     time_format: str
 
 
-BARS = _Kind(
-    "bars",
-    (
-        ("o", "open"),
-        ("h", "high"),
-        ("l", "low"),
-        ("c", "close"),
-        ("v", "volume"),
-        ("vw", "vwap"),
-        ("n", "trades"),
-    ),
-    BAR_SCHEMA,
-    "%Y-%m-%dT%H:%M:%SZ",
-)
+BARS = _Kind("bars", (("o", "open"), ("h", "high"), ("l", "low"), ("c", "close"), ("v", "volume"),
+                      ("vw", "vwap"), ("n", "trades")), BAR_SCHEMA, "%Y-%m-%dT%H:%M:%SZ")
 TRADES = _Kind("trades", (("p", "price"), ("s", "size")), TRADE_SCHEMA, _TICK_T)
-QUOTES = _Kind(
-    "quotes", (("bp", "bid"), ("ap", "ask"), ("bs", "bid_size"), ("as", "ask_size")), QUOTE_SCHEMA, _TICK_T
-)
+QUOTES = _Kind("quotes", (("bp", "bid"), ("ap", "ask"), ("bs", "bid_size"), ("as", "ask_size")),
+               QUOTE_SCHEMA, _TICK_T)
 
 
 class PaginationError(RuntimeError):
@@ -95,9 +82,8 @@ class FetchError(RuntimeError):
         self.partial = partial
 
 
-def chunk_ranges(
-    start: datetime, end: datetime, tf: Timeframe, n_symbols: int, chunk_bars: int
-) -> list[tuple[datetime, datetime]]:
+def chunk_ranges(start: datetime, end: datetime, tf: Timeframe, n_symbols: int,
+                 chunk_bars: int) -> list[tuple[datetime, datetime]]:
     """[start, end] cut into consecutive inclusive windows of about `chunk_bars` bars over all symbols."""
     if end < start:
         raise ValueError(f"end: {end.isoformat()} is before start {start.isoformat()}")
@@ -159,9 +145,8 @@ class _Columns:
         if not c["symbol"]:
             return pl.DataFrame(schema=kind.schema)
         schema = {"symbol": pl.String, "ts": pl.String, **{n: kind.schema[n] for _, n in kind.wire}}
-        df = pl.DataFrame(
-            {"symbol": c["symbol"], "ts": c["t"], **{name: c[w] for w, name in kind.wire}}, schema=schema
-        )
+        df = pl.DataFrame({"symbol": c["symbol"], "ts": c["t"], **{name: c[w] for w, name in kind.wire}},
+                          schema=schema)
         # Alpaca's usual time format first; anything else falls back to inference.
         fast = pl.col("ts").str.to_datetime(kind.time_format, time_unit="ns", time_zone="UTC", strict=False)
         df = df.with_columns(fast.alias("_t"))
@@ -196,10 +181,8 @@ class AlpacaClient:
         cfg = config or Config()
         url = data_url or cfg.alpaca.data_url
         if not url:
-            raise ValueError(
-                "alpaca.data_url: not set (start the local venue with `hybridtrader venue` "
-                "and set its URL, or pass data_url=)"
-            )
+            raise ValueError("alpaca.data_url: not set (start the local venue with `hybridtrader venue` "
+                             "and set its URL, or pass data_url=)")
         key, secret = alpaca_keys(cfg)
         self.url = url.rstrip("/")
         self.data = cfg.data
@@ -213,9 +196,8 @@ class AlpacaClient:
     def _get(self, kind: _Kind, params: dict[str, Any]) -> dict[str, Any]:
         """One GET like alpaca-py's `_one_request`, without its fixed-sleep retries (the limiter retries,
         honouring X-RateLimit-Reset) and with orjson decoding."""
-        r = self.rest._session.get(
-            f"{self._base}/{kind.name}", params=params, headers=self._headers, allow_redirects=False
-        )
+        r = self.rest._session.get(f"{self._base}/{kind.name}", params=params, headers=self._headers,
+                                   allow_redirects=False)
         try:
             r.raise_for_status()
         except HTTPError as e:
@@ -271,9 +253,8 @@ class AlpacaClient:
                 bars = self.fetch_chunk(syms, tf, a, b, adjustment=adjustment)
             except FetchError as e:
                 partial = pl.concat([*frames, e.partial]) if frames else e.partial
-                raise FetchError(
-                    f"chunk {i + 1}/{len(chunks)} ({rfc3339(a)}..{rfc3339(b)}): {e}", partial
-                ) from e.__cause__
+                raise FetchError(f"chunk {i + 1}/{len(chunks)} ({rfc3339(a)}..{rfc3339(b)}): {e}",
+                                 partial) from e.__cause__
             frames.append(bars)
             if on_chunk is not None:
                 on_chunk(i, len(chunks), bars)
@@ -281,31 +262,27 @@ class AlpacaClient:
             return frames[0]
         return pl.concat(frames).sort("symbol", "ts") if frames else empty_bars()
 
-    def fetch_chunk(
-        self, symbols: list[str], tf: Timeframe, start: datetime, end: datetime, *, adjustment: str = "raw"
-    ) -> pl.DataFrame:
+    def fetch_chunk(self, symbols: list[str], tf: Timeframe, start: datetime, end: datetime, *,
+                    adjustment: str = "raw") -> pl.DataFrame:
         """All bar pages of one time window, resuming from the last bar after a failed page."""
         return self._fetch(BARS, symbols, start, end, {"timeframe": tf.value, "adjustment": adjustment})
 
     # ----------------------------------------------------------------------- trades and quotes
-    def get_trades(
-        self, symbols: str | Iterable[str], start: datetime | date | str, end: datetime | date | str
-    ) -> pl.DataFrame:
+    def get_trades(self, symbols: str | Iterable[str], start: datetime | date | str,
+                   end: datetime | date | str) -> pl.DataFrame:
         """Trades (symbol, ts, price, size) of `symbols` in [start, end] (inclusive, UTC), sorted by symbol
         then time, ticks with equal times in the server's order."""
         return self._fetch(TRADES, normalize_symbols(symbols), to_utc("start", start), to_utc("end", end), {})
 
-    def get_quotes(
-        self, symbols: str | Iterable[str], start: datetime | date | str, end: datetime | date | str
-    ) -> pl.DataFrame:
+    def get_quotes(self, symbols: str | Iterable[str], start: datetime | date | str,
+                   end: datetime | date | str) -> pl.DataFrame:
         """Quotes (symbol, ts, bid, ask, bid_size, ask_size) of `symbols` in [start, end] (inclusive, UTC),
         sorted by symbol then time."""
         return self._fetch(QUOTES, normalize_symbols(symbols), to_utc("start", start), to_utc("end", end), {})
 
     # ------------------------------------------------------------------------------- paging
-    def _fetch(
-        self, kind: _Kind, symbols: list[str], start: datetime, end: datetime, extra: dict[str, Any]
-    ) -> pl.DataFrame:
+    def _fetch(self, kind: _Kind, symbols: list[str], start: datetime, end: datetime,
+               extra: dict[str, Any]) -> pl.DataFrame:
         """All pages of one window, resuming from the last row after a failed page."""
         if end < start:
             raise ValueError(f"end: {end.isoformat()} is before start {start.isoformat()}")
@@ -327,9 +304,8 @@ class AlpacaClient:
                     ) from e
                 resumes += 1
                 self.metrics.inc("resumes", endpoint=kind.name)
-                log.warning(
-                    "%s page failed (%s); resuming from %s", kind.name, e, last or "the segment start"
-                )
+                log.warning("%s page failed (%s); resuming from %s", kind.name, e,
+                            last or "the segment start")
                 queue[:0] = self._resume(seg, last, acc)
         return acc.frame()
 
@@ -349,13 +325,8 @@ class AlpacaClient:
 
     def _pages(self, kind: _Kind, seg: _Segment, extra: dict[str, Any], acc: _Columns) -> None:
         params: dict[str, Any] = {
-            "symbols": ",".join(seg.symbols),
-            "start": rfc3339(seg.start),
-            "end": rfc3339(seg.end),
-            "limit": self.data.page_limit,
-            "feed": self.feed,
-            "sort": "asc",
-            **extra,
+            "symbols": ",".join(seg.symbols), "start": rfc3339(seg.start), "end": rfc3339(seg.end),
+            "limit": self.data.page_limit, "feed": self.feed, "sort": "asc", **extra,
         }
         seen: set[str] = set()
         pages = 0
@@ -365,8 +336,7 @@ class AlpacaClient:
             if pages >= self.data.max_pages:
                 raise PaginationError(
                     f"more than data.max_pages={self.data.max_pages} pages of {kind.name} for "
-                    f"{params['symbols']} {params['start']}..{params['end']}; stopping instead of looping"
-                )
+                    f"{params['symbols']} {params['start']}..{params['end']}; stopping instead of looping")
             try:
                 page = self._request(kind, params)
             except Exception as e:
@@ -381,7 +351,6 @@ class AlpacaClient:
             if token in seen:
                 raise PaginationError(
                     f"page token {token!r} repeated after {pages} pages of {kind.name} for "
-                    f"{params['symbols']} {params['start']}..{params['end']}; the server is looping"
-                )
+                    f"{params['symbols']} {params['start']}..{params['end']}; the server is looping")
             seen.add(token)
             params["page_token"] = token

@@ -20,12 +20,8 @@ from hybridtrader.data.schema import BAR_SCHEMA, empty_bars, normalize_symbols, 
 from hybridtrader.market import calendar
 from hybridtrader.market.timeframe import Timeframe
 
-GAP_SCHEMA = {
-    "symbol": pl.String,
-    "gap_start": BAR_SCHEMA["ts"],
-    "gap_end": BAR_SCHEMA["ts"],
-    "missing": pl.Int64,
-}
+GAP_SCHEMA = {"symbol": pl.String, "gap_start": BAR_SCHEMA["ts"], "gap_end": BAR_SCHEMA["ts"],
+              "missing": pl.Int64}
 
 
 def _check_bars(bars: pl.DataFrame) -> pl.DataFrame:
@@ -68,8 +64,7 @@ class BarStore:
         if bars["ts"].null_count() or bars["symbol"].null_count():
             raise ValueError("bars: symbol and ts must not be null")
         keyed = bars.with_columns(
-            pl.col("ts").dt.convert_time_zone("America/New_York").dt.strftime(self._period(tf)).alias("_p")
-        )
+            pl.col("ts").dt.convert_time_zone("America/New_York").dt.strftime(self._period(tf)).alias("_p"))
         added = 0
         for (symbol, period), part in keyed.group_by("symbol", "_p", maintain_order=True):
             path = self._dir(tf, str(symbol)) / f"{period}.parquet"
@@ -84,13 +79,9 @@ class BarStore:
             write_parquet_atomic(merged.sort("ts"), path)
         return added
 
-    def scan(
-        self,
-        symbols: str | list[str] | None,
-        timeframe: str | Timeframe,
-        start: datetime | date | str | None = None,
-        end: datetime | date | str | None = None,
-    ) -> pl.LazyFrame:
+    def scan(self, symbols: str | list[str] | None, timeframe: str | Timeframe,
+             start: datetime | date | str | None = None, end: datetime | date | str | None = None
+             ) -> pl.LazyFrame:
         """Lazy bars of `symbols` (None: all) in [start, end], sorted by symbol then time."""
         tf = Timeframe.parse(timeframe) if isinstance(timeframe, str) else timeframe
         syms = normalize_symbols(symbols) if symbols is not None else None
@@ -104,22 +95,13 @@ class BarStore:
             lf = lf.filter(pl.col("ts") <= to_utc("end", end))
         return lf.sort("symbol", "ts")
 
-    def read(
-        self,
-        symbols: str | list[str] | None,
-        timeframe: str | Timeframe,
-        start: datetime | date | str | None = None,
-        end: datetime | date | str | None = None,
-    ) -> pl.DataFrame:
+    def read(self, symbols: str | list[str] | None, timeframe: str | Timeframe,
+             start: datetime | date | str | None = None, end: datetime | date | str | None = None
+             ) -> pl.DataFrame:
         return self.scan(symbols, timeframe, start, end).collect()
 
-    def gaps(
-        self,
-        symbols: str | list[str],
-        timeframe: str | Timeframe,
-        start: datetime | date | str,
-        end: datetime | date | str,
-    ) -> pl.DataFrame:
+    def gaps(self, symbols: str | list[str], timeframe: str | Timeframe, start: datetime | date | str,
+             end: datetime | date | str) -> pl.DataFrame:
         """Runs of expected bars missing from the store: (symbol, gap_start, gap_end, missing).
 
         Expected bars are the bar starts covering regular-session minutes (intraday, Alpaca labels bars
@@ -136,8 +118,7 @@ class BarStore:
         if not rows:
             return pl.DataFrame(schema=GAP_SCHEMA)
         return pl.DataFrame(rows, schema=list(GAP_SCHEMA), orient="row").with_columns(
-            pl.col("gap_start").cast(GAP_SCHEMA["gap_start"]), pl.col("gap_end").cast(GAP_SCHEMA["gap_end"])
-        )
+            pl.col("gap_start").cast(GAP_SCHEMA["gap_start"]), pl.col("gap_end").cast(GAP_SCHEMA["gap_end"]))
 
     def verify(self) -> list[str]:
         """Integrity problems of every stored file (unreadable, wrong schema, duplicate or unsorted
@@ -167,10 +148,8 @@ def expected_bar_starts(tf: Timeframe, lo: datetime, hi: datetime) -> np.ndarray
     ny = calendar.NEW_YORK
     days = calendar.sessions(lo.astimezone(ny).date(), hi.astimezone(ny).date())
     if tf.unit == "Day":
-        starts = np.array(
-            [int(datetime(d.year, d.month, d.day, tzinfo=ny).timestamp()) * 1_000_000_000 for d in days],
-            dtype=np.int64,
-        )
+        starts = np.array([int(datetime(d.year, d.month, d.day, tzinfo=ny).timestamp()) * 1_000_000_000
+                           for d in days], dtype=np.int64)
     elif tf.intraday:
         minutes = calendar.session_minutes_ns(days[0], days[-1]) if days else np.empty(0, np.int64)
         starts = np.unique(minutes // tf.nominal_ns * tf.nominal_ns)

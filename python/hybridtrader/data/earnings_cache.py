@@ -73,25 +73,17 @@ class EarningsBlackout:
         self.window = window or (today - timedelta(days=120), today + timedelta(days=120))
         self.limiter = limiter if limiter is not None else RateLimiter([(FINNHUB_PER_MINUTE, 60.0)])
         self.session = requests.Session()
-        self.cache = TTLCache(
-            "earnings",
-            path or Path(cfg.data_dir) / "cache" / "earnings.json",
-            cfg.data.earnings_ttl_s,
-            self._load,
-            clock=clock,
-            metrics=metrics,
-        )
+        self.cache = TTLCache("earnings", path or Path(cfg.data_dir) / "cache" / "earnings.json",
+                              cfg.data.earnings_ttl_s, self._load, clock=clock, metrics=metrics)
 
     def _load(self, symbols: list[str]) -> dict[str, Any]:
         lo, hi = self.window
 
         def call() -> dict[str, Any]:
             self.metrics.inc("api_calls", endpoint="finnhub_earnings")
-            r = self.session.get(
-                f"{self.url}/calendar/earnings",
-                params={"from": lo.isoformat(), "to": hi.isoformat(), "token": self.token},
-                timeout=30,
-            )
+            r = self.session.get(f"{self.url}/calendar/earnings",
+                                 params={"from": lo.isoformat(), "to": hi.isoformat(), "token": self.token},
+                                 timeout=30)
             if r.status_code == 429:
                 self.metrics.inc("rate_limited", endpoint="finnhub_earnings")
             r.raise_for_status()

@@ -59,14 +59,8 @@ def fetch_to_store(
     tf = Timeframe.parse(timeframe)
     lo, hi = to_utc("start", start), to_utc("end", end)
     chunks = chunk_ranges(lo, hi, tf, len(syms), client.data.chunk_bars)
-    request = {
-        "source": source or client.url,
-        "symbols": syms,
-        "timeframe": tf.value,
-        "start": rfc3339(lo),
-        "end": rfc3339(hi),
-        "chunk_bars": client.data.chunk_bars,
-    }
+    request = {"source": source or client.url, "symbols": syms, "timeframe": tf.value, "start": rfc3339(lo),
+               "end": rfc3339(hi), "chunk_bars": client.data.chunk_bars}
     path = state_path(store, request)
     state = read_state(path, STATE_VERSION)
     if state is not None and state.get("request") != request:

@@ -56,11 +56,8 @@ def check_cache(name: str, path: Path, ttl_s: float, now: float) -> Check:
     ages = [now - float(v["fetched_at"]) for v in state.get("entries", {}).values()]
     expired = sum(a >= ttl_s for a in ages)
     oldest = f", oldest {max(ages):.0f} s" if ages else ""
-    return Check(
-        f"cache:{name}",
-        True,
-        f"{len(ages)} entries, {expired} expired (refreshed on next use; ttl {ttl_s:.0f} s){oldest}",
-    )
+    return Check(f"cache:{name}", True,
+                 f"{len(ages)} entries, {expired} expired (refreshed on next use; ttl {ttl_s:.0f} s){oldest}")
 
 
 def check_store(root: Path) -> Check:
@@ -78,10 +75,8 @@ def check_store(root: Path) -> Check:
 def health_report(config: Config, *, url: str | None = None, store_root: Path | None = None) -> list[Check]:
     data_dir = Path(config.data_dir)
     now = time.time()
-    checks = [
-        check_api("alpaca_data", url or config.alpaca.data_url, config),
-        check_api("alpaca_trading", url or config.alpaca.trading_url, config),
-    ]
+    checks = [check_api("alpaca_data", url or config.alpaca.data_url, config),
+              check_api("alpaca_trading", url or config.alpaca.trading_url, config)]
     for name, ttl_field in CACHES.items():
         ttl = getattr(config.data, ttl_field)
         checks.append(check_cache(name, data_dir / "cache" / f"{name}.json", ttl, now))

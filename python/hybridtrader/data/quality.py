@@ -36,16 +36,8 @@ class QualityReport:
     non_positive: int = 0  # rows with a price <= 0 or a negative volume
     ohlc_inconsistent: int = 0
     jumps: int = 0
-    jump_rows: pl.DataFrame = field(
-        default_factory=lambda: pl.DataFrame(
-            schema={
-                "symbol": pl.String,
-                "ts": BAR_SCHEMA["ts"],
-                "log_return": pl.Float64,
-                "zscore": pl.Float64,
-            }
-        )
-    )
+    jump_rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema={"symbol": pl.String, "ts": BAR_SCHEMA["ts"], "log_return": pl.Float64, "zscore": pl.Float64}))
 
     @property
     def issues(self) -> list[str]:
@@ -53,9 +45,8 @@ class QualityReport:
         if self.stale:
             out.append(f"stale: {', '.join(f'{s} ({a:.0f} s)' for s, a in sorted(self.stale.items()))}")
         if any(self.missing_bars.values()):
-            out.append(
-                "missing bars: " + ", ".join(f"{s} {n}" for s, n in sorted(self.missing_bars.items()) if n)
-            )
+            out.append("missing bars: " + ", ".join(f"{s} {n}" for s, n in sorted(self.missing_bars.items())
+                                                    if n))
         if self.duplicates:
             out.append(f"duplicate bars: {self.duplicates}")
         if self.nulls:
@@ -74,17 +65,10 @@ class QualityReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rows": self.rows,
-            "symbols": self.symbols,
-            "ok": self.ok,
-            "issues": self.issues,
-            "stale": self.stale,
-            "missing_bars": self.missing_bars,
-            "duplicates": self.duplicates,
-            "nulls": self.nulls,
-            "non_positive": self.non_positive,
-            "ohlc_inconsistent": self.ohlc_inconsistent,
-            "jumps": self.jumps,
+            "rows": self.rows, "symbols": self.symbols, "ok": self.ok, "issues": self.issues,
+            "stale": self.stale, "missing_bars": self.missing_bars, "duplicates": self.duplicates,
+            "nulls": self.nulls, "non_positive": self.non_positive,
+            "ohlc_inconsistent": self.ohlc_inconsistent, "jumps": self.jumps,
         }
 
 
@@ -117,11 +101,8 @@ def check_data_quality(
     missing_cols = [c for c in ("symbol", "ts", *PRICES, "volume") if c not in bars.columns]
     if missing_cols:
         raise ValueError(f"bars: missing columns {missing_cols}")
-    for name, value in (
-        ("stale_after_s", stale_after_s),
-        ("jump_zscore", jump_zscore),
-        ("max_abs_log_return", max_abs_log_return),
-    ):
+    for name, value in (("stale_after_s", stale_after_s), ("jump_zscore", jump_zscore),
+                        ("max_abs_log_return", max_abs_log_return)):
         if not value > 0:
             raise ValueError(f"{name}: must be > 0, got {value}")
     tf = Timeframe.parse(timeframe)
@@ -139,14 +120,10 @@ def check_data_quality(
     rep.nulls = {c: int(n) for c, n in counts.items() if n}
 
     o, h, lo, c = (pl.col(x) for x in PRICES)
-    rep.non_positive = int(
-        df.select(
-            (pl.any_horizontal(*[pl.col(x) <= 0 for x in PRICES]) | (pl.col("volume") < 0)).sum()
-        ).item()
-    )
-    rep.ohlc_inconsistent = int(
-        df.select(((h < pl.max_horizontal(o, c, lo)) | (lo > pl.min_horizontal(o, c, h))).sum()).item()
-    )
+    rep.non_positive = int(df.select(
+        (pl.any_horizontal(*[pl.col(x) <= 0 for x in PRICES]) | (pl.col("volume") < 0)).sum()).item())
+    rep.ohlc_inconsistent = int(df.select(
+        ((h < pl.max_horizontal(o, c, lo)) | (lo > pl.min_horizontal(o, c, h))).sum()).item())
 
     if now is not None:
         age = df.group_by("symbol").agg(pl.col("ts").max())
@@ -166,32 +143,18 @@ def check_data_quality(
             rep.missing_bars[str(sym)] = int((~np.isin(expected, have)).sum())
 
     # intraday returns stay within a session: the overnight gap is not a bar-to-bar jump
-    over = (
-        ["symbol", pl.col("ts").dt.convert_time_zone("America/New_York").dt.date()]
-        if tf.intraday
+    over = ["symbol", pl.col("ts").dt.convert_time_zone("America/New_York").dt.date()] if tf.intraday \
         else ["symbol"]
-    )
-    valid = (
-        df.filter(pl.col("close") > 0)
-        .with_columns(pl.col("close").log().diff().over(over).alias("log_return"))
-        .drop_nulls("log_return")
-    )
+    valid = df.filter(pl.col("close") > 0).with_columns(
+        pl.col("close").log().diff().over(over).alias("log_return")).drop_nulls("log_return")
     jumps = []
     for (sym,), part in valid.group_by("symbol", maintain_order=True):
         r = part["log_return"].to_numpy()
         z = robust_zscores(r)
         hit = (np.abs(z) > jump_zscore) | (np.abs(r) > max_abs_log_return)
         if hit.any():
-            jumps.append(
-                pl.DataFrame(
-                    {
-                        "symbol": str(sym),
-                        "ts": part["ts"].filter(pl.Series(hit)),
-                        "log_return": r[hit],
-                        "zscore": z[hit],
-                    }
-                )
-            )
+            jumps.append(pl.DataFrame({"symbol": str(sym), "ts": part["ts"].filter(pl.Series(hit)),
+                                       "log_return": r[hit], "zscore": z[hit]}))
     if jumps:
         rep.jump_rows = pl.concat(jumps)
         rep.jumps = rep.jump_rows.height

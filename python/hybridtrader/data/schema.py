@@ -9,25 +9,14 @@ import polars as pl
 
 TS = pl.Datetime("ns", "UTC")
 BAR_SCHEMA = {
-    "symbol": pl.String,
-    "ts": TS,
-    "open": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "volume": pl.Float64,
-    "vwap": pl.Float64,
-    "trades": pl.Int64,
+    "symbol": pl.String, "ts": TS, "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
+    "close": pl.Float64, "volume": pl.Float64, "vwap": pl.Float64, "trades": pl.Int64,
 }
 
 
 TRADE_SCHEMA = {"symbol": pl.String, "ts": TS, "price": pl.Float64, "size": pl.Float64}
 QUOTE_SCHEMA = {
-    "symbol": pl.String,
-    "ts": TS,
-    "bid": pl.Float64,
-    "ask": pl.Float64,
-    "bid_size": pl.Float64,
+    "symbol": pl.String, "ts": TS, "bid": pl.Float64, "ask": pl.Float64, "bid_size": pl.Float64,
     "ask_size": pl.Float64,
 }
 

@@ -55,14 +55,8 @@ class ShortabilityCache:
         self.client = trading_client(cfg, trading_url)
         self.limiter = limiter if limiter is not None else RateLimiter(cfg)
         self.metrics = metrics
-        self.cache = TTLCache(
-            "shortability",
-            path or Path(cfg.data_dir) / "cache" / "shortability.json",
-            cfg.data.shortability_ttl_s,
-            self._load,
-            clock=clock,
-            metrics=metrics,
-        )
+        self.cache = TTLCache("shortability", path or Path(cfg.data_dir) / "cache" / "shortability.json",
+                              cfg.data.shortability_ttl_s, self._load, clock=clock, metrics=metrics)
 
     def _load(self, symbols: list[str]) -> dict[str, Any]:
         def call() -> list[Any]:
@@ -71,11 +65,8 @@ class ShortabilityCache:
 
         assets = self.limiter.call(call, (), retry_transient=True)
         wanted = set(symbols)
-        return {
-            a.symbol: {"shortable": bool(a.shortable), "easy_to_borrow": bool(a.easy_to_borrow)}
-            for a in assets
-            if a.symbol in wanted
-        }
+        return {a.symbol: {"shortable": bool(a.shortable), "easy_to_borrow": bool(a.easy_to_borrow)}
+                for a in assets if a.symbol in wanted}
 
     def get(self, symbol: str) -> Shortability:
         return self.get_many([symbol])[symbol.strip().upper()]

@@ -92,12 +92,7 @@ class TTLCache:
         now = self.clock()
         for k, v in loaded.items():
             self.entries[k] = (now, v)
-        write_state(
-            self.path,
-            FORMAT_VERSION,
-            {
-                "name": self.name,
-                "ttl_s": self.ttl_s,
-                "entries": {k: {"fetched_at": t, "value": v} for k, (t, v) in self.entries.items()},
-            },
-        )
+        write_state(self.path, FORMAT_VERSION, {
+            "name": self.name, "ttl_s": self.ttl_s,
+            "entries": {k: {"fetched_at": t, "value": v} for k, (t, v) in self.entries.items()},
+        })

@@ -161,10 +161,7 @@ def _aggregate(
         bar_codes, columns = bar_codes[perm], tuple(col[perm] for col in columns)
     if stats["rejected"]:
         log.warning(
-            "%s: dropped %d of %d rows with invalid %s",
-            source,
-            stats["rejected"],
-            stats["ticks"],
+            "%s: dropped %d of %d rows with invalid %s", source, stats["rejected"], stats["ticks"],
             " / ".join(value_columns),
         )
     return _bars_frame(source, names.gather(bar_codes), columns)

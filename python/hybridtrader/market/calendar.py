@@ -27,14 +27,10 @@ EARLY_CLOSE = time(13, 0)
 # Closures not produced by the rules (since 2000).
 SPECIAL_CLOSURES = frozenset(
     {
-        date(2001, 9, 11),
-        date(2001, 9, 12),
-        date(2001, 9, 13),
-        date(2001, 9, 14),  # September 11
+        date(2001, 9, 11), date(2001, 9, 12), date(2001, 9, 13), date(2001, 9, 14),  # September 11
         date(2004, 6, 11),  # President Reagan's funeral
         date(2007, 1, 2),  # President Ford's funeral
-        date(2012, 10, 29),
-        date(2012, 10, 30),  # Hurricane Sandy
+        date(2012, 10, 29), date(2012, 10, 30),  # Hurricane Sandy
         date(2018, 12, 5),  # President G.H.W. Bush's funeral
         date(2025, 1, 9),  # President Carter's funeral
     }

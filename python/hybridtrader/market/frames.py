@@ -77,11 +77,7 @@ def _plan(schema: Schema) -> list[tuple[str, Callable[[str, Any], Any]]]:
 
 
 _PROBE_SCHEMA: dict[str, pl.DataType] = {
-    "s": pl.String(),
-    "t": TS,
-    "i": pl.Int64(),
-    "f": pl.Float64(),
-    "b": pl.Boolean(),
+    "s": pl.String(), "t": TS, "i": pl.Int64(), "f": pl.Float64(), "b": pl.Boolean()
 }
 _PROBE = {
     "s": ["A", "B"],

@@ -62,17 +62,8 @@ FORMAT_VERSION = 1
 MINUTE_NS = 60_000_000_000
 FULL_SESSION_MINUTES = 390
 SECTORS = (
-    "Technology",
-    "Financials",
-    "Health Care",
-    "Energy",
-    "Industrials",
-    "Consumer Discretionary",
-    "Consumer Staples",
-    "Utilities",
-    "Materials",
-    "Real Estate",
-    "Communication Services",
+    "Technology", "Financials", "Health Care", "Energy", "Industrials", "Consumer Discretionary",
+    "Consumer Staples", "Utilities", "Materials", "Real Estate", "Communication Services",
 )
 MARKET_DAILY_VOL = 0.011
 SECTOR_LOADING = 0.3
@@ -84,28 +75,16 @@ INTRADAY_VOL_PHI, INTRADAY_VOL_LOAD = float(np.exp(-1 / 30)), 0.25
 EARNINGS_ACTIVITY, EARNINGS_VOL = 2.5, 1.5
 
 SYMBOLS_SCHEMA = {
-    "symbol": pl.String,
-    "sector": pl.String,
-    "shortable": pl.Boolean,
-    "easy_to_borrow": pl.Boolean,
-    "adv": pl.Float64,
-    "daily_vol": pl.Float64,
-    "beta": pl.Float64,
+    "symbol": pl.String, "sector": pl.String, "shortable": pl.Boolean, "easy_to_borrow": pl.Boolean,
+    "adv": pl.Float64, "daily_vol": pl.Float64, "beta": pl.Float64,
 }
 EARNINGS_SCHEMA = {
-    "symbol": pl.String,
-    "date": pl.Date,
-    "hour": pl.String,
-    "eps_estimate": pl.Float64,
-    "eps_actual": pl.Float64,
+    "symbol": pl.String, "date": pl.Date, "hour": pl.String,
+    "eps_estimate": pl.Float64, "eps_actual": pl.Float64,
 }
 FRAMES = {
-    "trades": TRADE_SCHEMA,
-    "quotes": QUOTE_SCHEMA,
-    "bars_1m": BAR_SCHEMA,
-    "bars_1d": BAR_SCHEMA,
-    "symbols": SYMBOLS_SCHEMA,
-    "earnings": EARNINGS_SCHEMA,
+    "trades": TRADE_SCHEMA, "quotes": QUOTE_SCHEMA, "bars_1m": BAR_SCHEMA, "bars_1d": BAR_SCHEMA,
+    "symbols": SYMBOLS_SCHEMA, "earnings": EARNINGS_SCHEMA,
 }
 
 
@@ -231,12 +210,8 @@ class _Universe:
 
 
 def _universe(
-    rng: np.random.Generator,
-    names: list[str],
-    sessions: list[date],
-    price0: np.ndarray,
-    earnings: pl.DataFrame,
-    surprise: dict[tuple[str, date], float],
+    rng: np.random.Generator, names: list[str], sessions: list[date], price0: np.ndarray,
+    earnings: pl.DataFrame, surprise: dict[tuple[str, date], float],
 ) -> _Universe:
     n, s, m = len(names), len(sessions), FULL_SESSION_MINUTES
     bounds = [calendar.session_bounds(d) for d in sessions]
@@ -269,26 +244,14 @@ def _universe(
             event_day[row[sym], j] = True
             event_gap[row[sym], j] = 2.0 * surprise[(sym, d)] + 0.7 * rng.standard_normal()
     return _Universe(
-        open_ns=open_ns,
-        n_min=n_min,
-        valid=valid,
-        activity=activity,
-        spread_shape=spread_shape,
-        z_mkt=rng.standard_normal((s, m)),
-        z_sec=rng.standard_normal((len(SECTORS), s, m)),
-        g_mkt=rng.standard_normal(s),
-        g_sec=rng.standard_normal((len(SECTORS), s)),
-        h_mkt=_ar1(rng.standard_normal(s), DAILY_VOL_PHI),
-        sector=rng.integers(0, len(SECTORS), n),
-        price0=price0,
-        daily_vol=daily_vol,
-        load_mkt=load_mkt,
-        liquidity=liquidity,
-        mean_size=np.exp(rng.normal(np.log(180.0), 0.3, n)),
-        spread_bps=spread_bps,
+        open_ns=open_ns, n_min=n_min, valid=valid, activity=activity,
+        spread_shape=spread_shape, z_mkt=rng.standard_normal((s, m)),
+        z_sec=rng.standard_normal((len(SECTORS), s, m)), g_mkt=rng.standard_normal(s),
+        g_sec=rng.standard_normal((len(SECTORS), s)), h_mkt=_ar1(rng.standard_normal(s), DAILY_VOL_PHI),
+        sector=rng.integers(0, len(SECTORS), n), price0=price0, daily_vol=daily_vol, load_mkt=load_mkt,
+        liquidity=liquidity, mean_size=np.exp(rng.normal(np.log(180.0), 0.3, n)), spread_bps=spread_bps,
         depth_lots=np.exp(rng.normal(np.log(4.0), 0.4, n)) * liquidity**0.3,
-        event_day=event_day,
-        event_gap=event_gap,
+        event_day=event_day, event_gap=event_gap,
     )
 
 
@@ -305,11 +268,7 @@ class _Minutes:
 
 
 def _symbol_minutes(
-    rng: np.random.Generator,
-    u: _Universe,
-    i: int,
-    trades_per_minute: float,
-    mean_reversion: float,
+    rng: np.random.Generator, u: _Universe, i: int, trades_per_minute: float, mean_reversion: float,
     trend: float,
 ) -> _Minutes:
     s, m = u.valid.shape
@@ -389,9 +348,7 @@ def _ticks(
     ts = mins.start_ns[k_of] + (u * MINUTE_NS).astype(np.int64)
     depth = 100.0 * depth_lots
     quotes = {
-        "ts": ts,
-        "bid": bid_c / 100,
-        "ask": ask_c / 100,
+        "ts": ts, "bid": bid_c / 100, "ask": ask_c / 100,
         "bid_size": 100.0 + np.round(depth * rng.standard_exponential(n), -2),
         "ask_size": 100.0 + np.round(depth * rng.standard_exponential(n), -2),
     }
@@ -425,14 +382,8 @@ def _minute_bars(rng: np.random.Generator, mins: _Minutes, mean_size: float) -> 
     volume = np.maximum(np.round(n * mean_size * np.exp(rng.normal(-0.5 * sd * sd, sd))), n)
     vwap = np.round((open_ + high + low + close) / 4) / 100
     return {
-        "ts": mins.start_ns[keep],
-        "open": open_ / 100,
-        "high": high / 100,
-        "low": low / 100,
-        "close": close / 100,
-        "volume": volume.astype(np.float64),
-        "vwap": vwap,
-        "trades": n.astype(np.int64),
+        "ts": mins.start_ns[keep], "open": open_ / 100, "high": high / 100, "low": low / 100,
+        "close": close / 100, "volume": volume.astype(np.float64), "vwap": vwap, "trades": n.astype(np.int64),
     }
 
 
@@ -579,14 +530,8 @@ def generate_market(
         pl.col(k).cast(t) for k, t in SYMBOLS_SCHEMA.items()
     )
     params = {
-        "symbols": names,
-        "sessions": sessions,
-        "start": dates[0].isoformat(),
-        "seed": seed,
-        "ticks": ticks,
-        "trades_per_minute": trades_per_minute,
-        "mean_reversion": mean_reversion,
-        "trend": trend,
+        "symbols": names, "sessions": sessions, "start": dates[0].isoformat(), "seed": seed, "ticks": ticks,
+        "trades_per_minute": trades_per_minute, "mean_reversion": mean_reversion, "trend": trend,
         "quotes_per_trade": quotes_per_trade,
     }
     return SyntheticMarket(trades, quotes, bars_1m, bars_1d, symbols_df, earnings, params)

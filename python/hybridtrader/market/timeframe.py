@@ -6,25 +6,10 @@ import re
 from dataclasses import dataclass
 
 _TIMEFRAME = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
-_UNITS = {
-    "Min": "Min",
-    "T": "Min",
-    "Hour": "Hour",
-    "H": "Hour",
-    "Day": "Day",
-    "D": "Day",
-    "Week": "Week",
-    "W": "Week",
-    "Month": "Month",
-    "M": "Month",
-}
-_NS = {
-    "Min": 60_000_000_000,
-    "Hour": 3_600_000_000_000,
-    "Day": 86_400_000_000_000,
-    "Week": 7 * 86_400_000_000_000,
-    "Month": 30 * 86_400_000_000_000,
-}
+_UNITS = {"Min": "Min", "T": "Min", "Hour": "Hour", "H": "Hour", "Day": "Day", "D": "Day",
+          "Week": "Week", "W": "Week", "Month": "Month", "M": "Month"}
+_NS = {"Min": 60_000_000_000, "Hour": 3_600_000_000_000, "Day": 86_400_000_000_000,
+       "Week": 7 * 86_400_000_000_000, "Month": 30 * 86_400_000_000_000}
 _POLARS = {"Min": "m", "Hour": "h", "Day": "d", "Week": "w", "Month": "mo"}
 # Bars per regular session: 390 minutes, 7 hourly bars (the first is the half hour from 9:30).
 _PER_SESSION = {"Min": 390.0, "Hour": 7.0, "Day": 1.0, "Week": 0.2, "Month": 1 / 21}

@@ -366,7 +366,8 @@ class ExposureManager(ExposureCore):
         names, codes = _encode(self, symbols, "symbols")
         signs, q, p = _signs(self, sides), _floats(qtys, "qtys"), _floats(prices, "prices")
         allowed, reason = self._check_batch(book, names, codes, signs, q, p, sequential)
-        return pl.DataFrame([pl.Series("allowed", allowed), _REASONS.gather(reason).alias("reason")])
-
+        return pl.DataFrame(
+            [pl.Series("allowed", allowed), _REASONS.gather(reason).alias("reason")]
+        )
 
 __all__ = ["BREAKER_STATE_FORMAT", "REASON_CODES", "ExposureManager"]

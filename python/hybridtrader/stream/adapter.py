@@ -86,6 +86,7 @@ def _stream_url(base: str | None, path: str, key: str) -> str:
     return base.rstrip("/") + path if urlparse(base).path in ("", "/") else base
 
 
+
 def _utc(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
 

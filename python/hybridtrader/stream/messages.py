@@ -252,11 +252,8 @@ _SCHEMAS = {"trade": TRADE_SCHEMA, "quote": QUOTE_SCHEMA, "bar": BAR_SCHEMA}
 def _fast_frame(messages: int, trades: tuple | None, quotes: tuple | None, bars: tuple | None) -> Frame:
     """A Frame from the Rust fast path's columns (see `_core.FrameDecoder.decode`)."""
     out = Frame(messages=messages)
-    for attr, cols, schema in (
-        ("trades", trades, TRADE_SCHEMA),
-        ("quotes", quotes, QUOTE_SCHEMA),
-        ("bars", bars, BAR_SCHEMA),
-    ):
+    for attr, cols, schema in (("trades", trades, TRADE_SCHEMA), ("quotes", quotes, QUOTE_SCHEMA),
+                               ("bars", bars, BAR_SCHEMA)):
         if cols is not None:
             setattr(out, attr, Columns(schema, dict(zip(schema, cols, strict=True))))
     return out

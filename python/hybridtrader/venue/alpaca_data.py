@@ -98,44 +98,27 @@ def _wire(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
     if kind == "bars":
         return frame.select(
             pl.col("ts").dt.strftime(_BAR_T).alias("t"),
-            pl.col("open").alias("o"),
-            pl.col("high").alias("h"),
-            pl.col("low").alias("l"),
-            pl.col("close").alias("c"),
-            pl.col("volume").alias("v"),
-            pl.col("trades").alias("n"),
+            pl.col("open").alias("o"), pl.col("high").alias("h"), pl.col("low").alias("l"),
+            pl.col("close").alias("c"), pl.col("volume").alias("v"), pl.col("trades").alias("n"),
             pl.col("vwap").alias("vw"),
         )
     if kind == "trades":
         return frame.select(
             pl.col("ts").dt.strftime(_TICK_T).alias("t"),
-            pl.lit("V").alias("x"),
-            pl.col("price").alias("p"),
-            pl.col("size").alias("s"),
-            pl.lit(["@"]).alias("c"),
-            (pl.int_range(pl.len(), dtype=pl.Int64) + 1).alias("i"),
+            pl.lit("V").alias("x"), pl.col("price").alias("p"), pl.col("size").alias("s"),
+            pl.lit(["@"]).alias("c"), (pl.int_range(pl.len(), dtype=pl.Int64) + 1).alias("i"),
             pl.lit("C").alias("z"),
         )
     return frame.select(
         pl.col("ts").dt.strftime(_TICK_T).alias("t"),
-        pl.lit("V").alias("ax"),
-        pl.col("ask").alias("ap"),
-        pl.col("ask_size").alias("as"),
-        pl.lit("V").alias("bx"),
-        pl.col("bid").alias("bp"),
-        pl.col("bid_size").alias("bs"),
-        pl.lit(["R"]).alias("c"),
-        pl.lit("C").alias("z"),
+        pl.lit("V").alias("ax"), pl.col("ask").alias("ap"), pl.col("ask_size").alias("as"),
+        pl.lit("V").alias("bx"), pl.col("bid").alias("bp"), pl.col("bid_size").alias("bs"),
+        pl.lit(["R"]).alias("c"), pl.lit("C").alias("z"),
     )
 
 
 def _page(
-    series: Series,
-    symbols: list[str],
-    start: int,
-    end: int,
-    limit: int,
-    desc: bool,
+    series: Series, symbols: list[str], start: int, end: int, limit: int, desc: bool,
     token: tuple[str, int] | None,
 ) -> tuple[list[tuple[str, int, int]], str | None]:
     """Rows [a, b) per symbol for one page, and the next page token."""
@@ -198,9 +181,8 @@ class MarketDataApi:
         except ValueError:
             raise invalid(f"invalid timeframe: {tf_text!r}") from None
         series = self.market.bars(tf)
-        return self._answer(
-            request, "bars", series, self.wire.get(("bars", tf), series, "bars"), tf.nominal_ns
-        )
+        return self._answer(request, "bars", series, self.wire.get(("bars", tf), series, "bars"),
+                            tf.nominal_ns)
 
     async def trades(self, request: web.Request) -> web.Response:
         s = self.market.trades
@@ -210,9 +192,8 @@ class MarketDataApi:
         s = self.market.quotes
         return self._answer(request, "quotes", s, self.wire.get("quotes", s, "quotes"))
 
-    def _answer(
-        self, request: web.Request, key: str, series: Series, wire: pl.DataFrame, span_ns: int = 0
-    ) -> web.Response:
+    def _answer(self, request: web.Request, key: str, series: Series, wire: pl.DataFrame,
+                span_ns: int = 0) -> web.Response:
         q = request.query
         raw_symbols = q.get("symbols", "")
         symbols = sorted({s.strip().upper() for s in raw_symbols.split(",") if s.strip()})

@@ -38,17 +38,8 @@ from hybridtrader.venue.streaming import (
 
 FEEDS = ("iex", "sip", "delayed_sip", "test")
 # Alpaca channel name -> the tape that feeds it (other channels are accepted and stay silent).
-CHANNELS = {
-    "trades": "trades",
-    "quotes": "quotes",
-    "bars": "bars",
-    "updatedBars": None,
-    "dailyBars": None,
-    "statuses": None,
-    "lulds": None,
-    "corrections": None,
-    "cancelErrors": None,
-}
+CHANNELS = {"trades": "trades", "quotes": "quotes", "bars": "bars", "updatedBars": None, "dailyBars": None,
+            "statuses": None, "lulds": None, "corrections": None, "cancelErrors": None}
 _T_NS = "%Y-%m-%dT%H:%M:%S%.9fZ"
 _T_S = "%Y-%m-%dT%H:%M:%SZ"
 _AT, _R = msgpack.packb(["@"]), msgpack.packb(["R"])
@@ -59,58 +50,27 @@ def _json_encoders() -> dict[str, Encoder]:
     """JSON frames with `t` as RFC 3339 text with nanoseconds."""
 
     def trades(tape: Tape, rows: np.ndarray) -> str:
-        return (
-            tape.frame[rows]
-            .select(
-                pl.lit("t").alias("T"),
-                pl.col("symbol").alias("S"),
-                pl.lit(pl.Series(rows + 1)).alias("i"),
-                pl.lit("V").alias("x"),
-                pl.col("price").alias("p"),
-                pl.col("size").alias("s"),
-                pl.lit(["@"]).alias("c"),
-                pl.col("ts").dt.strftime(_T_NS).alias("t"),
-                pl.lit("C").alias("z"),
-            )
-            .write_ndjson()
-        )
+        return tape.frame[rows].select(
+            pl.lit("t").alias("T"), pl.col("symbol").alias("S"), pl.lit(pl.Series(rows + 1)).alias("i"),
+            pl.lit("V").alias("x"), pl.col("price").alias("p"), pl.col("size").alias("s"),
+            pl.lit(["@"]).alias("c"), pl.col("ts").dt.strftime(_T_NS).alias("t"), pl.lit("C").alias("z"),
+        ).write_ndjson()
 
     def quotes(tape: Tape, rows: np.ndarray) -> str:
-        return (
-            tape.frame[rows]
-            .select(
-                pl.lit("q").alias("T"),
-                pl.col("symbol").alias("S"),
-                pl.lit("V").alias("bx"),
-                pl.col("bid").alias("bp"),
-                pl.col("bid_size").alias("bs"),
-                pl.lit("V").alias("ax"),
-                pl.col("ask").alias("ap"),
-                pl.col("ask_size").alias("as"),
-                pl.lit(["R"]).alias("c"),
-                pl.col("ts").dt.strftime(_T_NS).alias("t"),
-                pl.lit("C").alias("z"),
-            )
-            .write_ndjson()
-        )
+        return tape.frame[rows].select(
+            pl.lit("q").alias("T"), pl.col("symbol").alias("S"), pl.lit("V").alias("bx"),
+            pl.col("bid").alias("bp"), pl.col("bid_size").alias("bs"), pl.lit("V").alias("ax"),
+            pl.col("ask").alias("ap"), pl.col("ask_size").alias("as"), pl.lit(["R"]).alias("c"),
+            pl.col("ts").dt.strftime(_T_NS).alias("t"), pl.lit("C").alias("z"),
+        ).write_ndjson()
 
     def bars(tape: Tape, rows: np.ndarray) -> str:
-        return (
-            tape.frame[rows]
-            .select(
-                pl.lit("b").alias("T"),
-                pl.col("symbol").alias("S"),
-                pl.col("open").alias("o"),
-                pl.col("high").alias("h"),
-                pl.col("low").alias("l"),
-                pl.col("close").alias("c"),
-                pl.col("volume").alias("v"),
-                pl.col("ts").dt.strftime(_T_S).alias("t"),
-                pl.col("trades").alias("n"),
-                pl.col("vwap").alias("vw"),
-            )
-            .write_ndjson()
-        )
+        return tape.frame[rows].select(
+            pl.lit("b").alias("T"), pl.col("symbol").alias("S"), pl.col("open").alias("o"),
+            pl.col("high").alias("h"), pl.col("low").alias("l"), pl.col("close").alias("c"),
+            pl.col("volume").alias("v"), pl.col("ts").dt.strftime(_T_S).alias("t"),
+            pl.col("trades").alias("n"), pl.col("vwap").alias("vw"),
+        ).write_ndjson()
 
     return {"trades": JsonFrames(trades), "quotes": JsonFrames(quotes), "bars": JsonFrames(bars)}
 
@@ -125,60 +85,26 @@ def _msgpack_encoders(names: list[str]) -> dict[str, Encoder]:
         return tape.emit[rows] - tape.delay
 
     def trades(tape: Tape, rows: np.ndarray) -> bytes:
-        return pack_maps(
-            [
-                ("T", "str", "t"),
-                ("i", "i64", rows + 1),
-                ("x", "str", "V"),
-                ("p", "f64", col(tape, rows, "price")),
-                ("s", "f64", col(tape, rows, "size")),
-                ("c", "raw", _AT),
-                ("t", "ts", stamps(tape, rows)),
-                ("z", "str", "C"),
-            ],
-            names,
-            tape.code[rows],
-        )
+        return pack_maps([
+            ("T", "str", "t"), ("i", "i64", rows + 1), ("x", "str", "V"),
+            ("p", "f64", col(tape, rows, "price")), ("s", "f64", col(tape, rows, "size")), ("c", "raw", _AT),
+            ("t", "ts", stamps(tape, rows)), ("z", "str", "C"),
+        ], names, tape.code[rows])
 
     def quotes(tape: Tape, rows: np.ndarray) -> bytes:
-        return pack_maps(
-            [
-                ("T", "str", "q"),
-                ("bx", "str", "V"),
-                ("bp", "f64", col(tape, rows, "bid")),
-                ("bs", "f64", col(tape, rows, "bid_size")),
-                ("ax", "str", "V"),
-                ("ap", "f64", col(tape, rows, "ask")),
-                ("as", "f64", col(tape, rows, "ask_size")),
-                ("c", "raw", _R),
-                ("t", "ts", stamps(tape, rows)),
-                ("z", "str", "C"),
-            ],
-            names,
-            tape.code[rows],
-        )
+        return pack_maps([
+            ("T", "str", "q"), ("bx", "str", "V"), ("bp", "f64", col(tape, rows, "bid")),
+            ("bs", "f64", col(tape, rows, "bid_size")), ("ax", "str", "V"),
+            ("ap", "f64", col(tape, rows, "ask")), ("as", "f64", col(tape, rows, "ask_size")),
+            ("c", "raw", _R), ("t", "ts", stamps(tape, rows)), ("z", "str", "C"),
+        ], names, tape.code[rows])
 
     def bars(tape: Tape, rows: np.ndarray) -> bytes:
-        return pack_maps(
-            [
-                ("T", "str", "b"),
-                *[
-                    (k, "f64", col(tape, rows, c))
-                    for k, c in (
-                        ("o", "open"),
-                        ("h", "high"),
-                        ("l", "low"),
-                        ("c", "close"),
-                        ("v", "volume"),
-                        ("vw", "vwap"),
-                    )
-                ],
-                ("n", "i64", col(tape, rows, "trades")),
-                ("t", "ts", stamps(tape, rows)),
-            ],
-            names,
-            tape.code[rows],
-        )
+        return pack_maps([
+            ("T", "str", "b"), *[(k, "f64", col(tape, rows, c)) for k, c in (
+                ("o", "open"), ("h", "high"), ("l", "low"), ("c", "close"), ("v", "volume"), ("vw", "vwap"))],
+            ("n", "i64", col(tape, rows, "trades")), ("t", "ts", stamps(tape, rows)),
+        ], names, tape.code[rows])
 
     return {"trades": trades, "quotes": quotes, "bars": bars}
 
@@ -186,20 +112,9 @@ def _msgpack_encoders(names: list[str]) -> dict[str, Encoder]:
 class AlpacaStream:
     """The `/v2/{feed}` WebSocket endpoint (one instance per venue; counts connections per key)."""
 
-    def __init__(
-        self,
-        clock: ReplayClock,
-        tapes: Tapes,
-        keys: KeyRing,
-        faults: Faults,
-        *,
-        auth_timeout_s: float,
-        max_symbols: int,
-        batch: int,
-        connections_per_key: int,
-        sends: SendLog | None = None,
-        tick_s: float = 0.0,
-    ) -> None:
+    def __init__(self, clock: ReplayClock, tapes: Tapes, keys: KeyRing, faults: Faults, *,
+                 auth_timeout_s: float, max_symbols: int, batch: int, connections_per_key: int,
+                 sends: SendLog | None = None, tick_s: float = 0.0) -> None:
         self.clock = clock
         self.tapes = tapes
         self.keys = keys
@@ -245,21 +160,9 @@ class AlpacaStream:
         try:
             subs = Subscriptions()
             encoders, codes = self._feed(request.match_info["feed"], binary)
-            pump = Pump(
-                ws,
-                request,
-                self.clock,
-                self.tapes,
-                encoders,
-                subs,
-                self.batch,
-                self.faults,
-                codes,
-                provider="alpaca",
-                unknown=UNKNOWN,
-                sends=self.sends,
-                tick_s=self.tick_s,
-            )
+            pump = Pump(ws, request, self.clock, self.tapes, encoders, subs, self.batch, self.faults, codes,
+                        provider="alpaca", unknown=UNKNOWN, sends=self.sends,
+                        tick_s=self.tick_s)
 
             async def reader() -> None:
                 while True:

@@ -78,38 +78,21 @@ class Order:
     def json(self, asset_id: str) -> dict[str, Any]:
         avg = self.filled_notional / self.filled_qty if self.filled_qty else None
         return {
-            "id": self.id,
-            "client_order_id": self.client_order_id,
-            "created_at": iso(self.created_ns),
-            "updated_at": iso(self.updated_ns or self.created_ns),
+            "id": self.id, "client_order_id": self.client_order_id,
+            "created_at": iso(self.created_ns), "updated_at": iso(self.updated_ns or self.created_ns),
             "submitted_at": iso(self.created_ns),
             "filled_at": iso(self.filled_ns) if self.filled_ns else None,
             "expired_at": iso(self.expired_ns) if self.expired_ns else None,
             "canceled_at": iso(self.canceled_ns) if self.canceled_ns else None,
-            "failed_at": None,
-            "replaced_at": None,
-            "replaced_by": None,
-            "replaces": None,
-            "asset_id": asset_id,
-            "symbol": self.symbol,
-            "asset_class": "us_equity",
-            "notional": None,
-            "qty": _num(self.qty),
-            "filled_qty": _num(self.filled_qty),
+            "failed_at": None, "replaced_at": None, "replaced_by": None, "replaces": None,
+            "asset_id": asset_id, "symbol": self.symbol, "asset_class": "us_equity", "notional": None,
+            "qty": _num(self.qty), "filled_qty": _num(self.filled_qty),
             "filled_avg_price": _num(avg) if avg is not None else None,
-            "order_class": "simple",
-            "order_type": self.type,
-            "type": self.type,
-            "side": self.side,
+            "order_class": "simple", "order_type": self.type, "type": self.type, "side": self.side,
             "time_in_force": self.tif,
             "limit_price": _num(self.limit_price) if self.limit_price is not None else None,
-            "stop_price": None,
-            "status": self.status,
-            "extended_hours": False,
-            "legs": None,
-            "trail_percent": None,
-            "trail_price": None,
-            "hwm": None,
+            "stop_price": None, "status": self.status, "extended_hours": False, "legs": None,
+            "trail_percent": None, "trail_price": None, "hwm": None,
         }
 
 
@@ -127,9 +110,8 @@ class Position:
 class Broker:
     """Account state and order matching; methods are called from the venue's event loop."""
 
-    def __init__(
-        self, market: ReplayMarket, clock: ReplayClock, cash: float, slippage: SlippageModel | None = None
-    ) -> None:
+    def __init__(self, market: ReplayMarket, clock: ReplayClock, cash: float,
+                 slippage: SlippageModel | None = None) -> None:
         self.market = market
         self.clock = clock
         self.cash = cash
@@ -266,7 +248,7 @@ class Broker:
         now = self.sync()
         symbol = str(body.get("symbol") or "").upper()
         if symbol not in self.market.codes:
-            raise unprocessable(f'asset "{symbol}" not found')
+            raise unprocessable(f"asset \"{symbol}\" not found")
         try:
             qty = float(body.get("qty"))  # type: ignore[arg-type]
         except (TypeError, ValueError):
@@ -311,19 +293,9 @@ class Broker:
         # an order live now may take the quote standing now; a queued one only quotes after it starts
         first = lo + int(np.searchsorted(q.ts[lo:hi], active, side="right")) - (1 if active == now else 0)
         o = Order(
-            id=str(uuid.uuid4()),
-            client_order_id=cid,
-            symbol=symbol,
-            side=side,
-            type=otype,
-            tif=tif,
-            qty=qty,
-            limit_price=limit,
-            created_ns=now,
-            active_ns=active,
-            expires_ns=expires,
-            next_row=max(first, lo),
-            status="accepted" if active > now else "new",
+            id=str(uuid.uuid4()), client_order_id=cid, symbol=symbol, side=side, type=otype, tif=tif,
+            qty=qty, limit_price=limit, created_ns=now, active_ns=active, expires_ns=expires,
+            next_row=max(first, lo), status="accepted" if active > now else "new",
         )
         self.orders[o.id] = o
         self.by_client_id[cid] = o.id
@@ -338,11 +310,8 @@ class Broker:
             open_ns, close_ns = (to_ns(x) for x in calendar.session_bounds(today))
         else:
             d = dt.astimezone(calendar.NEW_YORK).date()
-            nxt = (
-                d
-                if calendar.is_session(d) and to_ns(calendar.session_bounds(d)[0]) > now
+            nxt = d if calendar.is_session(d) and to_ns(calendar.session_bounds(d)[0]) > now \
                 else calendar.next_session(d)
-            )
             open_ns, close_ns = (to_ns(x) for x in calendar.session_bounds(nxt))
         if tif == "opg":
             if today is not None:  # past today's open: the next session's auction
@@ -369,24 +338,15 @@ class Broker:
         avg = p.cost / p.qty
         code = self.market.codes[symbol]
         return {
-            "asset_id": self.market.asset_id(symbol),
-            "symbol": symbol,
-            "exchange": _exchange(code),
-            "asset_class": "us_equity",
-            "asset_marginable": True,
-            "avg_entry_price": _num(avg),
-            "qty": _num(p.qty),
-            "qty_available": _num(p.qty),
-            "side": "long" if p.qty > 0 else "short",
-            "market_value": _num(mv),
-            "cost_basis": _num(p.cost),
-            "unrealized_pl": _num(mv - p.cost),
+            "asset_id": self.market.asset_id(symbol), "symbol": symbol,
+            "exchange": _exchange(code), "asset_class": "us_equity", "asset_marginable": True,
+            "avg_entry_price": _num(avg), "qty": _num(p.qty), "qty_available": _num(p.qty),
+            "side": "long" if p.qty > 0 else "short", "market_value": _num(mv),
+            "cost_basis": _num(p.cost), "unrealized_pl": _num(mv - p.cost),
             "unrealized_plpc": _num((mv - p.cost) / abs(p.cost)) if p.cost else "0",
             "unrealized_intraday_pl": _num(mv - p.cost),
             "unrealized_intraday_plpc": _num((mv - p.cost) / abs(p.cost)) if p.cost else "0",
-            "current_price": _num(price),
-            "lastday_price": _num(price),
-            "change_today": "0",
+            "current_price": _num(price), "lastday_price": _num(price), "change_today": "0",
         }
 
 
@@ -432,19 +392,11 @@ class TradingApi:
     def _asset_json(self, i: int) -> dict[str, Any]:
         row = self.market.symbols.row(i, named=True)
         return {
-            "id": self.market.asset_id(row["symbol"]),
-            "class": "us_equity",
-            "exchange": _exchange(i),
-            "symbol": row["symbol"],
-            "name": f"{row['symbol']} ({row['sector']})",
-            "status": "active",
-            "tradable": True,
-            "marginable": True,
-            "shortable": bool(row["shortable"]),
-            "easy_to_borrow": bool(row["easy_to_borrow"]),
-            "fractionable": True,
-            "maintenance_margin_requirement": 30,
-            "attributes": [],
+            "id": self.market.asset_id(row["symbol"]), "class": "us_equity", "exchange": _exchange(i),
+            "symbol": row["symbol"], "name": f"{row['symbol']} ({row['sector']})", "status": "active",
+            "tradable": True, "marginable": True, "shortable": bool(row["shortable"]),
+            "easy_to_borrow": bool(row["easy_to_borrow"]), "fractionable": True,
+            "maintenance_margin_requirement": 30, "attributes": [],
         }
 
     async def account(self, request: web.Request) -> web.Response:
@@ -452,39 +404,19 @@ class TradingApi:
         now = b.sync()
         equity, long_mv, short_mv = b.valuation(now)
         bp = b.buying_power(now)
-        return _json(
-            {
-                "id": b.account_id,
-                "account_number": "PAHYBRID01",
-                "status": "ACTIVE",
-                "crypto_status": "INACTIVE",
-                "currency": "USD",
-                "buying_power": _num(bp),
-                "regt_buying_power": _num(bp),
-                "daytrading_buying_power": _num(bp),
-                "non_marginable_buying_power": _num(max(0.0, b.cash)),
-                "cash": _num(b.cash),
-                "accrued_fees": "0",
-                "portfolio_value": _num(equity),
-                "pattern_day_trader": False,
-                "trading_blocked": False,
-                "transfers_blocked": False,
-                "account_blocked": False,
-                "created_at": iso(self.market.start_ns),
-                "trade_suspended_by_user": False,
-                "multiplier": _num(MARGIN_MULTIPLIER),
-                "shorting_enabled": True,
-                "equity": _num(equity),
-                "last_equity": _num(equity),
-                "long_market_value": _num(long_mv),
-                "short_market_value": _num(short_mv),
-                "initial_margin": "0",
-                "maintenance_margin": "0",
-                "last_maintenance_margin": "0",
-                "sma": "0",
-                "daytrade_count": 0,
-            }
-        )
+        return _json({
+            "id": b.account_id, "account_number": "PAHYBRID01", "status": "ACTIVE",
+            "crypto_status": "INACTIVE", "currency": "USD", "buying_power": _num(bp),
+            "regt_buying_power": _num(bp), "daytrading_buying_power": _num(bp),
+            "non_marginable_buying_power": _num(max(0.0, b.cash)), "cash": _num(b.cash),
+            "accrued_fees": "0", "portfolio_value": _num(equity), "pattern_day_trader": False,
+            "trading_blocked": False, "transfers_blocked": False, "account_blocked": False,
+            "created_at": iso(self.market.start_ns), "trade_suspended_by_user": False,
+            "multiplier": _num(MARGIN_MULTIPLIER), "shorting_enabled": True, "equity": _num(equity),
+            "last_equity": _num(equity), "long_market_value": _num(long_mv),
+            "short_market_value": _num(short_mv), "initial_margin": "0", "maintenance_margin": "0",
+            "last_maintenance_margin": "0", "sma": "0", "daytrade_count": 0,
+        })
 
     async def clock(self, request: web.Request) -> web.Response:
         now = self.broker.clock.now_ns()
@@ -498,14 +430,11 @@ class TradingApi:
             later_today = calendar.is_session(d) and calendar.session_bounds(d)[0] > dt
             next_open, next_close = calendar.session_bounds(d if later_today else calendar.next_session(d))
         ny = calendar.NEW_YORK
-        return _json(
-            {
-                "timestamp": dt.astimezone(ny).isoformat(),
-                "is_open": today is not None,
-                "next_open": next_open.astimezone(ny).isoformat(),
-                "next_close": next_close.astimezone(ny).isoformat(),
-            }
-        )
+        return _json({
+            "timestamp": dt.astimezone(ny).isoformat(), "is_open": today is not None,
+            "next_open": next_open.astimezone(ny).isoformat(),
+            "next_close": next_close.astimezone(ny).isoformat(),
+        })
 
     async def calendar(self, request: web.Request) -> web.Response:
         """NYSE sessions in [start, end] (default: the replayed market's days and the year after), with
@@ -522,16 +451,9 @@ class TradingApi:
             settle = calendar.next_session(d)
             if d < T1_SETTLEMENT:
                 settle = calendar.next_session(settle)
-            out.append(
-                {
-                    "date": d.isoformat(),
-                    "open": f"{o:%H:%M}",
-                    "close": f"{c:%H:%M}",
-                    "session_open": "0400",
-                    "session_close": "2000",
-                    "settlement_date": settle.isoformat(),
-                }
-            )
+            out.append({"date": d.isoformat(), "open": f"{o:%H:%M}", "close": f"{c:%H:%M}",
+                        "session_open": "0400", "session_close": "2000",
+                        "settlement_date": settle.isoformat()})
         return _json(out)
 
     async def assets(self, request: web.Request) -> web.Response:
@@ -569,8 +491,7 @@ class TradingApi:
         except ValueError:
             raise unprocessable(f"limit must be an integer, got {q.get('limit')!r}") from None
         orders = [
-            o
-            for o in self.broker.orders.values()
+            o for o in self.broker.orders.values()
             if (status == "all" or (o.status in OPEN_STATES) == (status == "open"))
             and (not symbols or o.symbol in symbols)
         ]
@@ -621,15 +542,8 @@ class TradingApi:
 
     def _close(self, symbol: str) -> dict[str, Any]:
         p = self.broker.positions[symbol]
-        o = self.broker.submit(
-            {
-                "symbol": symbol,
-                "qty": abs(p.qty),
-                "side": "sell" if p.qty > 0 else "buy",
-                "type": "market",
-                "time_in_force": "day",
-            }
-        )
+        o = self.broker.submit({"symbol": symbol, "qty": abs(p.qty), "side": "sell" if p.qty > 0 else "buy",
+                                "type": "market", "time_in_force": "day"})
         return self._order_json(o)
 
     async def close_all(self, request: web.Request) -> web.Response:
@@ -642,13 +556,8 @@ class TradingApi:
                 body = self._close(sym)
                 out.append({"symbol": sym, "status": 200, "order_id": body["id"], "body": body})
             except ApiError as e:
-                out.append(
-                    {
-                        "symbol": sym,
-                        "status": e.status,
-                        "body": {"code": e.code, "message": e.message, "symbol": sym},
-                    }
-                )
+                out.append({"symbol": sym, "status": e.status,
+                            "body": {"code": e.code, "message": e.message, "symbol": sym}})
         return _json(out, status=207)
 
     async def close_one(self, request: web.Request) -> web.Response:

@@ -18,9 +18,8 @@ from hybridtrader.venue.market import ReplayMarket
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps({"error": message}), content_type="application/json", headers=headers
-    )
+    return web.Response(status=status, body=orjson.dumps({"error": message}),
+                        content_type="application/json", headers=headers)
 
 
 class FinnhubApi:

@@ -61,7 +61,8 @@ def aggregate_bars(bars: pl.DataFrame, every: str, offset: str | None = None) ->
     """Coarser bars from finer ones: first open, max high, min low, last close, summed volume/trades."""
     return (
         bars.sort("symbol", "ts")
-        .group_by_dynamic("ts", every=every, group_by="symbol", closed="left", label="left", offset=offset)
+        .group_by_dynamic("ts", every=every, group_by="symbol", closed="left", label="left",
+                          offset=offset)
         .agg(rollup())
         .select(BAR_COLS)
     )
@@ -80,9 +81,8 @@ class ReplayMarket:
         symbols: pl.DataFrame | None = None,
         earnings: pl.DataFrame | None = None,
     ) -> None:
-        empty_trades = pl.DataFrame(
-            schema={"symbol": pl.String, "ts": TS, "price": pl.Float64, "size": pl.Int64}
-        )
+        empty_trades = pl.DataFrame(schema={"symbol": pl.String, "ts": TS, "price": pl.Float64,
+                                            "size": pl.Int64})
         trades = _require(trades, TRADE_COLS, "trades") if trades is not None else empty_trades
         self.trades = Series.build(trades)
         if bars_1m is None:
@@ -90,24 +90,13 @@ class ReplayMarket:
                 raise ValueError("market: needs trades or 1-minute bars")
             bars_1m = aggregate_trades(self.trades.frame, every="1m")
         bars_1m = _require(bars_1m, BAR_COLS, "bars_1m")
-        bars_1d = (
-            _require(bars_1d, BAR_COLS, "bars_1d")
-            if bars_1d is not None
-            else daily_bars_from_minutes(bars_1m)
-        )
+        if bars_1d is None:
+            bars_1d = daily_bars_from_minutes(bars_1m)
+        bars_1d = _require(bars_1d, BAR_COLS, "bars_1d")
         self.quotes = Series.build(
-            _require(quotes, QUOTE_COLS, "quotes")
-            if quotes is not None
-            else pl.DataFrame(
-                schema={
-                    "symbol": pl.String,
-                    "ts": TS,
-                    "bid": pl.Float64,
-                    "ask": pl.Float64,
-                    "bid_size": pl.Int64,
-                    "ask_size": pl.Int64,
-                }
-            )
+            _require(quotes, QUOTE_COLS, "quotes") if quotes is not None
+            else pl.DataFrame(schema={"symbol": pl.String, "ts": TS, "bid": pl.Float64, "ask": pl.Float64,
+                                      "bid_size": pl.Int64, "ask_size": pl.Int64})
         )
         self._bars: dict[Timeframe, Series] = {
             Timeframe(1, "Min"): Series.build(bars_1m),
@@ -120,15 +109,8 @@ class ReplayMarket:
         self.earnings = (
             _require(earnings, EARNINGS_COLS, "earnings").with_columns(pl.col("date").cast(pl.Date))
             if earnings is not None
-            else pl.DataFrame(
-                schema={
-                    "symbol": pl.String,
-                    "date": pl.Date,
-                    "hour": pl.String,
-                    "eps_estimate": pl.Float64,
-                    "eps_actual": pl.Float64,
-                }
-            )
+            else pl.DataFrame(schema={"symbol": pl.String, "date": pl.Date, "hour": pl.String,
+                                      "eps_estimate": pl.Float64, "eps_actual": pl.Float64})
         )
         self.names: list[str] = self.symbols["symbol"].to_list()
         self.codes = {s: i for i, s in enumerate(self.names)}
@@ -139,27 +121,17 @@ class ReplayMarket:
     def _reference(symbols: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         if "symbol" not in symbols.columns:
             raise ValueError("symbols: missing column 'symbol'")
-        defaults: dict[str, Any] = {
-            "sector": "Unknown",
-            "shortable": True,
-            "easy_to_borrow": True,
-            "adv": 0.0,
-            "daily_vol": 0.0,
-        }
+        defaults: dict[str, Any] = {"sector": "Unknown", "shortable": True, "easy_to_borrow": True,
+                                    "adv": 0.0, "daily_vol": 0.0}
         for col, value in defaults.items():
             if col not in symbols.columns:
                 symbols = symbols.with_columns(pl.lit(value).alias(col))
         extra = sorted(set(names) - set(symbols["symbol"].to_list()))
         if extra:
-            symbols = pl.concat(
-                [
-                    symbols.select(SYMBOL_COLS),
-                    pl.DataFrame({"symbol": extra})
-                    .with_columns(*[pl.lit(v).alias(c) for c, v in defaults.items()])
-                    .select(SYMBOL_COLS),
-                ],
-                how="vertical_relaxed",
-            )
+            symbols = pl.concat([symbols.select(SYMBOL_COLS),
+                                 pl.DataFrame({"symbol": extra}).with_columns(
+                                     *[pl.lit(v).alias(c) for c, v in defaults.items()])
+                                 .select(SYMBOL_COLS)], how="vertical_relaxed")
         return symbols.select(SYMBOL_COLS).sort("symbol")
 
     # ------------------------------------------------------------------------------ construction

@@ -70,6 +70,6 @@ def pack_maps(fields: Sequence[Field], symbols: Sequence[str], codes: np.ndarray
     width = rec.dtype.itemsize
     buf = rec.tobytes()
     names = [_packed_str(s) for s in symbols]
-    fixed = [buf[i * width : (i + 1) * width] for i in range(n)]
+    fixed = [buf[i * width:(i + 1) * width] for i in range(n)]
     tails = [names[c] for c in codes.tolist()]
     return _array_header(n) + b"".join(chain.from_iterable(zip(fixed, tails, strict=True)))

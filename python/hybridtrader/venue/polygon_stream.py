@@ -38,69 +38,36 @@ UNKNOWN = {"ev": "ZZ", "message": "an event type Polygon never sends (injected f
 
 def _aggregates(ev: str, span_ms: int) -> Callable[[Tape, np.ndarray], str]:
     def enc(tape: Tape, rows: np.ndarray) -> str:
-        return (
-            tape.frame[rows]
-            .select(
-                pl.lit(ev).alias("ev"),
-                pl.col("symbol").alias("sym"),
-                pl.col("volume").alias("v"),
-                pl.col("av"),
-                pl.col("op"),
-                pl.col("vwap").alias("vw"),
-                pl.col("open").alias("o"),
-                pl.col("close").alias("c"),
-                pl.col("high").alias("h"),
-                pl.col("low").alias("l"),
-                pl.col("a"),
-                (pl.col("volume") / pl.col("trades").clip(1)).round(0).cast(pl.Int64).alias("z"),
-                _MS.alias("s"),
-                (_MS + span_ms).alias("e"),
-            )
-            .write_ndjson()
-        )
+        return tape.frame[rows].select(
+            pl.lit(ev).alias("ev"), pl.col("symbol").alias("sym"), pl.col("volume").alias("v"),
+            pl.col("av"), pl.col("op"), pl.col("vwap").alias("vw"), pl.col("open").alias("o"),
+            pl.col("close").alias("c"), pl.col("high").alias("h"), pl.col("low").alias("l"),
+            pl.col("a"), (pl.col("volume") / pl.col("trades").clip(1)).round(0).cast(pl.Int64).alias("z"),
+            _MS.alias("s"), (_MS + span_ms).alias("e"),
+        ).write_ndjson()
 
     return enc
 
 
 def _trades(tape: Tape, rows: np.ndarray) -> str:
-    return (
-        tape.frame[rows]
-        .select(
-            pl.lit("T").alias("ev"),
-            pl.col("symbol").alias("sym"),
-            pl.lit(EXCHANGE_IEX).alias("x"),
-            pl.lit(pl.Series(rows + 1)).cast(pl.String).alias("i"),
-            pl.lit(TAPE_C).alias("z"),
-            pl.col("price").alias("p"),
-            pl.col("size").alias("s"),
-            pl.lit([0], dtype=pl.List(pl.Int64)).alias("c"),
-            _MS.alias("t"),
-            pl.lit(pl.Series(rows + 1)).alias("q"),
-        )
-        .write_ndjson()
-    )
+    return tape.frame[rows].select(
+        pl.lit("T").alias("ev"), pl.col("symbol").alias("sym"), pl.lit(EXCHANGE_IEX).alias("x"),
+        pl.lit(pl.Series(rows + 1)).cast(pl.String).alias("i"), pl.lit(TAPE_C).alias("z"),
+        pl.col("price").alias("p"),
+        pl.col("size").alias("s"), pl.lit([0], dtype=pl.List(pl.Int64)).alias("c"), _MS.alias("t"),
+        pl.lit(pl.Series(rows + 1)).alias("q"),
+    ).write_ndjson()
 
 
 def _quotes(tape: Tape, rows: np.ndarray) -> str:
-    return (
-        tape.frame[rows]
-        .select(
-            pl.lit("Q").alias("ev"),
-            pl.col("symbol").alias("sym"),
-            pl.lit(EXCHANGE_IEX).alias("bx"),
-            pl.col("bid").alias("bp"),
-            pl.col("bid_size").alias("bs"),
-            pl.lit(EXCHANGE_IEX).alias("ax"),
-            pl.col("ask").alias("ap"),
-            pl.col("ask_size").alias("as"),
-            pl.lit(1).alias("c"),
-            pl.lit([], dtype=pl.List(pl.Int64)).alias("i"),
-            _MS.alias("t"),
-            pl.lit(pl.Series(rows + 1)).alias("q"),
-            pl.lit(TAPE_C).alias("z"),
-        )
-        .write_ndjson()
-    )
+    return tape.frame[rows].select(
+        pl.lit("Q").alias("ev"), pl.col("symbol").alias("sym"), pl.lit(EXCHANGE_IEX).alias("bx"),
+        pl.col("bid").alias("bp"), pl.col("bid_size").alias("bs"), pl.lit(EXCHANGE_IEX).alias("ax"),
+        pl.col("ask").alias("ap"), pl.col("ask_size").alias("as"), pl.lit(1).alias("c"),
+        pl.lit([], dtype=pl.List(pl.Int64)).alias("i"), _MS.alias("t"),
+        pl.lit(pl.Series(rows + 1)).alias("q"),
+        pl.lit(TAPE_C).alias("z"),
+    ).write_ndjson()
 
 
 def with_day_totals(bars: pl.DataFrame) -> pl.DataFrame:
@@ -116,18 +83,9 @@ def with_day_totals(bars: pl.DataFrame) -> pl.DataFrame:
 
 
 class PolygonStream:
-    def __init__(
-        self,
-        clock: ReplayClock,
-        tapes: Tapes,
-        keys: KeyRing,
-        faults: Faults,
-        *,
-        auth_timeout_s: float,
-        batch: int,
-        sends: SendLog | None = None,
-        tick_s: float = 0.0,
-    ) -> None:
+    def __init__(self, clock: ReplayClock, tapes: Tapes, keys: KeyRing, faults: Faults, *,
+                 auth_timeout_s: float, batch: int, sends: SendLog | None = None,
+                 tick_s: float = 0.0) -> None:
         self.clock = clock
         self.tapes = tapes
         self.keys = keys
@@ -137,15 +95,8 @@ class PolygonStream:
         self.sends = sends
         self.tick_s = tick_s
         seconds, minutes = _aggregates("A", 1000), _aggregates("AM", 60_000)
-        self.encoders = {
-            k: JsonFrames(lines)
-            for k, lines in {
-                "trades": _trades,
-                "quotes": _quotes,
-                "seconds": seconds,
-                "bars": minutes,
-            }.items()
-        }
+        self.encoders = {k: JsonFrames(lines) for k, lines in
+                         {"trades": _trades, "quotes": _quotes, "seconds": seconds, "bars": minutes}.items()}
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/stocks", self.handle)]
@@ -154,29 +105,17 @@ class PolygonStream:
         ws = await accept(request, "polygon", self.faults)
 
         async def status(*items: tuple[str, str]) -> None:
-            await ws.send_str(
-                orjson.dumps([{"ev": "status", "status": s, "message": m} for s, m in items]).decode()
-            )
+            await ws.send_str(orjson.dumps([{"ev": "status", "status": s, "message": m} for s, m in items])
+                              .decode())
 
         await status(("connected", "Connected Successfully"))
         if not await self._authenticate(ws, status):
             await ws.close()
             return ws
         subs = Subscriptions()
-        pump = Pump(
-            ws,
-            request,
-            self.clock,
-            self._day_tapes(),
-            self.encoders,
-            subs,
-            self.batch,
-            self.faults,
-            provider="polygon",
-            unknown=UNKNOWN,
-            sends=self.sends,
-            tick_s=self.tick_s,
-        )
+        pump = Pump(ws, request, self.clock, self._day_tapes(), self.encoders, subs, self.batch, self.faults,
+                    provider="polygon", unknown=UNKNOWN, sends=self.sends,
+                        tick_s=self.tick_s)
 
         async def reader() -> None:
             while True:
@@ -217,11 +156,8 @@ class PolygonStream:
             return False
 
     async def _on_message(self, msg: Any, subs: Subscriptions, status) -> None:
-        if (
-            not isinstance(msg, dict)
-            or msg.get("action") not in ("subscribe", "unsubscribe", "auth")
-            or not isinstance(msg.get("params"), str)
-        ):
+        if not isinstance(msg, dict) or msg.get("action") not in ("subscribe", "unsubscribe", "auth") \
+                or not isinstance(msg.get("params"), str):
             await status(("error", "invalid message"))
             return
         if msg["action"] == "auth":

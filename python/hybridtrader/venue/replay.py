@@ -45,11 +45,8 @@ class ReplayClock:
     def advance_to(self, ts_ns: int) -> None:
         """Jump forward to market time ts_ns (never backwards: fills and orders already happened)."""
         with self._lock:
-            now = (
-                self._anchor_ns
-                if self.speed is None
-                else self._anchor_ns + int((time.monotonic() - self._anchor_wall) * self.speed * NS_PER_S)
-            )
+            now = self._anchor_ns if self.speed is None else self._anchor_ns + int(
+                (time.monotonic() - self._anchor_wall) * self.speed * NS_PER_S)
             if ts_ns < now:
                 raise ValueError(f"advance_to: {ts_ns} is before the current market time {now}")
             self._anchor_ns = ts_ns
@@ -108,3 +105,4 @@ class Tapes:
         if kind == "seconds":
             return _tape(aggregate_trades(m.trades.frame, every="1s"), m.codes, NS_PER_S)
         raise ValueError(f"tape kind: unknown {kind!r}")
+

@@ -81,19 +81,15 @@ class Venue:
             config = config.venue
         self.config = config or VenueConfig()
         self.market = _as_replay_market(market) if market is not None else load_market(self.config)
-        start = (
-            parse_time("venue.replay_start", self.config.replay_start)
-            if self.config.replay_start
+        start = parse_time("venue.replay_start", self.config.replay_start) if self.config.replay_start \
             else self.market.start_ns
-        )
         self.faults = Faults(self.config.faults)
         self.keys = KeyRing(keys)
         self.limiter = WindowLimiter(self.config.rate_limit_per_minute)
         self.tapes = Tapes(self.market)
         clock = ReplayClock(start, None if self.config.speed == "max" else float(self.config.speed))
-        self.broker = Broker(
-            self.market, clock, self.config.cash, self._slippage(slippage_cfg) if self.config.impact else None
-        )
+        self.broker = Broker(self.market, clock, self.config.cash,
+                             self._slippage(slippage_cfg) if self.config.impact else None)
         self.sends = SendLog() if self.config.record_sends else None
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -123,46 +119,26 @@ class Venue:
         until = self.clock if cfg.history_until_clock else None
         app.add_routes(MarketDataApi(self.market, self.faults, until).routes())
         app.add_routes(TradingApi(self.broker).routes())
-        app.add_routes(
-            FinnhubApi(self.market, {LOCAL_FINNHUB_TOKEN}, cfg.finnhub_rate_limit_per_minute).routes()
-        )
-        app.add_routes(
-            [
-                web.get("/venue/info", self._info),
-                web.post("/venue/faults", self._set_faults),
-                web.delete("/venue/faults", self._clear_faults),
-                web.post("/venue/clock", self._advance),
-                web.get("/venue/sends", self._sends),
-                web.delete("/venue/sends", self._sends),
-            ]
-        )
-        app.add_routes(
-            PolygonStream(
-                self.clock,
-                self.tapes,
-                self.keys,
-                self.faults,
-                auth_timeout_s=cfg.stream_auth_timeout_s,
-                batch=cfg.stream_batch,
-                sends=self.sends,
-                tick_s=cfg.stream_tick_ms / 1000,
-            ).routes()
-        )
+        app.add_routes(FinnhubApi(self.market, {LOCAL_FINNHUB_TOKEN}, cfg.finnhub_rate_limit_per_minute)
+                       .routes())
+        app.add_routes([
+            web.get("/venue/info", self._info),
+            web.post("/venue/faults", self._set_faults),
+            web.delete("/venue/faults", self._clear_faults),
+            web.post("/venue/clock", self._advance),
+            web.get("/venue/sends", self._sends),
+            web.delete("/venue/sends", self._sends),
+        ])
+        app.add_routes(PolygonStream(self.clock, self.tapes, self.keys, self.faults,
+                                     auth_timeout_s=cfg.stream_auth_timeout_s,
+                                     batch=cfg.stream_batch, sends=self.sends,
+                                     tick_s=cfg.stream_tick_ms / 1000).routes())
         # last: `/v2/{feed}` would otherwise shadow `/v2/account` and friends
-        app.add_routes(
-            AlpacaStream(
-                self.clock,
-                self.tapes,
-                self.keys,
-                self.faults,
-                auth_timeout_s=cfg.stream_auth_timeout_s,
-                max_symbols=cfg.stream_max_symbols,
-                batch=cfg.stream_batch,
-                connections_per_key=cfg.stream_connections_per_key,
-                sends=self.sends,
-                tick_s=cfg.stream_tick_ms / 1000,
-            ).routes()
-        )
+        app.add_routes(AlpacaStream(self.clock, self.tapes, self.keys, self.faults,
+                                    auth_timeout_s=cfg.stream_auth_timeout_s,
+                                    max_symbols=cfg.stream_max_symbols, batch=cfg.stream_batch,
+                                    connections_per_key=cfg.stream_connections_per_key,
+                                    sends=self.sends, tick_s=cfg.stream_tick_ms / 1000).routes())
         return app
 
     @web.middleware
@@ -206,13 +182,8 @@ class Venue:
 
     async def _info(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {
-                "urls": self.urls,
-                "now": self.clock.now_ns(),
-                "speed": self.config.speed,
-                "symbols": self.market.names,
-                "faults": self.faults.config.model_dump(),
-            },
+            {"urls": self.urls, "now": self.clock.now_ns(), "speed": self.config.speed,
+             "symbols": self.market.names, "faults": self.faults.config.model_dump()},
             dumps=lambda x: orjson.dumps(x).decode(),
         )
 
@@ -260,17 +231,13 @@ class Venue:
         base = self.url
         ws = base.replace("http://", "ws://")
         return {
-            "alpaca_data": base,
-            "alpaca_trading": base,
-            "alpaca_stream": f"{ws}/v2/iex",
-            "polygon_stream": f"{ws}/stocks",
-            "finnhub": f"{base}/api/v1",
+            "alpaca_data": base, "alpaca_trading": base, "alpaca_stream": f"{ws}/v2/iex",
+            "polygon_stream": f"{ws}/stocks", "finnhub": f"{base}/api/v1",
         }
 
     async def _start_async(self) -> None:
-        self._runner = web.AppRunner(
-            self.app(), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
-        )
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
+                                     shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
         await site.start()
@@ -334,9 +301,8 @@ class Venue:
 
 
 @contextlib.contextmanager
-def service_urls(
-    config: Config, needs: tuple[str, ...] = ("alpaca_data", "alpaca_trading", "finnhub")
-) -> Iterator[dict[str, str]]:
+def service_urls(config: Config, needs: tuple[str, ...] = ("alpaca_data", "alpaca_trading", "finnhub")
+                 ) -> Iterator[dict[str, str]]:
     """The configured service URLs (keys alpaca_data, alpaca_trading, finnhub); when one of `needs` is
     unset (None = the local venue), a venue is started in-process for the duration and its URLs fill in."""
     a, f = config.alpaca, config.finnhub

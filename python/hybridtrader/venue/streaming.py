@@ -120,9 +120,8 @@ async def _going_away(ws: web.WebSocketResponse) -> None:
     """Close frame 1001; a client that does not answer (or a socket that cannot drain) within
     CLOSE_TIMEOUT_S is cut, and the handler ends either way."""
     with contextlib.suppress(TimeoutError, ConnectionError):
-        await asyncio.wait_for(
-            ws.close(code=WSCloseCode.GOING_AWAY, message=b"venue shutting down"), CLOSE_TIMEOUT_S
-        )
+        await asyncio.wait_for(ws.close(code=WSCloseCode.GOING_AWAY, message=b"venue shutting down"),
+                               CLOSE_TIMEOUT_S)
 
 
 @dataclass
@@ -258,19 +257,16 @@ class Pump:
                 await self._wait(IDLE_POLL_S)
                 continue
             if self.clock.max_speed:
-                upto = min(
-                    int(t.emit[min(self.cursors[k] + self.batch, len(t)) - 1])
-                    for k, (t, _) in pending.items()
-                )
+                upto = min(int(t.emit[min(self.cursors[k] + self.batch, len(t)) - 1])
+                           for k, (t, _) in pending.items())
             else:
                 upto = self.clock.now_ns()
             for kind, (tape, sel) in pending.items():
                 await self._send_until(kind, tape, sel, upto)
             self.pos_ns = max(self.pos_ns, upto)
             if not self.clock.max_speed:
-                nxt = [
-                    int(t.emit[self.cursors[k]]) for k, (t, _) in pending.items() if self.cursors[k] < len(t)
-                ]
+                nxt = [int(t.emit[self.cursors[k]]) for k, (t, _) in pending.items()
+                       if self.cursors[k] < len(t)]
                 delay = self.clock.wall_seconds_until(min(nxt)) if nxt else IDLE_POLL_S
                 await self._wait(min(max(delay, self.tick_s), IDLE_POLL_S))
             else:
@@ -307,7 +303,7 @@ class Pump:
         if action == "drop" or self.faults.stream_down(self.provider):
             self._cut()
         if action == "malformed":
-            payload = b"\x00\xc1{not a frame" if isinstance(payload, bytes) else '[{"T":"t","S":'
+            payload = b"\x00\xc1{not a frame" if isinstance(payload, bytes) else "[{\"T\":\"t\",\"S\":"
         elif action == "unknown":
             payload = _prepend(self.unknown, payload)
         if isinstance(payload, bytes):
