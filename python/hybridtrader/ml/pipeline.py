@@ -165,7 +165,7 @@ class Selection:
     trials: list[Trial]
     best: Trial
     rule: EvaluationResult  # the unfiltered rule: every out-of-sample event taken
-    current_sharpes: list[float]  # every trial of this run: the model's and the rule's
+    current_sharpes: list[float]  # every (parameter set, threshold) trial of this run
     gates: list[GateResult]
     rule_gates: list[GateResult]
     metrics: dict[str, float]
@@ -576,20 +576,19 @@ class MLPipeline:
         rule = book.rule()
         b = best.result
 
-        # ---- deflated Sharpe with honest trial counting: every threshold x parameter set tried, the rule
-        # itself, and every earlier trial of the strategy on the same bars
-        current = [t.result.sharpe_per_period for t in trials] + [rule.sharpe_per_period]
-        prior = self.registry.prior_trials(prep.strategy, prep.dhash) if ml.model_registry.enabled else []
-        all_sr = np.array(current + prior)
-        n_trials = len(all_sr)
-        var_sr = float(all_sr.var(ddof=1)) if n_trials > 1 else 0.0
+        # ---- deflated Sharpe with honest trial counting: the model's, every threshold x parameter set
+        # tried and every earlier one on the same bars; the rule's, every earlier rule trial on them
+        current = [t.result.sharpe_per_period for t in trials]
+        use_registry = ml.model_registry.enabled
+        prior = self.registry.prior_trials(prep.strategy, prep.dhash) if use_registry else []
+        n_trials, var_sr = trial_count(current + prior)
+        prior_rule = self.registry.prior_trials(prep.strategy, prep.dhash, RULE_TAG) if use_registry else []
+        n_rule, var_rule = trial_count([rule.sharpe_per_period, *prior_rule])
 
-        def dsr(r: EvaluationResult) -> float:
-            return deflated_sharpe_ratio(
-                r.sharpe_per_period, r.n_periods, r.skew, r.kurtosis, n_trials, var_sr, conservative=True
-            )
+        def dsr(r: EvaluationResult, n: int, var: float) -> float:
+            return deflated_sharpe_ratio(r.sharpe_per_period, r.n_periods, r.skew, r.kurtosis, n, var, True)
 
-        model_dsr, rule_dsr = dsr(b), dsr(rule)
+        model_dsr, rule_dsr = dsr(b, n_trials, var_sr), dsr(rule, n_rule, var_rule)
         # ---- does the model add to the rule? Paired bootstrap on the same periods, and discrimination.
         gain = sharpe_difference(
             b.equity["ret"].to_numpy(),
@@ -658,7 +657,7 @@ class MLPipeline:
             "positive_rate": float(s.y.mean()),
             "n_folds": float(len(folds.splits)),
         }
-        rule_metrics = {**rule.metrics(), "deflated_sharpe": rule_dsr, "n_trials": float(n_trials)}
+        rule_metrics = {**rule.metrics(), "deflated_sharpe": rule_dsr, "n_trials": float(n_rule)}
         return Selection(
             trials, best, rule, current, gates, rule_gates, metrics, rule_metrics, fold_metrics, book.periods
         )
@@ -761,6 +760,7 @@ class MLPipeline:
                     "promoted": str(result.promoted).lower(),
                     "candidate": "model",
                     "trial_sharpes": orjson.dumps(sel.current_sharpes).decode(),
+                    RULE_TAG: orjson.dumps([sel.rule.sharpe_per_period]).decode(),
                 },
                 metrics={k: v for k, v in result.metrics.items() if np.isfinite(v)},
                 fold_metrics=result.folds,
@@ -784,8 +784,8 @@ class MLPipeline:
 
     def _register_rule(self, prep: Prepared, result: TrainingResult) -> None:
         """Register the rule alone as its own candidate (`<strategy>-rule-only`, tag candidate=rule_only),
-        champion only when it passes the performance gates. Its trial is already counted in the model
-        run's `trial_sharpes`, so this run records none."""
+        champion only when it passes the performance gates. Its trial is recorded on the model's run
+        (tag `rule_sharpes`), so this run records none."""
         rule = result.rule
         assert rule is not None
         ml = self.config.ml_training
@@ -835,6 +835,13 @@ class MLPipeline:
 
 
 RULE_ONLY_SUFFIX = "-rule-only"
+RULE_TAG = "rule_sharpes"  # run tag: the unfiltered rule's per-period Sharpe (its own trial count)
+
+
+def trial_count(sharpes: list[float]) -> tuple[int, float]:
+    """(N, V): the number of trials and the variance of their per-period Sharpe ratios (0 for one)."""
+    n = len(sharpes)
+    return n, float(np.var(sharpes, ddof=1)) if n > 1 else 0.0
 
 
 def shuffle_within(y: np.ndarray, block: np.ndarray, rng: np.random.Generator) -> np.ndarray:

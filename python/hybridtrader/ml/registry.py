@@ -119,18 +119,19 @@ class ModelRegistry:
             self.client.create_experiment(name, artifact_location=f"{artifact_root(self.config)}/{strategy}")
         )
 
-    def prior_trials(self, strategy: str, data_hash: str) -> list[float]:
+    def prior_trials(self, strategy: str, data_hash: str, tag: str = "trial_sharpes") -> list[float]:
         """Per-period Sharpe ratios of every earlier trial of this strategy on the same bars (whatever its
-        settings: trying other features or parameters on the same data is a trial too). They count in the
-        deflated Sharpe ratio's number of trials and variance. Runs on other data are other experiments."""
+        settings: trying other features or parameters on the same data is a trial too), read from the runs'
+        `tag` (the model's trials; `rule_sharpes`: the unfiltered rule's). They count in the deflated
+        Sharpe ratio's number of trials and variance. Runs on other data are other experiments."""
         exp = self.experiment_id(strategy)
         out: list[float] = []
         runs = self.client.search_runs(
             [exp], filter_string=f"tags.data_hash = '{data_hash}'", max_results=10_000
         )
         for run in runs:
-            if "trial_sharpes" in run.data.tags:
-                out.extend(float(x) for x in orjson.loads(run.data.tags["trial_sharpes"]))
+            if tag in run.data.tags:
+                out.extend(float(x) for x in orjson.loads(run.data.tags[tag]))
         return out
 
     def log(self, record: RunRecord, promoted: bool) -> Registered:
