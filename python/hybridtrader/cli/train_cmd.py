@@ -39,19 +39,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mean-reversion", type=float, default=0.0, help="synthetic market: planted mean reversion"
     )
     p.add_argument("--trend", type=float, default=0.0, help="synthetic market: planted trend")
+    p.add_argument(
+        "--regime-reversion",
+        type=float,
+        default=0.0,
+        help="synthetic market: reversal in volatile minutes, continuation in calm ones",
+    )
+    p.add_argument(
+        "--permutations",
+        type=int,
+        help="permutation control: retrainings on shuffled labels (default: ml_training.controls)",
+    )
     p.add_argument("--report", type=Path, help="report directory (default: <data_dir>/reports/train-<time>)")
     p.set_defaults(run=run)
 
 
-def load_bars(args: argparse.Namespace) -> pl.DataFrame:
+def load_bars(args: argparse.Namespace) -> tuple[pl.DataFrame, str]:
+    """The bars, and where they came from (the report's provenance)."""
     if args.data is not None:
         path: Path = args.data
         if path.is_file():
-            return pl.read_parquet(path)
+            return pl.read_parquet(path), f"bars file {path.resolve()}"
         if path.is_dir():
             from hybridtrader.market.synth import SyntheticMarket
 
-            return SyntheticMarket.read(path).bars_1m
+            market = SyntheticMarket.read(path)
+            return market.bars_1m, f"synthetic market read from {path.resolve()}: {_knobs(market.params)}"
         raise OSError(f"--data: no such file or directory: {path}")
     if args.symbols < 1 or args.sessions < 1:
         raise ValueError(f"--symbols and --sessions must be >= 1, got {args.symbols} and {args.sessions}")
@@ -65,8 +78,15 @@ def load_bars(args: argparse.Namespace) -> pl.DataFrame:
         ticks=False,
         mean_reversion=args.mean_reversion,
         trend=args.trend,
+        regime_reversion=args.regime_reversion,
     )
-    return market.bars_1m
+    return market.bars_1m, f"synthetic market (hybridtrader.market.synth): {_knobs(market.params)}"
+
+
+def _knobs(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in params.items() if k != "symbols") + (
+        f", {len(params.get('symbols', []))} symbols"
+    )
 
 
 def gate_table(result: TrainingResult) -> Table:
@@ -91,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--strategy: unknown {unknown} (configured: {sorted(cfg.strategies)})")
     console = Console()
     with console.status("loading bars"):
-        bars = load_bars(args)
+        bars, source = load_bars(args)
     console.print(f"{bars.height:,} bars, {bars['symbol'].n_unique()} symbols")
     pipeline = MLPipeline(cfg)
     results = []
@@ -112,10 +132,13 @@ def run(args: argparse.Namespace) -> int:
                     tasks[stage] = progress.add_task(f"{name}: {stage}", total=total)
                 progress.update(tasks[stage], completed=done, total=total)
 
-            results.append(pipeline.train_strategy_model(name, bars, progress=report))
+            results.append(
+                pipeline.train_strategy_model(name, bars, progress=report, permutation_runs=args.permutations)
+            )
     for r in results:
         console.print(gate_table(r))
+        console.print(f"  {r.verdict}")
     out = args.report or cfg.data_dir / "reports" / f"train-{time.strftime('%Y%m%dT%H%M%S')}"
-    path = write_report(results, out)
+    path = write_report(results, out, source)
     console.print(f"report: {path}")
     return 0

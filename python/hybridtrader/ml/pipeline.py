@@ -645,6 +645,7 @@ class MLPipeline:
             "auc_se": disc.se,
             "auc_low": disc.low,
             "auc_high": disc.high,
+            "auc_confidence": ml.gates.auc_confidence,
             "rule_sharpe": rule.sharpe,
             "rule_n_trades": float(rule.n_trades),
             "sharpe_gain": gain.difference * annual,  # annualised Sharpe of the model minus the rule's
