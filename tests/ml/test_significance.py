@@ -97,3 +97,15 @@ def test_permutation_p_value() -> None:
     assert permutation_p_value(2.0, np.array([0.0, 1.0, 3.0])) == pytest.approx(2 / 4)
     assert permutation_p_value(5.0, np.array([0.0, 1.0, 3.0])) == pytest.approx(1 / 4)
     assert permutation_p_value(0.0, np.array([])) == 1.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 1), min_size=1, max_size=60), st.integers(0, 4), st.integers(0, 1000))
+def test_shuffle_within_keeps_every_block_composition(labels: list[int], n_blocks: int, seed: int) -> None:
+    from hybridtrader.ml.pipeline import shuffle_within
+
+    y = np.array(labels)
+    block = np.arange(len(y)) % (n_blocks + 1) - 1  # -1: the never-tested start
+    out = shuffle_within(y, block, np.random.default_rng(seed))
+    for b in np.unique(block):
+        assert sorted(out[block == b]) == sorted(y[block == b])

@@ -1,18 +1,31 @@
 """MLPipeline: features -> labels -> purged validation of every trial -> gates -> MLflow registry.
 
+Stages: prepare (bars, features, costs), label, folds, select, permutation control (optional), final fit,
+register. `train_strategy_model` returns a `TrainingResult`.
+
 Trials and honesty: every (hyper-parameter set of `ml_training.model.param_grid`) x (probability threshold
-of `ml_training.backtest.thresholds`) is one trial, scored by the Sharpe of its out-of-sample backtest. The
-best trial is the candidate; the deflated Sharpe gate deflates it by the number of trials, counting this
-run's trials *and* every earlier recorded trial of the strategy on the same bars, whatever its settings
-(retrying features or parameters on the same data is data snooping too), with V the variance of all those
-trials' Sharpe ratios.
+of `ml_training.backtest.thresholds` above the labels' base rate over all samples; a threshold at or below
+it would take nearly every event and decide nothing) is one trial, scored by the Sharpe of its
+out-of-sample evaluation. The best trial is the candidate; the deflated Sharpe gate deflates it by the
+number of trials, counting this run's trials *and* every earlier recorded trial of the strategy on the same
+bars, whatever its settings (retrying features or parameters on the same data is data snooping too), with
+V the variance of all those trials' Sharpe ratios.
+
+The model must add something to its rule: the unfiltered rule (every event taken) is evaluated on the same
+out-of-sample events and periods, and the model is promoted only when its Sharpe beats the rule's in a
+paired stationary bootstrap of the two per-period return series (`gates.min_rule_gain_confidence`) and its
+out-of-sample AUC's DeLong interval lies above 0.5 (`gates.auc_confidence`), besides the performance gates.
+The permutation control (`permutation_runs`) retrains on labels shuffled within each validation block and
+reports where the real Sharpe gain over the rule falls among the shuffled ones (`gates.max_permutation_p`
+makes it a gate). When the model is not promoted but the rule made money, the rule alone is registered as
+its own candidate (`<strategy>-rule-only`), judged by the same performance gates.
 
 Costs come from `hybridtrader.SlippageModel` (calibrated on the training bars) unless switched off; swing
 P&L is measured against the equal-weighted basket (`ml_model.market_neutral`), so holding the market's
 drift is not mistaken for skill. Too little history for the windows gives a rejection, not an exception.
 
-The fold loop is a list of independent `FoldTask`s (numpy inputs, no shared state) run sequentially or on
-a local process pool (`ml_training.execution`).
+The fold loop (and each permutation run) is a list of independent `FoldTask`s (numpy inputs, no shared
+state) run sequentially or on a local process pool (`ml_training.execution`).
 """
 
 from __future__ import annotations
