@@ -61,3 +61,23 @@ def test_report_shows_the_permutation_result(tmp_path) -> None:
     assert "19 retrainings on labels shuffled within each validation block" in page
     assert "p-value 0.500" in page and "1.5 s per run" in page
     assert "made no out-of-sample trades" not in page and "data</td><td>not stated" in page
+
+
+def test_cli_train_with_permutations_reports_them(tmp_path, capsys, monkeypatch) -> None:
+    import yaml
+    from hybridtrader.cli import main
+
+    monkeypatch.setenv("COLUMNS", "200")
+    cfg = {"data_dir": str(tmp_path / "data"),
+           "ml_training": {"model": {"n_jobs": 1, "num_boost_round": 30, "early_stopping_rounds": 10},
+                           "model_registry": {"enabled": False}}}  # fmt: skip
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    args = ["train", "--config", str(cfg_file), "--strategy", "intraday_mean_reversion", "--symbols", "6"]
+    args += ["--sessions", "8", "--seed", "4", "--regime-reversion", "0.5", "--permutations", "1"]
+    assert main([*args, "--report", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "beats_rule" in out and "auc_lower_bound" in out
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "1 retrainings on labels shuffled within each validation block" in page
+    assert "regime_reversion 0.5" in page and "seed 4" in page  # provenance of the synthetic market
