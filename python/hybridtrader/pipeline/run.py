@@ -40,6 +40,7 @@ class RunSettings:
     start: str = "2024-01-02"
     mean_reversion: float = 0.3
     trend: float = 0.0
+    regime_reversion: float = 0.0
     max_trades: int = 30
 
     def __post_init__(self) -> None:
@@ -87,6 +88,7 @@ def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> d
         seed=settings.seed,
         mean_reversion=settings.mean_reversion,
         trend=settings.trend,
+        regime_reversion=settings.regime_reversion,
         progress=lambda _s: reporter.progress("generating market", 1, settings.symbols),
     )
     venue_cfg = cfg.venue.model_copy(update={"speed": "max", "replay_start": None})
@@ -140,6 +142,10 @@ def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> d
                     if k in r.metrics
                 },
                 "threshold": r.best.threshold if r.best else None,
+                "verdict": r.verdict,
+                "rule_only": None
+                if r.rule is None
+                else {"offered": r.rule.offered, "promoted": r.rule.promoted, "model_id": r.rule.model_id},
             }
             for r in results
         ]
