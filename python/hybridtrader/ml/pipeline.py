@@ -235,6 +235,9 @@ class MLPipeline:
         self._alerts = alert_manager
         self._registry: ModelRegistry | None = None
         self._costs: tuple[tuple[str, bytes], CostModel] | None = None
+        # The last input frame (held, so it is that very object), its normalised bars and content hash:
+        # training the next strategy on the same frame reuses them instead of re-reading every bar.
+        self._input: tuple[pl.DataFrame, pl.DataFrame, str] | None = None
 
     # ------------------------------------------------------------------------------ collaborators
     @property
@@ -475,8 +478,10 @@ class MLPipeline:
         names = list(mcfg.features)
         if not names:
             raise ValueError(f"strategies.{strategy}.ml_model.features is empty")
-        bars = normalise_bars(historical_data)
-        dhash = data_hash(bars)
+        if self._input is None or self._input[0] is not historical_data:
+            normalised = normalise_bars(historical_data)
+            self._input = (historical_data, normalised, data_hash(normalised))
+        bars, dhash = self._input[1], self._input[2]
         report("features", 0, 1)
         # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
         shared = self.feature_store.get(bars, self._shared_features(names), dhash)
