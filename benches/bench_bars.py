@@ -1,9 +1,10 @@
 """Bars benchmarks: ours beside a peer in the same group.
 
-- ``bars_batch_1m``: 1-minute bars from N trades (full: 10M over 5 sessions; quick: 1M over 1 session, so
-  that trades per minute stay of the same order; 100 symbols), our batch
-  `aggregate_trades` vs Polars `group_by_dynamic` computing the same columns (open, high, low, close, volume,
-  vwap, trade count), both on the same frame sorted by (symbol, ts), as a parquet store holds it.
+- ``bars_batch_1m`` (100 symbols) and ``bars_batch_1m_one_symbol``: 1-minute bars from N trades (full:
+  10M over 5 sessions; quick: 1M over 1 session, so that trades per minute stay of the same order), our
+  batch `aggregate_trades` vs Polars `group_by_dynamic` computing the same columns (open, high, low, close,
+  volume, vwap, trade count), both on the same frame sorted by (symbol, ts), as a parquet store holds it.
+  After each pair the README's row is printed from the two minimum times of this run.
 - ``bars_push_many``: streaming `BarAggregator.push_many` in chunks of 1,000 ticks in time order (ids
   interned once, the frames of completed bars built as they come); extra_info ticks_per_s.
 - ``bars_push``: one `BarAggregator.push` per tick from Python vs a minimal pure-Python dict-based
@@ -25,6 +26,7 @@ import polars as pl
 import pytest
 from hybridtrader import BarAggregator
 from hybridtrader.market import aggregate_trades
+from polars.testing import assert_frame_equal
 
 FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
 N_TRADES = 10_000_000 if FULL else 1_000_000
@@ -62,6 +64,16 @@ def trades_by_symbol(trades: pl.DataFrame) -> pl.DataFrame:
     return trades.sort("symbol", "ts")
 
 
+@pytest.fixture(scope="module")
+def trades_one_symbol(trades: pl.DataFrame) -> pl.DataFrame:
+    # A materialised column, as read from a store (a broadcast literal would be rebuilt on each access).
+    return trades.with_columns(symbol=pl.repeat("S000", trades.height, eager=True))
+
+
+# Minimum seconds of each batch benchmark in this run, by (case, "ours" / "polars").
+BATCH_MIN: dict[tuple[str, str], float] = {}
+
+
 def polars_1m(trades: pl.DataFrame) -> pl.DataFrame:
     return trades.group_by_dynamic("ts", every="1m", group_by="symbol", closed="left", label="left").agg(
         open=pl.col("price").first(),
@@ -74,18 +86,44 @@ def polars_1m(trades: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-@pytest.mark.benchmark(group="bars_batch_1m")
-def test_batch_1m_ours(benchmark, trades_by_symbol: pl.DataFrame) -> None:
-    bars = benchmark(aggregate_trades, trades_by_symbol, every="1m")
+def _batch(benchmark, case: str, who: str, frame: pl.DataFrame, capsys: pytest.CaptureFixture) -> None:
+    """Times one side of a batch pair; after the second side, prints the README row of the pair."""
+    run = (lambda: aggregate_trades(frame, every="1m")) if who == "ours" else (lambda: polars_1m(frame))
+    bars = benchmark(run)
+    BATCH_MIN[case, who] = benchmark.stats.stats.min
     benchmark.extra_info["ticks_per_s"] = N_TRADES / benchmark.stats.stats.min
-    assert bars.height > 0
+    expected = aggregate_trades(frame, every="1m")
+    assert_frame_equal(bars.sort("symbol", "ts").cast(dict(expected.schema)), expected)
+    if (case, "ours") in BATCH_MIN and (case, "polars") in BATCH_MIN:
+        ours, polars = BATCH_MIN[case, "ours"], BATCH_MIN[case, "polars"]
+        with capsys.disabled():
+            print(
+                f"\n| 1-minute bars from {N_TRADES // 10**6}M trades, {case} (batch) | {ours * 1e3:.0f} ms "
+                f"({N_TRADES / ours / 1e6:.0f}M trades/s) | Polars `group_by_dynamic`, same columns: "
+                f"{polars * 1e3:.0f} ms | >= 5x: {polars / ours:.1f}x |"
+            )
 
 
 @pytest.mark.benchmark(group="bars_batch_1m")
-def test_batch_1m_polars_group_by_dynamic(benchmark, trades_by_symbol: pl.DataFrame) -> None:
-    bars = benchmark(polars_1m, trades_by_symbol)
-    benchmark.extra_info["ticks_per_s"] = N_TRADES / benchmark.stats.stats.min
-    assert len(bars) == len(aggregate_trades(trades_by_symbol, every="1m"))
+def test_batch_1m_ours(benchmark, trades_by_symbol: pl.DataFrame, capsys) -> None:
+    _batch(benchmark, f"{N_SYMBOLS} symbols", "ours", trades_by_symbol, capsys)
+
+
+@pytest.mark.benchmark(group="bars_batch_1m")
+def test_batch_1m_polars_group_by_dynamic(benchmark, trades_by_symbol: pl.DataFrame, capsys) -> None:
+    _batch(benchmark, f"{N_SYMBOLS} symbols", "polars", trades_by_symbol, capsys)
+
+
+@pytest.mark.benchmark(group="bars_batch_1m_one_symbol")
+def test_batch_1m_one_symbol_ours(benchmark, trades_one_symbol: pl.DataFrame, capsys) -> None:
+    _batch(benchmark, "one symbol", "ours", trades_one_symbol, capsys)
+
+
+@pytest.mark.benchmark(group="bars_batch_1m_one_symbol")
+def test_batch_1m_one_symbol_polars_group_by_dynamic(
+    benchmark, trades_one_symbol: pl.DataFrame, capsys
+) -> None:
+    _batch(benchmark, "one symbol", "polars", trades_one_symbol, capsys)
 
 
 @pytest.mark.benchmark(group="bars_push_many", timer=time.process_time)

@@ -240,9 +240,9 @@ def test_check_orders_ours_preencoded(benchmark, batch) -> None:
     """Our batch core on pre-encoded columns (what the numpy peer gets)."""
     m = ours()
     syms, sides, qtys, prices = batch
-    names, codes = m._encode(np.ascontiguousarray(syms).view(np.uint32).reshape(len(syms), -1))
+    names, codes = m.encode_symbols(np.ascontiguousarray(syms).view(np.uint32).reshape(len(syms), -1))
     signs = np.where(sides == "buy", 1, -1).astype(np.int8)
-    allowed, _ = benchmark(m._check_batch, "intraday", names, codes, signs, qtys, prices, False)
+    allowed, _ = benchmark(m.check_batch_codes, "intraday", names, codes, signs, qtys, prices, False)
     assert len(allowed) == N_BATCH
 
 

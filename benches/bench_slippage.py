@@ -146,7 +146,7 @@ def test_pure_python_per_call(benchmark, model: SlippageModel) -> None:
 @pytest.mark.benchmark(group=f"forecast batch {N_BATCH:,} rows")
 def test_ours_batch_codes(benchmark, model: SlippageModel, batch: dict) -> None:
     b = batch
-    out = benchmark(model._forecast_codes, b["names"], b["codes"], b["qty"], b["price"], b["ts"])
+    out = benchmark(model.forecast_codes, b["names"], b["codes"], b["qty"], b["price"], b["ts"])
     peer = NumpySlippage(model, b["names"])
     np.testing.assert_allclose(out, peer.forecast(b["codes"], b["qty"], b["price"], b["ts"]), rtol=1e-12)
 

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 from bar_reference import ohlcv
-from hybridtrader import _core
+from hybridtrader import BarAggregator, _core
 from hybridtrader.market import aggregate_quotes, aggregate_trades, frames
 from hybridtrader.market import bars as bars_mod
 from hypothesis import given, settings
@@ -127,6 +127,68 @@ def test_unsorted_input_gives_the_same_bars() -> None:
     assert aggregate_trades(shuffled, every="1m").equals(expected)
     assert aggregate_trades(shuffled, ticks=7).equals(aggregate_trades(trades, ticks=7))
     assert_bars_equal(expected, polars_time_bars(trades, "1m"))
+
+
+def large_trades(n_symbols: int, n: int = 1_200_000) -> pl.DataFrame:
+    """More rows than the engine's two-thread threshold (2**20), in time order with symbols interleaved,
+    timestamps on a millisecond grid (so repeated)."""
+    rng = np.random.default_rng(n_symbols)
+    ts = BASE + np.sort(rng.integers(0, 2 * 3600 * 10**3, n)) * 10**6
+    names = np.array([f"SYM{i:02d}" for i in range(n_symbols)])
+    return pl.DataFrame(
+        {
+            "symbol": names[rng.integers(0, n_symbols, n)],
+            "ts": pl.Series(ts).cast(UTC_NS),
+            "price": np.round(rng.uniform(5, 200, n), 2),
+            "size": rng.integers(1, 1000, n).astype(np.float64),
+        }
+    )
+
+
+def one_thread_bars(trades: pl.DataFrame, **rule) -> pl.DataFrame:
+    """The engine's single-threaded sorting path on exact symbol codes."""
+    codes, names = bars_mod._exact_codes(trades["symbol"])
+    ts = trades["ts"].dt.epoch("ns").to_numpy()
+    bar_codes, columns, _ = _core.aggregate_bars(
+        "trades", codes, len(names), ts, trades["price"].to_numpy(), trades["size"].to_numpy(), **rule
+    )
+    rank = names.rank("ordinal").cast(pl.UInt32).to_numpy() - 1
+    perm = _core.bar_order(bar_codes, rank)
+    return bars_mod._bars_frame("trades", names.gather(bar_codes[perm]), [c[perm] for c in columns])
+
+
+@pytest.mark.parametrize("n_symbols", [1, 40])
+def test_large_grouped_batch_on_two_threads_equals_one_thread(n_symbols: int) -> None:
+    # Grouped by symbol, large: symbol runs from the string views, two threads split by symbol or (one
+    # symbol) at a minute boundary. The same bars as one thread, Polars, and the interleaved input.
+    trades = large_trades(n_symbols)
+    grouped = trades.sort("symbol", "ts", maintain_order=True)
+    assert bars_mod._symbol_runs(grouped["symbol"]) is not None
+    ours = aggregate_trades(grouped, every="1m")
+    assert ours.equals(one_thread_bars(grouped, every="1m"))
+    assert ours.equals(aggregate_trades(grouped, every="1m"))  # deterministic
+    assert_bars_equal(ours, polars_time_bars(trades, "1m"))
+    assert aggregate_trades(trades, every="1m").equals(ours)
+    assert aggregate_trades(grouped, ticks=50).equals(one_thread_bars(grouped, ticks=50))
+
+
+def test_symbol_runs_of_long_symbols_and_other_string_layouts() -> None:
+    # Over 12 bytes a symbol is not inline in its Arrow view: the hashed path, the same bars.
+    trades = random_trades(16, n=3000, n_symbols=6)
+    grouped = trades.sort("symbol", "ts", maintain_order=True)
+    expected = aggregate_trades(grouped, every="1m")
+    long = grouped.with_columns(pl.col("symbol") + "_WITH_A_LONG_SUFFIX")
+    assert bars_mod._symbol_runs(long["symbol"]) is None
+    renamed = aggregate_trades(long, every="1m").with_columns(pl.col("symbol").str.head(5))
+    assert renamed.equals(expected)
+    # A slice (views at an offset), several chunks, a categorical column.
+    tail = grouped.slice(1000)
+    assert aggregate_trades(tail, every="1m").equals(one_thread_bars(tail, every="1m"))
+    chunked = pl.concat([grouped.head(1000), grouped.tail(-1000)], rechunk=False)
+    assert chunked["symbol"].n_chunks() == 2
+    assert aggregate_trades(chunked, every="1m").equals(expected)
+    categorical = grouped.with_columns(pl.col("symbol").cast(pl.Categorical))
+    assert aggregate_trades(categorical, every="1m").equals(expected)
 
 
 def test_other_time_units_and_zones_are_converted() -> None:
@@ -310,7 +372,7 @@ def test_bad_arguments_are_clear_errors(change, kwargs: dict, message: str) -> N
 
 def test_quote_bars_reject_volume_rules() -> None:
     with pytest.raises(ValueError, match="every= or ticks="):
-        _core.BarAggregator(volume=100.0, source="quotes")
+        BarAggregator(volume=100.0, source="quotes")
 
 
 def test_symbol_codes_hash_path_matches_exact_codes() -> None:

@@ -3,9 +3,10 @@
 from importlib import import_module
 from typing import Any
 
-from hybridtrader._core import BarAggregator, __version__
+from hybridtrader._core import __version__
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.execution.slippage_model import SlippageModel
+from hybridtrader.market.bars import BarAggregator
 from hybridtrader.risk import DynamicSizer, ExposureManager
 
 # Imported on first use: these pull in alpaca-py and aiohttp (about a second), or the ML stack (scipy.stats,
@@ -20,6 +21,8 @@ _LAZY = {
     "check_data_quality": "hybridtrader.data.quality",
     "EnhancedAlertManager": "hybridtrader.monitoring.alerts",
     "MLPipeline": "hybridtrader.ml.pipeline",
+    "CapitalAllocator": "hybridtrader.portfolio.capital_allocator",
+    "UniverseRotationTracker": "hybridtrader.portfolio.universe_rotation",
 }
 
 

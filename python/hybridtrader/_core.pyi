@@ -3,17 +3,34 @@
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self, final
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "BarAggregatorCore",
+    "ExposureCore",
+    "FillSimulatorCore",
+    "FrameDecoder",
+    "SlidingWindowLimiter",
+    "SlippageModelCore",
+    "__version__",
+    "aggregate_bars",
+    "aggregate_bars_hashed",
+    "aggregate_bars_runs",
+    "bar_codes_from_hashes",
+    "bar_order",
+    "bar_view_runs",
+]
 
 __version__: str
 
 # ids from `BarAggregator.intern` (fastest) or the symbols as strings
-SymbolColumn = npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str]
+_SymbolColumn = npt.NDArray[np.integer] | npt.NDArray[np.str_] | npt.NDArray[np.object_] | Sequence[str]
 
+@disjoint_base
 class SlippageModelCore:
     """Slippage model core; `hybridtrader.SlippageModel` subclasses it and builds it from the config.
 
@@ -45,7 +62,7 @@ class SlippageModelCore:
         """Expected cost in bps of a marketable order of `qty` shares; ValueError on a bad side/qty/price."""
     def forecast_spread(self, symbol: str, ts: int | datetime | None = None) -> float:
         """Expected spread in bps at the time of day of `ts`."""
-    def _forecast_codes(
+    def forecast_codes(
         self,
         names: list[str],
         codes: npt.NDArray[np.uint32],
@@ -54,7 +71,7 @@ class SlippageModelCore:
         ts: npt.NDArray[np.int64],
     ) -> npt.NDArray[np.float64]:
         """Batch forecast, row i for symbol names[codes[i]]; the GIL is released."""
-    def _update_fill(
+    def update_fill(
         self,
         symbol: str,
         side: str,
@@ -64,7 +81,7 @@ class SlippageModelCore:
         ts: int | datetime | None = None,
     ) -> tuple[float, float, float]:
         """Learn one fill; returns (cost_bps, half_spread_bps, participation_term_bps)."""
-    def _update_fills(
+    def update_fills(
         self,
         names: list[str],
         codes: npt.NDArray[np.uint32],
@@ -75,7 +92,7 @@ class SlippageModelCore:
         ts: npt.NDArray[np.int64],
     ) -> int:
         """Learn fills in row order; returns the number learned."""
-    def _update_spreads(
+    def update_spreads(
         self,
         names: list[str],
         codes: npt.NDArray[np.uint32],
@@ -109,6 +126,92 @@ class SlippageModelCore:
         """The learned state as the JSON text `save` writes."""
     def load_json(self, text: str, source: str = "<json>") -> None:
         """Replace the learned state by JSON text from `to_json`; errors as for `load`."""
+@final
+class FillSimulatorCore:
+    """Rust core of `hybridtrader.execution.fills.FillSimulator` (rules in that module's docstring).
+
+    Symbols are uint32 codes owned by the caller; times int64 UTC ns. Codes in `drain`/`orders` index the
+    class attributes below (code len(names) marks an unparsed value of a rejected request).
+    """
+
+    EVENT_KINDS: ClassVar[list[str]]
+    STATUSES: ClassVar[list[str]]
+    SIDES: ClassVar[list[str]]
+    TYPES: ClassVar[list[str]]
+    TIFS: ClassVar[list[str]]
+
+    def __new__(
+        cls,
+        *,
+        commission_per_share: float,
+        commission_min: float,
+        sec_fee_rate: float,
+        taf_per_share: float,
+        taf_cap: float,
+        entry_latency_ns: int,
+        ack_latency_ns: int,
+        bar_participation: float,
+    ) -> FillSimulatorCore: ...
+    def submit(
+        self,
+        client_order_id: str,
+        symbol: int,
+        side: str,
+        order_type: str,
+        tif: str,
+        qty: float,
+        ts_ns: int,
+        limit_price: float | None,
+        stop_price: float | None,
+        impact_bps: float,
+        session_open_ns: int,
+        session_close_ns: int,
+    ) -> int:
+        """The new order's slot; an invalid request gives a "rejected" event."""
+    def cancel(self, client_order_id: str, ts_ns: int) -> bool: ...
+    def replace(
+        self,
+        client_order_id: str,
+        new_client_order_id: str,
+        ts_ns: int,
+        qty: float | None,
+        limit_price: float | None,
+        stop_price: float | None,
+        impact_bps: float,
+    ) -> int | None: ...
+    def advance(self, ts_ns: int) -> None: ...
+    def slot(self, client_order_id: str) -> int | None: ...
+    def order(self, client_order_id: str) -> dict[str, Any] | None:
+        """One order's fields (symbol as its code, times as ns), or None."""
+    def last_quote(self, symbol: int) -> tuple[float, float] | None: ...
+    def on_quotes(
+        self,
+        symbols: npt.NDArray[np.uint32],
+        ts: npt.NDArray[np.int64],
+        bid: npt.NDArray[np.float64],
+        ask: npt.NDArray[np.float64],
+        bid_size: npt.NDArray[np.float64],
+        ask_size: npt.NDArray[np.float64],
+    ) -> None:
+        """ValueError on unequal lengths or unsorted ts; the GIL is released."""
+    def on_bars(
+        self,
+        symbols: npt.NDArray[np.uint32],
+        ts: npt.NDArray[np.int64],
+        open: npt.NDArray[np.float64],
+        high: npt.NDArray[np.float64],
+        low: npt.NDArray[np.float64],
+        close: npt.NDArray[np.float64],
+        volume: npt.NDArray[np.float64],
+        every_ns: int,
+    ) -> None: ...
+    def drain(self) -> tuple[Any, ...]:
+        """(ts, slot, symbol, side, kind, qty, price, fee, filled, leaves) arrays, ids, reasons."""
+    def orders(self, open_only: bool = True) -> tuple[Any, ...]:
+        """(slot, symbol, side, type, tif, qty, filled, limit, stop, status, avg_price, fees, submitted,
+        expires) arrays and the ids; NaN for absent prices, expires -1 for gtc."""
+
+@disjoint_base
 class SlidingWindowLimiter:
     """Exact sliding-window rate limiter over one or more `(limit, window_seconds)` rates, per key, with
     weights: a request of weight w is admitted iff every rate's window `(now - window, now]` holds at most
@@ -138,6 +241,7 @@ class SlidingWindowLimiter:
     def stats(self) -> dict[str, object]:
         """admitted, rejected, admitted_weight, rates, and per key: the counters and `in_window` weights."""
 
+@disjoint_base
 class ExposureCore:
     """Exposure manager core: per-book caps (gross, net, symbol, sector as % of equity; order notional;
     open positions) checked in O(1) against running integer-cent sums; trading state ACTIVE / REDUCING /
@@ -163,10 +267,10 @@ class ExposureCore:
     ) -> tuple[bool, str]:
         """`(allowed, reason)`, reason "ok" when allowed. ValueError for a bad side, qty <= 0, price <= 0,
         NaN/inf or an unknown book."""
-    def _encode(
+    def encode_symbols(
         self, values: Iterable[str] | npt.NDArray[np.uint32]
     ) -> tuple[list[str], npt.NDArray[np.uint32]]: ...
-    def _check_batch(
+    def check_batch_codes(
         self,
         book: str,
         names: list[str],
@@ -176,7 +280,7 @@ class ExposureCore:
         prices: npt.NDArray[np.float64],
         sequential: bool,
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint8]]: ...
-    def _check_values(
+    def check_exposure_values(
         self,
         book: str,
         equity: float,
@@ -215,16 +319,16 @@ class ExposureCore:
     @property
     def state_since_ns(self) -> int: ...
     def set_state(self, state: str, reason: str, ts_ns: int | None = None) -> None: ...
-    def _start_session(self, day: int, equity: float, ts_ns: int | None = None) -> None: ...
+    def start_session_day(self, day: int, equity: float, ts_ns: int | None = None) -> None: ...
     @property
-    def _session_day(self) -> int | None: ...
+    def session_day(self) -> int | None: ...
     @property
     def session_start_equity(self) -> float: ...
     @property
     def peak_equity(self) -> float: ...
-    def _update_breaker(self, equity: float, ts_ns: int | None = None) -> bool: ...
-    def _reset(self, ts_ns: int | None = None) -> None: ...
-    def _restore_breaker(
+    def update_breaker(self, equity: float, ts_ns: int | None = None) -> bool: ...
+    def reset_at(self, ts_ns: int | None = None) -> None: ...
+    def restore_breaker(
         self,
         day: int | None,
         session_start_equity: float,
@@ -234,31 +338,19 @@ class ExposureCore:
         since_ns: int,
     ) -> None: ...
 
-TradeBar = tuple[str, int, float, float, float, float, float, float, int]
+_TradeBar = tuple[str, int, float, float, float, float, float, float, int]
 """(symbol, ts ns, open, high, low, close, volume, vwap, trades)."""
 
-QuoteBar = tuple[str, int, float, float, float, float, float, float, float, float, int]
+_QuoteBar = tuple[str, int, float, float, float, float, float, float, float, float, int]
 """(symbol, ts ns, open, high, low, close (mid), bid, ask, spread_bps_mean, spread_bps_last, quotes)."""
 
-class BarAggregator:
-    """Streaming bars for many symbols from trades or quotes (the Rust engine in `rust/src/bars.rs`).
+@disjoint_base
+class BarAggregatorCore:
+    """The Rust streaming bar engine; `hybridtrader.BarAggregator` (in `hybridtrader.market.bars`) extends
+    it with the methods that return Polars frames and documents the rules."""
 
-    Give exactly one rule: ``every`` (time bars, an interval such as ``"1s"``, ``"5m"``, ``"1h"``, ``"1d"``,
-    ``"1h30m"``, or int nanoseconds; interval ``[start, start + every)`` labelled by ``start``, aligned to
-    ``origin`` in UTC ns, the epoch by default), ``ticks`` (every N ticks), ``volume`` (every V shares) or
-    ``dollars`` (every D of notional). Volume/dollar bars close right after the trade that reaches the
-    threshold (trades are never split); tick/volume/dollar bars are labelled by their first tick's ts.
-    Quote aggregators (``source="quotes"``) support ``every`` and ``ticks``.
-
-    Invalid ticks are rejected and counted (non-finite or non-positive price, negative or NaN size; for
-    quotes non-positive or non-finite bid/ask and crossed quotes bid > ask). A tick older than its
-    symbol's current bar (or than the end of a bar already emitted by `flush`) is counted as late and
-    dropped; ticks out of order inside the current bar are kept, open/close following timestamps.
-    Timestamps are int nanoseconds since the epoch, UTC.
-    """
-
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         every: str | int | None = None,
         ticks: int | None = None,
@@ -266,7 +358,7 @@ class BarAggregator:
         dollars: float | None = None,
         origin: int = 0,
         source: Literal["trades", "quotes"] = "trades",
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def source(self) -> Literal["trades", "quotes"]:
         """ "trades" or "quotes"."""
@@ -275,47 +367,44 @@ class BarAggregator:
         """Known symbols; position = id."""
     def intern(self, names: Iterable[str]) -> npt.NDArray[np.uint32]:
         """Ids of ``names`` (new symbols get new ids), for the fast integer-id path of `push_many`."""
-    def push(self, symbol: str, ts: int, price: float, size: float) -> tuple[TradeBar, ...]:
+    def push(self, symbol: str, ts: int, price: float, size: float) -> tuple[_TradeBar, ...]:
         """Adds one trade; returns the bars it completed (usually the empty tuple). About 100 ns."""
-    def push_quote(self, symbol: str, ts: int, bid: float, ask: float) -> tuple[QuoteBar, ...]:
+    def push_quote(self, symbol: str, ts: int, bid: float, ask: float) -> tuple[_QuoteBar, ...]:
         """Adds one quote; returns the quote bars it completed (usually the empty tuple)."""
-    def push_many(
+    def push_many_columns(
         self,
-        symbols: SymbolColumn,
+        symbols: _SymbolColumn,
         ts: npt.ArrayLike,
         price: npt.ArrayLike,
         size: npt.ArrayLike,
-    ) -> pl.DataFrame:
-        """Adds trades in order (same as `push` for each, GIL released) and returns the completed bars as a
-        frame in the bar schema (in completion order). ``symbols`` are ids from `intern` (fastest) or
-        strings; for a Polars frame use `hybridtrader.market.push_frame`."""
+    ) -> tuple[Any, ...] | None:
+        """Adds trades in order (same as `push` for each, GIL released) and returns the bars they completed
+        (and any waiting from `feed_many`) as columns, in completion order: (symbols list, then the bar
+        schema's columns after ``symbol``: for trades ts int64 ns, open, high, low, close, volume, vwap,
+        trades), or None when no bar completed. ``symbols`` are ids from `intern` (fastest) or strings."""
     def feed_many(
         self,
-        symbols: SymbolColumn,
+        symbols: _SymbolColumn,
         ts: npt.ArrayLike,
         price: npt.ArrayLike,
         size: npt.ArrayLike,
     ) -> None:
-        """`push_many` without handing out the completed bars: they wait in the aggregator and come out,
-        in completion order, with the next call that returns bars (`flush_columns`, `flush`, `push_many`,
-        `close`). For a caller that collects bars on a timer (the streaming adapter)."""
+        """`push_many_columns` without handing out the completed bars: they wait in the aggregator and come
+        out, in completion order, with the next call that returns bars. For a caller that collects bars on
+        a timer (the streaming adapter)."""
     def flush_columns(self, now_ts: int) -> tuple[Any, ...] | None:
-        """`flush` as numpy columns, no Polars frame built: (symbols list, then the bar schema's columns
-        after ``symbol``: for trades ts int64 ns, open, high, low, close, volume, vwap, trades), or None
-        when no bar completed."""
-    def push_quotes_many(
+        """Emits every time bar whose interval has ended (end <= now_ts) as columns (as
+        `push_many_columns`). Later ticks for a flushed interval are late. Count-based bars are left open."""
+    def push_quotes_many_columns(
         self,
-        symbols: SymbolColumn,
+        symbols: _SymbolColumn,
         ts: npt.ArrayLike,
         bid: npt.ArrayLike,
         ask: npt.ArrayLike,
-    ) -> pl.DataFrame:
-        """`push_many` for quotes; returns completed quote bars."""
-    def flush(self, now_ts: int) -> pl.DataFrame:
-        """Emits every time bar whose interval has ended (end <= now_ts), so bars come out on time without a
-        later tick. Later ticks for a flushed interval are late. Count-based bars are left open."""
-    def close(self) -> pl.DataFrame:
-        """Emits every open bar, partial ones included (end of stream)."""
+    ) -> tuple[Any, ...] | None:
+        """`push_many_columns` for quotes (columns of the quote bar schema)."""
+    def close_columns(self) -> tuple[Any, ...] | None:
+        """Emits every open bar, partial ones included (end of stream), as columns."""
     def stats(self) -> dict[str, int]:
         """Counts: ``ticks`` offered, ``bars`` emitted, ``late`` dropped, ``rejected`` invalid."""
 
@@ -377,18 +466,27 @@ def aggregate_bars_runs(
     origin: int = 0,
 ) -> tuple[npt.NDArray[np.uint32], tuple[np.ndarray, ...], dict[str, int]]:
     """`aggregate_bars` for rows grouped by symbol: symbol code k is the k-th run of ``run_lengths[k]``
-    rows, each symbol in a single run. No per-row symbol data is read; large input uses two threads."""
+    rows, each symbol in a single run. No per-row symbol data is read; large input uses two threads, split
+    by symbol or, for time bars, at an interval boundary (the same bars as one thread)."""
+
+def bar_view_runs(
+    views: npt.NDArray[np.uint64],
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]] | None:
+    """Runs of a string column given as its Arrow string views (two uint64 per row, the 16 bytes of each
+    view): (run lengths, first row of each run) when every value's rows are contiguous, else None (also
+    when a value is longer than 12 bytes, so not inline in its view)."""
 
 def bar_order(symbols: npt.NDArray[np.uint32], key: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
     """The stable permutation that orders rows by ``key[symbols]`` (a counting sort; ``key`` maps each
     code into ``0..len(key)``)."""
 
 
+@final
 class FrameDecoder:
     """The fast path of stream frame parsing for one provider ("alpaca" or "polygon"), used by
     `hybridtrader.stream.messages.FrameParser` for JSON frames."""
 
-    def __init__(self, provider: str) -> None: ...
+    def __new__(cls, provider: str) -> Self: ...
     def decode(self, raw: bytes | str) -> tuple[int, tuple[Any, ...] | None, tuple[Any, ...] | None,
                                                 tuple[Any, ...] | None] | None:
         """(messages, trades, quotes, bars) of a JSON frame made only of well-formed trades, quotes and

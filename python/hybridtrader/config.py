@@ -228,8 +228,13 @@ def _default_strategies() -> dict[str, StrategyConfig]:
         "swing_trend_following": StrategyConfig(
             ml_model=MLModelConfig(
                 features=[
-                    "ema_slope", "adx", "atr", "volume_zscore", "trend_strength",
-                    "trend_strength_390", "ret_390",
+                    "ema_slope",
+                    "adx",
+                    "atr",
+                    "volume_zscore",
+                    "trend_strength",
+                    "trend_strength_390",
+                    "ret_390",
                 ]
             )
         ),
@@ -308,6 +313,27 @@ class BackoffConfig(Section):
     retry_transient: bool = False
 
 
+class FillsConfig(Section):
+    """`execution.fills`: the fill simulator (hybridtrader.execution.fills) of the backtest and the venue.
+
+    Fees default to Alpaca's schedule: no commission, and on sells the SEC Section 31 fee at $27.80 per
+    million of notional (the rate in force 2024-05-22 to 2025-05-13; SEC Release 34-102779 set $0.00 from
+    2025-05-14, so set 0 to model that period) and the FINRA Trading Activity Fee at $0.000166 per share,
+    at most $8.30 per trade (FINRA By-Laws Schedule A, 2024 rate).
+    """
+
+    commission_per_share: float = Field(0.0, ge=0)  # USD per share
+    commission_min: float = Field(0.0, ge=0)  # USD per order, charged over its fills
+    sec_fee_rate: float = Field(27.8e-6, ge=0)  # USD per USD of sell notional
+    taf_per_share: float = Field(0.000166, ge=0)  # USD per share sold
+    taf_max_per_trade: float = Field(8.30, ge=0)  # USD per fill
+    entry_latency_ms: float = Field(50.0, ge=0)  # submit/cancel/replace to the matching engine
+    ack_latency_ms: float = Field(20.0, ge=0)  # submit to the broker's acknowledgement
+    bar_participation: float = Field(0.1, gt=0, le=1)  # bars only: max share of a bar's volume per order
+    impact: bool = True  # fills pay the slippage model's impact beyond the touch (when a model is given)
+    seed: int = Field(0, ge=0)  # order ids the venue derives from client order ids
+
+
 class ExecutionConfig(Section):
     max_api_calls_per_minute: int = Field(200, gt=0)
     backoff: BackoffConfig = Field(default_factory=BackoffConfig)
@@ -316,6 +342,7 @@ class ExecutionConfig(Section):
     slippage: SlippageConfig = Field(default_factory=SlippageConfig)
     time_slicing: TimeSlicingConfig = Field(default_factory=TimeSlicingConfig)
     toxic_time: ToxicTimeConfig = Field(default_factory=ToxicTimeConfig)
+    fills: FillsConfig = Field(default_factory=FillsConfig)
 
 
 class BookCapsConfig(Section):
@@ -621,6 +648,99 @@ class DataConfig(Section):
     max_abs_log_return: float = Field(0.2, gt=0)  # quality: any 1-bar move larger than this is a jump
 
 
+# ------------------------------------------------------------------------------------ backtest
+class BacktestSynthConfig(Section):
+    """The synthetic market a backtest runs on when `backtest.data` is "synth"."""
+
+    symbols: int = Field(10, gt=0)
+    sessions: int = Field(20, gt=0)
+    start: str = "2024-01-02"
+    mean_reversion: float = Field(0.3, ge=0.0, lt=1.0)  # planted 1-minute reversal (0: pure noise)
+    trend: float = Field(0.0, ge=0.0, le=10.0)
+
+
+class BacktestConfig(Section):
+    strategies: list[str] = Field(default_factory=lambda: ["intraday_mean_reversion"], min_length=1)
+    data: Literal["synth", "store"] = "synth"
+    store: Path | None = None  # bar store root; None: <data_dir>/bars
+    timeframe: str = "1Min"
+    cash: float = Field(100_000.0, gt=0)
+    use_models: bool = True  # the MLflow champion when the registry has one; else rules only
+    synth: BacktestSynthConfig = Field(default_factory=BacktestSynthConfig)
+
+
+# ------------------------------------------------------------------------------------- portfolio
+Schedule = Literal["daily", "weekly", "monthly"]
+
+
+class StrategyBoundsConfig(Section):
+    """Weight bounds of one strategy, as shares of equity."""
+
+    min_weight: float = Field(0.0, ge=0.0, le=1.0)
+    max_weight: float = Field(1.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StrategyBoundsConfig:
+        if self.min_weight > self.max_weight:
+            raise ValueError(f"min_weight {self.min_weight} > max_weight {self.max_weight}")
+        return self
+
+
+class AllocationConfig(Section):
+    """`portfolio.allocation`: how equity is split between strategies (hybridtrader.CapitalAllocator)."""
+
+    method: Literal["equal_weight", "inverse_volatility", "risk_parity", "kelly"] = "risk_parity"
+    min_weight: float = Field(0.0, ge=0.0, le=1.0)  # default bounds of every strategy, shares of equity
+    max_weight: float = Field(1.0, gt=0.0)
+    bounds: dict[str, StrategyBoundsConfig] = Field(default_factory=dict)  # per-strategy overrides
+    # Sum of |target - current| weights moved in one rebalance at most (None: unlimited).
+    max_turnover: float | None = Field(0.5, gt=0.0)
+    ewma_half_life_days: float = Field(30.0, gt=0.0)  # lambda = 0.5 ** (1 / half_life) (30 -> 0.977)
+    min_history_days: int = Field(20, ge=2)  # fewer daily returns: the strategy is on probation
+    max_history_days: int = Field(1260, ge=2)  # daily returns kept per strategy (5 years)
+    rebalance_band: float = Field(0.05, gt=0.0)  # a weight this far (share of equity) from target
+    rebalance_schedule: Schedule = "weekly"
+    vol_target: float | None = Field(None, gt=0.0)  # annualised book volatility; None: no overlay
+    leverage_cap: float = Field(1.0, gt=0.0)  # sum of weights at most
+    kelly_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    risk_free_rate: float = Field(0.0, ge=0.0, lt=1.0)  # annual, for Kelly's excess return
+    periods_per_year: int = Field(252, gt=0)  # daily returns -> annual volatility
+    tolerance: float = Field(1e-10, gt=0.0, lt=1e-3)  # risk parity: max relative risk-budget error
+    state_path: Path | None = None  # None: <data_dir>/portfolio/allocator.json
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AllocationConfig:
+        if self.min_weight > self.max_weight:
+            raise ValueError(f"min_weight {self.min_weight} > max_weight {self.max_weight}")
+        if self.min_history_days > self.max_history_days:
+            raise ValueError(
+                f"min_history_days {self.min_history_days} > max_history_days {self.max_history_days}")
+        return self
+
+
+class UniverseConfig(Section):
+    """`portfolio.universe`: the selection filters and the rotation tracker (UniverseRotationTracker)."""
+
+    timeframe: str = "1Day"  # bars read from the bar store for the filters
+    lookback_sessions: int = Field(20, ge=1)  # window of the liquidity and quality filters
+    min_dollar_volume: float = Field(5_000_000.0, ge=0.0)  # average daily close x volume, account currency
+    min_price: float = Field(5.0, ge=0.0)  # last close
+    max_price: float | None = Field(None, gt=0.0)
+    require_easy_to_borrow: bool = False  # for strategies that short: shortable is always required
+    max_missing_share: float = Field(0.1, ge=0.0, le=1.0)  # quality: share of expected bars absent
+    max_symbols: int | None = Field(None, gt=0)  # keep the most liquid N
+    min_retention_sessions: int = Field(5, ge=0)  # a symbol stays at least this many sessions
+    rotation_schedule: Schedule = "weekly"
+    stability_window: int = Field(20, ge=1)  # universe updates the stability score looks back over
+    max_events: int = Field(10_000, ge=1)  # addition/removal records kept in the history file
+    history_path: Path | None = None  # None: <data_dir>/portfolio/universe.json
+
+
+class PortfolioConfig(Section):
+    allocation: AllocationConfig = Field(default_factory=AllocationConfig)
+    universe: UniverseConfig = Field(default_factory=UniverseConfig)
+
+
 class Config(Section):
     data_dir: Path = Path("hybridtrader-data")
     ml_training: MLTrainingConfig = Field(default_factory=MLTrainingConfig)
@@ -632,6 +752,8 @@ class Config(Section):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     venue: VenueConfig = Field(default_factory=VenueConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
 
     def masked(self) -> dict[str, Any]:
         """The resolved configuration as plain data, secrets shown as '**********'."""
@@ -760,3 +882,30 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
     return config_from_dict(raw)
+
+
+def with_overrides(config: Config, assignments: list[str]) -> Config:
+    """`config` with `key.path=value` assignments applied (values parsed as YAML: `risk.sizing.
+    risk_per_trade_pct=0.5`, `backtest.strategies=[a, b]`); ConfigError naming the bad key path."""
+    raw = config.model_dump()
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        parts = key.strip().split(".")
+        node: Any = raw
+        for i, part in enumerate(parts[:-1]):
+            if not isinstance(node, dict) or part not in node:
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"config error at {where}: unknown key (from --set {item!r})")
+            node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"config error at {key}: not a section (from --set {item!r})")
+        try:
+            node[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format(e)) from None

@@ -3,7 +3,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hybridtrader_core::exposure::{BookCaps, BreakerConfig, ExposureManager, Orders, Side};
+use hybridtrader_core::common::Side;
+use hybridtrader_core::exposure::{BookCaps, BreakerConfig, ExposureManager, Orders};
 
 const N_SYMBOLS: usize = 600;
 

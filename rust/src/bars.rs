@@ -2,8 +2,8 @@
 //! quotes, streaming and batch over the same code.
 //!
 //! Conventions (binding for the Python layer and the tests):
-//! - Symbols are small integer ids (`u32`) interned by [`SymbolTable`] (or by the batch caller); per-symbol
-//!   state lives in a `Vec` indexed by id.
+//! - Symbols are small integer ids (`u32`) interned by [`crate::common::SymbolTable`] (or by the batch
+//!   caller); per-symbol state lives in a `Vec` indexed by id.
 //! - Time bars cover `[start, start + every)` and are labelled by `start`, where
 //!   `start = origin + floor((ts - origin) / every) * every` (UTC ns; `origin = 0` aligns to the epoch).
 //! - Tick / volume / dollar bars are labelled by the timestamp of their first tick. A volume (dollar) bar
@@ -21,9 +21,8 @@
 //!   `(symbol, ts)` (through an index permutation, the input is not modified) before aggregating, so they
 //!   never see late ticks. Batch output is ordered by `(symbol id, ts)`.
 
-use std::collections::HashMap;
+use crate::common::FastMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 const NS_PER_SEC: i64 = 1_000_000_000;
 
@@ -137,6 +136,20 @@ pub struct Stats {
     pub late: u64,
     /// Ticks rejected as invalid (bad price, size, bid/ask).
     pub rejected: u64,
+}
+
+impl std::ops::Add for Stats {
+    type Output = Stats;
+
+    /// The counts of two parts of one batch, together.
+    fn add(self, o: Stats) -> Stats {
+        Stats {
+            ticks: self.ticks + o.ticks,
+            bars: self.bars + o.bars,
+            late: self.late + o.late,
+            rejected: self.rejected + o.rejected,
+        }
+    }
 }
 
 /// What a bar is made of: trades or quotes. Implemented by [`Trades`] and [`Quotes`].
@@ -745,91 +758,6 @@ impl<S: Source> Aggregator<S> {
     }
 }
 
-/// A hasher for short keys (symbols, already-hashed u64s): multiply-rotate over 8-byte words. Not
-/// DoS-resistant, which is fine for a table of ticker symbols that the process itself feeds.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-const HASH_K: u64 = 0x517c_c1b7_2722_0a95;
-
-impl FastHasher {
-    #[inline]
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(HASH_K);
-    }
-}
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.mix(u64::from_le_bytes(c.try_into().expect("8-byte chunk")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(buf));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.mix(u64::from(i));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.mix(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.mix(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
-/// Symbol names interned to dense ids `0, 1, 2, ...` in first-seen order.
-#[derive(Default, Clone, Debug)]
-pub struct SymbolTable {
-    ids: FastMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
-}
-
-impl SymbolTable {
-    /// The id of `name`, assigning the next id if it is new.
-    #[inline]
-    pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
-        id
-    }
-
-    pub fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-
-    pub fn name(&self, id: u32) -> Option<&str> {
-        self.names.get(id as usize).map(|s| &**s)
-    }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-}
-
 /// Interns a column by two independent 64-bit hashes of each value into dense codes in first-seen order.
 /// Two different values are merged only if both hashes collide; a value whose first hash matches an
 /// earlier value's with a different second hash is reported as an error (the caller then falls back to
@@ -1021,13 +949,26 @@ pub fn aggregate_hashed<S: Source<Tick = (f64, f64)>>(
 /// [`aggregate`] for rows grouped by symbol: symbol `k` is the `k`-th run of rows, `run_lengths[k]` long,
 /// each symbol in one run only (the caller checks). Reads no per-row symbol data, and closes each symbol's
 /// last bar at the end of its run, so bars come out ordered by `(run, ts)`. Runs not in time order are
-/// handled by the sorting path of [`aggregate`]. Large input is split at a run boundary onto two threads.
+/// handled by the sorting path of [`aggregate`]. Large input is split onto two threads (see
+/// `split_row`); the result is the same as on one thread.
 pub fn aggregate_runs<S: Source<Tick = (f64, f64)>>(
     rule: Rule,
     run_lengths: &[u64],
     ts: &[i64],
     a: &[f64],
     b: &[f64],
+) -> Result<(S::Bars, Stats), BarError> {
+    aggregate_runs_split::<S>(rule, run_lengths, ts, a, b, PARALLEL_MIN_ROWS)
+}
+
+/// [`aggregate_runs`], on two threads from `parallel_min_rows` rows.
+fn aggregate_runs_split<S: Source<Tick = (f64, f64)>>(
+    rule: Rule,
+    run_lengths: &[u64],
+    ts: &[i64],
+    a: &[f64],
+    b: &[f64],
+    parallel_min_rows: usize,
 ) -> Result<(S::Bars, Stats), BarError> {
     let n = ts.len();
     check_lengths(n, &[("a", a.len()), ("b", b.len())])?;
@@ -1043,11 +984,16 @@ pub fn aggregate_runs<S: Source<Tick = (f64, f64)>>(
         )));
     }
     Aggregator::<S>::new(rule)?; // a bad rule is an error before any work
-    let runs = |lo: usize, hi: usize| -> Option<(S::Bars, Stats)> {
+                                 // Rows lo..hi: the part of each run inside, its bars closed at the end of the part.
+    let rows = |lo: usize, hi: usize| -> Option<(S::Bars, Stats)> {
         let mut agg = Aggregator::<S>::new(rule).ok()?;
         let mut out = S::Bars::default();
-        for k in lo..hi {
-            let (i, j) = (starts[k], starts[k + 1]);
+        let first = starts.partition_point(|&s| s <= lo) - 1;
+        for k in first..run_lengths.len() {
+            let (i, j) = (starts[k].max(lo), starts[k + 1].min(hi));
+            if i >= hi {
+                break;
+            }
             if !agg.push_sorted_run(k as u32, &ts[i..j], &a[i..j], &b[i..j], &mut out) {
                 return None;
             }
@@ -1056,27 +1002,21 @@ pub fn aggregate_runs<S: Source<Tick = (f64, f64)>>(
         Some((out, agg.stats()))
     };
     let k = run_lengths.len();
-    let mid = starts.partition_point(|&s| s < n / 2).clamp(1, k.max(1));
-    let done = if n >= PARALLEL_MIN_ROWS && mid < k {
+    let mid = split_row(rule, &starts, ts);
+    let done = if n >= parallel_min_rows && 0 < mid && mid < n {
         let (left, right) = std::thread::scope(|scope| {
-            let right = scope.spawn(|| runs(mid, k));
+            let right = scope.spawn(|| rows(mid, n));
             (
-                runs(0, mid),
+                rows(0, mid),
                 right.join().expect("bar worker thread panicked"),
             )
         });
         left.zip(right).map(|((mut bars, l), (rbars, r))| {
             bars.append(rbars, 0);
-            let stats = Stats {
-                ticks: l.ticks + r.ticks,
-                bars: l.bars + r.bars,
-                late: l.late + r.late,
-                rejected: l.rejected + r.rejected,
-            };
-            (bars, stats)
+            (bars, l + r)
         })
     } else {
-        runs(0, k)
+        rows(0, n)
     };
     match done {
         Some(result) => Ok(result),
@@ -1093,6 +1033,119 @@ pub fn aggregate_runs<S: Source<Tick = (f64, f64)>>(
 
 /// Below this many rows one thread does the whole batch.
 const PARALLEL_MIN_ROWS: usize = 1 << 20;
+
+/// Where to split rows grouped in runs (`starts`: first row of each run, then the row count) into two
+/// halves that give, aggregated apart and concatenated, the bars of the whole: the first run boundary from
+/// the middle on, or for time bars the first row from the middle on that opens a later interval than the
+/// row before it (it closes that bar on one thread too; and a run not in time order cannot pass there
+/// unnoticed, since its ts goes up). `0` or the row count when there is no such row before the end.
+fn split_row(rule: Rule, starts: &[usize], ts: &[i64]) -> usize {
+    let n = ts.len();
+    let half = n / 2;
+    let boundary = starts[starts.partition_point(|&s| s < half).min(starts.len() - 1)];
+    if !rule.is_time() || half == 0 {
+        return boundary;
+    }
+    (half..boundary)
+        .find(|&i| bucket(rule, ts[i]).0 > bucket(rule, ts[i - 1]).0)
+        .unwrap_or(boundary)
+}
+
+/// The string an Arrow string view (16 bytes: length, then the string inline when it has at most 12
+/// bytes) holds, as one comparable key with the unused bytes cleared; None for a longer string, which the
+/// view only points to.
+#[inline]
+fn inline_view_key(lo: u64, hi: u64) -> Option<u128> {
+    let len = lo & 0xffff_ffff;
+    if len > 12 {
+        return None;
+    }
+    let key = u128::from(lo) | (u128::from(hi) << 64);
+    let bits = 32 + 8 * len as u32;
+    Some(if bits == 128 {
+        key
+    } else {
+        key & ((1u128 << bits) - 1)
+    })
+}
+
+/// Run starts in `views[2 * lo..2 * hi]` (rows lo..hi) with each run's key; None once a symbol has two
+/// runs or is not inline. Raw views are compared first: equal views are equal strings.
+fn view_run_starts(views: &[u64], lo: usize, hi: usize) -> Option<Vec<(usize, u128)>> {
+    let mut out: Vec<(usize, u128)> = Vec::new();
+    let mut seen: FastMap<u128, ()> = FastMap::default();
+    let mut prev = (u64::MAX, u64::MAX);
+    let mut prev_key = None;
+    for row in lo..hi {
+        let raw = (views[2 * row], views[2 * row + 1]);
+        if raw == prev {
+            continue;
+        }
+        prev = raw;
+        let key = inline_view_key(raw.0, raw.1)?;
+        if prev_key == Some(key) {
+            continue;
+        }
+        prev_key = Some(key);
+        if seen.insert(key, ()).is_some() {
+            return None;
+        }
+        out.push((row, key));
+    }
+    Some(out)
+}
+
+/// Run lengths and the first row of each run.
+pub type Runs = (Vec<u64>, Vec<usize>);
+
+/// Runs of equal values in a string column given as its Arrow string views (`views`: two u64 per row, as
+/// the view's 16 bytes read little-endian). `Ok(Some((run lengths, first row of each run)))` when every
+/// value's rows are contiguous; `Ok(None)` when a value comes back after another or is longer than 12 bytes
+/// (not inline in its view): the caller then reads the strings another way. Large columns are scanned on
+/// two threads.
+pub fn view_runs(views: &[u64]) -> Result<Option<Runs>, BarError> {
+    if !views.len().is_multiple_of(2) {
+        return Err(BarError(format!(
+            "string views must be two u64 per row, got {} u64",
+            views.len()
+        )));
+    }
+    let n = views.len() / 2;
+    let runs = if n >= PARALLEL_MIN_ROWS {
+        let mid = n / 2;
+        let (left, right) = std::thread::scope(|scope| {
+            let right = scope.spawn(|| view_run_starts(views, mid, n));
+            (
+                view_run_starts(views, 0, mid),
+                right.join().expect("view scan thread panicked"),
+            )
+        });
+        let (Some(mut left), Some(right)) = (left, right) else {
+            return Ok(None);
+        };
+        let mut seen: FastMap<u128, ()> = left.iter().map(|&(_, key)| (key, ())).collect();
+        let continues = left.last().map(|l| l.1) == right.first().map(|r| r.1);
+        for &(row, key) in &right[usize::from(continues)..] {
+            if seen.insert(key, ()).is_some() {
+                return Ok(None);
+            }
+            left.push((row, key));
+        }
+        left
+    } else {
+        match view_run_starts(views, 0, n) {
+            Some(runs) => runs,
+            None => return Ok(None),
+        }
+    };
+    let first_rows: Vec<usize> = runs.iter().map(|r| r.0).collect();
+    let lengths = first_rows
+        .iter()
+        .zip(first_rows.iter().skip(1).chain(std::iter::once(&n)))
+        .map(|(&i, &j)| (j - i) as u64)
+        .collect();
+    Ok(Some((lengths, first_rows)))
+}
 
 /// Whether the first rows come in long runs of one symbol (input grouped by symbol).
 fn grouped(h1: &[u64], h2: &[u64]) -> bool {
@@ -1156,13 +1209,7 @@ fn aggregate_hashed_halves<S: Source<Tick = (f64, f64)>>(
     left.bars.append(right.bars, offset);
     let mut first_rows = left.interner.into_first_rows();
     first_rows.extend(right.interner.first_rows.iter().map(|&r| r + mid));
-    let (l, r) = (left.stats, right.stats);
-    let stats = Stats {
-        ticks: l.ticks + r.ticks,
-        bars: l.bars + r.bars,
-        late: l.late + r.late,
-        rejected: l.rejected + r.rejected,
-    };
+    let stats = left.stats + right.stats;
     Some(HashedBars {
         bars: left.bars,
         first_rows,
@@ -1690,22 +1737,92 @@ mod tests {
     }
 
     #[test]
-    fn hash_codes_and_symbol_table() {
+    fn runs_split_on_two_threads_equal_one_thread() {
+        // One symbol (split inside its run at a time-bar boundary) and three symbols, each in time order
+        // with repeated timestamps; forced onto two threads and onto one, against the sorting path.
+        for n_sym in [1u32, 3] {
+            let per = 50_000usize;
+            let sym: Vec<u32> = (0..n_sym)
+                .flat_map(|s| std::iter::repeat_n(s, per))
+                .collect();
+            let ts: Vec<i64> = (0..n_sym)
+                .flat_map(|_| (0..per as i64).map(|i| i / 3 * 7_001))
+                .collect();
+            let p: Vec<f64> = (0..sym.len()).map(|i| 1.0 + (i % 31) as f64).collect();
+            let q: Vec<f64> = (0..sym.len()).map(|i| (i % 5) as f64).collect();
+            let lengths = vec![per as u64; n_sym as usize];
+            for rule in [time(60_000), time(1), Rule::Ticks(7), Rule::Volume(100.0)] {
+                let expected =
+                    aggregate::<Trades>(rule, &sym, n_sym as usize, &ts, &p, &q).unwrap();
+                for min_rows in [0, usize::MAX] {
+                    let got = aggregate_runs_split::<Trades>(rule, &lengths, &ts, &p, &q, min_rows);
+                    assert_eq!(
+                        got.unwrap(),
+                        expected,
+                        "{rule:?} {n_sym} symbols {min_rows}"
+                    );
+                }
+            }
+        }
+        // The split row of time bars opens a later interval than the row before it.
+        let ts = [0, 5, 10, 10, 10, 12, 20, 21];
+        assert_eq!(split_row(time(10), &[0, 8], &ts), 6);
+        assert_eq!(split_row(Rule::Ticks(2), &[0, 8], &ts), 8);
+        assert_eq!(split_row(time(10), &[0, 3, 8], &ts), 6);
+        assert_eq!(split_row(time(10), &[0, 5, 8], &ts), 5);
+    }
+
+    /// Arrow string views of `names`, as two little-endian u64 per row (a longer string than 12 bytes
+    /// gets its 4-byte prefix; buffer index and offset are left 0).
+    fn views(names: &[&str]) -> Vec<u64> {
+        names
+            .iter()
+            .flat_map(|name| {
+                let mut bytes = [0u8; 16];
+                bytes[..4].copy_from_slice(&(name.len() as u32).to_le_bytes());
+                let inline = if name.len() <= 12 { name.len() } else { 4 };
+                bytes[4..4 + inline].copy_from_slice(&name.as_bytes()[..inline]);
+                [
+                    u64::from_le_bytes(bytes[..8].try_into().unwrap()),
+                    u64::from_le_bytes(bytes[8..].try_into().unwrap()),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_from_string_views() {
+        let v = views(&["B", "B", "AAPL", "TWELVE_BYTES", "TWELVE_BYTES", "A"]);
+        assert_eq!(
+            view_runs(&v).unwrap(),
+            Some((vec![2, 1, 2, 1], vec![0, 2, 3, 5]))
+        );
+        assert_eq!(view_runs(&views(&["A", "B", "A"])).unwrap(), None);
+        assert_eq!(view_runs(&views(&["A", "THIRTEEN_BYTE"])).unwrap(), None);
+        assert!(view_runs(&[1, 2, 3]).is_err());
+        assert_eq!(view_runs(&[]).unwrap(), Some((vec![], vec![])));
+        // Bytes after the string are not part of it.
+        let mut dirty = views(&["AB", "AB", "C"]);
+        dirty[3] |= 0xff << 56;
+        assert_eq!(view_runs(&dirty).unwrap(), Some((vec![2, 1], vec![0, 2])));
+        // Two threads: a run across the middle, then a symbol that comes back in the second half.
+        let n = PARALLEL_MIN_ROWS + 10;
+        let mut names = vec!["X"; n];
+        names[..3].fill("A");
+        names[n - 5..].fill("Z");
+        assert_eq!(
+            view_runs(&views(&names)).unwrap(),
+            Some((vec![3, n as u64 - 8, 5], vec![0, 3, n - 5]))
+        );
+        names[n - 1] = "A";
+        assert_eq!(view_runs(&views(&names)).unwrap(), None);
+    }
+
+    #[test]
+    fn hash_codes() {
         let (codes, first) = codes_from_hashes(&[5, 5, 9, 5, 7, 9], &[1, 1, 2, 1, 3, 2]).unwrap();
         assert_eq!(codes, vec![0, 0, 1, 0, 2, 1]);
         assert_eq!(first, vec![0, 2, 4]);
         assert!(codes_from_hashes(&[5, 9, 5], &[1, 2, 3]).is_err());
-        let mut t = SymbolTable::default();
-        assert_eq!(
-            (t.intern("AAPL"), t.intern("MSFT"), t.intern("AAPL")),
-            (0, 1, 0)
-        );
-        assert_eq!(
-            (t.get("MSFT"), t.get("X"), t.name(1), t.len()),
-            (Some(1), None, Some("MSFT"), 2)
-        );
-        let long = "A_VERY_LONG_SYMBOL_NAME_1";
-        assert_eq!(t.intern(long), 2);
-        assert_eq!(t.get(long), Some(2));
     }
 }

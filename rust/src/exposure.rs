@@ -33,9 +33,8 @@
 //!    far from the last mark revalues the whole position. Hence no allowed order (outside HALTED) ever
 //!    takes a metric that was within its cap past it.
 
-use std::collections::HashMap;
+use crate::common::{Side, SymbolTable};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Cents per unit of account currency.
@@ -51,82 +50,6 @@ const MAX_THREADS: usize = 8;
 pub const NO_SECTOR: u32 = u32::MAX;
 /// Symbol id used for symbols the manager has never seen (no position, no sector, default shortability).
 pub const UNKNOWN_SYMBOL: u32 = u32::MAX;
-
-/// A small, fast, non-cryptographic hasher (multiply-rotate over 8-byte words) for symbol lookups.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-impl FastHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes([
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-            ]));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The multiply mixes low input bits only upwards; hash tables index with the low bits, so bring
-        // the well-mixed high bits down.
-        self.0.rotate_left(26)
-    }
-}
-
-pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Buy,
-    Sell,
-}
-
-impl Side {
-    pub fn parse(s: &str) -> Option<Side> {
-        match s {
-            "buy" => Some(Side::Buy),
-            "sell" => Some(Side::Sell),
-            _ => None,
-        }
-    }
-    #[inline]
-    pub fn sign(self) -> f64 {
-        match self {
-            Side::Buy => 1.0,
-            Side::Sell => -1.0,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TradingState {
@@ -661,12 +584,10 @@ pub struct Orders<'a> {
 #[derive(Clone, Debug)]
 pub struct ExposureManager {
     books: Vec<Book>,
-    symbol_ids: FastMap<Box<str>, u32>,
-    symbol_names: Vec<Box<str>>,
+    symbols: SymbolTable,
     symbol_sector: Vec<u32>,
     symbol_shortable: Vec<bool>,
-    sector_ids: FastMap<Box<str>, u32>,
-    sector_names: Vec<Box<str>>,
+    sectors: SymbolTable,
     default_shortable: bool,
     equity: f64,
     state: TradingState,
@@ -698,12 +619,10 @@ impl ExposureManager {
         breaker.validate().map_err(InputError)?;
         Ok(ExposureManager {
             books: out,
-            symbol_ids: FastMap::default(),
-            symbol_names: Vec::new(),
+            symbols: SymbolTable::default(),
             symbol_sector: Vec::new(),
             symbol_shortable: Vec::new(),
-            sector_ids: FastMap::default(),
-            sector_names: Vec::new(),
+            sectors: SymbolTable::default(),
             default_shortable,
             equity: 0.0,
             state: TradingState::Active,
@@ -739,32 +658,27 @@ impl ExposureManager {
     /// Id of a known symbol, `UNKNOWN_SYMBOL` otherwise (no allocation, no mutation).
     #[inline]
     pub fn symbol_id(&self, symbol: &str) -> u32 {
-        self.symbol_ids
-            .get(symbol)
-            .copied()
-            .unwrap_or(UNKNOWN_SYMBOL)
+        self.symbols.get(symbol).unwrap_or(UNKNOWN_SYMBOL)
     }
 
     /// Id of a symbol, registering it if new; the empty string is not a symbol.
     pub fn intern_symbol(&mut self, symbol: &str) -> Result<u32, InputError> {
-        if let Some(&id) = self.symbol_ids.get(symbol) {
+        if let Some(id) = self.symbols.get(symbol) {
             return Ok(id);
         }
         check_symbol(symbol)?;
-        let id = self.symbol_names.len() as u32;
-        self.symbol_ids.insert(symbol.into(), id);
-        self.symbol_names.push(symbol.into());
+        let id = self.symbols.intern(symbol);
         self.symbol_sector.push(NO_SECTOR);
         self.symbol_shortable.push(self.default_shortable);
         Ok(id)
     }
 
     pub fn symbol_name(&self, id: u32) -> &str {
-        self.symbol_names.get(id as usize).map_or("?", |s| s)
+        self.symbols.name(id).unwrap_or("?")
     }
 
     pub fn sector_name(&self, id: u32) -> &str {
-        self.sector_names.get(id as usize).map_or("", |s| s)
+        self.sectors.name(id).unwrap_or("")
     }
 
     pub fn sector_of(&self, symbol: &str) -> Option<&str> {
@@ -806,15 +720,7 @@ impl ExposureManager {
         let id = self.intern_symbol(symbol)?;
         let to = match sector {
             None | Some("") => NO_SECTOR,
-            Some(name) => match self.sector_ids.get(name) {
-                Some(&s) => s,
-                None => {
-                    let s = self.sector_names.len() as u32;
-                    self.sector_ids.insert(name.into(), s);
-                    self.sector_names.push(name.into());
-                    s
-                }
-            },
+            Some(name) => self.sectors.intern(name),
         };
         let from = self.symbol_sector[id as usize];
         if from != to {
@@ -929,7 +835,7 @@ impl ExposureManager {
             .iter()
             .enumerate()
             .filter(|(_, q)| **q != 0.0)
-            .map(|(i, q)| (&*self.symbol_names[i], *q, b.price[i]))
+            .map(|(i, q)| (self.symbol_name(i as u32), *q, b.price[i]))
             .collect())
     }
 
@@ -944,8 +850,8 @@ impl ExposureManager {
 
     pub fn sector_gross(&self, book: &str, sector: &str) -> Result<f64, InputError> {
         let b = &self.books[self.book_index(book)?];
-        Ok(match self.sector_ids.get(sector) {
-            Some(&s) => from_cents(b.sector_of(s)),
+        Ok(match self.sectors.get(sector) {
+            Some(s) => from_cents(b.sector_of(s)),
             None => 0.0,
         })
     }

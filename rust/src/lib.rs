@@ -2,7 +2,9 @@
 
 pub mod bars;
 pub mod civil;
+pub mod common;
 pub mod exposure;
+pub mod fills;
 pub mod ratelimit;
 pub mod slippage;
 pub mod wire;

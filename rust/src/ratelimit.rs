@@ -11,9 +11,9 @@
 //! Time is passed in explicitly (nanoseconds on a monotonic axis) so the logic is deterministic under test;
 //! a time earlier than the key's last one is treated as that last time (the clock never runs backwards).
 
-use std::collections::{HashMap, VecDeque};
+use crate::common::FastMap;
+use std::collections::VecDeque;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// The key used when the caller does not name one; it is stored outside the map (no hashing).
 pub const DEFAULT_KEY: &str = "default";
@@ -215,36 +215,10 @@ impl KeyState {
     }
 }
 
-/// FxHash-style hasher: keys are a handful of short strings chosen by us, not attacker input.
-#[derive(Default, Clone, Copy)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type KeyMap = HashMap<Box<str>, usize, BuildHasherDefault<KeyHasher>>;
-
 /// Named keys: name -> slot, states in a Vec so a lookup is one hash probe (and only a new key allocates).
 #[derive(Debug, Clone, Default)]
 struct Keys {
-    index: KeyMap,
+    index: FastMap<Box<str>, usize>,
     states: Vec<KeyState>,
 }
 

@@ -7,10 +7,12 @@ import logging
 import sys
 
 from hybridtrader.cli import (
+    backtest_cmd,
     bars_cmd,
     config_cmd,
     data_cmd,
     health_cmd,
+    portfolio_cmd,
     run_cmd,
     stream_cmd,
     train_cmd,
@@ -20,7 +22,8 @@ from hybridtrader.cli import (
 
 # Order here is the order in `hybridtrader --help`.
 COMMANDS = [
-    run_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd, config_cmd, version_cmd,
+    run_cmd, backtest_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd, portfolio_cmd,
+    config_cmd, version_cmd,
 ]  # fmt: skip
 
 

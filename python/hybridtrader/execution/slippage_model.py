@@ -194,7 +194,7 @@ class SlippageModel(SlippageModelCore):
         ts_a = _ts_array(ts, n)
         if len(ts_a) != n:
             raise ValueError(f"ts has {len(ts_a)} rows but qty has {n}")
-        return self._forecast_codes(
+        return self.forecast_codes(
             names, codes, _float_array("qty", qty_a, n), _float_array("price", price, n), ts_a
         )
 
@@ -220,7 +220,7 @@ class SlippageModel(SlippageModelCore):
             return self._learn_fills(symbol_or_fills)
         if side is None or qty is None or arrival_price is None or fill_price is None:
             raise ValueError("a single fill needs symbol, side, qty, arrival_price and fill_price")
-        cost, half, term = self._update_fill(symbol_or_fills, side, qty, arrival_price, fill_price, ts)
+        cost, half, term = self.update_fill(symbol_or_fills, side, qty, arrival_price, fill_price, ts)
         return {"cost_bps": cost, "half_spread_bps": half, "participation_term_bps": term}
 
     def _learn_fills(self, fills: pl.DataFrame) -> int:
@@ -229,7 +229,7 @@ class SlippageModel(SlippageModelCore):
         sides = _check_sides(fills["side"])
         assert sides is not None
         names, codes = _symbol_codes(fills["symbol"], fills.height)
-        return self._update_fills(
+        return self.update_fills(
             names,
             codes,
             (sides == "buy").to_numpy(),
@@ -267,7 +267,7 @@ class SlippageModel(SlippageModelCore):
             .sort("ts", maintain_order=True)
         )
         names, codes = _symbol_codes(frame["symbol"], frame.height)
-        learned = self._update_spreads(names, codes, frame["ts"].to_numpy(), frame["spread"].to_numpy())
+        learned = self.update_spreads(names, codes, frame["ts"].to_numpy(), frame["spread"].to_numpy())
         return {"learned": learned, "outside_session": bars.height - frame.height}
 
     def learn_from_daily_bars(self, bars: pl.DataFrame) -> pl.DataFrame:

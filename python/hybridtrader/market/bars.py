@@ -10,10 +10,12 @@ timestamps keep their input order (which decides open and close). Invalid ticks 
 non-positive prices, negative or NaN sizes; for quotes also crossed or non-positive bid/ask) are dropped,
 counted, and reported by a logged warning.
 
-The engine reads the symbol column in the cheapest form that is exact: run lengths when each symbol's rows
-are contiguous (a store sorted by symbol), else two independent 64-bit hashes per row interned in the same
-pass (a collision of both is detected and falls back to exact categorical codes). `push_frame` feeds a
-streaming `BarAggregator` from a frame.
+The engine reads the symbol column in the cheapest form that is exact: run lengths, found from the
+column's Arrow string views, when each symbol's rows are contiguous (a store sorted by symbol), else two
+independent 64-bit hashes per row interned in the same pass (a collision of both is detected and falls
+back to exact categorical codes). Large batches run on two threads, split by symbol or, for time bars, at
+an interval boundary; the bars are the same as on one thread. `push_frame` feeds a streaming
+`BarAggregator` from a frame.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -63,6 +66,52 @@ def _bars_frame(source: str, symbol: Symbols, columns: Columns) -> pl.DataFrame:
         return _EMPTY[source].clear()
     schema = _SCHEMAS[source]
     return build_frame(schema, dict(zip(schema, [symbol, *columns], strict=True)))
+
+
+class BarAggregator(_core.BarAggregatorCore):
+    """Streaming bars for many symbols from trades or quotes (the Rust engine in `rust/src/bars.rs`).
+
+    Give exactly one rule: ``every`` (time bars, an interval such as ``"1s"``, ``"5m"``, ``"1h"``, ``"1d"``,
+    ``"1h30m"``, or int nanoseconds; interval ``[start, start + every)`` labelled by ``start``, aligned to
+    ``origin`` in UTC ns, the epoch by default), ``ticks`` (every N ticks), ``volume`` (every V shares) or
+    ``dollars`` (every D of notional). Volume/dollar bars close right after the trade that reaches the
+    threshold (trades are never split); tick/volume/dollar bars are labelled by their first tick's ts.
+    Quote aggregators (``source="quotes"``) support ``every`` and ``ticks``.
+
+    Invalid ticks are rejected and counted (non-finite or non-positive price, negative or NaN size; for
+    quotes non-positive or non-finite bid/ask and crossed quotes bid > ask). A tick older than its
+    symbol's current bar (or than the end of a bar already emitted by `flush`) is counted as late and
+    dropped; ticks out of order inside the current bar are kept, open/close following timestamps.
+    Timestamps are int nanoseconds since the epoch, UTC.
+
+    The engine hands out bars as columns (`BarAggregatorCore`); the methods here wrap them into frames
+    in the bar schema, in completion order.
+    """
+
+    def push_many(self, symbols: Symbols | np.ndarray, ts: np.ndarray, price: np.ndarray,
+                  size: np.ndarray) -> pl.DataFrame:
+        """Adds trades in order (same as `push` for each, GIL released) and returns the completed bars.
+        ``symbols`` are ids from `intern` (fastest) or strings; for a Polars frame use `push_frame`."""
+        return self._frame(self.push_many_columns(symbols, ts, price, size))
+
+    def push_quotes_many(self, symbols: Symbols | np.ndarray, ts: np.ndarray, bid: np.ndarray,
+                         ask: np.ndarray) -> pl.DataFrame:
+        """`push_many` for quotes; returns completed quote bars."""
+        return self._frame(self.push_quotes_many_columns(symbols, ts, bid, ask))
+
+    def flush(self, now_ts: int) -> pl.DataFrame:
+        """Emits every time bar whose interval has ended (end <= now_ts), so bars come out on time without
+        a later tick. Later ticks for a flushed interval are late. Count-based bars are left open."""
+        return self._frame(self.flush_columns(now_ts))
+
+    def close(self) -> pl.DataFrame:
+        """Emits every open bar, partial ones included (end of stream)."""
+        return self._frame(self.close_columns())
+
+    def _frame(self, columns: tuple[Any, ...] | None) -> pl.DataFrame:
+        if columns is None:
+            return _EMPTY[self.source].clear()
+        return _bars_frame(self.source, columns[0], columns[1:])
 
 
 def rollup() -> list[pl.Expr]:
@@ -113,7 +162,7 @@ def aggregate_quotes(
     return _aggregate("quotes", quotes, every, ticks, None, None, origin)
 
 
-def push_frame(aggregator: _core.BarAggregator, ticks: pl.DataFrame) -> pl.DataFrame:
+def push_frame(aggregator: BarAggregator, ticks: pl.DataFrame) -> pl.DataFrame:
     """Streams a Polars frame of ticks (the trade or quote schema, per ``aggregator.source``) through a
     `BarAggregator` and returns the bars it completed. Symbols are mapped to the aggregator's ids in bulk,
     so this costs about as much as `BarAggregator.push_many` on integer ids. Ticks must be in time order per
@@ -168,16 +217,21 @@ def _aggregate(
 
 
 def _symbol_runs(symbol: pl.Series) -> tuple[np.ndarray, pl.Series] | None:
-    """Run lengths and names if every symbol's rows are contiguous, else None. A cheap look at the first
-    rows rules out interleaved input before the full run-length pass."""
-    probe = symbol.head(4096)
-    if len(probe) > 1 and (probe.rle_id()[-1] + 1) * 16 > len(probe):
+    """Run lengths and names if every symbol's rows are contiguous, else None (also when a symbol is
+    longer than 12 bytes). The engine reads the column's Arrow string views without copying them: a
+    symbol of up to 12 bytes is inline in its 16-byte view, so comparing views compares symbols."""
+    import pyarrow as pa  # here, not at the top: every command imports this module, few need pyarrow
+
+    views = symbol.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
+    buffers = views.buffers()
+    if not pa.types.is_string_view(views.type) or buffers[1] is None:
         return None
-    runs = symbol.rle()
-    names = runs.struct.field("value").alias("symbol")
-    if names.n_unique() != len(names):
+    start = 2 * views.offset
+    runs = _core.bar_view_runs(np.frombuffer(buffers[1], dtype=np.uint64)[start : start + 2 * len(views)])
+    if runs is None:
         return None
-    return runs.struct.field("len").cast(pl.UInt64).to_numpy(), names
+    lengths, first_rows = runs
+    return lengths, symbol.gather(first_rows)
 
 
 def _columns(

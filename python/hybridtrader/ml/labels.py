@@ -190,6 +190,33 @@ def trend_entries(
     return (np.abs(strength) >= cfg.entry_strength) & (strength != 0.0) & on_grid, np.sign(strength)
 
 
+def reverted(side: np.ndarray | float, mean: np.ndarray | float, close: np.ndarray | float) -> np.ndarray:
+    """The exit rule of mean reversion: the close is on the other side of (or at) the entry-time mean,
+    side x (close - mean) >= 0 (NaN compares False)."""
+    return np.asarray(side * (close - mean) >= 0.0)
+
+
+def barrier_vol(cfg: TripleBarrierLabelConfig) -> pl.Expr:
+    """The barrier unit's volatility per symbol: EWM std of 1-bar log returns (span `vol_span`); the
+    barriers sit at multiples of this x sqrt(horizon_bars)."""
+    return log_return(1).ewm_std(span=cfg.vol_span, adjust=False, min_samples=cfg.vol_span).over("symbol")
+
+
+def barrier_touch(
+    side: np.ndarray | float,
+    entry: np.ndarray | float,
+    trgt: np.ndarray | float,
+    close: np.ndarray | float,
+    cfg: TripleBarrierLabelConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The horizontal barriers of the swing strategy on the side-adjusted log return since entry:
+    (touched, kind) with kind +1 at >= profit_take x trgt and -1 at <= -stop_loss x trgt."""
+    path = side * np.log(close / entry)
+    up = path >= cfg.profit_take * trgt
+    down = path <= -cfg.stop_loss * trgt
+    return np.asarray(up | down), np.where(up, 1, -1).astype(np.int8)
+
+
 def _rule_values(frame: pl.DataFrame, name: str, features: pl.DataFrame | None) -> np.ndarray:
     """Column `name` of `features` when it has it for exactly the rows of `frame` (same symbol and ts
     order), else computed here; nulls (warm-up) as 0, which never makes an event."""
@@ -224,9 +251,7 @@ def mean_reversion_labels(
     mean = frame["_mean"].to_numpy()
 
     def hit(ev: np.ndarray, fwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = sides[ev][:, None]
-        reached = s * (fwd - mean[ev][:, None]) >= 0.0  # NaN compares False
-        return reached, np.ones_like(fwd, dtype=np.int8)
+        return reverted(sides[ev][:, None], mean[ev][:, None], fwd), np.ones_like(fwd, dtype=np.int8)
 
     return _label_events(frame, events, side, cfg.horizon_bars, hit, costs, pnl_price)
 
@@ -240,7 +265,7 @@ def triple_barrier_labels(
 ) -> pl.DataFrame:
     """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused)."""
     frame = _prepared(bars, confine_to_session=False).with_columns(
-        _vol=log_return(1).ewm_std(span=cfg.vol_span, adjust=False, min_samples=cfg.vol_span).over("symbol"),
+        _vol=barrier_vol(cfg),
     )
     strength = _rule_values(frame, rule_feature(cfg), features)
     vol = frame["_vol"].fill_null(0.0).to_numpy()
@@ -252,9 +277,6 @@ def triple_barrier_labels(
     trgt = vol * np.sqrt(cfg.horizon_bars)
 
     def hit(ev: np.ndarray, fwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        path = sides[ev][:, None] * np.log(fwd / close[ev][:, None])
-        up = path >= cfg.profit_take * trgt[ev][:, None]
-        down = path <= -cfg.stop_loss * trgt[ev][:, None]
-        return up | down, np.where(up, 1, -1).astype(np.int8)
+        return barrier_touch(sides[ev][:, None], close[ev][:, None], trgt[ev][:, None], fwd, cfg)
 
     return _label_events(frame, events, side, cfg.horizon_bars, hit, costs, pnl_price)

@@ -191,6 +191,18 @@ class ModelRegistry:
         except MlflowException:
             return None
 
+    def load_version(self, strategy: str, version: str) -> tuple[Any, float]:
+        """The booster of `strategy` version `version` and the probability threshold its run chose."""
+        mv = self.client.get_model_version(strategy, version)
+        threshold = float(self.client.get_run(mv.run_id).data.params["threshold"])
+        if self.config.strategies[strategy].ml_model.model_type == "lightgbm":
+            import mlflow.lightgbm
+
+            return mlflow.lightgbm.load_model(mv.source), threshold
+        import mlflow.xgboost
+
+        return mlflow.xgboost.load_model(mv.source), threshold
+
     def champion_age_days(self, strategy: str) -> float | None:
         """Days since the current champion version was registered, None without a champion."""
         from mlflow.exceptions import MlflowException

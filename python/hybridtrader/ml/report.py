@@ -77,13 +77,27 @@ class _Chart:
 
 def equity_svg(equity: pl.DataFrame, title: str) -> bytes:
     """Line chart of the equity (start 1.0) per period of the out-of-sample trades, against time."""
+    return line_svg(equity["period"], equity["equity"].to_numpy(), title, "equity", reference=1.0)
+
+
+def line_svg(
+    x_values: pl.Series,
+    y_values: np.ndarray,
+    title: str,
+    ylabel: str,
+    reference: float | None = None,
+    fmt: str = "{:g}",
+) -> bytes:
+    """Line chart of `y_values` against the times (or dates) `x_values`, with a dashed line at `reference`
+    (kept inside the y range) when given; NaN values leave no point."""
     c = _Chart(800, 350, (70, 40, 35, 60), title)
-    values = equity["equity"].to_numpy().astype(float)
-    period = equity["period"].filter(pl.Series(np.isfinite(values)))  # a line has no point for NaN
+    values = np.asarray(y_values, dtype=float)
+    period = x_values.filter(pl.Series(np.isfinite(values)))  # a line has no point for NaN
     values = values[np.isfinite(values)]
     x = period.to_physical().to_numpy().astype(float)
+    lo_hi = [] if reference is None else [reference]
     if len(x):
-        ys = nice_ticks(min(1.0, float(values.min())), max(1.0, float(values.max())))
+        ys = nice_ticks(min([*lo_hi, float(values.min())]), max([*lo_hi, float(values.max())]))
         c.scale(x[0], x[-1], ys[0], ys[-1])
     else:
         ys = nice_ticks(0.9, 1.1)
@@ -91,7 +105,7 @@ def equity_svg(equity: pl.DataFrame, title: str) -> bytes:
     for v in ys:  # horizontal grid with the y labels
         y = c.py(v)
         c.add(f"<line x1='{c.left}' x2='{c.w - c.right}' y1='{y:.1f}' y2='{y:.1f}' stroke='#ddd'/>")
-        c.text(c.left - 6, y + 4, f"{v:g}", anchor="end")
+        c.text(c.left - 6, y + 4, fmt.format(v), anchor="end")
     if len(x):
         pick = np.unique(np.searchsorted(x, np.linspace(x[0], x[-1], 6)).clip(0, len(x) - 1))  # even in time
         ticks = period.gather(pick)
@@ -99,16 +113,17 @@ def equity_svg(equity: pl.DataFrame, title: str) -> bytes:
         labels = ticks.dt.strftime("%m-%d %H:%M" if within_days else "%Y-%m-%d")
         for i, label in zip(pick, labels, strict=True):
             c.text(c.px(x[i]), c.h - c.bottom + 16, label)
-        one = c.py(1.0)
-        c.add(
-            f"<line x1='{c.left}' x2='{c.w - c.right}' y1='{one:.1f}' y2='{one:.1f}' stroke='grey' "
-            "stroke-dasharray='5,4'/>"
-        )
+        if reference is not None:
+            one = c.py(reference)
+            c.add(
+                f"<line x1='{c.left}' x2='{c.w - c.right}' y1='{one:.1f}' y2='{one:.1f}' stroke='grey' "
+                "stroke-dasharray='5,4'/>"
+            )
         points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(c.px(x), c.py(values), strict=True))
         c.add(f"<polyline points='{points}' fill='none' stroke='#1f77b4' stroke-width='1.4'/>")
     c.frame()
     mid = c.top + (c.h - c.top - c.bottom) / 2
-    c.text(18, mid, "equity", extra=f" transform='rotate(-90 18 {mid:.1f})'")
+    c.text(18, mid, ylabel, extra=f" transform='rotate(-90 18 {mid:.1f})'")
     return c.svg()
 
 

@@ -41,16 +41,10 @@ def load_champion(config: Config, strategy: str, version: str) -> Any:
     from hybridtrader.ml.registry import CHAMPION, ModelRegistry
 
     reg = ModelRegistry(config)
-    mv = reg.client.get_model_version_by_alias(strategy, CHAMPION)
-    if str(mv.version) != str(version):
-        raise RuntimeError(f"{strategy}: the champion is version {mv.version}, not the promoted {version}")
-    if config.strategies[strategy].ml_model.model_type == "lightgbm":
-        import mlflow.lightgbm
-
-        return mlflow.lightgbm.load_model(mv.source)
-    import mlflow.xgboost
-
-    return mlflow.xgboost.load_model(mv.source)
+    champion = reg.alias_version(strategy, CHAMPION)
+    if champion != str(version):
+        raise RuntimeError(f"{strategy}: the champion is version {champion}, not the promoted {version}")
+    return reg.load_version(strategy, str(version))[0]
 
 
 def strategy_signals(

@@ -81,11 +81,11 @@ def _encode(core: ExposureCore, values: Any, name: str) -> tuple[list[str], np.n
                 values = values.astype("<U1")
                 width = 1
             view = np.ascontiguousarray(values).view(np.uint32).reshape(len(values), width)
-            return core._encode(view)
+            return core.encode_symbols(view)
         if values.dtype.kind == "O":
-            return core._encode(values.tolist())
+            return core.encode_symbols(values.tolist())
         raise ValueError(f"{name} must hold strings, got dtype {values.dtype}")
-    return core._encode(values)
+    return core.encode_symbols(values)
 
 
 def _signs(core: ExposureCore, sides: Any) -> np.ndarray:
@@ -208,7 +208,7 @@ class ExposureManager(ExposureCore):
         keys, values = _market_values(positions)
         existing = keys.index(symbol) if symbol is not None and symbol in keys else None
         label = symbol or "(order)"
-        return self._check_values(book, float(equity), values, existing, float(order_value), label)
+        return self.check_exposure_values(book, float(equity), values, existing, float(order_value), label)
 
     def should_flatten_intraday(self, now: datetime | int | None = None) -> bool:
         """True from `risk.exposure.flatten_minutes_before_close` minutes before today's NYSE close until
@@ -234,11 +234,31 @@ class ExposureManager(ExposureCore):
         `reset()`; the optional `reduce_*` levels move it to REDUCING first."""
         ts = _utc(now)
         day = ts.astimezone(NEW_YORK).date()
-        current = self._session_day
+        current = self.session_day
         # A new session date starts a session; so does the very first call, even on a closed day.
         if current is None or (is_session(day) and current != day.toordinal()):
-            self._start_session(day.toordinal(), float(equity), _ns(ts))
-        return self._update_breaker(float(equity), _ns(ts))
+            self.start_session_day(day.toordinal(), float(equity), _ns(ts))
+        return self.update_breaker(float(equity), _ns(ts))
+
+    def max_allowed_qty(self, symbol: str, side: str, qty: int, price: float, book: str = "intraday") -> int:
+        """The largest whole quantity <= qty that `check_order` allows (binary search: the allowed
+        quantities of one order form a prefix 0..q)."""
+        if qty <= 0 or self.check_order(symbol, side, float(qty), price, book)[0]:
+            return max(qty, 0)
+        lo, hi = 0, qty
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.check_order(symbol, side, float(mid), price, book)[0]:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def update_equity(self, equity: float, ts_ns: int) -> bool:
+        """The circuit breaker's step within the current session (no calendar work, for a loop that marks
+        equity every bar): record `equity` at `ts_ns` and return True when HALTED. Call
+        `should_emergency_flatten` at each session's start so the session references roll over."""
+        return self._update_breaker(float(equity), int(ts_ns))
 
     def set_positions(self, book: str, positions: pl.DataFrame) -> None:
         """Make `book` hold exactly `positions` (columns `symbol`, `qty` signed, `price`), e.g. the broker's
@@ -279,17 +299,17 @@ class ExposureManager(ExposureCore):
         reference and the state returns to ACTIVE."""
         ts = _utc(now)
         day = session or ts.astimezone(NEW_YORK).date()
-        self._start_session(day.toordinal(), float(equity), _ns(ts))
+        self.start_session_day(day.toordinal(), float(equity), _ns(ts))
 
     @property
     def session(self) -> date | None:
         """The current session date (None before the first one)."""
-        d = self._session_day
+        d = self.session_day
         return None if d is None else date.fromordinal(d)
 
     def reset(self, now: datetime | None = None) -> None:
         """Back to ACTIVE; the daily-loss and drawdown references restart from the current equity."""
-        self._reset(_ns(_utc(now)))
+        self.reset_at(_ns(_utc(now)))
 
     def breaker_state(self) -> dict[str, Any]:
         """The circuit breaker and trading state as plain JSON-able data, for the live runner to persist
@@ -336,7 +356,7 @@ class ExposureManager(ExposureCore):
         if not isinstance(saved["state_reason"], str):
             raise ValueError(f"breaker state: state_reason must be a str, got {saved['state_reason']!r}")
         start, peak = nums["session_start_equity"], nums["peak_equity"]
-        self._restore_breaker(day, start, peak, saved["state"], saved["state_reason"], since)
+        self.restore_breaker(day, start, peak, saved["state"], saved["state_reason"], since)
 
     @property
     def state_since(self) -> datetime:
@@ -365,7 +385,7 @@ class ExposureManager(ExposureCore):
         runs in Rust with the GIL released. Invalid values raise ValueError naming the first bad order."""
         names, codes = _encode(self, symbols, "symbols")
         signs, q, p = _signs(self, sides), _floats(qtys, "qtys"), _floats(prices, "prices")
-        allowed, reason = self._check_batch(book, names, codes, signs, q, p, sequential)
+        allowed, reason = self.check_batch_codes(book, names, codes, signs, q, p, sequential)
         return pl.DataFrame(
             [pl.Series("allowed", allowed), _REASONS.gather(reason).alias("reason")]
         )

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from hybridtrader.config import Config, SlippageConfig, VenueConfig
+from hybridtrader.execution.fills import FillSettings
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.venue.alpaca_data import ApiError, MarketDataApi, parse_time
@@ -33,6 +34,7 @@ from hybridtrader.venue.market import ReplayMarket
 from hybridtrader.venue.polygon_stream import PolygonStream
 from hybridtrader.venue.replay import ReplayClock, Tapes
 from hybridtrader.venue.streaming import SendLog, track_sockets
+from hybridtrader.venue.trading_stream import TradingStream
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class Venue:
         keys: dict[str, str] | None = None,
     ) -> None:
         slippage_cfg = config.execution.slippage if isinstance(config, Config) else None
+        fills = FillSettings.from_config(config if isinstance(config, Config) else None)
         if isinstance(config, Config):
             config = config.venue
         self.config = config or VenueConfig()
@@ -89,7 +92,7 @@ class Venue:
         self.tapes = Tapes(self.market)
         clock = ReplayClock(start, None if self.config.speed == "max" else float(self.config.speed))
         self.broker = Broker(self.market, clock, self.config.cash,
-                             self._slippage(slippage_cfg) if self.config.impact else None)
+                             self._slippage(slippage_cfg) if self.config.impact else None, fills)
         self.sends = SendLog() if self.config.record_sends else None
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,6 +132,9 @@ class Venue:
             web.get("/venue/sends", self._sends),
             web.delete("/venue/sends", self._sends),
         ])
+        app.add_routes(TradingStream(self.broker, self.keys, self.faults,
+                                     auth_timeout_s=cfg.stream_auth_timeout_s,
+                                     tick_s=cfg.stream_tick_ms / 1000).routes())
         app.add_routes(PolygonStream(self.clock, self.tapes, self.keys, self.faults,
                                      auth_timeout_s=cfg.stream_auth_timeout_s,
                                      batch=cfg.stream_batch, sends=self.sends,
@@ -232,6 +238,7 @@ class Venue:
         ws = base.replace("http://", "ws://")
         return {
             "alpaca_data": base, "alpaca_trading": base, "alpaca_stream": f"{ws}/v2/iex",
+            "alpaca_trading_stream": f"{ws}/stream",
             "polygon_stream": f"{ws}/stocks", "finnhub": f"{base}/api/v1",
         }
 

@@ -8,14 +8,14 @@ use numpy::{
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::bars::{
     aggregate, aggregate_hashed, aggregate_runs, codes_from_hashes, order_by_key, parse_every,
-    Aggregator, BarColumns, BarError, Column, ColumnRef, QuoteBars, Quotes, Rule, Stats,
-    SymbolTable, TradeBars, Trades,
+    view_runs, Aggregator, BarColumns, BarError, Column, ColumnRef, QuoteBars, Quotes, Rule, Stats,
+    TradeBars, Trades,
 };
+use crate::common::SymbolTable;
 
 fn value_error(e: BarError) -> PyErr {
     PyValueError::new_err(e.0)
@@ -146,18 +146,6 @@ fn batch_bars<'py>(
     Ok((sym, columns_tuple(py, &mut bars)?, stats_dict(py, stats)?))
 }
 
-/// `hybridtrader.market.bars._bars_frame(source, symbol, columns)`: wraps columns into a Polars frame.
-fn frame<'py>(
-    py: Python<'py>,
-    source: &str,
-    symbol: Bound<'py, PyAny>,
-    columns: Bound<'py, PyTuple>,
-) -> PyResult<Bound<'py, PyAny>> {
-    static BUILD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let build = BUILD.import(py, "hybridtrader.market.bars", "_bars_frame")?;
-    build.call1((source, symbol, columns))
-}
-
 /// The tick kind a method is for (an aggregator serves one).
 #[derive(Clone, Copy)]
 enum Source {
@@ -172,8 +160,10 @@ enum Engine {
 
 const CACHE_SLOTS: usize = 64;
 
-/// Streaming bars from ticks of many symbols. See `_core.pyi` for the Python-facing documentation.
-#[pyclass(module = "hybridtrader._core")]
+/// Streaming bars from ticks of many symbols. See `_core.pyi` for the Python-facing documentation; the
+/// methods that hand out bars return columns, which `hybridtrader.market.bars.BarAggregator` wraps into
+/// Polars frames.
+#[pyclass(name = "BarAggregatorCore", module = "hybridtrader._core", subclass)]
 pub struct BarAggregator {
     engine: Engine,
     table: SymbolTable,
@@ -251,11 +241,11 @@ impl BarAggregator {
         }
     }
 
-    /// Takes the pending bars as (source, symbols, columns after the symbol).
+    /// Takes the pending bars as (symbols, columns after the symbol).
     fn take_pending<'py>(
         &mut self,
         py: Python<'py>,
-    ) -> PyResult<(&'static str, Bound<'py, PyList>, Bound<'py, PyTuple>)> {
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyTuple>)> {
         fn take<'py>(
             py: Python<'py>,
             names: &[Py<PyString>],
@@ -270,27 +260,20 @@ impl BarAggregator {
             Ok((symbol, cols))
         }
         let names = &self.names;
-        let (source, (symbol, cols)) = match &mut self.engine {
-            Engine::Trades(_, out) => ("trades", take(py, names, out)?),
-            Engine::Quotes(_, out) => ("quotes", take(py, names, out)?),
-        };
-        Ok((source, symbol, cols))
+        match &mut self.engine {
+            Engine::Trades(_, out) => take(py, names, out),
+            Engine::Quotes(_, out) => take(py, names, out),
+        }
     }
 
     /// Takes the pending bars as one tuple (symbols, columns...), or None when there are none.
     fn pending_columns<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let (_, symbol, cols) = self.take_pending(py)?;
+        let (symbol, cols) = self.take_pending(py)?;
         if symbol.is_empty() {
             return Ok(None);
         }
         let items = std::iter::once(symbol.into_any()).chain(cols.iter());
         PyTuple::new(py, items.collect::<Vec<_>>()).map(Some)
-    }
-
-    /// Converts and clears the pending bars into a Polars frame.
-    fn pending_frame<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let (source, symbol, cols) = self.take_pending(py)?;
-        frame(py, source, symbol.into_any(), cols)
     }
 
     fn wrong_source(&self, wanted: &str) -> PyErr {
@@ -452,16 +435,16 @@ impl BarAggregator {
         self.push_tick(py, Source::Quotes, symbol, ts, bid, ask)
     }
 
-    fn push_many<'py>(
+    fn push_many_columns<'py>(
         &mut self,
         py: Python<'py>,
         symbols: &Bound<'py, PyAny>,
         ts: PyArrayLike1<'py, i64, AllowTypeChange>,
         price: PyArrayLike1<'py, f64, AllowTypeChange>,
         size: PyArrayLike1<'py, f64, AllowTypeChange>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         self.push_arrays(py, Source::Trades, symbols, ts, price, size)?;
-        self.pending_frame(py)
+        self.pending_columns(py)
     }
 
     fn feed_many<'py>(
@@ -487,32 +470,24 @@ impl BarAggregator {
         self.pending_columns(py)
     }
 
-    fn push_quotes_many<'py>(
+    fn push_quotes_many_columns<'py>(
         &mut self,
         py: Python<'py>,
         symbols: &Bound<'py, PyAny>,
         ts: PyArrayLike1<'py, i64, AllowTypeChange>,
         bid: PyArrayLike1<'py, f64, AllowTypeChange>,
         ask: PyArrayLike1<'py, f64, AllowTypeChange>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         self.push_arrays(py, Source::Quotes, symbols, ts, bid, ask)?;
-        self.pending_frame(py)
+        self.pending_columns(py)
     }
 
-    fn flush<'py>(&mut self, py: Python<'py>, now_ts: i64) -> PyResult<Bound<'py, PyAny>> {
-        match &mut self.engine {
-            Engine::Trades(agg, out) => agg.flush(now_ts, out),
-            Engine::Quotes(agg, out) => agg.flush(now_ts, out),
-        }
-        self.pending_frame(py)
-    }
-
-    fn close<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn close_columns<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
         match &mut self.engine {
             Engine::Trades(agg, out) => agg.close(out),
             Engine::Quotes(agg, out) => agg.close(out),
         }
-        self.pending_frame(py)
+        self.pending_columns(py)
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -538,6 +513,8 @@ impl BarAggregator {
 
 /// (codes, first row of each code).
 type Codes<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u64>>);
+/// (run lengths, first row of each run).
+type Runs<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<u64>>);
 /// (symbol codes, other columns, stats).
 type BatchBars<'py> = (
     Bound<'py, PyArray1<u32>>,
@@ -693,6 +670,20 @@ fn aggregate_bars_runs<'py>(
     }
 }
 
+/// Runs of a string column from its Arrow views (see `bars::view_runs`): (run lengths, first row of each
+/// run), or None when a symbol has two runs or is longer than 12 bytes.
+#[pyfunction]
+fn bar_view_runs<'py>(
+    py: Python<'py>,
+    views: PyReadonlyArray1<'py, u64>,
+) -> PyResult<Option<Runs<'py>>> {
+    let views = values(&views);
+    Ok(py
+        .detach(|| view_runs(&views))
+        .map_err(value_error)?
+        .map(|(lengths, first_rows)| (PyArray1::from_vec(py, lengths), rows_array(py, first_rows))))
+}
+
 /// The stable permutation ordering rows by `key[symbols]` (see `bars::order_by_key`).
 #[pyfunction]
 fn bar_order<'py>(
@@ -712,5 +703,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(aggregate_bars_hashed, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate_bars_runs, m)?)?;
     m.add_function(wrap_pyfunction!(bar_order, m)?)?;
+    m.add_function(wrap_pyfunction!(bar_view_runs, m)?)?;
     Ok(())
 }

@@ -7,18 +7,14 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::common::FastMap;
 use crate::exposure::{
-    BookCaps, BreakerConfig, Code, ExposureManager as Core, FastMap, InputError, Orders, Side,
-    TradingState,
+    BookCaps, BreakerConfig, Code, ExposureManager as Core, InputError, Orders, TradingState,
 };
+use crate::py::parse_side;
 
 fn value_error(e: InputError) -> PyErr {
     PyValueError::new_err(e.0)
-}
-
-fn parse_side(side: &str) -> PyResult<Side> {
-    Side::parse(side)
-        .ok_or_else(|| PyValueError::new_err(format!("side must be 'buy' or 'sell', got {side:?}")))
 }
 
 /// Book caps as passed from Python: (name, max_gross_pct, max_net_pct, max_symbol_pct, max_sector_pct,
@@ -229,7 +225,7 @@ impl ExposureCore {
 
     /// Dictionary-encode a column of strings (list of str, or a numpy unicode array viewed as a 2-D uint32
     /// array): `(distinct values, uint32 codes)`.
-    fn _encode<'py>(
+    fn encode_symbols<'py>(
         &self,
         py: Python<'py>,
         values: &Bound<'py, PyAny>,
@@ -240,7 +236,7 @@ impl ExposureCore {
 
     /// Batch check over encoded columns, GIL released: `(allowed, code)` arrays.
     #[allow(clippy::too_many_arguments)]
-    fn _check_batch<'py>(
+    fn check_batch_codes<'py>(
         &self,
         py: Python<'py>,
         book: &str,
@@ -276,7 +272,7 @@ impl ExposureCore {
 
     /// Stateless check over signed market values (see `check_exposure_limits`).
     #[pyo3(signature = (book, equity, values, existing, order_value, symbol="order"))]
-    fn _check_values(
+    fn check_exposure_values(
         &self,
         book: &str,
         equity: f64,
@@ -434,7 +430,7 @@ impl ExposureCore {
 
     /// Start a session identified by `day`: the daily-loss reference becomes `equity`; state ACTIVE.
     #[pyo3(signature = (day, equity, ts_ns=None))]
-    fn _start_session(&self, day: i64, equity: f64, ts_ns: Option<i64>) -> PyResult<()> {
+    fn start_session_day(&self, day: i64, equity: f64, ts_ns: Option<i64>) -> PyResult<()> {
         self.lock()
             .start_session(day, equity, ts_ns)
             .map_err(value_error)
@@ -442,7 +438,7 @@ impl ExposureCore {
 
     /// Identifier of the current session (None before the first one).
     #[getter]
-    fn _session_day(&self) -> Option<i64> {
+    fn session_day(&self) -> Option<i64> {
         self.lock().session_day()
     }
 
@@ -458,14 +454,14 @@ impl ExposureCore {
 
     /// Record equity and evaluate the circuit breaker; true when HALTED.
     #[pyo3(signature = (equity, ts_ns=None))]
-    fn _update_breaker(&self, equity: f64, ts_ns: Option<i64>) -> PyResult<bool> {
+    fn update_breaker(&self, equity: f64, ts_ns: Option<i64>) -> PyResult<bool> {
         self.lock()
             .update_breaker(equity, ts_ns)
             .map_err(value_error)
     }
 
     #[pyo3(signature = (day, session_start_equity, peak_equity, state, reason, since_ns))]
-    fn _restore_breaker(
+    fn restore_breaker(
         &self,
         day: Option<i64>,
         session_start_equity: f64,
@@ -485,7 +481,7 @@ impl ExposureCore {
     }
 
     #[pyo3(signature = (ts_ns=None))]
-    fn _reset(&self, ts_ns: Option<i64>) {
+    fn reset_at(&self, ts_ns: Option<i64>) {
         self.lock().reset(ts_ns);
     }
 }

@@ -1,8 +1,12 @@
 //! PyO3 wrappers, one file per domain.
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+
+use crate::common::Side;
 
 mod bars;
 mod exposure;
+mod fills;
 mod ratelimit;
 mod slippage;
 mod wire;
@@ -11,8 +15,15 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     bars::register(m)?;
     m.add_class::<exposure::ExposureCore>()?;
+    m.add_class::<fills::PyFillSimulator>()?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     slippage::register(m)?;
     m.add_class::<wire::FrameDecoder>()?;
     Ok(())
+}
+
+/// An order side from Python: "buy" or "sell".
+fn parse_side(side: &str) -> PyResult<Side> {
+    Side::parse(side)
+        .ok_or_else(|| PyValueError::new_err(format!("side must be 'buy' or 'sell', got {side:?}")))
 }

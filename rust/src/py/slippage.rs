@@ -1,6 +1,8 @@
 //! PyO3 layer of the slippage model. `hybridtrader.SlippageModel` subclasses this class, so the per-call
 //! methods below are what Python calls directly.
-use crate::slippage::{Side, SlippageError, SlippageModel, SlippageParams};
+use crate::common::Side;
+use crate::py::parse_side;
+use crate::slippage::{SlippageError, SlippageModel, SlippageParams};
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
 use pyo3::prelude::*;
@@ -121,7 +123,7 @@ impl PySlippageModel {
         price: f64,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        Side::parse(side).map_err(to_py)?;
+        parse_side(side)?;
         if !(price.is_finite() && price > 0.0) {
             return Err(PyValueError::new_err(format!(
                 "price must be a finite number > 0, got {price}"
@@ -137,7 +139,7 @@ impl PySlippageModel {
     }
 
     /// Batch forecast over symbol codes into `names`; the GIL is released for the loop.
-    fn _forecast_codes<'py>(
+    fn forecast_codes<'py>(
         &self,
         py: Python<'py>,
         names: Vec<String>,
@@ -166,7 +168,7 @@ impl PySlippageModel {
 
     /// Learn from one fill; returns (cost_bps, half_spread_bps, participation_term_bps).
     #[pyo3(signature = (symbol, side, qty, arrival_price, fill_price, ts=None))]
-    fn _update_fill(
+    fn update_fill(
         &mut self,
         symbol: &str,
         side: &str,
@@ -175,7 +177,7 @@ impl PySlippageModel {
         fill_price: f64,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(f64, f64, f64)> {
-        let side = Side::parse(side).map_err(to_py)?;
+        let side = parse_side(side)?;
         let o = self
             .inner
             .update_fill(symbol, side, qty, arrival_price, fill_price, ts_ns(ts)?)
@@ -185,7 +187,7 @@ impl PySlippageModel {
 
     /// Learn a batch of fills in row order; `buy[i]` is true for buys. The GIL is released.
     #[allow(clippy::too_many_arguments)]
-    fn _update_fills(
+    fn update_fills(
         &mut self,
         py: Python<'_>,
         names: Vec<String>,
@@ -223,7 +225,7 @@ impl PySlippageModel {
     }
 
     /// Learn quote bars' mean spreads (bps) in row order. The GIL is released.
-    fn _update_spreads(
+    fn update_spreads(
         &mut self,
         py: Python<'_>,
         names: Vec<String>,

@@ -1,0 +1,110 @@
+"""Historical feeds: closed bars batched by session, from a frame (the synthetic market), from the bar
+store (read one session at a time, so memory stays flat in the number of sessions) or from trade ticks
+(aggregated to bars by the Rust aggregator, one session at a time)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import polars as pl
+
+from hybridtrader.data.bar_store import BarStore
+from hybridtrader.data.schema import BAR_SCHEMA
+from hybridtrader.engine.events import BarBatch
+from hybridtrader.errors import DataError
+from hybridtrader.market.bars import aggregate_trades
+from hybridtrader.market.calendar import session_bounds, sessions
+from hybridtrader.market.timeframe import Timeframe
+
+NS_PER_MINUTE = 60_000_000_000
+
+
+def _session_slices(frame: pl.DataFrame) -> Iterator[tuple[date, pl.DataFrame]]:
+    """(session, rows) of a frame sorted by ts, cut at New York dates."""
+    day = frame["ts"].dt.convert_time_zone("America/New_York").dt.date()
+    bounds = day.rle()
+    start = 0
+    for n, d in bounds.struct.unnest().iter_rows():
+        yield d, frame.slice(start, n)
+        start += n
+
+
+def _in_sessions(bars: pl.DataFrame, start: date | None, end: date | None) -> pl.DataFrame:
+    day = pl.col("ts").dt.convert_time_zone("America/New_York").dt.date()
+    if start is not None:
+        bars = bars.filter(day >= start)
+    if end is not None:
+        bars = bars.filter(day <= end)
+    return bars
+
+
+def _sorted(bars: pl.DataFrame) -> pl.DataFrame:
+    if dict(bars.schema) != BAR_SCHEMA:
+        raise DataError(f"bars: schema {dict(bars.schema)} differs from BAR_SCHEMA {BAR_SCHEMA}")
+    return bars.sort("ts", "symbol")
+
+
+class FrameFeed:
+    """Bars already in memory (e.g. `market.synth.generate_market(...).bars_1m`), one batch per session."""
+
+    def __init__(
+        self,
+        bars: pl.DataFrame,
+        every_ns: int = NS_PER_MINUTE,
+        start: date | None = None,
+        end: date | None = None,
+    ) -> None:
+        self.bars = _sorted(_in_sessions(bars, start, end))
+        self.every_ns = every_ns
+        self.days = [d for d, _ in _session_slices(self.bars.select("ts"))]
+
+    def batches(self) -> Iterator[BarBatch]:
+        for session, rows in _session_slices(self.bars):
+            yield BarBatch(session, rows, self.every_ns)
+
+
+class StoreFeed:
+    """Bars of `symbols` (None: all) from a `BarStore`, read one session at a time."""
+
+    def __init__(
+        self, store: BarStore, timeframe: str, start: date, end: date, symbols: list[str] | None = None
+    ) -> None:
+        self.store, self.tf = store, Timeframe.parse(timeframe)
+        if not self.tf.intraday:
+            raise DataError(
+                f"backtest: timeframe {timeframe} is not intraday (the engine trades intraday bars)"
+            )
+        self.every_ns = self.tf.nominal_ns
+        self.days = sessions(start, end)
+        self.symbols = symbols
+        if not store.files(self.tf, symbols):
+            raise DataError(f"bar store {store.root}: no {self.tf.value} bars for {symbols or 'any symbol'}")
+
+    def batches(self) -> Iterator[BarBatch]:
+        for day in self.days:
+            open_dt, close_dt = session_bounds(day)
+            lf = self.store.scan(self.symbols, self.tf)
+            bars = lf.filter((pl.col("ts") >= open_dt) & (pl.col("ts") < close_dt)).collect()
+            if bars.height:
+                yield BarBatch(day, _sorted(bars), self.every_ns)
+
+
+class TickFeed:
+    """Trade ticks (TRADE_SCHEMA) aggregated per session into `every` bars in Rust; only bars
+    of the regular session are traded."""
+
+    def __init__(self, trades: pl.DataFrame, every_ns: int = NS_PER_MINUTE) -> None:
+        self.trades = trades.sort("ts", maintain_order=True)
+        self.every_ns = every_ns
+        self.ticks = 0
+
+    def batches(self) -> Iterator[BarBatch]:
+        for session, ticks in _session_slices(self.trades):
+            open_dt, close_dt = session_bounds(session)
+            bars = aggregate_trades(ticks, every=self.every_ns)
+            ts = pl.col("ts")
+            bars = bars.filter((ts >= open_dt) & (ts < close_dt))
+            self.ticks += ticks.height
+            if bars.height:
+                yield BarBatch(session, _sorted(bars), self.every_ns)

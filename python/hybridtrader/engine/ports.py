@@ -1,0 +1,74 @@
+"""What differs between a backtest and live trading, as three ports the `Trader` is written against.
+
+- `Clock`: the engine's notion of now (simulated in a backtest, the wall clock live, a venue's replay clock).
+- `Feed`: closed bars in batches (a whole session from history; one bar time from the live stream).
+- `Broker`: orders out, order updates in (the fill simulator in a backtest; Alpaca live), plus positions and
+  cash for reconciliation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+import polars as pl
+
+from hybridtrader.engine.events import BarBatch, OrderUpdate
+from hybridtrader.engine.orders import OrderRequest
+
+
+@runtime_checkable
+class Clock(Protocol):
+    def now_ns(self) -> int:
+        """UTC epoch nanoseconds."""
+        ...
+
+    def advance_to(self, ts_ns: int) -> None:
+        """Let time reach `ts_ns` (a simulated clock jumps; a wall clock waits). Never moves backwards."""
+        ...
+
+
+@runtime_checkable
+class Feed(Protocol):
+    every_ns: int
+
+    def batches(self) -> Iterator[BarBatch]:
+        """Closed bars in time order, each batch within one session."""
+        ...
+
+
+@runtime_checkable
+class Broker(Protocol):
+    def submit(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
+        """Send an order decided at `ts_ns`; the outcome arrives as updates."""
+        ...
+
+    def cancel(self, client_order_id: str, ts_ns: int) -> None: ...
+
+    def replace(
+        self,
+        client_order_id: str,
+        new_client_order_id: str,
+        ts_ns: int,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> None: ...
+
+    def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
+        """A batch of closed bars (BAR_SCHEMA, sorted by ts), before the engine walks its bar times. A
+        simulated broker matches open orders against each bar time once `poll` reaches its close; a live
+        broker ignores it (the exchange does the matching)."""
+        ...
+
+    def poll(self, now_ns: int) -> list[OrderUpdate]:
+        """Every order update up to `now_ns` not returned before, in time order (a simulated broker first
+        matches the bars closed by then)."""
+        ...
+
+    def has_open_orders(self) -> bool: ...
+
+    def positions(self) -> dict[str, float]:
+        """Signed shares per symbol as the broker holds them (reconciliation)."""
+        ...

@@ -1,0 +1,690 @@
+"""The `Trader`: the one loop that backtest and live both run.
+
+Per bar time t of a batch (bars cover [t, t + every); they are known at now = t + every):
+1. the broker reports every update up to now (a simulated broker, given the batch's bars beforehand,
+   first matches the open orders against the bars closed by now); each update moves its order's state
+   machine, and each fill books into the ledger, the exposure manager (filled position plus open orders'
+   remaining shares as pending exposure: never intentions) and the slippage model (realised cost against
+   the decision price);
+2. the ledger and the exposure manager are marked with the closes; the breaker sees the marked equity;
+3. from `risk.exposure.flatten_minutes_before_close` before the close, intraday books are flattened (open
+   orders cancelled, positions closed with market orders) and nothing new opens in them; a HALTED breaker
+   flattens every book;
+4. child orders of sliced parents that are due are sent;
+5. each strategy's `on_bars` sees the bar time's closed bars and acts through its `Context`.
+After the batch's session closes, the broker reports expirations up to the close and the strategies get
+`on_session_close`.
+
+Orders carry deterministic client order ids (strategy, symbol, decision time, leg), so a replayed decision
+re-uses its id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from hybridtrader.config import Config
+from hybridtrader.data.earnings_cache import EarningsBlackout
+from hybridtrader.data.schema import TS, utc_ns
+from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
+from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
+from hybridtrader.engine.ports import Broker, Clock, Feed
+from hybridtrader.errors import ConfigError, StateError
+from hybridtrader.execution.slippage_model import SlippageModel
+from hybridtrader.execution.time_slicing import plan_parent_order
+from hybridtrader.execution.toxic_time import entry_blocked
+from hybridtrader.market.calendar import NEW_YORK, session_bounds
+from hybridtrader.portfolio.ledger import Ledger
+from hybridtrader.risk.dynamic_sizing import DynamicSizer
+from hybridtrader.risk.exposure_manager import ExposureManager
+from hybridtrader.strategy.base import Strategy
+
+ORDER_SCHEMA = {
+    "client_order_id": pl.String,
+    "strategy": pl.String,
+    "book": pl.String,
+    "leg": pl.String,
+    "symbol": pl.String,
+    "side": pl.String,
+    "type": pl.String,
+    "time_in_force": pl.String,
+    "qty": pl.Float64,
+    "limit_price": pl.Float64,
+    "stop_price": pl.Float64,
+    "decision_ts": TS,
+    "decision_price": pl.Float64,
+    "forecast_bps": pl.Float64,
+    "status": pl.String,
+    "filled_qty": pl.Float64,
+    "avg_price": pl.Float64,
+    "fees": pl.Float64,
+    "realized_bps": pl.Float64,
+    "updated_ts": TS,
+    "reason": pl.String,
+}
+FILL_SCHEMA = {
+    "ts": TS,
+    "client_order_id": pl.String,
+    "strategy": pl.String,
+    "book": pl.String,
+    "symbol": pl.String,
+    "side": pl.String,
+    "qty": pl.Float64,
+    "price": pl.Float64,
+    "fee": pl.Float64,
+    "realized_pnl": pl.Float64,
+    "decision_price": pl.Float64,
+    "forecast_bps": pl.Float64,
+    "realized_bps": pl.Float64,
+}
+EQUITY_SCHEMA = {
+    "ts": TS,
+    "equity": pl.Float64,
+    "cash": pl.Float64,
+    "gross_exposure": pl.Float64,
+    "net_exposure": pl.Float64,
+}
+Progress = Callable[[date, int], None]  # (session done, bars in it)
+
+
+@dataclass
+class TraderResult:
+    orders: pl.DataFrame  # ORDER_SCHEMA, one row per order sent, in the order sent
+    fills: pl.DataFrame  # FILL_SCHEMA, in time order
+    equity: pl.DataFrame  # EQUITY_SCHEMA, one row per bar time (after its updates and marks)
+    positions: pl.DataFrame  # portfolio.ledger.POSITION_SCHEMA at the end
+    skipped: dict[str, int]  # intents not sent, by reason
+    bars: int
+    sessions: int
+    events: list[str] = field(default_factory=list)  # flattens and halts, one line each
+
+
+def _realized_bps(side: str, decision: float, price: float) -> float:
+    """Implementation shortfall of a fill in bps (positive = paid more than the decision price)."""
+    return (1.0 if side == "buy" else -1.0) * (price / decision - 1.0) * 1e4
+
+
+class _Session:
+    """Per-batch arrays: bar-time boundaries and a forward-filled close grid (bar time x symbol)."""
+
+    def __init__(self, batch: BarBatch) -> None:
+        frame = batch.bars
+        ts = frame["ts"].dt.epoch("ns").to_numpy()
+        self.starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
+        self.ends = np.r_[self.starts[1:], len(ts)]
+        self.times = ts[self.starts]
+        symbols = frame["symbol"]
+        names = symbols.unique().sort().to_list()
+        self.index = {s: i for i, s in enumerate(names)}
+        codes = symbols.rank("dense").to_numpy().astype(np.intp) - 1  # position in the sorted names
+        rows = np.repeat(np.arange(len(self.starts)), self.ends - self.starts)
+        grid = np.full((len(self.starts), len(names)), np.nan)
+        grid[rows, codes] = frame["close"].to_numpy()
+        # forward fill down each column: a symbol without a bar at t keeps its last close
+        valid = np.where(~np.isnan(grid), np.arange(len(grid))[:, None], 0)
+        np.maximum.accumulate(valid, axis=0, out=valid)
+        self.closes = grid[valid, np.arange(grid.shape[1])]
+
+
+class Trader:
+    """Runs strategies on a feed through a broker; see the module documentation for the loop."""
+
+    def __init__(
+        self,
+        config: Config,
+        strategies: Sequence[Strategy],
+        feed: Feed,
+        broker: Broker,
+        clock: Clock,
+        *,
+        cash: float,
+        slippage: SlippageModel | None = None,
+        exposure: ExposureManager | None = None,
+        earnings_blackout: EarningsBlackout | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        names = [s.name for s in strategies]
+        if not strategies or len(set(names)) != len(names):
+            raise ConfigError(f"strategies: need one or more with distinct names, got {names}")
+        for s in strategies:
+            if s.book not in config.risk.exposure.books:
+                known = ", ".join(config.risk.exposure.books)
+                raise ConfigError(
+                    f"strategy {s.name}: book {s.book!r} is not in risk.exposure.books ({known})"
+                )
+        self.config = config
+        self.strategies = list(strategies)
+        self._by_name = {s.name: s for s in strategies}
+        # strategies that override on_update (the others are not called for every update)
+        self._listening = {s.name for s in strategies if type(s).on_update is not Strategy.on_update}
+        self.feed, self.broker, self.clock = feed, broker, clock
+        self.ledger = Ledger(cash)
+        self.slippage = slippage if slippage is not None else SlippageModel(config)
+        self.exposure = exposure if exposure is not None else ExposureManager(config)
+        self.sizer = DynamicSizer(config)
+        self.earnings = earnings_blackout
+        self.progress = progress
+        self.orders: dict[str, Order] = {}  # every order of the run by client order id
+        self.sent: list[str] = []
+        self.open: dict[str, Order] = {}
+        self.fills: list[tuple[Any, ...]] = []
+        self.curve: list[tuple[int, float, float, float, float]] = []
+        self.skipped: dict[str, int] = {}
+        self.events: list[str] = []
+        self.schedule: list[
+            tuple[int, str, str, float, str]
+        ] = []  # (ts, strategy, symbol, qty, leg) children
+        self._filled: dict[tuple[str, str], float] = {}  # (book, symbol) -> filled shares
+        self._pending: dict[tuple[str, str], float] = {}  # (book, symbol) -> open orders' signed leaves
+        self._contexts = {s.name: _StrategyContext(self, s) for s in self.strategies}
+        self._history_bars = max(s.history_bars for s in strategies)
+        self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol
+        self.session: date | None = None
+        self._flatten_ns = 0
+        self._close_ns = 0
+        self._flattened: set[str] = set()  # books flattened this session
+        self._sess: _Session | None = None
+        self._pos = np.zeros(0)
+        self._marked = (-1, -1)
+        self.equity = cash  # marked equity at the last bar time
+        self._i = 0
+        self.now_ns = 0
+        self.n_bars = 0
+        self.n_sessions = 0
+
+    # ------------------------------------------------------------------------------------------ run
+    def run(self) -> TraderResult:
+        for batch in self.feed.batches():
+            self.run_batch(batch)
+        self.finish()
+        return self.result()
+
+    def run_batch(self, batch: BarBatch) -> None:
+        if batch.bars.height == 0:
+            return
+        if batch.session != self.session:
+            if self.session is not None:
+                self._session_closed()
+            self._session_opened(batch.session)
+        sess = self._sess = _Session(batch)
+        every = batch.every_ns
+        prepared = self._prepare(batch)
+        frame = batch.bars
+        self.broker.on_bars(frame, every)
+        starts, ends, times, closes = sess.starts, sess.ends, sess.times, sess.closes
+        ledger, exposure, broker = self.ledger, self.exposure, self.broker
+        self._pos = pos = np.zeros(len(sess.index))  # account shares per symbol of the batch
+        for sym, q in ledger.net.items():
+            j = sess.index.get(sym)
+            if j is not None:
+                pos[j] = q
+                first = int(np.argmax(~np.isnan(closes[:, j])))
+                closes[:first, j] = ledger.marks[sym]  # held from before: valued at its last mark until a bar
+        for i in range(len(starts)):
+            lo, hi = int(starts[i]), int(ends[i])
+            now = int(times[i]) + every
+            self._i, self.now_ns = i, now
+            self.clock.advance_to(now)
+            if self.open:
+                for update in broker.poll(now):
+                    self._on_update(update)
+            values = pos * closes[i]  # marked to this bar time's closes, in one numpy step
+            net = float(values.sum())
+            gross = float(np.abs(values).sum())
+            if len(ledger.net) != np.count_nonzero(pos):  # held symbols without a bar in this batch
+                for sym, q in ledger.net.items():
+                    if sym not in sess.index:
+                        net += q * ledger.marks[sym]
+                        gross += abs(q * ledger.marks[sym])
+            equity = self.equity = ledger.cash + net
+            exposure.set_equity(equity)
+            halted = exposure.update_equity(equity, now)
+            self.curve.append((now, equity, ledger.cash, gross, net))
+            if halted and "*" not in self._flattened:
+                self._flatten(None, f"circuit breaker: {exposure.state_reason}")
+            elif now >= self._flatten_ns and "intraday" not in self._flattened:
+                self._flatten("intraday", "end of day")
+            if self.schedule and self.schedule[0][0] <= now:
+                self._send_due(now)
+            for strategy, frame_s in prepared:
+                ctx = self._contexts[strategy.name]
+                ctx.bar_index, ctx.row_start, ctx.row_end, ctx.now_ns = i, lo, hi, now
+                strategy.on_bars(ctx, frame_s.slice(lo, hi - lo))
+            self.n_bars += hi - lo
+        for sym, j in sess.index.items():  # the ledger's marks: the batch's last closes
+            if sym in ledger.net:
+                ledger.mark(sym, float(closes[-1, j]))
+        if self._history_bars:
+            self._history = _tail_per_symbol(
+                frame if self._history is None else pl.concat([self._history, frame]), self._history_bars
+            )
+        if self.progress is not None:
+            self.progress(batch.session, frame.height)
+
+    def finish(self) -> None:
+        if self.session is not None:
+            self._session_closed()
+            self.session = None
+
+    def result(self) -> TraderResult:
+        return TraderResult(
+            orders=self._orders_frame(),
+            fills=pl.DataFrame(self.fills, schema=FILL_SCHEMA, orient="row"),
+            equity=pl.DataFrame(self.curve, schema=EQUITY_SCHEMA, orient="row"),
+            positions=self.ledger.positions(),
+            skipped=dict(sorted(self.skipped.items())),
+            bars=self.n_bars,
+            sessions=self.n_sessions,
+            events=self.events,
+        )
+
+    # ------------------------------------------------------------------------------ session edges
+    def _session_opened(self, session: date) -> None:
+        open_dt, close_dt = session_bounds(session)
+        self.session = session
+        self.n_sessions += 1
+        self._close_ns = utc_ns(close_dt)
+        self._flatten_ns = self._first_flatten_ns(utc_ns(open_dt), self._close_ns)
+        self._flattened = set()
+        self.exposure.should_emergency_flatten(self.ledger.equity(), utc_ns(open_dt))
+        self._notify(SessionEvent("open", session, utc_ns(open_dt)))
+
+    def _first_flatten_ns(self, open_ns: int, close_ns: int) -> int:
+        """The first minute at which the exposure manager asks for the end-of-day flatten (binary search
+        over the session's minutes: its rule is monotone within a session)."""
+        lo, hi = 0, (close_ns - open_ns) // 60_000_000_000
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.exposure.should_flatten_intraday(open_ns + mid * 60_000_000_000):
+                hi = mid
+            else:
+                lo = mid + 1
+        return open_ns + lo * 60_000_000_000
+
+    def _session_closed(self) -> None:
+        assert self.session is not None
+        self.clock.advance_to(max(self._close_ns, self.clock.now_ns()))
+        self.now_ns = self._close_ns
+        if self.open:
+            for update in self.broker.poll(self._close_ns):
+                self._on_update(update)
+        for _ in self.schedule:  # children never outlive their session (the feed ended before they were due)
+            self._skip("child order not due before the close")
+        self.schedule = []
+        self._notify(SessionEvent("close", self.session, self._close_ns))
+
+    def _notify(self, event: SessionEvent) -> None:
+        if event.kind == "close":
+            for s in self.strategies:
+                s.on_session_close(self._contexts[s.name])
+
+    def _prepare(self, batch: BarBatch) -> list[tuple[Strategy, pl.DataFrame]]:
+        out = []
+        for s in self.strategies:
+            bars = batch.bars
+            if s.history_bars and self._history is not None:
+                history = self._history
+                if s.history_bars < self._history_bars:
+                    history = _tail_per_symbol(history, s.history_bars)
+                bars = pl.concat([history, bars])
+            frame = s.prepare(bars, batch.bars.height)
+            if frame is None:
+                frame = batch.bars
+            if frame.height != batch.bars.height:
+                raise StateError(
+                    f"strategy {s.name}: prepare gave {frame.height} rows for a batch of {batch.bars.height}"
+                )
+            out.append((s, frame))
+        return out
+
+    # --------------------------------------------------------------------------------- order flow
+    def submit(
+        self, strategy: Strategy, request: OrderRequest, leg: str, *, reducing: bool = False
+    ) -> str | None:
+        """Check `request` against the exposure caps and send it; the client order id, or None (counted
+        in `skipped`) when refused."""
+        now = self.now_ns
+        price = self.price(request.symbol)
+        ref = request.limit_price or request.stop_price or price
+        if ref != ref:  # NaN
+            self._skip("no price yet")
+            return None
+        if not reducing:  # closing a strategy's own position is never refused
+            if strategy.book in self._flattened or "*" in self._flattened:
+                self._skip("book flattened for the session")
+                return None
+            self.mark_exposure()
+            ok, why = self.exposure.check_order(request.symbol, request.side, request.qty, ref, strategy.book)
+            if not ok:
+                self._skip_exposure(why)
+                return None
+        cid = client_order_id(strategy.name, request.symbol, now, leg)
+        if cid in self.orders:
+            raise StateError(
+                f"strategy {strategy.name}: a second order for leg {leg!r} of {request.symbol} at {now}"
+            )
+        forecast = self.slippage.forecast_slippage(request.symbol, request.side, request.qty, ref, now)
+        order = Order(cid, strategy.name, strategy.book, leg, request, now, ref, forecast, updated_ns=now)
+        self.orders[cid] = order
+        self.open[cid] = order
+        self.sent.append(cid)
+        self._add_pending(order, request.sign * request.qty)
+        self.broker.submit(cid, request, now)
+        return cid
+
+    def cancel(self, cid: str) -> None:
+        order = self.open.get(cid)
+        if order is not None:
+            self.broker.cancel(cid, self.now_ns)
+
+    def replace(self, strategy: Strategy, cid: str, leg: str, **changes: float | None) -> str:
+        """Replace an open order by a new one (same symbol, side, type, tif); a price not given is kept,
+        the quantity defaults to what the old order has left. The old order ends "replaced" when the
+        broker says so; until then both count as pending exposure."""
+        old = self.open.get(cid)
+        if old is None or old.strategy != strategy.name:
+            raise StateError(
+                f"strategy {strategy.name}: replace of {cid}, which is not one of its open orders"
+            )
+        r = old.request
+        request = OrderRequest(
+            r.symbol,
+            r.side,
+            changes.get("qty") or old.leaves_qty,
+            r.type,
+            r.time_in_force,
+            changes.get("limit_price") or r.limit_price,
+            changes.get("stop_price") or r.stop_price,
+        )
+        new = client_order_id(strategy.name, r.symbol, self.now_ns, leg)
+        order = Order(
+            new,
+            strategy.name,
+            strategy.book,
+            leg,
+            request,
+            self.now_ns,
+            old.decision_price,
+            old.forecast_bps,
+            updated_ns=self.now_ns,
+        )
+        self.orders[new] = order
+        self.open[new] = order
+        self.sent.append(new)
+        self._add_pending(order, request.sign * request.qty)  # until the old order's "replaced" arrives
+        self.broker.replace(cid, new, self.now_ns, **{k: v for k, v in changes.items() if v is not None})
+        return new
+
+    def _on_update(self, u: OrderUpdate) -> None:
+        order = self.orders.get(u.client_order_id)
+        if order is None:
+            raise StateError(f"broker update for unknown order {u.client_order_id} ({u.kind})")
+        before = order.leaves_qty
+        order.apply(u)
+        sign = order.request.sign
+        if u.is_fill:
+            realized = self.ledger.apply_fill(order.strategy, u.symbol, u.side, u.qty, u.price, u.fee)
+            j = self._sess.index.get(u.symbol) if self._sess is not None else None
+            if j is not None:
+                self._pos[j] += sign * u.qty
+            key = (order.book, u.symbol)
+            self._filled[key] = self._filled.get(key, 0.0) + sign * u.qty
+            bps = _realized_bps(u.side, order.decision_price, u.price)
+            self.slippage.update_symbol_stats(u.symbol, u.side, u.qty, order.decision_price, u.price, u.ts_ns)
+            self.fills.append(
+                (
+                    u.ts_ns,
+                    u.client_order_id,
+                    order.strategy,
+                    order.book,
+                    u.symbol,
+                    u.side,
+                    u.qty,
+                    u.price,
+                    u.fee,
+                    realized,
+                    order.decision_price,
+                    order.forecast_bps,
+                    bps,
+                )
+            )
+        if order.leaves_qty != before:
+            self._add_pending(order, sign * (order.leaves_qty - before))
+        if not order.is_open:
+            self.open.pop(order.client_order_id, None)
+        if order.strategy in self._listening:
+            self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
+
+    def _add_pending(self, order: Order, delta: float) -> None:
+        """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares."""
+        key = (order.book, order.request.symbol)
+        pending = self._pending.get(key, 0.0) + delta
+        self._pending[key] = pending
+        price = self.price(order.request.symbol)
+        if price != price:  # NaN
+            price = order.decision_price
+        self.exposure.update_position(
+            order.book, order.request.symbol, self._filled.get(key, 0.0) + pending, price
+        )
+
+    def _send_due(self, now: int) -> None:
+        due = [c for c in self.schedule if c[0] <= now]
+        self.schedule = [c for c in self.schedule if c[0] > now]
+        for _, name, symbol, qty, leg in due:
+            strategy = self._by_name[name]
+            side = "buy" if qty > 0 else "sell"
+            self.submit(strategy, OrderRequest(symbol, side, abs(qty)), leg)
+
+    def _flatten(self, book: str | None, why: str) -> None:
+        """Cancel open orders and scheduled children, then close positions, of `book` (None: every book)."""
+        self._flattened.add(book or "*")
+        canceled = 0
+        for order in list(self.open.values()):
+            if book is None or order.book == book:
+                self.broker.cancel(order.client_order_id, self.now_ns)
+                canceled += 1
+        self.schedule = [c for c in self.schedule if book is not None and self._book_of(c[1]) != book]
+        closed = 0
+        for s in self.strategies:
+            if book is not None and s.book != book:
+                continue
+            for (name, symbol), pos in list(self.ledger.book.items()):
+                if name == s.name and pos.qty:
+                    side = "sell" if pos.qty > 0 else "buy"
+                    if self.submit(s, OrderRequest(symbol, side, abs(pos.qty)), "flatten", reducing=True):
+                        closed += 1
+        if closed or canceled or book is None:
+            at = datetime.fromtimestamp(self.now_ns / 1e9, UTC).astimezone(NEW_YORK)
+            what = f"{closed} positions closed, {canceled} orders canceled"
+            self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
+
+    def mark_exposure(self) -> None:
+        """Mark the exposure manager's positions to this bar time's closes, once per bar time and only
+        when an order is about to be checked (its caps are the only reader of the marks)."""
+        if self._marked == (self._i, self.now_ns) or self._sess is None:
+            return
+        self._marked = (self._i, self.now_ns)
+        row, index = self._sess.closes[self._i], self._sess.index
+        for sym in self.ledger.net:
+            j = index.get(sym)
+            if j is not None:
+                self.exposure.mark_price(sym, float(row[j]))
+
+    def _book_of(self, name: str) -> str:
+        return self._by_name[name].book
+
+    def price(self, symbol: str) -> float:
+        sess = self._sess
+        if sess is None or symbol not in sess.index:
+            return self.ledger.marks.get(symbol, math.nan)
+        px = float(sess.closes[self._i, sess.index[symbol]])
+        return px if px == px else self.ledger.marks.get(symbol, math.nan)
+
+    def _skip(self, reason: str) -> None:
+        """Count an intent not sent, by kind of reason."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def _skip_exposure(self, why: str) -> None:
+        """An exposure refusal counted by its cap: the message's first two words ("gross exposure 51% >
+        cap 50% ..." counts as "exposure: gross exposure")."""
+        self._skip("exposure: " + " ".join(why.split(" ", 2)[:2]))
+
+    def _orders_frame(self) -> pl.DataFrame:
+        rows = []
+        for cid in self.sent:
+            o = self.orders[cid]
+            r = o.request
+            avg = o.avg_price
+            bps = _realized_bps(r.side, o.decision_price, avg) if o.filled_qty > 0 else None
+            rows.append(
+                (
+                    cid,
+                    o.strategy,
+                    o.book,
+                    o.leg,
+                    r.symbol,
+                    r.side,
+                    r.type,
+                    r.time_in_force,
+                    r.qty,
+                    r.limit_price,
+                    r.stop_price,
+                    o.decision_ns,
+                    o.decision_price,
+                    o.forecast_bps,
+                    o.status,
+                    o.filled_qty,
+                    avg if o.filled_qty > 0 else None,
+                    o.fees,
+                    bps,
+                    o.updated_ns,
+                    o.reason,
+                )
+            )
+        return pl.DataFrame(rows, schema=ORDER_SCHEMA, orient="row")
+
+
+class _StrategyContext:
+    """The `strategy.base.Context` the Trader gives one strategy."""
+
+    def __init__(self, trader: Trader, strategy: Strategy) -> None:
+        self._t = trader
+        self._s = strategy
+        self.now_ns = 0
+        self.bar_index = 0
+        self.row_start = 0
+        self.row_end = 0
+
+    @property
+    def session(self) -> date:
+        assert self._t.session is not None
+        return self._t.session
+
+    @property
+    def equity(self) -> float:
+        return self._t.equity
+
+    def price(self, symbol: str) -> float:
+        return self._t.price(symbol)
+
+    def position(self, symbol: str) -> float:
+        return self._t.ledger.position(symbol, self._s.name)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        name = self._s.name
+        return [
+            o
+            for o in self._t.open.values()
+            if o.strategy == name and (symbol is None or o.request.symbol == symbol)
+        ]
+
+    def submit(self, request: OrderRequest, leg: str = "0") -> str | None:
+        return self._t.submit(self._s, request, leg)
+
+    def enter(self, symbol: str, side: str, atr: float, leg: str = "entry") -> float:
+        t, s = self._t, self._s
+        price = t.price(symbol)
+        if not (price > 0 and atr > 0):
+            t._skip("no price or ATR")
+            return 0.0
+        if s.book in t._flattened or "*" in t._flattened:
+            t._skip("book flattened for the session")
+            return 0.0
+        t.mark_exposure()
+        ok, why = t.exposure.check_order(symbol, side, 1.0, price, s.book)
+        if not ok:  # refused whatever the size: no sizing or calendar work
+            t._skip_exposure(why)
+            return 0.0
+        blocked, why = entry_blocked(
+            self.now_ns, symbol, config=t.config.execution, earnings_blackout=self._blackout
+        )
+        if blocked:
+            t._skip("toxic time: " + why.split(" of the ")[0].split(" for ")[0])
+            return 0.0
+        qty = t.sizer.calculate_position_size(self.equity, price, atr, symbol)
+        qty = t.exposure.max_allowed_qty(symbol, side, qty, price, s.book)
+        if qty <= 0:
+            t._skip("sized to zero")
+            return 0.0
+        sign = 1 if side == "buy" else -1
+        if not t.config.execution.enable_time_slicing:
+            return qty if t.submit(s, OrderRequest(symbol, side, float(qty)), leg) else 0.0
+        plan = plan_parent_order(qty, self.now_ns, config=t.config.execution, model=t.slippage, symbol=symbol)
+        children = [
+            (int(ts), int(q))
+            for ts, q in plan.children.select(pl.col("ts").dt.epoch("ns"), "qty").iter_rows()
+            if q > 0
+        ]
+        sent = 0.0
+        for k, (ts, q) in enumerate(children):
+            if ts <= self.now_ns:
+                sent += q if t.submit(s, OrderRequest(symbol, side, float(q)), f"{leg}.{k}") else 0.0
+            else:
+                t.schedule.append((ts, s.name, symbol, float(sign * q), f"{leg}.{k}"))
+                sent += q
+        t.schedule.sort(key=lambda c: c[0])
+        return sent
+
+    def close(self, symbol: str, leg: str = "exit") -> str | None:
+        t, name = self._t, self._s.name
+        t.schedule = [c for c in t.schedule if not (c[1] == name and c[2] == symbol)]
+        for order in self.open_orders(symbol):
+            t.broker.cancel(order.client_order_id, self.now_ns)
+        pos = self.position(symbol)
+        if pos == 0:
+            return None
+        return t.submit(
+            self._s, OrderRequest(symbol, "sell" if pos > 0 else "buy", abs(pos)), leg, reducing=True
+        )
+
+    def cancel(self, client_order_id: str) -> None:
+        self._t.cancel(client_order_id)
+
+    def replace(
+        self,
+        client_order_id: str,
+        leg: str,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> str:
+        return self._t.replace(
+            self._s, client_order_id, leg, qty=qty, limit_price=limit_price, stop_price=stop_price
+        )
+
+    def _blackout(self, symbol: str, t: Any) -> bool:
+        e = self._t.earnings
+        return e is not None and e.is_blacked_out(symbol, t.astimezone(NEW_YORK).date())
+
+
+def _tail_per_symbol(bars: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The last `n` rows of each symbol, in the frame's order."""
+    return bars.filter(pl.int_range(pl.len()).reverse().over("symbol") < n)

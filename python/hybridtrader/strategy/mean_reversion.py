@@ -1,0 +1,62 @@
+"""intraday_mean_reversion: fade a stretched close back to its mean, within the session.
+
+Entry (`ml.labels.mean_reversion_entries`): |zscore_w| >= entry_z on a bar with a positive ATR, side
+-sign(z); with a champion model only when its probability reaches the threshold. Exit (`ml.labels.reverted`):
+the first later close at or past the entry-time SMA_w, else after `horizon_bars` bars; the intraday book is
+flattened before the close, so a trade never crosses sessions. These are the events and exits the model's
+labels are made of (`ml.labels.mean_reversion_labels`). Sized by the DynamicSizer on the bar's ATR.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from hybridtrader.config import Config, MeanReversionLabelConfig
+from hybridtrader.ml.labels import mean_reversion_entries, reverted
+from hybridtrader.strategy.base import Context
+from hybridtrader.strategy.model import Champion
+from hybridtrader.strategy.rules import RuleStrategy
+
+
+class IntradayMeanReversion(RuleStrategy):
+    name = "intraday_mean_reversion"
+    book = "intraday"
+    rules: MeanReversionLabelConfig
+
+    def __init__(self, config: Config | None = None, champion: Champion | None = None) -> None:
+        super().__init__(config, champion)
+        # warm-up: the rolling windows see the previous session's end, as in training (the z-score and
+        # mean exactly; Wilder's ATR has forgotten all but (13/14)^140 < 0.1% of its start)
+        self.history_bars = 10 * max(self.rules.window, 14)
+        self._open: dict[str, tuple[float, float, int]] = {}  # symbol -> (side, target, bars left)
+
+    def rule_config(self) -> MeanReversionLabelConfig:
+        return self.config.ml_training.labels.mean_reversion
+
+    def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
+        mean = pl.col("close").rolling_mean(self.rules.window).over("symbol")
+        frame, z = self.features(bars, session_rows, mean=mean)
+        atr = frame["atr"].fill_null(0.0).to_numpy()
+        events, side = mean_reversion_entries(z, self.rules)
+        self.take(events & (atr > 0), frame)
+        self._side, self._atr, self._mean = side, atr, frame["mean"].to_numpy()
+        return frame
+
+    def on_bars(self, ctx: Context, bars: pl.DataFrame) -> None:
+        trades = self._open
+        for symbol, (side, target, left) in list(trades.items()):
+            if left <= 1 or reverted(side, target, ctx.price(symbol)):
+                ctx.close(symbol)
+                del trades[symbol]
+            else:
+                trades[symbol] = (side, target, left - 1)
+        for r in self._events.between(ctx.row_start, ctx.row_end):
+            symbol = self._symbol[r]
+            if symbol in trades or ctx.position(symbol):
+                continue  # one trade per symbol at a time
+            side = float(self._side[r])
+            if ctx.enter(symbol, "buy" if side > 0 else "sell", float(self._atr[r])) > 0:
+                trades[symbol] = (side, float(self._mean[r]), self.rules.horizon_bars)
+
+    def on_session_close(self, ctx: Context) -> None:
+        self._open.clear()  # the intraday book was flattened before the close

@@ -1,0 +1,402 @@
+//! PyO3 layer of the fill simulator: per-order calls, numpy batches of quotes and bars (GIL released),
+//! and events / orders returned as numpy columns that `hybridtrader.execution.fills` wraps as frames.
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use std::borrow::Cow;
+
+use crate::fills::{
+    BarColumns, EventKind, Fees, FillSimulator, OrderType, QuoteColumns, Request, Settings, Side,
+    Status, Tif, NEVER,
+};
+
+const EVENT_KINDS: [EventKind; 7] = [
+    EventKind::Accepted,
+    EventKind::PartialFill,
+    EventKind::Fill,
+    EventKind::Canceled,
+    EventKind::Expired,
+    EventKind::Rejected,
+    EventKind::Replaced,
+];
+const STATUSES: [Status; 8] = [
+    Status::PendingNew,
+    Status::Accepted,
+    Status::PartiallyFilled,
+    Status::Filled,
+    Status::Canceled,
+    Status::Expired,
+    Status::Rejected,
+    Status::Replaced,
+];
+const SIDES: [Side; 2] = [Side::Buy, Side::Sell];
+const TYPES: [OrderType; 4] = [
+    OrderType::Market,
+    OrderType::Limit,
+    OrderType::Stop,
+    OrderType::StopLimit,
+];
+const TIFS: [Tif; 6] = [Tif::Day, Tif::Gtc, Tif::Ioc, Tif::Fok, Tif::Opg, Tif::Cls];
+
+/// Index of `x` in `all`, or `all.len()` for None (an invalid request's unparsed field).
+fn code<T: PartialEq>(all: &[T], x: Option<T>) -> u8 {
+    x.and_then(|x| all.iter().position(|a| *a == x))
+        .unwrap_or(all.len()) as u8
+}
+
+fn values<'a, T: numpy::Element + Copy>(arr: &'a PyReadonlyArray1<'_, T>) -> Cow<'a, [T]> {
+    match arr.as_slice() {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(arr.as_array().iter().copied().collect()),
+    }
+}
+
+type F64s<'py> = PyReadonlyArray1<'py, f64>;
+
+#[pyclass(name = "FillSimulatorCore", module = "hybridtrader._core")]
+pub struct PyFillSimulator {
+    inner: FillSimulator,
+}
+
+#[pymethods]
+impl PyFillSimulator {
+    #[new]
+    #[pyo3(signature = (
+        *, commission_per_share, commission_min, sec_fee_rate, taf_per_share, taf_cap,
+        entry_latency_ns, ack_latency_ns, bar_participation
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        commission_per_share: f64,
+        commission_min: f64,
+        sec_fee_rate: f64,
+        taf_per_share: f64,
+        taf_cap: f64,
+        entry_latency_ns: i64,
+        ack_latency_ns: i64,
+        bar_participation: f64,
+    ) -> PyResult<Self> {
+        let settings = Settings {
+            fees: Fees {
+                commission_per_share,
+                commission_min,
+                sec_fee_rate,
+                taf_per_share,
+                taf_cap,
+            },
+            entry_latency_ns,
+            ack_latency_ns,
+            bar_participation,
+        };
+        let inner =
+            FillSimulator::new(settings).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(Self { inner })
+    }
+
+    /// Names behind the integer codes of `drain` and `orders`, in code order.
+    #[classattr]
+    #[pyo3(name = "EVENT_KINDS")]
+    fn event_kinds() -> Vec<&'static str> {
+        EVENT_KINDS.iter().map(|k| k.as_str()).collect()
+    }
+    #[classattr]
+    #[pyo3(name = "STATUSES")]
+    fn statuses() -> Vec<&'static str> {
+        STATUSES.iter().map(|k| k.as_str()).collect()
+    }
+    #[classattr]
+    #[pyo3(name = "SIDES")]
+    fn sides() -> Vec<&'static str> {
+        SIDES.iter().map(|k| k.as_str()).collect()
+    }
+    #[classattr]
+    #[pyo3(name = "TYPES")]
+    fn types() -> Vec<&'static str> {
+        TYPES.iter().map(|k| k.as_str()).collect()
+    }
+    #[classattr]
+    #[pyo3(name = "TIFS")]
+    fn tifs() -> Vec<&'static str> {
+        TIFS.iter().map(|k| k.as_str()).collect()
+    }
+
+    /// Submit one order; returns its slot. Invalid requests become a "rejected" event.
+    #[pyo3(signature = (
+        client_order_id, symbol, side, order_type, tif, qty, ts_ns, limit_price, stop_price,
+        impact_bps, session_open_ns, session_close_ns
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn submit(
+        &mut self,
+        client_order_id: &str,
+        symbol: u32,
+        side: &str,
+        order_type: &str,
+        tif: &str,
+        qty: f64,
+        ts_ns: i64,
+        limit_price: Option<f64>,
+        stop_price: Option<f64>,
+        impact_bps: f64,
+        session_open_ns: i64,
+        session_close_ns: i64,
+    ) -> u32 {
+        self.inner.submit(&Request {
+            id: client_order_id,
+            symbol,
+            side,
+            order_type,
+            tif,
+            qty,
+            limit: limit_price,
+            stop: stop_price,
+            ts: ts_ns,
+            impact_bps,
+            session_open: session_open_ns,
+            session_close: session_close_ns,
+        })
+    }
+
+    /// Ask to cancel; False when no open order has that id.
+    fn cancel(&mut self, client_order_id: &str, ts_ns: i64) -> bool {
+        self.inner.cancel(client_order_id, ts_ns)
+    }
+
+    /// Ask to replace; the new order's slot, or None when no open order has that id.
+    #[pyo3(signature = (client_order_id, new_client_order_id, ts_ns, qty, limit_price, stop_price, impact_bps))]
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
+        &mut self,
+        client_order_id: &str,
+        new_client_order_id: &str,
+        ts_ns: i64,
+        qty: Option<f64>,
+        limit_price: Option<f64>,
+        stop_price: Option<f64>,
+        impact_bps: f64,
+    ) -> Option<u32> {
+        self.inner.replace(
+            client_order_id,
+            new_client_order_id,
+            ts_ns,
+            qty,
+            limit_price,
+            stop_price,
+            impact_bps,
+        )
+    }
+
+    fn advance(&mut self, ts_ns: i64) {
+        self.inner.advance(ts_ns)
+    }
+
+    /// The slot of an order id, or None.
+    fn slot(&self, client_order_id: &str) -> Option<u32> {
+        self.inner.slot(client_order_id)
+    }
+
+    /// One order by client id as a dict (symbol as its code; prices None when absent), or None.
+    fn order<'py>(
+        &self,
+        py: Python<'py>,
+        client_order_id: &str,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(slot) = self.inner.slot(client_order_id) else {
+            return Ok(None);
+        };
+        let o = self.inner.order(slot);
+        let d = PyDict::new(py);
+        d.set_item("client_order_id", &o.id)?;
+        d.set_item("symbol", o.symbol)?;
+        d.set_item("side", o.side.map_or("", Side::as_str))?;
+        d.set_item("type", o.order_type.map_or("", OrderType::as_str))?;
+        d.set_item("tif", o.tif.map_or("", Tif::as_str))?;
+        d.set_item("qty", o.qty)?;
+        d.set_item("filled_qty", o.filled)?;
+        d.set_item("limit_price", o.limit)?;
+        d.set_item("stop_price", o.stop)?;
+        d.set_item("status", o.status.as_str())?;
+        d.set_item("filled_avg_price", o.avg_price())?;
+        d.set_item("fees", o.fees)?;
+        d.set_item("submitted_at", o.submitted)?;
+        d.set_item("expires_at", (o.expires != NEVER).then_some(o.expires))?;
+        Ok(Some(d))
+    }
+
+    /// (bid, ask) of the last quote seen for a symbol code, or None.
+    fn last_quote(&self, symbol: u32) -> Option<(f64, f64)> {
+        self.inner.last_quote(symbol).map(|q| (q.bid, q.ask))
+    }
+
+    /// Quote rows in time order as columns; the GIL is released for the matching.
+    #[allow(clippy::too_many_arguments)]
+    fn on_quotes(
+        &mut self,
+        py: Python<'_>,
+        symbols: PyReadonlyArray1<'_, u32>,
+        ts: PyReadonlyArray1<'_, i64>,
+        bid: F64s<'_>,
+        ask: F64s<'_>,
+        bid_size: F64s<'_>,
+        ask_size: F64s<'_>,
+    ) -> PyResult<()> {
+        let (sym, ts, bid, ask) = (values(&symbols), values(&ts), values(&bid), values(&ask));
+        let (bs, asz) = (values(&bid_size), values(&ask_size));
+        let cols = QuoteColumns {
+            ts: &ts,
+            bid: &bid,
+            ask: &ask,
+            bid_size: &bs,
+            ask_size: &asz,
+        };
+        let sim = &mut self.inner;
+        py.detach(|| sim.on_quotes(&sym, cols))
+            .map_err(PyValueError::new_err)
+    }
+
+    /// Bar rows (ts = bar start) in time order as columns; then time moves to the last bar's end.
+    #[allow(clippy::too_many_arguments)]
+    fn on_bars(
+        &mut self,
+        py: Python<'_>,
+        symbols: PyReadonlyArray1<'_, u32>,
+        ts: PyReadonlyArray1<'_, i64>,
+        open: F64s<'_>,
+        high: F64s<'_>,
+        low: F64s<'_>,
+        close: F64s<'_>,
+        volume: F64s<'_>,
+        every_ns: i64,
+    ) -> PyResult<()> {
+        let (sym, ts, o, h) = (values(&symbols), values(&ts), values(&open), values(&high));
+        let (l, c, v) = (values(&low), values(&close), values(&volume));
+        let cols = BarColumns {
+            ts: &ts,
+            open: &o,
+            high: &h,
+            low: &l,
+            close: &c,
+            volume: &v,
+        };
+        let sim = &mut self.inner;
+        py.detach(|| sim.on_bars(&sym, cols, every_ns))
+            .map_err(PyValueError::new_err)
+    }
+
+    /// Events since the last drain as (ts, slot, symbol, side, kind, qty, price, fee, filled, leaves)
+    /// numpy columns, the client ids and the reasons (lists).
+    fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let events = self.inner.drain();
+        let orders = self.inner.orders();
+        let col = |f: &dyn Fn(&crate::fills::Event) -> f64| -> Vec<f64> {
+            events.iter().map(f).collect()
+        };
+        let ts: Vec<i64> = events.iter().map(|e| e.ts).collect();
+        let slot: Vec<u32> = events.iter().map(|e| e.order).collect();
+        let symbol: Vec<u32> = events
+            .iter()
+            .map(|e| orders[e.order as usize].symbol)
+            .collect();
+        let side: Vec<u8> = events
+            .iter()
+            .map(|e| code(&SIDES, orders[e.order as usize].side))
+            .collect();
+        let kind: Vec<u8> = events
+            .iter()
+            .map(|e| code(&EVENT_KINDS, Some(e.kind)))
+            .collect();
+        let ids = PyList::new(
+            py,
+            events.iter().map(|e| orders[e.order as usize].id.as_str()),
+        )?;
+        let reasons = PyList::new(py, events.iter().map(|e| e.reason.as_str()))?;
+        let items: Vec<Bound<'py, PyAny>> = vec![
+            PyArray1::from_vec(py, ts).into_any(),
+            PyArray1::from_vec(py, slot).into_any(),
+            PyArray1::from_vec(py, symbol).into_any(),
+            PyArray1::from_vec(py, side).into_any(),
+            PyArray1::from_vec(py, kind).into_any(),
+            PyArray1::from_vec(py, col(&|e| e.qty)).into_any(),
+            PyArray1::from_vec(py, col(&|e| e.price)).into_any(),
+            PyArray1::from_vec(py, col(&|e| e.fee)).into_any(),
+            PyArray1::from_vec(py, col(&|e| e.filled)).into_any(),
+            PyArray1::from_vec(py, col(&|e| e.leaves)).into_any(),
+            ids.into_any(),
+            reasons.into_any(),
+        ];
+        PyTuple::new(py, items)
+    }
+
+    /// Orders (all, or only open ones) as (slot, symbol, side, type, tif, qty, filled, limit, stop,
+    /// status, avg_price, fees, submitted, expires) numpy columns and the client ids (list). Missing
+    /// prices are NaN; `expires` is -1 for gtc.
+    #[pyo3(signature = (open_only=true))]
+    fn orders<'py>(&self, py: Python<'py>, open_only: bool) -> PyResult<Bound<'py, PyTuple>> {
+        let rows: Vec<(u32, &crate::fills::Order)> = self
+            .inner
+            .orders()
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| !open_only || o.status.is_open())
+            .map(|(i, o)| (i as u32, o))
+            .collect();
+        let f = |g: &dyn Fn(&crate::fills::Order) -> f64| -> Vec<f64> {
+            rows.iter().map(|(_, o)| g(o)).collect()
+        };
+        let nan = f64::NAN;
+        let items: Vec<Bound<'py, PyAny>> = vec![
+            PyArray1::from_vec(py, rows.iter().map(|(i, _)| *i).collect::<Vec<u32>>()).into_any(),
+            PyArray1::from_vec(py, rows.iter().map(|(_, o)| o.symbol).collect::<Vec<u32>>())
+                .into_any(),
+            PyArray1::from_vec(
+                py,
+                rows.iter()
+                    .map(|(_, o)| code(&SIDES, o.side))
+                    .collect::<Vec<u8>>(),
+            )
+            .into_any(),
+            PyArray1::from_vec(
+                py,
+                rows.iter()
+                    .map(|(_, o)| code(&TYPES, o.order_type))
+                    .collect::<Vec<u8>>(),
+            )
+            .into_any(),
+            PyArray1::from_vec(
+                py,
+                rows.iter()
+                    .map(|(_, o)| code(&TIFS, o.tif))
+                    .collect::<Vec<u8>>(),
+            )
+            .into_any(),
+            PyArray1::from_vec(py, f(&|o| o.qty)).into_any(),
+            PyArray1::from_vec(py, f(&|o| o.filled)).into_any(),
+            PyArray1::from_vec(py, f(&|o| o.limit.unwrap_or(nan))).into_any(),
+            PyArray1::from_vec(py, f(&|o| o.stop.unwrap_or(nan))).into_any(),
+            PyArray1::from_vec(
+                py,
+                rows.iter()
+                    .map(|(_, o)| code(&STATUSES, Some(o.status)))
+                    .collect::<Vec<u8>>(),
+            )
+            .into_any(),
+            PyArray1::from_vec(py, f(&|o| o.avg_price().unwrap_or(nan))).into_any(),
+            PyArray1::from_vec(py, f(&|o| o.fees)).into_any(),
+            PyArray1::from_vec(
+                py,
+                rows.iter().map(|(_, o)| o.submitted).collect::<Vec<i64>>(),
+            )
+            .into_any(),
+            PyArray1::from_vec(
+                py,
+                rows.iter()
+                    .map(|(_, o)| if o.expires == NEVER { -1 } else { o.expires })
+                    .collect::<Vec<i64>>(),
+            )
+            .into_any(),
+            PyList::new(py, rows.iter().map(|(_, o)| o.id.as_str()))?.into_any(),
+        ];
+        PyTuple::new(py, items)
+    }
+}
