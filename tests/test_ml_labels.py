@@ -157,7 +157,8 @@ def test_slippage_cost_with_the_slippage_model_batch_path() -> None:
 
     model = SlippageModel(None)
     cost = SlippageCost(model, notional=25_000.0)
-    ts = np.array([OPEN, OPEN + timedelta(hours=3)], dtype="datetime64[ns]")
+    naive_utc = OPEN.replace(tzinfo=None)  # numpy datetimes carry no time zone: UTC by convention
+    ts = np.array([naive_utc, naive_utc + timedelta(hours=3)], dtype="datetime64[ns]")
     out = cost.round_trip(np.array(["A", "B"]), np.array([1, -1]), np.array([50.0, 125.0]), ts)
     t_ns = ts.astype(np.int64)
     expect = [

@@ -458,7 +458,7 @@ def test_state_file_size_per_100_symbols(tmp_path: Path) -> None:
         (None, "is corrupt: not valid JSON"),  # truncated
         ('{"format_version": 1, "symbols": 3}', "is corrupt: bad structure"),
         ('{"symbols": {}}', "is corrupt: no integer format_version"),
-        ("FUTURE", "format_version 7, newer than the supported 1"),
+        ("FUTURE", "format_version 7; this version reads 1 to 1"),
     ],
 )
 def test_bad_state_files_are_clear_errors(tmp_path: Path, content: str | None, match: str) -> None:

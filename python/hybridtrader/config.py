@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
@@ -25,14 +26,25 @@ from pydantic import (
     model_validator,
 )
 
+from hybridtrader.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 ENV_PATH = "HYBRIDTRADER_CONFIG"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class ConfigError(ValueError):
-    """A configuration file that cannot be used; the message names the key path."""
+def merge_defaults(defaults: dict[str, Any], raw: Any) -> Any:
+    """`raw` merged key by key into `defaults` (nested mappings recursively; lists and scalars replace).
+
+    So a file that sets one key of a default entry keeps that entry's other keys and the other entries."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(defaults)
+    for k, v in raw.items():
+        d = out.get(k)
+        out[k] = merge_defaults(d, v) if isinstance(d, dict) and isinstance(v, dict) else v
+    return out
 
 
 class Section(BaseModel):
@@ -219,26 +231,21 @@ class StrategyConfig(Section):
 
 
 def _default_strategies() -> dict[str, StrategyConfig]:
-    return {
-        "intraday_mean_reversion": StrategyConfig(
-            ml_model=MLModelConfig(
-                features=["zscore", "rsi", "atr", "volume_zscore", "spread", "ret_1", "ret_5"]
-            )
-        ),
-        "swing_trend_following": StrategyConfig(
-            ml_model=MLModelConfig(
-                features=[
-                    "ema_slope",
-                    "adx",
-                    "atr",
-                    "volume_zscore",
-                    "trend_strength",
-                    "trend_strength_390",
-                    "ret_390",
-                ]
-            )
-        ),
-    }
+    return {k: StrategyConfig.model_validate(v) for k, v in _DEFAULT_STRATEGIES.items()}
+
+
+_DEFAULT_STRATEGIES: dict[str, dict[str, Any]] = {
+    "intraday_mean_reversion": {
+        "ml_model": {"features": ["zscore", "rsi", "atr", "volume_zscore", "spread", "ret_1", "ret_5"]}
+    },
+    "swing_trend_following": {
+        "ml_model": {
+            "features": [
+                "ema_slope", "adx", "atr", "volume_zscore", "trend_strength", "trend_strength_390", "ret_390",
+            ]
+        }
+    },
+}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ monitoring
@@ -381,15 +388,7 @@ class ExposureConfig(Section):
     @field_validator("books", mode="before")
     @classmethod
     def _merge_default_books(cls, raw: Any) -> Any:
-        if not isinstance(raw, dict):
-            return raw
-        merged: dict[str, Any] = {k: dict(v) for k, v in _DEFAULT_BOOKS.items()}
-        for name, caps in raw.items():
-            if isinstance(caps, dict) and isinstance(merged.get(name), dict):
-                merged[name] = {**merged[name], **caps}
-            else:
-                merged[name] = caps
-        return merged
+        return merge_defaults(_DEFAULT_BOOKS, raw)
 
 
 class CircuitBreakerConfig(Section):
@@ -755,22 +754,33 @@ class Config(Section):
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
 
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _merge_default_strategies(cls, raw: Any) -> Any:
+        # Setting one key of a seed strategy keeps its other keys and the other strategy; a strategy is
+        # switched off with `enabled: false`.
+        return merge_defaults(_DEFAULT_STRATEGIES, raw)
+
     def masked(self) -> dict[str, Any]:
         """The resolved configuration as plain data, secrets shown as '**********'."""
         return self.model_dump(mode="json")
 
 
 # --------------------------------------------------------------------------------------- loading
-def _substitute(node: Any, loc: tuple[Any, ...], unset: list[str]) -> Any:
+def _substitute(node: Any, loc: tuple[Any, ...], unset: list[str], stack: tuple[int, ...] = ()) -> Any:
     """Replace ${VAR} and ${VAR:-default} in every string.
 
     A whole value that is an unset variable without default becomes None where the key accepts None (a
     secret: its provider is then disabled) and is an error elsewhere.
     """
-    if isinstance(node, dict):
-        return {k: _substitute(v, (*loc, k), unset) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_substitute(v, (*loc, i), unset) for i, v in enumerate(node)]
+    if isinstance(node, dict | list):
+        # YAML aliases may build a structure that contains itself; no config value can be infinite.
+        if id(node) in stack:
+            raise ConfigError(f"config error at {_path(loc)}: a YAML alias refers to itself (recursive)")
+        stack = (*stack, id(node))
+        if isinstance(node, dict):
+            return {k: _substitute(v, (*loc, k), unset, stack) for k, v in node.items()}
+        return [_substitute(v, (*loc, i), unset, stack) for i, v in enumerate(node)]
     if not isinstance(node, str) or "${" not in node:
         return node
     path = _path(loc)
@@ -874,21 +884,35 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         return Config()
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {p}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        bad = e.object[e.start]
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte {e.start} is {bad:#04x})") from None
     try:
         raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {p}{where}: not valid YAML: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
-    return config_from_dict(raw)
+        raise ConfigError(f"config file {p}: not valid YAML: {' '.join(str(e).split())}") from None
+    try:
+        return config_from_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{p}: {e}") from None
 
 
-def with_overrides(config: Config, assignments: list[str]) -> Config:
-    """`config` with `key.path=value` assignments applied (values parsed as YAML: `risk.sizing.
-    risk_per_trade_pct=0.5`, `backtest.strategies=[a, b]`); ConfigError naming the bad key path."""
+def with_overrides(config: Config, overrides: Mapping[str, Any] | Sequence[str]) -> Config:
+    """`config` with overrides merged in and validated like a file; a bad value is a ConfigError naming the
+    key path. `overrides` is nested (`{"venue": {"port": 8080}}`, as command-line options build it) or a list
+    of `key.path=value` assignments (`--set`; values parsed as YAML: `risk.sizing.risk_per_trade_pct=0.5`,
+    `backtest.strategies=[a, b]`)."""
+    if isinstance(overrides, Mapping):
+        return config_from_dict(merge_defaults(config.model_dump(), overrides))
     raw = config.model_dump()
-    for item in assignments:
+    for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected key.path=value")
@@ -905,7 +929,4 @@ def with_overrides(config: Config, assignments: list[str]) -> Config:
             node[parts[-1]] = yaml.safe_load(text)
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
-    try:
-        return Config.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(_format(e)) from None
+    return config_from_dict(raw)

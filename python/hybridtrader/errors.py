@@ -40,6 +40,13 @@ class ModelError(HybridTraderError, RuntimeError):
     """A model cannot be trained, loaded or used (missing extra, expired champion, registry failure)."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, or its type name when it has none: how a third-party error
+    (Polars' multi-line reports) is quoted inside one of ours."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 __all__ = [
     "BrokerError",
     "ConfigError",
@@ -48,4 +55,5 @@ __all__ = [
     "ModelError",
     "StateError",
     "StreamError",
+    "first_line",
 ]

@@ -46,7 +46,7 @@ pub enum SlippageError {
         path: PathBuf,
         detail: String,
     },
-    FutureVersion {
+    UnknownVersion {
         path: PathBuf,
         found: u64,
     },
@@ -64,9 +64,9 @@ impl fmt::Display for SlippageError {
             Self::Corrupt { path, detail } => {
                 write!(f, "slippage state file {} is corrupt: {detail}", path.display())
             }
-            Self::FutureVersion { path, found } => write!(
+            Self::UnknownVersion { path, found } => write!(
                 f,
-                "slippage state file {} has format_version {found}, newer than the supported {FORMAT_VERSION}",
+                "slippage state file {} has format_version {found}; this version reads 1 to {FORMAT_VERSION}",
                 path.display()
             ),
             Self::Incompatible { path, detail } => {
@@ -799,8 +799,9 @@ impl SlippageModel {
             .get("format_version")
             .and_then(serde_json::Value::as_u64)
             .ok_or_else(|| corrupt("no integer format_version".into()))?;
-        if version > u64::from(FORMAT_VERSION) {
-            return Err(SlippageError::FutureVersion {
+        // 0 was never written: a file claiming it is not ours, like one from a newer version.
+        if version == 0 || version > u64::from(FORMAT_VERSION) {
+            return Err(SlippageError::UnknownVersion {
                 path: path.to_path_buf(),
                 found: version,
             });
@@ -1059,8 +1060,17 @@ mod tests {
         assert!(matches!(err, SlippageError::Corrupt { .. }), "{err}");
         let future = text.replace("\"format_version\":1", "\"format_version\":9");
         let err = back.load_json(&future, p).unwrap_err();
-        assert!(matches!(err, SlippageError::FutureVersion { found: 9, .. }));
+        assert!(matches!(
+            err,
+            SlippageError::UnknownVersion { found: 9, .. }
+        ));
         assert!(err.to_string().contains("state.json"));
+        let never = text.replace("\"format_version\":1", "\"format_version\":0");
+        let err = back.load_json(&never, p).unwrap_err();
+        assert!(
+            matches!(err, SlippageError::UnknownVersion { found: 0, .. }),
+            "{err}"
+        );
         let mut other = SlippageModel::new(SlippageParams {
             impact_exponent: 0.5,
             ..SlippageParams::default()

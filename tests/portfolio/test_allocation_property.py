@@ -84,7 +84,8 @@ def test_allocator_bounds_and_totals_with_probation_and_turnover(n: int, seed: i
     hi = np.maximum(lo + rng.uniform(0.05, 1.0, n), 1.2 / n)
     bounds = {x: {"min_weight": float(lo[i]), "max_weight": float(hi[i])} for i, x in enumerate(names)}
     allocation = {"method": method, "max_turnover": max_turnover, "leverage_cap": 1.5, "bounds": bounds}
-    config = {"strategies": {x: {} for x in names}, "portfolio": {"allocation": allocation}}
+    seeds = {s: {"enabled": False} for s in ("intraday_mean_reversion", "swing_trend_following")}
+    config = {"strategies": {**seeds, **{x: {} for x in names}}, "portfolio": {"allocation": allocation}}
     allocator = CapitalAllocator(config, persist=False)
     mu, cov = _random_case(seed, n)
     draws = rng.multivariate_normal(mu, cov, size=60)

@@ -43,7 +43,8 @@ def test_seed_snippet_runs_as_written(tmp_path: Path) -> None:
 
 def test_probation_rule_is_applied_and_reported(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
-    cfg["strategies"] = {"a": {}, "b": {}, "c": {}}
+    # the seed strategies are merged into every config: switched off, the book is a, b and c
+    cfg["strategies"] = {"a": {}, "b": {}, "c": {}, MR: {"enabled": False}, SW: {"enabled": False}}
     allocator = CapitalAllocator(cfg)
     allocator.update_strategy_performance("a", _returns(1, 0.01))
     allocator.update_strategy_performance("b", _returns(2, 0.03))

@@ -8,7 +8,6 @@ the whole file is aggregated again by the batch path, which sorts, so no tick is
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -17,6 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hybridtrader import BarAggregator
+from hybridtrader.cli.outputs import check_output
+from hybridtrader.data.atomic import write_parquet_atomic
+from hybridtrader.errors import ConfigError, DataError, HybridTraderError, first_line
 from hybridtrader.market.bars import aggregate_quotes, aggregate_trades, push_frame
 
 CHUNK_ROWS = 1_000_000
@@ -39,17 +41,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--origin", type=int, default=0, help="time-bar alignment in UTC ns (default: the epoch)")
     p.add_argument("--quotes", action="store_true", help="input is quotes: build quote bars (mid, spread)")
     p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, help="rows read per slice")
+    p.add_argument("--force", action="store_true", help="replace the output file if it exists")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.chunk_rows <= 0:
-        raise ValueError(f"--chunk-rows must be positive, got {args.chunk_rows}")
+        raise ConfigError(f"--chunk-rows must be positive, got {args.chunk_rows}")
     if not args.input.is_file():
-        raise FileNotFoundError(f"input file not found: {args.input}")
+        raise DataError(f"input file not found: {args.input}")
+    check_output(args.output, args.force, inputs=[args.input])
     rule = {k: v for k in ("every", "ticks", "volume", "dollars") if (v := getattr(args, k)) is not None}
     source = "quotes" if args.quotes else "trades"
-    agg = BarAggregator(origin=args.origin, source=source, **rule)  # checks the rule before any reading
+    try:
+        agg = BarAggregator(origin=args.origin, source=source, **rule)  # checks the rule before any reading
+    except ValueError as e:
+        raise ConfigError(f"bar rule: {e}") from None
     try:
         scan = pl.scan_parquet(args.input)
         n_rows = scan.select(pl.len()).collect().item()
@@ -63,9 +70,13 @@ def run(args: argparse.Namespace) -> int:
             else:
                 bars = aggregate_trades(frame, origin=args.origin, **rule)
             note = "; input not in time order per symbol, so it was sorted"
-        _write_atomic(bars, args.output)
+        write_parquet_atomic(bars, args.output)
     except pl.exceptions.PolarsError as e:
-        raise ValueError(f"cannot read {args.input}: {str(e).splitlines()[0]}") from e
+        raise DataError(f"cannot read {args.input}: {first_line(e)}") from e
+    except ValueError as e:  # the bar engine's verdict on the ticks (a missing column, naive times...)
+        if isinstance(e, HybridTraderError):
+            raise
+        raise DataError(f"{args.input}: {e}") from e
     print(
         f"wrote {len(bars):,} {source[:-1]} bars for {bars['symbol'].n_unique():,} symbols from "
         f"{stats['ticks']:,} ticks ({stats['rejected']:,} rejected{note}) to {args.output}"
@@ -91,14 +102,3 @@ def _stream(
     out.append(agg.close())
     return pl.concat(out).sort("symbol", "ts", maintain_order=True), agg.stats()
 
-
-def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
-    """Writes next to the target, then renames: readers never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        frame.write_parquet(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -20,7 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from hybridtrader.ml.strategy_check import check_strategies
+
     cfg = load_config(args.file)
+    check_strategies(cfg)  # what `train` and `run` would reject, without loading any data
     print(yaml.safe_dump(cfg.masked(), sort_keys=False), end="")
     print("config OK")
     return 0

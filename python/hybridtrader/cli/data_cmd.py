@@ -41,7 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     synth.add_argument("--trend", type=float, default=0.0, help="planted multi-day drift strength (>= 0)")
     synth.set_defaults(run=run_synth)
-    f = dsub.add_parser("fetch", help="fetch bars into the parquet store (resumes an interrupted fetch)")
+    f = dsub.add_parser(
+        "fetch",
+        help="fetch bars into the parquet store (resumes an interrupted fetch)",
+        description="Fetch historical bars from Alpaca's market data API (or, with no alpaca.data_url "
+        "configured, from a local venue started for the run, which serves SYNTHETIC prices) into the "
+        "parquet bar store, then check their quality. Rerun the same command to resume an interrupted "
+        "fetch; bars already stored are never duplicated.",
+    )
     f.add_argument("--symbols", nargs="+", required=True, help="tickers (space- or comma-separated)")
     f.add_argument("--start", required=True, help="first day or time (ISO, UTC)")
     f.add_argument("--end", required=True, help="last day or time (ISO, UTC, inclusive)")
@@ -89,12 +96,23 @@ def run_fetch(args: argparse.Namespace) -> int:
     from hybridtrader.data.bar_store import BarStore
     from hybridtrader.data.fetch import fetch_to_store
     from hybridtrader.data.quality import check_data_quality
+    from hybridtrader.data.schema import normalize_symbols, to_utc, to_utc_end
+    from hybridtrader.errors import ConfigError
+    from hybridtrader.market.timeframe import Timeframe
     from hybridtrader.monitoring.metrics import METRICS
     from hybridtrader.venue.server import service_urls
 
     cfg = load_config(args.config)
-    symbols = [s for item in args.symbols for s in item.split(",") if s.strip()]
+    # Everything the request needs is checked before a venue starts or a progress bar is drawn.
+    symbols = normalize_symbols([s for item in args.symbols for s in item.split(",") if s.strip()])
+    start, end = to_utc("--start", args.start), to_utc_end("--end", args.end)
+    if end < start:
+        raise ConfigError(f"--end {args.end} is before --start {args.start}")
+    Timeframe.parse(args.timeframe)
     store = BarStore(Path(args.store) if args.store else Path(cfg.data_dir) / "bars")
+    if store.root.exists() and not store.root.is_dir():
+        raise ConfigError(f"--store {store.root} is not a directory")
+    print(f"alpaca data: {cfg.alpaca.data_url or 'a local venue started for this fetch (SYNTHETIC prices)'}")
     before = METRICS.snapshot()
     with service_urls(cfg, needs=("alpaca_data",)) as urls, Progress(
         TextColumn("fetch {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -111,7 +129,7 @@ def run_fetch(args: argparse.Namespace) -> int:
                                 progress=progress, source=source)
     print(f"fetched {result.bars} bars ({result.added} new) in {result.chunks - result.skipped} chunk(s); "
           f"{result.skipped} chunk(s) already done by an earlier run; store {store.root}")
-    report = check_data_quality(store.read(symbols, args.timeframe, args.start, args.end),
+    report = check_data_quality(store.read(symbols, args.timeframe, start, end),
                                 timeframe=args.timeframe, jump_zscore=cfg.data.jump_zscore,
                                 max_abs_log_return=cfg.data.max_abs_log_return)
     print("quality: ok" if report.ok else f"quality: {'; '.join(report.issues)}")

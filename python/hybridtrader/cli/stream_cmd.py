@@ -22,10 +22,13 @@ from rich.live import Live
 from rich.table import Table
 
 from hybridtrader.config import Config, load_config
+from hybridtrader.credentials import drop_keys_for_local_venue
+from hybridtrader.errors import ConfigError
 from hybridtrader.market.calendar import NEW_YORK
 from hybridtrader.stream import StreamingAdapter, parse_every
 
 ROWS = 20  # bars shown in the live table
+SYNTHETIC = "SYNTHETIC prices from the local venue, not real market data"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _symbols(text: str) -> list[str]:
     syms = [s.strip().upper() for s in text.split(",") if s.strip()]
     if not syms:
-        raise ValueError(f"--symbols: expected a comma-separated list, got {text!r}")
+        raise ConfigError(f"--symbols: expected a comma-separated list, got {text!r}")
     return list(dict.fromkeys(syms))
 
 
@@ -78,13 +81,17 @@ def run(args: argparse.Namespace) -> int:
     if args.every is not None:
         parse_every(args.every)
     if args.speed <= 0:
-        raise ValueError(f"--speed: must be > 0, got {args.speed}")
+        raise ConfigError(f"--speed: must be > 0, got {args.speed}")
     if args.duration is not None and args.duration <= 0:
-        raise ValueError(f"--duration: must be > 0, got {args.duration}")
+        raise ConfigError(f"--duration: must be > 0, got {args.duration}")
     console = Console()
     venue = None
     if cfg.alpaca.stream_url is None:
         venue = _local_venue(cfg, symbols, args.speed, console)
+    else:
+        polygon = cfg.alpaca.data_sources.polygon.stream_url or "not configured"
+        console.print(f"streams: alpaca {cfg.alpaca.stream_url}, polygon {polygon}; REST backfill "
+                      f"{cfg.alpaca.data_url or 'not configured'}")
     try:
         stats = asyncio.run(_stream(cfg, args, symbols, venue, console))
     finally:
@@ -100,13 +107,17 @@ def _local_venue(cfg: Config, symbols: list[str], speed: float, console: Console
 
     with console.status(f"generating a synthetic session of {', '.join(symbols)} for the local venue"):
         market = generate_market(symbols=symbols, sessions=1, seed=cfg.venue.market.seed)
+    drop_keys_for_local_venue(cfg)  # the URLs below are the local venue's: real keys must not go there
     vcfg = cfg.venue.model_copy(update={"speed": speed})
     venue = Venue(vcfg, market=market).start()
     ws = venue.url.replace("http://", "ws://")
     cfg.alpaca.stream_url = ws
     cfg.alpaca.data_url = venue.url
     cfg.alpaca.data_sources.polygon.stream_url = ws
-    console.print(f"local venue at {venue.url}, replaying {', '.join(symbols)} at {speed:g}x")
+    console.print(
+        f"local venue at {venue.url}, replaying {', '.join(symbols)} at {speed:g}x: [bold]{SYNTHETIC}[/] "
+        "under these tickers"
+    )
     return venue
 
 
@@ -114,6 +125,7 @@ async def _stream(
     cfg: Config, args: argparse.Namespace, symbols: list[str], venue: Any, console: Console
 ) -> dict:
     clock = venue.clock.now_ns if venue is not None else "wall"
+    synthetic = venue is not None and venue.market.synthetic
     ds = cfg.alpaca.data_sources
     first = args.provider or ds.primary
     fallbacks = [s for s in dict.fromkeys([ds.primary, *ds.secondary]) if s != first] if args.failover else []
@@ -132,9 +144,9 @@ async def _stream(
         for row in bars.iter_rows():
             recent.append(row)
             if live is None:
-                print(_line(row, bars.columns), flush=True)
+                print(_line(row, bars.columns) + (" [synthetic]" if synthetic else ""), flush=True)
         if live is not None:
-            live.update(_view(recent, adapter, last))
+            live.update(_view(recent, adapter, last, synthetic))
 
     adapter.on_bar(on_bar)
     # A trade handler (the last price per symbol, shown in the status line) also gives the latency figures.
@@ -148,7 +160,7 @@ async def _stream(
                 await adapter.connect_polygon()
         await adapter.subscribe_trades(symbols)
         if console.is_terminal:
-            live = Live(_view(recent, adapter, last), console=console, refresh_per_second=4)
+            live = Live(_view(recent, adapter, last, synthetic), console=console, refresh_per_second=4)
             live.start()
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while not stop.is_set():
@@ -157,7 +169,7 @@ async def _stream(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
             if live is not None:
-                live.update(_view(recent, adapter, last))
+                live.update(_view(recent, adapter, last, synthetic))
     finally:
         await adapter.close()
         if live is not None:
@@ -194,8 +206,11 @@ def _line(row: tuple[Any, ...], columns: list[str]) -> str:
     ).rstrip()
 
 
-def _view(recent: deque[tuple[Any, ...]], adapter: StreamingAdapter, last: dict[str, float]) -> Group:
-    t = Table(title="bars as they close", expand=False)
+def _view(
+    recent: deque[tuple[Any, ...]], adapter: StreamingAdapter, last: dict[str, float], synthetic: bool
+) -> Group:
+    title = "bars as they close" + (f" — {SYNTHETIC}" if synthetic else "")
+    t = Table(title=title, expand=False)
     numbers = ("open", "high", "low", "close", "volume", "vwap", "trades")
     for c in ("time (New York)", "symbol", *numbers, "flags"):
         t.add_column(c, justify="right" if c in numbers else "left")

@@ -17,13 +17,21 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hybridtrader.config import Config, load_config
+from hybridtrader.errors import ConfigError, DataError, first_line
 
 if TYPE_CHECKING:
     from hybridtrader.ml.result import TrainingResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train, validate and gate the strategies' models (MLflow registry)")
+    p = sub.add_parser(
+        "train",
+        help="train, validate and gate the strategies' models (MLflow registry)",
+        description="Train each enabled strategy's model on 1-minute bars (a parquet file or a "
+        "`data synth` directory given by --data, else a SYNTHETIC market generated here), validate it "
+        "out of sample (walk-forward or purged k-fold), apply the promotion gates, register it in MLflow "
+        "(champion only if every gate passes) and write an HTML report.",
+    )
     p.add_argument("--config", help="YAML config (default: $HYBRIDTRADER_CONFIG or built-in)")
     p.add_argument("--strategy", action="append", help="strategy to train (repeatable; default: all enabled)")
     p.add_argument(
@@ -54,20 +62,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def read_bars_file(path: Path) -> pl.DataFrame:
+    """Bars from a parquet file; an unreadable file, missing bar columns or no rows is a DataError naming
+    the file."""
+    from hybridtrader.ml.features import BAR_COLUMNS
+
+    try:
+        bars = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise DataError(f"--data {path}: not a readable parquet file ({first_line(e)})") from None
+    missing = [c for c in BAR_COLUMNS if c not in bars.columns]
+    if missing:
+        raise DataError(f"--data {path}: missing bar columns {missing} (has {bars.columns})")
+    if bars.is_empty():
+        raise DataError(f"--data {path}: no bars (the file has no rows)")
+    return bars
+
+
 def load_bars(args: argparse.Namespace) -> tuple[pl.DataFrame, str]:
     """The bars, and where they came from (the report's provenance)."""
     if args.data is not None:
         path: Path = args.data
         if path.is_file():
-            return pl.read_parquet(path), f"bars file {path.resolve()}"
+            return read_bars_file(path), f"bars file {path.resolve()}"
         if path.is_dir():
             from hybridtrader.market.synth import SyntheticMarket
 
             market = SyntheticMarket.read(path)
             return market.bars_1m, f"synthetic market read from {path.resolve()}: {_knobs(market.params)}"
-        raise OSError(f"--data: no such file or directory: {path}")
+        raise DataError(f"--data: no such file or directory: {path}")
     if args.symbols < 1 or args.sessions < 1:
-        raise ValueError(f"--symbols and --sessions must be >= 1, got {args.symbols} and {args.sessions}")
+        raise ConfigError(f"--symbols and --sessions must be >= 1, got {args.symbols} and {args.sessions}")
     from hybridtrader.market.synth import generate_market
 
     market = generate_market(
@@ -103,12 +128,14 @@ def gate_table(result: TrainingResult) -> Table:
 def run(args: argparse.Namespace) -> int:
     from hybridtrader.ml.pipeline import MLPipeline
     from hybridtrader.ml.report import write_report
+    from hybridtrader.ml.strategy_check import check_strategies
 
     cfg: Config = load_config(args.config)
+    check_strategies(cfg)
     strategies = args.strategy or [n for n, s in cfg.strategies.items() if s.enabled and s.ml_model.enabled]
     unknown = [s for s in strategies if s not in cfg.strategies]
     if unknown:
-        raise ValueError(f"--strategy: unknown {unknown} (configured: {sorted(cfg.strategies)})")
+        raise ConfigError(f"--strategy: unknown {unknown} (configured: {sorted(cfg.strategies)})")
     console = Console()
     with console.status("loading bars"):
         bars, source = load_bars(args)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from hybridtrader.config import load_config
+from hybridtrader.config import load_config, with_overrides
 from hybridtrader.venue import LOCAL_FINNHUB_TOKEN, LOCAL_KEY, LOCAL_SECRET, Venue
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("venue", help="serve the local Alpaca/Polygon/Finnhub-compatible venue")
+    p = sub.add_parser(
+        "venue",
+        help="serve the local Alpaca/Polygon/Finnhub-compatible venue",
+        description="Serve a local simulated venue on loopback: Alpaca market data and trading REST, the "
+        "Alpaca and Polygon streams and a Finnhub earnings calendar, replaying a seeded SYNTHETIC market "
+        "(or recorded parquet with --market). Prints its URLs, local keys, symbols and sessions.",
+    )
     p.add_argument("--config", help="YAML config (default: $HYBRIDTRADER_CONFIG or built-in)")
     p.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (0: a free one; default from config)")
     p.add_argument("--speed", help="replay speed: 1 real time, 60, ... or 'max' (default from config)")
@@ -26,23 +33,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    v = cfg.venue
-    if args.port is not None:
-        v.port = args.port
-    if args.speed is not None:
-        v.speed = args.speed if args.speed == "max" else float(args.speed)
-    for name in ("symbols", "sessions", "seed"):
-        if getattr(args, name) is not None:
-            setattr(v.market, name, getattr(args, name))
+    market = {k: getattr(args, k) for k in ("symbols", "sessions", "seed") if getattr(args, k) is not None}
     if args.market is not None:
-        v.market.path = args.market
+        market["path"] = args.market
+    options: dict[str, Any] = {"market": market}
+    if args.port is not None:
+        options["port"] = args.port
+    if args.speed is not None:
+        options["speed"] = args.speed  # "max" or a number: validated by the config model
     if args.stream_tick_ms is not None:
-        v.stream_tick_ms = args.stream_tick_ms
+        options["stream_tick_ms"] = args.stream_tick_ms
     if args.record_sends:
-        v.record_sends = True
+        options["record_sends"] = True
+    cfg = with_overrides(load_config(args.config), {"venue": options})
 
     def ready(venue: Venue) -> None:
+        m = venue.market.describe()
+        print(f"{'market':15s} {m['source']}")
+        print(f"{'symbols':15s} {', '.join(m['symbols'])}")
+        print(f"{'sessions':15s} {m['sessions']}: {m['first_session']} .. {m['last_session']}")
         for name, url in venue.urls.items():
             print(f"{name:15s} {url}")
         # fixed local credentials, not secrets: they only make clients send keys as they must

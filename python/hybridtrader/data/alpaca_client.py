@@ -32,7 +32,7 @@ from alpaca.data.historical import StockHistoricalDataClient
 from requests import HTTPError
 
 from hybridtrader.config import Config
-from hybridtrader.credentials import alpaca_keys
+from hybridtrader.credentials import AUTH_FAILURES, alpaca_keys, auth_hint
 from hybridtrader.data.schema import (
     BAR_SCHEMA,
     QUOTE_SCHEMA,
@@ -43,7 +43,8 @@ from hybridtrader.data.schema import (
     to_utc,
     utc_ns,
 )
-from hybridtrader.execution.rate_limiter import RateLimiter
+from hybridtrader.errors import BrokerError, DataError
+from hybridtrader.execution.rate_limiter import RateLimiter, http_status
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.monitoring.metrics import METRICS, Metrics
 
@@ -70,11 +71,11 @@ QUOTES = _Kind("quotes", (("bp", "bid"), ("ap", "ask"), ("bs", "bid_size"), ("as
                QUOTE_SCHEMA, _TICK_T)
 
 
-class PaginationError(RuntimeError):
+class PaginationError(BrokerError):
     """The server's paging does not terminate (a repeated token or too many pages)."""
 
 
-class FetchError(RuntimeError):
+class FetchError(BrokerError):
     """Fetching failed for good; `partial` holds every row fetched before the failure (the kind's schema)."""
 
     def __init__(self, message: str, partial: pl.DataFrame) -> None:
@@ -86,7 +87,7 @@ def chunk_ranges(start: datetime, end: datetime, tf: Timeframe, n_symbols: int,
                  chunk_bars: int) -> list[tuple[datetime, datetime]]:
     """[start, end] cut into consecutive inclusive windows of about `chunk_bars` bars over all symbols."""
     if end < start:
-        raise ValueError(f"end: {end.isoformat()} is before start {start.isoformat()}")
+        raise DataError(f"end: {end.isoformat()} is before start {start.isoformat()}")
     sessions_per_chunk = chunk_bars / (max(1, n_symbols) * tf.bars_per_session)
     span = max(timedelta(days=1), timedelta(days=sessions_per_chunk * 365.25 / 252))
     out = []
@@ -181,10 +182,10 @@ class AlpacaClient:
         cfg = config or Config()
         url = data_url or cfg.alpaca.data_url
         if not url:
-            raise ValueError("alpaca.data_url: not set (start the local venue with `hybridtrader venue` "
+            raise DataError("alpaca.data_url: not set (start the local venue with `hybridtrader venue` "
                              "and set its URL, or pass data_url=)")
-        key, secret = alpaca_keys(cfg)
         self.url = url.rstrip("/")
+        key, secret = alpaca_keys(cfg, self.url)
         self.data = cfg.data
         self.feed = "iex" if cfg.alpaca.feed == "test" else cfg.alpaca.feed
         self.metrics = metrics
@@ -285,7 +286,7 @@ class AlpacaClient:
                extra: dict[str, Any]) -> pl.DataFrame:
         """All pages of one window, resuming from the last row after a failed page."""
         if end < start:
-            raise ValueError(f"end: {end.isoformat()} is before start {start.isoformat()}")
+            raise DataError(f"end: {end.isoformat()} is before start {start.isoformat()}")
         acc = _Columns(kind)
         queue = [_Segment(symbols, start, end)]
         resumes = 0
@@ -296,6 +297,10 @@ class AlpacaClient:
             except PaginationError:
                 raise
             except Exception as e:
+                if http_status(e) in AUTH_FAILURES:  # other keys are needed: resuming cannot help
+                    raise BrokerError(
+                        f"{self.url} refused the keys (HTTP {http_status(e)}): {auth_hint(self.url)}"
+                    ) from None
                 last = getattr(e, "last_row", None)
                 if resumes >= self.data.max_resumes:
                     raise FetchError(

@@ -17,6 +17,7 @@ import polars as pl
 
 from hybridtrader.data.atomic import write_parquet_atomic
 from hybridtrader.data.schema import BAR_SCHEMA, empty_bars, normalize_symbols, to_utc, utc_ns
+from hybridtrader.errors import DataError, first_line
 from hybridtrader.market import calendar
 from hybridtrader.market.timeframe import Timeframe
 
@@ -27,11 +28,20 @@ GAP_SCHEMA = {"symbol": pl.String, "gap_start": BAR_SCHEMA["ts"], "gap_end": BAR
 def _check_bars(bars: pl.DataFrame) -> pl.DataFrame:
     missing = [c for c in BAR_SCHEMA if c not in bars.columns]
     if missing:
-        raise ValueError(f"bars: missing columns {missing} (bar schema: {list(BAR_SCHEMA)})")
+        raise DataError(f"bars: missing columns {missing} (bar schema: {list(BAR_SCHEMA)})")
     try:
         return bars.select(list(BAR_SCHEMA)).cast(BAR_SCHEMA)  # type: ignore[arg-type]
     except pl.exceptions.PolarsError as e:
-        raise ValueError(f"bars: columns do not fit the bar schema: {e}") from None
+        raise DataError(f"bars: columns do not fit the bar schema: {e}") from None
+
+
+def _read_file(path: Path) -> pl.DataFrame:
+    """One stored file; a torn or foreign file is a DataError naming it (and it is left alone)."""
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise DataError(f"bar store file {path} is unreadable ({first_line(e)}); move it away to "
+                        "refetch its bars") from None
 
 
 class BarStore:
@@ -62,7 +72,7 @@ class BarStore:
         if bars.is_empty():
             return 0
         if bars["ts"].null_count() or bars["symbol"].null_count():
-            raise ValueError("bars: symbol and ts must not be null")
+            raise DataError("bars: symbol and ts must not be null")
         keyed = bars.with_columns(
             pl.col("ts").dt.convert_time_zone("America/New_York").dt.strftime(self._period(tf)).alias("_p"))
         added = 0
@@ -70,7 +80,7 @@ class BarStore:
             path = self._dir(tf, str(symbol)) / f"{period}.parquet"
             new = part.drop("_p").unique("ts", keep="last")
             if path.exists():
-                old = pl.read_parquet(path)
+                old = _read_file(path)
                 added += new.join(old.select("ts"), on="ts", how="anti").height
                 merged = pl.concat([old.join(new.select("ts"), on="ts", how="anti"), new])
             else:
@@ -98,7 +108,11 @@ class BarStore:
     def read(self, symbols: str | list[str] | None, timeframe: str | Timeframe,
              start: datetime | date | str | None = None, end: datetime | date | str | None = None
              ) -> pl.DataFrame:
-        return self.scan(symbols, timeframe, start, end).collect()
+        try:
+            return self.scan(symbols, timeframe, start, end).collect()
+        except pl.exceptions.PolarsError as e:
+            raise DataError(f"bar store {self.root}: a file is unreadable ({first_line(e)}); "
+                            "`hybridtrader health --store` names it") from None
 
     def gaps(self, symbols: str | list[str], timeframe: str | Timeframe, start: datetime | date | str,
              end: datetime | date | str) -> pl.DataFrame:
@@ -154,7 +168,7 @@ def expected_bar_starts(tf: Timeframe, lo: datetime, hi: datetime) -> np.ndarray
         minutes = calendar.session_minutes_ns(days[0], days[-1]) if days else np.empty(0, np.int64)
         starts = np.unique(minutes // tf.nominal_ns * tf.nominal_ns)
     else:
-        raise ValueError(f"timeframe: gap reports cover intraday and 1Day bars, not {tf.value}")
+        raise DataError(f"timeframe: gap reports cover intraday and 1Day bars, not {tf.value}")
     return starts[(starts >= utc_ns(lo)) & (starts <= utc_ns(hi))]
 
 

@@ -10,7 +10,6 @@ service the feature is disabled with a warning; the local venue takes its fixed 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -20,12 +19,12 @@ from typing import Any
 import requests
 
 from hybridtrader.config import Config
+from hybridtrader.credentials import finnhub_token
 from hybridtrader.data.schema import normalize_symbols
 from hybridtrader.data.ttl_cache import TTLCache
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.market import calendar
 from hybridtrader.monitoring.metrics import METRICS, Metrics
-from hybridtrader.venue.auth import LOCAL_FINNHUB_TOKEN
 
 log = logging.getLogger(__name__)
 FINNHUB_PER_MINUTE = 60
@@ -61,10 +60,8 @@ class EarningsBlackout:
         self.before = cfg.data.blackout_sessions_before
         self.after = cfg.data.blackout_sessions_after
         self.metrics = metrics
-        configured_key = f.api_key.get_secret_value() if f.api_key else os.environ.get("FINNHUB_API_KEY")
         self.url = (finnhub_url or f.url or "").rstrip("/")
-        local = f.url is None
-        self.token = configured_key or (LOCAL_FINNHUB_TOKEN if local else None)
+        self.token = finnhub_token(cfg, self.url)
         self.enabled = bool(self.url and self.token)
         if not self.enabled:
             why = "no FINNHUB_API_KEY" if self.url else "no Finnhub URL (and no local venue given)"
@@ -82,13 +79,14 @@ class EarningsBlackout:
         def call() -> dict[str, Any]:
             self.metrics.inc("api_calls", endpoint="finnhub_earnings")
             r = self.session.get(f"{self.url}/calendar/earnings",
-                                 params={"from": lo.isoformat(), "to": hi.isoformat(), "token": self.token},
-                                 timeout=30)
+                                 params={"from": lo.isoformat(), "to": hi.isoformat()},
+                                 headers={"X-Finnhub-Token": self.token or ""}, timeout=30)
             if r.status_code == 429:
                 self.metrics.inc("rate_limited", endpoint="finnhub_earnings")
             r.raise_for_status()
             return r.json()
 
+        # The token travels in a header (Finnhub accepts both), so no URL in an error or log carries it.
         body = self.limiter.call(call, (), retry_transient=True)
         out: dict[str, list[dict[str, str]]] = {s: [] for s in symbols}
         for e in body.get("earningsCalendar") or []:

@@ -20,7 +20,8 @@ import orjson
 from hybridtrader.data.alpaca_client import AlpacaClient, FetchError, chunk_ranges
 from hybridtrader.data.atomic import read_state, write_state
 from hybridtrader.data.bar_store import BarStore
-from hybridtrader.data.schema import normalize_symbols, rfc3339, to_utc
+from hybridtrader.data.schema import normalize_symbols, rfc3339, to_utc, to_utc_end
+from hybridtrader.errors import DataError
 from hybridtrader.market.timeframe import Timeframe
 
 STATE_VERSION = 1
@@ -50,21 +51,22 @@ def fetch_to_store(
     progress: Callable[[int, int, int], None] | None = None,
     source: str | None = None,
 ) -> FetchResult:
-    """Fetch bars of `symbols` in [start, end] into `store`, resuming an interrupted run.
+    """Fetch bars of `symbols` in [start, end] into `store`, resuming an interrupted run; an `end` given
+    as a day includes that whole day.
 
     `progress(done_chunks, total_chunks, bars_so_far)` is called at the start and after every chunk.
     `source` names where the bars come from in the resume key (default the client's URL; a local venue
     started per run has a new port each time, so the CLI passes a stable name)."""
     syms = normalize_symbols(symbols)
     tf = Timeframe.parse(timeframe)
-    lo, hi = to_utc("start", start), to_utc("end", end)
+    lo, hi = to_utc("start", start), to_utc_end("end", end)
     chunks = chunk_ranges(lo, hi, tf, len(syms), client.data.chunk_bars)
     request = {"source": source or client.url, "symbols": syms, "timeframe": tf.value, "start": rfc3339(lo),
                "end": rfc3339(hi), "chunk_bars": client.data.chunk_bars}
     path = state_path(store, request)
     state = read_state(path, STATE_VERSION)
     if state is not None and state.get("request") != request:
-        raise ValueError(f"fetch state {path} belongs to another request: {state.get('request')}")
+        raise DataError(f"fetch state {path} belongs to another request: {state.get('request')}")
     done = set(state["done"]) if state is not None else set()
     result = FetchResult(chunks=len(chunks), skipped=len(done & set(range(len(chunks)))), bars=0, added=0)
     if progress is not None:

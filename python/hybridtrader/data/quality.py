@@ -19,6 +19,7 @@ import polars as pl
 
 from hybridtrader.data.bar_store import expected_bar_starts
 from hybridtrader.data.schema import BAR_SCHEMA, utc_ns
+from hybridtrader.errors import DataError
 from hybridtrader.market.timeframe import Timeframe
 
 PRICES = ("open", "high", "low", "close")
@@ -100,11 +101,11 @@ def check_data_quality(
     """Quality report of bars in the bar schema (any order). `now` enables the staleness check."""
     missing_cols = [c for c in ("symbol", "ts", *PRICES, "volume") if c not in bars.columns]
     if missing_cols:
-        raise ValueError(f"bars: missing columns {missing_cols}")
+        raise DataError(f"bars: missing columns {missing_cols}")
     for name, value in (("stale_after_s", stale_after_s), ("jump_zscore", jump_zscore),
                         ("max_abs_log_return", max_abs_log_return)):
         if not value > 0:
-            raise ValueError(f"{name}: must be > 0, got {value}")
+            raise DataError(f"{name}: must be > 0, got {value}")
     tf = Timeframe.parse(timeframe)
     df = bars.sort("symbol", "ts")
     rep = QualityReport(rows=df.height, symbols=df["symbol"].n_unique())

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
+
+from hybridtrader.errors import DataError
 
 TS = pl.Datetime("ns", "UTC")
 BAR_SCHEMA = {
@@ -31,12 +33,22 @@ def to_utc(name: str, value: datetime | date | str) -> datetime:
         try:
             value = datetime.fromisoformat(value) if len(value) > 10 else date.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"{name}: not an ISO date or time: {value!r}") from None
+            raise DataError(f"{name}: not an ISO date or time: {value!r}") from None
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    raise ValueError(f"{name}: expected a datetime, date or ISO string, got {type(value).__name__}")
+    raise DataError(f"{name}: expected a datetime, date or ISO string, got {type(value).__name__}")
+
+
+def to_utc_end(name: str, value: datetime | date | str) -> datetime:
+    """Like `to_utc`, for the inclusive end of a range: a day (a date, or ISO text without a time) means
+    through the end of that day (its last microsecond, the finest time a request carries)."""
+    whole_day = (isinstance(value, date) and not isinstance(value, datetime)) or (
+        isinstance(value, str) and len(value.strip()) <= 10
+    )
+    end = to_utc(name, value)
+    return end + timedelta(days=1, microseconds=-1) if whole_day else end
 
 
 def rfc3339(dt: datetime) -> str:
@@ -48,7 +60,7 @@ def normalize_symbols(symbols: str | Iterable[str]) -> list[str]:
     items = symbols.split(",") if isinstance(symbols, str) else list(symbols)
     bad = [s for s in items if not isinstance(s, str) or not s.strip()]
     if not items or bad:
-        raise ValueError(f"symbols: expected non-empty ticker strings, got {symbols!r}")
+        raise DataError(f"symbols: expected non-empty ticker strings, got {symbols!r}")
     return sorted({s.strip().upper() for s in items})
 
 

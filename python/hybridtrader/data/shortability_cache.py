@@ -18,6 +18,7 @@ from hybridtrader.config import Config
 from hybridtrader.credentials import alpaca_keys
 from hybridtrader.data.schema import normalize_symbols
 from hybridtrader.data.ttl_cache import TTLCache
+from hybridtrader.errors import DataError
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.monitoring.metrics import METRICS, Metrics
 
@@ -33,8 +34,8 @@ def trading_client(config: Config, trading_url: str | None = None) -> TradingCli
     a = config.alpaca
     url = trading_url or a.trading_url
     if not url:
-        raise ValueError("alpaca.trading_url: not set (start the local venue and pass its URL)")
-    key, secret = alpaca_keys(config)
+        raise DataError("alpaca.trading_url: not set (start the local venue and pass its URL)")
+    key, secret = alpaca_keys(config, url)
     client = TradingClient(key, secret, paper=a.paper, url_override=url.rstrip("/"))
     client._retry_codes = []  # the rate limiter retries, honouring the server's reset time
     return client

@@ -15,19 +15,43 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from hybridtrader.data.atomic import read_state, write_state
+from hybridtrader.credentials import redact
+from hybridtrader.data.atomic import StateFileError, read_state, write_state
+from hybridtrader.errors import BrokerError, DataError
 from hybridtrader.monitoring.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 
 
-class CacheRefreshError(RuntimeError):
+class CacheRefreshError(BrokerError):
     """Entries were missing or expired and the refresh failed; nothing stale was served."""
 
     def __init__(self, name: str, keys: list[str], cause: BaseException) -> None:
-        super().__init__(f"{name}: refreshing {', '.join(keys)} failed: {cause}")
+        super().__init__(f"{name}: refreshing {', '.join(keys)} failed: {redact(str(cause))}")
         self.keys = keys
+
+
+def read_entries(path: Path, name: str | None = None) -> dict[str, tuple[float, Any]]:
+    """The (fetched_at, value) entries of a cache file (empty when it does not exist); a file of another
+    cache (`name`), or an entry without a numeric `fetched_at` and a `value`, is a StateFileError naming the
+    file and the key."""
+    state = read_state(path, FORMAT_VERSION)
+    if state is None:
+        return {}
+    entries = state.get("entries")
+    if (name is not None and state.get("name") != name) or not isinstance(entries, dict):
+        raise StateFileError(f"cache file {path} does not hold the {name or 'expected'} cache")
+    out = {}
+    for key, entry in entries.items():
+        stamp = entry.get("fetched_at") if isinstance(entry, dict) else None
+        if not isinstance(stamp, int | float) or isinstance(stamp, bool) or "value" not in entry:
+            raise StateFileError(
+                f"cache file {path}: entry {key!r} is malformed (needs a numeric fetched_at and a value); "
+                "move the file away to start over"
+            )
+        out[key] = (float(stamp), entry["value"])
+    return out
 
 
 class TTLCache:
@@ -42,7 +66,7 @@ class TTLCache:
         metrics: Metrics = METRICS,
     ) -> None:
         if ttl_s <= 0:
-            raise ValueError(f"ttl_s: must be > 0, got {ttl_s}")
+            raise DataError(f"ttl_s: must be > 0, got {ttl_s}")
         self.name = name
         self.path = Path(path)
         self.ttl_s = ttl_s
@@ -50,20 +74,17 @@ class TTLCache:
         self.clock = clock
         self.metrics = metrics
         self._lock = threading.Lock()
-        state = read_state(self.path, FORMAT_VERSION)
-        self.entries: dict[str, tuple[float, Any]] = {}
-        if state is not None:
-            if state.get("name") != name or not isinstance(state.get("entries"), dict):
-                raise ValueError(f"cache file {self.path} does not hold the {name} cache")
-            self.entries = {k: (float(v["fetched_at"]), v["value"]) for k, v in state["entries"].items()}
+        self.entries: dict[str, tuple[float, Any]] = read_entries(self.path, name)
 
     def age(self, key: str) -> float | None:
         entry = self.entries.get(key)
         return None if entry is None else self.clock() - entry[0]
 
     def fresh(self, key: str) -> bool:
+        """Fetched less than ttl_s ago; an entry stamped in the future (a clock set back, a copied file)
+        has no meaningful age and is refreshed, never served forever."""
         age = self.age(key)
-        return age is not None and age < self.ttl_s
+        return age is not None and 0.0 <= age < self.ttl_s
 
     def get(self, key: str) -> Any:
         return self.get_many([key])[key]
@@ -83,7 +104,7 @@ class TTLCache:
             loaded = self.loader(keys)
         except Exception as e:
             self.metrics.inc("cache_refresh_failures", cache=self.name)
-            log.warning("%s cache: refresh of %d keys failed: %s", self.name, len(keys), e)
+            log.warning("%s cache: refresh of %d keys failed: %s", self.name, len(keys), redact(str(e)))
             raise CacheRefreshError(self.name, keys, e) from e
         absent = [k for k in keys if k not in loaded]
         if absent:

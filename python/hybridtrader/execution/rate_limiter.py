@@ -32,6 +32,7 @@ import requests
 
 from hybridtrader._core import SlidingWindowLimiter
 from hybridtrader.config import BackoffConfig, Config, ExecutionConfig, config_from_dict
+from hybridtrader.errors import BrokerError, ConfigError
 
 T = TypeVar("T")
 
@@ -59,7 +60,7 @@ class Attempt:
     elapsed: float
 
 
-class RateLimitError(Exception):
+class RateLimitError(BrokerError):
     """A call was refused for rate limiting and retrying gave up (`history` lists every attempt); raised
     by callers too, to signal a rate-limit answer (`retry_after` seconds when known)."""
 
@@ -317,7 +318,7 @@ class RateLimiter(SlidingWindowLimiter):
     ) -> bool:
         """`acquire` for asyncio: sleeps the exact wait on the event loop instead of blocking a thread."""
         if timeout is not None and not (timeout >= 0 and timeout != float("inf")):
-            raise ValueError(f"timeout must be None or a finite number of seconds >= 0, got {timeout}")
+            raise ConfigError(f"timeout must be None or a finite number of seconds >= 0, got {timeout}")
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
@@ -410,7 +411,7 @@ class RateLimiter(SlidingWindowLimiter):
         """Run `fn(item)` for every item under the limiter with retries (`call`), on up to `workers`
         threads. Every item gets its result or its error, in input order; one failure never stops the rest."""
         if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+            raise ConfigError(f"workers must be >= 1, got {workers}")
 
         def one(item: Any) -> tuple[Any, Exception | None]:
             try:

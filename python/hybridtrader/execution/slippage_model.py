@@ -19,6 +19,7 @@ import polars as pl
 
 from hybridtrader._core import SlippageModelCore
 from hybridtrader.config import Config, ExecutionConfig, SlippageConfig, config_from_dict
+from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.execution.time_slicing import to_utc_ns
 from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
 
@@ -56,7 +57,7 @@ def slippage_section(config: AnyConfig) -> SlippageConfig:
         return config.slippage
     if isinstance(config, SlippageConfig):
         return config
-    raise ValueError(
+    raise ConfigError(
         f"config must be a Config, ExecutionConfig, SlippageConfig, dict or None, got {config!r}"
     )
 
@@ -66,12 +67,12 @@ def ts_ns_column(values: pl.Series, name: str = "ts") -> np.ndarray:
     dtype = values.dtype
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is None:
-            raise ValueError(f"{name} must be timezone-aware (UTC); got a naive {dtype} column")
+            raise ConfigError(f"{name} must be timezone-aware (UTC); got a naive {dtype} column")
         values = values.dt.convert_time_zone("UTC").dt.cast_time_unit("ns").to_physical()
     elif not dtype.is_integer():
-        raise ValueError(f"{name} must be a UTC Datetime column or epoch-ns integers, got {dtype}")
+        raise ConfigError(f"{name} must be a UTC Datetime column or epoch-ns integers, got {dtype}")
     if values.null_count():
-        raise ValueError(f"{name} has {values.null_count()} null values")
+        raise ConfigError(f"{name} has {values.null_count()} null values")
     return values.cast(pl.Int64).to_numpy()
 
 
@@ -115,7 +116,7 @@ def _symbol_codes(symbols: SymbolsLike, n: int) -> tuple[list[str], np.ndarray]:
         s = pl.Series("symbol", symbols, dtype=pl.String)
         names = s.drop_nulls().unique().sort().to_list()
     if s.null_count():
-        raise ValueError(f"symbols has {s.null_count()} null values")
+        raise ConfigError(f"symbols has {s.null_count()} null values")
     codes = s.cast(pl.Enum(names)).to_physical().cast(pl.UInt32).to_numpy()
     return names, np.ascontiguousarray(codes)
 
@@ -123,12 +124,12 @@ def _symbol_codes(symbols: SymbolsLike, n: int) -> tuple[list[str], np.ndarray]:
 def _check_sides(sides: str | Sequence[str] | pl.Series | np.ndarray) -> pl.Series | None:
     if isinstance(sides, str):
         if sides not in SIDES:
-            raise ValueError(f"side must be 'buy' or 'sell', got {sides!r}")
+            raise ConfigError(f"side must be 'buy' or 'sell', got {sides!r}")
         return None
     s = pl.Series("side", sides, dtype=pl.String)
     bad = s.filter(~s.is_in(SIDES) | s.is_null())
     if len(bad):
-        raise ValueError(f"side must be 'buy' or 'sell', got {bad[0]!r} ({len(bad)} bad rows)")
+        raise ConfigError(f"side must be 'buy' or 'sell', got {bad[0]!r} ({len(bad)} bad rows)")
     return s
 
 
@@ -137,14 +138,14 @@ def _float_array(name: str, values: Any, n: int) -> np.ndarray:
     if a.ndim == 0:
         return np.full(n, float(a))
     if a.shape != (n,):
-        raise ValueError(f"{name} must have {n} rows, got shape {a.shape}")
+        raise ConfigError(f"{name} must have {n} rows, got shape {a.shape}")
     return np.ascontiguousarray(a)
 
 
 def _require(frame: pl.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"{what} frame lacks columns {missing}; it has {frame.columns}")
+        raise ConfigError(f"{what} frame lacks columns {missing}; it has {frame.columns}")
 
 
 class SlippageModel(SlippageModelCore):
@@ -187,13 +188,13 @@ class SlippageModel(SlippageModelCore):
         n = len(qty_a) if qty_a.ndim else (1 if isinstance(symbols, str) else len(symbols))
         names, codes = _symbol_codes(symbols, n)
         if len(codes) != n:
-            raise ValueError(f"symbols has {len(codes)} rows but qty has {n}")
+            raise ConfigError(f"symbols has {len(codes)} rows but qty has {n}")
         side_col = _check_sides(sides)
         if side_col is not None and len(side_col) != n:
-            raise ValueError(f"sides has {len(side_col)} rows but qty has {n}")
+            raise ConfigError(f"sides has {len(side_col)} rows but qty has {n}")
         ts_a = _ts_array(ts, n)
         if len(ts_a) != n:
-            raise ValueError(f"ts has {len(ts_a)} rows but qty has {n}")
+            raise ConfigError(f"ts has {len(ts_a)} rows but qty has {n}")
         return self.forecast_codes(
             names, codes, _float_array("qty", qty_a, n), _float_array("price", price, n), ts_a
         )
@@ -216,10 +217,10 @@ class SlippageModel(SlippageModelCore):
         """
         if isinstance(symbol_or_fills, pl.DataFrame):
             if any(v is not None for v in (side, qty, arrival_price, fill_price, ts)):
-                raise ValueError("pass either a fills frame or one fill's fields, not both")
+                raise ConfigError("pass either a fills frame or one fill's fields, not both")
             return self._learn_fills(symbol_or_fills)
         if side is None or qty is None or arrival_price is None or fill_price is None:
-            raise ValueError("a single fill needs symbol, side, qty, arrival_price and fill_price")
+            raise ConfigError("a single fill needs symbol, side, qty, arrival_price and fill_price")
         cost, half, term = self.update_fill(symbol_or_fills, side, qty, arrival_price, fill_price, ts)
         return {"cost_bps": cost, "half_spread_bps": half, "participation_term_bps": term}
 
@@ -254,12 +255,12 @@ class SlippageModel(SlippageModelCore):
             bid, ask = bars["bid"].cast(pl.Float64), bars["ask"].cast(pl.Float64)
             bad = int(((bid <= 0) | (ask < bid) | bid.is_null() | ask.is_null()).sum())
             if bad:
-                raise ValueError(f"quote bars have {bad} rows with bid <= 0 or ask < bid; filter them first")
+                raise ConfigError(f"quote bars have {bad} rows with bid <= 0 or ask < bid; filter them first")
             spread = (ask - bid) / ((ask + bid) / 2) * 1e4
         else:
-            raise ValueError(f"quote bars need spread_bps_mean or bid and ask columns; got {bars.columns}")
+            raise ConfigError(f"quote bars need spread_bps_mean or bid and ask columns; got {bars.columns}")
         if spread.null_count():
-            raise ValueError(f"spread_bps_mean has {spread.null_count()} null values")
+            raise ConfigError(f"spread_bps_mean has {spread.null_count()} null values")
         ts = ts_ns_column(bars["ts"])
         frame = (
             pl.DataFrame({"symbol": bars["symbol"], "ts": ts, "spread": spread})
@@ -297,11 +298,19 @@ class SlippageModel(SlippageModelCore):
         # Picklable (process pools, Ray): the config and the learned state travel, not the state file.
         return _restore, (self.config.model_dump(), self.to_json())
 
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Load state written by `save`; a corrupt or foreign file, or a format_version this version does
+        not read (0 was never written), is a StateError naming the file."""
+        try:
+            super().load(Path(path))
+        except ValueError as e:
+            raise StateError(str(e)) from None
+
     def save(self, path: str | os.PathLike[str] | None = None) -> None:
         """Save the learned state as JSON atomically to `path` (default: `execution.slippage.state_path`)."""
         target = path if path is not None else self.config.state_path
         if target is None:
-            raise ValueError("save needs a path: none given and execution.slippage.state_path is not set")
+            raise ConfigError("save needs a path: none given and execution.slippage.state_path is not set")
         super().save(Path(target))
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.config import ExecutionConfig
+from hybridtrader.errors import ConfigError
 from hybridtrader.market.calendar import NEW_YORK, UTC, is_session, session_at, session_bounds
 
 if TYPE_CHECKING:
@@ -51,12 +52,12 @@ def to_utc_ns(ts: datetime | int, name: str = "ts") -> int:
     """Epoch ns of an aware datetime or of an int already in epoch ns."""
     if isinstance(ts, datetime):
         if ts.tzinfo is None:
-            raise ValueError(f"{name} must be timezone-aware (UTC), got naive datetime {ts}")
+            raise ConfigError(f"{name} must be timezone-aware (UTC), got naive datetime {ts}")
         delta = ts.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
     if isinstance(ts, int | np.integer) and not isinstance(ts, bool):
         return int(ts)
-    raise ValueError(f"{name} must be an aware datetime or epoch ns (int), got {ts!r}")
+    raise ConfigError(f"{name} must be an aware datetime or epoch ns (int), got {ts!r}")
 
 
 def from_utc_ns(ns: int) -> datetime:
@@ -94,7 +95,7 @@ def expected_volume(start_ns: int, end_ns: int, adv_shares: float, u_shape: floa
 
 def _check_qty(qty: int) -> int:
     if isinstance(qty, bool) or not isinstance(qty, int | np.integer) or qty <= 0:
-        raise ValueError(f"qty must be a positive integer number of shares, got {qty!r}")
+        raise ConfigError(f"qty must be a positive integer number of shares, got {qty!r}")
     return int(qty)
 
 
@@ -113,16 +114,16 @@ def slice_order(
     qty = _check_qty(qty)
     start_ns, end_ns = to_utc_ns(start, "start"), to_utc_ns(end, "end")
     if end_ns <= start_ns:
-        raise ValueError(f"end must be after start, got start={start!r} end={end!r}")
+        raise ConfigError(f"end must be after start, got start={start!r} end={end!r}")
     if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
-        raise ValueError(f"slices must be an integer >= 1, got {slices!r}")
+        raise ConfigError(f"slices must be an integer >= 1, got {slices!r}")
     if max_participation is not None:
         if not 0 < max_participation <= 1:
-            raise ValueError(f"max_participation must be in (0, 1], got {max_participation!r}")
+            raise ConfigError(f"max_participation must be in (0, 1], got {max_participation!r}")
         if adv_shares is None or not adv_shares > 0:
-            raise ValueError(f"a participation cap needs adv_shares > 0, got {adv_shares!r}")
+            raise ConfigError(f"a participation cap needs adv_shares > 0, got {adv_shares!r}")
     if volume_u_shape < 1:
-        raise ValueError(f"volume_u_shape must be >= 1, got {volume_u_shape!r}")
+        raise ConfigError(f"volume_u_shape must be >= 1, got {volume_u_shape!r}")
 
     bounds = [start_ns + (end_ns - start_ns) * i // slices for i in range(slices + 1)]
     base, extra = divmod(qty, slices)
@@ -168,13 +169,13 @@ def plan_parent_order(
     start_dt = from_utc_ns(start_ns)
     session: date | None = session_at(start_dt)
     if session is None:
-        raise ValueError(f"start {start_dt.isoformat()} is outside the regular NYSE session")
+        raise ConfigError(f"start {start_dt.isoformat()} is outside the regular NYSE session")
     if not config.enable_time_slicing:
         return slice_order(qty, start_ns, start_ns + 1, slices=1)
     ts_cfg = config.time_slicing
     if adv_shares is None:
         if model is None or symbol is None:
-            raise ValueError("time slicing needs adv_shares, or a slippage model and a symbol")
+            raise ConfigError("time slicing needs adv_shares, or a slippage model and a symbol")
         adv_shares = float(model.symbol_params(symbol)["adv_shares"])
     close_ns = to_utc_ns(session_bounds(session)[1])
     end_ns = min(start_ns + round(ts_cfg.window_minutes * NS_PER_MINUTE), close_ns)

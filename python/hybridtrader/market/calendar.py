@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from hybridtrader.errors import DataError
+
 NEW_YORK = ZoneInfo("America/New_York")
 UTC = ZoneInfo("UTC")
 REGULAR_OPEN = time(9, 30)
@@ -142,7 +144,7 @@ def previous_session(d: date) -> date:
 def session_bounds(d: date) -> tuple[datetime, datetime]:
     """Open and close of the session on d as aware UTC datetimes; ValueError if the market is closed."""
     if not is_session(d):
-        raise ValueError(f"{d.isoformat()} is not an NYSE session (weekend or holiday)")
+        raise DataError(f"{d.isoformat()} is not an NYSE session (weekend or holiday)")
     close = EARLY_CLOSE if d in early_closes(d.year) else REGULAR_CLOSE
     open_dt = datetime.combine(d, REGULAR_OPEN, NEW_YORK).astimezone(UTC)
     close_dt = datetime.combine(d, close, NEW_YORK).astimezone(UTC)

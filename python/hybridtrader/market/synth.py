@@ -61,6 +61,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
+from hybridtrader.errors import DataError
 from hybridtrader.market import calendar
 from hybridtrader.market.bars import aggregate_trades, rollup
 
@@ -134,18 +135,18 @@ class SyntheticMarket:
             meta = json.loads(meta_path.read_text())
             version = meta["format_version"]
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{meta_path}: not a synthetic market directory ({e})") from None
+            raise DataError(f"{meta_path}: not a synthetic market directory ({e})") from None
         if version != FORMAT_VERSION:
-            raise ValueError(f"{meta_path}: format_version {version!r}, expected {FORMAT_VERSION}")
+            raise DataError(f"{meta_path}: format_version {version!r}, expected {FORMAT_VERSION}")
         frames = {}
         for name, schema in FRAMES.items():
             path = src / f"{name}.parquet"
             try:
                 df = pl.read_parquet(path)
             except Exception as e:  # polars raises several types for a corrupt or missing file
-                raise ValueError(f"{path}: cannot read parquet ({e})") from None
+                raise DataError(f"{path}: cannot read parquet ({e})") from None
             if dict(df.schema) != schema:
-                raise ValueError(f"{path}: schema {dict(df.schema)} differs from the expected {schema}")
+                raise DataError(f"{path}: schema {dict(df.schema)} differs from the expected {schema}")
             frames[name] = df
         return cls(**frames, params=meta.get("params", {}))
 
@@ -162,7 +163,7 @@ def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
 def symbol_names(n: int) -> list[str]:
     """Deterministic ticker-like names: SAAA, SAAB, ... (4 upper-case letters)."""
     if not 0 < n <= 26**3:
-        raise ValueError(f"symbols must be between 1 and {26**3}, got {n}")
+        raise DataError(f"symbols must be between 1 and {26**3}, got {n}")
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     return ["S" + letters[i // 676] + letters[i // 26 % 26] + letters[i % 26] for i in range(n)]
 
@@ -467,7 +468,7 @@ def daily_bars_from_minutes(bars_1m: pl.DataFrame) -> pl.DataFrame:
 
 def _check(name: str, value: float, ok: bool, allowed: str) -> None:
     if not ok:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+        raise DataError(f"{name} must be {allowed}, got {value!r}")
 
 
 def generate_market(
@@ -498,7 +499,7 @@ def generate_market(
         symbols = [symbols]
     names = symbol_names(symbols) if isinstance(symbols, int) else [str(s) for s in symbols]
     if not names or len(set(names)) != len(names) or not all(names):
-        raise ValueError(f"symbols must be distinct non-empty names, got {symbols!r}")
+        raise DataError(f"symbols must be distinct non-empty names, got {symbols!r}")
     _check("sessions", sessions, isinstance(sessions, int) and sessions > 0, "a positive integer")
     _check("trades_per_minute", trades_per_minute, 0 < trades_per_minute < 1e5, "in (0, 1e5)")
     _check("mean_reversion", mean_reversion, 0 <= mean_reversion < 1, "in [0, 1)")
@@ -508,7 +509,7 @@ def generate_market(
     try:
         start_date = date.fromisoformat(start) if isinstance(start, str) else start
     except ValueError:
-        raise ValueError(f"start must be an ISO date (YYYY-MM-DD), got {start!r}") from None
+        raise DataError(f"start must be an ISO date (YYYY-MM-DD), got {start!r}") from None
     dates = _session_dates(start_date, sessions)
 
     root, *streams = np.random.SeedSequence(seed).spawn(1 + 2 * len(names))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hybridtrader.errors import DataError
+
 _TIMEFRAME = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
 _UNITS = {"Min": "Min", "T": "Min", "Hour": "Hour", "H": "Hour", "Day": "Day", "D": "Day",
           "Week": "Week", "W": "Week", "Month": "Month", "M": "Month"}
@@ -26,7 +28,7 @@ class Timeframe:
     def parse(cls, text: str) -> Timeframe:
         m = _TIMEFRAME.match(text.strip()) if isinstance(text, str) else None
         if not m:
-            raise ValueError(f"timeframe: invalid value {text!r} (expected e.g. 1Min, 5Min, 1Hour, 1Day)")
+            raise DataError(f"timeframe: invalid value {text!r} (expected e.g. 1Min, 5Min, 1Hour, 1Day)")
         amount, unit = int(m.group(1)), _UNITS[m.group(2)]
         ok = {
             "Min": 1 <= amount <= 59,
@@ -36,7 +38,7 @@ class Timeframe:
             "Month": amount in (1, 2, 3, 4, 6, 12),
         }[unit]
         if not ok:
-            raise ValueError(f"timeframe: invalid value {text!r} (amount {amount} not allowed for {unit})")
+            raise DataError(f"timeframe: invalid value {text!r} (amount {amount} not allowed for {unit})")
         return cls(amount, unit)
 
     @property

@@ -12,6 +12,8 @@ from typing import Protocol
 import numpy as np
 import polars as pl
 
+from hybridtrader.errors import DataError
+
 
 class SlippageForecaster(Protocol):
     def forecast_slippage(
@@ -33,7 +35,7 @@ class FixedCost:
 
     def __post_init__(self) -> None:
         if not self.bps_per_side >= 0.0:
-            raise ValueError(f"bps_per_side must be >= 0, got {self.bps_per_side}")
+            raise DataError(f"bps_per_side must be >= 0, got {self.bps_per_side}")
 
     def round_trip(
         self, symbols: np.ndarray, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from hybridtrader.errors import DataError
 from hybridtrader.ml.features import out_of_order
 from hybridtrader.ml.labels import session_of
 from hybridtrader.ml.sharpe import probabilistic_sharpe_ratio, return_moments
@@ -91,7 +92,7 @@ class Periods:
         keys = self.keys.to_physical().to_numpy()
         pos = np.searchsorted(keys, k)
         if len(k) and (pos.max() >= len(keys) or not np.array_equal(keys[pos], k)):
-            raise ValueError("timestamps fall in periods that are not in the bar data")
+            raise DataError("timestamps fall in periods that are not in the bar data")
         return pl.Series(pos.astype(np.int64))
 
 
@@ -169,7 +170,7 @@ class Marks:
         """The marks of events `rows` (ascending positions among the `n_events` marked events), renumbered
         0..len(rows)-1: the same arrays, in the same order, as `Marks.of(events[rows], periods)`."""
         if len(rows) > 1 and not np.all(np.diff(rows) > 0):
-            raise ValueError("rows must be strictly ascending")
+            raise DataError("rows must be strictly ascending")
         new = np.full(n_events, -1, dtype=np.int64)
         new[rows] = np.arange(len(rows))
         trade = new[self.trade]
@@ -190,16 +191,16 @@ def evaluate_events(
     `span` is the (first, last) period index of the evaluated stretch, every period in it counts;
     `marks`: `Marks.of(events, periods)` when the caller already has it."""
     if len(prob) != events.height:
-        raise ValueError(f"prob: {len(prob)} values for {events.height} events")
+        raise DataError(f"prob: {len(prob)} values for {events.height} events")
     if not 0.0 < weight <= 1.0:
-        raise ValueError(f"weight must be in (0, 1], got {weight}")
+        raise DataError(f"weight must be in (0, 1], got {weight}")
     taken = np.asarray(prob) >= threshold
     marks = marks if marks is not None else Marks.of(events, periods)
     sel = taken[marks.trade]
     lo, hi = span
     pi = marks.pi[sel]
     if len(pi) and (pi.min() < lo or pi.max() > hi):
-        raise ValueError(f"span: trades are open outside the periods {lo}..{hi}")
+        raise DataError(f"span: trades are open outside the periods {lo}..{hi}")
     rets = np.bincount(pi - lo, weights=marks.pnl[sel] * weight, minlength=hi - lo + 1)
     equity = np.cumprod(1.0 + rets)
     m = return_moments(rets)

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import orjson
 import polars as pl
 
+from hybridtrader.errors import DataError
+
 # Bump when any definition below changes: it is part of the feature hash that keys the FeatureStore.
 FEATURE_DEFINITIONS_VERSION = 1
 
@@ -219,9 +221,9 @@ def parse_feature(name: str) -> FeatureSpec:
     if m and m.group(1) in _KINDS and m.group(2) is not None:
         kind, window = m.group(1), int(m.group(2))
         if window < _KINDS[kind].minimum:
-            raise ValueError(f"feature {name!r}: window must be >= {_KINDS[kind].minimum}, got {window}")
+            raise DataError(f"feature {name!r}: window must be >= {_KINDS[kind].minimum}, got {window}")
         return FeatureSpec(name, kind, window)
-    raise ValueError(f"unknown feature {name!r}; known kinds: {sorted(_KINDS)} (optionally with _N)")
+    raise DataError(f"unknown feature {name!r}; known kinds: {sorted(_KINDS)} (optionally with _N)")
 
 
 def feature_hash(names: Sequence[str]) -> str:
@@ -234,9 +236,9 @@ def feature_hash(names: Sequence[str]) -> str:
 def check_bars(bars: pl.DataFrame) -> None:
     missing = [c for c in BAR_COLUMNS if c not in bars.columns]
     if missing:
-        raise ValueError(f"bars: missing columns {missing} (have {bars.columns})")
+        raise DataError(f"bars: missing columns {missing} (have {bars.columns})")
     if bars.height == 0:
-        raise ValueError("bars: the frame is empty")
+        raise DataError("bars: the frame is empty")
 
 
 def out_of_order() -> pl.Expr:
@@ -250,7 +252,7 @@ def normalise_bars(bars: pl.DataFrame) -> pl.DataFrame:
     check_bars(bars)
     dtype = bars.schema["ts"]
     if not isinstance(dtype, pl.Datetime):
-        raise ValueError(f"bars: column ts must be a Datetime, got {dtype}")
+        raise DataError(f"bars: column ts must be a Datetime, got {dtype}")
     frame = bars
     if dtype != pl.Datetime("ns", "UTC"):
         ts = pl.col("ts").dt.cast_time_unit("ns")
@@ -264,14 +266,14 @@ def normalise_bars(bars: pl.DataFrame) -> pl.DataFrame:
         frame = frame.sort("symbol", "ts")
         duplicated = frame.select(same_key).item()
     if duplicated:
-        raise ValueError("bars: duplicate (symbol, ts) rows")
+        raise DataError("bars: duplicate (symbol, ts) rows")
     return frame
 
 
 def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     """Features for every bar: columns symbol, ts and one per name, sorted by (symbol, ts)."""
     if not names:
-        raise ValueError("features: the feature list is empty")
+        raise DataError("features: the feature list is empty")
     specs = [parse_feature(n) for n in names]
     frame = normalise_bars(bars)
     has_quotes = "bid" in frame.columns and "ask" in frame.columns

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from hybridtrader.errors import DataError, ModelError
+
 ModelType = Literal["lightgbm", "xgboost"]
 
 
@@ -109,11 +111,22 @@ _XGB_NAMES = {
 }
 
 
+def import_xgboost() -> Any:
+    """The xgboost module, or a ModelError saying how to install the optional extra."""
+    try:
+        import xgboost
+    except ImportError as e:
+        raise ModelError(
+            f"model_type xgboost needs the xgboost package ({e}); install it with "
+            "pip install 'hybridtrader[xgboost]' or set model_type: lightgbm"
+        ) from None
+    return xgboost
+
+
 def _xgboost(
     s: FitSettings, names: list[str], xf: np.ndarray, yf: np.ndarray, xv: np.ndarray, yv: np.ndarray
 ) -> Fitted:
-    import xgboost as xgb
-
+    xgb = import_xgboost()
     params: dict[str, Any] = {
         "objective": "binary:logistic",
         "eval_metric": "logloss",
@@ -152,7 +165,7 @@ def fit(
     y_valid: np.ndarray,
 ) -> Fitted:
     if len(np.unique(y_fit)) < 2:
-        raise ValueError("fit: the training labels are all one class; nothing to learn")
+        raise DataError("fit: the training labels are all one class; nothing to learn")
     trainer = _lightgbm if settings.model_type == "lightgbm" else _xgboost
     return trainer(settings, names, x_fit, y_fit, x_valid, y_valid)
 
@@ -161,8 +174,7 @@ def predict(fitted: Fitted, x: np.ndarray, names: list[str]) -> np.ndarray:
     model = fitted.model
     if type(model).__module__.startswith("lightgbm"):
         return np.asarray(model.predict(x, num_iteration=fitted.best_iteration), dtype=float)
-    import xgboost as xgb
-
+    xgb = import_xgboost()
     return np.asarray(model.predict(xgb.DMatrix(x, feature_names=names)), dtype=float)
 
 

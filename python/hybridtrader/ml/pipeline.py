@@ -48,6 +48,7 @@ from hybridtrader.config import (
     TripleBarrierLabelConfig,
     as_config,
 )
+from hybridtrader.errors import ConfigError, DataError
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
 from hybridtrader.ml.evaluation import (
     EvaluationResult,
@@ -300,7 +301,7 @@ class MLPipeline:
         champion when not given; no champion, or no registry, means retrain) or a drift alert fired for
         the strategy."""
         if model_age_days is not None and model_age_days < 0:
-            raise ValueError(f"model_age_days must be >= 0, got {model_age_days}")
+            raise DataError(f"model_age_days must be >= 0, got {model_age_days}")
         if self.alert_manager.drift_detected(strategy):
             return True
         age = model_age_days
@@ -316,7 +317,7 @@ class MLPipeline:
             return cfg.mean_reversion
         if kind == "triple_barrier":
             return cfg.triple_barrier
-        raise ValueError(
+        raise DataError(
             f"strategy {strategy!r}: no label kind; set strategies.{strategy}.ml_model.label "
             "to 'mean_reversion' or 'triple_barrier'"
         )
@@ -389,7 +390,7 @@ class MLPipeline:
         sel = self._select(prep, samples, folds, book)
         runs = ml.controls.permutation_runs if permutation_runs is None else permutation_runs
         if runs < 0:
-            raise ValueError(f"permutation_runs must be >= 0, got {runs}")
+            raise DataError(f"permutation_runs must be >= 0, got {runs}")
         if runs or ml.gates.max_permutation_p is not None:
             self._permutation_control(prep, samples, folds, book, sel, runs, report)
         report("final model", 0, 1)
@@ -469,15 +470,15 @@ class MLPipeline:
             )
         ml = self.config.ml_training
         if strategy not in self.config.strategies:
-            raise ValueError(
+            raise DataError(
                 f"strategy {strategy!r} is not configured (have {sorted(self.config.strategies)})"
             )
         mcfg = self.config.strategies[strategy].ml_model
         if not ml.enabled or not mcfg.enabled:
-            raise RuntimeError(f"{strategy}: ML training is disabled (ml_training / ml_model .enabled)")
+            raise ConfigError(f"{strategy}: ML training is disabled (ml_training / ml_model .enabled)")
         names = list(mcfg.features)
         if not names:
-            raise ValueError(f"strategies.{strategy}.ml_model.features is empty")
+            raise DataError(f"strategies.{strategy}.ml_model.features is empty")
         if self._input is None or self._input[0] is not historical_data:
             normalised = normalise_bars(historical_data)
             self._input = (historical_data, normalised, data_hash(normalised))

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from hybridtrader.errors import DataError
+
 EULER_GAMMA = 0.5772156649015329
 
 
@@ -33,7 +35,7 @@ def return_moments(returns: np.ndarray) -> ReturnMoments:
     normal moments (there is nothing to estimate)."""
     r = np.asarray(returns, dtype=float)
     if r.ndim != 1:
-        raise ValueError(f"returns: need a 1-d array, got shape {r.shape}")
+        raise DataError(f"returns: need a 1-d array, got shape {r.shape}")
     n = len(r)
     sd = float(r.std(ddof=1)) if n > 1 else 0.0
     if n < 2 or sd == 0.0 or not math.isfinite(sd):
@@ -57,7 +59,7 @@ def probabilistic_sharpe_ratio(
     the normal one (1 + SR^2 / 2); short samples with a few gains and many flat periods show a positive
     skew that the formula would otherwise reward (the gates use this)."""
     if n < 2:
-        raise ValueError(f"n must be >= 2 periods, got {n}")
+        raise DataError(f"n must be >= 2 periods, got {n}")
     factor = _sr_std_factor(sr, skew, kurtosis)
     if conservative:
         factor = max(factor, _sr_std_factor(sr, 0.0, 3.0))
@@ -68,9 +70,9 @@ def probabilistic_sharpe_ratio(
 def expected_max_sharpe(n_trials: int, var_sharpe: float) -> float:
     """SR0: the Sharpe the best of `n_trials` zero-skill trials reaches by luck."""
     if n_trials < 1:
-        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+        raise DataError(f"n_trials must be >= 1, got {n_trials}")
     if var_sharpe < 0:
-        raise ValueError(f"var_sharpe must be >= 0, got {var_sharpe}")
+        raise DataError(f"var_sharpe must be >= 0, got {var_sharpe}")
     if n_trials == 1:
         return 0.0
     a = stats.norm.ppf(1.0 - 1.0 / n_trials)
@@ -96,7 +98,7 @@ def min_track_record_length(
 ) -> float:
     """Periods needed for PSR(sr_benchmark) >= 1 - alpha; infinite when sr <= sr_benchmark."""
     if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise DataError(f"alpha must be in (0, 1), got {alpha}")
     if sr <= sr_benchmark:
         return math.inf
     z = stats.norm.ppf(1.0 - alpha)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hybridtrader.config import PurgedKFoldConfig, WalkForwardConfig
+from hybridtrader.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,11 @@ class Split:
 
 def _check(t0: np.ndarray, t1: np.ndarray) -> None:
     if t0.shape != t1.shape or t0.ndim != 1:
-        raise ValueError(f"t0/t1: need two 1-d arrays of one length, got shapes {t0.shape} and {t1.shape}")
+        raise DataError(f"t0/t1: need two 1-d arrays of one length, got shapes {t0.shape} and {t1.shape}")
     if len(t0) == 0:
-        raise ValueError("t0/t1: no samples")
+        raise DataError("t0/t1: no samples")
     if np.any(t1 < t0):
-        raise ValueError("t0/t1: a label ends before it starts (t1 < t0)")
+        raise DataError("t0/t1: a label ends before it starts (t1 < t0)")
 
 
 def _grid(t0: np.ndarray, t1: np.ndarray, times: np.ndarray | None) -> np.ndarray:
@@ -64,7 +65,7 @@ def purged_kfold_splits(
     grid = _grid(t0, t1, times)
     uniq, inverse, counts = np.unique(t0, return_inverse=True, return_counts=True)
     if len(uniq) < cfg.n_splits:
-        raise ValueError(f"n_splits={cfg.n_splits} is more than the {len(uniq)} distinct sample times")
+        raise DataError(f"n_splits={cfg.n_splits} is more than the {len(uniq)} distinct sample times")
     # Block of each distinct t0 by cumulative sample count, so blocks hold about equal sample numbers.
     cum = np.cumsum(counts) - counts
     block_of_time = np.minimum((cum * cfg.n_splits) // len(t0), cfg.n_splits - 1)
@@ -102,7 +103,7 @@ def walk_forward_splits(
             splits.append(Split(train, test))
         s += step
     if not splits:
-        raise ValueError(
+        raise DataError(
             f"walk_forward: no split with train_fraction={cfg.train_fraction} and "
             f"test_fraction={cfg.test_fraction} on {n} bar times"
         )
@@ -113,11 +114,11 @@ def inner_split(train: np.ndarray, t0: np.ndarray, t1: np.ndarray, fraction: flo
     """Split a training fold into (fit, early-stopping) parts by time, purging fit labels that reach
     into the early-stopping part."""
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        raise DataError(f"fraction must be in (0, 1), got {fraction}")
     order = train[np.argsort(t0[train], kind="stable")]
     cut = int(len(order) * (1.0 - fraction))
     if cut <= 0 or cut >= len(order):
-        raise ValueError(f"inner_split: {len(order)} training samples are too few to split")
+        raise DataError(f"inner_split: {len(order)} training samples are too few to split")
     valid = order[cut:]
     start = int(t0[valid].min())
     fit = order[:cut]

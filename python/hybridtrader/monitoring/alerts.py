@@ -27,6 +27,7 @@ import orjson
 import polars as pl
 
 from hybridtrader.config import Config, as_config
+from hybridtrader.errors import ConfigError
 from hybridtrader.monitoring.drift import FeatureDrift, feature_drift
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class JsonLinesSink:
 class WebhookSink:
     def __init__(self, url: str, timeout: float = 5.0) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook url must be http(s), got {url!r}")
+            raise ConfigError(f"webhook url must be http(s), got {url!r}")
         self.url = url
         self.timeout = timeout
 
@@ -193,9 +194,9 @@ class EnhancedAlertManager:
         h = np.asarray(history, dtype=float)
         h = h[np.isfinite(h)]
         if len(h) < 2:
-            raise ValueError(f"history: need at least 2 finite values, got {len(h)}")
+            raise ConfigError(f"history: need at least 2 finite values, got {len(h)}")
         if not math.isfinite(current):
-            raise ValueError(f"current must be finite, got {current}")
+            raise ConfigError(f"current must be finite, got {current}")
         mean, sd = float(h.mean()), float(h.std(ddof=1))
         if sd == 0.0:
             z = 0.0 if current == mean else math.copysign(math.inf, current - mean)

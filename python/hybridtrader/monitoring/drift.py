@@ -11,6 +11,7 @@ Missing values (null/NaN) are dropped before both tests.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -19,13 +20,14 @@ import polars as pl
 from scipy import stats
 
 from hybridtrader.config import DriftConfig
+from hybridtrader.errors import ConfigError
 
 
 def _clean(values: np.ndarray | Sequence[float], name: str) -> np.ndarray:
     a = np.asarray(values, dtype=float).ravel()
     a = a[np.isfinite(a)]
     if len(a) == 0:
-        raise ValueError(f"{name}: no finite values")
+        raise ConfigError(f"{name}: no finite values")
     return a
 
 
@@ -36,9 +38,9 @@ def psi(
     epsilon: float = 1e-4,
 ) -> float:
     if bins < 2:
-        raise ValueError(f"bins must be >= 2, got {bins}")
+        raise ConfigError(f"bins must be >= 2, got {bins}")
     if not 0.0 < epsilon < 1.0:
-        raise ValueError(f"epsilon must be in (0, 1), got {epsilon}")
+        raise ConfigError(f"epsilon must be in (0, 1), got {epsilon}")
     ref, cur = _clean(reference, "reference"), _clean(current, "current")
     edges = np.unique(np.quantile(ref, np.linspace(0.0, 1.0, bins + 1))[1:-1])
     k = len(edges) + 1
@@ -50,8 +52,12 @@ def psi(
 
 
 def ks(reference: np.ndarray | Sequence[float], current: np.ndarray | Sequence[float]) -> tuple[float, float]:
-    """(statistic, p-value) of the two-sided two-sample KS test."""
-    res = stats.ks_2samp(_clean(reference, "reference"), _clean(current, "current"))
+    """(statistic, p-value) of the two-sided two-sample KS test: scipy's exact p-value for small samples,
+    the asymptotic one for large samples or where the exact computation does not converge (scipy then
+    switches itself, with a RuntimeWarning that says only that)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+        res = stats.ks_2samp(_clean(reference, "reference"), _clean(current, "current"))
     return float(res.statistic), float(res.pvalue)
 
 
@@ -75,9 +81,9 @@ def feature_drift(
         features = [c for c, t in reference.schema.items() if t.is_numeric() and c in current.columns]
     missing = [f for f in features if f not in reference.columns or f not in current.columns]
     if missing:
-        raise ValueError(f"features {missing} are not in both the reference and the current frame")
+        raise ConfigError(f"features {missing} are not in both the reference and the current frame")
     if not features:
-        raise ValueError("feature_drift: no numeric feature columns in common")
+        raise ConfigError("feature_drift: no numeric feature columns in common")
     out = []
     for f in features:
         r, c = reference[f].cast(pl.Float64).to_numpy(), current[f].cast(pl.Float64).to_numpy()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
+from hybridtrader.errors import ConfigError
+
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -16,7 +18,7 @@ class Metrics:
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
         if value < 0:
-            raise ValueError(f"value: counters only go up, got {value}")
+            raise ConfigError(f"value: counters only go up, got {value}")
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
             self._counters[key] += value

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import polars as pl
 
 from hybridtrader.config import Config
+from hybridtrader.errors import DataError
 from hybridtrader.market import calendar
 
 if TYPE_CHECKING:
@@ -45,11 +46,11 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         if self.symbols < 1:
-            raise ValueError(f"symbols must be >= 1, got {self.symbols}")
+            raise DataError(f"symbols must be >= 1, got {self.symbols}")
         if self.max_trades < 0:
-            raise ValueError(f"max_trades must be >= 0, got {self.max_trades}")
+            raise DataError(f"max_trades must be >= 0, got {self.max_trades}")
         if self.sessions < 2:
-            raise ValueError(
+            raise DataError(
                 f"sessions must be >= 2 (train on all but the last, trade the last), got {self.sessions}"
             )
 
@@ -66,9 +67,27 @@ def run_config(config: Config, out: Path) -> Config:
 
 
 def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> dict[str, Any]:
-    started = time.perf_counter()
+    """Run the main job into `settings.out`. The stores there (bars, MLflow, caches) are updated in place,
+    each atomically; the run's results (summary.json, report/, orders.parquet, slippage_state.json) appear
+    together or not at all (`staged_outputs`). A run that fails leaves no output directory it created
+    empty."""
+    from hybridtrader.data.atomic import staged_outputs
+
     out = settings.out
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    try:
+        with staged_outputs(out, "summary.json") as staging:
+            return _run(config, settings, reporter, out, staging)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _run(
+    config: Config, settings: RunSettings, reporter: Reporter, out: Path, staging: Path
+) -> dict[str, Any]:
+    started = time.perf_counter()
     cfg = run_config(config, out)
     summary: dict[str, Any] = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.__dict__.items()}
@@ -152,14 +171,14 @@ def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> d
         summary["mlflow"] = str(out / "mlflow")
         from hybridtrader.ml.report import write_report
 
-        report_path = write_report(results, out / "report")
+        write_report(results, staging / "report")
         reporter.done(3, {"results": results})
         timings["train"] = time.perf_counter() - t
 
         # ---- 4. trade
         t = time.perf_counter()
         reporter.stage(4, f"trade the last session ({last})")
-        trade = trade_stage(cfg, venue, bars, history, results, last, settings, out, reporter)
+        trade = trade_stage(cfg, venue, bars, history, results, last, settings, out, staging, reporter)
         summary["trading"] = trade["summary"]
         reporter.done(4, trade)
         timings["trade"] = time.perf_counter() - t
@@ -169,14 +188,14 @@ def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> d
     summary["files"] = {
         "bar_store": str(out / "bars"),
         "mlflow": str(out / "mlflow"),
-        "orders": trade["orders_path"],
-        "slippage_state": trade["slippage_path"],
-        "training_report": str(report_path),
+        "orders": str(out / "orders.parquet"),
+        "slippage_state": str(out / "slippage_state.json"),
+        "training_report": str(out / "report" / "index.html"),
         "summary": str(out / "summary.json"),
     }
     from hybridtrader.data.atomic import write_state
 
-    write_state(out / "summary.json", SUMMARY_VERSION, summary)
+    write_state(staging / "summary.json", SUMMARY_VERSION, summary)
     reporter.done(5, summary)
     return summary
 
@@ -254,8 +273,10 @@ def trade_stage(
     session: Any,
     settings: RunSettings,
     out: Path,
+    staging: Path,
     reporter: Reporter,
 ) -> dict[str, Any]:
+    """Trade `session`; stores under `out`, the order file and slippage state into `staging`."""
     from alpaca.trading.client import TradingClient
 
     from hybridtrader.credentials import alpaca_keys
@@ -294,7 +315,7 @@ def trade_stage(
         models[r.strategy] = r.model_id
         frames.append(strategy_signals(cfg, r.strategy, model, r.best.threshold, bars, open_dt, close_dt))
     signals = pl.concat(frames) if frames else pl.DataFrame()
-    key, secret = alpaca_keys(cfg)
+    key, secret = alpaca_keys(cfg, venue.url)
     trading = TradingClient(key, secret, paper=True, url_override=venue.url)
     # earnings blackouts from the venue's Finnhub-compatible calendar (cached under the run directory)
     earnings = EarningsBlackout(
@@ -320,12 +341,10 @@ def trade_stage(
         # No model passed its gates: no model-driven orders. The session is still walked (equity, flatten).
         trader.max_trades = 0
     result = trader.trade_session(session, session_bars, signals if frames else _no_signals())
-    orders_path = out / "orders.parquet"
     from hybridtrader.data.atomic import write_parquet_atomic
 
-    write_parquet_atomic(result.orders, orders_path)
-    slippage_path = out / "slippage_state.json"
-    slippage.save(slippage_path)
+    write_parquet_atomic(result.orders, staging / "orders.parquet")
+    slippage.save(staging / "slippage_state.json")
     o = result.orders
     filled = o.filter(pl.col("filled_qty") > 0)
     summary = {
@@ -359,8 +378,8 @@ def trade_stage(
     return {
         "summary": summary,
         "orders": o,
-        "orders_path": str(orders_path),
-        "slippage_path": str(slippage_path),
+        "orders_path": str(out / "orders.parquet"),
+        "slippage_path": str(out / "slippage_state.json"),
     }
 
 

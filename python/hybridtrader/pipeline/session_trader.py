@@ -32,6 +32,7 @@ from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
 
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
+from hybridtrader.errors import BrokerError, DataError
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order, to_utc_ns
@@ -107,7 +108,7 @@ class SessionTrader:
         earnings_blackout: EarningsBlackout | None = None,
     ) -> None:
         if max_trades < 0:
-            raise ValueError(f"max_trades must be >= 0, got {max_trades}")
+            raise DataError(f"max_trades must be >= 0, got {max_trades}")
         self.config = config
         self.trading = trading
         self.clock = clock
@@ -199,11 +200,11 @@ class SessionTrader:
                 last_trade = {t.symbol: t for t in trades}
                 for r in closing:
                     if not isinstance(r.body, Order):
-                        raise RuntimeError(f"close_all_positions: {r.symbol} not closed: {r.body}")
+                        raise BrokerError(f"close_all_positions: {r.symbol} not closed: {r.body}")
                     # a position left by an earlier trade (a fill after its exit) belongs to that trade
                     t = open_by_symbol.get(r.symbol) or last_trade.get(str(r.symbol))
                     if t is None:
-                        raise RuntimeError(f"close_all_positions closed {r.symbol}, which no trade opened")
+                        raise BrokerError(f"close_all_positions closed {r.symbol}, which no trade opened")
                     px = last_close.get(t.symbol, t.decision_price)
                     qty = float(r.body.qty or 0)
                     side = r.body.side.value

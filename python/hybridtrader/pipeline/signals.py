@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.config import Config
+from hybridtrader.errors import DataError, ModelError
 from hybridtrader.ml.features import compute_features, normalise_bars
 from hybridtrader.ml.labels import mean_reversion_entries, rule_feature, trend_entries
 from hybridtrader.ml.models import Fitted, predict
@@ -32,7 +33,7 @@ SIGNAL_SCHEMA = {
 def label_kind(config: Config, strategy: str) -> str:
     kind = config.strategies[strategy].ml_model.label or DEFAULT_LABELS.get(strategy)
     if kind is None:
-        raise ValueError(f"strategies.{strategy}.ml_model.label: not set and no default for {strategy!r}")
+        raise DataError(f"strategies.{strategy}.ml_model.label: not set and no default for {strategy!r}")
     return kind
 
 
@@ -43,7 +44,7 @@ def load_champion(config: Config, strategy: str, version: str) -> Any:
     reg = ModelRegistry(config)
     champion = reg.alias_version(strategy, CHAMPION)
     if champion != str(version):
-        raise RuntimeError(f"{strategy}: the champion is version {champion}, not the promoted {version}")
+        raise ModelError(f"{strategy}: the champion is version {champion}, not the promoted {version}")
     return reg.load_version(strategy, str(version))[0]
 
 

@@ -20,25 +20,26 @@ from typing import Any
 import polars as pl
 
 from hybridtrader.config import SizingConfig, regime_key
+from hybridtrader.errors import ConfigError
 from hybridtrader.risk.settings import ConfigLike, risk_settings
 
 
 def _positive(name: str, value: float) -> float:
     v = _finite(name, value)
     if v <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+        raise ConfigError(f"{name} must be > 0, got {value!r}")
     return v
 
 
 def _finite(name: str, value: float) -> float:
     if isinstance(value, bool | str | bytes):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise ConfigError(f"{name} must be a number, got {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ConfigError(f"{name} must be finite, got {value!r}")
     return v
 
 
@@ -53,7 +54,7 @@ def _pick(row: Mapping[str, Any], field: str, i: int) -> Any:
     for key in _HEAT_COLUMNS[field]:
         if key in row:
             return row[key]
-    raise ValueError(f"positions[{i}] has no {field!r} (keys: {', '.join(map(str, row))})")
+    raise ConfigError(f"positions[{i}] has no {field!r} (keys: {', '.join(map(str, row))})")
 
 
 def _signed_qty(qty: float, side: Any, where: str) -> float:
@@ -63,7 +64,7 @@ def _signed_qty(qty: float, side: Any, where: str) -> float:
         return abs(qty)
     if side == "sell":
         return -abs(qty)
-    raise ValueError(f"{where}: side must be 'buy' or 'sell', got {side!r}")
+    raise ConfigError(f"{where}: side must be 'buy' or 'sell', got {side!r}")
 
 
 class DynamicSizer:
@@ -78,12 +79,12 @@ class DynamicSizer:
         if regime is None:
             return 1.0
         if not isinstance(regime, str):
-            raise ValueError(f"regime must be a str or None, got {regime!r}")
+            raise ConfigError(f"regime must be a str or None, got {regime!r}")
         try:
             return self.config.regime_multipliers[regime_key(regime)]
         except KeyError:
             known = ", ".join(sorted(self.config.regime_multipliers))
-            raise ValueError(f"unknown regime {regime!r} (known: {known})") from None
+            raise ConfigError(f"unknown regime {regime!r} (known: {known})") from None
 
     def calculate_position_size(
         self,
@@ -104,14 +105,14 @@ class DynamicSizer:
         price = _positive("price", price)
         atr = _positive("atr", atr)
         if not isinstance(symbol, str) or not symbol:
-            raise ValueError(f"symbol must be a non-empty str, got {symbol!r}")
+            raise ConfigError(f"symbol must be a non-empty str, got {symbol!r}")
         risk = c.risk_per_trade_pct / 100.0
         if win_rate is not None or payoff_ratio is not None:
             if win_rate is None or payoff_ratio is None:
-                raise ValueError("win_rate and payoff_ratio must be given together for Kelly sizing")
+                raise ConfigError("win_rate and payoff_ratio must be given together for Kelly sizing")
             w = _finite("win_rate", win_rate)
             if not 0.0 <= w <= 1.0:
-                raise ValueError(f"win_rate must be in [0, 1], got {win_rate!r}")
+                raise ConfigError(f"win_rate must be in [0, 1], got {win_rate!r}")
             r = _positive("payoff_ratio", payoff_ratio)
             risk = min(risk, c.kelly_fraction * max(0.0, w - (1.0 - w) / r))
         scale = self.regime_multiplier(regime) * c.symbol_risk_multipliers.get(symbol, 1.0)
@@ -120,7 +121,7 @@ class DynamicSizer:
             scale *= min(c.target_volatility / vol, c.max_volatility_scale)
         power = equity if buying_power is None else _finite("buying_power", buying_power)
         if power < 0:
-            raise ValueError(f"buying_power must be >= 0, got {buying_power!r}")
+            raise ConfigError(f"buying_power must be >= 0, got {buying_power!r}")
         shares = min(
             equity * risk * scale / (c.atr_multiple * atr),
             equity * c.max_position_pct / 100.0 / price,
@@ -149,7 +150,7 @@ class DynamicSizer:
             entry = _positive(f"positions[{i}].entry_price", _pick(row, "entry_price", i))
             stop = _finite(f"positions[{i}].stop_price", _pick(row, "stop_price", i))
             if stop < 0:
-                raise ValueError(f"positions[{i}].stop_price must be >= 0, got {stop!r}")
+                raise ConfigError(f"positions[{i}].stop_price must be >= 0, got {stop!r}")
             qty = _signed_qty(qty, row.get("side"), f"positions[{i}]")
             total += max(0.0, (entry - stop) * qty)
         return total / equity
@@ -173,7 +174,7 @@ class DynamicSizer:
         if heat is not None:
             h = _finite("heat", heat) * 100.0
             if h < 0:
-                raise ValueError(f"heat must be >= 0, got {heat!r}")
+                raise ConfigError(f"heat must be >= 0, got {heat!r}")
             if h >= c.max_heat_pct:
                 hits.append((0.0, f"portfolio heat {h:.2f}% >= cap {c.max_heat_pct:.2f}%"))
             elif h >= c.heat_warn_pct:
@@ -181,7 +182,7 @@ class DynamicSizer:
         if drawdown is not None:
             d = _finite("drawdown", drawdown) * 100.0
             if not 0.0 <= d <= 100.0:
-                raise ValueError(f"drawdown must be a fraction in [0, 1], got {drawdown!r}")
+                raise ConfigError(f"drawdown must be a fraction in [0, 1], got {drawdown!r}")
             if d >= c.drawdown_severe_pct:
                 hits.append((c.drawdown_severe_factor, f"drawdown {d:.2f}% >= {c.drawdown_severe_pct:.2f}%"))
             elif d >= c.drawdown_reduce_pct:

@@ -32,6 +32,7 @@ import polars as pl
 
 from hybridtrader._core import ExposureCore
 from hybridtrader.config import RiskConfig
+from hybridtrader.errors import ConfigError
 from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
 from hybridtrader.risk.settings import ConfigLike, risk_settings
 
@@ -54,7 +55,7 @@ def _utc(now: datetime | int | None, name: str = "now") -> datetime:
     if not isinstance(now, datetime):
         raise TypeError(f"{name} must be a datetime or epoch nanoseconds, got {type(now).__name__}")
     if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {now.isoformat()}")
+        raise ConfigError(f"{name} must be timezone-aware, got naive {now.isoformat()}")
     return now
 
 
@@ -66,13 +67,13 @@ def _encode(core: ExposureCore, values: Any, name: str) -> tuple[list[str], np.n
     """Dictionary-encode a string column: (distinct values, uint32 codes)."""
     if isinstance(values, pl.Series):
         if values.null_count():
-            raise ValueError(f"{name} contains nulls")
+            raise ConfigError(f"{name} contains nulls")
         distinct = values.cast(pl.String).unique().to_list()
         codes = values.cast(pl.String).cast(pl.Enum(distinct)).to_physical().to_numpy()
         return distinct, np.ascontiguousarray(codes, dtype=np.uint32)
     if isinstance(values, np.ndarray):
         if values.ndim != 1:
-            raise ValueError(f"{name} must be one-dimensional, got shape {values.shape}")
+            raise ConfigError(f"{name} must be one-dimensional, got shape {values.shape}")
         if values.dtype.kind == "S":
             values = values.astype(str)
         if values.dtype.kind == "U":
@@ -84,7 +85,7 @@ def _encode(core: ExposureCore, values: Any, name: str) -> tuple[list[str], np.n
             return core.encode_symbols(view)
         if values.dtype.kind == "O":
             return core.encode_symbols(values.tolist())
-        raise ValueError(f"{name} must hold strings, got dtype {values.dtype}")
+        raise ConfigError(f"{name} must hold strings, got dtype {values.dtype}")
     return core.encode_symbols(values)
 
 
@@ -95,12 +96,12 @@ def _signs(core: ExposureCore, sides: Any) -> np.ndarray:
     if isinstance(sides, np.ndarray) and sides.dtype.kind in "iu":
         bad = np.flatnonzero((sides != 1) & (sides != -1))
         if bad.size:
-            raise ValueError(f"sides[{bad[0]}] must be +1 (buy) or -1 (sell), got {sides[bad[0]]}")
+            raise ConfigError(f"sides[{bad[0]}] must be +1 (buy) or -1 (sell), got {sides[bad[0]]}")
         return np.ascontiguousarray(sides, dtype=np.int8)
     names, codes = _encode(core, sides, "sides")
     unknown = [s for s in names if s not in _SIDE_SIGNS]
     if unknown:
-        raise ValueError(f"sides must be 'buy' or 'sell', got {unknown[0]!r}")
+        raise ConfigError(f"sides must be 'buy' or 'sell', got {unknown[0]!r}")
     return np.array([_SIDE_SIGNS[s] for s in names], dtype=np.int8)[codes]
 
 
@@ -109,7 +110,7 @@ def _floats(values: Any, name: str) -> np.ndarray:
         values = values.to_numpy()
     arr = np.ascontiguousarray(values, dtype=np.float64)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+        raise ConfigError(f"{name} must be one-dimensional, got shape {arr.shape}")
     return arr
 
 
@@ -120,11 +121,11 @@ def _market_value(item: Any, where: str) -> float:
         if "qty" in item and "price" in item:
             return float(item["qty"]) * float(item["price"])
         keys = ", ".join(map(str, item))
-        raise ValueError(f"{where} needs 'market_value' or 'qty' and 'price' (keys: {keys})")
+        raise ConfigError(f"{where} needs 'market_value' or 'qty' and 'price' (keys: {keys})")
     try:
         return float(item)
     except (TypeError, ValueError):
-        raise ValueError(f"{where} must be a market value, got {item!r}") from None
+        raise ConfigError(f"{where} must be a market value, got {item!r}") from None
 
 
 def _market_values(positions: Any) -> tuple[list[Any], list[float]]:
@@ -258,20 +259,20 @@ class ExposureManager(ExposureCore):
         """The circuit breaker's step within the current session (no calendar work, for a loop that marks
         equity every bar): record `equity` at `ts_ns` and return True when HALTED. Call
         `should_emergency_flatten` at each session's start so the session references roll over."""
-        return self._update_breaker(float(equity), int(ts_ns))
+        return self.update_breaker(float(equity), int(ts_ns))
 
     def set_positions(self, book: str, positions: pl.DataFrame) -> None:
         """Make `book` hold exactly `positions` (columns `symbol`, `qty` signed, `price`), e.g. the broker's
         positions at start-up; positions of the book not in the frame are closed."""
         missing = {"symbol", "qty", "price"} - set(positions.columns)
         if missing:
-            raise ValueError(f"positions frame needs columns {sorted(missing)} (has {positions.columns})")
+            raise ConfigError(f"positions frame needs columns {sorted(missing)} (has {positions.columns})")
         if positions["symbol"].n_unique() != positions.height:
-            raise ValueError("positions frame has duplicate symbols")
+            raise ConfigError("positions frame has duplicate symbols")
         rows = positions.select("symbol", "qty", "price").rows()
         for i, (sym, qty, price) in enumerate(rows):
             if sym is None or qty is None or price is None:
-                raise ValueError(f"positions frame row {i} has nulls: {(sym, qty, price)}")
+                raise ConfigError(f"positions frame row {i} has nulls: {(sym, qty, price)}")
         held = {sym for sym, _, _ in self.positions(book)}
         for sym in held - {row[0] for row in rows}:
             self.update_position(book, sym, 0.0, 1.0)
@@ -282,15 +283,17 @@ class ExposureManager(ExposureCore):
         """Sectors and shortability from a reference frame with a `symbol` column and optional `sector`
         (null: no sector) and `shortable` (Boolean) columns - e.g. `SyntheticMarket.symbols`."""
         if "symbol" not in symbols.columns:
-            raise ValueError(f"symbols frame needs a 'symbol' column (columns: {', '.join(symbols.columns)})")
+            raise ConfigError(
+                f"symbols frame needs a 'symbol' column (columns: {', '.join(symbols.columns)})"
+            )
         if symbols["symbol"].null_count():
-            raise ValueError("symbols frame has null symbols")
+            raise ConfigError("symbols frame has null symbols")
         if "sector" in symbols.columns:
             self.set_sectors(dict(zip(symbols["symbol"].to_list(), symbols["sector"].to_list(), strict=True)))
         if "shortable" in symbols.columns:
             for sym, ok in zip(symbols["symbol"].to_list(), symbols["shortable"].to_list(), strict=True):
                 if ok is None:
-                    raise ValueError(f"symbols frame: shortable is null for {sym}")
+                    raise ConfigError(f"symbols frame: shortable is null for {sym}")
                 self.set_shortable(sym, bool(ok))
 
     # ----------------------------------------------------------------------- state / session
@@ -332,29 +335,29 @@ class ExposureManager(ExposureCore):
     def restore_breaker_state(self, saved: Mapping[str, Any]) -> None:
         """Restore what `breaker_state` returned; ValueError naming the bad key (unknown format included)."""
         if not isinstance(saved, Mapping):
-            raise ValueError(f"breaker state must be a mapping, got {type(saved).__name__}")
+            raise ConfigError(f"breaker state must be a mapping, got {type(saved).__name__}")
         if saved.get("format") != BREAKER_STATE_FORMAT:
             got, want = saved.get("format"), BREAKER_STATE_FORMAT
-            raise ValueError(f"breaker state format {got!r} is not supported (expected {want})")
+            raise ConfigError(f"breaker state format {got!r} is not supported (expected {want})")
         missing = sorted(set(_BREAKER_KEYS) - set(saved))
         if missing:
-            raise ValueError(f"breaker state is missing {', '.join(missing)}")
+            raise ConfigError(f"breaker state is missing {', '.join(missing)}")
         try:
             day = None if saved["session"] is None else date.fromisoformat(saved["session"]).toordinal()
         except (TypeError, ValueError):
             got = saved["session"]
-            raise ValueError(f"breaker state: session must be an ISO date or null, got {got!r}") from None
+            raise ConfigError(f"breaker state: session must be an ISO date or null, got {got!r}") from None
         nums = {}
         for key in ("session_start_equity", "peak_equity"):
             v = saved[key]
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-                raise ValueError(f"breaker state: {key} must be a number or null, got {v!r}")
+                raise ConfigError(f"breaker state: {key} must be a number or null, got {v!r}")
             nums[key] = float("nan") if v is None else float(v)
         since = saved["state_since_ns"]
         if isinstance(since, bool) or not isinstance(since, int):
-            raise ValueError(f"breaker state: state_since_ns must be an integer, got {since!r}")
+            raise ConfigError(f"breaker state: state_since_ns must be an integer, got {since!r}")
         if not isinstance(saved["state_reason"], str):
-            raise ValueError(f"breaker state: state_reason must be a str, got {saved['state_reason']!r}")
+            raise ConfigError(f"breaker state: state_reason must be a str, got {saved['state_reason']!r}")
         start, peak = nums["session_start_equity"], nums["peak_equity"]
         self.restore_breaker(day, start, peak, saved["state"], saved["state_reason"], since)
 

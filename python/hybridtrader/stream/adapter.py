@@ -42,7 +42,8 @@ from urllib.parse import urlparse
 import polars as pl
 
 from hybridtrader.config import Config, StreamConfig
-from hybridtrader.credentials import LOCAL_KEY, alpaca_keys, secret_or
+from hybridtrader.credentials import alpaca_keys, polygon_key
+from hybridtrader.errors import ConfigError, StreamError
 from hybridtrader.stream.connection import Connection, State, backoff_delay
 from hybridtrader.stream.dispatch import (
     STOP,
@@ -72,17 +73,17 @@ _UNITS = {"m": (60, "Min"), "h": (3600, "Hour")}
 def parse_every(every: str) -> tuple[int, str]:
     """'1m' -> (60e9 ns, '1Min'): the bar interval and its Alpaca REST timeframe (used for backfill)."""
     if not isinstance(every, str) or len(every) < 2 or every[-1] not in _UNITS or not every[:-1].isdigit():
-        raise ValueError(f"every: expected minutes or hours such as '1m', '5m', '1h', got {every!r}")
+        raise ConfigError(f"every: expected minutes or hours such as '1m', '5m', '1h', got {every!r}")
     n = int(every[:-1])
     seconds, unit = _UNITS[every[-1]]
     if n <= 0 or (unit == "Min" and n > 59) or (unit == "Hour" and n > 23):
-        raise ValueError(f"every: {every!r} has no Alpaca timeframe (1-59m or 1-23h)")
+        raise ConfigError(f"every: {every!r} has no Alpaca timeframe (1-59m or 1-23h)")
     return n * seconds * 1_000_000_000, f"{n}{unit}"
 
 
 def _stream_url(base: str | None, path: str, key: str) -> str:
     if base is None:
-        raise ValueError(f"{key} is not set: give the provider's stream URL or start the local venue")
+        raise ConfigError(f"{key} is not set: give the provider's stream URL or start the local venue")
     return base.rstrip("/") + path if urlparse(base).path in ("", "/") else base
 
 
@@ -119,11 +120,13 @@ class StreamingAdapter:
         if clock == "wall":
             clock = time.time_ns
         if clock is not None and not callable(clock):
-            raise ValueError(f"clock: expected 'wall', None or a callable returning UTC ns, got {clock!r}")
+            raise ConfigError(f"clock: expected 'wall', None or a callable returning UTC ns, got {clock!r}")
         self._clock: Clock | None = clock
         self._rest = rest
         self._agg = BarAggregator(every=self.every)
         self._seq = BarSequencer(self.every_ns)
+        # symbol -> feed time its trades were unsubscribed: the bar open then is truncated (flagged partial)
+        self._cut: dict[str, int] = {}
         self._subs = Subscriptions()
         ds = self.config.alpaca.data_sources
         self._priority = list(dict.fromkeys([ds.primary, *ds.secondary]))
@@ -189,28 +192,23 @@ class StreamingAdapter:
     ) -> None:
         """Connect (and authenticate) to the Alpaca stream `/v2/{feed}`; `url` overrides alpaca.stream_url."""
         if feed not in ("iex", "sip", "delayed_sip", "test"):
-            raise ValueError(f"feed must be one of iex, sip, delayed_sip, test; got {feed!r}")
-        proto = AlpacaProtocol(
-            _stream_url(url or self.config.alpaca.stream_url, f"/v2/{feed}", "alpaca.stream_url"),
-            *alpaca_keys(self.config),
-            encoding,
-        )
+            raise ConfigError(f"feed must be one of iex, sip, delayed_sip, test; got {feed!r}")
+        where = _stream_url(url or self.config.alpaca.stream_url, f"/v2/{feed}", "alpaca.stream_url")
+        proto = AlpacaProtocol(where, *alpaca_keys(self.config, where), encoding)
         await self._connect("alpaca", proto)
 
     async def connect_polygon(self, *, url: str | None = None) -> None:
         """Connect (and authenticate) to the Polygon stocks stream; `url` overrides its stream_url."""
         p = self.config.alpaca.data_sources.polygon
-        proto = PolygonProtocol(
-            _stream_url(url or p.stream_url, "/stocks", "alpaca.data_sources.polygon.stream_url"),
-            secret_or(p.api_key, LOCAL_KEY),
-        )
+        where = _stream_url(url or p.stream_url, "/stocks", "alpaca.data_sources.polygon.stream_url")
+        proto = PolygonProtocol(where, polygon_key(self.config, where))
         await self._connect("polygon", proto)
 
     async def _connect(self, name: str, proto: StreamProtocol) -> None:
         if self._closed:
-            raise RuntimeError("the adapter is closed")
+            raise StreamError("the adapter is closed")
         if name in self._sources:
-            raise RuntimeError(f"{name} is connected already")
+            raise StreamError(f"{name} is connected already")
         if name not in self._priority:
             self._priority.append(name)
         self._start()
@@ -259,15 +257,19 @@ class StreamingAdapter:
         syms = [s.strip().upper() for s in symbols]
         bad = [s for s in syms if not s or (not s.replace(".", "").replace("/", "").isalnum() and s != "*")]
         if bad or not syms:
-            raise ValueError(f"symbols: expected ticker symbols, got {list(symbols)!r}")
+            raise ConfigError(f"symbols: expected ticker symbols, got {list(symbols)!r}")
         current = self._subs.get(channel)
         change = Subscriptions()
         delta = set(syms) - current if action == "subscribe" else set(syms) & current
         change.get(channel).update(delta)
         if action == "subscribe":
             current.update(delta)
+            for s in delta:
+                self._cut.pop(s, None)
         else:
             current.difference_update(delta)
+            if channel == "trades":
+                self._cut.update(dict.fromkeys(delta - {"*"}, self.now_ns()))
         if action == "subscribe" and channel == "trades" and delta and self._clock is not None:
             # New symbols join mid-bar: their first bar would miss ticks; it is rebuilt from REST like a gap.
             self._seq.open_gap(self.now_ns())
@@ -326,9 +328,22 @@ class StreamingAdapter:
             if self._handlers["provider_bar"]:
                 await self._pbar_q.put((frame.bars, recv_ns))
 
+    def _flag_cut(self, bars: Columns) -> None:
+        """Flag as partial the bar of each symbol whose trades were unsubscribed in the middle of it."""
+        d = bars.data
+        partial = d["partial"].copy()  # the engine's flag arrays may share memory
+        for i, (symbol, ts) in enumerate(zip(d["symbol"], d["ts"], strict=True)):
+            cut = self._cut.get(symbol)
+            if cut is not None and ts <= cut < ts + self.every_ns:
+                partial[i] = True
+                del self._cut[symbol]
+        d["partial"] = partial
+
     async def _emit(self, bars: Columns) -> None:
         if not len(bars):
             return
+        if self._cut:
+            self._flag_cut(bars)
         c = self.counts
         c["bars"] += len(bars)
         c["bars_backfilled"] += int(bars.data["backfilled"].sum())

@@ -19,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from hybridtrader.config import StreamBackoffConfig, StreamConfig
+from hybridtrader.errors import ConfigError
 from hybridtrader.stream.messages import Frame
 from hybridtrader.stream.providers import (
     AuthError,
@@ -40,7 +41,7 @@ StateHandler = Callable[["Connection", State], None]
 def backoff_delay(attempt: int, cfg: StreamBackoffConfig, rng: random.Random) -> float:
     """Full jitter: uniform(0, min(max_s, initial_s * 2**(attempt-1))) for attempt >= 1."""
     if attempt < 1:
-        raise ValueError(f"attempt must be >= 1, got {attempt}")
+        raise ConfigError(f"attempt must be >= 1, got {attempt}")
     cap = min(cfg.max_s, cfg.initial_s * 2.0 ** min(attempt - 1, 62))
     return rng.uniform(0.0, cap)
 

@@ -19,6 +19,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from hybridtrader.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -30,7 +32,7 @@ class DropOldestQueue(Generic[T]):
 
     def __init__(self, maxsize: int) -> None:
         if maxsize <= 0:
-            raise ValueError(f"maxsize must be > 0, got {maxsize}")
+            raise ConfigError(f"maxsize must be > 0, got {maxsize}")
         self._items: deque[T] = deque()
         self._maxsize = maxsize
         self._ready = asyncio.Event()
@@ -63,7 +65,7 @@ class BlockingQueue(asyncio.Queue[T]):
 
     def __init__(self, maxsize: int) -> None:
         if maxsize <= 0:
-            raise ValueError(f"maxsize must be > 0, got {maxsize}")
+            raise ConfigError(f"maxsize must be > 0, got {maxsize}")
         super().__init__(maxsize)
         self.high_water = 0
         self.waits = 0
@@ -108,7 +110,7 @@ class Handlers:
 
     def add(self, fn: Handler) -> Handler:
         if not callable(fn):
-            raise ValueError(f"on_{self.kind}: handler must be callable, got {fn!r}")
+            raise ConfigError(f"on_{self.kind}: handler must be callable, got {fn!r}")
         self._fns.append((fn, inspect.iscoroutinefunction(fn)))
         return fn
 

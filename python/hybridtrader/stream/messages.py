@@ -25,6 +25,7 @@ import polars as pl
 
 from hybridtrader import _core
 from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
+from hybridtrader.errors import DataError
 from hybridtrader.market.frames import build_frame
 
 Provider = Literal["alpaca", "polygon"]
@@ -140,9 +141,9 @@ def _rfc3339_ns(values: list[Any]) -> np.ndarray:
             warnings.simplefilter("ignore")
             out = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="ns", time_zone="UTC", strict=True)
     except (pl.exceptions.PolarsError, TypeError) as e:
-        raise ValueError(f"not an RFC 3339 timestamp: {e}") from None
+        raise DataError(f"not an RFC 3339 timestamp: {e}") from None
     if out.null_count():
-        raise ValueError("timestamp missing")
+        raise DataError("timestamp missing")
     return out.to_physical().to_numpy()
 
 
@@ -265,11 +266,11 @@ class FrameParser:
 
     def __init__(self, provider: Provider, encoding: Encoding = "json") -> None:
         if provider not in ("alpaca", "polygon"):
-            raise ValueError(f"provider must be 'alpaca' or 'polygon', got {provider!r}")
+            raise DataError(f"provider must be 'alpaca' or 'polygon', got {provider!r}")
         if encoding not in ("json", "msgpack"):
-            raise ValueError(f"encoding must be 'json' or 'msgpack', got {encoding!r}")
+            raise DataError(f"encoding must be 'json' or 'msgpack', got {encoding!r}")
         if provider == "polygon" and encoding == "msgpack":
-            raise ValueError("encoding 'msgpack' is only spoken by Alpaca")
+            raise DataError("encoding 'msgpack' is only spoken by Alpaca")
         self.provider: Provider = provider
         self.encoding: Encoding = encoding
         self._type_key = "T" if provider == "alpaca" else "ev"
@@ -282,15 +283,15 @@ class FrameParser:
         """The frame's payload; raises ValueError when it is not valid JSON / msgpack."""
         if self.encoding == "msgpack":
             if isinstance(raw, str):
-                raise ValueError("text frame on a msgpack connection")
+                raise DataError("text frame on a msgpack connection")
             try:
                 return msgpack.unpackb(raw, timestamp=2, strict_map_key=False)
             except Exception as e:  # msgpack raises a handful of unrelated types for bad input
-                raise ValueError(f"bad msgpack frame: {e}") from None
+                raise DataError(f"bad msgpack frame: {e}") from None
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as e:
-            raise ValueError(f"bad JSON frame: {e}") from None
+            raise DataError(f"bad JSON frame: {e}") from None
 
     def _one_kind(self, payload: list[Any]) -> dict[str, list[dict[str, Any]]]:
         """The usual data frame holds messages of one kind only: group it without a per-message loop."""

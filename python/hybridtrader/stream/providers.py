@@ -10,14 +10,11 @@ from typing import Any, ClassVar, Literal
 import msgpack
 import orjson
 
+from hybridtrader.errors import ConfigError, StreamError
 from hybridtrader.stream.messages import Encoding, FrameParser, Provider
 
 Channel = Literal["trades", "quotes", "bars"]
 CHANNELS: tuple[Channel, ...] = ("trades", "quotes", "bars")
-
-
-class StreamError(RuntimeError):
-    """A stream that cannot go on as asked."""
 
 
 class AuthError(StreamError):
@@ -55,7 +52,7 @@ class StreamProtocol(ABC):
 
     def __init__(self, url: str, encoding: Encoding = "json") -> None:
         if not url.startswith(("ws://", "wss://")):
-            raise ValueError(f"stream url must start with ws:// or wss://, got {url!r}")
+            raise ConfigError(f"stream url must start with ws:// or wss://, got {url!r}")
         self.url = url
         self.encoding = encoding
 

@@ -9,6 +9,7 @@ import time
 from collections import deque
 
 from hybridtrader.credentials import LOCAL_FINNHUB_TOKEN, LOCAL_KEY, LOCAL_SECRET
+from hybridtrader.errors import DataError
 
 __all__ = ["LOCAL_FINNHUB_TOKEN", "LOCAL_KEY", "LOCAL_SECRET", "KeyRing", "WindowLimiter"]
 
@@ -26,7 +27,7 @@ class WindowLimiter:
 
     def __init__(self, limit: int, window_s: float = 60.0) -> None:
         if limit <= 0:
-            raise ValueError(f"limit: must be > 0, got {limit}")
+            raise DataError(f"limit: must be > 0, got {limit}")
         self.limit = limit
         self.window_s = window_s
         self._hits: dict[str, deque[float]] = {}

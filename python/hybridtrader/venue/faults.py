@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hybridtrader.config import FaultConfig
+from hybridtrader.errors import DataError
 
 QUERY_KNOBS = ("fault", "latency_ms")
 
@@ -57,11 +58,11 @@ class Faults:
                 try:
                     latency = float(query["latency_ms"]) / 1000.0
                 except ValueError:
-                    raise ValueError(f"latency_ms: not a number: {query['latency_ms']!r}") from None
+                    raise DataError(f"latency_ms: not a number: {query['latency_ms']!r}") from None
             forced = query.get("fault")
             if forced is not None:
                 if forced not in ("429", "5xx", "drop"):
-                    raise ValueError(f"fault: unknown {forced!r} (expected 429, 5xx or drop)")
+                    raise DataError(f"fault: unknown {forced!r} (expected 429, 5xx or drop)")
                 return HttpFault(forced, 429 if forced == "429" else self.config.http_5xx_status), latency
             if self._wait > 0:
                 self._wait -= 1

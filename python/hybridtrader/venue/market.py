@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
+from hybridtrader.errors import DataError, first_line
 from hybridtrader.market.bars import aggregate_trades, rollup
 from hybridtrader.market.synth import daily_bars_from_minutes
 from hybridtrader.market.timeframe import Timeframe
@@ -53,7 +54,7 @@ class Series:
 def _require(frame: pl.DataFrame, cols: tuple[str, ...], what: str) -> pl.DataFrame:
     missing = [c for c in cols if c not in frame.columns]
     if missing:
-        raise ValueError(f"{what}: missing columns {missing} (expected {list(cols)})")
+        raise DataError(f"{what}: missing columns {missing} (expected {list(cols)})")
     return frame.select(cols).with_columns(pl.col("ts").cast(TS)) if "ts" in cols else frame.select(cols)
 
 
@@ -80,14 +81,18 @@ class ReplayMarket:
         bars_1d: pl.DataFrame | None = None,
         symbols: pl.DataFrame | None = None,
         earnings: pl.DataFrame | None = None,
+        source: str = "frames given by the caller",
+        synthetic: bool = False,
     ) -> None:
+        self.source = source  # where the prices come from, shown wherever they are served
+        self.synthetic = synthetic
         empty_trades = pl.DataFrame(schema={"symbol": pl.String, "ts": TS, "price": pl.Float64,
                                             "size": pl.Int64})
         trades = _require(trades, TRADE_COLS, "trades") if trades is not None else empty_trades
         self.trades = Series.build(trades)
         if bars_1m is None:
             if trades.height == 0:
-                raise ValueError("market: needs trades or 1-minute bars")
+                raise DataError("market: needs trades or 1-minute bars")
             bars_1m = aggregate_trades(self.trades.frame, every="1m")
         bars_1m = _require(bars_1m, BAR_COLS, "bars_1m")
         if bars_1d is None:
@@ -120,7 +125,7 @@ class ReplayMarket:
     @staticmethod
     def _reference(symbols: pl.DataFrame, names: list[str]) -> pl.DataFrame:
         if "symbol" not in symbols.columns:
-            raise ValueError("symbols: missing column 'symbol'")
+            raise DataError("symbols: missing column 'symbol'")
         defaults: dict[str, Any] = {"sector": "Unknown", "shortable": True, "easy_to_borrow": True,
                                     "adv": 0.0, "daily_vol": 0.0}
         for col, value in defaults.items():
@@ -145,6 +150,9 @@ class ReplayMarket:
             bars_1d=getattr(market, "bars_1d", None),
             symbols=getattr(market, "symbols", None),
             earnings=getattr(market, "earnings", None),
+            source="SYNTHETIC prices (a seeded simulation, not real market data; seed "
+            f"{getattr(market, 'params', {}).get('seed', '?')})",
+            synthetic=True,
         )
 
     @classmethod
@@ -153,15 +161,33 @@ class ReplayMarket:
         optionally `quotes`, `bars_1d`, `symbols`, `earnings`."""
         root = Path(root)
         if not root.is_dir():
-            raise ValueError(f"market path: {root} is not a directory")
+            raise DataError(f"market path: {root} is not a directory")
         frames = {}
         for name in ("trades", "quotes", "bars_1m", "bars_1d", "symbols", "earnings"):
             f = root / f"{name}.parquet"
             if f.exists():
-                frames[name] = pl.read_parquet(f)
+                try:
+                    frames[name] = pl.read_parquet(f)
+                except (pl.exceptions.PolarsError, OSError) as e:
+                    raise DataError(
+                        f"market path: {f} is not a readable parquet file ({first_line(e)})"
+                    ) from None
         if "trades" not in frames and "bars_1m" not in frames:
-            raise ValueError(f"market path: {root} has neither trades.parquet nor bars_1m.parquet")
-        return cls(**frames)
+            raise DataError(f"market path: {root} has neither trades.parquet nor bars_1m.parquet")
+        return cls(**frames, source=f"recorded parquet in {root}")
+
+    def describe(self) -> dict[str, Any]:
+        """What is served: the source (synthetic or recorded), the symbols and the sessions (NY dates)."""
+        days = self._bars[Timeframe(1, "Day")].frame["ts"].dt.convert_time_zone("America/New_York")
+        dates = sorted(days.dt.date().unique().to_list())
+        return {
+            "source": self.source.strip(),
+            "synthetic": self.synthetic,
+            "symbols": self.names,
+            "sessions": len(dates),
+            "first_session": str(dates[0]) if dates else None,
+            "last_session": str(dates[-1]) if dates else None,
+        }
 
     # --------------------------------------------------------------------------------- queries
     def bars(self, tf: Timeframe) -> Series:

@@ -11,6 +11,8 @@ from itertools import chain
 
 import numpy as np
 
+from hybridtrader.errors import DataError
+
 # A field is (key, kind, value): kind "str" (constant text), "raw" (constant pre-packed bytes),
 # "f64" / "i64" (a numpy column), "ts" (UTC epoch ns column -> msgpack Timestamp, ext type -1).
 Field = tuple[str, str, object]
@@ -23,7 +25,7 @@ def _packed_str(text: str) -> bytes:
         return bytes([0xA0 | len(b)]) + b
     if len(b) < 256:
         return b"\xd9" + bytes([len(b)]) + b
-    raise ValueError(f"msgpack: string too long for a stream field: {text[:40]!r}...")
+    raise DataError(f"msgpack: string too long for a stream field: {text[:40]!r}...")
 
 
 def _array_header(n: int) -> bytes:
@@ -38,7 +40,7 @@ def pack_maps(fields: Sequence[Field], symbols: Sequence[str], codes: np.ndarray
     """msgpack array of len(codes) maps: `fields` then `"S": symbols[code]` for each row."""
     n = int(codes.size)
     if len(fields) + 1 >= 16:
-        raise ValueError("msgpack: at most 14 fields per message")
+        raise DataError("msgpack: at most 14 fields per message")
     layout: list[tuple[str, str]] = [("map", "u1")]
     fill: list[tuple[str, object]] = [("map", 0x80 | (len(fields) + 1))]
     for i, (key, kind, value) in enumerate(fields):
@@ -56,7 +58,7 @@ def pack_maps(fields: Sequence[Field], symbols: Sequence[str], codes: np.ndarray
             ns = arr.astype(np.int64)
             sec, nsec = np.divmod(ns, 1_000_000_000)
             if sec.size and (sec.min() < 0 or sec.max() >= _MAX_TS64_SECONDS):
-                raise ValueError("msgpack: timestamps outside 1970..2514 need the 96-bit form")
+                raise DataError("msgpack: timestamps outside 1970..2514 need the 96-bit form")
             layout.append((f"v{i}", ">u8"))
             fill.append((f"v{i}", (nsec.astype(np.uint64) << np.uint64(34)) | sec.astype(np.uint64)))
         else:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from hybridtrader.errors import DataError
 from hybridtrader.market.bars import aggregate_trades
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.venue.market import NS_PER_MIN, ReplayMarket
@@ -26,7 +27,7 @@ class ReplayClock:
 
     def __init__(self, start_ns: int, speed: float | None = 1.0) -> None:
         if speed is not None and speed <= 0:
-            raise ValueError(f"speed: must be > 0 or None (as fast as possible), got {speed}")
+            raise DataError(f"speed: must be > 0 or None (as fast as possible), got {speed}")
         self.speed = speed
         self._lock = threading.Lock()
         self._anchor_ns = start_ns
@@ -48,7 +49,7 @@ class ReplayClock:
             now = self._anchor_ns if self.speed is None else self._anchor_ns + int(
                 (time.monotonic() - self._anchor_wall) * self.speed * NS_PER_S)
             if ts_ns < now:
-                raise ValueError(f"advance_to: {ts_ns} is before the current market time {now}")
+                raise DataError(f"advance_to: {ts_ns} is before the current market time {now}")
             self._anchor_ns = ts_ns
             self._anchor_wall = time.monotonic()
 
@@ -104,5 +105,5 @@ class Tapes:
             return _tape(m.bars(Timeframe(1, "Min")).frame, m.codes, NS_PER_MIN)
         if kind == "seconds":
             return _tape(aggregate_trades(m.trades.frame, every="1s"), m.codes, NS_PER_S)
-        raise ValueError(f"tape kind: unknown {kind!r}")
+        raise DataError(f"tape kind: unknown {kind!r}")
 

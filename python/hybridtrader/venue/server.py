@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from hybridtrader.config import Config, SlippageConfig, VenueConfig
+from hybridtrader.errors import StateError
 from hybridtrader.execution.fills import FillSettings
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market.timeframe import Timeframe
@@ -189,7 +190,8 @@ class Venue:
     async def _info(self, request: web.Request) -> web.Response:
         return web.json_response(
             {"urls": self.urls, "now": self.clock.now_ns(), "speed": self.config.speed,
-             "symbols": self.market.names, "faults": self.faults.config.model_dump()},
+             "market": self.market.describe(), "symbols": self.market.names,
+             "faults": self.faults.config.model_dump()},
             dumps=lambda x: orjson.dumps(x).decode(),
         )
 
@@ -228,7 +230,7 @@ class Venue:
     @property
     def url(self) -> str:
         if self.port is None:
-            raise RuntimeError("venue is not started")
+            raise StateError("venue is not started")
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
         return f"http://{host}:{self.port}"
 
@@ -254,7 +256,7 @@ class Venue:
     def start(self) -> Venue:
         """Serve on a background thread; returns once the socket is listening."""
         if self._thread is not None:
-            raise RuntimeError("venue already started")
+            raise StateError("venue already started")
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="hybridtrader-venue", daemon=True)
