@@ -6,7 +6,10 @@
 - group "train": training both seed strategies end to end (features, labels, purged walk-forward folds,
   backtests, final model, MLflow logging) on 1-minute bars. Quick: 5 symbols x 5 sessions; full: 50 symbols
   x 60 sessions. extra_info reports the time inside LightGBM's own `train` calls and the share outside it
-  (orchestration overhead). The MLflow store is created before timing (a store exists in steady state).
+  (orchestration overhead, target under 25% with the permutation control off). The MLflow store is
+  created before timing (a store exists in steady state).
+- group "permutation": the permutation control's cost per run (one retraining of every fold on shuffled
+  labels, selected and scored like the real one) on the planted market, both strategies.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hybridtrader.config import config_from_dict
 from hybridtrader.market.synth import generate_market
 from hybridtrader.ml.features import compute_features
 from hybridtrader.ml.pipeline import MLPipeline
+from hybridtrader.ml.result import TrainingResult
 
 FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
 FEATURES = [
@@ -143,7 +147,7 @@ def test_train_both_strategies(benchmark, kind: str) -> None:
         pipe = MLPipeline(cfg)
         for name in cfg.strategies:
             pipe.registry.experiment_id(name)  # the store exists before timing
-        results: list[dict] = []
+        results: list[TrainingResult] = []
 
         def train() -> None:
             results.clear()
@@ -152,8 +156,8 @@ def test_train_both_strategies(benchmark, kind: str) -> None:
         start = time.perf_counter()
         benchmark.pedantic(train, rounds=1, iterations=1)
         total = time.perf_counter() - start
-    fit = sum(r["metrics"]["fit_seconds"] for r in results)
-    predict = sum(r["metrics"]["predict_seconds"] for r in results)
+    fit = sum(r.metrics["fit_seconds"] for r in results)
+    predict = sum(r.metrics["predict_seconds"] for r in results)
     info = benchmark.extra_info
     info.update(
         bars=bars.height,
@@ -162,10 +166,34 @@ def test_train_both_strategies(benchmark, kind: str) -> None:
         outside_fit_s=round(total - fit, 2),
         overhead_share=round(1 - fit / total, 3),  # target: under 0.25
         lightgbm_predict_s=round(predict, 2),  # part of outside_fit_s
-        samples={r["strategy"]: int(r["metrics"]["n_samples"]) for r in results},
-        promoted={r["strategy"]: r["promoted"] for r in results},
+        samples={r.strategy: int(r.metrics["n_samples"]) for r in results},
+        promoted={r.strategy: r.promoted for r in results},
+        rule_offered={r.strategy: bool(r.rule and r.rule.offered) for r in results},
     )
     print(
         f"\ntrain both strategies on {bars.height:,} bars ({kind}): total {total:.2f} s, LightGBM fit "
         f"{fit:.2f} s, outside fit {total - fit:.2f} s = {1 - fit / total:.1%} of the total; {info}"
     )
+
+
+@pytest.mark.benchmark(group="permutation")
+def test_permutation_control_cost_per_run(benchmark) -> None:
+    n_symbols, n_sessions = (50, 60) if FULL else (5, 5)
+    bars = market(n_symbols, n_sessions, MARKETS["planted"])
+    runs = 2
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = config_from_dict(
+            {"data_dir": tmp, "ml_training": {"model": {"n_jobs": 2}, "model_registry": {"enabled": False}}}
+        )
+        pipe = MLPipeline(cfg)
+        results: list[TrainingResult] = []
+
+        def train() -> None:
+            results.clear()
+            results.extend(pipe.train_strategy_model(n, bars, permutation_runs=runs) for n in cfg.strategies)
+
+        benchmark.pedantic(train, rounds=1, iterations=1)
+    per_run = {r.strategy: round(r.metrics["permutation_seconds_per_run"], 2) for r in results}
+    fold_fit = {r.strategy: round(r.metrics["fit_seconds"], 2) for r in results}
+    benchmark.extra_info.update(runs=runs, seconds_per_run=per_run, real_training_fit_s=fold_fit)
+    print(f"\npermutation control on {bars.height:,} bars: seconds per run {per_run}; real fit {fold_fit}")

@@ -1,4 +1,4 @@
-"""PSR / DSR / MinTRL against hand computation, the published example and Monte Carlo; backtest; gates."""
+"""PSR / DSR / MinTRL against hand computation, the published example and Monte Carlo; evaluation; gates."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import polars as pl
 import pytest
 from hybridtrader.config import GatesConfig
 from hybridtrader.ml.evaluation import (
-    BacktestResult,
+    EvaluationResult,
     Marks,
     Periods,
-    backtest,
     basket_relative,
+    evaluate_events,
     max_drawdown,
     trade_pnl,
 )
@@ -84,7 +84,7 @@ def test_return_moments() -> None:
     assert return_moments(np.zeros(5)).sharpe == 0.0
 
 
-# ------------------------------------------------------------------------------------- backtest
+# ----------------------------------------------------------------------------- event evaluation
 OPEN = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 
 
@@ -111,7 +111,7 @@ def events_frame(rows: list[tuple[str, int, int, int, float, float, float]]) -> 
     )
 
 
-def test_backtest_marks_to_market_hand_computed() -> None:
+def test_evaluation_marks_to_market_hand_computed() -> None:
     close = 100 + 0.01 * np.arange(390)  # minute m closes at 100 + m / 100
     periods = Periods.from_bars(minute_bars(close), 60, 252)
     assert len(periods.keys) == 7  # 14:00 ... 20:00 UTC hour buckets of a 09:30-16:00 session
@@ -123,7 +123,7 @@ def test_backtest_marks_to_market_hand_computed() -> None:
             ("A", 1, 30, 40, close[30], close[40], 0.0),  # not taken
         ]
     )
-    res = backtest(events, np.array([0.7, 0.8, 0.4]), 0.6, 0.5, periods, (0, 2))
+    res = evaluate_events(events, np.array([0.7, 0.8, 0.4]), 0.6, 0.5, periods, (0, 2))
     p0 = (close[20] - close[10]) / close[10] - 1e-4 - (close[29] - close[25]) / close[25]
     p1 = -(close[89] - close[29]) / close[25]
     p2 = -(close[95] - close[89]) / close[25]
@@ -136,9 +136,9 @@ def test_backtest_marks_to_market_hand_computed() -> None:
     equity = np.cumprod(1 + rets)
     assert res.max_drawdown == pytest.approx(max_drawdown(equity))
     with pytest.raises(ValueError, match="prob"):
-        backtest(events, np.array([0.7]), 0.6, 0.5, periods, (0, 2))
+        evaluate_events(events, np.array([0.7]), 0.6, 0.5, periods, (0, 2))
     with pytest.raises(ValueError, match="outside the periods"):
-        backtest(events, np.array([0.7, 0.8, 0.4]), 0.6, 0.5, periods, (0, 1))
+        evaluate_events(events, np.array([0.7, 0.8, 0.4]), 0.6, 0.5, periods, (0, 1))
 
 
 def test_trade_pnl_adds_up_to_the_net_return() -> None:
@@ -174,7 +174,7 @@ def test_max_drawdown() -> None:
     assert max_drawdown(np.array([1.0, 1.1])) == 0.0
 
 
-def result(**kw: float) -> BacktestResult:
+def result(**kw: float) -> EvaluationResult:
     base = dict(
         sharpe=2.0,
         sharpe_per_period=0.2,
@@ -189,7 +189,7 @@ def result(**kw: float) -> BacktestResult:
         equity=pl.DataFrame(),
     )
     base.update(kw)
-    return BacktestResult(**base)  # type: ignore[arg-type]
+    return EvaluationResult(**base)  # type: ignore[arg-type]
 
 
 def test_gates_need_every_one() -> None:

@@ -76,7 +76,19 @@ class WalkForwardConfig(Section):
     test_fraction: float = Field(0.15, gt=0.0, lt=1.0)
     step_fraction: float | None = Field(None, gt=0.0, lt=1.0)
     window: Literal["expanding", "sliding"] = "expanding"
-    embargo_pct: float = Field(0.01, ge=0.0, lt=0.5)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_embargo(cls, data: Any) -> Any:
+        # An embargo drops training samples right after a test block (methods.md); walk-forward trains only
+        # on samples whose labels end before its test block starts, so it would never drop anything.
+        if isinstance(data, dict) and "embargo_pct" in data:
+            raise ValueError(
+                "embargo_pct: walk-forward trains only on the past, so there is nothing after a test block "
+                "to embargo (labels reaching into the test block are purged); remove the key, or use "
+                "validation_method 'purged_kfold' with purged_kfold.embargo_pct"
+            )
+        return data
 
 
 class ValidationConfig(Section):
@@ -115,8 +127,12 @@ class BacktestSettings(Section):
     cost_bps: float = Field(1.0, ge=0.0)
     use_slippage_model: bool = True  # use hybridtrader.SlippageModel when it is available
     notional: float = Field(10_000.0, gt=0.0)  # per trade, turns a trade into a quantity for costs
-    # A trade is taken when the model's probability reaches the threshold; every threshold is a trial.
-    thresholds: list[float] = Field(default_factory=lambda: [0.5, 0.55, 0.6], min_length=1)
+    # A trade is taken when the model's probability reaches the threshold; every threshold tried is a trial.
+    # Thresholds at or below the labels' base rate are not tried (they would take nearly every event and
+    # decide nothing the rule does not).
+    thresholds: list[float] = Field(
+        default_factory=lambda: [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85], min_length=1
+    )
     # P&L is booked per period: `period_minutes` buckets with intraday bars, one session with daily bars.
     period_minutes: int = Field(60, ge=1, le=390)
     sessions_per_year: int = Field(252, gt=0)  # annualisation: sessions x periods per session
@@ -137,6 +153,25 @@ class GatesConfig(Section):
     min_win_rate: float = Field(0.5, ge=0.0, le=1.0)
     # Deflated Sharpe ratio: probability that the true Sharpe beats the best of N trials under the null.
     min_deflated_sharpe: float = Field(0.95, gt=0.0, lt=1.0)
+    # The model must beat the unfiltered rule (every event taken) on the same out-of-sample periods: the
+    # share of paired stationary-bootstrap resamples in which its Sharpe is the higher one.
+    min_rule_gain_confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    # The lower end of the two-sided DeLong interval of the out-of-sample AUC at this confidence must lie
+    # above 0.5.
+    auc_confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    # Permutation control as a gate: None, reported only; else its p-value must be at most this (reachable
+    # with ml_training.controls.permutation_runs >= 1 / p - 1).
+    max_permutation_p: float | None = Field(None, gt=0.0, lt=1.0)
+
+
+class ControlsConfig(Section):
+    # Retrainings on shuffled labels (shuffled within each validation block); 0: no permutation control.
+    permutation_runs: int = Field(0, ge=0)
+    bootstrap_samples: int = Field(2000, ge=100)  # resamples of the model-vs-rule Sharpe comparison
+    # Mean block length of the stationary bootstrap in P&L periods; None: max(n^(1/3), the longest
+    # out-of-sample holding in periods), so overlapping trades stay inside one block.
+    block_periods: float | None = Field(None, ge=1.0)
+    seed: int = 0  # bootstrap and label shuffles
 
 
 class ModelTrainingConfig(Section):
@@ -166,6 +201,7 @@ class MLTrainingConfig(Section):
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     model: ModelTrainingConfig = Field(default_factory=ModelTrainingConfig)
+    controls: ControlsConfig = Field(default_factory=ControlsConfig)
 
 
 class MLModelConfig(Section):

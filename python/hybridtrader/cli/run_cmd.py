@@ -49,6 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--trend", type=float, default=0.0, help="planted multi-day drift strength >= 0 (default 0)"
     )
     p.add_argument(
+        "--regime-reversion",
+        type=float,
+        default=0.0,
+        help="planted reversal in volatile minutes, continuation in calm ones, in [0, 1) (default 0)",
+    )
+    p.add_argument(
         "--max-trades",
         type=int,
         default=30,
@@ -115,8 +121,8 @@ class RichReporter:
     def _stage3(self, r: dict[str, Any]) -> None:
         for res in r["results"]:
             self.console.print(gate_table(res))
-            if res.get("reason"):
-                self.console.print(f"  not trained: {res['reason']}")
+            if res.reason:
+                self.console.print(f"  not trained: {res.reason}")
 
     def _stage4(self, r: dict[str, Any]) -> None:
         s, orders = r["summary"], r["orders"]
@@ -181,7 +187,7 @@ class RichReporter:
                 "market",
                 f"{s['venue']['symbols'].__len__()} symbols x {s['venue']['sessions']} sessions "
                 f"(seed {s['settings']['seed']}, mean_reversion {s['settings']['mean_reversion']}, "
-                f"trend {s['settings']['trend']})",
+                f"trend {s['settings']['trend']}, regime_reversion {s['settings']['regime_reversion']})",
             ),
             ("bars fetched", f"{d['bars_fetched']:,} (store: {d['bars_in_store']:,})"),
             ("quality", "ok" if q["ok"] else "; ".join(q["issues"])),
@@ -228,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         start=args.start,
         mean_reversion=args.mean_reversion,
         trend=args.trend,
+        regime_reversion=args.regime_reversion,
         max_trades=args.max_trades,
     )
     run_pipeline(cfg, settings, RichReporter(Console()))

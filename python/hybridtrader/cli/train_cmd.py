@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.table import Table
 from hybridtrader.config import Config, load_config
 from hybridtrader.errors import ConfigError, DataError, first_line
 from hybridtrader.tasks import parse_compute
+
+if TYPE_CHECKING:
+    from hybridtrader.ml.result import TrainingResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +53,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="seq|pool[:N]|ray[:ADDRESS]",
         help="where the fold tasks run (default: the config's compute section)",
     )
+    p.add_argument(
+        "--regime-reversion",
+        type=float,
+        default=0.0,
+        help="synthetic market: reversal in volatile minutes, continuation in calm ones",
+    )
+    p.add_argument(
+        "--permutations",
+        type=int,
+        help="permutation control: retrainings on shuffled labels (default: ml_training.controls)",
+    )
     p.add_argument("--report", type=Path, help="report directory (default: <data_dir>/reports/train-<time>)")
     p.set_defaults(run=run)
 
@@ -71,15 +85,17 @@ def read_bars_file(path: Path) -> pl.DataFrame:
     return bars
 
 
-def load_bars(args: argparse.Namespace) -> pl.DataFrame:
+def load_bars(args: argparse.Namespace) -> tuple[pl.DataFrame, str]:
+    """The bars, and where they came from (the report's provenance)."""
     if args.data is not None:
         path: Path = args.data
         if path.is_file():
-            return read_bars_file(path)
+            return read_bars_file(path), f"bars file {path.resolve()}"
         if path.is_dir():
             from hybridtrader.market.synth import SyntheticMarket
 
-            return SyntheticMarket.read(path).bars_1m
+            market = SyntheticMarket.read(path)
+            return market.bars_1m, f"synthetic market read from {path.resolve()}: {_knobs(market.params)}"
         raise DataError(f"--data: no such file or directory: {path}")
     if args.symbols < 1 or args.sessions < 1:
         raise ConfigError(f"--symbols and --sessions must be >= 1, got {args.symbols} and {args.sessions}")
@@ -93,18 +109,25 @@ def load_bars(args: argparse.Namespace) -> pl.DataFrame:
         ticks=False,
         mean_reversion=args.mean_reversion,
         trend=args.trend,
+        regime_reversion=args.regime_reversion,
     )
-    return market.bars_1m
+    return market.bars_1m, f"synthetic market (hybridtrader.market.synth): {_knobs(market.params)}"
 
 
-def gate_table(result: dict[str, Any]) -> Table:
-    verdict = "[green]PROMOTED (champion)" if result["promoted"] else "[red]rejected (challenger)"
-    t = Table(title=f"{result['strategy']} — {verdict}[/] — model {result['model_id']}")
+def _knobs(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in params.items() if k != "symbols") + (
+        f", {len(params.get('symbols', []))} symbols"
+    )
+
+
+def gate_table(result: TrainingResult) -> Table:
+    verdict = "[green]PROMOTED (champion)" if result.promoted else "[red]rejected (challenger)"
+    t = Table(title=f"{result.strategy} — {verdict}[/] — model {result.model_id}")
     for col in ("gate", "value", "threshold", "result"):
         t.add_column(col, justify="left" if col == "gate" else "right")
-    for g in result["gates"]:
-        ok = "[green]pass[/]" if g["passed"] else "[red]FAIL[/]"
-        t.add_row(g["name"], f"{g['value']:.4g}", f"{g['op']} {g['threshold']:.4g}", ok)
+    for g in result.gates:
+        ok = "[green]pass[/]" if g.passed else "[red]FAIL[/]"
+        t.add_row(g.name, f"{g.value:.4g}", f"{g.op} {g.threshold:.4g}", ok)
     return t
 
 
@@ -123,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--strategy: unknown {unknown} (configured: {sorted(cfg.strategies)})")
     console = Console()
     with console.status("loading bars"):
-        bars = load_bars(args)
+        bars, source = load_bars(args)
     console.print(f"{bars.height:,} bars, {bars['symbol'].n_unique()} symbols")
     pipeline = MLPipeline(cfg)
     results = []
@@ -144,10 +167,13 @@ def run(args: argparse.Namespace) -> int:
                     tasks[stage] = progress.add_task(f"{name}: {stage}", total=total)
                 progress.update(tasks[stage], completed=done, total=total)
 
-            results.append(pipeline.train_strategy_model(name, bars, progress=report))
+            results.append(
+                pipeline.train_strategy_model(name, bars, progress=report, permutation_runs=args.permutations)
+            )
     for r in results:
         console.print(gate_table(r))
+        console.print(f"  {r.verdict}")
     out = args.report or cfg.data_dir / "reports" / f"train-{time.strftime('%Y%m%dT%H%M%S')}"
-    path = write_report(results, out)
+    path = write_report(results, out, source)
     console.print(f"report: {path}")
     return 0

@@ -31,6 +31,12 @@ Planted predictable components (default off; exactly absent at 0, where returns 
   deviation t * daily_vol, spread evenly over the session's minutes. The lag-1 autocorrelation of the
   intraday (open-to-close) return is about 0.9 t^2 / (0.8 + t^2) (0.07 at 0.25, 0.21 at 0.5, 0.5 at 1),
   higher on market-neutral returns (the drift is idiosyncratic).
+- `regime_reversion` (c in [0, 1)): the same AR(5) on the last minutes' shocks with a coefficient that
+  depends on the minute's volatility: +c (reversal) while it is above `REGIME_SIGMA`, -c (continuation)
+  while below. A rule that fades every stretched move wins in one regime and loses in the other, about
+  break-even overall; bar-range and realised-volatility features tell the regimes apart (a signal a model
+  can add to the rule). No variance correction: the volatile regime's variance falls a little, the calm
+  one's rises.
 In tick mode, last-trade prices also carry bid-ask bounce (trades alternate between bid and ask), a real
 microstructure effect that gives last-trade minute returns a small negative autocorrelation even with
 `mean_reversion=0`; mid-quote returns and `ticks=False` bars have none (apart from cent rounding, which
@@ -70,6 +76,8 @@ MARKET_DAILY_VOL = 0.011
 SECTOR_LOADING = 0.3
 OVERNIGHT_SHARE = 0.2  # share of the daily variance that arrives overnight
 REVERSAL_WEIGHTS = np.array([0.5, 0.25, 0.125, 0.0625, 0.0625])
+# regime_reversion: minute volatility above this (a 2%-daily-volatility symbol's average minute) reverts
+REGIME_SIGMA = 0.6 * 0.02 * np.sqrt((1 - OVERNIGHT_SHARE) / 390)
 TREND_PHI = 0.9
 DAILY_VOL_PHI, DAILY_VOL_LOAD = 0.85, 0.3
 INTRADAY_VOL_PHI, INTRADAY_VOL_LOAD = float(np.exp(-1 / 30)), 0.25
@@ -268,9 +276,20 @@ class _Minutes:
     spread_bps: np.ndarray
 
 
+def _regime_filter(z: np.ndarray, coefficient: np.ndarray) -> np.ndarray:
+    """y[t] = z[t] - k[t] sum_j w_j y[t-j] along each session (axis 1): the AR(5) reversal of
+    `mean_reversion` with a coefficient per minute."""
+    y = z.copy()
+    lags = len(REVERSAL_WEIGHTS)
+    for t in range(1, z.shape[1]):
+        past = y[:, max(0, t - lags) : t][:, ::-1]  # y[t-1], y[t-2], ...
+        y[:, t] -= coefficient[:, t] * (past @ REVERSAL_WEIGHTS[: past.shape[1]])
+    return y
+
+
 def _symbol_minutes(
     rng: np.random.Generator, u: _Universe, i: int, trades_per_minute: float, mean_reversion: float,
-    trend: float,
+    trend: float, regime_reversion: float = 0.0,
 ) -> _Minutes:
     s, m = u.valid.shape
     a_m = u.load_mkt[i]
@@ -290,6 +309,8 @@ def _symbol_minutes(
 
     sigma_min = u.daily_vol[i] * np.sqrt((1 - OVERNIGHT_SHARE) / FULL_SESSION_MINUTES)
     sigma = sigma_min * np.sqrt(u.activity) * v
+    if regime_reversion > 0:
+        z = _regime_filter(z, np.where(sigma > REGIME_SIGMA, regime_reversion, -regime_reversion))
     drift = trend * u.daily_vol[i] * _ar1(rng.standard_normal(s), TREND_PHI) if trend > 0 else np.zeros(s)
     r = np.where(u.valid, sigma * z + (drift / u.n_min)[:, None], 0.0)
 
@@ -428,7 +449,7 @@ def frame_from_columns(
     return pl.concat(frames, rechunk=False)
 
 
-def daily_bars(bars_1m: pl.DataFrame) -> pl.DataFrame:
+def daily_bars_from_minutes(bars_1m: pl.DataFrame) -> pl.DataFrame:
     """Daily bars from 1-minute bars, labelled at midnight New York of the session (as Alpaca does)."""
     day = pl.col("ts").dt.convert_time_zone(calendar.NEW_YORK.key).dt.date()
     return (
@@ -460,6 +481,7 @@ def generate_market(
     mean_reversion: float = 0.0,
     trend: float = 0.0,
     quotes_per_trade: float = 1.0,
+    regime_reversion: float = 0.0,
     progress: Callable[[str], None] | None = None,
 ) -> SyntheticMarket:
     """Generate a deterministic synthetic market (same arguments and seed -> identical frames).
@@ -468,7 +490,8 @@ def generate_market(
     `start` (the first session on or after it). trades_per_minute: average trades per symbol-minute over the
     universe (symbols differ by a lognormal liquidity factor; activity is U-shaped in the day and rises with
     volatility). quotes_per_trade: quote-only updates per trade (ticks mode). mean_reversion in [0, 1) and
-    trend >= 0: the planted predictable components described in the module docstring (0 = pure noise).
+    trend >= 0, regime_reversion in [0, 1): the planted predictable components described in the module
+    docstring (0 = pure noise).
     ticks=False: only bars, drawn from the same minute model (trades/quotes are empty frames).
     progress: called with each symbol's name when it is done.
     """
@@ -481,6 +504,7 @@ def generate_market(
     _check("trades_per_minute", trades_per_minute, 0 < trades_per_minute < 1e5, "in (0, 1e5)")
     _check("mean_reversion", mean_reversion, 0 <= mean_reversion < 1, "in [0, 1)")
     _check("trend", trend, 0 <= trend <= 10, "in [0, 10]")
+    _check("regime_reversion", regime_reversion, 0 <= regime_reversion < 1, "in [0, 1)")
     _check("quotes_per_trade", quotes_per_trade, 0 <= quotes_per_trade <= 100, "in [0, 100]")
     try:
         start_date = date.fromisoformat(start) if isinstance(start, str) else start
@@ -498,7 +522,7 @@ def generate_market(
     for i, sym in enumerate(names):
         model_rng = np.random.default_rng(streams[2 * i])
         detail_rng = np.random.default_rng(streams[2 * i + 1])
-        mins = _symbol_minutes(model_rng, u, i, trades_per_minute, mean_reversion, trend)
+        mins = _symbol_minutes(model_rng, u, i, trades_per_minute, mean_reversion, trend, regime_reversion)
         if ticks:
             t, q = _ticks(detail_rng, mins, u.mean_size[i], u.depth_lots[i], quotes_per_trade)
             trade_parts.append(t)
@@ -514,7 +538,7 @@ def generate_market(
         bars_1m = aggregate_trades(trades, every="1m")
     else:
         bars_1m = frame_from_columns(names, bar_parts, BAR_SCHEMA)
-    bars_1d = daily_bars(bars_1m)
+    bars_1d = daily_bars_from_minutes(bars_1m)
     adv = bars_1d.group_by("symbol").agg(pl.col("volume").mean().alias("adv"))
     info = pl.DataFrame(
         {
@@ -533,6 +557,6 @@ def generate_market(
     params = {
         "symbols": names, "sessions": sessions, "start": dates[0].isoformat(), "seed": seed, "ticks": ticks,
         "trades_per_minute": trades_per_minute, "mean_reversion": mean_reversion, "trend": trend,
-        "quotes_per_trade": quotes_per_trade,
+        "quotes_per_trade": quotes_per_trade, "regime_reversion": regime_reversion,
     }
     return SyntheticMarket(trades, quotes, bars_1m, bars_1d, symbols_df, earnings, params)

@@ -1,4 +1,5 @@
-"""Vectorised, marked-to-market out-of-sample backtest of labelled events traded on a model's probabilities.
+"""Vectorised, marked-to-market out-of-sample evaluation of labelled events traded on a model's probabilities
+(the evaluation inside training; the event-driven engine's backtest is elsewhere).
 
 A trade is an event whose out-of-sample probability reaches the threshold; over its life it earns exactly
 the event's net return (the number its label was made from): in every period it is open it books
@@ -96,7 +97,7 @@ class Periods:
 
 
 @dataclass(frozen=True)
-class BacktestResult:
+class EvaluationResult:
     sharpe: float  # annualised
     sharpe_per_period: float
     skew: float
@@ -154,7 +155,7 @@ def trade_pnl(trades: pl.DataFrame, periods: Periods) -> pl.DataFrame:
 @dataclass(frozen=True)
 class Marks:
     """`trade_pnl` of a set of events as arrays (event row, period index, P&L): computed once and shared
-    by every threshold's backtest of those events."""
+    by every threshold's evaluation of those events."""
 
     trade: np.ndarray
     pi: np.ndarray
@@ -177,7 +178,7 @@ class Marks:
         return Marks(trade[keep], self.pi[keep], self.pnl[keep])
 
 
-def backtest(
+def evaluate_events(
     events: pl.DataFrame,
     prob: np.ndarray,
     threshold: float,
@@ -185,7 +186,7 @@ def backtest(
     periods: Periods,
     span: tuple[int, int],
     marks: Marks | None = None,
-) -> BacktestResult:
+) -> EvaluationResult:
     """`events` (labels: symbol, t0, t1, side, price, exit_price, cost, ret_net) aligned with `prob`;
     `span` is the (first, last) period index of the evaluated stretch, every period in it counts;
     `marks`: `Marks.of(events, periods)` when the caller already has it."""
@@ -204,7 +205,7 @@ def backtest(
     equity = np.cumprod(1.0 + rets)
     m = return_moments(rets)
     net = events["ret_net"].to_numpy()[taken]
-    return BacktestResult(
+    return EvaluationResult(
         sharpe=m.sharpe * math.sqrt(periods.per_year),
         sharpe_per_period=m.sharpe,
         skew=m.skew,

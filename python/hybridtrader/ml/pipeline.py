@@ -1,23 +1,38 @@
 """MLPipeline: features -> labels -> purged validation of every trial -> gates -> MLflow registry.
 
+Stages: prepare (bars, features, costs), label, folds, select, permutation control (optional), final fit,
+register. `train_strategy_model` returns a `TrainingResult`.
+
 Trials and honesty: every (hyper-parameter set of `ml_training.model.param_grid`) x (probability threshold
-of `ml_training.backtest.thresholds`) is one trial, scored by the Sharpe of its out-of-sample backtest. The
-best trial is the candidate; the deflated Sharpe gate deflates it by the number of trials, counting this
-run's trials *and* every earlier recorded trial of the strategy on the same bars, whatever its settings
-(retrying features or parameters on the same data is data snooping too), with V the variance of all those
-trials' Sharpe ratios.
+of `ml_training.backtest.thresholds` above the labels' base rate over all samples; a threshold at or below
+it would take nearly every event and decide nothing) is one trial, scored by the Sharpe of its
+out-of-sample evaluation. The best trial is the candidate; the deflated Sharpe gate deflates it by the
+number of trials, counting this run's trials *and* every earlier recorded trial of the strategy on the same
+bars, whatever its settings (retrying features or parameters on the same data is data snooping too), with
+V the variance of all those trials' Sharpe ratios.
+
+The model must add something to its rule: the unfiltered rule (every event taken) is evaluated on the same
+out-of-sample events and periods, and the model is promoted only when its Sharpe beats the rule's in a
+paired stationary bootstrap of the two per-period return series (`gates.min_rule_gain_confidence`) and its
+out-of-sample AUC's DeLong interval lies above 0.5 (`gates.auc_confidence`), besides the performance gates.
+The permutation control (`permutation_runs`) retrains on labels shuffled within each validation block and
+reports where the real Sharpe gain over the rule falls among the shuffled ones (`gates.max_permutation_p`
+makes it a gate). When the model is not promoted but the rule made money, the rule alone is registered as
+its own candidate (`<strategy>-rule-only`), judged by the same performance gates.
 
 Costs come from `hybridtrader.SlippageModel` (calibrated on the training bars) unless switched off; swing
 P&L is measured against the equal-weighted basket (`ml_model.market_neutral`), so holding the market's
 drift is not mistaken for skill. Too little history for the windows gives a rejection, not an exception.
 
-The fold loop is a set of independent `FoldTask`s (sample indices into one shared feature matrix) run by
-`hybridtrader.tasks` on the configured `compute` backend: sequential, a local process pool, or Ray.
+The fold loop (and each permutation run) is a set of independent `FoldTask`s (sample indices into one
+shared feature matrix) run by `hybridtrader.tasks` on the configured `compute` backend: sequential, a local
+process pool, or Ray.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import polars as pl
-from scipy import stats
 
 from hybridtrader.config import (
     Config,
@@ -38,15 +52,38 @@ from hybridtrader.config import (
 )
 from hybridtrader.errors import ConfigError, DataError
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
-from hybridtrader.ml.evaluation import BacktestResult, Marks, Periods, backtest, basket_relative, session_of
+from hybridtrader.ml.evaluation import (
+    EvaluationResult,
+    Marks,
+    Periods,
+    basket_relative,
+    evaluate_events,
+    session_of,
+)
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import feature_hash, normalise_bars
-from hybridtrader.ml.gates import all_passed, evaluate_gates
+from hybridtrader.ml.gates import GateResult, all_passed, evaluate_gates, model_gates, permutation_gate
 from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, rule_feature, triple_barrier_labels
-from hybridtrader.ml.models import FitSettings, FoldData, FoldTask, ModelType, fit, run_folds
+from hybridtrader.ml.models import (
+    FitSettings,
+    Fitted,
+    FoldData,
+    FoldResult,
+    FoldTask,
+    ModelType,
+    fit,
+    run_folds,
+)
 from hybridtrader.ml.registry import ModelRegistry, RunRecord, code_version
 from hybridtrader.ml.report import equity_svg, importance_svg
+from hybridtrader.ml.result import BestTrial, RuleCandidate, TrainingResult
 from hybridtrader.ml.sharpe import deflated_sharpe_ratio, expected_max_sharpe, min_track_record_length
+from hybridtrader.ml.significance import (
+    auc,
+    auc_interval,
+    permutation_p_value,
+    sharpe_difference,
+)
 from hybridtrader.ml.validation import Split, inner_split, purged_kfold_splits, walk_forward_splits
 from hybridtrader.tasks import machine_threads
 
@@ -62,8 +99,9 @@ SCHEDULE_DAYS = {"daily": 1.0, "weekly": 7.0, "monthly": 30.0}
 MIN_SAMPLES = 100  # labelled samples below which nothing is trained
 
 
-def daily_bars(bars: pl.DataFrame) -> pl.DataFrame:
-    """One bar per symbol and session (last close, summed volume): what daily statistics are made of."""
+def session_closes(bars: pl.DataFrame) -> pl.DataFrame:
+    """Per symbol and session: the last bar time, the last close and the summed volume (no open, high or
+    low): what `SlippageModel.learn_from_daily_bars` reads for ADV and daily volatility."""
     return (
         bars.group_by("symbol", session_of(bars["ts"]).alias("session"))
         .agg(pl.col("ts").max(), pl.col("close").sort_by("ts").last(), pl.col("volume").sum())
@@ -71,25 +109,17 @@ def daily_bars(bars: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC by the Mann-Whitney rank statistic (ties get average ranks); 0.5 when one class is absent."""
-    pos = y == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return 0.5
-    ranks = stats.rankdata(score)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def not_trained(strategy: str, reason: str, names: list[str], gates_cfg: GatesConfig) -> dict[str, Any]:
+def not_trained(strategy: str, reason: str, names: list[str], gates_cfg: GatesConfig) -> TrainingResult:
     """The result of a training that could not run: rejected, every gate evaluated on no trades."""
-    empty = BacktestResult(0.0, 0.0, 0.0, 3.0, 0, 0.0, 0, 0.0, 0.0, 0.5, pl.DataFrame())
-    gates = [g.as_dict() for g in evaluate_gates(empty, 0.0, gates_cfg)]
-    return {
-        "strategy": strategy, "promoted": False, "reason": reason, "gates": gates,
-        "metrics": {**empty.metrics(), "deflated_sharpe": 0.0, "n_samples": 0.0},
-        "features": names, "model_id": None, "version": None, "run_id": None, "alias": None, "model": None,
-    }  # fmt: skip
+    empty = EvaluationResult(0.0, 0.0, 0.0, 3.0, 0, 0.0, 0, 0.0, 0.0, 0.5, pl.DataFrame())
+    return TrainingResult(
+        strategy=strategy,
+        promoted=False,
+        reason=reason,
+        gates=evaluate_gates(empty, 0.0, gates_cfg),
+        metrics={**empty.metrics(), "deflated_sharpe": 0.0, "n_samples": 0.0},
+        features=names,
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +127,102 @@ class Trial:
     index: int
     param_set: int
     threshold: float
-    result: BacktestResult
+    result: EvaluationResult
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Stage 1 (prepare): the normalised bars (basket-relative P&L price added when market-neutral),
+    their shared feature frame and the cost model."""
+
+    strategy: str
+    names: list[str]
+    bars: pl.DataFrame
+    shared: pl.DataFrame  # every ML strategy's features on these bars
+    dhash: str
+    costs: CostModel
+    n_symbols: int
+    neutral: bool
+    pnl_price: str
+    intraday: bool
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Stage 2 (label): labelled events with complete features, in (t0, symbol) order, as arrays."""
+
+    events: pl.DataFrame
+    horizon: int
+    x: np.ndarray
+    y: np.ndarray
+    t0: np.ndarray  # int64 ns
+    t1: np.ndarray
+    times: np.ndarray  # sorted distinct bar times, int64 ns
+
+
+@dataclass(frozen=True)
+class FoldOutput:
+    """Stage 3 (folds): every parameter set's out-of-sample probabilities; a sample tested by several
+    folds keeps its first (`tested` holds that fold, -1 when never tested)."""
+
+    splits: list[Split]
+    results: list[FoldResult]
+    tested: np.ndarray
+    probs: np.ndarray  # [param set, sample]
+
+    @property
+    def oos_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.tested >= 0)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Stage 4 (select): every trial's out-of-sample evaluation, the best one, its gates and figures."""
+
+    trials: list[Trial]
+    best: Trial
+    rule: EvaluationResult  # the unfiltered rule: every out-of-sample event taken
+    current_sharpes: list[float]  # every (parameter set, threshold) trial of this run
+    gates: list[GateResult]
+    rule_gates: list[GateResult]
+    metrics: dict[str, float]
+    rule_metrics: dict[str, float]
+    folds: list[dict[str, float]]
+    periods: Periods
+
+
+@dataclass(frozen=True)
+class OosBook:
+    """What every evaluation of out-of-sample probabilities shares: the events, P&L periods, marks,
+    sizing and the thresholds tried."""
+
+    rows: np.ndarray  # out-of-sample sample rows
+    events: pl.DataFrame
+    periods: Periods
+    span: tuple[int, int]
+    marks: Marks
+    weight: float
+    thresholds: list[float]
+    holding_periods: int  # the longest out-of-sample trade, in periods
+
+    def trials(self, probs: np.ndarray) -> list[Trial]:
+        """Every (parameter set, threshold) trial on `probs` [param set, sample]."""
+        out: list[Trial] = []
+        for p in range(probs.shape[0]):
+            for th in self.thresholds:
+                res = evaluate_events(
+                    self.events, probs[p, self.rows], th, self.weight, self.periods, self.span, self.marks
+                )
+                out.append(Trial(len(out), p, th, res))
+        return out
+
+    def rule(self) -> EvaluationResult:
+        every = np.ones(len(self.rows))
+        return evaluate_events(self.events, every, 0.5, self.weight, self.periods, self.span, self.marks)
+
+
+def best_trial(trials: list[Trial]) -> Trial:
+    return max(trials, key=lambda t: (t.result.sharpe_per_period, -t.index))
 
 
 class MLPipeline:
@@ -114,6 +239,9 @@ class MLPipeline:
         self._alerts = alert_manager
         self._registry: ModelRegistry | None = None
         self._costs: tuple[tuple[str, bytes], CostModel] | None = None
+        # The last input frame (held, so it is that very object), its normalised bars and content hash:
+        # training the next strategy on the same frame reuses them instead of re-reading every bar.
+        self._input: tuple[pl.DataFrame, pl.DataFrame, str] | None = None
 
     # ------------------------------------------------------------------------------ collaborators
     @property
@@ -144,7 +272,7 @@ class MLPipeline:
         from hybridtrader.execution.slippage_model import SlippageModel
 
         model = SlippageModel(self.config)
-        model.learn_from_daily_bars(daily_bars(bars))
+        model.learn_from_daily_bars(session_closes(bars))
         if {"bid", "ask"} <= set(bars.columns):
             model.learn_from_quote_bars(bars)
         return SlippageCost(model, bt.notional)
@@ -228,16 +356,121 @@ class MLPipeline:
         strategy: str,
         historical_data: pl.DataFrame | dict[str, pl.DataFrame],
         progress: Progress | None = None,
-    ) -> dict[str, Any]:
+        permutation_runs: int | None = None,
+    ) -> TrainingResult:
         """Train, validate and gate a model for `strategy` on bars (one frame with a symbol column, or a
-        mapping symbol -> bars); register it (champion only if every gate passes). Returns model_id,
-        version, promoted, gates, metrics and the details behind them."""
+        mapping symbol -> bars); register it (champion only if every gate passes). The stages: prepare,
+        label, folds, select (model against the unfiltered rule), the permutation control
+        (`permutation_runs` retrainings on shuffled labels; None: `ml_training.controls.permutation_runs`),
+        final fit, register (the rule-only candidate too when the rule is profitable and the model is not
+        promoted)."""
+        started = time.perf_counter()
+        report = progress or (lambda stage, done, total: None)
+        prep = self._prepare(strategy, historical_data, report)
+        report("labels", 0, 1)
+        samples = self._label(prep)
+        report("labels", 1, 1)
+        ml = self.config.ml_training
+        if samples.events.height < MIN_SAMPLES:
+            # Too little history for the features' windows and the labels: nothing can be validated, so
+            # the answer is a rejection (every gate at zero), not a model.
+            reason = (
+                f"only {samples.events.height} labelled samples with complete features (need {MIN_SAMPLES})"
+            )
+            log.warning("%s: %s; rejected without training", strategy, reason)
+            return not_trained(strategy, reason, prep.names, ml.gates)
+        base_rate = float(samples.y.mean())
+        thresholds = [t for t in ml.backtest.thresholds if t > base_rate]
+        if not thresholds:
+            reason = (
+                f"every threshold of ml_training.backtest.thresholds is at or below the labels' base rate "
+                f"{base_rate:.3f}: the model could not change a decision; add higher thresholds"
+            )
+            log.warning("%s: %s; rejected without training", strategy, reason)
+            return not_trained(strategy, reason, prep.names, ml.gates)
+        folds = self._folds(prep, samples, report)
+        book = self._book(prep, samples, folds, thresholds)
+        sel = self._select(prep, samples, folds, book)
+        runs = ml.controls.permutation_runs if permutation_runs is None else permutation_runs
+        if runs < 0:
+            raise DataError(f"permutation_runs must be >= 0, got {runs}")
+        if runs or ml.gates.max_permutation_p is not None:
+            self._permutation_control(prep, samples, folds, book, sel, runs, report)
+        report("final model", 0, 1)
+        final = self._final_fit(prep, samples, sel.best.param_set)
+        report("final model", 1, 1)
+        b = sel.best.result
+        fit_seconds = sum(r.fit_seconds for r in folds.results) + final.fit_seconds
+        metrics = {
+            **sel.metrics,
+            "fit_seconds": fit_seconds,
+            "predict_seconds": sum(r.predict_seconds for r in folds.results),
+        }
+        promoted = all_passed(sel.gates)
+        rule = RuleCandidate(
+            gates=sel.rule_gates,
+            metrics=sel.rule_metrics,
+            equity=sel.rule.equity,
+            offered=not promoted and sel.rule.sharpe > 0.0,
+        )
+        result = TrainingResult(
+            strategy=strategy,
+            promoted=promoted,
+            gates=sel.gates,
+            metrics=metrics,
+            features=prep.names,
+            best=BestTrial(sel.best.index, ml.model.param_grid[sel.best.param_set], sel.best.threshold),
+            trials=[
+                {"param_set": t.param_set, "threshold": t.threshold, **t.result.metrics()} for t in sel.trials
+            ],
+            folds=sel.folds,
+            feature_hash=feature_hash(prep.names),
+            feature_importance=dict(zip(prep.names, (float(v) for v in final.importance), strict=True)),
+            equity=b.equity,
+            validation_method=ml.validation_method,
+            costs=describe(prep.costs),
+            market_neutral=prep.neutral,
+            model=final.model,
+            rule=rule,
+            data_start=str(prep.bars["ts"].min()),
+            data_end=str(prep.bars["ts"].max()),
+            n_symbols=prep.n_symbols,
+            fold_dates=fold_dates(folds.splits, samples.t0, samples.t1),
+        )
+        if ml.model_registry.enabled:
+            report("registry", 0, 1)
+            self._register(prep, samples, sel, result)
+            if rule.offered:
+                self._register_rule(prep, result)
+            report("registry", 1, 1)
+        total = time.perf_counter() - started
+        metrics["total_seconds"] = total
+        metrics["overhead_share"] = max(0.0, 1.0 - fit_seconds / total) if total > 0 else 0.0
+        log.info(
+            "%s: promoted=%s sharpe=%.2f (rule %.2f, confidence %.3f) auc=%.3f [%.3f, %.3f] dsr=%.3f "
+            "trials=%d",
+            strategy,
+            result.promoted,
+            b.sharpe,
+            sel.rule.sharpe,
+            metrics["rule_gain_confidence"],
+            metrics["auc"],
+            metrics["auc_low"],
+            metrics["auc_high"],
+            metrics["deflated_sharpe"],
+            metrics["n_trials"],
+        )
+        return result
+
+    # ------------------------------------------------------------------------- stage 1: prepare
+    def _prepare(
+        self, strategy: str, historical_data: pl.DataFrame | dict[str, pl.DataFrame], report: Progress
+    ) -> Prepared:
         if isinstance(historical_data, dict):
             historical_data = pl.concat(
                 [f.with_columns(symbol=pl.lit(sym)) for sym, f in historical_data.items()],
                 how="diagonal_relaxed",
             )
-        started = time.perf_counter()
         ml = self.config.ml_training
         if strategy not in self.config.strategies:
             raise DataError(
@@ -249,17 +482,14 @@ class MLPipeline:
         names = list(mcfg.features)
         if not names:
             raise DataError(f"strategies.{strategy}.ml_model.features is empty")
-        report = progress or (lambda stage, done, total: None)
-
-        bars = normalise_bars(historical_data)
-        intraday = is_intraday(bars)
-        dhash = data_hash(bars)
+        if self._input is None or self._input[0] is not historical_data:
+            normalised = normalise_bars(historical_data)
+            self._input = (historical_data, normalised, data_hash(normalised))
+        bars, dhash = self._input[1], self._input[2]
         report("features", 0, 1)
         # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
         shared = self.feature_store.get(bars, self._shared_features(names), dhash)
-        feats = shared.select("symbol", "ts", *names)
         report("features", 1, 1)
-        report("labels", 0, 1)
         costs = self._cost_model_for(bars, dhash)
         n_symbols = bars["symbol"].n_unique()
         label_kind = mcfg.label or DEFAULT_LABELS.get(strategy)
@@ -268,242 +498,401 @@ class MLPipeline:
         pnl_price = "pnl_close" if neutral else "close"
         if neutral:
             bars = basket_relative(bars, pnl_price)
-        events, horizon = self._labels(strategy, bars, costs, pnl_price, shared)
+        return Prepared(
+            strategy, names, bars, shared, dhash, costs, n_symbols, neutral, pnl_price, is_intraday(bars)
+        )
+
+    # --------------------------------------------------------------------------- stage 2: label
+    def _label(self, prep: Prepared) -> Samples:
+        events, horizon = self._labels(prep.strategy, prep.bars, prep.costs, prep.pnl_price, prep.shared)
+        names = prep.names
+        feats = prep.shared.select("symbol", "ts", *names)
         samples = (
             events.join(feats.rename({"ts": "t0"}), on=["symbol", "t0"], how="inner")
             .drop_nulls(names)
             .sort("t0", "symbol")
         )
-        report("labels", 1, 1)
-        if samples.height < MIN_SAMPLES:
-            # Too little history for the features' windows and the labels: nothing can be validated, so
-            # the answer is a rejection (every gate at zero), not a model.
-            reason = f"only {samples.height} labelled samples with complete features (need {MIN_SAMPLES})"
-            log.warning("%s: %s; rejected without training", strategy, reason)
-            return not_trained(strategy, reason, names, ml.gates)
-        x = samples.select(names).to_numpy().astype(np.float64)
-        y = samples["label"].to_numpy().astype(np.int32)
-        t0 = samples["t0"].dt.epoch("ns").to_numpy()
-        t1 = samples["t1"].dt.epoch("ns").to_numpy()
-        times = bars["ts"].dt.epoch("ns").unique().sort().to_numpy()
-        splits = self._splits(t0, t1, times)
+        return Samples(
+            events=samples,
+            horizon=horizon,
+            x=samples.select(names).to_numpy().astype(np.float64),
+            y=samples["label"].to_numpy().astype(np.int32),
+            t0=samples["t0"].dt.epoch("ns").to_numpy(),
+            t1=samples["t1"].dt.epoch("ns").to_numpy(),
+            times=prep.bars["ts"].dt.epoch("ns").unique().sort().to_numpy(),
+        )
 
-        # ---- fold tasks: every parameter set x fold, independent; x and y travel once, as shared data
+    # --------------------------------------------------------------------------- stage 3: folds
+    def _threads(self) -> int:
+        """LightGBM threads per fold task: a parallel backend divides the cores among its workers."""
         compute = self.config.compute
-        workers = compute.workers or machine_threads()
-        n_jobs = ml.model.n_jobs or machine_threads()
-        threads = max(1, n_jobs // workers) if compute.backend != "sequential" else n_jobs
+        n_jobs = self.config.ml_training.model.n_jobs or machine_threads()
+        if compute.backend == "sequential":
+            return n_jobs
+        return max(1, n_jobs // (compute.workers or machine_threads()))
+
+    def _fold_tasks(self, prep: Prepared, s: Samples, splits: list[Split]) -> dict[str, FoldTask]:
+        """Every parameter set x fold as an independent task: sample indices into the shared (x, y)."""
+        ml = self.config.ml_training
+        model_type = self.config.strategies[prep.strategy].ml_model.model_type
+        threads = self._threads()
         tasks = {}
         for p, params in enumerate(ml.model.param_grid):
-            settings = self._settings(params, mcfg.model_type, threads)
+            settings = self._settings(params, model_type, threads)
             for f, split in enumerate(splits):
-                inner = inner_split(split.train, t0, t1, ml.validation.inner_validation_fraction)
+                inner = inner_split(split.train, s.t0, s.t1, ml.validation.inner_validation_fraction)
                 tasks[f"trial={p},fold={f}"] = FoldTask(
-                    f, p, settings, names, inner.train, inner.test, split.test
+                    f, p, settings, prep.names, inner.train, inner.test, split.test
                 )
-        results = run_folds(tasks, FoldData(x, y), compute, ml.model.seed, partial(report, "folds"))
+        return tasks
 
-        # ---- out-of-sample predictions per parameter set (a sample tested twice keeps its first fold)
-        tested = np.full(len(y), -1)
-        for f, split in enumerate(splits):
-            fresh = split.test[tested[split.test] < 0]
-            tested[fresh] = f
-        oos = tested >= 0
-        probs = np.full((len(ml.model.param_grid), len(y)), np.nan)
-        for r in results:
-            rows = splits[r.fold].test
-            keep = tested[rows] == r.fold
-            probs[r.trial, rows[keep]] = r.prob[keep]
+    def _run_folds(self, tasks: dict[str, FoldTask], s: Samples, y: np.ndarray,
+                   progress: Callable[[int, int], None] | None = None) -> list[FoldResult]:
+        ml = self.config.ml_training
+        return run_folds(tasks, FoldData(s.x, y), self.config.compute, ml.model.seed, progress)
 
-        bt = ml.backtest
+    def _folds(self, prep: Prepared, s: Samples, report: Progress) -> FoldOutput:
+        ml = self.config.ml_training
+        splits = self._splits(s.t0, s.t1, s.times)
+        results = self._run_folds(self._fold_tasks(prep, s, splits), s, s.y, partial(report, "folds"))
+        return oos_predictions(splits, results, len(ml.model.param_grid), len(s.y))
+
+    # -------------------------------------------------------------------------- stage 4: select
+    def _book(self, prep: Prepared, s: Samples, folds: FoldOutput, thresholds: list[float]) -> OosBook:
+        bt = self.config.ml_training.backtest
         periods = Periods.from_bars(
-            bars, bt.period_minutes if intraday else None, bt.sessions_per_year, pnl_price
+            prep.bars, bt.period_minutes if prep.intraday else None, bt.sessions_per_year, prep.pnl_price
         )
-        weight = 1.0 / (n_symbols * horizon)
-        first_period = periods.index(samples["t0"]).to_numpy()
-        last_period = periods.index(samples["t1"]).to_numpy()
+        rows = folds.oos_rows
+        events = s.events[rows]
+        first = periods.index(events["t0"]).to_numpy()
+        last = periods.index(events["t1"]).to_numpy()
+        return OosBook(
+            rows=rows,
+            events=events,
+            periods=periods,
+            span=(int(first.min()), int(last.max())),
+            marks=Marks.of(events, periods),
+            weight=1.0 / (prep.n_symbols * s.horizon),
+            thresholds=thresholds,
+            holding_periods=int((last - first).max()) + 1,
+        )
 
-        def span(rows: np.ndarray) -> tuple[int, int]:
-            return int(first_period[rows].min()), int(last_period[rows].max())
+    def _block_periods(self, book: OosBook) -> float:
+        """Mean block of the stationary bootstrap: configured, else long enough to hold the longest trade
+        and at least n^(1/3) (the usual rate for the block length)."""
+        configured = self.config.ml_training.controls.block_periods
+        n = book.span[1] - book.span[0] + 1
+        return configured or float(max(math.ceil(n ** (1 / 3)), book.holding_periods))
 
-        oos_rows = np.flatnonzero(oos)
-        oos_events = samples[oos_rows]
-        oos_span = span(oos_rows)
-        oos_marks = Marks.of(oos_events, periods)
-        trials: list[Trial] = []
-        for p in range(len(ml.model.param_grid)):
-            for th in bt.thresholds:
-                res = backtest(oos_events, probs[p, oos_rows], th, weight, periods, oos_span, oos_marks)
-                trials.append(Trial(len(trials), p, th, res))
-        best = max(trials, key=lambda t: (t.result.sharpe_per_period, -t.index))
+    def _select(self, prep: Prepared, s: Samples, folds: FoldOutput, book: OosBook) -> Selection:
+        ml = self.config.ml_training
+        controls = ml.controls
+        trials = book.trials(folds.probs)
+        best = best_trial(trials)
+        rule = book.rule()
+        b = best.result
 
-        # ---- deflated Sharpe with honest trial counting
-        data_start, data_end = int(times[0]), int(times[-1])
+        # ---- deflated Sharpe with honest trial counting: the model's, every threshold x parameter set
+        # tried and every earlier one on the same bars; the rule's, every earlier rule trial on them
         current = [t.result.sharpe_per_period for t in trials]
         use_registry = ml.model_registry.enabled
-        prior = self.registry.prior_trials(strategy, dhash) if use_registry else []
-        all_sr = np.array(current + prior)
-        n_trials = len(all_sr)
-        var_sr = float(all_sr.var(ddof=1)) if n_trials > 1 else 0.0
-        b = best.result
-        dsr = deflated_sharpe_ratio(
-            b.sharpe_per_period, b.n_periods, b.skew, b.kurtosis, n_trials, var_sr, conservative=True
+        prior = self.registry.prior_trials(prep.strategy, prep.dhash) if use_registry else []
+        n_trials, var_sr = trial_count(current + prior)
+        prior_rule = self.registry.prior_trials(prep.strategy, prep.dhash, RULE_TAG) if use_registry else []
+        n_rule, var_rule = trial_count([rule.sharpe_per_period, *prior_rule])
+
+        def dsr(r: EvaluationResult, n: int, var: float) -> float:
+            return deflated_sharpe_ratio(r.sharpe_per_period, r.n_periods, r.skew, r.kurtosis, n, var, True)
+
+        model_dsr, rule_dsr = dsr(b, n_trials, var_sr), dsr(rule, n_rule, var_rule)
+        # ---- does the model add to the rule? Paired bootstrap on the same periods, and discrimination.
+        gain = sharpe_difference(
+            b.equity["ret"].to_numpy(),
+            rule.equity["ret"].to_numpy(),
+            self._block_periods(book),
+            controls.bootstrap_samples,
+            controls.seed,
         )
-        gates = evaluate_gates(b, dsr, ml.gates)
-        promoted = all_passed(gates)
+        oos_prob = folds.probs[best.param_set, book.rows]
+        disc = auc_interval(s.y[book.rows], oos_prob, ml.gates.auc_confidence)
+        gates = evaluate_gates(b, model_dsr, ml.gates) + model_gates(disc.low, gain.confidence, ml.gates)
+        rule_gates = evaluate_gates(rule, rule_dsr, ml.gates)
 
         # ---- per-fold metrics of the chosen trial
         fold_metrics = []
-        by_fold = {(r.fold, r.trial): r for r in results}
-        for f, split in enumerate(splits):
-            rows = split.test[tested[split.test] == f]
+        by_fold = {(r.fold, r.trial): r for r in folds.results}
+        first_period = book.periods.index(s.events["t0"]).to_numpy()
+        last_period = book.periods.index(s.events["t1"]).to_numpy()
+        for f, split in enumerate(folds.splits):
+            rows = split.test[folds.tested[split.test] == f]
             if len(rows) == 0:
                 continue
             fr = by_fold[(f, best.param_set)]
-            fold_marks = oos_marks.subset(np.searchsorted(oos_rows, rows), len(oos_rows))
-            res = backtest(
-                samples[rows],
-                probs[best.param_set, rows],
-                best.threshold,
-                weight,
-                periods,
-                span(rows),
-                fold_marks,
+            fold_marks = book.marks.subset(np.searchsorted(book.rows, rows), len(book.rows))
+            prob = folds.probs[best.param_set, rows]
+            span = int(first_period[rows].min()), int(last_period[rows].max())
+            res = evaluate_events(
+                s.events[rows], prob, best.threshold, book.weight, book.periods, span, fold_marks
             )
             fold_metrics.append(
                 {
                     **res.metrics(),
-                    "auc": auc(y[rows], probs[best.param_set, rows]),
+                    "auc": auc(s.y[rows], prob),
                     "n_train": float(len(split.train)),
                     "n_test": float(len(rows)),
                     "best_iteration": float(fr.best_iteration),
                 }
             )
-
-        # ---- final model on every sample (early stopping on its own latest, purged part)
-        report("final model", 0, 1)
-        all_idx = np.arange(len(y))
-        inner = inner_split(all_idx, t0, t1, ml.validation.inner_validation_fraction)
-        final = fit(
-            self._settings(ml.model.param_grid[best.param_set], mcfg.model_type, n_jobs),
-            names,
-            x[inner.train],
-            y[inner.train],
-            x[inner.test],
-            y[inner.test],
-        )
-        report("final model", 1, 1)
-        importance = dict(zip(names, (float(v) for v in final.importance), strict=True))
-
-        fit_seconds = sum(r.fit_seconds for r in results) + final.fit_seconds
-        predict_seconds = sum(r.predict_seconds for r in results)
+        sr0 = expected_max_sharpe(n_trials, var_sr)
+        annual = math.sqrt(book.periods.per_year)
         metrics: dict[str, float] = {
             **b.metrics(),
-            "deflated_sharpe": dsr,
-            "expected_max_sharpe": expected_max_sharpe(n_trials, var_sr),
+            "deflated_sharpe": model_dsr,
+            "expected_max_sharpe": sr0,
             # MinTRL (standard formula): periods this Sharpe needs to beat SR0 at the gate confidence
             "min_track_record_periods": min_track_record_length(
-                b.sharpe_per_period,
-                expected_max_sharpe(n_trials, var_sr),
-                b.skew,
-                b.kurtosis,
-                alpha=1.0 - ml.gates.min_deflated_sharpe,
+                b.sharpe_per_period, sr0, b.skew, b.kurtosis, alpha=1.0 - ml.gates.min_deflated_sharpe
             ),
             "n_trials": float(n_trials),
             "n_prior_trials": float(len(prior)),
             "trial_sharpe_variance": var_sr,
-            "auc": auc(y[oos_rows], probs[best.param_set, oos_rows]),
-            "n_samples": float(len(y)),
-            "n_oos_samples": float(len(oos_rows)),
-            "positive_rate": float(y.mean()),
-            "n_folds": float(len(splits)),
-            "fit_seconds": fit_seconds,
-            "predict_seconds": predict_seconds,
+            "n_thresholds_tried": float(len(book.thresholds)),
+            "auc": disc.auc,
+            "auc_se": disc.se,
+            "auc_low": disc.low,
+            "auc_high": disc.high,
+            "auc_confidence": ml.gates.auc_confidence,
+            "rule_sharpe": rule.sharpe,
+            "rule_n_trades": float(rule.n_trades),
+            "sharpe_gain": gain.difference * annual,  # annualised Sharpe of the model minus the rule's
+            "sharpe_gain_low": gain.low * annual,
+            "sharpe_gain_high": gain.high * annual,
+            "rule_gain_confidence": gain.confidence,
+            "bootstrap_block_periods": gain.block,
+            "n_samples": float(len(s.y)),
+            "n_oos_samples": float(len(book.rows)),
+            "positive_rate": float(s.y.mean()),
+            "n_folds": float(len(folds.splits)),
         }
-        fhash = feature_hash(names)
-        gate_dicts = [g.as_dict() for g in gates]
-        out: dict[str, Any] = {
-            "strategy": strategy,
-            "promoted": promoted,
-            "gates": gate_dicts,
-            "metrics": metrics,
-            "folds": fold_metrics,
-            "best_trial": {
-                "params": ml.model.param_grid[best.param_set],
-                "threshold": best.threshold,
-                "index": best.index,
-            },
-            "trials": [
-                {"param_set": t.param_set, "threshold": t.threshold, **t.result.metrics()} for t in trials
-            ],
-            "features": names,
-            "feature_hash": fhash,
-            "feature_importance": importance,
-            "equity": b.equity,
-            "validation_method": ml.validation_method,
-            "costs": describe(costs),
-            "market_neutral": neutral,
-            "model": final.model,
-            "model_id": None,
-            "version": None,
-            "run_id": None,
-            "alias": None,
-        }
-        if use_registry:
-            report("registry", 0, 1)
-            reg = self.registry.log(
-                RunRecord(
-                    strategy=strategy,
-                    params={
-                        "model_type": mcfg.model_type,
-                        "features": ",".join(names),
-                        "validation_method": ml.validation_method,
-                        "validation": orjson.dumps(ml.validation.model_dump()).decode(),
-                        "labels": orjson.dumps(ml.labels.model_dump()).decode(),
-                        "best_params": orjson.dumps(ml.model.param_grid[best.param_set]).decode(),
-                        "threshold": str(best.threshold),
-                        "backtest": orjson.dumps(bt.model_dump()).decode(),
-                        "periods_per_year": f"{periods.per_year:.1f}",
-                        "costs": describe(costs),
-                        "market_neutral": str(neutral).lower(),
-                        "num_boost_round": str(ml.model.num_boost_round),
-                        "learning_rate": str(ml.model.learning_rate),
-                    },
-                    tags={
-                        "strategy": strategy,
-                        "data_start": str(bars["ts"].min()),
-                        "data_end": str(bars["ts"].max()),
-                        "data_start_ns": str(data_start),
-                        "data_end_ns": str(data_end),
-                        "data_hash": dhash,
-                        "n_symbols": str(n_symbols),
-                        "feature_hash": fhash,
-                        "code_version": code_version(),
-                        "promoted": str(promoted).lower(),
-                        "trial_sharpes": orjson.dumps(current).decode(),
-                    },
-                    metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
-                    fold_metrics=fold_metrics,
-                    artifacts={
-                        "gates.json": orjson.dumps(gate_dicts, option=orjson.OPT_INDENT_2),
-                        "trials.json": orjson.dumps(out["trials"], option=orjson.OPT_INDENT_2),
-                        "feature_importance.svg": importance_svg(
-                            names, list(importance.values()), f"{strategy}: feature importance"
-                        ),
-                        "oos_equity.svg": equity_svg(b.equity, f"{strategy}: out-of-sample equity"),
-                    },
-                    model=final.model,
-                    model_type=mcfg.model_type,
-                    feature_names=names,
-                ),
-                promoted,
-            )
-            out.update(model_id=reg.model_id, version=reg.version, run_id=reg.run_id, alias=reg.alias)
-            report("registry", 1, 1)
-        total = time.perf_counter() - started
-        metrics["total_seconds"] = total
-        metrics["overhead_share"] = max(0.0, 1.0 - fit_seconds / total) if total > 0 else 0.0
-        log.info(
-            "%s: promoted=%s sharpe=%.2f dsr=%.3f trials=%d", strategy, promoted, b.sharpe, dsr, n_trials
+        rule_metrics = {**rule.metrics(), "deflated_sharpe": rule_dsr, "n_trials": float(n_rule)}
+        return Selection(
+            trials, best, rule, current, gates, rule_gates, metrics, rule_metrics, fold_metrics, book.periods
         )
-        return out
+
+    # --------------------------------------------------------------- stage 4b: permutation control
+    def _permutation_control(
+        self,
+        prep: Prepared,
+        s: Samples,
+        folds: FoldOutput,
+        book: OosBook,
+        sel: Selection,
+        runs: int,
+        report: Progress,
+    ) -> None:
+        """Retrain `runs` times on labels shuffled within each validation block (the samples first tested
+        by one fold, and the never-tested start): every block keeps its class balance, so every training
+        and test fold keeps its own, while features and labels are decoupled. Each run selects its best
+        trial exactly as the real run does and is scored on the real out-of-sample P&L; the statistic is
+        the per-period Sharpe of the selected trial minus the rule's. Adds the p-value (and its gate when
+        configured) to `sel`."""
+        ml = self.config.ml_training
+        rng = np.random.default_rng(np.random.SeedSequence([ml.controls.seed, 1]))
+        real = sel.best.result.sharpe_per_period - sel.rule.sharpe_per_period
+        null, null_auc = [], []
+        started = time.perf_counter()
+        report("permutations", 0, runs)
+        tasks = self._fold_tasks(prep, s, folds.splits)  # the same folds and seeds, shuffled labels
+        for k in range(runs):
+            y = shuffle_within(s.y, folds.tested, rng)
+            out = oos_predictions(folds.splits, self._run_folds(tasks, s, y), folds.probs.shape[0], len(y))
+            best = best_trial(book.trials(out.probs))
+            null.append(best.result.sharpe_per_period - sel.rule.sharpe_per_period)
+            null_auc.append(auc(s.y[book.rows], out.probs[best.param_set, book.rows]))
+            report("permutations", k + 1, runs)
+        elapsed = time.perf_counter() - started
+        p = permutation_p_value(real, np.array(null)) if runs else 1.0
+        annual = math.sqrt(book.periods.per_year)
+        sel.metrics.update(
+            permutation_runs=float(runs),
+            permutation_p=p,
+            permutation_null_gain_mean=float(np.mean(null)) * annual if runs else math.nan,
+            permutation_null_gain_max=float(np.max(null)) * annual if runs else math.nan,
+            permutation_null_auc_mean=float(np.mean(null_auc)) if runs else math.nan,
+            permutation_seconds_per_run=elapsed / runs if runs else 0.0,
+        )
+        if ml.gates.max_permutation_p is not None:
+            sel.gates.append(permutation_gate(p, ml.gates.max_permutation_p))
+
+    # ----------------------------------------------------------------------- stage 5: final fit
+    def _final_fit(self, prep: Prepared, s: Samples, param_set: int) -> Fitted:
+        """The chosen parameter set on every sample (early stopping on its own latest, purged part)."""
+        ml = self.config.ml_training
+        model_type = self.config.strategies[prep.strategy].ml_model.model_type
+        n_jobs = ml.model.n_jobs or machine_threads()
+        inner = inner_split(np.arange(len(s.y)), s.t0, s.t1, ml.validation.inner_validation_fraction)
+        settings = self._settings(ml.model.param_grid[param_set], model_type, n_jobs)
+        return fit(settings, prep.names, s.x[inner.train], s.y[inner.train], s.x[inner.test], s.y[inner.test])
+
+    # ------------------------------------------------------------------------- stage 6: register
+    def _register(self, prep: Prepared, s: Samples, sel: Selection, result: TrainingResult) -> None:
+        """Log the run to MLflow and register the model (champion when promoted); fills in `result`'s
+        registry fields."""
+        ml = self.config.ml_training
+        mcfg = self.config.strategies[prep.strategy].ml_model
+        best_params = ml.model.param_grid[sel.best.param_set]
+        gate_dicts = [g.as_dict() for g in sel.gates]
+        bars, names, strategy = prep.bars, prep.names, prep.strategy
+        reg = self.registry.log(
+            RunRecord(
+                strategy=strategy,
+                params={
+                    "model_type": mcfg.model_type,
+                    "features": ",".join(names),
+                    "validation_method": ml.validation_method,
+                    "validation": orjson.dumps(ml.validation.model_dump()).decode(),
+                    "labels": orjson.dumps(ml.labels.model_dump()).decode(),
+                    "best_params": orjson.dumps(best_params).decode(),
+                    "threshold": str(sel.best.threshold),
+                    "backtest": orjson.dumps(ml.backtest.model_dump()).decode(),
+                    "periods_per_year": f"{sel.periods.per_year:.1f}",
+                    "costs": result.costs,
+                    "market_neutral": str(prep.neutral).lower(),
+                    "num_boost_round": str(ml.model.num_boost_round),
+                    "learning_rate": str(ml.model.learning_rate),
+                },
+                tags={
+                    "strategy": strategy,
+                    "data_start": str(bars["ts"].min()),
+                    "data_end": str(bars["ts"].max()),
+                    "data_start_ns": str(int(s.times[0])),
+                    "data_end_ns": str(int(s.times[-1])),
+                    "data_hash": prep.dhash,
+                    "n_symbols": str(prep.n_symbols),
+                    "feature_hash": result.feature_hash,
+                    "code_version": code_version(),
+                    "promoted": str(result.promoted).lower(),
+                    "candidate": "model",
+                    "trial_sharpes": orjson.dumps(sel.current_sharpes).decode(),
+                    RULE_TAG: orjson.dumps([sel.rule.sharpe_per_period]).decode(),
+                },
+                metrics={k: v for k, v in result.metrics.items() if np.isfinite(v)},
+                fold_metrics=result.folds,
+                artifacts={
+                    "gates.json": orjson.dumps(gate_dicts, option=orjson.OPT_INDENT_2),
+                    "trials.json": orjson.dumps(result.trials, option=orjson.OPT_INDENT_2),
+                    "feature_importance.svg": importance_svg(
+                        names, list(result.feature_importance.values()), f"{strategy}: feature importance"
+                    ),
+                    "oos_equity.svg": equity_svg(result.equity, f"{strategy}: out-of-sample equity"),
+                },
+                model=result.model,
+                model_type=mcfg.model_type,
+                feature_names=names,
+            ),
+            result.promoted,
+        )
+        result.model_id, result.version, result.run_id, result.alias = (
+            reg.model_id, reg.version, reg.run_id, reg.alias
+        )  # fmt: skip
+
+    def _register_rule(self, prep: Prepared, result: TrainingResult) -> None:
+        """Register the rule alone as its own candidate (`<strategy>-rule-only`, tag candidate=rule_only),
+        champion only when it passes the performance gates. Its trial is recorded on the model's run
+        (tag `rule_sharpes`), so this run records none."""
+        rule = result.rule
+        assert rule is not None
+        ml = self.config.ml_training
+        label_kind = self.config.strategies[prep.strategy].ml_model.label or DEFAULT_LABELS[prep.strategy]
+        spec = {
+            "strategy": prep.strategy,
+            "label": label_kind,
+            "labels": ml.labels.model_dump(),
+            "rule": "take every event of the entry rule; no model filter",
+            "costs": result.costs,
+            "market_neutral": prep.neutral,
+        }
+        gate_dicts = [g.as_dict() for g in rule.gates]
+        reg = self.registry.log(
+            RunRecord(
+                strategy=prep.strategy,
+                params={
+                    "label": label_kind,
+                    "costs": result.costs,
+                    "market_neutral": str(prep.neutral).lower(),
+                },
+                tags={
+                    "strategy": prep.strategy,
+                    "candidate": "rule_only",
+                    "data_hash": prep.dhash,
+                    "data_start": result.data_start,
+                    "data_end": result.data_end,
+                    "code_version": code_version(),
+                    "promoted": str(rule.promoted).lower(),
+                    "model_run_id": result.run_id or "",
+                },
+                metrics={k: v for k, v in rule.metrics.items() if np.isfinite(v)},
+                fold_metrics=[],
+                artifacts={
+                    "rule.json": orjson.dumps(spec, option=orjson.OPT_INDENT_2),
+                    "gates.json": orjson.dumps(gate_dicts, option=orjson.OPT_INDENT_2),
+                    "oos_equity.svg": equity_svg(rule.equity, f"{prep.strategy}: rule only, out-of-sample"),
+                },
+                model=None,
+                model_type="rule",
+                feature_names=[],
+                registered_name=prep.strategy + RULE_ONLY_SUFFIX,
+            ),
+            rule.promoted,
+        )
+        rule.model_id, rule.version, rule.alias = reg.model_id, reg.version, reg.alias
+
+
+RULE_ONLY_SUFFIX = "-rule-only"
+RULE_TAG = "rule_sharpes"  # run tag: the unfiltered rule's per-period Sharpe (its own trial count)
+
+
+def trial_count(sharpes: list[float]) -> tuple[int, float]:
+    """(N, V): the number of trials and the variance of their per-period Sharpe ratios (0 for one)."""
+    n = len(sharpes)
+    return n, float(np.var(sharpes, ddof=1)) if n > 1 else 0.0
+
+
+def shuffle_within(y: np.ndarray, block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`y` with its values permuted at random inside each group of equal `block`."""
+    out = y.copy()
+    for b in np.unique(block):
+        rows = np.flatnonzero(block == b)
+        out[rows] = y[rng.permutation(rows)]
+    return out
+
+
+def fold_dates(splits: list[Split], t0: np.ndarray, t1: np.ndarray) -> list[dict[str, str]]:
+    """Each fold's training and test date ranges (first label start, last label end; UTC)."""
+
+    def day(ns: int) -> str:
+        return str(np.datetime64(int(ns), "ns").astype("datetime64[m]")).replace("T", " ")
+
+    return [
+        {
+            "train": f"{day(t0[sp.train].min())} .. {day(t1[sp.train].max())}",
+            "test": f"{day(t0[sp.test].min())} .. {day(t1[sp.test].max())}",
+        }
+        for sp in splits
+    ]
+
+
+def oos_predictions(splits: list[Split], results: list[FoldResult], n_params: int, n: int) -> FoldOutput:
+    """Collect fold results into per-parameter-set out-of-sample probabilities of the `n` samples (a sample
+    tested by several folds keeps its first fold's prediction)."""
+    tested = np.full(n, -1)
+    for f, split in enumerate(splits):
+        fresh = split.test[tested[split.test] < 0]
+        tested[fresh] = f
+    probs = np.full((n_params, n), np.nan)
+    for r in results:
+        rows = splits[r.fold].test
+        keep = tested[rows] == r.fold
+        probs[r.trial, rows[keep]] = r.prob[keep]
+    return FoldOutput(splits, results, tested, probs)

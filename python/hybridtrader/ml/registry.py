@@ -85,9 +85,10 @@ class RunRecord:
     metrics: dict[str, float]
     fold_metrics: list[dict[str, float]]  # one dict per fold, logged with step = fold
     artifacts: dict[str, bytes]  # file name -> content (gate table, trials, plots)
-    model: Any  # lightgbm.Booster or xgboost.Booster
+    model: Any  # lightgbm.Booster or xgboost.Booster; None for a rule-only candidate
     model_type: str
     feature_names: list[str]
+    registered_name: str = ""  # the registered model; "" for the strategy's own name
 
 
 @dataclass(frozen=True)
@@ -118,18 +119,19 @@ class ModelRegistry:
             self.client.create_experiment(name, artifact_location=f"{artifact_root(self.config)}/{strategy}")
         )
 
-    def prior_trials(self, strategy: str, data_hash: str) -> list[float]:
+    def prior_trials(self, strategy: str, data_hash: str, tag: str = "trial_sharpes") -> list[float]:
         """Per-period Sharpe ratios of every earlier trial of this strategy on the same bars (whatever its
-        settings: trying other features or parameters on the same data is a trial too). They count in the
-        deflated Sharpe ratio's number of trials and variance. Runs on other data are other experiments."""
+        settings: trying other features or parameters on the same data is a trial too), read from the runs'
+        `tag` (the model's trials; `rule_sharpes`: the unfiltered rule's). They count in the deflated
+        Sharpe ratio's number of trials and variance. Runs on other data are other experiments."""
         exp = self.experiment_id(strategy)
         out: list[float] = []
         runs = self.client.search_runs(
             [exp], filter_string=f"tags.data_hash = '{data_hash}'", max_results=10_000
         )
         for run in runs:
-            if "trial_sharpes" in run.data.tags:
-                out.extend(float(x) for x in orjson.loads(run.data.tags["trial_sharpes"]))
+            if tag in run.data.tags:
+                out.extend(float(x) for x in orjson.loads(run.data.tags[tag]))
         return out
 
     def log(self, record: RunRecord, promoted: bool) -> Registered:
@@ -153,28 +155,33 @@ class ModelRegistry:
                 for name, content in record.artifacts.items():
                     (Path(tmp) / name).write_bytes(content)
                     self.client.log_artifact(run_id, str(Path(tmp) / name))
-                model_dir = Path(tmp) / "model"
-                _save_model(record, model_dir)
-                self.client.log_artifacts(run_id, str(model_dir), artifact_path="model")
+                if record.model is not None:
+                    model_dir = Path(tmp) / "model"
+                    _save_model(record, model_dir)
+                    self.client.log_artifacts(run_id, str(model_dir), artifact_path="model")
             self.client.set_terminated(run_id, "FINISHED")
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
-        return self._register(record.strategy, run_id, f"{run.info.artifact_uri}/model", promoted)
+        # A rule-only candidate has no model: its version points at the run's artifacts (the rule's spec).
+        source = f"{run.info.artifact_uri}/model" if record.model is not None else run.info.artifact_uri
+        name = record.registered_name or record.strategy
+        return self._register(name, record.tags, run_id, source, promoted)
 
-    def _register(self, strategy: str, run_id: str, source: str, promoted: bool) -> Registered:
+    def _register(
+        self, name: str, tags: dict[str, str], run_id: str, source: str, promoted: bool
+    ) -> Registered:
         from mlflow.exceptions import MlflowException
 
         try:
-            self.client.get_registered_model(strategy)
+            self.client.get_registered_model(name)
         except MlflowException:
-            self.client.create_registered_model(strategy, description=f"hybridtrader strategy {strategy}")
-        mv = self.client.create_model_version(
-            strategy, source, run_id=run_id, tags={"promoted": str(promoted).lower()}
-        )
+            self.client.create_registered_model(name, description=f"hybridtrader strategy {tags['strategy']}")
+        version_tags = {"promoted": str(promoted).lower(), "candidate": tags.get("candidate", "model")}
+        mv = self.client.create_model_version(name, source, run_id=run_id, tags=version_tags)
         alias = CHAMPION if promoted else CHALLENGER
-        self.client.set_registered_model_alias(strategy, alias, mv.version)
-        return Registered(run_id, f"{strategy}/{mv.version}", str(mv.version), alias)
+        self.client.set_registered_model_alias(name, alias, mv.version)
+        return Registered(run_id, f"{name}/{mv.version}", str(mv.version), alias)
 
     def alias_version(self, strategy: str, alias: str) -> str | None:
         from mlflow.exceptions import MlflowException

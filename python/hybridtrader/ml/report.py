@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from hybridtrader.ml.gates import GateResult
+from hybridtrader.ml.result import TrainingResult
+
 _FONT = "font-family='sans-serif' font-size='11'"
 
 
@@ -146,44 +149,141 @@ def importance_svg(names: Sequence[str], gain: Sequence[float], title: str) -> b
     return c.svg()
 
 
-def _gate_rows(gates: Sequence[dict[str, Any]]) -> str:
+def _gate_rows(gates: Sequence[GateResult]) -> str:
     rows = []
     for g in gates:
-        status = "pass" if g["passed"] else "FAIL"
+        status = "pass" if g.passed else "FAIL"
         rows.append(
-            f"<tr class='{status.lower()}'><td>{html.escape(g['name'])}</td><td>{g['value']:.4g}</td>"
-            f"<td>{g['op']} {g['threshold']:.4g}</td><td>{status}</td></tr>"
+            f"<tr class='{status.lower()}'><td>{html.escape(g.name)}</td><td>{g.value:.4g}</td>"
+            f"<td>{html.escape(g.op)} {g.threshold:.4g}</td><td>{status}</td></tr>"
         )
     return "".join(rows)
 
 
-def write_report(results: Sequence[dict[str, Any]], directory: str | Path) -> Path:
-    """Write `index.html` and its SVG charts for results of `MLPipeline.train_strategy_model`."""
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _no_trades(who: str, m: dict[str, float]) -> str:
+    if m.get("n_trades", 0.0) > 0:
+        return ""
+    return (
+        f"<p class='warn'>{html.escape(who)} made no out-of-sample trades: its Sharpe, drawdown and win rate "
+        "describe nothing, and no gate counts as passed.</p>"
+    )
+
+
+def _comparison(r: TrainingResult) -> str:
+    """Model-filtered strategy beside the unfiltered rule on the same out-of-sample periods."""
+    m = r.metrics
+    rule = r.rule.metrics if r.rule is not None else {}
+
+    def row(name: str, x: dict[str, float]) -> list[str]:
+        return [
+            name,
+            f"{x.get('sharpe', 0.0):.2f}",
+            f"{x.get('n_trades', 0.0):.0f}",
+            f"{x.get('win_rate', 0.0):.1%}",
+            f"{x.get('max_drawdown', 0.0):.2%}",
+            f"{x.get('total_return', 0.0):.2%}",
+            f"{x.get('deflated_sharpe', 0.0):.3f} of {x.get('n_trials', 0.0):.0f} trials",
+        ]
+
+    header = ["strategy", "Sharpe (ann.)", "trades", "win rate", "max drawdown", "return", "deflated Sharpe"]
+    threshold = f" (threshold {r.best.threshold:g})" if r.best is not None else ""
+    table = _table(header, [row(f"model-filtered{threshold}", m), row("rule alone (every event)", rule)])
+    gain = (
+        f"<p>Sharpe gain of the model over the rule: {m.get('sharpe_gain', 0.0):.2f} (90% bootstrap "
+        f"interval {m.get('sharpe_gain_low', 0.0):.2f} to {m.get('sharpe_gain_high', 0.0):.2f}); the "
+        f"model's Sharpe is the higher one in {m.get('rule_gain_confidence', 0.0):.1%} of paired "
+        f"stationary-bootstrap resamples (mean block {m.get('bootstrap_block_periods', 0.0):.0f} "
+        "periods).</p>"
+        f"<p>Out-of-sample AUC {m.get('auc', 0.5):.3f}, {m.get('auc_confidence', 0.95):.0%} DeLong interval "
+        f"{m.get('auc_low', 0.0):.3f} to {m.get('auc_high', 1.0):.3f} (labels' base rate "
+        f"{m.get('positive_rate', 0.0):.3f}; {m.get('n_thresholds_tried', 0.0):.0f} thresholds above it "
+        "tried).</p>"
+    )
+    return table + gain + _no_trades("The model-filtered strategy", m) + _no_trades("The rule alone", rule)
+
+
+def _permutation(m: dict[str, float]) -> str:
+    runs = m.get("permutation_runs", 0.0)
+    if not runs:
+        return "<p>Permutation control: not run (train with --permutations N).</p>"
+    return (
+        f"<p>Permutation control: {runs:.0f} retrainings on labels shuffled within each validation block, "
+        f"each selected and scored like the real one. Sharpe gain over the rule: real "
+        f"{m['sharpe_gain']:.2f}, shuffled mean {m['permutation_null_gain_mean']:.2f}, max "
+        f"{m['permutation_null_gain_max']:.2f}; p-value {m['permutation_p']:.3f}; shuffled models' mean AUC "
+        f"{m['permutation_null_auc_mean']:.3f}; {m['permutation_seconds_per_run']:.1f} s per run.</p>"
+    )
+
+
+def _provenance(r: TrainingResult, source: str) -> str:
+    rows = [
+        ["data", source],
+        ["range", f"{r.data_start} .. {r.data_end} ({r.n_symbols} symbols)"],
+        ["validation", r.validation_method],
+        ["costs", f"{r.costs} (round trip: entry and exit legs, priced at entry)"],
+        ["market-neutral P&L", "yes (against the equal-weighted basket)" if r.market_neutral else "no"],
+    ]
+    rows += [[f"fold {i + 1}", f"train {f['train']}; test {f['test']}"] for i, f in enumerate(r.fold_dates)]
+    return _table(["", ""], rows)
+
+
+def write_report(results: Sequence[TrainingResult], directory: str | Path, source: str = "") -> Path:
+    """Write `index.html` and its SVG charts for results of `MLPipeline.train_strategy_model`. `source`
+    says where the bars came from (a file, or a synthetic market's knobs and seed)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     sections = []
     for r in results:
-        name = r["strategy"]
-        (out / f"{name}_equity.svg").write_bytes(equity_svg(r["equity"], f"{name}: out-of-sample equity"))
-        imp = r["feature_importance"]
+        name = r.strategy
+        (out / f"{name}_equity.svg").write_bytes(
+            equity_svg(r.equity, f"{name}: model-filtered, out-of-sample")
+        )
+        charts = f"<img src='{name}_equity.svg' alt='model equity curve'>"
+        if r.rule is not None:
+            (out / f"{name}_rule_equity.svg").write_bytes(
+                equity_svg(r.rule.equity, f"{name}: rule alone, out-of-sample")
+            )
+            charts += f"<img src='{name}_rule_equity.svg' alt='rule equity curve'>"
+        imp = r.feature_importance
         (out / f"{name}_importance.svg").write_bytes(
             importance_svg(list(imp), list(imp.values()), f"{name}: feature importance")
         )
-        m = r["metrics"]
+        charts += f"<img src='{name}_importance.svg' alt='feature importance'>"
+        m = r.metrics
+        rule_part = ""
+        if r.rule is not None:
+            where = (
+                f"registered as {r.rule.model_id} ({r.rule.alias})" if r.rule.model_id else "not registered"
+            )
+            offered = f"offered as its own candidate, {where}" if r.rule.offered else "not offered"
+            rule_part = (
+                f"<h3>Rule alone: {offered}</h3><table><tr><th>gate</th><th>value</th><th>threshold</th>"
+                f"<th>result</th></tr>{_gate_rows(r.rule.gates)}</table>"
+            )
+        verdict = "PROMOTED (champion)" if r.promoted else "rejected (challenger)"
         sections.append(
-            f"<h2>{html.escape(name)} — {'PROMOTED (champion)' if r['promoted'] else 'rejected (challenger)'}"
-            f"</h2><p>model {html.escape(str(r['model_id']))}, trials {m['n_trials']:.0f}, "
-            f"validation {html.escape(str(r['validation_method']))}, {m['n_samples']:.0f} samples</p>"
-            f"<table><tr><th>gate</th><th>value</th><th>threshold</th><th>result</th></tr>"
-            f"{_gate_rows(r['gates'])}</table>"
-            f"<img src='{name}_equity.svg' alt='equity curve'><img src='{name}_importance.svg' "
-            f"alt='feature importance'>"
+            f"<h2>{html.escape(name)} — {verdict}</h2><p class='verdict'>{html.escape(r.verdict)}</p>"
+            f"<p>model {html.escape(str(r.model_id))}, trials {m.get('n_trials', 0.0):.0f}, "
+            f"{m.get('n_samples', 0.0):.0f} samples ({m.get('n_oos_samples', 0.0):.0f} out of sample)</p>"
+            + _provenance(r, source or "not stated")
+            + "<h3>Model against the rule, same out-of-sample periods</h3>"
+            + (_comparison(r) if r.reason is None else "")
+            + _permutation(m)
+            + "<h3>Model gates</h3><table><tr><th>gate</th><th>value</th><th>threshold</th><th>result</th>"
+            f"</tr>{_gate_rows(r.gates)}</table>" + rule_part + charts
         )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>hybridtrader training report</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:4px 10px}tr.fail td{background:#fde2e2}"
-        "tr.pass td{background:#e3f6e3}img{max-width:48%;margin-right:1%}</style></head><body>"
+        "tr.pass td{background:#e3f6e3}img{max-width:48%;margin-right:1%}.warn{color:#a00;font-weight:bold}"
+        ".verdict{font-size:1.1em}</style></head><body>"
         "<h1>hybridtrader training report</h1>" + "".join(sections) + "</body></html>"
     )
     path = out / "index.html"

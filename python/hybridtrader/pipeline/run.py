@@ -18,13 +18,16 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.errors import DataError
 from hybridtrader.market import calendar
+
+if TYPE_CHECKING:
+    from hybridtrader.ml.result import TrainingResult
 
 SUMMARY_VERSION = 1
 
@@ -38,6 +41,7 @@ class RunSettings:
     start: str = "2024-01-02"
     mean_reversion: float = 0.3
     trend: float = 0.0
+    regime_reversion: float = 0.0
     max_trades: int = 30
 
     def __post_init__(self) -> None:
@@ -103,6 +107,7 @@ def _run(
         seed=settings.seed,
         mean_reversion=settings.mean_reversion,
         trend=settings.trend,
+        regime_reversion=settings.regime_reversion,
         progress=lambda _s: reporter.progress("generating market", 1, settings.symbols),
     )
     venue_cfg = cfg.venue.model_copy(update={"speed": "max", "replay_start": None})
@@ -143,17 +148,23 @@ def _run(
         results = train_stage(cfg, history, reporter)
         summary["training"] = [
             {
-                k: r[k]
-                for k in ("strategy", "promoted", "model_id", "version", "alias", "gates", "reason")
-                if k in r
-            }
-            | {
+                "strategy": r.strategy,
+                "promoted": r.promoted,
+                "model_id": r.model_id,
+                "version": r.version,
+                "alias": r.alias,
+                "gates": [g.as_dict() for g in r.gates],
+                "reason": r.reason,
                 "metrics": {
-                    k: r["metrics"][k]
+                    k: r.metrics[k]
                     for k in ("sharpe", "n_trades", "win_rate", "deflated_sharpe", "auc")
-                    if k in r["metrics"]
+                    if k in r.metrics
                 },
-                "threshold": r.get("best_trial", {}).get("threshold"),
+                "threshold": r.best.threshold if r.best else None,
+                "verdict": r.verdict,
+                "rule_only": None
+                if r.rule is None
+                else {"offered": r.rule.offered, "promoted": r.rule.promoted, "model_id": r.rule.model_id},
             }
             for r in results
         ]
@@ -238,7 +249,7 @@ def fetch_stage(
     return {"bars": bars, "summary": summary}
 
 
-def train_stage(cfg: Config, history: pl.DataFrame, reporter: Reporter) -> list[dict[str, Any]]:
+def train_stage(cfg: Config, history: pl.DataFrame, reporter: Reporter) -> list[TrainingResult]:
     from hybridtrader.ml.pipeline import MLPipeline
 
     pipeline = MLPipeline(cfg)
@@ -258,7 +269,7 @@ def trade_stage(
     venue: Any,
     bars: pl.DataFrame,
     history: pl.DataFrame,
-    results: list[dict[str, Any]],
+    results: list[TrainingResult],
     session: Any,
     settings: RunSettings,
     out: Path,
@@ -274,7 +285,7 @@ def trade_stage(
     from hybridtrader.execution.rate_limiter import RateLimiter
     from hybridtrader.execution.slippage_model import SlippageModel
     from hybridtrader.market.bars import aggregate_quotes
-    from hybridtrader.market.synth import daily_bars
+    from hybridtrader.market.synth import daily_bars_from_minutes
     from hybridtrader.pipeline.session_trader import SessionTrader
     from hybridtrader.pipeline.signals import load_champion, strategy_signals
     from hybridtrader.risk.exposure_manager import ExposureManager
@@ -283,7 +294,7 @@ def trade_stage(
     session_bars = bars.filter((pl.col("ts") >= open_dt) & (pl.col("ts") < close_dt))
     limiter = RateLimiter(cfg)
     slippage = SlippageModel(cfg)
-    learned = slippage.learn_from_daily_bars(daily_bars(history))
+    learned = slippage.learn_from_daily_bars(daily_bars_from_minutes(history))
     # spreads: quote bars of the last session before the traded one
     quote_session = calendar.previous_session(session)
     q_open, q_close = calendar.session_bounds(quote_session)
@@ -296,17 +307,13 @@ def trade_stage(
     exposure = ExposureManager(cfg)
     exposure.load_symbols(venue.market.symbols)
 
-    promoted = [r for r in results if r["promoted"]]
+    promoted = [r for r in results if r.promoted and r.best is not None]
     frames = []
     models: dict[str, str] = {}
     for r in promoted:
-        model = load_champion(cfg, r["strategy"], r["version"])
-        models[r["strategy"]] = r["model_id"]
-        frames.append(
-            strategy_signals(
-                cfg, r["strategy"], model, float(r["best_trial"]["threshold"]), bars, open_dt, close_dt
-            )
-        )
+        model = load_champion(cfg, r.strategy, r.version)
+        models[r.strategy] = r.model_id
+        frames.append(strategy_signals(cfg, r.strategy, model, r.best.threshold, bars, open_dt, close_dt))
     signals = pl.concat(frames) if frames else pl.DataFrame()
     key, secret = alpaca_keys(cfg, venue.url)
     trading = TradingClient(key, secret, paper=True, url_override=venue.url)

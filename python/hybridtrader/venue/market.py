@@ -18,7 +18,7 @@ import polars as pl
 from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
 from hybridtrader.errors import DataError, first_line
 from hybridtrader.market.bars import aggregate_trades, rollup
-from hybridtrader.market.synth import daily_bars
+from hybridtrader.market.synth import daily_bars_from_minutes
 from hybridtrader.market.timeframe import Timeframe
 
 TRADE_COLS = tuple(TRADE_SCHEMA)
@@ -95,7 +95,9 @@ class ReplayMarket:
                 raise DataError("market: needs trades or 1-minute bars")
             bars_1m = aggregate_trades(self.trades.frame, every="1m")
         bars_1m = _require(bars_1m, BAR_COLS, "bars_1m")
-        bars_1d = _require(bars_1d, BAR_COLS, "bars_1d") if bars_1d is not None else daily_bars(bars_1m)
+        if bars_1d is None:
+            bars_1d = daily_bars_from_minutes(bars_1m)
+        bars_1d = _require(bars_1d, BAR_COLS, "bars_1d")
         self.quotes = Series.build(
             _require(quotes, QUOTE_COLS, "quotes") if quotes is not None
             else pl.DataFrame(schema={"symbol": pl.String, "ts": TS, "bid": pl.Float64, "ask": pl.Float64,
