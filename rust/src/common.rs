@@ -21,12 +21,28 @@ impl Side {
         }
     }
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+
     /// +1 for a buy, -1 for a sell.
     #[inline]
     pub fn sign(self) -> f64 {
         match self {
             Side::Buy => 1.0,
             Side::Sell => -1.0,
+        }
+    }
+
+    /// `a` is at least as good a price as `b` for this side (a buyer pays less, a seller receives more).
+    #[inline]
+    pub fn at_or_better(self, a: f64, b: f64) -> bool {
+        match self {
+            Side::Buy => a <= b,
+            Side::Sell => a >= b,
         }
     }
 }

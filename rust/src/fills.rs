@@ -32,48 +32,12 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 
+use crate::common::Side;
+
 /// Quantities below this are zero (floating-point residue of partial fills).
 const EPS: f64 = 1e-9;
 /// "No expiry" for gtc orders.
 pub const NEVER: i64 = i64::MAX;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Buy,
-    Sell,
-}
-
-impl Side {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "buy" => Some(Side::Buy),
-            "sell" => Some(Side::Sell),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Buy => "buy",
-            Side::Sell => "sell",
-        }
-    }
-
-    fn sign(self) -> f64 {
-        match self {
-            Side::Buy => 1.0,
-            Side::Sell => -1.0,
-        }
-    }
-
-    /// `a` is at least as good as `b` for this side (a buyer pays less, a seller receives more).
-    fn at_or_better(self, a: f64, b: f64) -> bool {
-        match self {
-            Side::Buy => a <= b,
-            Side::Sell => a >= b,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OrderType {

@@ -6,9 +6,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use std::borrow::Cow;
 
+use crate::common::Side;
 use crate::fills::{
-    BarColumns, EventKind, Fees, FillSimulator, OrderType, QuoteColumns, Request, Settings, Side,
-    Status, Tif, NEVER,
+    BarColumns, EventKind, Fees, FillSimulator, OrderType, QuoteColumns, Request, Settings, Status,
+    Tif, NEVER,
 };
 
 const EVENT_KINDS: [EventKind; 7] = [
