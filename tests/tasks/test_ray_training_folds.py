@@ -19,6 +19,6 @@ def test_training_folds_on_ray_equal_sequential(tmp_path: Path) -> None:
     for backend in ("sequential", "ray"):
         cfg = {"data_dir": str(tmp_path / backend), "ml_training": ml, "compute": {"backend": backend}}
         out[backend] = MLPipeline(config_from_dict(cfg)).train_strategy_model("intraday_mean_reversion", bars)
-    assert len(out["ray"]["trials"]) == 6
-    assert out["ray"]["trials"] == out["sequential"]["trials"]  # exactly: same fold models, same seeds
-    assert out["ray"]["folds"] == out["sequential"]["folds"]
+    assert len(out["ray"].trials) >= 4  # parameter sets x the thresholds above the base rate
+    assert out["ray"].trials == out["sequential"].trials  # exactly: same fold models, same seeds
+    assert out["ray"].folds == out["sequential"].folds
