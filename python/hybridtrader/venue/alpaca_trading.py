@@ -1,27 +1,29 @@
-"""Alpaca Trading API v2 over the replayed market: account, clock, assets, orders, positions.
+"""Alpaca Trading API v2 over the replayed market: account, clock, assets, orders, positions, activities.
 
-Orders fill against the replayed quotes as the replay clock passes them: a buy takes the ask, a sell the
-bid, each quote at most its displayed size, so an order large against the quoted size fills partially
-over several quotes (`partially_filled`). Limit orders fill when marketable. `ioc` fills what the current
-quote allows and cancels the rest; `fok` fills entirely from the current quote or is canceled; `day`
-orders expire at their session's close; `opg`/`cls` execute at the session open/close. With a slippage
-model, each fill also pays the model's market impact beyond the quote: its cost forecast for the order
-less the half spread the quote already charges. The broker is lazy: every request first brings it up to
-the clock's time, so fills are deterministic for a given clock.
+Orders are matched by the shared fill simulator (`hybridtrader.execution.fills`, the backtest's too) against
+the replayed quotes as the replay clock passes them; its docstring gives the rules (displayed size and
+partial fills, limits, stops, time in force, auctions, impact from the slippage model, regulatory fees on
+sells). The venue adds no latency of its own (the HTTP round trip and the replay clock are the latency)
+and keeps what Alpaca's API shows around the simulator: order records, positions, cash, fill activities.
+The broker is lazy: every request first brings it up to the clock's time, so fills are deterministic for a
+given clock.
 """
 
 from __future__ import annotations
 
-import threading
+import dataclasses
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import orjson
+import polars as pl
 from aiohttp import web
 
+from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
 from hybridtrader.venue.alpaca_data import ApiError
@@ -29,7 +31,6 @@ from hybridtrader.venue.market import ReplayMarket
 from hybridtrader.venue.replay import ReplayClock
 
 OPEN_STATES = ("new", "accepted", "partially_filled")
-TIFS = ("day", "gtc", "opg", "cls", "ioc", "fok")
 MARGIN_MULTIPLIER = 2.0
 T1_SETTLEMENT = date(2024, 5, 28)  # US equities settle T+1 from this date, T+2 before
 _NS = 1_000_000_000
@@ -55,6 +56,8 @@ def unprocessable(message: str) -> ApiError:
 
 @dataclass
 class Order:
+    """What Alpaca shows of an order; the simulator's events keep it current."""
+
     id: str
     client_order_id: str
     symbol: str
@@ -63,36 +66,43 @@ class Order:
     tif: str
     qty: float
     limit_price: float | None
+    stop_price: float | None
     created_ns: int
-    active_ns: int  # when it may first trade (submission, next open, or the close for cls)
-    expires_ns: int | None  # day orders: their session's close
-    next_row: int  # next quote row this order may trade against
-    status: str = "new"
+    status: str = "pending_new"
     filled_qty: float = 0.0
     filled_notional: float = 0.0
     updated_ns: int = 0
     filled_ns: int | None = None
     canceled_ns: int | None = None
     expired_ns: int | None = None
+    failed_ns: int | None = None
+    replaced_ns: int | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
+    reason: str = ""  # why the simulator rejected it
 
     def json(self, asset_id: str) -> dict[str, Any]:
         avg = self.filled_notional / self.filled_qty if self.filled_qty else None
+
+        def when(ns: int | None) -> str | None:
+            return iso(ns) if ns is not None else None
+
+        def price(x: float | None) -> str | None:
+            return _num(x) if x is not None else None
+
         return {
             "id": self.id, "client_order_id": self.client_order_id,
             "created_at": iso(self.created_ns), "updated_at": iso(self.updated_ns or self.created_ns),
-            "submitted_at": iso(self.created_ns),
-            "filled_at": iso(self.filled_ns) if self.filled_ns else None,
-            "expired_at": iso(self.expired_ns) if self.expired_ns else None,
-            "canceled_at": iso(self.canceled_ns) if self.canceled_ns else None,
-            "failed_at": None, "replaced_at": None, "replaced_by": None, "replaces": None,
+            "submitted_at": iso(self.created_ns), "filled_at": when(self.filled_ns),
+            "expired_at": when(self.expired_ns), "canceled_at": when(self.canceled_ns),
+            "failed_at": when(self.failed_ns), "replaced_at": when(self.replaced_ns),
+            "replaced_by": self.replaced_by, "replaces": self.replaces,
             "asset_id": asset_id, "symbol": self.symbol, "asset_class": "us_equity", "notional": None,
-            "qty": _num(self.qty), "filled_qty": _num(self.filled_qty),
-            "filled_avg_price": _num(avg) if avg is not None else None,
+            "qty": _num(self.qty), "filled_qty": _num(self.filled_qty), "filled_avg_price": price(avg),
             "order_class": "simple", "order_type": self.type, "type": self.type, "side": self.side,
-            "time_in_force": self.tif,
-            "limit_price": _num(self.limit_price) if self.limit_price is not None else None,
-            "stop_price": None, "status": self.status, "extended_hours": False, "legs": None,
-            "trail_percent": None, "trail_price": None, "hwm": None,
+            "time_in_force": self.tif, "limit_price": price(self.limit_price),
+            "stop_price": price(self.stop_price), "status": self.status, "extended_hours": False,
+            "legs": None, "trail_percent": None, "trail_price": None, "hwm": None,
         }
 
 
@@ -101,106 +111,104 @@ def _num(x: float) -> str:
     return repr(float(x))
 
 
+def _price(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise unprocessable(f"{key} must be a number, got {value!r}") from None
+
+
 @dataclass
 class Position:
     qty: float = 0.0
     cost: float = 0.0  # signed cost basis of the open quantity
 
 
+# An order update for the trading stream: (event, order JSON, extra fields such as price/qty/timestamp).
+Listener = Callable[[str, dict[str, Any], dict[str, Any]], None]
+# Alpaca's trade_updates event names for the simulator's events
+_STREAM_EVENTS = {"accepted": "new", "partial_fill": "partial_fill", "fill": "fill", "canceled": "canceled",
+                  "expired": "expired", "rejected": "rejected", "replaced": "replaced"}
+
+
 class Broker:
-    """Account state and order matching; methods are called from the venue's event loop."""
+    """Account state around the fill simulator; methods are called from the venue's event loop."""
 
     def __init__(self, market: ReplayMarket, clock: ReplayClock, cash: float,
-                 slippage: SlippageModel | None = None) -> None:
+                 slippage: SlippageModel | None = None, settings: FillSettings | None = None) -> None:
         self.market = market
         self.clock = clock
         self.cash = cash
-        self.slippage = slippage
+        settings = dataclasses.replace(settings or FillSettings(), entry_latency_ms=0.0, ack_latency_ms=0.0)
+        self.sim = FillSimulator(settings, slippage)
+        self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, f"hybridtrader-venue-orders/{settings.seed}")
         self.account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "hybridtrader-venue-account"))
         self.orders: dict[str, Order] = {}
         self.by_client_id: dict[str, str] = {}
         self.positions: dict[str, Position] = {}
-        self._lock = threading.Lock()
+        self.activities: list[dict[str, Any]] = []
+        self.listeners: list[Listener] = []
+        # the replayed quotes in time order, fed to the simulator as the clock passes them
         q = market.quotes.frame
-        self._bid = q["bid"].to_numpy()
-        self._ask = q["ask"].to_numpy()
-        self._bid_size = q["bid_size"].cast(float).to_numpy()
-        self._ask_size = q["ask_size"].cast(float).to_numpy()
+        order = np.argsort(market.quotes.ts, kind="stable")
+        self._q_ts = market.quotes.ts[order]
+        self._q_codes = self.sim.symbol_codes(q["symbol"])[order]
+        self._q_cols = [q[c].cast(pl.Float64).to_numpy()[order]
+                        for c in ("bid", "ask", "bid_size", "ask_size")]
+        self._fed = 0
 
     # ---------------------------------------------------------------------------------- matching
     def sync(self) -> int:
-        """Trade every open order against the quotes up to the clock's now; returns now."""
+        """Feed the simulator the quotes up to the clock's now and apply what happened; returns now."""
         now = self.clock.now_ns()
-        for o in self.orders.values():
-            if o.status in OPEN_STATES:
-                self._work(o, now)
+        upto = int(np.searchsorted(self._q_ts, now, side="right"))
+        if upto > self._fed:
+            part = slice(self._fed, upto)
+            self.sim.on_quote_arrays(self._q_codes[part], self._q_ts[part], *(c[part] for c in self._q_cols))
+            self._fed = upto
+        self.sim.advance(now)
+        self._apply(self.sim.drain())
         return now
 
-    def _work(self, o: Order, now: int) -> None:
-        lo, hi = self.market.quotes.ranges.get(o.symbol, (0, 0))
-        horizon = min(now, o.expires_ns) if o.expires_ns is not None else now
-        if o.tif == "cls":
-            horizon = min(horizon, o.active_ns)  # trades only on the last quote before the close
-        if horizon >= o.active_ns or o.tif == "cls":
-            end = lo + int(np.searchsorted(self.market.quotes.ts[lo:hi], horizon, side="right"))
-            start = max(o.next_row, lo)
-            if o.tif in ("ioc", "fok", "cls"):
-                start = max(start, end - 1)  # only the quote standing at that moment
-            if o.tif == "cls" and now < o.active_ns:
-                end = start  # the close has not come yet
-            if start < end:
-                self._match(o, start, end)
-                o.next_row = end
-        if o.status not in OPEN_STATES:
-            return
-        if o.tif in ("ioc", "fok") and now >= o.active_ns:
-            self._finish(o, "canceled", max(o.active_ns, o.created_ns))
-        elif o.expires_ns is not None and now >= o.expires_ns:
-            self._finish(o, "expired", o.expires_ns)
+    def _apply(self, events: pl.DataFrame) -> None:
+        for ev in events.with_columns(pl.col("ts").cast(pl.Int64)).iter_rows(named=True):
+            o = self.orders[self.by_client_id[ev["client_order_id"]]]
+            ts, kind = ev["ts"], ev["event"]
+            o.updated_ns = ts
+            extra: dict[str, Any] = {"timestamp": iso(ts)}
+            if kind == "accepted":
+                o.status = "new"
+            elif kind in ("fill", "partial_fill"):
+                o.filled_qty = ev["filled_qty"]
+                o.filled_notional += ev["qty"] * ev["price"]
+                o.status = "filled" if kind == "fill" else "partially_filled"
+                if kind == "fill":
+                    o.filled_ns = ts
+                self._book_fill(o, ev["qty"], ev["price"], ev["fee"], ts)
+                extra.update(price=_num(ev["price"]), qty=_num(ev["qty"]),
+                             position_qty=_num(self.positions.get(o.symbol, Position()).qty))
+            elif kind == "canceled":
+                o.status, o.canceled_ns = "canceled", ts
+            elif kind == "expired":
+                o.status, o.expired_ns = "expired", ts
+            elif kind == "rejected":
+                o.status, o.failed_ns, o.reason = "rejected", ts, ev["reason"]
+            elif kind == "replaced":
+                o.status, o.replaced_ns = "replaced", ts
+                o.replaced_by = self.by_client_id[ev["reason"]]
+            for listen in self.listeners:
+                listen(_STREAM_EVENTS[kind], self.order_json(o), extra)
 
-    def _match(self, o: Order, start: int, end: int) -> None:
-        ts = self.market.quotes.ts[start:end]
-        buy = o.side == "buy"
-        price = (self._ask if buy else self._bid)[start:end]
-        size = (self._ask_size if buy else self._bid_size)[start:end]
-        if o.limit_price is not None:
-            ok = price <= o.limit_price if buy else price >= o.limit_price
-            size = np.where(ok, size, 0.0)
-        remaining = o.qty - o.filled_qty
-        if o.tif == "fok" and size.sum() < remaining:
-            return
-        cum = np.cumsum(size)
-        k = int(np.searchsorted(cum, remaining, side="left"))
-        for j in range(min(k + 1, size.size)):
-            take = min(size[j], remaining)
-            if take <= 0:
-                continue
-            self._fill(o, take, self.fill_price(o, float(price[j]), int(ts[j])), int(ts[j]))
-            remaining -= take
-            if remaining <= 0:
-                break
+    def order_json(self, o: Order) -> dict[str, Any]:
+        return o.json(self.market.asset_id(o.symbol))
 
-    def impact_bps(self, o: Order, touch: float, ts: int) -> float:
-        """Market impact of order `o` beyond the quoted touch: the model's cost less its half spread."""
-        if self.slippage is None:
-            return 0.0
-        cost = self.slippage.forecast_slippage(o.symbol, o.side, o.qty, touch, ts)
-        return max(0.0, cost - self.slippage.forecast_spread(o.symbol, ts) / 2)
-
-    def fill_price(self, o: Order, touch: float, ts: int) -> float:
-        sign = 1.0 if o.side == "buy" else -1.0
-        return touch * (1.0 + sign * self.impact_bps(o, touch, ts) / 1e4)
-
-    def _fill(self, o: Order, qty: float, price: float, ts: int) -> None:
-        o.filled_qty += qty
-        o.filled_notional += qty * price
-        o.updated_ns = ts
-        full = o.filled_qty >= o.qty - 1e-9
-        o.status = "filled" if full else "partially_filled"
-        if full:
-            o.filled_ns = ts
+    def _book_fill(self, o: Order, qty: float, price: float, fee: float, ts: int) -> None:
+        """Cash, position (average cost) and the FILL activity of one fill."""
         signed = qty if o.side == "buy" else -qty
-        self.cash -= signed * price
+        self.cash -= signed * price + fee
         p = self.positions.setdefault(o.symbol, Position())
         if p.qty == 0 or (p.qty > 0) == (signed > 0):
             p.cost += signed * price
@@ -216,16 +224,17 @@ class Broker:
                 p.cost = p.qty * price
         if abs(p.qty) < 1e-9:
             del self.positions[o.symbol]
+        n = len(self.activities)
+        stamp = f"{datetime.fromtimestamp(ts // _NS, tz=UTC):%Y%m%d%H%M%S}{ts % _NS // 1_000_000:03d}"
+        self.activities.append({
+            "id": f"{stamp}::{uuid.uuid5(self._namespace, f'fill/{n}')}", "account_id": self.account_id,
+            "activity_type": "FILL", "transaction_time": iso(ts),
+            "type": "fill" if o.filled_qty >= o.qty else "partial_fill", "price": _num(price),
+            "qty": _num(qty), "side": o.side, "symbol": o.symbol, "leaves_qty": _num(o.qty - o.filled_qty),
+            "order_id": o.id, "cum_qty": _num(o.filled_qty), "order_status": o.status, "_ns": ts,
+        })
 
-    def _finish(self, o: Order, status: str, ts: int) -> None:
-        o.status = status
-        o.updated_ns = ts
-        if status == "canceled":
-            o.canceled_ns = ts
-        else:
-            o.expired_ns = ts
-
-    # ---------------------------------------------------------------------------------- account
+# ---------------------------------------------------------------------------------- account
     def price(self, symbol: str, now: int) -> float:
         p = self.market.last_price(symbol, now)
         return p if p is not None else 0.0
@@ -245,6 +254,8 @@ class Broker:
         return max(0.0, equity * MARGIN_MULTIPLIER - (long_mv - short_mv))
 
     def submit(self, body: dict[str, Any]) -> Order:
+        """Alpaca's checks (asset, qty, side, id, buying power, shortable), then the simulator's; its
+        rejection reason becomes the 422 message."""
         now = self.sync()
         symbol = str(body.get("symbol") or "").upper()
         if symbol not in self.market.codes:
@@ -253,33 +264,14 @@ class Broker:
             qty = float(body.get("qty"))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise unprocessable(f"qty must be a positive number, got {body.get('qty')!r}") from None
-        if not qty > 0:
-            raise unprocessable(f"qty must be > 0, got {qty}")
         side = body.get("side")
         if side not in ("buy", "sell"):
             raise unprocessable(f"side must be buy or sell, got {side!r}")
-        otype = body.get("type", body.get("order_type"))
-        if otype not in ("market", "limit"):
-            raise unprocessable(f"order type {otype!r} is not supported (market or limit)")
-        tif = body.get("time_in_force")
-        if tif not in TIFS:
-            raise unprocessable(f"time_in_force must be one of {', '.join(TIFS)}, got {tif!r}")
-        limit = body.get("limit_price")
-        if otype == "limit":
-            try:
-                limit = float(limit)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise unprocessable(f"limit_price is required for limit orders, got {limit!r}") from None
-            if not limit > 0:
-                raise unprocessable(f"limit_price must be > 0, got {limit}")
-        elif limit is not None:
-            raise unprocessable("limit_price is only allowed on limit orders")
-        cid = body.get("client_order_id") or str(uuid.uuid4())
-        if not isinstance(cid, str) or len(cid) > 48:
-            raise unprocessable("client_order_id must be a string of at most 48 characters")
-        if cid in self.by_client_id:
-            raise unprocessable("client_order_id must be unique")
-        price = limit if otype == "limit" else self.price(symbol, now)
+        otype = str(body.get("type", body.get("order_type")))
+        tif = str(body.get("time_in_force"))
+        limit, stop = _price(body, "limit_price"), _price(body, "stop_price")
+        cid = self._client_id(body)
+        price = limit or stop or self.price(symbol, now)
         if side == "buy" and qty * price > self.buying_power(now):
             raise ApiError(403, 40310000, "insufficient buying power")
         held = self.positions.get(symbol, Position()).qty
@@ -287,50 +279,67 @@ class Broker:
             asset = self.market.symbols.row(self.market.codes[symbol], named=True)
             if not asset["shortable"]:
                 raise unprocessable(f"asset {symbol} cannot be sold short")
-        active, expires = self._schedule(tif, now)
-        q = self.market.quotes
-        lo, hi = q.ranges.get(symbol, (0, 0))
-        # an order live now may take the quote standing now; a queued one only quotes after it starts
-        first = lo + int(np.searchsorted(q.ts[lo:hi], active, side="right")) - (1 if active == now else 0)
-        o = Order(
-            id=str(uuid.uuid4()), client_order_id=cid, symbol=symbol, side=side, type=otype, tif=tif,
-            qty=qty, limit_price=limit, created_ns=now, active_ns=active, expires_ns=expires,
-            next_row=max(first, lo), status="accepted" if active > now else "new",
-        )
+        o = self._record(cid, symbol, side, otype, tif, qty, limit, stop, now)
+        self.sim.submit(cid, symbol, side, qty, now, type=otype, time_in_force=tif, limit_price=limit,
+                        stop_price=stop)
+        self.sync()
+        return self._accepted(o)
+
+    def _client_id(self, body: dict[str, Any]) -> str:
+        cid = body.get("client_order_id") or str(uuid.uuid4())
+        if not isinstance(cid, str) or len(cid) > 48:
+            raise unprocessable("client_order_id must be a string of at most 48 characters")
+        if cid in self.by_client_id:
+            raise unprocessable("client_order_id must be unique")
+        return cid
+
+    def _record(self, cid: str, symbol: str, side: str, otype: str, tif: str, qty: float,
+                limit: float | None, stop: float | None, now: int) -> Order:
+        o = Order(id=str(uuid.uuid5(self._namespace, cid)), client_order_id=cid, symbol=symbol, side=side,
+                  type=otype, tif=tif, qty=qty, limit_price=limit, stop_price=stop, created_ns=now)
         self.orders[o.id] = o
         self.by_client_id[cid] = o.id
-        self._work(o, now)
         return o
 
-    def _schedule(self, tif: str, now: int) -> tuple[int, int | None]:
-        """(first time the order may trade, expiry) for a time in force."""
-        dt = datetime.fromtimestamp(now / _NS, tz=UTC)
-        today = calendar.session_at(dt)
-        if today is not None:
-            open_ns, close_ns = (to_ns(x) for x in calendar.session_bounds(today))
-        else:
-            d = dt.astimezone(calendar.NEW_YORK).date()
-            nxt = d if calendar.is_session(d) and to_ns(calendar.session_bounds(d)[0]) > now \
-                else calendar.next_session(d)
-            open_ns, close_ns = (to_ns(x) for x in calendar.session_bounds(nxt))
-        if tif == "opg":
-            if today is not None:  # past today's open: the next session's auction
-                open_ns, close_ns = (to_ns(x) for x in calendar.session_bounds(calendar.next_session(today)))
-            return open_ns, close_ns
-        if tif == "cls":
-            return close_ns - 1, close_ns
-        start = now if today is not None else open_ns
-        return start, (close_ns if tif in ("day", "ioc", "fok") else None)
+    def _accepted(self, o: Order) -> Order:
+        """`o` if the simulator took it; a request it rejected was never an order: 422 with its reason."""
+        if o.status != "rejected":
+            return o
+        del self.orders[o.id], self.by_client_id[o.client_order_id]
+        raise unprocessable(o.reason)
 
     def cancel(self, order_id: str) -> Order:
-        self.sync()
+        now = self.sync()
         o = self.orders.get(order_id)
         if o is None:
             raise not_found("order")
-        if o.status not in OPEN_STATES:
+        if o.status not in OPEN_STATES or not self.sim.cancel(o.client_order_id, now):
             raise unprocessable(f'order is already in "{o.status}" state')
-        self._finish(o, "canceled", self.clock.now_ns())
+        self.sync()
         return o
+
+    def replace(self, order_id: str, body: dict[str, Any]) -> Order:
+        """PATCH /v2/orders/{id}: a new order (qty, limit/stop price changed) replaces an open one."""
+        now = self.sync()
+        old = self.orders.get(order_id)
+        if old is None:
+            raise not_found("order")
+        if old.status not in OPEN_STATES:
+            raise unprocessable(f'order is already in "{old.status}" state')
+        tif = body.get("time_in_force")
+        if tif is not None and tif != old.tif:
+            raise unprocessable(f"time_in_force cannot be changed by replace ({old.tif} -> {tif})")
+        qty = _price(body, "qty")
+        limit, stop = _price(body, "limit_price"), _price(body, "stop_price")
+        cid = self._client_id(body)
+        new = self._record(cid, old.symbol, old.side, old.type, old.tif,
+                           qty if qty is not None else old.qty - old.filled_qty,
+                           limit if limit is not None else old.limit_price,
+                           stop if stop is not None else old.stop_price, now)
+        new.replaces = old.id
+        self.sim.replace(old.client_order_id, cid, now, qty=qty, limit_price=limit, stop_price=stop)
+        self.sync()
+        return self._accepted(new)
 
     def position_json(self, symbol: str, p: Position, now: int) -> dict[str, Any]:
         price = self.price(symbol, now)
@@ -379,15 +388,18 @@ class TradingApi:
             web.delete("/v2/orders", self.cancel_all),
             web.get("/v2/orders:by_client_order_id", self.by_client_id),
             web.get("/v2/orders/{order_id}", self.get_order),
+            web.patch("/v2/orders/{order_id}", self.replace),
             web.delete("/v2/orders/{order_id}", self.cancel),
             web.get("/v2/positions", self.positions),
             web.delete("/v2/positions", self.close_all),
             web.get("/v2/positions/{symbol}", self.position),
             web.delete("/v2/positions/{symbol}", self.close_one),
+            web.get("/v2/account/activities", self.activities),
+            web.get("/v2/account/activities/{activity_type}", self.activities),
         ]
 
     def _order_json(self, o: Order) -> dict[str, Any]:
-        return o.json(self.market.asset_id(o.symbol))
+        return self.broker.order_json(o)
 
     def _asset_json(self, i: int) -> dict[str, Any]:
         row = self.market.symbols.row(i, named=True)
@@ -470,14 +482,52 @@ class TradingApi:
                 return _json(self._asset_json(i))
         raise not_found("asset")
 
-    async def submit(self, request: web.Request) -> web.Response:
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any]:
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
             raise ApiError(400, 40010000, "request body is not valid JSON") from None
         if not isinstance(body, dict):
             raise ApiError(400, 40010000, "request body must be a JSON object")
-        return _json(self._order_json(self.broker.submit(body)))
+        return body
+
+    async def submit(self, request: web.Request) -> web.Response:
+        return _json(self._order_json(self.broker.submit(await self._body(request))))
+
+    async def replace(self, request: web.Request) -> web.Response:
+        order_id = request.match_info["order_id"]
+        return _json(self._order_json(self.broker.replace(order_id, await self._body(request))))
+
+    async def activities(self, request: web.Request) -> web.Response:
+        """Account activities: FILL only (the venue has no cash movements or fees as activities). Query:
+        `activity_types`, `after`/`until` (RFC 3339), `direction` (desc by default), `page_size` (<= 100),
+        `page_token` (the id of the last activity of the previous page)."""
+        self.broker.sync()
+        q = request.query
+        kinds = request.match_info.get("activity_type") or q.get("activity_types", "FILL")
+        wanted = {k.strip().upper() for k in kinds.split(",") if k.strip()}
+        rows = list(self.broker.activities) if "FILL" in wanted else []
+        for key, keep in (("after", lambda t, x: t > x), ("until", lambda t, x: t <= x)):
+            if q.get(key):
+                try:
+                    limit_ns = to_ns(datetime.fromisoformat(q[key].replace("Z", "+00:00")))
+                except ValueError:
+                    raise unprocessable(f"{key} must be an RFC 3339 time, got {q[key]!r}") from None
+                rows = [r for r in rows if keep(r["_ns"], limit_ns)]
+        if q.get("direction", "desc") == "desc":
+            rows.reverse()
+        token = q.get("page_token")
+        if token:
+            ids = [r["id"] for r in rows]
+            if token not in ids:
+                raise unprocessable(f"page_token {token!r} is not an activity id")
+            rows = rows[ids.index(token) + 1:]
+        try:
+            size = max(1, min(int(q.get("page_size", 100)), 100))
+        except ValueError:
+            raise unprocessable(f"page_size must be an integer, got {q.get('page_size')!r}") from None
+        return _json([{k: v for k, v in r.items() if k != "_ns"} for r in rows[:size]])
 
     async def list_orders(self, request: web.Request) -> web.Response:
         self.broker.sync()

@@ -21,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from hybridtrader.config import Config, SlippageConfig, VenueConfig
+from hybridtrader.execution.fills import FillSettings
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.venue.alpaca_data import ApiError, MarketDataApi, parse_time
@@ -77,6 +78,7 @@ class Venue:
         keys: dict[str, str] | None = None,
     ) -> None:
         slippage_cfg = config.execution.slippage if isinstance(config, Config) else None
+        fills = FillSettings.from_config(config if isinstance(config, Config) else None)
         if isinstance(config, Config):
             config = config.venue
         self.config = config or VenueConfig()
@@ -89,7 +91,7 @@ class Venue:
         self.tapes = Tapes(self.market)
         clock = ReplayClock(start, None if self.config.speed == "max" else float(self.config.speed))
         self.broker = Broker(self.market, clock, self.config.cash,
-                             self._slippage(slippage_cfg) if self.config.impact else None)
+                             self._slippage(slippage_cfg) if self.config.impact else None, fills)
         self.sends = SendLog() if self.config.record_sends else None
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
