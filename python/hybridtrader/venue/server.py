@@ -27,6 +27,7 @@ from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.venue.alpaca_data import ApiError, MarketDataApi, parse_time
 from hybridtrader.venue.alpaca_stream import AlpacaStream
 from hybridtrader.venue.alpaca_trading import Broker, TradingApi
+from hybridtrader.venue.alpaca_trading_stream import AlpacaTradingStream
 from hybridtrader.venue.auth import LOCAL_FINNHUB_TOKEN, KeyRing, WindowLimiter
 from hybridtrader.venue.faults import Faults
 from hybridtrader.venue.finnhub import FinnhubApi
@@ -121,6 +122,9 @@ class Venue:
         until = self.clock if cfg.history_until_clock else None
         app.add_routes(MarketDataApi(self.market, self.faults, until).routes())
         app.add_routes(TradingApi(self.broker).routes())
+        app.add_routes(AlpacaTradingStream(self.broker, self.keys, self.faults,
+                                           auth_timeout_s=cfg.stream_auth_timeout_s,
+                                           tick_s=cfg.stream_tick_ms / 1000).routes())
         app.add_routes(FinnhubApi(self.market, {LOCAL_FINNHUB_TOKEN}, cfg.finnhub_rate_limit_per_minute)
                        .routes())
         app.add_routes([
@@ -235,6 +239,7 @@ class Venue:
         return {
             "alpaca_data": base, "alpaca_trading": base, "alpaca_stream": f"{ws}/v2/iex",
             "polygon_stream": f"{ws}/stocks", "finnhub": f"{base}/api/v1",
+            "alpaca_trading_stream": f"{ws}/stream",
         }
 
     async def _start_async(self) -> None:
