@@ -188,6 +188,8 @@ class Trader:
         self._history: deque[pl.DataFrame] = deque(
             maxlen=max((s.history_sessions for s in strategies), default=0)
         )
+        self._today: list[pl.DataFrame] = []  # earlier batches of this session (live: one per bar time)
+        self.entry_halt = ""  # why new positions may not open now ("" = they may); exits still go out
         self.session: date | None = None
         self._flatten_ns = 0
         self._close_ns = 0
@@ -211,6 +213,9 @@ class Trader:
         if batch.session != self.session:
             if self.session is not None:
                 self._session_closed()
+            if self._today:
+                self._history.append(pl.concat(self._today) if len(self._today) > 1 else self._today[0])
+                self._today = []
             self._session_opened(batch.session)
         sess = self._sess = _Session(batch)
         every = batch.every_ns
@@ -248,7 +253,7 @@ class Trader:
                 ctx.bar_index, ctx.row_start, ctx.row_end, ctx.now_ns = i, lo, hi, now
                 strategy.on_bars(ctx, frame_s.slice(lo, hi - lo))
             self.n_bars += hi - lo
-        self._history.append(frame)
+        self._today.append(frame)
         if self.progress is not None:
             self.progress(batch.session, frame.height)
 
@@ -312,7 +317,9 @@ class Trader:
     def _prepare(self, batch: BarBatch) -> list[tuple[Strategy, pl.DataFrame]]:
         out = []
         for s in self.strategies:
-            history = list(self._history)[-s.history_sessions :] if s.history_sessions else []
+            history = (
+                [*list(self._history)[-s.history_sessions :], *self._today] if s.history_sessions else []
+            )
             bars = pl.concat([*history, batch.bars]) if history else batch.bars
             frame = s.prepare(bars, batch.bars.height)
             if frame is None:
@@ -337,6 +344,9 @@ class Trader:
             self._skip("no price yet")
             return None
         if not reducing:  # closing a strategy's own position is never refused
+            if self.entry_halt:
+                self._skip(f"entries halted: {self.entry_halt}")
+                return None
             if strategy.book in self._flattened or "*" in self._flattened:
                 self._skip("book flattened for the session")
                 return None
@@ -573,6 +583,9 @@ class _StrategyContext:
         price = t.price(symbol)
         if not (price > 0 and atr > 0):
             t._skip("no price or ATR")
+            return 0.0
+        if t.entry_halt:
+            t._skip(f"entries halted: {t.entry_halt}")
             return 0.0
         if s.book in t._flattened or "*" in t._flattened:
             t._skip("book flattened for the session")
