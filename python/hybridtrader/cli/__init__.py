@@ -12,6 +12,7 @@ from hybridtrader.cli import (
     config_cmd,
     data_cmd,
     health_cmd,
+    live_cmd,
     run_cmd,
     stream_cmd,
     train_cmd,
@@ -21,7 +22,7 @@ from hybridtrader.cli import (
 
 # Order here is the order in `hybridtrader --help`.
 COMMANDS = [
-    run_cmd, backtest_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd, config_cmd,
+    run_cmd, live_cmd, backtest_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd, config_cmd,
     version_cmd,
 ]  # fmt: skip
 

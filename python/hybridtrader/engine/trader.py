@@ -491,6 +491,10 @@ class Trader:
             what = f"{closed} positions closed, {canceled} orders canceled"
             self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
 
+    def flatten_all(self, why: str) -> None:
+        """Cancel every open order and close every position now (a live node shutting down)."""
+        self._flatten(None, why)
+
     def _book_of(self, name: str) -> str:
         return self._by_name[name].book
 

@@ -119,6 +119,8 @@ class AlpacaBroker:
         self._sent_ns: dict[str, int] = {}  # client order id -> when it was sent (our clock)
         self.on_request = on_request  # (endpoint name, seconds) after each REST call, for metrics
         self.stream_messages = 0
+        self.recovered = 0  # updates the stream had not delivered when REST was asked
+        self._held: list[OrderUpdate] = []
 
     def __repr__(self) -> str:  # the keys stay out of logs and errors
         return f"AlpacaBroker(trading_url={self.trading_url!r}, stream_url={self.stream_url!r})"
@@ -285,16 +287,21 @@ class AlpacaBroker:
     def poll(self, now_ns: int) -> list[OrderUpdate]:
         """Stream updates received so far, then REST's word on orders still open (what the stream
         lost), each reported once, in time order."""
-        out = self._drain()
+        out = self._held + self._drain()
         open_since = [self._sent_ns.get(c, 0) for c, s in self._seen.items() if not s.closed]
         if open_since:
+            recovered = 0
             for u in self.history(max(min(open_since) - REST_LOOKBACK_NS, 0)):
                 fresh = self._fresh(u)
                 if fresh is not None:
                     out.append(fresh)
+                    recovered += 1
+            self.recovered += recovered
             out.extend(self._drain())
         out.sort(key=lambda u: (u.ts_ns, 0 if u.kind == "accepted" else 1))
-        return out
+        # what happened after `now_ns` waits for the poll at or after its time (as a simulator reports)
+        self._held = [u for u in out if u.ts_ns > now_ns]
+        return [u for u in out if u.ts_ns <= now_ns]
 
     def _drain(self) -> list[OrderUpdate]:
         out = []

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import StateError
@@ -82,10 +81,8 @@ class Journal:
                              "move it aside to start a new one") from None
 
     def _create(self) -> None:
-        with self._tx():
-            self.db.executescript(_SCHEMA)
-            self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            self.db.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT),))
+        self.db.executescript(f"BEGIN; {_SCHEMA} INSERT INTO meta VALUES ('format', '{FORMAT}'); COMMIT;")
+        self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
     def _check(self) -> None:
         (app,) = self.db.execute("PRAGMA application_id").fetchone()
