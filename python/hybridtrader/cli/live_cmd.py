@@ -28,11 +28,13 @@ from rich.table import Table
 from hybridtrader.config import Config, load_config
 from hybridtrader.credentials import alpaca_keys
 from hybridtrader.errors import ConfigError, StateError
+from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.node import Endpoints, LiveNode
 from hybridtrader.market.calendar import NEW_YORK, sessions
 
 MINUTES_PER_SESSION = 390
+VENUE_BUDGET_PER_MINUTE = 1_000_000  # requests per key: a replay runs hundreds of market minutes a minute
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +69,7 @@ def start_venue(cfg: Config, symbols: int, n_sessions: int, workdir: Path) -> tu
     """`hybridtrader venue` in a child process (its own process group: it outlives a killed node) on the
     synthetic market, replay clock moved by the node, history up to the clock; its URL."""
     venue = cfg.venue.model_dump(mode="json")
-    venue.update(speed="max", history_until_clock=True, rate_limit_per_minute=1_000_000, port=0,
+    venue.update(speed="max", history_until_clock=True, rate_limit_per_minute=VENUE_BUDGET_PER_MINUTE, port=0,
                  market={**venue["market"], "symbols": symbols, "sessions": n_sessions,
                          "seed": cfg.live.seed})
     venue.pop("replay_start", None)
@@ -168,8 +170,10 @@ def _trade(cfg: Config, args: argparse.Namespace, path: Path, venue_url: str, ve
         progress.update(task, completed=t.n_bars / max(len(node.symbols), 1),
                         description=f"{t.session} equity {t.ledger.equity():,.0f} fills {len(t.fills)}")
 
+    # the local venue's request budget (the one this command starts allows a lockstep replay's pace)
+    budget = VENUE_BUDGET_PER_MINUTE if venue_pid is not None else cfg.venue.rate_limit_per_minute
     node = LiveNode(cfg, endpoints, sessions=days, symbols=list(info["symbols"])[:n_symbols], journal=journal,
-                    speed=speed, stop=stop, on_bar_time=tick)
+                    speed=speed, stop=stop, on_bar_time=tick, limiter=RateLimiter(cfg, rates=[(budget, 60.0)]))
     try:
         rec = node.start()
         assert node.ops is not None and node.trader is not None

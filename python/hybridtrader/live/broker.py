@@ -121,6 +121,7 @@ class AlpacaBroker:
         self.stream_messages = 0
         self.recovered = 0  # updates the stream had not delivered when REST was asked
         self._held: list[OrderUpdate] = []
+        self._unconfirmed: set[str] = set()  # submits that failed without an answer
 
     def __repr__(self) -> str:  # the keys stay out of logs and errors
         return f"AlpacaBroker(trading_url={self.trading_url!r}, stream_url={self.stream_url!r})"
@@ -181,7 +182,10 @@ class AlpacaBroker:
         try:
             order = self._call("submit_order", self.client.submit_order, req)
         except APIError as e:
-            known = self.lookup(client_order_id)  # a retry of a submit the broker had taken
+            try:
+                known = self.lookup(client_order_id)  # a retry of a submit the broker had taken
+            except BrokerError:
+                known = None
             if known is not None:
                 order = known
             elif e.status_code in (403, 422):  # refused: the order never existed
@@ -189,13 +193,24 @@ class AlpacaBroker:
                                             "rejected", reason=_message(e)))
                 return
             else:
-                raise BrokerError(f"submit {client_order_id} at {self.trading_url}: {_message(e)}") from e
+                self._unconfirmed.add(client_order_id)
+                log.warning("submit %s: %s; resolved by the next look-up", client_order_id, _message(e))
+                return
+        except (BrokerError, OSError) as e:  # retries ran out: did it reach the broker? REST will say
+            self._unconfirmed.add(client_order_id)
+            log.warning("submit %s: %s; resolved by the next look-up", client_order_id, e)
+            return
         self._ids[client_order_id] = str(order.id)
 
     def _order_id(self, client_order_id: str) -> str | None:
+        """The broker's id of an order (None when it has none, or cannot be asked now)."""
         oid = self._ids.get(client_order_id)
         if oid is None:
-            o = self.lookup(client_order_id)
+            try:
+                o = self.lookup(client_order_id)
+            except (BrokerError, OSError) as e:
+                log.warning("look up %s: %s", client_order_id, e)
+                return None
             oid = None if o is None else str(o.id)
         return oid
 
@@ -207,7 +222,9 @@ class AlpacaBroker:
             self._call("cancel_order", self.client.cancel_order_by_id, oid)
         except APIError as e:
             if e.status_code not in (404, 422):  # 422: already filled/closed; the update says what
-                raise BrokerError(f"cancel {client_order_id}: {_message(e)}") from e
+                log.warning("cancel %s: %s", client_order_id, _message(e))
+        except (BrokerError, OSError) as e:  # the order stays open in our view until the broker says
+            log.warning("cancel %s: %s", client_order_id, e)
 
     def replace(
         self,
@@ -290,13 +307,24 @@ class AlpacaBroker:
         out = self._held + self._drain()
         open_since = [self._sent_ns.get(c, 0) for c, s in self._seen.items() if not s.closed]
         if open_since:
-            recovered = 0
-            for u in self.history(max(min(open_since) - REST_LOOKBACK_NS, 0)):
-                fresh = self._fresh(u)
-                if fresh is not None:
-                    out.append(fresh)
-                    recovered += 1
-            self.recovered += recovered
+            try:
+                history = self.history(max(min(open_since) - REST_LOOKBACK_NS, 0))
+            except (BrokerError, APIError, OSError) as e:  # the broker is unreachable now: ask next time
+                log.warning("order look-up failed, retried at the next poll: %s", e)
+                history = None
+            if history is not None:
+                for u in history:
+                    fresh = self._fresh(u)
+                    if fresh is not None:
+                        out.append(fresh)
+                        self.recovered += 1
+                known = {u.client_order_id for u in history}
+                for cid in sorted(self._unconfirmed - known):  # a failed submit the broker never got
+                    seen = self._seen[cid]
+                    out.append(OrderUpdate(self._sent_ns[cid], cid, seen.symbol, seen.side, "rejected",
+                                           reason="never reached the broker"))
+                    seen.kinds.add("rejected")
+                self._unconfirmed.clear()
             out.extend(self._drain())
         out.sort(key=lambda u: (u.ts_ns, 0 if u.kind == "accepted" else 1))
         # what happened after `now_ns` waits for the poll at or after its time (as a simulator reports)

@@ -162,6 +162,7 @@ class LiveNode:
         alerts: EnhancedAlertManager | None = None,
         stop: threading.Event | None = None,
         on_bar_time: Callable[[LiveNode], None] | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config
         self.live = config.live
@@ -172,7 +173,7 @@ class LiveNode:
         self.metrics = NodeMetrics()
         self.heartbeat = Heartbeat(timeout_s=30.0)
         self.on_bar_time = on_bar_time
-        self.limiter = RateLimiter(config)
+        self.limiter = limiter if limiter is not None else RateLimiter(config)
         self.broker = AlpacaBroker(endpoints.trading_url, endpoints.trading_stream_url, endpoints.keys,
                                    limiter=self.limiter, on_request=self._on_request)
         self.data = AlpacaClient(config, data_url=endpoints.data_url, limiter=self.limiter)
