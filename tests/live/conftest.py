@@ -12,8 +12,9 @@ from hybridtrader.venue import ReplayMarket, Venue
 
 
 def live_venue_config(**changes: object) -> VenueConfig:
-    return VenueConfig(speed="max", history_until_clock=True, rate_limit_per_minute=1_000_000, impact=False,
-                       **changes)
+    return VenueConfig(
+        speed="max", history_until_clock=True, rate_limit_per_minute=1_000_000, impact=False, **changes
+    )
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,12 @@ MIN = 60_000_000_000
 
 
 def _broker(venue: Venue, config: Config | None = None, stream: bool = True) -> AlpacaBroker:
-    b = AlpacaBroker(venue.url, venue.urls["alpaca_trading_stream"] if stream else None,
-                     (LOCAL_KEY, LOCAL_SECRET), limiter=RateLimiter(config or Config()))
+    b = AlpacaBroker(
+        venue.url,
+        venue.urls["alpaca_trading_stream"] if stream else None,
+        (LOCAL_KEY, LOCAL_SECRET),
+        limiter=RateLimiter(config or Config()),
+    )
     b.connect()
     return b
 
@@ -72,7 +76,10 @@ def test_updates_lost_by_the_stream_come_from_rest(live_venue: Venue) -> None:
         b.submit("ht-r", OrderRequest("S01", "buy", 3.0, "limit", "day", limit_price=round(bid * 0.5, 2)), T0)
         b.submit("ht-m", OrderRequest("S01", "buy", 2.0), T0)
         assert [(u.client_order_id, u.kind) for u in b.poll(T0)] == [
-            ("ht-r", "accepted"), ("ht-m", "accepted"), ("ht-m", "fill")]
+            ("ht-r", "accepted"),
+            ("ht-m", "accepted"),
+            ("ht-m", "fill"),
+        ]
         b.cancel("ht-r", T0 + MIN)
         live_venue.clock.advance_to(T0 + MIN)
         assert [(u.client_order_id, u.kind) for u in b.poll(T0 + MIN)] == [("ht-r", "canceled")]
@@ -96,8 +103,9 @@ def test_a_429_storm_and_5xx_burst_are_ridden_out(live_venue: Venue, fast_retry_
         b.close()
 
 
-def test_a_submit_that_never_reached_the_broker_is_resolved_as_rejected(live_venue: Venue,
-                                                                          fast_retry_config: Config) -> None:
+def test_a_submit_that_never_reached_the_broker_is_resolved_as_rejected(
+    live_venue: Venue, fast_retry_config: Config
+) -> None:
     live_venue.clock.advance_to(T0)
     fast_retry_config.execution.backoff.max_retries = 1
     b = _broker(live_venue, fast_retry_config, stream=False)
@@ -118,7 +126,9 @@ def test_stop_orders_are_sent_with_their_prices(live_venue: Venue, kind: str) ->
     b = _broker(live_venue, stream=False)
     try:
         limit = 1.0 if kind == "stop_limit" else None
-        b.submit("ht-stop", OrderRequest("S00", "sell", 1.0, kind, "gtc", limit_price=limit, stop_price=1.5), T0)
+        b.submit(
+            "ht-stop", OrderRequest("S00", "sell", 1.0, kind, "gtc", limit_price=limit, stop_price=1.5), T0
+        )
         o = live_venue.broker.orders[live_venue.broker.by_client_id["ht-stop"]]
         assert (o.type, o.stop_price, o.limit_price) == (kind, 1.5, limit)
         assert [u.kind for u in b.poll(T0)] == ["accepted"]

@@ -25,19 +25,31 @@ from hybridtrader.credentials import LOCAL_KEY, LOCAL_SECRET
 
 HEADERS = {"APCA-API-KEY-ID": LOCAL_KEY, "APCA-API-SECRET-KEY": LOCAL_SECRET}
 CLI = "import sys; from hybridtrader.cli import main; sys.exit(main())"
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2] / "python"),
-                                                    os.environ.get("PYTHONPATH", "")])}
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).parents[2] / "python"), os.environ.get("PYTHONPATH", "")]
+    ),
+}
 
 
 def _config(tmp: Path) -> Path:
     path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump({
-        "data_dir": str(tmp / "data"),
-        "venue": {"speed": "max", "history_until_clock": True, "rate_limit_per_minute": 1_000_000,
-                  "market": {"symbols": 4, "sessions": 1, "seed": 11, "start": "2024-03-04"}},
-        "live": {"symbols": 4, "sessions": 1},
-        "ml_training": {"model_registry": {"enabled": False}},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(tmp / "data"),
+                "venue": {
+                    "speed": "max",
+                    "history_until_clock": True,
+                    "rate_limit_per_minute": 1_000_000,
+                    "market": {"symbols": 4, "sessions": 1, "seed": 11, "start": "2024-03-04"},
+                },
+                "live": {"symbols": 4, "sessions": 1},
+                "ml_training": {"model_registry": {"enabled": False}},
+            }
+        )
+    )
     return path
 
 
@@ -46,8 +58,13 @@ def venue_factory(tmp_path: Path) -> Iterator:
     procs: list[subprocess.Popen[str]] = []
 
     def start() -> str:
-        p = subprocess.Popen([sys.executable, "-c", CLI, "venue", "--config", str(_config(tmp_path))],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
+        p = subprocess.Popen(
+            [sys.executable, "-c", CLI, "venue", "--config", str(_config(tmp_path))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=ENV,
+        )
         procs.append(p)
         assert p.stdout is not None
         for line in p.stdout:
@@ -64,9 +81,25 @@ def venue_factory(tmp_path: Path) -> Iterator:
 
 def _node(tmp: Path, venue: str, journal: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", CLI, "live", "--config", str(_config(tmp)), "--venue", venue,
-         "--journal", str(journal), "--speed", "1e12"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+        [
+            sys.executable,
+            "-c",
+            CLI,
+            "live",
+            "--config",
+            str(_config(tmp)),
+            "--venue",
+            venue,
+            "--journal",
+            str(journal),
+            "--speed",
+            "1e12",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
 
 
 def _cursor(journal: Path) -> int:
@@ -82,25 +115,37 @@ def _cursor(journal: Path) -> int:
 
 
 def _tape(venue: str) -> tuple[list[tuple], list[tuple], list]:
-    orders = requests.get(f"{venue}/v2/orders", params={"status": "all", "limit": 500, "direction": "asc"},
-                          headers=HEADERS, timeout=10).json()
-    fills = requests.get(f"{venue}/v2/account/activities/FILL", params={"direction": "asc", "page_size": 100},
-                         headers=HEADERS, timeout=10).json()
+    orders = requests.get(
+        f"{venue}/v2/orders",
+        params={"status": "all", "limit": 500, "direction": "asc"},
+        headers=HEADERS,
+        timeout=10,
+    ).json()
+    fills = requests.get(
+        f"{venue}/v2/account/activities/FILL",
+        params={"direction": "asc", "page_size": 100},
+        headers=HEADERS,
+        timeout=10,
+    ).json()
     assert len(orders) < 500 and len(fills) < 100
     by_id = {o["id"]: o["client_order_id"] for o in orders}
     positions = requests.get(f"{venue}/v2/positions", headers=HEADERS, timeout=10).json()
-    return ([(o["client_order_id"], o["symbol"], o["side"], o["qty"], o["status"], o["submitted_at"])
-             for o in orders],
-            [(by_id[f["order_id"]], f["symbol"], f["side"], f["qty"], f["price"], f["transaction_time"])
-             for f in fills],
-            positions)
+    return (
+        [
+            (o["client_order_id"], o["symbol"], o["side"], o["qty"], o["status"], o["submitted_at"])
+            for o in orders
+        ],
+        [
+            (by_id[f["order_id"]], f["symbol"], f["side"], f["qty"], f["price"], f["transaction_time"])
+            for f in fills
+        ],
+        positions,
+    )
 
 
 def test_killed_and_restarted_node_ends_like_an_uninterrupted_one(tmp_path: Path, venue_factory) -> None:
     ref_venue, crash_venue = venue_factory(), venue_factory()
-    ref = _node(tmp_path, ref_venue, tmp_path / "ref.sqlite")
-    _, err = ref.communicate(timeout=300)
-    assert ref.returncode == 0, err[-2000:]
+    ref = _node(tmp_path, ref_venue, tmp_path / "ref.sqlite")  # uninterrupted, meanwhile
 
     journal = tmp_path / "crash.sqlite"
     rng = random.Random(7)
@@ -121,6 +166,8 @@ def test_killed_and_restarted_node_ends_like_an_uninterrupted_one(tmp_path: Path
     _, err = node.communicate(timeout=300)
     assert node.returncode == 0, err[-2000:]
     assert kills >= 20
+    _, err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, err[-2000:]
 
     ref_orders, ref_fills, ref_positions = _tape(ref_venue)
     orders, fills, positions = _tape(crash_venue)

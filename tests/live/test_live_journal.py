@@ -19,8 +19,12 @@ def test_intents_updates_state_survive_a_reopen(tmp_path: Path) -> None:
     j.record_intent("ht-1", r, 100)
     j.record_intent("ht-1", OrderRequest("AAA", "sell", 1.0), 200)  # a replayed decision keeps the first
     j.mark_sent("ht-1", 105)
-    j.record_updates([OrderUpdate(110, "ht-1", "AAA", "buy", "accepted", leaves_qty=10.0),
-                      OrderUpdate(120, "ht-1", "AAA", "buy", "partial_fill", 4.0, 9.5, 0.01, 4.0, 6.0)])
+    j.record_updates(
+        [
+            OrderUpdate(110, "ht-1", "AAA", "buy", "accepted", leaves_qty=10.0),
+            OrderUpdate(120, "ht-1", "AAA", "buy", "partial_fill", 4.0, 9.5, 0.01, 4.0, 6.0),
+        ]
+    )
     j.put("cursor", 123_456, 1)
     j.event("stale_feed", "no bars for 301 s", 5)
     j.close()
@@ -29,7 +33,9 @@ def test_intents_updates_state_survive_a_reopen(tmp_path: Path) -> None:
     (intent,) = j.intents().values()
     assert intent.request == r and intent.decision_ns == 100 and intent.sent_ns == 105
     assert [u.kind for u in j.updates()] == ["accepted", "partial_fill"]
-    assert list(j.fills())[0] == OrderUpdate(120, "ht-1", "AAA", "buy", "partial_fill", 4.0, 9.5, 0.01, 4.0, 6.0)
+    assert next(iter(j.fills())) == OrderUpdate(
+        120, "ht-1", "AAA", "buy", "partial_fill", 4.0, 9.5, 0.01, 4.0, 6.0
+    )
     assert j.get("cursor") == 123_456 and j.get("missing", "x") == "x"
     assert j.events() == [(5, "stale_feed", "no bars for 301 s")]
     assert j.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -22,8 +22,8 @@ from hybridtrader.cli import (
 
 # Order here is the order in `hybridtrader --help`.
 COMMANDS = [
-    run_cmd, live_cmd, backtest_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd, config_cmd,
-    version_cmd,
+    run_cmd, live_cmd, backtest_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd,
+    config_cmd, version_cmd,
 ]  # fmt: skip
 
 

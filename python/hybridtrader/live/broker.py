@@ -51,8 +51,16 @@ from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 log = logging.getLogger(__name__)
 
 # Alpaca's trade_updates events -> the engine's update kinds (others, e.g. pending_new, say nothing new)
-_KINDS = {"new": "accepted", "accepted": "accepted", "partial_fill": "partial_fill", "fill": "fill",
-          "canceled": "canceled", "expired": "expired", "rejected": "rejected", "replaced": "replaced"}
+_KINDS = {
+    "new": "accepted",
+    "accepted": "accepted",
+    "partial_fill": "partial_fill",
+    "fill": "fill",
+    "canceled": "canceled",
+    "expired": "expired",
+    "rejected": "rejected",
+    "replaced": "replaced",
+}
 _CLOSED = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 _EPS = 1e-9
 # REST look-ups for orders sent at t ask for orders created after t minus this (clocks may differ)
@@ -71,8 +79,12 @@ def ns(t: datetime | str | None) -> int:
 
 
 def iso(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC).replace(
-        microsecond=ts_ns % 1_000_000_000 // 1000).isoformat().replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC)
+        .replace(microsecond=ts_ns % 1_000_000_000 // 1000)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )
 
 
 @dataclass
@@ -167,8 +179,11 @@ class AlpacaBroker:
         self._seen[client_order_id] = _Seen(request.symbol, request.side, request.qty)
         self._sent_ns[client_order_id] = ts_ns
         common: dict[str, Any] = dict(
-            symbol=request.symbol, qty=request.qty, side=request.side,
-            time_in_force=request.time_in_force, client_order_id=client_order_id,
+            symbol=request.symbol,
+            qty=request.qty,
+            side=request.side,
+            time_in_force=request.time_in_force,
+            client_order_id=client_order_id,
         )
         if request.type == "market":
             req: Any = MarketOrderRequest(**common)
@@ -177,8 +192,9 @@ class AlpacaBroker:
         elif request.type == "stop":
             req = StopOrderRequest(**common, stop_price=request.stop_price)
         else:
-            req = StopLimitOrderRequest(**common, limit_price=request.limit_price,
-                                        stop_price=request.stop_price)
+            req = StopLimitOrderRequest(
+                **common, limit_price=request.limit_price, stop_price=request.stop_price
+            )
         try:
             order = self._call("submit_order", self.client.submit_order, req)
         except APIError as e:
@@ -189,8 +205,11 @@ class AlpacaBroker:
             if known is not None:
                 order = known
             elif e.status_code in (403, 422):  # refused: the order never existed
-                self._inbox.put(OrderUpdate(ts_ns, client_order_id, request.symbol, request.side,
-                                            "rejected", reason=_message(e)))
+                self._inbox.put(
+                    OrderUpdate(
+                        ts_ns, client_order_id, request.symbol, request.side, "rejected", reason=_message(e)
+                    )
+                )
                 return
             else:
                 self._unconfirmed.add(client_order_id)
@@ -242,8 +261,12 @@ class AlpacaBroker:
         left = (old.qty - old.filled) if old else 0.0
         self._seen[new_client_order_id] = _Seen(symbol, side, qty if qty is not None else left)
         self._sent_ns[new_client_order_id] = ts_ns
-        req = ReplaceOrderRequest(qty=None if qty is None else int(qty), limit_price=limit_price,
-                                  stop_price=stop_price, client_order_id=new_client_order_id)
+        req = ReplaceOrderRequest(
+            qty=None if qty is None else int(qty),
+            limit_price=limit_price,
+            stop_price=stop_price,
+            client_order_id=new_client_order_id,
+        )
         try:
             if oid is None:
                 raise APIError('{"message": "order not found"}')
@@ -254,8 +277,9 @@ class AlpacaBroker:
             if known is not None:
                 self._ids[new_client_order_id] = str(known.id)
                 return
-            self._inbox.put(OrderUpdate(ts_ns, new_client_order_id, symbol, side, "rejected",
-                                        reason=_message(e)))
+            self._inbox.put(
+                OrderUpdate(ts_ns, new_client_order_id, symbol, side, "rejected", reason=_message(e))
+            )
 
     def lookup(self, client_order_id: str) -> AlpacaOrder | None:
         """The broker's order with this client order id, or None when it has none."""
@@ -275,8 +299,16 @@ class AlpacaBroker:
         filled = float(o.filled_qty or 0.0)
         qty = float(o.qty or 0.0)
         return OrderUpdate(
-            ns(update.timestamp), o.client_order_id, o.symbol or "", str(getattr(o.side, "value", o.side)),
-            kind, float(update.qty or 0.0), float(update.price or 0.0), 0.0, filled, max(qty - filled, 0.0),
+            ns(update.timestamp),
+            o.client_order_id,
+            o.symbol or "",
+            str(getattr(o.side, "value", o.side)),
+            kind,
+            float(update.qty or 0.0),
+            float(update.price or 0.0),
+            0.0,
+            filled,
+            max(qty - filled, 0.0),
             "" if kind != "replaced" else str(o.replaced_by or ""),
         )
 
@@ -321,8 +353,16 @@ class AlpacaBroker:
                 known = {u.client_order_id for u in history}
                 for cid in sorted(self._unconfirmed - known):  # a failed submit the broker never got
                     seen = self._seen[cid]
-                    out.append(OrderUpdate(self._sent_ns[cid], cid, seen.symbol, seen.side, "rejected",
-                                           reason="never reached the broker"))
+                    out.append(
+                        OrderUpdate(
+                            self._sent_ns[cid],
+                            cid,
+                            seen.symbol,
+                            seen.side,
+                            "rejected",
+                            reason="never reached the broker",
+                        )
+                    )
                     seen.kinds.add("rejected")
                 self._unconfirmed.clear()
             out.extend(self._drain())
@@ -351,8 +391,9 @@ class AlpacaBroker:
         for a in self.fill_activities(after_ns):
             oid = str(a["order_id"])
             if oid in by_id:
-                fills.setdefault(oid, []).append((ns(a["transaction_time"]), float(a["qty"]),
-                                                  float(a["price"])))
+                fills.setdefault(oid, []).append(
+                    (ns(a["transaction_time"]), float(a["qty"]), float(a["price"]))
+                )
         out: list[OrderUpdate] = []
         for o in orders:
             cid, sym, side = o.client_order_id, o.symbol or "", str(getattr(o.side, "value", o.side))
@@ -361,22 +402,36 @@ class AlpacaBroker:
             if status == "rejected":
                 out.append(OrderUpdate(ns(o.failed_at or o.updated_at), cid, sym, side, "rejected"))
                 continue
-            out.append(OrderUpdate(ns(o.submitted_at or o.created_at), cid, sym, side, "accepted",
-                                   leaves_qty=qty))
+            out.append(
+                OrderUpdate(ns(o.submitted_at or o.created_at), cid, sym, side, "accepted", leaves_qty=qty)
+            )
             cum = 0.0
             for ts, q, px in sorted(fills.get(str(o.id), [])):
                 cum += q
                 kind = "fill" if cum >= qty - _EPS else "partial_fill"
                 out.append(OrderUpdate(ts, cid, sym, side, kind, q, px, 0.0, cum, max(qty - cum, 0.0)))
-            for kind, at in (("canceled", o.canceled_at), ("expired", o.expired_at),
-                             ("replaced", o.replaced_at)):
+            for kind, at in (
+                ("canceled", o.canceled_at),
+                ("expired", o.expired_at),
+                ("replaced", o.replaced_at),
+            ):
                 if at is not None and status == kind:
                     reason = ""
                     if kind == "replaced" and o.replaced_by is not None:
                         new = by_id.get(str(o.replaced_by))
                         reason = new.client_order_id if new is not None else ""
-                    out.append(OrderUpdate(ns(at), cid, sym, side, kind, filled_qty=cum,
-                                           leaves_qty=max(qty - cum, 0.0), reason=reason))
+                    out.append(
+                        OrderUpdate(
+                            ns(at),
+                            cid,
+                            sym,
+                            side,
+                            kind,
+                            filled_qty=cum,
+                            leaves_qty=max(qty - cum, 0.0),
+                            reason=reason,
+                        )
+                    )
         out.sort(key=lambda u: (u.ts_ns, 0 if u.kind == "accepted" else 1))
         return out
 
@@ -386,8 +441,12 @@ class AlpacaBroker:
         out: list[AlpacaOrder] = []
         after = after_ns - 1
         while True:
-            req = GetOrdersRequest(status=QueryOrderStatus(status), limit=500, direction="asc",
-                                   after=datetime.fromtimestamp(after / 1e9, UTC) if after > 0 else None)
+            req = GetOrdersRequest(
+                status=QueryOrderStatus(status),
+                limit=500,
+                direction="asc",
+                after=datetime.fromtimestamp(after / 1e9, UTC) if after > 0 else None,
+            )
             page = self._call("get_orders", self.client.get_orders, req)
             fresh = [o for o in page if str(o.id) not in {str(x.id) for x in out}]
             out.extend(fresh)

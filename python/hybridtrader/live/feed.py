@@ -128,7 +128,7 @@ class ReplayFeed:
                         self.last_data_ns = t + self.every_ns
                     yield BarBatch(session, part, self.every_ns)
             self.replaying = False
-            for t in times[len(past):]:
+            for t in times[len(past) :]:
                 if self.stop.is_set():
                     return
                 close = t + self.every_ns
@@ -145,6 +145,6 @@ class ReplayFeed:
 def _split(bars: pl.DataFrame, ts: pl.Series, times: list[int]) -> Iterator[pl.DataFrame]:
     """`bars` (sorted by ts) cut into one frame per bar time of `times`."""
     values = ts.to_numpy()
-    cuts = np.searchsorted(values, np.asarray(times + [times[-1] + 1]), side="left")
+    cuts = np.searchsorted(values, np.asarray([*times, times[-1] + 1]), side="left")
     for i in range(len(times)):
         yield bars.slice(int(cuts[i]), int(cuts[i + 1] - cuts[i]))

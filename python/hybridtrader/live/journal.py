@@ -77,8 +77,9 @@ class Journal:
                 self._create()
             self._check()
         except sqlite3.DatabaseError as e:
-            raise StateError(f"journal {self.path}: not a readable SQLite journal ({e}); "
-                             "move it aside to start a new one") from None
+            raise StateError(
+                f"journal {self.path}: not a readable SQLite journal ({e}); move it aside to start a new one"
+            ) from None
 
     def _create(self) -> None:
         self.db.executescript(f"BEGIN; {_SCHEMA} INSERT INTO meta VALUES ('format', '{FORMAT}'); COMMIT;")
@@ -87,12 +88,16 @@ class Journal:
     def _check(self) -> None:
         (app,) = self.db.execute("PRAGMA application_id").fetchone()
         if app != APPLICATION_ID:
-            raise StateError(f"journal {self.path}: a SQLite database that is not a hybridtrader journal "
-                             f"(application_id {app:#x}); move it aside to start a new one")
+            raise StateError(
+                f"journal {self.path}: a SQLite database that is not a hybridtrader journal "
+                f"(application_id {app:#x}); move it aside to start a new one"
+            )
         row = self.db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         if row is None or row[0] != str(FORMAT):
-            raise StateError(f"journal {self.path}: format {row[0] if row else 'missing'}, this version "
-                             f"reads format {FORMAT}")
+            raise StateError(
+                f"journal {self.path}: format {row[0] if row else 'missing'}, this version "
+                f"reads format {FORMAT}"
+            )
 
     def _tx(self) -> Any:
         return _Transaction(self.db)
@@ -101,21 +106,34 @@ class Journal:
         self.db.close()
 
     # ------------------------------------------------------------------------------------- intents
-    def record_intent(self, cid: str, request: OrderRequest, decision_ns: int,
-                      replaces: str | None = None) -> None:
+    def record_intent(
+        self, cid: str, request: OrderRequest, decision_ns: int, replaces: str | None = None
+    ) -> None:
         """Write an order intent before it is sent (idempotent: a replayed decision keeps the first)."""
         r = request
         with self._tx():
             self.db.execute(
                 "INSERT OR IGNORE INTO intents VALUES (?,?,?,?,?,?,?,?,?,?,NULL,NULL,?)",
-                (cid, r.symbol, r.side, r.qty, r.type, r.time_in_force, r.limit_price, r.stop_price,
-                 decision_ns, time.time_ns(), replaces),
+                (
+                    cid,
+                    r.symbol,
+                    r.side,
+                    r.qty,
+                    r.type,
+                    r.time_in_force,
+                    r.limit_price,
+                    r.stop_price,
+                    decision_ns,
+                    time.time_ns(),
+                    replaces,
+                ),
             )
 
     def mark_sent(self, cid: str, sent_ns: int) -> None:
         with self._tx():
-            self.db.execute("UPDATE intents SET sent_ns=? WHERE client_order_id=? AND sent_ns IS NULL",
-                            (sent_ns, cid))
+            self.db.execute(
+                "UPDATE intents SET sent_ns=? WHERE client_order_id=? AND sent_ns IS NULL", (sent_ns, cid)
+            )
 
     def mark_outcome(self, cid: str, outcome: str) -> None:
         with self._tx():
@@ -127,7 +145,9 @@ class Journal:
             "decision_ns, sent_ns, outcome, replaces FROM intents ORDER BY decision_ns, rowid"
         ).fetchall()
         return {
-            r[0]: Intent(r[0], OrderRequest(r[1], r[2], r[3], r[4], r[5], r[6], r[7]), r[8], r[9], r[10], r[11])
+            r[0]: Intent(
+                r[0], OrderRequest(r[1], r[2], r[3], r[4], r[5], r[6], r[7]), r[8], r[9], r[10], r[11]
+            )
             for r in rows
         }
 
@@ -139,8 +159,22 @@ class Journal:
             self.db.executemany(
                 "INSERT INTO updates (client_order_id, ts_ns, kind, symbol, side, qty, price, fee, "
                 "filled_qty, leaves_qty, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(u.client_order_id, u.ts_ns, u.kind, u.symbol, u.side, u.qty, u.price, u.fee, u.filled_qty,
-                  u.leaves_qty, u.reason) for u in updates],
+                [
+                    (
+                        u.client_order_id,
+                        u.ts_ns,
+                        u.kind,
+                        u.symbol,
+                        u.side,
+                        u.qty,
+                        u.price,
+                        u.fee,
+                        u.filled_qty,
+                        u.leaves_qty,
+                        u.reason,
+                    )
+                    for u in updates
+                ],
             )
 
     def updates(self) -> list[OrderUpdate]:
@@ -156,8 +190,10 @@ class Journal:
     # --------------------------------------------------------------------------------------- state
     def put(self, key: str, value: Any, ts_ns: int = 0) -> None:
         with self._tx():
-            self.db.execute("INSERT OR REPLACE INTO state VALUES (?,?,?)",
-                            (key, orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY), ts_ns))
+            self.db.execute(
+                "INSERT OR REPLACE INTO state VALUES (?,?,?)",
+                (key, orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY), ts_ns),
+            )
 
     def get(self, key: str, default: Any = None) -> Any:
         row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
@@ -170,7 +206,9 @@ class Journal:
 
     def event(self, kind: str, message: str, ts_ns: int) -> None:
         with self._tx():
-            self.db.execute("INSERT INTO events (ts_ns, kind, message) VALUES (?,?,?)", (ts_ns, kind, message))
+            self.db.execute(
+                "INSERT INTO events (ts_ns, kind, message) VALUES (?,?,?)", (ts_ns, kind, message)
+            )
 
     def events(self) -> list[tuple[int, str, str]]:
         return [tuple(r) for r in self.db.execute("SELECT ts_ns, kind, message FROM events ORDER BY seq")]

@@ -61,16 +61,24 @@ class Endpoints:
     keys: tuple[str, str]
 
     def __repr__(self) -> str:
-        return (f"Endpoints(trading_url={self.trading_url!r}, trading_stream_url={self.trading_stream_url!r}, "
-                f"data_url={self.data_url!r}, venue_url={self.venue_url!r})")
+        return (
+            f"Endpoints(trading_url={self.trading_url!r}, trading_stream_url={self.trading_stream_url!r}, "
+            f"data_url={self.data_url!r}, venue_url={self.venue_url!r})"
+        )
 
 
 class JournaledBroker:
     """The Broker port the node's Trader sees. Every intent is journaled before the AlpacaBroker sends it;
     while `replaying`, nothing is sent and the broker's recorded history answers `poll`."""
 
-    def __init__(self, broker: AlpacaBroker, journal: Journal, metrics: NodeMetrics,
-                 rec: Reconciliation, rejected: list[OrderUpdate]) -> None:
+    def __init__(
+        self,
+        broker: AlpacaBroker,
+        journal: Journal,
+        metrics: NodeMetrics,
+        rec: Reconciliation,
+        rejected: list[OrderUpdate],
+    ) -> None:
         self.broker, self.journal, self.metrics = broker, journal, metrics
         self.at_broker = rec.at_broker
         self.replaying = False
@@ -87,7 +95,8 @@ class JournaledBroker:
         self._submitted[client_order_id] = (request, ts_ns)
         if self.replaying:
             if client_order_id not in self.at_broker and not any(
-                    u.client_order_id == client_order_id for u in self._history):
+                u.client_order_id == client_order_id for u in self._history
+            ):
                 self.diverged.append(client_order_id)
             return
         self.journal.record_intent(client_order_id, request, ts_ns)  # before it is sent
@@ -104,25 +113,51 @@ class JournaledBroker:
         if not self.replaying:
             self.broker.cancel(client_order_id, ts_ns)
 
-    def replace(self, client_order_id: str, new_client_order_id: str, ts_ns: int, *, qty: float | None = None,
-                limit_price: float | None = None, stop_price: float | None = None) -> None:
+    def replace(
+        self,
+        client_order_id: str,
+        new_client_order_id: str,
+        ts_ns: int,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> None:
         self._asked.add((client_order_id, "replaced"))
         old = self._submitted.get(client_order_id)
         if old is not None:
             r = old[0]
-            request = OrderRequest(r.symbol, r.side, qty or r.qty, r.type, r.time_in_force,
-                                   limit_price or r.limit_price, stop_price or r.stop_price)
+            request = OrderRequest(
+                r.symbol,
+                r.side,
+                qty or r.qty,
+                r.type,
+                r.time_in_force,
+                limit_price or r.limit_price,
+                stop_price or r.stop_price,
+            )
             self._submitted[new_client_order_id] = (request, ts_ns)
             if not self.replaying:
                 self.journal.record_intent(new_client_order_id, request, ts_ns, replaces=client_order_id)
         if not self.replaying:
-            self.broker.replace(client_order_id, new_client_order_id, ts_ns, qty=qty,
-                                limit_price=limit_price, stop_price=stop_price)
+            self.broker.replace(
+                client_order_id,
+                new_client_order_id,
+                ts_ns,
+                qty=qty,
+                limit_price=limit_price,
+                stop_price=stop_price,
+            )
 
     def poll(self, now_ns: int) -> list[OrderUpdate]:
         if self.replaying:  # what a live poll at `now_ns` had: updates of orders sent, cancels asked...
-            out = [u for u in self._history if u.ts_ns <= now_ns and u.client_order_id in self._submitted
-                   and (u.kind not in ("canceled", "replaced") or (u.client_order_id, u.kind) in self._asked)]
+            out = [
+                u
+                for u in self._history
+                if u.ts_ns <= now_ns
+                and u.client_order_id in self._submitted
+                and (u.kind not in ("canceled", "replaced") or (u.client_order_id, u.kind) in self._asked)
+            ]
             if out:
                 done = {id(u) for u in out}
                 self._history = [u for u in self._history if id(u) not in done]
@@ -174,26 +209,44 @@ class LiveNode:
         self.heartbeat = Heartbeat(timeout_s=30.0)
         self.on_bar_time = on_bar_time
         self.limiter = limiter if limiter is not None else RateLimiter(config)
-        self.broker = AlpacaBroker(endpoints.trading_url, endpoints.trading_stream_url, endpoints.keys,
-                                   limiter=self.limiter, on_request=self._on_request)
+        self.broker = AlpacaBroker(
+            endpoints.trading_url,
+            endpoints.trading_stream_url,
+            endpoints.keys,
+            limiter=self.limiter,
+            on_request=self._on_request,
+        )
         self.data = AlpacaClient(config, data_url=endpoints.data_url, limiter=self.limiter)
         if endpoints.venue_url is None:
-            raise StateError("live: trading Alpaca itself needs the streaming feed and wall clock, which "
-                             "this node does not have yet; set no keys to trade the local venue")
+            raise StateError(
+                "live: trading Alpaca itself needs the streaming feed and wall clock, which "
+                "this node does not have yet; set no keys to trade the local venue"
+            )
         self.clock = VenueClock(endpoints.venue_url)
         run = journal.get("run")
         if run is None:  # a new run: what it trades, from where
-            run = {"sessions": [d.isoformat() for d in sessions], "symbols": symbols,
-                   "cash": self.broker.account()["cash"], "start_positions": self.broker.positions(),
-                   "since_ns": self.clock.now_ns()}
+            run = {
+                "sessions": [d.isoformat() for d in sessions],
+                "symbols": symbols,
+                "cash": self.broker.account()["cash"],
+                "start_positions": self.broker.positions(),
+                "since_ns": self.clock.now_ns(),
+            }
             journal.put("run", run, self.clock.now_ns())
         self.run_info = run
         self.sessions = [date.fromisoformat(d) for d in run["sessions"]]
         self.symbols = list(run["symbols"])
         self.cursor = int(journal.get("cursor", 0))
         self.shutdowns = [int(x) for x in journal.get("shutdowns", [])]
-        self.feed = ReplayFeed(self.data, self.clock, self.symbols, self.sessions, resume_ns=self.cursor,
-                               speed=speed, stop=self.stop)
+        self.feed = ReplayFeed(
+            self.data,
+            self.clock,
+            self.symbols,
+            self.sessions,
+            resume_ns=self.cursor,
+            speed=speed,
+            stop=self.stop,
+        )
         self.ready = False
         self.reconciled = False
         self.halts: dict[str, str] = {}
@@ -216,8 +269,10 @@ class LiveNode:
 
                 age = ModelRegistry(self.config).champion_age_days(s.name)
                 if age is not None and age > self.live.model_max_age_days:
-                    raise ModelError(f"{s.name}: champion v{champion.version} is {age:.1f} days old "
-                                     f"(> live.model_max_age_days {self.live.model_max_age_days:g})")
+                    raise ModelError(
+                        f"{s.name}: champion v{champion.version} is {age:.1f} days old "
+                        f"(> live.model_max_age_days {self.live.model_max_age_days:g})"
+                    )
                 self.metrics.model.labels(s.name, str(champion.version)).set(1)
             else:
                 self.metrics.model.labels(s.name, "rules").set(1)
@@ -226,20 +281,38 @@ class LiveNode:
 
     def start(self) -> Reconciliation:
         """Ops endpoint up, broker connected, reconciled; raises StateError when a mismatch must refuse."""
-        self.ops = OpsServer(self.metrics, self.heartbeat.check, self._ready, self.status,
-                             self.live.ops_host, self.live.ops_port).start()
+        self.ops = OpsServer(
+            self.metrics,
+            self.heartbeat.check,
+            self._ready,
+            self.status,
+            self.live.ops_host,
+            self.live.ops_port,
+        ).start()
         self.journal.put("ops", {"url": self.ops.url})
-        log.info("live node trading on %s (stream %s, data %s); ops on %s", self.endpoints.trading_url,
-                    self.endpoints.trading_stream_url, self.endpoints.data_url, self.ops.url)
+        log.info(
+            "live node trading on %s (stream %s, data %s); ops on %s",
+            self.endpoints.trading_url,
+            self.endpoints.trading_stream_url,
+            self.endpoints.data_url,
+            self.ops.url,
+        )
         self.broker.connect()
-        rec = self.rec = reconcile(self.broker, self.journal, since_ns=int(self.run_info["since_ns"]),
-                                   start_positions=self.run_info["start_positions"],
-                                   tolerance=self.live.position_tolerance_shares, now_ns=self.clock.now_ns())
+        rec = self.rec = reconcile(
+            self.broker,
+            self.journal,
+            since_ns=int(self.run_info["since_ns"]),
+            start_positions=self.run_info["start_positions"],
+            tolerance=self.live.position_tolerance_shares,
+            now_ns=self.clock.now_ns(),
+        )
         if not rec.ok:
             self._alert("reconcile_mismatch", "account", "critical", "; ".join(rec.mismatches[:5]))
             if self.live.on_mismatch == "refuse":
-                raise StateError(f"live: reconciliation found {len(rec.mismatches)} mismatch(es), refusing "
-                                 f"to start (live.on_mismatch=refuse): {rec.mismatches[0]}")
+                raise StateError(
+                    f"live: reconciliation found {len(rec.mismatches)} mismatch(es), refusing "
+                    f"to start (live.on_mismatch=refuse): {rec.mismatches[0]}"
+                )
             self.halts["reduce-only"] = "reconciliation mismatch"
         self.reconciled = True
         strategies = self.strategies()
@@ -247,8 +320,16 @@ class LiveNode:
         slippage = SlippageModel(self.config)
         rejected = [u for u in self.journal.updates() if u.kind == "rejected"]
         self.jbroker = JournaledBroker(self.broker, self.journal, self.metrics, rec, rejected)
-        self.trader = Trader(self.config, strategies, self.feed, self.jbroker, self.clock,
-                             cash=float(self.run_info["cash"]), slippage=slippage, exposure=exposure)
+        self.trader = Trader(
+            self.config,
+            strategies,
+            self.feed,
+            self.jbroker,
+            self.clock,
+            cash=float(self.run_info["cash"]),
+            slippage=slippage,
+            exposure=exposure,
+        )
         trader = self.trader
         self.jbroker.strategy_of = lambda cid: trader.orders[cid].strategy if cid in trader.orders else ""
         return rec
@@ -304,8 +385,9 @@ class LiveNode:
         if self.feed.replaying and self.trader is not None and self.trader.n_sessions:
             return
         assets = self.broker._call("get_assets", self.broker.client.get_all_assets)
-        frame = pl.DataFrame({"symbol": [a.symbol for a in assets], "shortable": [bool(a.shortable)
-                                                                                 for a in assets]})
+        frame = pl.DataFrame(
+            {"symbol": [a.symbol for a in assets], "shortable": [bool(a.shortable) for a in assets]}
+        )
         assert self.trader is not None
         self.trader.exposure.load_symbols(frame.filter(pl.col("symbol").is_in(self.symbols)))
 
@@ -318,20 +400,33 @@ class LiveNode:
         held = self.broker.positions()
         self.journal.put(f"positions/{session.isoformat()}", held, trader.now_ns)
         self.journal.put("breaker", trader.exposure.breaker_state(), trader.now_ns)
-        intraday = {sym for (name, sym), p in trader.ledger.book.items()
-                    if p.qty and trader._by_name[name].book == "intraday"}
+        intraday = {
+            sym
+            for (name, sym), p in trader.ledger.book.items()
+            if p.qty and trader._by_name[name].book == "intraday"
+        }
         if intraday:
-            self._alert("not_flat", session.isoformat(), "critical",
-                        f"intraday positions open after the close: {', '.join(sorted(intraday))}")
+            self._alert(
+                "not_flat",
+                session.isoformat(),
+                "critical",
+                f"intraday positions open after the close: {', '.join(sorted(intraday))}",
+            )
 
     # ------------------------------------------------------------------------------------ checks
     def _on_request(self, endpoint: str, seconds: float) -> None:
         self.metrics.request_seconds.labels(endpoint).observe(seconds)
-        if endpoint in ("submit_order", "cancel_order", "replace_order") and \
-                seconds > self.live.max_execution_lag_s:
+        if (
+            endpoint in ("submit_order", "cancel_order", "replace_order")
+            and seconds > self.live.max_execution_lag_s
+        ):
             self._lag_until = time.monotonic() + self.live.max_execution_lag_s * 10
-            self._alert("execution_lag", endpoint, "warning",
-                        f"{endpoint} took {seconds:.2f} s (> {self.live.max_execution_lag_s:g} s)")
+            self._alert(
+                "execution_lag",
+                endpoint,
+                "warning",
+                f"{endpoint} took {seconds:.2f} s (> {self.live.max_execution_lag_s:g} s)",
+            )
 
     def _check_halts(self, batch: Any) -> None:
         trader = self.trader
@@ -344,9 +439,13 @@ class LiveNode:
         self.metrics.feed_lag.set(stale_s)
         if stale_s > self.live.max_feed_staleness_s:
             if "stale feed" not in self.halts:
-                self._alert("stale_feed", "bars", "critical",
-                            f"no bars for {stale_s:.0f} s of market time (> {self.live.max_feed_staleness_s:g} s)"
-                            f"{': ' + self.feed.error if self.feed.error else ''}")
+                self._alert(
+                    "stale_feed",
+                    "bars",
+                    "critical",
+                    f"no bars for {stale_s:.0f} s of market time (> {self.live.max_feed_staleness_s:g} s)"
+                    f"{': ' + self.feed.error if self.feed.error else ''}",
+                )
             self.halts["stale feed"] = f"no bars for {stale_s:.0f} s"
         else:
             self.halts.pop("stale feed", None)
@@ -428,13 +527,21 @@ class LiveNode:
     def status(self) -> dict[str, Any]:
         t = self.trader
         out: dict[str, Any] = {
-            "ready": self.ready, "reconciled": self.reconciled, "cursor_ns": self.cursor,
-            "halts": dict(self.halts), "endpoints": repr(self.endpoints),
+            "ready": self.ready,
+            "reconciled": self.reconciled,
+            "cursor_ns": self.cursor,
+            "halts": dict(self.halts),
+            "endpoints": repr(self.endpoints),
         }
         if t is not None:
-            out.update(equity=t.ledger.equity(), orders=len(t.sent), open_orders=len(t.open),
-                       fills=len(t.fills), positions={s: p for s, p in t.ledger.net.items() if p},
-                       skipped=dict(t.skipped))
+            out.update(
+                equity=t.ledger.equity(),
+                orders=len(t.sent),
+                open_orders=len(t.open),
+                fills=len(t.fills),
+                positions={s: p for s, p in t.ledger.net.items() if p},
+                skipped=dict(t.skipped),
+            )
         return out
 
     def _summary(self) -> dict[str, Any]:
@@ -442,11 +549,16 @@ class LiveNode:
         assert t is not None
         result = t.result()
         self.summary = {
-            "sessions": [d.isoformat() for d in self.sessions], "bars": t.n_bars,
-            "orders": result.orders.height, "fills": result.fills.height,
-            "equity": t.ledger.equity(), "realized_pnl": t.ledger.realized(),
-            "broker_positions": self.broker.positions(), "skipped": result.skipped,
-            "events": result.events, "diverged": self.jbroker.diverged,
+            "sessions": [d.isoformat() for d in self.sessions],
+            "bars": t.n_bars,
+            "orders": result.orders.height,
+            "fills": result.fills.height,
+            "equity": t.ledger.equity(),
+            "realized_pnl": t.ledger.realized(),
+            "broker_positions": self.broker.positions(),
+            "skipped": result.skipped,
+            "events": result.events,
+            "diverged": self.jbroker.diverged,
             "stopped": self.stop.is_set(),
         }
         self.result = result

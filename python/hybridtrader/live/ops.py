@@ -29,42 +29,77 @@ class NodeMetrics:
         r = self.registry = CollectorRegistry()
         self.orders = Counter("hybridtrader_orders_total", "Orders sent", ["strategy", "side"], registry=r)
         self.fills = Counter("hybridtrader_fills_total", "Fills received", ["strategy", "side"], registry=r)
-        self.filled_shares = Counter("hybridtrader_filled_shares_total", "Shares filled", ["strategy"],
-                                     registry=r)
-        self.rejects = Counter("hybridtrader_order_rejects_total", "Orders rejected", ["strategy"], registry=r)
-        self.skipped = Counter("hybridtrader_intents_skipped_total", "Intents not sent (risk, halts)",
-                               registry=r)
-        self.slippage_forecast = Histogram("hybridtrader_slippage_forecast_ratio",
-                                           "Forecast cost of each filled order (fraction of price)",
-                                           buckets=_BPS_BUCKETS, registry=r)
-        self.slippage_realized = Histogram("hybridtrader_slippage_realized_ratio",
-                                           "Realised cost of each fill against the decision price",
-                                           buckets=_BPS_BUCKETS, registry=r)
+        self.filled_shares = Counter(
+            "hybridtrader_filled_shares_total", "Shares filled", ["strategy"], registry=r
+        )
+        self.rejects = Counter(
+            "hybridtrader_order_rejects_total", "Orders rejected", ["strategy"], registry=r
+        )
+        self.skipped = Counter(
+            "hybridtrader_intents_skipped_total", "Intents not sent (risk, halts)", registry=r
+        )
+        self.slippage_forecast = Histogram(
+            "hybridtrader_slippage_forecast_ratio",
+            "Forecast cost of each filled order (fraction of price)",
+            buckets=_BPS_BUCKETS,
+            registry=r,
+        )
+        self.slippage_realized = Histogram(
+            "hybridtrader_slippage_realized_ratio",
+            "Realised cost of each fill against the decision price",
+            buckets=_BPS_BUCKETS,
+            registry=r,
+        )
         self.equity = Gauge("hybridtrader_equity_dollars", "Marked equity", registry=r)
-        self.realized = Gauge("hybridtrader_realized_pnl_dollars", "Realised P&L since the run began",
-                              registry=r)
+        self.realized = Gauge(
+            "hybridtrader_realized_pnl_dollars", "Realised P&L since the run began", registry=r
+        )
         self.unrealized = Gauge("hybridtrader_unrealized_pnl_dollars", "Unrealised P&L", registry=r)
-        self.exposure = Gauge("hybridtrader_exposure_dollars", "Exposure by book", ["book", "kind"],
-                              registry=r)
-        self.feed_lag = Gauge("hybridtrader_feed_lag_seconds",
-                              "Market time since the newest bar's interval ended", registry=r)
-        self.bar_to_order = Histogram("hybridtrader_bar_to_order_seconds",
-                                      "Wall time from a bar time's bars in hand to each order sent",
-                                      buckets=_LATENCY_BUCKETS, registry=r)
-        self.request_seconds = Histogram("hybridtrader_broker_request_seconds", "Broker REST call time",
-                                         ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r)
-        self.stream_recoveries = Counter("hybridtrader_stream_recovered_updates_total",
-                                         "Order updates the stream lost and REST supplied", registry=r)
+        self.exposure = Gauge(
+            "hybridtrader_exposure_dollars", "Exposure by book", ["book", "kind"], registry=r
+        )
+        self.feed_lag = Gauge(
+            "hybridtrader_feed_lag_seconds", "Market time since the newest bar's interval ended", registry=r
+        )
+        self.bar_to_order = Histogram(
+            "hybridtrader_bar_to_order_seconds",
+            "Wall time from a bar time's bars in hand to each order sent",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "hybridtrader_broker_request_seconds",
+            "Broker REST call time",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stream_recoveries = Counter(
+            "hybridtrader_stream_recovered_updates_total",
+            "Order updates the stream lost and REST supplied",
+            registry=r,
+        )
         self.reconnects = Counter("hybridtrader_reconnects_total", "Trading stream reconnects", registry=r)
-        self.limiter_waits = Gauge("hybridtrader_rate_limiter_retries",
-                                   "Rate-limited or failed calls retried by the limiter so far", registry=r)
+        self.limiter_waits = Gauge(
+            "hybridtrader_rate_limiter_retries",
+            "Rate-limited or failed calls retried by the limiter so far",
+            registry=r,
+        )
         self.bars = Counter("hybridtrader_bars_total", "Bars processed", registry=r)
-        self.bar_time = Gauge("hybridtrader_bar_time_seconds", "Close of the last bar time processed "
-                              "(Unix seconds, market time)", registry=r)
-        self.halted = Gauge("hybridtrader_entries_halted", "1 while new entries are halted", ["reason"],
-                            registry=r)
-        self.model = Gauge("hybridtrader_model_info", "Model version a strategy trades with",
-                           ["strategy", "version"], registry=r)
+        self.bar_time = Gauge(
+            "hybridtrader_bar_time_seconds",
+            "Close of the last bar time processed (Unix seconds, market time)",
+            registry=r,
+        )
+        self.halted = Gauge(
+            "hybridtrader_entries_halted", "1 while new entries are halted", ["reason"], registry=r
+        )
+        self.model = Gauge(
+            "hybridtrader_model_info",
+            "Model version a strategy trades with",
+            ["strategy", "version"],
+            registry=r,
+        )
         self.alerts = Counter("hybridtrader_alerts_total", "Alerts raised", ["kind"], registry=r)
 
     def text(self) -> bytes:
@@ -95,8 +130,9 @@ class OpsServer:
                     ok, why = (ops.health if path == "/health" else ops.ready)()
                     self._send(200 if ok else 503, (why + "\n").encode(), "text/plain")
                 elif path == "/status":
-                    self._send(200, orjson.dumps(ops.status(), option=orjson.OPT_SERIALIZE_NUMPY),
-                               "application/json")
+                    self._send(
+                        200, orjson.dumps(ops.status(), option=orjson.OPT_SERIALIZE_NUMPY), "application/json"
+                    )
                 else:
                     self._send(404, b"not found\n", "text/plain")
 
@@ -115,8 +151,12 @@ class OpsServer:
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="hybridtrader-ops",
-                                        kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever,
+            name="hybridtrader-ops",
+            kwargs={"poll_interval": 0.1},
+            daemon=True,
+        )
 
     def start(self) -> OpsServer:
         self._thread.start()

@@ -28,12 +28,16 @@ class Reconciliation:
     never_sent: list[str] = field(default_factory=list)  # journaled, unknown to the broker
     orphans: list[str] = field(default_factory=list)  # at the broker, not in the journal
     fills_since_journal: int = 0
-    position_diffs: dict[str, tuple[float, float]] = field(default_factory=dict)  # symbol -> (expected, broker)
+    position_diffs: dict[str, tuple[float, float]] = field(
+        default_factory=dict
+    )  # symbol -> (expected, broker)
 
     @property
     def mismatches(self) -> list[str]:
         out = [f"order {c} at the broker is not in the journal" for c in self.orphans]
-        out += [f"{s}: expected {e:g} shares, broker holds {b:g}" for s, (e, b) in self.position_diffs.items()]
+        out += [
+            f"{s}: expected {e:g} shares, broker holds {b:g}" for s, (e, b) in self.position_diffs.items()
+        ]
         return out
 
     @property
