@@ -84,6 +84,7 @@ class JournaledBroker:
         self.replaying = False
         self.batch_t0 = 0.0  # perf_counter when the current bar time's bars were in hand
         self.diverged: list[str] = []  # replayed decisions the broker never saw
+        self.latencies: list[float] = []  # bar time's bars in hand -> each order sent (s)
         self._submitted: dict[str, tuple[OrderRequest, int]] = {}
         journal_only = [u for u in rejected if u.client_order_id not in rec.at_broker]
         self._history = sorted([*rec.history, *journal_only], key=lambda u: u.ts_ns)
@@ -106,7 +107,9 @@ class JournaledBroker:
         self.broker.submit(client_order_id, request, ts_ns)
         self.journal.mark_sent(client_order_id, ts_ns)
         self.metrics.orders.labels(self.strategy_of(client_order_id), request.side).inc()
-        self.metrics.bar_to_order.observe(time.perf_counter() - self.batch_t0)
+        latency = time.perf_counter() - self.batch_t0
+        self.metrics.bar_to_order.observe(latency)
+        self.latencies.append(latency)
 
     def cancel(self, client_order_id: str, ts_ns: int) -> None:
         self._asked.add((client_order_id, "canceled"))
