@@ -43,6 +43,7 @@ from alpaca.trading.requests import (
     StopOrderRequest,
 )
 from alpaca.trading.stream import TradingStream
+from hybridtrader.data.schema import rfc3339, to_utc, utc_ns
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import BrokerError
@@ -69,22 +70,13 @@ REST_LOOKBACK_NS = 60_000_000_000
 
 def ns(t: datetime | str | None) -> int:
     """UTC epoch ns of an Alpaca timestamp (0 for None)."""
-    if t is None:
-        return 0
-    if isinstance(t, str):
-        t = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
+    return 0 if t is None else utc_ns(to_utc("timestamp", t))
 
 
 def iso(ts_ns: int) -> str:
-    return (
-        datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC)
-        .replace(microsecond=ts_ns % 1_000_000_000 // 1000)
-        .isoformat()
-        .replace("+00:00", "Z")
-    )
+    """RFC 3339 of UTC epoch ns, to the microsecond (Alpaca's precision)."""
+    whole = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC)
+    return rfc3339(whole.replace(microsecond=ts_ns % 1_000_000_000 // 1000))
 
 
 @dataclass

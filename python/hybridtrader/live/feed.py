@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -27,13 +27,10 @@ from hybridtrader.data.schema import BAR_SCHEMA, utc_ns
 from hybridtrader.engine.events import BarBatch
 from hybridtrader.errors import BrokerError, DataError
 from hybridtrader.execution.rate_limiter import RateLimitError
+from hybridtrader.live.broker import iso
 from hybridtrader.market.calendar import session_bounds
 
 NS_PER_MINUTE = 60_000_000_000
-
-
-def _rfc3339(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
 class VenueClock:
@@ -53,7 +50,7 @@ class VenueClock:
     def advance_to(self, ts_ns: int) -> None:
         if ts_ns <= self._now:
             return
-        r = self.http.post(f"{self.url}/venue/clock", json={"to": _rfc3339(ts_ns)}, timeout=self.timeout_s)
+        r = self.http.post(f"{self.url}/venue/clock", json={"to": iso(ts_ns)}, timeout=self.timeout_s)
         if r.status_code != 200:
             raise BrokerError(f"venue clock at {self.url}: {r.status_code} {r.text[:200]}")
         self._now = int(r.json()["now"])
@@ -96,7 +93,7 @@ class ReplayFeed:
     def _bars(self, start_ns: int, end_ns: int) -> pl.DataFrame:
         """Bars with start in [start_ns, end_ns], sorted by (ts, symbol); empty when the fetch failed."""
         try:
-            frame = self.data.get_bars(self.symbols, "1Min", _rfc3339(start_ns), _rfc3339(end_ns))
+            frame = self.data.get_bars(self.symbols, "1Min", iso(start_ns), iso(end_ns))
         except (FetchError, RateLimitError, OSError, DataError) as e:
             self.fetch_errors += 1
             self.error = str(e)
