@@ -104,3 +104,45 @@ def test_metrics_ready_and_a_stale_feed(live_venue: Venue, fast_retry_config: Co
     j.close()
     # the shutdown on stop left the account flat
     assert live_venue.broker.positions == {}
+
+
+def test_execution_lag_halts_entries_with_an_alert(live_venue: Venue, tmp_path: Path) -> None:
+    cfg = Config()
+    cfg.live.max_execution_lag_s = 0.2
+    stop = threading.Event()
+    seen: dict[str, object] = {}
+
+    def on_bar_time(node: LiveNode) -> None:
+        t = node.trader
+        assert t is not None
+        if t.n_bars // len(node.symbols) == 30:
+            live_venue.set_faults(latency_ms=400)  # every answer from now takes 0.4 s
+        if "execution lag" in node.halts:
+            seen["halts"] = dict(node.halts)
+            live_venue.clear_faults()
+            stop.set()
+        if t.n_bars // len(node.symbols) > 300:
+            stop.set()
+
+    node, sink = _node(cfg, live_venue, tmp_path / "j.sqlite", on_bar_time, stop)
+    try:
+        node.start()
+        node.run()
+    finally:
+        node.close()
+    assert "execution lag" in seen["halts"]  # type: ignore[operator]
+    lag = [a for a in sink.alerts if a.kind == "execution_lag"]
+    assert lag and "> 0.2 s" in lag[0].message
+
+
+def test_live_status_reads_the_journal_of_a_stopped_node(tmp_path: Path, capsys) -> None:
+    from hybridtrader.cli import main
+
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    j.put("cursor", 1_704_207_660_000_000_000)
+    j.event("stale_feed", "no bars for 301 s", 1)
+    j.close()
+    assert main(["live", "status", "--journal", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "running      False" in out and "1704207660000000000" in out and "no bars for 301 s" in out
