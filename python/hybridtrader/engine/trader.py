@@ -491,6 +491,11 @@ class Trader:
             what = f"{closed} positions closed, {canceled} orders canceled"
             self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
 
+    def poll_broker(self, now_ns: int) -> None:
+        """Apply the broker's updates up to `now_ns` outside the bar loop (a live node shutting down)."""
+        for update in self.broker.poll(now_ns):
+            self._on_update(update)
+
     def flatten_all(self, why: str) -> None:
         """Cancel every open order and close every position now (a live node shutting down)."""
         self._flatten(None, why)

@@ -462,6 +462,13 @@ class AlpacaBroker:
     def positions(self) -> dict[str, float]:
         return {p.symbol: float(p.qty) for p in self._call("get_positions", self.client.get_all_positions)}
 
+    def shortability(self) -> pl.DataFrame:
+        """(symbol, shortable) of every active asset (`GET /v2/assets`)."""
+        assets = self._call("get_assets", self.client.get_all_assets)
+        return pl.DataFrame(
+            {"symbol": [a.symbol for a in assets], "shortable": [bool(a.shortable) for a in assets]}
+        )
+
     def account(self) -> dict[str, float]:
         a = self._call("get_account", self.client.get_account)
         return {"cash": float(a.cash), "equity": float(a.equity)}

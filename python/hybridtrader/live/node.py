@@ -258,6 +258,8 @@ class LiveNode:
         self.trader: Trader | None = None
         self.ops: OpsServer | None = None
         self.summary: dict[str, Any] = {}
+        self._recovered = 0  # broker.recovered already counted in the metric
+        self._events_seen = 0  # trader.events already looked at for alerts
 
     # ------------------------------------------------------------------------------------- start
     def strategies(self) -> list[Strategy]:
@@ -387,10 +389,7 @@ class LiveNode:
         """Before a session: shortability from the broker's assets."""
         if self.feed.replaying and self.trader is not None and self.trader.n_sessions:
             return
-        assets = self.broker._call("get_assets", self.broker.client.get_all_assets)
-        frame = pl.DataFrame(
-            {"symbol": [a.symbol for a in assets], "shortable": [bool(a.shortable) for a in assets]}
-        )
+        frame = self.broker.shortability()
         assert self.trader is not None
         self.trader.exposure.load_symbols(frame.filter(pl.col("symbol").is_in(self.symbols)))
 
@@ -403,10 +402,9 @@ class LiveNode:
         held = self.broker.positions()
         self.journal.put(f"positions/{session.isoformat()}", held, trader.now_ns)
         self.journal.put("breaker", trader.exposure.breaker_state(), trader.now_ns)
+        books = {s.name: s.book for s in trader.strategies}
         intraday = {
-            sym
-            for (name, sym), p in trader.ledger.book.items()
-            if p.qty and trader._by_name[name].book == "intraday"
+            sym for (name, sym), p in trader.ledger.book.items() if p.qty and books[name] == "intraday"
         }
         if intraday:
             self._alert(
@@ -479,12 +477,12 @@ class LiveNode:
         m.exposure.labels("all", "net").set(net)
         m.bar_time.set(trader.now_ns / 1e9)
         m.limiter_waits.set(self.limiter.stats().get("retries", 0))
-        m.stream_recoveries.inc(self.broker.recovered - getattr(self, "_recovered", 0))
+        m.stream_recoveries.inc(self.broker.recovered - self._recovered)
         self._recovered = self.broker.recovered
-        if trader.events and trader.events[-1] != getattr(self, "_last_event", None):
-            self._last_event = trader.events[-1]
-            if "circuit breaker" in self._last_event:
-                self._alert("breaker", "account", "critical", self._last_event)
+        for event in trader.events[self._events_seen :]:
+            if "circuit breaker" in event:
+                self._alert("breaker", "account", "critical", event)
+        self._events_seen = len(trader.events)
         return len(trader.fills)
 
     def _alert(self, kind: str, subject: str, severity: Any, message: str) -> None:
@@ -515,8 +513,7 @@ class LiveNode:
                 trader.cancel(cid)
         deadline = time.monotonic() + 5.0
         while trader.open and time.monotonic() < deadline:
-            for u in self.jbroker.poll(self.clock.now_ns()):
-                trader._on_update(u)
+            trader.poll_broker(self.clock.now_ns())
             if trader.open:
                 time.sleep(0.05)
 
