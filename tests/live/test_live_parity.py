@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import orjson
 import polars as pl
 from hybridtrader.backtest.clock import SimClock
 from hybridtrader.backtest.feed import FrameFeed
@@ -159,3 +160,8 @@ def test_backtest_and_live_node_trade_alike(live_venue: Venue, tmp_path: Path) -
         .select("ts", *fcols)
         .equals(backtest.fills.with_columns(us).select("ts", *fcols))
     )
+    # after the close: the day's report beside the journal agrees with the run
+    (report_path,) = (tmp_path / "reports").glob("*.json")
+    report = orjson.loads(report_path.read_bytes())
+    assert report["fills"] == live.fills.height and report["orders"] == live.orders.height
+    assert report["broker_positions"] == {}

@@ -43,6 +43,7 @@ from alpaca.trading.requests import (
     StopOrderRequest,
 )
 from alpaca.trading.stream import TradingStream
+
 from hybridtrader.data.schema import rfc3339, to_utc, utc_ns
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest

@@ -22,6 +22,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 import requests
+
 from hybridtrader.data.alpaca_client import AlpacaClient, FetchError
 from hybridtrader.data.schema import BAR_SCHEMA, utc_ns
 from hybridtrader.engine.events import BarBatch

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import StateError

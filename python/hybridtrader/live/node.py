@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import orjson
 import polars as pl
+
 from hybridtrader.config import Config
 from hybridtrader.data.alpaca_client import AlpacaClient
+from hybridtrader.data.atomic import write_atomic
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.engine.trader import Trader
@@ -394,7 +397,8 @@ class LiveNode:
         self.trader.exposure.load_symbols(frame.filter(pl.col("symbol").is_in(self.symbols)))
 
     def _after_close(self, session: date) -> None:
-        """After a session: positions and breaker state to the journal; intraday books confirmed flat."""
+        """After a session: positions and breaker state to the journal, the day's report (JSON beside the
+        journal: orders, fills, P&L, positions, halts and alerts); intraday books confirmed flat."""
         if self.feed.replaying:
             return
         trader = self.trader
@@ -402,6 +406,7 @@ class LiveNode:
         held = self.broker.positions()
         self.journal.put(f"positions/{session.isoformat()}", held, trader.now_ns)
         self.journal.put("breaker", trader.exposure.breaker_state(), trader.now_ns)
+        self._daily_report(session, held)
         books = {s.name: s.book for s in trader.strategies}
         intraday = {
             sym for (name, sym), p in trader.ledger.book.items() if p.qty and books[name] == "intraday"
@@ -415,6 +420,33 @@ class LiveNode:
             )
 
     # ------------------------------------------------------------------------------------ checks
+    def _daily_report(self, session: date, held: dict[str, float]) -> None:
+        trader = self.trader
+        assert trader is not None
+        result = trader.result()
+        day = pl.col("decision_ts").dt.convert_time_zone("America/New_York").dt.date() == session
+        orders = result.orders.filter(day)
+        fills = result.fills.filter(
+            pl.col("ts").dt.convert_time_zone("America/New_York").dt.date() == session
+        )
+        report = {
+            "session": session.isoformat(),
+            "orders": orders.height,
+            "rejected": orders.filter(pl.col("status") == "rejected").height,
+            "fills": fills.height,
+            "filled_shares": float(fills["qty"].sum()),
+            "fees": float(fills["fee"].sum()),
+            "realized_pnl": float(fills["realized_pnl"].sum()),
+            "equity": trader.ledger.equity(),
+            "broker_positions": held,
+            "skipped": dict(trader.skipped),
+            "events": [e for e in trader.events if e.startswith(session.isoformat())],
+            "alerts": [m for _, kind, m in self.journal.events()],
+        }
+        path = self.journal.path.parent / "reports" / f"{session.isoformat()}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda f: f.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n"))
+
     def _on_request(self, endpoint: str, seconds: float) -> None:
         self.metrics.request_seconds.labels(endpoint).observe(seconds)
         if (
