@@ -20,6 +20,8 @@ _LAZY = {
     "check_data_quality": "hybridtrader.data.quality",
     "EnhancedAlertManager": "hybridtrader.monitoring.alerts",
     "MLPipeline": "hybridtrader.ml.pipeline",
+    "CapitalAllocator": "hybridtrader.portfolio.capital_allocator",
+    "UniverseRotationTracker": "hybridtrader.portfolio.universe_rotation",
 }
 
 

@@ -657,6 +657,78 @@ class LiveConfig(Section):
     seed: int = 0
 
 
+# ------------------------------------------------------------------------------------- portfolio
+Schedule = Literal["daily", "weekly", "monthly"]
+
+
+class StrategyBoundsConfig(Section):
+    """Weight bounds of one strategy, as shares of equity."""
+
+    min_weight: float = Field(0.0, ge=0.0, le=1.0)
+    max_weight: float = Field(1.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StrategyBoundsConfig:
+        if self.min_weight > self.max_weight:
+            raise ValueError(f"min_weight {self.min_weight} > max_weight {self.max_weight}")
+        return self
+
+
+class AllocationConfig(Section):
+    """`portfolio.allocation`: how equity is split between strategies (hybridtrader.CapitalAllocator)."""
+
+    method: Literal["equal_weight", "inverse_volatility", "risk_parity", "kelly"] = "risk_parity"
+    min_weight: float = Field(0.0, ge=0.0, le=1.0)  # default bounds of every strategy, shares of equity
+    max_weight: float = Field(1.0, gt=0.0)
+    bounds: dict[str, StrategyBoundsConfig] = Field(default_factory=dict)  # per-strategy overrides
+    # Sum of |target - current| weights moved in one rebalance at most (None: unlimited).
+    max_turnover: float | None = Field(0.5, gt=0.0)
+    ewma_half_life_days: float = Field(30.0, gt=0.0)  # lambda = 0.5 ** (1 / half_life) (30 -> 0.977)
+    min_history_days: int = Field(20, ge=2)  # fewer daily returns: the strategy is on probation
+    max_history_days: int = Field(1260, ge=2)  # daily returns kept per strategy (5 years)
+    rebalance_band: float = Field(0.05, gt=0.0)  # a weight this far (share of equity) from target
+    rebalance_schedule: Schedule = "weekly"
+    vol_target: float | None = Field(None, gt=0.0)  # annualised book volatility; None: no overlay
+    leverage_cap: float = Field(1.0, gt=0.0)  # sum of weights at most
+    kelly_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    risk_free_rate: float = Field(0.0, ge=0.0, lt=1.0)  # annual, for Kelly's excess return
+    periods_per_year: int = Field(252, gt=0)  # daily returns -> annual volatility
+    tolerance: float = Field(1e-10, gt=0.0, lt=1e-3)  # risk parity: max relative risk-budget error
+    state_path: Path | None = None  # None: <data_dir>/portfolio/allocator.json
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AllocationConfig:
+        if self.min_weight > self.max_weight:
+            raise ValueError(f"min_weight {self.min_weight} > max_weight {self.max_weight}")
+        if self.min_history_days > self.max_history_days:
+            raise ValueError(
+                f"min_history_days {self.min_history_days} > max_history_days {self.max_history_days}")
+        return self
+
+
+class UniverseConfig(Section):
+    """`portfolio.universe`: the selection filters and the rotation tracker (UniverseRotationTracker)."""
+
+    timeframe: str = "1Day"  # bars read from the bar store for the filters
+    lookback_sessions: int = Field(20, ge=1)  # window of the liquidity and quality filters
+    min_dollar_volume: float = Field(5_000_000.0, ge=0.0)  # average daily close x volume, account currency
+    min_price: float = Field(5.0, ge=0.0)  # last close
+    max_price: float | None = Field(None, gt=0.0)
+    require_easy_to_borrow: bool = False  # for strategies that short: shortable is always required
+    max_missing_share: float = Field(0.1, ge=0.0, le=1.0)  # quality: share of expected bars absent
+    max_symbols: int | None = Field(None, gt=0)  # keep the most liquid N
+    min_retention_sessions: int = Field(5, ge=0)  # a symbol stays at least this many sessions
+    rotation_schedule: Schedule = "weekly"
+    stability_window: int = Field(20, ge=1)  # universe updates the stability score looks back over
+    max_events: int = Field(10_000, ge=1)  # addition/removal records kept in the history file
+    history_path: Path | None = None  # None: <data_dir>/portfolio/universe.json
+
+
+class PortfolioConfig(Section):
+    allocation: AllocationConfig = Field(default_factory=AllocationConfig)
+    universe: UniverseConfig = Field(default_factory=UniverseConfig)
+
+
 class Config(Section):
     data_dir: Path = Path("hybridtrader-data")
     ml_training: MLTrainingConfig = Field(default_factory=MLTrainingConfig)
@@ -670,6 +742,7 @@ class Config(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
+    portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
 
     def masked(self) -> dict[str, Any]:
         """The resolved configuration as plain data, secrets shown as '**********'."""

@@ -45,6 +45,10 @@ def test_same_inputs_give_byte_identical_outputs(tmp_path: Path) -> None:
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
     summary = json.loads((outs[0] / "summary.json").read_text())
     assert summary["orders"] > 10 and summary["fills"] > 10
+    sheet = (outs[0] / "tearsheet.html").read_text()
+    for section in ("Monthly returns", "Strategies", "Symbols", "Provenance", "drawdown", "exposure"):
+        assert section in sheet
+    assert sheet.count("<svg") == 4
     orders = pl.read_parquet(outs[0] / "orders.parquet")
     assert orders["client_order_id"].n_unique() == orders.height
     assert orders["client_order_id"].str.len_chars().max() <= 48

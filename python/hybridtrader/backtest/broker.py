@@ -126,7 +126,8 @@ class SimBroker:
             return []
         names = self._names
         out = []
-        for k in np.argsort(ts, kind="stable").tolist():
+        order = range(len(ts)) if bool((ts[1:] >= ts[:-1]).all()) else np.argsort(ts, kind="stable").tolist()
+        for k in order:
             u = OrderUpdate(
                 int(ts[k]), ids[k], names.get(int(sym[k]), ""), _SIDES[side[k]], _KINDS[kind[k]],
                 float(qty[k]), float(price[k]), float(fee[k]), float(filled[k]), float(leaves[k]), reasons[k],

@@ -57,6 +57,7 @@ class FrameFeed:
     ) -> None:
         self.bars = _sorted(_in_sessions(bars, start, end))
         self.every_ns = every_ns
+        self.days = [d for d, _ in _session_slices(self.bars.select("ts"))]
 
     def batches(self) -> Iterator[BarBatch]:
         for session, rows in _session_slices(self.bars):

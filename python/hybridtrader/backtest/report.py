@@ -49,36 +49,37 @@ def monthly_returns(daily: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def per_strategy(result: TraderResult) -> pl.DataFrame:
-    pos = result.positions.group_by("strategy").agg(
+def _pnl_by(positions: pl.DataFrame, key: str) -> pl.DataFrame:
+    return positions.group_by(key).agg(
         pl.col("realized_pnl").sum(),
         pl.col("unrealized_pnl").sum(),
         pl.col("fees").sum(),
         (pl.col("bought") + pl.col("sold")).sum().alias("traded_notional"),
     )
+
+
+_NET = (pl.col("realized_pnl") + pl.col("unrealized_pnl") - pl.col("fees")).alias("net_pnl")
+
+
+def per_strategy(result: TraderResult) -> pl.DataFrame:
+    """Orders, fills, P&L, fees, traded notional and forecast vs realised slippage per strategy."""
     orders = result.orders.group_by("strategy").agg(
-        pl.len().alias("orders"),
-        (pl.col("filled_qty") > 0).sum().alias("filled_orders"),
+        pl.len().alias("orders"), (pl.col("filled_qty") > 0).sum().alias("filled_orders")
     )
-    fills = _slippage(result.fills, "strategy")
     return (
-        orders.join(pos, on="strategy", how="left")
-        .join(fills, on="strategy", how="left")
-        .with_columns(net_pnl=pl.col("realized_pnl") + pl.col("unrealized_pnl") - pl.col("fees"))
+        orders.join(_pnl_by(result.positions, "strategy"), on="strategy", how="left")
+        .join(_slippage(result.fills, "strategy"), on="strategy", how="left")
+        .with_columns(_NET)
         .sort("strategy")
     )
 
 
 def per_symbol(result: TraderResult) -> pl.DataFrame:
-    pos = result.positions.group_by("symbol").agg(
-        pl.col("realized_pnl").sum(),
-        pl.col("unrealized_pnl").sum(),
-        pl.col("fees").sum(),
-        (pl.col("bought") + pl.col("sold")).sum().alias("traded_notional"),
-    )
+    """P&L, fees, traded notional and forecast vs realised slippage per symbol."""
     return (
-        pos.join(_slippage(result.fills, "symbol"), on="symbol", how="left")
-        .with_columns(net_pnl=pl.col("realized_pnl") + pl.col("unrealized_pnl") - pl.col("fees"))
+        _pnl_by(result.positions, "symbol")
+        .join(_slippage(result.fills, "symbol"), on="symbol", how="left")
+        .with_columns(_NET)
         .sort("symbol")
     )
 

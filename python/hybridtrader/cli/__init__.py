@@ -13,6 +13,7 @@ from hybridtrader.cli import (
     data_cmd,
     health_cmd,
     live_cmd,
+    portfolio_cmd,
     run_cmd,
     stream_cmd,
     train_cmd,
@@ -23,7 +24,7 @@ from hybridtrader.cli import (
 # Order here is the order in `hybridtrader --help`.
 COMMANDS = [
     run_cmd, live_cmd, backtest_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd,
-    config_cmd, version_cmd,
+    portfolio_cmd, config_cmd, version_cmd,
 ]  # fmt: skip
 
 

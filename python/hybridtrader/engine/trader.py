@@ -22,8 +22,6 @@ re-uses its id.
 from __future__ import annotations
 
 import math
-import re
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -93,7 +91,6 @@ EQUITY_SCHEMA = {
     "gross_exposure": pl.Float64,
     "net_exposure": pl.Float64,
 }
-_NUMBER = re.compile(r"\d[\d.,]*%?")
 Progress = Callable[[date, int], None]  # (session done, bars in it)
 
 
@@ -165,6 +162,8 @@ class Trader:
         self.config = config
         self.strategies = list(strategies)
         self._by_name = {s.name: s for s in strategies}
+        # strategies that override on_update (the others are not called for every update)
+        self._listening = {s.name for s in strategies if type(s).on_update is not Strategy.on_update}
         self.feed, self.broker, self.clock = feed, broker, clock
         self.ledger = Ledger(cash)
         self.slippage = slippage if slippage is not None else SlippageModel(config)
@@ -185,16 +184,17 @@ class Trader:
         self._filled: dict[tuple[str, str], float] = {}  # (book, symbol) -> filled shares
         self._pending: dict[tuple[str, str], float] = {}  # (book, symbol) -> open orders' signed leaves
         self._contexts = {s.name: _StrategyContext(self, s) for s in self.strategies}
-        self._history: deque[pl.DataFrame] = deque(
-            maxlen=max((s.history_sessions for s in strategies), default=0)
-        )
-        self._today: list[pl.DataFrame] = []  # earlier batches of this session (live: one per bar time)
+        self._history_bars = max(s.history_bars for s in strategies)
+        self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol
         self.entry_halt = ""  # why new positions may not open now ("" = they may); exits still go out
         self.session: date | None = None
         self._flatten_ns = 0
         self._close_ns = 0
         self._flattened: set[str] = set()  # books flattened this session
         self._sess: _Session | None = None
+        self._pos = np.zeros(0)
+        self._marked = (-1, -1)
+        self.equity = cash  # marked equity at the last bar time
         self._i = 0
         self.now_ns = 0
         self.n_bars = 0
@@ -213,9 +213,6 @@ class Trader:
         if batch.session != self.session:
             if self.session is not None:
                 self._session_closed()
-            if self._today:
-                self._history.append(pl.concat(self._today) if len(self._today) > 1 else self._today[0])
-                self._today = []
             self._session_opened(batch.session)
         sess = self._sess = _Session(batch)
         every = batch.every_ns
@@ -224,6 +221,13 @@ class Trader:
         self.broker.on_bars(frame, every)
         starts, ends, times, closes = sess.starts, sess.ends, sess.times, sess.closes
         ledger, exposure, broker = self.ledger, self.exposure, self.broker
+        self._pos = pos = np.zeros(len(sess.index))  # account shares per symbol of the batch
+        for sym, q in ledger.net.items():
+            j = sess.index.get(sym)
+            if j is not None:
+                pos[j] = q
+                first = int(np.argmax(~np.isnan(closes[:, j])))
+                closes[:first, j] = ledger.marks[sym]  # held from before: valued at its last mark until a bar
         for i in range(len(starts)):
             lo, hi = int(starts[i]), int(ends[i])
             now = int(times[i]) + every
@@ -232,13 +236,15 @@ class Trader:
             if self.open:
                 for update in broker.poll(now):
                     self._on_update(update)
-            row = closes[i]
-            for sym in ledger.net:
-                px = float(row[sess.index[sym]]) if sym in sess.index else math.nan
-                if px == px:
-                    ledger.mark(sym, px)
-                    exposure.mark_price(sym, px)
-            equity, gross, net = ledger.totals()
+            values = pos * closes[i]  # marked to this bar time's closes, in one numpy step
+            net = float(values.sum())
+            gross = float(np.abs(values).sum())
+            if len(ledger.net) != np.count_nonzero(pos):  # held symbols without a bar in this batch
+                for sym, q in ledger.net.items():
+                    if sym not in sess.index:
+                        net += q * ledger.marks[sym]
+                        gross += abs(q * ledger.marks[sym])
+            equity = self.equity = ledger.cash + net
             exposure.set_equity(equity)
             halted = exposure.update_equity(equity, now)
             self.curve.append((now, equity, ledger.cash, gross, net))
@@ -253,7 +259,13 @@ class Trader:
                 ctx.bar_index, ctx.row_start, ctx.row_end, ctx.now_ns = i, lo, hi, now
                 strategy.on_bars(ctx, frame_s.slice(lo, hi - lo))
             self.n_bars += hi - lo
-        self._today.append(frame)
+        for sym, j in sess.index.items():  # the ledger's marks: the batch's last closes
+            if sym in ledger.net:
+                ledger.mark(sym, float(closes[-1, j]))
+        if self._history_bars:
+            self._history = _tail_per_symbol(
+                frame if self._history is None else pl.concat([self._history, frame]), self._history_bars
+            )
         if self.progress is not None:
             self.progress(batch.session, frame.height)
 
@@ -317,10 +329,12 @@ class Trader:
     def _prepare(self, batch: BarBatch) -> list[tuple[Strategy, pl.DataFrame]]:
         out = []
         for s in self.strategies:
-            history = (
-                [*list(self._history)[-s.history_sessions :], *self._today] if s.history_sessions else []
-            )
-            bars = pl.concat([*history, batch.bars]) if history else batch.bars
+            bars = batch.bars
+            if s.history_bars and self._history is not None:
+                history = self._history
+                if s.history_bars < self._history_bars:
+                    history = _tail_per_symbol(history, s.history_bars)
+                bars = pl.concat([history, bars])
             frame = s.prepare(bars, batch.bars.height)
             if frame is None:
                 frame = batch.bars
@@ -350,9 +364,10 @@ class Trader:
             if strategy.book in self._flattened or "*" in self._flattened:
                 self._skip("book flattened for the session")
                 return None
+            self.mark_exposure()
             ok, why = self.exposure.check_order(request.symbol, request.side, request.qty, ref, strategy.book)
             if not ok:
-                self._skip(f"exposure: {why}")
+                self._skip_exposure(why)
                 return None
         cid = client_order_id(strategy.name, request.symbol, now, leg)
         if cid in self.orders:
@@ -420,6 +435,9 @@ class Trader:
         sign = order.request.sign
         if u.is_fill:
             realized = self.ledger.apply_fill(order.strategy, u.symbol, u.side, u.qty, u.price, u.fee)
+            j = self._sess.index.get(u.symbol) if self._sess is not None else None
+            if j is not None:
+                self._pos[j] += sign * u.qty
             key = (order.book, u.symbol)
             self._filled[key] = self._filled.get(key, 0.0) + sign * u.qty
             bps = _realized_bps(u.side, order.decision_price, u.price)
@@ -445,8 +463,8 @@ class Trader:
             self._add_pending(order, sign * (order.leaves_qty - before))
         if not order.is_open:
             self.open.pop(order.client_order_id, None)
-        strategy = self._by_name[order.strategy]
-        strategy.on_update(self._contexts[strategy.name], order, u)
+        if order.strategy in self._listening:
+            self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
 
     def _add_pending(self, order: Order, delta: float) -> None:
         """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares."""
@@ -500,6 +518,18 @@ class Trader:
         """Cancel every open order and close every position now (a live node shutting down)."""
         self._flatten(None, why)
 
+    def mark_exposure(self) -> None:
+        """Mark the exposure manager's positions to this bar time's closes, once per bar time and only
+        when an order is about to be checked (its caps are the only reader of the marks)."""
+        if self._marked == (self._i, self.now_ns) or self._sess is None:
+            return
+        self._marked = (self._i, self.now_ns)
+        row, index = self._sess.closes[self._i], self._sess.index
+        for sym in self.ledger.net:
+            j = index.get(sym)
+            if j is not None:
+                self.exposure.mark_price(sym, float(row[j]))
+
     def _book_of(self, name: str) -> str:
         return self._by_name[name].book
 
@@ -511,9 +541,13 @@ class Trader:
         return px if px == px else self.ledger.marks.get(symbol, math.nan)
 
     def _skip(self, reason: str) -> None:
-        """Count an intent not sent, by kind of reason (numbers masked: "gross exposure # > cap #")."""
-        reason = _NUMBER.sub("#", reason)
+        """Count an intent not sent, by kind of reason."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def _skip_exposure(self, why: str) -> None:
+        """An exposure refusal counted by its cap: the message's first two words ("gross exposure 51% >
+        cap 50% ..." counts as "exposure: gross exposure")."""
+        self._skip("exposure: " + " ".join(why.split(" ", 2)[:2]))
 
     def _orders_frame(self) -> pl.DataFrame:
         rows = []
@@ -568,7 +602,7 @@ class _StrategyContext:
 
     @property
     def equity(self) -> float:
-        return self._t.ledger.equity()
+        return self._t.equity
 
     def price(self, symbol: str) -> float:
         return self._t.price(symbol)
@@ -599,9 +633,10 @@ class _StrategyContext:
         if s.book in t._flattened or "*" in t._flattened:
             t._skip("book flattened for the session")
             return 0.0
+        t.mark_exposure()
         ok, why = t.exposure.check_order(symbol, side, 1.0, price, s.book)
         if not ok:  # refused whatever the size: no sizing or calendar work
-            t._skip(f"exposure: {why}")
+            t._skip_exposure(why)
             return 0.0
         blocked, why = entry_blocked(
             self.now_ns, symbol, config=t.config.execution, earnings_blackout=self._blackout
@@ -610,7 +645,7 @@ class _StrategyContext:
             t._skip("toxic time: " + why.split(" of the ")[0].split(" for ")[0])
             return 0.0
         qty = t.sizer.calculate_position_size(self.equity, price, atr, symbol)
-        qty = _clip(t.exposure, s.book, symbol, side, qty, price)
+        qty = t.exposure.max_allowed_qty(symbol, side, qty, price, s.book)
         if qty <= 0:
             t._skip("sized to zero")
             return 0.0
@@ -666,16 +701,6 @@ class _StrategyContext:
         return e is not None and e.is_blacked_out(symbol, t.astimezone(NEW_YORK).date())
 
 
-def _clip(exposure: ExposureManager, book: str, symbol: str, side: str, qty: int, price: float) -> int:
-    """The largest quantity <= qty the exposure manager allows (binary search on check_order: allowed
-    quantities form a prefix)."""
-    if qty <= 0 or exposure.check_order(symbol, side, float(qty), price, book)[0]:
-        return max(qty, 0)
-    lo, hi = 0, qty
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if exposure.check_order(symbol, side, float(mid), price, book)[0]:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+def _tail_per_symbol(bars: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The last `n` rows of each symbol, in the frame's order."""
+    return bars.filter(pl.int_range(pl.len()).reverse().over("symbol") < n)

@@ -259,7 +259,7 @@ class SessionTrader:
                 price = float(s["close"])
                 book = BOOKS[_kind(self.config, strategy)]
                 qty = self.sizer.calculate_position_size(equity, price, float(s["atr"]), sym)
-                qty = self._clip(book, sym, side, qty, price)
+                qty = self.exposure.max_allowed_qty(sym, side, qty, price, book)
                 if qty <= 0:
                     skip("exposure caps")
                     continue
@@ -335,21 +335,6 @@ class SessionTrader:
         return ex.model_copy(
             update={"time_slicing": ex.time_slicing.model_copy(update={"window_minutes": window})}
         )
-
-    def _clip(self, book: str, symbol: str, side: str, qty: int, price: float) -> int:
-        """The largest quantity <= qty the exposure manager allows (binary search on check_order)."""
-        if qty <= 0:
-            return 0
-        if self.exposure.check_order(symbol, side, float(qty), price, book)[0]:
-            return qty
-        lo, hi = 0, qty
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self.exposure.check_order(symbol, side, float(mid), price, book)[0]:
-                lo = mid
-            else:
-                hi = mid
-        return lo
 
     def _read_back(self, trades: list[Trade]) -> pl.DataFrame:
         """Every order of the session as the venue reports it, matched to what was decided by client order

@@ -240,6 +240,20 @@ class ExposureManager(ExposureCore):
             self._start_session(day.toordinal(), float(equity), _ns(ts))
         return self._update_breaker(float(equity), _ns(ts))
 
+    def max_allowed_qty(self, symbol: str, side: str, qty: int, price: float, book: str = "intraday") -> int:
+        """The largest whole quantity <= qty that `check_order` allows (binary search: the allowed
+        quantities of one order form a prefix 0..q)."""
+        if qty <= 0 or self.check_order(symbol, side, float(qty), price, book)[0]:
+            return max(qty, 0)
+        lo, hi = 0, qty
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.check_order(symbol, side, float(mid), price, book)[0]:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
     def update_equity(self, equity: float, ts_ns: int) -> bool:
         """The circuit breaker's step within the current session (no calendar work, for a loop that marks
         equity every bar): record `equity` at `ts_ns` and return True when HALTED. Call

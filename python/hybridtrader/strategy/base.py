@@ -2,12 +2,12 @@
 model and threshold), and the `Context` through which it acts.
 
 Life of a strategy in the engine (backtest and live alike):
-- `prepare(bars, session_rows)` once per batch: batch features over the batch's bars with
-  `history_sessions` earlier sessions in front (sorted by ts, then symbol). It returns a frame with one row
-  per bar of the batch (the last `session_rows` rows of `bars`, same order) and whatever columns the
-  strategy wants, or None (then `on_bars` gets the plain bars). Features must be causal (a row uses that
-  bar and earlier ones only); that makes computing them once per batch the same as recomputing them every
-  bar time.
+- `prepare(bars, session_rows)` once per batch: batch features over the batch's bars with up to
+  `history_bars` earlier bars of each symbol in front (the warm-up; sorted by ts, then symbol). It
+  returns a frame with one row per bar of the batch (the last `session_rows` rows of `bars`, same order)
+  and whatever columns the strategy wants, or None (then `on_bars` gets the plain bars). Features must be
+  causal (a row uses that bar and earlier ones only); that makes computing them once per batch the same
+  as recomputing them every bar time.
 - `on_bars(ctx, bars)` once per bar time with that bar time's rows of the prepared frame: a cross-sectional
   frame of bars whose interval has closed (`ctx.now_ns` = their ts + the interval). Orders sent here are
   decided now and execute no earlier than the next bar or quote after the broker's latency.
@@ -18,7 +18,7 @@ Life of a strategy in the engine (backtest and live alike):
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
@@ -85,7 +85,7 @@ class Strategy:
 
     name: str = ""
     book: str = "intraday"
-    history_sessions: ClassVar[int] = 0
+    history_bars: int = 0
 
     def __init__(self, config: Config | None = None) -> None:
         self.config = config if config is not None else Config()

@@ -9,50 +9,36 @@ labels are made of (`ml.labels.mean_reversion_labels`). Sized by the DynamicSize
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
-from hybridtrader.config import Config
-from hybridtrader.ml.labels import mean_reversion_entries, reverted, rule_feature
-from hybridtrader.strategy.base import Context, Strategy
+from hybridtrader.config import Config, MeanReversionLabelConfig
+from hybridtrader.ml.labels import mean_reversion_entries, reverted
+from hybridtrader.strategy.base import Context
 from hybridtrader.strategy.model import Champion
-from hybridtrader.strategy.rules import EventRows, gate, session_features
+from hybridtrader.strategy.rules import RuleStrategy
 
 
-class IntradayMeanReversion(Strategy):
+class IntradayMeanReversion(RuleStrategy):
     name = "intraday_mean_reversion"
     book = "intraday"
-    history_sessions = 1  # the rolling windows see the previous session's end, as in training
+    rules: MeanReversionLabelConfig
 
     def __init__(self, config: Config | None = None, champion: Champion | None = None) -> None:
-        super().__init__(config)
-        self.champion = champion
-        self.rules = self.config.ml_training.labels.mean_reversion
+        super().__init__(config, champion)
+        # warm-up: the rolling windows see the previous session's end, as in training (the z-score and
+        # mean exactly; Wilder's ATR has forgotten all but (13/14)^140 < 0.1% of its start)
+        self.history_bars = 10 * max(self.rules.window, 14)
         self._open: dict[str, tuple[float, float, int]] = {}  # symbol -> (side, target, bars left)
-        self._events = EventRows(np.zeros(0, bool))
 
-    def describe(self) -> dict[str, object]:
-        c = self.champion
-        model = "none (rules only)" if c is None else f"{c.strategy} v{c.version} (champion)"
-        return {
-            **super().describe(),
-            "model": model,
-            "threshold": None if c is None else c.threshold,
-            "rules": self.rules.model_dump(),
-        }
+    def rule_config(self) -> MeanReversionLabelConfig:
+        return self.config.ml_training.labels.mean_reversion
 
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
-        rule = rule_feature(self.rules)
-        names = [rule, "atr", *(self.champion.features if self.champion else [])]
-        frame = session_features(
-            bars, names, session_rows, mean=pl.col("close").rolling_mean(self.rules.window).over("symbol")
-        )
-        z = frame[rule].fill_null(0.0).to_numpy()
+        mean = pl.col("close").rolling_mean(self.rules.window).over("symbol")
+        frame, z = self.features(bars, session_rows, mean=mean)
         atr = frame["atr"].fill_null(0.0).to_numpy()
         events, side = mean_reversion_entries(z, self.rules)
-        events = gate(events & (atr > 0), frame, self.champion)
-        self._events = EventRows(events)
-        self._symbol = frame["symbol"].to_list()
+        self.take(events & (atr > 0), frame)
         self._side, self._atr, self._mean = side, atr, frame["mean"].to_numpy()
         return frame
 

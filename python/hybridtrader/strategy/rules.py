@@ -1,5 +1,5 @@
-"""What the two seed strategies share: batch features in (ts, symbol) order, model gating, and the rows
-of a bar time's events."""
+"""What the two seed strategies share: a primary rule of `ml.labels` gated by an optional champion model,
+batch features in (ts, symbol) order, and the rows of a bar time's events."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from bisect import bisect_left
 import numpy as np
 import polars as pl
 
-from hybridtrader.ml.features import compute_features, normalise_bars
+from hybridtrader.config import Config, MeanReversionLabelConfig, TripleBarrierLabelConfig
+from hybridtrader.ml.features import compute_features
+from hybridtrader.ml.labels import rule_feature
+from hybridtrader.strategy.base import Strategy
 from hybridtrader.strategy.model import Champion
 
 
@@ -18,10 +21,10 @@ def session_features(
     """`compute_features` for `names` plus the `extra` per-symbol expressions over all of `bars`
     (history first), back in (ts, symbol) order, cut to the last `session_rows` rows; with symbol, ts
     and close."""
-    frame = normalise_bars(bars)
-    feats = compute_features(frame, list(dict.fromkeys(names)))
-    cols = frame.select(pl.col("close"), *(e.alias(k) for k, e in extra.items()))
-    return feats.hstack(cols).sort("ts", "symbol").tail(session_rows)
+    frame = bars.with_row_index("_row").sort("symbol", "ts")  # the features' order
+    feats = compute_features(frame, list(dict.fromkeys(names)))  # sorted already: no second sort
+    cols = frame.select("_row", "close", *(e.alias(k) for k, e in extra.items()))
+    return feats.hstack(cols).sort("_row").tail(session_rows).drop("_row")  # back to the bars' order
 
 
 def gate(events: np.ndarray, frame: pl.DataFrame, champion: Champion | None) -> np.ndarray:
@@ -44,3 +47,46 @@ class EventRows:
     def between(self, start: int, end: int) -> list[int]:
         rows = self.rows
         return rows[bisect_left(rows, start) : bisect_left(rows, end)]
+
+
+class RuleStrategy(Strategy):
+    """A seed strategy: the events of a primary rule (`rules`, a label section of the config), taken when
+    the champion model (if any) gives them a probability of at least its threshold."""
+
+    rules: MeanReversionLabelConfig | TripleBarrierLabelConfig
+
+    def __init__(self, config: Config | None = None, champion: Champion | None = None) -> None:
+        super().__init__(config)
+        self.champion = champion
+        self.rules = self.rule_config()
+        self._events = EventRows(np.zeros(0, bool))
+        self._symbol: list[str] = []
+
+    def rule_config(self) -> MeanReversionLabelConfig | TripleBarrierLabelConfig:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, object]:
+        c = self.champion
+        model = "none (rules only)" if c is None else f"{c.strategy} v{c.version} (champion)"
+        threshold = None if c is None else c.threshold
+        return {
+            **super().describe(),
+            "model": model,
+            "threshold": threshold,
+            "rules": self.rules.model_dump(),
+        }
+
+    def features(
+        self, bars: pl.DataFrame, session_rows: int, **extra: pl.Expr
+    ) -> tuple[pl.DataFrame, np.ndarray]:
+        """The batch's rows with the rule's feature, ATR, the model's features and `extra`; and the rule
+        feature's values (warm-up nulls as 0, which never make an event)."""
+        rule = rule_feature(self.rules)
+        names = [rule, "atr", *(self.champion.features if self.champion else [])]
+        frame = session_features(bars, names, session_rows, **extra)
+        self._symbol = frame["symbol"].to_list()
+        return frame, frame[rule].fill_null(0.0).to_numpy()
+
+    def take(self, events: np.ndarray, frame: pl.DataFrame) -> None:
+        """Keep the events the model takes, for `on_bars` to look up by bar time."""
+        self._events = EventRows(gate(events, frame, self.champion))

@@ -12,45 +12,32 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import polars as pl
 
-from hybridtrader.config import Config
-from hybridtrader.ml.labels import barrier_touch, barrier_vol, rule_feature, trend_entries
-from hybridtrader.strategy.base import Context, Strategy
+from hybridtrader.config import Config, TripleBarrierLabelConfig
+from hybridtrader.ml.labels import barrier_touch, barrier_vol, trend_entries
+from hybridtrader.strategy.base import Context
 from hybridtrader.strategy.model import Champion
-from hybridtrader.strategy.rules import EventRows, gate, session_features
+from hybridtrader.strategy.rules import RuleStrategy
 
 
-class SwingTrendFollowing(Strategy):
+class SwingTrendFollowing(RuleStrategy):
     name = "swing_trend_following"
     book = "swing"
-    history_sessions = 1  # trend_strength_390 and the 100-bar volatility warm up on the previous session
+    rules: TripleBarrierLabelConfig
 
     def __init__(self, config: Config | None = None, champion: Champion | None = None) -> None:
-        super().__init__(config)
-        self.champion = champion
-        self.rules = self.config.ml_training.labels.triple_barrier
-        self._open: dict[
-            str, tuple[float, float, float, int]
-        ] = {}  # symbol -> (side, entry, trgt, bars left)
+        super().__init__(config, champion)
+        # warm-up of trend_strength (EMAs of up to trend_window bars) and of the barrier volatility
+        self.history_bars = 2 * max(self.rules.trend_window, self.rules.vol_span)
+        self._open: dict[str, tuple[float, float, float, int]] = {}  # symbol -> (side, entry, trgt, left)
         self._seen: dict[str, int] = {}  # bars of each symbol before this batch
-        self._events = EventRows(np.zeros(0, bool))
 
-    def describe(self) -> dict[str, object]:
-        c = self.champion
-        model = "none (rules only)" if c is None else f"{c.strategy} v{c.version} (champion)"
-        return {
-            **super().describe(),
-            "model": model,
-            "threshold": None if c is None else c.threshold,
-            "rules": self.rules.model_dump(),
-        }
+    def rule_config(self) -> TripleBarrierLabelConfig:
+        return self.config.ml_training.labels.triple_barrier
 
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
-        rule = rule_feature(self.rules)
-        names = [rule, "atr", *(self.champion.features if self.champion else [])]
-        frame = session_features(bars, names, session_rows, vol=barrier_vol(self.rules))
+        frame, strength = self.features(bars, session_rows, vol=barrier_vol(self.rules))
         frame = frame.with_columns(row=pl.int_range(pl.len()).over("symbol"))
         seen = pl.DataFrame(
             {"symbol": list(self._seen), "seen": list(self._seen.values())},
@@ -61,11 +48,9 @@ class SwingTrendFollowing(Strategy):
         )
         for symbol, n in frame.group_by("symbol").len().iter_rows():
             self._seen[symbol] = self._seen.get(symbol, 0) + n
-        strength = frame[rule].fill_null(0.0).to_numpy()
         vol = frame["vol"].fill_null(0.0).to_numpy()
         events, side = trend_entries(strength, row.to_series().to_numpy(), self.rules)
-        self._events = EventRows(gate(events & (vol > 0), frame, self.champion))
-        self._symbol = frame["symbol"].to_list()
+        self.take(events & (vol > 0), frame)
         self._side, self._trgt = side, vol * math.sqrt(self.rules.horizon_bars)
         self._atr = frame["atr"].fill_null(0.0).to_numpy()
         return frame
