@@ -411,16 +411,13 @@ pub struct BarColumns<'a> {
     pub volume: &'a [f64],
 }
 
-fn same_len(n: usize, others: &[usize]) -> Result<(), String> {
-    match others.iter().find(|&&m| m != n) {
-        Some(m) => Err(format!(
+/// A batch's columns: as long as its symbol column, rows in time order.
+fn check_batch(n: usize, ts: &[i64], others: &[usize]) -> Result<(), String> {
+    if let Some(m) = std::iter::once(&ts.len()).chain(others).find(|&&m| m != n) {
+        return Err(format!(
             "column lengths differ: {m} rows against {n} symbols"
-        )),
-        None => Ok(()),
+        ));
     }
-}
-
-fn sorted(ts: &[i64]) -> Result<(), String> {
     match ts.windows(2).position(|w| w[1] < w[0]) {
         Some(i) => Err(format!(
             "rows must be sorted by ts: row {} ({}) is before row {} ({})",
@@ -812,37 +809,23 @@ impl FillSimulator {
         self.fire_until(q.ts, Timer::Expire);
         let book = self.book(symbol);
         book.quote = Some(*q);
-        let Some(list) = self.open.get(symbol as usize) else {
+        let Some(list) = self.take_open(symbol) else {
             return;
         };
-        if list.is_empty() {
-            return;
-        }
-        let list = list.clone();
-        for slot in list {
+        for &slot in &list {
             let o = &mut self.orders[slot as usize];
             if o.status.is_open() && o.active <= q.ts {
                 o.armed = true;
                 self.trade_quote(slot, q, q.ts);
             }
         }
-        self.prune(symbol);
+        self.put_open(symbol, list);
     }
 
     /// `on_quote` over columns (rows in time order); lengths must agree.
     pub fn on_quotes(&mut self, symbols: &[u32], q: QuoteColumns<'_>) -> Result<(), String> {
-        let n = symbols.len();
-        same_len(
-            n,
-            &[
-                q.ts.len(),
-                q.bid.len(),
-                q.ask.len(),
-                q.bid_size.len(),
-                q.ask_size.len(),
-            ],
-        )?;
-        sorted(q.ts)?;
+        let lens = [q.bid.len(), q.ask.len(), q.bid_size.len(), q.ask_size.len()];
+        check_batch(symbols.len(), q.ts, &lens)?;
         for (i, &symbol) in symbols.iter().enumerate() {
             let quote = Quote {
                 ts: q.ts[i],
@@ -864,9 +847,18 @@ impl FillSimulator {
         &mut self.books[i]
     }
 
-    fn prune(&mut self, symbol: u32) {
+    /// The open orders of `symbol`, taken out while they trade (None when there are none).
+    fn take_open(&mut self, symbol: u32) -> Option<Vec<u32>> {
+        let list = self.open.get_mut(symbol as usize)?;
+        (!list.is_empty()).then(|| std::mem::take(list))
+    }
+
+    /// Put back the still-open orders of `symbol` (ahead of any that started meanwhile).
+    fn put_open(&mut self, symbol: u32, mut list: Vec<u32>) {
         let orders = &self.orders;
-        self.open[symbol as usize].retain(|&s| orders[s as usize].status.is_open());
+        list.retain(|&s| orders[s as usize].status.is_open());
+        let started = std::mem::replace(&mut self.open[symbol as usize], list);
+        self.open[symbol as usize].extend(started);
     }
 
     /// One armed order against one quote, at time `t` (the quote's time, or the order's activation
@@ -910,7 +902,12 @@ impl FillSimulator {
         let tif = o.tif.expect("checked");
         let leaves = o.qty - o.filled;
         if let Some((avail, touch)) = traded {
-            let qty = leaves.min(avail);
+            // a missing (NaN) size or volume shows nothing to trade against
+            let qty = if avail.is_nan() {
+                0.0
+            } else {
+                leaves.min(avail)
+            };
             let fok_short = tif == Tif::Fok && qty < leaves - EPS;
             if qty > EPS && !fok_short {
                 self.fill(slot, t, qty, touch);
@@ -932,15 +929,11 @@ impl FillSimulator {
     pub fn on_bar(&mut self, symbol: u32, bar: &Bar) {
         self.fire_until(bar.ts, Timer::Expire);
         self.book(symbol).bar = Some((bar.ts, bar.close));
-        let Some(list) = self.open.get(symbol as usize) else {
+        let Some(list) = self.take_open(symbol) else {
             return;
         };
-        if list.is_empty() {
-            return;
-        }
-        let list = list.clone();
         let cap = (self.settings.bar_participation * bar.volume).floor();
-        for slot in list {
+        for &slot in &list {
             let o = &mut self.orders[slot as usize];
             if o.status.is_open() && o.active <= bar.ts {
                 o.armed = true;
@@ -951,7 +944,7 @@ impl FillSimulator {
                 self.settle(slot, bar.ts, traded);
             }
         }
-        self.prune(symbol);
+        self.put_open(symbol, list);
     }
 
     /// `on_bar` over columns (rows in time order); then, since every bar of the batch has closed, time
@@ -962,19 +955,14 @@ impl FillSimulator {
         b: BarColumns<'_>,
         every_ns: i64,
     ) -> Result<(), String> {
-        let n = symbols.len();
-        same_len(
-            n,
-            &[
-                b.ts.len(),
-                b.open.len(),
-                b.high.len(),
-                b.low.len(),
-                b.close.len(),
-                b.volume.len(),
-            ],
-        )?;
-        sorted(b.ts)?;
+        let lens = [
+            b.open.len(),
+            b.high.len(),
+            b.low.len(),
+            b.close.len(),
+            b.volume.len(),
+        ];
+        check_batch(symbols.len(), b.ts, &lens)?;
         if every_ns <= 0 {
             return Err(format!("every_ns must be > 0, got {every_ns}"));
         }

@@ -73,12 +73,14 @@ def better_or_equal(side: str, a: float, b: float) -> bool:
 
 
 def reference_on_quotes(r: Req, submit: int, entry: int, rows: list) -> list[tuple[int, float, float]]:
-    """Fills of one day order: the quote standing on arrival (stamped at arrival) unless quotes arrive at
-    that very time, then every quote from the arrival on."""
+    """Fills of one day order: the quote standing when it arrives (the last one seen by then; stamped at
+    arrival) unless a quote comes at that very time, then every quote that comes later. Quotes up to the
+    submit time were seen before the submit."""
     arrival = submit + entry
-    later = [(q[0], q) for q in rows if q[0] >= arrival]
+    seen = [q for q in rows if q[0] < arrival or q[0] <= submit]
+    later = [(q[0], q) for q in rows[len(seen):]]
     on_arrival = later and later[0][0] == arrival
-    standing = [] if on_arrival else [(arrival, q) for q in rows if q[0] < arrival][-1:]
+    standing = [] if on_arrival else [(arrival, q) for q in seen[-1:]]
     left, live, out = r.qty, r.stop is None, []
     for t, (_, bid, ask, bid_size, ask_size) in standing + later:
         touch, size = (ask, ask_size) if r.side == "buy" else (bid, bid_size)

@@ -1,10 +1,9 @@
-"""The venue's trading stream (`/stream`, trade_updates) heard through alpaca-py's own TradingStream over
-loopback: new and fill events of a market order, canceled of a resting limit, replaced; bad keys refused."""
+"""The venue's trading stream (`/stream`, trade_updates) driven by alpaca-py's own TradingStream: the order
+updates arrive as the replay clock passes them and agree with the REST view of the same orders."""
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 import time
 from datetime import UTC, datetime
@@ -22,90 +21,64 @@ from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, Venue
 T0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
 
 
-def _listen(venue: Venue) -> tuple[TradingStream, queue.Queue[TradeUpdate]]:
-    got: queue.Queue[TradeUpdate] = queue.Queue()
-    stream = TradingStream(LOCAL_KEY, LOCAL_SECRET, url_override=venue.urls["alpaca_trading_stream"])
-
-    async def handler(update: TradeUpdate) -> None:
-        got.put(update)
-
-    stream.subscribe_trade_updates(handler)
-    threading.Thread(target=stream.run, daemon=True).start()
-    return stream, got
+def _wait(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting for trade updates")
+        time.sleep(0.01)
 
 
-def _wait_listening(venue: Venue, deadline_s: float = 10.0) -> None:
-    """alpaca-py gives no 'subscribed' signal: wait until the venue has a listening socket."""
-    tsd = next(r for r in venue.broker.listeners if hasattr(r, "__self__")).__self__
-    end = time.monotonic() + deadline_s
-    while not any(lst.listening for lst in tsd._listeners):
-        assert time.monotonic() < end, "the trading stream never started listening"
-        time.sleep(0.02)
-
-
-def _next(got: queue.Queue[TradeUpdate]) -> TradeUpdate:
-    return got.get(timeout=10)
-
-
-def test_trade_updates_through_alpaca_py(fresh_venue: Venue) -> None:
+def test_trade_updates_over_alpaca_py(fresh_venue: Venue) -> None:
     fresh_venue.clock.advance_to(utc_ns(T0))
     client = TradingClient(LOCAL_KEY, LOCAL_SECRET, url_override=fresh_venue.url)
-    stream, got = _listen(fresh_venue)
-    try:
-        _wait_listening(fresh_venue)
-        o = client.submit_order(MarketOrderRequest(symbol="S00", qty=3, side="buy", time_in_force="day"))
-        events = [_next(got), _next(got)]
-        assert [e.event for e in events] == ["new", "fill"]
-        fill = events[1]
-        assert fill.order.client_order_id == o.client_order_id
-        assert fill.qty == 3 and fill.position_qty == 3
-        # the fill price and time are the venue's own record of the order
-        done = client.get_order_by_id(o.id)
-        assert fill.price == float(done.filled_avg_price) and fill.timestamp == done.filled_at
+    stream = TradingStream(LOCAL_KEY, LOCAL_SECRET, url_override=fresh_venue.urls["alpaca_trading_stream"])
+    updates: list[TradeUpdate] = []
 
-        rest = client.submit_order(LimitOrderRequest(symbol="S00", qty=1, side="buy", time_in_force="day",
-                                                     limit_price=1.0))
-        assert _next(got).event == "new"
-        new = client.replace_order_by_id(rest.id, ReplaceOrderRequest(limit_price=1.5,
-                                                                      client_order_id="replacement-1"))
-        kinds = {(_next(got).event, ) for _ in range(2)}
-        assert kinds == {("replaced",), ("new",)}
+    async def on_update(u: TradeUpdate) -> None:
+        updates.append(u)
+
+    stream.subscribe_trade_updates(on_update)
+    runner = threading.Thread(target=stream.run, daemon=True)
+    runner.start()
+    _wait(lambda: fresh_venue.broker.listeners != [])  # the stream listens to trade_updates
+    try:
+        big = client.submit_order(MarketOrderRequest(symbol="S00", qty=1500, side="buy", time_in_force="day",
+                                                     client_order_id="big"))
+        rest = client.submit_order(LimitOrderRequest(symbol="S02", qty=5, side="buy", time_in_force="gtc",
+                                                     limit_price=1.0, client_order_id="rest"))
+        new = client.replace_order_by_id(rest.id, ReplaceOrderRequest(limit_price=2.0,
+                                                                      client_order_id="rest2"))
         client.cancel_order_by_id(new.id)
-        canceled = _next(got)
-        assert canceled.event == "canceled" and canceled.order.client_order_id == "replacement-1"
+        fresh_venue.clock.advance_to(utc_ns(datetime(2024, 1, 2, 15, 5, tzinfo=UTC)))
+        _wait(lambda: any(u.event == "fill" for u in updates))
     finally:
         stream.stop()
+        runner.join(timeout=10)
+    by = {}
+    for u in updates:
+        by.setdefault(u.order.client_order_id, []).append(u)
+    big_events = [u.event for u in by["big"]]
+    assert big_events[0] == "new" and big_events[-1] == "fill"
+    assert set(big_events[1:-1]) == {"partial_fill"}
+    fills = [u for u in by["big"] if u.event in ("fill", "partial_fill")]
+    assert sum(u.qty for u in fills) == 1500 and fills[-1].position_qty == 1500
+    done = client.get_order_by_id(big.id)
+    assert fills[-1].order.filled_avg_price == done.filled_avg_price
+    assert sum(u.qty * u.price for u in fills) / 1500 == pytest.approx(float(done.filled_avg_price))
+    assert [u.event for u in by["rest"]] == ["new", "replaced"]
+    assert by["rest"][-1].order.replaced_by == new.id
+    assert [u.event for u in by["rest2"]] == ["new", "canceled"]
 
 
-def test_fills_are_pushed_as_the_replay_clock_moves(fresh_venue: Venue) -> None:
-    """A resting limit that becomes marketable later fills with no REST call: the stream's ticker syncs."""
-    fresh_venue.clock.advance_to(utc_ns(T0))
-    client = TradingClient(LOCAL_KEY, LOCAL_SECRET, url_override=fresh_venue.url)
-    stream, got = _listen(fresh_venue)
-    try:
-        _wait_listening(fresh_venue)
-        bid = fresh_venue.market.last_price("S00", utc_ns(T0))
-        assert bid is not None
-        client.submit_order(LimitOrderRequest(symbol="S00", qty=1, side="sell", time_in_force="day",
-                                              limit_price=round(bid * 0.5, 2)))
-        client.submit_order(LimitOrderRequest(symbol="S00", qty=1, side="buy", time_in_force="gtc",
-                                              limit_price=round(bid * 0.5, 2)))
-        first = [_next(got).event for _ in range(3)]
-        assert sorted(first) == ["fill", "new", "new"]
-        # the buy far below the market rests; the day's close expires nothing (gtc) but it stays silent
-        fresh_venue.clock.advance_to(utc_ns(T0) + 3_600_000_000_000)
-        with pytest.raises(queue.Empty):
-            got.get(timeout=0.5)
-    finally:
-        stream.stop()
-
-
-def test_bad_keys_are_unauthorized(fresh_venue: Venue) -> None:
-    async def go() -> dict[str, object]:
+def test_stream_refuses_bad_keys(fresh_venue: Venue) -> None:
+    async def run() -> dict:
         async with websockets.connect(fresh_venue.urls["alpaca_trading_stream"]) as ws:
             await ws.send(orjson.dumps({"action": "authenticate",
-                                        "data": {"key_id": LOCAL_KEY, "secret_key": "wrong"}}).decode())
-            return orjson.loads(await ws.recv())
+                                        "data": {"key_id": LOCAL_KEY, "secret_key": "wrong"}}))
+            reply = orjson.loads(await ws.recv())
+            await asyncio.wait_for(ws.wait_closed(), 5)
+            return reply
 
-    reply = asyncio.run(go())
-    assert reply == {"stream": "authorization", "data": {"status": "unauthorized", "action": "authenticate"}}
+    assert asyncio.run(run()) == {"stream": "authorization",
+                                  "data": {"action": "authenticate", "status": "unauthorized"}}

@@ -45,7 +45,7 @@ import polars as pl
 
 from hybridtrader._core import FillSimulatorCore
 from hybridtrader.config import Config, FillsConfig, as_config
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TS, utc_ns
+from hybridtrader.data.schema import TS, utc_ns
 from hybridtrader.errors import DataError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
@@ -62,6 +62,7 @@ ORDER_SCHEMA = {
     "submitted_at": TS, "expires_at": TS,
 }
 _MS = 1_000_000
+_SMALL = 2_000  # rows up to which symbol codes come from a dict rather than a Polars replace
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,11 @@ class FillSettings:
 def _names(codes: Any, names: list[str]) -> pl.Series:
     """Strings of integer codes into `names`; code len(names) (an unparsed value) is ""."""
     return pl.Series([*names, ""], dtype=pl.String).gather(pl.Series(codes, dtype=pl.UInt32))
+
+
+def _as(column: pl.Series, dtype: pl.DataType) -> pl.Series:
+    """`column` cast to `dtype`, skipping the (costly per call) cast when it already is."""
+    return column if column.dtype == dtype else column.cast(dtype)
 
 
 def _ts(ns: Any) -> pl.Series:
@@ -131,6 +137,8 @@ class FillSimulator:
         """The simulator's uint32 codes of a symbol column (new symbols get new codes)."""
         if symbols.null_count():
             raise DataError(f"column {symbols.name!r}: {symbols.null_count()} null symbols")
+        if symbols.len() <= _SMALL:  # a cross-section per bar time: dict lookups beat a Polars call
+            return np.fromiter(map(self._code, symbols.to_list()), dtype=np.uint32, count=symbols.len())
         for s in symbols.unique().to_list():
             self._code(s)
         return symbols.replace_strict(self._codes, return_dtype=pl.UInt32).to_numpy()
@@ -167,13 +175,10 @@ class FillSimulator:
         """Submit an order at `ts_ns`. An invalid request (side, type, tif, qty, prices, a duplicate id)
         is not an exception: it gives a "rejected" event whose reason names the field."""
         code = self._code(symbol)
-        session = self._session_of(ts_ns + self._entry_ns, time_in_force == "opg")
-        self._core.submit(
-            client_order_id, code, side, type, time_in_force, float(qty), ts_ns,
-            None if limit_price is None else float(limit_price),
-            None if stop_price is None else float(stop_price),
-            self._impact_bps(symbol, side, float(qty), ts_ns), *session,
-        )
+        open_ns, close_ns = self._session_of(ts_ns + self._entry_ns, time_in_force == "opg")
+        impact = 0.0 if self.slippage is None else self._impact_bps(symbol, side, float(qty), ts_ns)
+        self._core.submit(client_order_id, code, side, type, time_in_force, qty, ts_ns, limit_price,
+                          stop_price, impact, open_ns, close_ns)
 
     def cancel(self, client_order_id: str, ts_ns: int) -> bool:
         """Ask to cancel at `ts_ns` (effective after the entry latency: the order may fill meanwhile).
@@ -205,23 +210,26 @@ class FillSimulator:
         self._core.advance(ts_ns)
 
     # ------------------------------------------------------------------------------ market data
-    @staticmethod
-    def _columns(frame: pl.DataFrame, schema: dict[str, Any], what: str) -> pl.DataFrame:
-        missing = [c for c in schema if c not in frame.columns]
+    def _arrays(self, frame: pl.DataFrame, columns: tuple[str, ...], what: str) -> list[np.ndarray]:
+        """Symbol codes, ts (int64 ns) and the float64 `columns` of a market-data frame (no copy when the
+        frame already has the schema's dtypes)."""
+        missing = [c for c in ("symbol", "ts", *columns) if c not in frame.columns]
         if missing:
             raise DataError(f"{what} frame: missing columns {missing}")
+        ts = frame.get_column("ts")
+        if ts.null_count():
+            raise DataError(f"{what} frame: column 'ts' has {ts.null_count()} nulls")
         try:
-            return frame.select(
-                pl.col("symbol").cast(pl.String), pl.col("ts").cast(TS).cast(pl.Int64),
-                *(pl.col(c).cast(pl.Float64) for c in schema if c not in ("symbol", "ts", "vwap", "trades")),
-            )
+            out = [self.symbol_codes(_as(frame.get_column("symbol"), pl.String)),
+                   _as(ts, TS).to_numpy().view(np.int64)]
+            out += [_as(frame.get_column(c), pl.Float64).to_numpy() for c in columns]
         except pl.exceptions.PolarsError as e:
             raise DataError(f"{what} frame: {str(e).splitlines()[0]}") from e
+        return out
 
     def on_quotes(self, frame: pl.DataFrame) -> None:
         """Trade open orders against QUOTE_SCHEMA rows (any symbols, sorted by ts)."""
-        q = self._columns(frame, QUOTE_SCHEMA, "quotes")
-        self.on_quote_arrays(self.symbol_codes(q["symbol"]), *(q[c].to_numpy() for c in q.columns[1:]))
+        self.on_quote_arrays(*self._arrays(frame, ("bid", "ask", "bid_size", "ask_size"), "quotes"))
 
     def on_quote_arrays(self, codes: np.ndarray, ts: np.ndarray, bid: np.ndarray, ask: np.ndarray,
                         bid_size: np.ndarray, ask_size: np.ndarray) -> None:
@@ -234,10 +242,15 @@ class FillSimulator:
     def on_bars(self, frame: pl.DataFrame, every_ns: int) -> None:
         """Trade open orders against BAR_SCHEMA rows (`ts` = bar start, bars of `every_ns`, sorted by ts);
         then time moves to the end of the last bar (all of them have closed)."""
-        b = self._columns(frame, BAR_SCHEMA, "bars")
+        self.on_bar_arrays(*self._arrays(frame, ("open", "high", "low", "close", "volume"), "bars"),
+                           every_ns=every_ns)
+
+    def on_bar_arrays(self, codes: np.ndarray, ts: np.ndarray, open: np.ndarray, high: np.ndarray,
+                      low: np.ndarray, close: np.ndarray, volume: np.ndarray, *, every_ns: int) -> None:
+        """`on_bars` over numpy columns (`codes` from `symbol_codes`): no frame to take apart, for callers
+        that feed one small cross-section per bar time and hold the arrays already."""
         try:
-            self._core.on_bars(self.symbol_codes(b["symbol"]), *(b[c].to_numpy() for c in b.columns[1:]),
-                               every_ns)
+            self._core.on_bars(codes, ts, open, high, low, close, volume, every_ns)
         except ValueError as e:
             raise DataError(f"bars: {e}") from None
 

@@ -27,7 +27,6 @@ from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.venue.alpaca_data import ApiError, MarketDataApi, parse_time
 from hybridtrader.venue.alpaca_stream import AlpacaStream
 from hybridtrader.venue.alpaca_trading import Broker, TradingApi
-from hybridtrader.venue.alpaca_trading_stream import AlpacaTradingStream
 from hybridtrader.venue.auth import LOCAL_FINNHUB_TOKEN, KeyRing, WindowLimiter
 from hybridtrader.venue.faults import Faults
 from hybridtrader.venue.finnhub import FinnhubApi
@@ -35,6 +34,7 @@ from hybridtrader.venue.market import ReplayMarket
 from hybridtrader.venue.polygon_stream import PolygonStream
 from hybridtrader.venue.replay import ReplayClock, Tapes
 from hybridtrader.venue.streaming import SendLog, track_sockets
+from hybridtrader.venue.trading_stream import TradingStream
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,6 @@ class Venue:
         until = self.clock if cfg.history_until_clock else None
         app.add_routes(MarketDataApi(self.market, self.faults, until).routes())
         app.add_routes(TradingApi(self.broker).routes())
-        app.add_routes(AlpacaTradingStream(self.broker, self.keys, self.faults,
-                                           auth_timeout_s=cfg.stream_auth_timeout_s,
-                                           tick_s=cfg.stream_tick_ms / 1000).routes())
         app.add_routes(FinnhubApi(self.market, {LOCAL_FINNHUB_TOKEN}, cfg.finnhub_rate_limit_per_minute)
                        .routes())
         app.add_routes([
@@ -135,6 +132,9 @@ class Venue:
             web.get("/venue/sends", self._sends),
             web.delete("/venue/sends", self._sends),
         ])
+        app.add_routes(TradingStream(self.broker, self.keys, self.faults,
+                                     auth_timeout_s=cfg.stream_auth_timeout_s,
+                                     tick_s=cfg.stream_tick_ms / 1000).routes())
         app.add_routes(PolygonStream(self.clock, self.tapes, self.keys, self.faults,
                                      auth_timeout_s=cfg.stream_auth_timeout_s,
                                      batch=cfg.stream_batch, sends=self.sends,
