@@ -134,3 +134,22 @@ def test_stop_orders_are_sent_with_their_prices(live_venue: Venue, kind: str) ->
         assert [u.kind for u in b.poll(T0)] == ["accepted"]
     finally:
         b.close()
+
+
+def test_order_pages_overlap_where_many_orders_share_a_time(live_venue: Venue) -> None:
+    """A page (Alpaca: 500 orders at most; 50 here) may end among orders of one bar time, which share
+    their creation time: the next page starts a microsecond before the last one, so none is lost."""
+    live_venue.clock.advance_to(T0)
+    b = _broker(live_venue, stream=False)
+    b.page_size = 50
+    try:
+        for i in range(45):
+            b.submit(f"ht-{i}", OrderRequest("S00", "buy", 1.0, "limit", "gtc", limit_price=0.5), T0)
+        live_venue.clock.advance_to(T0 + MIN)
+        for i in range(45, 55):  # the page ends after 5 of these
+            b.submit(f"ht-{i}", OrderRequest("S00", "buy", 1.0, "limit", "gtc", limit_price=0.5), T0 + MIN)
+        orders = b.orders(T0)
+        assert sorted(o.client_order_id for o in orders) == sorted(f"ht-{i}" for i in range(55))
+        assert len(b.history(T0)) == 55  # one "accepted" each
+    finally:
+        b.close()

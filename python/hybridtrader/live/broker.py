@@ -74,10 +74,15 @@ def ns(t: datetime | str | None) -> int:
     return 0 if t is None else utc_ns(to_utc("timestamp", t))
 
 
+def _utc(ts_ns: int) -> datetime:
+    """UTC datetime of epoch ns, truncated to the microsecond (exact: no float seconds)."""
+    whole = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC)
+    return whole.replace(microsecond=ts_ns % 1_000_000_000 // 1000)
+
+
 def iso(ts_ns: int) -> str:
     """RFC 3339 of UTC epoch ns, to the microsecond (Alpaca's precision)."""
-    whole = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC)
-    return rfc3339(whole.replace(microsecond=ts_ns % 1_000_000_000 // 1000))
+    return rfc3339(_utc(ts_ns))
 
 
 @dataclass
@@ -127,6 +132,7 @@ class AlpacaBroker:
         self.recovered = 0  # updates the stream had not delivered when REST was asked
         self._held: list[OrderUpdate] = []
         self._unconfirmed: set[str] = set()  # submits that failed without an answer
+        self.page_size = 500  # orders per REST page (Alpaca's maximum)
 
     def __repr__(self) -> str:  # the keys stay out of logs and errors
         return f"AlpacaBroker(trading_url={self.trading_url!r}, stream_url={self.stream_url!r})"
@@ -430,22 +436,26 @@ class AlpacaBroker:
 
     # ------------------------------------------------------------------------- account (reconcile)
     def orders(self, after_ns: int = 0, status: str = "all") -> list[AlpacaOrder]:
-        """The account's orders created after `after_ns` (oldest first), paging through Alpaca's 500 cap."""
+        """The account's orders created at or after `after_ns` (oldest first), paging through Alpaca's 500
+        cap. Pages overlap by a microsecond (orders of one bar time share their creation time) and are
+        deduplicated by id."""
         out: list[AlpacaOrder] = []
-        after = after_ns - 1
+        ids: set[str] = set()
+        after = after_ns - 1000  # `after` is exclusive, to the microsecond
         while True:
             req = GetOrdersRequest(
                 status=QueryOrderStatus(status),
-                limit=500,
+                limit=self.page_size,
                 direction="asc",
-                after=datetime.fromtimestamp(after / 1e9, UTC) if after > 0 else None,
+                after=_utc(after) if after > 0 else None,
             )
             page = self._call("get_orders", self.client.get_orders, req)
-            fresh = [o for o in page if str(o.id) not in {str(x.id) for x in out}]
+            fresh = [o for o in page if str(o.id) not in ids]
             out.extend(fresh)
-            if len(page) < 500 or not fresh:
+            ids.update(str(o.id) for o in fresh)
+            if len(page) < self.page_size or not fresh:
                 return out
-            after = ns(page[-1].created_at)
+            after = ns(page[-1].created_at) - 1000
 
     def fill_activities(self, after_ns: int = 0) -> list[dict[str, Any]]:
         """FILL account activities after `after_ns`, oldest first (paged by the last id)."""
