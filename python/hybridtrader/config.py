@@ -676,6 +676,31 @@ class BacktestConfig(Section):
     synth: BacktestSynthConfig = Field(default_factory=BacktestSynthConfig)
 
 
+# ---------------------------------------------------------------------------------------- live
+class LiveConfig(Section):
+    """`live`: the long-running trader (`hybridtrader live`)."""
+
+    strategies: list[str] = Field(default_factory=lambda: ["intraday_mean_reversion"], min_length=1)
+    use_models: bool = True  # the MLflow champion when the registry has one; else rules only
+    journal: Path | None = None  # SQLite journal; None: <data_dir>/live/journal.sqlite
+    # a reconciliation mismatch beyond tolerance: trade reduce-only, or refuse to start ("fail closed")
+    on_mismatch: Literal["reduce_only", "refuse"] = "refuse"
+    position_tolerance_shares: float = Field(0.0, ge=0.0)
+    model_max_age_days: float = Field(30.0, gt=0)  # an older champion is refused
+    max_feed_staleness_s: float = Field(300.0, gt=0)  # the seed's "data stale > 5 minutes": halt entries
+    max_execution_lag_s: float = Field(5.0, gt=0)  # an order call slower than this halts entries
+    flatten_on_exit: bool = True  # SIGTERM / Ctrl-C: close every position after cancelling open orders
+    ops_host: Literal["127.0.0.1", "localhost", "::1"] = "127.0.0.1"
+    ops_port: int = Field(0, ge=0, le=65535)  # /metrics, /health, /ready, /status; 0: a free port
+    # The local venue (no keys configured): the replayed market and how fast to trade it.
+    symbols: int = Field(10, gt=0)
+    sessions: int = Field(2, gt=0)
+    speed: float | None = Field(None, gt=0)  # market seconds per wall second; None: finish in duration_s
+    duration_s: float = Field(60.0, gt=0)
+    cash: float = Field(100_000.0, gt=0)
+    seed: int = 0
+
+
 # ------------------------------------------------------------------------------------- portfolio
 Schedule = Literal["daily", "weekly", "monthly"]
 
@@ -760,6 +785,7 @@ class Config(Section):
     venue: VenueConfig = Field(default_factory=VenueConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
     portfolio: PortfolioConfig = Field(default_factory=PortfolioConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
 

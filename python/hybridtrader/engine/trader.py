@@ -187,6 +187,7 @@ class Trader:
         self._contexts = {s.name: _StrategyContext(self, s) for s in self.strategies}
         self._history_bars = max(s.history_bars for s in strategies)
         self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol
+        self.entry_halt = ""  # why new positions may not open now ("" = they may); exits still go out
         self.session: date | None = None
         self._flatten_ns = 0
         self._close_ns = 0
@@ -358,6 +359,9 @@ class Trader:
             self._skip("no price yet")
             return None
         if not reducing:  # closing a strategy's own position is never refused
+            if self.entry_halt:
+                self._skip(f"entries halted: {self.entry_halt}")
+                return None
             if strategy.book in self._flattened or "*" in self._flattened:
                 self._skip("book flattened for the session")
                 return None
@@ -506,6 +510,15 @@ class Trader:
             what = f"{closed} positions closed, {canceled} orders canceled"
             self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
 
+    def poll_broker(self, now_ns: int) -> None:
+        """Apply the broker's updates up to `now_ns` outside the bar loop (a live node shutting down)."""
+        for update in self.broker.poll(now_ns):
+            self._on_update(update)
+
+    def flatten_all(self, why: str) -> None:
+        """Cancel every open order and close every position now (a live node shutting down)."""
+        self._flatten(None, why)
+
     def mark_exposure(self) -> None:
         """Mark the exposure manager's positions to this bar time's closes, once per bar time and only
         when an order is about to be checked (its caps are the only reader of the marks)."""
@@ -615,6 +628,9 @@ class _StrategyContext:
         price = t.price(symbol)
         if not (price > 0 and atr > 0):
             t._skip("no price or ATR")
+            return 0.0
+        if t.entry_halt:
+            t._skip(f"entries halted: {t.entry_halt}")
             return 0.0
         if s.book in t._flattened or "*" in t._flattened:
             t._skip("book flattened for the session")

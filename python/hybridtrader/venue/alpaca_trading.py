@@ -367,6 +367,16 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
 
 
+def _time_query(q: Any, key: str) -> int | None:
+    """Query parameter `key` as an RFC 3339 time in UTC ns (None when absent)."""
+    if not q.get(key):
+        return None
+    try:
+        return to_ns(datetime.fromisoformat(q[key].replace("Z", "+00:00")))
+    except ValueError:
+        raise unprocessable(f"{key} must be an RFC 3339 time, got {q[key]!r}") from None
+
+
 def _truthy(text: str | None) -> bool:
     return (text or "").strip().lower() in ("true", "1", "yes")
 
@@ -510,10 +520,7 @@ class TradingApi:
         rows = list(self.broker.activities) if "FILL" in wanted else []
         for key, keep in (("after", lambda t, x: t > x), ("until", lambda t, x: t <= x)):
             if q.get(key):
-                try:
-                    limit_ns = to_ns(datetime.fromisoformat(q[key].replace("Z", "+00:00")))
-                except ValueError:
-                    raise unprocessable(f"{key} must be an RFC 3339 time, got {q[key]!r}") from None
+                limit_ns = _time_query(q, key)
                 rows = [r for r in rows if keep(r["_ns"], limit_ns)]
         if q.get("direction", "desc") == "desc":
             rows.reverse()
@@ -540,10 +547,12 @@ class TradingApi:
             limit = int(q.get("limit", 50))
         except ValueError:
             raise unprocessable(f"limit must be an integer, got {q.get('limit')!r}") from None
+        after, until = _time_query(q, "after"), _time_query(q, "until")
         orders = [
             o for o in self.broker.orders.values()
             if (status == "all" or (o.status in OPEN_STATES) == (status == "open"))
             and (not symbols or o.symbol in symbols)
+            and (after is None or o.created_ns > after) and (until is None or o.created_ns <= until)
         ]
         orders.sort(key=lambda o: o.created_ns, reverse=q.get("direction", "desc") == "desc")
         return _json([self._order_json(o) for o in orders[: max(1, min(limit, 500))]])

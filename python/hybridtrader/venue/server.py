@@ -240,8 +240,8 @@ class Venue:
         ws = base.replace("http://", "ws://")
         return {
             "alpaca_data": base, "alpaca_trading": base, "alpaca_stream": f"{ws}/v2/iex",
-            "alpaca_trading_stream": f"{ws}/stream",
             "polygon_stream": f"{ws}/stocks", "finnhub": f"{base}/api/v1",
+            "alpaca_trading_stream": f"{ws}/stream",
         }
 
     async def _start_async(self) -> None:

@@ -1,0 +1,299 @@
+"""`hybridtrader live`: the long-running trader; `hybridtrader live status`: what a node is doing.
+
+With no Alpaca keys it trades the local venue: one it starts in a child process on the synthetic market
+(`live.symbols`, `live.sessions`, `live.seed`), or a running one (`--venue URL`). The node keeps its
+journal under `<data_dir>/live/` (or `live.journal`); a restarted node resumes the journal's run when its
+venue is still up, and otherwise starts a new run (the old journal is kept beside, renamed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hybridtrader.config import Config, load_config
+from hybridtrader.credentials import alpaca_keys
+from hybridtrader.errors import ConfigError, StateError
+from hybridtrader.execution.rate_limiter import RateLimiter
+from hybridtrader.live.journal import Journal
+from hybridtrader.live.node import Endpoints, LiveNode
+from hybridtrader.market.calendar import NEW_YORK, sessions
+
+MINUTES_PER_SESSION = 390
+VENUE_BUDGET_PER_MINUTE = 1_000_000  # requests per key: a replay runs hundreds of market minutes a minute
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("live", help="trade live: the local venue by default, Alpaca with keys configured")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("run", "status"),
+        default="run",
+        help="run the node (default) or show a running node's status",
+    )
+    p.add_argument("--config", help="YAML config (default: $HYBRIDTRADER_CONFIG or built-in)")
+    p.add_argument("--sessions", type=int, help="sessions to trade (default live.sessions)")
+    p.add_argument("--symbols", type=int, help="synthetic market: number of symbols (default live.symbols)")
+    p.add_argument(
+        "--speed", type=float, help="market seconds per wall second (default: finish in --duration)"
+    )
+    p.add_argument(
+        "--duration", type=float, help="wall seconds the run should take (default live.duration_s)"
+    )
+    p.add_argument("--venue", help="URL of a running local venue to trade (default: start one)")
+    p.add_argument("--journal", help="journal path (default live.journal or <data_dir>/live/journal.sqlite)")
+    p.set_defaults(run=run)
+
+
+def _journal_path(cfg: Config, arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    return cfg.live.journal if cfg.live.journal is not None else cfg.data_dir / "live" / "journal.sqlite"
+
+
+def _alive(url: str) -> dict[str, Any] | None:
+    try:
+        r = requests.get(f"{url.rstrip('/')}/venue/info", timeout=2)
+        return r.json() if r.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def start_venue(
+    cfg: Config, symbols: int, n_sessions: int, workdir: Path
+) -> tuple[subprocess.Popen[str], str]:
+    """`hybridtrader venue` in a child process (its own process group: it outlives a killed node) on the
+    synthetic market, replay clock moved by the node, history up to the clock; its URL."""
+    venue = cfg.venue.model_dump(mode="json")
+    venue.update(
+        speed="max",
+        history_until_clock=True,
+        rate_limit_per_minute=VENUE_BUDGET_PER_MINUTE,
+        port=0,
+        market={**venue["market"], "symbols": symbols, "sessions": n_sessions, "seed": cfg.live.seed},
+    )
+    venue.pop("replay_start", None)
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "venue.yaml"
+    conf.write_text(yaml.safe_dump({"venue": venue, "execution": cfg.execution.model_dump(mode="json")}))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from hybridtrader.cli import main; sys.exit(main())",
+            "venue",
+            "--config",
+            str(conf),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        name, _, url = line.strip().partition(" ")
+        if name == "alpaca_trading":
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+            return proc, url.strip()
+    raise StateError(f"the local venue exited ({proc.wait()}) before it listened")
+
+
+def _sessions_from(now_ns: int, n: int) -> list:
+    first = datetime.fromtimestamp(now_ns / 1e9, UTC).astimezone(NEW_YORK).date()
+    return sessions(first, first + timedelta(days=7 * n + 7))[:n]
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    path = _journal_path(cfg, args.journal)
+    if args.action == "status":
+        return status(path)
+    if cfg.alpaca.has_keys:
+        raise ConfigError(
+            "live: trading Alpaca (keys configured) needs the streaming feed, which this node "
+            "does not have yet; remove alpaca.api_key/secret_key to trade the local venue"
+        )
+    console = Console(stderr=True)
+    n_sessions = args.sessions or cfg.live.sessions
+    n_symbols = args.symbols or cfg.live.symbols
+    venue_url, venue_pid = args.venue, None
+    if venue_url is None and path.exists():
+        j = Journal(path)
+        known = j.get("venue") or {}
+        j.close()
+        if known.get("url") and _alive(known["url"]):
+            venue_url, venue_pid = known["url"], known.get("pid")  # resume this journal's run on its venue
+            console.print(f"resuming the run in {path} on {venue_url}")
+    if venue_url is None:
+        if path.exists():
+            aside = path.with_name(f"{path.stem}-{int(time.time())}{path.suffix}")
+            for ext in ("", "-wal", "-shm"):
+                side = Path(str(path) + ext)
+                if side.exists():
+                    side.rename(Path(str(aside) + ext))
+            console.print(f"new run: the previous journal is kept as {aside}")
+        console.print(
+            f"starting the local venue: synthetic market, {n_symbols} symbols, {n_sessions} sessions"
+        )
+        proc, venue_url = start_venue(cfg, n_symbols, n_sessions, path.parent)
+        venue_pid = proc.pid
+    try:
+        summary = _trade(cfg, args, path, venue_url, venue_pid, n_sessions, n_symbols, console)
+    finally:
+        _end_venue(venue_pid, args.venue)
+    _print_summary(summary, console)
+    return 0
+
+
+def _end_venue(pid: int | None, given: str | None) -> None:
+    """Stop the venue this node (or the crashed node it resumed) started; never one given by --venue."""
+    if pid is None or given is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+
+def _trade(
+    cfg: Config,
+    args: argparse.Namespace,
+    path: Path,
+    venue_url: str,
+    venue_pid: int | None,
+    n_sessions: int,
+    n_symbols: int,
+    console: Console,
+) -> dict[str, Any]:
+    info = _alive(venue_url)
+    if info is None:
+        raise StateError(f"live: no venue answers at {venue_url}")
+    journal = Journal(path)
+    journal.put("venue", {"url": venue_url, "pid": venue_pid})
+    days = _sessions_from(int(info["now"]), n_sessions)
+    speed = args.speed or cfg.live.speed
+    if speed is None:
+        speed = len(days) * MINUTES_PER_SESSION * 60 / (args.duration or cfg.live.duration_s)
+    base = venue_url.rstrip("/")
+    endpoints = Endpoints(
+        trading_url=base,
+        trading_stream_url=base.replace("http://", "ws://") + "/stream",
+        data_url=base,
+        venue_url=base,
+        keys=alpaca_keys(cfg),
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    progress = Progress(
+        TextColumn("[bold]live"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task("reconciling", total=len(days) * MINUTES_PER_SESSION)
+
+    def tick(node: LiveNode) -> None:
+        t = node.trader
+        assert t is not None
+        progress.update(
+            task,
+            completed=t.n_bars / max(len(node.symbols), 1),
+            description=f"{t.session} equity {t.ledger.equity():,.0f} fills {len(t.fills)}",
+        )
+
+    # the local venue's request budget (the one this command starts allows a lockstep replay's pace)
+    budget = VENUE_BUDGET_PER_MINUTE if venue_pid is not None else cfg.venue.rate_limit_per_minute
+    node = LiveNode(
+        cfg,
+        endpoints,
+        sessions=days,
+        symbols=list(info["symbols"])[:n_symbols],
+        journal=journal,
+        speed=speed,
+        stop=stop,
+        on_bar_time=tick,
+        limiter=RateLimiter(cfg, rates=[(budget, 60.0)]),
+    )
+    try:
+        rec = node.start()
+        assert node.ops is not None and node.trader is not None
+        console.print(
+            f"trading on {endpoints.trading_url} (stream {endpoints.trading_stream_url}); "
+            f"metrics on {node.ops.url}/metrics"
+        )
+        for s in node.trader.strategies:
+            console.print(f"{s.name}: model {s.describe().get('model', 'none (rules only)')}")
+        console.print(
+            f"reconciled: {len(rec.history)} broker updates, {len(rec.resolved_sent)} unacknowledged "
+            f"intents found at the broker, {len(rec.never_sent)} never sent, "
+            f"{rec.fills_since_journal} fills since the journal's last entry"
+        )
+        with progress:
+            return node.run()
+    finally:
+        node.close()
+
+
+def _print_summary(summary: dict[str, Any], console: Console) -> None:
+    table = Table(title="live run" + (" (stopped)" if summary["stopped"] else ""))
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    for key in ("bars", "orders", "fills"):
+        table.add_row(key, f"{summary[key]:,}")
+    table.add_row("equity", f"{summary['equity']:,.2f}")
+    table.add_row("realized P&L", f"{summary['realized_pnl']:,.2f}")
+    table.add_row(
+        "broker positions", ", ".join(f"{s} {q:g}" for s, q in summary["broker_positions"].items()) or "flat"
+    )
+    for reason, n in summary["skipped"].items():
+        table.add_row(f"skipped: {reason}", str(n))
+    Console().print(table)
+
+
+def status(path: Path) -> int:
+    """A running node's /status (its ops URL from the journal), else what the journal says."""
+    if not path.exists():
+        raise StateError(f"live status: no journal at {path}")
+    j = Journal(path)
+    try:
+        url = (j.get("ops") or {}).get("url")
+        body = None
+        if url:
+            try:
+                body = requests.get(f"{url}/status", timeout=2).json()
+            except (requests.RequestException, ValueError):
+                body = None
+        if body is None:
+            intents = j.intents()
+            body = {
+                "running": False,
+                "cursor_ns": j.get("cursor", 0),
+                "intents": len(intents),
+                "fills": sum(1 for _ in j.fills()),
+                "events": [e[2] for e in j.events()[-5:]],
+            }
+        else:
+            body = {"running": True, "ops": url, **body}
+    finally:
+        j.close()
+    for k, v in body.items():
+        print(f"{k:12s} {v}")
+    return 0

@@ -1,0 +1,228 @@
+"""The live node's journal: SQLite in WAL mode, one file, written before the action it records.
+
+Tables (format `FORMAT`, marked with SQLite's application_id so a foreign database is refused):
+- `intents`: every order with its deterministic client order id, written BEFORE it is sent (then
+  `sent_ns` once the broker took it, or `outcome` "rejected");
+- `updates`: each order update the node acted on (acks, fills, cancels...), in the order acted on;
+- `state`: named JSON documents: the run (start cash, first bar time), the cursor (the last bar time
+  whose processing finished), the breaker's and slippage model's state, positions at the close...;
+- `events`: alerts and reconciliation findings, one line each.
+
+Each write is its own transaction (`with self.db:`), so a SIGKILL leaves every record whole or absent.
+`synchronous=NORMAL` in WAL mode is durable against a crash of the process (not of the machine's power).
+A file that is not a SQLite database, has no journal mark, or another format version is a `StateError`:
+a journal is never reset silently.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hybridtrader.engine.events import OrderUpdate
+from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.errors import StateError
+
+FORMAT = 1
+APPLICATION_ID = 0x48544A31  # "HTJ1"
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE intents (
+    client_order_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, qty REAL NOT NULL,
+    type TEXT NOT NULL, time_in_force TEXT NOT NULL, limit_price REAL, stop_price REAL,
+    decision_ns INTEGER NOT NULL, written_ns INTEGER NOT NULL, sent_ns INTEGER, outcome TEXT,
+    replaces TEXT
+);
+CREATE TABLE updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, client_order_id TEXT NOT NULL, ts_ns INTEGER NOT NULL,
+    kind TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, qty REAL NOT NULL, price REAL NOT NULL,
+    fee REAL NOT NULL, filled_qty REAL NOT NULL, leaves_qty REAL NOT NULL, reason TEXT NOT NULL
+);
+CREATE INDEX updates_by_order ON updates (client_order_id);
+CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB NOT NULL, ts_ns INTEGER NOT NULL);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ts_ns INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Intent:
+    client_order_id: str
+    request: OrderRequest
+    decision_ns: int
+    sent_ns: int | None
+    outcome: str | None
+    replaces: str | None
+
+
+class Journal:
+    """Open (or create) the journal at `path`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        if new:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            if new:
+                self._create()
+            self._check()
+        except sqlite3.DatabaseError as e:
+            raise StateError(
+                f"journal {self.path}: not a readable SQLite journal ({e}); move it aside to start a new one"
+            ) from None
+
+    def _create(self) -> None:
+        self.db.executescript(f"BEGIN; {_SCHEMA} INSERT INTO meta VALUES ('format', '{FORMAT}'); COMMIT;")
+        self.db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+
+    def _check(self) -> None:
+        (app,) = self.db.execute("PRAGMA application_id").fetchone()
+        if app != APPLICATION_ID:
+            raise StateError(
+                f"journal {self.path}: a SQLite database that is not a hybridtrader journal "
+                f"(application_id {app:#x}); move it aside to start a new one"
+            )
+        row = self.db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        if row is None or row[0] != str(FORMAT):
+            raise StateError(
+                f"journal {self.path}: format {row[0] if row else 'missing'}, this version "
+                f"reads format {FORMAT}"
+            )
+
+    def _tx(self) -> Any:
+        return _Transaction(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------------------------- intents
+    def record_intent(
+        self, cid: str, request: OrderRequest, decision_ns: int, replaces: str | None = None
+    ) -> None:
+        """Write an order intent before it is sent (idempotent: a replayed decision keeps the first)."""
+        r = request
+        with self._tx():
+            self.db.execute(
+                "INSERT OR IGNORE INTO intents VALUES (?,?,?,?,?,?,?,?,?,?,NULL,NULL,?)",
+                (
+                    cid,
+                    r.symbol,
+                    r.side,
+                    r.qty,
+                    r.type,
+                    r.time_in_force,
+                    r.limit_price,
+                    r.stop_price,
+                    decision_ns,
+                    time.time_ns(),
+                    replaces,
+                ),
+            )
+
+    def mark_sent(self, cid: str, sent_ns: int) -> None:
+        with self._tx():
+            self.db.execute(
+                "UPDATE intents SET sent_ns=? WHERE client_order_id=? AND sent_ns IS NULL", (sent_ns, cid)
+            )
+
+    def mark_outcome(self, cid: str, outcome: str) -> None:
+        with self._tx():
+            self.db.execute("UPDATE intents SET outcome=? WHERE client_order_id=?", (outcome, cid))
+
+    def intents(self) -> dict[str, Intent]:
+        rows = self.db.execute(
+            "SELECT client_order_id, symbol, side, qty, type, time_in_force, limit_price, stop_price, "
+            "decision_ns, sent_ns, outcome, replaces FROM intents ORDER BY decision_ns, rowid"
+        ).fetchall()
+        return {
+            r[0]: Intent(
+                r[0], OrderRequest(r[1], r[2], r[3], r[4], r[5], r[6], r[7]), r[8], r[9], r[10], r[11]
+            )
+            for r in rows
+        }
+
+    # ------------------------------------------------------------------------------------- updates
+    def record_updates(self, updates: list[OrderUpdate]) -> None:
+        if not updates:
+            return
+        with self._tx():
+            self.db.executemany(
+                "INSERT INTO updates (client_order_id, ts_ns, kind, symbol, side, qty, price, fee, "
+                "filled_qty, leaves_qty, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        u.client_order_id,
+                        u.ts_ns,
+                        u.kind,
+                        u.symbol,
+                        u.side,
+                        u.qty,
+                        u.price,
+                        u.fee,
+                        u.filled_qty,
+                        u.leaves_qty,
+                        u.reason,
+                    )
+                    for u in updates
+                ],
+            )
+
+    def updates(self) -> list[OrderUpdate]:
+        rows = self.db.execute(
+            "SELECT ts_ns, client_order_id, symbol, side, kind, qty, price, fee, filled_qty, leaves_qty, "
+            "reason FROM updates ORDER BY seq"
+        ).fetchall()
+        return [OrderUpdate(*r) for r in rows]
+
+    def fills(self) -> Iterator[OrderUpdate]:
+        return (u for u in self.updates() if u.is_fill)
+
+    # --------------------------------------------------------------------------------------- state
+    def put(self, key: str, value: Any, ts_ns: int = 0) -> None:
+        with self._tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO state VALUES (?,?,?)",
+                (key, orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY), ts_ns),
+            )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return default
+        try:
+            return orjson.loads(row[0])
+        except orjson.JSONDecodeError as e:
+            raise StateError(f"journal {self.path}: state {key!r} is not valid JSON ({e})") from None
+
+    def event(self, kind: str, message: str, ts_ns: int) -> None:
+        with self._tx():
+            self.db.execute(
+                "INSERT INTO events (ts_ns, kind, message) VALUES (?,?,?)", (ts_ns, kind, message)
+            )
+
+    def events(self) -> list[tuple[int, str, str]]:
+        return [tuple(r) for r in self.db.execute("SELECT ts_ns, kind, message FROM events ORDER BY seq")]
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")

@@ -1,0 +1,597 @@
+"""The live node: the engine's one `Trader` with Broker = Alpaca (through the journal), Feed = the replayed
+market's bars per bar time, Clock = the venue's replay clock moved in lockstep.
+
+Start: open the journal, connect the broker (REST + trade_updates), reconcile, and rebuild the engine's
+state by replaying the run's past bar times (journal cursor) through the same Trader: nothing is sent
+during the replay; orders the broker already has are matched by their deterministic client order ids and
+their recorded updates are fed back at their times. Then ready: each new bar time is traded, its close
+written to the journal as the cursor once the Trader is done with it.
+
+A restarted node therefore ends where an uninterrupted one ends: every decision is re-made from the same
+bars, an order the broker took before the crash is adopted, never sent twice, and one that never reached
+it is sent now (the market clock has not moved since the crash: the node moves it).
+
+Operation: entries are halted (exits still go out) while the feed is stale (> live.max_feed_staleness_s
+of market time), while an order call took longer than live.max_execution_lag_s, or after a
+reconciliation mismatch with live.on_mismatch=reduce_only; each raises an alert. The engine's breaker
+flattens on daily loss / drawdown (also alerted). SIGTERM/Ctrl-C: stop entries, cancel open orders,
+flatten if live.flatten_on_exit, flush the journal, return.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import orjson
+import polars as pl
+
+from hybridtrader.config import Config
+from hybridtrader.data.alpaca_client import AlpacaClient
+from hybridtrader.data.atomic import write_atomic
+from hybridtrader.engine.events import OrderUpdate
+from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.engine.trader import Trader
+from hybridtrader.errors import ModelError, StateError
+from hybridtrader.execution.rate_limiter import RateLimiter
+from hybridtrader.execution.slippage_model import SlippageModel
+from hybridtrader.live.broker import AlpacaBroker
+from hybridtrader.live.feed import ReplayFeed, VenueClock
+from hybridtrader.live.journal import Journal
+from hybridtrader.live.ops import Heartbeat, NodeMetrics, OpsServer
+from hybridtrader.live.reconcile import Reconciliation, reconcile
+from hybridtrader.monitoring.alerts import EnhancedAlertManager
+from hybridtrader.risk.exposure_manager import ExposureManager
+from hybridtrader.strategy.base import Strategy
+from hybridtrader.strategy.loader import build_strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the node trades; the keys travel with these URLs and nowhere else."""
+
+    trading_url: str
+    trading_stream_url: str | None
+    data_url: str
+    venue_url: str | None  # the local venue's control API (replay clock); None for Alpaca itself
+    keys: tuple[str, str]
+
+    def __repr__(self) -> str:
+        return (
+            f"Endpoints(trading_url={self.trading_url!r}, trading_stream_url={self.trading_stream_url!r}, "
+            f"data_url={self.data_url!r}, venue_url={self.venue_url!r})"
+        )
+
+
+class JournaledBroker:
+    """The Broker port the node's Trader sees. Every intent is journaled before the AlpacaBroker sends it;
+    while `replaying`, nothing is sent and the broker's recorded history answers `poll`."""
+
+    def __init__(
+        self,
+        broker: AlpacaBroker,
+        journal: Journal,
+        metrics: NodeMetrics,
+        rec: Reconciliation,
+        rejected: list[OrderUpdate],
+    ) -> None:
+        self.broker, self.journal, self.metrics = broker, journal, metrics
+        self.at_broker = rec.at_broker
+        self.replaying = False
+        self.batch_t0 = 0.0  # perf_counter when the current bar time's bars were in hand
+        self.diverged: list[str] = []  # replayed decisions the broker never saw
+        self.latencies: list[float] = []  # bar time's bars in hand -> each order sent (s)
+        self._submitted: dict[str, tuple[OrderRequest, int]] = {}
+        journal_only = [u for u in rejected if u.client_order_id not in rec.at_broker]
+        self._history = sorted([*rec.history, *journal_only], key=lambda u: u.ts_ns)
+        self._reported: list[OrderUpdate] = []
+        self._asked: set[tuple[str, str]] = set()  # (client order id, "canceled"/"replaced") requested
+        self.strategy_of: Callable[[str], str] = lambda cid: ""
+
+    def submit(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
+        self._submitted[client_order_id] = (request, ts_ns)
+        if self.replaying:
+            if client_order_id not in self.at_broker and not any(
+                u.client_order_id == client_order_id for u in self._history
+            ):
+                self.diverged.append(client_order_id)
+            return
+        self.journal.record_intent(client_order_id, request, ts_ns)  # before it is sent
+        if client_order_id in self.at_broker:  # sent before a restart: adopt, never send twice
+            self.broker.adopt({client_order_id: (request, ts_ns)}, [])
+            return
+        self.broker.submit(client_order_id, request, ts_ns)
+        self.journal.mark_sent(client_order_id, ts_ns)
+        self.metrics.orders.labels(self.strategy_of(client_order_id), request.side).inc()
+        latency = time.perf_counter() - self.batch_t0
+        self.metrics.bar_to_order.observe(latency)
+        self.latencies.append(latency)
+
+    def cancel(self, client_order_id: str, ts_ns: int) -> None:
+        self._asked.add((client_order_id, "canceled"))
+        if not self.replaying:
+            self.broker.cancel(client_order_id, ts_ns)
+
+    def replace(
+        self,
+        client_order_id: str,
+        new_client_order_id: str,
+        ts_ns: int,
+        *,
+        qty: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> None:
+        self._asked.add((client_order_id, "replaced"))
+        old = self._submitted.get(client_order_id)
+        if old is not None:
+            r = old[0]
+            request = OrderRequest(
+                r.symbol,
+                r.side,
+                qty or r.qty,
+                r.type,
+                r.time_in_force,
+                limit_price or r.limit_price,
+                stop_price or r.stop_price,
+            )
+            self._submitted[new_client_order_id] = (request, ts_ns)
+            if not self.replaying:
+                self.journal.record_intent(new_client_order_id, request, ts_ns, replaces=client_order_id)
+        if not self.replaying:
+            self.broker.replace(
+                client_order_id,
+                new_client_order_id,
+                ts_ns,
+                qty=qty,
+                limit_price=limit_price,
+                stop_price=stop_price,
+            )
+
+    def poll(self, now_ns: int) -> list[OrderUpdate]:
+        if self.replaying:  # what a live poll at `now_ns` had: updates of orders sent, cancels asked...
+            out = [
+                u
+                for u in self._history
+                if u.ts_ns <= now_ns
+                and u.client_order_id in self._submitted
+                and (u.kind not in ("canceled", "replaced") or (u.client_order_id, u.kind) in self._asked)
+            ]
+            if out:
+                done = {id(u) for u in out}
+                self._history = [u for u in self._history if id(u) not in done]
+                self._reported.extend(out)
+            return out
+        out = self.broker.poll(now_ns)
+        self.journal.record_updates(out)
+        return out
+
+    def go_live(self) -> None:
+        """The replay is over: the AlpacaBroker learns the orders sent before and what was reported."""
+        self.replaying = False
+        self.broker.adopt(self._submitted, self._reported)
+
+    def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
+        return None
+
+    def has_open_orders(self) -> bool:
+        return self.broker.has_open_orders()
+
+    def positions(self) -> dict[str, float]:
+        return self.broker.positions()
+
+
+class LiveNode:
+    """Build with the config, where to trade, the sessions and symbols of the run; `run()` trades them."""
+
+    def __init__(
+        self,
+        config: Config,
+        endpoints: Endpoints,
+        *,
+        sessions: list[date],
+        symbols: list[str],
+        journal: Journal,
+        speed: float | None = None,
+        alerts: EnhancedAlertManager | None = None,
+        stop: threading.Event | None = None,
+        on_bar_time: Callable[[LiveNode], None] | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.config = config
+        self.live = config.live
+        self.endpoints = endpoints
+        self.journal = journal
+        self.stop = stop or threading.Event()
+        self.alerts = alerts if alerts is not None else EnhancedAlertManager(config)
+        self.metrics = NodeMetrics()
+        self.heartbeat = Heartbeat(timeout_s=30.0)
+        self.on_bar_time = on_bar_time
+        self.limiter = limiter if limiter is not None else RateLimiter(config)
+        self.broker = AlpacaBroker(
+            endpoints.trading_url,
+            endpoints.trading_stream_url,
+            endpoints.keys,
+            limiter=self.limiter,
+            on_request=self._on_request,
+        )
+        self.data = AlpacaClient(config, data_url=endpoints.data_url, limiter=self.limiter)
+        if endpoints.venue_url is None:
+            raise StateError(
+                "live: trading Alpaca itself needs the streaming feed and wall clock, which "
+                "this node does not have yet; set no keys to trade the local venue"
+            )
+        self.clock = VenueClock(endpoints.venue_url)
+        run = journal.get("run")
+        if run is None:  # a new run: what it trades, from where
+            run = {
+                "sessions": [d.isoformat() for d in sessions],
+                "symbols": symbols,
+                "cash": self.broker.account()["cash"],
+                "start_positions": self.broker.positions(),
+                "since_ns": self.clock.now_ns(),
+            }
+            journal.put("run", run, self.clock.now_ns())
+        self.run_info = run
+        self.sessions = [date.fromisoformat(d) for d in run["sessions"]]
+        self.symbols = list(run["symbols"])
+        self.cursor = int(journal.get("cursor", 0))
+        self.shutdowns = [int(x) for x in journal.get("shutdowns", [])]
+        self.feed = ReplayFeed(
+            self.data,
+            self.clock,
+            self.symbols,
+            self.sessions,
+            resume_ns=self.cursor,
+            speed=speed,
+            stop=self.stop,
+        )
+        self.ready = False
+        self.reconciled = False
+        self.halts: dict[str, str] = {}
+        self._lag_until = 0
+        self.rec: Reconciliation | None = None
+        self.trader: Trader | None = None
+        self.ops: OpsServer | None = None
+        self.summary: dict[str, Any] = {}
+        self._recovered = 0  # broker.recovered already counted in the metric
+        self._events_seen = 0  # trader.events already looked at for alerts
+
+    # ------------------------------------------------------------------------------------- start
+    def strategies(self) -> list[Strategy]:
+        """The configured strategies with their champions; a champion older than model_max_age_days is
+        refused (ModelError)."""
+        out = []
+        for spec in self.live.strategies:
+            s = build_strategy(spec, self.config, use_models=self.live.use_models)
+            champion = getattr(s, "champion", None)
+            if champion is not None:
+                from hybridtrader.ml.registry import ModelRegistry
+
+                age = ModelRegistry(self.config).champion_age_days(s.name)
+                if age is not None and age > self.live.model_max_age_days:
+                    raise ModelError(
+                        f"{s.name}: champion v{champion.version} is {age:.1f} days old "
+                        f"(> live.model_max_age_days {self.live.model_max_age_days:g})"
+                    )
+                self.metrics.model.labels(s.name, str(champion.version)).set(1)
+            else:
+                self.metrics.model.labels(s.name, "rules").set(1)
+            out.append(s)
+        return out
+
+    def start(self) -> Reconciliation:
+        """Ops endpoint up, broker connected, reconciled; raises StateError when a mismatch must refuse."""
+        self.ops = OpsServer(
+            self.metrics,
+            self.heartbeat.check,
+            self._ready,
+            self.status,
+            self.live.ops_host,
+            self.live.ops_port,
+        ).start()
+        self.journal.put("ops", {"url": self.ops.url})
+        log.info(
+            "live node trading on %s (stream %s, data %s); ops on %s",
+            self.endpoints.trading_url,
+            self.endpoints.trading_stream_url,
+            self.endpoints.data_url,
+            self.ops.url,
+        )
+        self.broker.connect()
+        rec = self.rec = reconcile(
+            self.broker,
+            self.journal,
+            since_ns=int(self.run_info["since_ns"]),
+            start_positions=self.run_info["start_positions"],
+            tolerance=self.live.position_tolerance_shares,
+            now_ns=self.clock.now_ns(),
+        )
+        if not rec.ok:
+            self._alert("reconcile_mismatch", "account", "critical", "; ".join(rec.mismatches[:5]))
+            if self.live.on_mismatch == "refuse":
+                raise StateError(
+                    f"live: reconciliation found {len(rec.mismatches)} mismatch(es), refusing "
+                    f"to start (live.on_mismatch=refuse): {rec.mismatches[0]}"
+                )
+            self.halts["reduce-only"] = "reconciliation mismatch"
+        self.reconciled = True
+        strategies = self.strategies()
+        exposure = ExposureManager(self.config)
+        slippage = SlippageModel(self.config)
+        rejected = [u for u in self.journal.updates() if u.kind == "rejected"]
+        self.jbroker = JournaledBroker(self.broker, self.journal, self.metrics, rec, rejected)
+        self.trader = Trader(
+            self.config,
+            strategies,
+            self.feed,
+            self.jbroker,
+            self.clock,
+            cash=float(self.run_info["cash"]),
+            slippage=slippage,
+            exposure=exposure,
+        )
+        trader = self.trader
+        self.jbroker.strategy_of = lambda cid: trader.orders[cid].strategy if cid in trader.orders else ""
+        return rec
+
+    # --------------------------------------------------------------------------------------- run
+    def run(self) -> dict[str, Any]:
+        """Trade the run's remaining bar times (after replaying the past ones); the summary."""
+        assert self.trader is not None, "start() first"
+        trader, jb = self.trader, self.jbroker
+        fills_seen = 0
+        session: date | None = None
+        for batch in self.feed.batches():
+            if batch.session != session:
+                if session is not None:
+                    self._after_close(session)
+                session = batch.session
+                self._before_open()
+            jb.replaying = self.feed.replaying
+            if not jb.replaying and not self.ready:
+                jb.go_live()
+                self.ready = True
+            close = batch.bars["ts"].max() if batch.bars.height else None
+            jb.batch_t0 = time.perf_counter()
+            self._check_halts(batch)
+            trader.run_batch(batch)
+            bar_close = trader.now_ns
+            if jb.replaying:
+                if bar_close in self.shutdowns:  # a clean exit flattened here; the replay does too
+                    trader.flatten_all("shutdown")
+                continue
+            if close is not None:
+                self.journal.put("cursor", bar_close, bar_close)
+                self.cursor = bar_close
+            fills_seen = self._observe(fills_seen)
+            self.heartbeat.beat()
+            if self.on_bar_time is not None:
+                self.on_bar_time(self)
+            if self.stop.is_set():
+                break
+        if not self.ready:  # everything was replay (a restart after the run's end)
+            jb.go_live()
+            self.ready = True
+        if self.stop.is_set():
+            self._shutdown()
+        else:
+            trader.finish()
+            if session is not None:
+                self._after_close(session)
+        return self._summary()
+
+    def _before_open(self) -> None:
+        """Before a session: shortability from the broker's assets."""
+        if self.feed.replaying and self.trader is not None and self.trader.n_sessions:
+            return
+        frame = self.broker.shortability()
+        assert self.trader is not None
+        self.trader.exposure.load_symbols(frame.filter(pl.col("symbol").is_in(self.symbols)))
+
+    def _after_close(self, session: date) -> None:
+        """After a session: positions and breaker state to the journal, the day's report (JSON beside the
+        journal: orders, fills, P&L, positions, halts and alerts); intraday books confirmed flat."""
+        if self.feed.replaying:
+            return
+        trader = self.trader
+        assert trader is not None
+        held = self.broker.positions()
+        self.journal.put(f"positions/{session.isoformat()}", held, trader.now_ns)
+        self.journal.put("breaker", trader.exposure.breaker_state(), trader.now_ns)
+        self._daily_report(session, held)
+        books = {s.name: s.book for s in trader.strategies}
+        intraday = {
+            sym for (name, sym), p in trader.ledger.book.items() if p.qty and books[name] == "intraday"
+        }
+        if intraday:
+            self._alert(
+                "not_flat",
+                session.isoformat(),
+                "critical",
+                f"intraday positions open after the close: {', '.join(sorted(intraday))}",
+            )
+
+    # ------------------------------------------------------------------------------------ checks
+    def _daily_report(self, session: date, held: dict[str, float]) -> None:
+        trader = self.trader
+        assert trader is not None
+        result = trader.result()
+        day = pl.col("decision_ts").dt.convert_time_zone("America/New_York").dt.date() == session
+        orders = result.orders.filter(day)
+        fills = result.fills.filter(
+            pl.col("ts").dt.convert_time_zone("America/New_York").dt.date() == session
+        )
+        report = {
+            "session": session.isoformat(),
+            "orders": orders.height,
+            "rejected": orders.filter(pl.col("status") == "rejected").height,
+            "fills": fills.height,
+            "filled_shares": float(fills["qty"].sum()),
+            "fees": float(fills["fee"].sum()),
+            "realized_pnl": float(fills["realized_pnl"].sum()),
+            "equity": trader.ledger.equity(),
+            "broker_positions": held,
+            "skipped": dict(trader.skipped),
+            "events": [e for e in trader.events if e.startswith(session.isoformat())],
+            "alerts": [m for _, kind, m in self.journal.events()],
+        }
+        path = self.journal.path.parent / "reports" / f"{session.isoformat()}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda f: f.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n"))
+
+    def _on_request(self, endpoint: str, seconds: float) -> None:
+        self.metrics.request_seconds.labels(endpoint).observe(seconds)
+        if (
+            endpoint in ("submit_order", "cancel_order", "replace_order")
+            and seconds > self.live.max_execution_lag_s
+        ):
+            self._lag_until = time.monotonic() + self.live.max_execution_lag_s * 10
+            self._alert(
+                "execution_lag",
+                endpoint,
+                "warning",
+                f"{endpoint} took {seconds:.2f} s (> {self.live.max_execution_lag_s:g} s)",
+            )
+
+    def _check_halts(self, batch: Any) -> None:
+        trader = self.trader
+        assert trader is not None
+        if self.feed.replaying:
+            trader.entry_halt = "; ".join(self.halts.values())
+            return
+        now = self.clock.now_ns()
+        stale_s = (now - self.feed.last_data_ns) / 1e9 if self.feed.last_data_ns else 0.0
+        self.metrics.feed_lag.set(stale_s)
+        if stale_s > self.live.max_feed_staleness_s:
+            if "stale feed" not in self.halts:
+                self._alert(
+                    "stale_feed",
+                    "bars",
+                    "critical",
+                    f"no bars for {stale_s:.0f} s of market time (> {self.live.max_feed_staleness_s:g} s)"
+                    f"{': ' + self.feed.error if self.feed.error else ''}",
+                )
+            self.halts["stale feed"] = f"no bars for {stale_s:.0f} s"
+        else:
+            self.halts.pop("stale feed", None)
+        if time.monotonic() < self._lag_until:
+            self.halts["execution lag"] = "an order call was slow"
+        else:
+            self.halts.pop("execution lag", None)
+        for reason in ("stale feed", "execution lag", "reduce-only"):
+            self.metrics.halted.labels(reason).set(1 if reason in self.halts else 0)
+        trader.entry_halt = "; ".join(self.halts.values())
+
+    def _observe(self, fills_seen: int) -> int:
+        """Metrics from the Trader after a bar time."""
+        trader = self.trader
+        assert trader is not None
+        m = self.metrics
+        for row in trader.fills[fills_seen:]:
+            _ts, _cid, strategy, _book, _sym, side, qty, _px, _fee, _rpnl, _dp, forecast, realized = row
+            m.fills.labels(strategy, side).inc()
+            m.filled_shares.labels(strategy).inc(qty)
+            m.slippage_forecast.observe(forecast / 1e4)
+            m.slippage_realized.observe(realized / 1e4)
+        equity, gross, net = trader.ledger.totals()
+        m.equity.set(equity)
+        m.realized.set(trader.ledger.realized())
+        m.unrealized.set(trader.ledger.unrealized())
+        m.exposure.labels("all", "gross").set(gross)
+        m.exposure.labels("all", "net").set(net)
+        m.bar_time.set(trader.now_ns / 1e9)
+        m.limiter_waits.set(self.limiter.stats().get("retries", 0))
+        m.stream_recoveries.inc(self.broker.recovered - self._recovered)
+        self._recovered = self.broker.recovered
+        for event in trader.events[self._events_seen :]:
+            if "circuit breaker" in event:
+                self._alert("breaker", "account", "critical", event)
+        self._events_seen = len(trader.events)
+        return len(trader.fills)
+
+    def _alert(self, kind: str, subject: str, severity: Any, message: str) -> None:
+        self.metrics.alerts.labels(kind).inc()
+        self.journal.event(kind, message, self.clock.now_ns())
+        self.alerts.emit(kind, subject, severity, message, {})
+
+    def _ready(self) -> tuple[bool, str]:
+        if not self.reconciled:
+            return False, "not reconciled yet"
+        if not self.ready:
+            return False, "replaying the run's past"
+        if "stale feed" in self.halts:
+            return False, f"data not fresh: {self.halts['stale feed']}"
+        return True, "ready"
+
+    # ---------------------------------------------------------------------------------- shutdown
+    def _shutdown(self) -> None:
+        """Stop entries, cancel open orders, flatten if configured; the journal remembers where."""
+        trader = self.trader
+        assert trader is not None
+        trader.entry_halt = "shutting down"
+        if self.live.flatten_on_exit:
+            self.journal.put("shutdowns", [*self.shutdowns, trader.now_ns], trader.now_ns)
+            trader.flatten_all("shutdown")
+        else:
+            for cid in list(trader.open):
+                trader.cancel(cid)
+        deadline = time.monotonic() + 5.0
+        while trader.open and time.monotonic() < deadline:
+            trader.poll_broker(self.clock.now_ns())
+            if trader.open:
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        self.broker.close()
+        if self.ops is not None:
+            self.ops.stop()
+        self.journal.close()
+
+    # ------------------------------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        t = self.trader
+        out: dict[str, Any] = {
+            "ready": self.ready,
+            "reconciled": self.reconciled,
+            "cursor_ns": self.cursor,
+            "halts": dict(self.halts),
+            "endpoints": repr(self.endpoints),
+        }
+        if t is not None:
+            out.update(
+                equity=t.ledger.equity(),
+                orders=len(t.sent),
+                open_orders=len(t.open),
+                fills=len(t.fills),
+                positions={s: p for s, p in t.ledger.net.items() if p},
+                skipped=dict(t.skipped),
+            )
+        return out
+
+    def _summary(self) -> dict[str, Any]:
+        t = self.trader
+        assert t is not None
+        result = t.result()
+        self.summary = {
+            "sessions": [d.isoformat() for d in self.sessions],
+            "bars": t.n_bars,
+            "orders": result.orders.height,
+            "fills": result.fills.height,
+            "equity": t.ledger.equity(),
+            "realized_pnl": t.ledger.realized(),
+            "broker_positions": self.broker.positions(),
+            "skipped": result.skipped,
+            "events": result.events,
+            "diverged": self.jbroker.diverged,
+            "stopped": self.stop.is_set(),
+        }
+        self.result = result
+        return self.summary
