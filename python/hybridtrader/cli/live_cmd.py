@@ -195,7 +195,7 @@ def _trade(
         trading_stream_url=base.replace("http://", "ws://") + "/stream",
         data_url=base,
         venue_url=base,
-        keys=alpaca_keys(cfg),
+        keys=alpaca_keys(cfg, base),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
