@@ -678,6 +678,9 @@ class AllocationConfig(Section):
     periods_per_year: int = Field(252, gt=0)  # daily returns -> annual volatility
     tolerance: float = Field(1e-10, gt=0.0, lt=1e-3)  # risk parity: max relative risk-budget error
     state_path: Path | None = None  # None: <data_dir>/portfolio/allocator.json
+    # The engine splits equity between its strategies by `method` at session opens (each sizes and caps its
+    # gross exposure against its capital); off: every strategy trades against the whole account.
+    in_engine: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> AllocationConfig:

@@ -32,6 +32,7 @@ from hybridtrader.errors import ConfigError
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market.synth import generate_market
+from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.risk.exposure_manager import ExposureManager
 from hybridtrader.strategy.loader import build_strategy
 
@@ -140,6 +141,8 @@ def run_backtest(
         slippage=slippage,
         exposure=exposure,
         progress=progress,
+        # in memory: a backtest never touches the live allocator's state file
+        allocator=CapitalAllocator(config, persist=False) if config.portfolio.allocation.in_engine else None,
     )
     result = trader.run()
     start_cash = config.backtest.cash
@@ -154,6 +157,8 @@ def run_backtest(
         "strategies": report.per_strategy(result),
         "symbols": report.per_symbol(result),
     }
+    if config.portfolio.allocation.in_engine:
+        tables["allocations"] = result.allocations
     summary = {
         "format": OUTPUT_FORMAT,
         **report.summary(result, start_cash),
