@@ -19,7 +19,7 @@ With a `CapitalAllocator` (`portfolio.allocation.in_engine`), each strategy trad
 session close each strategy's return (its P&L of the session / its capital at the open) goes to the
 allocator; at the next open the allocator's plan is adopted when `rebalance_needed` says so (always at the
 first open). A strategy given weight w sizes against w x equity and its gross exposure (its filled
-positions plus its open orders' remaining shares, at this bar time's prices) may not pass w x equity x its
+positions with its open orders at their worst, at this bar time's prices) may not pass w x equity x its
 book's gross cap; that is checked beside the account-wide exposure caps, which still apply. Without an
 allocator every weight is 1 and nothing of this runs.
 
@@ -393,27 +393,30 @@ class Trader:
             self.allocations.append((session, name, self.weight[name], capital, pnl, ret, rebalanced, why))
 
     def allocation_room(self, strategy: Strategy, symbol: str, sign: int, price: float) -> float:
-        """Most shares `strategy` may add on side `sign` in `symbol` before its gross exposure (filled +
-        open orders' remaining shares, at this bar time's prices) passes weight x equity x its book's
-        gross cap. With A the absolute position value allowed in `symbol` over the rest, the room is
-        A / price - sign x position (a reversal first closes the position)."""
+        """Most shares `strategy` may add on side `sign` in `symbol` before its gross exposure could pass
+        weight x equity x its book's gross cap. Open orders count at their worst: a symbol's exposure is
+        max(|filled + open buys|, |filled - open sells|) (a pending exit is not counted as done, so the
+        cap holds for whatever subset of the open orders fills), valued at this bar time's prices. With
+        A the value left for `symbol`, the room is A / price - sign x filled - open shares on that side."""
         name = strategy.name
-        held: dict[str, float] = {}
+        filled: dict[str, float] = {}
+        side_open: dict[tuple[str, int], float] = {}  # (symbol, sign) -> open orders' remaining shares
         for (owner, sym), p in self.ledger.book.items():
             if owner == name and p.qty:
-                held[sym] = p.qty
+                filled[sym] = p.qty
         for o in self.open.values():
             if o.strategy == name:
-                sym = o.request.symbol
-                held[sym] = held.get(sym, 0.0) + o.request.sign * o.leaves_qty
+                key = (o.request.symbol, o.request.sign)
+                side_open[key] = side_open.get(key, 0.0) + o.leaves_qty
         limit = self.weight[name] * self.equity * self.config.risk.gross_cap_pct(strategy.book) / 100.0
         others = 0.0
-        for sym, q in held.items():
-            if sym != symbol:
-                px = self.price(sym)
-                others += abs(q) * (px if px == px else 0.0)
-        allowed = (limit - others) / price - sign * held.get(symbol, 0.0)
-        return max(0.0, allowed)
+        for sym in {*filled, *(k[0] for k in side_open)} - {symbol}:
+            f = filled.get(sym, 0.0)
+            worst = max(abs(f + side_open.get((sym, 1), 0.0)), abs(f - side_open.get((sym, -1), 0.0)))
+            px = self.price(sym)
+            others += worst * (px if px == px else 0.0)
+        room = (limit - others) / price - sign * filled.get(symbol, 0.0) - side_open.get((symbol, sign), 0.0)
+        return max(0.0, room)
 
     def _notify(self, event: SessionEvent) -> None:
         if event.kind == "close":
