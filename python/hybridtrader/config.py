@@ -708,6 +708,9 @@ class UniverseConfig(Section):
     stability_window: int = Field(20, ge=1)  # universe updates the stability score looks back over
     max_events: int = Field(10_000, ge=1)  # addition/removal records kept in the history file
     history_path: Path | None = None  # None: <data_dir>/portfolio/universe.json
+    # The engine trades only the rotated universe (backtest: selected from the bar store's `timeframe` bars
+    # as of the previous session; needs backtest.data=store); off: every symbol of the feed.
+    in_engine: bool = False
 
 
 class PortfolioConfig(Section):

@@ -23,6 +23,7 @@ from hybridtrader.backtest import report
 from hybridtrader.backtest.broker import SimBroker
 from hybridtrader.backtest.clock import SimClock
 from hybridtrader.backtest.feed import FrameFeed, StoreFeed
+from hybridtrader.backtest.rotation import BacktestUniverse
 from hybridtrader.backtest.tearsheet import write_tearsheet
 from hybridtrader.config import Config
 from hybridtrader.data.bar_store import BarStore
@@ -131,6 +132,14 @@ def run_backtest(
     exposure = ExposureManager(config)
     if symbol_info is not None:
         exposure.load_symbols(symbol_info)
+    universe = None
+    if config.portfolio.universe.in_engine:
+        if data.get("source") != "store":
+            raise ConfigError(
+                "portfolio.universe.in_engine: needs backtest.data=store (the filters read its bars), "
+                f"got data source {data.get('source')!r}"
+            )
+        universe = BacktestUniverse(BarStore(data["store"]), config, list(data["symbols"]))
     trader = Trader(
         config,
         strategies,
@@ -143,6 +152,7 @@ def run_backtest(
         progress=progress,
         # in memory: a backtest never touches the live allocator's state file
         allocator=CapitalAllocator(config, persist=False) if config.portfolio.allocation.in_engine else None,
+        universe=universe,
     )
     result = trader.run()
     start_cash = config.backtest.cash
@@ -159,6 +169,8 @@ def run_backtest(
     }
     if config.portfolio.allocation.in_engine:
         tables["allocations"] = result.allocations
+    if universe is not None:
+        tables["universe"] = universe.frame()
     summary = {
         "format": OUTPUT_FORMAT,
         **report.summary(result, start_cash),

@@ -1,7 +1,7 @@
 """The backtest's HTML tear sheet: equity and drawdown, exposure over time, monthly returns, per-strategy
-and per-symbol statistics, allocations and strategy contributions (when the allocator ran), turnover,
-forecast vs realised slippage and the run's provenance. One self-contained file (inline SVG, no scripts),
-made only from the run's tables, so it is as reproducible as they are."""
+and per-symbol statistics, allocations, strategy contributions and universe turnover (when the allocator
+and the universe ran), turnover, forecast vs realised slippage and the run's provenance. One self-contained
+file (inline SVG, no scripts), made only from the run's tables, so it is as reproducible as they are."""
 
 from __future__ import annotations
 
@@ -112,6 +112,7 @@ def write_tearsheet(tables: dict[str, pl.DataFrame], summary: dict[str, Any], pa
         "<h2>Strategies</h2>",
         _table(tables["strategies"]),
         *(_allocations(tables["allocations"]) if "allocations" in tables else []),
+        *(["<h2>Universe turnover</h2>", _table(tables["universe"])] if "universe" in tables else []),
         "<h2>Symbols</h2>",
         _table(tables["symbols"]),
         "<h2>Intents not sent</h2>",

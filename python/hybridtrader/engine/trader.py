@@ -23,6 +23,10 @@ positions with its open orders at their worst, at this bar time's prices) may no
 book's gross cap; that is checked beside the account-wide exposure caps, which still apply. Without an
 allocator every weight is 1 and nothing of this runs.
 
+With a `universe` (a function of the session giving the symbols that may be traded that session, or None
+for all), asked at each session open, an order that would open or add to a position in a symbol outside it
+is refused (counted in `skipped`); closing what is held is always allowed.
+
 Orders carry deterministic client order ids (strategy, symbol, decision time, leg), so a replayed decision
 re-uses its id.
 """
@@ -30,7 +34,7 @@ re-uses its id.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -111,6 +115,7 @@ ALLOCATION_SCHEMA = {
     "reason": pl.String,  # why (or why not), from the allocator
 }
 Progress = Callable[[date, int], None]  # (session done, bars in it)
+Universe = Callable[[date], Collection[str] | None]  # session -> the symbols it may trade (None: any)
 
 
 @dataclass
@@ -173,6 +178,7 @@ class Trader:
         earnings_blackout: EarningsBlackout | None = None,
         progress: Progress | None = None,
         allocator: CapitalAllocator | None = None,
+        universe: Universe | None = None,
     ) -> None:
         names = [s.name for s in strategies]
         if not strategies or len(set(names)) != len(names):
@@ -196,6 +202,8 @@ class Trader:
         self.earnings = earnings_blackout
         self.progress = progress
         self.allocator = allocator
+        self.universe = universe
+        self.tradable: Collection[str] | None = None  # this session's universe (None: any symbol)
         self.weight = {s.name: 1.0 for s in strategies}  # share of equity each strategy trades with
         self._alloc_open: dict[str, tuple[float, float, bool, str]] = {}  # name -> (capital, pnl, rebal, why)
         self.allocations: list[tuple[Any, ...]] = []
@@ -325,6 +333,8 @@ class Trader:
         self.exposure.should_emergency_flatten(self.ledger.equity(), utc_ns(open_dt))
         if self.allocator is not None:
             self._allocate(session)
+        if self.universe is not None:
+            self.tradable = self.universe(session)
         self._notify(SessionEvent("open", session, utc_ns(open_dt)))
 
     def _first_flatten_ns(self, open_ns: int, close_ns: int) -> int:
@@ -457,6 +467,9 @@ class Trader:
         if not reducing:  # closing a strategy's own position is never refused
             if strategy.book in self._flattened or "*" in self._flattened:
                 self._skip("book flattened for the session")
+                return None
+            if self.tradable is not None and request.symbol not in self.tradable:
+                self._skip("not in the universe")
                 return None
             self.mark_exposure()
             ok, why = self.exposure.check_order(request.symbol, request.side, request.qty, ref, strategy.book)
@@ -721,6 +734,9 @@ class _StrategyContext:
             return 0.0
         if s.book in t._flattened or "*" in t._flattened:
             t._skip("book flattened for the session")
+            return 0.0
+        if t.tradable is not None and symbol not in t.tradable:
+            t._skip("not in the universe")
             return 0.0
         t.mark_exposure()
         ok, why = t.exposure.check_order(symbol, side, 1.0, price, s.book)
