@@ -85,5 +85,5 @@ def test_backtest_trades_only_its_universe(tmp_path: Path) -> None:
 
 def test_universe_needs_the_store(tmp_path: Path) -> None:
     cfg = with_overrides(Config(data_dir=str(tmp_path)), ["portfolio.universe.in_engine=true"])
-    with pytest.raises(ConfigError, match="portfolio.universe.in_engine: needs backtest.data=store"):
+    with pytest.raises(ConfigError, match=r"portfolio\.universe\.in_engine: needs backtest\.data=store"):
         run_backtest(cfg)
