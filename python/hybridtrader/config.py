@@ -739,6 +739,9 @@ class AllocationConfig(Section):
     periods_per_year: int = Field(252, gt=0)  # daily returns -> annual volatility
     tolerance: float = Field(1e-10, gt=0.0, lt=1e-3)  # risk parity: max relative risk-budget error
     state_path: Path | None = None  # None: <data_dir>/portfolio/allocator.json
+    # The engine splits equity between its strategies by `method` at session opens (each sizes and caps its
+    # gross exposure against its capital); off: every strategy trades against the whole account.
+    in_engine: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> AllocationConfig:
@@ -766,6 +769,9 @@ class UniverseConfig(Section):
     stability_window: int = Field(20, ge=1)  # universe updates the stability score looks back over
     max_events: int = Field(10_000, ge=1)  # addition/removal records kept in the history file
     history_path: Path | None = None  # None: <data_dir>/portfolio/universe.json
+    # The engine trades only the rotated universe (backtest: selected from the bar store's `timeframe` bars
+    # as of the previous session; needs backtest.data=store); off: every symbol of the feed.
+    in_engine: bool = False
 
 
 class PortfolioConfig(Section):

@@ -23,6 +23,7 @@ from hybridtrader.backtest import report
 from hybridtrader.backtest.broker import SimBroker
 from hybridtrader.backtest.clock import SimClock
 from hybridtrader.backtest.feed import FrameFeed, StoreFeed
+from hybridtrader.backtest.rotation import BacktestUniverse
 from hybridtrader.backtest.tearsheet import write_tearsheet
 from hybridtrader.config import Config
 from hybridtrader.data.bar_store import BarStore
@@ -32,6 +33,7 @@ from hybridtrader.errors import ConfigError
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market.synth import generate_market
+from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.risk.exposure_manager import ExposureManager
 from hybridtrader.strategy.loader import build_strategy
 
@@ -130,6 +132,14 @@ def run_backtest(
     exposure = ExposureManager(config)
     if symbol_info is not None:
         exposure.load_symbols(symbol_info)
+    universe = None
+    if config.portfolio.universe.in_engine:
+        if data.get("source") != "store":
+            raise ConfigError(
+                "portfolio.universe.in_engine: needs backtest.data=store (the filters read its bars), "
+                f"got data source {data.get('source')!r}"
+            )
+        universe = BacktestUniverse(BarStore(data["store"]), config, list(data["symbols"]))
     trader = Trader(
         config,
         strategies,
@@ -140,6 +150,9 @@ def run_backtest(
         slippage=slippage,
         exposure=exposure,
         progress=progress,
+        # in memory: a backtest never touches the live allocator's state file
+        allocator=CapitalAllocator(config, persist=False) if config.portfolio.allocation.in_engine else None,
+        universe=universe,
     )
     result = trader.run()
     start_cash = config.backtest.cash
@@ -154,6 +167,10 @@ def run_backtest(
         "strategies": report.per_strategy(result),
         "symbols": report.per_symbol(result),
     }
+    if config.portfolio.allocation.in_engine:
+        tables["allocations"] = result.allocations
+    if universe is not None:
+        tables["universe"] = universe.frame()
     summary = {
         "format": OUTPUT_FORMAT,
         **report.summary(result, start_cash),

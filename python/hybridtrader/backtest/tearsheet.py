@@ -1,7 +1,7 @@
 """The backtest's HTML tear sheet: equity and drawdown, exposure over time, monthly returns, per-strategy
-and per-symbol statistics, turnover, forecast vs realised slippage and the run's provenance. One
-self-contained file (inline SVG, no scripts), made only from the run's tables, so it is as reproducible as
-they are."""
+and per-symbol statistics, allocations, strategy contributions and universe turnover (when the allocator
+and the universe ran), turnover, forecast vs realised slippage and the run's provenance. One self-contained
+file (inline SVG, no scripts), made only from the run's tables, so it is as reproducible as they are."""
 
 from __future__ import annotations
 
@@ -47,6 +47,29 @@ def _monthly(monthly: pl.DataFrame) -> pl.DataFrame:
     return wide.select("year", *months)
 
 
+def _allocations(alloc: pl.DataFrame) -> list[str]:
+    """Weights per session (strategies across) and each strategy's contribution: its P&L summed over the
+    sessions, and that as a share of all strategies' P&L."""
+    weights = alloc.pivot("strategy", index="session", values="weight").sort("session")
+    contrib = (
+        alloc.group_by("strategy")
+        .agg(
+            pl.col("weight").mean().alias("mean_weight"),
+            pl.col("capital").mean().alias("mean_capital"),
+            pl.col("pnl").sum(),
+            pl.col("rebalanced").sum().alias("rebalances"),
+        )
+        .with_columns(share_of_pnl=pl.col("pnl") / pl.col("pnl").sum())
+        .sort("strategy")
+    )
+    return [
+        "<h2>Allocations: weight of equity per session</h2>",
+        _table(weights),
+        "<h2>Strategy contributions</h2>",
+        _table(contrib),
+    ]
+
+
 def write_tearsheet(tables: dict[str, pl.DataFrame], summary: dict[str, Any], path: Path) -> None:
     eq = tables["equity"]
     start = float(summary["start_cash"])
@@ -88,6 +111,8 @@ def write_tearsheet(tables: dict[str, pl.DataFrame], summary: dict[str, Any], pa
         _table(_monthly(tables["monthly"])),
         "<h2>Strategies</h2>",
         _table(tables["strategies"]),
+        *(_allocations(tables["allocations"]) if "allocations" in tables else []),
+        *(["<h2>Universe turnover</h2>", _table(tables["universe"])] if "universe" in tables else []),
         "<h2>Symbols</h2>",
         _table(tables["symbols"]),
         "<h2>Intents not sent</h2>",

@@ -15,6 +15,18 @@ Per bar time t of a batch (bars cover [t, t + every); they are known at now = t 
 After the batch's session closes, the broker reports expirations up to the close and the strategies get
 `on_session_close`.
 
+With a `CapitalAllocator` (`portfolio.allocation.in_engine`), each strategy trades within its capital: at a
+session close each strategy's return (its P&L of the session / its capital at the open) goes to the
+allocator; at the next open the allocator's plan is adopted when `rebalance_needed` says so (always at the
+first open). A strategy given weight w sizes against w x equity and its gross exposure (its filled
+positions with its open orders at their worst, at this bar time's prices) may not pass w x equity x its
+book's gross cap; that is checked beside the account-wide exposure caps, which still apply. Without an
+allocator every weight is 1 and nothing of this runs.
+
+With a `universe` (a function of the session giving the symbols that may be traded that session, or None
+for all), asked at each session open, an order that would open or add to a position in a symbol outside it
+is refused (counted in `skipped`); closing what is held is always allowed.
+
 Orders carry deterministic client order ids (strategy, symbol, decision time, leg), so a replayed decision
 re-uses its id.
 """
@@ -22,7 +34,7 @@ re-uses its id.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -41,6 +53,7 @@ from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order
 from hybridtrader.execution.toxic_time import entry_blocked
 from hybridtrader.market.calendar import NEW_YORK, session_bounds
+from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.portfolio.ledger import Ledger
 from hybridtrader.risk.dynamic_sizing import DynamicSizer
 from hybridtrader.risk.exposure_manager import ExposureManager
@@ -91,7 +104,18 @@ EQUITY_SCHEMA = {
     "gross_exposure": pl.Float64,
     "net_exposure": pl.Float64,
 }
+ALLOCATION_SCHEMA = {
+    "session": pl.Date,
+    "strategy": pl.String,
+    "weight": pl.Float64,  # share of equity the strategy traded with this session
+    "capital": pl.Float64,  # weight x equity at the session's open
+    "pnl": pl.Float64,  # the strategy's P&L of the session (realised + unrealised change - fees)
+    "ret": pl.Float64,  # pnl / capital, what the allocator was told
+    "rebalanced": pl.Boolean,  # the weight was (re)set at this session's open
+    "reason": pl.String,  # why (or why not), from the allocator
+}
 Progress = Callable[[date, int], None]  # (session done, bars in it)
+Universe = Callable[[date], Collection[str] | None]  # session -> the symbols it may trade (None: any)
 
 
 @dataclass
@@ -104,6 +128,9 @@ class TraderResult:
     bars: int
     sessions: int
     events: list[str] = field(default_factory=list)  # flattens and halts, one line each
+    allocations: pl.DataFrame = field(  # ALLOCATION_SCHEMA, per session and strategy (allocator runs only)
+        default_factory=lambda: pl.DataFrame(schema=ALLOCATION_SCHEMA)
+    )
 
 
 def _realized_bps(side: str, decision: float, price: float) -> float:
@@ -150,6 +177,8 @@ class Trader:
         exposure: ExposureManager | None = None,
         earnings_blackout: EarningsBlackout | None = None,
         progress: Progress | None = None,
+        allocator: CapitalAllocator | None = None,
+        universe: Universe | None = None,
     ) -> None:
         names = [s.name for s in strategies]
         if not strategies or len(set(names)) != len(names):
@@ -172,6 +201,12 @@ class Trader:
         self.sizer = DynamicSizer(config)
         self.earnings = earnings_blackout
         self.progress = progress
+        self.allocator = allocator
+        self.universe = universe
+        self.tradable: Collection[str] | None = None  # this session's universe (None: any symbol)
+        self.weight = {s.name: 1.0 for s in strategies}  # share of equity each strategy trades with
+        self._alloc_open: dict[str, tuple[float, float, bool, str]] = {}  # name -> (capital, pnl, rebal, why)
+        self.allocations: list[tuple[Any, ...]] = []
         self.orders: dict[str, Order] = {}  # every order of the run by client order id
         self.sent: list[str] = []
         self.open: dict[str, Order] = {}
@@ -285,6 +320,7 @@ class Trader:
             bars=self.n_bars,
             sessions=self.n_sessions,
             events=self.events,
+            allocations=pl.DataFrame(self.allocations, schema=ALLOCATION_SCHEMA, orient="row"),
         )
 
     # ------------------------------------------------------------------------------ session edges
@@ -296,6 +332,10 @@ class Trader:
         self._flatten_ns = self._first_flatten_ns(utc_ns(open_dt), self._close_ns)
         self._flattened = set()
         self.exposure.should_emergency_flatten(self.ledger.equity(), utc_ns(open_dt))
+        if self.allocator is not None:
+            self._allocate(session)
+        if self.universe is not None:
+            self.tradable = self.universe(session)
         self._notify(SessionEvent("open", session, utc_ns(open_dt)))
 
     def _first_flatten_ns(self, open_ns: int, close_ns: int) -> int:
@@ -320,7 +360,74 @@ class Trader:
         for _ in self.schedule:  # children never outlive their session (the feed ended before they were due)
             self._skip("child order not due before the close")
         self.schedule = []
+        if self.allocator is not None:
+            self._record_performance(self.session)
         self._notify(SessionEvent("close", self.session, self._close_ns))
+
+    # --------------------------------------------------------------------------------- allocation
+    def _strategy_pnl(self, name: str) -> float:
+        """A strategy's P&L so far at the ledger's marks: realised + unrealised - fees."""
+        marks = self.ledger.marks
+        return sum(
+            p.realized - p.fees + p.qty * (marks[sym] - p.avg_price)
+            for (owner, sym), p in self.ledger.book.items()
+            if owner == name
+        )
+
+    def _allocate(self, session: date) -> None:
+        """Adopt the allocator's plan at a session open when it asks for a rebalance (always the first)."""
+        assert self.allocator is not None
+        equity = self.ledger.equity()
+        metrics: dict[str, Any] = {s.name: None for s in self.strategies}
+        rebalance, why = True, "first allocation"
+        if self._alloc_open and equity > 0:
+            target = self.allocator.plan(equity, metrics)
+            current = {n: w * equity for n, w in self.weight.items()}
+            decision = self.allocator.rebalance_needed(current, target.capital, now=session, equity=equity)
+            rebalance, why = bool(decision), decision.reason
+        elif equity <= 0:
+            rebalance, why = False, f"equity {equity:g} <= 0: weights kept"
+        if rebalance:
+            capital = self.allocator.allocate_capital(equity, metrics, now=session)
+            self.weight = {n: c / equity for n, c in capital.items()}
+        self._alloc_open = {
+            n: (w * equity, self._strategy_pnl(n), rebalance, why) for n, w in self.weight.items()
+        }
+
+    def _record_performance(self, session: date) -> None:
+        """Each strategy's return of the session to the allocator, and one allocations row per strategy."""
+        assert self.allocator is not None
+        for name, (capital, pnl_open, rebalanced, why) in self._alloc_open.items():
+            pnl = self._strategy_pnl(name) - pnl_open
+            ret = pnl / capital if capital > 0 else 0.0
+            self.allocator.update_strategy_performance(name, {session: ret})
+            self.allocations.append((session, name, self.weight[name], capital, pnl, ret, rebalanced, why))
+
+    def allocation_room(self, strategy: Strategy, symbol: str, sign: int, price: float) -> float:
+        """Most shares `strategy` may add on side `sign` in `symbol` before its gross exposure could pass
+        weight x equity x its book's gross cap. Open orders count at their worst: a symbol's exposure is
+        max(|filled + open buys|, |filled - open sells|) (a pending exit is not counted as done, so the
+        cap holds for whatever subset of the open orders fills), valued at this bar time's prices. With
+        A the value left for `symbol`, the room is A / price - sign x filled - open shares on that side."""
+        name = strategy.name
+        filled: dict[str, float] = {}
+        side_open: dict[tuple[str, int], float] = {}  # (symbol, sign) -> open orders' remaining shares
+        for (owner, sym), p in self.ledger.book.items():
+            if owner == name and p.qty:
+                filled[sym] = p.qty
+        for o in self.open.values():
+            if o.strategy == name:
+                key = (o.request.symbol, o.request.sign)
+                side_open[key] = side_open.get(key, 0.0) + o.leaves_qty
+        limit = self.weight[name] * self.equity * self.config.risk.gross_cap_pct(strategy.book) / 100.0
+        others = 0.0
+        for sym in {*filled, *(k[0] for k in side_open)} - {symbol}:
+            f = filled.get(sym, 0.0)
+            worst = max(abs(f + side_open.get((sym, 1), 0.0)), abs(f - side_open.get((sym, -1), 0.0)))
+            px = self.price(sym)
+            others += worst * (px if px == px else 0.0)
+        room = (limit - others) / price - sign * filled.get(symbol, 0.0) - side_open.get((symbol, sign), 0.0)
+        return max(0.0, room)
 
     def _notify(self, event: SessionEvent) -> None:
         if event.kind == "close":
@@ -365,10 +472,18 @@ class Trader:
             if strategy.book in self._flattened or "*" in self._flattened:
                 self._skip("book flattened for the session")
                 return None
+            if self.tradable is not None and request.symbol not in self.tradable:
+                self._skip("not in the universe")
+                return None
             self.mark_exposure()
             ok, why = self.exposure.check_order(request.symbol, request.side, request.qty, ref, strategy.book)
             if not ok:
                 self._skip_exposure(why)
+                return None
+            if self.allocator is not None and request.qty > self.allocation_room(
+                strategy, request.symbol, request.sign, ref
+            ):
+                self._skip("allocation: strategy gross exposure")
                 return None
         cid = client_order_id(strategy.name, request.symbol, now, leg)
         if cid in self.orders:
@@ -604,7 +719,8 @@ class _StrategyContext:
 
     @property
     def equity(self) -> float:
-        return self._t.equity
+        """The equity the strategy sizes against: its weight (1 without an allocator) x the account's."""
+        return self._t.equity * self._t.weight[self._s.name]
 
     def price(self, symbol: str) -> float:
         return self._t.price(symbol)
@@ -635,6 +751,9 @@ class _StrategyContext:
         if s.book in t._flattened or "*" in t._flattened:
             t._skip("book flattened for the session")
             return 0.0
+        if t.tradable is not None and symbol not in t.tradable:
+            t._skip("not in the universe")
+            return 0.0
         t.mark_exposure()
         ok, why = t.exposure.check_order(symbol, side, 1.0, price, s.book)
         if not ok:  # refused whatever the size: no sizing or calendar work
@@ -648,6 +767,8 @@ class _StrategyContext:
             return 0.0
         qty = t.sizer.calculate_position_size(self.equity, price, atr, symbol)
         qty = t.exposure.max_allowed_qty(symbol, side, qty, price, s.book)
+        if t.allocator is not None:
+            qty = min(qty, int(t.allocation_room(s, symbol, 1 if side == "buy" else -1, price)))
         if qty <= 0:
             t._skip("sized to zero")
             return 0.0
