@@ -60,7 +60,7 @@ def _venue(symbols: int) -> Venue:
 
 def _node(cfg: Config, venue: Venue, journal: Path, stop: threading.Event, on_bar: Any = None) -> LiveNode:
     base = venue.url
-    ep = Endpoints(base, base.replace("http://", "ws://") + "/stream", base, base, alpaca_keys(cfg))
+    ep = Endpoints(base, base.replace("http://", "ws://") + "/stream", base, base, alpaca_keys(cfg, base))
     first = datetime.fromtimestamp(venue.clock.now_ns() / 1e9, UTC).astimezone(NEW_YORK).date()
     day = sessions(first, first)
     return LiveNode(cfg, ep, sessions=day, symbols=venue.market.names, journal=Journal(journal), stop=stop,

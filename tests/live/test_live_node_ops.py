@@ -29,7 +29,7 @@ def _node(
     cfg: Config, venue: Venue, journal: Path, on_bar_time, stop: threading.Event
 ) -> tuple[LiveNode, Recorder]:
     base = venue.url
-    ep = Endpoints(base, base.replace("http://", "ws://") + "/stream", base, base, alpaca_keys(cfg))
+    ep = Endpoints(base, base.replace("http://", "ws://") + "/stream", base, base, alpaca_keys(cfg, base))
     sink = Recorder()
     node = LiveNode(
         cfg,

@@ -133,7 +133,7 @@ def test_backtest_and_live_node_trade_alike(live_venue: Venue, tmp_path: Path) -
 
     # (b) the live node against the venue
     base = live_venue.url
-    ep = Endpoints(base, base.replace("http://", "ws://") + "/stream", base, base, alpaca_keys(cfg))
+    ep = Endpoints(base, base.replace("http://", "ws://") + "/stream", base, base, alpaca_keys(cfg, base))
     node = LiveNode(
         cfg,
         ep,
