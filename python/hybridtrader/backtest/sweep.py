@@ -266,7 +266,7 @@ def write_sweep_report(result: SweepResult, directory: str | os.PathLike[str], t
         figure = "<img src='heatmap.svg' alt='heatmap of the objective'>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in result.table.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell_text(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(cell_text(v))}</td>" for v in row) + "</tr>"
         for row in result.table.iter_rows()
     )
     dsr = "n/a" if result.deflated_sharpe is None else f"{result.deflated_sharpe:.4f}"
@@ -282,7 +282,7 @@ def write_sweep_report(result: SweepResult, directory: str | os.PathLike[str], t
     return out / "index.html"
 
 
-def _cell_text(v: Any) -> str:
+def cell_text(v: Any) -> str:
     if v is None:
         return ""
     return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -30,8 +30,8 @@ from hybridtrader.errors import HybridTraderError
 
 # Order here is the order in `hybridtrader --help`.
 COMMANDS = [
-    run_cmd, backtest_cmd, sweep_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd, portfolio_cmd,
-    config_cmd, version_cmd,
+    run_cmd, backtest_cmd, sweep_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd,
+    portfolio_cmd, config_cmd, version_cmd,
 ]  # fmt: skip
 
 

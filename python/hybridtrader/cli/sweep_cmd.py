@@ -12,40 +12,24 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from pathlib import Path
 
 import orjson
+import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hybridtrader.config import load_config, with_overrides
+from hybridtrader.cli.backtest_cmd import add_backtest_arguments, backtest_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="a grid of backtests over config parameters", description=__doc__)
-    p.add_argument("--config", help="YAML config (default: $HYBRIDTRADER_CONFIG or built-in)")
-    p.add_argument(
-        "--strategy",
-        action="append",
-        metavar="NAME|module:Class|file.py:Class",
-        help="strategy to run (repeatable; default: backtest.strategies)",
-    )
+    add_backtest_arguments(p, "sweep", "synthetic market seed and sweep seed")
     p.add_argument(
         "--grid", action="append", required=True, metavar="KEY.PATH=V1,V2,...", help="a swept config key"
     )
     p.add_argument("--walk-forward", action="store_true", help="also choose cells walk-forward over time")
     p.add_argument("--compute", help="seq, pool[:N] or ray[:ADDRESS] (default: the config's compute)")
-    p.add_argument("--start", help="first session (YYYY-MM-DD)")
-    p.add_argument("--end", help="last session (YYYY-MM-DD)")
-    p.add_argument("--symbols", help="comma-separated tickers, or a count for the synthetic market")
-    p.add_argument(
-        "--data", choices=["store", "synth"], help="bar store or synthetic market (default: backtest.data)"
-    )
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    p.add_argument("--out", type=Path, help="output directory (default: <data_dir>/sweep)")
-    p.add_argument("--seed", type=int, default=0, help="synthetic market seed and sweep seed (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
@@ -64,18 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from hybridtrader.tasks import parse_compute
 
     grid = parse_grid(args.grid)
-    sets = list(args.set)
-    if args.strategy:
-        sets.append(f"backtest.strategies=[{', '.join(args.strategy)}]")
-    if args.data:
-        sets.append(f"backtest.data={args.data}")
-    symbols = None
-    if args.symbols:
-        if args.symbols.strip().isdigit():
-            sets.append(f"backtest.synth.symbols={int(args.symbols)}")
-        else:
-            symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-    cfg = with_overrides(load_config(args.config), sets)
+    cfg, symbols = backtest_config(args)
     check_grid_keys(cfg, grid)
     compute = parse_compute(args.compute) if args.compute else cfg.compute
     out = args.out if args.out is not None else cfg.data_dir / "sweep"
@@ -124,12 +97,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _results_table(frame: object, title: str = "sweep") -> Table:
-    from hybridtrader.backtest.sweep import _cell_text
+def _results_table(frame: pl.DataFrame, title: str = "sweep") -> Table:
+    from hybridtrader.backtest.sweep import cell_text
 
     t = Table(title=title)
-    for c in frame.columns:  # type: ignore[attr-defined]
+    for c in frame.columns:
         t.add_column(c, justify="right")
-    for row in frame.iter_rows():  # type: ignore[attr-defined]
-        t.add_row(*(_cell_text(v) for v in row))
+    for row in frame.iter_rows():
+        t.add_row(*(cell_text(v) for v in row))
     return t
