@@ -10,9 +10,11 @@
   sequential vs pool vs Ray; extra_info `speedup` = sequential time / this backend's time (target >= 1.8
   on 2 cores), `task_s` the mean task time measured sequentially.
 
-The CPU-bound task is pluggable: WORKLOADS maps a name to a builder of (fn, inputs, shared data), chosen by
-$HYBRIDTRADER_BENCH_TASK (default "fold_fit": one walk-forward fold fit of ml.models.run_fold, LightGBM with
-one thread). A backtest workload plugs in the same way once the engine's backtest exists.
+The CPU-bound task is pluggable: WORKLOADS maps a name to a builder of (fn, inputs, shared data) from
+(number of tasks, full mode), chosen by $HYBRIDTRADER_BENCH_TASK: "backtest" (default; one cell of a
+`hybridtrader sweep`, the engine's backtest of intraday mean reversion on a shared synthetic market: full
+10 symbols x 20 sessions of 1-minute bars, quick 3 x 3) or "fold_fit" (one walk-forward fold fit of
+ml.models.run_fold, LightGBM with one thread).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hybridtrader.config import ComputeConfig
+from hybridtrader.backtest.run import make_feed
+from hybridtrader.backtest.sweep import EngineData, engine_backtest, grid_cells
+from hybridtrader.config import ComputeConfig, Config, with_overrides
 from hybridtrader.ml.models import FitSettings, FoldData, FoldTask, run_fold
 from hybridtrader.tasks import TaskContext, run
 
@@ -42,9 +46,10 @@ BACKENDS = {
 Workload = tuple[Callable[[Any, TaskContext], Any], dict[str, Any], Any]
 
 
-def fold_fit_workload(n_tasks: int, rows: int, rounds: int) -> Workload:
+def fold_fit_workload(n_tasks: int, full: bool) -> Workload:
     """`n_tasks` LightGBM fold fits (one thread, no early stop) on `rows` samples x 20 features with a
     planted signal; the tasks share one feature matrix and take different folds of it."""
+    rows, rounds = (50_000, 200) if full else (4_000, 40)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((rows * 2, 20))
     y = ((x[:, 0] + 0.5 * x[:, 1] * x[:, 2] + rng.standard_normal(len(x))) > 0).astype(np.int32)
@@ -58,7 +63,27 @@ def fold_fit_workload(n_tasks: int, rows: int, rounds: int) -> Workload:
     return run_fold, tasks, FoldData(x, y)
 
 
-WORKLOADS: dict[str, Callable[[int, int, int], Workload]] = {"fold_fit": fold_fit_workload}
+def backtest_workload(n_tasks: int, full: bool) -> Workload:
+    """`n_tasks` sweep cells (entry_z x window of intraday mean reversion's rule) of the engine's backtest
+    on one synthetic market, built once and shared, as `hybridtrader sweep` runs them."""
+    symbols, sessions = (10, 20) if full else (3, 3)
+    sets = ["backtest.strategies=[intraday_mean_reversion]", "backtest.use_models=false"]
+    sets += [f"backtest.synth.symbols={symbols}", f"backtest.synth.sessions={sessions}"]
+    cfg = with_overrides(Config(), sets)
+    feed, data, info = make_feed(cfg, seed=1)
+    side = int(np.sqrt(n_tasks))
+    key = "ml_training.labels.mean_reversion"
+    grid = {
+        f"{key}.entry_z": [1.0 + 0.25 * i for i in range(n_tasks // side)],
+        f"{key}.window": [5 + 5 * i for i in range(side)],
+    }
+    return engine_backtest, grid_cells(grid), EngineData(cfg, feed.bars, data, info)  # type: ignore[attr-defined]
+
+
+WORKLOADS: dict[str, Callable[[int, bool], Workload]] = {
+    "backtest": backtest_workload,
+    "fold_fit": fold_fit_workload,
+}
 
 
 def tiny(item: int, ctx: TaskContext) -> int:
@@ -141,13 +166,18 @@ def test_overhead_peer_ray(benchmark, ray_cluster: Any) -> None:
 
 
 # -------------------------------------------------------------------------------------------- speed-up
-N_TASKS, ROWS, BOOST_ROUNDS = (16, 50_000, 200) if FULL else (4, 4_000, 40)
+N_TASKS = 16 if FULL else 4
 _sequential: dict[str, Any] = {}  # the sequential run's seconds and results, for the other backends
+
+
+def _outputs(results: dict[str, Any]) -> list[bytes]:
+    """What a task computed, as bytes: a fold's predictions (its timings vary), a backtest's daily returns."""
+    return [np.asarray(getattr(r, "prob", r)).tobytes() for r in results.values()]
 
 
 @pytest.fixture(scope="module")
 def workload() -> Workload:
-    return WORKLOADS[os.environ.get("HYBRIDTRADER_BENCH_TASK", "fold_fit")](N_TASKS, ROWS, BOOST_ROUNDS)
+    return WORKLOADS[os.environ.get("HYBRIDTRADER_BENCH_TASK", "backtest")](N_TASKS, FULL)
 
 
 @pytest.mark.benchmark(group="speedup")
@@ -169,9 +199,7 @@ def test_speedup(benchmark, request, workload: Workload, backend: str) -> None:
     if backend == "sequential":
         _sequential.update(seconds=seconds, results=results[0].results)
     else:  # the same results whatever the backend
-        assert [r.prob.tobytes() for r in results[0].results.values()] == [
-            r.prob.tobytes() for r in _sequential["results"].values()
-        ]
+        assert _outputs(results[0].results) == _outputs(_sequential["results"])
     seq = _sequential.get("seconds")
     info = benchmark.extra_info
     info.update(tasks=N_TASKS, seconds=round(seconds, 2), task_s=round((seq or seconds) / N_TASKS, 2))

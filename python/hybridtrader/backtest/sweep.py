@@ -22,13 +22,16 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from hybridtrader.config import ComputeConfig, WalkForwardConfig
+from hybridtrader.backtest.feed import FrameFeed
+from hybridtrader.backtest.run import make_feed, run_backtest
+from hybridtrader.config import ComputeConfig, Config, WalkForwardConfig, with_overrides
 from hybridtrader.data.atomic import write_atomic, write_parquet_atomic
 from hybridtrader.errors import ConfigError, DataError
 from hybridtrader.ml.sharpe import (
@@ -263,7 +266,7 @@ def write_sweep_report(result: SweepResult, directory: str | os.PathLike[str], t
         figure = "<img src='heatmap.svg' alt='heatmap of the objective'>"
     head = "".join(f"<th>{html.escape(c)}</th>" for c in result.table.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell_text(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(cell_text(v))}</td>" for v in row) + "</tr>"
         for row in result.table.iter_rows()
     )
     dsr = "n/a" if result.deflated_sharpe is None else f"{result.deflated_sharpe:.4f}"
@@ -279,7 +282,47 @@ def write_sweep_report(result: SweepResult, directory: str | os.PathLike[str], t
     return out / "index.html"
 
 
-def _cell_text(v: Any) -> str:
+def cell_text(v: Any) -> str:
     if v is None:
         return ""
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+# ---------------------------------------------------------------------------- the engine's backtest
+@dataclass(frozen=True)
+class EngineData:
+    """What every engine-backtest cell shares: the base config (strategies, data, costs) and the bars.
+    `bars` is the synthetic market, built once; None for the bar store, which each task reads itself."""
+
+    config: Config
+    bars: pl.DataFrame | None
+    data: dict[str, Any]  # the provenance `make_feed` gives
+    symbol_info: pl.DataFrame | None
+    start: str | None = None
+    end: str | None = None
+    symbols: list[str] | None = None
+
+
+def check_grid_keys(config: Config, grid: Grid) -> None:
+    """Every grid key is a config key path that takes the grid's values (one line naming a bad key)."""
+    for key, values in grid.items():
+        for v in values:
+            try:
+                with_overrides(config, [f"{key}={v}"])
+            except ConfigError as e:
+                raise ConfigError(f"--grid {key}: {e}") from None
+
+
+def engine_backtest(params: dict[str, Value], ctx: TaskContext) -> np.ndarray:
+    """One cell: the engine's backtest with the cell's config overrides and the fill simulator seeded with
+    the task's seed; its daily returns (close-to-close equity, the first against the starting cash)."""
+    shared: EngineData = ctx.shared
+    sets = [f"execution.fills.seed={ctx.seed}"] + [f"{k}={v}" for k, v in params.items()]  # a swept seed wins
+    cfg = with_overrides(shared.config, sets)
+    if shared.bars is not None:
+        first, last = (date.fromisoformat(d) if d else None for d in (shared.start, shared.end))
+        feed: Any = FrameFeed(shared.bars, start=first, end=last)
+    else:
+        feed = make_feed(cfg, start=shared.start, end=shared.end, symbols=shared.symbols)[0]
+    bt = run_backtest(cfg, feed=feed, data=shared.data, symbol_info=shared.symbol_info, seed=ctx.seed)
+    return bt.tables["daily"]["ret"].to_numpy()

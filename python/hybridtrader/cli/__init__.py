@@ -21,6 +21,7 @@ from hybridtrader.cli import (
     portfolio_cmd,
     run_cmd,
     stream_cmd,
+    sweep_cmd,
     train_cmd,
     venue_cmd,
     version_cmd,
@@ -30,8 +31,8 @@ from hybridtrader.errors import HybridTraderError
 
 # Order here is the order in `hybridtrader --help`.
 COMMANDS = [
-    run_cmd, live_cmd, backtest_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd, train_cmd,
-    portfolio_cmd, config_cmd, version_cmd,
+    run_cmd, live_cmd, backtest_cmd, sweep_cmd, data_cmd, bars_cmd, stream_cmd, venue_cmd, health_cmd,
+    train_cmd, portfolio_cmd, config_cmd, version_cmd,
 ]  # fmt: skip
 
 

@@ -16,13 +16,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hybridtrader.config import load_config, with_overrides
+from hybridtrader.config import Config, load_config, with_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "backtest", help="run strategies through the trading engine on historical bars", description=__doc__
     )
+    add_backtest_arguments(p, "backtest", "synthetic market and fill simulator seed")
+    p.set_defaults(run=run)
+
+
+def add_backtest_arguments(p: argparse.ArgumentParser, out: str, seed_help: str) -> None:
+    """The options that choose a backtest's config, strategies and data (shared with `sweep`)."""
     p.add_argument("--config", help="YAML config (default: $HYBRIDTRADER_CONFIG or built-in)")
     p.add_argument(
         "--strategy",
@@ -37,15 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--data", choices=["store", "synth"], help="bar store or synthetic market (default: backtest.data)"
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    p.add_argument("--out", type=Path, help="output directory (default: <data_dir>/backtest)")
-    p.add_argument("--seed", type=int, default=0, help="synthetic market and fill simulator seed (default 0)")
+    p.add_argument("--out", type=Path, help=f"output directory (default: <data_dir>/{out})")
+    p.add_argument("--seed", type=int, default=0, help=f"{seed_help} (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from hybridtrader.backtest.run import make_feed, run_backtest, write_outputs
-
+def backtest_config(args: argparse.Namespace) -> tuple[Config, list[str] | None]:
+    """The config the options give, and the --symbols tickers (None: a count or the config's)."""
     sets = list(args.set)
     if args.strategy:
         sets.append(f"backtest.strategies=[{', '.join(args.strategy)}]")
@@ -58,7 +62,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
     sets.append(f"execution.fills.seed={args.seed}")
-    cfg = with_overrides(load_config(args.config), sets)
+    return with_overrides(load_config(args.config), sets), symbols
+
+
+def run(args: argparse.Namespace) -> int:
+    from hybridtrader.backtest.run import make_feed, run_backtest, write_outputs
+
+    cfg, symbols = backtest_config(args)
     out = args.out if args.out is not None else cfg.data_dir / "backtest"
     console = Console(stderr=True)
     with console.status("loading bars"):
