@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 from alpaca.trading.client import TradingClient
 from hybridtrader.config import Config, VenueConfig
+from hybridtrader.errors import BrokerError
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market.calendar import NEW_YORK
@@ -78,3 +79,20 @@ def test_session_trader_filters_slices_flattens_and_reads_back() -> None:
     assert legs["orders"].to_list() == [5, 1]
     assert result.learned_fills == o.filter(pl.col("filled_qty") > 0).height
     assert result.pnl == pytest.approx(result.end_equity - result.start_equity)
+
+
+def test_a_refused_trading_call_is_one_broker_error_line() -> None:
+    """A trading-API refusal (here: keys the venue does not know) reaches the caller as one BrokerError line
+    naming the call and the status, not as alpaca-py's APIError."""
+    cfg = Config()
+    market = generate_market(symbols=1, sessions=2, seed=3)
+    session = date(2024, 1, 3)
+    bars = market.bars_1m.filter(pl.col("ts").dt.convert_time_zone(NEW_YORK.key).dt.date() == session)
+    with Venue(VenueConfig(speed="max"), market=market) as venue:
+        trading = TradingClient("not-a-key", "not-a-secret", paper=True, url_override=venue.url)
+        trader = SessionTrader(cfg, trading, venue.clock, RateLimiter(cfg), SlippageModel(cfg),
+                               ExposureManager(cfg))
+        with pytest.raises(BrokerError) as e:
+            trader.trade_session(session, bars, pl.DataFrame(schema=SIGNAL_SCHEMA))
+    text = str(e.value)
+    assert "\n" not in text and "get_account" in text and "not-a-secret" not in text

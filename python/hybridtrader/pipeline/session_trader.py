@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import polars as pl
+from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.models import Order
@@ -32,7 +33,7 @@ from alpaca.trading.requests import GetOrdersRequest, MarketOrderRequest
 
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
-from hybridtrader.errors import BrokerError, DataError
+from hybridtrader.errors import BrokerError, DataError, first_line
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order, to_utc_ns
@@ -124,7 +125,11 @@ class SessionTrader:
 
     def _api(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         self.api_calls += 1
-        return self.limiter.call(fn, args, kwargs)
+        try:
+            return self.limiter.call(fn, args, kwargs)
+        except APIError as e:  # translated where it enters: one line naming the call, not a traceback
+            status = e.status_code or "an error"
+            raise BrokerError(f"trading API {fn.__name__}: answered {status}: {first_line(e)}") from e
 
     def _equity(self) -> float:
         return float(self._api(self.trading.get_account).equity)
