@@ -5,7 +5,6 @@ over loopback with DEBUG logging on; the sentinel must appear nowhere."""
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from hybridtrader.venue import Venue
 
 SENTINEL = "SENTINEL-7f3a9c1e-not-a-real-key"
 PYTHON = Path(sys.executable)
-SRC = Path(__file__).resolve().parents[1] / "python"
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +48,8 @@ def keyed(tmp_path: Path, **urls: str) -> Path:
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    code = "import sys; from hybridtrader.cli import main; sys.exit(main())"
-    return subprocess.run([str(PYTHON), "-c", code, *argv], env=env, capture_output=True, text=True,
-                          timeout=120)
+    code = "import sys; from hybridtrader.cli import main; sys.exit(main())"  # the installed package
+    return subprocess.run([str(PYTHON), "-c", code, *argv], capture_output=True, text=True, timeout=120)
 
 
 def test_redact_masks_remembered_secrets_and_named_credentials() -> None:

@@ -5,7 +5,6 @@ a rerun resumes every cell from the store; a bad grid key is one line naming it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,6 @@ from hybridtrader.config import Config, with_overrides
 from hybridtrader.ml.sharpe import return_moments
 from hybridtrader.tasks import task_seed
 
-PY = Path(__file__).resolve().parents[2] / "python"
 KEY = "ml_training.labels.mean_reversion"
 CLI = "import sys; from hybridtrader.cli import main; sys.exit(main(sys.argv[1:]))"
 GRID = [f"--grid={KEY}.entry_z=1.0,2.0", f"--grid={KEY}.window=5,20"]
@@ -36,10 +34,9 @@ def _args(tmp: Path, out: str, compute: str) -> list[str]:
 
 def test_sequential_and_pool_sweeps_are_byte_identical_and_match_direct_backtests(tmp_path: Path) -> None:
     assert main(_args(tmp_path, "seq", "seq")) == 0
-    env = {**os.environ, "PYTHONPATH": str(PY)}
     done = subprocess.run(
         [sys.executable, "-c", CLI, *_args(tmp_path, "pool", "pool:2")],
-        env=env, capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "deflated Sharpe counting all 4 cells" in done.stdout

@@ -25,12 +25,7 @@ from hybridtrader.credentials import LOCAL_KEY, LOCAL_SECRET
 
 HEADERS = {"APCA-API-KEY-ID": LOCAL_KEY, "APCA-API-SECRET-KEY": LOCAL_SECRET}
 CLI = "import sys; from hybridtrader.cli import main; sys.exit(main())"
-ENV = {
-    **os.environ,
-    "PYTHONPATH": os.pathsep.join(
-        [str(Path(__file__).parents[2] / "python"), os.environ.get("PYTHONPATH", "")]
-    ),
-}
+ENV = dict(os.environ)  # the node runs the installed package, as a user's does
 
 
 def _config(tmp: Path) -> Path:

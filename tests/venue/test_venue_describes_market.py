@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,12 +20,10 @@ def test_venue_info_describes_the_market(venue: Venue, market: ReplayMarket) -> 
 
 
 def test_venue_command_prints_synthetic_symbols_and_sessions(tmp_path: Path) -> None:
-    src = Path(__file__).resolve().parents[2] / "python"
-    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     code = "import sys; from hybridtrader.cli import main; sys.exit(main())"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "venue", "--symbols", "3", "--sessions", "2", "--seed", "4"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     lines: list[str] = []
     try:
