@@ -123,7 +123,7 @@ class SimBroker:
         ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.sim.drain_arrays()
         if len(ts) == 0:
             return []
-        if not bool((ts[1:] >= ts[:-1]).all()):
+        if len(ts) > 1 and not bool((ts[1:] >= ts[:-1]).all()):
             order = np.argsort(ts, kind="stable")
             ts, sym, side, kind, qty, price, fee, filled, leaves = (
                 a[order] for a in (ts, sym, side, kind, qty, price, fee, filled, leaves)

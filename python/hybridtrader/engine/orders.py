@@ -57,6 +57,16 @@ class OrderRequest:
     stop_price: float | None = None
 
     def __post_init__(self) -> None:
+        # the common order (market, day, no prices): every check below passes; skip their tuple scans
+        if (
+            self.type == "market"
+            and self.time_in_force == "day"
+            and self.side in ("buy", "sell")
+            and self.qty > 0
+            and self.limit_price is None
+            and self.stop_price is None
+        ):
+            return
         if self.side not in ("buy", "sell"):
             raise ConfigError(f"order side must be 'buy' or 'sell', got {self.side!r}")
         if not self.qty > 0:

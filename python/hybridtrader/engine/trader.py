@@ -138,6 +138,9 @@ def _realized_bps(side: str, decision: float, price: float) -> float:
     return (1.0 if side == "buy" else -1.0) * (price / decision - 1.0) * 1e4
 
 
+_sum = np.add.reduce
+
+
 class _Session:
     """Per-batch arrays: bar-time boundaries and a forward-filled close grid (bar time x symbol)."""
 
@@ -252,7 +255,7 @@ class Trader:
             self._session_opened(batch.session)
         sess = self._sess = _Session(batch)
         every = batch.every_ns
-        prepared = self._prepare(batch)
+        prepared = [(s, self._contexts[s.name], f) for s, f in self._prepare(batch)]
         frame = batch.bars
         self.broker.on_bars(frame, every)
         starts, ends, times, closes = sess.starts, sess.ends, sess.times, sess.closes
@@ -273,8 +276,9 @@ class Trader:
                 for update in broker.poll(now):
                     self._on_update(update)
             values = pos * closes[i]  # marked to this bar time's closes, in one numpy step
-            net = float(values.sum())
-            gross = float(np.abs(values).sum())
+            # add.reduce is what ndarray.sum runs (same pairwise sum, same bits) minus its Python wrapper
+            net = float(_sum(values))
+            gross = float(_sum(np.abs(values)))
             if len(ledger.net) != np.count_nonzero(pos):  # held symbols without a bar in this batch
                 for sym, q in ledger.net.items():
                     if sym not in sess.index:
@@ -290,8 +294,7 @@ class Trader:
                 self._flatten("intraday", "end of day")
             if self.schedule and self.schedule[0][0] <= now:
                 self._send_due(now)
-            for strategy, frame_s in prepared:
-                ctx = self._contexts[strategy.name]
+            for strategy, ctx, frame_s in prepared:
                 ctx.bar_index, ctx.row_start, ctx.row_end, ctx.now_ns = i, lo, hi, now
                 strategy.on_bars(ctx, frame_s.slice(lo, hi - lo))
             self.n_bars += hi - lo
