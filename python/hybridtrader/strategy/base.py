@@ -17,6 +17,7 @@ Life of a strategy in the engine (backtest and live alike):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
@@ -79,7 +80,7 @@ class Context(Protocol):
     ) -> str: ...
 
 
-class Strategy:
+class Strategy(ABC):
     """Subclass and override `on_bars` (and `prepare` for batch features). `name` defaults to the class
     name; `book` is "intraday" (flattened before the close) or "swing" (held across sessions)."""
 
@@ -103,8 +104,9 @@ class Strategy:
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame | None:
         return bars.tail(session_rows)
 
+    @abstractmethod
     def on_bars(self, ctx: Context, bars: pl.DataFrame) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must implement on_bars")
+        """Decide on one bar time's closed bars (a cross-section); orders go through `ctx`."""
 
     def on_update(self, ctx: Context, order: Order, update: OrderUpdate) -> None:
         return None

@@ -3,6 +3,7 @@ batch features in (ts, symbol) order, and the rows of a bar time's events."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from bisect import bisect_left
 
 import numpy as np
@@ -73,8 +74,9 @@ class RuleStrategy(Strategy):
         self._events = EventRows(np.zeros(0, bool))
         self._symbol: list[str] = []
 
+    @abstractmethod
     def rule_config(self) -> MeanReversionLabelConfig | TripleBarrierLabelConfig:
-        raise NotImplementedError
+        """The strategy's entry/exit rule parameters (its section of `ml_training.labels`)."""
 
     def describe(self) -> dict[str, object]:
         c = self.champion
