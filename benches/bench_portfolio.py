@@ -116,7 +116,10 @@ def test_kelly_skfolio(benchmark, returns: np.ndarray) -> None:
 def test_allocator_plan_ours(benchmark, returns: np.ndarray, tmp_path) -> None:
     n = returns.shape[1]
     names = [f"s{i:03d}" for i in range(n)]
-    allocator = CapitalAllocator({"data_dir": str(tmp_path), "strategies": {x: {} for x in names},
+    # the seed strategies are merged into every config: switched off, the book is exactly `names`
+    seeds = {s: {"enabled": False} for s in ("intraday_mean_reversion", "swing_trend_following")}
+    book = {**seeds, **{x: {} for x in names}}
+    allocator = CapitalAllocator({"data_dir": str(tmp_path), "strategies": book,
                                   "portfolio": {"allocation": {"max_weight": 5.0 / n,
                                                                "max_history_days": SESSIONS}}},
                                  persist=False)
