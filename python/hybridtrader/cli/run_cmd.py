@@ -197,7 +197,7 @@ class RichReporter:
             ),
             (
                 "PnL",
-                f"{tr['pnl']:+,.2f} (the account's equity {tr['start_equity']:,.2f} -> {tr['end_equity']:,.2f}"
+                f"{tr['pnl']:+,.2f} (account equity {tr['start_equity']:,.2f} -> {tr['end_equity']:,.2f}"
                 + (f"; the engine's ledger {tr['ledger_equity']:,.2f})" if "ledger_equity" in tr else ")"),
             ),
             (
