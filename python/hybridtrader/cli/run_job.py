@@ -96,6 +96,7 @@ def _run(
     # ---- 1. venue
     t = time.perf_counter()
     reporter.stage(1, "local venue")
+    from hybridtrader.cli.live_cmd import VENUE_BUDGET_PER_MINUTE
     from hybridtrader.market.synth import generate_market
     from hybridtrader.venue.server import Venue
 
@@ -109,8 +110,6 @@ def _run(
         regime_reversion=settings.regime_reversion,
         progress=lambda _s: reporter.progress("generating market", 1, settings.symbols),
     )
-    from hybridtrader.cli.live_cmd import VENUE_BUDGET_PER_MINUTE
-
     # the node moves the replay clock (speed "max") and asks for each bar time's bars: a budget for that
     venue_cfg = cfg.venue.model_copy(
         update={"speed": "max", "replay_start": None, "rate_limit_per_minute": VENUE_BUDGET_PER_MINUTE}
