@@ -67,8 +67,9 @@ def run_config(config: Config, out: Path) -> Config:
 def run_job(config: Config, settings: RunSettings, reporter: Reporter) -> dict[str, Any]:
     """Run the main job into `settings.out`. The stores there (bars, MLflow, caches) are updated in place,
     each atomically; the run's results (summary.json, report/, orders.parquet, fills.parquet,
-    slippage_state.json, live/: the node's journal and daily report) appear together or not at all
-    (`staged_outputs`). A run that fails leaves no output directory it created empty."""
+    slippage_state.json, live/: the node's journal and daily report, empty when no strategy was traded)
+    appear together or not at all (`staged_outputs`). A run that fails leaves no output directory it
+    created empty."""
     from hybridtrader.data.atomic import staged_outputs
 
     out = settings.out
@@ -343,6 +344,7 @@ def trade_stage(
         summary.update(traded)
     else:  # nothing is traded: the account keeps its cash
         orders, fills = pl.DataFrame(schema=ORDER_SCHEMA), pl.DataFrame(schema=FILL_SCHEMA)
+        (staging / "live").mkdir()  # published empty: an earlier run's journal does not stay beside these
         cash = venue.config.cash
         summary.update(
             start_equity=cash, end_equity=cash, positions_after_close={}, skipped={}, events=[], api_calls=0
