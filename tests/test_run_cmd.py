@@ -184,3 +184,20 @@ def test_run_bad_settings_are_one_line_errors(
     assert main(["run", "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_strategy_run_could_not_trade_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every strategy `run` trains must be one the engine can trade: said in one line before the market is
+    generated (not after the training), and nothing is left behind."""
+    from hybridtrader.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    alpha = "strategies: {my_alpha: {ml_model: {label: mean_reversion}}}"
+    cfg.write_text(f"data_dir: {tmp_path}\n{alpha}\n")
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(out), "--symbols", "1", "--sessions", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: strategies.my_alpha: ") and err.count("\n") == 1
+    assert not out.exists()
