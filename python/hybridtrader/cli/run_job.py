@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,7 +28,9 @@ from hybridtrader.errors import ConfigError, DataError, ModelError
 from hybridtrader.market import calendar
 
 if TYPE_CHECKING:
+    from hybridtrader.data.earnings_cache import EarningsBlackout
     from hybridtrader.ml.result import TrainingResult
+    from hybridtrader.venue.server import Venue
 
 SUMMARY_VERSION = 2  # 2: the session is traded by the live node (the engine's orders, fills and legs)
 
@@ -282,10 +284,10 @@ def train_stage(cfg: Config, history: pl.DataFrame, reporter: Reporter) -> list[
 
 def trade_stage(
     cfg: Config,
-    venue: Any,
+    venue: Venue,
     history: pl.DataFrame,
     results: list[TrainingResult],
-    session: Any,
+    session: date,
     out: Path,
     staging: Path,
     reporter: Reporter,
@@ -373,11 +375,11 @@ def trade_stage(
 
 def _trade_on_node(
     cfg: Config,
-    venue: Any,
+    venue: Venue,
     history: pl.DataFrame,
     promoted: dict[str, TrainingResult],
-    session: Any,
-    earnings: Any,
+    session: date,
+    earnings: EarningsBlackout,
     state: Path,
     staging: Path,
     reporter: Reporter,
