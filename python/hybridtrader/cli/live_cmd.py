@@ -115,6 +115,18 @@ def start_venue(
     raise StateError(f"the local venue exited ({proc.wait()}) before it listened")
 
 
+def venue_endpoints(cfg: Config, venue_url: str) -> Endpoints:
+    """Where a node trades the local venue at `venue_url`: its REST, trade_updates stream and replay clock."""
+    base = venue_url.rstrip("/")
+    return Endpoints(
+        trading_url=base,
+        trading_stream_url=base.replace("http://", "ws://") + "/stream",
+        data_url=base,
+        venue_url=base,
+        keys=alpaca_keys(cfg, base),
+    )
+
+
 def _sessions_from(now_ns: int, n: int) -> list:
     first = datetime.fromtimestamp(now_ns / 1e9, UTC).astimezone(NEW_YORK).date()
     return sessions(first, first + timedelta(days=7 * n + 7))[:n]
@@ -189,14 +201,7 @@ def _trade(
     speed = args.speed or cfg.live.speed
     if speed is None:
         speed = len(days) * MINUTES_PER_SESSION * 60 / (args.duration or cfg.live.duration_s)
-    base = venue_url.rstrip("/")
-    endpoints = Endpoints(
-        trading_url=base,
-        trading_stream_url=base.replace("http://", "ws://") + "/stream",
-        data_url=base,
-        venue_url=base,
-        keys=alpaca_keys(cfg, base),
-    )
+    endpoints = venue_endpoints(cfg, venue_url)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

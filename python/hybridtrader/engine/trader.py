@@ -308,6 +308,12 @@ class Trader:
         if self.progress is not None:
             self.progress(batch.session, frame.height)
 
+    def warm_up(self, bars: pl.DataFrame) -> None:
+        """Bars from before the first batch (sorted by ts, then symbol) become the strategies' history, so
+        their rolling features start warm, as over a longer run. Nothing is traded or marked on them."""
+        if self._history_bars:
+            self._history = _tail_per_symbol(bars, self._history_bars)
+
     def finish(self) -> None:
         if self.session is not None:
             self._session_closed()

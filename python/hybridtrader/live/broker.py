@@ -148,6 +148,15 @@ class AlpacaBroker:
             if self.on_request is not None:
                 self.on_request(name, time.perf_counter() - t0)
 
+    def _read(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """A call whose refusal nothing can work around (unknown keys, a forbidden account): one
+        BrokerError line naming the call and the status, not alpaca-py's APIError."""
+        try:
+            return self._call(name, fn, *args)
+        except APIError as e:
+            status = e.status_code or "an error"
+            raise BrokerError(f"{name} at {self.trading_url}: answered {status}: {_message(e)}") from e
+
     def connect(self) -> None:
         """Start listening to trade_updates (on a daemon thread with its own event loop)."""
         if self._stream is None or self._thread is not None:
@@ -449,7 +458,7 @@ class AlpacaBroker:
                 direction="asc",
                 after=_utc(after) if after > 0 else None,
             )
-            page = self._call("get_orders", self.client.get_orders, req)
+            page = self._read("get_orders", self.client.get_orders, req)
             fresh = [o for o in page if str(o.id) not in ids]
             out.extend(fresh)
             ids.update(str(o.id) for o in fresh)
@@ -464,24 +473,24 @@ class AlpacaBroker:
         if after_ns > 0:
             params["after"] = iso(after_ns - 1000)
         while True:
-            page = self._call("get_activities", self.client.get, "/account/activities/FILL", dict(params))
+            page = self._read("get_activities", self.client.get, "/account/activities/FILL", dict(params))
             out.extend(page)
             if len(page) < 100:
                 return out
             params["page_token"] = page[-1]["id"]
 
     def positions(self) -> dict[str, float]:
-        return {p.symbol: float(p.qty) for p in self._call("get_positions", self.client.get_all_positions)}
+        return {p.symbol: float(p.qty) for p in self._read("get_positions", self.client.get_all_positions)}
 
     def shortability(self) -> pl.DataFrame:
         """(symbol, shortable) of every active asset (`GET /v2/assets`)."""
-        assets = self._call("get_assets", self.client.get_all_assets)
+        assets = self._read("get_assets", self.client.get_all_assets)
         return pl.DataFrame(
             {"symbol": [a.symbol for a in assets], "shortable": [bool(a.shortable) for a in assets]}
         )
 
     def account(self) -> dict[str, float]:
-        a = self._call("get_account", self.client.get_account)
+        a = self._read("get_account", self.client.get_account)
         return {"cash": float(a.cash), "equity": float(a.equity)}
 
     def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
