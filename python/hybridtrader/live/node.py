@@ -608,10 +608,17 @@ class LiveNode:
             for cid in list(trader.open):
                 trader.cancel(cid)
         deadline = time.monotonic() + 5.0
-        while trader.open and time.monotonic() < deadline:
-            trader.poll_broker(self.clock.now_ns())
-            if trader.open:
-                time.sleep(0.05)
+        while True:
+            while trader.open and time.monotonic() < deadline:
+                trader.poll_broker(self.clock.now_ns())
+                if trader.open:
+                    time.sleep(0.05)
+            # in real time an order may fill before its cancel arrives: close what that left, again
+            held = any(trader.ledger.net.values())
+            if not (self.wall and self.live.flatten_on_exit and held) or time.monotonic() >= deadline:
+                return
+            trader.now_ns = max(trader.now_ns + 1, self.clock.now_ns())  # a new decision time, a new id
+            trader.flatten_all("shutdown: fills after the cancel")
 
     def close(self) -> None:
         if isinstance(self.feed, StreamFeed):
