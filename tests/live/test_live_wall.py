@@ -6,55 +6,35 @@ checkpoint with the slippage model's, strategy's and breaker's state of the run 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
 from hybridtrader.cli.live_cmd import _sessions_from
 from hybridtrader.config import Config, VenueConfig, with_overrides
 from hybridtrader.credentials import alpaca_keys
-from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.live.feed import WallClock
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.node import Endpoints, LiveNode
-from hybridtrader.strategy.base import Context, Strategy
 from hybridtrader.venue import ReplayMarket, Venue
+from round_trips import RoundTrips
 
 SPEED = 60.0  # market seconds per wall second
+CLI = "import sys; from hybridtrader.cli import main; sys.exit(main())"
 COMMISSION, COMMISSION_MIN, SEC, TAF, TAF_CAP = 0.005, 1.0, 27.8e-6, 0.000166, 8.30
 
 
 class Crash(Exception):
     """Stands for the process dying between two bar times (nothing after it runs)."""
-
-
-class RoundTrips(Strategy):
-    """Buys 10 shares of each symbol on every third bar time it sees, sells them on the next one."""
-
-    name = "round_trips"
-
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.seen = 0
-
-    def on_bars(self, ctx: Context, bars: Any) -> None:
-        self.seen += 1
-        for symbol in bars["symbol"].to_list():
-            if ctx.position(symbol) > 0:
-                ctx.close(symbol)
-            elif self.seen % 3 == 0 and not ctx.open_orders(symbol):
-                ctx.submit(OrderRequest(symbol, "buy", 10.0), "entry")
-
-    def state(self) -> dict[str, Any]:
-        return {"seen": self.seen}
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        self.seen = int(state["seen"])
 
 
 def _config() -> Config:
@@ -207,3 +187,51 @@ def test_a_restart_resumes_the_checkpointed_state(wall_venue: Venue, tmp_path: P
     sent = second.trader.sent if second.trader else []
     assert len(sent) == len(set(sent)) > len(before["orders"])
     assert wall_venue.broker.positions == {}
+
+
+def test_cli_with_paper_keys_trades_in_real_time_on_the_configured_urls(
+    live_market: ReplayMarket, tmp_path: Path
+) -> None:
+    """`hybridtrader live` with Alpaca keys and URLs configured (here: a venue that only takes those keys,
+    serving its market at 60x) trades in real time, names its endpoints, and never prints the secret."""
+    key, secret = "PKTEST0123456789", "paper-secret-0123456789abcdef"
+    config = VenueConfig(speed=SPEED, history_until_clock=True, rate_limit_per_minute=1_000_000, impact=False)
+    with Venue(config, market=live_market, keys={key: secret}) as venue:
+        ws = venue.url.replace("http://", "ws://")
+        path = tmp_path / "config.yaml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "data_dir": str(tmp_path / "data"),
+                    "alpaca": {
+                        "api_key": "${TEST_APCA_KEY}",
+                        "secret_key": "${TEST_APCA_SECRET}",
+                        "trading_url": venue.url,
+                        "data_url": venue.url,
+                        "stream_url": ws,
+                    },
+                    "live": {
+                        "watchlist": venue.market.names,
+                        "clock_speed": SPEED,
+                        "sessions": 1,
+                        "strategies": [f"{Path(__file__).parent / 'round_trips.py'}:RoundTrips"],
+                    },
+                    "ml_training": {"model_registry": {"enabled": False}},
+                }
+            )
+        )
+        env = {**os.environ, "TEST_APCA_KEY": key, "TEST_APCA_SECRET": secret}
+        done = subprocess.run(
+            [sys.executable, "-c", CLI, "live", "--config", str(path), "--duration", "12"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        out = " ".join((done.stdout + done.stderr).split())  # the console wraps its lines
+        assert done.returncode == 0, out[-2000:]
+        assert f"trading on {venue.url} (stream {ws}/stream), market data {venue.url} (stream {ws})" in out
+        assert secret not in out
+        assert len(venue.broker.by_client_id) >= 3 and venue.broker.activities  # orders sent, filled
+        assert venue.broker.positions == {}  # flattened on the way out
+    assert (tmp_path / "data" / "live" / "alpaca.sqlite").exists()
