@@ -1,5 +1,6 @@
 """A strategy for the live tests that trades at once: buys 10 shares of each symbol on every third bar
-time it sees and sells them on the next one; it carries its bar count as state."""
+time it sees and sells them on the next one; it carries its bar count as state, and asks for 5 bars of
+history (which it does not use) so that a real-time node warms it up."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hybridtrader.strategy.base import Context, Strategy
 
 class RoundTrips(Strategy):
     name = "round_trips"
+    history_bars = 5
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__(config)

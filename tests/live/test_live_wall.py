@@ -149,6 +149,7 @@ def test_a_restart_resumes_the_checkpointed_state(wall_venue: Venue, tmp_path: P
                 cash=t.ledger.cash,
                 positions=dict(t.ledger.net),
                 orders=list(t.sent),
+                bar_ns=t.now_ns - 60_000_000_000,
             )
             raise Crash
 
@@ -180,6 +181,10 @@ def test_a_restart_resumes_the_checkpointed_state(wall_venue: Venue, tmp_path: P
         assert t.exposure.breaker_state() == before["breaker"]
         assert t.ledger.cash == pytest.approx(before["cash"]) and dict(t.ledger.net) == before["positions"]
         assert t.sent == before["orders"]
+        # the strategies' history: the bars closed before the restart, from REST
+        history = t._history
+        assert history is not None and history.group_by("symbol").len()["len"].to_list() == [5, 5, 5]
+        assert history["ts"].dt.epoch("ns").max() >= before["bar_ns"]
         second.run()
     finally:
         second.close()

@@ -628,6 +628,12 @@ class Trader:
             what = f"{closed} positions closed, {canceled} orders canceled"
             self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
 
+    def warm_up(self, bars: pl.DataFrame) -> None:
+        """Closed bars from before the feed's first (BAR_SCHEMA, sorted by ts then symbol) as the strategies'
+        history, which their features warm up on (a live node starting mid-stream); nothing trades on them."""
+        if self._history_bars and bars.height:
+            self._history = _tail_per_symbol(bars, self._history_bars)
+
     # -------------------------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict[str, Any]:
         """This bar boundary's state that orders and their updates cannot rebuild, as JSON-able data (a

@@ -35,27 +35,30 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 import polars as pl
 
 from hybridtrader.config import Config
-from hybridtrader.data.alpaca_client import AlpacaClient
+from hybridtrader.data.alpaca_client import AlpacaClient, FetchError
 from hybridtrader.data.atomic import write_atomic
+from hybridtrader.data.schema import utc_ns
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import Order, OrderRequest
 from hybridtrader.engine.trader import Trader
-from hybridtrader.errors import ConfigError, ModelError, StateError
+from hybridtrader.errors import ConfigError, DataError, ModelError, StateError
 from hybridtrader.execution.fills import FillSettings, FillSimulator
-from hybridtrader.execution.rate_limiter import RateLimiter
+from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.execution.slippage_model import SlippageModel
-from hybridtrader.live.broker import AlpacaBroker
+from hybridtrader.execution.time_slicing import SESSION_MINUTES
+from hybridtrader.live.broker import AlpacaBroker, iso
 from hybridtrader.live.feed import ReplayFeed, StreamFeed, VenueClock, WallClock
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.ops import Heartbeat, NodeMetrics, OpsServer
 from hybridtrader.live.reconcile import Reconciliation, reconcile
+from hybridtrader.market.calendar import NEW_YORK, previous_session, session_bounds
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
 from hybridtrader.risk.exposure_manager import ExposureManager
 from hybridtrader.strategy.base import Strategy
@@ -379,9 +382,29 @@ class LiveNode:
         self.jbroker.orders = self.trader.orders
         if isinstance(self.feed, StreamFeed):
             self._resume(rec)
+            self._warm_up()
             self.feed.start()
             self.ready = True
         return rec
+
+    def _warm_up(self) -> None:
+        """Real time: the strategies' history is the bars closed before now, from REST (a replay has it)."""
+        trader = self.trader
+        assert trader is not None
+        need = max(s.history_bars for s in trader.strategies)
+        if not need:
+            return
+        now = self.clock.now_ns()
+        day = datetime.fromtimestamp(now / 1e9, UTC).astimezone(NEW_YORK).date()
+        for _ in range(need // SESSION_MINUTES + 1):  # back far enough for `need` 1-minute bars
+            day = previous_session(day)
+        start, end = utc_ns(session_bounds(day)[0]), now - self.feed.every_ns
+        try:
+            bars = self.data.get_bars(self.symbols, "1Min", iso(start), iso(end))
+        except (FetchError, RateLimitError, OSError, DataError) as e:
+            log.warning("no history (%s): the strategies warm up on the stream", e)
+            return
+        trader.warm_up(bars.filter(pl.col("ts").dt.epoch("ns") <= end).sort("ts", "symbol"))
 
     def _resume(self, rec: Reconciliation) -> None:
         """Real time: the engine continues from the journal (see the module documentation)."""
