@@ -17,14 +17,11 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from hybridtrader.cli.live_cmd import _sessions_from
 from hybridtrader.config import Config, VenueConfig, with_overrides
-from hybridtrader.credentials import alpaca_keys
-from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.live.feed import WallClock
 from hybridtrader.live.journal import Journal
-from hybridtrader.live.node import Endpoints, LiveNode
+from hybridtrader.live.node import LiveNode
 from hybridtrader.venue import ReplayMarket, Venue
 from round_trips import RoundTrips
 
@@ -53,24 +50,6 @@ def wall_venue(live_market: ReplayMarket) -> Iterator[Venue]:
         yield v
 
 
-def _node(cfg: Config, venue: Venue, journal: Path, on_bar_time: Any, stop: threading.Event) -> LiveNode:
-    base = venue.url
-    ws = base.replace("http://", "ws://")
-    ep = Endpoints(base, ws + "/stream", base, None, alpaca_keys(cfg, base), data_stream_url=ws)
-    return LiveNode(
-        cfg,
-        ep,
-        sessions=_sessions_from(venue.clock.now_ns(), 1),
-        symbols=venue.market.names,
-        journal=Journal(journal),
-        stop=stop,
-        on_bar_time=on_bar_time,
-        limiter=RateLimiter(cfg, rates=[(1_000_000, 60.0)]),
-        clock=WallClock(venue.clock.now_ns(), SPEED),
-        strategies=[RoundTrips(cfg)],
-    )
-
-
 def _fills_total(metrics: str) -> float:
     lines = metrics.splitlines()
     return sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith("hybridtrader_fills_total{"))
@@ -89,7 +68,17 @@ def _expected_fee(side: str, before: float, qty: float, price: float) -> float:
     return fee
 
 
-def test_real_time_node_trades_the_stream_with_fees(wall_venue: Venue, tmp_path: Path) -> None:
+def _node(make_node: Any, cfg: Config, venue: Venue, journal: Path, on_bar_time: Any, stop: Any) -> LiveNode:
+    """A real-time node on `venue`: the clock follows the venue's, the strategy trades at once."""
+    clock = WallClock(venue.clock.now_ns(), SPEED)
+    return make_node(
+        cfg, venue, journal, on_bar_time=on_bar_time, stop=stop, clock=clock, strategies=[RoundTrips(cfg)]
+    )
+
+
+def test_real_time_node_trades_the_stream_with_fees(
+    wall_venue: Venue, make_node: Any, tmp_path: Path
+) -> None:
     cfg = _config()
     stop = threading.Event()
     scrapes: list[str] = []
@@ -102,7 +91,7 @@ def test_real_time_node_trades_the_stream_with_fees(wall_venue: Venue, tmp_path:
         if node.trader.n_bars // len(node.symbols) >= 12:
             stop.set()
 
-    node = _node(cfg, wall_venue, tmp_path / "j.sqlite", on_bar_time, stop)
+    node = _node(make_node, cfg, wall_venue, tmp_path / "j.sqlite", on_bar_time, stop)
     try:
         node.start()
         summary = node.run()
@@ -133,7 +122,7 @@ def test_real_time_node_trades_the_stream_with_fees(wall_venue: Venue, tmp_path:
     assert wall_venue.broker.positions == {}
 
 
-def test_a_restart_resumes_the_checkpointed_state(wall_venue: Venue, tmp_path: Path) -> None:
+def test_a_restart_resumes_the_checkpointed_state(wall_venue: Venue, make_node: Any, tmp_path: Path) -> None:
     cfg = _config()
     path = tmp_path / "j.sqlite"
     before: dict[str, Any] = {}
@@ -153,7 +142,7 @@ def test_a_restart_resumes_the_checkpointed_state(wall_venue: Venue, tmp_path: P
             )
             raise Crash
 
-    first = _node(cfg, wall_venue, path, crash_after_8, threading.Event())
+    first = _node(make_node, cfg, wall_venue, path, crash_after_8, threading.Event())
     try:
         first.start()
         with pytest.raises(Crash):
@@ -171,7 +160,7 @@ def test_a_restart_resumes_the_checkpointed_state(wall_venue: Venue, tmp_path: P
         if after["bars"] >= 3:
             stop.set()
 
-    second = _node(cfg, wall_venue, path, stop_after_3, stop)
+    second = _node(make_node, cfg, wall_venue, path, stop_after_3, stop)
     try:
         second.start()
         t = second.trader
