@@ -63,7 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--speed", type=float, help="market seconds per wall second (default: finish in --duration)"
     )
     p.add_argument(
-        "--duration", type=float, help="wall seconds the run should take (default live.duration_s)"
+        "--duration",
+        type=float,
+        help="wall seconds the run should take (the local venue, default live.duration_s); with Alpaca "
+        "keys: stop after this many",
     )
     p.add_argument("--venue", help="URL of a running local venue to trade (default: start one)")
     p.add_argument("--journal", help="journal path (default live.journal or <data_dir>/live/journal.sqlite)")
