@@ -7,7 +7,9 @@ trades, one of two clock/feed pairs:
   breaker and strategies' state, journaled with the cursor) and a restarted node resumes from the last
   checkpoint: orders sent before are known again from the journal's intents, every journaled update is
   booked again, the checkpoint restores the rest, and the broker's updates since are reconciled through
-  the broker. Intents never sent are abandoned (their decision time has passed).
+  the broker. Intents never sent are abandoned (their decision time has passed). What a crash can lose:
+  the bar times the node was down for, and what the strategies noted in the bar time it died in (their
+  orders of that bar time are known; their state is the checkpoint's).
 - Lockstep with the local venue's replayed market (`venue_url` set): Feed = the replayed market's bars per
   bar time, Clock = the venue's replay clock moved by the node, as follows.
 
