@@ -82,6 +82,7 @@ def test_real_time_node_trades_the_stream_with_fees(
     cfg = _config()
     stop = threading.Event()
     scrapes: list[str] = []
+    status: dict[str, Any] = {}
 
     def on_bar_time(node: LiveNode) -> None:
         assert node.ops is not None and node.trader is not None
@@ -89,6 +90,7 @@ def test_real_time_node_trades_the_stream_with_fees(
             scrapes.append(requests.get(f"{node.ops.url}/metrics", timeout=5).text)
             assert requests.get(f"{node.ops.url}/ready", timeout=5).status_code == 200
         if node.trader.n_bars // len(node.symbols) >= 12:
+            status.update(requests.get(f"{node.ops.url}/status", timeout=5).json())
             stop.set()
 
     node = _node(make_node, cfg, wall_venue, tmp_path / "j.sqlite", on_bar_time, stop)
@@ -98,6 +100,7 @@ def test_real_time_node_trades_the_stream_with_fees(
     finally:
         node.close()
     assert summary["stopped"] and len(scrapes) == 2
+    assert status["stream"]["bars"] >= 12 * 3 and status["stream"]["active"] == "alpaca"
     result = node.result
     # the bars came from the stream: consecutive bar times of the session, all symbols
     assert node.trader is not None and node.trader.n_bars >= 12 * 3

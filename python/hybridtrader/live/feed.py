@@ -149,7 +149,11 @@ class StreamFeed:
         self._loop = self._thread = None
 
     def stats(self) -> dict[str, Any]:
-        return self.adapter.stats()
+        """What `live status` shows of the stream: bars delivered (backfilled from REST), bars too late to
+        trade, reconnects and failovers."""
+        st = self.adapter.stats()
+        keys = ("bars", "bars_backfilled", "reconnects", "failovers")
+        return {**{k: st[k] for k in keys}, "late_bars": self.late_bars, "active": st["active"]}
 
     def bar_times(self, session: date) -> range:
         open_dt, close_dt = session_bounds(session)

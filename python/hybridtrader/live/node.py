@@ -672,6 +672,8 @@ class LiveNode:
                 positions={s: p for s, p in t.ledger.net.items() if p},
                 skipped=dict(t.skipped),
             )
+        if isinstance(self.feed, StreamFeed):
+            out["stream"] = self.feed.stats()
         return out
 
     def _summary(self) -> dict[str, Any]:
