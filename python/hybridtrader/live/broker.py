@@ -13,7 +13,9 @@ local venue, which speaks the same API).
 - `history(after_ns)` rebuilds every order's updates from REST alone: a restarted node replays them.
 
 Alpaca reports no per-fill fee on the stream (commission-free; the SEC/TAF fees show up later as account
-activities), so live fills book fee 0.
+activities), so each fill is charged by the fee rule given (`fees`: the fill simulator's own rule on the
+configured `execution.fills` costs: commission, and SEC fee + TAF on sells), and the ledger and journal
+carry the fees the backtest would charge.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +50,7 @@ from hybridtrader.data.schema import rfc3339, to_utc, utc_ns
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import BrokerError
+from hybridtrader.execution.fills import FillSimulator
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 
 log = logging.getLogger(__name__)
@@ -113,8 +116,11 @@ class AlpacaBroker:
         limiter: RateLimiter | None = None,
         paper: bool = True,
         on_request: Callable[[str, float], None] | None = None,
+        fees: FillSimulator | None = None,
     ) -> None:
+        """`fees`: whose `fill_fee` charges each fill (None: fills carry the fee the broker reports)."""
         key, secret = keys
+        self.fees = fees
         self.trading_url, self.stream_url = trading_url, stream_url
         self.client = TradingClient(key, secret, paper=paper, url_override=trading_url)
         self.client._retry = 0  # our limiter retries, reading the server's reset hints
@@ -331,6 +337,8 @@ class AlpacaBroker:
             added = u.filled_qty - seen.filled
             if added <= _EPS or abs(added - u.qty) > _EPS:
                 return None
+            if self.fees is not None:
+                u = replace(u, fee=self.fees.fill_fee(u.side, seen.filled, u.qty, u.price))
             seen.filled = u.filled_qty
             seen.notional += u.qty * u.price
             if u.kind == "fill":
