@@ -699,6 +699,18 @@ class LiveConfig(Section):
     duration_s: float = Field(60.0, gt=0)
     cash: float = Field(100_000.0, gt=0)
     seed: int = 0
+    # Models (live/champion.py): with no champion in the registry, train one per strategy on the history
+    # before the run; after a close, retrain in a separate process when `should_retrain` says so. The
+    # node's trainings are small (so the default run stays about a minute): training_rounds boosting
+    # rounds, the first training_param_sets sets of ml_training.model.param_grid.
+    train_missing_champions: bool = True
+    retrain: bool = True
+    history_sessions: int = Field(10, ge=1)  # sessions of 1-minute history a training reads
+    training_rounds: int = Field(40, ge=1)
+    training_param_sets: int = Field(1, ge=1)
+    # A replay compresses the night: hold the next open up to this long for a retraining still running
+    # (0: never wait; the new champion is swapped in at whichever bar boundary it is ready by).
+    retrain_wait_s: float = Field(0.0, ge=0)
 
 
 # ------------------------------------------------------------------------------------- portfolio
