@@ -214,8 +214,8 @@ def _headers(cfg: Config, url: str) -> dict[str, str]:
 def test_with_no_champion_one_is_trained_then_retrained_after_the_close_and_swapped_in(
     tmp_path: Path,
 ) -> None:
-    history = 4
-    synth = generate_market(symbols=3, sessions=history + 2, start="2024-01-02", seed=5, mean_reversion=0.4)
+    history = 5
+    synth = generate_market(symbols=8, sessions=history + 2, start="2024-01-02", seed=5, mean_reversion=0.3)
     market = ReplayMarket.from_synthetic(synth)
     first = sorted(set(synth.bars_1m["ts"].dt.convert_time_zone("America/New_York").dt.date().to_list()))
     traded = first[history:]

@@ -59,10 +59,15 @@ class Trained:
 
 
 def training_config(config: Config) -> Config:
-    """The config the node trains with: `ml_training` with the node's boosting rounds and grid size."""
+    """The config the node trains with: `ml_training` with the node's boosting rounds and grid size, and
+    the learning rate raised so that rounds x learning rate (the total shrunken step) stays what
+    `ml_training.model` gives (capped at 1): fewer rounds of the same small steps would leave every
+    probability near the base rate, under every threshold."""
     cfg = config.model_copy(deep=True)
     model = cfg.ml_training.model
-    model.num_boost_round = config.live.training_rounds
+    rounds = config.live.training_rounds
+    model.learning_rate = min(1.0, model.learning_rate * model.num_boost_round / rounds)
+    model.num_boost_round = rounds
     model.param_grid = model.param_grid[: config.live.training_param_sets]
     return cfg
 
