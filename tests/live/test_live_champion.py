@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import polars as pl
+import pytest
 import requests
 from hybridtrader.cli.live_cmd import _sessions_from
 from hybridtrader.config import Config, VenueConfig
@@ -274,3 +275,63 @@ def test_with_no_champion_one_is_trained_then_retrained_after_the_close_and_swap
     assert f'hybridtrader_model_version{{strategy="{MR}"}} 2.0' in metrics
     assert f'hybridtrader_model_info{{strategy="{MR}",version="1"}} 0.0' in metrics
     assert not [a for a in sink.alerts if a.kind in ("model_expired", "retrain_failed")]
+
+
+def test_metrics_show_the_allocators_capital_and_weights_and_the_universe(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    synth = generate_market(symbols=4, sessions=3, start="2024-01-02", seed=7, mean_reversion=0.3)
+    market = ReplayMarket.from_synthetic(synth)
+    days = sorted(set(synth.bars_1m["ts"].dt.convert_time_zone("America/New_York").dt.date().to_list()))
+    cfg = config(tmp_path)
+    cfg.live.use_models = False
+    cfg.live.strategies = [MR, "swing_trend_following"]
+    cfg.portfolio.allocation.in_engine = True
+    u = cfg.portfolio.universe
+    u.in_engine, u.lookback_sessions, u.max_symbols = True, 2, 2
+    u.min_dollar_volume, u.min_price, u.max_missing_share = 0.0, 0.0, 1.0
+    stop = threading.Event()
+    seen: dict[str, object] = {}
+
+    def on_bar_time(node: LiveNode) -> None:
+        t = node.trader
+        assert t is not None and t.allocator is not None
+        if t.n_bars // 4 == 60:
+            seen["metrics"] = requests.get(f"{node.ops.url}/metrics", timeout=5).text  # type: ignore[union-attr]
+            seen["allocation"] = t.allocator.last
+            seen["tradable"] = set(t.tradable or ())
+        if t.n_bars // 4 >= 120:
+            stop.set()
+
+    with Venue(live_venue_config(replay_start=str(session_bounds(days[2])[0])), market=market) as venue:
+        node, _ = make_node(cfg, venue, tmp_path, on_bar_time=on_bar_time, stop=stop)
+        try:
+            node.start()
+            node.run()
+            orders = node.result.orders
+        finally:
+            node.close()
+    samples = {
+        (s.name, s.labels.get("strategy", "")): s.value
+        for family in text_string_to_metric_families(str(seen["metrics"]))
+        for s in family.samples
+    }
+    allocation = seen["allocation"]
+    assert allocation is not None
+    for name in (MR, "swing_trend_following"):
+        capital = samples[("hybridtrader_strategy_capital_dollars", name)]
+        assert capital == pytest.approx(allocation.capital[name], rel=1e-12)  # type: ignore[attr-defined]
+        weight = samples[("hybridtrader_strategy_weight_ratio", name)]
+        assert weight == pytest.approx(allocation.weights[name], rel=1e-12)  # type: ignore[attr-defined]
+    # no return history yet: both on probation, an equal share each (the allocator's stated rule)
+    assert allocation.weights == pytest.approx({MR: 0.5, "swing_trend_following": 0.5})  # type: ignore[attr-defined]
+    assert sum(allocation.capital.values()) == pytest.approx(cfg.venue.cash)  # type: ignore[attr-defined]
+    # the universe: the 2 symbols of highest average dollar volume over the 2 sessions before the run
+    daily = synth.bars_1d.filter(pl.col("ts").dt.convert_time_zone("America/New_York").dt.date() < days[2])
+    liquid = daily.group_by("symbol").agg((pl.col("close") * pl.col("volume")).sum().alias("dv"))
+    top = set(liquid.sort("dv", descending=True)["symbol"].head(2).to_list())
+    assert seen["tradable"] == top
+    assert samples[("hybridtrader_universe_symbols", "")] == 2
+    assert orders.height and set(orders["symbol"].to_list()) <= top
+    assert (tmp_path / "portfolio" / "allocator.json").exists()
+    assert (tmp_path / "portfolio" / "universe.json").exists()
