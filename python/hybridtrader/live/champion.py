@@ -31,7 +31,7 @@ import polars as pl
 from hybridtrader.config import Config
 from hybridtrader.data.alpaca_client import AlpacaClient
 from hybridtrader.data.schema import utc_ns
-from hybridtrader.errors import ModelError
+from hybridtrader.errors import HybridTraderError, ModelError, first_line
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.broker import iso
 from hybridtrader.live.journal import Journal
@@ -95,7 +95,11 @@ def train(
         report = None
         if progress is not None:
             report = lambda stage, done, total, name=name: progress(name, stage, done, total)  # noqa: E731
-        result = pipeline.train_strategy_model(name, bars, progress=report)
+        try:
+            result = pipeline.train_strategy_model(name, bars, progress=report)
+        except HybridTraderError as e:  # bad or too little data: this strategy is not trained, says why
+            out.append(Trained(name, None, f"training failed: {first_line(e)}"))
+            continue
         out.append(Trained(name, result.version if result.promoted else None, result.verdict))
     return out
 
@@ -219,7 +223,13 @@ class LiveModels:
         champions = {name: self._champion_version(name) for name in self.gated}
         missing = [n for n, v in champions.items() if v is None]
         if missing and self.config.live.train_missing_champions:
-            for t in train(self.config, missing, train_on(), progress, self.alerts):
+            bars = train_on()
+            if bars.height == 0:
+                for name in missing:
+                    self.lines.append(
+                        f"{name}: no champion, and no history before the run to train one on; rules only"
+                    )
+            for t in train(self.config, missing, bars, progress, self.alerts) if bars.height else []:
                 champions[t.strategy] = t.version
                 self.lines.append(f"{t.strategy}: trained before trading: {self._said(t)}")
         entries = []

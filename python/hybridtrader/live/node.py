@@ -382,6 +382,7 @@ class LiveNode:
             self.config,
             finnhub_url=finnhub,
             window=(self.sessions[0] - timedelta(days=120), self.sessions[-1] + timedelta(days=120)),
+            path=self._cache_path("earnings.json"),
         )
         self.universe = self._universe()
         self.trader = Trader(
@@ -476,7 +477,10 @@ class LiveNode:
         try:
             if self._shortability is None:
                 self._shortability = ShortabilityCache(
-                    self.config, trading_url=self.endpoints.trading_url, limiter=self.limiter
+                    self.config,
+                    trading_url=self.endpoints.trading_url,
+                    limiter=self.limiter,
+                    path=self._cache_path("shortability.json"),
                 )
             found = self._shortability.get_many(self.symbols)
             self.earnings.prefetch(self.symbols)
@@ -489,6 +493,12 @@ class LiveNode:
         trader.exposure.load_symbols(
             pl.DataFrame({"symbol": list(found), "shortable": [v.shortable for v in found.values()]})
         )
+
+    def _cache_path(self, name: str) -> Path | None:
+        """Where a data cache lives: beside the journal for a local venue (its market is the run's own;
+        keyed by symbol alone, another run's answers would pass for this one's), else the data caches'
+        usual place (None)."""
+        return self.journal.path.parent / "cache" / name if self.endpoints.venue_url else None
 
     def _swap_models(self, batch: BarBatch) -> None:
         """At this bar boundary, before the bar time is traded: the model changes due (`LiveModels`)."""
