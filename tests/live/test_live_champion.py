@@ -335,3 +335,31 @@ def test_metrics_show_the_allocators_capital_and_weights_and_the_universe(tmp_pa
     assert orders.height and set(orders["symbol"].to_list()) <= top
     assert (tmp_path / "portfolio" / "allocator.json").exists()
     assert (tmp_path / "portfolio" / "universe.json").exists()
+
+
+def test_a_restart_replays_the_journaled_model_swaps_at_their_bar_times(tmp_path: Path) -> None:
+    from hybridtrader.live.champion import LiveModels
+    from hybridtrader.live.ops import NodeMetrics
+    from hybridtrader.strategy.loader import build_strategy
+
+    cfg = config(tmp_path)
+    v1, v2 = register_model(cfg, MR, age_days=1), register_model(cfg, MR, age_days=0)
+    t0, t1 = 1_704_205_860_000_000_000, 1_704_292_260_000_000_000
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.put("models", [[MR, v1, t0], [MR, v2, t1]])  # what the run before the crash journaled
+    metrics = NodeMetrics()
+    models = LiveModels(cfg, journal, metrics, lambda *a: None, EnhancedAlertManager(cfg, sinks=[]))
+    strategy = build_strategy(MR, cfg, use_models=False)
+
+    def no_training() -> pl.DataFrame:
+        raise AssertionError("a restart never trains: the journal says what traded")
+
+    models.begin([strategy], t0, no_training)
+    assert strategy.champion.version == v1  # type: ignore[attr-defined]
+    models.apply_due(t1 - 60_000_000_000, replaying=True)
+    assert strategy.champion.version == v1  # type: ignore[attr-defined]
+    models.apply_due(t1, replaying=True)
+    assert strategy.champion.version == v2  # type: ignore[attr-defined]
+    assert f'hybridtrader_model_version{{strategy="{MR}"}} {float(v2)}' in metrics.text().decode()
+    assert journal.get("models") == [[MR, v1, t0], [MR, v2, t1]]  # replaying journals nothing new
+    journal.close()
