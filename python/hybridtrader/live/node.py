@@ -11,6 +11,14 @@ A restarted node therefore ends where an uninterrupted one ends: every decision 
 bars, an order the broker took before the crash is adopted, never sent twice, and one that never reached
 it is sent now (the market clock has not moved since the crash: the node moves it).
 
+Sessions: before the open the shortability and earnings caches are refreshed (what is past its TTL; a
+failed refresh halts entries) and, with `portfolio.universe.in_engine`, the daily bars the universe is
+chosen from are stored; the engine's CapitalAllocator (`portfolio.allocation.in_engine`) and universe are
+the backtest's, their state files put back to the run's start on a restart so the replay re-makes the same
+allocations. Models (`live.champion`): champions loaded at the start (trained first when there is none;
+refused past their age), retrained after a close in a separate process, swapped in at a bar boundary, every
+change journaled.
+
 Operation: entries are halted (exits still go out) while the feed is stale (> live.max_feed_staleness_s
 of market time), while an order call took longer than live.max_execution_lag_s, or after a
 reconciliation mismatch with live.on_mismatch=reduce_only; each raises an alert. The engine's breaker
