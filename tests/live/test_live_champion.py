@@ -34,7 +34,7 @@ from hybridtrader.live.journal import Journal
 from hybridtrader.live.node import Endpoints, LiveNode
 from hybridtrader.market.calendar import session_bounds
 from hybridtrader.market.synth import generate_market
-from hybridtrader.monitoring.alerts import EnhancedAlertManager
+from hybridtrader.monitoring.alerts import EnhancedAlertManager, JsonLinesSink
 from hybridtrader.venue import ReplayMarket, Venue
 
 MR = "intraday_mean_reversion"
@@ -46,14 +46,6 @@ def live_venue_config(**changes: object) -> VenueConfig:
     )
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.alerts: list = []
-
-    def send(self, alert: object) -> None:
-        self.alerts.append(alert)
-
-
 def make_node(
     cfg: Config,
     venue: Venue,
@@ -62,11 +54,11 @@ def make_node(
     sessions: int = 1,
     on_bar_time: Callable[[LiveNode], None] | None = None,
     stop: threading.Event | None = None,
-) -> tuple[LiveNode, Recorder]:
+) -> LiveNode:
+    """A node trading `venue` whose alerts go to `tmp/alerts.jsonl` (read back by `alerts`)."""
     base = venue.url
     ep = Endpoints(base, base.replace("http://", "ws://") + "/stream", base, base, alpaca_keys(cfg, base))
-    sink = Recorder()
-    node = LiveNode(
+    return LiveNode(
         cfg,
         ep,
         sessions=_sessions_from(venue.clock.now_ns(), sessions),
@@ -74,10 +66,16 @@ def make_node(
         journal=Journal(tmp / "live" / "journal.sqlite"),
         stop=stop,
         on_bar_time=on_bar_time,
-        alerts=EnhancedAlertManager(cfg, sinks=[sink]),
+        alerts=EnhancedAlertManager(cfg, sinks=[JsonLinesSink(tmp / "alerts.jsonl")]),
         limiter=RateLimiter(cfg, rates=[(1_000_000, 60.0)]),
     )
-    return node, sink
+
+
+def alerts(tmp: Path, kind: str) -> list[str]:
+    """The messages of the `kind` alerts the node sent to its JSON-lines sink."""
+    path = tmp / "alerts.jsonl"
+    lines = path.read_bytes().splitlines() if path.exists() else []
+    return [a["message"] for a in map(orjson.loads, lines) if a["kind"] == kind]
 
 
 def register_model(cfg: Config, strategy: str, age_days: float) -> str:
@@ -124,7 +122,7 @@ def test_an_expired_champion_is_refused_with_one_alert_and_the_strategy_trades_r
     cfg = config(tmp_path)
     cfg.live.model_max_age_days = 30
     version = register_model(cfg, MR, age_days=40)
-    node, sink = make_node(cfg, live_venue, tmp_path)
+    node = make_node(cfg, live_venue, tmp_path)
     try:
         node.start()
         assert node.trader is not None
@@ -133,9 +131,9 @@ def test_an_expired_champion_is_refused_with_one_alert_and_the_strategy_trades_r
         metrics = requests.get(f"{node.ops.url}/metrics", timeout=5).text  # type: ignore[union-attr]
     finally:
         node.close()
-    expired = [a for a in sink.alerts if a.kind == "model_expired"]
+    expired = alerts(tmp_path, "model_expired")
     assert len(expired) == 1
-    assert f"v{version} is 40.0 days old (> live.model_max_age_days 30)" in expired[0].message
+    assert f"v{version} is 40.0 days old (> live.model_max_age_days 30)" in expired[0]
     assert f'hybridtrader_model_version{{strategy="{MR}"}} 0.0' in metrics
     assert f'hybridtrader_model_info{{strategy="{MR}",version="rules"}} 1.0' in metrics
     j = Journal(tmp_path / "live" / "journal.sqlite")
@@ -147,7 +145,7 @@ def test_an_expired_champion_is_refused_with_one_alert_and_the_strategy_trades_r
     young = tmp_path / "young"
     cfg = config(young)
     version = register_model(cfg, MR, age_days=10)
-    node, sink = make_node(cfg, live_venue, young)
+    node = make_node(cfg, live_venue, young)
     try:
         node.start()
         assert node.trader is not None
@@ -155,7 +153,7 @@ def test_an_expired_champion_is_refused_with_one_alert_and_the_strategy_trades_r
         assert champion is not None and champion.version == version and champion.threshold == 0.55
     finally:
         node.close()
-    assert not [a for a in sink.alerts if a.kind == "model_expired"]
+    assert not alerts(young, "model_expired")
 
 
 def test_caches_are_refreshed_before_the_open_and_a_blackout_symbol_is_not_entered(tmp_path: Path) -> None:
@@ -187,7 +185,7 @@ def test_caches_are_refreshed_before_the_open_and_a_blackout_symbol_is_not_enter
         truth = {a["symbol"]: a["shortable"] for a in requests.get(
             f"{venue.url}/v2/assets", headers=_headers(cfg, venue.url), timeout=5).json()}  # fmt: skip
         started = time.time()
-        node, _ = make_node(cfg, venue, tmp_path, on_bar_time=on_bar_time, stop=stop)
+        node = make_node(cfg, venue, tmp_path, on_bar_time=on_bar_time, stop=stop)
         try:
             node.start()
             summary = node.run()
@@ -247,7 +245,7 @@ def test_with_no_champion_one_is_trained_then_retrained_after_the_close_and_swap
     open_ns = utc_ns(session_bounds(traded[0])[0])
     with Venue(live_venue_config(replay_start=str(session_bounds(traded[0])[0])), market=market) as venue:
         assert venue.clock.now_ns() == open_ns
-        node, sink = make_node(cfg, venue, tmp_path, sessions=2, on_bar_time=on_bar_time)
+        node = make_node(cfg, venue, tmp_path, sessions=2, on_bar_time=on_bar_time)
         node.on_training = lambda strategy, stage, done, total: stages.append((strategy, stage))
         try:
             node.start()
@@ -274,7 +272,7 @@ def test_with_no_champion_one_is_trained_then_retrained_after_the_close_and_swap
     ]
     assert f'hybridtrader_model_version{{strategy="{MR}"}} 2.0' in metrics
     assert f'hybridtrader_model_info{{strategy="{MR}",version="1"}} 0.0' in metrics
-    assert not [a for a in sink.alerts if a.kind in ("model_expired", "retrain_failed")]
+    assert not alerts(tmp_path, "model_expired") and not alerts(tmp_path, "retrain_failed")
 
 
 def test_metrics_show_the_allocators_capital_and_weights_and_the_universe(tmp_path: Path) -> None:
@@ -304,7 +302,7 @@ def test_metrics_show_the_allocators_capital_and_weights_and_the_universe(tmp_pa
             stop.set()
 
     with Venue(live_venue_config(replay_start=str(session_bounds(days[2])[0])), market=market) as venue:
-        node, _ = make_node(cfg, venue, tmp_path, on_bar_time=on_bar_time, stop=stop)
+        node = make_node(cfg, venue, tmp_path, on_bar_time=on_bar_time, stop=stop)
         try:
             node.start()
             node.run()
