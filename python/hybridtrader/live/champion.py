@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.broker import iso
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.ops import NodeMetrics
-from hybridtrader.market.calendar import session_bounds
+from hybridtrader.market.calendar import session_bounds, sessions
 from hybridtrader.ml.registry import CHAMPION, ModelRegistry, tracking_uri
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
 from hybridtrader.strategy.base import Strategy
@@ -70,6 +71,11 @@ def training_config(config: Config) -> Config:
     model.num_boost_round = rounds
     model.param_grid = model.param_grid[: config.live.training_param_sets]
     return cfg
+
+
+def sessions_ending(last: date, n: int) -> list[date]:
+    """The `n` NYSE sessions up to and including `last` (a session), oldest first."""
+    return sessions(last - timedelta(days=2 * n + 10), last)[-n:]  # >= n sessions in 2n + 10 days
 
 
 def history(data: AlpacaClient, symbols: list[str], sessions: list[date]) -> pl.DataFrame:
@@ -327,16 +333,13 @@ class LiveModels:
         """Start one retraining of the strategies `should_retrain` names, on the history up to `session`."""
         if not (self.config.live.retrain and self.gated) or self.retraining is not None:
             return
-        from hybridtrader.market.calendar import previous_session
         from hybridtrader.ml.pipeline import MLPipeline
 
         pipeline = MLPipeline(self.config, alert_manager=self.alerts)
         due = [n for n in self.gated if pipeline.should_retrain(n)]
         if not due:
             return
-        days = [session]
-        while len(days) < self.config.live.history_sessions:
-            days.insert(0, previous_session(days[0]))
+        days = sessions_ending(session, self.config.live.history_sessions)
         self.retraining = Retraining(self.config, data_url, symbols, days, due)
         message = (
             f"retraining {', '.join(due)} on {days[0]}..{days[-1]} in process {self.retraining.process.pid}"
@@ -345,7 +348,7 @@ class LiveModels:
         self.journal.event("retrain", message, now_ns)
         log.info("%s", message)
 
-    def wait(self, timeout_s: float, beat: Callable[[], None], stop: Any) -> None:
+    def wait(self, timeout_s: float, beat: Callable[[], None], stop: threading.Event) -> None:
         """Hold (beating the heartbeat) until the running retraining has answered, `timeout_s` passed or a
         stop was asked."""
         deadline = time.monotonic() + timeout_s

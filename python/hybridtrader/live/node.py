@@ -55,7 +55,7 @@ from hybridtrader.errors import StateError
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.live.broker import AlpacaBroker
-from hybridtrader.live.champion import LiveModels, history
+from hybridtrader.live.champion import LiveModels, history, sessions_ending
 from hybridtrader.live.champion import Progress as TrainingProgress
 from hybridtrader.live.feed import ReplayFeed, VenueClock
 from hybridtrader.live.journal import Journal
@@ -306,9 +306,7 @@ class LiveNode:
 
     def _training_bars(self) -> pl.DataFrame:
         """The 1-minute bars of the live.history_sessions sessions before the run's first."""
-        days = [previous_session(self.sessions[0])]
-        while len(days) < self.live.history_sessions:
-            days.insert(0, previous_session(days[0]))
+        days = sessions_ending(previous_session(self.sessions[0]), self.live.history_sessions)
         return history(self.data, self.symbols, days)
 
     def _allocator(self) -> CapitalAllocator | None:
@@ -463,13 +461,16 @@ class LiveNode:
         a running retraining given up to live.retrain_wait_s to finish."""
         if self.universe is not None:
             s = self.config.portfolio.universe
-            first = previous_session(session)
-            for _ in range(s.lookback_sessions):
-                first = previous_session(first)
+            window = sessions_ending(previous_session(session), s.lookback_sessions)
             fetch_to_store(
-                self.data, self.universe.store, self.symbols, s.timeframe, first, previous_session(session),
+                self.data,
+                self.universe.store,
+                self.symbols,
+                s.timeframe,
+                window[0],
+                window[-1],
                 source="live",
-            )  # fmt: skip
+            )
         if self.feed.replaying and self.trader is not None and self.trader.n_sessions:
             return
         self._refresh_caches()
