@@ -264,6 +264,7 @@ def _trade(
         train_progress.stop()
         for line in node.models.lines:
             console.print(line)
+        said = len(node.models.lines)
         assert node.ops is not None and node.trader is not None
         console.print(
             f"trading on {endpoints.trading_url} (stream {endpoints.trading_stream_url}); "
@@ -277,7 +278,8 @@ def _trade(
             f"{rec.fills_since_journal} fills since the journal's last entry"
         )
         with progress:
-            return node.run()
+            summary = node.run()
+        return {**summary, "model_notes": summary["model_notes"][said:]}  # the start's were printed
     finally:
         node.close()
 
