@@ -297,12 +297,17 @@ class LiveNode:
         first when the registry has none; one past live.model_max_age_days is refused with an alert and
         the strategy trades its rules alone)."""
         out = [build_strategy(spec, self.config, use_models=False) for spec in self.live.strategies]
-        self.models.begin(out, int(self.run_info["since_ns"]), self._training_bars, self.on_training)
+        self.models.begin(out, int(self.run_info["since_ns"]), self._training_bars, self._training_progress)
         for s in out:
             if s.name not in self.models.gated:
                 self.metrics.model.labels(s.name, "rules").set(1)
                 self.metrics.model_version.labels(s.name).set(0)
         return out
+
+    def _training_progress(self, strategy: str, stage: str, done: int, total: int) -> None:
+        self.heartbeat.beat()  # training before trading is the node at work: /health stays green
+        if self.on_training is not None:
+            self.on_training(strategy, stage, done, total)
 
     def _training_bars(self) -> pl.DataFrame:
         """The 1-minute bars of the live.history_sessions sessions before the run's first."""
