@@ -704,6 +704,18 @@ class LiveConfig(Section):
     # serving its market faster than real time (drills, tests), whose trading API's clock is then followed.
     watchlist: list[str] = Field(default_factory=list)
     clock_speed: float = Field(1.0, gt=0)
+    # Models (live/champion.py): with no champion in the registry, train one per strategy on the history
+    # before the run; after a close, retrain in a separate process when `should_retrain` says so. The
+    # node's trainings are small (so the default run stays about a minute): training_rounds boosting
+    # rounds, the first training_param_sets sets of ml_training.model.param_grid.
+    train_missing_champions: bool = True
+    retrain: bool = True
+    history_sessions: int = Field(10, ge=1)  # sessions of 1-minute history a training reads
+    training_rounds: int = Field(40, ge=1)
+    training_param_sets: int = Field(1, ge=1)
+    # A replay compresses the night: hold the next open up to this long for a retraining still running
+    # (0: never wait; the new champion is swapped in at whichever bar boundary it is ready by).
+    retrain_wait_s: float = Field(0.0, ge=0)
 
 
 # ------------------------------------------------------------------------------------- portfolio

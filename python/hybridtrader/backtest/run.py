@@ -23,7 +23,6 @@ from hybridtrader.backtest import report
 from hybridtrader.backtest.broker import SimBroker
 from hybridtrader.backtest.clock import SimClock
 from hybridtrader.backtest.feed import FrameFeed, StoreFeed
-from hybridtrader.backtest.rotation import BacktestUniverse
 from hybridtrader.backtest.tearsheet import write_tearsheet
 from hybridtrader.config import Config
 from hybridtrader.data.bar_store import BarStore
@@ -34,6 +33,7 @@ from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market.synth import generate_market
 from hybridtrader.portfolio.capital_allocator import CapitalAllocator
+from hybridtrader.portfolio.session_universe import SessionUniverse
 from hybridtrader.risk.exposure_manager import ExposureManager
 from hybridtrader.strategy.loader import build_strategy
 
@@ -139,7 +139,7 @@ def run_backtest(
                 "portfolio.universe.in_engine: needs backtest.data=store (the filters read its bars), "
                 f"got data source {data.get('source')!r}"
             )
-        universe = BacktestUniverse(BarStore(data["store"]), config, list(data["symbols"]))
+        universe = SessionUniverse(BarStore(data["store"]), config, list(data["symbols"]))
     trader = Trader(
         config,
         strategies,

@@ -1,8 +1,10 @@
 """`hybridtrader live`: the long-running trader; `hybridtrader live status`: what a node is doing.
 
 With no Alpaca keys it trades the local venue: one it starts in a child process on the synthetic market
-(`live.symbols`, `live.sessions`, `live.seed`), or a running one (`--venue URL`), in lockstep with its replay
-clock. The node keeps its journal under `<data_dir>/live/` (or `live.journal`); a restarted node resumes
+(`live.symbols`, `live.sessions` traded after `live.history_sessions` of history, `live.seed`), or a running
+one (`--venue URL`), in lockstep with its replay clock. A strategy without a champion in the registry gets one
+trained first (with progress), on that history; what was trained, promoted or refused is printed before
+trading. The node keeps its journal under `<data_dir>/live/` (or `live.journal`); a restarted node resumes
 the journal's run when its venue is still up, and otherwise starts a new run (the old journal is kept
 beside, renamed).
 
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,7 @@ from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.feed import WallClock
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.node import Endpoints, LiveNode
-from hybridtrader.market.calendar import NEW_YORK, sessions
+from hybridtrader.market.calendar import NEW_YORK, session_bounds, sessions
 
 MINUTES_PER_SESSION = 390
 VENUE_BUDGET_PER_MINUTE = 1_000_000  # requests per key: a replay runs hundreds of market minutes a minute
@@ -102,16 +104,25 @@ def start_venue(
     cfg: Config, symbols: int, n_sessions: int, workdir: Path
 ) -> tuple[subprocess.Popen[str], str]:
     """`hybridtrader venue` in a child process (its own process group: it outlives a killed node) on the
-    synthetic market, replay clock moved by the node, history up to the clock; its URL."""
+    synthetic market: `live.history_sessions` sessions of history, then `n_sessions` to trade (the replay
+    clock starts at the first one's open and is moved by the node; history up to the clock); its URL."""
     venue = cfg.venue.model_dump(mode="json")
+    history = cfg.live.history_sessions
+    start = date.fromisoformat(venue["market"]["start"])
+    days = sessions(start, start + timedelta(days=2 * (history + n_sessions) + 14))
     venue.update(
         speed="max",
         history_until_clock=True,
         rate_limit_per_minute=VENUE_BUDGET_PER_MINUTE,
         port=0,
-        market={**venue["market"], "symbols": symbols, "sessions": n_sessions, "seed": cfg.live.seed},
+        replay_start=session_bounds(days[history])[0].isoformat(),
+        market={
+            **venue["market"],
+            "symbols": symbols,
+            "sessions": history + n_sessions,
+            "seed": cfg.live.seed,
+        },
     )
-    venue.pop("replay_start", None)
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "venue.yaml"
     conf.write_text(yaml.safe_dump({"venue": venue, "execution": cfg.execution.model_dump(mode="json")}))
@@ -316,12 +327,31 @@ def _run_node(
             description=f"{t.session} equity {t.ledger.equity():,.0f} fills {len(t.fills)}",
         )
 
+    train_progress = Progress(
+        TextColumn("[bold]training[/] {task.description}"), BarColumn(), console=console, transient=True
+    )
+    trainings: dict[str, Any] = {}
+
+    def training(strategy: str, stage: str, done: int, total: int) -> None:
+        if not trainings:
+            console.print("no champion in the registry: training one before trading (small: live.training_*)")
+            train_progress.start()
+        if strategy not in trainings:
+            trainings[strategy] = train_progress.add_task(strategy, total=None)
+        train_progress.update(
+            trainings[strategy], description=f"{strategy}: {stage}", completed=done, total=max(total, 1)
+        )
+
     node = LiveNode(
         cfg, endpoints, sessions=days, symbols=symbols, journal=journal, stop=stop, on_bar_time=tick,
-        **node_options,
+        on_training=training, **node_options,
     )  # fmt: skip
     try:
         rec = node.start()
+        train_progress.stop()
+        for line in node.models.lines:
+            console.print(line)
+        said = len(node.models.lines)
         assert node.ops is not None and node.trader is not None
         console.print(
             f"trading on {endpoints.trading_url} (stream {endpoints.trading_stream_url}), market data "
@@ -338,7 +368,8 @@ def _run_node(
         if node.abandoned:
             console.print(f"{len(node.abandoned)} journaled orders never reached the broker: abandoned")
         with progress:
-            return node.run()
+            summary = node.run()
+        return {**summary, "model_notes": summary["model_notes"][said:]}  # the start's were printed
     finally:
         node.close()
 
@@ -356,6 +387,10 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
     )
     for reason, n in summary["skipped"].items():
         table.add_row(f"skipped: {reason}", str(n))
+    for strategy, version, _ in summary["models"]:
+        table.add_row(f"model: {strategy}", f"v{version}" if version else "rules only")
+    for line in summary["model_notes"]:
+        console.print(line)
     Console().print(table)
 
 

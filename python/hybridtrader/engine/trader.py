@@ -397,6 +397,10 @@ class Trader:
             n: (w * equity, self._strategy_pnl(n), rebalance, why) for n, w in self.weight.items()
         }
 
+    def capital(self) -> dict[str, float]:
+        """Capital each strategy was given at this session's open (weight x equity; allocator runs only)."""
+        return {n: v[0] for n, v in self._alloc_open.items()}
+
     def _record_performance(self, session: date) -> None:
         """Each strategy's return of the session to the allocator, and one allocations row per strategy."""
         assert self.allocator is not None

@@ -23,6 +23,14 @@ A restarted lockstep node therefore ends where an uninterrupted one ends: every 
 the same bars, an order the broker took before the crash is adopted, never sent twice, and one that never
 reached it is sent now (the market clock has not moved since the crash: the node moves it).
 
+Sessions: before the open the shortability and earnings caches are refreshed (what is past its TTL; a
+failed refresh halts entries) and, with `portfolio.universe.in_engine`, the daily bars the universe is
+chosen from are stored; the engine's CapitalAllocator (`portfolio.allocation.in_engine`) and universe are
+the backtest's, their state files put back to the run's start on a restart so the replay re-makes the same
+allocations. Models (`live.champion`): champions loaded at the start (trained first when there is none;
+refused past their age), retrained after a close in a separate process, swapped in at a bar boundary, every
+change journaled.
+
 Operation: entries are halted (exits still go out) while the feed is stale (> live.max_feed_staleness_s
 of market time), while an order call took longer than live.max_execution_lag_s, or after a
 reconciliation mismatch with live.on_mismatch=reduce_only; each raises an alert. The engine's breaker
@@ -37,7 +45,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -45,23 +54,34 @@ import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.data.alpaca_client import AlpacaClient, FetchError
-from hybridtrader.data.atomic import write_atomic
+from hybridtrader.data.atomic import read_state, write_atomic, write_state
+from hybridtrader.data.bar_store import BarStore
+from hybridtrader.data.earnings_cache import EarningsBlackout
+from hybridtrader.data.fetch import fetch_to_store
 from hybridtrader.data.schema import utc_ns
-from hybridtrader.engine.events import OrderUpdate
+from hybridtrader.data.shortability_cache import ShortabilityCache
+from hybridtrader.data.ttl_cache import CacheRefreshError
+from hybridtrader.engine.events import BarBatch, OrderUpdate
 from hybridtrader.engine.orders import Order, OrderRequest
 from hybridtrader.engine.trader import Trader
-from hybridtrader.errors import ConfigError, DataError, ModelError, StateError
+from hybridtrader.errors import ConfigError, DataError, StateError
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import SESSION_MINUTES
 from hybridtrader.live.broker import AlpacaBroker, iso
+from hybridtrader.live.champion import LiveModels, history, sessions_ending
+from hybridtrader.live.champion import Progress as TrainingProgress
 from hybridtrader.live.feed import ReplayFeed, StreamFeed, VenueClock, WallClock
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.ops import Heartbeat, NodeMetrics, OpsServer
 from hybridtrader.live.reconcile import Reconciliation, reconcile
 from hybridtrader.market.calendar import NEW_YORK, previous_session, session_bounds
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
+from hybridtrader.portfolio import capital_allocator, universe_rotation
+from hybridtrader.portfolio.capital_allocator import CapitalAllocator
+from hybridtrader.portfolio.session_universe import SessionUniverse
+from hybridtrader.portfolio.universe_rotation import UniverseRotationTracker
 from hybridtrader.risk.exposure_manager import ExposureManager
 from hybridtrader.strategy.base import Strategy
 from hybridtrader.strategy.loader import build_strategy
@@ -224,6 +244,7 @@ class LiveNode:
         limiter: RateLimiter | None = None,
         clock: WallClock | None = None,
         strategies: list[Strategy] | None = None,
+        on_training: TrainingProgress | None = None,
     ) -> None:
         """Real time (`endpoints.venue_url` None) runs on `clock` (default: UTC wall time); `strategies`
         replace the configured `live.strategies` (an embedding program's own)."""
@@ -304,31 +325,69 @@ class LiveNode:
         self.summary: dict[str, Any] = {}
         self._recovered = 0  # broker.recovered already counted in the metric
         self._events_seen = 0  # trader.events already looked at for alerts
+        self.on_training = on_training
+        self.models = LiveModels(config, journal, self.metrics, self._alert, self.alerts)
+        self.universe: SessionUniverse | None = None
+        self._shortability: ShortabilityCache | None = None
+        self.earnings: EarningsBlackout | None = None
 
     # ------------------------------------------------------------------------------------- start
     def strategies(self) -> list[Strategy]:
-        """The configured strategies with their champions; a champion older than model_max_age_days is
-        refused (ModelError)."""
+        """The configured strategies, each model-gated one with its champion (`live.champion`: trained
+        first when the registry has none; one past live.model_max_age_days is refused with an alert and
+        the strategy trades its rules alone)."""
         if self._given is not None:
             return self._given
-        out = []
-        for spec in self.live.strategies:
-            s = build_strategy(spec, self.config, use_models=self.live.use_models)
-            champion = getattr(s, "champion", None)
-            if champion is not None:
-                from hybridtrader.ml.registry import ModelRegistry
-
-                age = ModelRegistry(self.config).champion_age_days(s.name)
-                if age is not None and age > self.live.model_max_age_days:
-                    raise ModelError(
-                        f"{s.name}: champion v{champion.version} is {age:.1f} days old "
-                        f"(> live.model_max_age_days {self.live.model_max_age_days:g})"
-                    )
-                self.metrics.model.labels(s.name, str(champion.version)).set(1)
-            else:
+        out = [build_strategy(spec, self.config, use_models=False) for spec in self.live.strategies]
+        self.models.begin(out, int(self.run_info["since_ns"]), self._training_bars, self._training_progress)
+        for s in out:
+            if s.name not in self.models.gated:
                 self.metrics.model.labels(s.name, "rules").set(1)
-            out.append(s)
+                self.metrics.model_version.labels(s.name).set(0)
         return out
+
+    def _training_progress(self, strategy: str, stage: str, done: int, total: int) -> None:
+        self.heartbeat.beat()  # training before trading is the node at work: /health stays green
+        if self.on_training is not None:
+            self.on_training(strategy, stage, done, total)
+
+    def _training_bars(self) -> pl.DataFrame:
+        """The 1-minute bars of the live.history_sessions sessions before the run's first."""
+        days = sessions_ending(previous_session(self.sessions[0]), self.live.history_sessions)
+        return history(self.data, self.symbols, days)
+
+    def _allocator(self) -> CapitalAllocator | None:
+        """The persisted CapitalAllocator (portfolio.allocation.in_engine), as it was at the run's start."""
+        if not self.config.portfolio.allocation.in_engine:
+            return None
+        path = CapitalAllocator(self.config).path
+        assert path is not None
+        self._run_start_state("allocator", path, capital_allocator.FORMAT_VERSION)
+        return CapitalAllocator(self.config)
+
+    def _universe(self) -> SessionUniverse | None:
+        """The rotated universe (portfolio.universe.in_engine) on daily bars the node stores beside its
+        journal, its persisted rotation history as it was at the run's start."""
+        if not self.config.portfolio.universe.in_engine:
+            return None
+        path = UniverseRotationTracker(self.config).path
+        assert path is not None
+        self._run_start_state("universe", path, universe_rotation.FORMAT_VERSION)
+        store = BarStore(self.journal.path.parent / "bars")
+        return SessionUniverse(store, self.config, self.symbols, persist=True)
+
+    def _run_start_state(self, key: str, path: Path, version: int) -> None:
+        """Put the state file at `path` back to what it held when this run started (journal `key`), so a
+        restarted node's replay re-makes the run's allocations and rotations from the same start; a new
+        run records it."""
+        saved = self.journal.get(key)
+        if saved is None:
+            self.journal.put(key, {"state": read_state(path, version)})
+        elif saved["state"] is not None:
+            write_state(path, version, saved["state"])
+        elif path.exists():
+            log.info("%s: back to the run's start (no state file): this run's own file is replayed", path)
+            path.unlink()
 
     def start(self) -> Reconciliation:
         """Ops endpoint up, broker connected, reconciled; raises StateError when a mismatch must refuse."""
@@ -371,6 +430,14 @@ class LiveNode:
         slippage = SlippageModel(self.config)
         rejected = [u for u in self.journal.updates() if u.kind == "rejected"]
         self.jbroker = JournaledBroker(self.broker, self.journal, self.metrics, rec, rejected)
+        finnhub = f"{self.endpoints.venue_url}/api/v1" if self.endpoints.venue_url else None
+        self.earnings = EarningsBlackout(
+            self.config,
+            finnhub_url=finnhub,
+            window=(self.sessions[0] - timedelta(days=120), self.sessions[-1] + timedelta(days=120)),
+            path=self._cache_path("earnings.json"),
+        )
+        self.universe = self._universe()
         self.trader = Trader(
             self.config,
             strategies,
@@ -380,6 +447,9 @@ class LiveNode:
             cash=float(self.run_info["cash"]),
             slippage=slippage,
             exposure=exposure,
+            earnings_blackout=self.earnings,
+            allocator=self._allocator(),
+            universe=self.universe,
         )
         self.jbroker.orders = self.trader.orders
         if isinstance(self.feed, StreamFeed):
@@ -440,12 +510,13 @@ class LiveNode:
                 if session is not None:
                     self._after_close(session)
                 session = batch.session
-                self._before_open()
+                self._before_open(session)
             jb.replaying = self.feed.replaying
             if not jb.replaying and not self.ready:
                 jb.go_live()
                 self.ready = True
             close = batch.bars["ts"].max() if batch.bars.height else None
+            self._swap_models(batch)
             jb.batch_t0 = time.perf_counter()
             self._check_halts(batch)
             trader.run_batch(batch)
@@ -477,13 +548,65 @@ class LiveNode:
                 self._after_close(session)
         return self._summary()
 
-    def _before_open(self) -> None:
-        """Before a session: shortability from the broker's assets."""
+    def _before_open(self, session: date) -> None:
+        """Before a session: the universe's daily bars up to the previous session (replays too: the
+        universe is re-chosen from them), then (live) the shortability and earnings caches refreshed and
+        a running retraining given up to live.retrain_wait_s to finish."""
+        if self.universe is not None:
+            s = self.config.portfolio.universe
+            window = sessions_ending(previous_session(session), s.lookback_sessions)
+            fetch_to_store(
+                self.data,
+                self.universe.store,
+                self.symbols,
+                s.timeframe,
+                window[0],
+                window[-1],
+                source="live",
+            )
         if self.feed.replaying and self.trader is not None and self.trader.n_sessions:
             return
-        frame = self.broker.shortability()
-        assert self.trader is not None
-        self.trader.exposure.load_symbols(frame.filter(pl.col("symbol").is_in(self.symbols)))
+        self._refresh_caches()
+        if self.models.retraining is not None and self.live.retrain_wait_s > 0 and not self.feed.replaying:
+            self.models.wait(self.live.retrain_wait_s, self.heartbeat.beat, self.stop)
+
+    def _refresh_caches(self) -> None:
+        """Shortability (to the exposure manager) and earnings dates of the symbols: entries past their TTL
+        or never fetched are fetched now. A failed refresh halts entries (one alert) until one succeeds:
+        nothing older than its TTL is ever served."""
+        trader = self.trader
+        assert trader is not None and self.earnings is not None
+        try:
+            if self._shortability is None:
+                self._shortability = ShortabilityCache(
+                    self.config,
+                    trading_url=self.endpoints.trading_url,
+                    limiter=self.limiter,
+                    path=self._cache_path("shortability.json"),
+                )
+            found = self._shortability.get_many(self.symbols)
+            self.earnings.prefetch(self.symbols)
+        except CacheRefreshError as e:
+            if "cache refresh" not in self.halts:
+                self._alert("cache_refresh", "caches", "critical", str(e))
+            self.halts["cache refresh"] = str(e)
+            return
+        self.halts.pop("cache refresh", None)
+        trader.exposure.load_symbols(
+            pl.DataFrame({"symbol": list(found), "shortable": [v.shortable for v in found.values()]})
+        )
+
+    def _cache_path(self, name: str) -> Path | None:
+        """Where a data cache lives: beside the journal for a local venue (its market is the run's own;
+        keyed by symbol alone, another run's answers would pass for this one's), else the data caches'
+        usual place (None)."""
+        return self.journal.path.parent / "cache" / name if self.endpoints.venue_url else None
+
+    def _swap_models(self, batch: BarBatch) -> None:
+        """At this bar boundary, before the bar time is traded: the model changes due (`LiveModels`)."""
+        if batch.bars.height:
+            start = int(batch.bars["ts"].dt.epoch("ns")[0])
+            self.models.apply_due(start + batch.every_ns, self.feed.replaying)
 
     def _after_close(self, session: date) -> None:
         """After a session: positions and breaker state to the journal, the day's report (JSON beside the
@@ -507,6 +630,8 @@ class LiveNode:
                 "critical",
                 f"intraday positions open after the close: {', '.join(sorted(intraday))}",
             )
+        if session != self.sessions[-1]:  # the run's last close ends it: nothing would trade a new model
+            self.models.after_close(session, self.symbols, self.endpoints.data_url, trader.now_ns)
 
     # ------------------------------------------------------------------------------------ checks
     def _daily_report(self, session: date, held: dict[str, float]) -> None:
@@ -597,6 +722,11 @@ class LiveNode:
         m.exposure.labels("all", "gross").set(gross)
         m.exposure.labels("all", "net").set(net)
         m.bar_time.set(trader.now_ns / 1e9)
+        if trader.allocator is not None:
+            for name, capital in trader.capital().items():
+                m.capital.labels(name).set(capital)
+                m.weight.labels(name).set(trader.weight[name])
+        m.universe.set(len(self.symbols) if trader.tradable is None else len(trader.tradable))
         m.limiter_waits.set(self.limiter.stats().get("retries", 0))
         m.stream_recoveries.inc(self.broker.recovered - self._recovered)
         self._recovered = self.broker.recovered
@@ -648,6 +778,7 @@ class LiveNode:
     def close(self) -> None:
         if isinstance(self.feed, StreamFeed):
             self.feed.close()
+        self.models.close()
         self.broker.close()
         if self.ops is not None:
             self.ops.stop()
@@ -662,6 +793,7 @@ class LiveNode:
             "cursor_ns": self.cursor,
             "halts": dict(self.halts),
             "endpoints": repr(self.endpoints),
+            "models": {name: v or "rules" for name, v in self.models.trading.items()},
         }
         if t is not None:
             out.update(
@@ -691,6 +823,8 @@ class LiveNode:
             "skipped": result.skipped,
             "events": result.events,
             "diverged": self.jbroker.diverged,
+            "models": self.journal.get("models", []),  # [strategy, version, first bar close traded]
+            "model_notes": self.models.lines,
             "stopped": self.stop.is_set(),
         }
         self.result = result

@@ -101,6 +101,27 @@ class NodeMetrics:
             registry=r,
         )
         self.alerts = Counter("hybridtrader_alerts_total", "Alerts raised", ["kind"], registry=r)
+        self.model_version = Gauge(
+            "hybridtrader_model_version",
+            "Registry version of the champion a strategy trades with (0: rules only)",
+            ["strategy"],
+            registry=r,
+        )
+        self.capital = Gauge(
+            "hybridtrader_strategy_capital_dollars",
+            "Capital the allocator gave a strategy at the session's open",
+            ["strategy"],
+            registry=r,
+        )
+        self.weight = Gauge(
+            "hybridtrader_strategy_weight_ratio",
+            "A strategy's share of equity this session (its sizing equity / the account's)",
+            ["strategy"],
+            registry=r,
+        )
+        self.universe = Gauge(
+            "hybridtrader_universe_symbols", "Symbols the strategies may trade this session", registry=r
+        )
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,7 +1,8 @@
-"""The universe a backtest trades (`portfolio.universe.in_engine`): at each session open, when the rotation
-tracker says a rotation is due, the filters run on the bar store as of the previous session (no look-ahead)
-and the tracker takes the selection; the engine trades the tracker's universe. Every session's universe is
-recorded with its turnover = (added + removed) / size of the universe before (1 at the first)."""
+"""The universe the engine trades (`portfolio.universe.in_engine`), in a backtest and in the live node: at
+each session open, when the rotation tracker says a rotation is due, the filters run on the bar store as of
+the previous session (no look-ahead) and the tracker takes the selection; the engine trades the tracker's
+universe. Every session's universe is recorded with its turnover = (added + removed) / size of the universe
+before (1 at the first)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,15 @@ UNIVERSE_SCHEMA = {
 }
 
 
-class BacktestUniverse:
-    """Callable as the Trader's `universe`: the symbols a session may trade."""
+class SessionUniverse:
+    """Callable as the Trader's `universe`: the symbols a session may trade. persist=False (a backtest)
+    keeps the rotation history in memory, never touching the live history file."""
 
-    def __init__(self, store: BarStore, config: Config, candidates: list[str]) -> None:
+    def __init__(
+        self, store: BarStore, config: Config, candidates: list[str], *, persist: bool = False
+    ) -> None:
         self.store, self.config, self.candidates = store, config, candidates
-        self.tracker = UniverseRotationTracker(config, persist=False)  # never the live history file
+        self.tracker = UniverseRotationTracker(config, persist=persist)
         self.rows: list[tuple[object, ...]] = []
 
     def __call__(self, session: date) -> set[str]:
