@@ -71,8 +71,10 @@ class Endpoints:
 
 
 class JournaledBroker:
-    """The Broker port the node's Trader sees. Every intent is journaled before the AlpacaBroker sends it;
-    while `replaying`, nothing is sent and the broker's recorded history answers `poll`."""
+    """The Broker port the node's Trader sees. A bar time's orders are held until `flush()`, which journals
+    them all in one transaction and only then sends them, together (`AlpacaBroker.submit_many`); any
+    other call flushes first, so the broker sees every call in the Trader's order. While `replaying`,
+    nothing is sent and the broker's recorded history answers `poll`."""
 
     def __init__(
         self,
@@ -87,7 +89,10 @@ class JournaledBroker:
         self.replaying = False
         self.batch_t0 = 0.0  # perf_counter when the current bar time's bars were in hand
         self.diverged: list[str] = []  # replayed decisions the broker never saw
-        self.latencies: list[float] = []  # bar time's bars in hand -> each order sent (s)
+        # per order sent, seconds after its bar time's bars were in hand: (flush began, request in the
+        # kernel's send buffer, answer read)
+        self.timings: list[tuple[float, float, float]] = []
+        self._pending: list[tuple[str, OrderRequest, int]] = []  # this bar time's orders, not yet sent
         self._submitted: dict[str, tuple[OrderRequest, int]] = {}
         journal_only = [u for u in rejected if u.client_order_id not in rec.at_broker]
         self._history = sorted([*rec.history, *journal_only], key=lambda u: u.ts_ns)
@@ -103,18 +108,32 @@ class JournaledBroker:
             ):
                 self.diverged.append(client_order_id)
             return
-        self.journal.record_intent(client_order_id, request, ts_ns)  # before it is sent
-        if client_order_id in self.at_broker:  # sent before a restart: adopt, never send twice
-            self.broker.adopt({client_order_id: (request, ts_ns)}, [])
+        self._pending.append((client_order_id, request, ts_ns))
+
+    def flush(self) -> None:
+        """Journal the held orders in one transaction, then send them at once; one the broker has from
+        before a restart is adopted, never sent twice."""
+        if not self._pending:
             return
-        self.broker.submit(client_order_id, request, ts_ns)
-        self.journal.mark_sent(client_order_id, ts_ns)
-        self.metrics.orders.labels(self.strategy_of(client_order_id), request.side).inc()
-        latency = time.perf_counter() - self.batch_t0
-        self.metrics.bar_to_order.observe(latency)
-        self.latencies.append(latency)
+        t0 = time.perf_counter()
+        batch, self._pending = self._pending, []
+        self.journal.record_intents([(cid, r, ts, None) for cid, r, ts in batch])  # before any is sent
+        adopted = {cid: (r, ts) for cid, r, ts in batch if cid in self.at_broker}
+        if adopted:
+            self.broker.adopt(adopted, [])
+        fresh = [o for o in batch if o[0] not in adopted]
+        if not fresh:
+            return
+        answers = self.broker.submit_many(fresh)
+        self.journal.mark_sent_many([(cid, ts) for cid, _, ts in fresh])
+        t_bar = self.batch_t0
+        for (cid, request, _), a in zip(fresh, answers, strict=True):
+            self.metrics.orders.labels(self.strategy_of(cid), request.side).inc()
+            self.metrics.bar_to_order.observe(a.sent - t_bar)
+            self.timings.append((t0 - t_bar, a.sent - t_bar, a.answered - t_bar))
 
     def cancel(self, client_order_id: str, ts_ns: int) -> None:
+        self.flush()
         self._asked.add((client_order_id, "canceled"))
         if not self.replaying:
             self.broker.cancel(client_order_id, ts_ns)
@@ -129,6 +148,7 @@ class JournaledBroker:
         limit_price: float | None = None,
         stop_price: float | None = None,
     ) -> None:
+        self.flush()
         self._asked.add((client_order_id, "replaced"))
         old = self._submitted.get(client_order_id)
         if old is not None:
@@ -156,6 +176,7 @@ class JournaledBroker:
             )
 
     def poll(self, now_ns: int) -> list[OrderUpdate]:
+        self.flush()
         if self.replaying:  # what a live poll at `now_ns` had: updates of orders sent, cancels asked...
             out = [
                 u
@@ -182,9 +203,11 @@ class JournaledBroker:
         return None
 
     def has_open_orders(self) -> bool:
+        self.flush()
         return self.broker.has_open_orders()
 
     def positions(self) -> dict[str, float]:
+        self.flush()
         return self.broker.positions()
 
 
@@ -363,6 +386,7 @@ class LiveNode:
             jb.batch_t0 = time.perf_counter()
             self._check_halts(batch)
             trader.run_batch(batch)
+            jb.flush()  # the bar time's orders: journaled together, then sent together
             bar_close = trader.now_ns
             if jb.replaying:
                 if bar_close in self.shutdowns:  # a clean exit flattened here; the replay does too
@@ -540,6 +564,7 @@ class LiveNode:
         if self.live.flatten_on_exit:
             self.journal.put("shutdowns", [*self.shutdowns, trader.now_ns], trader.now_ns)
             trader.flatten_all("shutdown")
+            self.jbroker.flush()
         else:
             for cid in list(trader.open):
                 trader.cancel(cid)
