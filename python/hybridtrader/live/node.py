@@ -71,9 +71,11 @@ class Endpoints:
 
 
 class JournaledBroker:
-    """The Broker port the node's Trader sees. A bar time's orders are held until `flush()`, which journals
-    them all in one transaction and only then sends them, together (`AlpacaBroker.submit_many`); any
-    other call flushes first, so the broker sees every call in the Trader's order. While `replaying`,
+    """The Broker port the node's Trader sees. A bar time's orders are held until `flush()` (the node calls
+    it when the Trader is done with the bar time), which journals them all in one transaction and only
+    then sends them, together (`AlpacaBroker.submit_many`). A cancel of an order the broker has goes out
+    at once; of a held order (a time-sliced child closed in the bar time it was due), it is held right
+    behind it. A replace of a held order flushes first; `poll` flushes first. While `replaying`,
     nothing is sent and the broker's recorded history answers `poll`."""
 
     def __init__(
@@ -92,7 +94,8 @@ class JournaledBroker:
         # per order sent, seconds after its bar time's bars were in hand: (flush began, request in the
         # kernel's send buffer, answer read)
         self.timings: list[tuple[float, float, float]] = []
-        self._pending: list[tuple[str, OrderRequest, int]] = []  # this bar time's orders, not yet sent
+        # this bar time's orders not sent yet, and cancels of them (request None), in the Trader's order
+        self._pending: list[tuple[str, OrderRequest | None, int]] = []
         self._submitted: dict[str, tuple[OrderRequest, int]] = {}
         journal_only = [u for u in rejected if u.client_order_id not in rec.at_broker]
         self._history = sorted([*rec.history, *journal_only], key=lambda u: u.ts_ns)
@@ -111,17 +114,30 @@ class JournaledBroker:
         self._pending.append((client_order_id, request, ts_ns))
 
     def flush(self) -> None:
-        """Journal the held orders in one transaction, then send them at once; one the broker has from
-        before a restart is adopted, never sent twice."""
+        """Journal the held orders in one transaction, then send them at once (a held cancel splits them:
+        the orders before it, the cancel, the orders after); one the broker has from before a restart is
+        adopted, never sent twice."""
         if not self._pending:
             return
         t0 = time.perf_counter()
         batch, self._pending = self._pending, []
-        self.journal.record_intents([(cid, r, ts, None) for cid, r, ts in batch])  # before any is sent
-        adopted = {cid: (r, ts) for cid, r, ts in batch if cid in self.at_broker}
+        intents = [(cid, r, ts, None) for cid, r, ts in batch if r is not None]
+        self.journal.record_intents(intents)  # every intent of the bar time, before any is sent
+        group: list[tuple[str, OrderRequest, int]] = []
+        for cid, r, ts in batch:
+            if r is not None:
+                group.append((cid, r, ts))
+            else:
+                self._send(group, t0)
+                group = []
+                self.broker.cancel(cid, ts)
+        self._send(group, t0)
+
+    def _send(self, orders: list[tuple[str, OrderRequest, int]], t0: float) -> None:
+        adopted = {cid: (r, ts) for cid, r, ts in orders if cid in self.at_broker}
         if adopted:
             self.broker.adopt(adopted, [])
-        fresh = [o for o in batch if o[0] not in adopted]
+        fresh = [o for o in orders if o[0] not in adopted]
         if not fresh:
             return
         answers = self.broker.submit_many(fresh)
@@ -132,10 +148,16 @@ class JournaledBroker:
             self.metrics.bar_to_order.observe(a.sent - t_bar)
             self.timings.append((t0 - t_bar, a.sent - t_bar, a.answered - t_bar))
 
+    def _held(self, client_order_id: str) -> bool:
+        return any(cid == client_order_id and r is not None for cid, r, _ in self._pending)
+
     def cancel(self, client_order_id: str, ts_ns: int) -> None:
-        self.flush()
         self._asked.add((client_order_id, "canceled"))
-        if not self.replaying:
+        if self.replaying:
+            return
+        if self._held(client_order_id):  # held behind it (and the orders held so far)
+            self._pending.append((client_order_id, None, ts_ns))
+        else:
             self.broker.cancel(client_order_id, ts_ns)
 
     def replace(
@@ -148,7 +170,8 @@ class JournaledBroker:
         limit_price: float | None = None,
         stop_price: float | None = None,
     ) -> None:
-        self.flush()
+        if self._held(client_order_id):
+            self.flush()
         self._asked.add((client_order_id, "replaced"))
         old = self._submitted.get(client_order_id)
         if old is not None:
@@ -203,11 +226,9 @@ class JournaledBroker:
         return None
 
     def has_open_orders(self) -> bool:
-        self.flush()
-        return self.broker.has_open_orders()
+        return bool(self._pending) or self.broker.has_open_orders()
 
     def positions(self) -> dict[str, float]:
-        self.flush()
         return self.broker.positions()
 
 
