@@ -199,13 +199,17 @@ class AlpacaBroker:
         answers = self.pipe.submit([order_body(cid, r) for cid, r, _ in orders])
         for (cid, request, ts_ns), a in zip(orders, answers, strict=True):
             if 200 <= a.status < 300:
-                self._ids[cid] = str(orjson.loads(a.body)["id"])
+                try:
+                    self._ids[cid] = str(orjson.loads(a.body)["id"])
+                except (orjson.JSONDecodeError, KeyError, TypeError):  # taken, says the status: look it up
+                    self._refused(cid, request, ts_ns, a.status, f"unreadable answer {a.body[:80]!r}")
             elif a.status in (403, 422):
                 self._refused(cid, request, ts_ns, a.status, _body_message(a.body))
             else:
-                self._submit_client(cid, request, ts_ns)
+                self._submit_client(cid, request, ts_ns)  # its calls report their own times
                 a.answered = time.perf_counter()
-            if self.on_request is not None and a.status:
+                continue
+            if self.on_request is not None:
                 self.on_request("submit_order", a.answered - a.sent)
         return answers
 
