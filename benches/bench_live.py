@@ -35,7 +35,7 @@ from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketO
 from hybridtrader.cli.live_cmd import start_venue
 from hybridtrader.config import Config, VenueConfig, with_overrides
 from hybridtrader.credentials import LOCAL_KEY, LOCAL_SECRET, alpaca_keys
-from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.engine.orders import Order, OrderRequest
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.broker import AlpacaBroker
 from hybridtrader.live.feed import VenueClock
@@ -155,7 +155,8 @@ def test_bar_time_of_50_orders(benchmark: Any, tmp_path: Path) -> None:
             for r in range(rounds):
                 orders = [(f"b{r}-{i}", OrderRequest(names[i], "buy", 1.0), r) for i in range(50)]
                 t0 = time.perf_counter()
-                journal.record_intents([(cid, req, ts, None) for cid, req, ts in orders])
+                journal.record_intents([(Order(c, "bench", "intraday", "0", q, ts, 0.0, 0.0), None)
+                                        for c, q, ts in orders])  # fmt: skip
                 for a in broker.submit_many(orders):
                     statuses.append(a.status)
                     sent.append(a.sent - t0)
@@ -195,10 +196,12 @@ def test_reconcile_open_orders_and_positions(benchmark: Any, tmp_path: Path) -> 
                                                   time_in_force="gtc", limit_price=0.01,
                                                   client_order_id=f"o-{i}"))  # fmt: skip
         for i, sym in enumerate(venue.market.names):
-            journal.record_intent(f"p-{i}", OrderRequest(sym, "buy", 1.0), 0)
+            journal.record_intent(
+                Order(f"p-{i}", "bench", "intraday", "0", OrderRequest(sym, "buy", 1.0), 0, 0.0, 0.0)
+            )
         for i in range(OPEN_ORDERS):
-            journal.record_intent(f"o-{i}", OrderRequest(venue.market.names[i], "buy", 1.0, "limit",
-                                                         "gtc", limit_price=0.01), 0)  # fmt: skip
+            limit = OrderRequest(venue.market.names[i], "buy", 1.0, "limit", "gtc", limit_price=0.01)
+            journal.record_intent(Order(f"o-{i}", "bench", "intraday", "0", limit, 0, 0.01, 0.0))
         broker = AlpacaBroker(venue.url, None, (LOCAL_KEY, LOCAL_SECRET),
                               limiter=RateLimiter(rates=[(10**9, 60.0)]))  # fmt: skip
 
