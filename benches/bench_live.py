@@ -1,11 +1,12 @@
-"""The live node against the local venue over loopback (venue in-process, clock moved by the node):
+"""The live node against the local venue over loopback, its clock moved by the node (the two latency
+benches run the venue in a child process, as a broker is; the others in-process):
 
-- bar close to order sent: the seed's mean-reversion strategy on 50 symbols (full; 10 quick), target p99
-  < 5 ms. Per order, from its bar time's bars in hand (perf_counter) to: "decided" (the Trader is done
-  with the bar time: the node's flush begins), "sent" (the request's bytes are in the kernel's send
-  buffer of the order connection: `sendall` returned) and "answered" (its HTTP answer read); p50/p99 of
-  each, and of decided -> sent (the journal commit and the write). Peer: a bare alpaca-py `submit_order`
-  round trip to the same venue.
+- bar close to order sent: the seed's mean-reversion strategy on 50 symbols, 200 bar times (full; 10
+  symbols, 60 bar times quick), target p99 < 5 ms. Per order, from its bar time's bars in hand
+  (perf_counter) to: "decided" (the Trader is done with the bar time: the node's flush begins), "sent"
+  (the request's bytes are in the kernel's send buffer of the order connection: `sendall` returned) and
+  "answered" (its HTTP answer read); p50/p99 of each, and of decided -> sent (the journal commit and the
+  write). Peer: a bare alpaca-py `submit_order` round trip to the same venue.
 - a bar time of 50 orders: journal commit + `AlpacaBroker.submit_many` (pipelined, one write), from the
   start of the commit to each order sent / answered; peer: alpaca-py submitting the same 50 one after the
   other (what the node did before), to each answer (order k+1 leaves when order k is answered).
