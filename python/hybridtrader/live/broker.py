@@ -4,7 +4,8 @@ local venue, which speaks the same API).
 - Orders go out through the REST `TradingClient`, each call under our `RateLimiter` (it waits as the
   server's X-RateLimit-Reset says and retries 429/5xx/dropped connections; alpaca-py's own blind retry is
   switched off). A retried submit cannot trade twice: the client order id is deterministic, so a submit
-  the broker already took is refused as a duplicate and looked up instead.
+  the broker already took is refused as a duplicate and looked up instead. A bar time's orders leave
+  together on the `OrderPipe` (`submit_many`); what it gets no usable answer for takes that path.
 - Updates come from the trading stream (`trade_updates`, alpaca-py `TradingStream` on a thread of its
   own) as they happen. A stream can lose messages (a dropped socket loses what was in flight), so for
   orders still open `poll` asks REST for the truth (orders and FILL activities) and makes up what the
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import polars as pl
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
@@ -52,6 +54,7 @@ from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import BrokerError
 from hybridtrader.execution.fills import FillSimulator
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
+from hybridtrader.live.order_pipe import Answer, OrderPipe, order_body
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,7 @@ class AlpacaBroker:
         self.client = TradingClient(key, secret, paper=paper, url_override=trading_url)
         self.client._retry = 0  # our limiter retries, reading the server's reset hints
         self.limiter = limiter if limiter is not None else RateLimiter()
+        self.pipe = OrderPipe(trading_url, keys, self.limiter)  # a bar time's orders at once
         self._stream = (
             TradingStream(key, secret, paper=paper, url_override=stream_url) if stream_url else None
         )
@@ -164,7 +168,12 @@ class AlpacaBroker:
             raise BrokerError(f"{name} at {self.trading_url}: answered {status}: {_message(e)}") from e
 
     def connect(self) -> None:
-        """Start listening to trade_updates (on a daemon thread with its own event loop)."""
+        """Open the order pipe and start listening to trade_updates (on a daemon thread with its own
+        event loop)."""
+        try:
+            self.pipe.open()
+        except OSError as e:  # the first batch tries again
+            log.warning("order connection to %s: %s", self.trading_url, e)
         if self._stream is None or self._thread is not None:
             return
 
@@ -179,6 +188,7 @@ class AlpacaBroker:
         self._thread.start()
 
     def close(self) -> None:
+        self.pipe.close()
         stream, thread = self._stream, self._thread
         if stream is not None and thread is not None:
             loop = getattr(stream, "_loop", None)
@@ -190,8 +200,39 @@ class AlpacaBroker:
 
     # -------------------------------------------------------------------------------------- orders
     def submit(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
+        """Send one order through alpaca-py (the limiter retries 429/5xx/dropped connections)."""
+        self._expect(client_order_id, request, ts_ns)
+        self._submit_client(client_order_id, request, ts_ns)
+
+    def submit_many(self, orders: list[tuple[str, OrderRequest, int]]) -> list[Answer]:
+        """Send a bar time's orders (client order id, request, decision ns) at once, in this order, on the
+        order pipe; each answer is taken as `submit` takes it, and an order the pipe got no usable answer
+        for (429, 5xx, connection lost) goes again through `submit`'s path. Each order's `Answer` carries
+        when it left and when its answer came (perf_counter seconds)."""
+        for cid, request, ts_ns in orders:
+            self._expect(cid, request, ts_ns)
+        answers = self.pipe.submit([order_body(cid, r) for cid, r, _ in orders])
+        for (cid, request, ts_ns), a in zip(orders, answers, strict=True):
+            if 200 <= a.status < 300:
+                try:
+                    self._ids[cid] = str(orjson.loads(a.body)["id"])
+                except (orjson.JSONDecodeError, KeyError, TypeError):  # taken, says the status: look it up
+                    self._refused(cid, request, ts_ns, a.status, f"unreadable answer {a.body[:80]!r}")
+            elif a.status in (403, 422):
+                self._refused(cid, request, ts_ns, a.status, _body_message(a.body))
+            else:
+                self._submit_client(cid, request, ts_ns)  # its calls report their own times
+                a.answered = time.perf_counter()
+                continue
+            if self.on_request is not None:
+                self.on_request("submit_order", a.answered - a.sent)
+        return answers
+
+    def _expect(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
         self._seen[client_order_id] = _Seen(request.symbol, request.side, request.qty)
         self._sent_ns[client_order_id] = ts_ns
+
+    def _submit_client(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
         common: dict[str, Any] = dict(
             symbol=request.symbol,
             qty=request.qty,
@@ -212,28 +253,32 @@ class AlpacaBroker:
         try:
             order = self._call("submit_order", self.client.submit_order, req)
         except APIError as e:
-            try:
-                known = self.lookup(client_order_id)  # a retry of a submit the broker had taken
-            except BrokerError:
-                known = None
-            if known is not None:
-                order = known
-            elif e.status_code in (403, 422):  # refused: the order never existed
-                self._inbox.put(
-                    OrderUpdate(
-                        ts_ns, client_order_id, request.symbol, request.side, "rejected", reason=_message(e)
-                    )
-                )
-                return
-            else:
-                self._unconfirmed.add(client_order_id)
-                log.warning("submit %s: %s; resolved by the next look-up", client_order_id, _message(e))
-                return
+            self._refused(client_order_id, request, ts_ns, e.status_code, _message(e))
+            return
         except (BrokerError, OSError) as e:  # retries ran out: did it reach the broker? REST will say
             self._unconfirmed.add(client_order_id)
             log.warning("submit %s: %s; resolved by the next look-up", client_order_id, e)
             return
         self._ids[client_order_id] = str(order.id)
+
+    def _refused(
+        self, client_order_id: str, request: OrderRequest, ts_ns: int, status: int | None, message: str
+    ) -> None:
+        """A submit answered with an error: a retry of a submit the broker had taken is looked up; a 403/422
+        is a rejection (the order never existed); anything else is resolved by the next look-up."""
+        try:
+            known = self.lookup(client_order_id)
+        except BrokerError:
+            known = None
+        if known is not None:
+            self._ids[client_order_id] = str(known.id)
+        elif status in (403, 422):
+            self._inbox.put(
+                OrderUpdate(ts_ns, client_order_id, request.symbol, request.side, "rejected", reason=message)
+            )
+        else:
+            self._unconfirmed.add(client_order_id)
+            log.warning("submit %s: %s; resolved by the next look-up", client_order_id, message)
 
     def _order_id(self, client_order_id: str) -> str | None:
         """The broker's id of an order (None when it has none, or cannot be asked now)."""
@@ -515,6 +560,14 @@ class AlpacaBroker:
             self._sent_ns.setdefault(cid, sent)
         for u in updates:
             self._fresh(u)
+
+
+def _body_message(body: bytes) -> str:
+    """Alpaca's error answer `{"code": ..., "message": ...}` as its message (the raw text otherwise)."""
+    try:
+        return str(orjson.loads(body)["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return body.decode(errors="replace")
 
 
 def _message(e: APIError) -> str:

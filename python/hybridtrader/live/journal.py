@@ -10,8 +10,12 @@ Tables (format `FORMAT`, marked with SQLite's application_id so a foreign databa
   strategies' state...: `Trader.checkpoint`), positions at the close...;
 - `events`: alerts and reconciliation findings, one line each.
 
-Each write is its own transaction (`with self.db:`), so a SIGKILL leaves every record whole or absent.
-`synchronous=NORMAL` in WAL mode is durable against a crash of the process (not of the machine's power).
+Each write is its own transaction (`with self.db:`), so a SIGKILL leaves every record whole or absent; a bar
+time's intents are one transaction (`record_intents`), committed before the first of them is sent.
+`synchronous=NORMAL` in WAL mode: a commit is durable against a crash of the process (the WAL is in the
+OS's page cache), not of the machine's power, and costs no fsync on the path from bar to order (FULL
+would add one per bar time). Losing the last commits to a power cut sends nothing twice: client order
+ids are deterministic, so a restart re-decides the lost intents and adopts what the broker already has.
 A file that is not a SQLite database, has no journal mark, or another format version is a `StateError`:
 a journal is never reset silently.
 """
@@ -95,7 +99,7 @@ class Journal:
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # why not FULL: the module's docstring
             if new:
                 self._create()
             self._check()
@@ -133,34 +137,47 @@ class Journal:
     # ------------------------------------------------------------------------------------- intents
     def record_intent(self, order: Order, replaces: str | None = None) -> None:
         """Write an order intent before it is sent (idempotent: a replayed decision keeps the first)."""
-        r = order.request
+        self.record_intents([(order, replaces)])
+
+    def record_intents(self, intents: list[tuple[Order, str | None]]) -> None:
+        """Write (order, id of the order it replaces) intents in one transaction, before any of them is
+        sent: a crash leaves all of them or none."""
+        written = time.time_ns()
+        rows = [
+            (
+                o.client_order_id,
+                o.request.symbol,
+                o.request.side,
+                o.request.qty,
+                o.request.type,
+                o.request.time_in_force,
+                o.request.limit_price,
+                o.request.stop_price,
+                o.decision_ns,
+                written,
+                replaces,
+                o.strategy,
+                o.book,
+                o.leg,
+                o.decision_price,
+                o.forecast_bps,
+            )
+            for o, replaces in intents
+        ]
         with self._tx():
-            self.db.execute(
-                "INSERT OR IGNORE INTO intents VALUES (?,?,?,?,?,?,?,?,?,?,NULL,NULL,?,?,?,?,?,?)",
-                (
-                    order.client_order_id,
-                    r.symbol,
-                    r.side,
-                    r.qty,
-                    r.type,
-                    r.time_in_force,
-                    r.limit_price,
-                    r.stop_price,
-                    order.decision_ns,
-                    time.time_ns(),
-                    replaces,
-                    order.strategy,
-                    order.book,
-                    order.leg,
-                    order.decision_price,
-                    order.forecast_bps,
-                ),
+            self.db.executemany(
+                "INSERT OR IGNORE INTO intents VALUES (?,?,?,?,?,?,?,?,?,?,NULL,NULL,?,?,?,?,?,?)", rows
             )
 
     def mark_sent(self, cid: str, sent_ns: int) -> None:
+        self.mark_sent_many([(cid, sent_ns)])
+
+    def mark_sent_many(self, sent: list[tuple[str, int]]) -> None:
+        """(client order id, ns) of intents sent, in one transaction (a mark already there is kept)."""
         with self._tx():
-            self.db.execute(
-                "UPDATE intents SET sent_ns=? WHERE client_order_id=? AND sent_ns IS NULL", (sent_ns, cid)
+            self.db.executemany(
+                "UPDATE intents SET sent_ns=? WHERE client_order_id=? AND sent_ns IS NULL",
+                [(ns, cid) for cid, ns in sent],
             )
 
     def mark_outcome(self, cid: str, outcome: str) -> None:

@@ -109,8 +109,12 @@ class Endpoints:
 
 
 class JournaledBroker:
-    """The Broker port the node's Trader sees. Every intent is journaled before the AlpacaBroker sends it;
-    while `replaying`, nothing is sent and the broker's recorded history answers `poll`."""
+    """The Broker port the node's Trader sees. A bar time's orders are held until `flush()` (the node calls
+    it when the Trader is done with the bar time), which journals them all in one transaction and only
+    then sends them, together (`AlpacaBroker.submit_many`). A cancel of an order the broker has goes out
+    at once; of a held order (a time-sliced child closed in the bar time it was due), it is held right
+    behind it. A replace of a held order flushes first; `poll` flushes first. While `replaying`,
+    nothing is sent and the broker's recorded history answers `poll`."""
 
     def __init__(
         self,
@@ -125,7 +129,11 @@ class JournaledBroker:
         self.replaying = False
         self.batch_t0 = 0.0  # perf_counter when the current bar time's bars were in hand
         self.diverged: list[str] = []  # replayed decisions the broker never saw
-        self.latencies: list[float] = []  # bar time's bars in hand -> each order sent (s)
+        # per order sent, seconds after its bar time's bars were in hand: (flush began, request in the
+        # kernel's send buffer, answer read)
+        self.timings: list[tuple[float, float, float]] = []
+        # this bar time's orders not sent yet, and cancels of them (request None), in the Trader's order
+        self._pending: list[tuple[str, OrderRequest | None, int]] = []
         self._submitted: dict[str, tuple[OrderRequest, int]] = {}
         journal_only = [u for u in rejected if u.client_order_id not in rec.at_broker]
         self._history = sorted([*rec.history, *journal_only], key=lambda u: u.ts_ns)
@@ -141,20 +149,53 @@ class JournaledBroker:
             ):
                 self.diverged.append(client_order_id)
             return
-        self.journal.record_intent(self.orders[client_order_id])  # before it is sent
-        if client_order_id in self.at_broker:  # sent before a restart: adopt, never send twice
-            self.broker.adopt({client_order_id: (request, ts_ns)}, [])
+        self._pending.append((client_order_id, request, ts_ns))
+
+    def flush(self) -> None:
+        """Journal the held orders in one transaction, then send them at once (a held cancel splits them:
+        the orders before it, the cancel, the orders after); one the broker has from before a restart is
+        adopted, never sent twice."""
+        if not self._pending:
             return
-        self.broker.submit(client_order_id, request, ts_ns)
-        self.journal.mark_sent(client_order_id, ts_ns)
-        self.metrics.orders.labels(self.orders[client_order_id].strategy, request.side).inc()
-        latency = time.perf_counter() - self.batch_t0
-        self.metrics.bar_to_order.observe(latency)
-        self.latencies.append(latency)
+        t0 = time.perf_counter()
+        batch, self._pending = self._pending, []
+        intents = [(self.orders[cid], None) for cid, r, _ in batch if r is not None]
+        self.journal.record_intents(intents)  # every intent of the bar time, before any is sent
+        group: list[tuple[str, OrderRequest, int]] = []
+        for cid, r, ts in batch:
+            if r is not None:
+                group.append((cid, r, ts))
+            else:
+                self._send(group, t0)
+                group = []
+                self.broker.cancel(cid, ts)
+        self._send(group, t0)
+
+    def _send(self, orders: list[tuple[str, OrderRequest, int]], t0: float) -> None:
+        adopted = {cid: (r, ts) for cid, r, ts in orders if cid in self.at_broker}
+        if adopted:
+            self.broker.adopt(adopted, [])
+        fresh = [o for o in orders if o[0] not in adopted]
+        if not fresh:
+            return
+        answers = self.broker.submit_many(fresh)
+        self.journal.mark_sent_many([(cid, ts) for cid, _, ts in fresh])
+        t_bar = self.batch_t0
+        for (cid, request, _), a in zip(fresh, answers, strict=True):
+            self.metrics.orders.labels(self.orders[cid].strategy, request.side).inc()
+            self.metrics.bar_to_order.observe(a.sent - t_bar)
+            self.timings.append((t0 - t_bar, a.sent - t_bar, a.answered - t_bar))
+
+    def _held(self, client_order_id: str) -> bool:
+        return any(cid == client_order_id and r is not None for cid, r, _ in self._pending)
 
     def cancel(self, client_order_id: str, ts_ns: int) -> None:
         self._asked.add((client_order_id, "canceled"))
-        if not self.replaying:
+        if self.replaying:
+            return
+        if self._held(client_order_id):  # held behind it (and the orders held so far)
+            self._pending.append((client_order_id, None, ts_ns))
+        else:
             self.broker.cancel(client_order_id, ts_ns)
 
     def replace(
@@ -167,6 +208,8 @@ class JournaledBroker:
         limit_price: float | None = None,
         stop_price: float | None = None,
     ) -> None:
+        if self._held(client_order_id):
+            self.flush()
         self._asked.add((client_order_id, "replaced"))
         old = self._submitted.get(client_order_id)
         if old is not None:
@@ -194,6 +237,7 @@ class JournaledBroker:
             )
 
     def poll(self, now_ns: int) -> list[OrderUpdate]:
+        self.flush()
         if self.replaying:  # what a live poll at `now_ns` had: updates of orders sent, cancels asked...
             out = [
                 u
@@ -220,7 +264,7 @@ class JournaledBroker:
         return None
 
     def has_open_orders(self) -> bool:
-        return self.broker.has_open_orders()
+        return bool(self._pending) or self.broker.has_open_orders()
 
     def positions(self) -> dict[str, float]:
         return self.broker.positions()
@@ -520,6 +564,7 @@ class LiveNode:
             jb.batch_t0 = time.perf_counter()
             self._check_halts(batch)
             trader.run_batch(batch)
+            jb.flush()  # the bar time's orders: journaled together, then sent together
             bar_close = trader.now_ns
             if jb.replaying:
                 if bar_close in self.shutdowns:  # a clean exit flattened here; the replay does too
@@ -759,6 +804,7 @@ class LiveNode:
         if self.live.flatten_on_exit:
             self.journal.put("shutdowns", [*self.shutdowns, trader.now_ns], trader.now_ns)
             trader.flatten_all("shutdown")
+            self.jbroker.flush()
         else:
             for cid in list(trader.open):
                 trader.cancel(cid)
