@@ -210,11 +210,14 @@ class Trader:
         self.weight = {s.name: 1.0 for s in strategies}  # share of equity each strategy trades with
         self._alloc_open: dict[str, tuple[float, float, bool, str]] = {}  # name -> (capital, pnl, rebal, why)
         self.allocations: list[tuple[Any, ...]] = []
-        self.orders: dict[str, Order] = {}  # every order of the run by client order id
-        self.sent: list[str] = []
+        self.orders: dict[str, Order] = {}  # the orders not yet folded into `_done`, by client order id
+        self.sent: dict[str, int] = {}  # their ids -> rank in the run's order of sending
+        self._n_sent = 0
         self.open: dict[str, Order] = {}
-        self.fills: list[tuple[Any, ...]] = []
-        self.curve: list[tuple[int, float, float, float, float]] = []
+        self.fills: list[tuple[Any, ...]] = []  # FILL_SCHEMA rows not yet folded
+        self.curve: list[tuple[int, float, float, float, float]] = []  # EQUITY_SCHEMA rows not yet folded
+        # finished results as frames (orders, fills, equity), appended by `_fold` once per batch of `run`
+        self._done: tuple[list[pl.DataFrame], list[pl.DataFrame], list[pl.DataFrame]] = ([], [], [])
         self.skipped: dict[str, int] = {}
         self.events: list[str] = []
         self.schedule: list[
@@ -243,8 +246,30 @@ class Trader:
     def run(self) -> TraderResult:
         for batch in self.feed.batches():
             self.run_batch(batch)
+            self._fold()
         self.finish()
         return self.result()
+
+    def _fold(self) -> None:
+        """Move finished results from Python rows into frames, so that a run's memory (and the garbage
+        collector's work) stays flat in the number of sessions: the fills and equity rows so far, and the
+        orders that are final (terminal, and decided before now: a later decision has a later time, hence
+        another client order id, so the duplicate check needs only the rest). Called by `run` between
+        batches; a live node driving `run_batch` reads `fills` as a growing list and keeps it."""
+        orders, fills, curve = self._done
+        final = [
+            c for c in self.sent if not self.orders[c].is_open and self.orders[c].decision_ns < self.now_ns
+        ]
+        if final:
+            orders.append(self._orders_frame(final))
+            for cid in final:
+                del self.orders[cid], self.sent[cid]
+        if self.fills:
+            fills.append(pl.DataFrame(self.fills, schema=FILL_SCHEMA, orient="row"))
+            self.fills = []
+        if self.curve:
+            curve.append(pl.DataFrame(self.curve, schema=EQUITY_SCHEMA, orient="row"))
+            self.curve = []
 
     def run_batch(self, batch: BarBatch) -> None:
         if batch.bars.height == 0:
@@ -314,10 +339,11 @@ class Trader:
             self.session = None
 
     def result(self) -> TraderResult:
+        orders, fills, curve = self._done
         return TraderResult(
-            orders=self._orders_frame(),
-            fills=pl.DataFrame(self.fills, schema=FILL_SCHEMA, orient="row"),
-            equity=pl.DataFrame(self.curve, schema=EQUITY_SCHEMA, orient="row"),
+            orders=_concat(orders, self._orders_frame(list(self.sent))).sort("rank").drop("rank"),
+            fills=_concat(fills, pl.DataFrame(self.fills, schema=FILL_SCHEMA, orient="row")),
+            equity=_concat(curve, pl.DataFrame(self.curve, schema=EQUITY_SCHEMA, orient="row")),
             positions=self.ledger.positions(),
             skipped=dict(sorted(self.skipped.items())),
             bars=self.n_bars,
@@ -497,7 +523,7 @@ class Trader:
         order = Order(cid, strategy.name, strategy.book, leg, request, now, ref, forecast, updated_ns=now)
         self.orders[cid] = order
         self.open[cid] = order
-        self.sent.append(cid)
+        self._send_rank(cid)
         self._add_pending(order, request.sign * request.qty)
         self.broker.submit(cid, request, now)
         return cid
@@ -540,7 +566,7 @@ class Trader:
         )
         self.orders[new] = order
         self.open[new] = order
-        self.sent.append(new)
+        self._send_rank(new)
         self._add_pending(order, request.sign * request.qty)  # until the old order's "replaced" arrives
         self.broker.replace(cid, new, self.now_ns, **{k: v for k, v in changes.items() if v is not None})
         return new
@@ -669,15 +695,21 @@ class Trader:
         cap 50% ..." counts as "exposure: gross exposure")."""
         self._skip("exposure: " + " ".join(why.split(" ", 2)[:2]))
 
-    def _orders_frame(self) -> pl.DataFrame:
+    def _send_rank(self, cid: str) -> None:
+        self.sent[cid] = self._n_sent
+        self._n_sent += 1
+
+    def _orders_frame(self, cids: list[str]) -> pl.DataFrame:
+        """ORDER_SCHEMA rows of the orders `cids` after a "rank" column (their rank in the order sent)."""
         rows = []
-        for cid in self.sent:
+        for cid in cids:
             o = self.orders[cid]
             r = o.request
             avg = o.avg_price
             bps = _realized_bps(r.side, o.decision_price, avg) if o.filled_qty > 0 else None
             rows.append(
                 (
+                    self.sent[cid],
                     cid,
                     o.strategy,
                     o.book,
@@ -701,7 +733,7 @@ class Trader:
                     o.reason,
                 )
             )
-        return pl.DataFrame(rows, schema=ORDER_SCHEMA, orient="row")
+        return pl.DataFrame(rows, schema={"rank": pl.Int64, **ORDER_SCHEMA}, orient="row")
 
 
 class _StrategyContext:
@@ -825,6 +857,11 @@ class _StrategyContext:
     def _blackout(self, symbol: str, t: Any) -> bool:
         e = self._t.earnings
         return e is not None and e.is_blacked_out(symbol, t.astimezone(NEW_YORK).date())
+
+
+def _concat(done: list[pl.DataFrame], rest: pl.DataFrame) -> pl.DataFrame:
+    """The folded frames and the rows not yet folded, as one frame in one chunk."""
+    return pl.concat([*done, rest], rechunk=True) if done else rest
 
 
 def _tail_per_symbol(bars: pl.DataFrame, n: int) -> pl.DataFrame:
