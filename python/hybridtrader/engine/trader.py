@@ -265,10 +265,10 @@ class Trader:
             for cid in final:
                 del self.orders[cid], self.sent[cid]
         if self.fills:
-            fills.append(pl.DataFrame(self.fills, schema=FILL_SCHEMA, orient="row"))
+            fills.append(_frame(self.fills, FILL_SCHEMA))
             self.fills = []
         if self.curve:
-            curve.append(pl.DataFrame(self.curve, schema=EQUITY_SCHEMA, orient="row"))
+            curve.append(_frame(self.curve, EQUITY_SCHEMA))
             self.curve = []
 
     def run_batch(self, batch: BarBatch) -> None:
@@ -311,7 +311,7 @@ class Trader:
                         gross += abs(q * ledger.marks[sym])
             equity = self.equity = ledger.cash + net
             exposure.set_equity(equity)
-            halted = exposure.update_equity(equity, now)
+            halted = exposure.update_breaker(equity, now)  # update_equity's step, minus its wrapper
             self.curve.append((now, equity, ledger.cash, gross, net))
             if halted and "*" not in self._flattened:
                 self._flatten(None, f"circuit breaker: {exposure.state_reason}")
@@ -342,8 +342,8 @@ class Trader:
         orders, fills, curve = self._done
         return TraderResult(
             orders=_concat(orders, self._orders_frame(list(self.sent))).sort("rank").drop("rank"),
-            fills=_concat(fills, pl.DataFrame(self.fills, schema=FILL_SCHEMA, orient="row")),
-            equity=_concat(curve, pl.DataFrame(self.curve, schema=EQUITY_SCHEMA, orient="row")),
+            fills=_concat(fills, _frame(self.fills, FILL_SCHEMA)),
+            equity=_concat(curve, _frame(self.curve, EQUITY_SCHEMA)),
             positions=self.ledger.positions(),
             skipped=dict(sorted(self.skipped.items())),
             bars=self.n_bars,
@@ -586,7 +586,7 @@ class Trader:
             key = (order.book, u.symbol)
             self._filled[key] = self._filled.get(key, 0.0) + sign * u.qty
             bps = _realized_bps(u.side, order.decision_price, u.price)
-            self.slippage.update_symbol_stats(u.symbol, u.side, u.qty, order.decision_price, u.price, u.ts_ns)
+            self.slippage.update_fill(u.symbol, u.side, u.qty, order.decision_price, u.price, u.ts_ns)
             self.fills.append(
                 (
                     u.ts_ns,
@@ -604,8 +604,9 @@ class Trader:
                     bps,
                 )
             )
-        if order.leaves_qty != before:
-            self._add_pending(order, sign * (order.leaves_qty - before))
+        after = order.leaves_qty
+        if after != before:
+            self._add_pending(order, sign * (after - before))
         if not order.is_open:
             self.open.pop(order.client_order_id, None)
         if order.strategy in self._listening:
@@ -733,7 +734,7 @@ class Trader:
                     o.reason,
                 )
             )
-        return pl.DataFrame(rows, schema={"rank": pl.Int64, **ORDER_SCHEMA}, orient="row")
+        return _frame(rows, {"rank": pl.Int64, **ORDER_SCHEMA})
 
 
 class _StrategyContext:
@@ -857,6 +858,12 @@ class _StrategyContext:
     def _blackout(self, symbol: str, t: Any) -> bool:
         e = self._t.earnings
         return e is not None and e.is_blacked_out(symbol, t.astimezone(NEW_YORK).date())
+
+
+def _frame(rows: list[tuple[Any, ...]], schema: dict[str, Any]) -> pl.DataFrame:
+    """`rows` as a frame of `schema`, built column by column (a third of the row-wise constructor's cost)."""
+    columns = list(zip(*rows, strict=True)) or [()] * len(schema)
+    return pl.DataFrame(dict(zip(schema, map(list, columns), strict=True)), schema=schema)
 
 
 def _concat(done: list[pl.DataFrame], rest: pl.DataFrame) -> pl.DataFrame:
