@@ -236,6 +236,8 @@ class Trader:
         self._sess: _Session | None = None
         self._pos = np.zeros(0)
         self._marked_i = self._marked_ns = -1  # the bar time the exposure marks are of
+        # the held symbols of this batch and their columns in its close grid, as of ledger.held_changes
+        self._held: tuple[int, list[str], np.ndarray] | None = None
         self.equity = cash  # marked equity at the last bar time
         self._i = 0
         self.now_ns = 0
@@ -279,6 +281,7 @@ class Trader:
                 self._session_closed()
             self._session_opened(batch.session)
         sess = self._sess = _Session(batch)
+        self._held = None
         every = batch.every_ns
         prepared = [(s, self._contexts[s.name], f) for s, f in self._prepare(batch)]
         frame = batch.bars
@@ -670,12 +673,12 @@ class Trader:
         if (self._marked_i == self._i and self._marked_ns == self.now_ns) or self._sess is None:
             return
         self._marked_i, self._marked_ns = self._i, self.now_ns
-        row, index = self._sess.closes[self._i].tolist(), self._sess.index
-        mark = self.exposure.mark_price
-        for sym in self.ledger.net:
-            j = index.get(sym)
-            if j is not None:
-                mark(sym, row[j])
+        if self._held is None or self._held[0] != self.ledger.held_changes:
+            index = self._sess.index
+            names = [sym for sym in self.ledger.net if sym in index]
+            self._held = (self.ledger.held_changes, names, np.array([index[s] for s in names], dtype=np.intp))
+        _, names, columns = self._held
+        self.exposure.mark_prices(names, self._sess.closes[self._i, columns])  # one call, not one per symbol
 
     def _book_of(self, name: str) -> str:
         return self._by_name[name].book
