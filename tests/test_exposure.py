@@ -509,6 +509,27 @@ def test_mark_price_error_changes_nothing(m: ExposureManager) -> None:
     assert m.metrics("intraday")["gross"] == 1_000.0
 
 
+def test_mark_prices_is_mark_price_per_pair_and_an_error_changes_nothing() -> None:
+    one, batch = ExposureManager(SMALL), ExposureManager(SMALL)
+    for x in (one, batch):
+        x.set_equity(100_000.0)
+        x.update_position("intraday", "A", 10, 100.0)
+        x.update_position("swing", "A", -4, 100.0)
+        x.update_position("intraday", "B", 5, 20.0)
+    pairs = [("A", 101.0), ("unknown", 3.0), ("B", 21.5), ("A", 102.0)]
+    for sym, price in pairs:
+        one.mark_price(sym, price)
+    batch.mark_prices([s for s, _ in pairs], np.array([p for _, p in pairs]))
+    for book in ("intraday", "swing"):
+        assert batch.metrics(book) == one.metrics(book)
+    assert batch.position("swing", "A") == (-4.0, 102.0)
+    with pytest.raises(ValueError, match="symbol B: price must be finite"):
+        batch.mark_prices(["A", "B"], np.array([50.0, float("nan")]))
+    assert batch.position("intraday", "A") == (10.0, 102.0)  # A not re-marked either
+    with pytest.raises(ValueError, match="2 symbols but 1 prices"):
+        batch.mark_prices(["A", "B"], np.array([50.0]))
+
+
 def test_batch_runs_without_the_gil_while_other_threads_check() -> None:
     import threading
 

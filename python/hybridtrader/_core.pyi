@@ -297,6 +297,9 @@ class ExposureCore:
         """Change the position by +qty (buy) / -qty (sell), valued at `price`."""
     def mark_price(self, symbol: str, price: float) -> None:
         """Re-mark every book's position in `symbol`."""
+    def mark_prices(self, symbols: list[str], prices: npt.NDArray[np.float64]) -> None:
+        """`mark_price` for each (symbol, price) pair in one call; all pairs are checked first, so an
+        error (naming the symbol) changes nothing."""
     @property
     def equity(self) -> float: ...
     def set_equity(self, equity: float) -> None: ...

@@ -797,25 +797,66 @@ impl ExposureManager {
 
     /// Re-mark every book's position in `symbol` at `price`.
     pub fn mark_price(&mut self, symbol: &str, price: f64) -> Result<(), InputError> {
+        let id = self.check_mark(symbol, price)?;
+        self.mark_id(id, price);
+        Ok(())
+    }
+
+    /// `mark_price` for each pair (`symbols[k]`, `prices[k]`) in order, in one call; every pair is
+    /// checked first, so an error (naming the symbol) changes nothing.
+    pub fn mark_prices<S: AsRef<str>>(
+        &mut self,
+        symbols: &[S],
+        prices: &[f64],
+    ) -> Result<(), InputError> {
+        if symbols.len() != prices.len() {
+            return err(format!(
+                "mark_prices: {} symbols but {} prices",
+                symbols.len(),
+                prices.len()
+            ));
+        }
+        let ids = symbols
+            .iter()
+            .zip(prices)
+            .map(|(s, &p)| {
+                let s = s.as_ref();
+                self.check_mark(s, p)
+                    .map_err(|e| InputError(format!("symbol {s}: {}", e.0)))
+            })
+            .collect::<Result<Vec<u32>, InputError>>()?;
+        for (id, &price) in ids.into_iter().zip(prices) {
+            self.mark_id(id, price);
+        }
+        Ok(())
+    }
+
+    /// The id of `symbol` (UNKNOWN_SYMBOL: nothing to mark) when `price` is a valid mark for every book's
+    /// position in it.
+    fn check_mark(&self, symbol: &str, price: f64) -> Result<u32, InputError> {
         if !(price.is_finite() && price > 0.0) {
             return err(format!("price must be finite and > 0, got {price}"));
         }
         let id = self.symbol_id(symbol);
+        if id != UNKNOWN_SYMBOL {
+            for b in &self.books {
+                check_qty_price(b.qty_of(id), price, false)?;
+            }
+        }
+        Ok(id)
+    }
+
+    fn mark_id(&mut self, id: u32, price: f64) {
         if id == UNKNOWN_SYMBOL {
-            return Ok(());
+            return;
         }
         let sector = self.symbol_sector[id as usize];
-        // Validate for every book first so that an error changes nothing.
-        for b in &self.books {
-            check_qty_price(b.qty_of(id), price, false)?;
-        }
         for b in &mut self.books {
             let q = b.qty_of(id);
             if q != 0.0 {
                 b.set(id, sector, q, price);
             }
         }
-        Ok(())
     }
 
     pub fn position(&self, book: &str, symbol: &str) -> Result<(f64, f64), InputError> {
@@ -1545,6 +1586,33 @@ mod tests {
         m.mark_price("A", 60.0).unwrap();
         assert_eq!(m.metrics("intraday").unwrap().gross, 6_500.0);
         assert_eq!(m.metrics("intraday").unwrap().net, 5_500.0);
+    }
+
+    #[test]
+    fn mark_prices_is_mark_price_per_pair_and_all_or_nothing() {
+        let mut one = mgr();
+        let mut batch = mgr();
+        for m in [&mut one, &mut batch] {
+            m.update_position("intraday", "A", 100.0, 50.0).unwrap();
+            m.update_position("intraday", "B", -10.0, 50.0).unwrap();
+        }
+        for (s, p) in [("A", 60.0), ("Z", 5.0), ("B", 40.0), ("A", 61.0)] {
+            one.mark_price(s, p).unwrap();
+        }
+        batch
+            .mark_prices(&["A", "Z", "B", "A"], &[60.0, 5.0, 40.0, 61.0])
+            .unwrap();
+        for m in [&one, &batch] {
+            assert_eq!(m.metrics("intraday").unwrap().gross, 6_500.0);
+            assert_eq!(m.metrics("intraday").unwrap().net, 5_700.0);
+        }
+        // a bad price anywhere: an error naming its symbol, and no mark changed
+        let e = batch
+            .mark_prices(&["A", "B"], &[70.0, f64::NAN])
+            .unwrap_err();
+        assert_eq!(e.0, "symbol B: price must be finite and > 0, got NaN");
+        assert!(batch.mark_prices(&["A"], &[1.0, 2.0]).is_err());
+        assert_eq!(batch.position("intraday", "A").unwrap(), (100.0, 61.0));
     }
 
     #[test]

@@ -10,6 +10,9 @@ microseconds.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from operator import gt
+
 import numpy as np
 import polars as pl
 
@@ -34,8 +37,10 @@ class SimBroker:
         self._positions: dict[str, float] = {}
         self._names: dict[int, str] = {}  # simulator symbol code -> symbol
         self._columns: tuple[np.ndarray, ...] = ()
-        self._ends = np.zeros(0, dtype=np.int64)  # row after each bar time of the batch
-        self._closes_at = np.zeros(0, dtype=np.int64)  # when each bar time has closed
+        # per bar time of the batch, as lists (scalar lookups on a list beat numpy's per call): its end row
+        # and when it has closed
+        self._ends: list[int] = []
+        self._closes_at: list[int] = []
         self._next = 0  # first bar time of the batch not yet fed
         self._row = 0  # its first row
         self._every = 0
@@ -96,8 +101,8 @@ class SimBroker:
             *(bars[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close", "volume")),
         )
         starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]]) if len(ts) else np.zeros(0, np.int64)
-        self._ends = np.r_[starts[1:], len(ts)]
-        self._closes_at = ts[starts] + every_ns
+        self._ends = np.r_[starts[1:], len(ts)].tolist()
+        self._closes_at = (ts[starts] + every_ns).tolist()
         self._next, self._row, self._every = 0, 0, every_ns
 
     def on_quotes(self, quotes: pl.DataFrame) -> None:
@@ -111,10 +116,11 @@ class SimBroker:
 
     def _catch_up(self, now_ns: int) -> None:
         """Feed the bar times closed by `now_ns` and not fed yet, or skip them when no order is open."""
-        if self._next >= len(self._closes_at) or self._closes_at[self._next] > now_ns:
+        closes_at, first = self._closes_at, self._next
+        if first >= len(closes_at) or closes_at[first] > now_ns:
             return
-        last = int(np.searchsorted(self._closes_at, now_ns, side="right"))
-        hi = int(self._ends[last - 1])
+        last = bisect_right(closes_at, now_ns, first)
+        hi = self._ends[last - 1]
         if self._open > 0:
             self.sim.on_bar_arrays(*(c[self._row : hi] for c in self._columns), every_ns=self._every)
         self._next, self._row = last, hi
@@ -123,18 +129,20 @@ class SimBroker:
         ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.sim.drain_arrays()
         if len(ts) == 0:
             return []
-        if len(ts) > 1 and not bool((ts[1:] >= ts[:-1]).all()):
+        times = ts.tolist()
+        if any(map(gt, times, times[1:])):  # not in time order (a list compare beats numpy's at this size)
             order = np.argsort(ts, kind="stable")
             ts, sym, side, kind, qty, price, fee, filled, leaves = (
                 a[order] for a in (ts, sym, side, kind, qty, price, fee, filled, leaves)
             )
             ids, reasons = [ids[k] for k in order], [reasons[k] for k in order]
+            times = ts.tolist()
         names, positions = self._names, self._positions
         out = []
         # one tolist per column: Python ints and floats without a numpy scalar per value
         for u in map(
             OrderUpdate,
-            ts.tolist(),
+            times,
             ids,
             [names.get(c, "") for c in sym.tolist()],
             [_SIDES[c] for c in side.tolist()],

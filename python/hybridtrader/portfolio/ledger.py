@@ -50,6 +50,7 @@ class Ledger:
         self.cash = float(cash)
         self.book: dict[tuple[str, str], Position] = {}
         self.net: dict[str, float] = {}  # account shares per symbol (nonzero only)
+        self.held_changes = 0  # times a symbol entered or left `net`: a cheap key for caches of the held set
         self.marks: dict[str, float] = {}
 
     def apply_fill(
@@ -84,10 +85,15 @@ class Ledger:
         else:
             pos.sold += qty * price
         self.cash -= signed * price + fee
-        net = self.net.get(symbol, 0.0) + signed
+        held = self.net.get(symbol)
+        net = (held or 0.0) + signed
         if abs(net) < 1e-9:
-            self.net.pop(symbol, None)
+            if held is not None:
+                del self.net[symbol]
+                self.held_changes += 1
         else:
+            if held is None:
+                self.held_changes += 1
             self.net[symbol] = net
         self.marks.setdefault(symbol, price)
         return realized

@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::common::FastMap;
@@ -313,6 +314,18 @@ impl ExposureCore {
     /// Re-mark every book's position in `symbol` at `price`.
     fn mark_price(&self, symbol: &str, price: f64) -> PyResult<()> {
         self.lock().mark_price(symbol, price).map_err(value_error)
+    }
+
+    /// `mark_price` for each (symbol, price) pair, in one call; every pair is checked first, so an error
+    /// changes nothing.
+    fn mark_prices(
+        &self,
+        symbols: Vec<PyBackedStr>,
+        prices: PyReadonlyArray1<'_, f64>,
+    ) -> PyResult<()> {
+        self.lock()
+            .mark_prices(&symbols, prices.as_slice()?)
+            .map_err(value_error)
     }
 
     /// Account equity; caps are percentages of it.
