@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from hybridtrader.errors import ConfigError
+from hybridtrader.market.timeframe import parse_every
 
 log = logging.getLogger(__name__)
 
@@ -505,7 +506,7 @@ class StreamBackoffConfig(Section):
 class StreamConfig(Section):
     """The streaming adapter: bar timing, dead-connection detection, failover and queue sizes."""
 
-    every: str = Field("1m", pattern=r"^[1-9][0-9]*(s|m|h)$")
+    every: str = "1m"  # minutes or hours with an Alpaca timeframe (1-59m, 1-23h): backfill asks for it
     # A bar [t, t+every) is closed when the feed clock passes t + every + watermark and, while trades are
     # flowing (a trade frame within the last watermark_ms of wall time), a trade at or after t + every
     # has arrived.
@@ -529,6 +530,12 @@ class StreamConfig(Section):
     # since: over the heap of a process that imported alpaca-py, Polars and pydantic (~140k objects) one
     # full collection stalls the event loop for 40-90 ms. Process-wide; off leaves the GC untouched.
     gc_freeze: bool = True
+
+    @field_validator("every")
+    @classmethod
+    def _every_has_a_timeframe(cls, v: str) -> str:
+        parse_every(v)
+        return v
 
 
 class DataSourcesConfig(Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from hybridtrader.errors import StateError
+from hybridtrader.market.timeconv import NS_PER_SECOND
 
 
 class SimClock:
@@ -29,6 +30,6 @@ class WallClock:
         return time.time_ns()
 
     def advance_to(self, ts_ns: int) -> None:
-        wait = (ts_ns - time.time_ns()) / 1e9
+        wait = (ts_ns - time.time_ns()) / NS_PER_SECOND
         if wait > 0:
             time.sleep(wait)

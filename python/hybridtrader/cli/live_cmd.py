@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.node import Endpoints, LiveNode
 from hybridtrader.market.calendar import NEW_YORK, sessions
+from hybridtrader.market.timeconv import from_utc_ns
 
 MINUTES_PER_SESSION = 390
 VENUE_BUDGET_PER_MINUTE = 1_000_000  # requests per key: a replay runs hundreds of market minutes a minute
@@ -116,7 +117,7 @@ def start_venue(
 
 
 def _sessions_from(now_ns: int, n: int) -> list:
-    first = datetime.fromtimestamp(now_ns / 1e9, UTC).astimezone(NEW_YORK).date()
+    first = from_utc_ns(now_ns).astimezone(NEW_YORK).date()
     return sessions(first, first + timedelta(days=7 * n + 7))[:n]
 
 

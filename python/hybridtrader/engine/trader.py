@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
-from hybridtrader.data.schema import TS, symbol_codes, utc_ns
+from hybridtrader.data.schema import TS, symbol_codes
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
 from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
@@ -53,6 +53,7 @@ from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order
 from hybridtrader.execution.toxic_time import entry_blocked
 from hybridtrader.market.calendar import NEW_YORK, session_bounds
+from hybridtrader.market.timeconv import NS_PER_MINUTE, from_utc_ns, utc_ns
 from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.portfolio.ledger import Ledger
 from hybridtrader.risk.dynamic_sizing import DynamicSizer
@@ -344,14 +345,14 @@ class Trader:
     def _first_flatten_ns(self, open_ns: int, close_ns: int) -> int:
         """The first minute at which the exposure manager asks for the end-of-day flatten (binary search
         over the session's minutes: its rule is monotone within a session)."""
-        lo, hi = 0, (close_ns - open_ns) // 60_000_000_000
+        lo, hi = 0, (close_ns - open_ns) // NS_PER_MINUTE
         while lo < hi:
             mid = (lo + hi) // 2
-            if self.exposure.should_flatten_intraday(open_ns + mid * 60_000_000_000):
+            if self.exposure.should_flatten_intraday(open_ns + mid * NS_PER_MINUTE):
                 hi = mid
             else:
                 lo = mid + 1
-        return open_ns + lo * 60_000_000_000
+        return open_ns + lo * NS_PER_MINUTE
 
     def _session_closed(self) -> None:
         assert self.session is not None
@@ -624,7 +625,7 @@ class Trader:
                     if self.submit(s, OrderRequest(symbol, side, abs(pos.qty)), "flatten", reducing=True):
                         closed += 1
         if closed or canceled or book is None:
-            at = datetime.fromtimestamp(self.now_ns / 1e9, UTC).astimezone(NEW_YORK)
+            at = from_utc_ns(self.now_ns).astimezone(NEW_YORK)
             what = f"{closed} positions closed, {canceled} orders canceled"
             self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
 

@@ -20,8 +20,8 @@ import polars as pl
 from hybridtrader._core import SlippageModelCore
 from hybridtrader.config import Config, ExecutionConfig, SlippageConfig, config_from_dict
 from hybridtrader.errors import ConfigError, StateError
-from hybridtrader.execution.time_slicing import to_utc_ns
 from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
+from hybridtrader.market.timeconv import utc_ns
 
 FILL_COLUMNS = ("symbol", "side", "qty", "arrival_price", "fill_price", "ts")
 SIDES = ("buy", "sell")
@@ -86,7 +86,7 @@ def in_regular_session(ts_ns: np.ndarray) -> np.ndarray:
     for d in dates.unique().to_list():
         if is_session(d):
             o, c = session_bounds(d)
-            bounds[d] = (to_utc_ns(o), to_utc_ns(c))
+            bounds[d] = (utc_ns(o), utc_ns(c))
         else:
             bounds[d] = (0, 0)
     opens = dates.replace_strict({d: b[0] for d, b in bounds.items()}, return_dtype=pl.Int64).to_numpy()
@@ -100,7 +100,7 @@ def _ts_array(ts: Any, n: int) -> np.ndarray:
     if isinstance(ts, int | np.integer):
         return np.full(n, int(ts), dtype=np.int64)
     if isinstance(ts, datetime):
-        return np.full(n, to_utc_ns(ts), dtype=np.int64)
+        return np.full(n, utc_ns(ts), dtype=np.int64)
     if isinstance(ts, np.ndarray) and np.issubdtype(ts.dtype, np.datetime64):
         return np.ascontiguousarray(ts.astype("datetime64[ns]").view(np.int64))
     return ts_ns_column(pl.Series("ts", ts))

@@ -45,6 +45,7 @@ from hybridtrader.live.feed import ReplayFeed, VenueClock
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.ops import Heartbeat, NodeMetrics, OpsServer
 from hybridtrader.live.reconcile import Reconciliation, reconcile
+from hybridtrader.market.timeconv import NS_PER_SECOND
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
 from hybridtrader.risk.exposure_manager import ExposureManager
 from hybridtrader.strategy.base import Strategy
@@ -468,7 +469,7 @@ class LiveNode:
             trader.entry_halt = "; ".join(self.halts.values())
             return
         now = self.clock.now_ns()
-        stale_s = (now - self.feed.last_data_ns) / 1e9 if self.feed.last_data_ns else 0.0
+        stale_s = (now - self.feed.last_data_ns) / NS_PER_SECOND if self.feed.last_data_ns else 0.0
         self.metrics.feed_lag.set(stale_s)
         if stale_s > self.live.max_feed_staleness_s:
             if "stale feed" not in self.halts:
@@ -507,7 +508,7 @@ class LiveNode:
         m.unrealized.set(trader.ledger.unrealized())
         m.exposure.labels("all", "gross").set(gross)
         m.exposure.labels("all", "net").set(net)
-        m.bar_time.set(trader.now_ns / 1e9)
+        m.bar_time.set(trader.now_ns / NS_PER_SECOND)
         m.limiter_waits.set(self.limiter.stats().get("retries", 0))
         m.stream_recoveries.inc(self.broker.recovered - self._recovered)
         self._recovered = self.broker.recovered

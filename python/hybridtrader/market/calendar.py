@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from hybridtrader.errors import DataError
+from hybridtrader.market.timeconv import NS_PER_MINUTE, utc_ns
 
 NEW_YORK = ZoneInfo("America/New_York")
 UTC = ZoneInfo("UTC")
@@ -156,9 +157,9 @@ def session_minutes_ns(start: date, end: date) -> np.ndarray:
     parts = []
     for d in sessions(start, end):
         o, c = session_bounds(d)
-        o_ns = int(o.timestamp()) * 1_000_000_000
+        o_ns = utc_ns(o)
         n = int((c - o).total_seconds() // 60)
-        parts.append(o_ns + np.arange(n, dtype=np.int64) * 60_000_000_000)
+        parts.append(o_ns + np.arange(n, dtype=np.int64) * NS_PER_MINUTE)
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import polars as pl
@@ -36,14 +36,14 @@ from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.errors import BrokerError, DataError, first_line
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.execution.slippage_model import SlippageModel
-from hybridtrader.execution.time_slicing import plan_parent_order, to_utc_ns
+from hybridtrader.execution.time_slicing import plan_parent_order
 from hybridtrader.execution.toxic_time import entry_blocked
 from hybridtrader.market.calendar import NEW_YORK, session_bounds
+from hybridtrader.market.timeconv import NS_PER_MINUTE, from_utc_ns, utc_ns
 from hybridtrader.risk.dynamic_sizing import DynamicSizer
 from hybridtrader.risk.exposure_manager import ExposureManager
 from hybridtrader.venue.replay import ReplayClock
 
-NS_PER_MIN = 60_000_000_000
 BOOKS = {"mean_reversion": "intraday", "triple_barrier": "swing"}
 
 
@@ -155,8 +155,8 @@ class SessionTrader:
         """Trade `session`: `bars` are its 1-minute bars (closes for exits and decisions), `signals` the
         strategy signals (pipeline.signals.SIGNAL_SCHEMA) of its bars."""
         open_dt, close_dt = session_bounds(session)
-        open_ns, close_ns = to_utc_ns(open_dt), to_utc_ns(close_dt)
-        minutes = (close_ns - open_ns) // NS_PER_MIN
+        open_ns, close_ns = utc_ns(open_dt), utc_ns(close_dt)
+        minutes = (close_ns - open_ns) // NS_PER_MINUTE
         self.clock.advance_to(max(open_ns, self.clock.now_ns()))
         start_equity = self._equity()
         self.exposure.set_equity(start_equity)
@@ -172,7 +172,7 @@ class SessionTrader:
         }
         by_known: dict[int, list[dict[str, Any]]] = {}
         for row in signals.iter_rows(named=True):
-            known = to_utc_ns(row["ts"]) + NS_PER_MIN
+            known = utc_ns(row["ts"]) + NS_PER_MINUTE
             by_known.setdefault(known, []).append(row)
         symbols = sorted({s for s, _ in closes})
         last_close: dict[str, float] = {}
@@ -186,10 +186,10 @@ class SessionTrader:
             skipped[reason] = skipped.get(reason, 0) + 1
 
         for m in range(1, minutes + 1):
-            now = open_ns + m * NS_PER_MIN
+            now = open_ns + m * NS_PER_MINUTE
             self.clock.advance_to(now)
             for sym in symbols:
-                c = closes.get((sym, now - NS_PER_MIN))
+                c = closes.get((sym, now - NS_PER_MINUTE))
                 if c is not None:
                     last_close[sym] = c
             if m % self.equity_every == 0:
@@ -217,7 +217,7 @@ class SessionTrader:
                     t.orders.append(_record(r.body.client_order_id, "flatten", side, qty, now, px, fc))
                 open_by_symbol.clear()
                 why = f"circuit breaker: {self.exposure.state_reason}" if halted else "end of day"
-                at = datetime.fromtimestamp(now / 1e9, UTC).astimezone(NEW_YORK)
+                at = from_utc_ns(now).astimezone(NEW_YORK)
                 flattened = f"{why} at {at:%H:%M} New York"
             if flattened:
                 self.progress(m, minutes, len(trades))
@@ -274,7 +274,7 @@ class SessionTrader:
                     qty, now, config=self._slicing(int(s["horizon_bars"])), model=self.slippage, symbol=sym
                 )
                 children = [
-                    (to_utc_ns(ts), int(q))
+                    (utc_ns(ts), int(q))
                     for ts, q in plan.children.select("ts", "qty").iter_rows()
                     if q > 0
                 ]
@@ -292,7 +292,7 @@ class SessionTrader:
                     decision_price=price,
                     forecast_bps=fc,
                     target=float(s["target"]) if s["target"] is not None else float("nan"),
-                    exit_after_ns=now + int(s["horizon_bars"]) * NS_PER_MIN,
+                    exit_after_ns=now + int(s["horizon_bars"]) * NS_PER_MINUTE,
                     children=children,
                 )
                 self.exposure.update_position(book, sym, plan.scheduled * (1 if side == "buy" else -1), price)
@@ -367,7 +367,7 @@ class SessionTrader:
                         "symbol": t.symbol,
                         "side": x["side"],
                         "qty": float(o.qty or 0),
-                        "decision_ts": datetime.fromtimestamp(x["decision_ns"] / 1e9, UTC),
+                        "decision_ts": from_utc_ns(x["decision_ns"]),
                         "decision_price": x["decision_price"],
                         "forecast_bps": x["forecast_bps"],
                         "status": o.status.value,

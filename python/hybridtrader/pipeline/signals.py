@@ -22,7 +22,6 @@ from hybridtrader.ml.labels import mean_reversion_entries, rule_feature, trend_e
 from hybridtrader.ml.models import Fitted, predict
 from hybridtrader.ml.pipeline import DEFAULT_LABELS
 
-NS_PER_MIN = 60_000_000_000
 SIGNAL_SCHEMA = {
     "strategy": pl.String, "symbol": pl.String, "ts": pl.Datetime("ns", "UTC"), "side": pl.Int8,
     "prob": pl.Float64, "close": pl.Float64, "atr": pl.Float64, "target": pl.Float64,

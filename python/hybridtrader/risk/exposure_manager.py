@@ -34,6 +34,7 @@ from hybridtrader._core import ExposureCore
 from hybridtrader.config import RiskConfig
 from hybridtrader.errors import ConfigError
 from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
+from hybridtrader.market.timeconv import from_utc_ns, utc_ns
 from hybridtrader.risk.settings import ConfigLike, risk_settings
 
 _SIDE_SIGNS = {"buy": 1, "sell": -1}
@@ -43,24 +44,9 @@ REASON_CODES: list[str] = list(ExposureCore.reason_codes)
 _REASONS = pl.Series("reason", REASON_CODES, dtype=pl.Enum(REASON_CODES))
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _utc(now: datetime | int | None, name: str = "now") -> datetime:
-    """An aware datetime from an aware datetime, UTC epoch nanoseconds (int) or None (the wall clock)."""
-    if now is None:
-        return datetime.now(UTC)
-    if isinstance(now, int | np.integer) and not isinstance(now, bool):
-        return _EPOCH + timedelta(microseconds=int(now) // 1000)
-    if not isinstance(now, datetime):
-        raise TypeError(f"{name} must be a datetime or epoch nanoseconds, got {type(now).__name__}")
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ConfigError(f"{name} must be timezone-aware, got naive {now.isoformat()}")
-    return now
-
-
-def _ns(ts: datetime) -> int:
-    return (ts - _EPOCH) // timedelta(microseconds=1) * 1000
+    """An aware UTC datetime from an aware datetime, UTC epoch nanoseconds (int) or None (the wall clock)."""
+    return datetime.now(UTC) if now is None else from_utc_ns(utc_ns(now, name))
 
 
 def _encode(core: ExposureCore, values: Any, name: str) -> tuple[list[str], np.ndarray]:
@@ -238,8 +224,8 @@ class ExposureManager(ExposureCore):
         current = self.session_day
         # A new session date starts a session; so does the very first call, even on a closed day.
         if current is None or (is_session(day) and current != day.toordinal()):
-            self.start_session_day(day.toordinal(), float(equity), _ns(ts))
-        return self.update_breaker(float(equity), _ns(ts))
+            self.start_session_day(day.toordinal(), float(equity), utc_ns(ts))
+        return self.update_breaker(float(equity), utc_ns(ts))
 
     def max_allowed_qty(self, symbol: str, side: str, qty: int, price: float, book: str = "intraday") -> int:
         """The largest whole quantity <= qty that `check_order` allows (binary search: the allowed
@@ -302,7 +288,7 @@ class ExposureManager(ExposureCore):
         reference and the state returns to ACTIVE."""
         ts = _utc(now)
         day = session or ts.astimezone(NEW_YORK).date()
-        self.start_session_day(day.toordinal(), float(equity), _ns(ts))
+        self.start_session_day(day.toordinal(), float(equity), utc_ns(ts))
 
     @property
     def session(self) -> date | None:
@@ -312,7 +298,7 @@ class ExposureManager(ExposureCore):
 
     def reset(self, now: datetime | None = None) -> None:
         """Back to ACTIVE; the daily-loss and drawdown references restart from the current equity."""
-        self.reset_at(_ns(_utc(now)))
+        self.reset_at(utc_ns(_utc(now)))
 
     def breaker_state(self) -> dict[str, Any]:
         """The circuit breaker and trading state as plain JSON-able data, for the live runner to persist
@@ -364,7 +350,7 @@ class ExposureManager(ExposureCore):
     @property
     def state_since(self) -> datetime:
         """When the current state was entered (UTC)."""
-        return _EPOCH + timedelta(microseconds=self.state_since_ns // 1000)
+        return from_utc_ns(self.state_since_ns)
 
     # ---------------------------------------------------------------------------- batch
     def check_orders(
