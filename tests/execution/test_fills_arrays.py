@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from hybridtrader._core import FillSimulatorCore
-from hybridtrader.data.schema import BAR_SCHEMA
 from hybridtrader.execution.fills import FillSettings, FillSimulator
+from hybridtrader.market.schema import BAR_SCHEMA
 
 OPEN = 1_704_205_800_000_000_000  # 2024-01-02 14:30 UTC, 09:30 New York
 MIN = 60_000_000_000

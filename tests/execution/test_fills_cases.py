@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 from hybridtrader.config import config_from_dict
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA
 from hybridtrader.errors import DataError
 from hybridtrader.execution.fills import FILL_EVENT_SCHEMA, FillSettings, FillSimulator
+from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA
 from hybridtrader.market.timeconv import utc_ns
 
 OPEN = utc_ns(datetime(2024, 1, 2, 14, 30, tzinfo=UTC))  # 09:30 New York

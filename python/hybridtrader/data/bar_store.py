@@ -16,9 +16,9 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.data.atomic import write_parquet_atomic
-from hybridtrader.data.schema import BAR_SCHEMA, empty_bars, normalize_symbols
 from hybridtrader.errors import DataError, first_line
 from hybridtrader.market import calendar
+from hybridtrader.market.schema import BAR_SCHEMA, empty_bars, normalize_symbols
 from hybridtrader.market.timeconv import to_utc, utc_ns
 from hybridtrader.market.timeframe import Timeframe
 

@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.data.bar_store import expected_bar_starts
-from hybridtrader.data.schema import BAR_SCHEMA
 from hybridtrader.errors import DataError
+from hybridtrader.market.schema import BAR_SCHEMA
 from hybridtrader.market.timeconv import NS_PER_SECOND, utc_ns
 from hybridtrader.market.timeframe import Timeframe
 

@@ -44,7 +44,6 @@ import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
-from hybridtrader.data.schema import TS, symbol_codes
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
 from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
@@ -53,6 +52,7 @@ from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order
 from hybridtrader.execution.toxic_time import entry_blocked
 from hybridtrader.market.calendar import NEW_YORK, session_bounds
+from hybridtrader.market.schema import TS, symbol_codes
 from hybridtrader.market.timeconv import NS_PER_MINUTE, from_utc_ns, utc_ns
 from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.portfolio.ledger import Ledger

@@ -45,10 +45,10 @@ import polars as pl
 
 from hybridtrader._core import FillSimulatorCore
 from hybridtrader.config import Config, FillsConfig, as_config
-from hybridtrader.data.schema import TS
 from hybridtrader.errors import DataError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
+from hybridtrader.market.schema import TS
 from hybridtrader.market.timeconv import NS_PER_MS, from_utc_ns, utc_ns
 
 FILL_EVENT_SCHEMA = {

@@ -24,11 +24,11 @@ import polars as pl
 import requests
 
 from hybridtrader.data.alpaca_client import AlpacaClient, FetchError
-from hybridtrader.data.schema import BAR_SCHEMA
 from hybridtrader.engine.events import BarBatch
 from hybridtrader.errors import BrokerError, DataError
 from hybridtrader.execution.rate_limiter import RateLimitError
 from hybridtrader.market.calendar import session_bounds
+from hybridtrader.market.schema import BAR_SCHEMA
 from hybridtrader.market.timeconv import NS_PER_MINUTE, NS_PER_SECOND, rfc3339, utc_ns
 
 

@@ -60,10 +60,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
 from hybridtrader.errors import DataError
 from hybridtrader.market import calendar
 from hybridtrader.market.bars import aggregate_trades, rollup
+from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
 from hybridtrader.market.timeconv import NS_PER_MINUTE, utc_ns
 
 FORMAT_VERSION = 1

@@ -24,9 +24,9 @@ import orjson
 import polars as pl
 
 from hybridtrader import _core
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
 from hybridtrader.errors import DataError
 from hybridtrader.market.frames import build_frame
+from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
 from hybridtrader.market.timeconv import NS_PER_MS
 
 Provider = Literal["alpaca", "polygon"]

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
 from hybridtrader.errors import DataError, first_line
 from hybridtrader.market.bars import aggregate_trades, rollup
+from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
 from hybridtrader.market.synth import daily_bars_from_minutes
 from hybridtrader.market.timeconv import NS_PER_MINUTE
 from hybridtrader.market.timeframe import Timeframe

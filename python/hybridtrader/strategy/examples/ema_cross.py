@@ -16,8 +16,8 @@ import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
-from hybridtrader.data.schema import symbol_codes
 from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.market.schema import symbol_codes
 from hybridtrader.strategy.base import Context, Strategy
 from hybridtrader.strategy.rules import EventRows
 

@@ -1,4 +1,4 @@
-"""The bar, trade and quote schemas and the symbol helpers every part of the data layer shares."""
+"""The bar, trade and quote schemas and the symbol helpers every layer shares (DESIGN.md conventions)."""
 
 from __future__ import annotations
 
