@@ -52,7 +52,7 @@ from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order
 from hybridtrader.execution.toxic_time import entry_blocked
 from hybridtrader.market.calendar import NEW_YORK, session_bounds
-from hybridtrader.market.schema import TS, symbol_codes
+from hybridtrader.market.schema import TS, side_sign, symbol_codes
 from hybridtrader.market.timeconv import NS_PER_MINUTE, from_utc_ns, utc_ns
 from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.portfolio.ledger import Ledger
@@ -136,7 +136,7 @@ class TraderResult:
 
 def _realized_bps(side: str, decision: float, price: float) -> float:
     """Implementation shortfall of a fill in bps (positive = paid more than the decision price)."""
-    return (1.0 if side == "buy" else -1.0) * (price / decision - 1.0) * 1e4
+    return side_sign(side) * (price / decision - 1.0) * 1e4
 
 
 _sum = np.add.reduce
@@ -771,12 +771,12 @@ class _StrategyContext:
             return 0.0
         qty = t.sizer.calculate_position_size(self.equity, price, atr, symbol)
         qty = t.exposure.max_allowed_qty(symbol, side, qty, price, s.book)
+        sign = side_sign(side)
         if t.allocator is not None:
-            qty = min(qty, int(t.allocation_room(s, symbol, 1 if side == "buy" else -1, price)))
+            qty = min(qty, int(t.allocation_room(s, symbol, sign, price)))
         if qty <= 0:
             t._skip("sized to zero")
             return 0.0
-        sign = 1 if side == "buy" else -1
         if not t.config.execution.enable_time_slicing:
             return qty if t.submit(s, OrderRequest(symbol, side, float(qty)), leg) else 0.0
         plan = plan_parent_order(qty, self.now_ns, config=t.config.execution, model=t.slippage, symbol=symbol)

@@ -21,10 +21,10 @@ from hybridtrader._core import SlippageModelCore
 from hybridtrader.config import Config, ExecutionConfig, SlippageConfig, config_from_dict
 from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
+from hybridtrader.market.schema import encode_symbols, side_signs
 from hybridtrader.market.timeconv import utc_ns
 
 FILL_COLUMNS = ("symbol", "side", "qty", "arrival_price", "fill_price", "ts")
-SIDES = ("buy", "sell")
 
 # Parameters of the Rust core; the other SlippageConfig fields are used here.
 _CORE_FIELDS = (
@@ -106,33 +106,6 @@ def _ts_array(ts: Any, n: int) -> np.ndarray:
     return ts_ns_column(pl.Series("ts", ts))
 
 
-def _symbol_codes(symbols: SymbolsLike, n: int) -> tuple[list[str], np.ndarray]:
-    """Distinct symbols and, per row, the index of its symbol (computed by Polars, not a Python loop)."""
-    if isinstance(symbols, str):
-        return [symbols], np.zeros(n, dtype=np.uint32)
-    if isinstance(symbols, pl.Series) and isinstance(symbols.dtype, pl.Enum):
-        s, names = symbols, symbols.dtype.categories.to_list()  # already encoded: no string hashing
-    else:
-        s = pl.Series("symbol", symbols, dtype=pl.String)
-        names = s.drop_nulls().unique().sort().to_list()
-    if s.null_count():
-        raise ConfigError(f"symbols has {s.null_count()} null values")
-    codes = s.cast(pl.Enum(names)).to_physical().cast(pl.UInt32).to_numpy()
-    return names, np.ascontiguousarray(codes)
-
-
-def _check_sides(sides: str | Sequence[str] | pl.Series | np.ndarray) -> pl.Series | None:
-    if isinstance(sides, str):
-        if sides not in SIDES:
-            raise ConfigError(f"side must be 'buy' or 'sell', got {sides!r}")
-        return None
-    s = pl.Series("side", sides, dtype=pl.String)
-    bad = s.filter(~s.is_in(SIDES) | s.is_null())
-    if len(bad):
-        raise ConfigError(f"side must be 'buy' or 'sell', got {bad[0]!r} ({len(bad)} bad rows)")
-    return s
-
-
 def _float_array(name: str, values: Any, n: int) -> np.ndarray:
     a = np.asarray(values, dtype=np.float64)
     if a.ndim == 0:
@@ -186,12 +159,12 @@ class SlippageModel(SlippageModelCore):
         """
         qty_a = np.asarray(qty, dtype=np.float64)
         n = len(qty_a) if qty_a.ndim else (1 if isinstance(symbols, str) else len(symbols))
-        names, codes = _symbol_codes(symbols, n)
+        names, codes = encode_symbols(symbols, n)
         if len(codes) != n:
             raise ConfigError(f"symbols has {len(codes)} rows but qty has {n}")
-        side_col = _check_sides(sides)
-        if side_col is not None and len(side_col) != n:
-            raise ConfigError(f"sides has {len(side_col)} rows but qty has {n}")
+        signs = side_signs(sides)
+        if not isinstance(sides, str) and len(signs) != n:
+            raise ConfigError(f"sides has {len(signs)} rows but qty has {n}")
         ts_a = _ts_array(ts, n)
         if len(ts_a) != n:
             raise ConfigError(f"ts has {len(ts_a)} rows but qty has {n}")
@@ -227,13 +200,12 @@ class SlippageModel(SlippageModelCore):
     def _learn_fills(self, fills: pl.DataFrame) -> int:
         _require(fills, FILL_COLUMNS, "fills")
         fills = fills.with_columns(_ts=pl.Series(ts_ns_column(fills["ts"]))).sort("_ts", maintain_order=True)
-        sides = _check_sides(fills["side"])
-        assert sides is not None
-        names, codes = _symbol_codes(fills["symbol"], fills.height)
+        is_buy = side_signs(fills["side"], "side") > 0
+        names, codes = encode_symbols(fills["symbol"], fills.height)
         return self.update_fills(
             names,
             codes,
-            (sides == "buy").to_numpy(),
+            is_buy,
             _float_array("qty", fills["qty"].to_numpy(), fills.height),
             _float_array("arrival_price", fills["arrival_price"].to_numpy(), fills.height),
             _float_array("fill_price", fills["fill_price"].to_numpy(), fills.height),
@@ -267,7 +239,7 @@ class SlippageModel(SlippageModelCore):
             .filter(in_regular_session(ts))
             .sort("ts", maintain_order=True)
         )
-        names, codes = _symbol_codes(frame["symbol"], frame.height)
+        names, codes = encode_symbols(frame["symbol"], frame.height)
         learned = self.update_spreads(names, codes, frame["ts"].to_numpy(), frame["spread"].to_numpy())
         return {"learned": learned, "outside_session": bars.height - frame.height}
 

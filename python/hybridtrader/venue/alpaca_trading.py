@@ -26,6 +26,7 @@ from aiohttp import web
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
+from hybridtrader.market.schema import side_sign
 from hybridtrader.market.timeconv import NS_PER_MS, NS_PER_SECOND, from_utc_ns, rfc3339, to_utc, utc_ns
 from hybridtrader.venue.alpaca_data import ApiError
 from hybridtrader.venue.market import ReplayMarket
@@ -197,7 +198,7 @@ class Broker:
 
     def _book_fill(self, o: Order, qty: float, price: float, fee: float, ts: int) -> None:
         """Cash, position (average cost) and the FILL activity of one fill."""
-        signed = qty if o.side == "buy" else -qty
+        signed = side_sign(o.side) * qty
         self.cash -= signed * price + fee
         p = self.positions.setdefault(o.symbol, Position())
         if p.qty == 0 or (p.qty > 0) == (signed > 0):
