@@ -915,13 +915,48 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     return cfg
 
 
-def as_config(config: Config | dict[str, Any] | None) -> Config:
-    """A `Config` from a `Config`, parsed configuration data, or None (all defaults)."""
-    if isinstance(config, Config):
-        return config
-    if config is None or isinstance(config, dict):
-        return config_from_dict(config)
-    raise ConfigError(f"config error at <root>: expected a Config or a mapping, got {type(config).__name__}")
+ConfigLike = Config | Section | Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+def config_section(config: ConfigLike, path: str) -> Any:
+    """The section at the dotted `path` (`"risk"`, `"execution.slippage"`; `""` for the whole `Config`) of
+    whatever a caller holds: a `Config`; that section or one above it on the path (an `ExecutionConfig`
+    for `execution.slippage`); a mapping (a whole config's data, or just the section's own keys); a YAML
+    file path; or None (the defaults). Of a mapping only the top section on the path is validated (the
+    other sections belong to their users; a bad value is a ConfigError naming its full key path,
+    `risk.exposure...`); with `path=""` the whole mapping is. Any other type is a TypeError."""
+    keys = path.split(".") if path else []
+    kinds: list[type[BaseModel]] = [Config]
+    for key in keys:
+        kinds.append(kinds[-1].model_fields[key].annotation)  # type: ignore[arg-type]
+    depth = next((i for i, kind in enumerate(kinds) if isinstance(config, kind)), None)
+    if depth is not None:
+        node: Any = config
+    elif config is None:
+        node, depth = Config(), 0
+    elif isinstance(config, str | os.PathLike):
+        node, depth = load_config(config), 0
+    elif isinstance(config, Mapping):
+        data: dict[str, Any] = dict(config)
+        if keys and keys[0] in data:  # a whole config's data: only the top section on the path is read
+            data = {keys[0]: data[keys[0]]}
+        elif keys and data and set(data) <= set(kinds[-1].model_fields):
+            for key in reversed(keys):  # just the section's keys: nest them under its path
+                data = {key: data}
+        elif keys:
+            data = {}  # a config without this section (its other sections belong to their users)
+        node, depth = config_from_dict(data), 0
+    else:
+        kind = f"{kinds[-1].__name__}, " if keys else ""
+        raise TypeError(f"config must be a Config, {kind}mapping, path or None, got {type(config).__name__}")
+    for key in keys[depth:]:
+        node = getattr(node, key)
+    return node
+
+
+def as_config(config: ConfigLike) -> Config:
+    """The whole `Config` of what a caller holds (see `config_section`)."""
+    return config_section(config, "")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -44,7 +44,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader._core import FillSimulatorCore
-from hybridtrader.config import Config, FillsConfig, as_config
+from hybridtrader.config import ConfigLike, FillsConfig, config_section
 from hybridtrader.errors import DataError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
@@ -81,9 +81,9 @@ class FillSettings:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, config: Config | FillsConfig | dict[str, Any] | None = None) -> FillSettings:
-        """From `execution.fills` of a config (a Config, its raw mapping, or None for the defaults)."""
-        section = config if isinstance(config, FillsConfig) else as_config(config).execution.fills
+    def from_config(cls, config: ConfigLike = None) -> FillSettings:
+        """From `execution.fills` of any config form (see `config_section`; None for the defaults)."""
+        section: FillsConfig = config_section(config, "execution.fills")
         return cls(**{f.name: getattr(section, f.name) for f in fields(cls)})
 
 

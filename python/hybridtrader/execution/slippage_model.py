@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader._core import SlippageModelCore
-from hybridtrader.config import Config, ExecutionConfig, SlippageConfig, config_from_dict
+from hybridtrader.config import ConfigLike, SlippageConfig, config_section
 from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
 from hybridtrader.market.schema import encode_symbols, side_signs
@@ -41,25 +41,7 @@ _CORE_FIELDS = (
 )
 
 
-AnyConfig = Config | ExecutionConfig | SlippageConfig | dict[str, Any] | None
 SymbolsLike = str | Sequence[str] | pl.Series | np.ndarray
-
-
-def slippage_section(config: AnyConfig) -> SlippageConfig:
-    """The `execution.slippage` section of any config form (full config, a section, raw dict, None)."""
-    if config is None:
-        return SlippageConfig()
-    if isinstance(config, dict):
-        config = config_from_dict(config)
-    if isinstance(config, Config):
-        return config.execution.slippage
-    if isinstance(config, ExecutionConfig):
-        return config.slippage
-    if isinstance(config, SlippageConfig):
-        return config
-    raise ConfigError(
-        f"config must be a Config, ExecutionConfig, SlippageConfig, dict or None, got {config!r}"
-    )
 
 
 def ts_ns_column(values: pl.Series, name: str = "ts") -> np.ndarray:
@@ -135,8 +117,8 @@ class SlippageModel(SlippageModelCore):
     __slots__ = ("config",)
     config: SlippageConfig
 
-    def __new__(cls, config: AnyConfig = None):
-        section = slippage_section(config)
+    def __new__(cls, config: ConfigLike = None):
+        section: SlippageConfig = config_section(config, "execution.slippage")
         self = super().__new__(cls, **{k: getattr(section, k) for k in _CORE_FIELDS})
         self.config = section
         if section.state_path is not None and Path(section.state_path).exists():

@@ -31,12 +31,11 @@ import numpy as np
 import polars as pl
 
 from hybridtrader._core import ExposureCore
-from hybridtrader.config import RiskConfig
+from hybridtrader.config import ConfigLike, RiskConfig, config_section
 from hybridtrader.errors import ConfigError
 from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
 from hybridtrader.market.schema import encode_symbols, side_signs
 from hybridtrader.market.timeconv import from_utc_ns, utc_ns
-from hybridtrader.risk.settings import ConfigLike, risk_settings
 
 BREAKER_STATE_FORMAT = 1
 _BREAKER_KEYS = ("session", "session_start_equity", "peak_equity", "state", "state_reason", "state_since_ns")
@@ -127,7 +126,7 @@ class ExposureManager(ExposureCore):
     config: RiskConfig
 
     def __new__(cls, config: ConfigLike = None) -> ExposureManager:
-        risk = risk_settings(config)
+        risk: RiskConfig = config_section(config, "risk")
         books = [
             (
                 name,
