@@ -100,7 +100,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     from hybridtrader.market.schema import normalize_symbols
     from hybridtrader.market.timeconv import to_utc, to_utc_end
     from hybridtrader.market.timeframe import Timeframe
-    from hybridtrader.monitoring.metrics import METRICS
+    from hybridtrader.metrics import METRICS
     from hybridtrader.venue.server import service_urls
 
     cfg = load_config(args.config)

@@ -38,7 +38,7 @@ from hybridtrader.execution.rate_limiter import RateLimiter, http_status
 from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, empty_bars, normalize_symbols
 from hybridtrader.market.timeconv import rfc3339, to_utc, utc_ns
 from hybridtrader.market.timeframe import Timeframe
-from hybridtrader.monitoring.metrics import METRICS, Metrics
+from hybridtrader.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 

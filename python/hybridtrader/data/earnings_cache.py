@@ -24,7 +24,7 @@ from hybridtrader.data.ttl_cache import TTLCache
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.market import calendar
 from hybridtrader.market.schema import normalize_symbols
-from hybridtrader.monitoring.metrics import METRICS, Metrics
+from hybridtrader.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 FINNHUB_PER_MINUTE = 60

@@ -20,7 +20,7 @@ from hybridtrader.data.ttl_cache import TTLCache
 from hybridtrader.errors import DataError
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.market.schema import normalize_symbols
-from hybridtrader.monitoring.metrics import METRICS, Metrics
+from hybridtrader.metrics import METRICS, Metrics
 
 
 @dataclass(frozen=True)

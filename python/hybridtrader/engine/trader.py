@@ -47,6 +47,7 @@ from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
 from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
+from hybridtrader.engine.strategy import Strategy
 from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order
@@ -58,7 +59,6 @@ from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.portfolio.ledger import Ledger
 from hybridtrader.risk.dynamic_sizing import DynamicSizer
 from hybridtrader.risk.exposure_manager import ExposureManager
-from hybridtrader.strategy.base import Strategy
 
 ORDER_SCHEMA = {
     "client_order_id": pl.String,

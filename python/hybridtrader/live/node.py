@@ -36,6 +36,7 @@ from hybridtrader.data.alpaca_client import AlpacaClient
 from hybridtrader.data.atomic import write_atomic
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.engine.strategy import Strategy
 from hybridtrader.engine.trader import Trader
 from hybridtrader.errors import ModelError, StateError
 from hybridtrader.execution.rate_limiter import RateLimiter
@@ -48,7 +49,6 @@ from hybridtrader.live.reconcile import Reconciliation, reconcile
 from hybridtrader.market.timeconv import NS_PER_SECOND
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
 from hybridtrader.risk.exposure_manager import ExposureManager
-from hybridtrader.strategy.base import Strategy
 from hybridtrader.strategy.loader import build_strategy
 
 log = logging.getLogger(__name__)

@@ -95,7 +95,7 @@ class StreamingAdapter:
         """`clock`: the feed clock in UTC ns ("wall" = `time.time_ns`, a replay clock's `now_ns`, or None to
         let only the ticks' own timestamps move time). `rest`: an object with `get_bars(symbols, timeframe,
         start, end)` for gap backfill; by default `hybridtrader.data.AlpacaClient(config)`."""
-        from hybridtrader import BarAggregator
+        from hybridtrader.market.bars import BarAggregator
 
         self.config = config if config is not None else Config()
         self.cfg: StreamConfig = self.config.alpaca.data_sources.stream

@@ -17,8 +17,8 @@ import polars as pl
 from scipy.signal import lfilter
 
 from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.engine.strategy import Context, Strategy
 from hybridtrader.market.schema import symbol_codes
-from hybridtrader.strategy.base import Context, Strategy
 from hybridtrader.strategy.rules import EventRows
 
 
