@@ -7,21 +7,15 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from helpers import MIN, ny
 from hybridtrader import SlippageModel
 from hybridtrader.config import ExecutionConfig, TimeSlicingConfig
 from hybridtrader.execution.time_slicing import expected_volume, plan_parent_order, slice_order
-from hybridtrader.market.calendar import NEW_YORK, UTC, session_bounds
+from hybridtrader.market.calendar import UTC, session_bounds
 from hybridtrader.market.timeconv import utc_ns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import quad
-
-MIN = 60_000_000_000
-
-
-def ny(d: date, hh: int, mm: int) -> datetime:
-    return datetime(d.year, d.month, d.day, hh, mm, tzinfo=NEW_YORK)
-
 
 NORMAL = date(2024, 5, 1)
 EARLY = date(2024, 11, 29)  # day after Thanksgiving: closes 13:00 New York

@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
+from helpers import ny
 from hybridtrader.config import ConfigError, ExecutionConfig, ToxicTimeConfig, config_from_dict
 from hybridtrader.execution.toxic_time import entry_blocked, is_toxic_time
 from hybridtrader.market.calendar import NEW_YORK
 from hybridtrader.market.timeconv import utc_ns
 
 RULES = ToxicTimeConfig(open_minutes=15, close_minutes=10, halt_buffer_minutes=5)
-
-
-def ny(d: date, hh: int, mm: int, ss: int = 0) -> datetime:
-    return datetime(d.year, d.month, d.day, hh, mm, ss, tzinfo=NEW_YORK)
 
 
 @pytest.mark.parametrize("day", [date(2024, 1, 10), date(2024, 7, 10)])  # EST and EDT
