@@ -706,7 +706,7 @@ class Trader:
 
 
 class _StrategyContext:
-    """The `strategy.base.Context` the Trader gives one strategy."""
+    """The `engine.strategy.Context` the Trader gives one strategy."""
 
     def __init__(self, trader: Trader, strategy: Strategy) -> None:
         self._t = trader
