@@ -94,8 +94,10 @@ def bare_tiny(item: int) -> int:
     return item
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ray_cluster() -> Any:
+    """A local Ray instance for one test, shut down after it: its daemons would otherwise share the two
+    cores with the sequential and pool measurements."""
     import ray
 
     before = os.environ.get("PYTHONPATH")  # Ray's workers import this module's task by name

@@ -706,6 +706,11 @@ class LiveConfig(Section):
     duration_s: float = Field(60.0, gt=0)
     cash: float = Field(100_000.0, gt=0)
     seed: int = 0
+    # Alpaca keys configured: the symbols traded in real time (the local venue trades its market's first
+    # `symbols`), and how fast market time passes: 1 is real time; faster only against a local venue
+    # serving its market faster than real time (drills, tests), whose trading API's clock is then followed.
+    watchlist: list[str] = Field(default_factory=list)
+    clock_speed: float = Field(1.0, gt=0)
 
 
 # ------------------------------------------------------------------------------------- portfolio

@@ -1,7 +1,8 @@
-"""`hybridtrader run` end to end in a subprocess: venue, fetch, train, trade, summary.
+"""`hybridtrader run` end to end in a subprocess: venue, fetch, train, trade (the live node), summary.
 
 The printed numbers are checked against what the run left on disk: the bar store (read back with
-`BarStore`), the MLflow store (read back with MLflow's own client), the order file and `summary.json`.
+`BarStore`), the MLflow store (read back with MLflow's own client), the order and fill files, the node's
+journal (read back with `Journal`) and daily report, and `summary.json`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import polars as pl
 import pytest
 from hybridtrader.data.bar_store import BarStore
 from hybridtrader.data.quality import check_data_quality
+from hybridtrader.live.journal import Journal
 
 # Small ML settings keep each run to seconds: one parameter set, fewer boosting rounds.
 CONFIG = """
@@ -40,7 +42,7 @@ def run_cli(tmp: Path, out_dir: Path, *args: str) -> tuple[subprocess.CompletedP
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = orjson.loads((out_dir / "summary.json").read_bytes())
-    assert summary.pop("format_version") == 1
+    assert summary.pop("format_version") == 2
     return proc, summary
 
 
@@ -89,8 +91,10 @@ def test_run_without_signal_default_dir(tmp_path: Path) -> None:
     assert s["trading"]["orders"] == orders.height
     if not any(t["promoted"] for t in s["training"]):
         assert "no model-driven orders" in out
-        assert orders.height == 0 and s["trading"]["trades"] == 0
-    assert s["trading"]["positions_after_close"] == 0
+        assert orders.height == 0 and s["trading"]["positions_after_close"] == {}
+        assert not any((run_dir / "live").iterdir()) and "journal" not in s["files"]  # no node started
+    assert set(s["files"]) >= {"orders", "fills", "slippage_state", "training_report", "summary"}
+    assert all(Path(f).exists() for f in s["files"].values())
 
 
 @pytest.mark.parametrize("planted", [0.7])
@@ -109,8 +113,6 @@ def test_run_with_planted_signal_trades(tmp_path: Path, planted: float) -> None:
         "0",
         "--regime-reversion",
         str(planted),
-        "--max-trades",
-        "8",
         "--out",
         str(out_dir),
     )
@@ -128,27 +130,40 @@ def test_run_with_planted_signal_trades(tmp_path: Path, planted: float) -> None:
     assert s["trading"]["models"]["intraday_mean_reversion"] == mr["model_id"]
 
     orders = pl.read_parquet(out_dir / "orders.parquet")
+    fills = pl.read_parquet(out_dir / "fills.parquet")
     tr = s["trading"]
-    assert 0 < tr["trades"] <= 8
     assert orders.height == tr["orders"] > 0
-    assert orders["trade"].n_unique() == tr["trades"]
-    # every order was acknowledged by the venue and the numbers come from what it reported
-    assert orders["client_order_id"].null_count() == 0
+    assert sum(tr["orders_by_leg"].values()) == orders.height and tr["orders_by_leg"]["entry"] > 0
+    assert set(orders["strategy"]) <= set(tr["models"])  # only promoted strategies trade
+    # every order sent is in the journal (written before it was sent); its fills add up to its filled qty
+    journal = Journal(out_dir / "live" / "journal.sqlite")
+    try:
+        intents = journal.intents()
+    finally:
+        journal.close()
+    assert list(intents) == orders["client_order_id"].to_list()
+    assert all(i.sent_ns is not None for i in intents.values())
+    per_order = fills.group_by("client_order_id").agg(pl.col("qty").sum().alias("fill_qty"))
+    both = orders.join(per_order, on="client_order_id", how="left")
+    fill_qty = both["fill_qty"].fill_null(0.0)
+    assert both["filled_qty"].to_list() == pytest.approx(fill_qty.to_list())
     filled = orders.filter(pl.col("filled_qty") > 0)
-    assert filled.height == tr["filled_orders"] > 0
+    assert filled.height == tr["filled_orders"] > 0 and fills.height == tr["fills"]
     assert set(orders["status"].unique()) <= {"filled", "partially_filled", "canceled", "expired"}
     sign = pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0)
-    realised = filled.select(sign * (pl.col("filled_avg_price") / pl.col("decision_price") - 1) * 1e4)
-    assert realised.to_series().to_list() == pytest.approx(filled["realised_bps"].to_list(), rel=1e-9)
-    assert tr["realised_bps_mean"] == pytest.approx(filled["realised_bps"].mean(), rel=1e-9)
-    # every trade is closed by the end of the day; the account is flat
-    assert tr["positions_after_close"] == 0
-    for trade, legs in orders.group_by("trade"):
-        signed = legs.select(
-            (pl.when(pl.col("side") == "buy").then(1.0).otherwise(-1.0) * pl.col("filled_qty")).sum()
-        ).item()
-        assert signed == 0, f"trade {trade} is not flat: {legs}"
+    realized = filled.select(sign * (pl.col("avg_price") / pl.col("decision_price") - 1) * 1e4)
+    assert realized.to_series().to_list() == pytest.approx(filled["realized_bps"].to_list(), rel=1e-9)
+    assert tr["realized_bps_mean"] == pytest.approx(filled["realized_bps"].mean(), rel=1e-9)
+    # the intraday book is flat after the close (the end-of-day flatten); only a swing book may hold
+    signed = (sign * pl.col("filled_qty")).sum()
+    intraday = orders.filter(pl.col("book") == "intraday").group_by("symbol").agg(signed.alias("net"))
+    assert intraday["net"].to_list() == [0.0] * intraday.height
+    swing = orders.filter(pl.col("book") == "swing").group_by("symbol").agg(signed.alias("net"))
+    assert tr["positions_after_close"] == {k: v for k, v in swing.iter_rows() if v}
     assert tr["pnl"] == pytest.approx(tr["end_equity"] - tr["start_equity"])
+    # the node's daily report beside its journal says the same
+    report = orjson.loads((out_dir / "live" / "reports" / f"{tr['session']}.json").read_bytes())
+    assert (report["orders"], report["fills"]) == (orders.height, fills.height)
     assert printed(out, "orders").startswith(f"{tr['orders']} sent, {tr['filled_orders']} filled")
     assert "fills per trade leg" in out
 
@@ -158,7 +173,6 @@ def test_run_with_planted_signal_trades(tmp_path: Path, planted: float) -> None:
     [
         (["--sessions", "1"], "sessions must be >= 2"),
         (["--symbols", "0"], "symbols must be >= 1"),
-        (["--max-trades", "-1"], "max_trades must be >= 0"),
         (["--mean-reversion", "1.5"], "mean_reversion"),
     ],
 )
@@ -170,3 +184,20 @@ def test_run_bad_settings_are_one_line_errors(
     assert main(["run", "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_strategy_run_could_not_trade_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every strategy `run` trains must be one the engine can trade: said in one line before the market is
+    generated (not after the training), and nothing is left behind."""
+    from hybridtrader.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    alpha = "strategies: {my_alpha: {ml_model: {label: mean_reversion}}}"
+    cfg.write_text(f"data_dir: {tmp_path}\n{alpha}\n")
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--out", str(out), "--symbols", "1", "--sessions", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: strategies.my_alpha: ") and err.count("\n") == 1
+    assert not out.exists()

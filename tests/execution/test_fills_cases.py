@@ -141,6 +141,14 @@ def test_fees_on_sells_only_with_the_commission_minimum_per_order() -> None:
     # sell 100 @ 20: $1 + SEC 2,000 x 27.8e-6 + TAF 100 x 0.000166
     # sell 99,900 @ 20: commission up to 500 (499 more) + SEC on 1,998,000 + TAF capped at 8.30
     assert sell == pytest.approx([1.0 + 0.0556 + 0.0166, 499.0 + 1_998_000 * 27.8e-6 + 8.30], abs=1e-9)
+    # the same rule for fills made elsewhere (a live broker's): fill_fee(side, filled before, qty, price)
+    bought = [s.fill_fee("buy", 0, 100, 20.0), s.fill_fee("buy", 100, 200, 20.0)]
+    assert bought == pytest.approx(buy, abs=1e-12)
+    assert [s.fill_fee("sell", 0, 100, 20.0), s.fill_fee("sell", 100, 99_900, 20.0)] == pytest.approx(
+        sell, abs=1e-9
+    )
+    with pytest.raises(ValueError, match="side must be buy or sell"):
+        s.fill_fee("short", 0, 1, 1.0)
 
 
 def test_ioc_fok_and_day_expiry_at_the_close() -> None:

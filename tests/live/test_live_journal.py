@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from hybridtrader.engine.events import OrderUpdate
-from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.engine.orders import Order, OrderRequest
 from hybridtrader.errors import StateError
 from hybridtrader.live.journal import Journal
 
@@ -16,8 +16,10 @@ def test_intents_updates_state_survive_a_reopen(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     j = Journal(path)
     r = OrderRequest("AAA", "buy", 10.0, "limit", "day", limit_price=9.5)
-    j.record_intent("ht-1", r, 100)
-    j.record_intent("ht-1", OrderRequest("AAA", "sell", 1.0), 200)  # a replayed decision keeps the first
+    order = Order("ht-1", "s1", "intraday", "entry", r, 100, 9.6, 2.5)
+    j.record_intent(order)
+    # a replayed decision keeps the first
+    j.record_intent(Order("ht-1", "s1", "intraday", "entry", OrderRequest("AAA", "sell", 1.0), 200, 9.0, 0.0))
     j.mark_sent("ht-1", 105)
     j.record_updates(
         [
@@ -32,6 +34,8 @@ def test_intents_updates_state_survive_a_reopen(tmp_path: Path) -> None:
     j = Journal(path)
     (intent,) = j.intents().values()
     assert intent.request == r and intent.decision_ns == 100 and intent.sent_ns == 105
+    assert intent.order() == Order("ht-1", "s1", "intraday", "entry", r, 100, 9.6, 2.5, updated_ns=100)
+    assert j.n_updates == 2
     assert [u.kind for u in j.updates()] == ["accepted", "partial_fill"]
     assert next(iter(j.fills())) == OrderUpdate(
         120, "ht-1", "AAA", "buy", "partial_fill", 4.0, 9.5, 0.01, 4.0, 6.0

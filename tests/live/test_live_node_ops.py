@@ -7,12 +7,9 @@ import threading
 from pathlib import Path
 
 import requests
-from hybridtrader.cli.live_cmd import _sessions_from
 from hybridtrader.config import Config
-from hybridtrader.credentials import alpaca_keys
-from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.journal import Journal
-from hybridtrader.live.node import Endpoints, LiveNode
+from hybridtrader.live.node import LiveNode
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
 from hybridtrader.venue import Venue
 
@@ -26,26 +23,16 @@ class Recorder:
 
 
 def _node(
-    cfg: Config, venue: Venue, journal: Path, on_bar_time, stop: threading.Event
+    make_node, cfg: Config, venue: Venue, journal: Path, on_bar_time, stop: threading.Event
 ) -> tuple[LiveNode, Recorder]:
-    base = venue.url
-    ep = Endpoints(base, base.replace("http://", "ws://") + "/stream", base, base, alpaca_keys(cfg, base))
     sink = Recorder()
-    node = LiveNode(
-        cfg,
-        ep,
-        sessions=_sessions_from(venue.clock.now_ns(), 1),
-        symbols=venue.market.names,
-        journal=Journal(journal),
-        stop=stop,
-        on_bar_time=on_bar_time,
-        alerts=EnhancedAlertManager(cfg, sinks=[sink]),
-        limiter=RateLimiter(cfg, rates=[(1_000_000, 60.0)]),
-    )
-    return node, sink
+    alerts = EnhancedAlertManager(cfg, sinks=[sink])
+    return make_node(cfg, venue, journal, stop=stop, on_bar_time=on_bar_time, alerts=alerts), sink
 
 
-def test_metrics_ready_and_a_stale_feed(live_venue: Venue, fast_retry_config: Config, tmp_path: Path) -> None:
+def test_metrics_ready_and_a_stale_feed(
+    live_venue: Venue, fast_retry_config: Config, make_node, tmp_path: Path
+) -> None:
     cfg = fast_retry_config
     cfg.execution.backoff.max_retries = 0  # a failed fetch fails now: the feed goes stale in market time
     cfg.live.max_feed_staleness_s = 180
@@ -72,7 +59,7 @@ def test_metrics_ready_and_a_stale_feed(live_venue: Venue, fast_retry_config: Co
         if i >= 150:
             stop.set()
 
-    node, sink = _node(cfg, live_venue, tmp_path / "j.sqlite", on_bar_time, stop)
+    node, sink = _node(make_node, cfg, live_venue, tmp_path / "j.sqlite", on_bar_time, stop)
     try:
         rec = node.start()
         assert rec.ok and node.ops is not None
@@ -106,7 +93,7 @@ def test_metrics_ready_and_a_stale_feed(live_venue: Venue, fast_retry_config: Co
     assert live_venue.broker.positions == {}
 
 
-def test_execution_lag_halts_entries_with_an_alert(live_venue: Venue, tmp_path: Path) -> None:
+def test_execution_lag_halts_entries_with_an_alert(live_venue: Venue, make_node, tmp_path: Path) -> None:
     cfg = Config()
     cfg.live.max_execution_lag_s = 0.2
     stop = threading.Event()
@@ -124,7 +111,7 @@ def test_execution_lag_halts_entries_with_an_alert(live_venue: Venue, tmp_path: 
         if t.n_bars // len(node.symbols) > 300:
             stop.set()
 
-    node, sink = _node(cfg, live_venue, tmp_path / "j.sqlite", on_bar_time, stop)
+    node, sink = _node(make_node, cfg, live_venue, tmp_path / "j.sqlite", on_bar_time, stop)
     try:
         node.start()
         node.run()

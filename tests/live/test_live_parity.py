@@ -4,7 +4,8 @@ the fill simulator fed the session's quotes, and (b) through the live node again
 times) and the same fills (quantities, prices, times).
 
 Both sides use the venue's execution settings: no latency between the order's arrival and the book (the
-node's own network time is real), no market impact, no fees (Alpaca's stream reports none per fill)."""
+node's own network time is real), no market impact; and the same fees (a commission, SEC fee and TAF on
+sells): the simulator charges them in the backtest, the node charges each live fill by the same rule."""
 
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ class QuoteBroker:
 
 def _config() -> Config:
     return with_overrides(Config(), [
-        "execution.fills.sec_fee_rate=0", "execution.fills.taf_per_share=0", "execution.fills.impact=false",
+        "execution.fills.commission_per_share=0.005", "execution.fills.commission_min=1.0",
+        "execution.fills.impact=false",
         "execution.fills.entry_latency_ms=0", "execution.fills.ack_latency_ms=0", "live.use_models=false",
     ])  # fmt: skip
 
@@ -154,7 +156,8 @@ def test_backtest_and_live_node_trade_alike(live_venue: Venue, tmp_path: Path) -
     assert backtest.orders.height > 5 and backtest.fills.height > 5
     assert live.orders.select(cols).equals(backtest.orders.select(cols))
     us = pl.col("ts").dt.truncate("1us")  # the venue's wire times carry microseconds
-    fcols = ["client_order_id", "symbol", "side", "qty", "price"]
+    fcols = ["client_order_id", "symbol", "side", "qty", "price", "fee"]
+    assert backtest.fills.filter(pl.col("side") == "sell")["fee"].min() > 1.0  # commission + SEC + TAF
     assert (
         live.fills.with_columns(us)
         .select("ts", *fcols)

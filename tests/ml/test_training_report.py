@@ -81,3 +81,15 @@ def test_cli_train_with_permutations_reports_them(tmp_path, capsys, monkeypatch)
     page = (tmp_path / "r" / "index.html").read_text()
     assert "1 retrainings on labels shuffled within each validation block" in page
     assert "regime_reversion 0.5" in page and "seed 4" in page  # provenance of the synthetic market
+
+
+def test_report_of_a_strategy_rejected_without_training(tmp_path) -> None:
+    """Too few samples: `not_trained`'s result has no equity columns; the report still renders, with an
+    empty chart and the reason (it used to raise ColumnNotFoundError and lose the run)."""
+    from hybridtrader.ml.pipeline import not_trained
+
+    r = not_trained("s", "only 65 labelled samples with complete features (need 100)", ["a"], GatesConfig())
+    page = write_report([r], tmp_path).read_text()
+    assert "only 65 labelled samples" in page and "rejected (challenger)" in page
+    svg = (tmp_path / "s_equity.svg").read_text()
+    assert svg.startswith("<svg") and "polyline" not in svg

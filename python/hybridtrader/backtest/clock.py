@@ -1,11 +1,8 @@
-"""Clocks: simulated time for backtests, the wall clock for live trading."""
+"""Simulated time for backtests (the live node's wall clock is `hybridtrader.live.feed.WallClock`)."""
 
 from __future__ import annotations
 
-import time
-
 from hybridtrader.errors import StateError
-from hybridtrader.market.timeconv import NS_PER_SECOND
 
 
 class SimClock:
@@ -22,14 +19,3 @@ class SimClock:
             raise StateError(f"SimClock: cannot go back from {self._now} to {ts_ns}")
         self._now = int(ts_ns)
 
-
-class WallClock:
-    """The machine's UTC clock; `advance_to` sleeps until the time has come."""
-
-    def now_ns(self) -> int:
-        return time.time_ns()
-
-    def advance_to(self, ts_ns: int) -> None:
-        wait = (ts_ns - time.time_ns()) / NS_PER_SECOND
-        if wait > 0:
-            time.sleep(wait)

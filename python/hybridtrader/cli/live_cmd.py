@@ -1,9 +1,15 @@
 """`hybridtrader live`: the long-running trader; `hybridtrader live status`: what a node is doing.
 
 With no Alpaca keys it trades the local venue: one it starts in a child process on the synthetic market
-(`live.symbols`, `live.sessions`, `live.seed`), or a running one (`--venue URL`). The node keeps its
-journal under `<data_dir>/live/` (or `live.journal`); a restarted node resumes the journal's run when its
-venue is still up, and otherwise starts a new run (the old journal is kept beside, renamed).
+(`live.symbols`, `live.sessions`, `live.seed`), or a running one (`--venue URL`), in lockstep with its replay
+clock. The node keeps its journal under `<data_dir>/live/` (or `live.journal`); a restarted node resumes
+the journal's run when its venue is still up, and otherwise starts a new run (the old journal is kept
+beside, renamed).
+
+With Alpaca keys (and `alpaca.trading_url`, `data_url`, `stream_url`: the keys go only there) it trades that
+account in real time: `live.watchlist`'s bars from the market data stream, orders through the trading API,
+`live.sessions` sessions from today (or until `--duration` wall seconds have passed, or SIGTERM). Its
+journal is `<data_dir>/live/alpaca.sqlite`; a restart resumes the journal's run while its sessions last.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 import requests
 import yaml
+from alpaca.trading.client import TradingClient
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -30,10 +37,11 @@ from hybridtrader.config import Config, load_config
 from hybridtrader.credentials import alpaca_keys
 from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.execution.rate_limiter import RateLimiter
+from hybridtrader.live.feed import WallClock
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.node import Endpoints, LiveNode
 from hybridtrader.market.calendar import NEW_YORK, sessions
-from hybridtrader.market.timeconv import from_utc_ns
+from hybridtrader.market.timeconv import from_utc_ns, utc_ns
 
 MINUTES_PER_SESSION = 390
 VENUE_BUDGET_PER_MINUTE = 1_000_000  # requests per key: a replay runs hundreds of market minutes a minute
@@ -55,7 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--speed", type=float, help="market seconds per wall second (default: finish in --duration)"
     )
     p.add_argument(
-        "--duration", type=float, help="wall seconds the run should take (default live.duration_s)"
+        "--duration",
+        type=float,
+        help="wall seconds the run should take (the local venue, default live.duration_s); with Alpaca "
+        "keys: stop after this many",
     )
     p.add_argument("--venue", help="URL of a running local venue to trade (default: start one)")
     p.add_argument("--journal", help="journal path (default live.journal or <data_dir>/live/journal.sqlite)")
@@ -65,7 +76,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _journal_path(cfg: Config, arg: str | None) -> Path:
     if arg:
         return Path(arg)
-    return cfg.live.journal if cfg.live.journal is not None else cfg.data_dir / "live" / "journal.sqlite"
+    name = "alpaca.sqlite" if cfg.alpaca.has_keys else "journal.sqlite"
+    return cfg.live.journal if cfg.live.journal is not None else cfg.data_dir / "live" / name
+
+
+def _set_aside(path: Path, console: Console) -> None:
+    """Keep a finished run's journal beside, renamed, for a new run."""
+    aside = path.with_name(f"{path.stem}-{int(time.time())}{path.suffix}")
+    for ext in ("", "-wal", "-shm"):
+        side = Path(str(path) + ext)
+        if side.exists():
+            side.rename(Path(str(aside) + ext))
+    console.print(f"new run: the previous journal is kept as {aside}")
 
 
 def _alive(url: str) -> dict[str, Any] | None:
@@ -116,6 +138,18 @@ def start_venue(
     raise StateError(f"the local venue exited ({proc.wait()}) before it listened")
 
 
+def venue_endpoints(cfg: Config, venue_url: str) -> Endpoints:
+    """Where a node trades the local venue at `venue_url`: its REST, trade_updates stream and replay clock."""
+    base = venue_url.rstrip("/")
+    return Endpoints(
+        trading_url=base,
+        trading_stream_url=_websocket(base) + "/stream",
+        data_url=base,
+        venue_url=base,
+        keys=alpaca_keys(cfg, base),
+    )
+
+
 def _sessions_from(now_ns: int, n: int) -> list:
     first = from_utc_ns(now_ns).astimezone(NEW_YORK).date()
     return sessions(first, first + timedelta(days=7 * n + 7))[:n]
@@ -126,12 +160,9 @@ def run(args: argparse.Namespace) -> int:
     path = _journal_path(cfg, args.journal)
     if args.action == "status":
         return status(path)
-    if cfg.alpaca.has_keys:
-        raise ConfigError(
-            "live: trading Alpaca (keys configured) needs the streaming feed, which this node "
-            "does not have yet; remove alpaca.api_key/secret_key to trade the local venue"
-        )
     console = Console(stderr=True)
+    if cfg.alpaca.has_keys:
+        return _run_alpaca(cfg, args, path, console)
     n_sessions = args.sessions or cfg.live.sessions
     n_symbols = args.symbols or cfg.live.symbols
     venue_url, venue_pid = args.venue, None
@@ -144,12 +175,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"resuming the run in {path} on {venue_url}")
     if venue_url is None:
         if path.exists():
-            aside = path.with_name(f"{path.stem}-{int(time.time())}{path.suffix}")
-            for ext in ("", "-wal", "-shm"):
-                side = Path(str(path) + ext)
-                if side.exists():
-                    side.rename(Path(str(aside) + ext))
-            console.print(f"new run: the previous journal is kept as {aside}")
+            _set_aside(path, console)
         console.print(
             f"starting the local venue: synthetic market, {n_symbols} symbols, {n_sessions} sessions"
         )
@@ -190,15 +216,85 @@ def _trade(
     speed = args.speed or cfg.live.speed
     if speed is None:
         speed = len(days) * MINUTES_PER_SESSION * 60 / (args.duration or cfg.live.duration_s)
-    base = venue_url.rstrip("/")
-    endpoints = Endpoints(
-        trading_url=base,
-        trading_stream_url=base.replace("http://", "ws://") + "/stream",
-        data_url=base,
-        venue_url=base,
-        keys=alpaca_keys(cfg, base),
+    endpoints = venue_endpoints(cfg, venue_url)
+    # the local venue's request budget (the one this command starts allows a lockstep replay's pace)
+    budget = VENUE_BUDGET_PER_MINUTE if venue_pid is not None else cfg.venue.rate_limit_per_minute
+    return _run_node(
+        cfg,
+        endpoints,
+        journal,
+        days,
+        list(info["symbols"])[:n_symbols],
+        console,
+        threading.Event(),
+        speed=speed,
+        limiter=RateLimiter(cfg, rates=[(budget, 60.0)]),
     )
+
+
+def _run_alpaca(cfg: Config, args: argparse.Namespace, path: Path, console: Console) -> int:
+    """Alpaca keys configured: trade the configured account in real time."""
+    a, live = cfg.alpaca, cfg.live
+    missing = [f"alpaca.{k}" for k in ("trading_url", "data_url", "stream_url") if getattr(a, k) is None]
+    if missing:
+        raise ConfigError(
+            f"live: Alpaca keys are configured but {', '.join(missing)} not: the keys go only to the URLs "
+            "configured beside them"
+        )
+    if not live.watchlist:
+        raise ConfigError("live.watchlist: trading Alpaca needs the symbols to trade, e.g. [AAPL, MSFT]")
+    assert a.trading_url is not None and a.data_url is not None and a.stream_url is not None
+    trading = a.trading_url.rstrip("/")
+    endpoints = Endpoints(
+        trading_url=trading,
+        trading_stream_url=_websocket(trading) + "/stream",
+        data_url=a.data_url,
+        venue_url=None,
+        keys=alpaca_keys(cfg, trading),
+        data_stream_url=a.stream_url,
+    )
+    if live.clock_speed == 1.0:
+        clock = WallClock()
+    else:  # a local venue serving its market faster than real time: follow its clock
+        market = TradingClient(*endpoints.keys, paper=a.paper, url_override=trading).get_clock()
+        clock = WallClock(utc_ns(market.timestamp), live.clock_speed)
+    days = _sessions_from(clock.now_ns(), args.sessions or live.sessions)
+    if path.exists():
+        j = Journal(path)
+        run = j.get("run") or {}
+        j.close()
+        if not run.get("sessions") or run["sessions"][-1] < days[0].isoformat():
+            _set_aside(path, console)  # that run's sessions are over
+        else:
+            console.print(f"resuming the run in {path}")
     stop = threading.Event()
+    if args.duration:
+        timer = threading.Timer(args.duration, stop.set)
+        timer.daemon = True
+        timer.start()
+    summary = _run_node(
+        cfg, endpoints, Journal(path), days, list(live.watchlist), console, stop, clock=clock
+    )
+    _print_summary(summary, console)
+    return 0
+
+
+def _websocket(url: str) -> str:
+    """The WebSocket URL of an HTTP one (https -> wss, http -> ws)."""
+    return "ws" + url[len("http") :] if url.startswith("http") else url
+
+
+def _run_node(
+    cfg: Config,
+    endpoints: Endpoints,
+    journal: Journal,
+    days: list,
+    symbols: list[str],
+    console: Console,
+    stop: threading.Event,
+    **node_options: Any,
+) -> dict[str, Any]:
+    """Run a node until its sessions end or a SIGTERM/Ctrl-C (`stop`), with progress; its summary."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     progress = Progress(
@@ -220,24 +316,16 @@ def _trade(
             description=f"{t.session} equity {t.ledger.equity():,.0f} fills {len(t.fills)}",
         )
 
-    # the local venue's request budget (the one this command starts allows a lockstep replay's pace)
-    budget = VENUE_BUDGET_PER_MINUTE if venue_pid is not None else cfg.venue.rate_limit_per_minute
     node = LiveNode(
-        cfg,
-        endpoints,
-        sessions=days,
-        symbols=list(info["symbols"])[:n_symbols],
-        journal=journal,
-        speed=speed,
-        stop=stop,
-        on_bar_time=tick,
-        limiter=RateLimiter(cfg, rates=[(budget, 60.0)]),
-    )
+        cfg, endpoints, sessions=days, symbols=symbols, journal=journal, stop=stop, on_bar_time=tick,
+        **node_options,
+    )  # fmt: skip
     try:
         rec = node.start()
         assert node.ops is not None and node.trader is not None
         console.print(
-            f"trading on {endpoints.trading_url} (stream {endpoints.trading_stream_url}); "
+            f"trading on {endpoints.trading_url} (stream {endpoints.trading_stream_url}), market data "
+            f"{endpoints.data_url} (stream {endpoints.data_stream_url or 'none: the replay clock'}); "
             f"metrics on {node.ops.url}/metrics"
         )
         for s in node.trader.strategies:
@@ -247,6 +335,8 @@ def _trade(
             f"intents found at the broker, {len(rec.never_sent)} never sent, "
             f"{rec.fills_since_journal} fills since the journal's last entry"
         )
+        if node.abandoned:
+            console.print(f"{len(node.abandoned)} journaled orders never reached the broker: abandoned")
         with progress:
             return node.run()
     finally:

@@ -1,8 +1,9 @@
 """`hybridtrader run`: the main job, end to end on local parts (no keys, no network beyond loopback).
 
 Starts the local venue on a seeded synthetic market, fetches its 1-minute bars over HTTP into a bar store,
-trains and gates both seed strategies (MLflow), trades the last session with the promoted models through
-the venue's trading API, and prints a summary (also written to `<out>/summary.json`).
+trains and gates both seed strategies (MLflow), trades the last session with the live node (the engine that
+`hybridtrader live` runs) and the promoted models through the venue's trading API and trade_updates stream,
+and prints a summary (also written to `<out>/summary.json`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -53,12 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=0.0,
         help="planted reversal in volatile minutes, continuation in calm ones, in [0, 1) (default 0)",
-    )
-    p.add_argument(
-        "--max-trades",
-        type=int,
-        default=30,
-        help="at most this many trades in the traded session (API budget; default 30)",
     )
     p.set_defaults(run=run)
 
@@ -131,14 +127,18 @@ class RichReporter:
         else:
             self.console.print(f"models: {', '.join(f'{k} ({v})' for k, v in s['models'].items())}")
         self.console.print(
-            f"{s['signals']} signals, {s['trades']} trades; skipped: "
+            f"{s['orders']} orders ("
+            + (", ".join(f"{k} {v}" for k, v in s["orders_by_leg"].items()) or "none")
+            + "); skipped: "
             + (", ".join(f"{k} {v}" for k, v in s["skipped"].items()) or "none")
         )
+        for event in s["events"]:
+            self.console.print(event)
         sp = s["spreads"]
         self.console.print(
             f"slippage model: ADV and daily volatility of {s['slippage_symbols_calibrated']} symbols from "
             f"daily bars, spreads from {sp['quote_bars']:,} quote bars ({sp['quotes']:,} quotes of "
-            f"{sp['session']}); learned from {s['slippage_learned_fills']} fills after the session"
+            f"{sp['session']}); learned from each of the session's {s['fills']} fills"
         )
         self.console.print(
             "earnings blackout today: "
@@ -146,34 +146,25 @@ class RichReporter:
             + f"; api calls while trading: {s['api_calls']} (rate limited)"
         )
         if orders.height:
-            from hybridtrader.pipeline.session_trader import fills_by_leg
-
             t = Table(
                 title="fills per trade leg (slippage vs the decision price, bps; filled-share weighted)"
             )
-            for c in (
-                "NY time",
-                "symbol",
-                "leg",
-                "side",
-                "orders",
-                "filled",
-                "avg px",
-                "fcst bps",
-                "real bps",
-            ):
-                t.add_column(c, justify="left" if c in ("symbol", "leg", "side") else "right")
+            for c in ("NY time", "strategy", "symbol", "trade", "leg", "side", "orders", "filled", "avg px",
+                      "fcst bps", "real bps"):  # fmt: skip
+                t.add_column(c, justify="left" if c in ("strategy", "symbol", "leg", "side") else "right")
             for o in fills_by_leg(orders).iter_rows(named=True):
                 t.add_row(
                     f"{o['decision_ts'].astimezone(NEW_YORK):%H:%M}",
+                    o["strategy"],
                     o["symbol"],
-                    o["role"],
+                    str(o["trade"]),
+                    o["leg"],
                     o["side"],
                     str(o["orders"]),
                     f"{o['filled_qty']:g}/{o['qty']:g}",
                     _num(o["avg_price"], ".2f"),
                     _num(o["forecast_bps"], ".1f"),
-                    _num(o["realised_bps"], ".1f"),
+                    _num(o["realized_bps"], ".1f"),
                 )
             self.console.print(t)
             self.console.print(f"every order: {r['orders_path']}")
@@ -197,16 +188,22 @@ class RichReporter:
             verdict = "promoted" if r["promoted"] else f"rejected ({', '.join(failed)})"
             rows.append((f"model {r['strategy']}", f"{verdict}; {r['model_id'] or 'not registered'}"))
         rows += [
-            ("traded session", f"{tr['session']}: {tr['signals']} signals, {tr['trades']} trades"),
+            ("traded session", f"{tr['session']}: " + (", ".join(tr["models"]) or "no strategy traded")),
             ("orders", f"{tr['orders']} sent, {tr['filled_orders']} filled ({tr['filled_shares']:g} shares)"),
             (
                 "slippage (bps)",
                 f"forecast {_num(tr['forecast_bps_mean'], '.2f')}, "
-                f"realised {_num(tr['realised_bps_mean'], '.2f')} (mean of filled orders)",
+                f"realized {_num(tr['realized_bps_mean'], '.2f')} (mean of filled orders)",
             ),
-            ("PnL", f"{tr['pnl']:+,.2f} (equity {tr['start_equity']:,.2f} -> {tr['end_equity']:,.2f})"),
-            ("flattened", tr["flattened"] or "never (no session close reached)"),
-            ("positions after close", str(tr["positions_after_close"])),
+            (
+                "PnL",
+                f"{tr['pnl']:+,.2f} (account equity {tr['start_equity']:,.2f} -> {tr['end_equity']:,.2f}"
+                + (f"; the engine's ledger {tr['ledger_equity']:,.2f})" if "ledger_equity" in tr else ")"),
+            ),
+            (
+                "positions after close",
+                ", ".join(f"{k} {v:g}" for k, v in tr["positions_after_close"].items()) or "flat",
+            ),
             ("time", ", ".join(f"{k} {v:.1f} s" for k, v in s["seconds"].items())),
         ]
         rows += [(f"file: {k}", v) for k, v in s["files"].items()]
@@ -218,12 +215,39 @@ class RichReporter:
         self.console.print(t)
 
 
+def fills_by_leg(orders: pl.DataFrame) -> pl.DataFrame:
+    """Orders (the engine's ORDER_SCHEMA, in the order sent) summed per trade leg: `trade` numbers the
+    entries of a strategy in a symbol (an entry is its leg "entry", or its first slice "entry.0"), and an
+    entry's slices ("entry.1", ...) count with it. First decision time, shares sent and filled, average
+    fill price, and forecast / realized bps weighted by filled shares."""
+    w = pl.col("filled_qty")
+    starts = pl.col("leg").is_in(["entry", "entry.0"])
+    return (
+        orders.with_columns(
+            pl.col("leg").str.split(".").list.first(),
+            trade=starts.cum_sum().over("strategy", "symbol"),
+        )
+        .group_by("strategy", "symbol", "trade", "leg", maintain_order=True)
+        .agg(
+            pl.col("decision_ts").min(),
+            pl.col("side").first(),
+            pl.len().alias("orders"),
+            pl.col("qty").sum(),
+            w.sum().alias("filled_qty"),
+            ((pl.col("avg_price") * w).sum() / w.sum()).alias("avg_price"),
+            ((pl.col("forecast_bps") * w).sum() / w.sum()).alias("forecast_bps"),
+            ((pl.col("realized_bps") * w).sum() / w.sum()).alias("realized_bps"),
+        )
+        .sort("decision_ts", maintain_order=True)
+    )
+
+
 def _num(v: float | None, fmt: str) -> str:
     return "-" if v is None or v != v else format(v, fmt)
 
 
 def run(args: argparse.Namespace) -> int:
-    from hybridtrader.pipeline.run import RunSettings, run_pipeline
+    from hybridtrader.cli.run_job import RunSettings, run_job
 
     cfg = load_config(args.config)
     settings = RunSettings(
@@ -235,7 +259,6 @@ def run(args: argparse.Namespace) -> int:
         mean_reversion=args.mean_reversion,
         trend=args.trend,
         regime_reversion=args.regime_reversion,
-        max_trades=args.max_trades,
     )
-    run_pipeline(cfg, settings, RichReporter(Console()))
+    run_job(cfg, settings, RichReporter(Console()))
     return 0

@@ -18,12 +18,14 @@ Life of a strategy in the engine (backtest and live alike):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from hybridtrader.config import Config
+from hybridtrader.errors import StateError
 
 if TYPE_CHECKING:
     from hybridtrader.engine.events import OrderUpdate
@@ -113,3 +115,14 @@ class Strategy(ABC):
 
     def on_session_close(self, ctx: Context) -> None:
         return None
+
+    def state(self) -> dict[str, Any]:
+        """What the strategy carries from one bar time to the next, as JSON-able data: the live node
+        journals it at bar boundaries and gives it back to `restore` after a restart. A strategy that
+        carries something overrides both; this one carries nothing."""
+        return {}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back what `state` returned."""
+        if state:
+            raise StateError(f"strategy {self.name}: journaled state {sorted(state)} it cannot take back")

@@ -34,7 +34,7 @@ re-uses its id.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -628,6 +628,66 @@ class Trader:
             at = from_utc_ns(self.now_ns).astimezone(NEW_YORK)
             what = f"{closed} positions closed, {canceled} orders canceled"
             self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
+
+    def warm_up(self, bars: pl.DataFrame) -> None:
+        """Closed bars from before the feed's first (BAR_SCHEMA, sorted by ts then symbol) as the strategies'
+        history, which their features warm up on (a live node starting mid-stream); nothing trades on them."""
+        if self._history_bars and bars.height:
+            self._history = _tail_per_symbol(bars, self._history_bars)
+
+    # -------------------------------------------------------------------------------- checkpoints
+    def checkpoint(self) -> dict[str, Any]:
+        """This bar boundary's state that orders and their updates cannot rebuild, as JSON-able data (a
+        live node journals it): the slippage model's learned state, the breaker, each strategy's `state()`,
+        the session's flattened books, the scheduled child orders, the marks and the marked equity."""
+        return {
+            "now_ns": self.now_ns,
+            "session": None if self.session is None else self.session.isoformat(),
+            "flattened": sorted(self._flattened),
+            "schedule": self.schedule,
+            "marks": self.ledger.marks,
+            "equity": self.equity,
+            "slippage": self.slippage.to_json(),
+            "breaker": self.exposure.breaker_state(),
+            "strategies": {s.name: s.state() for s in self.strategies},
+        }
+
+    def resume(
+        self,
+        checkpoint: dict[str, Any] | None,
+        orders: Iterable[Order],
+        updates: Sequence[OrderUpdate],
+        seen: int,
+    ) -> None:
+        """Continue after a restart without replaying bars: the `orders` sent before are known again (open
+        ones as pending exposure) and `updates` (every update booked before, in order) go through the
+        ledger, exposure and order states as when they happened. The `checkpoint` (None: none was taken)
+        already includes the first `seen` updates, so the slippage model, breaker and strategies are
+        restored from it after those and learn from the rest only."""
+        if checkpoint is not None:
+            self.ledger.marks.update(checkpoint["marks"])
+        for order in orders:
+            self.orders[order.client_order_id] = order
+            self.open[order.client_order_id] = order
+            self.sent.append(order.client_order_id)
+            self._add_pending(order, order.request.sign * order.request.qty)
+        for u in updates[:seen]:
+            self._on_update(u)
+        if checkpoint is not None:
+            if checkpoint["session"] is not None:
+                self._session_opened(date.fromisoformat(checkpoint["session"]))
+                self._flattened = set(checkpoint["flattened"])
+            self.now_ns = int(checkpoint["now_ns"])
+            self.equity = float(checkpoint["equity"])
+            due = checkpoint["schedule"]
+            self.schedule = [(int(ts), name, sym, float(q), leg) for ts, name, sym, q, leg in due]
+            self.slippage.load_json(checkpoint["slippage"], "the journal's checkpoint")
+            self.exposure.restore_breaker_state(checkpoint["breaker"])
+            for s in self.strategies:
+                if s.name in checkpoint["strategies"]:  # a strategy added since starts afresh
+                    s.restore(checkpoint["strategies"][s.name])
+        for u in updates[seen:]:
+            self._on_update(u)
 
     def poll_broker(self, now_ns: int) -> None:
         """Apply the broker's updates up to `now_ns` outside the bar loop (a live node shutting down)."""

@@ -123,6 +123,12 @@ class FillSimulator:
         self._names: list[str] = []
         self._session = (0, 0)  # the last session looked up: (open, close) ns
 
+    def fill_fee(self, side: str, before: float, qty: float, price: float) -> float:
+        """Fees (USD) of one fill of `qty` shares at `price` on an order that had filled `before` shares:
+        the commission's increment plus, on sells, the SEC fee and the TAF (the rule in the module
+        docstring), for a fill made elsewhere, e.g. by a live broker."""
+        return self._core.fill_fee(side, before, qty, price)
+
     # ------------------------------------------------------------------------------ symbols
     def _code(self, symbol: str) -> int:
         code = self._codes.get(symbol)

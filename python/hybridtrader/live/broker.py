@@ -13,7 +13,9 @@ local venue, which speaks the same API).
 - `history(after_ns)` rebuilds every order's updates from REST alone: a restarted node replays them.
 
 Alpaca reports no per-fill fee on the stream (commission-free; the SEC/TAF fees show up later as account
-activities), so live fills book fee 0.
+activities), so each fill is charged by the fee rule given (`fees`: the fill simulator's own rule on the
+configured `execution.fills` costs: commission, and SEC fee + TAF on sells), and the ledger and journal
+carry the fees the backtest would charge.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +49,7 @@ from alpaca.trading.stream import TradingStream
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import BrokerError
+from hybridtrader.execution.fills import FillSimulator
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.market.timeconv import NS_PER_MINUTE, from_utc_ns, rfc3339, to_utc, utc_ns
 
@@ -102,8 +105,11 @@ class AlpacaBroker:
         limiter: RateLimiter | None = None,
         paper: bool = True,
         on_request: Callable[[str, float], None] | None = None,
+        fees: FillSimulator | None = None,
     ) -> None:
+        """`fees`: whose `fill_fee` charges each fill (None: fills carry the fee the broker reports)."""
         key, secret = keys
+        self.fees = fees
         self.trading_url, self.stream_url = trading_url, stream_url
         self.client = TradingClient(key, secret, paper=paper, url_override=trading_url)
         self.client._retry = 0  # our limiter retries, reading the server's reset hints
@@ -136,6 +142,15 @@ class AlpacaBroker:
         finally:
             if self.on_request is not None:
                 self.on_request(name, time.perf_counter() - t0)
+
+    def _read(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """A call whose refusal nothing can work around (unknown keys, a forbidden account): one
+        BrokerError line naming the call and the status, not alpaca-py's APIError."""
+        try:
+            return self._call(name, fn, *args)
+        except APIError as e:
+            status = e.status_code or "an error"
+            raise BrokerError(f"{name} at {self.trading_url}: answered {status}: {_message(e)}") from e
 
     def connect(self) -> None:
         """Start listening to trade_updates (on a daemon thread with its own event loop)."""
@@ -311,6 +326,8 @@ class AlpacaBroker:
             added = u.filled_qty - seen.filled
             if added <= _EPS or abs(added - u.qty) > _EPS:
                 return None
+            if self.fees is not None:
+                u = replace(u, fee=self.fees.fill_fee(u.side, seen.filled, u.qty, u.price))
             seen.filled = u.filled_qty
             seen.notional += u.qty * u.price
             if u.kind == "fill":
@@ -438,7 +455,7 @@ class AlpacaBroker:
                 direction="asc",
                 after=from_utc_ns(after) if after > 0 else None,
             )
-            page = self._call("get_orders", self.client.get_orders, req)
+            page = self._read("get_orders", self.client.get_orders, req)
             fresh = [o for o in page if str(o.id) not in ids]
             out.extend(fresh)
             ids.update(str(o.id) for o in fresh)
@@ -453,24 +470,24 @@ class AlpacaBroker:
         if after_ns > 0:
             params["after"] = rfc3339(after_ns - 1000)
         while True:
-            page = self._call("get_activities", self.client.get, "/account/activities/FILL", dict(params))
+            page = self._read("get_activities", self.client.get, "/account/activities/FILL", dict(params))
             out.extend(page)
             if len(page) < 100:
                 return out
             params["page_token"] = page[-1]["id"]
 
     def positions(self) -> dict[str, float]:
-        return {p.symbol: float(p.qty) for p in self._call("get_positions", self.client.get_all_positions)}
+        return {p.symbol: float(p.qty) for p in self._read("get_positions", self.client.get_all_positions)}
 
     def shortability(self) -> pl.DataFrame:
         """(symbol, shortable) of every active asset (`GET /v2/assets`)."""
-        assets = self._call("get_assets", self.client.get_all_assets)
+        assets = self._read("get_assets", self.client.get_all_assets)
         return pl.DataFrame(
             {"symbol": [a.symbol for a in assets], "shortable": [bool(a.shortable) for a in assets]}
         )
 
     def account(self) -> dict[str, float]:
-        a = self._call("get_account", self.client.get_account)
+        a = self._read("get_account", self.client.get_account)
         return {"cash": float(a.cash), "equity": float(a.equity)}
 
     def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:

@@ -1,6 +1,14 @@
-"""The node's clock and feed when it trades the local venue's replayed market in lockstep.
+"""The node's clocks and feeds: the wall clock and the live stream (trading in real time), or the local
+venue's replay clock and its REST bars in lockstep.
 
-`VenueClock` is the venue's replay clock, moved by the node (`POST /venue/clock`): market time only
+`WallClock` is time as it passes: UTC wall time, or (to trade a local venue serving its market faster than
+real time) market time = origin + elapsed wall time x speed. `StreamFeed` yields one `BarBatch` per bar
+time of the trading sessions from the live trade stream (`StreamingAdapter`: bars built from trades, only
+closed ones, gaps rebuilt from REST, failover between sources), once the clock has passed the bar's close
+plus the stream's watermark and a grace for the bars to arrive. Bars that arrive after their bar time was
+handed to the engine are counted (`late_bars`) and not traded: the engine never goes back in time.
+
+Lockstep: `VenueClock` is the venue's replay clock, moved by the node (`POST /venue/clock`): market time only
 passes when the node has finished a bar time, so a node that is killed and restarted finds the market
 where it left it, and a run is the same however fast the machine is. `--speed` paces it against the wall
 (market seconds per wall second).
@@ -14,15 +22,20 @@ them without sending anything.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import queue
 import threading
 import time
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import numpy as np
 import polars as pl
 import requests
 
+from hybridtrader.config import Config
 from hybridtrader.data.alpaca_client import AlpacaClient, FetchError
 from hybridtrader.engine.events import BarBatch
 from hybridtrader.errors import BrokerError, DataError
@@ -30,6 +43,159 @@ from hybridtrader.execution.rate_limiter import RateLimitError
 from hybridtrader.market.calendar import session_bounds
 from hybridtrader.market.schema import BAR_SCHEMA
 from hybridtrader.market.timeconv import NS_PER_MINUTE, NS_PER_SECOND, rfc3339, utc_ns
+from hybridtrader.stream.adapter import StreamingAdapter
+
+log = logging.getLogger(__name__)
+
+
+
+class WallClock:
+    """The engine's Clock as time passes. `WallClock()` is UTC wall time; `WallClock(origin_ns, speed)`
+    is market time origin_ns + (wall seconds since construction) x speed x 1e9 (a local venue serving its
+    market `speed` times faster than real time). `advance_to` waits until the time has come (returns
+    early when `stop` is set); it never moves time."""
+
+    def __init__(
+        self, origin_ns: int | None = None, speed: float = 1.0, stop: threading.Event | None = None
+    ) -> None:
+        if not speed > 0:
+            raise ValueError(f"WallClock: speed must be > 0, got {speed!r}")
+        self.origin_ns, self.speed = origin_ns, speed
+        self.stop = stop or threading.Event()
+        self._wall0 = time.monotonic()
+
+    def now_ns(self) -> int:
+        if self.origin_ns is None:
+            return time.time_ns()
+        return self.origin_ns + int((time.monotonic() - self._wall0) * self.speed * NS_PER_SECOND)
+
+    def wall_seconds(self, market_ns: int) -> float:
+        """Wall seconds that `market_ns` of this clock's time take."""
+        return market_ns / NS_PER_SECOND / self.speed
+
+    def advance_to(self, ts_ns: int) -> None:
+        while not self.stop.is_set():
+            wait = self.wall_seconds(ts_ns - self.now_ns())
+            if wait <= 0:
+                return
+            self.stop.wait(min(wait, 1.0))  # re-read the clock: wall time may be stepped meanwhile
+
+
+class StreamFeed:
+    """Bars per bar time of `sessions` for `symbols` from the live trade stream (Alpaca's data stream at
+    `stream_url`, with its keys), on a thread running the stream's event loop; `start()` connects and
+    subscribes, `close()` stops it. Bar times begun before the feed starts are not traded.
+    `last_data_ns` is the close of the last bar time that had bars (for staleness); `error` names the
+    stream's sources that were down at the last bar time without bars."""
+
+    replaying = False  # the past cannot be replayed in real time
+
+    def __init__(
+        self,
+        config: Config,
+        clock: WallClock,
+        symbols: list[str],
+        sessions: list[date],
+        *,
+        stream_url: str,
+        rest: AlpacaClient,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.config, self.clock = config, clock
+        self.symbols, self.sessions = symbols, sessions
+        self.stream_url = stream_url
+        self.stop = stop or threading.Event()
+        self.adapter = StreamingAdapter(config, clock=clock.now_ns, rest=rest)
+        self.every_ns = self.adapter.every_ns
+        cfg = self.adapter.cfg
+        # after a bar's close: the stream's watermark (market time), then a few flushes (wall time)
+        self.watermark_ns = cfg.watermark_ms * 1_000_000
+        self.grace_s = 3 * cfg.flush_interval_ms / 1000 + 0.05
+        self.last_data_ns = 0
+        self.late_bars = 0
+        self.error = ""
+        self._bars: queue.SimpleQueue[pl.DataFrame] = queue.SimpleQueue()
+        self._pending: list[pl.DataFrame] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Connect to the stream and subscribe the symbols' trades; StreamError when it cannot."""
+        loop = self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name="live-stream", daemon=True)
+        self._thread.start()
+
+        async def handler(frame: pl.DataFrame) -> None:
+            self._bars.put(frame)
+
+        async def connect() -> None:
+            self.adapter.on_bar(handler)
+            await self.adapter.connect_alpaca(self.config.alpaca.feed, url=self.stream_url)
+            await self.adapter.subscribe_trades(self.symbols)
+
+        asyncio.run_coroutine_threadsafe(connect(), loop).result(timeout_s)
+
+    def close(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.adapter.close(), loop).result(10.0)
+        except Exception as e:  # closing must not hide why the node stopped
+            log.warning("closing the stream: %s", e)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        self._loop = self._thread = None
+
+    def stats(self) -> dict[str, Any]:
+        """What `live status` shows of the stream: bars delivered (backfilled from REST), bars too late to
+        trade, reconnects and failovers."""
+        st = self.adapter.stats()
+        keys = ("bars", "bars_backfilled", "reconnects", "failovers")
+        return {**{k: st[k] for k in keys}, "late_bars": self.late_bars, "active": st["active"]}
+
+    def bar_times(self, session: date) -> range:
+        open_dt, close_dt = session_bounds(session)
+        return range(utc_ns(open_dt), utc_ns(close_dt), self.every_ns)
+
+    def _take(self, t: int) -> pl.DataFrame:
+        """The closed bars of bar time `t` received so far (later ones stay pending; earlier ones are
+        late), sorted by symbol."""
+        while True:
+            try:
+                self._pending.append(self._bars.get_nowait())
+            except queue.Empty:
+                break
+        if not self._pending:
+            return pl.DataFrame(schema=BAR_SCHEMA)
+        frame = pl.concat(self._pending, how="vertical_relaxed").filter(~pl.col("partial"))
+        ts = pl.col("ts").dt.epoch("ns")
+        self.late_bars += frame.filter(ts < t).height
+        self._pending = [frame.filter(ts > t)]
+        now = frame.filter((ts == t) & pl.col("symbol").is_in(self.symbols))
+        return now.select(list(BAR_SCHEMA)).cast(BAR_SCHEMA).unique("symbol", keep="last").sort("symbol")
+
+    def batches(self) -> Iterator[BarBatch]:
+        start = self.clock.now_ns()
+        for session in self.sessions:
+            for t in self.bar_times(session):
+                if t < start:  # begun before the stream was subscribed: seen in part
+                    continue
+                close = t + self.every_ns
+                self.clock.advance_to(close + self.watermark_ns)
+                if self.stop.wait(self.grace_s):
+                    return
+                bars = self._take(t)
+                if bars.height:
+                    self.last_data_ns = close
+                else:
+                    self.error = self._trouble()
+                yield BarBatch(session, bars, self.every_ns)
+
+    def _trouble(self) -> str:
+        """The stream's sources that are not live, with their state."""
+        sources = self.adapter.stats()["sources"]
+        return ", ".join(f"{n} {s['state']}" for n, s in sources.items() if s["state"] != "live")
 
 
 class VenueClock:

@@ -1,11 +1,13 @@
 """The live node's journal: SQLite in WAL mode, one file, written before the action it records.
 
 Tables (format `FORMAT`, marked with SQLite's application_id so a foreign database is refused):
-- `intents`: every order with its deterministic client order id, written BEFORE it is sent (then
-  `sent_ns` once the broker took it, or `outcome` "rejected");
+- `intents`: every order with its deterministic client order id and what the engine knew of it (strategy,
+  book, leg, decision price, forecast), written BEFORE it is sent (then `sent_ns` once the broker took it,
+  or an `outcome`);
 - `updates`: each order update the node acted on (acks, fills, cancels...), in the order acted on;
 - `state`: named JSON documents: the run (start cash, first bar time), the cursor (the last bar time
-  whose processing finished), the breaker's and slippage model's state, positions at the close...;
+  whose processing finished), the engine's checkpoint at that bar boundary (slippage model, breaker,
+  strategies' state...: `Trader.checkpoint`), positions at the close...;
 - `events`: alerts and reconciliation findings, one line each.
 
 Each write is its own transaction (`with self.db:`), so a SIGKILL leaves every record whole or absent.
@@ -26,10 +28,10 @@ from typing import Any
 import orjson
 
 from hybridtrader.engine.events import OrderUpdate
-from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.engine.orders import Order, OrderRequest
 from hybridtrader.errors import StateError
 
-FORMAT = 1
+FORMAT = 2  # 2: intents carry the engine's order metadata
 APPLICATION_ID = 0x48544A31  # "HTJ1"
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,7 +39,8 @@ CREATE TABLE intents (
     client_order_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL, qty REAL NOT NULL,
     type TEXT NOT NULL, time_in_force TEXT NOT NULL, limit_price REAL, stop_price REAL,
     decision_ns INTEGER NOT NULL, written_ns INTEGER NOT NULL, sent_ns INTEGER, outcome TEXT,
-    replaces TEXT
+    replaces TEXT, strategy TEXT NOT NULL, book TEXT NOT NULL, leg TEXT NOT NULL,
+    decision_price REAL NOT NULL, forecast_bps REAL NOT NULL
 );
 CREATE TABLE updates (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, client_order_id TEXT NOT NULL, ts_ns INTEGER NOT NULL,
@@ -60,6 +63,25 @@ class Intent:
     sent_ns: int | None
     outcome: str | None
     replaces: str | None
+    strategy: str
+    book: str
+    leg: str
+    decision_price: float
+    forecast_bps: float
+
+    def order(self) -> Order:
+        """The engine's order as it was sent (state "new"; the journaled updates move it on)."""
+        return Order(
+            self.client_order_id,
+            self.strategy,
+            self.book,
+            self.leg,
+            self.request,
+            self.decision_ns,
+            self.decision_price,
+            self.forecast_bps,
+            updated_ns=self.decision_ns,
+        )
 
 
 class Journal:
@@ -77,6 +99,8 @@ class Journal:
             if new:
                 self._create()
             self._check()
+            # updates written so far: a checkpoint names how many of them it has seen
+            self.n_updates = int(self.db.execute("SELECT count(*) FROM updates").fetchone()[0])
         except sqlite3.DatabaseError as e:
             raise StateError(
                 f"journal {self.path}: not a readable SQLite journal ({e}); move it aside to start a new one"
@@ -107,16 +131,14 @@ class Journal:
         self.db.close()
 
     # ------------------------------------------------------------------------------------- intents
-    def record_intent(
-        self, cid: str, request: OrderRequest, decision_ns: int, replaces: str | None = None
-    ) -> None:
+    def record_intent(self, order: Order, replaces: str | None = None) -> None:
         """Write an order intent before it is sent (idempotent: a replayed decision keeps the first)."""
-        r = request
+        r = order.request
         with self._tx():
             self.db.execute(
-                "INSERT OR IGNORE INTO intents VALUES (?,?,?,?,?,?,?,?,?,?,NULL,NULL,?)",
+                "INSERT OR IGNORE INTO intents VALUES (?,?,?,?,?,?,?,?,?,?,NULL,NULL,?,?,?,?,?,?)",
                 (
-                    cid,
+                    order.client_order_id,
                     r.symbol,
                     r.side,
                     r.qty,
@@ -124,9 +146,14 @@ class Journal:
                     r.time_in_force,
                     r.limit_price,
                     r.stop_price,
-                    decision_ns,
+                    order.decision_ns,
                     time.time_ns(),
                     replaces,
+                    order.strategy,
+                    order.book,
+                    order.leg,
+                    order.decision_price,
+                    order.forecast_bps,
                 ),
             )
 
@@ -143,12 +170,11 @@ class Journal:
     def intents(self) -> dict[str, Intent]:
         rows = self.db.execute(
             "SELECT client_order_id, symbol, side, qty, type, time_in_force, limit_price, stop_price, "
-            "decision_ns, sent_ns, outcome, replaces FROM intents ORDER BY decision_ns, rowid"
+            "decision_ns, sent_ns, outcome, replaces, strategy, book, leg, decision_price, forecast_bps "
+            "FROM intents ORDER BY decision_ns, rowid"
         ).fetchall()
         return {
-            r[0]: Intent(
-                r[0], OrderRequest(r[1], r[2], r[3], r[4], r[5], r[6], r[7]), r[8], r[9], r[10], r[11]
-            )
+            r[0]: Intent(r[0], OrderRequest(r[1], r[2], r[3], r[4], r[5], r[6], r[7]), r[8], *r[9:])
             for r in rows
         }
 
@@ -177,6 +203,7 @@ class Journal:
                     for u in updates
                 ],
             )
+        self.n_updates += len(updates)
 
     def updates(self) -> list[OrderUpdate]:
         rows = self.db.execute(

@@ -1,15 +1,27 @@
-"""The live node: the engine's one `Trader` with Broker = Alpaca (through the journal), Feed = the replayed
-market's bars per bar time, Clock = the venue's replay clock moved in lockstep.
+"""The live node: the engine's one `Trader` with Broker = Alpaca (through the journal) and, by where it
+trades, one of two clock/feed pairs:
 
-Start: open the journal, connect the broker (REST + trade_updates), reconcile, and rebuild the engine's
-state by replaying the run's past bar times (journal cursor) through the same Trader: nothing is sent
-during the replay; orders the broker already has are matched by their deterministic client order ids and
-their recorded updates are fed back at their times. Then ready: each new bar time is traded, its close
+- Real time (`Endpoints.venue_url` None: Alpaca, or any venue serving its market as time passes): Clock =
+  `WallClock`, Feed = `StreamFeed` (bars built from the live trade stream). The past cannot be replayed
+  in real time, so the engine checkpoints at each bar boundary (`Trader.checkpoint`: the slippage model,
+  breaker and strategies' state, journaled with the cursor) and a restarted node resumes from the last
+  checkpoint: orders sent before are known again from the journal's intents, every journaled update is
+  booked again, the checkpoint restores the rest, and the broker's updates since are reconciled through
+  the broker. Intents never sent are abandoned (their decision time has passed). What a crash can lose:
+  the bar times the node was down for, and what the strategies noted in the bar time it died in (their
+  orders of that bar time are known; their state is the checkpoint's).
+- Lockstep with the local venue's replayed market (`venue_url` set): Feed = the replayed market's bars per
+  bar time, Clock = the venue's replay clock moved by the node, as follows.
+
+Lockstep start: open the journal, connect the broker (REST + trade_updates), reconcile, and rebuild the
+engine's state by replaying the run's past bar times (journal cursor) through the same Trader: nothing is
+sent during the replay; orders the broker already has are matched by their deterministic client order ids
+and their recorded updates are fed back at their times. Then ready: each new bar time is traded, its close
 written to the journal as the cursor once the Trader is done with it.
 
-A restarted node therefore ends where an uninterrupted one ends: every decision is re-made from the same
-bars, an order the broker took before the crash is adopted, never sent twice, and one that never reached
-it is sent now (the market clock has not moved since the crash: the node moves it).
+A restarted lockstep node therefore ends where an uninterrupted one ends: every decision is re-made from
+the same bars, an order the broker took before the crash is adopted, never sent twice, and one that never
+reached it is sent now (the market clock has not moved since the crash: the node moves it).
 
 Operation: entries are halted (exits still go out) while the feed is stale (> live.max_feed_staleness_s
 of market time), while an order call took longer than live.max_execution_lag_s, or after a
@@ -32,21 +44,24 @@ import orjson
 import polars as pl
 
 from hybridtrader.config import Config
-from hybridtrader.data.alpaca_client import AlpacaClient
+from hybridtrader.data.alpaca_client import AlpacaClient, FetchError
 from hybridtrader.data.atomic import write_atomic
 from hybridtrader.engine.events import OrderUpdate
-from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.engine.orders import Order, OrderRequest
 from hybridtrader.engine.strategy import Strategy
 from hybridtrader.engine.trader import Trader
-from hybridtrader.errors import ModelError, StateError
-from hybridtrader.execution.rate_limiter import RateLimiter
+from hybridtrader.errors import ConfigError, DataError, ModelError, StateError
+from hybridtrader.execution.fills import FillSettings, FillSimulator
+from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.execution.slippage_model import SlippageModel
+from hybridtrader.execution.time_slicing import SESSION_MINUTES
 from hybridtrader.live.broker import AlpacaBroker
-from hybridtrader.live.feed import ReplayFeed, VenueClock
+from hybridtrader.live.feed import ReplayFeed, StreamFeed, VenueClock, WallClock
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.ops import Heartbeat, NodeMetrics, OpsServer
 from hybridtrader.live.reconcile import Reconciliation, reconcile
-from hybridtrader.market.timeconv import NS_PER_SECOND
+from hybridtrader.market.calendar import NEW_YORK, previous_session, session_bounds
+from hybridtrader.market.timeconv import NS_PER_SECOND, from_utc_ns, rfc3339, utc_ns
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
 from hybridtrader.risk.exposure_manager import ExposureManager
 from hybridtrader.strategy.loader import build_strategy
@@ -61,13 +76,15 @@ class Endpoints:
     trading_url: str
     trading_stream_url: str | None
     data_url: str
-    venue_url: str | None  # the local venue's control API (replay clock); None for Alpaca itself
+    venue_url: str | None  # the local venue's control API (lockstep replay clock); None: real time
     keys: tuple[str, str]
+    data_stream_url: str | None = None  # the market data stream (real time)
 
     def __repr__(self) -> str:
         return (
             f"Endpoints(trading_url={self.trading_url!r}, trading_stream_url={self.trading_stream_url!r}, "
-            f"data_url={self.data_url!r}, venue_url={self.venue_url!r})"
+            f"data_url={self.data_url!r}, data_stream_url={self.data_stream_url!r}, "
+            f"venue_url={self.venue_url!r})"
         )
 
 
@@ -94,7 +111,7 @@ class JournaledBroker:
         self._history = sorted([*rec.history, *journal_only], key=lambda u: u.ts_ns)
         self._reported: list[OrderUpdate] = []
         self._asked: set[tuple[str, str]] = set()  # (client order id, "canceled"/"replaced") requested
-        self.strategy_of: Callable[[str], str] = lambda cid: ""
+        self.orders: dict[str, Order] = {}  # the Trader's orders (set once it exists): what is journaled
 
     def submit(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
         self._submitted[client_order_id] = (request, ts_ns)
@@ -104,13 +121,13 @@ class JournaledBroker:
             ):
                 self.diverged.append(client_order_id)
             return
-        self.journal.record_intent(client_order_id, request, ts_ns)  # before it is sent
+        self.journal.record_intent(self.orders[client_order_id])  # before it is sent
         if client_order_id in self.at_broker:  # sent before a restart: adopt, never send twice
             self.broker.adopt({client_order_id: (request, ts_ns)}, [])
             return
         self.broker.submit(client_order_id, request, ts_ns)
         self.journal.mark_sent(client_order_id, ts_ns)
-        self.metrics.orders.labels(self.strategy_of(client_order_id), request.side).inc()
+        self.metrics.orders.labels(self.orders[client_order_id].strategy, request.side).inc()
         latency = time.perf_counter() - self.batch_t0
         self.metrics.bar_to_order.observe(latency)
         self.latencies.append(latency)
@@ -145,7 +162,7 @@ class JournaledBroker:
             )
             self._submitted[new_client_order_id] = (request, ts_ns)
             if not self.replaying:
-                self.journal.record_intent(new_client_order_id, request, ts_ns, replaces=client_order_id)
+                self.journal.record_intent(self.orders[new_client_order_id], replaces=client_order_id)
         if not self.replaying:
             self.broker.replace(
                 client_order_id,
@@ -205,7 +222,11 @@ class LiveNode:
         stop: threading.Event | None = None,
         on_bar_time: Callable[[LiveNode], None] | None = None,
         limiter: RateLimiter | None = None,
+        clock: WallClock | None = None,
+        strategies: list[Strategy] | None = None,
     ) -> None:
+        """Real time (`endpoints.venue_url` None) runs on `clock` (default: UTC wall time); `strategies`
+        replace the configured `live.strategies` (an embedding program's own)."""
         self.config = config
         self.live = config.live
         self.endpoints = endpoints
@@ -222,14 +243,19 @@ class LiveNode:
             endpoints.keys,
             limiter=self.limiter,
             on_request=self._on_request,
+            fees=FillSimulator(FillSettings.from_config(config)),
         )
         self.data = AlpacaClient(config, data_url=endpoints.data_url, limiter=self.limiter)
+        self.wall = endpoints.venue_url is None
+        self._given = strategies
+        self.clock: WallClock | VenueClock
         if endpoints.venue_url is None:
-            raise StateError(
-                "live: trading Alpaca itself needs the streaming feed and wall clock, which "
-                "this node does not have yet; set no keys to trade the local venue"
-            )
-        self.clock = VenueClock(endpoints.venue_url)
+            if endpoints.data_stream_url is None:
+                raise ConfigError("live: trading in real time needs the market data stream's URL")
+            self.clock = clock if clock is not None else WallClock()
+            self.clock.stop = self.stop  # a stop ends the clock's waits
+        else:
+            self.clock = VenueClock(endpoints.venue_url)
         run = journal.get("run")
         if run is None:  # a new run: what it trades, from where
             run = {
@@ -245,15 +271,29 @@ class LiveNode:
         self.symbols = list(run["symbols"])
         self.cursor = int(journal.get("cursor", 0))
         self.shutdowns = [int(x) for x in journal.get("shutdowns", [])]
-        self.feed = ReplayFeed(
-            self.data,
-            self.clock,
-            self.symbols,
-            self.sessions,
-            resume_ns=self.cursor,
-            speed=speed,
-            stop=self.stop,
-        )
+        self.feed: StreamFeed | ReplayFeed
+        if isinstance(self.clock, WallClock):
+            assert endpoints.data_stream_url is not None
+            self.feed = StreamFeed(
+                config,
+                self.clock,
+                self.symbols,
+                self.sessions,
+                stream_url=endpoints.data_stream_url,
+                rest=self.data,
+                stop=self.stop,
+            )
+        else:
+            self.feed = ReplayFeed(
+                self.data,
+                self.clock,
+                self.symbols,
+                self.sessions,
+                resume_ns=self.cursor,
+                speed=speed,
+                stop=self.stop,
+            )
+        self.abandoned: list[str] = []  # real time: journaled intents never sent, dropped at a restart
         self.ready = False
         self.reconciled = False
         self.halts: dict[str, str] = {}
@@ -269,6 +309,8 @@ class LiveNode:
     def strategies(self) -> list[Strategy]:
         """The configured strategies with their champions; a champion older than model_max_age_days is
         refused (ModelError)."""
+        if self._given is not None:
+            return self._given
         out = []
         for spec in self.live.strategies:
             s = build_strategy(spec, self.config, use_models=self.live.use_models)
@@ -339,9 +381,52 @@ class LiveNode:
             slippage=slippage,
             exposure=exposure,
         )
-        trader = self.trader
-        self.jbroker.strategy_of = lambda cid: trader.orders[cid].strategy if cid in trader.orders else ""
+        self.jbroker.orders = self.trader.orders
+        if isinstance(self.feed, StreamFeed):
+            self._resume(rec)
+            self._warm_up()
+            self.feed.start()
+            self.ready = True
         return rec
+
+    def _warm_up(self) -> None:
+        """Real time: the strategies' history is the bars closed before now, from REST (a replay has it)."""
+        trader = self.trader
+        assert trader is not None
+        need = max(s.history_bars for s in trader.strategies)
+        if not need:
+            return
+        now = self.clock.now_ns()
+        day = from_utc_ns(now).astimezone(NEW_YORK).date()
+        for _ in range(need // SESSION_MINUTES + 1):  # back far enough for `need` 1-minute bars
+            day = previous_session(day)
+        start, end = utc_ns(session_bounds(day)[0]), now - self.feed.every_ns
+        try:
+            bars = self.data.get_bars(self.symbols, "1Min", rfc3339(start), rfc3339(end))
+        except (FetchError, RateLimitError, OSError, DataError) as e:
+            log.warning("no history (%s): the strategies warm up on the stream", e)
+            return
+        trader.warm_up(bars.filter(pl.col("ts").dt.epoch("ns") <= end).sort("ts", "symbol"))
+
+    def _resume(self, rec: Reconciliation) -> None:
+        """Real time: the engine continues from the journal (see the module documentation)."""
+        trader, journal = self.trader, self.journal
+        assert trader is not None
+        updates = journal.updates()
+        reported = {u.client_order_id for u in updates}
+        known = []
+        for cid, intent in journal.intents().items():
+            if cid in rec.at_broker or cid in reported:
+                known.append(intent.order())
+            elif intent.outcome is None:  # never reached the broker, and its moment has passed
+                journal.mark_outcome(cid, "abandoned")
+                self.abandoned.append(cid)
+        checkpoint = journal.get("checkpoint")
+        try:
+            trader.resume(checkpoint, known, updates, checkpoint["updates"] if checkpoint else 0)
+        except (ValueError, KeyError, TypeError) as e:
+            raise StateError(f"journal {journal.path}: its checkpoint cannot be restored: {e}") from None
+        self.broker.adopt({o.client_order_id: (o.request, o.decision_ns) for o in known}, updates)
 
     # --------------------------------------------------------------------------------------- run
     def run(self) -> dict[str, Any]:
@@ -372,6 +457,9 @@ class LiveNode:
             if close is not None:
                 self.journal.put("cursor", bar_close, bar_close)
                 self.cursor = bar_close
+                if self.wall:  # what a restart resumes from (it cannot replay the past)
+                    checkpoint = {**trader.checkpoint(), "updates": self.journal.n_updates}
+                    self.journal.put("checkpoint", checkpoint, bar_close)
             fills_seen = self._observe(fills_seen)
             self.heartbeat.beat()
             if self.on_bar_time is not None:
@@ -545,12 +633,21 @@ class LiveNode:
             for cid in list(trader.open):
                 trader.cancel(cid)
         deadline = time.monotonic() + 5.0
-        while trader.open and time.monotonic() < deadline:
-            trader.poll_broker(self.clock.now_ns())
-            if trader.open:
-                time.sleep(0.05)
+        while True:
+            while trader.open and time.monotonic() < deadline:
+                trader.poll_broker(self.clock.now_ns())
+                if trader.open:
+                    time.sleep(0.05)
+            # in real time an order may fill before its cancel arrives: close what that left, again
+            held = any(trader.ledger.net.values())
+            if not (self.wall and self.live.flatten_on_exit and held) or time.monotonic() >= deadline:
+                return
+            trader.now_ns = max(trader.now_ns + 1, self.clock.now_ns())  # a new decision time, a new id
+            trader.flatten_all("shutdown: fills after the cancel")
 
     def close(self) -> None:
+        if isinstance(self.feed, StreamFeed):
+            self.feed.close()
         self.broker.close()
         if self.ops is not None:
             self.ops.stop()
@@ -575,6 +672,8 @@ class LiveNode:
                 positions={s: p for s, p in t.ledger.net.items() if p},
                 skipped=dict(t.skipped),
             )
+        if isinstance(self.feed, StreamFeed):
+            out["stream"] = self.feed.stats()
         return out
 
     def _summary(self) -> dict[str, Any]:

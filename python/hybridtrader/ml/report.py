@@ -76,7 +76,10 @@ class _Chart:
 
 
 def equity_svg(equity: pl.DataFrame, title: str) -> bytes:
-    """Line chart of the equity (start 1.0) per period of the out-of-sample trades, against time."""
+    """Line chart of the equity (start 1.0) per period of the out-of-sample trades, against time; an empty
+    chart when nothing was evaluated (a strategy rejected without training has no equity columns)."""
+    if equity.is_empty():
+        return line_svg(pl.Series("period", [], pl.Date), np.empty(0), title, "equity", reference=1.0)
     return line_svg(equity["period"], equity["equity"].to_numpy(), title, "equity", reference=1.0)
 
 

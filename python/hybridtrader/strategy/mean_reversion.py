@@ -28,7 +28,7 @@ class IntradayMeanReversion(RuleStrategy):
         # warm-up: the rolling windows see the previous session's end, as in training (the z-score and
         # mean exactly; Wilder's ATR has forgotten all but (13/14)^140 < 0.1% of its start)
         self.history_bars = 10 * max(self.rules.window, 14)
-        self._open: dict[str, tuple[float, float, int]] = {}  # symbol -> (side, target, bars left)
+        self._open = {}  # symbol -> (side, target, bars left)
 
     def rule_config(self) -> MeanReversionLabelConfig:
         return self.config.ml_training.labels.mean_reversion

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from bisect import bisect_left
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -73,10 +75,18 @@ class RuleStrategy(Strategy):
         self.rules = self.rule_config()
         self._events = EventRows(np.zeros(0, bool))
         self._symbol: list[str] = []
+        self._open: dict[str, tuple[Any, ...]] = {}  # symbol -> the open trade (the subclass's fields)
 
     @abstractmethod
     def rule_config(self) -> MeanReversionLabelConfig | TripleBarrierLabelConfig:
         """The strategy's entry/exit rule parameters (its section of `ml_training.labels`)."""
+
+    def state(self) -> dict[str, Any]:
+        """The open trades (symbol -> the subclass's fields: side, targets, bars left)."""
+        return {"open": {symbol: list(trade) for symbol, trade in self._open.items()}}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self._open = {symbol: tuple(trade) for symbol, trade in state["open"].items()}
 
     def describe(self) -> dict[str, object]:
         c = self.champion

@@ -11,6 +11,8 @@ Swing book: held overnight, not flattened at the close.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import polars as pl
 
@@ -30,8 +32,15 @@ class SwingTrendFollowing(RuleStrategy):
         super().__init__(config, champion)
         # warm-up of trend_strength (EMAs of up to trend_window bars) and of the barrier volatility
         self.history_bars = 2 * max(self.rules.trend_window, self.rules.vol_span)
-        self._open: dict[str, tuple[float, float, float, int]] = {}  # symbol -> (side, entry, trgt, left)
+        self._open = {}  # symbol -> (side, entry, trgt, bars left)
         self._seen: dict[str, int] = {}  # bars of each symbol before this batch
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "seen": dict(self._seen)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        super().restore(state)
+        self._seen = {symbol: int(n) for symbol, n in state["seen"].items()}
 
     def rule_config(self) -> TripleBarrierLabelConfig:
         return self.config.ml_training.labels.triple_barrier

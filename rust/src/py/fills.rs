@@ -192,6 +192,19 @@ impl PyFillSimulator {
         self.inner.advance(ts_ns)
     }
 
+    /// Fees (USD) of one fill of `qty` at `price` on an order that had filled `before` shares: the rule
+    /// the simulator charges, for fills made elsewhere (a live broker's).
+    fn fill_fee(&self, side: &str, before: f64, qty: f64, price: f64) -> PyResult<f64> {
+        let side = Side::parse(side).ok_or_else(|| {
+            PyValueError::new_err(format!("side must be buy or sell, got {side:?}"))
+        })?;
+        Ok(self
+            .inner
+            .settings()
+            .fees
+            .fill_fee(side, before, qty, price))
+    }
+
     /// The slot of an order id, or None.
     fn slot(&self, client_order_id: &str) -> Option<u32> {
         self.inner.slot(client_order_id)

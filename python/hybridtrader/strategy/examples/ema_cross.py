@@ -10,7 +10,9 @@ seen `slow` closes of the symbol.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -40,6 +42,13 @@ class EmaCross(Strategy):
     def __init__(self, config: object = None) -> None:
         super().__init__(config)  # type: ignore[arg-type]
         self._state: dict[str, tuple[float, float, int, int]] = {}  # symbol -> (fast, slow, closes, sign)
+
+    def state(self) -> dict[str, Any]:
+        return {"ema": {symbol: list(v) for symbol, v in self._state.items()}}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        ema = state["ema"].items()
+        self._state = {s: (float(f), float(sl), int(n), int(sign)) for s, (f, sl, n, sign) in ema}
 
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> None:
         symbols = bars["symbol"].to_numpy()

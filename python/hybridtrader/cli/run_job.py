@@ -1,4 +1,4 @@
-"""`hybridtrader run`: the whole system end to end on local parts, in five stages.
+"""`hybridtrader run`'s job: the whole system end to end on local parts, in five stages.
 
 1. venue: a seeded synthetic market (optionally with a planted mean-reversion / trend signal) served by the
    local venue in-process on loopback;
@@ -6,30 +6,33 @@
    a `BarStore` under the run directory, then `check_data_quality`;
 3. train: both seed strategies through `MLPipeline` on every session but the last (MLflow store under the
    run directory);
-4. trade: the last session, on the venue's trading API through alpaca-py, with the promoted models'
-   signals (`SessionTrader`); nothing is traded for a strategy whose model was not promoted;
+4. trade: the last session, by the live node (`LiveNode`: the engine's one `Trader` loop, `AlpacaBroker`
+   over the venue's trading API and trade_updates stream, journal before every send) with the promoted
+   models as the strategies' champions; a strategy whose model was not promoted is not traded;
 5. summary: `summary.json` in the run directory (also returned).
-The stage callbacks let the CLI show progress; this module prints nothing.
+The stage callbacks let the command show progress; this module prints nothing.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from hybridtrader.config import Config
-from hybridtrader.errors import DataError
+from hybridtrader.errors import ConfigError, DataError, ModelError
 from hybridtrader.market import calendar
 
 if TYPE_CHECKING:
+    from hybridtrader.data.earnings_cache import EarningsBlackout
     from hybridtrader.ml.result import TrainingResult
+    from hybridtrader.venue.server import Venue
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: the session is traded by the live node (the engine's orders, fills and legs)
 
 
 @dataclass(frozen=True)
@@ -42,13 +45,10 @@ class RunSettings:
     mean_reversion: float = 0.3
     trend: float = 0.0
     regime_reversion: float = 0.0
-    max_trades: int = 30
 
     def __post_init__(self) -> None:
         if self.symbols < 1:
             raise DataError(f"symbols must be >= 1, got {self.symbols}")
-        if self.max_trades < 0:
-            raise DataError(f"max_trades must be >= 0, got {self.max_trades}")
         if self.sessions < 2:
             raise DataError(
                 f"sessions must be >= 2 (train on all but the last, trade the last), got {self.sessions}"
@@ -66,11 +66,12 @@ def run_config(config: Config, out: Path) -> Config:
     return config.model_copy(update={"data_dir": out})
 
 
-def run_pipeline(config: Config, settings: RunSettings, reporter: Reporter) -> dict[str, Any]:
+def run_job(config: Config, settings: RunSettings, reporter: Reporter) -> dict[str, Any]:
     """Run the main job into `settings.out`. The stores there (bars, MLflow, caches) are updated in place,
-    each atomically; the run's results (summary.json, report/, orders.parquet, slippage_state.json) appear
-    together or not at all (`staged_outputs`). A run that fails leaves no output directory it created
-    empty."""
+    each atomically; the run's results (summary.json, report/, orders.parquet, fills.parquet,
+    slippage_state.json, live/: the node's journal and daily report, empty when no strategy was traded)
+    appear together or not at all (`staged_outputs`). A run that fails leaves no output directory it
+    created empty."""
     from hybridtrader.data.atomic import staged_outputs
 
     out = settings.out
@@ -89,6 +90,7 @@ def _run(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = run_config(config, out)
+    _check_tradeable(cfg)
     summary: dict[str, Any] = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.__dict__.items()}
     }
@@ -97,6 +99,7 @@ def _run(
     # ---- 1. venue
     t = time.perf_counter()
     reporter.stage(1, "local venue")
+    from hybridtrader.cli.live_cmd import VENUE_BUDGET_PER_MINUTE
     from hybridtrader.market.synth import generate_market
     from hybridtrader.venue.server import Venue
 
@@ -110,7 +113,10 @@ def _run(
         regime_reversion=settings.regime_reversion,
         progress=lambda _s: reporter.progress("generating market", 1, settings.symbols),
     )
-    venue_cfg = cfg.venue.model_copy(update={"speed": "max", "replay_start": None})
+    # the node moves the replay clock (speed "max") and asks for each bar time's bars: a budget for that
+    venue_cfg = cfg.venue.model_copy(
+        update={"speed": "max", "replay_start": None, "rate_limit_per_minute": VENUE_BUDGET_PER_MINUTE}
+    )
     with Venue(cfg.model_copy(update={"venue": venue_cfg}), market=market) as venue:
         days = sorted(market.bars_1d["ts"].dt.convert_time_zone(calendar.NEW_YORK.key).dt.date().unique())
         venue_info = {
@@ -131,7 +137,7 @@ def _run(
         reporter.stage(2, "fetch bars over HTTP")
         # the resume key of an interrupted fetch: the market, not the venue's port (new on every run)
         source = "hybridtrader run synthetic " + ",".join(
-            f"{k}={v}" for k, v in summary["settings"].items() if k not in ("out", "max_trades")
+            f"{k}={v}" for k, v in summary["settings"].items() if k != "out"
         )
         data = fetch_stage(cfg, venue.url, venue.market.names, days, out, reporter, source)
         summary["data"] = data["summary"]
@@ -178,7 +184,7 @@ def _run(
         # ---- 4. trade
         t = time.perf_counter()
         reporter.stage(4, f"trade the last session ({last})")
-        trade = trade_stage(cfg, venue, bars, history, results, last, settings, out, staging, reporter)
+        trade = trade_stage(cfg, venue, history, results, last, out, staging, reporter)
         summary["trading"] = trade["summary"]
         reporter.done(4, trade)
         timings["trade"] = time.perf_counter() - t
@@ -188,8 +194,7 @@ def _run(
     summary["files"] = {
         "bar_store": str(out / "bars"),
         "mlflow": str(out / "mlflow"),
-        "orders": str(out / "orders.parquet"),
-        "slippage_state": str(out / "slippage_state.json"),
+        **{name: str(out / path) for name, path in trade["files"].items()},
         "training_report": str(out / "report" / "index.html"),
         "summary": str(out / "summary.json"),
     }
@@ -198,6 +203,20 @@ def _run(
     write_state(staging / "summary.json", SUMMARY_VERSION, summary)
     reporter.done(5, summary)
     return summary
+
+
+def _check_tradeable(cfg: Config) -> None:
+    """Every strategy the job trains is one the engine can trade (before an hour of training, not after)."""
+    from hybridtrader.strategy.loader import BUILTIN
+
+    for name in _trained(cfg):
+        if name not in BUILTIN:
+            known = ", ".join(BUILTIN)
+            raise ConfigError(f"strategies.{name}: run trains only strategies it can trade ({known})")
+
+
+def _trained(cfg: Config) -> list[str]:
+    return [n for n, s in cfg.strategies.items() if s.enabled and s.ml_model.enabled]
 
 
 def fetch_stage(
@@ -253,9 +272,8 @@ def train_stage(cfg: Config, history: pl.DataFrame, reporter: Reporter) -> list[
     from hybridtrader.ml.pipeline import MLPipeline
 
     pipeline = MLPipeline(cfg)
-    strategies = [n for n, s in cfg.strategies.items() if s.enabled and s.ml_model.enabled]
     results = []
-    for name in strategies:
+    for name in _trained(cfg):
 
         def progress(stage: str, done: int, total: int, name: str = name) -> None:
             reporter.progress(f"{name}: {stage}", done, total)
@@ -266,57 +284,40 @@ def train_stage(cfg: Config, history: pl.DataFrame, reporter: Reporter) -> list[
 
 def trade_stage(
     cfg: Config,
-    venue: Any,
-    bars: pl.DataFrame,
+    venue: Venue,
     history: pl.DataFrame,
     results: list[TrainingResult],
-    session: Any,
-    settings: RunSettings,
+    session: date,
     out: Path,
     staging: Path,
     reporter: Reporter,
 ) -> dict[str, Any]:
-    """Trade `session`; stores under `out`, the order file and slippage state into `staging`."""
-    from alpaca.trading.client import TradingClient
-
-    from hybridtrader.credentials import alpaca_keys
+    """Trade `session` on `venue` with the live node; `history` (the bars before the session) calibrates
+    the slippage model and warms the strategies' features up. Caches go under `out`; the order and fill
+    files, the slippage state and the node's journal and daily report into `staging`."""
     from hybridtrader.data.alpaca_client import AlpacaClient
+    from hybridtrader.data.atomic import write_parquet_atomic
     from hybridtrader.data.earnings_cache import EarningsBlackout
-    from hybridtrader.execution.rate_limiter import RateLimiter
+    from hybridtrader.engine.trader import FILL_SCHEMA, ORDER_SCHEMA
     from hybridtrader.execution.slippage_model import SlippageModel
     from hybridtrader.market.bars import aggregate_quotes
     from hybridtrader.market.synth import daily_bars_from_minutes
-    from hybridtrader.pipeline.session_trader import SessionTrader
-    from hybridtrader.pipeline.signals import load_champion, strategy_signals
-    from hybridtrader.risk.exposure_manager import ExposureManager
 
-    open_dt, close_dt = calendar.session_bounds(session)
-    session_bars = bars.filter((pl.col("ts") >= open_dt) & (pl.col("ts") < close_dt))
-    limiter = RateLimiter(cfg)
+    # the node's slippage model starts from ADV and daily volatility of the history's daily bars and the
+    # spreads of the session before the traded one, and learns from the session's fills
     slippage = SlippageModel(cfg)
     learned = slippage.learn_from_daily_bars(daily_bars_from_minutes(history))
-    # spreads: quote bars of the last session before the traded one
     quote_session = calendar.previous_session(session)
     q_open, q_close = calendar.session_bounds(quote_session)
-    data = AlpacaClient(cfg, data_url=venue.url, limiter=limiter)
-    quotes = data.get_quotes(venue.market.names, q_open, q_close).filter(
-        (pl.col("ts") < q_close) & (pl.col("bid") > 0) & (pl.col("ask") >= pl.col("bid"))
+    quotes = (
+        AlpacaClient(cfg, data_url=venue.url)
+        .get_quotes(venue.market.names, q_open, q_close)
+        .filter((pl.col("ts") < q_close) & (pl.col("bid") > 0) & (pl.col("ask") >= pl.col("bid")))
     )
     quote_bars = aggregate_quotes(quotes, every="1m") if quotes.height else quotes
     spreads = slippage.learn_from_quote_bars(quote_bars) if quote_bars.height else {"learned": 0}
-    exposure = ExposureManager(cfg)
-    exposure.load_symbols(venue.market.symbols)
-
-    promoted = [r for r in results if r.promoted and r.best is not None]
-    frames = []
-    models: dict[str, str] = {}
-    for r in promoted:
-        model = load_champion(cfg, r.strategy, r.version)
-        models[r.strategy] = r.model_id
-        frames.append(strategy_signals(cfg, r.strategy, model, r.best.threshold, bars, open_dt, close_dt))
-    signals = pl.concat(frames) if frames else pl.DataFrame()
-    key, secret = alpaca_keys(cfg, venue.url)
-    trading = TradingClient(key, secret, paper=True, url_override=venue.url)
+    state = staging / "slippage_state.json"
+    slippage.save(state)
     # earnings blackouts from the venue's Finnhub-compatible calendar (cached under the run directory)
     earnings = EarningsBlackout(
         cfg,
@@ -325,48 +326,12 @@ def trade_stage(
         path=out / "cache" / "earnings.json",
     )
     earnings.prefetch(venue.market.names)
-    blackouts = [s for s in venue.market.names if earnings.is_blacked_out(s, session)]
-    trader = SessionTrader(
-        cfg,
-        trading,
-        venue.clock,
-        limiter,
-        slippage,
-        exposure,
-        max_trades=settings.max_trades,
-        progress=lambda m, n, k: reporter.progress("trading minutes", m, n),
-        earnings_blackout=earnings,
-    )
-    if not promoted:
-        # No model passed its gates: no model-driven orders. The session is still walked (equity, flatten).
-        trader.max_trades = 0
-    result = trader.trade_session(session, session_bars, signals if frames else _no_signals())
-    from hybridtrader.data.atomic import write_parquet_atomic
-
-    write_parquet_atomic(result.orders, staging / "orders.parquet")
-    slippage.save(staging / "slippage_state.json")
-    o = result.orders
-    filled = o.filter(pl.col("filled_qty") > 0)
-    summary = {
+    promoted = {r.strategy: r for r in results if r.promoted and r.best is not None}
+    summary: dict[str, Any] = {
         "session": str(session),
-        "models": models,
+        "models": {name: r.model_id for name, r in promoted.items()},
         "no_model_reason": None if promoted else "no strategy model passed its gates: no model-driven orders",
-        "signals": result.signals,
-        "skipped": result.skipped,
-        "trades": len(result.trades),
-        "orders": o.height,
-        "filled_orders": filled.height,
-        "filled_shares": float(filled["filled_qty"].sum()) if filled.height else 0.0,
-        "forecast_bps_mean": _mean(filled, "forecast_bps"),
-        "realised_bps_mean": _mean(filled, "realised_bps"),
-        "start_equity": result.start_equity,
-        "end_equity": result.end_equity,
-        "pnl": result.pnl,
-        "positions_after_close": result.positions_after,
-        "flattened": result.flattened,
-        "earnings_blackout": blackouts,
-        "api_calls": result.api_calls,
-        "slippage_learned_fills": result.learned_fills,
+        "earnings_blackout": [s for s in venue.market.names if earnings.is_blacked_out(s, session)],
         "slippage_symbols_calibrated": learned.height,
         "spreads": {
             "session": str(quote_session),
@@ -375,18 +340,117 @@ def trade_stage(
             "learned": spreads["learned"],
         },
     }
+    if promoted:
+        traded = _trade_on_node(cfg, venue, history, promoted, session, earnings, state, staging, reporter)
+        orders, fills = traded.pop("orders"), traded.pop("fills")
+        summary.update(traded)
+    else:  # nothing is traded: the account keeps its cash
+        orders, fills = pl.DataFrame(schema=ORDER_SCHEMA), pl.DataFrame(schema=FILL_SCHEMA)
+        (staging / "live").mkdir()  # published empty: an earlier run's journal does not stay beside these
+        cash = venue.config.cash
+        summary.update(
+            start_equity=cash, end_equity=cash, positions_after_close={}, skipped={}, events=[], api_calls=0
+        )
+    write_parquet_atomic(orders, staging / "orders.parquet")
+    write_parquet_atomic(fills, staging / "fills.parquet")
+    filled = orders.filter(pl.col("filled_qty") > 0)
+    leg = pl.col("leg").str.split(".").list.first()  # an entry's slices ("entry.0", ...) are its entry
+    summary.update(
+        orders=orders.height,
+        orders_by_leg=dict(orders.group_by(leg, maintain_order=True).len().iter_rows()),
+        filled_orders=filled.height,
+        filled_shares=float(filled["filled_qty"].sum()),
+        fills=fills.height,
+        fees=float(fills["fee"].sum()),
+        forecast_bps_mean=_mean(filled, "forecast_bps"),
+        realized_bps_mean=_mean(filled, "realized_bps"),
+        pnl=summary["end_equity"] - summary["start_equity"],
+    )
+    # what this stage wrote into `staging`, by name
+    files = {"orders": "orders.parquet", "fills": "fills.parquet", "slippage_state": "slippage_state.json"}
+    if promoted:
+        files |= {"journal": "live/journal.sqlite", "daily_report": f"live/reports/{session}.json"}
+    return {"summary": summary, "orders": orders, "orders_path": str(out / "orders.parquet"), "files": files}
+
+
+def _trade_on_node(
+    cfg: Config,
+    venue: Venue,
+    history: pl.DataFrame,
+    promoted: dict[str, TrainingResult],
+    session: date,
+    earnings: EarningsBlackout,
+    state: Path,
+    staging: Path,
+    reporter: Reporter,
+) -> dict[str, Any]:
+    """`session` traded by a `LiveNode` on `venue` with the promoted strategies, their champions the
+    promoted versions (else ModelError), starting from the slippage state at `state` (saved back there
+    after the session, learned from its fills); the journal and daily report under `staging/live`."""
+    from hybridtrader.cli.live_cmd import VENUE_BUDGET_PER_MINUTE, venue_endpoints
+    from hybridtrader.config import with_overrides
+    from hybridtrader.execution.rate_limiter import RateLimiter
+    from hybridtrader.live.journal import Journal
+    from hybridtrader.live.node import LiveNode
+
+    node_cfg = with_overrides(
+        cfg,
+        {
+            "live": {"strategies": list(promoted), "use_models": True},
+            "execution": {"slippage": {"state_path": str(state)}},
+        },
+    )
+    minutes = 0
+
+    def tick(node: LiveNode) -> None:
+        nonlocal minutes
+        minutes += 1
+        reporter.progress("trading minutes", minutes, len(node.feed.bar_times(session)))
+
+    journal = Journal(staging / "live" / "journal.sqlite")
+    try:
+        node = LiveNode(
+            node_cfg,
+            venue_endpoints(cfg, venue.url),
+            sessions=[session],
+            symbols=venue.market.names,
+            journal=journal,
+            on_bar_time=tick,
+            limiter=RateLimiter(cfg, rates=[(VENUE_BUDGET_PER_MINUTE, 60.0)]),
+        )
+    except BaseException:
+        journal.close()
+        raise
+    try:
+        start_equity = node.broker.account()["equity"]
+        node.start()
+        trader = node.trader
+        assert trader is not None
+        for s in trader.strategies:
+            champion = getattr(s, "champion", None)
+            want = promoted[s.name].version
+            if champion is None or str(champion.version) != str(want):
+                got = "none" if champion is None else f"version {champion.version}"
+                raise ModelError(f"{s.name}: the registry's champion is {got}, not the promoted v{want}")
+        trader.earnings = earnings
+        trader.warm_up(history.sort("ts", "symbol"))
+        ran = node.run()
+        end_equity = node.broker.account()["equity"]
+        trader.slippage.save(state)
+        calls = node.limiter.stats().get("calls", 0)
+    finally:
+        node.close()
     return {
-        "summary": summary,
-        "orders": o,
-        "orders_path": str(out / "orders.parquet"),
-        "slippage_path": str(out / "slippage_state.json"),
+        "orders": node.result.orders,
+        "fills": node.result.fills,
+        "start_equity": start_equity,
+        "end_equity": end_equity,
+        "ledger_equity": ran["equity"],
+        "positions_after_close": ran["broker_positions"],
+        "skipped": ran["skipped"],
+        "events": ran["events"],
+        "api_calls": calls,
     }
-
-
-def _no_signals() -> pl.DataFrame:
-    from hybridtrader.pipeline.signals import SIGNAL_SCHEMA
-
-    return pl.DataFrame(schema=SIGNAL_SCHEMA)
 
 
 def _mean(frame: pl.DataFrame, col: str) -> float | None:
