@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"engine"},  # ports, events, orders, the Strategy base and the one Trader loop
     {"strategy"},  # the strategies the engine runs
     {"backtest", "live", "venue"},
-    {"cli", "pipeline"},  # the command layer (pipeline/ is `hybridtrader run`'s body, moving into cli/)
+    {"cli"},  # the commands
 ]
 COMMANDS = LAYERS[-1]
 LEVEL = {package: i for i, layer in enumerate(LAYERS) for package in layer}
