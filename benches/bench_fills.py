@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from hybridtrader.data.schema import BAR_SCHEMA, TS, utc_ns
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.market import calendar
+from hybridtrader.market.schema import BAR_SCHEMA, TS
+from hybridtrader.market.timeconv import utc_ns
 
 FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"
 N_QUOTES = 1_000_000 if FULL else 100_000

@@ -14,8 +14,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 import pytest
-from hybridtrader.data.schema import BAR_SCHEMA, TRADE_SCHEMA
 from hybridtrader.market import calendar
+from hybridtrader.market.schema import BAR_SCHEMA, TRADE_SCHEMA
 from hybridtrader.market.synth import frame_from_columns, generate_market, symbol_names
 
 FULL = os.environ.get("HYBRIDTRADER_BENCH") == "full"

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from hybridtrader.errors import ConfigError
+from hybridtrader.market.timeframe import parse_every
 
 log = logging.getLogger(__name__)
 
@@ -505,7 +506,7 @@ class StreamBackoffConfig(Section):
 class StreamConfig(Section):
     """The streaming adapter: bar timing, dead-connection detection, failover and queue sizes."""
 
-    every: str = Field("1m", pattern=r"^[1-9][0-9]*(s|m|h)$")
+    every: str = "1m"  # minutes or hours with an Alpaca timeframe (1-59m, 1-23h): backfill asks for it
     # A bar [t, t+every) is closed when the feed clock passes t + every + watermark and, while trades are
     # flowing (a trade frame within the last watermark_ms of wall time), a trade at or after t + every
     # has arrived.
@@ -529,6 +530,12 @@ class StreamConfig(Section):
     # since: over the heap of a process that imported alpaca-py, Polars and pydantic (~140k objects) one
     # full collection stalls the event loop for 40-90 ms. Process-wide; off leaves the GC untouched.
     gc_freeze: bool = True
+
+    @field_validator("every")
+    @classmethod
+    def _every_has_a_timeframe(cls, v: str) -> str:
+        parse_every(v)
+        return v
 
 
 class DataSourcesConfig(Section):
@@ -925,13 +932,48 @@ def config_from_dict(raw: dict[str, Any] | None) -> Config:
     return cfg
 
 
-def as_config(config: Config | dict[str, Any] | None) -> Config:
-    """A `Config` from a `Config`, parsed configuration data, or None (all defaults)."""
-    if isinstance(config, Config):
-        return config
-    if config is None or isinstance(config, dict):
-        return config_from_dict(config)
-    raise ConfigError(f"config error at <root>: expected a Config or a mapping, got {type(config).__name__}")
+ConfigLike = Config | Section | Mapping[str, Any] | str | os.PathLike[str] | None
+
+
+def config_section(config: ConfigLike, path: str) -> Any:
+    """The section at the dotted `path` (`"risk"`, `"execution.slippage"`; `""` for the whole `Config`) of
+    whatever a caller holds: a `Config`; that section or one above it on the path (an `ExecutionConfig`
+    for `execution.slippage`); a mapping (a whole config's data, or just the section's own keys); a YAML
+    file path; or None (the defaults). Of a mapping only the top section on the path is validated (the
+    other sections belong to their users; a bad value is a ConfigError naming its full key path,
+    `risk.exposure...`); with `path=""` the whole mapping is. Any other type is a TypeError."""
+    keys = path.split(".") if path else []
+    kinds: list[type[BaseModel]] = [Config]
+    for key in keys:
+        kinds.append(kinds[-1].model_fields[key].annotation)  # type: ignore[arg-type]
+    depth = next((i for i, kind in enumerate(kinds) if isinstance(config, kind)), None)
+    if depth is not None:
+        node: Any = config
+    elif config is None:
+        node, depth = Config(), 0
+    elif isinstance(config, str | os.PathLike):
+        node, depth = load_config(config), 0
+    elif isinstance(config, Mapping):
+        data: dict[str, Any] = dict(config)
+        if keys and keys[0] in data:  # a whole config's data: only the top section on the path is read
+            data = {keys[0]: data[keys[0]]}
+        elif keys and data and set(data) <= set(kinds[-1].model_fields):
+            for key in reversed(keys):  # just the section's keys: nest them under its path
+                data = {key: data}
+        elif keys:
+            data = {}  # a config without this section (its other sections belong to their users)
+        node, depth = config_from_dict(data), 0
+    else:
+        kind = f"{kinds[-1].__name__}, " if keys else ""
+        raise TypeError(f"config must be a Config, {kind}mapping, path or None, got {type(config).__name__}")
+    for key in keys[depth:]:
+        node = getattr(node, key)
+    return node
+
+
+def as_config(config: ConfigLike) -> Config:
+    """The whole `Config` of what a caller holds (see `config_section`)."""
+    return config_section(config, "")
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

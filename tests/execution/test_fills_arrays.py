@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+from helpers import MIN
 from hybridtrader._core import FillSimulatorCore
-from hybridtrader.data.schema import BAR_SCHEMA
 from hybridtrader.execution.fills import FillSettings, FillSimulator
+from hybridtrader.market.schema import BAR_SCHEMA
 
 OPEN = 1_704_205_800_000_000_000  # 2024-01-02 14:30 UTC, 09:30 New York
-MIN = 60_000_000_000
 FREE = FillSettings(sec_fee_rate=0.0, taf_per_share=0.0, entry_latency_ms=0.0, ack_latency_ms=0.0)
 ROWS = [(OPEN + MIN, 10.5, 10.7, 10.4, 10.6, 109.0), (OPEN + 2 * MIN, 10.6, 10.6, 10.5, 10.5, 160.0)]
 

@@ -6,15 +6,16 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from helpers import MIN
 from hybridtrader.config import config_from_dict
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, utc_ns
 from hybridtrader.errors import DataError
 from hybridtrader.execution.fills import FILL_EVENT_SCHEMA, FillSettings, FillSimulator
+from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA
+from hybridtrader.market.timeconv import utc_ns
 
 OPEN = utc_ns(datetime(2024, 1, 2, 14, 30, tzinfo=UTC))  # 09:30 New York
 CLOSE = utc_ns(datetime(2024, 1, 2, 21, 0, tzinfo=UTC))  # 16:00 New York
 S = 1_000_000_000
-MIN = 60 * S
 FREE = FillSettings(sec_fee_rate=0.0, taf_per_share=0.0, entry_latency_ms=0.0, ack_latency_ms=0.0)
 
 

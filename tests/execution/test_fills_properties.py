@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, utc_ns
 from hybridtrader.execution.fills import FillSettings, FillSimulator
+from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA
+from hybridtrader.market.timeconv import utc_ns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

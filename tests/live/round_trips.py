@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 from hybridtrader.config import Config
 from hybridtrader.engine.orders import OrderRequest
-from hybridtrader.strategy.base import Context, Strategy
+from hybridtrader.strategy import Context, Strategy
 
 
 class RoundTrips(Strategy):

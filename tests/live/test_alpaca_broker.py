@@ -8,16 +8,16 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from helpers import MIN
 from hybridtrader.config import Config
 from hybridtrader.credentials import LOCAL_KEY, LOCAL_SECRET
-from hybridtrader.data.schema import utc_ns
 from hybridtrader.engine.orders import Order, OrderRequest
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.broker import AlpacaBroker
+from hybridtrader.market.timeconv import utc_ns
 from hybridtrader.venue import Venue
 
 T0 = utc_ns(datetime(2024, 1, 2, 15, 0, tzinfo=UTC))
-MIN = 60_000_000_000
 
 
 def _broker(venue: Venue, config: Config | None = None, stream: bool = True) -> AlpacaBroker:

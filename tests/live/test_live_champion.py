@@ -28,12 +28,12 @@ from hybridtrader.cli.live_cmd import _sessions_from
 from hybridtrader.config import Config, VenueConfig
 from hybridtrader.credentials import alpaca_keys
 from hybridtrader.data.atomic import write_state
-from hybridtrader.data.schema import utc_ns
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.node import Endpoints, LiveNode
 from hybridtrader.market.calendar import session_bounds
 from hybridtrader.market.synth import generate_market
+from hybridtrader.market.timeconv import utc_ns
 from hybridtrader.monitoring.alerts import EnhancedAlertManager, JsonLinesSink
 from hybridtrader.venue import ReplayMarket, Venue
 

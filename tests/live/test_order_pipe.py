@@ -19,11 +19,11 @@ from alpaca.trading.requests import (
     StopOrderRequest,
 )
 from hybridtrader.credentials import LOCAL_KEY, LOCAL_SECRET
-from hybridtrader.data.schema import utc_ns
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.broker import AlpacaBroker
 from hybridtrader.live.order_pipe import OrderPipe, order_body
+from hybridtrader.market.timeconv import utc_ns
 from hybridtrader.venue import Venue
 
 T0 = utc_ns(datetime(2024, 1, 2, 15, 0, tzinfo=UTC))

@@ -20,6 +20,7 @@ from hybridtrader._core import FillSimulatorCore
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.execution.fills import FillSimulator
+from hybridtrader.market.schema import side_sign
 
 _SIDES = list(FillSimulatorCore.SIDES)
 _KINDS = list(FillSimulatorCore.EVENT_KINDS)
@@ -157,7 +158,7 @@ class SimBroker:
             if u.kind in _TERMINAL:
                 self._open -= 1
             if u.is_fill:
-                positions[u.symbol] = positions.get(u.symbol, 0.0) + (u.qty if u.side == "buy" else -u.qty)
+                positions[u.symbol] = positions.get(u.symbol, 0.0) + side_sign(u.side) * u.qty
             out.append(u)
         return out
 

@@ -11,14 +11,13 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.data.bar_store import BarStore
-from hybridtrader.data.schema import BAR_SCHEMA, symbol_codes
 from hybridtrader.engine.events import BarBatch
 from hybridtrader.errors import DataError
 from hybridtrader.market.bars import aggregate_trades
 from hybridtrader.market.calendar import session_bounds, sessions
+from hybridtrader.market.schema import BAR_SCHEMA, symbol_codes
+from hybridtrader.market.timeconv import NS_PER_MINUTE
 from hybridtrader.market.timeframe import Timeframe
-
-NS_PER_MINUTE = 60_000_000_000
 
 
 def _session_bounds(frame: pl.DataFrame) -> list[tuple[date, int, int]]:

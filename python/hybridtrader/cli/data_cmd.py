@@ -96,10 +96,11 @@ def run_fetch(args: argparse.Namespace) -> int:
     from hybridtrader.data.bar_store import BarStore
     from hybridtrader.data.fetch import fetch_to_store
     from hybridtrader.data.quality import check_data_quality
-    from hybridtrader.data.schema import normalize_symbols, to_utc, to_utc_end
     from hybridtrader.errors import ConfigError
+    from hybridtrader.market.schema import normalize_symbols
+    from hybridtrader.market.timeconv import to_utc, to_utc_end
     from hybridtrader.market.timeframe import Timeframe
-    from hybridtrader.monitoring.metrics import METRICS
+    from hybridtrader.metrics import METRICS
     from hybridtrader.venue.server import service_urls
 
     cfg = load_config(args.config)

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,13 @@ from rich.table import Table
 
 from hybridtrader.config import Config, load_config
 from hybridtrader.credentials import alpaca_keys
-from hybridtrader.data.schema import utc_ns
 from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.feed import WallClock
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.node import Endpoints, LiveNode
 from hybridtrader.market.calendar import NEW_YORK, session_bounds, sessions
+from hybridtrader.market.timeconv import from_utc_ns, utc_ns
 
 MINUTES_PER_SESSION = 390
 VENUE_BUDGET_PER_MINUTE = 1_000_000  # requests per key: a replay runs hundreds of market minutes a minute
@@ -162,7 +162,7 @@ def venue_endpoints(cfg: Config, venue_url: str) -> Endpoints:
 
 
 def _sessions_from(now_ns: int, n: int) -> list:
-    first = datetime.fromtimestamp(now_ns / 1e9, UTC).astimezone(NEW_YORK).date()
+    first = from_utc_ns(now_ns).astimezone(NEW_YORK).date()
     return sessions(first, first + timedelta(days=7 * n + 7))[:n]
 
 

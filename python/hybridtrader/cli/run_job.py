@@ -226,7 +226,7 @@ def fetch_stage(
     from hybridtrader.data.bar_store import BarStore
     from hybridtrader.data.fetch import fetch_to_store
     from hybridtrader.data.quality import check_data_quality
-    from hybridtrader.monitoring.metrics import METRICS
+    from hybridtrader.metrics import METRICS
 
     store = BarStore(out / "bars")
     client = AlpacaClient(cfg, data_url=url)

@@ -33,20 +33,12 @@ from requests import HTTPError
 
 from hybridtrader.config import Config
 from hybridtrader.credentials import AUTH_FAILURES, alpaca_keys, auth_hint
-from hybridtrader.data.schema import (
-    BAR_SCHEMA,
-    QUOTE_SCHEMA,
-    TRADE_SCHEMA,
-    empty_bars,
-    normalize_symbols,
-    rfc3339,
-    to_utc,
-    utc_ns,
-)
 from hybridtrader.errors import BrokerError, DataError
 from hybridtrader.execution.rate_limiter import RateLimiter, http_status
+from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, empty_bars, normalize_symbols
+from hybridtrader.market.timeconv import rfc3339, to_utc, utc_ns
 from hybridtrader.market.timeframe import Timeframe
-from hybridtrader.monitoring.metrics import METRICS, Metrics
+from hybridtrader.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.data.atomic import write_parquet_atomic
-from hybridtrader.data.schema import BAR_SCHEMA, empty_bars, normalize_symbols, to_utc, utc_ns
 from hybridtrader.errors import DataError, first_line
 from hybridtrader.market import calendar
+from hybridtrader.market.schema import BAR_SCHEMA, empty_bars, normalize_symbols
+from hybridtrader.market.timeconv import to_utc, utc_ns
 from hybridtrader.market.timeframe import Timeframe
 
 GAP_SCHEMA = {"symbol": pl.String, "gap_start": BAR_SCHEMA["ts"], "gap_end": BAR_SCHEMA["ts"],
@@ -162,8 +163,7 @@ def expected_bar_starts(tf: Timeframe, lo: datetime, hi: datetime) -> np.ndarray
     ny = calendar.NEW_YORK
     days = calendar.sessions(lo.astimezone(ny).date(), hi.astimezone(ny).date())
     if tf.unit == "Day":
-        starts = np.array([int(datetime(d.year, d.month, d.day, tzinfo=ny).timestamp()) * 1_000_000_000
-                           for d in days], dtype=np.int64)
+        starts = np.array([utc_ns(datetime(d.year, d.month, d.day, tzinfo=ny)) for d in days], dtype=np.int64)
     elif tf.intraday:
         minutes = calendar.session_minutes_ns(days[0], days[-1]) if days else np.empty(0, np.int64)
         starts = np.unique(minutes // tf.nominal_ns * tf.nominal_ns)

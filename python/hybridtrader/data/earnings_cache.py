@@ -20,11 +20,11 @@ import requests
 
 from hybridtrader.config import Config
 from hybridtrader.credentials import finnhub_token
-from hybridtrader.data.schema import normalize_symbols
 from hybridtrader.data.ttl_cache import TTLCache
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.market import calendar
-from hybridtrader.monitoring.metrics import METRICS, Metrics
+from hybridtrader.market.schema import normalize_symbols
+from hybridtrader.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 FINNHUB_PER_MINUTE = 60

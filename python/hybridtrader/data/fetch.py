@@ -20,8 +20,9 @@ import orjson
 from hybridtrader.data.alpaca_client import AlpacaClient, FetchError, chunk_ranges
 from hybridtrader.data.atomic import read_state, write_state
 from hybridtrader.data.bar_store import BarStore
-from hybridtrader.data.schema import normalize_symbols, rfc3339, to_utc, to_utc_end
 from hybridtrader.errors import DataError
+from hybridtrader.market.schema import normalize_symbols
+from hybridtrader.market.timeconv import rfc3339, to_utc, to_utc_end
 from hybridtrader.market.timeframe import Timeframe
 
 STATE_VERSION = 1

@@ -18,8 +18,9 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.data.bar_store import expected_bar_starts
-from hybridtrader.data.schema import BAR_SCHEMA, utc_ns
 from hybridtrader.errors import DataError
+from hybridtrader.market.schema import BAR_SCHEMA
+from hybridtrader.market.timeconv import NS_PER_SECOND, utc_ns
 from hybridtrader.market.timeframe import Timeframe
 
 PRICES = ("open", "high", "low", "close")
@@ -130,7 +131,7 @@ def check_data_quality(
         age = df.group_by("symbol").agg(pl.col("ts").max())
         now_ns = utc_ns(now)
         for sym, last in age.iter_rows():
-            seconds = (now_ns - utc_ns(last)) / 1e9 if last is not None else float("inf")
+            seconds = (now_ns - utc_ns(last)) / NS_PER_SECOND if last is not None else float("inf")
             if seconds > stale_after_s:
                 rep.stale[sym] = seconds
 

@@ -16,11 +16,11 @@ from alpaca.trading.client import TradingClient
 
 from hybridtrader.config import Config
 from hybridtrader.credentials import alpaca_keys
-from hybridtrader.data.schema import normalize_symbols
 from hybridtrader.data.ttl_cache import TTLCache
 from hybridtrader.errors import DataError
 from hybridtrader.execution.rate_limiter import RateLimiter
-from hybridtrader.monitoring.metrics import METRICS, Metrics
+from hybridtrader.market.schema import normalize_symbols
+from hybridtrader.metrics import METRICS, Metrics
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from hybridtrader.credentials import redact
 from hybridtrader.data.atomic import StateFileError, read_state, write_state
 from hybridtrader.errors import BrokerError, DataError
-from hybridtrader.monitoring.metrics import METRICS, Metrics
+from hybridtrader.metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1

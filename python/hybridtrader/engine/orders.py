@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.errors import ConfigError, StateError
+from hybridtrader.market.schema import side_sign
 
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
 TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
@@ -88,7 +89,7 @@ class OrderRequest:
 
     @property
     def sign(self) -> int:
-        return 1 if self.side == "buy" else -1
+        return side_sign(self.side)
 
 
 @dataclass(slots=True)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -44,20 +44,21 @@ import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
-from hybridtrader.data.schema import TS, symbol_codes, utc_ns
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
 from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
+from hybridtrader.engine.strategy import Strategy
 from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order
 from hybridtrader.execution.toxic_time import entry_blocked
 from hybridtrader.market.calendar import NEW_YORK, session_bounds
+from hybridtrader.market.schema import TS, side_sign, symbol_codes
+from hybridtrader.market.timeconv import NS_PER_MINUTE, from_utc_ns, utc_ns
 from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.portfolio.ledger import Ledger
 from hybridtrader.risk.dynamic_sizing import DynamicSizer
 from hybridtrader.risk.exposure_manager import ExposureManager
-from hybridtrader.strategy.base import Strategy
 
 ORDER_SCHEMA = {
     "client_order_id": pl.String,
@@ -135,7 +136,7 @@ class TraderResult:
 
 def _realized_bps(side: str, decision: float, price: float) -> float:
     """Implementation shortfall of a fill in bps (positive = paid more than the decision price)."""
-    return (1.0 if side == "buy" else -1.0) * (price / decision - 1.0) * 1e4
+    return side_sign(side) * (price / decision - 1.0) * 1e4
 
 
 _sum = np.add.reduce
@@ -373,14 +374,14 @@ class Trader:
     def _first_flatten_ns(self, open_ns: int, close_ns: int) -> int:
         """The first minute at which the exposure manager asks for the end-of-day flatten (binary search
         over the session's minutes: its rule is monotone within a session)."""
-        lo, hi = 0, (close_ns - open_ns) // 60_000_000_000
+        lo, hi = 0, (close_ns - open_ns) // NS_PER_MINUTE
         while lo < hi:
             mid = (lo + hi) // 2
-            if self.exposure.should_flatten_intraday(open_ns + mid * 60_000_000_000):
+            if self.exposure.should_flatten_intraday(open_ns + mid * NS_PER_MINUTE):
                 hi = mid
             else:
                 lo = mid + 1
-        return open_ns + lo * 60_000_000_000
+        return open_ns + lo * NS_PER_MINUTE
 
     def _session_closed(self) -> None:
         assert self.session is not None
@@ -658,7 +659,7 @@ class Trader:
                     if self.submit(s, OrderRequest(symbol, side, abs(pos.qty)), "flatten", reducing=True):
                         closed += 1
         if closed or canceled or book is None:
-            at = datetime.fromtimestamp(self.now_ns / 1e9, UTC).astimezone(NEW_YORK)
+            at = from_utc_ns(self.now_ns).astimezone(NEW_YORK)
             what = f"{closed} positions closed, {canceled} orders canceled"
             self.events.append(f"{self.session} {at:%H:%M} New York, {why}: {what}")
 
@@ -805,7 +806,7 @@ class Trader:
 
 
 class _StrategyContext:
-    """The `strategy.base.Context` the Trader gives one strategy."""
+    """The `engine.strategy.Context` the Trader gives one strategy."""
 
     def __init__(self, trader: Trader, strategy: Strategy) -> None:
         self._t = trader
@@ -870,12 +871,12 @@ class _StrategyContext:
             return 0.0
         qty = t.sizer.calculate_position_size(self.equity, price, atr, symbol)
         qty = t.exposure.max_allowed_qty(symbol, side, qty, price, s.book)
+        sign = side_sign(side)
         if t.allocator is not None:
-            qty = min(qty, int(t.allocation_room(s, symbol, 1 if side == "buy" else -1, price)))
+            qty = min(qty, int(t.allocation_room(s, symbol, sign, price)))
         if qty <= 0:
             t._skip("sized to zero")
             return 0.0
-        sign = 1 if side == "buy" else -1
         if not t.config.execution.enable_time_slicing:
             return qty if t.submit(s, OrderRequest(symbol, side, float(qty)), leg) else 0.0
         plan = plan_parent_order(qty, self.now_ns, config=t.config.execution, model=t.slippage, symbol=symbol)

@@ -37,18 +37,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from hybridtrader._core import FillSimulatorCore
-from hybridtrader.config import Config, FillsConfig, as_config
-from hybridtrader.data.schema import TS, utc_ns
+from hybridtrader.config import ConfigLike, FillsConfig, config_section
 from hybridtrader.errors import DataError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
+from hybridtrader.market.schema import TS
+from hybridtrader.market.timeconv import NS_PER_MS, from_utc_ns, utc_ns
 
 FILL_EVENT_SCHEMA = {
     "ts": TS, "client_order_id": pl.String, "symbol": pl.String, "side": pl.String, "event": pl.String,
@@ -61,7 +62,6 @@ ORDER_SCHEMA = {
     "stop_price": pl.Float64, "status": pl.String, "filled_avg_price": pl.Float64, "fees": pl.Float64,
     "submitted_at": TS, "expires_at": TS,
 }
-_MS = 1_000_000
 _SMALL = 2_000  # rows up to which symbol codes come from a dict rather than a Polars replace
 
 
@@ -81,9 +81,9 @@ class FillSettings:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, config: Config | FillsConfig | dict[str, Any] | None = None) -> FillSettings:
-        """From `execution.fills` of a config (a Config, its raw mapping, or None for the defaults)."""
-        section = config if isinstance(config, FillsConfig) else as_config(config).execution.fills
+    def from_config(cls, config: ConfigLike = None) -> FillSettings:
+        """From `execution.fills` of any config form (see `config_section`; None for the defaults)."""
+        section: FillsConfig = config_section(config, "execution.fills")
         return cls(**{f.name: getattr(section, f.name) for f in fields(cls)})
 
 
@@ -112,11 +112,11 @@ class FillSimulator:
     def __init__(self, settings: FillSettings | None = None, slippage: SlippageModel | None = None) -> None:
         self.settings = s = settings or FillSettings()
         self.slippage = slippage if s.impact else None
-        self._entry_ns = round(s.entry_latency_ms * _MS)
+        self._entry_ns = round(s.entry_latency_ms * NS_PER_MS)
         self._core = FillSimulatorCore(
             commission_per_share=s.commission_per_share, commission_min=s.commission_min,
             sec_fee_rate=s.sec_fee_rate, taf_per_share=s.taf_per_share, taf_cap=s.taf_max_per_trade,
-            entry_latency_ns=self._entry_ns, ack_latency_ns=round(s.ack_latency_ms * _MS),
+            entry_latency_ns=self._entry_ns, ack_latency_ns=round(s.ack_latency_ms * NS_PER_MS),
             bar_participation=s.bar_participation,
         )
         self._codes: dict[str, int] = {}
@@ -156,7 +156,7 @@ class FillSimulator:
         o, c = self._session
         if o <= ns < c and not after_open:
             return o, c
-        d: date = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC).astimezone(calendar.NEW_YORK).date()
+        d: date = from_utc_ns(ns).astimezone(calendar.NEW_YORK).date()
         if not calendar.is_session(d):
             d = calendar.next_session(d)
         o, c = (utc_ns(x) for x in calendar.session_bounds(d))

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import requests
 
 from hybridtrader._core import SlidingWindowLimiter
-from hybridtrader.config import BackoffConfig, Config, ExecutionConfig, config_from_dict
+from hybridtrader.config import BackoffConfig, Config, ExecutionConfig, config_section
 from hybridtrader.errors import BrokerError, ConfigError
 
 T = TypeVar("T")
@@ -217,20 +217,9 @@ class _Retry:
 # ------------------------------------------------------------------------------------- the limiter
 def _resolve(config: object) -> tuple[list[tuple[int, float]] | None, ExecutionConfig]:
     """Rates (when given directly) and the execution section from whatever the caller passed."""
-    if config is None:
-        return None, ExecutionConfig()
-    if isinstance(config, Config):
-        return None, config.execution
-    if isinstance(config, ExecutionConfig):
-        return None, config
-    if isinstance(config, Mapping):
-        return None, config_from_dict(dict(config)).execution
     if isinstance(config, Sequence) and not isinstance(config, str | bytes):
         return [tuple(r) for r in config], ExecutionConfig()  # type: ignore[misc]
-    raise TypeError(
-        "RateLimiter expects a Config, an ExecutionConfig, a config mapping or a list of"
-        f" (limit, window_seconds) pairs, got {type(config).__name__}"
-    )
+    return None, config_section(config, "execution")  # type: ignore[arg-type]
 
 
 class RateLimiter(SlidingWindowLimiter):

@@ -18,13 +18,13 @@ import numpy as np
 import polars as pl
 
 from hybridtrader._core import SlippageModelCore
-from hybridtrader.config import Config, ExecutionConfig, SlippageConfig, config_from_dict
+from hybridtrader.config import ConfigLike, SlippageConfig, config_section
 from hybridtrader.errors import ConfigError, StateError
-from hybridtrader.execution.time_slicing import to_utc_ns
 from hybridtrader.market.calendar import NEW_YORK, is_session, session_bounds
+from hybridtrader.market.schema import encode_symbols, side_signs
+from hybridtrader.market.timeconv import utc_ns
 
 FILL_COLUMNS = ("symbol", "side", "qty", "arrival_price", "fill_price", "ts")
-SIDES = ("buy", "sell")
 
 # Parameters of the Rust core; the other SlippageConfig fields are used here.
 _CORE_FIELDS = (
@@ -41,25 +41,7 @@ _CORE_FIELDS = (
 )
 
 
-AnyConfig = Config | ExecutionConfig | SlippageConfig | dict[str, Any] | None
 SymbolsLike = str | Sequence[str] | pl.Series | np.ndarray
-
-
-def slippage_section(config: AnyConfig) -> SlippageConfig:
-    """The `execution.slippage` section of any config form (full config, a section, raw dict, None)."""
-    if config is None:
-        return SlippageConfig()
-    if isinstance(config, dict):
-        config = config_from_dict(config)
-    if isinstance(config, Config):
-        return config.execution.slippage
-    if isinstance(config, ExecutionConfig):
-        return config.slippage
-    if isinstance(config, SlippageConfig):
-        return config
-    raise ConfigError(
-        f"config must be a Config, ExecutionConfig, SlippageConfig, dict or None, got {config!r}"
-    )
 
 
 def ts_ns_column(values: pl.Series, name: str = "ts") -> np.ndarray:
@@ -86,7 +68,7 @@ def in_regular_session(ts_ns: np.ndarray) -> np.ndarray:
     for d in dates.unique().to_list():
         if is_session(d):
             o, c = session_bounds(d)
-            bounds[d] = (to_utc_ns(o), to_utc_ns(c))
+            bounds[d] = (utc_ns(o), utc_ns(c))
         else:
             bounds[d] = (0, 0)
     opens = dates.replace_strict({d: b[0] for d, b in bounds.items()}, return_dtype=pl.Int64).to_numpy()
@@ -100,37 +82,10 @@ def _ts_array(ts: Any, n: int) -> np.ndarray:
     if isinstance(ts, int | np.integer):
         return np.full(n, int(ts), dtype=np.int64)
     if isinstance(ts, datetime):
-        return np.full(n, to_utc_ns(ts), dtype=np.int64)
+        return np.full(n, utc_ns(ts), dtype=np.int64)
     if isinstance(ts, np.ndarray) and np.issubdtype(ts.dtype, np.datetime64):
         return np.ascontiguousarray(ts.astype("datetime64[ns]").view(np.int64))
     return ts_ns_column(pl.Series("ts", ts))
-
-
-def _symbol_codes(symbols: SymbolsLike, n: int) -> tuple[list[str], np.ndarray]:
-    """Distinct symbols and, per row, the index of its symbol (computed by Polars, not a Python loop)."""
-    if isinstance(symbols, str):
-        return [symbols], np.zeros(n, dtype=np.uint32)
-    if isinstance(symbols, pl.Series) and isinstance(symbols.dtype, pl.Enum):
-        s, names = symbols, symbols.dtype.categories.to_list()  # already encoded: no string hashing
-    else:
-        s = pl.Series("symbol", symbols, dtype=pl.String)
-        names = s.drop_nulls().unique().sort().to_list()
-    if s.null_count():
-        raise ConfigError(f"symbols has {s.null_count()} null values")
-    codes = s.cast(pl.Enum(names)).to_physical().cast(pl.UInt32).to_numpy()
-    return names, np.ascontiguousarray(codes)
-
-
-def _check_sides(sides: str | Sequence[str] | pl.Series | np.ndarray) -> pl.Series | None:
-    if isinstance(sides, str):
-        if sides not in SIDES:
-            raise ConfigError(f"side must be 'buy' or 'sell', got {sides!r}")
-        return None
-    s = pl.Series("side", sides, dtype=pl.String)
-    bad = s.filter(~s.is_in(SIDES) | s.is_null())
-    if len(bad):
-        raise ConfigError(f"side must be 'buy' or 'sell', got {bad[0]!r} ({len(bad)} bad rows)")
-    return s
 
 
 def _float_array(name: str, values: Any, n: int) -> np.ndarray:
@@ -162,8 +117,8 @@ class SlippageModel(SlippageModelCore):
     __slots__ = ("config",)
     config: SlippageConfig
 
-    def __new__(cls, config: AnyConfig = None):
-        section = slippage_section(config)
+    def __new__(cls, config: ConfigLike = None):
+        section: SlippageConfig = config_section(config, "execution.slippage")
         self = super().__new__(cls, **{k: getattr(section, k) for k in _CORE_FIELDS})
         self.config = section
         if section.state_path is not None and Path(section.state_path).exists():
@@ -186,12 +141,12 @@ class SlippageModel(SlippageModelCore):
         """
         qty_a = np.asarray(qty, dtype=np.float64)
         n = len(qty_a) if qty_a.ndim else (1 if isinstance(symbols, str) else len(symbols))
-        names, codes = _symbol_codes(symbols, n)
+        names, codes = encode_symbols(symbols, n)
         if len(codes) != n:
             raise ConfigError(f"symbols has {len(codes)} rows but qty has {n}")
-        side_col = _check_sides(sides)
-        if side_col is not None and len(side_col) != n:
-            raise ConfigError(f"sides has {len(side_col)} rows but qty has {n}")
+        signs = side_signs(sides)
+        if not isinstance(sides, str) and len(signs) != n:
+            raise ConfigError(f"sides has {len(signs)} rows but qty has {n}")
         ts_a = _ts_array(ts, n)
         if len(ts_a) != n:
             raise ConfigError(f"ts has {len(ts_a)} rows but qty has {n}")
@@ -227,13 +182,12 @@ class SlippageModel(SlippageModelCore):
     def _learn_fills(self, fills: pl.DataFrame) -> int:
         _require(fills, FILL_COLUMNS, "fills")
         fills = fills.with_columns(_ts=pl.Series(ts_ns_column(fills["ts"]))).sort("_ts", maintain_order=True)
-        sides = _check_sides(fills["side"])
-        assert sides is not None
-        names, codes = _symbol_codes(fills["symbol"], fills.height)
+        is_buy = side_signs(fills["side"], "side") > 0
+        names, codes = encode_symbols(fills["symbol"], fills.height)
         return self.update_fills(
             names,
             codes,
-            (sides == "buy").to_numpy(),
+            is_buy,
             _float_array("qty", fills["qty"].to_numpy(), fills.height),
             _float_array("arrival_price", fills["arrival_price"].to_numpy(), fills.height),
             _float_array("fill_price", fills["fill_price"].to_numpy(), fills.height),
@@ -267,7 +221,7 @@ class SlippageModel(SlippageModelCore):
             .filter(in_regular_session(ts))
             .sort("ts", maintain_order=True)
         )
-        names, codes = _symbol_codes(frame["symbol"], frame.height)
+        names, codes = encode_symbols(frame["symbol"], frame.height)
         learned = self.update_spreads(names, codes, frame["ts"].to_numpy(), frame["spread"].to_numpy())
         return {"learned": learned, "outside_session": bars.height - frame.height}
 

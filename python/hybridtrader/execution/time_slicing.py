@@ -21,12 +21,12 @@ import polars as pl
 
 from hybridtrader.config import ExecutionConfig
 from hybridtrader.errors import ConfigError
-from hybridtrader.market.calendar import NEW_YORK, UTC, is_session, session_at, session_bounds
+from hybridtrader.market.calendar import NEW_YORK, is_session, session_at, session_bounds
+from hybridtrader.market.timeconv import NS_PER_MINUTE, from_utc_ns, utc_ns
 
 if TYPE_CHECKING:
     from hybridtrader.execution.slippage_model import SlippageModel
 
-NS_PER_MINUTE = 60_000_000_000
 SESSION_MINUTES = 390  # a regular (not early-close) session
 
 
@@ -48,24 +48,6 @@ class SlicePlan:
         return self.requested - self.unfilled
 
 
-def to_utc_ns(ts: datetime | int, name: str = "ts") -> int:
-    """Epoch ns of an aware datetime or of an int already in epoch ns."""
-    if isinstance(ts, datetime):
-        if ts.tzinfo is None:
-            raise ConfigError(f"{name} must be timezone-aware (UTC), got naive datetime {ts}")
-        delta = ts.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-    if isinstance(ts, int | np.integer) and not isinstance(ts, bool):
-        return int(ts)
-    raise ConfigError(f"{name} must be an aware datetime or epoch ns (int), got {ts!r}")
-
-
-def from_utc_ns(ns: int) -> datetime:
-    """Aware UTC datetime of epoch ns (microsecond precision, no float rounding)."""
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC) + timedelta(microseconds=rest // 1000)
-
-
 def _u_cdf(u: float, u_shape: float) -> float:
     """Share of a session's volume traded before session fraction u, for the density
     f(u) ∝ 1 + b (2u - 1)^2 with b = u_shape - 1 (so f(0) = f(1) = u_shape x f(1/2))."""
@@ -83,7 +65,7 @@ def expected_volume(start_ns: int, end_ns: int, adv_shares: float, u_shape: floa
     total = 0.0
     while day <= last:
         if is_session(day):
-            o, c = (to_utc_ns(x) for x in session_bounds(day))
+            o, c = (utc_ns(x) for x in session_bounds(day))
             s, e = max(start_ns, o), min(end_ns, c)
             if e > s:
                 length = c - o
@@ -112,7 +94,7 @@ def slice_order(
     """TWAP schedule of `qty` shares over [start, end) in `slices` equal slices, optionally capped at
     `max_participation` of each slice's expected volume (which needs `adv_shares`)."""
     qty = _check_qty(qty)
-    start_ns, end_ns = to_utc_ns(start, "start"), to_utc_ns(end, "end")
+    start_ns, end_ns = utc_ns(start, "start"), utc_ns(end, "end")
     if end_ns <= start_ns:
         raise ConfigError(f"end must be after start, got start={start!r} end={end!r}")
     if isinstance(slices, bool) or not isinstance(slices, int) or slices < 1:
@@ -165,7 +147,7 @@ def plan_parent_order(
     `time_slicing.slices` slices over `time_slicing.window_minutes` (cut at the session close), capped at
     `time_slicing.max_participation` of the volume implied by `adv_shares` or by the model's ADV of
     `symbol`. `start` must fall within a regular session."""
-    start_ns = to_utc_ns(start, "start")
+    start_ns = utc_ns(start, "start")
     start_dt = from_utc_ns(start_ns)
     session: date | None = session_at(start_dt)
     if session is None:
@@ -177,7 +159,7 @@ def plan_parent_order(
         if model is None or symbol is None:
             raise ConfigError("time slicing needs adv_shares, or a slippage model and a symbol")
         adv_shares = float(model.symbol_params(symbol)["adv_shares"])
-    close_ns = to_utc_ns(session_bounds(session)[1])
+    close_ns = utc_ns(session_bounds(session)[1])
     end_ns = min(start_ns + round(ts_cfg.window_minutes * NS_PER_MINUTE), close_ns)
     return slice_order(
         qty,

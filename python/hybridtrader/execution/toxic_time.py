@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from hybridtrader.config import ExecutionConfig, ToxicTimeConfig
-from hybridtrader.execution.time_slicing import from_utc_ns, to_utc_ns
 from hybridtrader.market.calendar import early_closes, session_at, session_bounds
+from hybridtrader.market.timeconv import from_utc_ns, utc_ns
 
 # A halt window: (start, end); end None means the halt is still on.
 HaltWindow = tuple[datetime | int, datetime | int | None]
@@ -25,7 +25,7 @@ MARKET_WIDE = "*"
 
 
 def _as_datetime(ts: datetime | int, name: str) -> datetime:
-    return from_utc_ns(to_utc_ns(ts, name))
+    return from_utc_ns(utc_ns(ts, name))
 
 
 def is_toxic_time(

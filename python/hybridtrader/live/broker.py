@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -48,13 +48,13 @@ from alpaca.trading.requests import (
 )
 from alpaca.trading.stream import TradingStream
 
-from hybridtrader.data.schema import rfc3339, to_utc, utc_ns
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import BrokerError
 from hybridtrader.execution.fills import FillSimulator
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.live.order_pipe import Answer, OrderPipe, order_body
+from hybridtrader.market.timeconv import NS_PER_MINUTE, from_utc_ns, rfc3339, to_utc, utc_ns
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +72,12 @@ _KINDS = {
 _CLOSED = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 _EPS = 1e-9
 # REST look-ups for orders sent at t ask for orders created after t minus this (clocks may differ)
-REST_LOOKBACK_NS = 60_000_000_000
+REST_LOOKBACK_NS = NS_PER_MINUTE
 
 
 def ns(t: datetime | str | None) -> int:
     """UTC epoch ns of an Alpaca timestamp (0 for None)."""
     return 0 if t is None else utc_ns(to_utc("timestamp", t))
-
-
-def _utc(ts_ns: int) -> datetime:
-    """UTC datetime of epoch ns, truncated to the microsecond (exact: no float seconds)."""
-    whole = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC)
-    return whole.replace(microsecond=ts_ns % 1_000_000_000 // 1000)
-
-
-def iso(ts_ns: int) -> str:
-    """RFC 3339 of UTC epoch ns, to the microsecond (Alpaca's precision)."""
-    return rfc3339(_utc(ts_ns))
 
 
 @dataclass
@@ -509,7 +498,7 @@ class AlpacaBroker:
                 status=QueryOrderStatus(status),
                 limit=self.page_size,
                 direction="asc",
-                after=_utc(after) if after > 0 else None,
+                after=from_utc_ns(after) if after > 0 else None,
             )
             page = self._read("get_orders", self.client.get_orders, req)
             fresh = [o for o in page if str(o.id) not in ids]
@@ -524,7 +513,7 @@ class AlpacaBroker:
         out: list[dict[str, Any]] = []
         params: dict[str, Any] = {"direction": "asc", "page_size": 100}
         if after_ns > 0:
-            params["after"] = iso(after_ns - 1000)
+            params["after"] = rfc3339(after_ns - 1000)
         while True:
             page = self._read("get_activities", self.client.get, "/account/activities/FILL", dict(params))
             out.extend(page)

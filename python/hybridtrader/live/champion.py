@@ -31,16 +31,15 @@ import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.data.alpaca_client import AlpacaClient
-from hybridtrader.data.schema import utc_ns
+from hybridtrader.engine.strategy import Strategy
 from hybridtrader.errors import HybridTraderError, ModelError, first_line
 from hybridtrader.execution.rate_limiter import RateLimiter
-from hybridtrader.live.broker import iso
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.ops import NodeMetrics
 from hybridtrader.market.calendar import session_bounds, sessions
+from hybridtrader.market.timeconv import rfc3339, utc_ns
 from hybridtrader.ml.registry import CHAMPION, ModelRegistry, tracking_uri
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
-from hybridtrader.strategy.base import Strategy
 from hybridtrader.strategy.model import Champion
 
 log = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ def history(data: AlpacaClient, symbols: list[str], sessions: list[date]) -> pl.
     """The 1-minute bars of `symbols` over `sessions` (consecutive), from the data API."""
     first = utc_ns(session_bounds(sessions[0])[0])
     last = utc_ns(session_bounds(sessions[-1])[1]) - 60_000_000_000  # the last bar's start
-    return data.get_bars(symbols, "1Min", iso(first), iso(last))
+    return data.get_bars(symbols, "1Min", rfc3339(first), rfc3339(last))
 
 
 def train(
@@ -323,7 +322,7 @@ class LiveModels:
             self._set(t.strategy, t.version)
             self.lines.append(
                 f"{t.strategy}: retrained, {_name(old)} -> v{t.version} from the bar closing "
-                f"{iso(bar_close_ns)}"
+                f"{rfc3339(bar_close_ns)}"
             )
             self.journal.event("model_swap", self.lines[-1], bar_close_ns)
             log.info("%s", self.lines[-1])

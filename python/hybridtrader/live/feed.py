@@ -37,17 +37,16 @@ import requests
 
 from hybridtrader.config import Config
 from hybridtrader.data.alpaca_client import AlpacaClient, FetchError
-from hybridtrader.data.schema import BAR_SCHEMA, utc_ns
 from hybridtrader.engine.events import BarBatch
 from hybridtrader.errors import BrokerError, DataError
 from hybridtrader.execution.rate_limiter import RateLimitError
-from hybridtrader.live.broker import iso
 from hybridtrader.market.calendar import session_bounds
+from hybridtrader.market.schema import BAR_SCHEMA
+from hybridtrader.market.timeconv import NS_PER_MINUTE, NS_PER_SECOND, rfc3339, utc_ns
 from hybridtrader.stream.adapter import StreamingAdapter
 
 log = logging.getLogger(__name__)
 
-NS_PER_MINUTE = 60_000_000_000
 
 
 class WallClock:
@@ -68,11 +67,11 @@ class WallClock:
     def now_ns(self) -> int:
         if self.origin_ns is None:
             return time.time_ns()
-        return self.origin_ns + int((time.monotonic() - self._wall0) * self.speed * 1e9)
+        return self.origin_ns + int((time.monotonic() - self._wall0) * self.speed * NS_PER_SECOND)
 
     def wall_seconds(self, market_ns: int) -> float:
         """Wall seconds that `market_ns` of this clock's time take."""
-        return market_ns / 1e9 / self.speed
+        return market_ns / NS_PER_SECOND / self.speed
 
     def advance_to(self, ts_ns: int) -> None:
         while not self.stop.is_set():
@@ -216,7 +215,7 @@ class VenueClock:
     def advance_to(self, ts_ns: int) -> None:
         if ts_ns <= self._now:
             return
-        r = self.http.post(f"{self.url}/venue/clock", json={"to": iso(ts_ns)}, timeout=self.timeout_s)
+        r = self.http.post(f"{self.url}/venue/clock", json={"to": rfc3339(ts_ns)}, timeout=self.timeout_s)
         if r.status_code != 200:
             raise BrokerError(f"venue clock at {self.url}: {r.status_code} {r.text[:200]}")
         self._now = int(r.json()["now"])
@@ -259,7 +258,7 @@ class ReplayFeed:
     def _bars(self, start_ns: int, end_ns: int) -> pl.DataFrame:
         """Bars with start in [start_ns, end_ns], sorted by (ts, symbol); empty when the fetch failed."""
         try:
-            frame = self.data.get_bars(self.symbols, "1Min", iso(start_ns), iso(end_ns))
+            frame = self.data.get_bars(self.symbols, "1Min", rfc3339(start_ns), rfc3339(end_ns))
         except (FetchError, RateLimitError, OSError, DataError) as e:
             self.fetch_errors += 1
             self.error = str(e)
@@ -273,7 +272,7 @@ class ReplayFeed:
         if self._wall0 is None:
             self._wall0, self._market0 = time.monotonic(), market_ns
             return
-        due = self._wall0 + (market_ns - self._market0) / 1e9 / self.speed
+        due = self._wall0 + (market_ns - self._market0) / NS_PER_SECOND / self.speed
         wait = due - time.monotonic()
         if wait > 0:
             self.stop.wait(wait)

@@ -45,7 +45,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +58,18 @@ from hybridtrader.data.atomic import read_state, write_atomic, write_state
 from hybridtrader.data.bar_store import BarStore
 from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.data.fetch import fetch_to_store
-from hybridtrader.data.schema import utc_ns
 from hybridtrader.data.shortability_cache import ShortabilityCache
 from hybridtrader.data.ttl_cache import CacheRefreshError
 from hybridtrader.engine.events import BarBatch, OrderUpdate
 from hybridtrader.engine.orders import Order, OrderRequest
+from hybridtrader.engine.strategy import Strategy
 from hybridtrader.engine.trader import Trader
 from hybridtrader.errors import ConfigError, DataError, StateError
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import SESSION_MINUTES
-from hybridtrader.live.broker import AlpacaBroker, iso
+from hybridtrader.live.broker import AlpacaBroker
 from hybridtrader.live.champion import LiveModels, history, sessions_ending
 from hybridtrader.live.champion import Progress as TrainingProgress
 from hybridtrader.live.feed import ReplayFeed, StreamFeed, VenueClock, WallClock
@@ -77,13 +77,13 @@ from hybridtrader.live.journal import Journal
 from hybridtrader.live.ops import Heartbeat, NodeMetrics, OpsServer
 from hybridtrader.live.reconcile import Reconciliation, reconcile
 from hybridtrader.market.calendar import NEW_YORK, previous_session, session_bounds
+from hybridtrader.market.timeconv import NS_PER_SECOND, from_utc_ns, rfc3339, utc_ns
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
 from hybridtrader.portfolio import capital_allocator, universe_rotation
 from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.portfolio.session_universe import SessionUniverse
 from hybridtrader.portfolio.universe_rotation import UniverseRotationTracker
 from hybridtrader.risk.exposure_manager import ExposureManager
-from hybridtrader.strategy.base import Strategy
 from hybridtrader.strategy.loader import build_strategy
 
 log = logging.getLogger(__name__)
@@ -511,12 +511,12 @@ class LiveNode:
         if not need:
             return
         now = self.clock.now_ns()
-        day = datetime.fromtimestamp(now / 1e9, UTC).astimezone(NEW_YORK).date()
+        day = from_utc_ns(now).astimezone(NEW_YORK).date()
         for _ in range(need // SESSION_MINUTES + 1):  # back far enough for `need` 1-minute bars
             day = previous_session(day)
         start, end = utc_ns(session_bounds(day)[0]), now - self.feed.every_ns
         try:
-            bars = self.data.get_bars(self.symbols, "1Min", iso(start), iso(end))
+            bars = self.data.get_bars(self.symbols, "1Min", rfc3339(start), rfc3339(end))
         except (FetchError, RateLimitError, OSError, DataError) as e:
             log.warning("no history (%s): the strategies warm up on the stream", e)
             return
@@ -727,7 +727,7 @@ class LiveNode:
             trader.entry_halt = "; ".join(self.halts.values())
             return
         now = self.clock.now_ns()
-        stale_s = (now - self.feed.last_data_ns) / 1e9 if self.feed.last_data_ns else 0.0
+        stale_s = (now - self.feed.last_data_ns) / NS_PER_SECOND if self.feed.last_data_ns else 0.0
         self.metrics.feed_lag.set(stale_s)
         if stale_s > self.live.max_feed_staleness_s:
             if "stale feed" not in self.halts:
@@ -766,7 +766,7 @@ class LiveNode:
         m.unrealized.set(trader.ledger.unrealized())
         m.exposure.labels("all", "gross").set(gross)
         m.exposure.labels("all", "net").set(net)
-        m.bar_time.set(trader.now_ns / 1e9)
+        m.bar_time.set(trader.now_ns / NS_PER_SECOND)
         if trader.allocator is not None:
             for name, capital in trader.capital().items():
                 m.capital.labels(name).set(capital)

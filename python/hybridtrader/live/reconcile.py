@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.live.broker import AlpacaBroker
 from hybridtrader.live.journal import Journal
+from hybridtrader.market.schema import side_sign
 
 
 @dataclass
@@ -74,7 +75,7 @@ def reconcile(
         if u.is_fill and u.client_order_id in intents:
             if (u.client_order_id, u.filled_qty) not in journaled:
                 rec.fills_since_journal += 1
-            expected[u.symbol] = expected.get(u.symbol, 0.0) + (u.qty if u.side == "buy" else -u.qty)
+            expected[u.symbol] = expected.get(u.symbol, 0.0) + side_sign(u.side) * u.qty
     held = broker.positions()
     for symbol in sorted(set(expected) | set(held)):
         e, b = expected.get(symbol, 0.0), held.get(symbol, 0.0)

@@ -29,8 +29,8 @@ import numpy as np
 import polars as pl
 
 from hybridtrader import _core
-from hybridtrader.data.schema import BAR_SCHEMA, TS
 from hybridtrader.market.frames import build_frame
+from hybridtrader.market.schema import BAR_SCHEMA, TS
 
 log = logging.getLogger(__name__)
 

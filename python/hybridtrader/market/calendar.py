@@ -6,7 +6,7 @@ Rules follow NYSE Rule 7.2 as applied since 2000: a holiday on a Saturday is obs
 weekdays; before 2013, when July 4 was a Thursday the early close was Friday July 5 instead of July 3
 (2002). Unscheduled closures (national days of mourning, storms) and ad hoc early closes are listed
 explicitly. Checked against exchange_calendars "XNYS" (and pandas_market_calendars' NYSE rules agree) for
-every session, early close and open/close time from 2000 to 2030 (tests/test_calendar.py); before 2000
+every session, early close and open/close time from 2000 to 2030 (tests/market/test_calendar.py); before 2000
 the rules differ (Martin Luther King Jr. Day only since 1998, 1999-12-31 closed early) and are not covered.
 """
 
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from hybridtrader.errors import DataError
+from hybridtrader.market.timeconv import NS_PER_MINUTE, utc_ns
 
 NEW_YORK = ZoneInfo("America/New_York")
 UTC = ZoneInfo("UTC")
@@ -156,9 +157,9 @@ def session_minutes_ns(start: date, end: date) -> np.ndarray:
     parts = []
     for d in sessions(start, end):
         o, c = session_bounds(d)
-        o_ns = int(o.timestamp()) * 1_000_000_000
+        o_ns = utc_ns(o)
         n = int((c - o).total_seconds() // 60)
-        parts.append(o_ns + np.arange(n, dtype=np.int64) * 60_000_000_000)
+        parts.append(o_ns + np.arange(n, dtype=np.int64) * NS_PER_MINUTE)
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hybridtrader.data.schema import TS
+from hybridtrader.market.schema import TS
 
 Schema = Mapping[str, pl.DataType]
 Builder = Callable[[Schema, Mapping[str, Any]], pl.DataFrame]

@@ -60,13 +60,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
 from hybridtrader.errors import DataError
 from hybridtrader.market import calendar
 from hybridtrader.market.bars import aggregate_trades, rollup
+from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA
+from hybridtrader.market.timeconv import NS_PER_MINUTE, utc_ns
 
 FORMAT_VERSION = 1
-MINUTE_NS = 60_000_000_000
 FULL_SESSION_MINUTES = 390
 SECTORS = (
     "Technology", "Financials", "Health Care", "Energy", "Industrials", "Consumer Discretionary",
@@ -224,7 +224,7 @@ def _universe(
 ) -> _Universe:
     n, s, m = len(names), len(sessions), FULL_SESSION_MINUTES
     bounds = [calendar.session_bounds(d) for d in sessions]
-    open_ns = np.array([int(o.timestamp()) * 1_000_000_000 for o, _ in bounds], dtype=np.int64)
+    open_ns = np.array([utc_ns(o) for o, _ in bounds], dtype=np.int64)
     n_min = np.array([int((c - o).total_seconds()) // 60 for o, c in bounds], dtype=np.int64)
     idx = np.arange(m)[None, :]
     valid = idx < n_min[:, None]
@@ -328,7 +328,7 @@ def _symbol_minutes(
     boost = np.exp(var_corr / 2) * np.where(event, EARNINGS_ACTIVITY / EARNINGS_VOL, 1.0)[:, None]
     lam = trades_per_minute * u.liquidity[i] * u.activity * v * boost
     spread = u.spread_bps[i] * u.spread_shape * np.sqrt(v)
-    start_ns = u.open_ns[:, None] + np.arange(m, dtype=np.int64)[None, :] * MINUTE_NS
+    start_ns = u.open_ns[:, None] + np.arange(m, dtype=np.int64)[None, :] * NS_PER_MINUTE
     k = u.valid
     return _Minutes(start_ns[k], start[k], end[k], sigma[k], lam[k], spread[k])
 
@@ -367,7 +367,7 @@ def _ticks(
     half = mid_c * mins.spread_bps[k_of] * (0.4e-4 + 0.2e-4 * rng.random(n))
     bid_c = np.floor(mid_c - half)
     ask_c = np.maximum(np.ceil(mid_c + half), bid_c + 1)
-    ts = mins.start_ns[k_of] + (u * MINUTE_NS).astype(np.int64)
+    ts = mins.start_ns[k_of] + (u * NS_PER_MINUTE).astype(np.int64)
     depth = 100.0 * depth_lots
     quotes = {
         "ts": ts, "bid": bid_c / 100, "ask": ask_c / 100,

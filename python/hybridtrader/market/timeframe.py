@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hybridtrader.errors import DataError
+from hybridtrader.errors import ConfigError, DataError
+from hybridtrader.market.timeconv import NS_PER_DAY, NS_PER_HOUR, NS_PER_MINUTE
 
 _TIMEFRAME = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D|Week|W|Month|M)$")
 _UNITS = {"Min": "Min", "T": "Min", "Hour": "Hour", "H": "Hour", "Day": "Day", "D": "Day",
           "Week": "Week", "W": "Week", "Month": "Month", "M": "Month"}
-_NS = {"Min": 60_000_000_000, "Hour": 3_600_000_000_000, "Day": 86_400_000_000_000,
-       "Week": 7 * 86_400_000_000_000, "Month": 30 * 86_400_000_000_000}
+_NS = {"Min": NS_PER_MINUTE, "Hour": NS_PER_HOUR, "Day": NS_PER_DAY, "Week": 7 * NS_PER_DAY,
+       "Month": 30 * NS_PER_DAY}
 _POLARS = {"Min": "m", "Hour": "h", "Day": "d", "Week": "w", "Month": "mo"}
 # Bars per regular session: 390 minutes, 7 hourly bars (the first is the half hour from 9:30).
 _PER_SESSION = {"Min": 390.0, "Hour": 7.0, "Day": 1.0, "Week": 0.2, "Month": 1 / 21}
@@ -62,3 +63,19 @@ class Timeframe:
     @property
     def intraday(self) -> bool:
         return self.unit in ("Min", "Hour")
+
+
+_EVERY_UNITS = {"m": "Min", "h": "Hour"}
+
+
+def parse_every(every: str) -> tuple[int, str]:
+    """'1m' -> (60e9 ns, '1Min'): a streaming bar interval (minutes or hours, as our bars spell it) and
+    its Alpaca timeframe (used for backfill)."""
+    unit = _EVERY_UNITS.get(every[-1:]) if isinstance(every, str) else None
+    if unit is None or not every[:-1].isdigit():
+        raise ConfigError(f"every: expected minutes or hours such as '1m', '5m', '1h', got {every!r}")
+    try:
+        tf = Timeframe.parse(every[:-1] + unit)
+    except DataError:
+        raise ConfigError(f"every: {every!r} has no Alpaca timeframe (1-59m or 1-23h)") from None
+    return tf.nominal_ns, tf.value

@@ -34,11 +34,11 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.config import MeanReversionLabelConfig, TripleBarrierLabelConfig
+from hybridtrader.market.timeconv import NS_PER_DAY
 from hybridtrader.ml.costs import CostModel
 from hybridtrader.ml.features import compute_features, log_return, normalise_bars, out_of_order
 
 NY = "America/New_York"
-_DAY_NS = 86_400 * 10**9
 _CHUNK = 65_536  # events per forward-path scan: bounds memory at CHUNK x BLOCK floats
 _BLOCK = 32  # forward bars per scan step
 # (event rows, forward closes) -> (barrier touched per forward bar, barrier kind per forward bar)
@@ -50,7 +50,7 @@ def is_intraday(bars: pl.DataFrame) -> bool:
     frame = bars.sort("symbol", "ts") if bars.select(out_of_order()).item() else bars  # usually sorted
     same = pl.col("symbol") == pl.col("symbol").shift(1)
     gaps = frame.select(pl.col("ts").diff().dt.total_nanoseconds().filter(same)).to_series().drop_nulls()
-    return gaps.len() > 0 and float(gaps.median()) < _DAY_NS
+    return gaps.len() > 0 and float(gaps.median()) < NS_PER_DAY
 
 
 def session_of(ts: pl.Series) -> pl.Series:

@@ -52,7 +52,7 @@ def artifact_root(config: Config) -> str:
 
 def code_version() -> str:
     """Package version plus the git commit of the source tree when it is a checkout."""
-    from hybridtrader import __version__
+    from hybridtrader._core import __version__
 
     here = Path(__file__).resolve().parent
     try:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from hybridtrader.config import Schedule
-from hybridtrader.data.schema import to_utc
 from hybridtrader.market.calendar import NEW_YORK
+from hybridtrader.market.timeconv import to_utc
 
 
 @dataclass(frozen=True)

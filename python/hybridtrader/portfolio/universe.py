@@ -35,9 +35,9 @@ import polars as pl
 from hybridtrader.config import Config, UniverseConfig, as_config
 from hybridtrader.data.bar_store import BarStore, expected_bar_starts
 from hybridtrader.data.quality import check_data_quality
-from hybridtrader.data.schema import normalize_symbols
 from hybridtrader.errors import ConfigError, DataError
 from hybridtrader.market import calendar
+from hybridtrader.market.schema import normalize_symbols
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.portfolio.schedule import market_date
 

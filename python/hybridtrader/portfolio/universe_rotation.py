@@ -29,9 +29,10 @@ import orjson
 
 from hybridtrader.config import Config, as_config
 from hybridtrader.data.atomic import write_state
-from hybridtrader.data.schema import normalize_symbols, to_utc
 from hybridtrader.errors import DataError
 from hybridtrader.market import calendar
+from hybridtrader.market.schema import normalize_symbols
+from hybridtrader.market.timeconv import to_utc
 from hybridtrader.portfolio.schedule import Decision, market_date, schedule_due
 from hybridtrader.portfolio.state_file import load_state
 

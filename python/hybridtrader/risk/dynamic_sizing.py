@@ -19,9 +19,8 @@ from typing import Any
 
 import polars as pl
 
-from hybridtrader.config import SizingConfig, regime_key
+from hybridtrader.config import ConfigLike, SizingConfig, config_section, regime_key
 from hybridtrader.errors import ConfigError
-from hybridtrader.risk.settings import ConfigLike, risk_settings
 
 
 def _positive(name: str, value: float) -> float:
@@ -71,7 +70,7 @@ class DynamicSizer:
     """Position sizing from `risk.sizing`; see the module documentation for the formula."""
 
     def __init__(self, config: ConfigLike = None):
-        self.config: SizingConfig = risk_settings(config).sizing
+        self.config: SizingConfig = config_section(config, "risk.sizing")
 
     def regime_multiplier(self, regime: str | None) -> float:
         """The configured multiplier of a regime (None: 1.0); names match case-insensitively with "-" or

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from hybridtrader.config import Config
+from hybridtrader.engine.strategy import Strategy
 from hybridtrader.errors import ConfigError
-from hybridtrader.strategy.base import Strategy
 from hybridtrader.strategy.model import load_champion
 
 BUILTIN = {

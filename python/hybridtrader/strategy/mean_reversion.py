@@ -12,8 +12,8 @@ from __future__ import annotations
 import polars as pl
 
 from hybridtrader.config import Config, MeanReversionLabelConfig
+from hybridtrader.engine.strategy import Context
 from hybridtrader.ml.labels import mean_reversion_entries, reverted
-from hybridtrader.strategy.base import Context
 from hybridtrader.strategy.model import Champion
 from hybridtrader.strategy.rules import RuleStrategy
 

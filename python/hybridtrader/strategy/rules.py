@@ -12,10 +12,10 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.config import Config, MeanReversionLabelConfig, TripleBarrierLabelConfig
-from hybridtrader.data.schema import symbol_codes
+from hybridtrader.engine.strategy import Strategy
+from hybridtrader.market.schema import symbol_codes
 from hybridtrader.ml.features import compute_features
 from hybridtrader.ml.labels import rule_feature
-from hybridtrader.strategy.base import Strategy
 from hybridtrader.strategy.model import Champion
 
 

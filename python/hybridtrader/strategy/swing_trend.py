@@ -17,8 +17,8 @@ from typing import Any
 import polars as pl
 
 from hybridtrader.config import Config, TripleBarrierLabelConfig
+from hybridtrader.engine.strategy import Context
 from hybridtrader.ml.labels import barrier_touch, barrier_vol, trend_entries
-from hybridtrader.strategy.base import Context
 from hybridtrader.strategy.model import Champion
 from hybridtrader.strategy.rules import RuleStrategy
 

@@ -35,7 +35,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -44,6 +43,8 @@ import polars as pl
 from hybridtrader.config import Config, StreamConfig
 from hybridtrader.credentials import alpaca_keys, polygon_key
 from hybridtrader.errors import ConfigError, StreamError
+from hybridtrader.market.timeconv import NS_PER_MS, NS_PER_SECOND, from_utc_ns
+from hybridtrader.market.timeframe import parse_every
 from hybridtrader.stream.connection import Connection, State, backoff_delay
 from hybridtrader.stream.dispatch import (
     STOP,
@@ -67,18 +68,6 @@ from hybridtrader.stream.sequencer import BarSequencer, Gap, bar_columns, engine
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
-_UNITS = {"m": (60, "Min"), "h": (3600, "Hour")}
-
-
-def parse_every(every: str) -> tuple[int, str]:
-    """'1m' -> (60e9 ns, '1Min'): the bar interval and its Alpaca REST timeframe (used for backfill)."""
-    if not isinstance(every, str) or len(every) < 2 or every[-1] not in _UNITS or not every[:-1].isdigit():
-        raise ConfigError(f"every: expected minutes or hours such as '1m', '5m', '1h', got {every!r}")
-    n = int(every[:-1])
-    seconds, unit = _UNITS[every[-1]]
-    if n <= 0 or (unit == "Min" and n > 59) or (unit == "Hour" and n > 23):
-        raise ConfigError(f"every: {every!r} has no Alpaca timeframe (1-59m or 1-23h)")
-    return n * seconds * 1_000_000_000, f"{n}{unit}"
 
 
 def _stream_url(base: str | None, path: str, key: str) -> str:
@@ -86,10 +75,6 @@ def _stream_url(base: str | None, path: str, key: str) -> str:
         raise ConfigError(f"{key} is not set: give the provider's stream URL or start the local venue")
     return base.rstrip("/") + path if urlparse(base).path in ("", "/") else base
 
-
-
-def _utc(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(microsecond=(ns % 1_000_000_000) // 1000)
 
 
 def _frame_of_columns(parts: list[Columns]) -> pl.DataFrame:
@@ -110,13 +95,13 @@ class StreamingAdapter:
         """`clock`: the feed clock in UTC ns ("wall" = `time.time_ns`, a replay clock's `now_ns`, or None to
         let only the ticks' own timestamps move time). `rest`: an object with `get_bars(symbols, timeframe,
         start, end)` for gap backfill; by default `hybridtrader.data.AlpacaClient(config)`."""
-        from hybridtrader import BarAggregator
+        from hybridtrader.market.bars import BarAggregator
 
         self.config = config if config is not None else Config()
         self.cfg: StreamConfig = self.config.alpaca.data_sources.stream
         self.every = every or self.cfg.every
         self.every_ns, self.timeframe = parse_every(self.every)
-        self._watermark_ns = self.cfg.watermark_ms * 1_000_000
+        self._watermark_ns = self.cfg.watermark_ms * NS_PER_MS
         if clock == "wall":
             clock = time.time_ns
         if clock is not None and not callable(clock):
@@ -417,7 +402,7 @@ class StreamingAdapter:
         self._maybe_backfill()
         now = time.perf_counter_ns()
         self._rate.append((now, self.counts["messages"]))
-        while len(self._rate) > 2 and now - self._rate[0][0] > 5_000_000_000:
+        while len(self._rate) > 2 and now - self._rate[0][0] > 5 * NS_PER_SECOND:
             self._rate.popleft()
 
     async def _flush(self, until_ns: int) -> None:
@@ -435,7 +420,7 @@ class StreamingAdapter:
         if self._active is None or len(self._sources) < 2:
             return
         now = time.perf_counter_ns()
-        stale_ns = int(self.cfg.stale_after_s * 1e9)
+        stale_ns = int(self.cfg.stale_after_s * NS_PER_SECOND)
         active = self._sources[self._active]
         ranked = sorted(self._sources, key=self._rank)
         down_for = now - self._down_since[active.name] if active.name in self._down_since else 0
@@ -445,7 +430,8 @@ class StreamingAdapter:
             why = (
                 f"{flaps} drops within {self.cfg.stale_after_s:g}s"
                 if flaps >= self.cfg.flap_drops
-                else f"{'down' if down_for else 'silent'} for {max(down_for, silent_for) / 1e9:.1f}s"
+                else f"{'down' if down_for else 'silent'} for "
+                f"{max(down_for, silent_for) / NS_PER_SECOND:.1f}s"
             )
             for name in ranked:
                 if name != active.name and self._healthy(self._sources[name], now, stale_ns):
@@ -502,7 +488,7 @@ class StreamingAdapter:
         try:
             if symbols:
                 rest = self._rest_client()
-                start, end = _utc(gap.first), _utc(gap.last + self.every_ns - 1)
+                start, end = from_utc_ns(gap.first), from_utc_ns(gap.last + self.every_ns - 1)
                 bars = await asyncio.to_thread(rest.get_bars, symbols, self.timeframe, start, end)
             else:
                 bars = pl.DataFrame(schema=BAR_SCHEMA)
@@ -511,7 +497,8 @@ class StreamingAdapter:
             self.counts["backfill_failures"] += 1
             delay = backoff_delay(gap.attempts, self.cfg.backoff, _RNG)
             log.warning(
-                "backfill of %s..%s failed (%s); retrying in %.1fs", _utc(gap.first), _utc(gap.last), e, delay
+                "backfill of %s..%s failed (%s); retrying in %.1fs",
+                from_utc_ns(gap.first), from_utc_ns(gap.last), e, delay,
             )
             self._backfill_retry_at = time.monotonic() + delay
             return
@@ -565,10 +552,10 @@ class StreamingAdapter:
         and per source its state, connects, drops and provider error codes."""
         c = dict(self.counts)
         now = time.perf_counter_ns()
-        elapsed = (now - self._started_ns) / 1e9 if self._started_ns else 0.0
+        elapsed = (now - self._started_ns) / NS_PER_SECOND if self._started_ns else 0.0
         if len(self._rate) >= 2 and self._rate[-1][0] > self._rate[0][0]:
             (t0, m0), (t1, m1) = self._rate[0], self._rate[-1]
-            rate = (m1 - m0) / ((t1 - t0) / 1e9)
+            rate = (m1 - m0) / ((t1 - t0) / NS_PER_SECOND)
         else:
             rate = c["messages"] / elapsed if elapsed > 0 else 0.0
         p50, p99 = self._latency.percentiles_us()

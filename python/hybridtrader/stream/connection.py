@@ -20,6 +20,7 @@ from websockets.exceptions import WebSocketException
 
 from hybridtrader.config import StreamBackoffConfig, StreamConfig
 from hybridtrader.errors import ConfigError
+from hybridtrader.market.timeconv import NS_PER_SECOND
 from hybridtrader.stream.messages import Frame
 from hybridtrader.stream.providers import (
     AuthError,
@@ -171,7 +172,7 @@ class Connection:
                 break
             was_up = (
                 self.live_since_ns
-                and time.perf_counter_ns() - self.live_since_ns >= cfg.backoff.reset_after_s * 1e9
+                and time.perf_counter_ns() - self.live_since_ns >= cfg.backoff.reset_after_s * NS_PER_SECOND
             )
             if self.state == "live":
                 self.drops += 1
@@ -269,7 +270,7 @@ class Connection:
     async def _watchdog(self, ws: ClientConnection) -> None:
         """Abort a socket that has delivered nothing for read_timeout_s (pings catch dead TCP; this catches
         a server that keeps the socket open but stopped sending)."""
-        limit = int(self._cfg.read_timeout_s * 1e9)
+        limit = int(self._cfg.read_timeout_s * NS_PER_SECOND)
         step = min(1.0, self._cfg.read_timeout_s / 4)
         while True:
             await asyncio.sleep(step)

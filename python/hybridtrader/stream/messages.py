@@ -24,9 +24,10 @@ import orjson
 import polars as pl
 
 from hybridtrader import _core
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
 from hybridtrader.errors import DataError
 from hybridtrader.market.frames import build_frame
+from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
+from hybridtrader.market.timeconv import NS_PER_MS
 
 Provider = Literal["alpaca", "polygon"]
 Encoding = Literal["json", "msgpack"]
@@ -153,7 +154,7 @@ def _ns(values: list[Any]) -> np.ndarray:
 
 
 def _ms_to_ns(values: list[Any]) -> np.ndarray:
-    return _ints(values) * 1_000_000
+    return _ints(values) * NS_PER_MS
 
 
 Converter = Callable[[list[Any]], Any]

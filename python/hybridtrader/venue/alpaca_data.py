@@ -14,13 +14,14 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
-from datetime import UTC, date, datetime
 
 import numpy as np
 import orjson
 import polars as pl
 from aiohttp import web
 
+from hybridtrader.errors import DataError
+from hybridtrader.market.timeconv import to_utc, utc_ns
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.venue.faults import Faults
 from hybridtrader.venue.market import ReplayMarket, Series
@@ -55,16 +56,9 @@ def invalid(message: str) -> ApiError:
 def parse_time(name: str, text: str) -> int:
     """RFC 3339 (`Z` or an offset; naive means UTC) or `YYYY-MM-DD` -> UTC epoch ns."""
     try:
-        if len(text) == 10:
-            d = date.fromisoformat(text)
-            dt = datetime(d.year, d.month, d.day, tzinfo=UTC)
-        else:
-            dt = datetime.fromisoformat(text)
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=UTC)
-    except ValueError:
+        return utc_ns(to_utc(name, text))
+    except DataError:
         raise invalid(f"invalid {name}: {text!r} is not RFC 3339") from None
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
 
 
 def _encode_token(symbol: str, row: int) -> str:

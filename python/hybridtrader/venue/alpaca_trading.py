@@ -15,7 +15,7 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,8 @@ from aiohttp import web
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
+from hybridtrader.market.schema import side_sign
+from hybridtrader.market.timeconv import NS_PER_MS, NS_PER_SECOND, from_utc_ns, rfc3339, to_utc, utc_ns
 from hybridtrader.venue.alpaca_data import ApiError
 from hybridtrader.venue.market import ReplayMarket
 from hybridtrader.venue.replay import ReplayClock
@@ -33,17 +35,6 @@ from hybridtrader.venue.replay import ReplayClock
 OPEN_STATES = ("new", "accepted", "partially_filled")
 MARGIN_MULTIPLIER = 2.0
 T1_SETTLEMENT = date(2024, 5, 28)  # US equities settle T+1 from this date, T+2 before
-_NS = 1_000_000_000
-
-
-def iso(ns: int) -> str:
-    """UTC RFC 3339 with microseconds, as Alpaca's trading API writes times."""
-    dt = datetime.fromtimestamp(ns // _NS, tz=UTC).replace(microsecond=(ns % _NS) // 1000)
-    return dt.isoformat().replace("+00:00", "Z")
-
-
-def to_ns(dt: datetime) -> int:
-    return int(dt.timestamp()) * _NS + dt.microsecond * 1000
 
 
 def not_found(what: str) -> ApiError:
@@ -85,15 +76,15 @@ class Order:
         avg = self.filled_notional / self.filled_qty if self.filled_qty else None
 
         def when(ns: int | None) -> str | None:
-            return iso(ns) if ns is not None else None
+            return rfc3339(ns) if ns is not None else None
 
         def price(x: float | None) -> str | None:
             return _num(x) if x is not None else None
 
         return {
             "id": self.id, "client_order_id": self.client_order_id,
-            "created_at": iso(self.created_ns), "updated_at": iso(self.updated_ns or self.created_ns),
-            "submitted_at": iso(self.created_ns), "filled_at": when(self.filled_ns),
+            "created_at": rfc3339(self.created_ns), "updated_at": rfc3339(self.updated_ns or self.created_ns),
+            "submitted_at": rfc3339(self.created_ns), "filled_at": when(self.filled_ns),
             "expired_at": when(self.expired_ns), "canceled_at": when(self.canceled_ns),
             "failed_at": when(self.failed_ns), "replaced_at": when(self.replaced_ns),
             "replaced_by": self.replaced_by, "replaces": self.replaces,
@@ -178,7 +169,7 @@ class Broker:
             o = self.orders[self.by_client_id[ev["client_order_id"]]]
             ts, kind = ev["ts"], ev["event"]
             o.updated_ns = ts
-            extra: dict[str, Any] = {"timestamp": iso(ts)}
+            extra: dict[str, Any] = {"timestamp": rfc3339(ts)}
             if kind == "accepted":
                 o.status = "new"
             elif kind in ("fill", "partial_fill"):
@@ -207,7 +198,7 @@ class Broker:
 
     def _book_fill(self, o: Order, qty: float, price: float, fee: float, ts: int) -> None:
         """Cash, position (average cost) and the FILL activity of one fill."""
-        signed = qty if o.side == "buy" else -qty
+        signed = side_sign(o.side) * qty
         self.cash -= signed * price + fee
         p = self.positions.setdefault(o.symbol, Position())
         if p.qty == 0 or (p.qty > 0) == (signed > 0):
@@ -225,10 +216,10 @@ class Broker:
         if abs(p.qty) < 1e-9:
             del self.positions[o.symbol]
         n = len(self.activities)
-        stamp = f"{datetime.fromtimestamp(ts // _NS, tz=UTC):%Y%m%d%H%M%S}{ts % _NS // 1_000_000:03d}"
+        stamp = f"{from_utc_ns(ts):%Y%m%d%H%M%S}{ts % NS_PER_SECOND // NS_PER_MS:03d}"
         self.activities.append({
             "id": f"{stamp}::{uuid.uuid5(self._namespace, f'fill/{n}')}", "account_id": self.account_id,
-            "activity_type": "FILL", "transaction_time": iso(ts),
+            "activity_type": "FILL", "transaction_time": rfc3339(ts),
             "type": "fill" if o.filled_qty >= o.qty else "partial_fill", "price": _num(price),
             "qty": _num(qty), "side": o.side, "symbol": o.symbol, "leaves_qty": _num(o.qty - o.filled_qty),
             "order_id": o.id, "cum_qty": _num(o.filled_qty), "order_status": o.status, "_ns": ts,
@@ -372,7 +363,7 @@ def _time_query(q: Any, key: str) -> int | None:
     if not q.get(key):
         return None
     try:
-        return to_ns(datetime.fromisoformat(q[key].replace("Z", "+00:00")))
+        return utc_ns(to_utc(key, q[key]))
     except ValueError:
         raise unprocessable(f"{key} must be an RFC 3339 time, got {q[key]!r}") from None
 
@@ -433,7 +424,7 @@ class TradingApi:
             "non_marginable_buying_power": _num(max(0.0, b.cash)), "cash": _num(b.cash),
             "accrued_fees": "0", "portfolio_value": _num(equity), "pattern_day_trader": False,
             "trading_blocked": False, "transfers_blocked": False, "account_blocked": False,
-            "created_at": iso(self.market.start_ns), "trade_suspended_by_user": False,
+            "created_at": rfc3339(self.market.start_ns), "trade_suspended_by_user": False,
             "multiplier": _num(MARGIN_MULTIPLIER), "shorting_enabled": True, "equity": _num(equity),
             "last_equity": _num(equity), "long_market_value": _num(long_mv),
             "short_market_value": _num(short_mv), "initial_margin": "0", "maintenance_margin": "0",
@@ -442,7 +433,7 @@ class TradingApi:
 
     async def clock(self, request: web.Request) -> web.Response:
         now = self.broker.clock.now_ns()
-        dt = datetime.fromtimestamp(now // _NS, tz=UTC).replace(microsecond=(now % _NS) // 1000)
+        dt = from_utc_ns(now)
         today = calendar.session_at(dt)
         d = dt.astimezone(calendar.NEW_YORK).date()
         if today is not None:
@@ -461,7 +452,7 @@ class TradingApi:
     async def calendar(self, request: web.Request) -> web.Response:
         """NYSE sessions in [start, end] (default: the replayed market's days and the year after), with
         open/close as New York HH:MM and the settlement date (T+1 from 2024-05-28, T+2 before)."""
-        first = datetime.fromtimestamp(self.market.start_ns // _NS, tz=UTC).date()
+        first = from_utc_ns(self.market.start_ns).date()
         try:
             lo = date.fromisoformat(request.query.get("start") or first.isoformat())
             hi = date.fromisoformat(request.query.get("end") or (lo + timedelta(days=366)).isoformat())

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hybridtrader.data.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
 from hybridtrader.errors import DataError, first_line
 from hybridtrader.market.bars import aggregate_trades, rollup
+from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
 from hybridtrader.market.synth import daily_bars_from_minutes
+from hybridtrader.market.timeconv import NS_PER_MINUTE
 from hybridtrader.market.timeframe import Timeframe
 
 TRADE_COLS = tuple(TRADE_SCHEMA)
@@ -26,7 +27,6 @@ QUOTE_COLS = tuple(QUOTE_SCHEMA)
 BAR_COLS = tuple(BAR_SCHEMA)
 SYMBOL_COLS = ("symbol", "sector", "shortable", "easy_to_borrow", "adv", "daily_vol")
 EARNINGS_COLS = ("symbol", "date", "hour", "eps_estimate", "eps_actual")
-NS_PER_MIN = 60_000_000_000
 _ASSET_NS = uuid.UUID("6f1c3b1e-8f3a-4c61-9a55-0d5f3f1b2a10")
 
 
@@ -227,7 +227,7 @@ class ReplayMarket:
             return None
         lo, hi = rng
         # a minute bar is known once its interval has ended
-        j = int(np.searchsorted(bars.ts[lo:hi], ts_ns - NS_PER_MIN, side="right")) - 1
+        j = int(np.searchsorted(bars.ts[lo:hi], ts_ns - NS_PER_MINUTE, side="right")) - 1
         if j < 0:
             return None
         return float(bars.frame["close"][lo + j])

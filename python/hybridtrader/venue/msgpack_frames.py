@@ -12,6 +12,7 @@ from itertools import chain
 import numpy as np
 
 from hybridtrader.errors import DataError
+from hybridtrader.market.timeconv import NS_PER_SECOND
 
 # A field is (key, kind, value): kind "str" (constant text), "raw" (constant pre-packed bytes),
 # "f64" / "i64" (a numpy column), "ts" (UTC epoch ns column -> msgpack Timestamp, ext type -1).
@@ -56,7 +57,7 @@ def pack_maps(fields: Sequence[Field], symbols: Sequence[str], codes: np.ndarray
         arr = np.asarray(value)
         if kind == "ts":
             ns = arr.astype(np.int64)
-            sec, nsec = np.divmod(ns, 1_000_000_000)
+            sec, nsec = np.divmod(ns, NS_PER_SECOND)
             if sec.size and (sec.min() < 0 or sec.max() >= _MAX_TS64_SECONDS):
                 raise DataError("msgpack: timestamps outside 1970..2514 need the 96-bit form")
             layout.append((f"v{i}", ">u8"))

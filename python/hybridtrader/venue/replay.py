@@ -16,10 +16,9 @@ import polars as pl
 
 from hybridtrader.errors import DataError
 from hybridtrader.market.bars import aggregate_trades
+from hybridtrader.market.timeconv import NS_PER_MINUTE, NS_PER_SECOND
 from hybridtrader.market.timeframe import Timeframe
-from hybridtrader.venue.market import NS_PER_MIN, ReplayMarket
-
-NS_PER_S = 1_000_000_000
+from hybridtrader.venue.market import ReplayMarket
 
 
 class ReplayClock:
@@ -41,13 +40,13 @@ class ReplayClock:
         with self._lock:
             if self.speed is None:
                 return self._anchor_ns
-            return self._anchor_ns + int((time.monotonic() - self._anchor_wall) * self.speed * NS_PER_S)
+            return self._anchor_ns + int((time.monotonic() - self._anchor_wall) * self.speed * NS_PER_SECOND)
 
     def advance_to(self, ts_ns: int) -> None:
         """Jump forward to market time ts_ns (never backwards: fills and orders already happened)."""
         with self._lock:
             now = self._anchor_ns if self.speed is None else self._anchor_ns + int(
-                (time.monotonic() - self._anchor_wall) * self.speed * NS_PER_S)
+                (time.monotonic() - self._anchor_wall) * self.speed * NS_PER_SECOND)
             if ts_ns < now:
                 raise DataError(f"advance_to: {ts_ns} is before the current market time {now}")
             self._anchor_ns = ts_ns
@@ -57,7 +56,7 @@ class ReplayClock:
         """Wall seconds until market time reaches ts_ns (0 when already there or at max speed)."""
         if self.speed is None:
             return 0.0
-        return max(0.0, (ts_ns - self.now_ns()) / (self.speed * NS_PER_S))
+        return max(0.0, (ts_ns - self.now_ns()) / (self.speed * NS_PER_SECOND))
 
 
 @dataclass
@@ -102,8 +101,8 @@ class Tapes:
         if kind == "quotes":
             return _tape(m.quotes.frame, m.codes, 0)
         if kind == "bars":
-            return _tape(m.bars(Timeframe(1, "Min")).frame, m.codes, NS_PER_MIN)
+            return _tape(m.bars(Timeframe(1, "Min")).frame, m.codes, NS_PER_MINUTE)
         if kind == "seconds":
-            return _tape(aggregate_trades(m.trades.frame, every="1s"), m.codes, NS_PER_S)
+            return _tape(aggregate_trades(m.trades.frame, every="1s"), m.codes, NS_PER_SECOND)
         raise DataError(f"tape kind: unknown {kind!r}")
 

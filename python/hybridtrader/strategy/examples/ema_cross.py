@@ -18,9 +18,9 @@ import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
-from hybridtrader.data.schema import symbol_codes
 from hybridtrader.engine.orders import OrderRequest
-from hybridtrader.strategy.base import Context, Strategy
+from hybridtrader.engine.strategy import Context, Strategy
+from hybridtrader.market.schema import symbol_codes
 from hybridtrader.strategy.rules import EventRows
 
 

@@ -1,14 +1,17 @@
-"""Fixtures for the venue and data-layer tests: a small market and a venue serving it on loopback."""
+"""Shared by the whole suite: the small synthetic market the data, venue and integration tests read.
+
+This file also puts tests/ on the import path (pytest's prepend mode adds a conftest's folder), so test
+files in any folder import the shared plain helpers from `helpers.py` and `bar_reference.py`. (Helpers are
+not imported from a conftest: every folder's conftest is imported as the module `conftest`, so a test would
+get its own folder's.)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import polars as pl
 import pytest
-from hybridtrader.config import VenueConfig
 from hybridtrader.market.synth import generate_market
-from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, ReplayMarket, Venue
+from hybridtrader.venue import ReplayMarket
 
 
 def small_market(symbols: int = 3, sessions: int = 2, start: str = "2024-01-02", seed: int = 0,
@@ -33,28 +36,3 @@ def market() -> ReplayMarket:
     return small_market()
 
 
-@pytest.fixture(scope="session")
-def venue(market: ReplayMarket) -> Iterator[Venue]:
-    """Shared by read-only tests (history, streams); faults are cleared after each test."""
-    cfg = VenueConfig(speed="max", rate_limit_per_minute=100_000, stream_connections_per_key=100)
-    with Venue(cfg, market=market) as v:
-        yield v
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_faults(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "venue" in request.fixturenames:
-        request.getfixturevalue("venue").clear_faults()
-
-
-@pytest.fixture
-def fresh_venue(market: ReplayMarket) -> Iterator[Venue]:
-    """A venue of its own (broker state, rate-limit budget) for one test; fills at the quote (no impact)."""
-    with Venue(VenueConfig(speed="max", impact=False, cash=10_000_000), market=market) as v:
-        yield v
-
-
-@pytest.fixture
-def auth() -> dict[str, str]:
-    return {"APCA-API-KEY-ID": LOCAL_KEY, "APCA-API-SECRET-KEY": LOCAL_SECRET}

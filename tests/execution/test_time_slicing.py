@@ -7,20 +7,15 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from helpers import MIN, ny
 from hybridtrader import SlippageModel
 from hybridtrader.config import ExecutionConfig, TimeSlicingConfig
-from hybridtrader.execution.time_slicing import expected_volume, plan_parent_order, slice_order, to_utc_ns
-from hybridtrader.market.calendar import NEW_YORK, UTC, session_bounds
+from hybridtrader.execution.time_slicing import expected_volume, plan_parent_order, slice_order
+from hybridtrader.market.calendar import UTC, session_bounds
+from hybridtrader.market.timeconv import utc_ns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import quad
-
-MIN = 60_000_000_000
-
-
-def ny(d: date, hh: int, mm: int) -> datetime:
-    return datetime(d.year, d.month, d.day, hh, mm, tzinfo=NEW_YORK)
-
 
 NORMAL = date(2024, 5, 1)
 EARLY = date(2024, 11, 29)  # day after Thanksgiving: closes 13:00 New York
@@ -33,7 +28,7 @@ def test_twap_slices_sum_exactly_and_are_equal() -> None:
     assert sum(qty) == 1003 and plan.unfilled == 0 and plan.scheduled == 1003
     assert qty == [101, 101, 101] + [100] * 7
     ts = plan.children["ts"].cast(pl.Int64).to_numpy()
-    assert ts[0] == to_utc_ns(start)
+    assert ts[0] == utc_ns(start)
     assert set(np.diff(ts)) == {5 * MIN}
     assert plan.children["cap"].null_count() == 10
     assert plan.children.schema["ts"] == pl.Datetime("ns", "UTC")
@@ -41,7 +36,7 @@ def test_twap_slices_sum_exactly_and_are_equal() -> None:
 
 def test_u_shaped_volume_matches_numerical_integral() -> None:
     o, c = session_bounds(NORMAL)
-    o_ns, c_ns = to_utc_ns(o), to_utc_ns(c)
+    o_ns, c_ns = utc_ns(o), utc_ns(c)
     assert expected_volume(o_ns, c_ns, 1e6) == pytest.approx(1e6)
 
     # Reference: integrate the density 1 + b (2u - 1)^2 (b = u_shape - 1), normalised, with scipy.
@@ -57,16 +52,16 @@ def test_u_shaped_volume_matches_numerical_integral() -> None:
     last = expected_volume(c_ns - 30 * MIN, c_ns, 1e6)
     assert first == pytest.approx(last) and first > 2 * middle
     # No volume outside sessions (overnight, weekend); an early close is a 210-minute day.
-    assert expected_volume(c_ns, to_utc_ns(ny(NORMAL + timedelta(days=1), 9, 30)), 1e6) == 0.0
+    assert expected_volume(c_ns, utc_ns(ny(NORMAL + timedelta(days=1), 9, 30)), 1e6) == 0.0
     assert (
-        expected_volume(to_utc_ns(ny(date(2024, 5, 4), 0, 0)), to_utc_ns(ny(date(2024, 5, 6), 0, 0)), 1e6)
+        expected_volume(utc_ns(ny(date(2024, 5, 4), 0, 0)), utc_ns(ny(date(2024, 5, 6), 0, 0)), 1e6)
         == 0
     )
     eo, ec = session_bounds(EARLY)
-    assert expected_volume(to_utc_ns(eo), to_utc_ns(ec), 1e6) == pytest.approx(1e6 * 210 / 390)
+    assert expected_volume(utc_ns(eo), utc_ns(ec), 1e6) == pytest.approx(1e6 * 210 / 390)
     # Two whole sessions in one window.
     nxt = session_bounds(date(2024, 5, 2))
-    assert expected_volume(o_ns, to_utc_ns(nxt[1]), 1e6) == pytest.approx(2e6)
+    assert expected_volume(o_ns, utc_ns(nxt[1]), 1e6) == pytest.approx(2e6)
 
 
 def test_participation_cap_rolls_forward_and_reports_unfilled() -> None:
@@ -160,7 +155,7 @@ def test_plan_parent_order_from_config_and_model() -> None:
     start = ny(NORMAL, 11, 0)
     plan = plan_parent_order(10_000, start, config=cfg, model=model, symbol="AAPL")
     assert plan.children.height == 4 and plan.unfilled == 0 and plan.children["qty"].to_list() == [2500] * 4
-    ref = expected_volume(to_utc_ns(start), to_utc_ns(start + timedelta(minutes=5)), 5e7)
+    ref = expected_volume(utc_ns(start), utc_ns(start + timedelta(minutes=5)), 5e7)
     assert plan.children["expected_volume"][0] == pytest.approx(ref)
     # A thin symbol: the cap binds and the plan says how much is left.
     model.set_daily_stats("THIN", 2e5, 300.0)

@@ -8,6 +8,7 @@ import random
 
 import polars as pl
 import pytest
+from helpers import MIN
 from hybridtrader.cli import main
 from hybridtrader.config import StreamBackoffConfig
 from hybridtrader.stream import parse_every
@@ -17,8 +18,6 @@ from hybridtrader.stream.messages import BAR_SCHEMA, Columns
 from hybridtrader.stream.sequencer import BarSequencer, bar_columns
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-MIN = 60_000_000_000
 
 
 def bars(rows: list[tuple[str, int]], price: float = 10.0) -> pl.DataFrame:

@@ -20,9 +20,9 @@ from alpaca.data.timeframe import TimeFrame
 from hybridtrader.config import Config, VenueConfig, config_from_dict
 from hybridtrader.data.alpaca_client import AlpacaClient, FetchError, PaginationError
 from hybridtrader.data.bar_store import BarStore
-from hybridtrader.data.schema import BAR_SCHEMA
+from hybridtrader.market.schema import BAR_SCHEMA
 from hybridtrader.market.timeframe import Timeframe
-from hybridtrader.monitoring.metrics import Metrics
+from hybridtrader.metrics import Metrics
 from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, ReplayMarket, Venue
 
 START, END = "2024-01-02", "2024-01-04"

@@ -19,7 +19,7 @@ from hybridtrader.credentials import LOCAL_KEY, MASK, redact, remember
 from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.data.ttl_cache import CacheRefreshError
 from hybridtrader.market.synth import generate_market
-from hybridtrader.monitoring.metrics import METRICS
+from hybridtrader.metrics import METRICS
 from hybridtrader.stream.providers import AlpacaProtocol
 from hybridtrader.venue import Venue
 

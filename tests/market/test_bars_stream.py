@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import polars as pl
 import pytest
+from helpers import MIN, UTC_NS
 from hybridtrader import BarAggregator
 from hybridtrader.market import aggregate_quotes, aggregate_trades, push_frame
 from hybridtrader.market.bars import QUOTE_BAR_SCHEMA, TRADE_BAR_SCHEMA
@@ -15,8 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-UTC_NS = pl.Datetime("ns", "UTC")
-MIN = 60 * 10**9
 T0 = 1_704_205_800 * 10**9
 
 

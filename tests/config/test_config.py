@@ -15,7 +15,7 @@ from hybridtrader.config import Config, ConfigError, config_from_dict, load_conf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-SEED = Path(__file__).parent / "fixtures" / "seed_config.yaml"  # verbatim from roadmap-summary.md
+SEED = Path(__file__).parents[1] / "fixtures" / "seed_config.yaml"  # verbatim from roadmap-summary.md
 SECRET = "pk-live-7f3a9c1e5b"
 CLI = Path(sys.executable).with_name("hybridtrader")  # the installed console script
 

@@ -18,7 +18,7 @@ from alpaca.trading.requests import (
     StopLimitOrderRequest,
     StopOrderRequest,
 )
-from hybridtrader.data.schema import utc_ns
+from hybridtrader.market.timeconv import utc_ns
 from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, ReplayMarket, Venue
 
 T0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 from bar_reference import ohlcv
+from helpers import UTC_NS
 from hybridtrader import BarAggregator, _core
 from hybridtrader.market import aggregate_quotes, aggregate_trades, frames
 from hybridtrader.market import bars as bars_mod
@@ -17,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-UTC_NS = pl.Datetime("ns", "UTC")
 BASE = 1_704_205_800 * 10**9  # 2024-01-02 14:30 UTC
 NS = {"s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
 

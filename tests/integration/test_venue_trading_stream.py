@@ -15,7 +15,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.models import TradeUpdate
 from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, ReplaceOrderRequest
 from alpaca.trading.stream import TradingStream
-from hybridtrader.data.schema import utc_ns
+from hybridtrader.market.timeconv import utc_ns
 from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, Venue
 
 T0 = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from helpers import UTC_NS
 from hybridtrader.cli import main
 from hybridtrader.market import aggregate_quotes, aggregate_trades
-
-UTC_NS = pl.Datetime("ns", "UTC")
 
 
 def _trades(n: int = 5000) -> pl.DataFrame:

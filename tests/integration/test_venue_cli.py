@@ -12,7 +12,7 @@ import yaml
 from hybridtrader.cli import main
 from hybridtrader.config import load_config
 from hybridtrader.data.shortability_cache import ShortabilityCache
-from hybridtrader.monitoring.metrics import METRICS
+from hybridtrader.metrics import METRICS
 from hybridtrader.venue import LOCAL_KEY, LOCAL_SECRET, ReplayMarket, Venue
 
 MAIN = "import sys; from hybridtrader.cli import main; sys.exit(main())"

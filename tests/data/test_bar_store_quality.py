@@ -11,7 +11,7 @@ import pytest
 import scipy.stats
 from hybridtrader.data.bar_store import BarStore
 from hybridtrader.data.quality import check_data_quality, robust_zscores
-from hybridtrader.data.schema import BAR_SCHEMA
+from hybridtrader.market.schema import BAR_SCHEMA
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.venue import ReplayMarket
 from hypothesis import HealthCheck, given, settings

@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
+from helpers import ny
 from hybridtrader.config import ConfigError, ExecutionConfig, ToxicTimeConfig, config_from_dict
-from hybridtrader.execution.time_slicing import to_utc_ns
 from hybridtrader.execution.toxic_time import entry_blocked, is_toxic_time
 from hybridtrader.market.calendar import NEW_YORK
+from hybridtrader.market.timeconv import utc_ns
 
 RULES = ToxicTimeConfig(open_minutes=15, close_minutes=10, halt_buffer_minutes=5)
-
-
-def ny(d: date, hh: int, mm: int, ss: int = 0) -> datetime:
-    return datetime(d.year, d.month, d.day, hh, mm, ss, tzinfo=NEW_YORK)
 
 
 @pytest.mark.parametrize("day", [date(2024, 1, 10), date(2024, 7, 10)])  # EST and EDT
@@ -31,7 +28,7 @@ def test_normal_day_session_edges(day: date) -> None:
     for ts, toxic, reason in cases:
         got = is_toxic_time(ts, "AAPL", rules=RULES)
         assert got[0] is toxic and reason in got[1], (ts, got)
-        assert is_toxic_time(to_utc_ns(ts), "AAPL", rules=RULES) == got  # epoch ns gives the same answer
+        assert is_toxic_time(utc_ns(ts), "AAPL", rules=RULES) == got  # epoch ns gives the same answer
     assert "early close" not in is_toxic_time(ny(day, 15, 55), "AAPL", rules=RULES)[1]
 
 
@@ -64,7 +61,7 @@ def test_halt_windows_with_buffer() -> None:
     for sym in ("GME", "AAPL"):
         toxic, reason = is_toxic_time(ny(day, 15, 0), sym, rules=RULES, halts=halts)
         assert toxic and "market-wide halt" in reason and "ongoing" in reason
-    halts_ns = {"GME": [(to_utc_ns(ny(day, 11, 0)), to_utc_ns(ny(day, 11, 10)))]}
+    halts_ns = {"GME": [(utc_ns(ny(day, 11, 0)), utc_ns(ny(day, 11, 10)))]}
     assert is_toxic_time(ny(day, 11, 12), "GME", rules=RULES, halts=halts_ns)[0]
 
 

@@ -12,7 +12,7 @@ from hybridtrader.data.atomic import StateFileError
 from hybridtrader.data.earnings_cache import EarningsBlackout, event_session
 from hybridtrader.data.shortability_cache import ShortabilityCache
 from hybridtrader.data.ttl_cache import CacheRefreshError
-from hybridtrader.monitoring.metrics import Metrics
+from hybridtrader.metrics import Metrics
 from hybridtrader.venue import ReplayMarket, Venue
 
 

@@ -1,0 +1,73 @@
+"""Time units and the one set of datetime <-> UTC epoch-nanosecond conversions.
+
+DESIGN.md's data convention: timestamps are UTC int64 nanoseconds in Rust and numpy and `Datetime("ns",
+"UTC")` in Polars frames. Conversions here are exact: integer microseconds x 1000, never a float
+`timestamp()` (a float of ~1.7e9 seconds cannot hold nanoseconds). Python datetimes carry microseconds,
+so `from_utc_ns` truncates the last three digits (toward the past).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+
+from hybridtrader.errors import ConfigError, DataError
+
+NS_PER_US = 1_000
+NS_PER_MS = 1_000_000
+NS_PER_SECOND = 1_000_000_000
+NS_PER_MINUTE = 60 * NS_PER_SECOND
+NS_PER_HOUR = 60 * NS_PER_MINUTE
+NS_PER_DAY = 24 * NS_PER_HOUR
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def utc_ns(ts: datetime | int, name: str = "ts") -> int:
+    """Epoch nanoseconds of an aware datetime (exact), or of an int already in epoch ns (numpy ints too).
+
+    A naive datetime or any other type is a ConfigError naming `name`: a time without a zone is ambiguous."""
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None or ts.utcoffset() is None:
+            raise ConfigError(f"{name} must be timezone-aware (UTC), got naive datetime {ts}")
+        return (ts - EPOCH) // _US * NS_PER_US
+    if isinstance(ts, int | np.integer) and not isinstance(ts, bool):
+        return int(ts)
+    raise ConfigError(f"{name} must be an aware datetime or epoch ns (int), got {ts!r}")
+
+
+def from_utc_ns(ns: int) -> datetime:
+    """Aware UTC datetime of epoch ns (microsecond precision, truncated; no float rounding)."""
+    return EPOCH + timedelta(microseconds=int(ns) // NS_PER_US)
+
+
+def to_utc(name: str, value: datetime | date | str) -> datetime:
+    """An aware UTC datetime from a datetime (naive = UTC), a date (midnight UTC) or ISO text."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value) if len(value) > 10 else date.fromisoformat(value)
+        except ValueError:
+            raise DataError(f"{name}: not an ISO date or time: {value!r}") from None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise DataError(f"{name}: expected a datetime, date or ISO string, got {type(value).__name__}")
+
+
+def to_utc_end(name: str, value: datetime | date | str) -> datetime:
+    """Like `to_utc`, for the inclusive end of a range: a day (a date, or ISO text without a time) means
+    through the end of that day (its last microsecond, the finest time a request carries)."""
+    whole_day = (isinstance(value, date) and not isinstance(value, datetime)) or (
+        isinstance(value, str) and len(value.strip()) <= 10
+    )
+    end = to_utc(name, value)
+    return end + timedelta(days=1, microseconds=-1) if whole_day else end
+
+
+def rfc3339(ts: datetime | int) -> str:
+    """UTC RFC 3339 text with a `Z` of an aware datetime or epoch ns, to the microsecond (Alpaca's precision;
+    the fraction only when there is one)."""
+    dt = from_utc_ns(ts) if isinstance(ts, int | np.integer) else ts
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
