@@ -46,11 +46,24 @@ BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 
 _NAME = re.compile(r"^([a-z_]+?)(?:_(\d+))?$")
 
-# The computation runs in stages of `with_columns`, each evaluated per symbol; intermediate columns
-# (names starting with "_") are shared between features, so e.g. the true range or ATR_14 is computed once
-# however many features use it, and no expression is repeated inside another.
+# The computation runs in stages of `with_columns`; intermediate columns (names starting with "_") are
+# shared between features, so e.g. the true range or ATR_14 is computed once however many features use it,
+# and no expression is repeated inside another. Rows are in (symbol, ts) order. Rolling windows and
+# smoothers run per symbol (`per_symbol`); a look back of n bars is a shift of the whole frame with each
+# symbol's first n rows masked (`lag`), which is elementwise: a per-symbol window costs Polars a group
+# pass per expression, and the values are the same.
 Stages = dict[int, dict[str, pl.Expr]]
 ROW = "_i"  # column: row number within the symbol
+
+
+def per_symbol(x: pl.Expr) -> pl.Expr:
+    """`x` evaluated on each symbol's rows alone (its windows and recursions restart per symbol)."""
+    return x.over("symbol")
+
+
+def lag(x: pl.Expr, n: int = 1) -> pl.Expr:
+    """`x` of n rows earlier in the same symbol; null on the symbol's first n rows."""
+    return pl.when(pl.col(ROW) >= n).then(x.shift(n))
 
 
 def wilder(x: pl.Expr, n: int, first: int) -> pl.Expr:
@@ -67,7 +80,7 @@ def wilder(x: pl.Expr, n: int, first: int) -> pl.Expr:
         .then(x.rolling_mean(n))
         .otherwise(x)
     )
-    return seeded.ewm_mean(alpha=1.0 / n, adjust=False)
+    return per_symbol(seeded.ewm_mean(alpha=1.0 / n, adjust=False))
 
 
 def ema(x: pl.Expr, n: int) -> pl.Expr:
@@ -79,7 +92,7 @@ def ema(x: pl.Expr, n: int) -> pl.Expr:
         .then(x.rolling_mean(n))
         .otherwise(x)
     )
-    return seeded.ewm_mean(alpha=2.0 / (n + 1), adjust=False)
+    return per_symbol(seeded.ewm_mean(alpha=2.0 / (n + 1), adjust=False))
 
 
 def _finite(x: pl.Expr) -> pl.Expr:
@@ -88,7 +101,7 @@ def _finite(x: pl.Expr) -> pl.Expr:
 
 
 def zscore(x: pl.Expr, n: int) -> pl.Expr:
-    return _finite((x - x.rolling_mean(n)) / x.rolling_std(n))
+    return per_symbol(_finite((x - x.rolling_mean(n)) / x.rolling_std(n)))
 
 
 def log_return(n: int) -> pl.Expr:
@@ -97,13 +110,13 @@ def log_return(n: int) -> pl.Expr:
 
 def _base() -> dict[str, pl.Expr]:
     """Stage 0: per-bar inputs of the smoothers."""
-    prev = pl.col("close").shift(1)
+    prev = lag(pl.col("close"))
     tr = pl.max_horizontal(
         pl.col("high") - pl.col("low"), (pl.col("high") - prev).abs(), (pl.col("low") - prev).abs()
     )
-    up = pl.col("high") - pl.col("high").shift(1)
-    down = pl.col("low").shift(1) - pl.col("low")
-    delta = pl.col("close").diff()
+    up = pl.col("high") - lag(pl.col("high"))
+    down = lag(pl.col("low")) - pl.col("low")
+    delta = pl.col("close") - prev
     return {
         # True range from the second bar on (the first has no previous close), as TA-Lib does.
         "_tr": pl.when(prev.is_null()).then(None).otherwise(tr),
@@ -156,9 +169,9 @@ def _trend_strength(n: int) -> Stages:
 def corwin_schultz() -> pl.Expr:
     """Two-bar Corwin-Schultz spread estimate (a share of price) for the pair (t-1, t)."""
     hl = (pl.col("high") / pl.col("low")).log() ** 2
-    beta = hl + hl.shift(1)
-    hi2 = pl.max_horizontal(pl.col("high"), pl.col("high").shift(1))
-    lo2 = pl.min_horizontal(pl.col("low"), pl.col("low").shift(1))
+    beta = hl + lag(hl)
+    hi2 = pl.max_horizontal(pl.col("high"), lag(pl.col("high")))
+    lo2 = pl.min_horizontal(pl.col("low"), lag(pl.col("low")))
     gamma = (hi2 / lo2).log() ** 2
     k = 3.0 - 2.0 * math.sqrt(2.0)
     alpha = ((2.0 * beta).sqrt() - beta.sqrt()) / k - (gamma / k).sqrt()
@@ -171,7 +184,7 @@ def _spread(n: int, has_quotes: bool) -> Stages:
         rel = (pl.col("ask") - pl.col("bid")) / ((pl.col("ask") + pl.col("bid")) / 2.0)
     else:
         rel = corwin_schultz()
-    return {1: {"_rel_spread": rel}, 2: {"": 1e4 * pl.col("_rel_spread").rolling_mean(n)}}
+    return {1: {"_rel_spread": rel}, 2: {"": per_symbol(1e4 * pl.col("_rel_spread").rolling_mean(n))}}
 
 
 def _one(expr: pl.Expr) -> Stages:
@@ -196,12 +209,12 @@ _KINDS: dict[str, _Kind] = {
         20,
         lambda n, q: {
             1: {f"_ema{n}": ema(pl.col("close"), n)},
-            2: {"": 1e4 * (pl.col(f"_ema{n}") / pl.col(f"_ema{n}").shift(1) - 1.0)},
+            2: {"": 1e4 * (pl.col(f"_ema{n}") / lag(pl.col(f"_ema{n}")) - 1.0)},
         },
     ),
     "trend_strength": _Kind(30, lambda n, q: _trend_strength(n), minimum=4),
-    "ret": _Kind(1, lambda n, q: _one(log_return(n)), minimum=1),
-    "rv": _Kind(20, lambda n, q: _one(log_return(1).rolling_std(n))),
+    "ret": _Kind(1, lambda n, q: _one(per_symbol(log_return(n))), minimum=1),
+    "rv": _Kind(20, lambda n, q: _one(per_symbol(log_return(1).rolling_std(n)))),
     "spread": _Kind(20, _spread, minimum=1),
 }
 
@@ -277,12 +290,12 @@ def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     specs = [parse_feature(n) for n in names]
     frame = normalise_bars(bars)
     has_quotes = "bid" in frame.columns and "ask" in frame.columns
-    stages: dict[int, dict[str, pl.Expr]] = {0: {ROW: pl.int_range(pl.len()), **_base()}}
+    stages: dict[int, dict[str, pl.Expr]] = {0: _base()}
     for spec in specs:
         for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
             for name, expr in exprs.items():
                 stages.setdefault(level, {})[name or spec.name] = expr
-    lf = frame.lazy()
+    lf = frame.lazy().with_columns(per_symbol(pl.int_range(pl.len())).alias(ROW))
     for level in sorted(stages):
-        lf = lf.with_columns(e.over("symbol").alias(n) for n, e in stages[level].items())
+        lf = lf.with_columns(e.alias(n) for n, e in stages[level].items())
     return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).collect()

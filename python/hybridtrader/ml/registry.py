@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import yaml
 
 from hybridtrader.config import Config
 
@@ -215,23 +216,58 @@ class ModelRegistry:
 
 
 def _save_model(record: RunRecord, path: Path) -> None:
-    from mlflow.models import ModelSignature
+    """An MLflow model directory of the booster in its library's native file, as the stock flavors
+    (`mlflow.lightgbm` / `mlflow.xgboost`) write and load it: MLmodel (flavor + python_function, feature
+    signature), the model file, requirements.txt, conda.yaml and python_env.yaml pinned to the versions
+    running here.
+
+    Written with MLflow's public model API rather than `mlflow.<flavor>.save_model`: that call checks
+    the pinned requirements against the environment by scanning every installed distribution (about a
+    second per process), a check that cannot fail for pins read from this very environment."""
+    import platform
+    from importlib.metadata import version
+
+    import mlflow
+    from mlflow import pyfunc
+    from mlflow.models import Model, ModelSignature
     from mlflow.types import ColSpec, Schema
 
-    signature = ModelSignature(
-        inputs=Schema([ColSpec("double", n) for n in record.feature_names]),
-        outputs=Schema([ColSpec("double")]),
+    path.mkdir(parents=True)
+    booster = record.model
+    lib = record.model_type  # "lightgbm" or "xgboost": the flavor and the package share the name
+    lib_version = version(lib)
+    data = "model.lgb" if lib == "lightgbm" else "model.ubj"  # the stock flavors' file names
+    booster.save_model(str(path / data))
+    model = Model(
+        signature=ModelSignature(
+            inputs=Schema([ColSpec("double", n) for n in record.feature_names]),
+            outputs=Schema([ColSpec("double")]),
+        )
     )
-    # Explicit requirements: MLflow would otherwise infer them by importing the model in a subprocess.
-    if record.model_type == "lightgbm":
-        import lightgbm
-        import mlflow.lightgbm
-
-        reqs = [f"lightgbm=={lightgbm.__version__}"]
-        mlflow.lightgbm.save_model(record.model, str(path), signature=signature, pip_requirements=reqs)
+    pyfunc.add_to_model(
+        model, loader_module=f"mlflow.{lib}", data=data, conda_env="conda.yaml", python_env="python_env.yaml"
+    )
+    cls = type(booster)
+    flavor: dict[str, Any] = {"data": data, "model_class": f"{cls.__module__}.{cls.__qualname__}"}
+    if lib == "lightgbm":
+        flavor["lgb_version"] = lib_version
     else:
-        import mlflow.xgboost
-        import xgboost
-
-        reqs = [f"xgboost=={xgboost.__version__}"]
-        mlflow.xgboost.save_model(record.model, str(path), signature=signature, pip_requirements=reqs)
+        flavor |= {"xgb_version": lib_version, "model_format": "ubj"}
+    model.add_flavor(lib, **flavor)
+    model.model_size_bytes = (path / data).stat().st_size
+    model.save(str(path / "MLmodel"))
+    reqs = [f"mlflow=={mlflow.__version__}", f"{lib}=={lib_version}"]
+    py = platform.python_version()
+    (path / "requirements.txt").write_text("\n".join(reqs))
+    conda = {
+        "name": "mlflow-env",
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={py}", "pip", {"pip": reqs}],
+    }
+    (path / "conda.yaml").write_text(yaml.safe_dump(conda))
+    python_env = {
+        "python": py,
+        "build_dependencies": ["pip", "setuptools", "wheel"],
+        "dependencies": ["-r requirements.txt"],
+    }
+    (path / "python_env.yaml").write_text(yaml.safe_dump(python_env, sort_keys=False))
