@@ -703,7 +703,7 @@ class Trader:
         for order in orders:
             self.orders[order.client_order_id] = order
             self.open[order.client_order_id] = order
-            self.sent.append(order.client_order_id)
+            self._send_rank(order.client_order_id)
             self._add_pending(order, order.request.sign * order.request.qty)
         for u in updates[:seen]:
             self._on_update(u)
