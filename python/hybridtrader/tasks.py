@@ -20,11 +20,12 @@ Ray knows that task; the pool finds it by rerunning the tasks in flight one at a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import os
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -77,6 +78,25 @@ def machine_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+# Polars sizes its thread pool when it is imported, from this variable (default: every core). A worker
+# process or Ray task holds one core of several; its own threads would only contend with its neighbours.
+POLARS_THREADS = "POLARS_MAX_THREADS"
+
+
+@contextlib.contextmanager
+def _worker_threads(n: int) -> Iterator[None]:
+    """Spawned workers inherit the environment they start with: while the pool runs, `n` Polars threads
+    each, unless the user chose a number."""
+    if POLARS_THREADS in os.environ:
+        yield
+        return
+    os.environ[POLARS_THREADS] = str(n)
+    try:
+        yield
+    finally:
+        del os.environ[POLARS_THREADS]
 
 
 def task_seed(seed: int, key: str) -> int:
@@ -217,9 +237,13 @@ def _pool(
         else:
             pending.insert(0, key)
 
+    threads = max(1, machine_threads() // workers)
     while pending:
         n = min(workers, len(pending))
-        with ProcessPoolExecutor(n, mp_context=mp, initializer=_pool_init, initargs=(shared,)) as pool:
+        with (
+            _worker_threads(threads),
+            ProcessPoolExecutor(n, mp_context=mp, initializer=_pool_init, initargs=(shared,)) as pool,
+        ):
             running: dict[Future[Any], str] = {}
             while pending or running:
                 # Never more in flight than workers (a break then involves few tasks); suspects alone.
@@ -283,7 +307,11 @@ def _ray(
                 ) from None
         else:
             ray.init(num_cpus=compute.workers, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(_ray_call).options(num_cpus=1, max_retries=RETRIES, retry_exceptions=True)
+    # One CPU a task, so one Polars thread (Ray already does the same for OpenMP).
+    threads = {"env_vars": {POLARS_THREADS: os.environ.get(POLARS_THREADS, "1")}}
+    remote = ray.remote(_ray_call).options(
+        num_cpus=1, max_retries=RETRIES, retry_exceptions=True, runtime_env=threads
+    )
     common = ray.put((fn, shared))  # once: every task gets a reference, resolved in the worker
     refs = {remote.remote(common, todo[key], key, seeds[key]): key for key in todo}
     waiting = list(refs)
