@@ -40,7 +40,7 @@ import polars as pl
 from hybridtrader.errors import DataError
 
 # Bump when any definition below changes: it is part of the feature hash that keys the FeatureStore.
-FEATURE_DEFINITIONS_VERSION = 1
+FEATURE_DEFINITIONS_VERSION = 2
 
 BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 
@@ -173,8 +173,10 @@ def corwin_schultz() -> pl.Expr:
     hi2 = pl.max_horizontal(pl.col("high"), lag(pl.col("high")))
     lo2 = pl.min_horizontal(pl.col("low"), lag(pl.col("low")))
     gamma = (hi2 / lo2).log() ** 2
-    k = 3.0 - 2.0 * math.sqrt(2.0)
-    alpha = ((2.0 * beta).sqrt() - beta.sqrt()) / k - (gamma / k).sqrt()
+    # Times 1/k, not divided by k: Polars divides a column by a literal sometimes exactly, sometimes through
+    # the reciprocal (the same rows differed in the last bit between two frames); a product is one rounding.
+    inv_k = 1.0 / (3.0 - 2.0 * math.sqrt(2.0))
+    alpha = ((2.0 * beta).sqrt() - beta.sqrt()) * inv_k - (gamma * inv_k).sqrt()
     s = 2.0 * (alpha.exp() - 1.0) / (1.0 + alpha.exp())
     return pl.when(beta.is_null()).then(None).otherwise(s.clip(lower_bound=0.0))
 
