@@ -179,3 +179,20 @@ def test_the_breaker_flattens_every_book(tmp_path: Path, bars: pl.DataFrame) -> 
     result = trader.run()
     assert any("circuit breaker" in e for e in result.events)
     assert trader.ledger.position(sym) == 0
+
+
+def test_a_symbol_whose_first_bar_comes_late_leaves_the_equity_finite(tmp_path: Path, bars: pl.DataFrame) -> None:
+    """Thin names often have no bar in the first minutes; before its first bar a symbol is worth nothing in
+    the marks (it cannot be held), not NaN."""
+    late, other = sorted(bars["symbol"].unique())
+    first = bars["ts"].min()
+    thin = bars.filter((pl.col("symbol") != late) | (pl.col("ts") >= first + timedelta(minutes=5)))
+    cfg = _config(tmp_path)
+
+    def buy(s: Scripted, ctx: Context) -> None:
+        s.ids["buy"] = ctx.submit(OrderRequest(other, "buy", 10), "b")
+
+    result = _trader(cfg, [Scripted(cfg, {1: buy}, book="swing")], thin).run()
+    assert result.fills.height == 1
+    assert result.equity["equity"].is_finite().all()
+    assert result.equity.height == thin["ts"].n_unique()

@@ -296,6 +296,9 @@ class Trader:
                 pos[j] = q
                 first = int(np.argmax(~np.isnan(closes[:, j])))
                 closes[:first, j] = ledger.marks[sym]  # held from before: valued at its last mark until a bar
+        # Valuation prices: a symbol before its first bar of the batch is not held (fills come at its bars),
+        # and 0 shares x NaN would make the equity NaN; `closes` keeps its NaN ("no price yet") for `price`.
+        values_px = np.nan_to_num(closes, nan=0.0)
         for i in range(len(starts)):
             lo, hi = int(starts[i]), int(ends[i])
             now = int(times[i]) + every
@@ -304,7 +307,7 @@ class Trader:
             if self.open:
                 for update in broker.poll(now):
                     self._on_update(update)
-            values = pos * closes[i]  # marked to this bar time's closes, in one numpy step
+            values = pos * values_px[i]  # marked to this bar time's closes, in one numpy step
             # add.reduce is what ndarray.sum runs (same pairwise sum, same bits) minus its Python wrapper
             net = float(_sum(values))
             gross = float(_sum(np.abs(values)))
