@@ -181,7 +181,7 @@ def test_the_breaker_flattens_every_book(tmp_path: Path, bars: pl.DataFrame) -> 
     assert trader.ledger.position(sym) == 0
 
 
-def test_a_symbol_whose_first_bar_comes_late_leaves_the_equity_finite(tmp_path: Path, bars: pl.DataFrame) -> None:
+def test_a_late_first_bar_leaves_the_equity_finite(tmp_path: Path, bars: pl.DataFrame) -> None:
     """Thin names often have no bar in the first minutes; before its first bar a symbol is worth nothing in
     the marks (it cannot be held), not NaN."""
     late, other = sorted(bars["symbol"].unique())
