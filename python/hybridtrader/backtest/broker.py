@@ -20,11 +20,12 @@ from hybridtrader._core import FillSimulatorCore
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.execution.fills import FillSimulator
-from hybridtrader.market.schema import side_sign
 
 _SIDES = list(FillSimulatorCore.SIDES)
 _KINDS = list(FillSimulatorCore.EVENT_KINDS)
-_TERMINAL = frozenset({"fill", "canceled", "expired", "rejected", "replaced"})
+# kind codes (indices into _KINDS) of the events that end an order, and of fills
+_TERMINAL = frozenset(_KINDS.index(k) for k in ("fill", "canceled", "expired", "rejected", "replaced"))
+_FILLS = frozenset(_KINDS.index(k) for k in ("partial_fill", "fill"))
 
 
 class SimBroker:
@@ -139,28 +140,31 @@ class SimBroker:
             ids, reasons = [ids[k] for k in order], [reasons[k] for k in order]
             times = ts.tolist()
         names, positions = self._names, self._positions
-        out = []
+        kinds = kind.tolist()
+        symbols = [names.get(c, "") for c in sym.tolist()]
+        sides = [_SIDES[c] for c in side.tolist()]
+        qtys = qty.tolist()
+        self._open -= sum(map(_TERMINAL.__contains__, kinds))
+        for k, symbol, sd, q in zip(kinds, symbols, sides, qtys, strict=True):
+            if k in _FILLS:
+                positions[symbol] = positions.get(symbol, 0.0) + (q if sd == "buy" else -q)
         # one tolist per column: Python ints and floats without a numpy scalar per value
-        for u in map(
-            OrderUpdate,
-            times,
-            ids,
-            [names.get(c, "") for c in sym.tolist()],
-            [_SIDES[c] for c in side.tolist()],
-            [_KINDS[c] for c in kind.tolist()],
-            qty.tolist(),
-            price.tolist(),
-            fee.tolist(),
-            filled.tolist(),
-            leaves.tolist(),
-            reasons,
-        ):
-            if u.kind in _TERMINAL:
-                self._open -= 1
-            if u.is_fill:
-                positions[u.symbol] = positions.get(u.symbol, 0.0) + side_sign(u.side) * u.qty
-            out.append(u)
-        return out
+        return list(
+            map(
+                OrderUpdate,
+                times,
+                ids,
+                symbols,
+                sides,
+                [_KINDS[c] for c in kinds],
+                qtys,
+                price.tolist(),
+                fee.tolist(),
+                filled.tolist(),
+                leaves.tolist(),
+                reasons,
+            )
+        )
 
     def has_open_orders(self) -> bool:
         return self._open > 0

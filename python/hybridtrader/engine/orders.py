@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.errors import ConfigError, StateError
-from hybridtrader.market.schema import side_sign
 
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
 TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
@@ -89,7 +88,8 @@ class OrderRequest:
 
     @property
     def sign(self) -> int:
-        return side_sign(self.side)
+        """+1 buy, -1 sell (the side was validated on construction)."""
+        return 1 if self.side == "buy" else -1
 
 
 @dataclass(slots=True)
@@ -118,7 +118,7 @@ class Order:
 
     @property
     def leaves_qty(self) -> float:
-        return self.request.qty - self.filled_qty if self.is_open else 0.0
+        return self.request.qty - self.filled_qty if self.status in OPEN_STATES else 0.0
 
     @property
     def avg_price(self) -> float:
@@ -134,7 +134,7 @@ class Order:
             raise StateError(
                 f"order {self.client_order_id}: illegal transition {self.status} -> {update.kind}"
             )
-        if update.is_fill:
+        if target in ("partially_filled", "filled"):
             filled = self.filled_qty + update.qty
             if not update.qty > 0 or filled > self.request.qty + _QTY_EPS:
                 raise StateError(

@@ -45,7 +45,7 @@ import polars as pl
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
-from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
+from hybridtrader.engine.orders import OPEN_STATES, Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
 from hybridtrader.engine.strategy import Strategy
 from hybridtrader.errors import ConfigError, StateError
@@ -134,9 +134,10 @@ class TraderResult:
     )
 
 
-def _realized_bps(side: str, decision: float, price: float) -> float:
-    """Implementation shortfall of a fill in bps (positive = paid more than the decision price)."""
-    return side_sign(side) * (price / decision - 1.0) * 1e4
+def _realized_bps(sign: int, decision: float, price: float) -> float:
+    """Implementation shortfall of a fill in bps (positive = paid more than the decision price); `sign`
+    +1 buy, -1 sell."""
+    return sign * (price / decision - 1.0) * 1e4
 
 
 _sum = np.add.reduce
@@ -588,15 +589,20 @@ class Trader:
             raise StateError(f"broker update for unknown order {u.client_order_id} ({u.kind})")
         before = order.leaves_qty
         order.apply(u)
+        if u.kind == "accepted":  # the common ack: only the state moved (no shares, no pending change)
+            if order.strategy in self._listening:
+                self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
+            return
         sign = order.request.sign
         if u.is_fill:
             realized = self.ledger.apply_fill(order.strategy, u.symbol, u.side, u.qty, u.price, u.fee)
+            signed = sign * u.qty
             j = self._sess.index.get(u.symbol) if self._sess is not None else None
             if j is not None:
-                self._pos[j] += sign * u.qty
+                self._pos[j] += signed
             key = (order.book, u.symbol)
-            self._filled[key] = self._filled.get(key, 0.0) + sign * u.qty
-            bps = _realized_bps(u.side, order.decision_price, u.price)
+            self._filled[key] = self._filled.get(key, 0.0) + signed
+            bps = _realized_bps(sign, order.decision_price, u.price)
             self.slippage.update_fill(u.symbol, u.side, u.qty, order.decision_price, u.price, u.ts_ns)
             self.fills.append(
                 (
@@ -618,7 +624,7 @@ class Trader:
         after = order.leaves_qty
         if after != before:
             self._add_pending(order, sign * (after - before))
-        if not order.is_open:
+        if order.status not in OPEN_STATES:
             self.open.pop(order.client_order_id, None)
         if order.strategy in self._listening:
             self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
@@ -765,7 +771,8 @@ class Trader:
     def _skip_exposure(self, why: str) -> None:
         """An exposure refusal counted by its cap: the message's first two words ("gross exposure 51% >
         cap 50% ..." counts as "exposure: gross exposure")."""
-        self._skip("exposure: " + " ".join(why.split(" ", 2)[:2]))
+        first, _, rest = why.partition(" ")
+        self._skip(f"exposure: {first} {rest.partition(' ')[0]}" if rest else f"exposure: {first}")
 
     def _send_rank(self, cid: str) -> None:
         self.sent[cid] = self._n_sent
@@ -778,7 +785,7 @@ class Trader:
             o = self.orders[cid]
             r = o.request
             avg = o.avg_price
-            bps = _realized_bps(r.side, o.decision_price, avg) if o.filled_qty > 0 else None
+            bps = _realized_bps(r.sign, o.decision_price, avg) if o.filled_qty > 0 else None
             rows.append(
                 (
                     self.sent[cid],
@@ -833,7 +840,8 @@ class _StrategyContext:
         return self._t.price(symbol)
 
     def position(self, symbol: str) -> float:
-        return self._t.ledger.position(symbol, self._s.name)
+        pos = self._t.ledger.book.get((self._s.name, symbol))  # ledger.position, minus a call per bar
+        return 0.0 if pos is None else pos.qty
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         name = self._s.name

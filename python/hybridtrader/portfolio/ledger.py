@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import polars as pl
 
 from hybridtrader.errors import DataError
-from hybridtrader.market.schema import side_sign
 
 POSITION_SCHEMA = {
     "strategy": pl.String,
@@ -62,7 +61,7 @@ class Ledger:
             raise DataError(f"ledger: fill side must be 'buy' or 'sell', got {side!r}")
         if not (qty > 0 and price > 0 and math.isfinite(price) and fee >= 0):
             raise DataError(f"ledger: bad fill {symbol} {side} {qty} @ {price} fee {fee}")
-        signed = side_sign(side) * qty
+        signed = qty if side == "buy" else -qty
         pos = self.book.get((strategy, symbol))
         if pos is None:
             pos = self.book[(strategy, symbol)] = Position()
