@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import polars as pl
 
@@ -35,11 +35,11 @@ class BarBatch:
     every_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class OrderUpdate:
+class OrderUpdate(NamedTuple):
     """One broker event about one order. For "partial_fill"/"fill": `qty` and `price` are this fill's,
     `fee` its commission plus regulatory fees; `filled_qty` is cumulative and `leaves_qty` what is still
-    open. `reason` explains rejects and cancels ("" otherwise)."""
+    open. `reason` explains rejects and cancels ("" otherwise). A named tuple, not a frozen dataclass:
+    a backtest makes one per acknowledgement and fill, and a tuple is built about ten times faster."""
 
     ts_ns: int
     client_order_id: str
