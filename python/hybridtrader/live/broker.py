@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -372,7 +372,7 @@ class AlpacaBroker:
             if added <= _EPS or abs(added - u.qty) > _EPS:
                 return None
             if self.fees is not None:
-                u = replace(u, fee=self.fees.fill_fee(u.side, seen.filled, u.qty, u.price))
+                u = u._replace(fee=self.fees.fill_fee(u.side, seen.filled, u.qty, u.price))
             seen.filled = u.filled_qty
             seen.notional += u.qty * u.price
             if u.kind == "fill":
