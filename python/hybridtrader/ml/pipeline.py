@@ -596,10 +596,13 @@ class MLPipeline:
         # ---- deflated Sharpe with honest trial counting: the model's, every threshold x parameter set
         # tried and every earlier one on the same bars; the rule's, every earlier rule trial on them
         current = [t.result.sharpe_per_period for t in trials]
-        use_registry = ml.model_registry.enabled
-        prior = self.registry.prior_trials(prep.strategy, prep.dhash) if use_registry else []
+        earlier = (
+            self.registry.prior_trials(prep.strategy, prep.dhash, TRIAL_TAG, RULE_TAG)
+            if ml.model_registry.enabled
+            else {}
+        )
+        prior, prior_rule = earlier.get(TRIAL_TAG, []), earlier.get(RULE_TAG, [])
         n_trials, var_sr = trial_count(current + prior)
-        prior_rule = self.registry.prior_trials(prep.strategy, prep.dhash, RULE_TAG) if use_registry else []
         n_rule, var_rule = trial_count([rule.sharpe_per_period, *prior_rule])
 
         def dsr(r: EvaluationResult, n: int, var: float) -> float:
@@ -774,7 +777,7 @@ class MLPipeline:
                     "code_version": code_version(),
                     "promoted": str(result.promoted).lower(),
                     "candidate": "model",
-                    "trial_sharpes": orjson.dumps(sel.current_sharpes).decode(),
+                    TRIAL_TAG: orjson.dumps(sel.current_sharpes).decode(),
                     RULE_TAG: orjson.dumps([sel.rule.sharpe_per_period]).decode(),
                 },
                 metrics={k: v for k, v in result.metrics.items() if np.isfinite(v)},
@@ -850,6 +853,7 @@ class MLPipeline:
 
 
 RULE_ONLY_SUFFIX = "-rule-only"
+TRIAL_TAG = "trial_sharpes"  # run tag: the per-period Sharpe of every (parameter set, threshold) trial
 RULE_TAG = "rule_sharpes"  # run tag: the unfiltered rule's per-period Sharpe (its own trial count)
 
 
