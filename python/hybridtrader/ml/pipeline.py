@@ -364,6 +364,18 @@ class MLPipeline:
         (`permutation_runs` retrainings on shuffled labels; None: `ml_training.controls.permutation_runs`),
         final fit, register (the rule-only candidate too when the rule is profitable and the model is not
         promoted)."""
+        try:
+            return self._train(strategy, historical_data, progress, permutation_runs)
+        finally:
+            self.feature_store.flush()  # the feature file written in the background is complete
+
+    def _train(
+        self,
+        strategy: str,
+        historical_data: pl.DataFrame | dict[str, pl.DataFrame],
+        progress: Progress | None,
+        permutation_runs: int | None,
+    ) -> TrainingResult:
         started = time.perf_counter()
         report = progress or (lambda stage, done, total: None)
         prep = self._prepare(strategy, historical_data, report)
@@ -506,12 +518,12 @@ class MLPipeline:
     def _label(self, prep: Prepared) -> Samples:
         events, horizon = self._labels(prep.strategy, prep.bars, prep.costs, prep.pnl_price, prep.shared)
         names = prep.names
-        feats = prep.shared.select("symbol", "ts", *names)
-        samples = (
-            events.join(feats.rename({"ts": "t0"}), on=["symbol", "t0"], how="inner")
-            .drop_nulls(names)
-            .sort("t0", "symbol")
-        )
+        # The feature frame's rows are the bars' rows ((symbol, ts) order), so an event's features are
+        # its bar's row: a gather, not a join on (symbol, ts).
+        if not prep.shared["ts"].equals(prep.bars["ts"]):
+            raise DataError("features: the feature frame's rows are not the bars' rows")
+        feats = prep.shared.select(names)[events["bar"].to_numpy()]
+        samples = pl.concat([events, feats], how="horizontal").drop_nulls(names).sort("t0", "symbol")
         return Samples(
             events=samples,
             horizon=horizon,
