@@ -30,9 +30,7 @@ def test_samples_by_bar_row_equal_the_join(tmp_path: Path, strategy: str) -> Non
 
     events, _ = pipe._labels(strategy, prep.bars, prep.costs, prep.pnl_price, prep.shared)
     feats = compute_features(bars, prep.names).rename({"ts": "t0"})  # recomputed from the raw bars
-    want = (
-        events.join(feats, on=["symbol", "t0"], how="inner").drop_nulls(prep.names).sort("t0", "symbol")
-    )
+    want = events.join(feats, on=["symbol", "t0"], how="inner").drop_nulls(prep.names).sort("t0", "symbol")
     assert want.height > 100
     assert_frame_equal(got.events, want, check_exact=True)
     np.testing.assert_array_equal(got.x, want.select(prep.names).to_numpy())
