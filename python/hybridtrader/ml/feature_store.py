@@ -4,6 +4,8 @@ Layout: `<root>/<feature_hash>/<data_hash>.parquet` with the feature hash from `
 (definitions and their version) and the data hash a fingerprint of the bars (content hash of every row).
 Files are written atomically (temp + fsync + rename); the parquet metadata carries a format version and
 both keys, and a file that cannot be read or whose keys disagree is a clear error, never silently reused.
+A new file is written by a background thread while the caller goes on with the frame (Polars writes
+without holding the GIL); `flush` waits for it and raises its error, and every `get` flushes first.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -54,28 +57,41 @@ class FeatureStore:
         self.hits = 0
         self.misses = 0
         self._last: tuple[Path, tuple[int, int], pl.DataFrame] | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: tuple[Path, pl.DataFrame, Future[None]] | None = None  # the write in progress
 
     def path_for(self, names: Sequence[str], bars: pl.DataFrame) -> Path:
         return self.root / feature_hash(names) / f"{data_hash(bars)}.parquet"
 
     def get(self, bars: pl.DataFrame, names: Sequence[str], dhash: str | None = None) -> pl.DataFrame:
         """Features `names` of `bars`; `dhash` is `data_hash(bars)` when the caller already has it."""
+        self.flush()
         fhash, dhash = feature_hash(names), dhash or data_hash(bars)
         path = self.root / fhash / f"{dhash}.parquet"
-        if path.exists():
-            self.hits += 1
-            stamp = _stamp(path)
-            if self._last is not None and self._last[:2] == (path, stamp):
-                return self._last[2]
-            frame = self._read(path, fhash, dhash, names)
-        else:
+        if not path.exists():
             self.misses += 1
             frame = compute_features(bars, names)
             meta = {"format_version": FORMAT_VERSION, "feature_hash": fhash, "data_hash": dhash}
-            write_features(frame, path, meta)
-            stamp = _stamp(path)
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="feature-store")
+            self._pending = (path, frame, self._writer.submit(write_features, frame, path, meta))
+            return frame
+        self.hits += 1
+        stamp = _stamp(path)
+        if self._last is not None and self._last[:2] == (path, stamp):
+            return self._last[2]
+        frame = self._read(path, fhash, dhash, names)
         self._last = (path, stamp, frame)
         return frame
+
+    def flush(self) -> None:
+        """Wait for the file being written, if any; its failure (a full disk, ...) is raised here."""
+        if self._pending is None:
+            return
+        path, frame, done = self._pending
+        self._pending = None
+        done.result()
+        self._last = (path, _stamp(path), frame)
 
     @staticmethod
     def _read(path: Path, fhash: str, dhash: str, names: Sequence[str]) -> pl.DataFrame:

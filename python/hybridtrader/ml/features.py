@@ -61,6 +61,14 @@ def per_symbol(x: pl.Expr) -> pl.Expr:
     return x.over("symbol")
 
 
+def row_in_symbol() -> pl.Expr:
+    """Each row's number within its symbol on rows in (symbol, ts) order: the row index minus the index of
+    the symbol's first row (elementwise, not a per-symbol pass)."""
+    i = pl.int_range(pl.len())
+    first = pl.when(pl.col("symbol") != pl.col("symbol").shift(1)).then(i).forward_fill().fill_null(0)
+    return i - first
+
+
 def lag(x: pl.Expr, n: int = 1) -> pl.Expr:
     """`x` of n rows earlier in the same symbol; null on the symbol's first n rows."""
     return pl.when(pl.col(ROW) >= n).then(x.shift(n))
@@ -215,7 +223,7 @@ _KINDS: dict[str, _Kind] = {
         },
     ),
     "trend_strength": _Kind(30, lambda n, q: _trend_strength(n), minimum=4),
-    "ret": _Kind(1, lambda n, q: _one(per_symbol(log_return(n))), minimum=1),
+    "ret": _Kind(1, lambda n, q: _one((pl.col("close") / lag(pl.col("close"), n)).log()), minimum=1),
     "rv": _Kind(20, lambda n, q: _one(per_symbol(log_return(1).rolling_std(n)))),
     "spread": _Kind(20, _spread, minimum=1),
 }
@@ -297,7 +305,7 @@ def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
         for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
             for name, expr in exprs.items():
                 stages.setdefault(level, {})[name or spec.name] = expr
-    lf = frame.lazy().with_columns(per_symbol(pl.int_range(pl.len())).alias(ROW))
+    lf = frame.lazy().with_columns(row_in_symbol().alias(ROW))
     for level in sorted(stages):
         lf = lf.with_columns(e.alias(n) for n, e in stages[level].items())
     return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).collect()

@@ -23,7 +23,8 @@ Costs are priced on the close.
 
 Output columns: symbol, t0, t1, side (+1/-1), price (entry pnl_price), exit_price, ret (gross,
 side-adjusted), cost (round trip), ret_net, barrier (1 profit-take/reversion, -1 stop, 0 vertical/session
-end), label (0/1).
+end), label (0/1), bar (the event's row in the bars sorted by (symbol, ts), as `compute_features` orders
+its rows).
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def _finish(
             "ret_net": ret_net,
             "barrier": barrier.astype(np.int8),
             "label": (ret_net > 0).astype(np.int8),
+            "bar": ev,
         }
     ).with_columns(pl.col("t0", "t1").cast(pl.Datetime("ns", "UTC")))
 

@@ -364,6 +364,18 @@ class MLPipeline:
         (`permutation_runs` retrainings on shuffled labels; None: `ml_training.controls.permutation_runs`),
         final fit, register (the rule-only candidate too when the rule is profitable and the model is not
         promoted)."""
+        try:
+            return self._train(strategy, historical_data, progress, permutation_runs)
+        finally:
+            self.feature_store.flush()  # the feature file written in the background is complete
+
+    def _train(
+        self,
+        strategy: str,
+        historical_data: pl.DataFrame | dict[str, pl.DataFrame],
+        progress: Progress | None,
+        permutation_runs: int | None,
+    ) -> TrainingResult:
         started = time.perf_counter()
         report = progress or (lambda stage, done, total: None)
         prep = self._prepare(strategy, historical_data, report)
@@ -506,12 +518,12 @@ class MLPipeline:
     def _label(self, prep: Prepared) -> Samples:
         events, horizon = self._labels(prep.strategy, prep.bars, prep.costs, prep.pnl_price, prep.shared)
         names = prep.names
-        feats = prep.shared.select("symbol", "ts", *names)
-        samples = (
-            events.join(feats.rename({"ts": "t0"}), on=["symbol", "t0"], how="inner")
-            .drop_nulls(names)
-            .sort("t0", "symbol")
-        )
+        # The feature frame's rows are the bars' rows ((symbol, ts) order), so an event's features are
+        # its bar's row: a gather, not a join on (symbol, ts).
+        if not prep.shared["ts"].equals(prep.bars["ts"]):
+            raise DataError("features: the feature frame's rows are not the bars' rows")
+        feats = prep.shared.select(names)[events["bar"].to_numpy()]
+        samples = pl.concat([events, feats], how="horizontal").drop_nulls(names).sort("t0", "symbol")
         return Samples(
             events=samples,
             horizon=horizon,
@@ -596,10 +608,13 @@ class MLPipeline:
         # ---- deflated Sharpe with honest trial counting: the model's, every threshold x parameter set
         # tried and every earlier one on the same bars; the rule's, every earlier rule trial on them
         current = [t.result.sharpe_per_period for t in trials]
-        use_registry = ml.model_registry.enabled
-        prior = self.registry.prior_trials(prep.strategy, prep.dhash) if use_registry else []
+        earlier = (
+            self.registry.prior_trials(prep.strategy, prep.dhash, TRIAL_TAG, RULE_TAG)
+            if ml.model_registry.enabled
+            else {}
+        )
+        prior, prior_rule = earlier.get(TRIAL_TAG, []), earlier.get(RULE_TAG, [])
         n_trials, var_sr = trial_count(current + prior)
-        prior_rule = self.registry.prior_trials(prep.strategy, prep.dhash, RULE_TAG) if use_registry else []
         n_rule, var_rule = trial_count([rule.sharpe_per_period, *prior_rule])
 
         def dsr(r: EvaluationResult, n: int, var: float) -> float:
@@ -774,7 +789,7 @@ class MLPipeline:
                     "code_version": code_version(),
                     "promoted": str(result.promoted).lower(),
                     "candidate": "model",
-                    "trial_sharpes": orjson.dumps(sel.current_sharpes).decode(),
+                    TRIAL_TAG: orjson.dumps(sel.current_sharpes).decode(),
                     RULE_TAG: orjson.dumps([sel.rule.sharpe_per_period]).decode(),
                 },
                 metrics={k: v for k, v in result.metrics.items() if np.isfinite(v)},
@@ -850,6 +865,7 @@ class MLPipeline:
 
 
 RULE_ONLY_SUFFIX = "-rule-only"
+TRIAL_TAG = "trial_sharpes"  # run tag: the per-period Sharpe of every (parameter set, threshold) trial
 RULE_TAG = "rule_sharpes"  # run tag: the unfiltered rule's per-period Sharpe (its own trial count)
 
 

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,8 +52,11 @@ def artifact_root(config: Config) -> str:
     return loc or (config.data_dir / "mlflow" / "artifacts").resolve().as_uri()
 
 
+@cache
 def code_version() -> str:
-    """Package version plus the git commit of the source tree when it is a checkout."""
+    """Package version plus the git commit of the source tree when it is a checkout. Read once per process:
+    the code a process runs is the code it loaded, whatever is committed later (and each read is two git
+    subprocesses)."""
     from hybridtrader._core import __version__
 
     here = Path(__file__).resolve().parent
@@ -110,29 +114,36 @@ class ModelRegistry:
         if self.uri.startswith("sqlite:///"):
             Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.client: MlflowClient = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self._experiments: dict[str, str] = {}  # strategy -> experiment id (an experiment is never renamed)
 
     def experiment_id(self, strategy: str) -> str:
+        if strategy in self._experiments:
+            return self._experiments[strategy]
         name = f"{self.config.ml_training.model_registry.experiment_prefix}/{strategy}"
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
-            return str(exp.experiment_id)
-        return str(
-            self.client.create_experiment(name, artifact_location=f"{artifact_root(self.config)}/{strategy}")
-        )
+            exp_id = str(exp.experiment_id)
+        else:
+            root = artifact_root(self.config)
+            exp_id = str(self.client.create_experiment(name, artifact_location=f"{root}/{strategy}"))
+        self._experiments[strategy] = exp_id
+        return exp_id
 
-    def prior_trials(self, strategy: str, data_hash: str, tag: str = "trial_sharpes") -> list[float]:
+    def prior_trials(self, strategy: str, data_hash: str, *tags: str) -> dict[str, list[float]]:
         """Per-period Sharpe ratios of every earlier trial of this strategy on the same bars (whatever its
-        settings: trying other features or parameters on the same data is a trial too), read from the runs'
-        `tag` (the model's trials; `rule_sharpes`: the unfiltered rule's). They count in the deflated
-        Sharpe ratio's number of trials and variance. Runs on other data are other experiments."""
+        settings: trying other features or parameters on the same data is a trial too), read from each of
+        the runs' `tags` (`trial_sharpes`: the model's trials; `rule_sharpes`: the unfiltered rule's), in
+        one search. They count in the deflated Sharpe ratio's number of trials and variance. Runs on other
+        data are other experiments."""
         exp = self.experiment_id(strategy)
-        out: list[float] = []
+        out: dict[str, list[float]] = {tag: [] for tag in tags}
         runs = self.client.search_runs(
             [exp], filter_string=f"tags.data_hash = '{data_hash}'", max_results=10_000
         )
         for run in runs:
-            if tag in run.data.tags:
-                out.extend(float(x) for x in orjson.loads(run.data.tags[tag]))
+            for tag, values in out.items():
+                if tag in run.data.tags:
+                    values.extend(float(x) for x in orjson.loads(run.data.tags[tag]))
         return out
 
     def log(self, record: RunRecord, promoted: bool) -> Registered:
@@ -152,14 +163,12 @@ class ModelRegistry:
                 params=[Param(k, v) for k, v in record.params.items()],
                 tags=[RunTag(k, v) for k, v in record.tags.items()],
             )
-            with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory() as tmp:  # the run's artifact tree, logged in one call
                 for name, content in record.artifacts.items():
                     (Path(tmp) / name).write_bytes(content)
-                    self.client.log_artifact(run_id, str(Path(tmp) / name))
                 if record.model is not None:
-                    model_dir = Path(tmp) / "model"
-                    _save_model(record, model_dir)
-                    self.client.log_artifacts(run_id, str(model_dir), artifact_path="model")
+                    _save_model(record, Path(tmp) / "model")
+                self.client.log_artifacts(run_id, tmp)
             self.client.set_terminated(run_id, "FINISHED")
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
