@@ -27,7 +27,7 @@ class MeanReversionFeatures:
     def __init__(self, window: int, atr_bars: int = 14) -> None:
         self.window, self.atr_bars = window, atr_bars
         self.index: dict[str, int] = {}  # symbol -> its row in the arrays below
-        self.closes = np.empty((0, window))  # the last `window` closes of each symbol, oldest first (NaN: none)
+        self.closes = np.empty((0, window))  # each symbol's last `window` closes, oldest first (NaN: none)
         self.count = np.zeros(0, np.int64)  # bars seen of each symbol
         self.prev = np.empty(0)  # each symbol's last close
         self.acc = np.empty(0)  # up to row n: the sum of the true ranges so far; from row n on: the ATR
@@ -82,4 +82,3 @@ class MeanReversionFeatures:
         high, low, close = (bars[c].to_numpy() for c in ("high", "low", "close"))
         for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
             self.step(int(ts[lo]), symbols[lo:hi], high[lo:hi], low[lo:hi], close[lo:hi])
-
