@@ -151,13 +151,18 @@ class _Session:
         self.starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
         self.ends = np.r_[self.starts[1:], len(ts)]
         self.times = ts[self.starts]
-        symbols = symbol_codes(frame["symbol"])
-        assert isinstance(symbols.dtype, pl.Enum)
-        names = symbols.dtype.categories.to_list()
-        self.index = {s: i for i, s in enumerate(names)}
-        codes = symbols.to_physical().to_numpy().astype(np.intp)  # position in the sorted names
+        codes: np.ndarray  # each row's position in the sorted names
+        if len(self.starts) == 1:  # one bar time (live): a few distinct names, sorted faster by Python
+            names = frame["symbol"].to_list()
+            self.index = {s: i for i, s in enumerate(sorted(names))}
+            codes = np.fromiter(map(self.index.__getitem__, names), np.intp, len(names))
+        else:
+            symbols = symbol_codes(frame["symbol"])
+            assert isinstance(symbols.dtype, pl.Enum)
+            self.index = {s: i for i, s in enumerate(symbols.dtype.categories.to_list())}
+            codes = symbols.to_physical().to_numpy().astype(np.intp)
         rows = np.repeat(np.arange(len(self.starts)), self.ends - self.starts)
-        grid = np.full((len(self.starts), len(names)), np.nan)
+        grid = np.full((len(self.starts), len(self.index)), np.nan)
         grid[rows, codes] = frame["close"].to_numpy()
         # forward fill down each column: a symbol without a bar at t keeps its last close
         valid = np.where(~np.isnan(grid), np.arange(len(grid))[:, None], 0)

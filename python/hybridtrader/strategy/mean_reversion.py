@@ -17,7 +17,7 @@ import polars as pl
 
 from hybridtrader.config import Config, MeanReversionLabelConfig
 from hybridtrader.engine.strategy import Context
-from hybridtrader.ml.labels import mean_reversion_entries, reverted, rule_feature
+from hybridtrader.ml.labels import mean_reversion_entries, reversion_mean, reverted, rule_feature
 from hybridtrader.strategy.model import Champion
 from hybridtrader.strategy.rules import RuleStrategy
 from hybridtrader.strategy.streaming import MeanReversionFeatures
@@ -40,8 +40,7 @@ class IntradayMeanReversion(RuleStrategy):
         return self.config.ml_training.labels.mean_reversion
 
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
-        mean = pl.col("close").rolling_mean(self.rules.window).over("symbol")
-        frame, z = self.features(bars, session_rows, mean=mean)
+        frame, z = self.features(bars, session_rows, mean=reversion_mean(self.rules.window))
         self._decide(frame, z, frame["atr"].fill_null(0.0).to_numpy(), frame["mean"].to_numpy())
         # A batch of one bar time is live's: later bar times are taken by `advance` from state carried
         # over, started here on the same bars (rules only: a champion's features come from Polars).
@@ -59,12 +58,11 @@ class IntradayMeanReversion(RuleStrategy):
         self._symbol = symbols = bars["symbol"].to_list()
         high, low, close = (bars[c].to_numpy() for c in ("high", "low", "close"))
         z, mean, atr = stream.step(int(bars["ts"].dt.epoch("ns")[0]), symbols, high, low, close)
-        frame = bars.select("symbol", "ts").with_columns(
-            pl.Series(rule_feature(self.rules), z, nan_to_null=True),
-            pl.Series("atr", atr, nan_to_null=True),
-            pl.Series("close", close),
+        frame = pl.DataFrame([
+            bars["symbol"], bars["ts"], pl.Series(rule_feature(self.rules), z, nan_to_null=True),
+            pl.Series("atr", atr, nan_to_null=True), pl.Series("close", close),
             pl.Series("mean", mean, nan_to_null=True),
-        )
+        ])  # fmt: skip
         self._decide(frame, np.nan_to_num(z, nan=0.0), np.nan_to_num(atr, nan=0.0), mean)
         return frame
 

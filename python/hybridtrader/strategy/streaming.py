@@ -4,13 +4,14 @@ symbol's history with Polars (a fixed cost of several milliseconds per call, wha
 
 The definitions are those of `ml.features` (the Polars path the backtest runs on whole sessions), row by
 row of each symbol (row k = the symbol's k-th bar, from 0):
-- mean_w = SMA of the last w closes; zscore_w = (close - mean_w) / std_w with the sample std (ddof 1);
-  both null before row w - 1, and the z-score null where it is not finite (a flat window).
+- mean_w = `ml.labels.reversion_mean` (the last w closes added oldest first, times 1/w: bit for bit);
+  zscore_w = (close - mean_w) / std_w with the sample std (ddof 1); both null before row w - 1, and the
+  z-score null where it is not finite (a flat window).
 - true range from row 1: max(high - low, |high - prev close|, |low - prev close|); Wilder's ATR_n null
   before row n, the mean of the true ranges of rows 1..n at row n, then a_k = (1 - 1/n) a_{k-1} + tr_k / n.
 
-Null is NaN here. The values agree with the Polars path over the same bars to rounding (the two sum in a
-different order: sliding sums there, a sum over the window here), see tests/strategy.
+Null is NaN here. The mean is the Polars path's to the bit; the z-score and ATR to rounding (Polars slides
+its sums and runs its own recursion), see tests/strategy.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ class MeanReversionFeatures:
 
         window = np.concatenate([self.closes[r, 1:], close[:, None]], axis=1)
         self.closes[r] = window
-        mean = window.mean(axis=1)  # NaN until the window is full (it holds NaN)
+        total = window[:, 0].copy()  # NaN until the window is full (it holds NaN)
+        for j in range(1, self.window):
+            total += window[:, j]  # oldest first, as `ml.labels.reversion_mean` adds them: the same bits
+        mean = total * (1.0 / self.window)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = (close - mean) / window.std(axis=1, ddof=1)
         z[~np.isfinite(z)] = np.nan
