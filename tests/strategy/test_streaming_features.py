@@ -154,14 +154,19 @@ def test_carried_features_trade_as_the_backtest_features() -> None:
     assert history.equals(_tail_per_symbol(bars, c_strategy.history_bars))
 
 
-def test_a_restored_strategy_starts_its_features_again() -> None:
+def test_a_restore_or_a_new_session_starts_the_features_again() -> None:
+    """After either, `advance` declines, so the engine calls `prepare` on the history: a restart resumes on
+    the journaled state, and a session's ATR is seeded where a backtest of that session seeds it."""
     cfg = Config()
     bars = generate_market(2, 1, seed=2, ticks=False).bars_1m.sort("ts", "symbol")
-    first, second, third = (bars.filter(pl.col("ts") == t) for t in bars["ts"].unique().sort()[:3])
+    times = [bars.filter(pl.col("ts") == t) for t in bars["ts"].unique().sort()[:4]]
     strategy = IntradayMeanReversion(cfg)
-    strategy.prepare(first, first.height)
-    assert strategy.advance(second) is not None
+    strategy.prepare(times[0], times[0].height)
+    assert strategy.advance(times[1]) is not None
     strategy.restore(strategy.state())
-    assert strategy.advance(third) is None  # the engine then calls prepare with the history
-    frame = strategy.prepare(pl.concat([first, second, third]), third.height)
+    assert strategy.advance(times[2]) is None
+    frame = strategy.prepare(pl.concat(times[:3]), times[2].height)
     assert frame.columns == ["symbol", "ts", rule_feature(strategy.rules), "atr", "close", "mean"]
+    assert strategy.advance(times[3]) is not None
+    strategy.on_session_close(None)  # type: ignore[arg-type]  (the strategy does not use the context)
+    assert strategy.advance(times[3]) is None

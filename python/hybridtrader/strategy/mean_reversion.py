@@ -42,8 +42,9 @@ class IntradayMeanReversion(RuleStrategy):
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
         frame, z = self.features(bars, session_rows, mean=reversion_mean(self.rules.window))
         self._decide(frame, z, frame["atr"].fill_null(0.0).to_numpy(), frame["mean"].to_numpy())
-        # A batch of one bar time is live's: later bar times are taken by `advance` from state carried
-        # over, started here on the same bars (rules only: a champion's features come from Polars).
+        # A batch of one bar time is live's: the session's later bar times are taken by `advance` from
+        # state carried over, started here on the same bars (rules only: a champion's features come from
+        # Polars).
         ts = bars["ts"]
         self._stream = None
         if self.champion is None and ts[-session_rows] == ts[-1]:
@@ -94,3 +95,6 @@ class IntradayMeanReversion(RuleStrategy):
 
     def on_session_close(self, ctx: Context) -> None:
         self._open.clear()  # the intraday book was flattened before the close
+        # The next session's first bar time goes to `prepare` on the history, which starts the features
+        # again there: Wilder's ATR is then seeded where a backtest of that session seeds it.
+        self._stream = None
