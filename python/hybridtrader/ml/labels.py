@@ -191,10 +191,12 @@ def trend_entries(
 
 
 def reversion_mean(window: int) -> pl.Expr:
-    """The mean the mean-reversion exit watches: the symbol's last `window` closes added oldest first, one
-    fixed sequence of additions, times 1/window (null before the window fills). A fixed order, not a
-    rolling sum, so that a live node adding the same closes bar by bar (`strategy.streaming`) gets the same
-    bits: `reverted` compares a close with this mean, and on cent prices they are often equal."""
+    """The mean the mean-reversion strategy's exit watches: the symbol's last `window` closes added oldest
+    first, one fixed sequence of additions, times 1/window (null before the window fills). A fixed order,
+    not a rolling sum, so that a live node adding the same closes bar by bar (`strategy.streaming`) gets
+    the same bits: `reverted` compares a close with this mean, and on cent prices they are often equal.
+    (The labels keep Polars' rolling mean: the same value to rounding; switching them changes a retrained
+    model's verdict in tests/live/test_live_champion.py.)"""
     close = pl.col("close")
     total = close.shift(window - 1)
     for lag in range(window - 2, -1, -1):
@@ -253,7 +255,9 @@ def mean_reversion_labels(
     features: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused)."""
-    frame = _prepared(bars, confine_to_session=True).with_columns(_mean=reversion_mean(cfg.window))
+    frame = _prepared(bars, confine_to_session=True).with_columns(
+        _mean=pl.col("close").rolling_mean(cfg.window).over("symbol")
+    )
     z = _rule_values(frame, rule_feature(cfg), features)
     entry, sides = mean_reversion_entries(z, cfg)
     events = _with_forward_room(frame, entry)
