@@ -6,7 +6,10 @@ benches run the venue in a child process, as a broker is; the others in-process)
   (perf_counter) to: "decided" (the Trader is done with the bar time: the node's flush begins), "sent"
   (the request's bytes are in the kernel's send buffer of the order connection: `sendall` returned) and
   "answered" (its HTTP answer read); p50/p99 of each, and of decided -> sent (the journal commit and the
-  write). Peer: a bare alpaca-py `submit_order` round trip to the same venue.
+  write). Also the Trader's own CPU time per bar time (thread time of `run_batch`, the first bar time,
+  which starts the strategies' features on the history, left out): on a busy machine the wall-clock
+  figures measure the load, this one the work. Peer: a bare alpaca-py `submit_order` round trip to the
+  same venue.
 - a bar time of 50 orders: journal commit + `AlpacaBroker.submit_many` (pipelined, one write), from the
   start of the commit to each order sent / answered; peer: alpaca-py submitting the same 50 one after the
   other (what the node did before), to each answer (order k+1 leaves when order k is answered).
@@ -112,8 +115,20 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path) -> None:
             lambda n: stop.set() if n.trader.n_bars >= bar_times * len(n.symbols) else None,
         )
 
+        cpu: list[float] = []
+
         def run() -> LiveNode:
             node.start()
+            trader = node.trader
+            assert trader is not None
+            run_batch = trader.run_batch
+
+            def timed(batch: Any) -> None:  # the Trader's CPU per bar time: a figure load hardly moves
+                t0 = time.thread_time()
+                run_batch(batch)
+                cpu.append(time.thread_time() - t0)
+
+            trader.run_batch = timed  # type: ignore[method-assign]
             node.run()
             return node
 
@@ -132,7 +147,8 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path) -> None:
     figures = {
         "symbols": LATENCY_SYMBOLS, "orders": int(sent.size), "most_orders_in_a_bar_time": int(per_bar.max()),
         **_pcts("ours_sent", sent), **_pcts("ours_answered", answered), **_pcts("ours_decided", decided),
-        **_pcts("ours_decided_to_sent", sent - decided), **_pcts("alpaca_py_submit", peer),
+        **_pcts("ours_decided_to_sent", sent - decided), **_pcts("trader_cpu_per_bar_time", cpu[1:]),
+        **_pcts("alpaca_py_submit", peer),
     }  # fmt: skip
     benchmark.extra_info.update(figures)
     print(figures)

@@ -8,6 +8,8 @@ Life of a strategy in the engine (backtest and live alike):
   and whatever columns the strategy wants, or None (then `on_bars` gets the plain bars). Features must be
   causal (a row uses that bar and earlier ones only); that makes computing them once per batch the same
   as recomputing them every bar time.
+- `advance(bars)` instead of `prepare`, when the batch is one bar time and the strategy can take it from
+  state carried over (see there); None falls back to `prepare`.
 - `on_bars(ctx, bars)` once per bar time with that bar time's rows of the prepared frame: a cross-sectional
   frame of bars whose interval has closed (`ctx.now_ns` = their ts + the interval). Orders sent here are
   decided now and execute no earlier than the next bar or quote after the broker's latency.
@@ -105,6 +107,12 @@ class Strategy(ABC):
 
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame | None:
         return bars.tail(session_rows)
+
+    def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
+        """A batch of one bar time (live), prepared from state the strategy carried over from the batches
+        before: what `prepare` would give on the history and `bars`, without the history. None when the
+        strategy carries no such state (this one): then `prepare` is called."""
+        return None
 
     @abstractmethod
     def on_bars(self, ctx: Context, bars: pl.DataFrame) -> None:

@@ -152,13 +152,18 @@ class _Session:
         self.starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
         self.ends = np.r_[self.starts[1:], len(ts)]
         self.times = ts[self.starts]
-        symbols = symbol_codes(frame["symbol"])
-        assert isinstance(symbols.dtype, pl.Enum)
-        names = symbols.dtype.categories.to_list()
-        self.index = {s: i for i, s in enumerate(names)}
-        codes = symbols.to_physical().to_numpy().astype(np.intp)  # position in the sorted names
+        codes: np.ndarray  # each row's position in the sorted names
+        if len(self.starts) == 1:  # one bar time (live): a few distinct names, sorted faster by Python
+            names = frame["symbol"].to_list()
+            self.index = {s: i for i, s in enumerate(sorted(names))}
+            codes = np.fromiter(map(self.index.__getitem__, names), np.intp, len(names))
+        else:
+            symbols = symbol_codes(frame["symbol"])
+            assert isinstance(symbols.dtype, pl.Enum)
+            self.index = {s: i for i, s in enumerate(symbols.dtype.categories.to_list())}
+            codes = symbols.to_physical().to_numpy().astype(np.intp)
         rows = np.repeat(np.arange(len(self.starts)), self.ends - self.starts)
-        grid = np.full((len(self.starts), len(names)), np.nan)
+        grid = np.full((len(self.starts), len(self.index)), np.nan)
         grid[rows, codes] = frame["close"].to_numpy()
         # forward fill down each column: a symbol without a bar at t keeps its last close
         valid = np.where(~np.isnan(grid), np.arange(len(grid))[:, None], 0)
@@ -229,7 +234,8 @@ class Trader:
         self._pending: dict[tuple[str, str], float] = {}  # (book, symbol) -> open orders' signed leaves
         self._contexts = {s.name: _StrategyContext(self, s) for s in self.strategies}
         self._history_bars = max(s.history_bars for s in strategies)
-        self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol
+        self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol...
+        self._recent: list[pl.DataFrame] = []  # ...before these batches (cut to that when asked for)
         self.entry_halt = ""  # why new positions may not open now ("" = they may); exits still go out
         self.session: date | None = None
         self._flatten_ns = 0
@@ -335,9 +341,9 @@ class Trader:
             if sym in ledger.net:
                 ledger.mark(sym, float(closes[-1, j]))
         if self._history_bars:
-            self._history = _tail_per_symbol(
-                frame if self._history is None else pl.concat([self._history, frame]), self._history_bars
-            )
+            self._recent.append(frame)
+            if len(self._recent) >= self._history_bars:  # bounds the memory when `advance` takes every batch
+                self._history_frame()
         if self.progress is not None:
             self.progress(batch.session, frame.height)
 
@@ -475,16 +481,30 @@ class Trader:
             for s in self.strategies:
                 s.on_session_close(self._contexts[s.name])
 
+    def _history_frame(self) -> pl.DataFrame | None:
+        """The last `_history_bars` bars of each symbol before this batch (None: none yet). The cut runs
+        only when asked for (tail(history + recent) = tail(tail(history) + recent)), so a live bar time
+        whose strategies all `advance` costs no Polars work here."""
+        if self._recent:
+            frames = self._recent if self._history is None else [self._history, *self._recent]
+            self._history = _tail_per_symbol(pl.concat(frames), self._history_bars)
+            self._recent = []
+        return self._history
+
     def _prepare(self, batch: BarBatch) -> list[tuple[Strategy, pl.DataFrame]]:
         out = []
+        ts = batch.bars["ts"]
+        one_bar_time = ts[0] == ts[-1]
         for s in self.strategies:
-            bars = batch.bars
-            if s.history_bars and self._history is not None:
-                history = self._history
-                if s.history_bars < self._history_bars:
-                    history = _tail_per_symbol(history, s.history_bars)
-                bars = pl.concat([history, bars])
-            frame = s.prepare(bars, batch.bars.height)
+            frame = s.advance(batch.bars) if one_bar_time else None
+            if frame is None:
+                bars = batch.bars
+                history = self._history_frame() if s.history_bars else None
+                if history is not None:
+                    if s.history_bars < self._history_bars:
+                        history = _tail_per_symbol(history, s.history_bars)
+                    bars = pl.concat([history, bars])
+                frame = s.prepare(bars, batch.bars.height)
             if frame is None:
                 frame = batch.bars
             if frame.height != batch.bars.height:
@@ -677,6 +697,7 @@ class Trader:
         history, which their features warm up on (a live node starting mid-stream); nothing trades on them."""
         if self._history_bars and bars.height:
             self._history = _tail_per_symbol(bars, self._history_bars)
+            self._recent = []
 
     # -------------------------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict[str, Any]:

@@ -192,6 +192,20 @@ def trend_entries(
     return (np.abs(strength) >= cfg.entry_strength) & (strength != 0.0) & on_grid, np.sign(strength)
 
 
+def reversion_mean(window: int) -> pl.Expr:
+    """The mean the mean-reversion strategy's exit watches: the symbol's last `window` closes added oldest
+    first, one fixed sequence of additions, times 1/window (null before the window fills). A fixed order,
+    not a rolling sum, so that a live node adding the same closes bar by bar (`strategy.streaming`) gets
+    the same bits: `reverted` compares a close with this mean, and on cent prices they are often equal.
+    (The labels keep Polars' rolling mean: the same value to rounding; switching them changes a retrained
+    model's verdict in tests/live/test_live_champion.py.)"""
+    close = pl.col("close")
+    total = close.shift(window - 1)
+    for lag in range(window - 2, -1, -1):
+        total = total + close.shift(lag)
+    return (total * (1.0 / window)).over("symbol")
+
+
 def reverted(side: np.ndarray | float, mean: np.ndarray | float, close: np.ndarray | float) -> np.ndarray:
     """The exit rule of mean reversion: the close is on the other side of (or at) the entry-time mean,
     side x (close - mean) >= 0 (NaN compares False)."""

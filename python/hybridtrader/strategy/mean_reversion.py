@@ -9,13 +9,18 @@ labels are made of (`ml.labels.mean_reversion_labels`). Sized by the DynamicSize
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 import polars as pl
 
 from hybridtrader.config import Config, MeanReversionLabelConfig
 from hybridtrader.engine.strategy import Context
-from hybridtrader.ml.labels import mean_reversion_entries, reverted
+from hybridtrader.ml.labels import mean_reversion_entries, reversion_mean, reverted, rule_feature
 from hybridtrader.strategy.model import Champion
 from hybridtrader.strategy.rules import RuleStrategy
+from hybridtrader.strategy.streaming import MeanReversionFeatures
 
 
 class IntradayMeanReversion(RuleStrategy):
@@ -29,18 +34,48 @@ class IntradayMeanReversion(RuleStrategy):
         # mean exactly; Wilder's ATR has forgotten all but (13/14)^140 < 0.1% of its start)
         self.history_bars = 10 * max(self.rules.window, 14)
         self._open = {}  # symbol -> (side, target, bars left)
+        self._stream: MeanReversionFeatures | None = None  # live: the rule's features carried over
 
     def rule_config(self) -> MeanReversionLabelConfig:
         return self.config.ml_training.labels.mean_reversion
 
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
-        mean = pl.col("close").rolling_mean(self.rules.window).over("symbol")
-        frame, z = self.features(bars, session_rows, mean=mean)
-        atr = frame["atr"].fill_null(0.0).to_numpy()
+        frame, z = self.features(bars, session_rows, mean=reversion_mean(self.rules.window))
+        self._decide(frame, z, frame["atr"].fill_null(0.0).to_numpy(), frame["mean"].to_numpy())
+        # A batch of one bar time is live's: the session's later bar times are taken by `advance` from
+        # state carried over, started here on the same bars (rules only: a champion's features come from
+        # Polars).
+        ts = bars["ts"]
+        self._stream = None
+        if self.champion is None and ts[-session_rows] == ts[-1]:
+            self._stream = MeanReversionFeatures(self.rules.window)
+            self._stream.run(bars)
+        return frame
+
+    def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
+        stream = self._stream
+        if stream is None or self.champion is not None:
+            return None
+        self._symbol = symbols = bars["symbol"].to_list()
+        high, low, close = (bars[c].to_numpy() for c in ("high", "low", "close"))
+        z, mean, atr = stream.step(int(bars["ts"].dt.epoch("ns")[0]), symbols, high, low, close)
+        frame = pl.DataFrame([
+            bars["symbol"], bars["ts"], pl.Series(rule_feature(self.rules), z, nan_to_null=True),
+            pl.Series("atr", atr, nan_to_null=True), pl.Series("close", close),
+            pl.Series("mean", mean, nan_to_null=True),
+        ])  # fmt: skip
+        self._decide(frame, np.nan_to_num(z, nan=0.0), np.nan_to_num(atr, nan=0.0), mean)
+        return frame
+
+    def _decide(self, frame: pl.DataFrame, z: np.ndarray, atr: np.ndarray, mean: np.ndarray) -> None:
+        """The batch's entries from its z-scores and ATRs (nulls as 0, which never make one)."""
         events, side = mean_reversion_entries(z, self.rules)
         self.take(events & (atr > 0), frame)
-        self._side, self._atr, self._mean = side, atr, frame["mean"].to_numpy()
-        return frame
+        self._side, self._atr, self._mean = side, atr, mean
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        super().restore(state)
+        self._stream = None  # the features start again from the next batch's history
 
     def on_bars(self, ctx: Context, bars: pl.DataFrame) -> None:
         trades = self._open
@@ -60,3 +95,6 @@ class IntradayMeanReversion(RuleStrategy):
 
     def on_session_close(self, ctx: Context) -> None:
         self._open.clear()  # the intraday book was flattened before the close
+        # The next session's first bar time goes to `prepare` on the history, which starts the features
+        # again there: Wilder's ATR is then seeded where a backtest of that session seeds it.
+        self._stream = None
