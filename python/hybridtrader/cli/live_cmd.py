@@ -17,7 +17,9 @@ journal is `<data_dir>/live/alpaca.sqlite`; a restart resumes the journal's run 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import gc
 import importlib
 import os
 import signal
@@ -190,6 +192,10 @@ def _sessions_from(now_ns: int, n: int) -> list:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()  # the local venue's run is paced to end `--duration` seconds from here
+    # the interpreter's collections at exit walk every object the run made (seconds, with MLflow,
+    # SQLAlchemy and Polars loaded): nothing left then needs collecting
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     cfg = load_config(args.config)
     path = _journal_path(cfg, args.journal)
     if args.action == "status":
