@@ -93,12 +93,16 @@ def _journal_path(cfg: Config, arg: str | None) -> Path:
 
 
 def _set_aside(path: Path, console: Console) -> None:
-    """Keep a finished run's journal beside, renamed, for a new run."""
+    """Keep a finished run's journal (and its local venue's caches) beside, renamed, for a new run."""
+    from hybridtrader.live.node import run_cache_dir
+
     aside = path.with_name(f"{path.stem}-{int(time.time())}{path.suffix}")
     for ext in ("", "-wal", "-shm"):
         side = Path(str(path) + ext)
         if side.exists():
             side.rename(Path(str(aside) + ext))
+    if run_cache_dir(path).exists():
+        run_cache_dir(path).rename(run_cache_dir(aside))
     console.print(f"new run: the previous journal is kept as {aside}")
 
 

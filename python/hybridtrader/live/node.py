@@ -23,9 +23,10 @@ A restarted lockstep node therefore ends where an uninterrupted one ends: every 
 the same bars, an order the broker took before the crash is adopted, never sent twice, and one that never
 reached it is sent now (the market clock has not moved since the crash: the node moves it).
 
-Sessions: before the open the shortability and earnings caches are refreshed (what is past its TTL; a
-failed refresh halts entries) and, with `portfolio.universe.in_engine`, the daily bars the universe is
-chosen from are stored; the engine's CapitalAllocator (`portfolio.allocation.in_engine`) and universe are
+Sessions: before the open the shortability and earnings caches are refreshed (what is past its TTL; a failed
+refresh halts entries; earnings dates that expire during the session are refreshed when asked, or used stale
+with an alert while the calendar fails) and, with `portfolio.universe.in_engine`, the daily bars the universe
+is chosen from are stored; the engine's CapitalAllocator (`portfolio.allocation.in_engine`) and universe are
 the backtest's, their state files put back to the run's start on a restart so the replay re-makes the same
 allocations. Models (`live.champion`): champions loaded at the start (trained first when there is none;
 refused past their age), retrained after a close in a separate process, swapped in at a bar boundary, every
@@ -56,7 +57,7 @@ from hybridtrader.config import Config
 from hybridtrader.data.alpaca_client import AlpacaClient, FetchError
 from hybridtrader.data.atomic import read_state, write_atomic, write_state
 from hybridtrader.data.bar_store import BarStore
-from hybridtrader.data.earnings_cache import EarningsBlackout
+from hybridtrader.data.earnings_cache import FINNHUB_PER_MINUTE, EarningsBlackout
 from hybridtrader.data.fetch import fetch_to_store
 from hybridtrader.data.shortability_cache import ShortabilityCache
 from hybridtrader.data.ttl_cache import CacheRefreshError
@@ -91,6 +92,14 @@ log = logging.getLogger(__name__)
 # the 10 s exit budget closes the stream, the ops server and the journal)
 SHUTDOWN_WAIT_S = 5.0
 SHUTDOWN_FLATTENS = 3  # at most: a position the broker keeps refusing to close is not retried forever
+
+
+def run_cache_dir(journal: Path) -> Path:
+    """The data caches of a run on a local venue: beside its journal, named after it (`j.sqlite` ->
+    `j.cache/`), and set aside with it. The venue's market is the run's own, and the caches are keyed by
+    symbol alone: another run's answers (another journal in the same folder, or an earlier run) would
+    pass for this one's."""
+    return journal.with_name(f"{journal.stem}.cache")
 
 
 @dataclass(frozen=True)
@@ -487,6 +496,9 @@ class LiveNode:
             finnhub_url=finnhub,
             window=(self.sessions[0] - timedelta(days=120), self.sessions[-1] + timedelta(days=120)),
             path=self._cache_path("earnings.json"),
+            # the config's retries: a refresh that fails mid-session holds the bar time it is asked in
+            limiter=RateLimiter(self.config, rates=[(FINNHUB_PER_MINUTE, 60.0)]),
+            on_stale=lambda message: self._alert("earnings_stale", "earnings", "warning", message),
         )
         self.universe = self._universe()
         self.trader = Trader(
@@ -648,10 +660,9 @@ class LiveNode:
         )
 
     def _cache_path(self, name: str) -> Path | None:
-        """Where a data cache lives: beside the journal for a local venue (its market is the run's own;
-        keyed by symbol alone, another run's answers would pass for this one's), else the data caches'
-        usual place (None)."""
-        return self.journal.path.parent / "cache" / name if self.endpoints.venue_url else None
+        """Where a data cache lives: the run's own folder for a local venue (`run_cache_dir`), else the
+        data caches' usual place (None)."""
+        return run_cache_dir(self.journal.path) / name if self.endpoints.venue_url else None
 
     def _swap_models(self, batch: BarBatch) -> None:
         """At this bar boundary, before the bar time is traded: the model changes due (`LiveModels`)."""
