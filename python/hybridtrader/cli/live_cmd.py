@@ -2,11 +2,12 @@
 
 With no Alpaca keys it trades the local venue: one it starts in a child process on the synthetic market
 (`live.symbols`, `live.sessions` traded after `live.history_sessions` of history, `live.seed`), or a running
-one (`--venue URL`), in lockstep with its replay clock. A strategy without a champion in the registry gets one
-trained first (with progress), on that history; what was trained, promoted or refused is printed before
-trading. The node keeps its journal under `<data_dir>/live/` (or `live.journal`); a restarted node resumes
-the journal's run when its venue is still up, and otherwise starts a new run (the old journal is kept
-beside, renamed).
+one (`--venue URL`), in lockstep with its replay clock, paced on trading time (`--speed`; by default the
+bar times share what is left of `--duration` after the start). A strategy without a champion in the
+registry gets one trained first (with progress), on that history; what was trained, promoted or refused
+is printed before trading. The node keeps its journal under `<data_dir>/live/` (or `live.journal`) and the
+local venue's data caches beside it (`journal.cache/`); a restarted node resumes the journal's run when its
+venue is still up, and otherwise starts a new run (the old journal and caches are kept beside, renamed).
 
 With Alpaca keys (and `alpaca.trading_url`, `data_url`, `stream_url`: the keys go only there) it trades that
 account in real time: `live.watchlist`'s bars from the market data stream, orders through the trading API,
