@@ -702,7 +702,9 @@ class LiveConfig(Section):
     # The local venue (no keys configured): the replayed market and how fast to trade it.
     symbols: int = Field(10, gt=0)
     sessions: int = Field(2, gt=0)
-    speed: float | None = Field(None, gt=0)  # market seconds per wall second; None: finish in duration_s
+    # market seconds of trading time per wall second (nights skipped); None: the run (training included)
+    # ends about duration_s after the command started
+    speed: float | None = Field(None, gt=0)
     duration_s: float = Field(60.0, gt=0)
     cash: float = Field(100_000.0, gt=0)
     seed: int = 0

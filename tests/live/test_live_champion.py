@@ -168,7 +168,7 @@ def test_caches_are_refreshed_before_the_open_and_a_blackout_symbol_is_not_enter
     cfg = config(tmp_path)
     cfg.live.use_models = False
     stale_at = time.time() - 10 * cfg.data.shortability_ttl_s
-    cache = tmp_path / "live" / "cache" / "shortability.json"  # a local venue's: beside the journal
+    cache = tmp_path / "live" / "journal.cache" / "shortability.json"  # a local venue's: the run's own
     cache.parent.mkdir(parents=True)
     entries = {
         s: {"fetched_at": stale_at, "value": {"shortable": False, "easy_to_borrow": False}} for s in names
@@ -196,7 +196,7 @@ def test_caches_are_refreshed_before_the_open_and_a_blackout_symbol_is_not_enter
     for s in names:  # the stale entries were fetched again before the open, with the venue's answer
         assert refreshed[s]["fetched_at"] >= started
         assert refreshed[s]["value"]["shortable"] == truth[s]
-    earnings = orjson.loads((tmp_path / "live" / "cache" / "earnings.json").read_bytes())["entries"]
+    earnings = orjson.loads((tmp_path / "live" / "journal.cache" / "earnings.json").read_bytes())["entries"]
     assert earnings["S01"]["value"] == [{"date": "2024-01-02", "hour": "bmo"}]
     assert earnings["S00"]["value"] == [] and earnings["S00"]["fetched_at"] >= started
     # S01 reports before the open: blacked out today, never entered; the others trade

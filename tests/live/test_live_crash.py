@@ -74,7 +74,8 @@ def venue_factory(tmp_path: Path) -> Iterator:
         p.wait(timeout=10)
 
 
-def _node(tmp: Path, venue: str, journal: Path) -> subprocess.Popen[str]:
+def _node(tmp: Path, venue: str, journal: Path, speed: float = 1e12) -> subprocess.Popen[str]:
+    """`hybridtrader live` on `venue` at `speed` market seconds a wall second (default: as fast as it can)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -88,7 +89,7 @@ def _node(tmp: Path, venue: str, journal: Path) -> subprocess.Popen[str]:
             "--journal",
             str(journal),
             "--speed",
-            "1e12",
+            str(speed),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -179,7 +180,9 @@ def test_killed_and_restarted_node_ends_like_an_uninterrupted_one(tmp_path: Path
 def test_sigterm_cancels_flattens_and_exits_within_10_s(tmp_path: Path, venue_factory) -> None:
     venue = venue_factory()
     journal = tmp_path / "j.sqlite"
-    node = _node(tmp_path, venue, journal)
+    # paced (a session takes at least 60 s) so that it is still trading when the signal comes, however
+    # loaded the machine; the signal comes whatever the node is doing then (its last fills polled or not)
+    node = _node(tmp_path, venue, journal, speed=390.0)
     deadline = time.monotonic() + 120
     # wait until it holds something (an entry filled), so the flatten has work to do
     while time.monotonic() < deadline and node.poll() is None:

@@ -2,11 +2,12 @@
 
 With no Alpaca keys it trades the local venue: one it starts in a child process on the synthetic market
 (`live.symbols`, `live.sessions` traded after `live.history_sessions` of history, `live.seed`), or a running
-one (`--venue URL`), in lockstep with its replay clock. A strategy without a champion in the registry gets one
-trained first (with progress), on that history; what was trained, promoted or refused is printed before
-trading. The node keeps its journal under `<data_dir>/live/` (or `live.journal`); a restarted node resumes
-the journal's run when its venue is still up, and otherwise starts a new run (the old journal is kept
-beside, renamed).
+one (`--venue URL`), in lockstep with its replay clock, paced on trading time (`--speed`; by default the
+bar times share what is left of `--duration` after the start). A strategy without a champion in the
+registry gets one trained first (with progress), on that history; what was trained, promoted or refused
+is printed before trading. The node keeps its journal under `<data_dir>/live/` (or `live.journal`) and the
+local venue's data caches beside it (`journal.cache/`); a restarted node resumes the journal's run when its
+venue is still up, and otherwise starts a new run (the old journal and caches are kept beside, renamed).
 
 With Alpaca keys (and `alpaca.trading_url`, `data_url`, `stream_url`: the keys go only there) it trades that
 account in real time: `live.watchlist`'s bars from the market data stream, orders through the trading API,
@@ -17,7 +18,10 @@ journal is `<data_dir>/live/alpaca.sqlite`; a restart resumes the journal's run 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import gc
+import importlib
 import os
 import signal
 import subprocess
@@ -26,11 +30,10 @@ import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import yaml
-from alpaca.trading.client import TradingClient
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -39,14 +42,20 @@ from hybridtrader.config import Config, load_config
 from hybridtrader.credentials import alpaca_keys
 from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.execution.rate_limiter import RateLimiter
-from hybridtrader.live.feed import WallClock
-from hybridtrader.live.journal import Journal
-from hybridtrader.live.node import Endpoints, LiveNode
 from hybridtrader.market.calendar import NEW_YORK, session_bounds, sessions
 from hybridtrader.market.timeconv import from_utc_ns, utc_ns
 
+if TYPE_CHECKING:  # the node's modules load when a node runs (seconds of imports every command would pay)
+    from hybridtrader.live.journal import Journal
+    from hybridtrader.live.node import Endpoints, LiveNode
+
 MINUTES_PER_SESSION = 390
 VENUE_BUDGET_PER_MINUTE = 1_000_000  # requests per key: a replay runs hundreds of market minutes a minute
+# how often the venue's trading stream brings its simulator up to the clock (each costs it a few ms of
+# CPU, fills or none): in lockstep the clock moves only by the node's requests, which bring the simulator
+# up to it themselves, so the stream only forwards their updates; at the venue's default of 1 ms it would
+# keep a core busy
+VENUE_STREAM_TICK_MS = 20.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sessions", type=int, help="sessions to trade (default live.sessions)")
     p.add_argument("--symbols", type=int, help="synthetic market: number of symbols (default live.symbols)")
     p.add_argument(
-        "--speed", type=float, help="market seconds per wall second (default: finish in --duration)"
+        "--speed",
+        type=float,
+        help="market seconds of trading time per wall second, nights skipped (default: finish in --duration)",
     )
     p.add_argument(
         "--duration",
@@ -83,12 +94,16 @@ def _journal_path(cfg: Config, arg: str | None) -> Path:
 
 
 def _set_aside(path: Path, console: Console) -> None:
-    """Keep a finished run's journal beside, renamed, for a new run."""
+    """Keep a finished run's journal (and its local venue's caches) beside, renamed, for a new run."""
+    from hybridtrader.live.node import run_cache_dir
+
     aside = path.with_name(f"{path.stem}-{int(time.time())}{path.suffix}")
     for ext in ("", "-wal", "-shm"):
         side = Path(str(path) + ext)
         if side.exists():
             side.rename(Path(str(aside) + ext))
+    if run_cache_dir(path).exists():
+        run_cache_dir(path).rename(run_cache_dir(aside))
     console.print(f"new run: the previous journal is kept as {aside}")
 
 
@@ -106,6 +121,12 @@ def start_venue(
     """`hybridtrader venue` in a child process (its own process group: it outlives a killed node) on the
     synthetic market: `live.history_sessions` sessions of history, then `n_sessions` to trade (the replay
     clock starts at the first one's open and is moved by the node; history up to the clock); its URL."""
+    proc = launch_venue(cfg, symbols, n_sessions, workdir)
+    return proc, venue_url(proc)
+
+
+def launch_venue(cfg: Config, symbols: int, n_sessions: int, workdir: Path) -> subprocess.Popen[str]:
+    """`start_venue`'s child process, started (`venue_url` waits until it listens)."""
     venue = cfg.venue.model_dump(mode="json")
     history = cfg.live.history_sessions
     start = date.fromisoformat(venue["market"]["start"])
@@ -114,6 +135,7 @@ def start_venue(
         speed="max",
         history_until_clock=True,
         rate_limit_per_minute=VENUE_BUDGET_PER_MINUTE,
+        stream_tick_ms=VENUE_STREAM_TICK_MS,
         port=0,
         replay_start=session_bounds(days[history])[0].isoformat(),
         market={
@@ -140,18 +162,25 @@ def start_venue(
         text=True,
         start_new_session=True,
     )
+    return proc
+
+
+def venue_url(proc: subprocess.Popen[str]) -> str:
+    """The trading URL of a venue `launch_venue` started, once it listens."""
     assert proc.stdout is not None
     for line in proc.stdout:
         name, _, url = line.strip().partition(" ")
         if name == "alpaca_trading":
             threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-            return proc, url.strip()
+            return url.strip()
     raise StateError(f"the local venue exited ({proc.wait()}) before it listened")
 
 
-def venue_endpoints(cfg: Config, venue_url: str) -> Endpoints:
-    """Where a node trades the local venue at `venue_url`: its REST, trade_updates stream and replay clock."""
-    base = venue_url.rstrip("/")
+def venue_endpoints(cfg: Config, url: str) -> Endpoints:
+    """Where a node trades the local venue at `url`: its REST, trade_updates stream and replay clock."""
+    from hybridtrader.live.node import Endpoints
+
+    base = url.rstrip("/")
     return Endpoints(
         trading_url=base,
         trading_stream_url=_websocket(base) + "/stream",
@@ -167,6 +196,11 @@ def _sessions_from(now_ns: int, n: int) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()  # the local venue's run is paced to end `--duration` seconds from here
+    # the interpreter's collections at exit walk every object the run made (seconds, with MLflow,
+    # SQLAlchemy and Polars loaded): nothing left then needs collecting
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     cfg = load_config(args.config)
     path = _journal_path(cfg, args.journal)
     if args.action == "status":
@@ -176,28 +210,39 @@ def run(args: argparse.Namespace) -> int:
         return _run_alpaca(cfg, args, path, console)
     n_sessions = args.sessions or cfg.live.sessions
     n_symbols = args.symbols or cfg.live.symbols
-    venue_url, venue_pid = args.venue, None
-    if venue_url is None and path.exists():
-        j = Journal(path)
-        known = j.get("venue") or {}
-        j.close()
+    url, venue_pid = args.venue, None
+    if url is None and path.exists():
+        known = _journaled(path, "venue") or {}
         if known.get("url") and _alive(known["url"]):
-            venue_url, venue_pid = known["url"], known.get("pid")  # resume this journal's run on its venue
-            console.print(f"resuming the run in {path} on {venue_url}")
-    if venue_url is None:
+            url, venue_pid = known["url"], known.get("pid")  # resume this journal's run on its venue
+            console.print(f"resuming the run in {path} on {url}")
+    if url is None:
         if path.exists():
             _set_aside(path, console)
         console.print(
             f"starting the local venue: synthetic market, {n_symbols} symbols, {n_sessions} sessions"
         )
-        proc, venue_url = start_venue(cfg, n_symbols, n_sessions, path.parent)
+        proc = launch_venue(cfg, n_symbols, n_sessions, path.parent)
         venue_pid = proc.pid
+        importlib.import_module("hybridtrader.live.node")  # its seconds of imports while the venue starts
+        url = venue_url(proc)
     try:
-        summary = _trade(cfg, args, path, venue_url, venue_pid, n_sessions, n_symbols, console)
+        summary = _trade(cfg, args, path, url, venue_pid, n_sessions, n_symbols, console, started)
     finally:
         _end_venue(venue_pid, args.venue)
     _print_summary(summary, console)
     return 0
+
+
+def _journaled(path: Path, key: str) -> Any:
+    """What the journal at `path` holds under `key` (None when nothing)."""
+    from hybridtrader.live.journal import Journal
+
+    j = Journal(path)
+    try:
+        return j.get(key)
+    finally:
+        j.close()
 
 
 def _end_venue(pid: int | None, given: str | None) -> None:
@@ -212,22 +257,26 @@ def _trade(
     cfg: Config,
     args: argparse.Namespace,
     path: Path,
-    venue_url: str,
+    url: str,
     venue_pid: int | None,
     n_sessions: int,
     n_symbols: int,
     console: Console,
+    started: float,
 ) -> dict[str, Any]:
-    info = _alive(venue_url)
+    from hybridtrader.live.journal import Journal
+
+    info = _alive(url)
     if info is None:
-        raise StateError(f"live: no venue answers at {venue_url}")
+        raise StateError(f"live: no venue answers at {url}")
     journal = Journal(path)
-    journal.put("venue", {"url": venue_url, "pid": venue_pid})
+    journal.put("venue", {"url": url, "pid": venue_pid})
     days = _sessions_from(int(info["now"]), n_sessions)
     speed = args.speed or cfg.live.speed
-    if speed is None:
-        speed = len(days) * MINUTES_PER_SESSION * 60 / (args.duration or cfg.live.duration_s)
-    endpoints = venue_endpoints(cfg, venue_url)
+    # no speed given: the bar times left after the start (training included) share what is left of the
+    # duration
+    finish_by = None if speed else started + (args.duration or cfg.live.duration_s)
+    endpoints = venue_endpoints(cfg, url)
     # the local venue's request budget (the one this command starts allows a lockstep replay's pace)
     budget = VENUE_BUDGET_PER_MINUTE if venue_pid is not None else cfg.venue.rate_limit_per_minute
     return _run_node(
@@ -239,12 +288,19 @@ def _trade(
         console,
         threading.Event(),
         speed=speed,
+        finish_by=finish_by,
         limiter=RateLimiter(cfg, rates=[(budget, 60.0)]),
     )
 
 
 def _run_alpaca(cfg: Config, args: argparse.Namespace, path: Path, console: Console) -> int:
     """Alpaca keys configured: trade the configured account in real time."""
+    from alpaca.trading.client import TradingClient
+
+    from hybridtrader.live.feed import WallClock
+    from hybridtrader.live.journal import Journal
+    from hybridtrader.live.node import Endpoints
+
     a, live = cfg.alpaca, cfg.live
     missing = [f"alpaca.{k}" for k in ("trading_url", "data_url", "stream_url") if getattr(a, k) is None]
     if missing:
@@ -271,9 +327,7 @@ def _run_alpaca(cfg: Config, args: argparse.Namespace, path: Path, console: Cons
         clock = WallClock(utc_ns(market.timestamp), live.clock_speed)
     days = _sessions_from(clock.now_ns(), args.sessions or live.sessions)
     if path.exists():
-        j = Journal(path)
-        run = j.get("run") or {}
-        j.close()
+        run = _journaled(path, "run") or {}
         if not run.get("sessions") or run["sessions"][-1] < days[0].isoformat():
             _set_aside(path, console)  # that run's sessions are over
         else:
@@ -306,6 +360,8 @@ def _run_node(
     **node_options: Any,
 ) -> dict[str, Any]:
     """Run a node until its sessions end or a SIGTERM/Ctrl-C (`stop`), with progress; its summary."""
+    from hybridtrader.live.node import LiveNode
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     progress = Progress(
@@ -396,6 +452,8 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
 
 def status(path: Path) -> int:
     """A running node's /status (its ops URL from the journal), else what the journal says."""
+    from hybridtrader.live.journal import Journal
+
     if not path.exists():
         raise StateError(f"live status: no journal at {path}")
     j = Journal(path)

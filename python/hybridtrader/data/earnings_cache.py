@@ -5,6 +5,11 @@ during-hours (`dmh`) or unspecified timing, the next session for after-close (`a
 out from `blackout_sessions_before` sessions before that session through `blackout_sessions_after`
 sessions after it. Without a Finnhub key (config `finnhub.api_key` or `FINNHUB_API_KEY`) against the real
 service the feature is disabled with a warning; the local venue takes its fixed token.
+
+A symbol's dates expire after `data.earnings_ttl_s`, possibly while a session trades on them. Asking then
+refreshes them; when that fails, the dates fetched before are used (stale) with one alert (`on_stale`) and
+a new refresh is tried at most every `retry_s` until one succeeds. A symbol never fetched has no dates to
+fall back on: it is treated as blacked out (no entries) while the calendar cannot be reached.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import requests
 
 from hybridtrader.config import Config
 from hybridtrader.credentials import finnhub_token
-from hybridtrader.data.ttl_cache import TTLCache
+from hybridtrader.data.ttl_cache import CacheRefreshError, TTLCache
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.market import calendar
 from hybridtrader.market.schema import normalize_symbols
@@ -54,7 +59,11 @@ class EarningsBlackout:
         limiter: RateLimiter | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics = METRICS,
+        on_stale: Callable[[str], None] | None = None,
+        retry_s: float = 60.0,
     ) -> None:
+        """`on_stale(message)`: told once when a refresh fails and stale dates are used (the module
+        documentation); `retry_s`: seconds (of `clock`) between refresh attempts meanwhile."""
         cfg = config or Config()
         f = cfg.finnhub
         self.before = cfg.data.blackout_sessions_before
@@ -72,6 +81,10 @@ class EarningsBlackout:
         self.session = requests.Session()
         self.cache = TTLCache("earnings", path or Path(cfg.data_dir) / "cache" / "earnings.json",
                               cfg.data.earnings_ttl_s, self._load, clock=clock, metrics=metrics)
+        self.clock, self.on_stale, self.retry_s = clock, on_stale, retry_s
+        # when the last refresh failed and how (None: it succeeded)
+        self._failed: tuple[float, CacheRefreshError] | None = None
+        self._told = False  # on_stale was told since the last successful refresh
 
     def _load(self, symbols: list[str]) -> dict[str, Any]:
         lo, hi = self.window
@@ -95,16 +108,52 @@ class EarningsBlackout:
         return out
 
     def prefetch(self, symbols: list[str]) -> None:
-        """Load every expired or unknown symbol of `symbols` in one calendar request."""
-        if self.enabled:
+        """Load every expired or unknown symbol of `symbols` in one calendar request; CacheRefreshError
+        when it fails (and `reports` then waits `retry_s` before trying again)."""
+        if not self.enabled:
+            return
+        try:
             self.cache.get_many(normalize_symbols(symbols))
+        except CacheRefreshError as e:
+            self._failed = (self.clock(), e)
+            raise
+        self._failed, self._told = None, False
 
     def reports(self, symbol: str) -> list[tuple[date, str]]:
-        """(report date, hour) of `symbol` within the window, from the cache."""
+        """(report date, hour) of `symbol` within the window, from the cache: refreshed when expired, stale
+        when the refresh fails; CacheRefreshError only for a symbol never fetched."""
         if not self.enabled:
             return []
         (sym,) = normalize_symbols([symbol])
-        return [(date.fromisoformat(e["date"]), e["hour"]) for e in self.cache.get(sym)]
+        return [(date.fromisoformat(e["date"]), e["hour"]) for e in self._entries(sym)]
+
+    def _entries(self, sym: str) -> list[dict[str, str]]:
+        old = self.cache.entries.get(sym)
+        if self._failed is not None and self.clock() - self._failed[0] < self.retry_s:
+            if old is None:  # the calendar failed a moment ago: no new try yet
+                raise self._failed[1]
+            return old[1]
+        try:
+            value = self.cache.get(sym)
+        except CacheRefreshError as e:
+            self._failed = (self.clock(), e)
+            if old is None:
+                self._tell(f"earnings calendar: {e}; {sym} was never fetched: blacked out until it is")
+                raise
+            self._tell(f"earnings calendar: {e}; using the dates fetched {self.clock() - old[0]:.0f} s ago "
+                       f"(stale) until a refresh succeeds (tried every {self.retry_s:g} s)")
+            return old[1]
+        self._failed, self._told = None, False
+        return value
+
+    def _tell(self, message: str) -> None:
+        """Say (once per run of failed refreshes) that the dates in use are not fresh."""
+        if self._told:
+            return
+        self._told = True
+        log.warning("%s", message)
+        if self.on_stale is not None:
+            self.on_stale(message)
 
     def blackout_ranges(self, symbol: str) -> list[tuple[date, date]]:
         """Inclusive session ranges during which `symbol` is blacked out."""
@@ -115,5 +164,9 @@ class EarningsBlackout:
         return out
 
     def is_blacked_out(self, symbol: str, day: date) -> bool:
-        """True when `day` falls in a blackout of `symbol` (always False when the feature is disabled)."""
-        return any(a <= day <= b for a, b in self.blackout_ranges(symbol))
+        """True when `day` falls in a blackout of `symbol` (always False when the feature is disabled), or
+        when `symbol`'s dates were never fetched and the calendar cannot be reached now."""
+        try:
+            return any(a <= day <= b for a, b in self.blackout_ranges(symbol))
+        except CacheRefreshError:
+            return True

@@ -21,6 +21,7 @@ carry the fees the backtest would charge.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
@@ -181,10 +182,20 @@ class AlpacaBroker:
         stream, thread = self._stream, self._thread
         if stream is not None and thread is not None:
             loop = getattr(stream, "_loop", None)
-            if loop is not None and loop.is_running():
-                with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
-                    stream.stop()
-            thread.join(timeout=5)
+            # alpaca-py reads its stop request between reads, and a read waits up to 5 s for a message:
+            # closing the socket ends the read now (alpaca-py warns of it as of a dropped connection, which
+            # it is not: quiet while the thread ends)
+            quiet = logging.getLogger("alpaca.trading.stream")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)
+            try:
+                if loop is not None and loop.is_running():
+                    with contextlib.suppress(RuntimeError, TimeoutError):  # the loop ended meanwhile
+                        stream.stop()
+                        asyncio.run_coroutine_threadsafe(stream.close(), loop).result(timeout=2)
+                thread.join(timeout=5)
+            finally:
+                quiet.setLevel(level)
         self._thread = None
 
     # -------------------------------------------------------------------------------------- orders

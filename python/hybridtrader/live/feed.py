@@ -10,8 +10,9 @@ handed to the engine are counted (`late_bars`) and not traded: the engine never 
 
 Lockstep: `VenueClock` is the venue's replay clock, moved by the node (`POST /venue/clock`): market time only
 passes when the node has finished a bar time, so a node that is killed and restarted finds the market
-where it left it, and a run is the same however fast the machine is. `--speed` paces it against the wall
-(market seconds per wall second).
+where it left it, and a run is the same however fast the machine is. The node paces it against the wall
+on trading time (the nights and weekends between sessions take no wall time): `speed` market seconds of
+bar times per wall second, or evenly over what is left until a wall-clock deadline (`finish_by`).
 
 `ReplayFeed` yields one `BarBatch` per bar time: the 1-minute bars of every symbol for [t, t + 1 min),
 fetched over REST once the clock has passed t + 1 min (the venue serves no bar before its interval ends:
@@ -235,13 +236,18 @@ class ReplayFeed:
         *,
         resume_ns: int = 0,
         speed: float | None = None,
+        finish_by: float | None = None,
         stop: threading.Event | None = None,
         every_ns: int = NS_PER_MINUTE,
     ) -> None:
+        """Paced (see the module documentation) at `speed`, else to end by `finish_by` (a time.monotonic()
+        deadline: the speed is set at the first bar time traded, from the bar times left and the wall time
+        left; none left: unpaced), else unpaced."""
         self.data, self.clock = data, clock
         self.symbols, self.sessions = symbols, sessions
         self.resume_ns = resume_ns
         self.speed = speed
+        self.finish_by = finish_by
         self.stop = stop or threading.Event()
         self.every_ns = every_ns
         self.replaying = False
@@ -249,7 +255,7 @@ class ReplayFeed:
         self.fetch_errors = 0
         self.error = ""  # the last failed fetch
         self._wall0: float | None = None
-        self._market0 = 0
+        self._paced = 0  # bar times traded since _wall0
 
     def bar_times(self, session: date) -> range:
         open_dt, close_dt = session_bounds(session)
@@ -265,19 +271,24 @@ class ReplayFeed:
             return pl.DataFrame(schema=BAR_SCHEMA)
         return frame.sort("ts", "symbol")
 
-    def _pace(self, market_ns: int) -> None:
-        """Wait until the wall clock allows market time `market_ns` at `speed` (or a stop)."""
+    def _pace(self, left: int) -> None:
+        """Before trading a bar time (`left` of the run's bar times left, this one included): wait until
+        the wall clock allows one more bar time at `speed` (or a stop). Trading time only: bar time k after
+        the first is due k x every_ns / speed wall seconds after it, whatever market time lies between."""
+        if self._wall0 is None:
+            self._wall0 = time.monotonic()
+            if self.speed is None and self.finish_by is not None and self.finish_by > self._wall0:
+                self.speed = left * self.every_ns / NS_PER_SECOND / (self.finish_by - self._wall0)
+            return
         if self.speed is None:
             return
-        if self._wall0 is None:
-            self._wall0, self._market0 = time.monotonic(), market_ns
-            return
-        due = self._wall0 + (market_ns - self._market0) / NS_PER_SECOND / self.speed
-        wait = due - time.monotonic()
+        self._paced += 1
+        wait = self._wall0 + self._paced * self.every_ns / NS_PER_SECOND / self.speed - time.monotonic()
         if wait > 0:
             self.stop.wait(wait)
 
     def batches(self) -> Iterator[BarBatch]:
+        left = sum(len(self.bar_times(s)) for s in self.sessions)
         for session in self.sessions:
             times = self.bar_times(session)
             past = [t for t in times if t + self.every_ns <= self.resume_ns]
@@ -289,12 +300,14 @@ class ReplayFeed:
                     if part.height:
                         self.last_data_ns = t + self.every_ns
                     yield BarBatch(session, part, self.every_ns)
+                left -= len(past)
             self.replaying = False
             for t in times[len(past) :]:
                 if self.stop.is_set():
                     return
                 close = t + self.every_ns
-                self._pace(close)
+                self._pace(left)
+                left -= 1
                 if self.stop.is_set():
                     return
                 self.clock.advance_to(close)

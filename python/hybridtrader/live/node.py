@@ -23,9 +23,10 @@ A restarted lockstep node therefore ends where an uninterrupted one ends: every 
 the same bars, an order the broker took before the crash is adopted, never sent twice, and one that never
 reached it is sent now (the market clock has not moved since the crash: the node moves it).
 
-Sessions: before the open the shortability and earnings caches are refreshed (what is past its TTL; a
-failed refresh halts entries) and, with `portfolio.universe.in_engine`, the daily bars the universe is
-chosen from are stored; the engine's CapitalAllocator (`portfolio.allocation.in_engine`) and universe are
+Sessions: before the open the shortability and earnings caches are refreshed (what is past its TTL; a failed
+refresh halts entries; earnings dates that expire during the session are refreshed when asked, or used stale
+with an alert while the calendar fails) and, with `portfolio.universe.in_engine`, the daily bars the universe
+is chosen from are stored; the engine's CapitalAllocator (`portfolio.allocation.in_engine`) and universe are
 the backtest's, their state files put back to the run's start on a restart so the replay re-makes the same
 allocations. Models (`live.champion`): champions loaded at the start (trained first when there is none;
 refused past their age), retrained after a close in a separate process, swapped in at a bar boundary, every
@@ -56,7 +57,7 @@ from hybridtrader.config import Config
 from hybridtrader.data.alpaca_client import AlpacaClient, FetchError
 from hybridtrader.data.atomic import read_state, write_atomic, write_state
 from hybridtrader.data.bar_store import BarStore
-from hybridtrader.data.earnings_cache import EarningsBlackout
+from hybridtrader.data.earnings_cache import FINNHUB_PER_MINUTE, EarningsBlackout
 from hybridtrader.data.fetch import fetch_to_store
 from hybridtrader.data.shortability_cache import ShortabilityCache
 from hybridtrader.data.ttl_cache import CacheRefreshError
@@ -87,6 +88,18 @@ from hybridtrader.risk.exposure_manager import ExposureManager
 from hybridtrader.strategy.loader import build_strategy
 
 log = logging.getLogger(__name__)
+# SIGTERM: how long the node waits for the broker to confirm its cancels and flatten fills (the rest of
+# the 10 s exit budget closes the stream, the ops server and the journal)
+SHUTDOWN_WAIT_S = 5.0
+SHUTDOWN_FLATTENS = 3  # at most: a position the broker keeps refusing to close is not retried forever
+
+
+def run_cache_dir(journal: Path) -> Path:
+    """The data caches of a run on a local venue: beside its journal, named after it (`j.sqlite` ->
+    `j.cache/`), and set aside with it. The venue's market is the run's own, and the caches are keyed by
+    symbol alone: another run's answers (another journal in the same folder, or an earlier run) would
+    pass for this one's."""
+    return journal.with_name(f"{journal.stem}.cache")
 
 
 @dataclass(frozen=True)
@@ -282,6 +295,7 @@ class LiveNode:
         symbols: list[str],
         journal: Journal,
         speed: float | None = None,
+        finish_by: float | None = None,
         alerts: EnhancedAlertManager | None = None,
         stop: threading.Event | None = None,
         on_bar_time: Callable[[LiveNode], None] | None = None,
@@ -290,8 +304,9 @@ class LiveNode:
         strategies: list[Strategy] | None = None,
         on_training: TrainingProgress | None = None,
     ) -> None:
-        """Real time (`endpoints.venue_url` None) runs on `clock` (default: UTC wall time); `strategies`
-        replace the configured `live.strategies` (an embedding program's own)."""
+        """Real time (`endpoints.venue_url` None) runs on `clock` (default: UTC wall time); lockstep is
+        paced at `speed` or to end by `finish_by` (`ReplayFeed`); `strategies` replace the configured
+        `live.strategies` (an embedding program's own)."""
         self.config = config
         self.live = config.live
         self.endpoints = endpoints
@@ -356,6 +371,7 @@ class LiveNode:
                 self.sessions,
                 resume_ns=self.cursor,
                 speed=speed,
+                finish_by=finish_by,
                 stop=self.stop,
             )
         self.abandoned: list[str] = []  # real time: journaled intents never sent, dropped at a restart
@@ -480,6 +496,9 @@ class LiveNode:
             finnhub_url=finnhub,
             window=(self.sessions[0] - timedelta(days=120), self.sessions[-1] + timedelta(days=120)),
             path=self._cache_path("earnings.json"),
+            # the config's retries: a refresh that fails mid-session holds the bar time it is asked in
+            limiter=RateLimiter(self.config, rates=[(FINNHUB_PER_MINUTE, 60.0)]),
+            on_stale=lambda message: self._alert("earnings_stale", "earnings", "warning", message),
         )
         self.universe = self._universe()
         self.trader = Trader(
@@ -567,8 +586,7 @@ class LiveNode:
             jb.flush()  # the bar time's orders: journaled together, then sent together
             bar_close = trader.now_ns
             if jb.replaying:
-                if bar_close in self.shutdowns:  # a clean exit flattened here; the replay does too
-                    trader.flatten_all("shutdown")
+                self._replay_shutdowns(bar_close, batch.every_ns)  # a clean exit flattened here?
                 continue
             if close is not None:
                 self.journal.put("cursor", bar_close, bar_close)
@@ -642,10 +660,9 @@ class LiveNode:
         )
 
     def _cache_path(self, name: str) -> Path | None:
-        """Where a data cache lives: beside the journal for a local venue (its market is the run's own;
-        keyed by symbol alone, another run's answers would pass for this one's), else the data caches'
-        usual place (None)."""
-        return self.journal.path.parent / "cache" / name if self.endpoints.venue_url else None
+        """Where a data cache lives: the run's own folder for a local venue (`run_cache_dir`), else the
+        data caches' usual place (None)."""
+        return run_cache_dir(self.journal.path) / name if self.endpoints.venue_url else None
 
     def _swap_models(self, batch: BarBatch) -> None:
         """At this bar boundary, before the bar time is traded: the model changes due (`LiveModels`)."""
@@ -797,29 +814,45 @@ class LiveNode:
 
     # ---------------------------------------------------------------------------------- shutdown
     def _shutdown(self) -> None:
-        """Stop entries, cancel open orders, flatten if configured; the journal remembers where."""
+        """Stop entries, cancel open orders, flatten if configured, and wait (within SHUTDOWN_WAIT_S) until
+        the broker has confirmed every order closed. An order can fill before its cancel arrives (in
+        lockstep the venue fills a market order as it takes it, so the last bar time's entries have
+        filled before their fills are polled): what those fills leave is flattened again, at a new
+        decision time (a new id), each flatten's time journaled so that a restart's replay re-makes it."""
         trader = self.trader
         assert trader is not None
         trader.entry_halt = "shutting down"
-        if self.live.flatten_on_exit:
-            self.journal.put("shutdowns", [*self.shutdowns, trader.now_ns], trader.now_ns)
-            trader.flatten_all("shutdown")
-            self.jbroker.flush()
-        else:
-            for cid in list(trader.open):
-                trader.cancel(cid)
-        deadline = time.monotonic() + 5.0
-        while True:
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
+        why = "shutdown"
+        for _ in range(SHUTDOWN_FLATTENS):
+            if self.live.flatten_on_exit:
+                self.shutdowns.append(trader.now_ns)
+                self.journal.put("shutdowns", self.shutdowns, trader.now_ns)
+                trader.flatten_all(why)
+                self.jbroker.flush()
+            else:
+                for cid in list(trader.open):
+                    trader.cancel(cid)
             while trader.open and time.monotonic() < deadline:
                 trader.poll_broker(self.clock.now_ns())
                 if trader.open:
                     time.sleep(0.05)
-            # in real time an order may fill before its cancel arrives: close what that left, again
             held = any(trader.ledger.net.values())
-            if not (self.wall and self.live.flatten_on_exit and held) or time.monotonic() >= deadline:
+            if not (self.live.flatten_on_exit and held) or time.monotonic() >= deadline:
                 return
-            trader.now_ns = max(trader.now_ns + 1, self.clock.now_ns())  # a new decision time, a new id
-            trader.flatten_all("shutdown: fills after the cancel")
+            trader.now_ns = max(trader.now_ns + 1, self.clock.now_ns())
+            why = "shutdown: fills after the cancel"
+
+    def _replay_shutdowns(self, bar_close: int, every_ns: int) -> None:
+        """Replaying: re-make the shutdown flattens a clean exit made after the bar time closing at
+        `bar_close` (`_shutdown`: the first at the close, each later one after the updates until then)."""
+        trader = self.trader
+        assert trader is not None
+        for at in sorted(t for t in self.shutdowns if bar_close <= t < bar_close + every_ns):
+            if at > bar_close:
+                trader.poll_broker(at)
+                trader.now_ns = at
+            trader.flatten_all("shutdown" if at == bar_close else "shutdown: fills after the cancel")
 
     def close(self) -> None:
         if isinstance(self.feed, StreamFeed):
