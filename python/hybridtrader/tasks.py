@@ -20,11 +20,14 @@ Ray knows that task; the pool finds it by rerunning the tasks in flight one at a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
+import logging
 import multiprocessing
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -206,6 +209,19 @@ _worker_shared: Any = None
 def _pool_init(shared: Any) -> None:
     global _worker_shared
     _worker_shared = shared
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    """A pool worker's last exit step: its results are all sent (synchronously) by now, and tearing down
+    its interpreter (modules, Polars' threads, the shared data) cost the caller about a second of waiting on
+    `shutdown` with nothing left to compute. Logs and stdio are flushed first; handlers registered later by
+    the tasks have already run (atexit runs last-in first-out)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _pool_call(fn: Callable[..., Any], item: Any, key: str, seed: int) -> Any:
@@ -282,6 +298,9 @@ def _pool(
                 break  # this pool is broken: start a fresh one
 
 
+_ray_node_here: str | None = None  # the node of the local cluster `_ray` started (one Polars thread a worker)
+
+
 def _ray(
     fn: Callable[..., Any],
     todo: dict[str, Any],
@@ -297,6 +316,10 @@ def _ray(
         raise ConfigError(
             "compute.backend: ray needs the ray extra (pip install 'hybridtrader[ray]')"
         ) from None
+    # One CPU a task, so one Polars thread (Ray already does the same for OpenMP). A cluster started here
+    # inherits that from this process's environment, so its workers, started with it, serve the tasks; on
+    # any other cluster a runtime_env sets it, at the price of starting workers dedicated to that env.
+    global _ray_node_here
     if not ray.is_initialized():
         if compute.address:
             try:
@@ -306,12 +329,13 @@ def _ray(
                     f"compute.address: cannot use Ray at {compute.address!r}: {_one_line(e)}"
                 ) from None
         else:
-            ray.init(num_cpus=compute.workers, include_dashboard=False, log_to_driver=False)
-    # One CPU a task, so one Polars thread (Ray already does the same for OpenMP).
-    threads = {"env_vars": {POLARS_THREADS: os.environ.get(POLARS_THREADS, "1")}}
-    remote = ray.remote(_ray_call).options(
-        num_cpus=1, max_retries=RETRIES, retry_exceptions=True, runtime_env=threads
-    )
+            with _worker_threads(1):
+                ray.init(num_cpus=compute.workers, include_dashboard=False, log_to_driver=False)
+            _ray_node_here = ray.get_runtime_context().get_node_id()
+    options: dict[str, Any] = {"num_cpus": 1, "max_retries": RETRIES, "retry_exceptions": True}
+    if ray.get_runtime_context().get_node_id() != _ray_node_here:
+        options["runtime_env"] = {"env_vars": {POLARS_THREADS: os.environ.get(POLARS_THREADS, "1")}}
+    remote = ray.remote(_ray_call).options(**options)
     common = ray.put((fn, shared))  # once: every task gets a reference, resolved in the worker
     refs = {remote.remote(common, todo[key], key, seeds[key]): key for key in todo}
     waiting = list(refs)
