@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import pickle
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -206,9 +207,11 @@ def _sequential(
 _worker_shared: Any = None
 
 
-def _pool_init(shared: Any) -> None:
+def _pool_init(shared_file: str | None) -> None:
     global _worker_shared
-    _worker_shared = shared
+    if shared_file is not None:
+        with open(shared_file, "rb") as f:
+            _worker_shared = pickle.load(f)
     atexit.register(_exit_now)
 
 
@@ -226,6 +229,24 @@ def _exit_now() -> None:
 
 def _pool_call(fn: Callable[..., Any], item: Any, key: str, seed: int) -> Any:
     return fn(item, TaskContext(key, seed, _worker_shared))
+
+
+@contextlib.contextmanager
+def _shared_file(shared: Any) -> Iterator[str | None]:
+    """`shared` pickled once to a private temporary file that each pool worker reads when it starts.
+    Handing it over as the initializer's argument instead would block this process in each worker's
+    spawn until that worker had imported everything and read the data, so workers started one after the
+    other (about a second each) instead of together."""
+    if shared is None:
+        yield None
+        return
+    fd, path = tempfile.mkstemp(prefix="hybridtrader-shared-", suffix=".pkl")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(shared, f, protocol=5)
+        yield path
+    finally:
+        os.unlink(path)
 
 
 def _pool(
@@ -254,48 +275,51 @@ def _pool(
             pending.insert(0, key)
 
     threads = max(1, machine_threads() // workers)
-    while pending:
-        n = min(workers, len(pending))
-        with (
-            _worker_threads(threads),
-            ProcessPoolExecutor(n, mp_context=mp, initializer=_pool_init, initargs=(shared,)) as pool,
-        ):
-            running: dict[Future[Any], str] = {}
-            while pending or running:
-                # Never more in flight than workers (a break then involves few tasks); suspects alone.
-                while (
-                    pending
-                    and len(running) < n
-                    and not alone.intersection(running.values())
-                    and not (pending[0] in alone and running)
-                ):
-                    key = pending.pop(0)
-                    attempts[key] += 1
-                    running[pool.submit(_pool_call, fn, todo[key], key, seeds[key])] = key
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                died = []
-                for fut in finished:
-                    key = running.pop(fut)
-                    try:
-                        result = fut.result()
-                    except BrokenProcessPool:
-                        died.append(key)
-                    except Exception as e:
-                        retry_or_fail(key, _one_line(e))
+    with _shared_file(shared) as shared_file:
+        while pending:
+            n = min(workers, len(pending))
+            with (
+                _worker_threads(threads),
+                ProcessPoolExecutor(
+                    n, mp_context=mp, initializer=_pool_init, initargs=(shared_file,)
+                ) as pool,
+            ):
+                running: dict[Future[Any], str] = {}
+                while pending or running:
+                    # Never more in flight than workers (a break then involves few tasks); suspects alone.
+                    while (
+                        pending
+                        and len(running) < n
+                        and not alone.intersection(running.values())
+                        and not (pending[0] in alone and running)
+                    ):
+                        key = pending.pop(0)
+                        attempts[key] += 1
+                        running[pool.submit(_pool_call, fn, todo[key], key, seeds[key])] = key
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    died = []
+                    for fut in finished:
+                        key = running.pop(fut)
+                        try:
+                            result = fut.result()
+                        except BrokenProcessPool:
+                            died.append(key)
+                        except Exception as e:
+                            retry_or_fail(key, _one_line(e))
+                        else:
+                            done(key, result)
+                    if not died:
+                        continue
+                    suspects = died + list(running.values())  # the rest in flight die with the pool
+                    if len(suspects) == 1:
+                        alone.add(suspects[0])
+                        retry_or_fail(suspects[0], "worker process died (killed or crashed)")
                     else:
-                        done(key, result)
-                if not died:
-                    continue
-                suspects = died + list(running.values())  # the rest in flight die with the pool
-                if len(suspects) == 1:
-                    alone.add(suspects[0])
-                    retry_or_fail(suspects[0], "worker process died (killed or crashed)")
-                else:
-                    for key in suspects:
-                        attempts[key] -= 1
-                        alone.add(key)
-                    pending[:0] = suspects
-                break  # this pool is broken: start a fresh one
+                        for key in suspects:
+                            attempts[key] -= 1
+                            alone.add(key)
+                        pending[:0] = suspects
+                    break  # this pool is broken: start a fresh one
 
 
 _ray_node_here: str | None = None  # the node of the local cluster `_ray` started (one Polars thread a worker)

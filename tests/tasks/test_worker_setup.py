@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hybridtrader.config import ComputeConfig
 from hybridtrader.tasks import POLARS_THREADS, machine_threads, run
-from task_fns import polars_threads
+from task_fns import noisy_dot, polars_threads
 
 HERE = Path(__file__).parent
 PYTHONPATH = os.pathsep.join([str(HERE), str(HERE.parents[1] / "python")])
@@ -65,3 +66,18 @@ def test_a_pool_workers_quick_exit_keeps_its_output_and_exit_handlers(tmp_path: 
         f"task {k} printed" for k in keys
     ]
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {f"{k}.exit": k for k in keys}
+
+
+def test_the_pools_shared_data_file_is_removed_after_the_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # tempfile reads it on first use of gettempdir
+    monkeypatch.setattr("tempfile.tempdir", None)
+    shared = np.arange(3.0)
+    inputs = {k: {"n": 2, "scale": 1.0} for k in ("a", "b")}  # one task alone would run here, not on the pool
+    out = run(noisy_dot, inputs, ComputeConfig(backend="pool", workers=2), shared=shared)
+    seq = run(noisy_dot, inputs, shared=shared)
+    assert [r["value"].tobytes() for r in out.results.values()] == [
+        r["value"].tobytes() for r in seq.results.values()
+    ]
+    assert list(tmp_path.iterdir()) == []
