@@ -7,8 +7,11 @@
   running cluster is the steady state). Quick: N = 200; full: N = 20,000 (pool,
   sequential) and 2,000 (Ray).
 - group "speedup": 16 CPU-bound tasks (full: about 2 s each on an idle core; quick: 4 small ones)
-  sequential vs pool vs Ray; extra_info `speedup` = sequential time / this backend's time (target >= 1.8
-  on 2 cores), `task_s` the mean task time measured sequentially.
+  sequential vs pool vs Ray, each the fastest of 3 rounds (full; quick: 1) after the same warm-up of this
+  process; extra_info `speedup` = sequential time / this backend's time (target >= 1.8 on 2 cores),
+  `spread` of the rounds, `task_s` the mean task time measured sequentially, and where the rest of the
+  time went (`overhead`: worker start, first-call extra, idle between tasks, imbalance at the end,
+  result collection), from timestamps the tasks take in the workers.
 
 The CPU-bound task is pluggable: WORKLOADS maps a name to a builder of (fn, inputs, shared data) from
 (number of tasks, full mode), chosen by $HYBRIDTRADER_BENCH_TASK: "backtest" (default; one cell of a

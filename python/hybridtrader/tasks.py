@@ -7,7 +7,8 @@ Contract:
   from the sweep seed and the key by a stable hash (`task_seed`), never from the worker or the order, so
   results do not depend on the backend or the number of workers.
 - `shared` is one large read-only object every task needs (bars, a feature matrix). It travels once: put
-  in Ray's object store once, or handed to each pool worker once when it starts; never pickled per task.
+  in Ray's object store once, or pickled once to a temporary file each pool worker reads when it starts;
+  never pickled per task.
   (A parquet path on a shared filesystem works too: pass the path and read it in `fn`.)
 - A task that raises, or whose worker process dies, is retried once; if it fails again it is reported in
   `Outcome.failures` with its error and every other result is kept.
