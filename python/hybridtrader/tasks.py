@@ -354,7 +354,8 @@ def _ray(
         else:
             with _worker_threads(1):
                 ray.init(num_cpus=compute.workers, include_dashboard=False, log_to_driver=False)
-            _ray_node_here = ray.get_runtime_context().get_node_id()
+            if not os.environ.get("RAY_ADDRESS"):  # with it set, ray.init joined that cluster instead
+                _ray_node_here = ray.get_runtime_context().get_node_id()
     options: dict[str, Any] = {"num_cpus": 1, "max_retries": RETRIES, "retry_exceptions": True}
     if ray.get_runtime_context().get_node_id() != _ray_node_here:
         options["runtime_env"] = {"env_vars": {POLARS_THREADS: os.environ.get(POLARS_THREADS, "1")}}
