@@ -7,7 +7,8 @@ Contract:
   from the sweep seed and the key by a stable hash (`task_seed`), never from the worker or the order, so
   results do not depend on the backend or the number of workers.
 - `shared` is one large read-only object every task needs (bars, a feature matrix). It travels once: put
-  in Ray's object store once, or handed to each pool worker once when it starts; never pickled per task.
+  in Ray's object store once, or pickled once to a temporary file each pool worker reads when it starts;
+  never pickled per task.
   (A parquet path on a shared filesystem works too: pass the path and read it in `fn`.)
 - A task that raises, or whose worker process dies, is retried once; if it fails again it is reported in
   `Outcome.failures` with its error and every other result is kept.
@@ -20,11 +21,15 @@ Ray knows that task; the pool finds it by rerunning the tasks in flight one at a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
+import logging
 import multiprocessing
 import os
 import pickle
+import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -203,28 +208,62 @@ def _sequential(
 _worker_shared: Any = None
 
 
-def _pool_init(shared: Any) -> None:
+def _pool_init(shared_file: str | None) -> None:
     global _worker_shared
-    _worker_shared = shared
+    if shared_file is not None:
+        with open(shared_file, "rb") as f:
+            _worker_shared = pickle.load(f)
+    atexit.register(_exit_now)
+
+
+def _exit_now() -> None:
+    """A pool worker's last exit step: its results are all sent (synchronously) by now, and tearing down
+    its interpreter (modules, Polars' threads, the shared data) kept the caller waiting on `shutdown` (0.6
+    to 1.4 s on a loaded machine) with nothing left to compute. Logs and stdio are flushed first; handlers
+    registered later by the tasks have already run (atexit runs last-in first-out)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _pool_call(fn: Callable[..., Any], item: Any, key: str, seed: int) -> Any:
     return fn(item, TaskContext(key, seed, _worker_shared))
 
 
+@contextlib.contextmanager
+def _shared_file(shared: Any) -> Iterator[str | None]:
+    """`shared` pickled once to a private temporary file that each pool worker reads when it starts.
+    Handing it over as the initializer's argument instead would block this process in each worker's
+    spawn until that worker had imported everything and read the data, so workers started one after the
+    other (about a second each) instead of together."""
+    if shared is None:
+        yield None
+        return
+    fd, path = tempfile.mkstemp(prefix="hybridtrader-shared-", suffix=".pkl")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(shared, f, protocol=5)
+        yield path
+    finally:
+        os.unlink(path)
+
+
 def _pool(
     fn: Callable[..., Any],
     todo: dict[str, Any],
     seeds: dict[str, int],
-    shared: Any,
+    shared_file: str | None,
     workers: int,
     done: Done,
     failed: Failed,
 ) -> None:
-    """A local process pool. A worker that dies breaks the whole `ProcessPoolExecutor`, failing every task
-    in flight with it; only a task that was alone in flight can be blamed. So the tasks in flight at a
-    break are not charged an attempt but rerun one at a time in a fresh pool, where a death is the lone
-    task's own (charged, and that task stays alone for its retry)."""
+    """A local process pool; its workers read the shared data from `shared_file` (`_shared_file`). A
+    worker that dies breaks the whole `ProcessPoolExecutor`, failing every task in flight with it; only a
+    task that was alone in flight can be blamed. So the tasks in flight at a break are not charged an
+    attempt but rerun one at a time in a fresh pool, where a death is the lone task's own (charged, and
+    that task stays alone for its retry)."""
     # spawn, not fork: forking a process whose OpenMP runtime (LightGBM) is initialised can deadlock.
     mp = multiprocessing.get_context("spawn")
     pending = list(todo)  # keys to submit, in order; retries and suspects go first
@@ -242,7 +281,7 @@ def _pool(
         n = min(workers, len(pending))
         with (
             _worker_threads(threads),
-            ProcessPoolExecutor(n, mp_context=mp, initializer=_pool_init, initargs=(shared,)) as pool,
+            ProcessPoolExecutor(n, mp_context=mp, initializer=_pool_init, initargs=(shared_file,)) as pool,
         ):
             running: dict[Future[Any], str] = {}
             while pending or running:
@@ -282,6 +321,9 @@ def _pool(
                 break  # this pool is broken: start a fresh one
 
 
+_ray_node_here: str | None = None  # the node of the local cluster `_ray` started (one Polars thread a worker)
+
+
 def _ray(
     fn: Callable[..., Any],
     todo: dict[str, Any],
@@ -297,6 +339,10 @@ def _ray(
         raise ConfigError(
             "compute.backend: ray needs the ray extra (pip install 'hybridtrader[ray]')"
         ) from None
+    # One CPU a task, so one Polars thread (Ray already does the same for OpenMP). A cluster started here
+    # inherits that from this process's environment, so its workers, started with it, serve the tasks; on
+    # any other cluster a runtime_env sets it, at the price of starting workers dedicated to that env.
+    global _ray_node_here
     if not ray.is_initialized():
         if compute.address:
             try:
@@ -306,12 +352,14 @@ def _ray(
                     f"compute.address: cannot use Ray at {compute.address!r}: {_one_line(e)}"
                 ) from None
         else:
-            ray.init(num_cpus=compute.workers, include_dashboard=False, log_to_driver=False)
-    # One CPU a task, so one Polars thread (Ray already does the same for OpenMP).
-    threads = {"env_vars": {POLARS_THREADS: os.environ.get(POLARS_THREADS, "1")}}
-    remote = ray.remote(_ray_call).options(
-        num_cpus=1, max_retries=RETRIES, retry_exceptions=True, runtime_env=threads
-    )
+            with _worker_threads(1):
+                ray.init(num_cpus=compute.workers, include_dashboard=False, log_to_driver=False)
+            if not os.environ.get("RAY_ADDRESS"):  # with it set, ray.init joined that cluster instead
+                _ray_node_here = ray.get_runtime_context().get_node_id()
+    options: dict[str, Any] = {"num_cpus": 1, "max_retries": RETRIES, "retry_exceptions": True}
+    if ray.get_runtime_context().get_node_id() != _ray_node_here:
+        options["runtime_env"] = {"env_vars": {POLARS_THREADS: os.environ.get(POLARS_THREADS, "1")}}
+    remote = ray.remote(_ray_call).options(**options)
     common = ray.put((fn, shared))  # once: every task gets a reference, resolved in the worker
     refs = {remote.remote(common, todo[key], key, seeds[key]): key for key in todo}
     waiting = list(refs)
@@ -390,7 +438,8 @@ def run(
         if compute.backend == "ray":
             _ray(fn, todo, seeds, shared, compute, done, failed)
         elif compute.backend == "pool" and workers > 1:
-            _pool(fn, todo, seeds, shared, workers, done, failed)
+            with _shared_file(shared) as shared_file:
+                _pool(fn, todo, seeds, shared_file, workers, done, failed)
         else:
             _sequential(fn, todo, seeds, shared, done, failed)
     ordered = {k: results[k] for k in keys if k in results}

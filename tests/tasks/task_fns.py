@@ -52,3 +52,19 @@ def logged(item: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     with open(item["log"], "a") as f:
         f.write(f"{ctx.key}\n")
     return noisy_dot(item, ctx)
+
+
+def polars_threads(item: Any, ctx: TaskContext) -> int:
+    """The size of the worker's Polars thread pool (fixed when Polars was imported there)."""
+    import polars as pl
+
+    return pl.thread_pool_size()
+
+
+def prints_and_leaves_atexit(item: dict[str, Any], ctx: TaskContext) -> str:
+    """Prints a line (buffered: stdout is a pipe) and registers an exit handler that writes a file."""
+    import atexit
+
+    print(f"task {ctx.key} printed", end="\n")
+    atexit.register(Path(item["exit_file"]).write_text, ctx.key)
+    return ctx.key
