@@ -16,7 +16,7 @@ from hybridtrader.tasks import POLARS_THREADS, machine_threads, run
 from task_fns import noisy_dot, polars_threads
 
 HERE = Path(__file__).parent
-PYTHONPATH = os.pathsep.join([str(HERE), str(HERE.parents[1] / "python")])
+PYTHONPATH = str(HERE)  # for task_fns; hybridtrader is the installed package (the source tree has no _core)
 
 
 def _python(code: str) -> subprocess.CompletedProcess[str]:
