@@ -224,6 +224,9 @@ class Venue:
             return e.response()
         except (ValueError, KeyError, TypeError) as e:
             return web.json_response({"error": f"expected {{'to': RFC 3339}}: {e}"}, status=422)
+        # what the moved market fills happens now, as on a real venue: its trade_updates go out at once
+        # rather than at the trading stream's next tick or the client's next REST call
+        self.broker.sync()
         return web.json_response({"now": self.clock.now_ns()})
 
     # ------------------------------------------------------------------------------ lifecycle

@@ -10,7 +10,7 @@ JSON frames, as Alpaca sends them:
 - `{"stream": "trade_updates", "data": {"event": ..., "order": {...}, "timestamp": ..., "price", "qty",
   "position_qty" (fills)}}`.
 While a client listens, the broker is brought up to the replay clock every `tick_s`, so fills stream as the
-clock passes them (requests to the REST API do the same).
+clock passes them (requests to the REST API do the same); an update is sent the moment it happens.
 """
 
 from __future__ import annotations
@@ -76,11 +76,18 @@ class TradingStream:
                                              "error": f"unknown message {msg!r}"})
 
         async def pump() -> None:
+            # An update goes out as soon as it is queued (an order request's or a clock move's own events at
+            # once, as Alpaca streams them); the tick only paces bringing the broker up to the replay clock.
+            loop = asyncio.get_running_loop()
             while not ws.closed:
                 self.broker.sync()
-                while not updates.empty():
-                    await send("trade_updates", updates.get_nowait())
-                await asyncio.sleep(self.tick_s)
+                deadline = loop.time() + self.tick_s
+                while (left := deadline - loop.time()) > 0:
+                    try:
+                        update = await asyncio.wait_for(updates.get(), left)
+                    except TimeoutError:
+                        break
+                    await send("trade_updates", update)
 
         tasks = [asyncio.ensure_future(reader()), asyncio.ensure_future(pump())]
         try:
