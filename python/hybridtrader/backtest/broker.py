@@ -20,6 +20,7 @@ from hybridtrader._core import FillSimulatorCore
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.execution.fills import FillSimulator
+from hybridtrader.market.timeconv import time_runs
 
 _SIDES = list(FillSimulatorCore.SIDES)
 _KINDS = list(FillSimulatorCore.EVENT_KINDS)
@@ -102,8 +103,8 @@ class SimBroker:
             ts,
             *(bars[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close", "volume")),
         )
-        starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]]) if len(ts) else np.zeros(0, np.int64)
-        self._ends = np.r_[starts[1:], len(ts)].tolist()
+        starts, ends = time_runs(ts)
+        self._ends = ends.tolist()
         self._closes_at = (ts[starts] + every_ns).tolist()
         self._next, self._row, self._every = 0, 0, every_ns
 

@@ -71,3 +71,10 @@ def rfc3339(ts: datetime | int) -> str:
     the fraction only when there is one)."""
     dt = from_utc_ns(ts) if isinstance(ts, int | np.integer) else ts
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def time_runs(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends): the first row and one past the last row of each run of equal times in the sorted
+    array `ts` (a frame's bar times: one run per bar time); both empty for an empty array."""
+    starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]]) if len(ts) else np.zeros(0, np.intp)
+    return starts, np.r_[starts[1:], len(ts)].astype(np.intp)

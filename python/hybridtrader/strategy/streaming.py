@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.errors import StateError
+from hybridtrader.market.timeconv import time_runs
 
 
 class MeanReversionFeatures:
@@ -80,8 +81,7 @@ class MeanReversionFeatures:
     def run(self, bars: pl.DataFrame) -> None:
         """`step` through `bars` (BAR_SCHEMA, sorted by ts then symbol), one bar time at a time."""
         ts = bars["ts"].dt.epoch("ns").to_numpy()
-        starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
-        ends = np.r_[starts[1:], len(ts)]
+        starts, ends = time_runs(ts)
         symbols = bars["symbol"].to_list()
         high, low, close = (bars[c].to_numpy() for c in ("high", "low", "close"))
         for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
