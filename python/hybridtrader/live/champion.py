@@ -37,7 +37,7 @@ from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.ops import NodeMetrics
 from hybridtrader.market.calendar import session_bounds, sessions
-from hybridtrader.market.timeconv import rfc3339, utc_ns
+from hybridtrader.market.timeconv import NS_PER_MINUTE, rfc3339, utc_ns
 from hybridtrader.ml.registry import CHAMPION, ModelRegistry, tracking_uri
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
 from hybridtrader.strategy.model import Champion
@@ -80,7 +80,7 @@ def sessions_ending(last: date, n: int) -> list[date]:
 def history(data: AlpacaClient, symbols: list[str], sessions: list[date]) -> pl.DataFrame:
     """The 1-minute bars of `symbols` over `sessions` (consecutive), from the data API."""
     first = utc_ns(session_bounds(sessions[0])[0])
-    last = utc_ns(session_bounds(sessions[-1])[1]) - 60_000_000_000  # the last bar's start
+    last = utc_ns(session_bounds(sessions[-1])[1]) - NS_PER_MINUTE  # the last bar's start
     return data.get_bars(symbols, "1Min", rfc3339(first), rfc3339(last))
 
 
