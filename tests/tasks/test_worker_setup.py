@@ -22,6 +22,9 @@ PYTHONPATH = str(HERE)  # for task_fns; hybridtrader is the installed package (t
 def _python(code: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": PYTHONPATH}
     env.pop(POLARS_THREADS, None)
+    # Block-buffered stdout, as a pipe normally has: with PYTHONUNBUFFERED (set in some shells and CI) print's
+    # text and its newline are two writes, and two workers' lines can interleave on the shared pipe.
+    env.pop("PYTHONUNBUFFERED", None)
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
 
 
