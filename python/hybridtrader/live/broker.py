@@ -81,6 +81,12 @@ def ns(t: datetime | str | None) -> int:
     return 0 if t is None else utc_ns(to_utc("timestamp", t))
 
 
+def update_order(u: OrderUpdate) -> tuple[int, int]:
+    """The sort key of updates reported together: time order, an order's acknowledgement before the fills
+    of its time."""
+    return u.ts_ns, 0 if u.kind == "accepted" else 1
+
+
 @dataclass
 class _Seen:
     """What has been reported about one order: kinds, cumulative fill quantity and notional."""
@@ -125,6 +131,7 @@ class AlpacaBroker:
         self._thread: threading.Thread | None = None
         self._inbox: queue.SimpleQueue[OrderUpdate] = queue.SimpleQueue()
         self._seen: dict[str, _Seen] = {}
+        self._open: dict[str, None] = {}  # the orders of `_seen` not closed (insertion-ordered set)
         self._ids: dict[str, str] = {}  # client order id -> broker order id
         self._sent_ns: dict[str, int] = {}  # client order id -> when it was sent (our clock)
         self.on_request = on_request  # (endpoint name, seconds) after each REST call, for metrics
@@ -230,6 +237,7 @@ class AlpacaBroker:
 
     def _expect(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
         self._seen[client_order_id] = _Seen(request.symbol, request.side, request.qty)
+        self._open[client_order_id] = None
         self._sent_ns[client_order_id] = ts_ns
 
     def _submit_client(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
@@ -319,6 +327,7 @@ class AlpacaBroker:
         symbol, side = (old.symbol, old.side) if old else ("", "")
         left = (old.qty - old.filled) if old else 0.0
         self._seen[new_client_order_id] = _Seen(symbol, side, qty if qty is not None else left)
+        self._open[new_client_order_id] = None
         self._sent_ns[new_client_order_id] = ts_ns
         req = ReplaceOrderRequest(
             qty=None if qty is None else int(qty),
@@ -387,19 +396,25 @@ class AlpacaBroker:
             seen.filled = u.filled_qty
             seen.notional += u.qty * u.price
             if u.kind == "fill":
-                seen.kinds.add("fill")
+                self._mark(u.client_order_id, seen, "fill")
             return u
         if u.kind in seen.kinds or seen.closed or (u.kind == "accepted" and seen.filled > 0):
             return None  # a repeat, or an ack after a fill (the fill already moved the order on)
-        seen.kinds.add(u.kind)
+        self._mark(u.client_order_id, seen, u.kind)
         return u
 
-    def poll(self, now_ns: int) -> list[OrderUpdate]:
-        """Stream updates received so far, then REST's word on orders still open (what the stream
-        lost), each reported once, in time order."""
+    def _mark(self, client_order_id: str, seen: _Seen, kind: str) -> None:
+        """`kind` reported about the order; a closing kind takes it out of the open orders."""
+        seen.kinds.add(kind)
+        if seen.closed:
+            self._open.pop(client_order_id, None)
+
+    def poll(self, now_ns: int, look_up: bool = True) -> list[OrderUpdate]:
+        """Stream updates received so far, then (`look_up`) REST's word on orders still open (what the
+        stream lost or has not delivered yet), each reported once, in time order."""
         out = self._held + self._drain()
-        open_since = [self._sent_ns.get(c, 0) for c, s in self._seen.items() if not s.closed]
-        if open_since:
+        open_since = [self._sent_ns.get(c, 0) for c in self._open]
+        if open_since and look_up:
             try:
                 history = self.history(max(min(open_since) - REST_LOOKBACK_NS, 0))
             except (BrokerError, APIError, OSError) as e:  # the broker is unreachable now: ask next time
@@ -424,10 +439,10 @@ class AlpacaBroker:
                             reason="never reached the broker",
                         )
                     )
-                    seen.kinds.add("rejected")
+                    self._mark(cid, seen, "rejected")
                 self._unconfirmed.clear()
             out.extend(self._drain())
-        out.sort(key=lambda u: (u.ts_ns, 0 if u.kind == "accepted" else 1))
+        out.sort(key=update_order)
         # what happened after `now_ns` waits for the poll at or after its time (as a simulator reports)
         self._held = [u for u in out if u.ts_ns > now_ns]
         return [u for u in out if u.ts_ns <= now_ns]
@@ -493,7 +508,7 @@ class AlpacaBroker:
                             reason=reason,
                         )
                     )
-        out.sort(key=lambda u: (u.ts_ns, 0 if u.kind == "accepted" else 1))
+        out.sort(key=update_order)
         return out
 
     # ------------------------------------------------------------------------- account (reconcile)
@@ -550,13 +565,15 @@ class AlpacaBroker:
         return None  # the exchange matches
 
     def has_open_orders(self) -> bool:
-        return any(not s.closed for s in self._seen.values())
+        return bool(self._open)
 
     def adopt(self, requests: dict[str, tuple[OrderRequest, int]], updates: Iterable[OrderUpdate]) -> None:
         """Know orders sent before a restart (client order id -> (request, sent ns)) and what was
         reported about them (`updates`), so that none of it is reported again."""
         for cid, (r, sent) in requests.items():
-            self._seen.setdefault(cid, _Seen(r.symbol, r.side, r.qty))
+            if cid not in self._seen:
+                self._seen[cid] = _Seen(r.symbol, r.side, r.qty)
+                self._open[cid] = None
             self._sent_ns.setdefault(cid, sent)
         for u in updates:
             self._fresh(u)
