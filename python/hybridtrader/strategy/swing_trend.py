@@ -14,13 +14,15 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from hybridtrader.config import Config, TripleBarrierLabelConfig
 from hybridtrader.engine.strategy import Context
-from hybridtrader.ml.labels import barrier_touch, barrier_vol, trend_entries
+from hybridtrader.ml.labels import barrier_touch, barrier_vol, rule_feature, trend_entries
 from hybridtrader.strategy.model import Champion
 from hybridtrader.strategy.rules import RuleStrategy
+from hybridtrader.strategy.streaming import FeatureState
 
 
 class SwingTrendFollowing(RuleStrategy):
@@ -34,6 +36,7 @@ class SwingTrendFollowing(RuleStrategy):
         self.history_bars = 2 * max(self.rules.trend_window, self.rules.vol_span)
         self._open = {}  # symbol -> (side, entry, trgt, bars left)
         self._seen: dict[str, int] = {}  # bars of each symbol before this batch
+        self._stream: FeatureState | None = None  # live: the features carried over (see `prepare`)
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "seen": dict(self._seen)}
@@ -41,28 +44,72 @@ class SwingTrendFollowing(RuleStrategy):
     def restore(self, state: Mapping[str, Any]) -> None:
         super().restore(state)
         self._seen = {symbol: int(n) for symbol, n in state["seen"].items()}
+        self._stream = None  # the features start again from the next batch's history
 
     def rule_config(self) -> TripleBarrierLabelConfig:
         return self.config.ml_training.labels.triple_barrier
 
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
         frame, strength = self.features(bars, session_rows, vol=barrier_vol(self.rules))
-        frame = frame.with_columns(row=pl.int_range(pl.len()).over("symbol"))
+        within = frame.select("symbol", row=pl.int_range(pl.len()).over("symbol"))
         seen = pl.DataFrame(
             {"symbol": list(self._seen), "seen": list(self._seen.values())},
             schema={"symbol": pl.String, "seen": pl.Int64},
         )
-        row = frame.join(seen, on="symbol", how="left", maintain_order="left").select(
+        row = within.join(seen, on="symbol", how="left", maintain_order="left").select(
             pl.col("row") + pl.col("seen").fill_null(0)
         )
         for symbol, n in frame.group_by("symbol").len().iter_rows():
             self._seen[symbol] = self._seen.get(symbol, 0) + n
+        self._decide(frame, strength, row.to_series().to_numpy())
+        # A batch of one bar time is live's: the session's later bar times are taken by `advance` from
+        # state carried over, started here on the same bars (the features of the session's bar times are
+        # then those of a backtest of the session, whose history starts where this one does).
+        ts = bars["ts"]
+        self._stream = None
+        names = self._names()
+        quotes = "bid" in bars.columns  # the spread then comes from quotes, which a FeatureState has not
+        if ts[-session_rows] == ts[-1] and not quotes and FeatureState.supported(names):
+            self._stream = FeatureState(names, vol_span=self.rules.vol_span)
+            self._stream.run(bars)
+        return frame
+
+    def _names(self) -> list[str]:
+        """The features `prepare` computes (besides "vol"): the rule's, ATR and the champion's."""
+        return [rule_feature(self.rules), "atr", *(self.champion.features if self.champion else [])]
+
+    def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
+        stream = self._stream
+        if stream is None:
+            return None
+        self._symbol = symbols = bars["symbol"].to_list()
+        columns = {c: bars[c].to_numpy() for c in ("high", "low", "close", "volume")}
+        values = stream.step(int(bars["ts"].dt.epoch("ns")[0]), symbols, columns)
+        seen = self._seen
+        row = np.fromiter((seen.get(s, 0) for s in symbols), np.int64, len(symbols))
+        for s in symbols:
+            seen[s] = seen.get(s, 0) + 1
+        frame = pl.DataFrame([
+            bars["symbol"], bars["ts"],
+            *(pl.Series(name, values[name], nan_to_null=True) for name in stream.names),
+            pl.Series("close", columns["close"]), pl.Series("vol", values["vol"], nan_to_null=True),
+        ])  # fmt: skip
+        self._decide(frame, np.nan_to_num(values[rule_feature(self.rules)], nan=0.0), row)
+        return frame
+
+    def _decide(self, frame: pl.DataFrame, strength: np.ndarray, row: np.ndarray) -> None:
+        """The batch's entries from its trend strengths (nulls as 0, which never make one) and each row's
+        index within its symbol in the run."""
         vol = frame["vol"].fill_null(0.0).to_numpy()
-        events, side = trend_entries(strength, row.to_series().to_numpy(), self.rules)
+        events, side = trend_entries(strength, row, self.rules)
         self.take(events & (vol > 0), frame)
         self._side, self._trgt = side, vol * math.sqrt(self.rules.horizon_bars)
         self._atr = frame["atr"].fill_null(0.0).to_numpy()
-        return frame
+
+    def on_session_close(self, ctx: Context) -> None:
+        # The next session's first bar time goes to `prepare` on the history, which starts the features
+        # again there, where a backtest of that session starts them.
+        self._stream = None
 
     def on_bars(self, ctx: Context, bars: pl.DataFrame) -> None:
         trades = self._open
