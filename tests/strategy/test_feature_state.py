@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import lightgbm
 import numpy as np
 import polars as pl
 import pytest
@@ -25,6 +27,9 @@ from hybridtrader.market.synth import generate_market
 from hybridtrader.ml import features
 from hybridtrader.ml.features import compute_features
 from hybridtrader.ml.labels import barrier_vol, reversion_mean
+from hybridtrader.strategy.mean_reversion import IntradayMeanReversion
+from hybridtrader.strategy.model import Champion
+from hybridtrader.strategy.rules import RuleStrategy
 from hybridtrader.strategy.streaming import FeatureState
 from hybridtrader.strategy.swing_trend import SwingTrendFollowing
 from hypothesis import given, settings
@@ -119,23 +124,24 @@ def test_it_carries_every_kind_of_feature_and_bar_times_move_forward() -> None:
         state.step(5, ["A"], one)
 
 
-class _Swing(SwingTrendFollowing):
-    """The swing strategy, counting the batches `advance` took. With `carry=False` it carries nothing
-    and keeps every bar since the warm-up as history, so the engine calls `prepare` on all of them every
-    bar time: the backtest's features (Polars over the session with the warm-up in front), recomputed
-    bar time by bar time."""
+def _counting(base: type[RuleStrategy], config: Config, carry: bool, champion: Champion | None = None) -> Any:
+    """A seed strategy counting the batches `advance` took. With `carry=False` it carries nothing and keeps
+    every bar since the warm-up as history, so the engine calls `prepare` on all of them every bar time:
+    the backtest's features (Polars over the session with the warm-up in front), recomputed bar time by
+    bar time."""
 
-    def __init__(self, config: Config, carry: bool) -> None:
-        super().__init__(config)
-        self.carry = carry
-        self.advanced = 0
-        if not carry:
-            self.history_bars = 10**6
+    class Counting(base):  # type: ignore[valid-type, misc]
+        advanced = 0
 
-    def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
-        frame = super().advance(bars) if self.carry else None
-        self.advanced += frame is not None
-        return frame
+        def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
+            frame = super().advance(bars) if carry else None
+            self.advanced += frame is not None
+            return frame
+
+    strategy = Counting(config, champion)
+    if not carry:
+        strategy.history_bars = 10**6
+    return strategy
 
 
 class _BarTimeFeed:
@@ -150,20 +156,38 @@ class _BarTimeFeed:
                 yield BarBatch(batch.session, part, batch.every_ns)
 
 
-def test_carried_swing_features_trade_as_the_backtest_features() -> None:
-    # a short trend window and event spacing: many entries in one session
+def _champion(strategy: str, names: list[str], bars: pl.DataFrame) -> Champion:
+    """A LightGBM model on `names` fitted to a coin-flip label over `bars`, taking the half of the events
+    it scores highest: a real model whose verdicts depend on every feature."""
+    x = compute_features(bars, names).select(names).to_numpy()
+    y = np.random.default_rng(0).integers(0, 2, len(x))
+    params = {"objective": "binary", "verbose": -1, "min_data_in_leaf": 5, "seed": 0}
+    model = lightgbm.train(params, lightgbm.Dataset(x, y), num_boost_round=20)
+    return Champion(strategy, "1", model, float(np.nanmedian(model.predict(x))), names)
+
+
+@pytest.mark.parametrize("which", ["swing", "swing_with_model", "mean_reversion_with_model"])
+def test_carried_features_trade_as_the_backtest_features(which: str) -> None:
+    # the swing rule with a short trend window and event spacing: many entries in one session
     tb = "ml_training.labels.triple_barrier"
     cfg = with_overrides(Config(), [
         "execution.enable_toxic_time_filtering=false", f"{tb}.trend_window=30", f"{tb}.event_spacing_bars=5",
         f"{tb}.horizon_bars=20", f"{tb}.vol_span=20", f"{tb}.entry_strength=0.2",
     ])  # fmt: skip
-    bars = generate_market(6, 2, seed=11, ticks=False).bars_1m.sort("ts", "symbol")
+    bars = generate_market(4, 2, seed=11, ticks=False, mean_reversion=0.3).bars_1m.sort("ts", "symbol")
     second = calendar.session_bounds(sorted(FrameFeed(bars).days)[1])[0]
-    before, after = bars.filter(pl.col("ts") < second), bars.filter(pl.col("ts") >= second)
-    warm = _tail_per_symbol(before, SwingTrendFollowing(cfg).history_bars)
+    before = bars.filter(pl.col("ts") < second)
+    # two hours of the second session (the Polars side recomputes everything every bar time: keep it short)
+    after = bars.filter(pl.col("ts").is_between(second, second + timedelta(hours=2), closed="left"))
+    base: type[RuleStrategy] = IntradayMeanReversion if which.startswith("mean") else SwingTrendFollowing
+    champion = None
+    if which.endswith("model"):
+        name = base(cfg).name
+        champion = _champion(name, list(cfg.strategies[name].ml_model.features), before)
+    warm = _tail_per_symbol(before, base(cfg).history_bars)
     runs = []
     for carry in (False, True):
-        strategy = _Swing(cfg, carry)
+        strategy = _counting(base, cfg, carry, champion)
         sim = FillSimulator(FillSettings.from_config(cfg))
         trader = Trader(cfg, [strategy], _BarTimeFeed(after), SimBroker(sim), SimClock(), cash=1e6)
         trader.warm_up(warm)
@@ -172,7 +196,7 @@ def test_carried_swing_features_trade_as_the_backtest_features() -> None:
     assert polars.advanced == 0
     assert carried.advanced == after["ts"].n_unique() - 1  # the first bar time starts the state
     cols = ["client_order_id", "symbol", "side", "qty", "decision_ts"]
-    assert want.orders.height > 20
+    assert want.orders.height > 10
     assert got.orders.select(cols).equals(want.orders.select(cols))
     assert got.fills.equals(want.fills)
 

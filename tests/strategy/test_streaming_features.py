@@ -10,14 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
-import pytest
 from hybridtrader.backtest.broker import SimBroker
 from hybridtrader.backtest.clock import SimClock
 from hybridtrader.backtest.feed import FrameFeed
 from hybridtrader.config import Config, with_overrides
 from hybridtrader.engine.events import BarBatch
 from hybridtrader.engine.trader import Trader, _tail_per_symbol
-from hybridtrader.errors import StateError
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.market import calendar
 from hybridtrader.market.schema import BAR_SCHEMA
@@ -25,7 +23,7 @@ from hybridtrader.market.synth import generate_market
 from hybridtrader.ml.labels import reversion_mean, rule_feature
 from hybridtrader.strategy.mean_reversion import IntradayMeanReversion
 from hybridtrader.strategy.rules import session_features
-from hybridtrader.strategy.streaming import MeanReversionFeatures
+from hybridtrader.strategy.streaming import FeatureState
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,12 +52,14 @@ def bar_frames(draw: st.DrawFn) -> tuple[pl.DataFrame, int]:
 
 
 def _streamed(bars: pl.DataFrame, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each bar's (zscore, mean, atr) from `MeanReversionFeatures`, bar time by bar time, in order."""
-    state = MeanReversionFeatures(window)
+    """Each bar's (zscore, mean, atr) from `FeatureState`, bar time by bar time, in order."""
+    z_name = f"zscore_{window}"
+    state = FeatureState([z_name, "atr"], mean_window=window)
     out = []
     for (t,), part in bars.group_by("ts", maintain_order=True):
-        h, lo, c = (part[k].to_numpy() for k in ("high", "low", "close"))
-        out.append(np.c_[state.step(int(t.timestamp() * 1e9), part["symbol"].to_list(), h, lo, c)])
+        cols = {k: part[k].to_numpy() for k in ("high", "low", "close", "volume")}
+        values = state.step(int(t.timestamp() * 1e9), part["symbol"].to_list(), cols)
+        out.append(np.c_[values[z_name], values["mean"], values["atr"]])
     return tuple(np.concatenate(out).T)  # type: ignore[return-value]
 
 
@@ -80,14 +80,6 @@ def test_streamed_features_equal_the_polars_features(case: tuple[pl.DataFrame, i
         # rounding over the window's std (cents on ~100: <= 1e-14 x 100 / 0.005); the rule compares |z|
         # with entry_z, so a decision differs only for a z within 1e-7 of it.
         np.testing.assert_allclose(mine[ok], want[ok], rtol=tol, atol=tol, err_msg=name)
-
-
-def test_bar_times_must_move_forward() -> None:
-    state = MeanReversionFeatures(3)
-    one = np.array([1.0])
-    state.step(5, ["A"], one, one, one)
-    with pytest.raises(StateError, match="not after"):
-        state.step(5, ["A"], one, one, one)
 
 
 class _Counting(IntradayMeanReversion):

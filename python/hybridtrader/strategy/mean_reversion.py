@@ -20,7 +20,7 @@ from hybridtrader.engine.strategy import Context
 from hybridtrader.ml.labels import mean_reversion_entries, reversion_mean, reverted, rule_feature
 from hybridtrader.strategy.model import Champion
 from hybridtrader.strategy.rules import RuleStrategy
-from hybridtrader.strategy.streaming import MeanReversionFeatures
+from hybridtrader.strategy.streaming import FeatureState
 
 
 class IntradayMeanReversion(RuleStrategy):
@@ -34,7 +34,7 @@ class IntradayMeanReversion(RuleStrategy):
         # mean exactly; Wilder's ATR has forgotten all but (13/14)^140 < 0.1% of its start)
         self.history_bars = 10 * max(self.rules.window, 14)
         self._open = {}  # symbol -> (side, target, bars left)
-        self._stream: MeanReversionFeatures | None = None  # live: the rule's features carried over
+        self._stream: FeatureState | None = None  # live: the features carried over (see `prepare`)
 
     def rule_config(self) -> MeanReversionLabelConfig:
         return self.config.ml_training.labels.mean_reversion
@@ -43,27 +43,30 @@ class IntradayMeanReversion(RuleStrategy):
         frame, z = self.features(bars, session_rows, mean=reversion_mean(self.rules.window))
         self._decide(frame, z, frame["atr"].fill_null(0.0).to_numpy(), frame["mean"].to_numpy())
         # A batch of one bar time is live's: the session's later bar times are taken by `advance` from
-        # state carried over, started here on the same bars (rules only: a champion's features come from
-        # Polars).
+        # state carried over, started here on the same bars.
         ts = bars["ts"]
         self._stream = None
-        if self.champion is None and ts[-session_rows] == ts[-1]:
-            self._stream = MeanReversionFeatures(self.rules.window)
+        names = [rule_feature(self.rules), "atr", *(self.champion.features if self.champion else [])]
+        quotes = "bid" in bars.columns  # the spread then comes from quotes, which a FeatureState has not
+        if ts[-session_rows] == ts[-1] and not quotes and FeatureState.supported(names):
+            self._stream = FeatureState(names, mean_window=self.rules.window)
             self._stream.run(bars)
         return frame
 
     def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
         stream = self._stream
-        if stream is None or self.champion is not None:
+        if stream is None:
             return None
         self._symbol = symbols = bars["symbol"].to_list()
-        high, low, close = (bars[c].to_numpy() for c in ("high", "low", "close"))
-        z, mean, atr = stream.step(int(bars["ts"].dt.epoch("ns")[0]), symbols, high, low, close)
+        columns = {c: bars[c].to_numpy() for c in ("high", "low", "close", "volume")}
+        values = stream.step(int(bars["ts"].dt.epoch("ns")[0]), symbols, columns)
+        mean = values["mean"]
         frame = pl.DataFrame([
-            bars["symbol"], bars["ts"], pl.Series(rule_feature(self.rules), z, nan_to_null=True),
-            pl.Series("atr", atr, nan_to_null=True), pl.Series("close", close),
-            pl.Series("mean", mean, nan_to_null=True),
+            bars["symbol"], bars["ts"],
+            *(pl.Series(name, values[name], nan_to_null=True) for name in stream.names),
+            pl.Series("close", columns["close"]), pl.Series("mean", mean, nan_to_null=True),
         ])  # fmt: skip
+        z, atr = values[rule_feature(self.rules)], values["atr"]
         self._decide(frame, np.nan_to_num(z, nan=0.0), np.nan_to_num(atr, nan=0.0), mean)
         return frame
 
