@@ -144,28 +144,30 @@ class FeatureState:
         r = self._rows(symbols)
         k = self.count[r]
         high, low, close = bars["high"], bars["low"], bars["close"]
-        volume = bars["volume"].astype(np.float64)
         ph, pl_, pc = self.prev[r].T  # NaN on a symbol's first bar: what Polars' lag gives (null)
         self.prev[r] = np.column_stack([high, low, close])
         self.count[r] = k + 1
         first = k == 0
         tr = np.where(first, np.nan, np.maximum(high - low, np.maximum(np.abs(high - pc), np.abs(low - pc))))
-        delta = close - pc
-        up, down = high - ph, pl_ - low
-        base = {
-            "tr": tr,
-            "gain": np.clip(delta, 0.0, None),
-            "loss": np.clip(-delta, 0.0, None),
-            # Polars: when((up > down) & (up > 0)) with a null up is false: 0.0 on the first row
-            "pdm": np.where(~first & (up > down) & (up > 0), up, 0.0),
-            "mdm": np.where(~first & (down > up) & (down > 0), down, 0.0),
-        }
+        windows = self.windows
         with np.errstate(divide="ignore", invalid="ignore"):
             ret1 = np.log(close / pc)
-            closes = self.windows["close"].push(r, close)
-            volumes = self.windows["volume"].push(r, volume)
-            rets = self.windows["ret1"].push(r, ret1)
-            spreads = self.windows["spread"].push(r, _corwin_schultz(high, low, ph, pl_))
+            closes = windows["close"].push(r, close)
+            # the other windows, where kept (else never read)
+            volumes = (
+                windows["volume"].push(r, bars["volume"].astype(np.float64)) if "volume" in windows else close
+            )
+            rets = windows["ret1"].push(r, ret1) if "ret1" in windows else closes
+            if "spread" in windows:
+                spreads = windows["spread"].push(r, _corwin_schultz(high, low, ph, pl_))
+            delta, up, down = close - pc, high - ph, pl_ - low
+            inputs = {  # what the smoothers other than ATR and the EMAs take (computed when asked for)
+                "gain": lambda: np.clip(delta, 0.0, None),
+                "loss": lambda: np.clip(-delta, 0.0, None),
+                # Polars: when((up > down) & (up > 0)) with a null up is false: 0.0 on the first row
+                "pdm": lambda: np.where(~first & (up > down) & (up > 0), up, 0.0),
+                "mdm": lambda: np.where(~first & (down > up) & (down > 0), down, 0.0),
+            }
             out: dict[str, np.ndarray] = {}
             smoothed: dict[tuple[str, int, int, float], np.ndarray] = {}
 
@@ -188,8 +190,8 @@ class FeatureState:
                     v = (w[:, -1] - w.mean(axis=1)) / w.std(axis=1, ddof=1)
                 elif spec.kind == "rsi":
                     g, lo = (
-                        smooth("gain", n, 1, 1.0 / n, base["gain"]),
-                        smooth("loss", n, 1, 1.0 / n, base["loss"]),
+                        smooth("gain", n, 1, 1.0 / n, inputs["gain"]()),
+                        smooth("loss", n, 1, 1.0 / n, inputs["loss"]()),
                     )
                     v = np.where(
                         lo > 0,
@@ -202,8 +204,8 @@ class FeatureState:
                     v = 1e4 * atr(n) / close
                 elif spec.kind == "adx":
                     a = atr(n)
-                    pdi = 100.0 * smooth("pdm", n, 1, 1.0 / n, base["pdm"]) / a
-                    mdi = 100.0 * smooth("mdm", n, 1, 1.0 / n, base["mdm"]) / a
+                    pdi = 100.0 * smooth("pdm", n, 1, 1.0 / n, inputs["pdm"]()) / a
+                    mdi = 100.0 * smooth("mdm", n, 1, 1.0 / n, inputs["mdm"]()) / a
                     total = pdi + mdi
                     dx = np.where(total > 0, 100.0 * np.abs(pdi - mdi) / total, 0.0)
                     v = smooth(f"dx{n}", n, n, 1.0 / n, dx)
