@@ -5,22 +5,17 @@ its features with Polars over the warm-up and the session every bar time (the ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import lightgbm
 import numpy as np
 import polars as pl
 import pytest
-from hybridtrader.backtest.broker import SimBroker
-from hybridtrader.backtest.clock import SimClock
+from helpers import counting, run_bar_times
 from hybridtrader.backtest.feed import FrameFeed
 from hybridtrader.config import Config, with_overrides
-from hybridtrader.engine.events import BarBatch
-from hybridtrader.engine.trader import Trader, _tail_per_symbol
+from hybridtrader.engine.trader import _tail_per_symbol
 from hybridtrader.errors import StateError
-from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.market import calendar
 from hybridtrader.market.schema import BAR_SCHEMA
 from hybridtrader.market.synth import generate_market
@@ -124,38 +119,6 @@ def test_it_carries_every_kind_of_feature_and_bar_times_move_forward() -> None:
         state.step(5, ["A"], one)
 
 
-def _counting(base: type[RuleStrategy], config: Config, carry: bool, champion: Champion | None = None) -> Any:
-    """A seed strategy counting the batches `advance` took. With `carry=False` it carries nothing and keeps
-    every bar since the warm-up as history, so the engine calls `prepare` on all of them every bar time:
-    the backtest's features (Polars over the session with the warm-up in front), recomputed bar time by
-    bar time."""
-
-    class Counting(base):  # type: ignore[valid-type, misc]
-        advanced = 0
-
-        def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
-            frame = super().advance(bars) if carry else None
-            self.advanced += frame is not None
-            return frame
-
-    strategy = Counting(config, champion)
-    if not carry:
-        strategy.history_bars = 10**6
-    return strategy
-
-
-class _BarTimeFeed:
-    """A session's bars one bar time per batch, as a live node's feed gives them."""
-
-    def __init__(self, bars: pl.DataFrame) -> None:
-        self.inner = FrameFeed(bars)
-
-    def batches(self) -> Iterator[BarBatch]:
-        for batch in self.inner.batches():
-            for _, part in batch.bars.group_by("ts", maintain_order=True):
-                yield BarBatch(batch.session, part, batch.every_ns)
-
-
 def _champion(strategy: str, names: list[str], bars: pl.DataFrame) -> Champion:
     """A LightGBM model on `names` fitted to a coin-flip label over `bars`, taking the half of the events
     it scores highest: a real model whose verdicts depend on every feature."""
@@ -185,14 +148,9 @@ def test_carried_features_trade_as_the_backtest_features(which: str) -> None:
         name = base(cfg).name
         champion = _champion(name, list(cfg.strategies[name].ml_model.features), before)
     warm = _tail_per_symbol(before, base(cfg).history_bars)
-    runs = []
-    for carry in (False, True):
-        strategy = _counting(base, cfg, carry, champion)
-        sim = FillSimulator(FillSettings.from_config(cfg))
-        trader = Trader(cfg, [strategy], _BarTimeFeed(after), SimBroker(sim), SimClock(), cash=1e6)
-        trader.warm_up(warm)
-        runs.append((trader.run(), strategy))
-    (want, polars), (got, carried) = runs
+    polars, carried = (counting(base, cfg, carry, champion) for carry in (False, True))
+    _, want = run_bar_times(cfg, polars, after, warm)
+    _, got = run_bar_times(cfg, carried, after, warm)
     assert polars.advanced == 0
     assert carried.advanced == after["ts"].n_unique() - 1  # the first bar time starts the state
     cols = ["client_order_id", "symbol", "side", "qty", "decision_ts"]

@@ -42,32 +42,19 @@ class IntradayMeanReversion(RuleStrategy):
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
         frame, z = self.features(bars, session_rows, mean=reversion_mean(self.rules.window))
         self._decide(frame, z, frame["atr"].fill_null(0.0).to_numpy(), frame["mean"].to_numpy())
-        # A batch of one bar time is live's: the session's later bar times are taken by `advance` from
-        # state carried over, started here on the same bars.
-        ts = bars["ts"]
-        self._stream = None
-        names = [rule_feature(self.rules), "atr", *(self.champion.features if self.champion else [])]
-        quotes = "bid" in bars.columns  # the spread then comes from quotes, which a FeatureState has not
-        if ts[-session_rows] == ts[-1] and not quotes and FeatureState.supported(names):
-            self._stream = FeatureState(names, mean_window=self.rules.window)
-            self._stream.run(bars)
+        # live (a batch of one bar time): the session's later bar times are taken by `advance`
+        self._stream = FeatureState.start(
+            bars, session_rows, self.feature_names(), mean_window=self.rules.window
+        )
         return frame
 
     def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
-        stream = self._stream
-        if stream is None:
+        if self._stream is None:
             return None
-        self._symbol = symbols = bars["symbol"].to_list()
-        columns = {c: bars[c].to_numpy() for c in ("high", "low", "close", "volume")}
-        values = stream.step(int(bars["ts"].dt.epoch("ns")[0]), symbols, columns)
-        mean = values["mean"]
-        frame = pl.DataFrame([
-            bars["symbol"], bars["ts"],
-            *(pl.Series(name, values[name], nan_to_null=True) for name in stream.names),
-            pl.Series("close", columns["close"]), pl.Series("mean", mean, nan_to_null=True),
-        ])  # fmt: skip
+        values, frame = self._stream.frame(bars, "mean")
+        self._symbol = frame["symbol"].to_list()
         z, atr = values[rule_feature(self.rules)], values["atr"]
-        self._decide(frame, np.nan_to_num(z, nan=0.0), np.nan_to_num(atr, nan=0.0), mean)
+        self._decide(frame, np.nan_to_num(z, nan=0.0), np.nan_to_num(atr, nan=0.0), values["mean"])
         return frame
 
     def _decide(self, frame: pl.DataFrame, z: np.ndarray, atr: np.ndarray, mean: np.ndarray) -> None:

@@ -110,6 +110,34 @@ class FeatureState:
     def supported(cls, names: list[str]) -> bool:
         return all(parse_feature(n).kind in cls.KINDS for n in names)
 
+    @classmethod
+    def start(
+        cls, bars: pl.DataFrame, session_rows: int, names: list[str], **extras: int
+    ) -> FeatureState | None:
+        """The state a live strategy carries, started in `prepare` on a batch of one bar time (`bars`: its
+        history in front, then the batch's `session_rows` rows) by stepping through all of it: the
+        session's later bar times are then taken by `frame`, with the features a backtest of the session
+        computes (its history starts where this one does). None for a batch of several bar times (a
+        backtest's), bars with quotes (the spread is then the quoted one) or a feature not carried."""
+        ts = bars["ts"]
+        if ts[-session_rows] != ts[-1] or "bid" in bars.columns or not cls.supported(names):
+            return None
+        state = cls(names, **extras)
+        state.run(bars)
+        return state
+
+    def frame(self, bars: pl.DataFrame, extra: str) -> tuple[dict[str, np.ndarray], pl.DataFrame]:
+        """`step` on a batch of one bar time: the values, and the frame `RuleStrategy.features` gives on
+        it (symbol, ts, the features, close, then `extra`: "mean" or "vol"), nulls where NaN."""
+        columns = {c: bars[c].to_numpy() for c in ("high", "low", "close", "volume")}
+        values = self.step(int(bars["ts"].dt.epoch("ns")[0]), bars["symbol"].to_list(), columns)
+        frame = pl.DataFrame([
+            bars["symbol"], bars["ts"],
+            *(pl.Series(name, values[name], nan_to_null=True) for name in self.names),
+            pl.Series("close", columns["close"]), pl.Series(extra, values[extra], nan_to_null=True),
+        ])  # fmt: skip
+        return values, frame
+
     def _smoother(self, series: str, n: int, first: int, alpha: float) -> _Smoother:
         key = (series, n, first, alpha)
         s = self.smoothers.get(key)

@@ -62,38 +62,21 @@ class SwingTrendFollowing(RuleStrategy):
         for symbol, n in frame.group_by("symbol").len().iter_rows():
             self._seen[symbol] = self._seen.get(symbol, 0) + n
         self._decide(frame, strength, row.to_series().to_numpy())
-        # A batch of one bar time is live's: the session's later bar times are taken by `advance` from
-        # state carried over, started here on the same bars (the features of the session's bar times are
-        # then those of a backtest of the session, whose history starts where this one does).
-        ts = bars["ts"]
-        self._stream = None
-        names = self._names()
-        quotes = "bid" in bars.columns  # the spread then comes from quotes, which a FeatureState has not
-        if ts[-session_rows] == ts[-1] and not quotes and FeatureState.supported(names):
-            self._stream = FeatureState(names, vol_span=self.rules.vol_span)
-            self._stream.run(bars)
+        # live (a batch of one bar time): the session's later bar times are taken by `advance`
+        self._stream = FeatureState.start(
+            bars, session_rows, self.feature_names(), vol_span=self.rules.vol_span
+        )
         return frame
 
-    def _names(self) -> list[str]:
-        """The features `prepare` computes (besides "vol"): the rule's, ATR and the champion's."""
-        return [rule_feature(self.rules), "atr", *(self.champion.features if self.champion else [])]
-
     def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
-        stream = self._stream
-        if stream is None:
+        if self._stream is None:
             return None
-        self._symbol = symbols = bars["symbol"].to_list()
-        columns = {c: bars[c].to_numpy() for c in ("high", "low", "close", "volume")}
-        values = stream.step(int(bars["ts"].dt.epoch("ns")[0]), symbols, columns)
+        values, frame = self._stream.frame(bars, "vol")
+        self._symbol = symbols = frame["symbol"].to_list()
         seen = self._seen
         row = np.fromiter((seen.get(s, 0) for s in symbols), np.int64, len(symbols))
         for s in symbols:
             seen[s] = seen.get(s, 0) + 1
-        frame = pl.DataFrame([
-            bars["symbol"], bars["ts"],
-            *(pl.Series(name, values[name], nan_to_null=True) for name in stream.names),
-            pl.Series("close", columns["close"]), pl.Series("vol", values["vol"], nan_to_null=True),
-        ])  # fmt: skip
         self._decide(frame, np.nan_to_num(values[rule_feature(self.rules)], nan=0.0), row)
         return frame
 
