@@ -87,19 +87,19 @@ class FeatureState:
         self.count = np.zeros(0, np.int64)
         self.prev = np.empty((0, 3))  # each symbol's last high, low, close
         self.last_ns = -1
-        need = {"close": 2, "volume": 1, "ret1": 1, "spread": 1}  # widths of the windows kept
+        need = {"close": 1}  # the windows kept (series -> width): the closes, and what the features read
         self.smoothers: dict[tuple[str, int, int, float], _Smoother] = {}
         for s in self.specs:
             n = s.window
             if s.kind in ("zscore", "volume_zscore"):
                 key = "close" if s.kind == "zscore" else "volume"
-                need[key] = max(need[key], n)
+                need[key] = max(need.get(key, 1), n)
             elif s.kind == "ret":
                 need["close"] = max(need["close"], n + 1)
             elif s.kind == "rv":
-                need["ret1"] = max(need["ret1"], n)
+                need["ret1"] = max(need.get("ret1", 1), n)
             elif s.kind == "spread":
-                need["spread"] = max(need["spread"], n)
+                need["spread"] = max(need.get("spread", 1), n)
         if mean_window:
             need["close"] = max(need["close"], mean_window)
         self.windows = {key: _Window(w) for key, w in need.items()}
