@@ -74,6 +74,8 @@ _CLOSED = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 _EPS = 1e-9
 # REST look-ups for orders sent at t ask for orders created after t minus this (clocks may differ)
 REST_LOOKBACK_NS = NS_PER_MINUTE
+# `poll(settle_s=...)`: the stream is taken as done delivering after this long without a message
+STREAM_QUIET_S = 0.002
 
 
 def ns(t: datetime | str | None) -> int:
@@ -409,10 +411,13 @@ class AlpacaBroker:
         if seen.closed:
             self._open.pop(client_order_id, None)
 
-    def poll(self, now_ns: int, look_up: bool = True) -> list[OrderUpdate]:
-        """Stream updates received so far, then (`look_up`) REST's word on orders still open (what the
-        stream lost or has not delivered yet), each reported once, in time order."""
+    def poll(self, now_ns: int, look_up: bool = True, settle_s: float = 0.0) -> list[OrderUpdate]:
+        """Stream updates received so far (`settle_s`: and those the stream still delivers, see `_settle`),
+        then (`look_up`) REST's word on orders still open (what the stream lost or has not delivered
+        yet), each reported once, in time order."""
         out = self._held + self._drain()
+        if settle_s and self._thread is not None:
+            out += self._settle(settle_s)
         open_since = [self._sent_ns.get(c, 0) for c in self._open]
         if open_since and look_up:
             try:
@@ -446,6 +451,25 @@ class AlpacaBroker:
         # what happened after `now_ns` waits for the poll at or after its time (as a simulator reports)
         self._held = [u for u in out if u.ts_ns > now_ns]
         return [u for u in out if u.ts_ns <= now_ns]
+
+    def _settle(self, limit_s: float) -> list[OrderUpdate]:
+        """Stream updates arriving while orders are open, until none came for STREAM_QUIET_S or `limit_s`
+        has passed: after the local venue's clock moves, its fills are on the wire while the node asks
+        (the clock's answer races them), and what the stream delivers now the REST look-up need not ask."""
+        out: list[OrderUpdate] = []
+        deadline = time.perf_counter() + limit_s
+        while self._open:
+            wait = min(STREAM_QUIET_S, deadline - time.perf_counter())
+            if wait <= 0:
+                break
+            try:
+                u = self._inbox.get(timeout=wait)
+            except queue.Empty:
+                break
+            fresh = self._fresh(u)
+            if fresh is not None:
+                out.append(fresh)
+        return out
 
     def _drain(self) -> list[OrderUpdate]:
         out = []

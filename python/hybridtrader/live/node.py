@@ -93,6 +93,9 @@ log = logging.getLogger(__name__)
 # the 10 s exit budget closes the stream, the ops server and the journal)
 SHUTDOWN_WAIT_S = 5.0
 SHUTDOWN_FLATTENS = 3  # at most: a position the broker keeps refusing to close is not retried forever
+# `JournaledBroker.prepoll`: up to this long for the trading stream to deliver what the clock move filled
+# (what is still open then is asked of REST: a look-up of 10-20 ms with 50 symbols)
+PREPOLL_SETTLE_S = 0.02
 
 
 def run_cache_dir(journal: Path) -> Path:
@@ -284,7 +287,7 @@ class JournaledBroker:
         if self.replaying:
             return
         self.flush()
-        out = self.broker.poll(now_ns)
+        out = self.broker.poll(now_ns, settle_s=PREPOLL_SETTLE_S)
         self.journal.record_updates(out)
         self._early.extend(out)
         self._looked_up = now_ns
