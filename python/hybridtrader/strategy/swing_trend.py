@@ -61,7 +61,8 @@ class SwingTrendFollowing(RuleStrategy):
         )
         for symbol, n in frame.group_by("symbol").len().iter_rows():
             self._seen[symbol] = self._seen.get(symbol, 0) + n
-        self._decide(frame, strength, row.to_series().to_numpy())
+        vol, atr = (frame[c].fill_null(0.0).to_numpy() for c in ("vol", "atr"))
+        self._decide(frame, strength, row.to_series().to_numpy(), vol, atr)
         # live (a batch of one bar time): the session's later bar times are taken by `advance`
         self._stream = FeatureState.start(
             bars, session_rows, self.feature_names(), vol_span=self.rules.vol_span
@@ -77,17 +78,21 @@ class SwingTrendFollowing(RuleStrategy):
         row = np.fromiter((seen.get(s, 0) for s in symbols), np.int64, len(symbols))
         for s in symbols:
             seen[s] = seen.get(s, 0) + 1
-        self._decide(frame, np.nan_to_num(values[rule_feature(self.rules)], nan=0.0), row)
+        strength, vol, atr = (
+            np.nan_to_num(values[c], nan=0.0) for c in (rule_feature(self.rules), "vol", "atr")
+        )
+        self._decide(frame, strength, row, vol, atr)
         return frame
 
-    def _decide(self, frame: pl.DataFrame, strength: np.ndarray, row: np.ndarray) -> None:
-        """The batch's entries from its trend strengths (nulls as 0, which never make one) and each row's
-        index within its symbol in the run."""
-        vol = frame["vol"].fill_null(0.0).to_numpy()
+    def _decide(
+        self, frame: pl.DataFrame, strength: np.ndarray, row: np.ndarray, vol: np.ndarray, atr: np.ndarray
+    ) -> None:
+        """The batch's entries from its trend strengths, each row's index within its symbol in the run,
+        and its barrier volatility and ATR (nulls as 0, which never make an entry)."""
         events, side = trend_entries(strength, row, self.rules)
         self.take(events & (vol > 0), frame)
         self._side, self._trgt = side, vol * math.sqrt(self.rules.horizon_bars)
-        self._atr = frame["atr"].fill_null(0.0).to_numpy()
+        self._atr = atr
 
     def on_session_close(self, ctx: Context) -> None:
         # The next session's first bar time goes to `prepare` on the history, which starts the features
