@@ -2,14 +2,16 @@
 benches run the venue in a child process, as a broker is; the others in-process):
 
 - bar close to order sent: the seed's mean-reversion strategy on 50 symbols, 200 bar times (full; 10
-  symbols, 60 bar times quick), target p99 < 5 ms. Per order, from its bar time's bars in hand
+  symbols, 60 bar times quick), target p99 < 5 ms; and the two seed strategies together (the swing one's
+  features carried too: `strategy.streaming.FeatureState`). Per order, from its bar time's bars in hand
   (perf_counter) to: "decided" (the Trader is done with the bar time: the node's flush begins), "sent"
   (the request's bytes are in the kernel's send buffer of the order connection: `sendall` returned) and
   "answered" (its HTTP answer read); p50/p99 of each, and of decided -> sent (the journal commit and the
   write). Also the Trader's own CPU time per bar time (thread time of `run_batch`, the first bar time,
   which starts the strategies' features on the history, left out): on a busy machine the wall-clock
-  figures measure the load, this one the work. Peer: a bare alpaca-py `submit_order` round trip to the
-  same venue.
+  figures measure the load, this one the work; and the garbage collector's pauses inside those bar times
+  (the node freezes its start-up heap out of the collector when it goes live). Peer: a bare alpaca-py
+  `submit_order` round trip to the same venue.
 - a bar time of 50 orders: journal commit + `AlpacaBroker.submit_many` (pipelined, one write), from the
   start of the commit to each order sent / answered; peer: alpaca-py submitting the same 50 one after the
   other (what the node did before), to each answer (order k+1 leaves when order k is answered).
@@ -24,6 +26,7 @@ Quick by default; HYBRIDTRADER_BENCH=full for the sizes above.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import threading
 import time
@@ -101,8 +104,12 @@ def _pcts(name: str, values: Any) -> dict[str, float]:
     return {f"{name}_p50_ms": float(np.percentile(v, 50)), f"{name}_p99_ms": float(np.percentile(v, 99))}
 
 
-def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path) -> None:
-    cfg = _config()
+SEED_STRATEGIES = ["intraday_mean_reversion", "intraday_mean_reversion,swing_trend_following"]
+
+
+@pytest.mark.parametrize("strategies", SEED_STRATEGIES)
+def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path, strategies: str) -> None:
+    cfg = with_overrides(_config(), [f"live.strategies=[{strategies}]"])
     bar_times = 200 if FULL else 60
     with _venue_process(LATENCY_SYMBOLS, tmp_path) as (url, names):
         stop = threading.Event()
@@ -116,6 +123,16 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path) -> None:
         )
 
         cpu: list[float] = []
+        pauses: list[float] = []  # the garbage collector's, while the Trader runs a bar time (seconds)
+        started = [0.0]
+
+        def on_gc(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            elif in_bar_time[0]:
+                pauses.append(time.perf_counter() - started[0])
+
+        in_bar_time = [False]
 
         def run() -> LiveNode:
             node.start()
@@ -124,12 +141,18 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path) -> None:
             run_batch = trader.run_batch
 
             def timed(batch: Any) -> None:  # the Trader's CPU per bar time: a figure load hardly moves
+                in_bar_time[0] = True
                 t0 = time.thread_time()
                 run_batch(batch)
                 cpu.append(time.thread_time() - t0)
+                in_bar_time[0] = False
 
             trader.run_batch = timed  # type: ignore[method-assign]
-            node.run()
+            gc.callbacks.append(on_gc)
+            try:
+                node.run()
+            finally:
+                gc.callbacks.remove(on_gc)
             return node
 
         benchmark.pedantic(run, rounds=1, iterations=1)
@@ -145,10 +168,12 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path) -> None:
     assert sent.size > 0
     per_bar = np.unique(np.asarray(node.jbroker.timings)[:, 0], return_counts=True)[1]
     figures = {
-        "symbols": LATENCY_SYMBOLS, "orders": int(sent.size), "most_orders_in_a_bar_time": int(per_bar.max()),
+        "strategies": strategies, "symbols": LATENCY_SYMBOLS, "orders": int(sent.size),
+        "most_orders_in_a_bar_time": int(per_bar.max()),
         **_pcts("ours_sent", sent), **_pcts("ours_answered", answered), **_pcts("ours_decided", decided),
         **_pcts("ours_decided_to_sent", sent - decided), **_pcts("trader_cpu_per_bar_time", cpu[1:]),
         **_pcts("alpaca_py_submit", peer),
+        "gc_pauses_in_bar_times": len(pauses), "gc_longest_pause_ms": max(pauses, default=0.0) * 1e3,
     }  # fmt: skip
     benchmark.extra_info.update(figures)
     print(figures)

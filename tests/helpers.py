@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
+from typing import Any
 
 import polars as pl
+from hybridtrader.backtest.broker import SimBroker
+from hybridtrader.backtest.clock import SimClock
+from hybridtrader.backtest.feed import FrameFeed
+from hybridtrader.config import Config
+from hybridtrader.engine.events import BarBatch
+from hybridtrader.engine.trader import Trader, TraderResult
+from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.market.calendar import NEW_YORK
+from hybridtrader.strategy.model import Champion
+from hybridtrader.strategy.rules import RuleStrategy
 
 MIN = 60 * 10**9  # one minute in ns, written out (the tests' own reference, not the package's constant)
 UTC_NS = pl.Datetime("ns", "UTC")
@@ -14,3 +25,46 @@ UTC_NS = pl.Datetime("ns", "UTC")
 def ny(d: date, hh: int, mm: int, ss: int = 0) -> datetime:
     """An aware New York wall-clock time on day `d`."""
     return datetime(d.year, d.month, d.day, hh, mm, ss, tzinfo=NEW_YORK)
+
+
+class BarTimeFeed:
+    """Sessions' bars one bar time per batch, as a live node's feed gives them."""
+
+    def __init__(self, bars: pl.DataFrame) -> None:
+        self.inner = FrameFeed(bars)
+
+    def batches(self) -> Iterator[BarBatch]:
+        for batch in self.inner.batches():
+            for _, part in batch.bars.group_by("ts", maintain_order=True):
+                yield BarBatch(batch.session, part, batch.every_ns)
+
+
+def counting(base: type[RuleStrategy], config: Config, carry: bool, champion: Champion | None = None) -> Any:
+    """A seed strategy counting the batches `advance` took (`.advanced`). With `carry=False` it carries
+    nothing and keeps every bar since the warm-up as history, so the engine calls `prepare` on all of them
+    every bar time: the backtest's features (Polars over the session with the warm-up in front),
+    recomputed bar time by bar time."""
+
+    class Counting(base):  # type: ignore[valid-type, misc]
+        advanced = 0
+
+        def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
+            frame = super().advance(bars) if carry else None
+            self.advanced += frame is not None
+            return frame
+
+    strategy = Counting(config, champion)
+    if not carry:
+        strategy.history_bars = 10**6
+    return strategy
+
+
+def run_bar_times(
+    cfg: Config, strategy: Any, bars: pl.DataFrame, warm: pl.DataFrame
+) -> tuple[Trader, TraderResult]:
+    """A Trader on the simulator running `strategy` over `bars` one bar time per batch, warmed up on
+    `warm`."""
+    sim = FillSimulator(FillSettings.from_config(cfg))
+    trader = Trader(cfg, [strategy], BarTimeFeed(bars), SimBroker(sim), SimClock(), cash=1e6)
+    trader.warm_up(warm)
+    return trader, trader.run()

@@ -5,27 +5,21 @@ the history every bar time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
-import pytest
-from hybridtrader.backtest.broker import SimBroker
-from hybridtrader.backtest.clock import SimClock
+from helpers import counting, run_bar_times
 from hybridtrader.backtest.feed import FrameFeed
 from hybridtrader.config import Config, with_overrides
-from hybridtrader.engine.events import BarBatch
-from hybridtrader.engine.trader import Trader, _tail_per_symbol
-from hybridtrader.errors import StateError
-from hybridtrader.execution.fills import FillSettings, FillSimulator
+from hybridtrader.engine.trader import _tail_per_symbol
 from hybridtrader.market import calendar
 from hybridtrader.market.schema import BAR_SCHEMA
 from hybridtrader.market.synth import generate_market
 from hybridtrader.ml.labels import reversion_mean, rule_feature
 from hybridtrader.strategy.mean_reversion import IntradayMeanReversion
 from hybridtrader.strategy.rules import session_features
-from hybridtrader.strategy.streaming import MeanReversionFeatures
+from hybridtrader.strategy.streaming import FeatureState
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,12 +48,14 @@ def bar_frames(draw: st.DrawFn) -> tuple[pl.DataFrame, int]:
 
 
 def _streamed(bars: pl.DataFrame, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each bar's (zscore, mean, atr) from `MeanReversionFeatures`, bar time by bar time, in order."""
-    state = MeanReversionFeatures(window)
+    """Each bar's (zscore, mean, atr) from `FeatureState`, bar time by bar time, in order."""
+    z_name = f"zscore_{window}"
+    state = FeatureState([z_name, "atr"], mean_window=window)
     out = []
     for (t,), part in bars.group_by("ts", maintain_order=True):
-        h, lo, c = (part[k].to_numpy() for k in ("high", "low", "close"))
-        out.append(np.c_[state.step(int(t.timestamp() * 1e9), part["symbol"].to_list(), h, lo, c)])
+        cols = {k: part[k].to_numpy() for k in ("high", "low", "close", "volume")}
+        values = state.step(int(t.timestamp() * 1e9), part["symbol"].to_list(), cols)
+        out.append(np.c_[values[z_name], values["mean"], values["atr"]])
     return tuple(np.concatenate(out).T)  # type: ignore[return-value]
 
 
@@ -82,54 +78,6 @@ def test_streamed_features_equal_the_polars_features(case: tuple[pl.DataFrame, i
         np.testing.assert_allclose(mine[ok], want[ok], rtol=tol, atol=tol, err_msg=name)
 
 
-def test_bar_times_must_move_forward() -> None:
-    state = MeanReversionFeatures(3)
-    one = np.array([1.0])
-    state.step(5, ["A"], one, one, one)
-    with pytest.raises(StateError, match="not after"):
-        state.step(5, ["A"], one, one, one)
-
-
-class _Counting(IntradayMeanReversion):
-    """The seed strategy, counting the batches taken by `advance` from carried state. With
-    `carry=False` it carries none and keeps every bar since the warm-up as history, so the engine calls
-    `prepare` on all of them every bar time: the backtest's features (Polars over the session with the
-    warm-up in front), recomputed bar time by bar time."""
-
-    def __init__(self, config: Config, carry: bool) -> None:
-        super().__init__(config)
-        self.carry = carry
-        self.advanced = 0
-        if not carry:
-            self.history_bars = 10**6
-
-    def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
-        frame = super().advance(bars) if self.carry else None
-        self.advanced += frame is not None
-        return frame
-
-
-class _BarTimeFeed:
-    """Sessions' bars one bar time per batch, as a live node's feed gives them."""
-
-    def __init__(self, bars: pl.DataFrame) -> None:
-        self.inner = FrameFeed(bars)
-
-    def batches(self) -> Iterator[BarBatch]:
-        for batch in self.inner.batches():
-            for _, part in batch.bars.group_by("ts", maintain_order=True):
-                yield BarBatch(batch.session, part, batch.every_ns)
-
-
-def _run(cfg: Config, bars: pl.DataFrame, warm: pl.DataFrame, carry: bool) -> tuple[Trader, _Counting]:
-    strategy = _Counting(cfg, carry)
-    sim = FillSimulator(FillSettings.from_config(cfg))
-    trader = Trader(cfg, [strategy], _BarTimeFeed(bars), SimBroker(sim), SimClock(), cash=1e6)
-    trader.warm_up(warm)
-    trader.run()
-    return trader, strategy
-
-
 def test_carried_features_trade_as_the_backtest_features() -> None:
     cfg = with_overrides(Config(), ["execution.enable_toxic_time_filtering=false"])
     bars = generate_market(6, 2, seed=11, ticks=False, mean_reversion=0.3).bars_1m.sort("ts", "symbol")
@@ -138,12 +86,13 @@ def test_carried_features_trade_as_the_backtest_features() -> None:
     # both start from the history a live node warms up on: the strategy's history_bars bars of each symbol
     warm = _tail_per_symbol(before, IntradayMeanReversion(cfg).history_bars)
 
-    polars, p_strategy = _run(cfg, after, warm, carry=False)
-    carried, c_strategy = _run(cfg, after, warm, carry=True)
+    p_strategy = counting(IntradayMeanReversion, cfg, carry=False)
+    c_strategy = counting(IntradayMeanReversion, cfg, carry=True)
+    _, want = run_bar_times(cfg, p_strategy, after, warm)
+    carried, got = run_bar_times(cfg, c_strategy, after, warm)
 
     assert p_strategy.advanced == 0
     assert c_strategy.advanced == after["ts"].n_unique() - 1  # the first bar time starts the state
-    want, got = polars.result(), carried.result()
     cols = ["client_order_id", "symbol", "side", "qty", "decision_ts"]
     assert want.orders.height > 50
     assert got.orders.select(cols).equals(want.orders.select(cols))

@@ -74,11 +74,19 @@ _CLOSED = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 _EPS = 1e-9
 # REST look-ups for orders sent at t ask for orders created after t minus this (clocks may differ)
 REST_LOOKBACK_NS = NS_PER_MINUTE
+# `poll(settle_s=...)`: the stream is taken as done delivering after this long without a message
+STREAM_QUIET_S = 0.002
 
 
 def ns(t: datetime | str | None) -> int:
     """UTC epoch ns of an Alpaca timestamp (0 for None)."""
     return 0 if t is None else utc_ns(to_utc("timestamp", t))
+
+
+def update_order(u: OrderUpdate) -> tuple[int, int]:
+    """The sort key of updates reported together: time order, an order's acknowledgement before the fills
+    of its time."""
+    return u.ts_ns, 0 if u.kind == "accepted" else 1
 
 
 @dataclass
@@ -125,6 +133,7 @@ class AlpacaBroker:
         self._thread: threading.Thread | None = None
         self._inbox: queue.SimpleQueue[OrderUpdate] = queue.SimpleQueue()
         self._seen: dict[str, _Seen] = {}
+        self._open: dict[str, None] = {}  # the orders of `_seen` not closed (insertion-ordered set)
         self._ids: dict[str, str] = {}  # client order id -> broker order id
         self._sent_ns: dict[str, int] = {}  # client order id -> when it was sent (our clock)
         self.on_request = on_request  # (endpoint name, seconds) after each REST call, for metrics
@@ -230,6 +239,7 @@ class AlpacaBroker:
 
     def _expect(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
         self._seen[client_order_id] = _Seen(request.symbol, request.side, request.qty)
+        self._open[client_order_id] = None
         self._sent_ns[client_order_id] = ts_ns
 
     def _submit_client(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
@@ -319,6 +329,7 @@ class AlpacaBroker:
         symbol, side = (old.symbol, old.side) if old else ("", "")
         left = (old.qty - old.filled) if old else 0.0
         self._seen[new_client_order_id] = _Seen(symbol, side, qty if qty is not None else left)
+        self._open[new_client_order_id] = None
         self._sent_ns[new_client_order_id] = ts_ns
         req = ReplaceOrderRequest(
             qty=None if qty is None else int(qty),
@@ -387,19 +398,28 @@ class AlpacaBroker:
             seen.filled = u.filled_qty
             seen.notional += u.qty * u.price
             if u.kind == "fill":
-                seen.kinds.add("fill")
+                self._mark(u.client_order_id, seen, "fill")
             return u
         if u.kind in seen.kinds or seen.closed or (u.kind == "accepted" and seen.filled > 0):
             return None  # a repeat, or an ack after a fill (the fill already moved the order on)
-        seen.kinds.add(u.kind)
+        self._mark(u.client_order_id, seen, u.kind)
         return u
 
-    def poll(self, now_ns: int) -> list[OrderUpdate]:
-        """Stream updates received so far, then REST's word on orders still open (what the stream
-        lost), each reported once, in time order."""
+    def _mark(self, client_order_id: str, seen: _Seen, kind: str) -> None:
+        """`kind` reported about the order; a closing kind takes it out of the open orders."""
+        seen.kinds.add(kind)
+        if seen.closed:
+            self._open.pop(client_order_id, None)
+
+    def poll(self, now_ns: int, look_up: bool = True, settle_s: float = 0.0) -> list[OrderUpdate]:
+        """Stream updates received so far (`settle_s`: and those the stream still delivers, see `_settle`),
+        then (`look_up`) REST's word on orders still open (what the stream lost or has not delivered
+        yet), each reported once, in time order."""
         out = self._held + self._drain()
-        open_since = [self._sent_ns.get(c, 0) for c, s in self._seen.items() if not s.closed]
-        if open_since:
+        if settle_s and self._thread is not None:
+            out += self._settle(settle_s)
+        open_since = [self._sent_ns.get(c, 0) for c in self._open]
+        if open_since and look_up:
             try:
                 history = self.history(max(min(open_since) - REST_LOOKBACK_NS, 0))
             except (BrokerError, APIError, OSError) as e:  # the broker is unreachable now: ask next time
@@ -424,13 +444,32 @@ class AlpacaBroker:
                             reason="never reached the broker",
                         )
                     )
-                    seen.kinds.add("rejected")
+                    self._mark(cid, seen, "rejected")
                 self._unconfirmed.clear()
             out.extend(self._drain())
-        out.sort(key=lambda u: (u.ts_ns, 0 if u.kind == "accepted" else 1))
+        out.sort(key=update_order)
         # what happened after `now_ns` waits for the poll at or after its time (as a simulator reports)
         self._held = [u for u in out if u.ts_ns > now_ns]
         return [u for u in out if u.ts_ns <= now_ns]
+
+    def _settle(self, limit_s: float) -> list[OrderUpdate]:
+        """Stream updates arriving while orders are open, until none came for STREAM_QUIET_S or `limit_s`
+        has passed: after the local venue's clock moves, its fills are on the wire while the node asks
+        (the clock's answer races them), and what the stream delivers now the REST look-up need not ask."""
+        out: list[OrderUpdate] = []
+        deadline = time.perf_counter() + limit_s
+        while self._open:
+            wait = min(STREAM_QUIET_S, deadline - time.perf_counter())
+            if wait <= 0:
+                break
+            try:
+                u = self._inbox.get(timeout=wait)
+            except queue.Empty:
+                break
+            fresh = self._fresh(u)
+            if fresh is not None:
+                out.append(fresh)
+        return out
 
     def _drain(self) -> list[OrderUpdate]:
         out = []
@@ -493,7 +532,7 @@ class AlpacaBroker:
                             reason=reason,
                         )
                     )
-        out.sort(key=lambda u: (u.ts_ns, 0 if u.kind == "accepted" else 1))
+        out.sort(key=update_order)
         return out
 
     # ------------------------------------------------------------------------- account (reconcile)
@@ -550,13 +589,15 @@ class AlpacaBroker:
         return None  # the exchange matches
 
     def has_open_orders(self) -> bool:
-        return any(not s.closed for s in self._seen.values())
+        return bool(self._open)
 
     def adopt(self, requests: dict[str, tuple[OrderRequest, int]], updates: Iterable[OrderUpdate]) -> None:
         """Know orders sent before a restart (client order id -> (request, sent ns)) and what was
         reported about them (`updates`), so that none of it is reported again."""
         for cid, (r, sent) in requests.items():
-            self._seen.setdefault(cid, _Seen(r.symbol, r.side, r.qty))
+            if cid not in self._seen:
+                self._seen[cid] = _Seen(r.symbol, r.side, r.qty)
+                self._open[cid] = None
             self._sent_ns.setdefault(cid, sent)
         for u in updates:
             self._fresh(u)

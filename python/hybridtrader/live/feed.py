@@ -28,7 +28,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -256,6 +256,9 @@ class ReplayFeed:
         self.error = ""  # the last failed fetch
         self._wall0: float | None = None
         self._paced = 0  # bar times traded since _wall0
+        # called with the new time once the clock has moved for a bar time to be traded, before its bars
+        # are fetched (the node takes the broker's updates then: `JournaledBroker.prepoll`)
+        self.on_clock: Callable[[int], None] | None = None
 
     def bar_times(self, session: date) -> range:
         open_dt, close_dt = session_bounds(session)
@@ -311,6 +314,8 @@ class ReplayFeed:
                 if self.stop.is_set():
                     return
                 self.clock.advance_to(close)
+                if self.on_clock is not None:
+                    self.on_clock(close)
                 bars = self._bars(t, t)
                 if bars.height:
                     self.last_data_ns = close

@@ -41,6 +41,7 @@ flatten if live.flatten_on_exit, flush the journal, return.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -70,7 +71,7 @@ from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.rate_limiter import RateLimiter, RateLimitError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import SESSION_MINUTES
-from hybridtrader.live.broker import AlpacaBroker
+from hybridtrader.live.broker import AlpacaBroker, update_order
 from hybridtrader.live.champion import LiveModels, history, sessions_ending
 from hybridtrader.live.champion import Progress as TrainingProgress
 from hybridtrader.live.feed import ReplayFeed, StreamFeed, VenueClock, WallClock
@@ -92,6 +93,9 @@ log = logging.getLogger(__name__)
 # the 10 s exit budget closes the stream, the ops server and the journal)
 SHUTDOWN_WAIT_S = 5.0
 SHUTDOWN_FLATTENS = 3  # at most: a position the broker keeps refusing to close is not retried forever
+# `JournaledBroker.prepoll`: up to this long for the trading stream to deliver what the clock move filled
+# (what is still open then is asked of REST: a look-up of 10-20 ms with 50 symbols)
+PREPOLL_SETTLE_S = 0.02
 
 
 def run_cache_dir(journal: Path) -> Path:
@@ -153,6 +157,8 @@ class JournaledBroker:
         self._reported: list[OrderUpdate] = []
         self._asked: set[tuple[str, str]] = set()  # (client order id, "canceled"/"replaced") requested
         self.orders: dict[str, Order] = {}  # the Trader's orders (set once it exists): what is journaled
+        self._early: list[OrderUpdate] = []  # taken by `prepoll`, for the Trader's next poll
+        self._looked_up = -1  # the time of a `prepoll` not followed by a poll yet (its look-up stands)
 
     def submit(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
         self._submitted[client_order_id] = (request, ts_ns)
@@ -264,9 +270,27 @@ class JournaledBroker:
                 self._history = [u for u in self._history if id(u) not in done]
                 self._reported.extend(out)
             return out
-        out = self.broker.poll(now_ns)
+        out = self.broker.poll(now_ns, look_up=now_ns != self._looked_up)
+        self._looked_up = -1
         self.journal.record_updates(out)
+        if self._early:
+            out = sorted([*self._early, *out], key=update_order)
+            self._early = []
         return out
+
+    def prepoll(self, now_ns: int) -> None:
+        """Lockstep, the clock just moved to `now_ns`: the broker's updates until then, taken before the bar
+        time's bars are fetched and handed to the Trader at its poll at `now_ns`. Nothing happens at the
+        broker in between (no clock move, no order), so that poll only drains the stream: the REST look-up
+        for what the stream has not delivered yet (it races the clock's answer) or lost is then off the
+        path from the bars to the orders."""
+        if self.replaying:
+            return
+        self.flush()
+        out = self.broker.poll(now_ns, settle_s=PREPOLL_SETTLE_S)
+        self.journal.record_updates(out)
+        self._early.extend(out)
+        self._looked_up = now_ns
 
     def go_live(self) -> None:
         """The replay is over: the AlpacaBroker learns the orders sent before and what was reported."""
@@ -515,11 +539,13 @@ class LiveNode:
             universe=self.universe,
         )
         self.jbroker.orders = self.trader.orders
+        if isinstance(self.feed, ReplayFeed):
+            self.feed.on_clock = self._on_clock
         if isinstance(self.feed, StreamFeed):
             self._resume(rec)
             self._warm_up()
             self.feed.start()
-            self.ready = True
+            self._go_live()
         return rec
 
     def _warm_up(self) -> None:
@@ -577,7 +603,7 @@ class LiveNode:
             jb.replaying = self.feed.replaying
             if not jb.replaying and not self.ready:
                 jb.go_live()
-                self.ready = True
+                self._go_live()
             close = batch.bars["ts"].max() if batch.bars.height else None
             self._swap_models(batch)
             jb.batch_t0 = time.perf_counter()
@@ -602,7 +628,7 @@ class LiveNode:
                 break
         if not self.ready:  # everything was replay (a restart after the run's end)
             jb.go_live()
-            self.ready = True
+            self._go_live()
         if self.stop.is_set():
             self._shutdown()
         else:
@@ -610,6 +636,14 @@ class LiveNode:
             if session is not None:
                 self._after_close(session)
         return self._summary()
+
+    def _go_live(self) -> None:
+        """Ready to trade. What start-up made (imports, history, the replay's state: hundreds of thousands
+        of objects) is frozen out of the garbage collector's generations: a full collection during trading
+        would otherwise scan all of it (100-200 ms, inside a bar time); it then scans what trading made."""
+        gc.collect()
+        gc.freeze()
+        self.ready = True
 
     def _before_open(self, session: date) -> None:
         """Before a session: the universe's daily bars up to the previous session (replays too: the
@@ -694,6 +728,10 @@ class LiveNode:
             )
         if session != self.sessions[-1]:  # the run's last close ends it: nothing would trade a new model
             self.models.after_close(session, self.symbols, self.endpoints.data_url, trader.now_ns)
+
+    def _on_clock(self, now_ns: int) -> None:
+        if self.ready:  # live, past the replay: the broker knows the orders sent before (`go_live`)
+            self.jbroker.prepoll(now_ns)
 
     # ------------------------------------------------------------------------------------ checks
     def _daily_report(self, session: date, held: dict[str, float]) -> None:
@@ -855,6 +893,7 @@ class LiveNode:
             trader.flatten_all("shutdown" if at == bar_close else "shutdown: fills after the cancel")
 
     def close(self) -> None:
+        gc.unfreeze()  # what `_go_live` froze is collectable again once the node is done
         if isinstance(self.feed, StreamFeed):
             self.feed.close()
         self.models.close()

@@ -20,7 +20,7 @@ from hybridtrader.engine.strategy import Context
 from hybridtrader.ml.labels import mean_reversion_entries, reversion_mean, reverted, rule_feature
 from hybridtrader.strategy.model import Champion
 from hybridtrader.strategy.rules import RuleStrategy
-from hybridtrader.strategy.streaming import MeanReversionFeatures
+from hybridtrader.strategy.streaming import FeatureState
 
 
 class IntradayMeanReversion(RuleStrategy):
@@ -34,7 +34,7 @@ class IntradayMeanReversion(RuleStrategy):
         # mean exactly; Wilder's ATR has forgotten all but (13/14)^140 < 0.1% of its start)
         self.history_bars = 10 * max(self.rules.window, 14)
         self._open = {}  # symbol -> (side, target, bars left)
-        self._stream: MeanReversionFeatures | None = None  # live: the rule's features carried over
+        self._stream: FeatureState | None = None  # live: the features carried over (see `prepare`)
 
     def rule_config(self) -> MeanReversionLabelConfig:
         return self.config.ml_training.labels.mean_reversion
@@ -42,29 +42,19 @@ class IntradayMeanReversion(RuleStrategy):
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
         frame, z = self.features(bars, session_rows, mean=reversion_mean(self.rules.window))
         self._decide(frame, z, frame["atr"].fill_null(0.0).to_numpy(), frame["mean"].to_numpy())
-        # A batch of one bar time is live's: the session's later bar times are taken by `advance` from
-        # state carried over, started here on the same bars (rules only: a champion's features come from
-        # Polars).
-        ts = bars["ts"]
-        self._stream = None
-        if self.champion is None and ts[-session_rows] == ts[-1]:
-            self._stream = MeanReversionFeatures(self.rules.window)
-            self._stream.run(bars)
+        # live (a batch of one bar time): the session's later bar times are taken by `advance`
+        self._stream = FeatureState.start(
+            bars, session_rows, self.feature_names(), mean_window=self.rules.window
+        )
         return frame
 
     def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
-        stream = self._stream
-        if stream is None or self.champion is not None:
+        if self._stream is None:
             return None
-        self._symbol = symbols = bars["symbol"].to_list()
-        high, low, close = (bars[c].to_numpy() for c in ("high", "low", "close"))
-        z, mean, atr = stream.step(int(bars["ts"].dt.epoch("ns")[0]), symbols, high, low, close)
-        frame = pl.DataFrame([
-            bars["symbol"], bars["ts"], pl.Series(rule_feature(self.rules), z, nan_to_null=True),
-            pl.Series("atr", atr, nan_to_null=True), pl.Series("close", close),
-            pl.Series("mean", mean, nan_to_null=True),
-        ])  # fmt: skip
-        self._decide(frame, np.nan_to_num(z, nan=0.0), np.nan_to_num(atr, nan=0.0), mean)
+        values, frame = self._stream.frame(bars, "mean")
+        self._symbol = frame["symbol"].to_list()
+        z, atr = values[rule_feature(self.rules)], values["atr"]
+        self._decide(frame, np.nan_to_num(z, nan=0.0), np.nan_to_num(atr, nan=0.0), values["mean"])
         return frame
 
     def _decide(self, frame: pl.DataFrame, z: np.ndarray, atr: np.ndarray, mean: np.ndarray) -> None:

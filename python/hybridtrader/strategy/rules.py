@@ -99,14 +99,17 @@ class RuleStrategy(Strategy):
             "rules": self.rules.model_dump(),
         }
 
+    def feature_names(self) -> list[str]:
+        """The features `features` computes (besides `extra`): the rule's, ATR and the model's."""
+        return [rule_feature(self.rules), "atr", *(self.champion.features if self.champion else [])]
+
     def features(
         self, bars: pl.DataFrame, session_rows: int, **extra: pl.Expr
     ) -> tuple[pl.DataFrame, np.ndarray]:
         """The batch's rows with the rule's feature, ATR, the model's features and `extra`; and the rule
         feature's values (warm-up nulls as 0, which never make an event)."""
         rule = rule_feature(self.rules)
-        names = [rule, "atr", *(self.champion.features if self.champion else [])]
-        frame = session_features(bars, names, session_rows, **extra)
+        frame = session_features(bars, self.feature_names(), session_rows, **extra)
         self._symbol = frame["symbol"].to_list()
         return frame, frame[rule].fill_null(0.0).to_numpy()
 
