@@ -21,18 +21,21 @@ as the window frees room, in decision order, while the answers of those in fligh
 all journaled before the first left, so a crash while they wait leaves intents that reconciliation
 finds unsent, and the node re-decides them.
 
-Plain sockets: HTTP(S)_PROXY settings, which requests would honour, are not used.
+Proxies: the HTTP(S)_PROXY / NO_PROXY settings requests honours (alpaca-py's path) apply here too; the
+connection is a CONNECT tunnel through the proxy (RFC 9110 §9.3.6), with TLS to the broker inside it.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import select
 import socket
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import orjson
 
@@ -68,6 +71,53 @@ def order_body(client_order_id: str, r: OrderRequest) -> bytes:
     return orjson.dumps(fields)
 
 
+@dataclass(frozen=True)
+class Proxy:
+    """An HTTP proxy to tunnel through: address and the Proxy-Authorization value (b"" for none)."""
+
+    host: str
+    port: int
+    auth: bytes = b""
+
+    def __repr__(self) -> str:  # its credentials stay out of logs and errors
+        return f"Proxy({self.host}:{self.port})"
+
+
+def proxy_for(scheme: str, host: str) -> Proxy | None:
+    """The proxy requests would use for `scheme://host`: HTTPS_PROXY / HTTP_PROXY (either case), unless
+    NO_PROXY names the host."""
+    url = getproxies().get(scheme)
+    if not url or proxy_bypass(host):
+        return None
+    p = urlsplit(url if "://" in url else f"http://{url}")
+    auth = b""
+    if p.username is not None:
+        pair = f"{unquote(p.username)}:{unquote(p.password or '')}".encode()
+        auth = b"Basic " + base64.b64encode(pair)
+    return Proxy(p.hostname or "localhost", p.port or 8080, auth)
+
+
+def tunnel(proxy: Proxy, host: str, port: int, timeout_s: float) -> socket.socket:
+    """A connection to `host:port` through `proxy` (HTTP CONNECT). Raises OSError naming the proxy and its
+    status line when it refuses."""
+    sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout_s)
+    request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
+    if proxy.auth:
+        request += b"Proxy-Authorization: " + proxy.auth + b"\r\n"
+    sock.sendall(request + b"\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:  # a 2xx answer to CONNECT has no body: the tunnel follows the head
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    status = head.split(b"\r\n", 1)[0].decode("latin-1")
+    if not status.startswith("HTTP/1.") or status[9:10] != "2" or not head.endswith(b"\r\n\r\n"):
+        sock.close()
+        raise OSError(f"proxy {proxy.host}:{proxy.port} refused the tunnel to {host}:{port}: {status!r}")
+    return sock
+
+
 class OrderPipe:
     """Orders to `trading_url` (`http(s)://host[:port][/base]`) with the account's keys; `submit` sends a
     batch and returns each order's `Answer`."""
@@ -79,6 +129,7 @@ class OrderPipe:
         self.host = url.hostname or "localhost"
         self.tls = url.scheme == "https"
         self.port = url.port or (443 if self.tls else 80)
+        self.proxy = proxy_for(url.scheme, self.host)
         self.limiter, self.timeout_s = limiter, timeout_s
         host = self.host if url.port is None else f"{self.host}:{url.port}"
         self._head = (
@@ -89,8 +140,9 @@ class OrderPipe:
         self._sock: socket.socket | None = None
         self._buf = bytearray()
 
-    def __repr__(self) -> str:  # the keys stay out of logs and errors
-        return f"OrderPipe({'https' if self.tls else 'http'}://{self.host}:{self.port})"
+    def __repr__(self) -> str:  # the keys (and the proxy's) stay out of logs and errors
+        via = "" if self.proxy is None else f" via {self.proxy!r}"
+        return f"OrderPipe({'https' if self.tls else 'http'}://{self.host}:{self.port}{via})"
 
     def open(self) -> None:
         """Connect now (TCP, and TLS for https) unless connected: the first bar time then pays no
@@ -100,7 +152,10 @@ class OrderPipe:
             if not readable:
                 return
             self.close()  # readable while idle: the server closed it (or broke the protocol)
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+        if self.proxy is None:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
+        else:
+            sock = tunnel(self.proxy, self.host, self.port, self.timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls:
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
