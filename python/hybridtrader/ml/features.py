@@ -54,11 +54,23 @@ _NAME = re.compile(r"^([a-z_]+?)(?:_(\d+))?$")
 # pass per expression, and the values are the same.
 Stages = dict[int, dict[str, pl.Expr]]
 ROW = "_i"  # column: row number within the symbol
+GROUP = "_g"  # column: the symbol's run number (0, 1, ...), ascending and flagged sorted
 
 
 def per_symbol(x: pl.Expr) -> pl.Expr:
-    """`x` evaluated on each symbol's rows alone (its windows and recursions restart per symbol)."""
-    return x.over("symbol")
+    """`x` evaluated on each symbol's rows alone (its windows and recursions restart per symbol).
+
+    Partitioned by the sorted integer run number, not the symbol string: the same groups on rows in
+    (symbol, ts) order, and Polars takes contiguous slices of a sorted key instead of hashing every row
+    (a per-symbol EWM costs about a fifth of what it costs grouped by the string)."""
+    return x.over(GROUP)
+
+
+def symbol_runs() -> pl.Expr:
+    """Run number of each row's symbol on rows in (symbol, ts) order: 0 for the first symbol, +1 at each
+    change of symbol (elementwise)."""
+    changed = (pl.col("symbol") != pl.col("symbol").shift(1)).fill_null(False)
+    return changed.cast(pl.UInt32).cum_sum().set_sorted()
 
 
 def row_in_symbol() -> pl.Expr:
@@ -174,27 +186,34 @@ def _trend_strength(n: int) -> Stages:
     }
 
 
-def corwin_schultz() -> pl.Expr:
-    """Two-bar Corwin-Schultz spread estimate (a share of price) for the pair (t-1, t)."""
-    hl = (pl.col("high") / pl.col("low")).log() ** 2
-    beta = hl + lag(hl)
+def corwin_schultz() -> Stages:
+    """Two-bar Corwin-Schultz spread estimate (a share of price) for the pair (t-1, t): column
+    `_rel_spread` at level 3. Every reused term is its own column (squared log range, beta and gamma,
+    exp(alpha)): written as one expression Polars evaluated them several times over (about 2.5x the work)."""
+    hl, beta, gamma, e_alpha = pl.col("_hl"), pl.col("_cs_beta"), pl.col("_cs_gamma"), pl.col("_cs_ealpha")
     hi2 = pl.max_horizontal(pl.col("high"), lag(pl.col("high")))
     lo2 = pl.min_horizontal(pl.col("low"), lag(pl.col("low")))
-    gamma = (hi2 / lo2).log() ** 2
     # Times 1/k, not divided by k: Polars divides a column by a literal sometimes exactly, sometimes through
     # the reciprocal (the same rows differed in the last bit between two frames); a product is one rounding.
     inv_k = 1.0 / (3.0 - 2.0 * math.sqrt(2.0))
     alpha = ((2.0 * beta).sqrt() - beta.sqrt()) * inv_k - (gamma * inv_k).sqrt()
-    s = 2.0 * (alpha.exp() - 1.0) / (1.0 + alpha.exp())
-    return pl.when(beta.is_null()).then(None).otherwise(s.clip(lower_bound=0.0))
+    s = 2.0 * (e_alpha - 1.0) / (1.0 + e_alpha)
+    return {
+        0: {"_hl": (pl.col("high") / pl.col("low")).log() ** 2},
+        1: {"_cs_beta": hl + lag(hl), "_cs_gamma": (hi2 / lo2).log() ** 2},
+        2: {"_cs_ealpha": alpha.exp()},
+        3: {"_rel_spread": pl.when(beta.is_null()).then(None).otherwise(s.clip(lower_bound=0.0))},
+    }
 
 
 def _spread(n: int, has_quotes: bool) -> Stages:
     if has_quotes:
         rel = (pl.col("ask") - pl.col("bid")) / ((pl.col("ask") + pl.col("bid")) / 2.0)
+        stages: Stages = {1: {"_rel_spread": rel}}
     else:
-        rel = corwin_schultz()
-    return {1: {"_rel_spread": rel}, 2: {"": per_symbol(1e4 * pl.col("_rel_spread").rolling_mean(n))}}
+        stages = corwin_schultz()
+    level = max(stages) + 1
+    return {**stages, level: {"": per_symbol(1e4 * pl.col("_rel_spread").rolling_mean(n))}}
 
 
 def _one(expr: pl.Expr) -> Stages:
@@ -305,7 +324,7 @@ def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
         for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
             for name, expr in exprs.items():
                 stages.setdefault(level, {})[name or spec.name] = expr
-    lf = frame.lazy().with_columns(row_in_symbol().alias(ROW))
+    lf = frame.lazy().with_columns(row_in_symbol().alias(ROW), symbol_runs().alias(GROUP))
     for level in sorted(stages):
         lf = lf.with_columns(e.alias(n) for n, e in stages[level].items())
     return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).collect()
