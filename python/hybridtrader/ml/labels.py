@@ -37,7 +37,16 @@ import polars as pl
 from hybridtrader.config import MeanReversionLabelConfig, TripleBarrierLabelConfig
 from hybridtrader.market.timeconv import NS_PER_DAY
 from hybridtrader.ml.costs import CostModel
-from hybridtrader.ml.features import compute_features, log_return, normalise_bars, out_of_order
+from hybridtrader.ml.features import (
+    GROUP,
+    compute_features,
+    log_return,
+    normalise_bars,
+    out_of_order,
+    per_symbol,
+    row_in_symbol,
+    symbol_runs,
+)
 
 NY = "America/New_York"
 _CHUNK = 65_536  # events per forward-path scan: bounds memory at CHUNK x BLOCK floats
@@ -65,8 +74,9 @@ def session_of(ts: pl.Series) -> pl.Series:
 
 
 def _prepared(bars: pl.DataFrame, confine_to_session: bool) -> pl.DataFrame:
-    """Bars sorted by (symbol, ts) with a `group` id: the trade may not leave its group."""
-    frame = normalise_bars(bars)
+    """Bars sorted by (symbol, ts) with a `group` id (the trade may not leave its group) and the symbols'
+    run numbers (`features.GROUP`, the key of `features.per_symbol`)."""
+    frame = normalise_bars(bars).with_columns(symbol_runs().alias(GROUP))
     keys = ["symbol"]
     if confine_to_session and is_intraday(frame):
         frame = frame.with_columns(_session=session_of(frame["ts"]))
@@ -258,7 +268,7 @@ def mean_reversion_labels(
 ) -> pl.DataFrame:
     """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused)."""
     frame = _prepared(bars, confine_to_session=True).with_columns(
-        _mean=pl.col("close").rolling_mean(cfg.window).over("symbol")
+        _mean=per_symbol(pl.col("close").rolling_mean(cfg.window))
     )
     z = _rule_values(frame, rule_feature(cfg), features)
     entry, sides = mean_reversion_entries(z, cfg)
@@ -285,7 +295,7 @@ def triple_barrier_labels(
     )
     strength = _rule_values(frame, rule_feature(cfg), features)
     vol = frame["_vol"].fill_null(0.0).to_numpy()
-    row = frame.select(pl.int_range(pl.len()).over("symbol")).to_series().to_numpy()
+    row = frame.select(row_in_symbol()).to_series().to_numpy()
     entry, sides = trend_entries(strength, row, cfg)
     events = _with_forward_room(frame, entry & (vol > 0.0))
     side = sides[events]

@@ -145,6 +145,24 @@ class Prepared:
     neutral: bool
     pnl_price: str
     intraday: bool
+    times: np.ndarray  # sorted distinct bar times, int64 ns
+
+
+@dataclass(frozen=True)
+class InputBars:
+    """An input frame's normalised bars and what every training on them reads from all their rows."""
+
+    bars: pl.DataFrame  # normalised: (symbol, ts) order, ts in ns UTC
+    dhash: str
+    intraday: bool
+    times: np.ndarray  # sorted distinct bar times, int64 ns
+    n_symbols: int
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> InputBars:
+        bars = normalise_bars(frame)
+        times = bars["ts"].dt.epoch("ns").unique().sort().to_numpy()
+        return cls(bars, data_hash(bars), is_intraday(bars), times, bars["symbol"].n_unique())
 
 
 @dataclass(frozen=True)
@@ -239,9 +257,9 @@ class MLPipeline:
         self._alerts = alert_manager
         self._registry: ModelRegistry | None = None
         self._costs: tuple[tuple[str, bytes], CostModel] | None = None
-        # The last input frame (held, so it is that very object), its normalised bars and content hash:
+        # The last input frame (held, so it is that very object) and what is read from all its bars:
         # training the next strategy on the same frame reuses them instead of re-reading every bar.
-        self._input: tuple[pl.DataFrame, pl.DataFrame, str] | None = None
+        self._input: tuple[pl.DataFrame, InputBars] | None = None
 
     # ------------------------------------------------------------------------------ collaborators
     @property
@@ -495,15 +513,15 @@ class MLPipeline:
         if not names:
             raise DataError(f"strategies.{strategy}.ml_model.features is empty")
         if self._input is None or self._input[0] is not historical_data:
-            normalised = normalise_bars(historical_data)
-            self._input = (historical_data, normalised, data_hash(normalised))
-        bars, dhash = self._input[1], self._input[2]
+            self._input = (historical_data, InputBars.of(historical_data))
+        given = self._input[1]
+        bars, dhash = given.bars, given.dhash
         report("features", 0, 1)
         # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
         shared = self.feature_store.get(bars, self._shared_features(names), dhash)
         report("features", 1, 1)
         costs = self._cost_model_for(bars, dhash)
-        n_symbols = bars["symbol"].n_unique()
+        n_symbols = given.n_symbols
         label_kind = mcfg.label or DEFAULT_LABELS.get(strategy)
         wanted = mcfg.market_neutral if mcfg.market_neutral is not None else label_kind == "triple_barrier"
         neutral = wanted and n_symbols > 1
@@ -511,8 +529,9 @@ class MLPipeline:
         if neutral:
             bars = basket_relative(bars, pnl_price)
         return Prepared(
-            strategy, names, bars, shared, dhash, costs, n_symbols, neutral, pnl_price, is_intraday(bars)
-        )
+            strategy, names, bars, shared, dhash, costs, n_symbols, neutral, pnl_price, given.intraday,
+            given.times,
+        )  # fmt: skip
 
     # --------------------------------------------------------------------------- stage 2: label
     def _label(self, prep: Prepared) -> Samples:
@@ -531,7 +550,7 @@ class MLPipeline:
             y=samples["label"].to_numpy().astype(np.int32),
             t0=samples["t0"].dt.epoch("ns").to_numpy(),
             t1=samples["t1"].dt.epoch("ns").to_numpy(),
-            times=prep.bars["ts"].dt.epoch("ns").unique().sort().to_numpy(),
+            times=prep.times,
         )
 
     # --------------------------------------------------------------------------- stage 3: folds
