@@ -85,3 +85,45 @@ def test_reference_is_not_trivially_equal(monkeypatch: pytest.MonkeyPatch) -> No
         merged = compute_features(together, ["zscore_3", "rsi_3"])
     assert grouped.head(40).equals(merged.head(40))
     assert not grouped.tail(40).equals(merged.tail(40))
+
+
+def one_expression_forms(bars: pl.DataFrame, n: int) -> pl.DataFrame:
+    """zscore_n, volume_zscore_n and spread_n (Corwin-Schultz) each written as the single expression they
+    were before their reused terms became columns, per symbol by the symbol string."""
+
+    def lag(x: pl.Expr) -> pl.Expr:
+        return pl.when(pl.col("symbol") == pl.col("symbol").shift(1)).then(x.shift(1))
+
+    def finite(x: pl.Expr) -> pl.Expr:
+        return pl.when(x.is_finite()).then(x).otherwise(None)
+
+    def zscore(x: pl.Expr) -> pl.Expr:
+        return finite((x - x.rolling_mean(n)) / x.rolling_std(n)).over("symbol")
+
+    hl = (pl.col("high") / pl.col("low")).log() ** 2
+    beta = hl + lag(hl)
+    hi2 = pl.max_horizontal("high", lag(pl.col("high")))
+    gamma = (hi2 / pl.min_horizontal("low", lag(pl.col("low")))).log() ** 2
+    inv_k = 1.0 / (3.0 - 2.0 * np.sqrt(2.0))
+    alpha = ((2.0 * beta).sqrt() - beta.sqrt()) * inv_k - (gamma * inv_k).sqrt()
+    s = 2.0 * (alpha.exp() - 1.0) / (1.0 + alpha.exp())
+    rel = pl.when(beta.is_null()).then(None).otherwise(s.clip(lower_bound=0.0))
+    return bars.sort("symbol", "ts").select(
+        "symbol",
+        "ts",
+        zscore(pl.col("close")).alias(f"zscore_{n}"),
+        zscore(pl.col("volume").cast(pl.Float64)).alias(f"volume_zscore_{n}"),
+        (1e4 * rel.rolling_mean(n)).over("symbol").alias(f"spread_{n}"),
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=4),
+    st.integers(0, 2**16),
+    st.integers(2, 6),
+)
+def test_reused_terms_as_columns_equal_one_expression_forms(lengths: list[int], seed: int, n: int) -> None:
+    bars = pl.concat([symbol_bars(f"S{i}", k, seed + i, quotes=False) for i, k in enumerate(lengths)])
+    names = [f"zscore_{n}", f"volume_zscore_{n}", f"spread_{n}"]
+    assert_frame_equal(compute_features(bars, names), one_expression_forms(bars, n), check_exact=True)

@@ -120,8 +120,13 @@ def _finite(x: pl.Expr) -> pl.Expr:
     return pl.when(x.is_finite()).then(x).otherwise(None)
 
 
-def zscore(x: pl.Expr, n: int) -> pl.Expr:
-    return per_symbol(_finite((x - x.rolling_mean(n)) / x.rolling_std(n)))
+def zscore(x: pl.Expr, key: str, n: int) -> Stages:
+    """(x - SMA_n) / std_n per symbol; the ratio is a column (`key` names it) before `_finite` reads it
+    twice: inside a per-symbol window the two reads were two evaluations of both rolling windows."""
+    return {
+        1: {f"_z_{key}{n}": per_symbol((x - x.rolling_mean(n)) / x.rolling_std(n))},
+        2: {"": _finite(pl.col(f"_z_{key}{n}"))},
+    }
 
 
 def log_return(n: int) -> pl.Expr:
@@ -228,8 +233,8 @@ class _Kind:
 
 
 _KINDS: dict[str, _Kind] = {
-    "zscore": _Kind(20, lambda n, q: _one(zscore(pl.col("close"), n))),
-    "volume_zscore": _Kind(20, lambda n, q: _one(zscore(pl.col("volume").cast(pl.Float64), n))),
+    "zscore": _Kind(20, lambda n, q: zscore(pl.col("close"), "close", n)),
+    "volume_zscore": _Kind(20, lambda n, q: zscore(pl.col("volume").cast(pl.Float64), "volume", n)),
     "rsi": _Kind(14, _rsi),
     "atr": _Kind(14, lambda n, q: {1: dict([_atr(n)]), 2: {"": pl.col(f"_atr{n}")}}),
     "natr": _Kind(14, lambda n, q: {1: dict([_atr(n)]), 2: {"": 1e4 * pl.col(f"_atr{n}") / pl.col("close")}}),
