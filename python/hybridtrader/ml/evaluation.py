@@ -33,7 +33,10 @@ def basket_relative(bars: pl.DataFrame, column: str = "pnl_close") -> pl.DataFra
     """`bars` with `column` = close / M(ts): M is the equal-weighted basket of all symbols (the mean of
     the symbols' 1-bar log returns at each bar time, compounded). A position in this price is the stock
     hedged with the same notional of the basket."""
-    step = bars.select("ts", lr=pl.col("close").log().diff().over("symbol"))
+    ordered = bars.sort("symbol", "ts") if bars.select(out_of_order()).item() else bars  # usually sorted
+    # In (symbol, ts) order a 1-bar difference within a symbol is elementwise: the symbol's first row masked.
+    same = pl.col("symbol") == pl.col("symbol").shift(1)
+    step = ordered.select("ts", lr=pl.when(same).then(pl.col("close").log().diff()))
     level = (
         step.group_by("ts")
         .agg(pl.col("lr").mean())
