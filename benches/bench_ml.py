@@ -159,7 +159,7 @@ class StageClock:
 
 @pytest.mark.benchmark(group="train")
 @pytest.mark.parametrize("kind", list(MARKETS))
-def test_train_both_strategies(benchmark, kind: str) -> None:
+def test_train_both_strategies_overhead(benchmark, kind: str) -> None:
     """noise: nothing to learn, early stopping ends the fits after a few rounds (the worst case for the
     overhead share); planted: both strategies have a signal to learn."""
     n_symbols, n_sessions = (50, 60) if FULL else (5, 5)
