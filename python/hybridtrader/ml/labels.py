@@ -73,13 +73,22 @@ def session_of(ts: pl.Series) -> pl.Series:
     return uniq.dt.convert_time_zone(NY).dt.date().gather(pos).alias(ts.name)
 
 
-def _prepared(bars: pl.DataFrame, confine_to_session: bool) -> pl.DataFrame:
+def _prepared(
+    bars: pl.DataFrame,
+    confine_to_session: bool,
+    intraday: bool | None = None,
+    sessions: pl.Series | None = None,
+) -> pl.DataFrame:
     """Bars sorted by (symbol, ts) with a `group` id (the trade may not leave its group) and the symbols'
-    run numbers (`features.GROUP`, the key of `features.per_symbol`)."""
-    frame = normalise_bars(bars).with_columns(symbol_runs().alias(GROUP))
+    run numbers (`features.GROUP`, the key of `features.per_symbol`). `intraday` (`is_intraday(bars)`) and
+    `sessions` (`session_of(bars["ts"])`, row for row) when the caller holds them; `sessions` is used only
+    when `bars` are already normalised (then its rows are the frame's)."""
+    normal = normalise_bars(bars)
+    frame = normal.with_columns(symbol_runs().alias(GROUP))
     keys = ["symbol"]
-    if confine_to_session and is_intraday(frame):
-        frame = frame.with_columns(_session=session_of(frame["ts"]))
+    if confine_to_session and (is_intraday(frame) if intraday is None else intraday):
+        same_rows = sessions is not None and normal is bars and sessions.len() == frame.height
+        frame = frame.with_columns(_session=sessions if same_rows else session_of(frame["ts"]))
         keys.append("_session")
     changed = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys]).fill_null(True)
     return frame.with_columns(group=changed.cast(pl.Int64).cum_sum())
@@ -266,9 +275,12 @@ def mean_reversion_labels(
     costs: CostModel,
     pnl_price: str = "close",
     features: pl.DataFrame | None = None,
+    intraday: bool | None = None,
+    sessions: pl.Series | None = None,
 ) -> pl.DataFrame:
-    """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused)."""
-    frame = _prepared(bars, confine_to_session=True).with_columns(
+    """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused);
+    `intraday` and `sessions`: `is_intraday(bars)` and `session_of(bars["ts"])` when the caller holds them."""
+    frame = _prepared(bars, True, intraday, sessions).with_columns(
         _mean=per_symbol(pl.col("close").rolling_mean(cfg.window))
     )
     z = _rule_values(frame, rule_feature(cfg), features)
