@@ -1,7 +1,8 @@
 """MLPipeline: features -> labels -> purged validation of every trial -> gates -> MLflow registry.
 
 Stages: prepare (bars, features, costs), label, folds, select, permutation control (optional), final fit,
-register. `train_strategy_model` returns a `TrainingResult`.
+register. `train_strategy_model` returns a `TrainingResult`; `train_strategy_models` trains several strategies
+on the same bars, each one's registration running in the background while the next one trains.
 
 Trials and honesty: every (hyper-parameter set of `ml_training.model.param_grid`) x (probability threshold
 of `ml_training.backtest.thresholds` above the labels' base rate over all samples; a threshold at or below
