@@ -189,3 +189,23 @@ def test_labels_reuse_a_given_rule_feature_and_ignore_a_misaligned_one() -> None
         shifted = feats.with_columns(pl.col(rule_feature(cfg)).shift(7))
         assert labels(bars, cfg, FixedCost(1.0), features=shifted.head(feats.height - 1)).equals(plain)
         assert labels(bars, cfg, FixedCost(1.0), features=feats.select("symbol", "ts", "rsi")).equals(plain)
+
+
+def test_mean_reversion_labels_reuse_given_sessions_only_for_their_rows() -> None:
+    """The caller's intraday flag and per-row sessions give the labels computed without them; sessions of
+    rows in another order (bars that normalising re-sorts) are not used."""
+    from hybridtrader.market.synth import generate_market
+    from hybridtrader.ml.features import normalise_bars
+    from hybridtrader.ml.labels import session_of
+
+    bars = normalise_bars(
+        generate_market(symbols=3, sessions=3, seed=4, ticks=False, mean_reversion=0.5).bars_1m
+    )
+    cfg = MeanReversionLabelConfig(window=5, entry_z=1.0, horizon_bars=30)
+    plain = mean_reversion_labels(bars, cfg, FixedCost(1.0))
+    assert plain.height > 0 and is_intraday(bars)
+    given = mean_reversion_labels(bars, cfg, FixedCost(1.0), intraday=True, sessions=session_of(bars["ts"]))
+    assert given.equals(plain)
+    shuffled = bars.sample(fraction=1.0, shuffle=True, seed=3)
+    misaligned = session_of(shuffled["ts"])
+    assert mean_reversion_labels(shuffled, cfg, FixedCost(1.0), sessions=misaligned).equals(plain)

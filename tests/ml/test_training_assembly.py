@@ -28,7 +28,7 @@ def test_samples_by_bar_row_equal_the_join(tmp_path: Path, strategy: str) -> Non
     got = pipe._label(prep)
     pipe.feature_store.flush()
 
-    events, _ = pipe._labels(strategy, prep.bars, prep.costs, prep.pnl_price, prep.shared)
+    events, _ = pipe._labels(prep)
     feats = compute_features(bars, prep.names).rename({"ts": "t0"})  # recomputed from the raw bars
     want = events.join(feats, on=["symbol", "t0"], how="inner").drop_nulls(prep.names).sort("t0", "symbol")
     assert want.height > 100

@@ -24,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.errors import DataError
-from hybridtrader.ml.features import out_of_order
+from hybridtrader.ml.features import out_of_order, symbol_runs
 from hybridtrader.ml.labels import session_of
 from hybridtrader.ml.sharpe import probabilistic_sharpe_ratio, return_moments
 
@@ -33,7 +33,10 @@ def basket_relative(bars: pl.DataFrame, column: str = "pnl_close") -> pl.DataFra
     """`bars` with `column` = close / M(ts): M is the equal-weighted basket of all symbols (the mean of
     the symbols' 1-bar log returns at each bar time, compounded). A position in this price is the stock
     hedged with the same notional of the basket."""
-    step = bars.select("ts", lr=pl.col("close").log().diff().over("symbol"))
+    ordered = bars.sort("symbol", "ts") if bars.select(out_of_order()).item() else bars  # usually sorted
+    # In (symbol, ts) order a 1-bar difference within a symbol is elementwise: the symbol's first row masked.
+    same = pl.col("symbol") == pl.col("symbol").shift(1)
+    step = ordered.select("ts", lr=pl.when(same).then(pl.col("close").log().diff()))
     level = (
         step.group_by("ts")
         .agg(pl.col("lr").mean())
@@ -74,16 +77,17 @@ class Periods:
         # In (symbol, ts) order a period's rows of a symbol are contiguous: its last row is its mark.
         sym, pi_col = pl.col("symbol"), pl.col("pi")
         ends = (sym != sym.shift(-1)) | (pi_col != pi_col.shift(-1))
-        last = marks.filter(ends.fill_null(True)).select("symbol", "pi", "mark")
-        grid = (
-            bars.select(pl.col("symbol").unique())
-            .join(pl.DataFrame({"pi": np.arange(len(keys), dtype=np.int64)}), how="cross")
-            .join(last, on=["symbol", "pi"], how="left")
-            .sort("symbol", "pi")
-            .with_columns(pl.col("mark").fill_null(strategy="forward").over("symbol"))
-        )
-        symbols = grid["symbol"].unique(maintain_order=True).to_list()
-        marks = grid["mark"].to_numpy().astype(float).reshape(len(symbols), len(keys))
+        last = marks.filter(ends.fill_null(True)).select(symbol_runs().alias("si"), "symbol", "pi", "mark")
+        symbols = last["symbol"].unique(maintain_order=True).to_list()  # sorted: rows in symbol order
+        # Every symbol's mark on every period, the last price carried forward over periods without one (as
+        # numpy arrays: a grid of symbols x periods is what a cross join, a join and a sort built before).
+        si, col = last["si"].to_numpy(), last["pi"].to_numpy()
+        grid = np.full((len(symbols), len(keys)), np.nan)
+        grid[si, col] = last["mark"].cast(pl.Float64).to_numpy()
+        source = np.full(grid.shape, -1)
+        source[si, col] = np.where(last["mark"].is_null().to_numpy(), -1, col)
+        np.maximum.accumulate(source, axis=1, out=source)  # the period whose price each cell carries
+        marks = np.where(source >= 0, np.take_along_axis(grid, np.maximum(source, 0), axis=1), np.nan)
         return cls(minutes, keys, per_year, symbols, marks)
 
     def index(self, ts: pl.Series) -> pl.Series:

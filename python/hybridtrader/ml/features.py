@@ -54,11 +54,23 @@ _NAME = re.compile(r"^([a-z_]+?)(?:_(\d+))?$")
 # pass per expression, and the values are the same.
 Stages = dict[int, dict[str, pl.Expr]]
 ROW = "_i"  # column: row number within the symbol
+GROUP = "_g"  # column: the symbol's run number (0, 1, ...), ascending and flagged sorted
 
 
 def per_symbol(x: pl.Expr) -> pl.Expr:
-    """`x` evaluated on each symbol's rows alone (its windows and recursions restart per symbol)."""
-    return x.over("symbol")
+    """`x` evaluated on each symbol's rows alone (its windows and recursions restart per symbol).
+
+    Partitioned by the sorted integer run number, not the symbol string: the same groups on rows in
+    (symbol, ts) order, and Polars takes contiguous slices of a sorted key instead of hashing every row
+    (a per-symbol EWM costs about a fifth of what it costs grouped by the string)."""
+    return x.over(GROUP)
+
+
+def symbol_runs() -> pl.Expr:
+    """Run number of each row's symbol on rows in (symbol, ts) order: 0 for the first symbol, +1 at each
+    change of symbol (elementwise)."""
+    changed = (pl.col("symbol") != pl.col("symbol").shift(1)).fill_null(False)
+    return changed.cast(pl.UInt32).cum_sum().set_sorted()
 
 
 def row_in_symbol() -> pl.Expr:
@@ -108,8 +120,13 @@ def _finite(x: pl.Expr) -> pl.Expr:
     return pl.when(x.is_finite()).then(x).otherwise(None)
 
 
-def zscore(x: pl.Expr, n: int) -> pl.Expr:
-    return per_symbol(_finite((x - x.rolling_mean(n)) / x.rolling_std(n)))
+def zscore(x: pl.Expr, key: str, n: int) -> Stages:
+    """(x - SMA_n) / std_n per symbol; the ratio is a column (`key` names it) before `_finite` reads it
+    twice: inside a per-symbol window the two reads were two evaluations of both rolling windows."""
+    return {
+        1: {f"_z_{key}{n}": per_symbol((x - x.rolling_mean(n)) / x.rolling_std(n))},
+        2: {"": _finite(pl.col(f"_z_{key}{n}"))},
+    }
 
 
 def log_return(n: int) -> pl.Expr:
@@ -174,27 +191,34 @@ def _trend_strength(n: int) -> Stages:
     }
 
 
-def corwin_schultz() -> pl.Expr:
-    """Two-bar Corwin-Schultz spread estimate (a share of price) for the pair (t-1, t)."""
-    hl = (pl.col("high") / pl.col("low")).log() ** 2
-    beta = hl + lag(hl)
+def corwin_schultz() -> Stages:
+    """Two-bar Corwin-Schultz spread estimate (a share of price) for the pair (t-1, t): column
+    `_rel_spread` at level 3. Every reused term is its own column (squared log range, beta and gamma,
+    exp(alpha)): written as one expression Polars evaluated them several times over (about 2.5x the work)."""
+    hl, beta, gamma, e_alpha = pl.col("_hl"), pl.col("_cs_beta"), pl.col("_cs_gamma"), pl.col("_cs_ealpha")
     hi2 = pl.max_horizontal(pl.col("high"), lag(pl.col("high")))
     lo2 = pl.min_horizontal(pl.col("low"), lag(pl.col("low")))
-    gamma = (hi2 / lo2).log() ** 2
     # Times 1/k, not divided by k: Polars divides a column by a literal sometimes exactly, sometimes through
     # the reciprocal (the same rows differed in the last bit between two frames); a product is one rounding.
     inv_k = 1.0 / (3.0 - 2.0 * math.sqrt(2.0))
     alpha = ((2.0 * beta).sqrt() - beta.sqrt()) * inv_k - (gamma * inv_k).sqrt()
-    s = 2.0 * (alpha.exp() - 1.0) / (1.0 + alpha.exp())
-    return pl.when(beta.is_null()).then(None).otherwise(s.clip(lower_bound=0.0))
+    s = 2.0 * (e_alpha - 1.0) / (1.0 + e_alpha)
+    return {
+        0: {"_hl": (pl.col("high") / pl.col("low")).log() ** 2},
+        1: {"_cs_beta": hl + lag(hl), "_cs_gamma": (hi2 / lo2).log() ** 2},
+        2: {"_cs_ealpha": alpha.exp()},
+        3: {"_rel_spread": pl.when(beta.is_null()).then(None).otherwise(s.clip(lower_bound=0.0))},
+    }
 
 
 def _spread(n: int, has_quotes: bool) -> Stages:
     if has_quotes:
         rel = (pl.col("ask") - pl.col("bid")) / ((pl.col("ask") + pl.col("bid")) / 2.0)
+        stages: Stages = {1: {"_rel_spread": rel}}
     else:
-        rel = corwin_schultz()
-    return {1: {"_rel_spread": rel}, 2: {"": per_symbol(1e4 * pl.col("_rel_spread").rolling_mean(n))}}
+        stages = corwin_schultz()
+    level = max(stages) + 1
+    return {**stages, level: {"": per_symbol(1e4 * pl.col("_rel_spread").rolling_mean(n))}}
 
 
 def _one(expr: pl.Expr) -> Stages:
@@ -209,8 +233,8 @@ class _Kind:
 
 
 _KINDS: dict[str, _Kind] = {
-    "zscore": _Kind(20, lambda n, q: _one(zscore(pl.col("close"), n))),
-    "volume_zscore": _Kind(20, lambda n, q: _one(zscore(pl.col("volume").cast(pl.Float64), n))),
+    "zscore": _Kind(20, lambda n, q: zscore(pl.col("close"), "close", n)),
+    "volume_zscore": _Kind(20, lambda n, q: zscore(pl.col("volume").cast(pl.Float64), "volume", n)),
     "rsi": _Kind(14, _rsi),
     "atr": _Kind(14, lambda n, q: {1: dict([_atr(n)]), 2: {"": pl.col(f"_atr{n}")}}),
     "natr": _Kind(14, lambda n, q: {1: dict([_atr(n)]), 2: {"": 1e4 * pl.col(f"_atr{n}") / pl.col("close")}}),
@@ -305,7 +329,7 @@ def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
         for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
             for name, expr in exprs.items():
                 stages.setdefault(level, {})[name or spec.name] = expr
-    lf = frame.lazy().with_columns(row_in_symbol().alias(ROW))
+    lf = frame.lazy().with_columns(row_in_symbol().alias(ROW), symbol_runs().alias(GROUP))
     for level in sorted(stages):
         lf = lf.with_columns(e.alias(n) for n, e in stages[level].items())
     return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).collect()

@@ -37,7 +37,16 @@ import polars as pl
 from hybridtrader.config import MeanReversionLabelConfig, TripleBarrierLabelConfig
 from hybridtrader.market.timeconv import NS_PER_DAY
 from hybridtrader.ml.costs import CostModel
-from hybridtrader.ml.features import compute_features, log_return, normalise_bars, out_of_order
+from hybridtrader.ml.features import (
+    GROUP,
+    compute_features,
+    log_return,
+    normalise_bars,
+    out_of_order,
+    per_symbol,
+    row_in_symbol,
+    symbol_runs,
+)
 
 NY = "America/New_York"
 _CHUNK = 65_536  # events per forward-path scan: bounds memory at CHUNK x BLOCK floats
@@ -64,12 +73,22 @@ def session_of(ts: pl.Series) -> pl.Series:
     return uniq.dt.convert_time_zone(NY).dt.date().gather(pos).alias(ts.name)
 
 
-def _prepared(bars: pl.DataFrame, confine_to_session: bool) -> pl.DataFrame:
-    """Bars sorted by (symbol, ts) with a `group` id: the trade may not leave its group."""
-    frame = normalise_bars(bars)
+def _prepared(
+    bars: pl.DataFrame,
+    confine_to_session: bool,
+    intraday: bool | None = None,
+    sessions: pl.Series | None = None,
+) -> pl.DataFrame:
+    """Bars sorted by (symbol, ts) with a `group` id (the trade may not leave its group) and the symbols'
+    run numbers (`features.GROUP`, the key of `features.per_symbol`). `intraday` (`is_intraday(bars)`) and
+    `sessions` (`session_of(bars["ts"])`, row for row) when the caller holds them; `sessions` is used only
+    when `bars` are already normalised (then its rows are the frame's)."""
+    normal = normalise_bars(bars)
+    frame = normal.with_columns(symbol_runs().alias(GROUP))
     keys = ["symbol"]
-    if confine_to_session and is_intraday(frame):
-        frame = frame.with_columns(_session=session_of(frame["ts"]))
+    if confine_to_session and (is_intraday(frame) if intraday is None else intraday):
+        same_rows = sessions is not None and normal is bars and sessions.len() == frame.height
+        frame = frame.with_columns(_session=sessions if same_rows else session_of(frame["ts"]))
         keys.append("_session")
     changed = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys]).fill_null(True)
     return frame.with_columns(group=changed.cast(pl.Int64).cum_sum())
@@ -212,10 +231,11 @@ def reverted(side: np.ndarray | float, mean: np.ndarray | float, close: np.ndarr
     return np.asarray(side * (close - mean) >= 0.0)
 
 
-def barrier_vol(cfg: TripleBarrierLabelConfig) -> pl.Expr:
+def barrier_vol(cfg: TripleBarrierLabelConfig, by: str = "symbol") -> pl.Expr:
     """The barrier unit's volatility per symbol: EWM std of 1-bar log returns (span `vol_span`); the
-    barriers sit at multiples of this x sqrt(horizon_bars)."""
-    return log_return(1).ewm_std(span=cfg.vol_span, adjust=False, min_samples=cfg.vol_span).over("symbol")
+    barriers sit at multiples of this x sqrt(horizon_bars). `by`: the column that partitions the rows by
+    symbol (the labels pass `features.GROUP`, the symbols' run number: the same groups, cheaper)."""
+    return log_return(1).ewm_std(span=cfg.vol_span, adjust=False, min_samples=cfg.vol_span).over(by)
 
 
 def barrier_touch(
@@ -255,10 +275,13 @@ def mean_reversion_labels(
     costs: CostModel,
     pnl_price: str = "close",
     features: pl.DataFrame | None = None,
+    intraday: bool | None = None,
+    sessions: pl.Series | None = None,
 ) -> pl.DataFrame:
-    """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused)."""
-    frame = _prepared(bars, confine_to_session=True).with_columns(
-        _mean=pl.col("close").rolling_mean(cfg.window).over("symbol")
+    """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused);
+    `intraday` and `sessions`: `is_intraday(bars)` and `session_of(bars["ts"])` when the caller holds them."""
+    frame = _prepared(bars, True, intraday, sessions).with_columns(
+        _mean=per_symbol(pl.col("close").rolling_mean(cfg.window))
     )
     z = _rule_values(frame, rule_feature(cfg), features)
     entry, sides = mean_reversion_entries(z, cfg)
@@ -281,11 +304,11 @@ def triple_barrier_labels(
 ) -> pl.DataFrame:
     """`features`: optional `compute_features` output for `bars` holding `rule_feature(cfg)` (reused)."""
     frame = _prepared(bars, confine_to_session=False).with_columns(
-        _vol=barrier_vol(cfg),
+        _vol=barrier_vol(cfg, GROUP),
     )
     strength = _rule_values(frame, rule_feature(cfg), features)
     vol = frame["_vol"].fill_null(0.0).to_numpy()
-    row = frame.select(pl.int_range(pl.len()).over("symbol")).to_series().to_numpy()
+    row = frame.select(row_in_symbol()).to_series().to_numpy()
     entry, sides = trend_entries(strength, row, cfg)
     events = _with_forward_room(frame, entry & (vol > 0.0))
     side = sides[events]

@@ -1,7 +1,8 @@
 """MLPipeline: features -> labels -> purged validation of every trial -> gates -> MLflow registry.
 
 Stages: prepare (bars, features, costs), label, folds, select, permutation control (optional), final fit,
-register. `train_strategy_model` returns a `TrainingResult`.
+register. `train_strategy_model` returns a `TrainingResult`; `train_strategy_models` trains several strategies
+on the same bars, each one's registration running in the background while the next one trains.
 
 Trials and honesty: every (hyper-parameter set of `ml_training.model.param_grid`) x (probability threshold
 of `ml_training.backtest.thresholds` above the labels' base rate over all samples; a threshold at or below
@@ -35,6 +36,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -99,11 +101,13 @@ SCHEDULE_DAYS = {"daily": 1.0, "weekly": 7.0, "monthly": 30.0}
 MIN_SAMPLES = 100  # labelled samples below which nothing is trained
 
 
-def session_closes(bars: pl.DataFrame) -> pl.DataFrame:
+def session_closes(bars: pl.DataFrame, sessions: pl.Series | None = None) -> pl.DataFrame:
     """Per symbol and session: the last bar time, the last close and the summed volume (no open, high or
-    low): what `SlippageModel.learn_from_daily_bars` reads for ADV and daily volatility."""
+    low): what `SlippageModel.learn_from_daily_bars` reads for ADV and daily volatility. `sessions`:
+    `session_of(bars["ts"])` when the caller holds it."""
+    session = session_of(bars["ts"]) if sessions is None else sessions
     return (
-        bars.group_by("symbol", session_of(bars["ts"]).alias("session"))
+        bars.group_by("symbol", session.alias("session"))
         .agg(pl.col("ts").max(), pl.col("close").sort_by("ts").last(), pl.col("volume").sum())
         .drop("session")
     )
@@ -145,6 +149,27 @@ class Prepared:
     neutral: bool
     pnl_price: str
     intraday: bool
+    times: np.ndarray  # sorted distinct bar times, int64 ns
+    sessions: pl.Series  # each bar's session (New York date), row for row
+
+
+@dataclass(frozen=True)
+class InputBars:
+    """An input frame's normalised bars and what every training on them reads from all their rows."""
+
+    bars: pl.DataFrame  # normalised: (symbol, ts) order, ts in ns UTC
+    dhash: str
+    intraday: bool
+    times: np.ndarray  # sorted distinct bar times, int64 ns
+    n_symbols: int
+    sessions: pl.Series  # each bar's session (New York date), row for row
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> InputBars:
+        bars = normalise_bars(frame)
+        times = bars["ts"].dt.epoch("ns").unique().sort().to_numpy()
+        n_symbols = bars["symbol"].n_unique()
+        return cls(bars, data_hash(bars), is_intraday(bars), times, n_symbols, session_of(bars["ts"]))
 
 
 @dataclass(frozen=True)
@@ -239,9 +264,10 @@ class MLPipeline:
         self._alerts = alert_manager
         self._registry: ModelRegistry | None = None
         self._costs: tuple[tuple[str, bytes], CostModel] | None = None
-        # The last input frame (held, so it is that very object), its normalised bars and content hash:
+        # The last input frame (held, so it is that very object) and what is read from all its bars:
         # training the next strategy on the same frame reuses them instead of re-reading every bar.
-        self._input: tuple[pl.DataFrame, pl.DataFrame, str] | None = None
+        self._input: tuple[pl.DataFrame, InputBars] | None = None
+        self._pending: Future[None] | None = None  # a registration running in the background
 
     # ------------------------------------------------------------------------------ collaborators
     @property
@@ -258,12 +284,13 @@ class MLPipeline:
             self._alerts = EnhancedAlertManager(self.config)
         return self._alerts
 
-    def cost_model(self, bars: pl.DataFrame) -> CostModel:
+    def cost_model(self, bars: pl.DataFrame, sessions: pl.Series | None = None) -> CostModel:
         """Costs of the labels and the backtest: the slippage model (the one given, else
         `hybridtrader.SlippageModel` from the config with ADV and daily volatility learned from `bars` and
         spreads from their bid/ask columns when present), or `cost_bps` per side when it is switched off.
         Calibrating on the whole training range lets the costs of early trades see later volumes; costs
-        are not what the model predicts, so this does not leak into the labels' direction."""
+        are not what the model predicts, so this does not leak into the labels' direction. `sessions`:
+        `session_of(bars["ts"])` when the caller holds it."""
         bt = self.config.ml_training.backtest
         if not bt.use_slippage_model:
             return FixedCost(bt.cost_bps)
@@ -272,17 +299,17 @@ class MLPipeline:
         from hybridtrader.execution.slippage_model import SlippageModel
 
         model = SlippageModel(self.config)
-        model.learn_from_daily_bars(session_closes(bars))
+        model.learn_from_daily_bars(session_closes(bars, sessions))
         if {"bid", "ask"} <= set(bars.columns):
             model.learn_from_quote_bars(bars)
         return SlippageCost(model, bt.notional)
 
-    def _cost_model_for(self, bars: pl.DataFrame, dhash: str) -> CostModel:
+    def _cost_model_for(self, bars: pl.DataFrame, dhash: str, sessions: pl.Series) -> CostModel:
         """`cost_model(bars)`, reused for the next training on the same bars (same content hash) and the
         same configuration: calibrating reads every bar."""
         key = (dhash, orjson.dumps(self.config.model_dump(mode="json")))
         if self._costs is None or self._costs[0] != key:
-            self._costs = (key, self.cost_model(bars))
+            self._costs = (key, self.cost_model(bars, sessions))
         return self._costs[1]
 
     def _shared_features(self, names: list[str]) -> list[str]:
@@ -325,13 +352,12 @@ class MLPipeline:
             "to 'mean_reversion' or 'triple_barrier'"
         )
 
-    def _labels(
-        self, strategy: str, bars: pl.DataFrame, costs: CostModel, pnl_price: str, features: pl.DataFrame
-    ) -> tuple[pl.DataFrame, int]:
-        cfg = self._label_config(strategy)
+    def _labels(self, prep: Prepared) -> tuple[pl.DataFrame, int]:
+        cfg = self._label_config(prep.strategy)
+        args = (prep.bars, cfg, prep.costs, prep.pnl_price, prep.shared)
         if isinstance(cfg, MeanReversionLabelConfig):
-            return mean_reversion_labels(bars, cfg, costs, pnl_price, features), cfg.horizon_bars
-        return triple_barrier_labels(bars, cfg, costs, pnl_price, features), cfg.horizon_bars
+            return mean_reversion_labels(*args, prep.intraday, prep.sessions), cfg.horizon_bars
+        return triple_barrier_labels(*args), cfg.horizon_bars
 
     def _splits(self, t0: np.ndarray, t1: np.ndarray, times: np.ndarray) -> list[Split]:
         ml = self.config.ml_training
@@ -364,10 +390,34 @@ class MLPipeline:
         (`permutation_runs` retrainings on shuffled labels; None: `ml_training.controls.permutation_runs`),
         final fit, register (the rule-only candidate too when the rule is profitable and the model is not
         promoted)."""
-        try:
-            return self._train(strategy, historical_data, progress, permutation_runs)
-        finally:
-            self.feature_store.flush()  # the feature file written in the background is complete
+        return self.train_strategy_models([strategy], historical_data, progress, permutation_runs)[0]
+
+    def train_strategy_models(
+        self,
+        strategies: list[str],
+        historical_data: pl.DataFrame | dict[str, pl.DataFrame],
+        progress: Progress | None = None,
+        permutation_runs: int | None = None,
+    ) -> list[TrainingResult]:
+        """`train_strategy_model` for each of `strategies` in turn on the same bars (what they share is read
+        once). A finished strategy's MLflow registration runs in a background thread while the next
+        strategy trains: each strategy's runs are its own experiment, and the next training waits for it
+        before it reads the registry. Returns when every registration is done; a failed one raises here."""
+        results: list[TrainingResult] = []
+        with ThreadPoolExecutor(1, thread_name_prefix="ml-registry") as registrar:
+            try:
+                for name in strategies:
+                    results.append(self._train(name, historical_data, progress, permutation_runs, registrar))
+            finally:
+                self.feature_store.flush()  # the feature file written in the background is complete
+                self._settle()
+        return results
+
+    def _settle(self) -> None:
+        """Wait for the registration running in the background, if any (its error is raised here)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def _train(
         self,
@@ -375,6 +425,7 @@ class MLPipeline:
         historical_data: pl.DataFrame | dict[str, pl.DataFrame],
         progress: Progress | None,
         permutation_runs: int | None,
+        registrar: ThreadPoolExecutor,
     ) -> TrainingResult:
         started = time.perf_counter()
         report = progress or (lambda stage, done, total: None)
@@ -449,6 +500,23 @@ class MLPipeline:
             n_symbols=prep.n_symbols,
             fold_dates=fold_dates(folds.splits, samples.t0, samples.t1),
         )
+        # The registry's writes overlap the next strategy's training; `_settle` waits for them.
+        self._pending = registrar.submit(self._finish, prep, samples, sel, result, started, report)
+        return result
+
+    def _finish(
+        self,
+        prep: Prepared,
+        samples: Samples,
+        sel: Selection,
+        result: TrainingResult,
+        started: float,
+        report: Progress,
+    ) -> None:
+        """Stage 6: register (when the registry is on), then the training's total time and its log line."""
+        ml = self.config.ml_training
+        metrics, b, rule = result.metrics, sel.best.result, result.rule
+        assert rule is not None
         if ml.model_registry.enabled:
             report("registry", 0, 1)
             self._register(prep, samples, sel, result)
@@ -456,12 +524,13 @@ class MLPipeline:
                 self._register_rule(prep, result)
             report("registry", 1, 1)
         total = time.perf_counter() - started
+        fit_seconds = metrics["fit_seconds"]
         metrics["total_seconds"] = total
         metrics["overhead_share"] = max(0.0, 1.0 - fit_seconds / total) if total > 0 else 0.0
         log.info(
             "%s: promoted=%s sharpe=%.2f (rule %.2f, confidence %.3f) auc=%.3f [%.3f, %.3f] dsr=%.3f "
             "trials=%d",
-            strategy,
+            result.strategy,
             result.promoted,
             b.sharpe,
             sel.rule.sharpe,
@@ -472,7 +541,6 @@ class MLPipeline:
             metrics["deflated_sharpe"],
             metrics["n_trials"],
         )
-        return result
 
     # ------------------------------------------------------------------------- stage 1: prepare
     def _prepare(
@@ -495,15 +563,15 @@ class MLPipeline:
         if not names:
             raise DataError(f"strategies.{strategy}.ml_model.features is empty")
         if self._input is None or self._input[0] is not historical_data:
-            normalised = normalise_bars(historical_data)
-            self._input = (historical_data, normalised, data_hash(normalised))
-        bars, dhash = self._input[1], self._input[2]
+            self._input = (historical_data, InputBars.of(historical_data))
+        given = self._input[1]
+        bars, dhash = given.bars, given.dhash
         report("features", 0, 1)
         # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
         shared = self.feature_store.get(bars, self._shared_features(names), dhash)
         report("features", 1, 1)
-        costs = self._cost_model_for(bars, dhash)
-        n_symbols = bars["symbol"].n_unique()
+        costs = self._cost_model_for(bars, dhash, given.sessions)
+        n_symbols = given.n_symbols
         label_kind = mcfg.label or DEFAULT_LABELS.get(strategy)
         wanted = mcfg.market_neutral if mcfg.market_neutral is not None else label_kind == "triple_barrier"
         neutral = wanted and n_symbols > 1
@@ -511,12 +579,13 @@ class MLPipeline:
         if neutral:
             bars = basket_relative(bars, pnl_price)
         return Prepared(
-            strategy, names, bars, shared, dhash, costs, n_symbols, neutral, pnl_price, is_intraday(bars)
-        )
+            strategy, names, bars, shared, dhash, costs, n_symbols, neutral, pnl_price, given.intraday,
+            given.times, given.sessions,
+        )  # fmt: skip
 
     # --------------------------------------------------------------------------- stage 2: label
     def _label(self, prep: Prepared) -> Samples:
-        events, horizon = self._labels(prep.strategy, prep.bars, prep.costs, prep.pnl_price, prep.shared)
+        events, horizon = self._labels(prep)
         names = prep.names
         # The feature frame's rows are the bars' rows ((symbol, ts) order), so an event's features are
         # its bar's row: a gather, not a join on (symbol, ts).
@@ -531,7 +600,7 @@ class MLPipeline:
             y=samples["label"].to_numpy().astype(np.int32),
             t0=samples["t0"].dt.epoch("ns").to_numpy(),
             t1=samples["t1"].dt.epoch("ns").to_numpy(),
-            times=prep.bars["ts"].dt.epoch("ns").unique().sort().to_numpy(),
+            times=prep.times,
         )
 
     # --------------------------------------------------------------------------- stage 3: folds
@@ -548,18 +617,24 @@ class MLPipeline:
         ml = self.config.ml_training
         model_type = self.config.strategies[prep.strategy].ml_model.model_type
         threads = self._threads()
+        fraction = ml.validation.inner_validation_fraction
+        inner = [inner_split(split.train, s.t0, s.t1, fraction) for split in splits]  # shared by every set
         tasks = {}
         for p, params in enumerate(ml.model.param_grid):
             settings = self._settings(params, model_type, threads)
             for f, split in enumerate(splits):
-                inner = inner_split(split.train, s.t0, s.t1, ml.validation.inner_validation_fraction)
                 tasks[f"trial={p},fold={f}"] = FoldTask(
-                    f, p, settings, prep.names, inner.train, inner.test, split.test
+                    f, p, settings, prep.names, inner[f].train, inner[f].test, split.test
                 )
         return tasks
 
-    def _run_folds(self, tasks: dict[str, FoldTask], s: Samples, y: np.ndarray,
-                   progress: Callable[[int, int], None] | None = None) -> list[FoldResult]:
+    def _run_folds(
+        self,
+        tasks: dict[str, FoldTask],
+        s: Samples,
+        y: np.ndarray,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[FoldResult]:
         ml = self.config.ml_training
         return run_folds(tasks, FoldData(s.x, y), self.config.compute, ml.model.seed, progress)
 
@@ -608,6 +683,7 @@ class MLPipeline:
         # ---- deflated Sharpe with honest trial counting: the model's, every threshold x parameter set
         # tried and every earlier one on the same bars; the rule's, every earlier rule trial on them
         current = [t.result.sharpe_per_period for t in trials]
+        self._settle()  # the previous strategy's registration is complete before the registry is read
         earlier = (
             self.registry.prior_trials(prep.strategy, prep.dhash, TRIAL_TAG, RULE_TAG)
             if ml.model_registry.enabled
