@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -25,6 +27,28 @@ UTC_NS = pl.Datetime("ns", "UTC")
 def ny(d: date, hh: int, mm: int, ss: int = 0) -> datetime:
     """An aware New York wall-clock time on day `d`."""
     return datetime(d.year, d.month, d.day, hh, mm, ss, tzinfo=NEW_YORK)
+
+
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 handing each connection it accepts to `handle`, on a daemon thread of its
+    own, until `close`."""
+
+    def __init__(self, handle: Callable[[socket.socket], None]) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.server.getsockname()[1]
+        self._handle = handle
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.close()
 
 
 class BarTimeFeed:

@@ -13,6 +13,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from helpers import LoopbackServer
 from hybridtrader.config import Config, VenueConfig, with_overrides
 from hybridtrader.credentials import LOCAL_KEY, LOCAL_SECRET
 from hybridtrader.execution.rate_limiter import RateLimiter
@@ -31,19 +32,13 @@ class JournalCheckingRelay:
     def __init__(self, target: tuple[str, int], journal: Path) -> None:
         self.target, self.journal = target, journal
         self.seen: list[tuple[str, frozenset[str]]] = []  # (order arriving, intents committed before it)
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.server = LoopbackServer(self._relay)
+        self.url = f"http://127.0.0.1:{self.server.port}"
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+    def _relay(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+        self._pump(client, upstream, True)
 
     def _committed(self) -> frozenset[str]:
         db = sqlite3.connect(f"file:{self.journal}?mode=ro", uri=True)

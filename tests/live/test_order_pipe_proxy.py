@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from helpers import LoopbackServer
 from hybridtrader.credentials import LOCAL_KEY, LOCAL_SECRET
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.execution.rate_limiter import RateLimiter
@@ -29,17 +30,8 @@ class ConnectProxy:
     def __init__(self, status: bytes = b"200 Connection established") -> None:
         self.status = status
         self.heads: list[bytes] = []
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+        self.server = LoopbackServer(self._serve)
+        self.port = self.server.port
 
     def _serve(self, client: socket.socket) -> None:
         head = b""
@@ -76,6 +68,14 @@ def proxy() -> Iterator[ConnectProxy]:
     p.close()
 
 
+def _use_proxy(monkeypatch: pytest.MonkeyPatch, url: str, no_proxy: str | None = None) -> None:
+    monkeypatch.setenv("HTTP_PROXY", url)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if no_proxy is not None:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+
+
 def _orders(n: int) -> list[bytes]:
     return [order_body(f"ht-p{i}", OrderRequest("S00", "buy", 1.0 + i)) for i in range(n)]
 
@@ -88,9 +88,7 @@ def test_orders_go_through_the_proxys_tunnel_with_its_credentials(
     live_venue: Venue, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     live_venue.clock.advance_to(T0)
-    monkeypatch.setenv("HTTP_PROXY", f"http://ops:s%40cret@127.0.0.1:{proxy.port}")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
+    _use_proxy(monkeypatch, f"http://ops:s%40cret@127.0.0.1:{proxy.port}")
     pipe = _pipe(live_venue)
     try:
         answers = pipe.submit(_orders(3))
@@ -110,8 +108,7 @@ def test_no_proxy_names_the_host_and_the_pipe_connects_directly(
     live_venue: Venue, proxy: ConnectProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     live_venue.clock.advance_to(T0)
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    _use_proxy(monkeypatch, f"http://127.0.0.1:{proxy.port}", no_proxy="localhost,127.0.0.1")
     pipe = _pipe(live_venue)
     try:
         assert [a.status for a in pipe.submit(_orders(2))] == [200, 200]
@@ -125,9 +122,7 @@ def test_a_refused_tunnel_sends_nothing_and_reports_every_order_unanswered(
 ) -> None:
     live_venue.clock.advance_to(T0)
     refusing = ConnectProxy(b"407 Proxy Authentication Required")
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{refusing.port}")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
+    _use_proxy(monkeypatch, f"http://127.0.0.1:{refusing.port}")
     pipe = _pipe(live_venue)
     try:
         answers = pipe.submit(_orders(2))
