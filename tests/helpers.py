@@ -92,3 +92,26 @@ def run_bar_times(
     trader = Trader(cfg, [strategy], BarTimeFeed(bars), SimBroker(sim), SimClock(), cash=1e6)
     trader.warm_up(warm)
     return trader, trader.run()
+
+
+def assert_carried_trades_as_recomputed(
+    base: type[RuleStrategy],
+    cfg: Config,
+    after: pl.DataFrame,
+    warm: pl.DataFrame,
+    min_orders: int,
+    champion: Champion | None = None,
+) -> tuple[Trader, Any]:
+    """`base` run over `after` one bar time per batch twice, warmed up on `warm`: with its features recomputed
+    by Polars every bar time, and carried from bar time to bar time; both give the same orders and fills
+    (more than `min_orders`). The carried run's Trader and strategy."""
+    polars, carried = (counting(base, cfg, carry, champion) for carry in (False, True))
+    _, want = run_bar_times(cfg, polars, after, warm)
+    trader, got = run_bar_times(cfg, carried, after, warm)
+    assert polars.advanced == 0
+    assert carried.advanced == after["ts"].n_unique() - 1  # the first bar time starts the state
+    cols = ["client_order_id", "symbol", "side", "qty", "decision_ts"]
+    assert want.orders.height > min_orders
+    assert got.orders.select(cols).equals(want.orders.select(cols))
+    assert got.fills.equals(want.fills)
+    return trader, carried

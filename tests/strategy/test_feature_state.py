@@ -11,7 +11,7 @@ import lightgbm
 import numpy as np
 import polars as pl
 import pytest
-from helpers import counting, run_bar_times
+from helpers import assert_carried_trades_as_recomputed
 from hybridtrader.backtest.feed import FrameFeed
 from hybridtrader.config import Config, with_overrides
 from hybridtrader.engine.trader import _tail_per_symbol
@@ -148,15 +148,7 @@ def test_carried_features_trade_as_the_backtest_features(which: str) -> None:
         name = base(cfg).name
         champion = _champion(name, list(cfg.strategies[name].ml_model.features), before)
     warm = _tail_per_symbol(before, base(cfg).history_bars)
-    polars, carried = (counting(base, cfg, carry, champion) for carry in (False, True))
-    _, want = run_bar_times(cfg, polars, after, warm)
-    _, got = run_bar_times(cfg, carried, after, warm)
-    assert polars.advanced == 0
-    assert carried.advanced == after["ts"].n_unique() - 1  # the first bar time starts the state
-    cols = ["client_order_id", "symbol", "side", "qty", "decision_ts"]
-    assert want.orders.height > 10
-    assert got.orders.select(cols).equals(want.orders.select(cols))
-    assert got.fills.equals(want.fills)
+    assert_carried_trades_as_recomputed(base, cfg, after, warm, 10, champion)
 
 
 def test_a_restore_or_a_new_session_starts_the_swing_features_again() -> None:

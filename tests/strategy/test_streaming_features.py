@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
-from helpers import counting, run_bar_times
+from helpers import assert_carried_trades_as_recomputed
 from hybridtrader.backtest.feed import FrameFeed
 from hybridtrader.config import Config, with_overrides
 from hybridtrader.engine.trader import _tail_per_symbol
@@ -86,17 +86,7 @@ def test_carried_features_trade_as_the_backtest_features() -> None:
     # both start from the history a live node warms up on: the strategy's history_bars bars of each symbol
     warm = _tail_per_symbol(before, IntradayMeanReversion(cfg).history_bars)
 
-    p_strategy = counting(IntradayMeanReversion, cfg, carry=False)
-    c_strategy = counting(IntradayMeanReversion, cfg, carry=True)
-    _, want = run_bar_times(cfg, p_strategy, after, warm)
-    carried, got = run_bar_times(cfg, c_strategy, after, warm)
-
-    assert p_strategy.advanced == 0
-    assert c_strategy.advanced == after["ts"].n_unique() - 1  # the first bar time starts the state
-    cols = ["client_order_id", "symbol", "side", "qty", "decision_ts"]
-    assert want.orders.height > 50
-    assert got.orders.select(cols).equals(want.orders.select(cols))
-    assert got.fills.equals(want.fills)
+    carried, c_strategy = assert_carried_trades_as_recomputed(IntradayMeanReversion, cfg, after, warm, 50)
     # the history the Trader hands a strategy that asks for it: the last history_bars bars of each symbol
     history = carried._history_frame()
     assert history is not None
