@@ -128,10 +128,13 @@ class Endpoints:
 class JournaledBroker:
     """The Broker port the node's Trader sees. A bar time's orders are held until `flush()` (the node calls
     it when the Trader is done with the bar time), which journals them all in one transaction and only
-    then sends them, together (`AlpacaBroker.submit_many`). A cancel of an order the broker has goes out
-    at once; of a held order (a time-sliced child closed in the bar time it was due), it is held right
-    behind it. A replace of a held order flushes first; `poll` flushes first. While `replaying`,
-    nothing is sent and the broker's recorded history answers `poll`."""
+    then sends them, together (`AlpacaBroker.submit_many`). Cancels are held too and go out after the bar
+    time's orders: a cancel is a REST round trip (milliseconds), and the orders decided after it in the
+    bar time would wait for it. In lockstep the broker's answers are the same (no market time passes
+    between a bar time's requests); in real time a cancel reaches the broker those milliseconds later. An
+    order cancelled in the bar time it was decided in (a time-sliced child closed when it was due) is sent
+    before its cancel either way. A replace of a held order flushes first; `poll` flushes first. While
+    `replaying`, nothing is sent and the broker's recorded history answers `poll`."""
 
     def __init__(
         self,
@@ -149,7 +152,7 @@ class JournaledBroker:
         # per order sent, seconds after its bar time's bars were in hand: (flush began, request in the
         # kernel's send buffer, answer read)
         self.timings: list[tuple[float, float, float]] = []
-        # this bar time's orders not sent yet, and cancels of them (request None), in the Trader's order
+        # this bar time's orders not sent yet, and its cancels (request None), in the Trader's order
         self._pending: list[tuple[str, OrderRequest | None, int]] = []
         self._submitted: dict[str, tuple[OrderRequest, int]] = {}
         journal_only = [u for u in rejected if u.client_order_id not in rec.at_broker]
@@ -171,24 +174,19 @@ class JournaledBroker:
         self._pending.append((client_order_id, request, ts_ns))
 
     def flush(self) -> None:
-        """Journal the held orders in one transaction, then send them at once (a held cancel splits them:
-        the orders before it, the cancel, the orders after); one the broker has from before a restart is
-        adopted, never sent twice."""
+        """Journal the held orders in one transaction, send them at once (one the broker has from before a
+        restart is adopted, never sent twice), then the held cancels, in the Trader's order."""
         if not self._pending:
             return
         t0 = time.perf_counter()
         batch, self._pending = self._pending, []
-        intents = [(self.orders[cid], None) for cid, r, _ in batch if r is not None]
-        self.journal.record_intents(intents)  # every intent of the bar time, before any is sent
-        group: list[tuple[str, OrderRequest, int]] = []
+        orders = [(cid, r, ts) for cid, r, ts in batch if r is not None]
+        if orders:
+            self.journal.record_intents([(self.orders[cid], None) for cid, _, _ in orders])  # before sending
+            self._send(orders, t0)
         for cid, r, ts in batch:
-            if r is not None:
-                group.append((cid, r, ts))
-            else:
-                self._send(group, t0)
-                group = []
+            if r is None:
                 self.broker.cancel(cid, ts)
-        self._send(group, t0)
 
     def _send(self, orders: list[tuple[str, OrderRequest, int]], t0: float) -> None:
         adopted = {cid: (r, ts) for cid, r, ts in orders if cid in self.at_broker}
@@ -210,12 +208,8 @@ class JournaledBroker:
 
     def cancel(self, client_order_id: str, ts_ns: int) -> None:
         self._asked.add((client_order_id, "canceled"))
-        if self.replaying:
-            return
-        if self._held(client_order_id):  # held behind it (and the orders held so far)
+        if not self.replaying:
             self._pending.append((client_order_id, None, ts_ns))
-        else:
-            self.broker.cancel(client_order_id, ts_ns)
 
     def replace(
         self,
