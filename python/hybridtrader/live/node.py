@@ -615,6 +615,7 @@ class LiveNode:
                     checkpoint = {**trader.checkpoint(), "updates": self.journal.n_updates}
                     self.journal.put("checkpoint", checkpoint, bar_close)
             fills_seen = self._observe(fills_seen)
+            self.journal.checkpoint()  # the bar time's orders are out: its fsyncs delay none of them
             self.heartbeat.beat()
             if self.on_bar_time is not None:
                 self.on_bar_time(self)
