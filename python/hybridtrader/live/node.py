@@ -79,7 +79,7 @@ from hybridtrader.live.journal import Journal
 from hybridtrader.live.ops import Heartbeat, NodeMetrics, OpsServer
 from hybridtrader.live.reconcile import Reconciliation, reconcile
 from hybridtrader.market.calendar import NEW_YORK, previous_session, session_bounds
-from hybridtrader.market.timeconv import NS_PER_SECOND, from_utc_ns, rfc3339, utc_ns
+from hybridtrader.market.timeconv import NS_PER_SECOND, epoch_ns, from_utc_ns, rfc3339, utc_ns
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
 from hybridtrader.portfolio import capital_allocator, universe_rotation
 from hybridtrader.portfolio.capital_allocator import CapitalAllocator
@@ -696,7 +696,7 @@ class LiveNode:
     def _swap_models(self, batch: BarBatch) -> None:
         """At this bar boundary, before the bar time is traded: the model changes due (`LiveModels`)."""
         if batch.bars.height:
-            start = int(batch.bars["ts"].dt.epoch("ns")[0])
+            start = int(epoch_ns(batch.bars["ts"])[0])
             self.models.apply_due(start + batch.every_ns, self.feed.replaying)
 
     def _after_close(self, session: date) -> None:
