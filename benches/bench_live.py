@@ -4,9 +4,10 @@ benches run the venue in a child process, as a broker is; the others in-process)
 - bar close to order sent: the seed's mean-reversion strategy on 50 symbols, 200 bar times (full; 10
   symbols, 60 bar times quick), target p99 < 5 ms; and the two seed strategies together (the swing one's
   features carried too: `strategy.streaming.FeatureState`). Per order, from its bar time's bars in hand
-  (perf_counter) to: "decided" (the Trader is done with the bar time: the node's flush begins), "sent"
-  (the request's bytes are in the kernel's send buffer of the order connection: `sendall` returned) and
-  "answered" (its HTTP answer read); p50/p99 of each, and of decided -> sent (the journal commit and the
+  (perf_counter, once the node has done a session's open or close work and, the first time, gone live)
+  to: "decided" (the Trader is done with the bar time: the node's flush begins), "sent" (the request's
+  bytes are in the kernel's send buffer of the order connection: `sendall` returned) and "answered"
+  (its HTTP answer read); p50/p99 of each, and of decided -> sent (the journal commit and the
   write). Also the Trader's own CPU time per bar time (thread time of `run_batch`, the first bar time,
   which starts the strategies' features on the history, left out): on a busy machine the wall-clock
   figures measure the load, this one the work; where the rest of its wall time went: waiting for a CPU

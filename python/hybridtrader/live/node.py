@@ -598,9 +598,9 @@ class LiveNode:
             if not jb.replaying and not self.ready:
                 jb.go_live()
                 self._go_live()
-            close = batch.bars["ts"].max() if batch.bars.height else None
-            self._swap_models(batch)
+            # the bar time's bars in hand (a session's open and close work, and going live, aside)
             jb.batch_t0 = time.perf_counter()
+            self._swap_models(batch)
             self._check_halts(batch)
             trader.run_batch(batch)
             jb.flush()  # the bar time's orders: journaled together, then sent together
@@ -608,7 +608,7 @@ class LiveNode:
             if jb.replaying:
                 self._replay_shutdowns(bar_close, batch.every_ns)  # a clean exit flattened here?
                 continue
-            if close is not None:
+            if batch.bars.height:
                 self.journal.put("cursor", bar_close, bar_close)
                 self.cursor = bar_close
                 if self.wall:  # what a restart resumes from (it cannot replay the past)
