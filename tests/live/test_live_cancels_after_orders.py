@@ -7,12 +7,11 @@ both end as the Trader decided (the limit order canceled, the buy filled)."""
 from __future__ import annotations
 
 import re
-import socket
 import threading
 from pathlib import Path
 
 import polars as pl
-from helpers import LoopbackServer
+from helpers import LoopbackRelay
 from hybridtrader.cli.live_cmd import _sessions_from
 from hybridtrader.config import Config, with_overrides
 from hybridtrader.credentials import LOCAL_KEY, LOCAL_SECRET
@@ -27,41 +26,23 @@ REQUEST = re.compile(rb"(POST|DELETE) /v2/orders(/[^ ?]+)? HTTP/1\.1\r\n")
 ORDER_ID = re.compile(rb'"client_order_id":\s*"([^"]+)"')
 
 
-class RequestLog:
+class RequestLog(LoopbackRelay):
     """Relays TCP to `target` and notes, in arrival order, ("POST", client order id) of each order sent and
     ("DELETE", broker order id) of each cancel."""
 
     def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
+        super().__init__(target, self._note)
         self.seen: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-        self.server = LoopbackServer(self._relay)
-        self.url = f"http://127.0.0.1:{self.server.port}"
+        self._lock = threading.Lock()  # one relay thread per connection: the order pipe's, alpaca-py's
 
-    def _relay(self, client: socket.socket) -> None:
-        upstream = socket.create_connection(self.target)
-        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-        self._pump(client, upstream, True)
-
-    def _pump(self, src: socket.socket, dst: socket.socket, to_broker: bool) -> None:
-        try:
-            while data := src.recv(1 << 20):
-                if to_broker:
-                    with self._lock:  # noted before they are passed on: the broker sees them in this order
-                        ids = iter(ORDER_ID.findall(data))
-                        for m in REQUEST.finditer(data):
-                            if m[1] == b"POST":
-                                self.seen.append(("POST", next(ids).decode()))
-                            else:
-                                self.seen.append(("DELETE", m[2].decode().strip("/")))
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-    def close(self) -> None:
-        self.server.close()
+    def _note(self, data: bytes) -> None:
+        with self._lock:
+            ids = iter(ORDER_ID.findall(data))
+            for m in REQUEST.finditer(data):
+                if m[1] == b"POST":
+                    self.seen.append(("POST", next(ids).decode()))
+                else:
+                    self.seen.append(("DELETE", m[2].decode().strip("/")))
 
 
 class RestThenSwap(Strategy):
