@@ -392,7 +392,7 @@ class AlpacaBroker:
             return self._fresh(item)
         try:
             u = self._from_stream(item)
-        except (KeyError, TypeError, ValueError) as e:  # as a lost message: the REST look-up tells
+        except (AttributeError, KeyError, TypeError, ValueError) as e:  # as if lost: the REST look-up tells
             log.warning("trade_updates: an unreadable message (%s): %.200r", e, item)
             return None
         return None if u is None else self._fresh(u)
