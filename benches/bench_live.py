@@ -4,14 +4,17 @@ benches run the venue in a child process, as a broker is; the others in-process)
 - bar close to order sent: the seed's mean-reversion strategy on 50 symbols, 200 bar times (full; 10
   symbols, 60 bar times quick), target p99 < 5 ms; and the two seed strategies together (the swing one's
   features carried too: `strategy.streaming.FeatureState`). Per order, from its bar time's bars in hand
-  (perf_counter) to: "decided" (the Trader is done with the bar time: the node's flush begins), "sent"
-  (the request's bytes are in the kernel's send buffer of the order connection: `sendall` returned) and
-  "answered" (its HTTP answer read); p50/p99 of each, and of decided -> sent (the journal commit and the
+  (perf_counter, once the node has done a session's open or close work and, the first time, gone live)
+  to: "decided" (the Trader is done with the bar time: the node's flush begins), "sent" (the request's
+  bytes are in the kernel's send buffer of the order connection: `sendall` returned) and "answered"
+  (its HTTP answer read); p50/p99 of each, and of decided -> sent (the journal commit and the
   write). Also the Trader's own CPU time per bar time (thread time of `run_batch`, the first bar time,
   which starts the strategies' features on the history, left out): on a busy machine the wall-clock
-  figures measure the load, this one the work; and the garbage collector's pauses inside those bar times
-  (the node freezes its start-up heap out of the collector when it goes live). Peer: a bare alpaca-py
-  `submit_order` round trip to the same venue.
+  figures measure the load, this one the work; where the rest of its wall time went: waiting for a CPU
+  (the thread's run-queue time, Linux schedstat: other processes, the venue's among them) and blocked
+  (wall - CPU - run queue: waiting for the GIL another thread of the node holds, or for I/O); and the
+  garbage collector's pauses inside those bar times (the node freezes its start-up heap out of the
+  collector when it goes live). Peer: a bare alpaca-py `submit_order` round trip to the same venue.
 - a bar time of 50 orders: journal commit + `AlpacaBroker.submit_many` (pipelined, one write), from the
   start of the commit to each order sent / answered; peer: alpaca-py submitting the same 50 one after the
   other (what the node did before), to each answer (order k+1 leaves when order k is answered).
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import threading
 import time
@@ -99,6 +103,17 @@ def _venue_process(symbols: int, workdir: Path) -> Iterator[tuple[str, list[str]
         proc.wait(timeout=10)
 
 
+SCHEDSTAT = Path("/proc/thread-self/schedstat")  # CPU ns, run-queue wait ns, time slices (Linux)
+
+
+def _runqueue_s() -> float:
+    """Seconds the calling thread has waited in the run queue for a CPU (nan where schedstat is missing)."""
+    try:
+        return int(SCHEDSTAT.read_text().split()[1]) / 1e9
+    except OSError:
+        return math.nan
+
+
 def _pcts(name: str, values: Any) -> dict[str, float]:
     v = np.asarray(values, dtype=float) * 1e3
     return {f"{name}_p50_ms": float(np.percentile(v, 50)), f"{name}_p99_ms": float(np.percentile(v, 99))}
@@ -123,6 +138,8 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path, strategies: str
         )
 
         cpu: list[float] = []
+        wall: list[float] = []
+        waited: list[float] = []  # in the run queue
         pauses: list[float] = []  # the garbage collector's, while the Trader runs a bar time (seconds)
         started = [0.0]
 
@@ -142,9 +159,12 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path, strategies: str
 
             def timed(batch: Any) -> None:  # the Trader's CPU per bar time: a figure load hardly moves
                 in_bar_time[0] = True
-                t0 = time.thread_time()
+                q0, t0, w0 = _runqueue_s(), time.thread_time(), time.perf_counter()
                 run_batch(batch)
-                cpu.append(time.thread_time() - t0)
+                w1, t1 = time.perf_counter(), time.thread_time()
+                waited.append(_runqueue_s() - q0)
+                cpu.append(t1 - t0)
+                wall.append(w1 - w0)
                 in_bar_time[0] = False
 
             trader.run_batch = timed  # type: ignore[method-assign]
@@ -172,6 +192,10 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path, strategies: str
         "most_orders_in_a_bar_time": int(per_bar.max()),
         **_pcts("ours_sent", sent), **_pcts("ours_answered", answered), **_pcts("ours_decided", decided),
         **_pcts("ours_decided_to_sent", sent - decided), **_pcts("trader_cpu_per_bar_time", cpu[1:]),
+        **_pcts("trader_wall_per_bar_time", wall[1:]),
+        **_pcts("trader_runqueue_wait_per_bar_time", waited[1:]),
+        # (the run-queue time read around the two clocks: a few microseconds more, clipped at 0)
+        **_pcts("trader_blocked_per_bar_time", np.maximum(np.subtract(wall, cpu) - waited, 0.0)[1:]),
         **_pcts("alpaca_py_submit", peer),
         "gc_pauses_in_bar_times": len(pauses), "gc_longest_pause_ms": max(pauses, default=0.0) * 1e3,
     }  # fmt: skip

@@ -51,6 +51,36 @@ class LoopbackServer:
         self.server.close()
 
 
+class LoopbackRelay:
+    """A TCP relay on 127.0.0.1 to `target`: each chunk a client sends is given to `inspect` before it is
+    passed on (so what `inspect` notes happened before the server saw the bytes); answers flow back as
+    they are. `url` is its http:// address."""
+
+    def __init__(self, target: tuple[str, int], inspect: Callable[[bytes], None]) -> None:
+        self.target, self.inspect = target, inspect
+        self.server = LoopbackServer(self._relay)
+        self.url = f"http://127.0.0.1:{self.server.port}"
+
+    def _relay(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+        self._pump(client, upstream, True)
+
+    def _pump(self, src: socket.socket, dst: socket.socket, to_server: bool) -> None:
+        try:
+            while data := src.recv(1 << 20):
+                if to_server:
+                    self.inspect(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+    def close(self) -> None:
+        self.server.close()
+
+
 class BarTimeFeed:
     """Sessions' bars one bar time per batch, as a live node's feed gives them."""
 

@@ -153,3 +153,23 @@ def test_order_pages_overlap_where_many_orders_share_a_time(live_venue: Venue) -
         assert len(b.history(T0)) == 55  # one "accepted" each
     finally:
         b.close()
+
+
+def test_an_unreadable_stream_message_is_one_warning_and_loses_nothing(
+    live_venue: Venue, caplog: pytest.LogCaptureFixture
+) -> None:
+    live_venue.clock.advance_to(T0)
+    b = _broker(live_venue)
+    try:
+        # what the stream's thread queues for the node's poll: a trade_updates message without its order
+        b._inbox.put({"event": "fill", "timestamp": "2024-01-02T15:00:00Z"})
+        b.submit("ht-u", OrderRequest("S02", "buy", 4.0), T0)
+        got = _poll_until(b, T0, 2)
+        assert [(u.client_order_id, u.kind, u.qty) for u in got] == [
+            ("ht-u", "accepted", 0.0),
+            ("ht-u", "fill", 4.0),
+        ]
+        unreadable = [r for r in caplog.records if "unreadable message" in r.getMessage()]
+        assert len(unreadable) == 1 and "'order'" in unreadable[0].getMessage()
+    finally:
+        b.close()

@@ -7,13 +7,12 @@ of its bar time committed before it."""
 from __future__ import annotations
 
 import re
-import socket
 import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from helpers import LoopbackServer
+from helpers import LoopbackRelay
 from hybridtrader.config import Config, VenueConfig, with_overrides
 from hybridtrader.credentials import LOCAL_KEY, LOCAL_SECRET
 from hybridtrader.execution.rate_limiter import RateLimiter
@@ -26,19 +25,13 @@ from hybridtrader.venue import ReplayMarket, Venue
 ORDER_ID = re.compile(rb'"client_order_id":\s*"([^"]+)"')
 
 
-class JournalCheckingRelay:
+class JournalCheckingRelay(LoopbackRelay):
     """Relays TCP to `target`; order bytes are passed on only after the journal has been read."""
 
     def __init__(self, target: tuple[str, int], journal: Path) -> None:
-        self.target, self.journal = target, journal
+        super().__init__(target, self._check)
+        self.journal = journal
         self.seen: list[tuple[str, frozenset[str]]] = []  # (order arriving, intents committed before it)
-        self.server = LoopbackServer(self._relay)
-        self.url = f"http://127.0.0.1:{self.server.port}"
-
-    def _relay(self, client: socket.socket) -> None:
-        upstream = socket.create_connection(self.target)
-        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-        self._pump(client, upstream, True)
 
     def _committed(self) -> frozenset[str]:
         db = sqlite3.connect(f"file:{self.journal}?mode=ro", uri=True)
@@ -47,20 +40,10 @@ class JournalCheckingRelay:
         finally:
             db.close()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, to_broker: bool) -> None:
-        try:
-            while data := src.recv(1 << 20):
-                if to_broker and b"/v2/orders HTTP/1.1" in data and data.startswith(b"POST"):
-                    committed = self._committed()
-                    self.seen += [(m.decode(), committed) for m in ORDER_ID.findall(data)]
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            dst.close()
-
-    def close(self) -> None:
-        self.server.close()
+    def _check(self, data: bytes) -> None:
+        if b"/v2/orders HTTP/1.1" in data and data.startswith(b"POST"):
+            committed = self._committed()
+            self.seen += [(m.decode(), committed) for m in ORDER_ID.findall(data)]
 
 
 def test_every_intent_of_a_bar_time_is_journaled_before_its_first_order_leaves(tmp_path: Path) -> None:

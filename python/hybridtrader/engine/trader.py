@@ -54,7 +54,7 @@ from hybridtrader.execution.time_slicing import plan_parent_order
 from hybridtrader.execution.toxic_time import entry_blocked
 from hybridtrader.market.calendar import NEW_YORK, session_bounds
 from hybridtrader.market.schema import TS, side_sign, symbol_codes
-from hybridtrader.market.timeconv import NS_PER_MINUTE, from_utc_ns, time_runs, utc_ns
+from hybridtrader.market.timeconv import NS_PER_MINUTE, epoch_ns, from_utc_ns, time_runs, utc_ns
 from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.portfolio.ledger import Ledger
 from hybridtrader.risk.dynamic_sizing import DynamicSizer
@@ -148,7 +148,7 @@ class _Session:
 
     def __init__(self, batch: BarBatch) -> None:
         frame = batch.bars
-        ts = frame["ts"].dt.epoch("ns").to_numpy()
+        ts = epoch_ns(frame["ts"])
         self.starts, self.ends = time_runs(ts)
         self.times = ts[self.starts]
         codes: np.ndarray  # each row's position in the sorted names

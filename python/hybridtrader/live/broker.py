@@ -7,10 +7,12 @@ local venue, which speaks the same API).
   the broker already took is refused as a duplicate and looked up instead. A bar time's orders leave
   together on the `OrderPipe` (`submit_many`); what it gets no usable answer for takes that path.
 - Updates come from the trading stream (`trade_updates`, alpaca-py `TradingStream` on a thread of its
-  own) as they happen. A stream can lose messages (a dropped socket loses what was in flight), so for
-  orders still open `poll` asks REST for the truth (orders and FILL activities) and makes up what the
-  stream did not say. Every update is reported once: fills are deduplicated by the cumulative filled
-  quantity, other events by kind.
+  own) as they happen. That thread only queues each message's JSON (alpaca-py's `raw_data`): alpaca-py's
+  pydantic model of it costs ~30 us of CPU, holding the GIL, per message (a bar time brings dozens), and
+  the node's thread reads the few fields it needs when it polls. A stream can lose messages (a dropped
+  socket loses what was in flight), so for orders still open `poll` asks REST for the truth (orders and
+  FILL activities) and makes up what the stream did not say. Every update is reported once: fills are
+  deduplicated by the cumulative filled quantity, other events by kind.
 - `history(after_ns)` rebuilds every order's updates from REST alone: a restarted node replays them.
 
 Alpaca reports no per-fill fee on the stream (commission-free; the SEC/TAF fees show up later as account
@@ -38,7 +40,6 @@ from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.models import Order as AlpacaOrder
-from alpaca.trading.models import TradeUpdate
 from alpaca.trading.requests import (
     GetOrdersRequest,
     LimitOrderRequest,
@@ -128,10 +129,13 @@ class AlpacaBroker:
         self.limiter = limiter if limiter is not None else RateLimiter()
         self.pipe = OrderPipe(trading_url, keys, self.limiter)  # a bar time's orders at once
         self._stream = (
-            TradingStream(key, secret, paper=paper, url_override=stream_url) if stream_url else None
+            TradingStream(key, secret, paper=paper, raw_data=True, url_override=stream_url)
+            if stream_url
+            else None
         )
         self._thread: threading.Thread | None = None
-        self._inbox: queue.SimpleQueue[OrderUpdate] = queue.SimpleQueue()
+        # the stream's messages (their "data": JSON as received) and the rejections made here, in order
+        self._inbox: queue.SimpleQueue[dict[str, Any] | OrderUpdate] = queue.SimpleQueue()
         self._seen: dict[str, _Seen] = {}
         self._open: dict[str, None] = {}  # the orders of `_seen` not closed (insertion-ordered set)
         self._ids: dict[str, str] = {}  # client order id -> broker order id
@@ -176,11 +180,9 @@ class AlpacaBroker:
         if self._stream is None or self._thread is not None:
             return
 
-        async def handler(update: TradeUpdate) -> None:
+        async def handler(message: dict[str, Any]) -> None:  # on the stream's thread: queued as it came
             self.stream_messages += 1
-            u = self._from_stream(update)
-            if u is not None:
-                self._inbox.put(u)
+            self._inbox.put(message["data"])
 
         self._stream.subscribe_trade_updates(handler)
         self._thread = threading.Thread(target=self._stream.run, name="alpaca-trade-updates", daemon=True)
@@ -361,26 +363,39 @@ class AlpacaBroker:
             raise BrokerError(f"look up {client_order_id}: {_message(e)}") from e
 
     # ------------------------------------------------------------------------------------- updates
-    def _from_stream(self, update: TradeUpdate) -> OrderUpdate | None:
-        kind = _KINDS.get(str(getattr(update.event, "value", update.event)))
+    def _from_stream(self, data: dict[str, Any]) -> OrderUpdate | None:
+        """A `trade_updates` message's data (Alpaca's JSON: numbers may come as text) as an update; None for
+        events that say nothing new (pending_new...)."""
+        kind = _KINDS.get(str(data.get("event")))
         if kind is None:
             return None
-        o = update.order
-        filled = float(o.filled_qty or 0.0)
-        qty = float(o.qty or 0.0)
+        o = data["order"]
+        filled = float(o.get("filled_qty") or 0.0)
+        qty = float(o.get("qty") or 0.0)
         return OrderUpdate(
-            ns(update.timestamp),
-            o.client_order_id,
-            o.symbol or "",
-            str(getattr(o.side, "value", o.side)),
+            ns(data.get("timestamp")),
+            o["client_order_id"],
+            o.get("symbol") or "",
+            o["side"],
             kind,
-            float(update.qty or 0.0),
-            float(update.price or 0.0),
+            float(data.get("qty") or 0.0),
+            float(data.get("price") or 0.0),
             0.0,
             filled,
             max(qty - filled, 0.0),
-            "" if kind != "replaced" else str(o.replaced_by or ""),
+            "" if kind != "replaced" else str(o.get("replaced_by") or ""),
         )
+
+    def _take(self, item: dict[str, Any] | OrderUpdate) -> OrderUpdate | None:
+        """An item of the inbox, if it says something new (`_fresh`)."""
+        if isinstance(item, OrderUpdate):
+            return self._fresh(item)
+        try:
+            u = self._from_stream(item)
+        except (AttributeError, KeyError, TypeError, ValueError) as e:  # as if lost: the REST look-up tells
+            log.warning("trade_updates: an unreadable message (%s): %.200r", e, item)
+            return None
+        return None if u is None else self._fresh(u)
 
     def _fresh(self, u: OrderUpdate) -> OrderUpdate | None:
         """`u` if it says something not reported yet about an order this broker sent, else None. A fill
@@ -463,10 +478,10 @@ class AlpacaBroker:
             if wait <= 0:
                 break
             try:
-                u = self._inbox.get(timeout=wait)
+                item = self._inbox.get(timeout=wait)
             except queue.Empty:
                 break
-            fresh = self._fresh(u)
+            fresh = self._take(item)
             if fresh is not None:
                 out.append(fresh)
         return out
@@ -475,10 +490,10 @@ class AlpacaBroker:
         out = []
         while True:
             try:
-                u = self._inbox.get_nowait()
+                item = self._inbox.get_nowait()
             except queue.Empty:
                 return out
-            fresh = self._fresh(u)
+            fresh = self._take(item)
             if fresh is not None:
                 out.append(fresh)
 

@@ -79,7 +79,7 @@ from hybridtrader.live.journal import Journal
 from hybridtrader.live.ops import Heartbeat, NodeMetrics, OpsServer
 from hybridtrader.live.reconcile import Reconciliation, reconcile
 from hybridtrader.market.calendar import NEW_YORK, previous_session, session_bounds
-from hybridtrader.market.timeconv import NS_PER_SECOND, from_utc_ns, rfc3339, utc_ns
+from hybridtrader.market.timeconv import NS_PER_SECOND, epoch_ns, from_utc_ns, rfc3339, utc_ns
 from hybridtrader.monitoring.alerts import EnhancedAlertManager
 from hybridtrader.portfolio import capital_allocator, universe_rotation
 from hybridtrader.portfolio.capital_allocator import CapitalAllocator
@@ -128,10 +128,13 @@ class Endpoints:
 class JournaledBroker:
     """The Broker port the node's Trader sees. A bar time's orders are held until `flush()` (the node calls
     it when the Trader is done with the bar time), which journals them all in one transaction and only
-    then sends them, together (`AlpacaBroker.submit_many`). A cancel of an order the broker has goes out
-    at once; of a held order (a time-sliced child closed in the bar time it was due), it is held right
-    behind it. A replace of a held order flushes first; `poll` flushes first. While `replaying`,
-    nothing is sent and the broker's recorded history answers `poll`."""
+    then sends them, together (`AlpacaBroker.submit_many`). Cancels are held too and go out after the bar
+    time's orders: a cancel is a REST round trip (milliseconds), and the orders decided after it in the
+    bar time would wait for it. In lockstep the broker's answers are the same (no market time passes
+    between a bar time's requests); in real time a cancel reaches the broker those milliseconds later. An
+    order cancelled in the bar time it was decided in (a time-sliced child closed when it was due) is sent
+    before its cancel either way. A replace of a held order flushes first; `poll` flushes first. While
+    `replaying`, nothing is sent and the broker's recorded history answers `poll`."""
 
     def __init__(
         self,
@@ -149,7 +152,7 @@ class JournaledBroker:
         # per order sent, seconds after its bar time's bars were in hand: (flush began, request in the
         # kernel's send buffer, answer read)
         self.timings: list[tuple[float, float, float]] = []
-        # this bar time's orders not sent yet, and cancels of them (request None), in the Trader's order
+        # this bar time's orders not sent yet, and its cancels (request None), in the Trader's order
         self._pending: list[tuple[str, OrderRequest | None, int]] = []
         self._submitted: dict[str, tuple[OrderRequest, int]] = {}
         journal_only = [u for u in rejected if u.client_order_id not in rec.at_broker]
@@ -171,24 +174,19 @@ class JournaledBroker:
         self._pending.append((client_order_id, request, ts_ns))
 
     def flush(self) -> None:
-        """Journal the held orders in one transaction, then send them at once (a held cancel splits them:
-        the orders before it, the cancel, the orders after); one the broker has from before a restart is
-        adopted, never sent twice."""
+        """Journal the held orders in one transaction, send them at once (one the broker has from before a
+        restart is adopted, never sent twice), then the held cancels, in the Trader's order."""
         if not self._pending:
             return
         t0 = time.perf_counter()
         batch, self._pending = self._pending, []
-        intents = [(self.orders[cid], None) for cid, r, _ in batch if r is not None]
-        self.journal.record_intents(intents)  # every intent of the bar time, before any is sent
-        group: list[tuple[str, OrderRequest, int]] = []
+        orders = [(cid, r, ts) for cid, r, ts in batch if r is not None]
+        if orders:
+            self.journal.record_intents([(self.orders[cid], None) for cid, _, _ in orders])  # before sending
+            self._send(orders, t0)
         for cid, r, ts in batch:
-            if r is not None:
-                group.append((cid, r, ts))
-            else:
-                self._send(group, t0)
-                group = []
+            if r is None:
                 self.broker.cancel(cid, ts)
-        self._send(group, t0)
 
     def _send(self, orders: list[tuple[str, OrderRequest, int]], t0: float) -> None:
         adopted = {cid: (r, ts) for cid, r, ts in orders if cid in self.at_broker}
@@ -210,12 +208,8 @@ class JournaledBroker:
 
     def cancel(self, client_order_id: str, ts_ns: int) -> None:
         self._asked.add((client_order_id, "canceled"))
-        if self.replaying:
-            return
-        if self._held(client_order_id):  # held behind it (and the orders held so far)
+        if not self.replaying:
             self._pending.append((client_order_id, None, ts_ns))
-        else:
-            self.broker.cancel(client_order_id, ts_ns)
 
     def replace(
         self,
@@ -604,9 +598,9 @@ class LiveNode:
             if not jb.replaying and not self.ready:
                 jb.go_live()
                 self._go_live()
-            close = batch.bars["ts"].max() if batch.bars.height else None
-            self._swap_models(batch)
+            # the bar time's bars in hand (a session's open and close work, and going live, aside)
             jb.batch_t0 = time.perf_counter()
+            self._swap_models(batch)
             self._check_halts(batch)
             trader.run_batch(batch)
             jb.flush()  # the bar time's orders: journaled together, then sent together
@@ -614,13 +608,14 @@ class LiveNode:
             if jb.replaying:
                 self._replay_shutdowns(bar_close, batch.every_ns)  # a clean exit flattened here?
                 continue
-            if close is not None:
+            if batch.bars.height:
                 self.journal.put("cursor", bar_close, bar_close)
                 self.cursor = bar_close
                 if self.wall:  # what a restart resumes from (it cannot replay the past)
                     checkpoint = {**trader.checkpoint(), "updates": self.journal.n_updates}
                     self.journal.put("checkpoint", checkpoint, bar_close)
             fills_seen = self._observe(fills_seen)
+            self.journal.checkpoint()  # the bar time's orders are out: its fsyncs delay none of them
             self.heartbeat.beat()
             if self.on_bar_time is not None:
                 self.on_bar_time(self)
@@ -701,7 +696,7 @@ class LiveNode:
     def _swap_models(self, batch: BarBatch) -> None:
         """At this bar boundary, before the bar time is traded: the model changes due (`LiveModels`)."""
         if batch.bars.height:
-            start = int(batch.bars["ts"].dt.epoch("ns")[0])
+            start = int(epoch_ns(batch.bars["ts"])[0])
             self.models.apply_due(start + batch.every_ns, self.feed.replaying)
 
     def _after_close(self, session: date) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
+import polars as pl
 
 from hybridtrader.errors import ConfigError, DataError
 
@@ -22,6 +23,7 @@ NS_PER_HOUR = 60 * NS_PER_MINUTE
 NS_PER_DAY = 24 * NS_PER_HOUR
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+_NS_PER_UNIT = {"ns": 1, "us": NS_PER_US, "ms": NS_PER_MS}  # a Polars Datetime's time unit, in ns
 
 
 def utc_ns(ts: datetime | int, name: str = "ts") -> int:
@@ -71,6 +73,16 @@ def rfc3339(ts: datetime | int) -> str:
     the fraction only when there is one)."""
     dt = from_utc_ns(ts) if isinstance(ts, int | np.integer) else ts
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def epoch_ns(ts: pl.Series) -> np.ndarray:
+    """The UTC epoch ns of a Polars Datetime series as numpy, what `ts.dt.epoch("ns").to_numpy()` gives: its
+    integers cast out and scaled from its time unit. A cast costs microseconds where `dt.epoch` and
+    `to_physical` cost ~50 us (they run Polars' query engine), and a live bar time reads its times
+    several times."""
+    values = ts.cast(pl.Int64).to_numpy()
+    scale = _NS_PER_UNIT[ts.dtype.time_unit]  # type: ignore[attr-defined]
+    return values if scale == 1 else values * scale
 
 
 def time_runs(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,10 +17,8 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.errors import StateError
-from hybridtrader.market.timeconv import NS_PER_MS, NS_PER_US, time_runs
+from hybridtrader.market.timeconv import epoch_ns, time_runs
 from hybridtrader.ml.features import parse_feature
-
-_NS_PER_UNIT = {"ns": 1, "us": NS_PER_US, "ms": NS_PER_MS}  # a Datetime's physical unit, in ns
 
 
 def _grow(a: np.ndarray, k: int, fill: float) -> np.ndarray:
@@ -132,9 +130,7 @@ class FeatureState:
         """`step` on a batch of one bar time: the values, and the frame `RuleStrategy.features` gives on
         it (symbol, ts, the features, close, then `extra`: "mean" or "vol"), nulls where NaN."""
         columns = {c: bars[c].to_numpy() for c in ("high", "low", "close", "volume")}
-        ts = bars["ts"]  # its physical integer, scaled: a Polars expression would cost ~0.1 ms
-        first_ns = int(ts.to_physical()[0]) * _NS_PER_UNIT[ts.dtype.time_unit]  # type: ignore[attr-defined]
-        values = self.step(first_ns, bars["symbol"].to_list(), columns)
+        values = self.step(int(epoch_ns(bars["ts"])[0]), bars["symbol"].to_list(), columns)
         frame = pl.DataFrame([
             bars["symbol"], bars["ts"],
             *(pl.Series(name, values[name], nan_to_null=True) for name in self.names),
@@ -288,7 +284,7 @@ class FeatureState:
 
     def run(self, bars: pl.DataFrame) -> dict[str, np.ndarray]:
         """`step` through `bars` (BAR_SCHEMA, sorted by ts then symbol); the last bar time's values."""
-        ts = bars["ts"].dt.epoch("ns").to_numpy()
+        ts = epoch_ns(bars["ts"])
         starts, ends = time_runs(ts)
         symbols = bars["symbol"].to_list()
         cols = {c: bars[c].to_numpy() for c in ("high", "low", "close", "volume")}
