@@ -174,6 +174,6 @@ def test_memory_is_flat_in_the_number_of_sessions(tmp_path: Path) -> None:
     assert in_memory > 30
     # Streamed by session: the bars one session at a time, the simulator afresh each session, the result's
     # rows spilled as part files and the report read from them. Measured here: +2 MB for 40 more sessions
-    # of 30 symbols (38 MB of bars; their 20k orders, 17k fills, 18k equity rows); +14 MB while the rows
-    # and the simulator's closed orders stayed in memory.
-    assert many - few < 6, (few, many, in_memory)
+    # of 30 symbols (+7 MB on a loaded machine; 38 MB of bars; their 20k orders, 17k fills, 18k equity
+    # rows); +29 MB while the rows and the simulator's closed orders stayed in memory.
+    assert many - few < 10, (few, many, in_memory)
