@@ -6,6 +6,11 @@ times that have closed by `now` (only while orders are open: with none there is 
 returns what it reported. The per-bar-time path uses the simulator's numpy entry points (`on_bar_arrays`,
 `drain_arrays`) so that no Polars frame is built per bar time: that keeps the engine's cost per bar time in
 microseconds.
+
+The simulator keeps every order it was given (the venue answers queries about closed orders from it); the
+backtest has no use for closed ones, so a batch of a new day that finds no order open starts a fresh
+simulator, and a long backtest's memory stays flat in its sessions. Nothing carries over that could matter:
+an order only meets market data of its own session.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from hybridtrader._core import FillSimulatorCore
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.execution.fills import FillSimulator
-from hybridtrader.market.timeconv import time_runs
+from hybridtrader.market.timeconv import NS_PER_DAY, time_runs
 
 _SIDES = list(FillSimulatorCore.SIDES)
 _KINDS = list(FillSimulatorCore.EVENT_KINDS)
@@ -47,6 +52,7 @@ class SimBroker:
         self._next = 0  # first bar time of the batch not yet fed
         self._row = 0  # its first row
         self._every = 0
+        self._day = -1  # the UTC day (ns // NS_PER_DAY) of the last batch: a session never spans two
 
     # ------------------------------------------------------------------------------------ orders
     def submit(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
@@ -93,11 +99,16 @@ class SimBroker:
     def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
         """The next batch of bars (BAR_SCHEMA, sorted by ts): fed to the simulator as their bar times
         close (`poll`). Bars of the previous batch not fed yet are dropped: no order was open for them."""
+        ts = bars["ts"].dt.epoch("ns").to_numpy()
+        day = int(ts[0]) // NS_PER_DAY
+        if day != self._day and self._open == 0 and self._day >= 0:
+            self.sim = FillSimulator(self.sim.settings, self.sim.slippage)
+            self._names = {}
+        self._day = day
         symbols = bars["symbol"]
         names = symbols.unique()
         for name, code in zip(names.to_list(), self.sim.symbol_codes(names).tolist(), strict=True):
             self._names[code] = name
-        ts = bars["ts"].dt.epoch("ns").to_numpy()
         self._columns = (
             self.sim.symbol_codes(symbols),
             ts,

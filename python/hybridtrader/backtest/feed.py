@@ -16,17 +16,21 @@ from hybridtrader.errors import DataError
 from hybridtrader.market.bars import aggregate_trades
 from hybridtrader.market.calendar import session_bounds, sessions
 from hybridtrader.market.schema import BAR_SCHEMA, symbol_codes
-from hybridtrader.market.timeconv import NS_PER_MINUTE
+from hybridtrader.market.timeconv import NS_PER_MINUTE, time_runs
 from hybridtrader.market.timeframe import Timeframe
 
 
 def _session_bounds(frame: pl.DataFrame) -> list[tuple[date, int, int]]:
-    """(session, first row, rows) of a frame sorted by ts, cut at New York dates."""
-    day = frame["ts"].dt.convert_time_zone("America/New_York").dt.date()
-    out, start = [], 0
+    """(session, first row, rows) of a frame sorted by ts, cut at New York dates (converted once per
+    distinct time, not per row: the time zone conversion is the costly part)."""
+    ts = frame["ts"]
+    starts, ends = time_runs(ts.dt.epoch("ns").to_numpy())
+    day = ts.gather(starts).dt.convert_time_zone("America/New_York").dt.date()
+    out, k = [], 0
     for n, d in day.rle().struct.unnest().iter_rows():
-        out.append((d, start, n))
-        start += n
+        start = int(starts[k])
+        out.append((d, start, int(ends[k + n - 1]) - start))
+        k += n
     return out
 
 
@@ -46,14 +50,23 @@ def _in_sessions(bars: pl.DataFrame, start: date | None, end: date | None) -> pl
 
 
 def _sorted(bars: pl.DataFrame) -> pl.DataFrame:
+    """`bars` (BAR_SCHEMA) in (ts, symbol) order; when it had to be sorted its symbol column is an Enum
+    (`symbol_codes`): gathering integer codes costs a third of gathering the strings. `_strings` turns it
+    back, a batch at a time."""
     if dict(bars.schema) != BAR_SCHEMA:
         raise DataError(f"bars: schema {dict(bars.schema)} differs from BAR_SCHEMA {BAR_SCHEMA}")
     sym, ts = pl.col("symbol"), pl.col("ts")
     if not bars.select(((ts < ts.shift(1)) | ((ts == ts.shift(1)) & (sym <= sym.shift(1)))).any()).item():
         return bars  # in (ts, symbol) order already
     # a lexsort on (ts, integer symbol codes) and one gather: about half the cost of a string sort
-    codes = symbol_codes(bars["symbol"]).to_physical().to_numpy()
-    return bars[np.lexsort((codes, bars["ts"].to_physical().to_numpy()))]
+    codes = symbol_codes(bars["symbol"])
+    order = np.lexsort((codes.to_physical().to_numpy(), bars["ts"].to_physical().to_numpy()))
+    return bars.with_columns(codes)[order]
+
+
+def _strings(bars: pl.DataFrame) -> pl.DataFrame:
+    """`bars` with its symbol column as strings again (BAR_SCHEMA), after `_sorted`."""
+    return bars if bars.schema["symbol"] == pl.String else bars.with_columns(pl.col("symbol").cast(pl.String))
 
 
 class FrameFeed:
@@ -66,14 +79,19 @@ class FrameFeed:
         start: date | None = None,
         end: date | None = None,
     ) -> None:
-        self.bars = _sorted(_in_sessions(bars, start, end))
+        self._rows = _sorted(_in_sessions(bars, start, end))
         self.every_ns = every_ns
-        self._bounds = _session_bounds(self.bars)
+        self._bounds = _session_bounds(self._rows)
         self.days = [d for d, _, _ in self._bounds]
 
     def batches(self) -> Iterator[BarBatch]:
         for session, start, n in self._bounds:
-            yield BarBatch(session, self.bars.slice(start, n), self.every_ns)
+            yield BarBatch(session, _strings(self._rows.slice(start, n)), self.every_ns)
+
+    @property
+    def bars(self) -> pl.DataFrame:
+        """The feed's bars (BAR_SCHEMA) in (ts, symbol) order."""
+        return _strings(self._rows)
 
 
 class StoreFeed:
@@ -99,7 +117,7 @@ class StoreFeed:
             lf = self.store.scan(self.symbols, self.tf)
             bars = lf.filter((pl.col("ts") >= open_dt) & (pl.col("ts") < close_dt)).collect()
             if bars.height:
-                yield BarBatch(day, _sorted(bars), self.every_ns)
+                yield BarBatch(day, _strings(_sorted(bars)), self.every_ns)
 
 
 class TickFeed:
@@ -119,4 +137,4 @@ class TickFeed:
             bars = bars.filter((ts >= open_dt) & (ts < close_dt))
             self.ticks += ticks.height
             if bars.height:
-                yield BarBatch(session, _sorted(bars), self.every_ns)
+                yield BarBatch(session, _strings(_sorted(bars)), self.every_ns)

@@ -1,5 +1,7 @@
 """What a backtest reports: summary statistics, per-strategy and per-symbol tables, monthly returns and the
-daily series a tear sheet plots. Pure functions of the engine's result frames.
+daily series a tear sheet plots. Pure functions of the engine's result frames, which they read lazily (a
+spilled run's rows stay on disk) except for the few columns a sum runs over: a float sum is summed in one
+piece, as the engine's frames in memory are, so that a spilled run reports the same bits.
 
 Daily returns are session-to-session changes of the equity at each session's last bar time (the first
 against the starting cash); Sharpe = mean / std (ddof 1) x sqrt(252); drawdown = 1 - equity / running peak
@@ -19,21 +21,28 @@ from hybridtrader.engine.trader import TraderResult
 SESSIONS_PER_YEAR = 252
 
 
-def daily_equity(equity: pl.DataFrame, start_cash: float) -> pl.DataFrame:
+def daily_equity(equity: pl.LazyFrame, start_cash: float) -> pl.DataFrame:
     """One row per session: its New York date, closing equity, return and gross exposure at the close."""
     day = pl.col("ts").dt.convert_time_zone("America/New_York").dt.date().alias("session")
-    daily = equity.group_by(day, maintain_order=True).agg(
-        pl.col("equity").last(),
-        pl.col("gross_exposure").last(),
-        pl.col("gross_exposure").max().alias("max_gross"),
+    daily = (
+        equity.group_by(day, maintain_order=True)
+        .agg(
+            pl.col("equity").last(),
+            pl.col("gross_exposure").last(),
+            pl.col("gross_exposure").max().alias("max_gross"),
+        )
+        .collect()
     )
     prev = daily["equity"].shift(1).fill_null(start_cash)
     return daily.with_columns(ret=pl.col("equity") / prev - 1.0)
 
 
-def drawdown(equity: pl.DataFrame) -> pl.DataFrame:
-    """ts, equity and drawdown (share of the running peak) on every bar time."""
-    return equity.select("ts", "equity", drawdown=1.0 - pl.col("equity") / pl.col("equity").cum_max())
+_DRAWDOWN = (1.0 - pl.col("equity") / pl.col("equity").cum_max()).alias("drawdown")
+
+
+def equity_table(equity: pl.LazyFrame) -> pl.LazyFrame:
+    """The equity rows with the drawdown (share of the running peak) after the equity, on every bar time."""
+    return equity.select("ts", "equity", _DRAWDOWN, pl.exclude("ts", "equity"))
 
 
 def monthly_returns(daily: pl.DataFrame) -> pl.DataFrame:
@@ -61,24 +70,35 @@ def _pnl_by(positions: pl.DataFrame, key: str) -> pl.DataFrame:
 _NET = (pl.col("realized_pnl") + pl.col("unrealized_pnl") - pl.col("fees")).alias("net_pnl")
 
 
-def per_strategy(result: TraderResult) -> pl.DataFrame:
-    """Orders, fills, P&L, fees, traded notional and forecast vs realised slippage per strategy."""
-    orders = result.orders.group_by("strategy").agg(
-        pl.len().alias("orders"), (pl.col("filled_qty") > 0).sum().alias("filled_orders")
+def fill_costs(result: TraderResult) -> pl.DataFrame:
+    """The columns of the fills the slippage statistics read, in one piece (see the module docstring)."""
+    columns = ("strategy", "symbol", "qty", "forecast_bps", "realized_bps")
+    return result.scan("fills").select(columns).collect().rechunk()
+
+
+def per_strategy(result: TraderResult, fills: pl.DataFrame) -> pl.DataFrame:
+    """Orders, fills, P&L, fees, traded notional and forecast vs realised slippage per strategy (`fills`:
+    `fill_costs(result)`)."""
+    orders = (
+        result.scan("orders")
+        .group_by("strategy")
+        .agg(pl.len().alias("orders"), (pl.col("filled_qty") > 0).sum().alias("filled_orders"))
+        .collect()
     )
     return (
         orders.join(_pnl_by(result.positions, "strategy"), on="strategy", how="left")
-        .join(_slippage(result.fills, "strategy"), on="strategy", how="left")
+        .join(_slippage(fills, "strategy"), on="strategy", how="left")
         .with_columns(_NET)
         .sort("strategy")
     )
 
 
-def per_symbol(result: TraderResult) -> pl.DataFrame:
-    """P&L, fees, traded notional and forecast vs realised slippage per symbol."""
+def per_symbol(result: TraderResult, fills: pl.DataFrame) -> pl.DataFrame:
+    """P&L, fees, traded notional and forecast vs realised slippage per symbol (`fills`:
+    `fill_costs(result)`)."""
     return (
         _pnl_by(result.positions, "symbol")
-        .join(_slippage(result.fills, "symbol"), on="symbol", how="left")
+        .join(_slippage(fills, "symbol"), on="symbol", how="left")
         .with_columns(_NET)
         .sort("symbol")
     )
@@ -94,17 +114,20 @@ def _slippage(fills: pl.DataFrame, by: str) -> pl.DataFrame:
     )
 
 
-def summary(result: TraderResult, start_cash: float) -> dict[str, Any]:
-    """The headline numbers (plain JSON values; NaN becomes None)."""
-    daily = daily_equity(result.equity, start_cash)
+def summary(
+    result: TraderResult, start_cash: float, daily: pl.DataFrame, fills: pl.DataFrame
+) -> dict[str, Any]:
+    """The headline numbers (plain JSON values; NaN becomes None); `daily` is `daily_equity` of the
+    result, `fills` its `fill_costs`."""
+    equity = result.scan("equity").select("equity").collect().to_series().rechunk()
     rets = daily["ret"].to_numpy()
-    end = float(result.equity["equity"][-1]) if result.equity.height else start_cash
+    end = float(equity[-1]) if equity.len() else start_cash
     sd = float(np.std(rets, ddof=1)) if len(rets) > 1 else math.nan
     sharpe = float(np.mean(rets)) / sd * math.sqrt(SESSIONS_PER_YEAR) if sd > 0 else math.nan
-    dd = drawdown(result.equity)["drawdown"].max() if result.equity.height else 0.0
+    dd = equity.to_frame().select(_DRAWDOWN)["drawdown"].max() if equity.len() else 0.0
     traded = float((result.positions["bought"] + result.positions["sold"]).sum())
-    mean_equity = float(result.equity["equity"].mean()) if result.equity.height else start_cash
-    slip = _slippage(result.fills.with_columns(all=pl.lit("all")), "all")
+    mean_equity = float(equity.mean()) if equity.len() else start_cash  # type: ignore[arg-type]
+    slip = _slippage(fills.with_columns(all=pl.lit("all")), "all")
     out = {
         "start_cash": start_cash,
         "end_equity": end,
@@ -113,8 +136,8 @@ def summary(result: TraderResult, start_cash: float) -> dict[str, Any]:
         "max_drawdown": float(dd or 0.0),
         "sessions": result.sessions,
         "bars": result.bars,
-        "orders": result.orders.height,
-        "fills": result.fills.height,
+        "orders": result.scan("orders").select(pl.len()).collect().item(),
+        "fills": fills.height,
         "fees": float(result.positions["fees"].sum()),
         "realized_pnl": float(result.positions["realized_pnl"].sum()),
         "unrealized_pnl": float(result.positions["unrealized_pnl"].sum()),

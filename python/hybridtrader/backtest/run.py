@@ -3,6 +3,10 @@
 
 Deterministic: the same config (data, strategies, costs, seed) gives byte-identical outputs; nothing
 written depends on the wall clock or the machine.
+
+Memory stays flat in the number of sessions when the run is given a `spill` directory: the bars come one
+session at a time (`StoreFeed`), the engine writes its finished orders, fills and equity rows there as
+part files once per session, and the outputs are streamed from them.
 """
 
 from __future__ import annotations
@@ -40,11 +44,18 @@ from hybridtrader.strategy.loader import build_strategy
 OUTPUT_FORMAT = 1
 
 
+# rows per parquet row group at most, the groups of a table equal in size (what polars' write_parquet does
+# with a frame in one piece, so a table streamed from part files is written byte for byte the same)
+ROW_GROUP = 131_072
+
+
 @dataclass
 class Backtest:
     result: TraderResult
     summary: dict[str, Any]
-    tables: dict[str, pl.DataFrame]
+    # orders, fills and equity (one row per bar time) are LazyFrames over the result's rows (a spilled
+    # run's stay on disk); the other tables are small frames
+    tables: dict[str, pl.DataFrame | pl.LazyFrame]
 
 
 def _dates(start: str | date | None, end: str | date | None) -> tuple[date | None, date | None]:
@@ -115,9 +126,12 @@ def run_backtest(
     seed: int = 0,
     progress: Progress | None = None,
     strategies: list[Any] | None = None,
+    spill: Path | None = None,
 ) -> Backtest:
     """Run `config.backtest.strategies` (or the given Strategy objects) on the configured data, or on `feed`
-    (described by `data` in the provenance, with `symbol_info` sectors and shortability when known)."""
+    (described by `data` in the provenance, with `symbol_info` sectors and shortability when known). With
+    `spill` (an empty directory the caller removes once done with the Backtest) the result's rows go there
+    as the run goes."""
     if feed is None:
         feed, data, symbol_info = make_feed(config, start=start, end=end, symbols=symbols, seed=seed)
     data = data if data is not None else {"source": type(feed).__name__}
@@ -153,19 +167,21 @@ def run_backtest(
         # in memory: a backtest never touches the live allocator's state file
         allocator=CapitalAllocator(config, persist=False) if config.portfolio.allocation.in_engine else None,
         universe=universe,
+        spill=spill,
     )
     result = trader.run()
     start_cash = config.backtest.cash
-    daily = report.daily_equity(result.equity, start_cash)
-    tables = {
-        "orders": result.orders,
-        "fills": result.fills,
+    daily = report.daily_equity(result.scan("equity"), start_cash)
+    fills = report.fill_costs(result)
+    tables: dict[str, pl.DataFrame | pl.LazyFrame] = {
+        "orders": result.scan("orders"),
+        "fills": result.scan("fills"),
         "positions": result.positions,
-        "equity": report.drawdown(result.equity).join(result.equity.drop("equity"), on="ts"),
+        "equity": report.equity_table(result.scan("equity")),
         "daily": daily,
         "monthly": report.monthly_returns(daily),
-        "strategies": report.per_strategy(result),
-        "symbols": report.per_symbol(result),
+        "strategies": report.per_strategy(result, fills),
+        "symbols": report.per_symbol(result, fills),
     }
     if config.portfolio.allocation.in_engine:
         tables["allocations"] = result.allocations
@@ -173,7 +189,7 @@ def run_backtest(
         tables["universe"] = universe.frame()
     summary = {
         "format": OUTPUT_FORMAT,
-        **report.summary(result, start_cash),
+        **report.summary(result, start_cash, daily, fills),
         "provenance": {
             "hybridtrader": __version__,
             "data": data,
@@ -198,7 +214,12 @@ def write_outputs(backtest: Backtest, out: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         for name, frame in backtest.tables.items():
-            frame.write_parquet(tmp / f"{name}.parquet")
+            if isinstance(frame, pl.LazyFrame):
+                rows = frame.select(pl.len()).collect().item()
+                groups = max(1, -(-rows // ROW_GROUP))
+                frame.sink_parquet(tmp / f"{name}.parquet", row_group_size=max(1, -(-rows // groups)))
+            else:
+                frame.write_parquet(tmp / f"{name}.parquet")
         opts = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY
         (tmp / "summary.json").write_bytes(orjson.dumps(backtest.summary, option=opts) + b"\n")
         write_tearsheet(backtest.tables, backtest.summary, tmp / "tearsheet.html")

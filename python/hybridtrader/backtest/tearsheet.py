@@ -70,8 +70,12 @@ def _allocations(alloc: pl.DataFrame) -> list[str]:
     ]
 
 
-def write_tearsheet(tables: dict[str, pl.DataFrame], summary: dict[str, Any], path: Path) -> None:
-    eq = tables["equity"]
+def write_tearsheet(
+    tables: dict[str, pl.DataFrame | pl.LazyFrame], summary: dict[str, Any], path: Path
+) -> None:
+    eq = (
+        tables["equity"].lazy().select("ts", "equity", "drawdown", "gross_exposure", "net_exposure").collect()
+    )
     start = float(summary["start_cash"])
     charts = [
         line_svg(eq["ts"], eq["equity"].to_numpy() / start, "equity (start = 1)", "equity", reference=1.0),

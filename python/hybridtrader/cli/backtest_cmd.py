@@ -9,6 +9,7 @@ together. Same inputs and seed give byte-identical outputs.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from datetime import date
 from pathlib import Path
 
@@ -89,8 +90,19 @@ def run(args: argparse.Namespace) -> int:
         def progress(session: date, bars: int) -> None:
             bar.update(task, advance=1, description=session.isoformat())
 
-        bt = run_backtest(cfg, feed=feed, seed=args.seed, progress=progress, data=data, symbol_info=info)
-    write_outputs(bt, out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # the run's rows spill beside the outputs (memory flat in the sessions), gone once they are written
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.rows.", dir=out.parent) as spill:
+            bt = run_backtest(
+                cfg,
+                feed=feed,
+                seed=args.seed,
+                progress=progress,
+                data=data,
+                symbol_info=info,
+                spill=Path(spill),
+            )
+            write_outputs(bt, out)
     _print_summary(Console(), bt.summary, bt.tables["strategies"], out)
     return 0
 

@@ -34,9 +34,11 @@ re-uses its id.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +49,7 @@ from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
 from hybridtrader.engine.orders import OPEN_STATES, Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
+from hybridtrader.engine.results import ResultRows
 from hybridtrader.engine.strategy import Strategy
 from hybridtrader.errors import ConfigError, StateError
 from hybridtrader.execution.slippage_model import SlippageModel
@@ -119,11 +122,14 @@ Progress = Callable[[date, int], None]  # (session done, bars in it)
 Universe = Callable[[date], Collection[str] | None]  # session -> the symbols it may trade (None: any)
 
 
+_RANKED_ORDER_SCHEMA = {"rank": pl.Int64, **ORDER_SCHEMA}  # rank: in the run's order of sending
+
+
 @dataclass
 class TraderResult:
-    orders: pl.DataFrame  # ORDER_SCHEMA, one row per order sent, in the order sent
-    fills: pl.DataFrame  # FILL_SCHEMA, in time order
-    equity: pl.DataFrame  # EQUITY_SCHEMA, one row per bar time (after its updates and marks)
+    # "fills", "equity"; "orders" and "late_orders" (_RANKED_ORDER_SCHEMA), each in the order sent, the late
+    # ones sent before some order of "orders" that finished earlier: see `scan`
+    rows: dict[str, ResultRows]
     positions: pl.DataFrame  # portfolio.ledger.POSITION_SCHEMA at the end
     skipped: dict[str, int]  # intents not sent, by reason
     bars: int
@@ -132,6 +138,30 @@ class TraderResult:
     allocations: pl.DataFrame = field(  # ALLOCATION_SCHEMA, per session and strategy (allocator runs only)
         default_factory=lambda: pl.DataFrame(schema=ALLOCATION_SCHEMA)
     )
+
+    @property
+    def orders(self) -> pl.DataFrame:
+        """ORDER_SCHEMA, one row per order sent, in the order sent."""
+        return self.scan("orders").collect()
+
+    @property
+    def fills(self) -> pl.DataFrame:
+        """FILL_SCHEMA, in time order."""
+        return self.rows["fills"].frame()
+
+    @property
+    def equity(self) -> pl.DataFrame:
+        """EQUITY_SCHEMA, one row per bar time (after its updates and marks)."""
+        return self.rows["equity"].frame()
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        """The rows of "orders", "fills" or "equity", lazily (a spilled run reads them from disk)."""
+        if name != "orders":
+            return self.rows[name].scan()
+        orders, late = self.rows["orders"].scan(), self.rows["late_orders"]
+        if late.height:  # few: orders still open when later ones were folded
+            orders = orders.merge_sorted(late.frame().sort("rank").lazy(), key="rank")
+        return orders.drop("rank")
 
 
 def _realized_bps(sign: int, decision: float, price: float) -> float:
@@ -188,6 +218,7 @@ class Trader:
         progress: Progress | None = None,
         allocator: CapitalAllocator | None = None,
         universe: Universe | None = None,
+        spill: Path | None = None,
     ) -> None:
         names = [s.name for s in strategies]
         if not strategies or len(set(names)) != len(names):
@@ -222,8 +253,18 @@ class Trader:
         self.open: dict[str, Order] = {}
         self.fills: list[tuple[Any, ...]] = []  # FILL_SCHEMA rows not yet folded
         self.curve: list[tuple[int, float, float, float, float]] = []  # EQUITY_SCHEMA rows not yet folded
-        # finished results as frames (orders, fills, equity), appended by `_fold` once per batch of `run`
-        self._done: tuple[list[pl.DataFrame], list[pl.DataFrame], list[pl.DataFrame]] = ([], [], [])
+        # finished results (orders, fills, equity) as frames, added by `_fold` once per batch of `run`: in
+        # memory, or written as part files under `spill` (a backtest's memory then stays flat in its sessions)
+        self._done = {
+            name: ResultRows(name, schema, spill)
+            for name, schema in (
+                ("orders", _RANKED_ORDER_SCHEMA),
+                ("late_orders", _RANKED_ORDER_SCHEMA),
+                ("fills", FILL_SCHEMA),
+                ("equity", EQUITY_SCHEMA),
+            )
+        }
+        self._folded_rank = 0  # 1 + the highest rank of the orders folded so far
         self.skipped: dict[str, int] = {}
         self.events: list[str] = []
         self.schedule: list[
@@ -265,19 +306,21 @@ class Trader:
         orders that are final (terminal, and decided before now: a later decision has a later time, hence
         another client order id, so the duplicate check needs only the rest). Called by `run` between
         batches; a live node driving `run_batch` reads `fills` as a growing list and keeps it."""
-        orders, fills, curve = self._done
         final = [
             c for c in self.sent if not self.orders[c].is_open and self.orders[c].decision_ns < self.now_ns
         ]
         if final:
-            orders.append(self._orders_frame(final))
+            ontime, late = self._ranked_orders(final)
+            self._done["orders"].add(ontime)
+            self._done["late_orders"].add(late)
+            self._folded_rank = max(self._folded_rank, self.sent[final[-1]] + 1)
             for cid in final:
                 del self.orders[cid], self.sent[cid]
         if self.fills:
-            fills.append(_frame(self.fills, FILL_SCHEMA))
+            self._done["fills"].add(_frame(self.fills, FILL_SCHEMA))
             self.fills = []
         if self.curve:
-            curve.append(_frame(self.curve, EQUITY_SCHEMA))
+            self._done["equity"].add(_frame(self.curve, EQUITY_SCHEMA))
             self.curve = []
 
     def run_batch(self, batch: BarBatch) -> None:
@@ -352,11 +395,17 @@ class Trader:
             self.session = None
 
     def result(self) -> TraderResult:
-        orders, fills, curve = self._done
+        """The run's results: what `_fold` moved into frames and the rows since (a live node calls this
+        more than once: the rows it adds here are copies, its lists stay as they are)."""
+        done = self._done
+        ontime, late = self._ranked_orders(list(self.sent))
         return TraderResult(
-            orders=_concat(orders, self._orders_frame(list(self.sent))).sort("rank").drop("rank"),
-            fills=_concat(fills, _frame(self.fills, FILL_SCHEMA)),
-            equity=_concat(curve, _frame(self.curve, EQUITY_SCHEMA)),
+            rows={
+                "orders": done["orders"].plus(ontime),
+                "late_orders": done["late_orders"].plus(late),
+                "fills": done["fills"].plus(_frame(self.fills, FILL_SCHEMA)),
+                "equity": done["equity"].plus(_frame(self.curve, EQUITY_SCHEMA)),
+            },
             positions=self.ledger.positions(),
             skipped=dict(sorted(self.skipped.items())),
             bars=self.n_bars,
@@ -798,8 +847,14 @@ class Trader:
         self.sent[cid] = self._n_sent
         self._n_sent += 1
 
+    def _ranked_orders(self, cids: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """_RANKED_ORDER_SCHEMA rows of the orders `cids` (in the order sent): those sent after every order
+        folded so far (they follow them), and the others (late: they go between them)."""
+        k = bisect_left([self.sent[c] for c in cids], self._folded_rank)
+        return self._orders_frame(cids[k:]), self._orders_frame(cids[:k])
+
     def _orders_frame(self, cids: list[str]) -> pl.DataFrame:
-        """ORDER_SCHEMA rows of the orders `cids` after a "rank" column (their rank in the order sent)."""
+        """_RANKED_ORDER_SCHEMA rows of the orders `cids`."""
         rows = []
         for cid in cids:
             o = self.orders[cid]
@@ -832,7 +887,7 @@ class Trader:
                     o.reason,
                 )
             )
-        return _frame(rows, {"rank": pl.Int64, **ORDER_SCHEMA})
+        return _frame(rows, _RANKED_ORDER_SCHEMA)
 
 
 class _StrategyContext:
@@ -963,11 +1018,6 @@ def _frame(rows: list[tuple[Any, ...]], schema: dict[str, Any]) -> pl.DataFrame:
     """`rows` as a frame of `schema`, built column by column (a third of the row-wise constructor's cost)."""
     columns = list(zip(*rows, strict=True)) or [()] * len(schema)
     return pl.DataFrame(dict(zip(schema, map(list, columns), strict=True)), schema=schema)
-
-
-def _concat(done: list[pl.DataFrame], rest: pl.DataFrame) -> pl.DataFrame:
-    """The folded frames and the rows not yet folded, as one frame in one chunk."""
-    return pl.concat([*done, rest], rechunk=True) if done else rest
 
 
 def _tail_per_symbol(bars: pl.DataFrame, n: int) -> pl.DataFrame:
