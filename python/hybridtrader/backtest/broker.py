@@ -25,7 +25,7 @@ from hybridtrader._core import FillSimulatorCore
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.execution.fills import FillSimulator
-from hybridtrader.market.timeconv import NS_PER_DAY, time_runs
+from hybridtrader.market.timeconv import NS_PER_DAY, epoch_ns, time_runs
 
 _SIDES = list(FillSimulatorCore.SIDES)
 _KINDS = list(FillSimulatorCore.EVENT_KINDS)
@@ -99,7 +99,7 @@ class SimBroker:
     def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
         """The next batch of bars (BAR_SCHEMA, sorted by ts): fed to the simulator as their bar times
         close (`poll`). Bars of the previous batch not fed yet are dropped: no order was open for them."""
-        ts = bars["ts"].dt.epoch("ns").to_numpy()
+        ts = epoch_ns(bars["ts"])
         day = int(ts[0]) // NS_PER_DAY
         if day != self._day and self._open == 0 and self._day >= 0:
             self.sim = FillSimulator(self.sim.settings, self.sim.slippage)

@@ -16,7 +16,7 @@ from hybridtrader.errors import DataError
 from hybridtrader.market.bars import aggregate_trades
 from hybridtrader.market.calendar import session_bounds, sessions
 from hybridtrader.market.schema import BAR_SCHEMA, symbol_codes
-from hybridtrader.market.timeconv import NS_PER_MINUTE, time_runs
+from hybridtrader.market.timeconv import NS_PER_MINUTE, epoch_ns, time_runs
 from hybridtrader.market.timeframe import Timeframe
 
 
@@ -24,7 +24,7 @@ def _session_bounds(frame: pl.DataFrame) -> list[tuple[date, int, int]]:
     """(session, first row, rows) of a frame sorted by ts, cut at New York dates (converted once per
     distinct time, not per row: the time zone conversion is the costly part)."""
     ts = frame["ts"]
-    starts, ends = time_runs(ts.dt.epoch("ns").to_numpy())
+    starts, ends = time_runs(epoch_ns(ts))
     day = ts.gather(starts).dt.convert_time_zone("America/New_York").dt.date()
     out, k = [], 0
     for n, d in day.rle().struct.unnest().iter_rows():

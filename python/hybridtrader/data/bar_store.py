@@ -19,7 +19,7 @@ from hybridtrader.data.atomic import write_parquet_atomic
 from hybridtrader.errors import DataError, first_line
 from hybridtrader.market import calendar
 from hybridtrader.market.schema import BAR_SCHEMA, empty_bars, normalize_symbols
-from hybridtrader.market.timeconv import to_utc, utc_ns
+from hybridtrader.market.timeconv import epoch_ns, to_utc, utc_ns
 from hybridtrader.market.timeframe import Timeframe
 
 GAP_SCHEMA = {"symbol": pl.String, "gap_start": BAR_SCHEMA["ts"], "gap_end": BAR_SCHEMA["ts"],
@@ -127,7 +127,7 @@ class BarStore:
         stored = self.scan(symbols, tf, lo, hi).select("symbol", "ts").collect()
         rows = []
         for sym in normalize_symbols(symbols):
-            have = stored.filter(pl.col("symbol") == sym)["ts"].dt.epoch("ns").to_numpy()
+            have = epoch_ns(stored.filter(pl.col("symbol") == sym)["ts"])
             missing = expected[~np.isin(expected, have)]
             rows.extend((sym, a, b, n) for a, b, n in _runs(missing, expected))
         if not rows:

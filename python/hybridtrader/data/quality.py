@@ -20,7 +20,7 @@ import polars as pl
 from hybridtrader.data.bar_store import expected_bar_starts
 from hybridtrader.errors import DataError
 from hybridtrader.market.schema import BAR_SCHEMA
-from hybridtrader.market.timeconv import NS_PER_SECOND, utc_ns
+from hybridtrader.market.timeconv import NS_PER_SECOND, epoch_ns, utc_ns
 from hybridtrader.market.timeframe import Timeframe
 
 PRICES = ("open", "high", "low", "close")
@@ -141,7 +141,7 @@ def check_data_quality(
             if ts.is_empty():
                 continue
             expected = expected_bar_starts(tf, ts.min(), ts.max())  # type: ignore[arg-type]
-            have = ts.dt.epoch("ns").to_numpy()
+            have = epoch_ns(ts)
             rep.missing_bars[str(sym)] = int((~np.isin(expected, have)).sum())
 
     # intraday returns stay within a session: the overnight gap is not a bar-to-bar jump

@@ -38,6 +38,7 @@ from hybridtrader.data.quality import check_data_quality
 from hybridtrader.errors import ConfigError, DataError
 from hybridtrader.market import calendar
 from hybridtrader.market.schema import normalize_symbols
+from hybridtrader.market.timeconv import epoch_ns
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.portfolio.schedule import market_date
 
@@ -90,7 +91,7 @@ def _quality(symbols: list[str], ctx: _Context) -> dict[str, str]:
     limit = ctx.settings.max_missing_share
     for s in symbols:
         rep = check_data_quality(ctx.bars[s], timeframe=ctx.timeframe)
-        have = ctx.bars[s]["ts"].dt.epoch("ns").to_numpy()
+        have = epoch_ns(ctx.bars[s]["ts"])
         missing = 1.0 - np.isin(ctx.expected, have).sum() / ctx.expected.size if ctx.expected.size else 0.0
         ctx.metrics[s].update(missing_share=float(missing), jumps=rep.jumps)
         faults = [i for i in rep.issues if not i.startswith(("missing bars", "outlier jumps"))]

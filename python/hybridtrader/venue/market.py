@@ -19,7 +19,7 @@ from hybridtrader.errors import DataError, first_line
 from hybridtrader.market.bars import aggregate_trades, rollup
 from hybridtrader.market.schema import BAR_SCHEMA, QUOTE_SCHEMA, TRADE_SCHEMA, TS
 from hybridtrader.market.synth import daily_bars_from_minutes
-from hybridtrader.market.timeconv import NS_PER_MINUTE
+from hybridtrader.market.timeconv import NS_PER_MINUTE, epoch_ns
 from hybridtrader.market.timeframe import Timeframe
 
 TRADE_COLS = tuple(TRADE_SCHEMA)
@@ -48,7 +48,7 @@ class Series:
             names = syms.gather(starts).to_list()
             bounds = [*starts, frame.height]
             ranges = {n: (bounds[i], bounds[i + 1]) for i, n in enumerate(names)}
-        return cls(frame, frame["ts"].dt.epoch("ns").to_numpy(), ranges)
+        return cls(frame, epoch_ns(frame["ts"]), ranges)
 
 
 def _require(frame: pl.DataFrame, cols: tuple[str, ...], what: str) -> pl.DataFrame:

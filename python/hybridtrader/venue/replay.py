@@ -16,7 +16,7 @@ import polars as pl
 
 from hybridtrader.errors import DataError
 from hybridtrader.market.bars import aggregate_trades
-from hybridtrader.market.timeconv import NS_PER_MINUTE, NS_PER_SECOND
+from hybridtrader.market.timeconv import NS_PER_MINUTE, NS_PER_SECOND, epoch_ns
 from hybridtrader.market.timeframe import Timeframe
 from hybridtrader.venue.market import ReplayMarket
 
@@ -74,7 +74,7 @@ class Tape:
 
 def _tape(frame: pl.DataFrame, codes: dict[str, int], delay_ns: int) -> Tape:
     frame = frame.sort("ts", "symbol")
-    emit = frame["ts"].dt.epoch("ns").to_numpy() + delay_ns
+    emit = epoch_ns(frame["ts"]) + delay_ns
     code = frame["symbol"].replace_strict(codes, return_dtype=pl.Int32).to_numpy()
     return Tape(frame, np.ascontiguousarray(emit), np.ascontiguousarray(code), delay_ns)
 
