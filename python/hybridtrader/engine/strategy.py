@@ -38,10 +38,13 @@ class Context(Protocol):
     """What the engine offers a strategy (times: UTC epoch ns; quantities: shares)."""
 
     now_ns: int
-    session: date
     bar_index: int  # bar time within the batch: 0, 1, ...
     row_start: int  # this bar time's first row in the batch (rows are sorted by ts, then symbol)
     row_end: int
+
+    @property
+    def session(self) -> date:
+        """The New York session date of the current batch."""
 
     @property
     def equity(self) -> float: ...
