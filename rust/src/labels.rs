@@ -131,9 +131,16 @@ pub fn barrier_exits(
     check_len("side", side.len(), rows.len())?;
     check_len("upper", upper.len(), rows.len())?;
     check_len("lower", lower.len(), rows.len())?;
+    let bands: Vec<Band> = (0..rows.len())
+        .map(|i| Band::of(side[i], upper[i], lower[i]))
+        .collect();
     // `scan` checks every row before it calls the rule, so the entry close is in the column.
     scan(close, rows, room, |i, c| {
-        let path = side[i] * (c / close[rows[i] as usize]).ln();
+        let ratio = c / close[rows[i] as usize];
+        if bands[i].inside(ratio) {
+            return None;
+        }
+        let path = side[i] * ratio.ln();
         if path >= upper[i] {
             Some(1)
         } else if path <= lower[i] {
@@ -142,6 +149,47 @@ pub fn barrier_exits(
             None
         }
     })
+}
+
+/// Price ratios (close / entry) that certainly touch neither barrier, so that most bars skip the
+/// logarithm: strictly between exp(barriers) narrowed by a relative 1e-9, far beyond the rounding of exp
+/// and ln (about 1e-16), so a ratio inside gives a path strictly between the barriers however either is
+/// rounded. Empty (every ratio takes the exact test) when a barrier is not finite or exp of it leaves
+/// the range of normal floats.
+struct Band {
+    low: f64,
+    high: f64,
+}
+
+impl Band {
+    const MARGIN: f64 = 1e-9;
+    const LIMIT: f64 = 700.0; // |x| below this: exp(x) is a normal float
+
+    fn of(side: f64, upper: f64, lower: f64) -> Band {
+        // In ln(ratio) units the touches are ln >= hi or ln <= lo (a side of -1 mirrors the barriers).
+        let (hi, lo) = if side > 0.0 {
+            (upper, lower)
+        } else if side < 0.0 {
+            (-lower, -upper)
+        } else {
+            (f64::NAN, f64::NAN) // a zero side: path 0, the exact test decides
+        };
+        if hi.abs() < Self::LIMIT && lo.abs() < Self::LIMIT {
+            Band {
+                low: lo.exp() * (1.0 + Self::MARGIN),
+                high: hi.exp() * (1.0 - Self::MARGIN),
+            }
+        } else {
+            Band {
+                low: f64::INFINITY,
+                high: f64::NEG_INFINITY,
+            }
+        }
+    }
+
+    fn inside(&self, ratio: f64) -> bool {
+        ratio > self.low && ratio < self.high
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +282,44 @@ mod tests {
                 kind: vec![0]
             }
         );
+    }
+
+    #[test]
+    fn ratios_next_to_the_barriers_take_the_exact_test() {
+        // Closes one ulp either side of exp(barrier) x entry: the band skips none of them wrongly.
+        let entry = 100.0f64;
+        for side in [1.0f64, -1.0] {
+            for barrier in [0.01f64, 0.003, 0.2] {
+                let edge = entry * (side * barrier).exp();
+                for c in [
+                    edge,
+                    f64::from_bits(edge.to_bits() - 1),
+                    f64::from_bits(edge.to_bits() + 1),
+                ] {
+                    let path = side * (c / entry).ln();
+                    let want = if path >= barrier {
+                        1
+                    } else if path <= -barrier {
+                        -1
+                    } else {
+                        0
+                    };
+                    let e =
+                        barrier_exits(&[entry, c], &[0], &[1], &[side], &[barrier], &[-barrier])
+                            .unwrap();
+                    assert_eq!(
+                        e.kind,
+                        vec![want],
+                        "side {side} barrier {barrier} close {c}"
+                    );
+                }
+            }
+        }
+        // Barriers beyond the band's range and a zero side still give the exact answers.
+        let e = barrier_exits(&[1.0, 1e300], &[0], &[1], &[1.0], &[800.0], &[-800.0]).unwrap();
+        assert_eq!(e.kind, vec![0]);
+        let e = barrier_exits(&[1.0, 2.0], &[0], &[1], &[0.0], &[0.0], &[-1.0]).unwrap();
+        assert_eq!(e.kind, vec![1]);
     }
 
     #[test]
