@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
+from hybridtrader.ml import features
 from hybridtrader.ml.features import compute_features, symbol_slices
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,3 +63,16 @@ def test_symbol_slices_cover_the_rows_without_splitting_a_symbol(lengths: list[i
     assert sum(n for _, n in slices) == frame.height and all(n > 0 for _, n in slices)
     for a, _ in slices[1:]:
         assert symbols[a] != symbols[a - 1]  # each range starts a symbol
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=40), min_size=2, max_size=6), st.integers(0, 2**16))
+def test_side_by_side_plans_equal_one_plan(lengths: list[int], seed: int) -> None:
+    """Large frames run as several plans of whole symbols; forced here on small ones (up to 4 plans)."""
+    frame = pl.concat([bars(f"S{i}", n, seed + i) for i, n in enumerate(lengths)])
+    one = compute_features(frame, NAMES)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(features, "_ROWS_PER_PLAN", 1)
+        m.setattr(features.pl, "thread_pool_size", lambda: 4)
+        several = compute_features(frame, NAMES)
+    assert_frame_equal(several, one, check_exact=True)

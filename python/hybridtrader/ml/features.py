@@ -340,14 +340,20 @@ def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
 
     # Polars runs this plan's per-symbol windows one after another on one thread; every feature is a
     # function of its own symbol's rows, so whole-symbol slices of the frame are independent plans that
-    # `collect_all` runs side by side (the same values, bit for bit).
-    parts = symbol_slices(frame, pl.thread_pool_size())
+    # `collect_all` runs side by side (the same values, bit for bit). Planning costs milliseconds per
+    # plan: small frames stay one plan.
+    parts = symbol_slices(frame, min(pl.thread_pool_size(), frame.height // _ROWS_PER_PLAN))
     return pl.concat(pl.collect_all([plan(frame.slice(a, n)) for a, n in parts]), rechunk=False)
+
+
+_ROWS_PER_PLAN = 100_000  # at least this many rows per side-by-side plan (about 0.1 s of work)
 
 
 def symbol_slices(frame: pl.DataFrame, k: int) -> list[tuple[int, int]]:
     """(offset, length) of at most `k` contiguous row ranges of `frame` (rows in (symbol, ts) order) that
     never split a symbol, with about the same number of symbols each."""
+    if k <= 1:
+        return [(0, frame.height)]
     runs = frame.select(symbol_runs()).to_series().to_numpy()
     n_symbols = int(runs[-1]) + 1
     k = max(1, min(k, n_symbols))

@@ -592,7 +592,8 @@ class MLPipeline:
         if not prep.shared["ts"].equals(prep.bars["ts"]):
             raise DataError("features: the feature frame's rows are not the bars' rows")
         feats = prep.shared.select(names)[events["bar"].to_numpy()]
-        samples = pl.concat([events, feats], how="horizontal").drop_nulls(names).sort("t0", "symbol")
+        # (t0, bar) is the (t0, symbol) order: bars are in (symbol, ts) order; an integer sort key is cheaper.
+        samples = pl.concat([events, feats], how="horizontal").drop_nulls(names).sort("t0", "bar")
         return Samples(
             events=samples,
             horizon=horizon,
