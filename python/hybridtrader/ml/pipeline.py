@@ -268,6 +268,7 @@ class MLPipeline:
         # training the next strategy on the same frame reuses them instead of re-reading every bar.
         self._input: tuple[pl.DataFrame, InputBars] | None = None
         self._pending: Future[None] | None = None  # a registration running in the background
+        self._periods: tuple[tuple[str, int | None, int], Periods] | None = None  # see `_periods_of`
 
     # ------------------------------------------------------------------------------ collaborators
     @property
@@ -647,10 +648,7 @@ class MLPipeline:
 
     # -------------------------------------------------------------------------- stage 4: select
     def _book(self, prep: Prepared, s: Samples, folds: FoldOutput, thresholds: list[float]) -> OosBook:
-        bt = self.config.ml_training.backtest
-        periods = Periods.from_bars(
-            prep.bars, bt.period_minutes if prep.intraday else None, bt.sessions_per_year, prep.pnl_price
-        )
+        periods = self._periods_of(prep)
         rows = folds.oos_rows
         events = s.events[rows]
         first = periods.index(events["t0"]).to_numpy()
@@ -665,6 +663,18 @@ class MLPipeline:
             thresholds=thresholds,
             holding_periods=int((last - first).max()) + 1,
         )
+
+    def _periods_of(self, prep: Prepared) -> Periods:
+        """The P&L periods of the bars marked by the strategy's P&L price. Made once per input bars and
+        period settings: the next strategy on the same bars (the same normalised rows) marks them with its
+        own price."""
+        bt = self.config.ml_training.backtest
+        key = (prep.dhash, bt.period_minutes if prep.intraday else None, bt.sessions_per_year)
+        if self._periods is not None and self._periods[0] == key:
+            return self._periods[1].marked_by(prep.bars[prep.pnl_price])
+        periods = Periods.from_bars(prep.bars, key[1], key[2], prep.pnl_price)
+        self._periods = (key, periods)
+        return periods
 
     def _block_periods(self, book: OosBook) -> float:
         """Mean block of the stationary bootstrap: configured, else long enough to hold the longest trade
