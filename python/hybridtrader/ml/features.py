@@ -341,9 +341,10 @@ def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     # Polars runs this plan's per-symbol windows one after another on one thread; every feature is a
     # function of its own symbol's rows, so whole-symbol slices of the frame are independent plans that
     # `collect_all` runs side by side (the same values, bit for bit). Planning costs milliseconds per
-    # plan: small frames stay one plan.
+    # plan: small frames stay one plan. The result is rechunked (the engine returns hundreds of chunks):
+    # every later gather, comparison and to_numpy then reads one buffer per column.
     parts = symbol_slices(frame, min(pl.thread_pool_size(), frame.height // _ROWS_PER_PLAN))
-    return pl.concat(pl.collect_all([plan(frame.slice(a, n)) for a, n in parts]), rechunk=False)
+    return pl.concat(pl.collect_all([plan(frame.slice(a, n)) for a, n in parts]), rechunk=True)
 
 
 _ROWS_PER_PLAN = 100_000  # at least this many rows per side-by-side plan (about 0.1 s of work)

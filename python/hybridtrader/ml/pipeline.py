@@ -166,7 +166,9 @@ class InputBars:
 
     @classmethod
     def of(cls, frame: pl.DataFrame) -> InputBars:
-        bars = normalise_bars(frame)
+        # One buffer per column (a frame concatenated per symbol has a chunk each): every stage reads these
+        # columns, as numpy arrays without a copy.
+        bars = normalise_bars(frame).rechunk()
         times = bars["ts"].dt.epoch("ns").unique().sort().to_numpy()
         n_symbols = bars["symbol"].n_unique()
         return cls(bars, data_hash(bars), is_intraday(bars), times, n_symbols, session_of(bars["ts"]))
