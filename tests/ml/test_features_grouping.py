@@ -76,14 +76,12 @@ def test_grouped_windows_equal_each_symbol_alone(lengths: list[int], seed: int, 
 
 def test_reference_is_not_trivially_equal(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the partition, two symbols' windows run into each other: the reference must be computed
-    symbol by symbol, and the grouped computation differs from the unpartitioned one on the second (one
-    plan over the whole frame: side-by-side plans of symbol slices would partition it too)."""
+    symbol by symbol, and the grouped computation differs from the unpartitioned one on the second."""
     parts = [symbol_bars("A", 40, 1, False), symbol_bars("B", 40, 2, False)]
     together = pl.concat(parts)
     grouped = compute_features(together, ["zscore_3", "rsi_3"])
     with monkeypatch.context() as m:
         m.setattr(features, "per_symbol", lambda x: x)
-        m.setattr(features, "symbol_slices", lambda frame, k: [(0, frame.height)])
         merged = compute_features(together, ["zscore_3", "rsi_3"])
     assert grouped.head(40).equals(merged.head(40))
     assert not grouped.tail(40).equals(merged.tail(40))

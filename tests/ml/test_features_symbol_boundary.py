@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import pytest
-from hybridtrader.ml import features
-from hybridtrader.ml.features import compute_features, symbol_slices
+from hybridtrader.ml.features import compute_features
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -49,30 +47,3 @@ def test_every_symbol_equals_itself_alone(lengths: list[int], seed: int) -> None
     for i, part in enumerate(parts):
         got = together.filter(pl.col("symbol") == f"S{i}")
         assert_frame_equal(got, compute_features(part, NAMES), check_exact=True)
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=12), st.integers(1, 16))
-def test_symbol_slices_cover_the_rows_without_splitting_a_symbol(lengths: list[int], k: int) -> None:
-    """The ranges `compute_features` runs side by side: in order, every row once, whole symbols only."""
-    symbols = np.repeat([f"S{i:02d}" for i in range(len(lengths))], lengths)
-    frame = pl.DataFrame({"symbol": symbols})
-    slices = symbol_slices(frame, k)
-    assert 1 <= len(slices) <= min(k, len(lengths))
-    assert [a for a, _ in slices] == list(np.cumsum([0] + [n for _, n in slices[:-1]]))
-    assert sum(n for _, n in slices) == frame.height and all(n > 0 for _, n in slices)
-    for a, _ in slices[1:]:
-        assert symbols[a] != symbols[a - 1]  # each range starts a symbol
-
-
-@settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(min_value=1, max_value=40), min_size=2, max_size=6), st.integers(0, 2**16))
-def test_side_by_side_plans_equal_one_plan(lengths: list[int], seed: int) -> None:
-    """Large frames run as several plans of whole symbols; forced here on small ones (up to 4 plans)."""
-    frame = pl.concat([bars(f"S{i}", n, seed + i) for i, n in enumerate(lengths)])
-    one = compute_features(frame, NAMES)
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(features, "_ROWS_PER_PLAN", 1)
-        m.setattr(features.pl, "thread_pool_size", lambda: 4)
-        several = compute_features(frame, NAMES)
-    assert_frame_equal(several, one, check_exact=True)

@@ -33,9 +33,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 
-import numpy as np
 import orjson
 import polars as pl
 
@@ -331,32 +329,9 @@ def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
         for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
             for name, expr in exprs.items():
                 stages.setdefault(level, {})[name or spec.name] = expr
-
-    def plan(part: pl.DataFrame) -> pl.LazyFrame:
-        lf = part.lazy().with_columns(row_in_symbol().alias(ROW), symbol_runs().alias(GROUP))
-        for level in sorted(stages):
-            lf = lf.with_columns(e.alias(n) for n, e in stages[level].items())
-        return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names))
-
-    # Polars runs this plan's per-symbol windows one after another on one thread; every feature is a
-    # function of its own symbol's rows, so whole-symbol slices of the frame are independent plans that
-    # `collect_all` runs side by side (the same values, bit for bit). Planning costs milliseconds per
-    # plan: small frames stay one plan. The result is rechunked (the engine returns hundreds of chunks):
-    # every later gather, comparison and to_numpy then reads one buffer per column.
-    parts = symbol_slices(frame, min(pl.thread_pool_size(), frame.height // _ROWS_PER_PLAN))
-    return pl.concat(pl.collect_all([plan(frame.slice(a, n)) for a, n in parts]), rechunk=True)
-
-
-_ROWS_PER_PLAN = 100_000  # at least this many rows per side-by-side plan (about 0.1 s of work)
-
-
-def symbol_slices(frame: pl.DataFrame, k: int) -> list[tuple[int, int]]:
-    """(offset, length) of at most `k` contiguous row ranges of `frame` (rows in (symbol, ts) order) that
-    never split a symbol, with about the same number of symbols each."""
-    if k <= 1:
-        return [(0, frame.height)]
-    runs = frame.select(symbol_runs()).to_series().to_numpy()
-    n_symbols = int(runs[-1]) + 1
-    k = max(1, min(k, n_symbols))
-    cuts = [0, *(int(np.searchsorted(runs, n_symbols * i // k)) for i in range(1, k)), frame.height]
-    return [(a, b - a) for a, b in pairwise(cuts)]
+    lf = frame.lazy().with_columns(row_in_symbol().alias(ROW), symbol_runs().alias(GROUP))
+    for level in sorted(stages):
+        lf = lf.with_columns(e.alias(n) for n, e in stages[level].items())
+    # Rechunked: the engine returns hundreds of chunks, and every later gather, comparison and to_numpy
+    # then reads one buffer per column.
+    return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).collect().rechunk()
