@@ -23,6 +23,8 @@ __all__ = [
     "bar_codes_from_hashes",
     "bar_order",
     "bar_view_runs",
+    "barrier_exits",
+    "reversion_exits",
 ]
 
 __version__: str
@@ -484,6 +486,28 @@ def bar_view_runs(
 def bar_order(symbols: npt.NDArray[np.uint32], key: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint64]:
     """The stable permutation that orders rows by ``key[symbols]`` (a counting sort; ``key`` maps each
     code into ``0..len(key)``)."""
+
+# Labels' exit scans (`hybridtrader.ml.labels`): event i holds the bars rows[i] + 1 ..= rows[i] + room[i]
+# of `close` (room >= 1, inside the column, else ValueError); returns each event's exit row (the first
+# touch, else its last bar) and kind (+1 profit-take/reversion, -1 stop, 0 none). C-contiguous arrays.
+def reversion_exits(
+    close: npt.NDArray[np.float64],
+    rows: npt.NDArray[np.int64],
+    room: npt.NDArray[np.int64],
+    side: npt.NDArray[np.float64],
+    mean: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
+    """Touch: side * (close - mean) >= 0 (kind +1; NaN never touches)."""
+
+def barrier_exits(
+    close: npt.NDArray[np.float64],
+    rows: npt.NDArray[np.int64],
+    room: npt.NDArray[np.int64],
+    side: npt.NDArray[np.float64],
+    upper: npt.NDArray[np.float64],
+    lower: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
+    """On path = side * ln(close / close[row]): touch at path >= upper (kind +1, first) or <= lower (-1)."""
 
 
 @final

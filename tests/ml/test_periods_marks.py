@@ -54,3 +54,42 @@ def test_marks_are_the_last_price_carried_forward(bars: list, minutes: int) -> N
     want = reference_marks(rows, minutes)
     assert periods.symbols == sorted(want)
     np.testing.assert_array_equal(periods.marks, np.array([want[s] for s in periods.symbols]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(bar, min_size=1, max_size=60, unique_by=lambda b: (b[0], b[1])),
+    st.sampled_from([1, 5, 30]),
+    st.data(),
+)
+def test_marked_by_another_price_is_from_bars_on_it(bars: list, minutes: int, data: st.DataObject) -> None:
+    """The next strategy's periods (`marked_by` its own price column of the same bars) are exactly what
+    `from_bars` makes from that column."""
+    other = data.draw(
+        st.lists(st.one_of(st.none(), st.floats(1.0, 500.0)), min_size=len(bars), max_size=len(bars))
+    )
+    frame = pl.DataFrame(
+        {
+            "symbol": [b[0] for b in bars],
+            "ts": [START_NS + b[1] * MINUTE_NS for b in bars],
+            "close": [b[2] for b in bars],
+            "pnl_close": other,
+        },
+        schema={"symbol": pl.String, "ts": pl.Int64, "close": pl.Float64, "pnl_close": pl.Float64},
+    ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+    remarked = Periods.from_bars(frame, minutes, 252).marked_by(frame["pnl_close"])
+    direct = Periods.from_bars(frame, minutes, 252, "pnl_close")
+    assert remarked.symbols == direct.symbols and remarked.keys.equals(direct.keys)
+    np.testing.assert_array_equal(remarked.marks, direct.marks)
+    np.testing.assert_array_equal(
+        remarked.marks,
+        np.array(
+            [
+                list(v)
+                for v in reference_marks(
+                    [(b[0], START_NS + b[1] * MINUTE_NS, p) for b, p in zip(bars, other, strict=True)],
+                    minutes,
+                ).values()
+            ]
+        ),
+    )

@@ -18,7 +18,7 @@ per-period return series, annualised with the observed number of periods per ses
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -61,6 +61,8 @@ class Periods:
     per_year: float
     symbols: list[str] = field(repr=False)  # sorted distinct symbols
     marks: np.ndarray = field(repr=False)  # [symbol index, period index] -> last price
+    # Each (symbol, period) with bars: the row of its last bar in the frame, its symbol and period index.
+    cells: tuple[np.ndarray, np.ndarray, np.ndarray] = field(repr=False)
 
     @classmethod
     def from_bars(
@@ -71,24 +73,31 @@ class Periods:
         sessions = session_of(bars["ts"].unique()).n_unique()  # bars of many symbols share their times
         per_year = sessions_per_year * len(keys) / max(sessions, 1)
         pi = np.searchsorted(keys.to_physical().to_numpy(), period.to_physical().to_numpy())
-        marks = bars.select("symbol", "ts", pi=pl.Series(pi.astype(np.int64)), mark=price)
-        if marks.select(out_of_order()).item():
-            marks = marks.sort("symbol", "ts")
+        frame = bars.select("symbol", "ts", pi=pl.Series(pi.astype(np.int64)), row=pl.int_range(pl.len()))
+        if frame.select(out_of_order()).item():
+            frame = frame.sort("symbol", "ts")
         # In (symbol, ts) order a period's rows of a symbol are contiguous: its last row is its mark.
         sym, pi_col = pl.col("symbol"), pl.col("pi")
         ends = (sym != sym.shift(-1)) | (pi_col != pi_col.shift(-1))
-        last = marks.filter(ends.fill_null(True)).select(symbol_runs().alias("si"), "symbol", "pi", "mark")
+        last = frame.filter(ends.fill_null(True)).select(symbol_runs().alias("si"), "symbol", "pi", "row")
         symbols = last["symbol"].unique(maintain_order=True).to_list()  # sorted: rows in symbol order
+        cells = (last["row"].to_numpy(), last["si"].to_numpy(), last["pi"].to_numpy())
+        return cls(minutes, keys, per_year, symbols, np.empty((0, 0)), cells).marked_by(bars[price])
+
+    def marked_by(self, price: pl.Series) -> Periods:
+        """These periods marked by `price`, a column of the bars they were made from (row for row): the
+        periods of another price of the same bars without recomputing them."""
+        rows, si, col = self.cells
+        mark = price.gather(rows)
         # Every symbol's mark on every period, the last price carried forward over periods without one (as
         # numpy arrays: a grid of symbols x periods is what a cross join, a join and a sort built before).
-        si, col = last["si"].to_numpy(), last["pi"].to_numpy()
-        grid = np.full((len(symbols), len(keys)), np.nan)
-        grid[si, col] = last["mark"].cast(pl.Float64).to_numpy()
+        grid = np.full((len(self.symbols), len(self.keys)), np.nan)
+        grid[si, col] = mark.cast(pl.Float64).to_numpy()
         source = np.full(grid.shape, -1)
-        source[si, col] = np.where(last["mark"].is_null().to_numpy(), -1, col)
+        source[si, col] = np.where(mark.is_null().to_numpy(), -1, col)
         np.maximum.accumulate(source, axis=1, out=source)  # the period whose price each cell carries
         marks = np.where(source >= 0, np.take_along_axis(grid, np.maximum(source, 0), axis=1), np.nan)
-        return cls(minutes, keys, per_year, symbols, marks)
+        return replace(self, marks=marks)
 
     def index(self, ts: pl.Series) -> pl.Series:
         """Period index of each timestamp (its period must be one of the keys)."""

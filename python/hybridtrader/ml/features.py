@@ -332,4 +332,6 @@ def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     lf = frame.lazy().with_columns(row_in_symbol().alias(ROW), symbol_runs().alias(GROUP))
     for level in sorted(stages):
         lf = lf.with_columns(e.alias(n) for n, e in stages[level].items())
-    return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).collect()
+    # Rechunked: the engine returns hundreds of chunks, and every later gather, comparison and to_numpy
+    # then reads one buffer per column.
+    return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).collect().rechunk()

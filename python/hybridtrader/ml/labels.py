@@ -19,7 +19,9 @@ trades exactly these events, so a label and its backtest P&L are the same number
 
 The rules (events, barriers, the mean) watch the symbol's close; returns are measured on the `pnl_price`
 column (the close by default; the pipeline passes the basket-relative price for market-neutral P&L).
-Costs are priced on the close.
+Costs are priced on the close. The forward scans for the exits run in Rust (`_core.reversion_exits`,
+`_core.barrier_exits`): the batch form of `reverted` and `barrier_touch`, the per-bar rules the strategies
+call (tests/ml/test_label_exit_scan.py holds the two equal).
 
 Output columns: symbol, t0, t1, side (+1/-1), price (entry pnl_price), exit_price, ret (gross,
 side-adjusted), cost (round trip), ret_net, barrier (1 profit-take/reversion, -1 stop, 0 vertical/session
@@ -29,11 +31,10 @@ its rows).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import polars as pl
 
+from hybridtrader._core import barrier_exits, reversion_exits
 from hybridtrader.config import MeanReversionLabelConfig, TripleBarrierLabelConfig
 from hybridtrader.market.timeconv import NS_PER_DAY
 from hybridtrader.ml.costs import CostModel
@@ -49,10 +50,6 @@ from hybridtrader.ml.features import (
 )
 
 NY = "America/New_York"
-_CHUNK = 65_536  # events per forward-path scan: bounds memory at CHUNK x BLOCK floats
-_BLOCK = 32  # forward bars per scan step
-# (event rows, forward closes) -> (barrier touched per forward bar, barrier kind per forward bar)
-HitFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def is_intraday(bars: pl.DataFrame) -> bool:
@@ -94,35 +91,6 @@ def _prepared(
     return frame.with_columns(group=changed.cast(pl.Int64).cum_sum())
 
 
-def _exits(
-    close: np.ndarray, room: np.ndarray, events: np.ndarray, horizon: int, hit_fn: HitFn
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exit offset (1-based bars after entry) and barrier kind (0: time/session end) of each event.
-
-    The forward path is scanned in blocks of `_BLOCK` bars and an event leaves the scan at its first
-    barrier touch or at the end of its room, so the work follows the trades' real lengths rather than
-    events x horizon. Past an event's room the path is NaN (compares False), as the barriers see it."""
-    exit_off = room.copy()  # no touch: the last bar of the room (horizon or group end)
-    kind_out = np.zeros(len(events), dtype=np.int8)
-    active = np.arange(len(events))
-    n = len(close)
-    for lo in range(1, horizon + 1, _BLOCK):
-        ks = np.arange(lo, min(lo + _BLOCK, horizon + 1))
-        ev = events[active]
-        j = np.minimum(ev[:, None] + ks[None, :], n - 1)
-        fwd = np.where(ks[None, :] <= room[active][:, None], close[j], np.nan)
-        hit, kind = hit_fn(ev, fwd)
-        first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
-        done = first >= 0
-        rows, cols = active[done], first[done]
-        exit_off[rows] = ks[cols]
-        kind_out[rows] = kind[np.flatnonzero(done), cols]
-        active = active[~done & (room[active] > ks[-1])]
-        if len(active) == 0:
-            break
-    return exit_off, kind_out
-
-
 def _finish(
     frame: pl.DataFrame,
     ev: np.ndarray,
@@ -157,29 +125,16 @@ def _finish(
     ).with_columns(pl.col("t0", "t1").cast(pl.Datetime("ns", "UTC")))
 
 
-def _label_events(
-    frame: pl.DataFrame,
-    events: np.ndarray,
-    side: np.ndarray,
-    horizon: int,
-    hit_fn: HitFn,
-    costs: CostModel,
-    pnl_price: str,
-) -> pl.DataFrame:
-    close = frame["close"].to_numpy()
+def _floats(col: pl.Series) -> np.ndarray:
+    return np.ascontiguousarray(col.to_numpy(), dtype=np.float64)
+
+
+def _forward_room(frame: pl.DataFrame, events: np.ndarray, horizon: int) -> np.ndarray:
+    """Bars each event may hold: those left in its group (groups are contiguous, ids ascending), at most
+    `horizon`."""
     group = frame["group"].to_numpy()
-    # Forward room of each event: bars left in its group (groups are contiguous, ids ascending), capped.
     group_end = np.searchsorted(group, group[events], side="right") - 1
-    room = np.minimum(group_end - events, horizon)
-    exit_parts, barrier_parts = [], []
-    for lo in range(0, len(events), _CHUNK):
-        sl = slice(lo, lo + _CHUNK)
-        off, kind = _exits(close, room[sl], events[sl], horizon, hit_fn)
-        exit_parts.append(events[sl] + off)
-        barrier_parts.append(kind)
-    exit_idx = np.concatenate(exit_parts) if exit_parts else np.empty(0, np.int64)
-    barrier = np.concatenate(barrier_parts) if barrier_parts else np.empty(0, np.int8)
-    return _finish(frame, events, side, exit_idx, barrier, costs, pnl_price)
+    return np.minimum(group_end - events, horizon)
 
 
 def _with_forward_room(frame: pl.DataFrame, mask: np.ndarray) -> np.ndarray:
@@ -287,12 +242,12 @@ def mean_reversion_labels(
     entry, sides = mean_reversion_entries(z, cfg)
     events = _with_forward_room(frame, entry)
     side = sides[events]
-    mean = frame["_mean"].to_numpy()
-
-    def hit(ev: np.ndarray, fwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return reverted(sides[ev][:, None], mean[ev][:, None], fwd), np.ones_like(fwd, dtype=np.int8)
-
-    return _label_events(frame, events, side, cfg.horizon_bars, hit, costs, pnl_price)
+    mean = frame["_mean"].to_numpy()[events]
+    # `reverted` on every later close of each event, first touch wins (the batch scan in Rust)
+    exit_idx, barrier = reversion_exits(
+        _floats(frame["close"]), events, _forward_room(frame, events, cfg.horizon_bars), side, mean
+    )
+    return _finish(frame, events, side, exit_idx, barrier, costs, pnl_price)
 
 
 def triple_barrier_labels(
@@ -312,10 +267,14 @@ def triple_barrier_labels(
     entry, sides = trend_entries(strength, row, cfg)
     events = _with_forward_room(frame, entry & (vol > 0.0))
     side = sides[events]
-    close = frame["close"].to_numpy()
-    trgt = vol * np.sqrt(cfg.horizon_bars)
-
-    def hit(ev: np.ndarray, fwd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return barrier_touch(sides[ev][:, None], close[ev][:, None], trgt[ev][:, None], fwd, cfg)
-
-    return _label_events(frame, events, side, cfg.horizon_bars, hit, costs, pnl_price)
+    trgt = vol[events] * np.sqrt(cfg.horizon_bars)
+    # `barrier_touch` on every later close of each event, first touch wins (the batch scan in Rust)
+    exit_idx, barrier = barrier_exits(
+        _floats(frame["close"]),
+        events,
+        _forward_room(frame, events, cfg.horizon_bars),
+        side,
+        cfg.profit_take * trgt,
+        -cfg.stop_loss * trgt,
+    )
+    return _finish(frame, events, side, exit_idx, barrier, costs, pnl_price)

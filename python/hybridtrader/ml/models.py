@@ -171,10 +171,13 @@ def fit(
     return trainer(settings, names, x_fit, y_fit, x_valid, y_valid)
 
 
-def predict(fitted: Fitted, x: np.ndarray, names: list[str]) -> np.ndarray:
+def predict(fitted: Fitted, x: np.ndarray, names: list[str], n_threads: int = 0) -> np.ndarray:
+    """Probabilities of `x`'s rows; `n_threads` > 0 bounds LightGBM's threads as the fit's were bounded
+    (0: the library's default, every core)."""
     model = fitted.model
     if type(model).__module__.startswith("lightgbm"):
-        return np.asarray(model.predict(x, num_iteration=fitted.best_iteration), dtype=float)
+        threads = {"num_threads": n_threads} if n_threads > 0 else {}
+        return np.asarray(model.predict(x, num_iteration=fitted.best_iteration, **threads), dtype=float)
     xgb = import_xgboost()
     return np.asarray(model.predict(xgb.DMatrix(x, feature_names=names)), dtype=float)
 
@@ -198,7 +201,7 @@ def run_fold(task: FoldTask, ctx: TaskContext) -> FoldResult:
         data.y[task.valid_rows],
     )
     start = time.perf_counter()
-    prob = predict(fitted, x_test, task.feature_names)
+    prob = predict(fitted, x_test, task.feature_names, task.settings.n_threads)
     return FoldResult(
         task.fold,
         task.trial,

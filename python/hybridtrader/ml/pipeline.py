@@ -166,7 +166,9 @@ class InputBars:
 
     @classmethod
     def of(cls, frame: pl.DataFrame) -> InputBars:
-        bars = normalise_bars(frame)
+        # One buffer per column (a frame concatenated per symbol has a chunk each): every stage reads these
+        # columns, as numpy arrays without a copy.
+        bars = normalise_bars(frame).rechunk()
         times = bars["ts"].dt.epoch("ns").unique().sort().to_numpy()
         n_symbols = bars["symbol"].n_unique()
         return cls(bars, data_hash(bars), is_intraday(bars), times, n_symbols, session_of(bars["ts"]))
@@ -268,6 +270,7 @@ class MLPipeline:
         # training the next strategy on the same frame reuses them instead of re-reading every bar.
         self._input: tuple[pl.DataFrame, InputBars] | None = None
         self._pending: Future[None] | None = None  # a registration running in the background
+        self._periods: tuple[tuple[str, int | None, int], Periods] | None = None  # see `_periods_of`
 
     # ------------------------------------------------------------------------------ collaborators
     @property
@@ -592,7 +595,8 @@ class MLPipeline:
         if not prep.shared["ts"].equals(prep.bars["ts"]):
             raise DataError("features: the feature frame's rows are not the bars' rows")
         feats = prep.shared.select(names)[events["bar"].to_numpy()]
-        samples = pl.concat([events, feats], how="horizontal").drop_nulls(names).sort("t0", "symbol")
+        # (t0, bar) is the (t0, symbol) order: bars are in (symbol, ts) order; an integer sort key is cheaper.
+        samples = pl.concat([events, feats], how="horizontal").drop_nulls(names).sort("t0", "bar")
         return Samples(
             events=samples,
             horizon=horizon,
@@ -646,10 +650,7 @@ class MLPipeline:
 
     # -------------------------------------------------------------------------- stage 4: select
     def _book(self, prep: Prepared, s: Samples, folds: FoldOutput, thresholds: list[float]) -> OosBook:
-        bt = self.config.ml_training.backtest
-        periods = Periods.from_bars(
-            prep.bars, bt.period_minutes if prep.intraday else None, bt.sessions_per_year, prep.pnl_price
-        )
+        periods = self._periods_of(prep)
         rows = folds.oos_rows
         events = s.events[rows]
         first = periods.index(events["t0"]).to_numpy()
@@ -664,6 +665,18 @@ class MLPipeline:
             thresholds=thresholds,
             holding_periods=int((last - first).max()) + 1,
         )
+
+    def _periods_of(self, prep: Prepared) -> Periods:
+        """The P&L periods of the bars marked by the strategy's P&L price. Made once per input bars and
+        period settings: the next strategy on the same bars (the same normalised rows) marks them with its
+        own price."""
+        bt = self.config.ml_training.backtest
+        key = (prep.dhash, bt.period_minutes if prep.intraday else None, bt.sessions_per_year)
+        if self._periods is not None and self._periods[0] == key:
+            return self._periods[1].marked_by(prep.bars[prep.pnl_price])
+        periods = Periods.from_bars(prep.bars, key[1], key[2], prep.pnl_price)
+        self._periods = (key, periods)
+        return periods
 
     def _block_periods(self, book: OosBook) -> float:
         """Mean block of the stationary bootstrap: configured, else long enough to hold the longest trade

@@ -7,6 +7,7 @@ use crate::common::Side;
 mod bars;
 mod exposure;
 mod fills;
+mod labels;
 mod ratelimit;
 mod slippage;
 mod wire;
@@ -16,6 +17,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bars::register(m)?;
     m.add_class::<exposure::ExposureCore>()?;
     m.add_class::<fills::PyFillSimulator>()?;
+    labels::register(m)?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     slippage::register(m)?;
     m.add_class::<wire::FrameDecoder>()?;
