@@ -53,6 +53,7 @@ from hybridtrader.config import (
     as_config,
 )
 from hybridtrader.errors import ConfigError, DataError
+from hybridtrader.market.timeconv import epoch_ns
 from hybridtrader.ml.costs import CostModel, FixedCost, SlippageCost, SlippageForecaster, describe
 from hybridtrader.ml.evaluation import (
     EvaluationResult,
@@ -602,8 +603,8 @@ class MLPipeline:
             horizon=horizon,
             x=samples.select(names).to_numpy().astype(np.float64),
             y=samples["label"].to_numpy().astype(np.int32),
-            t0=samples["t0"].dt.epoch("ns").to_numpy(),
-            t1=samples["t1"].dt.epoch("ns").to_numpy(),
+            t0=epoch_ns(samples["t0"]),
+            t1=epoch_ns(samples["t1"]),
             times=prep.times,
         )
 
