@@ -12,6 +12,7 @@ from hybridtrader.backtest.clock import SimClock
 from hybridtrader.backtest.feed import FrameFeed
 from hybridtrader.config import Config, with_overrides
 from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.engine.results import ResultRows
 from hybridtrader.engine.trader import Trader
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.market.synth import generate_market
@@ -67,3 +68,14 @@ def test_spilled_rows_come_back_in_order(tmp_path: Path) -> None:
     assert_frame_equal(got.scan("orders").collect(), want.orders, check_exact=True)
     # the orders in the order sent: their decision times never go back
     assert got.orders["decision_ts"].is_sorted()
+
+
+def test_rows_taken_with_plus_keep_only_their_rows_when_more_are_spilled(tmp_path: Path) -> None:
+    """A result taken mid-run (`plus`, as a live node's `result()`) is not changed by parts spilled after."""
+    rows = ResultRows("t", {"x": pl.Int64}, spill=tmp_path)
+    rows.add(pl.DataFrame({"x": [1, 2]}))
+    taken = rows.plus(pl.DataFrame({"x": [3]}))
+    rows.add(pl.DataFrame({"x": [4]}))
+    assert taken.frame()["x"].to_list() == [1, 2, 3]
+    assert taken.scan().collect()["x"].to_list() == [1, 2, 3]
+    assert rows.frame()["x"].to_list() == [1, 2, 4]

@@ -37,7 +37,7 @@ class ResultRows:
     def plus(self, frame: pl.DataFrame) -> ResultRows:
         """These rows then `frame`'s, kept in memory (this object and its parts unchanged)."""
         out = ResultRows(self.name, self.schema)
-        out._paths, out._frames = self._paths, [*self._frames]
+        out._paths, out._frames = [*self._paths], [*self._frames]  # copies: later parts are not its rows
         out.height = self.height
         out.add(frame)
         return out
