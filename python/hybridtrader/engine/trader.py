@@ -286,6 +286,9 @@ class Trader:
         self._marked_i = self._marked_ns = -1  # the bar time the exposure marks are of
         # the held symbols of this batch and their columns in its close grid, as of ledger.held_changes
         self._held: tuple[int, list[str], np.ndarray] | None = None
+        # `apply_early`: the orders whose pending exposure its updates moved, by (book, symbol), to be
+        # priced at the next bar time's closes (None: none)
+        self._repricing: dict[tuple[str, str], Order] | None = None
         self.equity = cash  # marked equity at the last bar time
         self._i = 0
         self.now_ns = 0
@@ -353,6 +356,10 @@ class Trader:
             now = int(times[i]) + every
             self._i, self.now_ns = i, now
             self.clock.advance_to(now)
+            if self._repricing is not None:  # `apply_early`: as if its updates were applied at this poll
+                early, self._repricing = self._repricing, None
+                for order in early.values():
+                    self._add_pending(order, 0.0)
             if self.open:
                 for update in broker.poll(now):
                     self._on_update(update)
@@ -700,6 +707,8 @@ class Trader:
     def _add_pending(self, order: Order, delta: float) -> None:
         """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares."""
         key = (order.book, order.request.symbol)
+        if self._repricing is not None:
+            self._repricing[key] = order
         pending = self._pending.get(key, 0.0) + delta
         self._pending[key] = pending
         price = self.price(order.request.symbol)
@@ -800,6 +809,29 @@ class Trader:
                     s.restore(checkpoint["strategies"][s.name])
         for u in updates[seen:]:
             self._on_update(u)
+
+    def apply_early(self, updates: Sequence[OrderUpdate], now_ns: int) -> bool:
+        """Apply the broker's `updates` (all at or before `now_ns`) before the bar time closing at `now_ns` is
+        run, leaving the state its poll would leave (a live node, as its clock moves: the work is then off
+        the path from the bars to the orders). Pending exposure is priced at the current close
+        (`_add_pending`), so what these updates moved is priced again at that bar time's poll. False, and
+        nothing applied, when that cannot be promised: a strategy listens to updates (it would see them
+        outside its bar time), no order is open (the poll would not run), or `now_ns` is past the
+        session's close (the close's own poll comes first)."""
+        if self._listening or not self.open or self.session is None or now_ns > self._close_ns:
+            return False
+        if self._repricing is None:
+            self._repricing = {}
+        for update in updates:
+            self._on_update(update)
+        return True
+
+    def trim_history(self) -> None:
+        """Cut the strategies' history to its last `history_bars` bars now if `run_batch` would in its next
+        batch (it does every `history_bars` batches: a Polars group-by of milliseconds); a live node calls
+        this once a bar time's orders are out, so that the cut never runs between its bars and orders."""
+        if self._history_bars and len(self._recent) >= self._history_bars - 1:
+            self._history_frame()
 
     def poll_broker(self, now_ns: int) -> None:
         """Apply the broker's updates up to `now_ns` outside the bar loop (a live node shutting down)."""

@@ -272,12 +272,14 @@ class JournaledBroker:
             self._early = []
         return out
 
-    def prepoll(self, now_ns: int) -> None:
+    def prepoll(self, now_ns: int, apply: Callable[[list[OrderUpdate], int], bool]) -> None:
         """Lockstep, the clock just moved to `now_ns`: the broker's updates until then, taken before the bar
-        time's bars are fetched and handed to the Trader at its poll at `now_ns`. Nothing happens at the
-        broker in between (no clock move, no order), so that poll only drains the stream: the REST look-up
-        for what the stream has not delivered yet (it races the clock's answer) or lost is then off the
-        path from the bars to the orders."""
+        time's bars are fetched, journaled, and offered to `apply` (the Trader's `apply_early`: applied
+        now, as its poll at `now_ns` would apply them); what it does not take is handed to it at that
+        poll. Nothing happens at the broker in between (no clock move, no order), so that poll only
+        drains the stream: the REST look-up for what the stream has not delivered yet (it races the
+        clock's answer) or lost, and the updates' bookkeeping, are then off the path from the bars to
+        the orders."""
         if self.replaying:
             return
         self.flush()
@@ -285,6 +287,8 @@ class JournaledBroker:
         self.journal.record_updates(out)
         self._early.extend(out)
         self._looked_up = now_ns
+        if self._early and apply(sorted(self._early, key=update_order), now_ns):
+            self._early = []
 
     def go_live(self) -> None:
         """The replay is over: the AlpacaBroker learns the orders sent before and what was reported."""
@@ -616,6 +620,7 @@ class LiveNode:
                     self.journal.put("checkpoint", checkpoint, bar_close)
             fills_seen = self._observe(fills_seen)
             self.journal.checkpoint()  # the bar time's orders are out: its fsyncs delay none of them
+            trader.trim_history()  # likewise the history's periodic cut (Polars, milliseconds)
             self.heartbeat.beat()
             if self.on_bar_time is not None:
                 self.on_bar_time(self)
@@ -726,7 +731,8 @@ class LiveNode:
 
     def _on_clock(self, now_ns: int) -> None:
         if self.ready:  # live, past the replay: the broker knows the orders sent before (`go_live`)
-            self.jbroker.prepoll(now_ns)
+            assert self.trader is not None
+            self.jbroker.prepoll(now_ns, self.trader.apply_early)
 
     # ------------------------------------------------------------------------------------ checks
     def _daily_report(self, session: date, held: dict[str, float]) -> None:
