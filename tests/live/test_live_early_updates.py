@@ -1,9 +1,10 @@
 """The broker's updates applied as the lockstep clock moves (`Trader.apply_early`, offered them by
 `JournaledBroker.prepoll`), before the bar time's bars are in hand, leave the node where applying them at
 the bar time's own poll leaves it: the same orders, fills and equity curve, and after every bar time the
-same exposure manager's positions (pending exposure is priced at the bar time's closes, so what the early updates
-moved is priced again when the bar time runs). The same node with `apply_early` refusing every offer is the
-reference; the updates must really have moved out of the bar times for the comparison to mean anything."""
+same positions in the exposure manager (pending exposure is priced at the bar time's closes, so what the
+early updates moved is priced again when the bar time runs). The same node with `apply_early` refusing
+every offer is the reference; the updates must really have moved out of the bar times for the comparison
+to mean anything."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import polars as pl
 from conftest import live_venue_config
 from hybridtrader.config import Config
 from hybridtrader.engine.events import OrderUpdate
-from hybridtrader.live.node import LiveNode
-from hybridtrader.venue import ReplayMarket, Venue
 from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.live.node import LiveNode
 from hybridtrader.strategy import Context, Strategy
+from hybridtrader.venue import ReplayMarket, Venue
 
 
 class Holds(Strategy):

@@ -49,7 +49,6 @@ from hybridtrader.stream.adapter import StreamingAdapter
 log = logging.getLogger(__name__)
 
 
-
 class WallClock:
     """The engine's Clock as time passes. `WallClock()` is UTC wall time; `WallClock(origin_ns, speed)`
     is market time origin_ns + (wall seconds since construction) x speed x 1e9 (a local venue serving its
