@@ -401,6 +401,7 @@ class LiveNode:
         self.reconciled = False
         self.halts: dict[str, str] = {}
         self._lag_until = 0
+        self._feed_lag_s = 0.0  # market seconds since the newest bars, at the last bar time
         self.rec: Reconciliation | None = None
         self.trader: Trader | None = None
         self.ops: OpsServer | None = None
@@ -784,7 +785,7 @@ class LiveNode:
             return
         now = self.clock.now_ns()
         stale_s = (now - self.feed.last_data_ns) / NS_PER_SECOND if self.feed.last_data_ns else 0.0
-        self.metrics.feed_lag.set(stale_s)
+        self._feed_lag_s = stale_s  # to the metrics after the bar time (`_observe`)
         if stale_s > self.live.max_feed_staleness_s:
             if "stale feed" not in self.halts:
                 self._alert(
@@ -801,15 +802,17 @@ class LiveNode:
             self.halts["execution lag"] = "an order call was slow"
         else:
             self.halts.pop("execution lag", None)
-        for reason in ("stale feed", "execution lag", "reduce-only"):
-            self.metrics.halted.labels(reason).set(1 if reason in self.halts else 0)
         trader.entry_halt = "; ".join(self.halts.values())
 
     def _observe(self, fills_seen: int) -> int:
-        """Metrics from the Trader after a bar time."""
+        """Metrics from the Trader and the halts after a bar time (off the path from its bars to its orders:
+        a labelled metric's update costs microseconds)."""
         trader = self.trader
         assert trader is not None
         m = self.metrics
+        m.feed_lag.set(self._feed_lag_s)
+        for reason in ("stale feed", "execution lag", "reduce-only"):
+            m.halted.labels(reason).set(1 if reason in self.halts else 0)
         for row in trader.fills[fills_seen:]:
             _ts, _cid, strategy, _book, _sym, side, qty, _px, _fee, _rpnl, _dp, forecast, realized = row
             m.fills.labels(strategy, side).inc()

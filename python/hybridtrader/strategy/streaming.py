@@ -126,17 +126,25 @@ class FeatureState:
         state.run(bars)
         return state
 
-    def frame(self, bars: pl.DataFrame, extra: str) -> tuple[dict[str, np.ndarray], pl.DataFrame]:
-        """`step` on a batch of one bar time: the values, and the frame `RuleStrategy.features` gives on
-        it (symbol, ts, the features, close, then `extra`: "mean" or "vol"), nulls where NaN."""
+    def take(self, bars: pl.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
+        """`step` on a batch of one bar time: the values, and the batch's symbols (a list)."""
         columns = {c: bars[c].to_numpy() for c in ("high", "low", "close", "volume")}
-        values = self.step(int(epoch_ns(bars["ts"])[0]), bars["symbol"].to_list(), columns)
-        frame = pl.DataFrame([
+        symbols = bars["symbol"].to_list()
+        return self.step(int(epoch_ns(bars["ts"])[0]), symbols, columns), symbols
+
+    def frame(self, bars: pl.DataFrame, extra: str) -> tuple[dict[str, np.ndarray], pl.DataFrame]:
+        """`take` and the frame `RuleStrategy.features` gives on the batch (`features_frame`)."""
+        values, _ = self.take(bars)
+        return values, self.features_frame(bars, values, extra)
+
+    def features_frame(self, bars: pl.DataFrame, values: dict[str, np.ndarray], extra: str) -> pl.DataFrame:
+        """The frame `RuleStrategy.features` gives on a batch of one bar time from `take`'s values: symbol,
+        ts, the features, close, then `extra` ("mean" or "vol"), nulls where NaN."""
+        return pl.DataFrame([
             bars["symbol"], bars["ts"],
             *(pl.Series(name, values[name], nan_to_null=True) for name in self.names),
-            pl.Series("close", columns["close"]), pl.Series(extra, values[extra], nan_to_null=True),
+            bars["close"], pl.Series(extra, values[extra], nan_to_null=True),
         ])  # fmt: skip
-        return values, frame
 
     def _smoother(self, series: str, n: int, first: int, alpha: float) -> _Smoother:
         key = (series, n, first, alpha)

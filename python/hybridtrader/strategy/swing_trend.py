@@ -72,8 +72,9 @@ class SwingTrendFollowing(RuleStrategy):
     def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
         if self._stream is None:
             return None
-        values, frame = self._stream.frame(bars, "vol")
-        self._symbol = symbols = frame["symbol"].to_list()
+        values, symbols = self._stream.take(bars)
+        self._symbol = symbols
+        frame = self._stream.features_frame(bars, values, "vol")
         seen = self._seen
         row = np.fromiter((seen.get(s, 0) for s in symbols), np.int64, len(symbols))
         for s in symbols:
