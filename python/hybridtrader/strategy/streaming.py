@@ -51,12 +51,15 @@ class _Smoother:
         self.before = np.empty(0)  # the values before the last step, of its symbols
 
     def step(self, r: np.ndarray, k: np.ndarray, x: np.ndarray) -> np.ndarray:
-        window = self.window.push(r, x)
         seed_row = self.first + self.n - 1
-        seed = window.mean(axis=1) if (k == seed_row).any() else np.nan
         prev = self.before = self.value[r]
         a = self.alpha
-        out = np.where(k < seed_row, np.nan, np.where(k == seed_row, seed, (1.0 - a) * prev + a * x))
+        if len(k) and k.min() > seed_row:  # all seeded (the usual step): the seed's window is not read again
+            out = (1.0 - a) * prev + a * x
+        else:
+            window = self.window.push(r, x)
+            seed = window.mean(axis=1) if (k == seed_row).any() else np.nan
+            out = np.where(k < seed_row, np.nan, np.where(k == seed_row, seed, (1.0 - a) * prev + a * x))
         self.value[r] = out
         return out
 
@@ -82,6 +85,9 @@ class FeatureState:
             raise StateError(f"features {names}: FeatureState carries only {sorted(self.KINDS)}")
         self.names = list(dict.fromkeys(names))
         self.specs = [parse_feature(n) for n in self.names]
+        kinds = {s.kind for s in self.specs}
+        self._log_returns = vol_span is not None or "rv" in kinds  # what `step` computes only when read
+        self._moves = bool(kinds & {"rsi", "adx"})
         self.vol_span, self.mean_window = vol_span, mean_window
         self.index: dict[str, int] = {}
         self.count = np.zeros(0, np.int64)
@@ -156,19 +162,23 @@ class FeatureState:
         return s
 
     def _rows(self, symbols: list[str]) -> np.ndarray:
+        """The symbols' rows in the state, new symbols given rows first."""
         index = self.index
+        try:
+            return np.fromiter(map(index.__getitem__, symbols), np.intp, len(symbols))
+        except KeyError:
+            pass
         new = [s for s in dict.fromkeys(symbols) if s not in index]
-        if new:
-            k, base = len(new), len(index)
-            index.update((s, base + i) for i, s in enumerate(new))
-            self.count = np.r_[self.count, np.zeros(k, np.int64)]
-            self.prev = _grow(self.prev, k, np.nan)
-            self.ewm = _grow(self.ewm, k, 0.0)
-            for w in self.windows.values():
-                w.values = _grow(w.values, k, np.nan)
-            for s in self.smoothers.values():
-                s.window.values = _grow(s.window.values, k, np.nan)
-                s.value = _grow(s.value, k, np.nan)
+        k, base = len(new), len(index)
+        index.update((s, base + i) for i, s in enumerate(new))
+        self.count = np.r_[self.count, np.zeros(k, np.int64)]
+        self.prev = _grow(self.prev, k, np.nan)
+        self.ewm = _grow(self.ewm, k, 0.0)
+        for w in self.windows.values():
+            w.values = _grow(w.values, k, np.nan)
+        for s in self.smoothers.values():
+            s.window.values = _grow(s.window.values, k, np.nan)
+            s.value = _grow(s.value, k, np.nan)
         return np.fromiter(map(index.__getitem__, symbols), np.intp, len(symbols))
 
     def step(self, ts_ns: int, symbols: list[str], bars: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -184,10 +194,12 @@ class FeatureState:
         self.prev[r] = np.column_stack([high, low, close])
         self.count[r] = k + 1
         first = k == 0
-        tr = np.where(first, np.nan, np.maximum(high - low, np.maximum(np.abs(high - pc), np.abs(low - pc))))
+        tr = np.maximum(high - low, np.maximum(np.abs(high - pc), np.abs(low - pc)))
+        if first.any():
+            tr = np.where(first, np.nan, tr)
         windows = self.windows
         with np.errstate(divide="ignore", invalid="ignore"):
-            ret1 = np.log(close / pc)
+            ret1 = np.log(close / pc) if self._log_returns else close  # (else never read)
             closes = windows["close"].push(r, close)
             # the other windows, where kept (else never read)
             volumes = (
@@ -196,7 +208,7 @@ class FeatureState:
             rets = windows["ret1"].push(r, ret1) if "ret1" in windows else closes
             if "spread" in windows:
                 spreads = windows["spread"].push(r, _corwin_schultz(high, low, ph, pl_))
-            delta, up, down = close - pc, high - ph, pl_ - low
+            delta, up, down = (close - pc, high - ph, pl_ - low) if self._moves else (close, close, close)
             inputs = {  # what the smoothers other than ATR and the EMAs take (computed when asked for)
                 "gain": lambda: np.clip(delta, 0.0, None),
                 "loss": lambda: np.clip(-delta, 0.0, None),
@@ -260,10 +272,8 @@ class FeatureState:
                 v[~np.isfinite(v)] = np.nan
                 out[spec.name] = v
             if self.mean_window:
-                w = closes[:, -self.mean_window :]
-                total = w[:, 0].copy()
-                for j in range(1, self.mean_window):
-                    total += w[:, j]  # oldest first: `ml.labels.reversion_mean`'s additions
+                # oldest first, one addition at a time (a cumulative sum): `ml.labels.reversion_mean`'s
+                total = np.cumsum(closes[:, -self.mean_window :], axis=1)[:, -1]
                 out["mean"] = total * (1.0 / self.mean_window)
             if self.vol_span:
                 out["vol"] = self._ewm_std(r, ret1)
