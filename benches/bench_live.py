@@ -14,7 +14,11 @@ benches run the venue in a child process, as a broker is; the others in-process)
   (the thread's run-queue time, Linux schedstat: other processes, the venue's among them) and blocked
   (wall - CPU - run queue: waiting for the GIL another thread of the node holds, or for I/O); and the
   garbage collector's pauses inside those bar times (the node freezes its start-up heap out of the
-  collector when it goes live). Peer: a bare alpaca-py `submit_order` round trip to the same venue.
+  collector when it goes live). And from the Trader's start on a bar time to its orders' write ("to
+  sent", the bar times with orders): the node thread's run-queue wait (a wake-up of the venue's process
+  by the write can take the node's CPU: a busy 2-core machine), the CPU of the node's other threads (the
+  trading stream, the ops server, Polars' pool) and of the venue's process. Peer: a bare alpaca-py
+  `submit_order` round trip to the same venue.
 - a bar time of 50 orders: journal commit + `AlpacaBroker.submit_many` (pipelined, one write), from the
   start of the commit to each order sent / answered; peer: alpaca-py submitting the same 50 one after the
   other (what the node did before), to each answer (order k+1 leaves when order k is answered).
@@ -89,15 +93,15 @@ def _node(cfg: Config, url: str, symbols: list[str], journal: Path, stop: thread
 
 
 @contextlib.contextmanager
-def _venue_process(symbols: int, workdir: Path) -> Iterator[tuple[str, list[str]]]:
+def _venue_process(symbols: int, workdir: Path) -> Iterator[tuple[str, list[str], int]]:
     """The venue in a child process, as a broker is: its work does not share the node's GIL (in-process,
     its thread takes the GIL whenever a write releases it, and a timestamp after the write waits for
-    it). Its URL and symbols."""
+    it). Its URL, symbols and process id."""
     cfg = with_overrides(_config(), ["venue.impact=false", "venue.cash=1000000000", "live.seed=5"])
     proc, url = start_venue(cfg, symbols, 1, workdir)
     try:
         assets = TradingClient(LOCAL_KEY, LOCAL_SECRET, url_override=url).get_all_assets()
-        yield url, sorted(a.symbol for a in assets)
+        yield url, sorted(a.symbol for a in assets), proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -114,6 +118,35 @@ def _runqueue_s() -> float:
         return math.nan
 
 
+class _Threads:
+    """Summed CPU and run-queue ns of some threads (Linux schedstat; the files are kept open, so a reading
+    costs a few microseconds; a thread that has ended counts as 0 from then on; no schedstat: nan)."""
+
+    def __init__(self, tasks: list[Path]) -> None:
+        self.files = []
+        for task in tasks:
+            with contextlib.suppress(OSError):
+                self.files.append((task / "schedstat").open("rb", buffering=0))
+
+    @classmethod
+    def of(cls, pid: int | str, but: int | None = None) -> _Threads:
+        """The threads of process `pid` ("self": this one), but thread `but`."""
+        tasks = Path(f"/proc/{pid}/task")
+        return cls([t for t in tasks.iterdir() if t.name != str(but)] if tasks.is_dir() else [])
+
+    def read(self) -> tuple[float, float]:
+        if not self.files:
+            return math.nan, math.nan
+        cpu = queued = 0
+        for f in self.files:
+            f.seek(0)
+            fields = f.read().split()
+            if fields:
+                cpu += int(fields[0])
+                queued += int(fields[1])
+        return cpu / 1e9, queued / 1e9
+
+
 def _pcts(name: str, values: Any) -> dict[str, float]:
     v = np.asarray(values, dtype=float) * 1e3
     return {f"{name}_p50_ms": float(np.percentile(v, 50)), f"{name}_p99_ms": float(np.percentile(v, 99))}
@@ -126,7 +159,7 @@ SEED_STRATEGIES = ["intraday_mean_reversion", "intraday_mean_reversion,swing_tre
 def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path, strategies: str) -> None:
     cfg = with_overrides(_config(), [f"live.strategies=[{strategies}]"])
     bar_times = 200 if FULL else 60
-    with _venue_process(LATENCY_SYMBOLS, tmp_path) as (url, names):
+    with _venue_process(LATENCY_SYMBOLS, tmp_path) as (url, names, venue_pid):
         stop = threading.Event()
         node = _node(
             cfg,
@@ -150,15 +183,26 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path, strategies: str
                 pauses.append(time.perf_counter() - started[0])
 
         in_bar_time = [False]
+        # from the Trader's start on a bar time to its orders' write (the bar times with orders): the node
+        # thread's run-queue wait, the CPU of the node's other threads and of the venue's process
+        window: list[tuple[float, float, float]] = []
+        at_start: list[tuple[float, float, float]] = []
 
         def run() -> LiveNode:
             node.start()
             trader = node.trader
             assert trader is not None
             run_batch = trader.run_batch
+            me = _Threads([Path("/proc/thread-self")])
+            others = _Threads.of("self", but=threading.get_native_id())
+            venue = _Threads.of(venue_pid)
+
+            def reading() -> tuple[float, float, float]:
+                return me.read()[1], others.read()[0], venue.read()[0]
 
             def timed(batch: Any) -> None:  # the Trader's CPU per bar time: a figure load hardly moves
                 in_bar_time[0] = True
+                at_start[:] = [reading()]
                 q0, t0, w0 = _runqueue_s(), time.thread_time(), time.perf_counter()
                 run_batch(batch)
                 w1, t1 = time.perf_counter(), time.thread_time()
@@ -167,7 +211,16 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path, strategies: str
                 wall.append(w1 - w0)
                 in_bar_time[0] = False
 
+            pipe = node.broker.pipe
+            write = pipe._write
+
+            def timed_write(data: bytes) -> None:
+                write(data)
+                if at_start:  # the bar time's first write
+                    window.append(tuple(np.subtract(reading(), at_start.pop())))
+
             trader.run_batch = timed  # type: ignore[method-assign]
+            pipe._write = timed_write  # type: ignore[method-assign]
             gc.callbacks.append(on_gc)
             try:
                 node.run()
@@ -198,6 +251,9 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path, strategies: str
         **_pcts("trader_blocked_per_bar_time", np.maximum(np.subtract(wall, cpu) - waited, 0.0)[1:]),
         **_pcts("alpaca_py_submit", peer),
         "gc_pauses_in_bar_times": len(pauses), "gc_longest_pause_ms": max(pauses, default=0.0) * 1e3,
+        **_pcts("to_sent_runqueue_wait", [w[0] for w in window[1:]]),
+        **_pcts("to_sent_node_other_threads_cpu", [w[1] for w in window[1:]]),
+        **_pcts("to_sent_venue_cpu", [w[2] for w in window[1:]]),
     }  # fmt: skip
     benchmark.extra_info.update(figures)
     print(figures)
@@ -205,7 +261,7 @@ def test_bar_close_to_order_sent(benchmark: Any, tmp_path: Path, strategies: str
 
 def test_bar_time_of_50_orders(benchmark: Any, tmp_path: Path) -> None:
     rounds = 10 if FULL else 3
-    with _venue_process(50, tmp_path) as (url, names):
+    with _venue_process(50, tmp_path) as (url, names, _):
         clock = VenueClock(url)
         clock.advance_to(clock.now_ns() + 3_600_000_000_000)  # an hour into the session
         journal = Journal(tmp_path / "j.sqlite")
