@@ -18,27 +18,27 @@ from hybridtrader.config import Config
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.live.node import LiveNode
-from hybridtrader.strategy import Context, Strategy
+from hybridtrader.strategy import Context
 from hybridtrader.venue import ReplayMarket, Venue
+from round_trips import RoundTrips
 
 
-class Holds(Strategy):
-    """Buys 10 shares of each symbol it holds none of on every fourth bar time, sells them two bar times
-    later: between its orders no order is checked, so nothing marks the exposure manager to the closes
-    again, and the positions keep the prices their fills were booked at."""
+class Holds(RoundTrips):
+    """`RoundTrips` holding longer: buys 10 shares of each symbol it holds none of on every fourth bar
+    time, sells them two bar times later. Between its orders no order is checked, so nothing marks the
+    exposure manager to the closes again: the positions keep the prices their fills were booked at."""
 
     name = "holds"
-
-    def __init__(self, config: Config | None = None) -> None:
-        super().__init__(config)
-        self.seen = 0
+    history_bars = 0
 
     def on_bars(self, ctx: Context, bars: pl.DataFrame) -> None:
         self.seen += 1
+        step = self.seen % 4
         for symbol in bars["symbol"].to_list():
-            if self.seen % 4 == 2 and ctx.position(symbol) > 0:
+            held = ctx.position(symbol) > 0
+            if held and step == 2:
                 ctx.close(symbol)
-            elif self.seen % 4 == 0 and not ctx.position(symbol) and not ctx.open_orders(symbol):
+            elif not held and step == 0 and not ctx.open_orders(symbol):
                 ctx.submit(OrderRequest(symbol, "buy", 10.0), "entry")
 
 
