@@ -10,10 +10,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal, NamedTuple
 
+import numpy as np
 import polars as pl
+
+from hybridtrader.market.schema import symbol_codes
 
 # What a broker reports about an order (Alpaca's trade_updates events, and the fill simulator's).
 UpdateKind = Literal["accepted", "partial_fill", "fill", "canceled", "expired", "rejected", "replaced"]
+_FEW_ROWS = 2_000  # rows up to which a batch's symbols are encoded in Python (see BarBatch.symbol_index)
 UPDATE_KINDS: tuple[str, ...] = (
     "accepted",
     "partial_fill",
@@ -28,11 +32,31 @@ UPDATE_KINDS: tuple[str, ...] = (
 @dataclass(frozen=True, slots=True)
 class BarBatch:
     """Closed bars of one session, BAR_SCHEMA rows sorted by (ts, symbol): a whole session in a backtest, the
-    bars of one bar time live. `every_ns` is the bar interval (a bar covers [ts, ts + every_ns))."""
+    bars of one bar time live. `every_ns` is the bar interval (a bar covers [ts, ts + every_ns)).
+
+    A feed that has the symbols encoded already may give `names` (the batch's distinct symbols, sorted)
+    and `codes` (each row's position in `names`, intp): the engine then reads them instead of encoding the
+    strings again (None: the engine encodes them)."""
 
     session: date
     bars: pl.DataFrame
     every_ns: int
+    names: list[str] | None = None
+    codes: np.ndarray | None = None
+
+    def symbol_index(self) -> tuple[list[str], np.ndarray]:
+        """The batch's distinct symbols, sorted, and each row's position in them (intp): the feed's
+        encoding when it gave one, else the strings' (`market.schema.symbol_codes`)."""
+        if self.names is not None and self.codes is not None:
+            return self.names, self.codes
+        if self.bars.height <= _FEW_ROWS:  # a cross-section of one bar time (live): Python sorts it faster
+            symbols = self.bars["symbol"].to_list()
+            names = sorted(set(symbols))
+            index = {s: i for i, s in enumerate(names)}
+            return names, np.fromiter(map(index.__getitem__, symbols), np.intp, len(symbols))
+        codes = symbol_codes(self.bars["symbol"])
+        assert isinstance(codes.dtype, pl.Enum)
+        return codes.dtype.categories.to_list(), codes.to_physical().to_numpy().astype(np.intp)
 
 
 class OrderUpdate(NamedTuple):
