@@ -46,17 +46,22 @@ class BarBatch:
 
     def symbol_index(self) -> tuple[list[str], np.ndarray]:
         """The batch's distinct symbols, sorted, and each row's position in them (intp): the feed's
-        encoding when it gave one, else the strings' (`market.schema.symbol_codes`)."""
+        encoding when it gave one, else the strings' (`symbol_index`)."""
         if self.names is not None and self.codes is not None:
             return self.names, self.codes
-        if self.bars.height <= _FEW_ROWS:  # a cross-section of one bar time (live): Python sorts it faster
-            symbols = self.bars["symbol"].to_list()
-            names = sorted(set(symbols))
-            index = {s: i for i, s in enumerate(names)}
-            return names, np.fromiter(map(index.__getitem__, symbols), np.intp, len(symbols))
-        codes = symbol_codes(self.bars["symbol"])
-        assert isinstance(codes.dtype, pl.Enum)
-        return codes.dtype.categories.to_list(), codes.to_physical().to_numpy().astype(np.intp)
+        return symbol_index(self.bars["symbol"])
+
+
+def symbol_index(symbols: pl.Series) -> tuple[list[str], np.ndarray]:
+    """A symbol column's distinct names, sorted, and each row's position in them (intp)."""
+    if symbols.len() <= _FEW_ROWS:  # a cross-section of one bar time (live): Python sorts it faster
+        rows = symbols.to_list()
+        names = sorted(set(rows))
+        index = {s: i for i, s in enumerate(names)}
+        return names, np.fromiter(map(index.__getitem__, rows), np.intp, len(rows))
+    codes = symbol_codes(symbols)
+    assert isinstance(codes.dtype, pl.Enum)
+    return codes.dtype.categories.to_list(), codes.to_physical().to_numpy().astype(np.intp)
 
 
 class OrderUpdate(NamedTuple):

@@ -102,9 +102,9 @@ def session_features_ahead(
     return out
 
 
-def _batch_key(bars: pl.DataFrame, rows: int) -> tuple[Any, Any, int]:
-    """Which batch the last `rows` rows of `bars` are: their first and last ts and their number (batches of
-    a run do not overlap in time)."""
+def batch_key(bars: pl.DataFrame, rows: int) -> tuple[Any, Any, int]:
+    """Which batch the last `rows` rows of `bars` are (what `prepare_ahead` keys its work by): their first
+    and last ts and their number (batches of a run do not overlap in time)."""
     ts = bars["ts"]
     return ts[-rows], ts[-1], rows
 
@@ -186,7 +186,7 @@ class RuleStrategy(Strategy):
             names = self.feature_names()
             frames = session_features_ahead(history, batches, names, self.history_bars, **extra)
             # replaces what is left of the last group: batches `advance` took, never prepared
-            self._ahead = {_batch_key(b.bars, b.bars.height): f for b, f in zip(batches, frames, strict=True)}
+            self._ahead = {batch_key(b.bars, b.bars.height): f for b, f in zip(batches, frames, strict=True)}
 
     def features(
         self, bars: pl.DataFrame, session_rows: int, **extra: pl.Expr
@@ -195,7 +195,7 @@ class RuleStrategy(Strategy):
         feature's values (warm-up nulls as 0, which never make an event). A batch handed over to
         `prepare_ahead` takes what it computed there."""
         rule = rule_feature(self.rules)
-        frame = self._ahead.pop(_batch_key(bars, session_rows), None) if self._ahead else None
+        frame = self._ahead.pop(batch_key(bars, session_rows), None) if self._ahead else None
         if frame is None:
             frame = session_features(bars, self.feature_names(), session_rows, **extra)
         self._symbol = frame["symbol"].to_list()
