@@ -52,6 +52,12 @@ class BarBatch:
         return symbol_index(self.bars["symbol"])
 
 
+def symbol_rows(names: list[str], codes: np.ndarray) -> np.ndarray:
+    """Each row's symbol from a `symbol_index` encoding, as an object array of the `names` themselves (no
+    string is copied: a cheaper column of Python strings than the frame's own)."""
+    return np.array(names, dtype=object)[codes]
+
+
 def symbol_index(symbols: pl.Series) -> tuple[list[str], np.ndarray]:
     """A symbol column's distinct names, sorted, and each row's position in them (intp)."""
     if symbols.len() <= _FEW_ROWS:  # a cross-section of one bar time (live): Python sorts it faster

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.config import Config, MeanReversionLabelConfig, TripleBarrierLabelConfig
-from hybridtrader.engine.events import BarBatch
+from hybridtrader.engine.events import BarBatch, symbol_rows
 from hybridtrader.engine.strategy import Strategy
 from hybridtrader.market.schema import symbol_codes
 from hybridtrader.ml.features import compute_features
@@ -71,7 +71,8 @@ def session_features_ahead(
     sizes = np.array([p.height for p in parts])
     offset = np.r_[0, np.cumsum(sizes)]
     part = np.repeat(np.arange(len(parts)), sizes)
-    order = np.lexsort((np.arange(len(code)), code))  # (symbol, time): the parts are in time order
+    # (symbol, time): the parts are in time order, so a stable sort by symbol (a radix sort on 16 bits)
+    order = np.argsort(code.astype(np.uint16 if len(universe) <= 1 << 16 else np.intp), kind="stable")
     c, p = code[order], part[order]
     run = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (p[1:] != p[:-1])])  # (symbol, part) runs
     run_end = np.r_[run[1:], len(c)]
@@ -144,8 +145,8 @@ class RuleStrategy(Strategy):
         self._events = EventRows(np.zeros(0, bool))
         self._symbol: list[str] = []
         self._open: dict[str, tuple[Any, ...]] = {}  # symbol -> the open trade (the subclass's fields)
-        # `features` of the next batches (see `prepare_ahead`), by their (first ts, last ts, rows)
-        self._ahead: dict[tuple[Any, Any, int], pl.DataFrame] = {}
+        # `features` of the next batches (see `prepare_ahead`) and their symbols' encoding, by batch_key
+        self._ahead: dict[tuple[Any, Any, int], tuple[pl.DataFrame, tuple[list[str], np.ndarray]]] = {}
 
     @abstractmethod
     def rule_config(self) -> MeanReversionLabelConfig | TripleBarrierLabelConfig:
@@ -186,7 +187,10 @@ class RuleStrategy(Strategy):
             names = self.feature_names()
             frames = session_features_ahead(history, batches, names, self.history_bars, **extra)
             # replaces what is left of the last group: batches `advance` took, never prepared
-            self._ahead = {batch_key(b.bars, b.bars.height): f for b, f in zip(batches, frames, strict=True)}
+            self._ahead = {
+                batch_key(b.bars, b.bars.height): (f, b.symbol_index())
+                for b, f in zip(batches, frames, strict=True)
+            }
 
     def features(
         self, bars: pl.DataFrame, session_rows: int, **extra: pl.Expr
@@ -195,10 +199,13 @@ class RuleStrategy(Strategy):
         feature's values (warm-up nulls as 0, which never make an event). A batch handed over to
         `prepare_ahead` takes what it computed there."""
         rule = rule_feature(self.rules)
-        frame = self._ahead.pop(batch_key(bars, session_rows), None) if self._ahead else None
-        if frame is None:
+        ahead = self._ahead.pop(batch_key(bars, session_rows), None) if self._ahead else None
+        if ahead is None:
             frame = session_features(bars, self.feature_names(), session_rows, **extra)
-        self._symbol = frame["symbol"].to_list()
+            self._symbol = frame["symbol"].to_list()
+        else:
+            frame, (names, codes) = ahead
+            self._symbol = symbol_rows(names, codes).tolist()
         return frame, frame[rule].fill_null(0.0).to_numpy()
 
     def take(self, events: np.ndarray, frame: pl.DataFrame) -> None:

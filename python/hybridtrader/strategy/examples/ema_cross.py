@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
-from hybridtrader.engine.events import BarBatch, symbol_index
+from hybridtrader.engine.events import BarBatch, symbol_index, symbol_rows
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.engine.strategy import Context, Strategy
 from hybridtrader.strategy.rules import EventRows, batch_key
@@ -58,7 +58,7 @@ class EmaCross(Strategy):
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> None:
         encoding = self._encodings.pop(batch_key(bars, session_rows), None) if self._encodings else None
         names, codes = encoding if encoding is not None else symbol_index(bars["symbol"])
-        symbols = np.array(names, dtype=object)[codes]
+        symbols = symbol_rows(names, codes)
         close = bars["close"].to_numpy()
         order = np.argsort(codes, kind="stable")  # per symbol, in time order (integers sort fast)
         cross = np.zeros(len(close), dtype=np.int8)
