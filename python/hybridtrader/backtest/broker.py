@@ -24,7 +24,9 @@ import polars as pl
 from hybridtrader._core import FillSimulatorCore
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
+from hybridtrader.errors import DataError
 from hybridtrader.execution.fills import FillSimulator
+from hybridtrader.market.schema import symbol_codes
 from hybridtrader.market.timeconv import NS_PER_DAY, epoch_ns, time_runs
 
 _SIDES = list(FillSimulatorCore.SIDES)
@@ -105,12 +107,18 @@ class SimBroker:
             self.sim = FillSimulator(self.sim.settings, self.sim.slippage)
             self._names = {}
         self._day = day
-        symbols = bars["symbol"]
-        names = symbols.unique()
-        for name, code in zip(names.to_list(), self.sim.symbol_codes(names).tolist(), strict=True):
+        # one encoding of the column (its sorted distinct names and each row's position in them), then the
+        # simulator's code of each name: one pass over the strings, not one per lookup
+        if bars["symbol"].null_count():
+            raise DataError(f"bars: {bars['symbol'].null_count()} null symbols")
+        positions = symbol_codes(bars["symbol"])
+        assert isinstance(positions.dtype, pl.Enum)
+        names = positions.dtype.categories
+        codes = self.sim.symbol_codes(names)
+        for name, code in zip(names.to_list(), codes.tolist(), strict=True):
             self._names[code] = name
         self._columns = (
-            self.sim.symbol_codes(symbols),
+            codes[positions.to_physical().to_numpy()],
             ts,
             *(bars[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close", "volume")),
         )

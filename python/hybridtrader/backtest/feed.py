@@ -50,18 +50,32 @@ def _in_sessions(bars: pl.DataFrame, start: date | None, end: date | None) -> pl
 
 
 def _sorted(bars: pl.DataFrame) -> pl.DataFrame:
-    """`bars` (BAR_SCHEMA) in (ts, symbol) order; when it had to be sorted its symbol column is an Enum
-    (`symbol_codes`): gathering integer codes costs a third of gathering the strings. `_strings` turns it
-    back, a batch at a time."""
+    """`bars` (BAR_SCHEMA) in (ts, symbol) order with its symbol column as an Enum (`symbol_codes`):
+    gathering integer codes costs a third of gathering the strings, and a batch's encoding (`_batch`)
+    comes from the codes without hashing a string. `_strings` turns it back, a batch at a time."""
     if dict(bars.schema) != BAR_SCHEMA:
         raise DataError(f"bars: schema {dict(bars.schema)} differs from BAR_SCHEMA {BAR_SCHEMA}")
+    codes = symbol_codes(bars["symbol"])
     sym, ts = pl.col("symbol"), pl.col("ts")
     if not bars.select(((ts < ts.shift(1)) | ((ts == ts.shift(1)) & (sym <= sym.shift(1)))).any()).item():
-        return bars  # in (ts, symbol) order already
+        return bars.with_columns(codes)  # in (ts, symbol) order already
     # a lexsort on (ts, integer symbol codes) and one gather: about half the cost of a string sort
-    codes = symbol_codes(bars["symbol"])
     order = np.lexsort((codes.to_physical().to_numpy(), bars["ts"].to_physical().to_numpy()))
     return bars.with_columns(codes)[order]
+
+
+def _batch(session: date, rows: pl.DataFrame, every_ns: int) -> BarBatch:
+    """A batch of `_sorted` rows, with its symbols' encoding (`BarBatch.names`/`codes`) read off the Enum's
+    codes: the distinct codes present, in the Enum's sorted order, renumbered 0, 1, ..."""
+    symbols = rows["symbol"]
+    assert isinstance(symbols.dtype, pl.Enum)
+    feed_codes = symbols.to_physical().to_numpy()
+    categories = symbols.dtype.categories
+    present = np.flatnonzero(np.bincount(feed_codes, minlength=categories.len()))
+    renumber = np.zeros(categories.len(), dtype=np.intp)
+    renumber[present] = np.arange(len(present))
+    names = categories.gather(present).to_list()
+    return BarBatch(session, _strings(rows), every_ns, names, renumber[feed_codes])
 
 
 def _strings(bars: pl.DataFrame) -> pl.DataFrame:
@@ -86,7 +100,7 @@ class FrameFeed:
 
     def batches(self) -> Iterator[BarBatch]:
         for session, start, n in self._bounds:
-            yield BarBatch(session, _strings(self._rows.slice(start, n)), self.every_ns)
+            yield _batch(session, self._rows.slice(start, n), self.every_ns)
 
     @property
     def bars(self) -> pl.DataFrame:

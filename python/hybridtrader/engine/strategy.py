@@ -8,6 +8,8 @@ Life of a strategy in the engine (backtest and live alike):
   and whatever columns the strategy wants, or None (then `on_bars` gets the plain bars). Features must be
   causal (a row uses that bar and earlier ones only); that makes computing them once per batch the same
   as recomputing them every bar time.
+- `prepare_ahead(history, batches)` (a backtest, before `prepare`): the next few batches at once, whose
+  features the strategy may compute together for their `prepare` calls.
 - `advance(bars)` instead of `prepare`, when the batch is one bar time and the strategy can take it from
   state carried over (see there); None falls back to `prepare`.
 - `on_bars(ctx, bars)` once per bar time with that bar time's rows of the prepared frame: a cross-sectional
@@ -20,7 +22,7 @@ Life of a strategy in the engine (backtest and live alike):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,7 +32,7 @@ from hybridtrader.config import Config
 from hybridtrader.errors import StateError
 
 if TYPE_CHECKING:
-    from hybridtrader.engine.events import OrderUpdate
+    from hybridtrader.engine.events import BarBatch, OrderUpdate
     from hybridtrader.engine.orders import Order, OrderRequest
 
 
@@ -110,6 +112,13 @@ class Strategy(ABC):
 
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame | None:
         return bars.tail(session_rows)
+
+    def prepare_ahead(self, history: pl.DataFrame | None, batches: Sequence[BarBatch]) -> None:
+        """A backtest's next batches (`Trader.run` reads a few sessions ahead), before the first of them is
+        prepared, with the `history` before them (up to `history_bars` rows of each symbol; None: none):
+        a strategy may compute their features here together (one query, not one per batch) for its
+        `prepare` of each of them, in order, to take. This one does nothing."""
+        return None
 
     def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
         """A batch of one bar time (live), prepared from state the strategy carried over from the batches

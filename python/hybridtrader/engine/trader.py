@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -56,7 +56,7 @@ from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.execution.time_slicing import plan_parent_order
 from hybridtrader.execution.toxic_time import entry_blocked
 from hybridtrader.market.calendar import NEW_YORK, session_bounds
-from hybridtrader.market.schema import TS, side_sign, symbol_codes
+from hybridtrader.market.schema import TS, side_sign
 from hybridtrader.market.timeconv import NS_PER_MINUTE, epoch_ns, from_utc_ns, time_runs, utc_ns
 from hybridtrader.portfolio.capital_allocator import CapitalAllocator
 from hybridtrader.portfolio.ledger import Ledger
@@ -118,6 +118,9 @@ ALLOCATION_SCHEMA = {
     "rebalanced": pl.Boolean,  # the weight was (re)set at this session's open
     "reason": pl.String,  # why (or why not), from the allocator
 }
+# `run` reads the feed this far ahead for the strategies' `prepare_ahead` (sessions, and rows of bars)
+AHEAD_SESSIONS = 4
+AHEAD_ROWS = 100_000
 Progress = Callable[[date, int], None]  # (session done, bars in it)
 Universe = Callable[[date], Collection[str] | None]  # session -> the symbols it may trade (None: any)
 
@@ -181,16 +184,8 @@ class _Session:
         ts = epoch_ns(frame["ts"])
         self.starts, self.ends = time_runs(ts)
         self.times = ts[self.starts]
-        codes: np.ndarray  # each row's position in the sorted names
-        if len(self.starts) == 1:  # one bar time (live): a few distinct names, sorted faster by Python
-            names = frame["symbol"].to_list()
-            self.index = {s: i for i, s in enumerate(sorted(names))}
-            codes = np.fromiter(map(self.index.__getitem__, names), np.intp, len(names))
-        else:
-            symbols = symbol_codes(frame["symbol"])
-            assert isinstance(symbols.dtype, pl.Enum)
-            self.index = {s: i for i, s in enumerate(symbols.dtype.categories.to_list())}
-            codes = symbols.to_physical().to_numpy().astype(np.intp)
+        names, codes = batch.symbol_index()
+        self.index = {s: i for i, s in enumerate(names)}
         rows = np.repeat(np.arange(len(self.starts)), self.ends - self.starts)
         grid = np.full((len(self.starts), len(self.index)), np.nan)
         grid[rows, codes] = frame["close"].to_numpy()
@@ -297,11 +292,33 @@ class Trader:
 
     # ------------------------------------------------------------------------------------------ run
     def run(self) -> TraderResult:
-        for batch in self.feed.batches():
+        for batch in self._read_ahead(self.feed.batches()):
             self.run_batch(batch)
             self._fold()
         self.finish()
         return self.result()
+
+    def _read_ahead(self, batches: Iterable[BarBatch]) -> Iterator[BarBatch]:
+        """The feed's batches, read up to `AHEAD_SESSIONS` (and `AHEAD_ROWS` rows) at a time, each group
+        offered to the strategies' `prepare_ahead` before its first batch runs (the memory then holds a
+        group, not the run: still flat in the number of sessions)."""
+        group: list[BarBatch] = []
+        rows = 0
+        for batch in batches:
+            group.append(batch)
+            rows += batch.bars.height
+            if len(group) >= AHEAD_SESSIONS or rows >= AHEAD_ROWS:
+                yield from self._offer(group)
+                group, rows = [], 0
+        yield from self._offer(group)
+
+    def _offer(self, group: list[BarBatch]) -> list[BarBatch]:
+        """Hand `group`'s batches with bars to the strategies' `prepare_ahead`; `group`."""
+        batches = [b for b in group if b.bars.height]
+        if batches:
+            for s in self.strategies:
+                s.prepare_ahead(self._strategy_history(s), batches)
+        return group
 
     def _fold(self) -> None:
         """Move finished results from Python rows into frames, so that a run's memory (and the garbage
@@ -546,6 +563,14 @@ class Trader:
             self._recent = []
         return self._history
 
+    def _strategy_history(self, s: Strategy) -> pl.DataFrame | None:
+        """The last `s.history_bars` bars of each symbol before this batch (None: it wants none, or none
+        yet)."""
+        history = self._history_frame() if s.history_bars else None
+        if history is not None and s.history_bars < self._history_bars:
+            history = _tail_per_symbol(history, s.history_bars)
+        return history
+
     def _prepare(self, batch: BarBatch) -> list[tuple[Strategy, pl.DataFrame]]:
         out = []
         ts = batch.bars["ts"]
@@ -554,10 +579,8 @@ class Trader:
             frame = s.advance(batch.bars) if one_bar_time else None
             if frame is None:
                 bars = batch.bars
-                history = self._history_frame() if s.history_bars else None
+                history = self._strategy_history(s)
                 if history is not None:
-                    if s.history_bars < self._history_bars:
-                        history = _tail_per_symbol(history, s.history_bars)
                     bars = pl.concat([history, bars])
                 frame = s.prepare(bars, batch.bars.height)
             if frame is None:

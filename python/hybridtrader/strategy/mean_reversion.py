@@ -39,8 +39,11 @@ class IntradayMeanReversion(RuleStrategy):
     def rule_config(self) -> MeanReversionLabelConfig:
         return self.config.ml_training.labels.mean_reversion
 
+    def extra_features(self) -> dict[str, pl.Expr]:
+        return {"mean": reversion_mean(self.rules.window)}
+
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
-        frame, z = self.features(bars, session_rows, mean=reversion_mean(self.rules.window))
+        frame, z = self.features(bars, session_rows, **self.extra_features())
         self._decide(frame, z, frame["atr"].fill_null(0.0).to_numpy(), frame["mean"].to_numpy())
         # live (a batch of one bar time): the session's later bar times are taken by `advance`
         self._stream = FeatureState.start(

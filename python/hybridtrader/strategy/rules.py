@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from hybridtrader.config import Config, MeanReversionLabelConfig, TripleBarrierLabelConfig
+from hybridtrader.engine.events import BarBatch, symbol_rows
 from hybridtrader.engine.strategy import Strategy
 from hybridtrader.market.schema import symbol_codes
 from hybridtrader.ml.features import compute_features
@@ -39,6 +40,74 @@ def session_features(
     back = position[len(order) - session_rows :]
     out = feats.hstack(cols)[back]
     return out.with_columns(out["symbol"].cast(pl.String))
+
+
+def session_features_ahead(
+    history: pl.DataFrame | None,
+    batches: Sequence[BarBatch],
+    names: list[str],
+    history_bars: int,
+    **extra: pl.Expr,
+) -> list[pl.DataFrame]:
+    """`session_features` of several sessions in one query: for each batch, what `session_features` gives
+    on its bars with the last `history_bars` rows of each symbol before it in front (from `history`, then
+    the batches before it), the same bits (each (session, symbol) window is its own group, rows in the
+    same order: every rolling window and smoother restarts per group).
+
+    The windows are found with integer codes: the rows of all of it in (symbol, time) order by one lexsort,
+    and each window a run [its session's first row - history_bars, its session's last row] of its symbol,
+    clipped at the symbol's first row; one gather builds them all, keyed by window number."""
+    parts = [b.bars for b in batches]
+    encodings = [b.symbol_index() for b in batches]
+    if history is not None and history.height:
+        hist = symbol_codes(history["symbol"])
+        assert isinstance(hist.dtype, pl.Enum)
+        parts.insert(0, history)
+        encodings.insert(0, (hist.dtype.categories.to_list(), hist.to_physical().to_numpy().astype(np.intp)))
+    first = len(parts) - len(batches)  # index of the first batch among the parts
+    universe = sorted({s for names, _ in encodings for s in names})
+    at = {s: i for i, s in enumerate(universe)}
+    code = np.concatenate([np.array([at[s] for s in names], np.intp)[c] for names, c in encodings])
+    sizes = np.array([p.height for p in parts])
+    offset = np.r_[0, np.cumsum(sizes)]
+    part = np.repeat(np.arange(len(parts)), sizes)
+    # (symbol, time): the parts are in time order, so a stable sort by symbol (a radix sort on 16 bits)
+    order = np.argsort(code.astype(np.uint16 if len(universe) <= 1 << 16 else np.intp), kind="stable")
+    c, p = code[order], part[order]
+    run = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (p[1:] != p[:-1])])  # (symbol, part) runs
+    run_end = np.r_[run[1:], len(c)]
+    sym_first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    sym_first = sym_first[np.searchsorted(sym_first, run, side="right") - 1]  # its symbol's first row
+    keep = p[run] >= first  # a window per (session, symbol); history alone makes none
+    run, run_end, sym_first, window_part = run[keep], run_end[keep], sym_first[keep], p[run][keep]
+    lo = np.maximum(sym_first, run - history_bars)
+    length = run_end - lo
+    starts = np.r_[0, np.cumsum(length)[:-1]]
+    sorted_pos = np.repeat(lo - starts, length) + np.arange(length.sum())
+    rows = order[sorted_pos]  # row in the concatenated parts, window by window
+    key = pl.Series("symbol", np.repeat(np.arange(len(length), dtype=np.uint32), length))
+    frame = pl.concat(parts, rechunk=False)[rows].with_columns(key)
+    feats = compute_features(frame, list(dict.fromkeys(names)))
+    full = feats.hstack(frame.select("close", *(e.alias(k) for k, e in extra.items())))
+    # the session rows of each window, back to their batch's order
+    in_session = np.arange(length.sum()) - np.repeat(starts, length) >= np.repeat(run - lo, length)
+    part_of = np.repeat(window_part, length)
+    out = []
+    for k, batch in enumerate(batches, start=first):
+        where = np.flatnonzero(in_session & (part_of == k))
+        back = np.empty(len(where), dtype=np.intp)
+        back[rows[where] - offset[k]] = where
+        frame_k = full[back]
+        frame_k.replace_column(0, batch.bars["symbol"])
+        out.append(frame_k)
+    return out
+
+
+def batch_key(bars: pl.DataFrame, rows: int) -> tuple[Any, Any, int]:
+    """Which batch the last `rows` rows of `bars` are (what `prepare_ahead` keys its work by): their first
+    and last ts and their number (batches of a run do not overlap in time)."""
+    ts = bars["ts"]
+    return ts[-rows], ts[-1], rows
 
 
 def gate(events: np.ndarray, frame: pl.DataFrame, champion: Champion | None) -> np.ndarray:
@@ -76,6 +145,8 @@ class RuleStrategy(Strategy):
         self._events = EventRows(np.zeros(0, bool))
         self._symbol: list[str] = []
         self._open: dict[str, tuple[Any, ...]] = {}  # symbol -> the open trade (the subclass's fields)
+        # `features` of the next batches (see `prepare_ahead`) and their symbols' encoding, by batch_key
+        self._ahead: dict[tuple[Any, Any, int], tuple[pl.DataFrame, tuple[list[str], np.ndarray]]] = {}
 
     @abstractmethod
     def rule_config(self) -> MeanReversionLabelConfig | TripleBarrierLabelConfig:
@@ -103,14 +174,38 @@ class RuleStrategy(Strategy):
         """The features `features` computes (besides `extra`): the rule's, ATR and the model's."""
         return [rule_feature(self.rules), "atr", *(self.champion.features if self.champion else [])]
 
+    def extra_features(self) -> dict[str, pl.Expr] | None:
+        """The per-symbol expressions the subclass's `prepare` passes to `features` as `extra`, when it
+        lets `prepare_ahead` compute them for several sessions at once (None: it does not)."""
+        return None
+
+    def prepare_ahead(self, history: pl.DataFrame | None, batches: Sequence[BarBatch]) -> None:
+        """`features` of all `batches` in one query (`session_features_ahead`), for `prepare` to take in
+        order; only for a subclass that names its `extra_features`."""
+        extra = self.extra_features()
+        if extra is not None:
+            names = self.feature_names()
+            frames = session_features_ahead(history, batches, names, self.history_bars, **extra)
+            # replaces what is left of the last group: batches `advance` took, never prepared
+            self._ahead = {
+                batch_key(b.bars, b.bars.height): (f, b.symbol_index())
+                for b, f in zip(batches, frames, strict=True)
+            }
+
     def features(
         self, bars: pl.DataFrame, session_rows: int, **extra: pl.Expr
     ) -> tuple[pl.DataFrame, np.ndarray]:
         """The batch's rows with the rule's feature, ATR, the model's features and `extra`; and the rule
-        feature's values (warm-up nulls as 0, which never make an event)."""
+        feature's values (warm-up nulls as 0, which never make an event). A batch handed over to
+        `prepare_ahead` takes what it computed there."""
         rule = rule_feature(self.rules)
-        frame = session_features(bars, self.feature_names(), session_rows, **extra)
-        self._symbol = frame["symbol"].to_list()
+        ahead = self._ahead.pop(batch_key(bars, session_rows), None) if self._ahead else None
+        if ahead is None:
+            frame = session_features(bars, self.feature_names(), session_rows, **extra)
+            self._symbol = frame["symbol"].to_list()
+        else:
+            frame, (names, codes) = ahead
+            self._symbol = symbol_rows(names, codes).tolist()
         return frame, frame[rule].fill_null(0.0).to_numpy()
 
     def take(self, events: np.ndarray, frame: pl.DataFrame) -> None:

@@ -10,7 +10,7 @@ seen `slow` closes of the symbol.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -18,10 +18,10 @@ import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
+from hybridtrader.engine.events import BarBatch, symbol_index, symbol_rows
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.engine.strategy import Context, Strategy
-from hybridtrader.market.schema import symbol_codes
-from hybridtrader.strategy.rules import EventRows
+from hybridtrader.strategy.rules import EventRows, batch_key
 
 
 def ema(x: np.ndarray, n: int, last: float | None) -> np.ndarray:
@@ -42,6 +42,7 @@ class EmaCross(Strategy):
     def __init__(self, config: object = None) -> None:
         super().__init__(config)  # type: ignore[arg-type]
         self._state: dict[str, tuple[float, float, int, int]] = {}  # symbol -> (fast, slow, closes, sign)
+        self._encodings: dict[tuple[Any, Any, int], tuple[list[str], np.ndarray]] = {}
 
     def state(self) -> dict[str, Any]:
         return {"ema": {symbol: list(v) for symbol, v in self._state.items()}}
@@ -50,11 +51,16 @@ class EmaCross(Strategy):
         ema = state["ema"].items()
         self._state = {s: (float(f), float(sl), int(n), int(sign)) for s, (f, sl, n, sign) in ema}
 
+    def prepare_ahead(self, history: pl.DataFrame | None, batches: Sequence[BarBatch]) -> None:
+        # the feed's symbol encodings of the next batches, for `prepare` (no string hashed there)
+        self._encodings = {batch_key(b.bars, b.bars.height): b.symbol_index() for b in batches}
+
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> None:
-        symbols = bars["symbol"].to_numpy()
+        encoding = self._encodings.pop(batch_key(bars, session_rows), None) if self._encodings else None
+        names, codes = encoding if encoding is not None else symbol_index(bars["symbol"])
+        symbols = symbol_rows(names, codes)
         close = bars["close"].to_numpy()
-        codes = symbol_codes(bars["symbol"]).to_physical().to_numpy()  # integers sort fast; strings do not
-        order = np.argsort(codes, kind="stable")  # per symbol, in time order
+        order = np.argsort(codes, kind="stable")  # per symbol, in time order (integers sort fast)
         cross = np.zeros(len(close), dtype=np.int8)
         bounds = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1], True])
         for lo, hi in pairwise(bounds):
