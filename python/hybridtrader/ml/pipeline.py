@@ -596,8 +596,12 @@ class MLPipeline:
         if not prep.shared["ts"].equals(prep.bars["ts"]):
             raise DataError("features: the feature frame's rows are not the bars' rows")
         feats = prep.shared.select(names)[events["bar"].to_numpy()]
-        # (t0, bar) is the (t0, symbol) order: bars are in (symbol, ts) order; an integer sort key is cheaper.
-        samples = pl.concat([events, feats], how="horizontal").drop_nulls(names).sort("t0", "bar")
+        # (t0, symbol) order: the events come in bar order, which is (symbol, ts) order, so a stable sort by
+        # t0 alone gives it (a one-key sort: a two-key sort encodes rows first, about twice the time).
+        samples = pl.concat([events, feats], how="horizontal").drop_nulls(names)
+        if samples.height > 1 and not (np.diff(samples["bar"].to_numpy()) > 0).all():
+            raise DataError("labels: events are not in bar order")
+        samples = samples.sort("t0", maintain_order=True)
         return Samples(
             events=samples,
             horizon=horizon,
