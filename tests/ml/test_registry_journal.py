@@ -1,5 +1,6 @@
 """The embedded MLflow store is a SQLite file in write-ahead-log mode: set when the registry opens it, kept in
 the file, and the runs and versions logged through it read back with a plain MlflowClient on the same URI.
+A name's first version creates its registered model (also after it was deleted).
 A file that is not a database is a StateError naming it; a store given by URI is left as it is."""
 
 from __future__ import annotations
@@ -44,8 +45,15 @@ def test_embedded_store_is_wal_and_reads_back(tmp_path: Path) -> None:
     assert [m.value for m in stock.get_metric_history(reg.run_id, "fold_auc")] == [0.5, 0.75]
     assert str(stock.get_model_version_by_alias("intraday_mean_reversion", "champion").version) == reg.version
     # a second registry on the same file (another process, a later day) finds it as it left it
-    ModelRegistry(config_from_dict({"data_dir": str(tmp_path)}))
+    again = ModelRegistry(config_from_dict({"data_dir": str(tmp_path)}))
     assert journal_mode(db) == "wal"
+    assert again.log(record, promoted=False).version == "2"
+    # the registered model deleted meanwhile: the next version creates it afresh
+    stock.delete_registered_model("intraday_mean_reversion")
+    third = again.log(record, promoted=True)
+    assert third.version == "1" and stock.get_registered_model("intraday_mean_reversion").description == (
+        "hybridtrader strategy intraday_mean_reversion"
+    )
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:

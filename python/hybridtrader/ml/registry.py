@@ -209,12 +209,16 @@ class ModelRegistry:
     ) -> Registered:
         from mlflow.exceptions import MlflowException
 
-        try:
-            self.client.get_registered_model(name)
-        except MlflowException:
-            self.client.create_registered_model(name, description=f"hybridtrader strategy {tags['strategy']}")
         version_tags = {"promoted": str(promoted).lower(), "candidate": tags.get("candidate", "model")}
-        mv = self.client.create_model_version(name, source, run_id=run_id, tags=version_tags)
+        try:
+            mv = self.client.create_model_version(name, source, run_id=run_id, tags=version_tags)
+        except MlflowException as e:
+            # The name's first version (or its registered model was deleted): create the registered model,
+            # then the version. Asking whether it exists first cost every later version a round trip.
+            if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            self.client.create_registered_model(name, description=f"hybridtrader strategy {tags['strategy']}")
+            mv = self.client.create_model_version(name, source, run_id=run_id, tags=version_tags)
         alias = CHAMPION if promoted else CHALLENGER
         self.client.set_registered_model_alias(name, alias, mv.version)
         return Registered(run_id, f"{name}/{mv.version}", str(mv.version), alias)
