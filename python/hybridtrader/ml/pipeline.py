@@ -170,9 +170,11 @@ class InputBars:
         # One buffer per column (a frame concatenated per symbol has a chunk each): every stage reads these
         # columns, as numpy arrays without a copy.
         bars = normalise_bars(frame).rechunk()
-        times = bars["ts"].dt.epoch("ns").unique().sort().to_numpy()
+        distinct = bars["ts"].unique().sort()  # ns since the epoch: the times, and the sessions' keys
         n_symbols = bars["symbol"].n_unique()
-        return cls(bars, data_hash(bars), is_intraday(bars), times, n_symbols, session_of(bars["ts"]))
+        sessions = session_of(bars["ts"], distinct)
+        times = distinct.to_physical().to_numpy()
+        return cls(bars, data_hash(bars), is_intraday(bars), times, n_symbols, sessions)
 
 
 @dataclass(frozen=True)
