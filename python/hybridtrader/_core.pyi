@@ -25,6 +25,7 @@ __all__ = [
     "bar_view_runs",
     "barrier_exits",
     "reversion_exits",
+    "seeded_ewm",
 ]
 
 __version__: str
@@ -508,6 +509,22 @@ def barrier_exits(
     lower: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
     """On path = side * ln(close / close[row]): touch at path >= upper (kind +1, first) or <= lower (-1)."""
+
+# Features' seeded smoother (`hybridtrader.ml.features.Smoother`): over runs of rows (run r is rows
+# bounds[r] .. bounds[r + 1], bounds ascending from 0 to len(value)), missing before each run's row
+# `seed_row`, seed[r] on it (missing unless seed_present[r]), then the run's present values, smoothed by
+# Polars' ewm_mean(alpha, adjust=False) recursion, bit for bit. Returns (values, present); values are NaN
+# where not present. Bad shapes: ValueError. C-contiguous arrays.
+def seeded_ewm(
+    value: npt.NDArray[np.float64],
+    present: npt.NDArray[np.bool_],
+    bounds: npt.NDArray[np.int64],
+    seed: npt.NDArray[np.float64],
+    seed_present: npt.NDArray[np.bool_],
+    seed_row: int,
+    alpha: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """Seeded EWM per run: (smoothed values, present)."""
 
 
 @final

@@ -8,6 +8,7 @@ pub mod fills;
 pub mod labels;
 pub mod ratelimit;
 pub mod slippage;
+pub mod smoothing;
 pub mod wire;
 
 #[cfg(feature = "python")]

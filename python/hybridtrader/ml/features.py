@@ -34,9 +34,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import orjson
 import polars as pl
 
+from hybridtrader._core import seeded_ewm
 from hybridtrader.errors import DataError
 
 # Bump when any definition below changes: it is part of the feature hash that keys the FeatureStore.
@@ -48,11 +50,12 @@ _NAME = re.compile(r"^([a-z_]+?)(?:_(\d+))?$")
 
 # The computation runs in stages of `with_columns`; intermediate columns (names starting with "_") are
 # shared between features, so e.g. the true range or ATR_14 is computed once however many features use it,
-# and no expression is repeated inside another. Rows are in (symbol, ts) order. Rolling windows and
-# smoothers run per symbol (`per_symbol`); a look back of n bars is a shift of the whole frame with each
+# and no expression is repeated inside another. A stage holds Polars expressions and `Smoother`s (the
+# seeded EWMs, run in Rust after the stage's expressions). Rows are in (symbol, ts) order. Rolling windows
+# and smoothers run per symbol (`per_symbol`); a look back of n bars is a shift of the whole frame with each
 # symbol's first n rows masked (`lag`), which is elementwise: a per-symbol window costs Polars a group
 # pass per expression, and the values are the same.
-Stages = dict[int, dict[str, pl.Expr]]
+Stages = dict[int, dict[str, "pl.Expr | Smoother"]]
 ROW = "_i"  # column: row number within the symbol
 GROUP = "_g"  # column: the symbol's run number (0, 1, ...), ascending and flagged sorted
 
@@ -86,33 +89,49 @@ def lag(x: pl.Expr, n: int = 1) -> pl.Expr:
     return pl.when(pl.col(ROW) >= n).then(x.shift(n))
 
 
-def wilder(x: pl.Expr, n: int, first: int) -> pl.Expr:
-    """Wilder's smoothing of `x` whose first valid value is at row `first`: SMA seed at row first + n - 1.
+@dataclass(frozen=True)
+class Smoother:
+    """A seeded exponential smoother of column `source`, per symbol: missing before row `seed_row` of the
+    symbol, the SMA of the `n` values ending there on it (the seed), then the recursion
+    a_t = a_{t-1} + alpha (x_t - a_{t-1}) (an EWM with adjust=False; a missing row decays the weight).
 
-    The recursion a_t = a_{t-1} + (x_t - a_{t-1}) / n is an EWM with alpha 1/n (adjust=False); nulls before
-    the seed row make the EWM start exactly at the seed. `x` should be a column (it is referenced twice).
-    """
-    seed_row = first + n - 1
-    seeded = (
-        pl.when(pl.col(ROW) < seed_row)
-        .then(None)
-        .when(pl.col(ROW) == seed_row)
-        .then(x.rolling_mean(n))
-        .otherwise(x)
-    )
-    return per_symbol(seeded.ewm_mean(alpha=1.0 / n, adjust=False))
+    `expr()` is its Polars definition; `compute_features` runs the recursion in Rust
+    (`_core.seeded_ewm`, the same operations, bit for bit) with the seeds from Polars' rolling mean on
+    each symbol's first rows only: a per-symbol Polars EWM costs about ten times the kernel."""
+
+    source: str
+    n: int
+    alpha: float
+    seed_row: int
+
+    def seed(self) -> pl.Expr:
+        """The SMA of the `n` values ending on each row, per symbol: the seed is its value on `seed_row`."""
+        return per_symbol(pl.col(self.source).rolling_mean(self.n))
+
+    def expr(self) -> pl.Expr:
+        """The smoother as one Polars expression (what the kernel computes)."""
+        x, row = pl.col(self.source), pl.col(ROW)
+        seeded = (
+            pl.when(row < self.seed_row)
+            .then(None)
+            .when(row == self.seed_row)
+            .then(x.rolling_mean(self.n))
+            .otherwise(x)
+        )
+        return per_symbol(seeded.ewm_mean(alpha=self.alpha, adjust=False))
 
 
-def ema(x: pl.Expr, n: int) -> pl.Expr:
-    """EMA with alpha 2/(n+1), seeded by the SMA of the first n values (first value on row n - 1)."""
-    seeded = (
-        pl.when(pl.col(ROW) < n - 1)
-        .then(None)
-        .when(pl.col(ROW) == n - 1)
-        .then(x.rolling_mean(n))
-        .otherwise(x)
-    )
-    return per_symbol(seeded.ewm_mean(alpha=2.0 / (n + 1), adjust=False))
+def wilder(source: str, n: int, first: int) -> Smoother:
+    """Wilder's smoothing of column `source` whose first valid value is at row `first`: SMA seed at row
+    first + n - 1, then a_t = a_{t-1} + (x_t - a_{t-1}) / n (alpha 1/n); nulls before the seed row make
+    the recursion start exactly at the seed."""
+    return Smoother(source, n, 1.0 / n, first + n - 1)
+
+
+def ema(source: str, n: int) -> Smoother:
+    """EMA of column `source` with alpha 2/(n+1), seeded by the SMA of the first n values (first value on
+    row n - 1)."""
+    return Smoother(source, n, 2.0 / (n + 1), n - 1)
 
 
 def _finite(x: pl.Expr) -> pl.Expr:
@@ -153,14 +172,14 @@ def _base() -> dict[str, pl.Expr]:
 
 
 def _atr(n: int) -> tuple[str, pl.Expr]:
-    return f"_atr{n}", wilder(pl.col("_tr"), n, first=1)
+    return f"_atr{n}", wilder("_tr", n, first=1)
 
 
 def _rsi(n: int, q: bool) -> Stages:
     gain, loss = pl.col(f"_gain{n}"), pl.col(f"_loss{n}")
     rsi = pl.when(loss > 0).then(100.0 - 100.0 / (1.0 + gain / loss)).when(gain > 0).then(100.0)
     return {
-        1: {f"_gain{n}": wilder(pl.col("_gain"), n, 1), f"_loss{n}": wilder(pl.col("_loss"), n, 1)},
+        1: {f"_gain{n}": wilder("_gain", n, 1), f"_loss{n}": wilder("_loss", n, 1)},
         2: {"": rsi.when(gain == 0).then(50.0)},
     }
 
@@ -172,21 +191,17 @@ def _adx(n: int) -> Stages:
     di_sum = plus_di + minus_di
     dx = pl.when(di_sum > 0).then(100.0 * (plus_di - minus_di).abs() / di_sum).otherwise(0.0)
     return {
-        1: dict(
-            [_atr(n)], **{f"_pdm{n}": wilder(pl.col("_pdm"), n, 1), f"_mdm{n}": wilder(pl.col("_mdm"), n, 1)}
-        ),
+        1: dict([_atr(n)], **{f"_pdm{n}": wilder("_pdm", n, 1), f"_mdm{n}": wilder("_mdm", n, 1)}),
         # DX is valid from row n (the first smoothed DI); the ADX seed is the mean of DX rows n .. 2n-1.
         2: {f"_dx{n}": dx},
-        3: {"": wilder(pl.col(f"_dx{n}"), n, first=n)},
+        3: {"": wilder(f"_dx{n}", n, first=n)},
     }
 
 
 def _trend_strength(n: int) -> Stages:
     fast = max(2, n // 3)
     return {
-        1: dict(
-            [_atr(14)], **{f"_ema{fast}": ema(pl.col("close"), fast), f"_ema{n}": ema(pl.col("close"), n)}
-        ),
+        1: dict([_atr(14)], **{f"_ema{fast}": ema("close", fast), f"_ema{n}": ema("close", n)}),
         2: {"": _finite((pl.col(f"_ema{fast}") - pl.col(f"_ema{n}")) / pl.col("_atr14"))},
     }
 
@@ -242,7 +257,7 @@ _KINDS: dict[str, _Kind] = {
     "ema_slope": _Kind(
         20,
         lambda n, q: {
-            1: {f"_ema{n}": ema(pl.col("close"), n)},
+            1: {f"_ema{n}": ema("close", n)},
             2: {"": 1e4 * (pl.col(f"_ema{n}") / lag(pl.col(f"_ema{n}")) - 1.0)},
         },
     ),
@@ -324,14 +339,49 @@ def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     specs = [parse_feature(n) for n in names]
     frame = normalise_bars(bars)
     has_quotes = "bid" in frame.columns and "ask" in frame.columns
-    stages: dict[int, dict[str, pl.Expr]] = {0: _base()}
+    stages: Stages = {0: _base()}
     for spec in specs:
         for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
             for name, expr in exprs.items():
                 stages.setdefault(level, {})[name or spec.name] = expr
-    lf = frame.lazy().with_columns(row_in_symbol().alias(ROW), symbol_runs().alias(GROUP))
+    frame = frame.with_columns(row_in_symbol().alias(ROW), symbol_runs().alias(GROUP))
     for level in sorted(stages):
-        lf = lf.with_columns(e.alias(n) for n, e in stages[level].items())
-    # Rechunked: the engine returns hundreds of chunks, and every later gather, comparison and to_numpy
-    # then reads one buffer per column.
-    return lf.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).collect().rechunk()
+        exprs = [e.alias(n) for n, e in stages[level].items() if isinstance(e, pl.Expr)]
+        frame = frame.with_columns(exprs)
+        smoothers = {n: e for n, e in stages[level].items() if isinstance(e, Smoother)}
+        if smoothers:
+            frame = frame.with_columns(smooth(frame, smoothers))
+    # Rechunked: every later gather, comparison and to_numpy then reads one buffer per column.
+    return frame.select("symbol", "ts", *(pl.col(n).cast(pl.Float64) for n in names)).rechunk()
+
+
+def smooth(frame: pl.DataFrame, smoothers: dict[str, Smoother]) -> list[pl.Series]:
+    """Each smoother's column on `frame` (rows in (symbol, ts) order with the ROW and GROUP columns): the
+    recursion in Rust on Float64 sources, seeded from the rolling means of each symbol's first rows (a
+    rolling mean on a row reads only the symbol's rows up to it, so those rows give the same seed as the
+    whole symbol); other source types (the recursion runs in their precision) through Polars."""
+    native = {n: s for n, s in smoothers.items() if frame.schema[s.source] == pl.Float64}
+    out = [s.expr().alias(n) for n, s in smoothers.items() if n not in native]
+    polars = frame.select(out).get_columns() if out else []
+    if not native:
+        return polars
+    group = frame[GROUP].to_numpy()
+    runs = int(group[-1]) + 1
+    bounds = np.searchsorted(group, np.arange(runs + 1)).astype(np.int64)  # each symbol's first row, then n
+    last = max(s.seed_row for s in native.values())
+    seeds = (s.seed().alias(n) for n, s in native.items())
+    head = frame.filter(pl.col(ROW) <= last).select(GROUP, ROW, *seeds)
+    columns = []
+    for name, s in native.items():
+        at = head.filter(pl.col(ROW) == s.seed_row)
+        rows, seed_col = at[GROUP].to_numpy(), at[name]
+        seed = np.full(runs, np.nan)
+        seed[rows] = seed_col.to_numpy()
+        seeded = np.zeros(runs, dtype=bool)
+        seeded[rows] = seed_col.is_not_null().to_numpy()
+        x = frame[s.source]
+        value, present = seeded_ewm(
+            x.to_numpy(), x.is_not_null().to_numpy(), bounds, seed, seeded, s.seed_row, s.alpha
+        )
+        columns.append(pl.Series(name, value).scatter(np.flatnonzero(~present), None))
+    return polars + columns

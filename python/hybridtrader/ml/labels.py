@@ -60,12 +60,13 @@ def is_intraday(bars: pl.DataFrame) -> bool:
     return gaps.len() > 0 and float(gaps.median()) < NS_PER_DAY
 
 
-def session_of(ts: pl.Series) -> pl.Series:
+def session_of(ts: pl.Series, distinct: pl.Series | None = None) -> pl.Series:
     """New York date of each timestamp. Bars of many symbols share their timestamps, so the time-zone
-    conversion runs once per distinct timestamp and is mapped back by position."""
+    conversion runs once per distinct timestamp and is mapped back by position. `distinct`:
+    `ts.unique().sort()` when the caller holds it."""
     if ts.null_count():
         return ts.dt.convert_time_zone(NY).dt.date()
-    uniq = ts.unique().sort()
+    uniq = ts.unique().sort() if distinct is None else distinct
     pos = np.searchsorted(uniq.to_physical().to_numpy(), ts.to_physical().to_numpy())
     return uniq.dt.convert_time_zone(NY).dt.date().gather(pos).alias(ts.name)
 

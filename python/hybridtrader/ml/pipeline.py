@@ -170,9 +170,11 @@ class InputBars:
         # One buffer per column (a frame concatenated per symbol has a chunk each): every stage reads these
         # columns, as numpy arrays without a copy.
         bars = normalise_bars(frame).rechunk()
-        times = bars["ts"].dt.epoch("ns").unique().sort().to_numpy()
+        distinct = bars["ts"].unique().sort()  # ns since the epoch: the times, and the sessions' keys
         n_symbols = bars["symbol"].n_unique()
-        return cls(bars, data_hash(bars), is_intraday(bars), times, n_symbols, session_of(bars["ts"]))
+        sessions = session_of(bars["ts"], distinct)
+        times = distinct.to_physical().to_numpy()
+        return cls(bars, data_hash(bars), is_intraday(bars), times, n_symbols, sessions)
 
 
 @dataclass(frozen=True)
@@ -596,8 +598,12 @@ class MLPipeline:
         if not prep.shared["ts"].equals(prep.bars["ts"]):
             raise DataError("features: the feature frame's rows are not the bars' rows")
         feats = prep.shared.select(names)[events["bar"].to_numpy()]
-        # (t0, bar) is the (t0, symbol) order: bars are in (symbol, ts) order; an integer sort key is cheaper.
-        samples = pl.concat([events, feats], how="horizontal").drop_nulls(names).sort("t0", "bar")
+        # (t0, symbol) order: the events come in bar order, which is (symbol, ts) order, so a stable sort by
+        # t0 alone gives it (a one-key sort: a two-key sort encodes rows first, about twice the time).
+        samples = pl.concat([events, feats], how="horizontal").drop_nulls(names)
+        if samples.height > 1 and not (np.diff(samples["bar"].to_numpy()) > 0).all():
+            raise DataError("labels: events are not in bar order")
+        samples = samples.sort("t0", maintain_order=True)
         return Samples(
             events=samples,
             horizon=horizon,

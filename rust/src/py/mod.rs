@@ -10,6 +10,7 @@ mod fills;
 mod labels;
 mod ratelimit;
 mod slippage;
+mod smoothing;
 mod wire;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -20,6 +21,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     labels::register(m)?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     slippage::register(m)?;
+    smoothing::register(m)?;
     m.add_class::<wire::FrameDecoder>()?;
     Ok(())
 }
