@@ -23,6 +23,7 @@ import orjson
 import polars as pl
 from aiohttp import web
 
+from hybridtrader._core import FillSimulatorCore
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
@@ -161,35 +162,44 @@ class Broker:
             self.sim.on_quote_arrays(self._q_codes[part], self._q_ts[part], *(c[part] for c in self._q_cols))
             self._fed = upto
         self.sim.advance(now)
-        self._apply(self.sim.drain())
+        self._apply()
         return now
 
-    def _apply(self, events: pl.DataFrame) -> None:
-        for ev in events.with_columns(pl.col("ts").cast(pl.Int64)).iter_rows(named=True):
-            o = self.orders[self.by_client_id[ev["client_order_id"]]]
-            ts, kind = ev["ts"], ev["event"]
-            o.updated_ns = ts
-            extra: dict[str, Any] = {"timestamp": rfc3339(ts)}
+    def _apply(self) -> None:
+        """The simulator's events since the last call, in time order (as `FillSimulator.drain` orders
+        them), onto the orders, the account and the listeners. Read from its columns, not a frame: this
+        runs on every request and stream tick, mostly with no events."""
+        ts, _slot, _sym, _side, kinds, qty, price, fee, filled, _left, ids, reasons = self.sim.drain_arrays()
+        if not len(ids):
+            return
+        names = FillSimulatorCore.EVENT_KINDS
+        ts_l, kinds_l, qty_l, price_l, fee_l, filled_l = (
+            a.tolist() for a in (ts, kinds, qty, price, fee, filled))
+        for i in np.argsort(ts, kind="stable").tolist():
+            o = self.orders[self.by_client_id[ids[i]]]
+            t, kind = ts_l[i], names[kinds_l[i]]
+            o.updated_ns = t
+            extra: dict[str, Any] = {"timestamp": rfc3339(t)}
             if kind == "accepted":
                 o.status = "new"
             elif kind in ("fill", "partial_fill"):
-                o.filled_qty = ev["filled_qty"]
-                o.filled_notional += ev["qty"] * ev["price"]
+                o.filled_qty = filled_l[i]
+                o.filled_notional += qty_l[i] * price_l[i]
                 o.status = "filled" if kind == "fill" else "partially_filled"
                 if kind == "fill":
-                    o.filled_ns = ts
-                self._book_fill(o, ev["qty"], ev["price"], ev["fee"], ts)
-                extra.update(price=_num(ev["price"]), qty=_num(ev["qty"]),
+                    o.filled_ns = t
+                self._book_fill(o, qty_l[i], price_l[i], fee_l[i], t)
+                extra.update(price=_num(price_l[i]), qty=_num(qty_l[i]),
                              position_qty=_num(self.positions.get(o.symbol, Position()).qty))
             elif kind == "canceled":
-                o.status, o.canceled_ns = "canceled", ts
+                o.status, o.canceled_ns = "canceled", t
             elif kind == "expired":
-                o.status, o.expired_ns = "expired", ts
+                o.status, o.expired_ns = "expired", t
             elif kind == "rejected":
-                o.status, o.failed_ns, o.reason = "rejected", ts, ev["reason"]
+                o.status, o.failed_ns, o.reason = "rejected", t, reasons[i]
             elif kind == "replaced":
-                o.status, o.replaced_ns = "replaced", ts
-                o.replaced_by = self.by_client_id[ev["reason"]]
+                o.status, o.replaced_ns = "replaced", t
+                o.replaced_by = self.by_client_id[reasons[i]]
             for listen in self.listeners:
                 listen(_STREAM_EVENTS[kind], self.order_json(o), extra)
 
