@@ -82,10 +82,11 @@ class Order:
         def price(x: float | None) -> str | None:
             return _num(x) if x is not None else None
 
+        created = rfc3339(self.created_ns)
         return {
             "id": self.id, "client_order_id": self.client_order_id,
-            "created_at": rfc3339(self.created_ns), "updated_at": rfc3339(self.updated_ns or self.created_ns),
-            "submitted_at": rfc3339(self.created_ns), "filled_at": when(self.filled_ns),
+            "created_at": created, "updated_at": rfc3339(self.updated_ns) if self.updated_ns else created,
+            "submitted_at": created, "filled_at": when(self.filled_ns),
             "expired_at": when(self.expired_ns), "canceled_at": when(self.canceled_ns),
             "failed_at": when(self.failed_ns), "replaced_at": when(self.replaced_ns),
             "replaced_by": self.replaced_by, "replaces": self.replaces,
@@ -143,6 +144,9 @@ class Broker:
         self.positions: dict[str, Position] = {}
         self.activities: list[dict[str, Any]] = []
         self.listeners: list[Listener] = []
+        # prices at one time (the clock's now), kept while it lasts: a bar time's orders each value every
+        # position for buying power, all at the same now
+        self._prices: tuple[int, dict[str, float]] = (-1, {})
         # the replayed quotes in time order, fed to the simulator as the clock passes them
         q = market.quotes.frame
         order = np.argsort(market.quotes.ts, kind="stable")
@@ -237,8 +241,16 @@ class Broker:
 
 # ---------------------------------------------------------------------------------- account
     def price(self, symbol: str, now: int) -> float:
-        p = self.market.last_price(symbol, now)
-        return p if p is not None else 0.0
+        """The market's last price of `symbol` at `now` (0 when it has none yet)."""
+        at, prices = self._prices
+        if at != now:
+            prices = {}
+            self._prices = (now, prices)
+        p = prices.get(symbol)
+        if p is None:
+            last = self.market.last_price(symbol, now)
+            p = prices[symbol] = last if last is not None else 0.0
+        return p
 
     def valuation(self, now: int) -> tuple[float, float, float]:
         long_mv = short_mv = 0.0
