@@ -118,6 +118,8 @@ class StreamFeed:
         self._pending: list[pl.DataFrame] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        # called with a bar time's close once the wall clock is past it, inside the grace for its bars
+        self.on_clock: Callable[[int], None] | None = None
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Connect to the stream and subscribe the symbols' trades; StreamError when it cannot."""
@@ -183,7 +185,10 @@ class StreamFeed:
                     continue
                 close = t + self.every_ns
                 self.clock.advance_to(close + self.watermark_ns)
-                if self.stop.wait(self.grace_s):
+                grace_end = time.monotonic() + self.grace_s
+                if self.on_clock is not None:  # the broker's news up to the close, while the bars arrive
+                    self.on_clock(close)
+                if self.stop.wait(max(0.0, grace_end - time.monotonic())):
                     return
                 bars = self._take(t)
                 if bars.height:

@@ -273,13 +273,14 @@ class JournaledBroker:
         return out
 
     def prepoll(self, now_ns: int, apply: Callable[[list[OrderUpdate], int], bool]) -> None:
-        """Lockstep, the clock just moved to `now_ns`: the broker's updates until then, taken before the bar
-        time's bars are fetched, journaled, and offered to `apply` (the Trader's `apply_early`: applied
-        now, as its poll at `now_ns` would apply them); what it does not take is handed to it at that
-        poll. Nothing happens at the broker in between (no clock move, no order), so that poll only
-        drains the stream: the REST look-up for what the stream has not delivered yet (it races the
-        clock's answer) or lost, and the updates' bookkeeping, are then off the path from the bars to
-        the orders."""
+        """The clock just passed `now_ns`, a bar time's close: the broker's updates until then, taken before
+        the bar time's bars are in hand (lockstep: before they are fetched; real time: inside the grace
+        for them to arrive), journaled, and offered to `apply` (the Trader's `apply_early`: applied now,
+        as its poll at `now_ns` would apply them); what it does not take is handed to it at that poll.
+        Nothing that poll reports happens at the broker in between (lockstep: no clock move, no order;
+        real time: what happens after `now_ns` waits for the next poll), so that poll only drains the
+        stream: the REST look-up for what the stream has not delivered yet (it races the clock's answer)
+        or lost, and the updates' bookkeeping, are then off the path from the bars to the orders."""
         if self.replaying:
             return
         self.flush()
@@ -538,8 +539,7 @@ class LiveNode:
             universe=self.universe,
         )
         self.jbroker.orders = self.trader.orders
-        if isinstance(self.feed, ReplayFeed):
-            self.feed.on_clock = self._on_clock
+        self.feed.on_clock = self._on_clock
         if isinstance(self.feed, StreamFeed):
             self._resume(rec)
             self._warm_up()

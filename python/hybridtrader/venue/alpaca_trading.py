@@ -23,6 +23,7 @@ import orjson
 import polars as pl
 from aiohttp import web
 
+from hybridtrader._core import FillSimulatorCore
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
@@ -81,10 +82,11 @@ class Order:
         def price(x: float | None) -> str | None:
             return _num(x) if x is not None else None
 
+        created = rfc3339(self.created_ns)
         return {
             "id": self.id, "client_order_id": self.client_order_id,
-            "created_at": rfc3339(self.created_ns), "updated_at": rfc3339(self.updated_ns or self.created_ns),
-            "submitted_at": rfc3339(self.created_ns), "filled_at": when(self.filled_ns),
+            "created_at": created, "updated_at": rfc3339(self.updated_ns) if self.updated_ns else created,
+            "submitted_at": created, "filled_at": when(self.filled_ns),
             "expired_at": when(self.expired_ns), "canceled_at": when(self.canceled_ns),
             "failed_at": when(self.failed_ns), "replaced_at": when(self.replaced_ns),
             "replaced_by": self.replaced_by, "replaces": self.replaces,
@@ -142,6 +144,9 @@ class Broker:
         self.positions: dict[str, Position] = {}
         self.activities: list[dict[str, Any]] = []
         self.listeners: list[Listener] = []
+        # prices at one time (the clock's now), kept while it lasts: a bar time's orders each value every
+        # position for buying power, all at the same now
+        self._prices: tuple[int, dict[str, float]] = (-1, {})
         # the replayed quotes in time order, fed to the simulator as the clock passes them
         q = market.quotes.frame
         order = np.argsort(market.quotes.ts, kind="stable")
@@ -161,35 +166,44 @@ class Broker:
             self.sim.on_quote_arrays(self._q_codes[part], self._q_ts[part], *(c[part] for c in self._q_cols))
             self._fed = upto
         self.sim.advance(now)
-        self._apply(self.sim.drain())
+        self._apply()
         return now
 
-    def _apply(self, events: pl.DataFrame) -> None:
-        for ev in events.with_columns(pl.col("ts").cast(pl.Int64)).iter_rows(named=True):
-            o = self.orders[self.by_client_id[ev["client_order_id"]]]
-            ts, kind = ev["ts"], ev["event"]
-            o.updated_ns = ts
-            extra: dict[str, Any] = {"timestamp": rfc3339(ts)}
+    def _apply(self) -> None:
+        """The simulator's events since the last call, in time order (as `FillSimulator.drain` orders
+        them), onto the orders, the account and the listeners. Read from its columns, not a frame: this
+        runs on every request and stream tick, mostly with no events."""
+        ts, _slot, _sym, _side, kinds, qty, price, fee, filled, _left, ids, reasons = self.sim.drain_arrays()
+        if not len(ids):
+            return
+        names = FillSimulatorCore.EVENT_KINDS
+        ts_l, kinds_l, qty_l, price_l, fee_l, filled_l = (
+            a.tolist() for a in (ts, kinds, qty, price, fee, filled))
+        for i in np.argsort(ts, kind="stable").tolist():
+            o = self.orders[self.by_client_id[ids[i]]]
+            t, kind = ts_l[i], names[kinds_l[i]]
+            o.updated_ns = t
+            extra: dict[str, Any] = {"timestamp": rfc3339(t)}
             if kind == "accepted":
                 o.status = "new"
             elif kind in ("fill", "partial_fill"):
-                o.filled_qty = ev["filled_qty"]
-                o.filled_notional += ev["qty"] * ev["price"]
+                o.filled_qty = filled_l[i]
+                o.filled_notional += qty_l[i] * price_l[i]
                 o.status = "filled" if kind == "fill" else "partially_filled"
                 if kind == "fill":
-                    o.filled_ns = ts
-                self._book_fill(o, ev["qty"], ev["price"], ev["fee"], ts)
-                extra.update(price=_num(ev["price"]), qty=_num(ev["qty"]),
+                    o.filled_ns = t
+                self._book_fill(o, qty_l[i], price_l[i], fee_l[i], t)
+                extra.update(price=_num(price_l[i]), qty=_num(qty_l[i]),
                              position_qty=_num(self.positions.get(o.symbol, Position()).qty))
             elif kind == "canceled":
-                o.status, o.canceled_ns = "canceled", ts
+                o.status, o.canceled_ns = "canceled", t
             elif kind == "expired":
-                o.status, o.expired_ns = "expired", ts
+                o.status, o.expired_ns = "expired", t
             elif kind == "rejected":
-                o.status, o.failed_ns, o.reason = "rejected", ts, ev["reason"]
+                o.status, o.failed_ns, o.reason = "rejected", t, reasons[i]
             elif kind == "replaced":
-                o.status, o.replaced_ns = "replaced", ts
-                o.replaced_by = self.by_client_id[ev["reason"]]
+                o.status, o.replaced_ns = "replaced", t
+                o.replaced_by = self.by_client_id[reasons[i]]
             for listen in self.listeners:
                 listen(_STREAM_EVENTS[kind], self.order_json(o), extra)
 
@@ -227,8 +241,16 @@ class Broker:
 
 # ---------------------------------------------------------------------------------- account
     def price(self, symbol: str, now: int) -> float:
-        p = self.market.last_price(symbol, now)
-        return p if p is not None else 0.0
+        """The market's last price of `symbol` at `now` (0 when it has none yet)."""
+        at, prices = self._prices
+        if at != now:
+            prices = {}
+            self._prices = (now, prices)
+        p = prices.get(symbol)
+        if p is None:
+            last = self.market.last_price(symbol, now)
+            p = prices[symbol] = last if last is not None else 0.0
+        return p
 
     def valuation(self, now: int) -> tuple[float, float, float]:
         long_mv = short_mv = 0.0

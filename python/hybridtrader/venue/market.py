@@ -107,6 +107,10 @@ class ReplayMarket:
             Timeframe(1, "Min"): Series.build(bars_1m),
             Timeframe(1, "Day"): Series.build(bars_1d),
         }
+        # `last_price` runs per position on every order (buying power): numpy reads, not Polars indexing
+        q = self.quotes.frame
+        self._quote_mid = (q["bid"].cast(pl.Float64).to_numpy() + q["ask"].cast(pl.Float64).to_numpy()) / 2
+        self._close_1m = self._bars[Timeframe(1, "Min")].frame["close"].cast(pl.Float64).to_numpy()
         names = sorted(set(bars_1m["symbol"].unique().to_list()) | set(self.trades.ranges))
         if symbols is None:
             symbols = pl.DataFrame({"symbol": names})
@@ -119,6 +123,7 @@ class ReplayMarket:
         )
         self.names: list[str] = self.symbols["symbol"].to_list()
         self.codes = {s: i for i, s in enumerate(self.names)}
+        self._asset_ids = {s: str(uuid.uuid5(_ASSET_NS, s)) for s in self.names}
         first = int(self._bars[Timeframe(1, "Min")].ts.min()) if bars_1m.height else 0
         self.start_ns = min(first, int(self.trades.ts.min())) if self.trades.ts.size else first
 
@@ -204,7 +209,9 @@ class ReplayMarket:
         return self._bars[tf]
 
     def asset_id(self, symbol: str) -> str:
-        return str(uuid.uuid5(_ASSET_NS, symbol))
+        """The asset's id: a UUID 5 of its symbol (kept for the listed symbols: every order JSON has one)."""
+        known = self._asset_ids.get(symbol)
+        return known if known is not None else str(uuid.uuid5(_ASSET_NS, symbol))
 
     def quote_at(self, symbol: str, ts_ns: int) -> int | None:
         """Row index of the latest quote of `symbol` at or before ts_ns, or None."""
@@ -219,8 +226,7 @@ class ReplayMarket:
         """Mid of the latest quote at or before ts_ns, else the latest 1-minute close, else None."""
         i = self.quote_at(symbol, ts_ns)
         if i is not None:
-            q = self.quotes.frame
-            return (float(q["bid"][i]) + float(q["ask"][i])) / 2
+            return float(self._quote_mid[i])
         bars = self._bars[Timeframe(1, "Min")]
         rng = bars.ranges.get(symbol)
         if rng is None:
@@ -230,4 +236,4 @@ class ReplayMarket:
         j = int(np.searchsorted(bars.ts[lo:hi], ts_ns - NS_PER_MINUTE, side="right")) - 1
         if j < 0:
             return None
-        return float(bars.frame["close"][lo + j])
+        return float(self._close_1m[lo + j])

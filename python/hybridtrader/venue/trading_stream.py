@@ -77,19 +77,18 @@ class TradingStream:
 
         async def pump() -> None:
             # An update goes out as soon as it is queued (an order request's or a clock move's own events at
-            # once, as Alpaca streams them); the tick only paces bringing the broker up to the replay clock.
-            loop = asyncio.get_running_loop()
+            # once, as Alpaca streams them), in the order it was queued.
+            while not ws.closed:
+                await send("trade_updates", await updates.get())
+
+        async def tick() -> None:
+            # Paces bringing the broker up to the replay clock. Apart from the pump: a timed wait per
+            # update (a task and a timer each) cost more than the update's send.
             while not ws.closed:
                 self.broker.sync()
-                deadline = loop.time() + self.tick_s
-                while (left := deadline - loop.time()) > 0:
-                    try:
-                        update = await asyncio.wait_for(updates.get(), left)
-                    except TimeoutError:
-                        break
-                    await send("trade_updates", update)
+                await asyncio.sleep(self.tick_s)
 
-        tasks = [asyncio.ensure_future(reader()), asyncio.ensure_future(pump())]
+        tasks = [asyncio.ensure_future(f()) for f in (reader, pump, tick)]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
