@@ -1,7 +1,9 @@
 """In real time (WallClock + StreamFeed against the local venue over loopback), the REST look-up of the
 orders still open runs in the grace before a bar time's bars are taken (`JournaledBroker.prepoll`), not
 between the bars and the orders: the Trader's poll inside its bar time only drains the trade_updates
-stream. Orders still go out and fill, each fill reported once."""
+stream. Orders still go out and fill, each fill reported once. A limit buy far below the market rests all
+along, so that an order is open at every bar time's close and the look-ups run whatever the timing of the
+market orders' fills."""
 
 from __future__ import annotations
 
@@ -11,13 +13,26 @@ from typing import Any
 
 import polars as pl
 from hybridtrader.config import Config, VenueConfig
+from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.live.feed import WallClock
 from hybridtrader.live.node import LiveNode
+from hybridtrader.strategy import Context
 from hybridtrader.venue import ReplayMarket, Venue
 from round_trips import RoundTrips
 
 SPEED = 60.0  # market seconds per wall second
 BAR_TIMES = 10
+
+
+class RestingBid(RoundTrips):
+    """RoundTrips on every symbol but the first, which gets one limit buy at half its price (never filled)."""
+
+    def on_bars(self, ctx: Context, bars: pl.DataFrame) -> None:
+        symbol, *rest = sorted(bars["symbol"].to_list())
+        if self.seen == 0:
+            price = round(ctx.price(symbol) / 2, 2)
+            ctx.submit(OrderRequest(symbol, "buy", 1.0, "limit", limit_price=price), "rest")
+        super().on_bars(ctx, bars.filter(pl.col("symbol").is_in(rest)))
 
 
 def test_real_time_order_look_ups_run_before_the_bar_time(
@@ -55,7 +70,7 @@ def test_real_time_order_look_ups_run_before_the_bar_time(
     with Venue(venue_cfg, market=live_market) as venue:
         clock = WallClock(venue.clock.now_ns(), SPEED)
         node = make_node(cfg, venue, tmp_path / "j.sqlite", on_bar_time=observe, stop=stop, clock=clock,
-                         strategies=[RoundTrips(cfg)])  # fmt: skip
+                         strategies=[RestingBid(cfg)])  # fmt: skip
         try:
             node.start()
             node.run()
@@ -68,5 +83,5 @@ def test_real_time_order_look_ups_run_before_the_bar_time(
         b = venue.broker
         for cid, qty in result.fills.group_by("client_order_id").agg(pl.col("qty").sum()).iter_rows():
             assert qty <= b.orders[b.by_client_id[cid]].filled_qty + 1e-9
-    # orders were open at some bar times' close (RoundTrips holds a bar), so look-ups ran: all before
+    # the resting bid was open at every bar time's close, so look-ups ran: all before
     assert look_ups and not any(look_ups)
