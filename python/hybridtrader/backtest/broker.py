@@ -4,7 +4,7 @@ same matching code the local venue serves over HTTP.
 The engine hands over each batch's bars once (`on_bars`); `poll(now)` then feeds the simulator the bar
 times that have closed by `now` (only while orders are open: with none there is nothing to match) and
 returns what it reported. The per-bar-time path uses the simulator's numpy entry points (`on_bar_arrays`,
-`drain_arrays`) so that no Polars frame is built per bar time: that keeps the engine's cost per bar time in
+`drain_by_time`) so that no Polars frame is built per bar time: that keeps the engine's cost per bar time in
 microseconds.
 
 The simulator keeps every order it was given (the venue answers queries about closed orders from it); the
@@ -16,7 +16,6 @@ an order only meets market data of its own session.
 from __future__ import annotations
 
 from bisect import bisect_right
-from operator import gt
 
 import numpy as np
 import polars as pl
@@ -148,17 +147,10 @@ class SimBroker:
         self._next, self._row = last, hi
 
     def _drain(self) -> list[OrderUpdate]:
-        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.sim.drain_arrays()
+        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.sim.drain_by_time()
         if len(ts) == 0:
             return []
         times = ts.tolist()
-        if any(map(gt, times, times[1:])):  # not in time order (a list compare beats numpy's at this size)
-            order = np.argsort(ts, kind="stable")
-            ts, sym, side, kind, qty, price, fee, filled, leaves = (
-                a[order] for a in (ts, sym, side, kind, qty, price, fee, filled, leaves)
-            )
-            ids, reasons = [ids[k] for k in order], [reasons[k] for k in order]
-            times = ts.tolist()
         names, positions = self._names, self._positions
         kinds = kind.tolist()
         symbols = [names.get(c, "") for c in sym.tolist()]

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 from datetime import date
+from operator import gt
 from typing import Any
 
 import numpy as np
@@ -263,20 +264,30 @@ class FillSimulator:
     # ------------------------------------------------------------------------------ results
     def drain(self) -> pl.DataFrame:
         """Events since the last drain (FILL_EVENT_SCHEMA), in time order."""
-        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.drain_arrays()
-        frame = pl.DataFrame({
+        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.drain_by_time()
+        return pl.DataFrame({
             "ts": _ts(ts), "client_order_id": pl.Series(ids, dtype=pl.String),
             "symbol": _names(sym, self._names), "side": _names(side, FillSimulatorCore.SIDES),
             "event": _names(kind, FillSimulatorCore.EVENT_KINDS), "qty": qty, "price": price, "fee": fee,
             "filled_qty": filled, "leaves_qty": leaves, "reason": pl.Series(reasons, dtype=pl.String),
         }, schema=FILL_EVENT_SCHEMA)
-        return frame.sort("ts", maintain_order=True)
 
     def drain_arrays(self) -> tuple[Any, ...]:
         """`drain` as the core's columns, in the core's order (not sorted by time): ts, slot, symbol
         code (see `symbol_codes`), side (index into FillSimulatorCore.SIDES), kind (into EVENT_KINDS), qty,
         price, fee, filled_qty, leaves_qty as numpy arrays; client order ids and reasons as lists."""
         return tuple(self._core.drain())
+
+    def drain_by_time(self) -> tuple[Any, ...]:
+        """`drain_arrays` in time order (stable: events of one time keep the core's order), the order every
+        reader of the events applies them in (`drain`, the backtest's broker, the venue)."""
+        ts, slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.drain_arrays()
+        times = ts.tolist()
+        if not any(map(gt, times, times[1:])):  # in order already (a list compare beats numpy's here)
+            return ts, slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons
+        order = np.argsort(ts, kind="stable")
+        arrays = (a[order] for a in (ts, slot, sym, side, kind, qty, price, fee, filled, leaves))
+        return (*arrays, [ids[k] for k in order], [reasons[k] for k in order])
 
     def orders(self, *, open_only: bool = False) -> pl.DataFrame:
         """Every order (or only open ones) in submission order (ORDER_SCHEMA); status is one of

@@ -170,16 +170,16 @@ class Broker:
         return now
 
     def _apply(self) -> None:
-        """The simulator's events since the last call, in time order (as `FillSimulator.drain` orders
-        them), onto the orders, the account and the listeners. Read from its columns, not a frame: this
-        runs on every request and stream tick, mostly with no events."""
-        ts, _slot, _sym, _side, kinds, qty, price, fee, filled, _left, ids, reasons = self.sim.drain_arrays()
+        """The simulator's events since the last call, in time order (`FillSimulator.drain_by_time`), onto
+        the orders, the account and the listeners. Read from its columns, not a frame: this runs on every
+        request and stream tick, mostly with no events."""
+        ts, _slot, _sym, _side, kinds, qty, price, fee, filled, _left, ids, reasons = self.sim.drain_by_time()
         if not len(ids):
             return
         names = FillSimulatorCore.EVENT_KINDS
         ts_l, kinds_l, qty_l, price_l, fee_l, filled_l = (
             a.tolist() for a in (ts, kinds, qty, price, fee, filled))
-        for i in np.argsort(ts, kind="stable").tolist():
+        for i in range(len(ids)):
             o = self.orders[self.by_client_id[ids[i]]]
             t, kind = ts_l[i], names[kinds_l[i]]
             o.updated_ns = t
