@@ -10,19 +10,14 @@ from typing import Any
 
 import pytest
 from hybridtrader.cli.live_cmd import _sessions_from
-from hybridtrader.config import Config, VenueConfig
+from hybridtrader.config import Config
 from hybridtrader.credentials import alpaca_keys
 from hybridtrader.execution.rate_limiter import RateLimiter
 from hybridtrader.live.journal import Journal
 from hybridtrader.live.node import Endpoints, LiveNode
 from hybridtrader.market.synth import generate_market
 from hybridtrader.venue import ReplayMarket, Venue
-
-
-def live_venue_config(**changes: object) -> VenueConfig:
-    return VenueConfig(
-        speed="max", history_until_clock=True, rate_limit_per_minute=1_000_000, impact=False, **changes
-    )
+from live_venue import live_venue_config
 
 
 @pytest.fixture(scope="session")

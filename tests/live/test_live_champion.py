@@ -25,7 +25,7 @@ import polars as pl
 import pytest
 import requests
 from hybridtrader.cli.live_cmd import _sessions_from
-from hybridtrader.config import Config, VenueConfig
+from hybridtrader.config import Config
 from hybridtrader.credentials import alpaca_keys
 from hybridtrader.data.atomic import write_state
 from hybridtrader.execution.rate_limiter import RateLimiter
@@ -36,14 +36,9 @@ from hybridtrader.market.synth import generate_market
 from hybridtrader.market.timeconv import utc_ns
 from hybridtrader.monitoring.alerts import EnhancedAlertManager, JsonLinesSink
 from hybridtrader.venue import ReplayMarket, Venue
+from live_venue import live_venue_config
 
 MR = "intraday_mean_reversion"
-
-
-def live_venue_config(**changes: object) -> VenueConfig:
-    return VenueConfig(
-        speed="max", history_until_clock=True, rate_limit_per_minute=1_000_000, impact=False, **changes
-    )
 
 
 def make_node(

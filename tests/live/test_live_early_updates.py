@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from conftest import live_venue_config
 from hybridtrader.config import Config
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.live.node import LiveNode
 from hybridtrader.strategy import Context
 from hybridtrader.venue import ReplayMarket, Venue
+from live_venue import live_venue_config
 from round_trips import RoundTrips
 
 
