@@ -152,7 +152,7 @@ def test_killed_and_restarted_node_ends_like_an_uninterrupted_one(tmp_path: Path
         deadline = time.monotonic() + 60
         while _cursor(journal) <= before and node.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.25))  # somewhere inside a bar time, or between two
+        time.sleep(rng.uniform(0.0, 0.1))  # somewhere inside a bar time, or between two (a few at most)
         if node.poll() is not None:
             break  # it finished the session before we killed it
         node.send_signal(signal.SIGKILL)
