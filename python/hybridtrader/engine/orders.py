@@ -124,32 +124,34 @@ class Order:
     def avg_price(self) -> float:
         return self.notional / self.filled_qty if self.filled_qty > 0 else float("nan")
 
-    def apply(self, update: OrderUpdate) -> None:
+    def apply(self, update: OrderUpdate) -> float:
         """Move to the state `update` reports; StateError when the transition or the quantities are illegal
-        (the order is left unchanged)."""
+        (the order is left unchanged). Returns the change of `leaves_qty` (after - before)."""
         if update.client_order_id != self.client_order_id:
             raise StateError(f"order {self.client_order_id}: update for {update.client_order_id}")
-        target, sources = _TRANSITIONS.get(update.kind, ("", frozenset()))
-        if self.status not in sources:
-            raise StateError(
-                f"order {self.client_order_id}: illegal transition {self.status} -> {update.kind}"
-            )
+        kind = update.kind
+        target, sources = _TRANSITIONS.get(kind, ("", frozenset()))
+        status = self.status
+        if status not in sources:
+            raise StateError(f"order {self.client_order_id}: illegal transition {status} -> {kind}")
+        qty = self.request.qty
+        # every source of a legal transition is open: leaves was qty - filled_qty
+        before = qty - self.filled_qty
+        after = before
         if target in ("partially_filled", "filled"):
             filled = self.filled_qty + update.qty
-            if not update.qty > 0 or filled > self.request.qty + _QTY_EPS:
-                raise StateError(
-                    f"order {self.client_order_id}: fill {update.qty} makes {filled} of {self.request.qty}"
-                )
-            complete = abs(filled - self.request.qty) <= _QTY_EPS
-            if complete != (update.kind == "fill"):
-                raise StateError(
-                    f"order {self.client_order_id}: {update.kind} leaves {self.request.qty - filled} open"
-                )
+            if not update.qty > 0 or filled > qty + _QTY_EPS:
+                raise StateError(f"order {self.client_order_id}: fill {update.qty} makes {filled} of {qty}")
+            complete = abs(filled - qty) <= _QTY_EPS
+            if complete != (kind == "fill"):
+                raise StateError(f"order {self.client_order_id}: {kind} leaves {qty - filled} open")
             self.filled_qty = filled
             self.notional += update.qty * update.price
             self.fees += update.fee
+            after = qty - filled
         self.status = target
         self.updated_ns = update.ts_ns
         if update.reason:
             self.reason = update.reason
-        self.history.append(update.kind)
+        self.history.append(kind)
+        return (after if target in OPEN_STATES else 0.0) - before

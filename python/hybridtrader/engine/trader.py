@@ -38,6 +38,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -167,9 +168,9 @@ class TraderResult:
         return orders.drop("rank")
 
 
-def _realized_bps(sign: int, decision: float, price: float) -> float:
+def _realized_bps(sign: Any, decision: Any, price: Any) -> Any:
     """Implementation shortfall of a fill in bps (positive = paid more than the decision price); `sign`
-    +1 buy, -1 sell."""
+    +1 buy, -1 sell. Floats, or numpy arrays of them elementwise (the same operations in the same order)."""
     return sign * (price / decision - 1.0) * 1e4
 
 
@@ -685,43 +686,43 @@ class Trader:
         order = self.orders.get(u.client_order_id)
         if order is None:
             raise StateError(f"broker update for unknown order {u.client_order_id} ({u.kind})")
-        before = order.leaves_qty
-        order.apply(u)
-        if u.kind == "accepted":  # the common ack: only the state moved (no shares, no pending change)
+        change = order.apply(u)  # of the order's leaves_qty
+        kind = u.kind
+        if kind == "accepted":  # the common ack: only the state moved (no shares, no pending change)
             if order.strategy in self._listening:
                 self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
             return
         sign = order.request.sign
-        if u.is_fill:
-            realized = self.ledger.apply_fill(order.strategy, u.symbol, u.side, u.qty, u.price, u.fee)
-            signed = sign * u.qty
-            j = self._sess.index.get(u.symbol) if self._sess is not None else None
+        if kind == "fill" or kind == "partial_fill":
+            symbol, qty, price = u.symbol, u.qty, u.price
+            realized = self.ledger.apply_fill(order.strategy, symbol, u.side, qty, price, u.fee)
+            signed = sign * qty
+            j = self._sess.index.get(symbol) if self._sess is not None else None
             if j is not None:
                 self._pos[j] += signed
-            key = (order.book, u.symbol)
+            key = (order.book, symbol)
             self._filled[key] = self._filled.get(key, 0.0) + signed
-            bps = _realized_bps(sign, order.decision_price, u.price)
-            self.slippage.update_fill(u.symbol, u.side, u.qty, order.decision_price, u.price, u.ts_ns)
+            decision = order.decision_price
+            self.slippage.update_fill(symbol, u.side, qty, decision, price, u.ts_ns)
             self.fills.append(
                 (
                     u.ts_ns,
                     u.client_order_id,
                     order.strategy,
                     order.book,
-                    u.symbol,
+                    symbol,
                     u.side,
-                    u.qty,
-                    u.price,
+                    qty,
+                    price,
                     u.fee,
                     realized,
-                    order.decision_price,
+                    decision,
                     order.forecast_bps,
-                    bps,
+                    _realized_bps(sign, decision, price),
                 )
             )
-        after = order.leaves_qty
-        if after != before:
-            self._add_pending(order, sign * (after - before))
+        if change != 0.0:
+            self._add_pending(order, sign * change)
         if order.status not in OPEN_STATES:
             self.open.pop(order.client_order_id, None)
         if order.strategy in self._listening:
@@ -909,40 +910,45 @@ class Trader:
         return self._orders_frame(cids[k:]), self._orders_frame(cids[:k])
 
     def _orders_frame(self, cids: list[str]) -> pl.DataFrame:
-        """_RANKED_ORDER_SCHEMA rows of the orders `cids`."""
-        rows = []
-        for cid in cids:
-            o = self.orders[cid]
-            r = o.request
-            avg = o.avg_price
-            bps = _realized_bps(r.sign, o.decision_price, avg) if o.filled_qty > 0 else None
-            rows.append(
-                (
-                    self.sent[cid],
-                    cid,
-                    o.strategy,
-                    o.book,
-                    o.leg,
-                    r.symbol,
-                    r.side,
-                    r.type,
-                    r.time_in_force,
-                    r.qty,
-                    r.limit_price,
-                    r.stop_price,
-                    o.decision_ns,
-                    o.decision_price,
-                    o.forecast_bps,
-                    o.status,
-                    o.filled_qty,
-                    avg if o.filled_qty > 0 else None,
-                    o.fees,
-                    bps,
-                    o.updated_ns,
-                    o.reason,
-                )
-            )
-        return _frame(rows, _RANKED_ORDER_SCHEMA)
+        """_RANKED_ORDER_SCHEMA rows of the orders `cids`, built column by column (each column one C-level
+        pass over the orders, no tuple per order)."""
+        orders = list(map(self.orders.__getitem__, cids))
+        requests = _column(orders, "request")
+
+        def floats(attr: str) -> np.ndarray:
+            return np.fromiter(map(attrgetter(attr), orders), np.float64, len(orders))
+
+        filled, decision = floats("filled_qty"), floats("decision_price")
+        traded = filled > 0
+        with np.errstate(divide="ignore", invalid="ignore"):  # orders with no fill: null below
+            avg = floats("notional") / filled
+            signs = np.where(np.array(_column(requests, "side"), dtype=object) == "buy", 1, -1)
+            bps = _realized_bps(signs, decision, avg)
+        columns: dict[str, Any] = {
+            "rank": list(map(self.sent.__getitem__, cids)),
+            "client_order_id": cids,
+            "decision_ts": _column(orders, "decision_ns"),
+            "decision_price": decision,
+            "filled_qty": filled,
+            "avg_price": _null_unless(traded, avg),
+            "realized_bps": _null_unless(traded, bps),
+            "updated_ts": _column(orders, "updated_ns"),
+        }
+        for name in ("strategy", "book", "leg", "forecast_bps", "status", "fees", "reason"):
+            columns[name] = _column(orders, name)
+        for name in ("symbol", "side", "type", "time_in_force", "qty", "limit_price", "stop_price"):
+            columns[name] = _column(requests, name)
+        return pl.DataFrame({c: columns[c] for c in _RANKED_ORDER_SCHEMA}, schema=_RANKED_ORDER_SCHEMA)
+
+
+def _column(objects: list[Any], attr: str) -> list[Any]:
+    """Attribute `attr` of each object (one C-level pass)."""
+    return list(map(attrgetter(attr), objects))
+
+
+def _null_unless(valid: np.ndarray, values: np.ndarray) -> pl.Series:
+    """`values` with nulls where not `valid` (0.0 behind them, as a column built from Python None has)."""
+    return pl.Series(np.where(valid, values, 0.0)).set(pl.Series(~valid), None)  # type: ignore[arg-type]
 
 
 class _StrategyContext:
