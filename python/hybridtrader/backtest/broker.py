@@ -16,6 +16,7 @@ an order only meets market data of its own session.
 from __future__ import annotations
 
 from bisect import bisect_right
+from itertools import repeat
 
 import numpy as np
 import polars as pl
@@ -30,21 +31,20 @@ from hybridtrader.market.timeconv import NS_PER_DAY, epoch_ns, time_runs
 
 _SIDES = list(FillSimulatorCore.SIDES)
 _KINDS = list(FillSimulatorCore.EVENT_KINDS)
-# kind codes (indices into _KINDS) of the events that end an order, and of fills
+# kind codes (indices into _KINDS) of the events that end an order
 _TERMINAL = frozenset(_KINDS.index(k) for k in ("fill", "canceled", "expired", "rejected", "replaced"))
-_FILLS = frozenset(_KINDS.index(k) for k in ("partial_fill", "fill"))
 
 
 class SimBroker:
     """Orders go to the simulator; market data comes in batches; `poll` advances it to now (matching,
     acks, expirations) and turns what it reports into `OrderUpdate`s. Positions are the sum of the fills
-    it reported."""
+    it reported (read from the simulators' orders when asked: nothing per event)."""
 
     def __init__(self, simulator: FillSimulator) -> None:
         self.sim = simulator
         self._open = 0  # orders submitted and not yet terminal, by the events reported
-        self._positions: dict[str, float] = {}
-        self._names: dict[int, str] = {}  # simulator symbol code -> symbol
+        self._positions: dict[str, float] = {}  # filled by the simulators before this one
+        self._names: list[str] = []  # simulator symbol code -> symbol ("": a code that no bar had yet)
         self._columns: tuple[np.ndarray, ...] = ()
         # per bar time of the batch, as lists (scalar lookups on a list beat numpy's per call): its end row
         # and when it has closed
@@ -103,8 +103,9 @@ class SimBroker:
         ts = epoch_ns(bars["ts"])
         day = int(ts[0]) // NS_PER_DAY
         if day != self._day and self._open == 0 and self._day >= 0:
+            self._positions = self._held()
             self.sim = FillSimulator(self.sim.settings, self.sim.slippage)
-            self._names = {}
+            self._names = []
         self._day = day
         # one encoding of the column (its sorted distinct names and each row's position in them), then the
         # simulator's code of each name: one pass over the strings, not one per lookup
@@ -115,6 +116,7 @@ class SimBroker:
         names = positions.dtype.categories
         codes = self.sim.symbol_codes(names)
         for name, code in zip(names.to_list(), codes.tolist(), strict=True):
+            self._name_code(code)
             self._names[code] = name
         self._columns = (
             codes[positions.to_physical().to_numpy()],
@@ -146,40 +148,46 @@ class SimBroker:
             self.sim.on_bar_arrays(*(c[self._row : hi] for c in self._columns), every_ns=self._every)
         self._next, self._row = last, hi
 
+    def _name_code(self, code: int) -> None:
+        """Room for simulator symbol code `code` in `_names`."""
+        if code >= len(self._names):
+            self._names += [""] * (code + 1 - len(self._names))
+
     def _drain(self) -> list[OrderUpdate]:
         ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.sim.drain_by_time()
         if len(ts) == 0:
             return []
-        times = ts.tolist()
-        names, positions = self._names, self._positions
-        kinds = kind.tolist()
-        symbols = [names.get(c, "") for c in sym.tolist()]
-        sides = [_SIDES[c] for c in side.tolist()]
-        qtys = qty.tolist()
+        codes, kinds = sym.tolist(), kind.tolist()
+        self._name_code(max(codes))  # an order's symbol may have had no bar yet
         self._open -= sum(map(_TERMINAL.__contains__, kinds))
-        for k, symbol, sd, q in zip(kinds, symbols, sides, qtys, strict=True):
-            if k in _FILLS:
-                positions[symbol] = positions.get(symbol, 0.0) + (q if sd == "buy" else -q)
-        # one tolist per column: Python ints and floats without a numpy scalar per value
-        return list(
-            map(
-                OrderUpdate,
-                times,
-                ids,
-                symbols,
-                sides,
-                [_KINDS[c] for c in kinds],
-                qtys,
-                price.tolist(),
-                fee.tolist(),
-                filled.tolist(),
-                leaves.tolist(),
-                reasons,
-            )
+        # one tolist per column and C-level maps: Python ints, floats and str without a numpy scalar or a
+        # Python frame per value (tuple.__new__ makes each OrderUpdate without the named tuple's __new__)
+        rows = zip(
+            ts.tolist(),
+            ids,
+            map(self._names.__getitem__, codes),
+            map(_SIDES.__getitem__, side.tolist()),
+            map(_KINDS.__getitem__, kinds),
+            qty.tolist(),
+            price.tolist(),
+            fee.tolist(),
+            filled.tolist(),
+            leaves.tolist(),
+            reasons,
+            strict=True,
         )
+        return list(map(tuple.__new__, repeat(OrderUpdate), rows))
 
     def has_open_orders(self) -> bool:
         return self._open > 0
 
+    def _held(self) -> dict[str, float]:
+        """Signed shares filled per symbol: those before this simulator, plus its orders' filled shares."""
+        held = dict(self._positions)
+        orders = self.sim.orders().filter(pl.col("filled_qty") > 0)
+        for symbol, side, q in orders.select("symbol", "side", "filled_qty").iter_rows():
+            held[symbol] = held.get(symbol, 0.0) + (q if side == "buy" else -q)
+        return held
+
     def positions(self) -> dict[str, float]:
-        return {s: q for s, q in sorted(self._positions.items()) if q}
+        return {s: q for s, q in sorted(self._held().items()) if q}
