@@ -1,13 +1,15 @@
 """Type stubs for the Rust extension `hybridtrader._core`."""
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Literal, Self, final
+from typing import Any, ClassVar, Literal, Self, TypeVar, final
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
+
+_T = TypeVar("_T")
 
 __all__ = [
     "BarAggregatorCore",
@@ -210,8 +212,25 @@ class FillSimulatorCore:
         volume: npt.NDArray[np.float64],
         every_ns: int,
     ) -> None: ...
+    def load_bars(
+        self,
+        symbols: npt.NDArray[np.uint32],
+        ts: npt.NDArray[np.int64],
+        open: npt.NDArray[np.float64],
+        high: npt.NDArray[np.float64],
+        low: npt.NDArray[np.float64],
+        close: npt.NDArray[np.float64],
+        volume: npt.NDArray[np.float64],
+        every_ns: int,
+    ) -> None:
+        """Hold these bar rows (copied) for `on_loaded_bars`, replacing the last batch held."""
+    def on_loaded_bars(self, start: int, end: int) -> None:
+        """`on_bars` of rows start..end of the held batch; ValueError as `on_bars`, or out of range."""
     def drain(self) -> tuple[Any, ...]:
         """(ts, slot, symbol, side, kind, qty, price, fee, filled, leaves) arrays, ids, reasons."""
+    def drain_updates(self, names: list[str], make: Callable[[tuple[Any, ...]], _T]) -> tuple[list[_T], int]:
+        """Events in time order (stable), each make((ts, id, names[symbol] or "", side, kind, qty, price,
+        fee, filled, leaves, reason)), and how many end an order."""
     def orders(self, open_only: bool = True) -> tuple[Any, ...]:
         """(slot, symbol, side, type, tif, qty, filled, limit, stop, status, avg_price, fees, submitted,
         expires) arrays and the ids; NaN for absent prices, expires -1 for gtc."""

@@ -3,9 +3,9 @@ same matching code the local venue serves over HTTP.
 
 The engine hands over each batch's bars once (`on_bars`); `poll(now)` then feeds the simulator the bar
 times that have closed by `now` (only while orders are open: with none there is nothing to match) and
-returns what it reported. The per-bar-time path uses the simulator's numpy entry points (`on_bar_arrays`,
-`drain_by_time`) so that no Polars frame is built per bar time: that keeps the engine's cost per bar time in
-microseconds.
+returns what it reported. The batch's columns are loaded into the simulator once (`load_bar_arrays`); per
+bar time it is told which rows to match (`on_loaded_bars`) and its events come back as `OrderUpdate`s made
+in one call (`drain_updates`): no frame, array or column list per bar time.
 
 The simulator keeps every order it was given (the venue answers queries about closed orders from it); the
 backtest has no use for closed ones, so a batch of a new day that finds no order open starts a fresh
@@ -16,12 +16,11 @@ an order only meets market data of its own session.
 from __future__ import annotations
 
 from bisect import bisect_right
-from itertools import repeat
+from functools import partial
 
 import numpy as np
 import polars as pl
 
-from hybridtrader._core import FillSimulatorCore
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import DataError
@@ -29,10 +28,8 @@ from hybridtrader.execution.fills import FillSimulator
 from hybridtrader.market.schema import symbol_codes
 from hybridtrader.market.timeconv import NS_PER_DAY, epoch_ns, time_runs
 
-_SIDES = list(FillSimulatorCore.SIDES)
-_KINDS = list(FillSimulatorCore.EVENT_KINDS)
-# kind codes (indices into _KINDS) of the events that end an order
-_TERMINAL = frozenset(_KINDS.index(k) for k in ("fill", "canceled", "expired", "rejected", "replaced"))
+# an OrderUpdate from its fields' tuple, by tuple.__new__ (C; the named tuple's own __new__ is a Python frame)
+_UPDATE = partial(tuple.__new__, OrderUpdate)
 
 
 class SimBroker:
@@ -45,14 +42,12 @@ class SimBroker:
         self._open = 0  # orders submitted and not yet terminal, by the events reported
         self._positions: dict[str, float] = {}  # filled by the simulators before this one
         self._names: list[str] = []  # simulator symbol code -> symbol ("": a code that no bar had yet)
-        self._columns: tuple[np.ndarray, ...] = ()
         # per bar time of the batch, as lists (scalar lookups on a list beat numpy's per call): its end row
         # and when it has closed
         self._ends: list[int] = []
         self._closes_at: list[int] = []
         self._next = 0  # first bar time of the batch not yet fed
         self._row = 0  # its first row
-        self._every = 0
         self._day = -1  # the UTC day (ns // NS_PER_DAY) of the last batch: a session never spans two
 
     # ------------------------------------------------------------------------------------ orders
@@ -115,18 +110,20 @@ class SimBroker:
         assert isinstance(positions.dtype, pl.Enum)
         names = positions.dtype.categories
         codes = self.sim.symbol_codes(names)
+        if len(codes):
+            self._names += [""] * (int(codes.max()) + 1 - len(self._names))  # a no-op if long enough
         for name, code in zip(names.to_list(), codes.tolist(), strict=True):
-            self._name_code(code)
             self._names[code] = name
-        self._columns = (
+        self.sim.load_bar_arrays(
             codes[positions.to_physical().to_numpy()],
             ts,
             *(bars[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close", "volume")),
+            every_ns=every_ns,
         )
         starts, ends = time_runs(ts)
         self._ends = ends.tolist()
         self._closes_at = (ts[starts] + every_ns).tolist()
-        self._next, self._row, self._every = 0, 0, every_ns
+        self._next, self._row = 0, 0
 
     def on_quotes(self, quotes: pl.DataFrame) -> None:
         self.sim.on_quotes(quotes)
@@ -145,38 +142,13 @@ class SimBroker:
         last = bisect_right(closes_at, now_ns, first)
         hi = self._ends[last - 1]
         if self._open > 0:
-            self.sim.on_bar_arrays(*(c[self._row : hi] for c in self._columns), every_ns=self._every)
+            self.sim.on_loaded_bars(self._row, hi)
         self._next, self._row = last, hi
 
-    def _name_code(self, code: int) -> None:
-        """Room for simulator symbol code `code` in `_names`."""
-        if code >= len(self._names):
-            self._names += [""] * (code + 1 - len(self._names))
-
     def _drain(self) -> list[OrderUpdate]:
-        ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.sim.drain_by_time()
-        if len(ts) == 0:
-            return []
-        codes, kinds = sym.tolist(), kind.tolist()
-        self._name_code(max(codes))  # an order's symbol may have had no bar yet
-        self._open -= sum(map(_TERMINAL.__contains__, kinds))
-        # one tolist per column and C-level maps: Python ints, floats and str without a numpy scalar or a
-        # Python frame per value (tuple.__new__ makes each OrderUpdate without the named tuple's __new__)
-        rows = zip(
-            ts.tolist(),
-            ids,
-            map(self._names.__getitem__, codes),
-            map(_SIDES.__getitem__, side.tolist()),
-            map(_KINDS.__getitem__, kinds),
-            qty.tolist(),
-            price.tolist(),
-            fee.tolist(),
-            filled.tolist(),
-            leaves.tolist(),
-            reasons,
-            strict=True,
-        )
-        return list(map(tuple.__new__, repeat(OrderUpdate), rows))
+        updates, ended = self.sim.drain_updates(self._names, _UPDATE)
+        self._open -= ended
+        return updates
 
     def has_open_orders(self) -> bool:
         return self._open > 0

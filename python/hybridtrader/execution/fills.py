@@ -36,10 +36,11 @@ Deterministic: same calls, same events.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date
 from operator import gt
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -63,6 +64,7 @@ ORDER_SCHEMA = {
     "stop_price": pl.Float64, "status": pl.String, "filled_avg_price": pl.Float64, "fees": pl.Float64,
     "submitted_at": TS, "expires_at": TS,
 }
+T = TypeVar("T")
 _SMALL = 2_000  # rows up to which symbol codes come from a dict rather than a Polars replace
 
 
@@ -261,6 +263,19 @@ class FillSimulator:
         except ValueError as e:
             raise DataError(f"bars: {e}") from None
 
+    def load_bar_arrays(self, codes: np.ndarray, ts: np.ndarray, open: np.ndarray, high: np.ndarray,
+                        low: np.ndarray, close: np.ndarray, volume: np.ndarray, *, every_ns: int) -> None:
+        """Hold a batch of bar rows (as `on_bar_arrays` takes them) for `on_loaded_bars`: a caller that
+        feeds a session a bar time at a time hands its columns over once."""
+        self._core.load_bars(codes, ts, open, high, low, close, volume, every_ns)
+
+    def on_loaded_bars(self, start: int, end: int) -> None:
+        """`on_bar_arrays` of rows `start:end` of the loaded batch."""
+        try:
+            self._core.on_loaded_bars(start, end)
+        except ValueError as e:
+            raise DataError(f"bars: {e}") from None
+
     # ------------------------------------------------------------------------------ results
     def drain(self) -> pl.DataFrame:
         """Events since the last drain (FILL_EVENT_SCHEMA), in time order."""
@@ -288,6 +303,12 @@ class FillSimulator:
         order = np.argsort(ts, kind="stable")
         arrays = (a[order] for a in (ts, slot, sym, side, kind, qty, price, fee, filled, leaves))
         return (*arrays, [ids[k] for k in order], [reasons[k] for k in order])
+
+    def drain_updates(self, names: list[str], make: Callable[[tuple[Any, ...]], T]) -> tuple[list[T], int]:
+        """`drain_by_time`'s events as `make((ts, client_order_id, symbol, side, event, qty, price, fee,
+        filled_qty, leaves_qty, reason))` each (symbol `names[code]`, "" past its end), and how many of
+        them end an order: one call, no column per field."""
+        return self._core.drain_updates(names, make)
 
     def orders(self, *, open_only: bool = False) -> pl.DataFrame:
         """Every order (or only open ones) in submission order (ORDER_SCHEMA); status is one of

@@ -3,7 +3,7 @@
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::borrow::Cow;
 
 use crate::common::Side;
@@ -55,9 +55,24 @@ fn values<'a, T: numpy::Element + Copy>(arr: &'a PyReadonlyArray1<'_, T>) -> Cow
 
 type F64s<'py> = PyReadonlyArray1<'py, f64>;
 
+/// A batch of bars held for `on_loaded_bars` (owned copies: a backtest loads a session once and feeds it
+/// a bar time at a time, without handing numpy arrays over per bar time).
+#[derive(Default)]
+struct LoadedBars {
+    symbols: Vec<u32>,
+    ts: Vec<i64>,
+    open: Vec<f64>,
+    high: Vec<f64>,
+    low: Vec<f64>,
+    close: Vec<f64>,
+    volume: Vec<f64>,
+    every_ns: i64,
+}
+
 #[pyclass(name = "FillSimulatorCore", module = "hybridtrader._core")]
 pub struct PyFillSimulator {
     inner: FillSimulator,
+    loaded: LoadedBars,
 }
 
 #[pymethods]
@@ -92,7 +107,10 @@ impl PyFillSimulator {
         };
         let inner =
             FillSimulator::new(settings).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            loaded: LoadedBars::default(),
+        })
     }
 
     /// Names behind the integer codes of `drain` and `orders`, in code order.
@@ -296,6 +314,107 @@ impl PyFillSimulator {
         let sim = &mut self.inner;
         py.detach(|| sim.on_bars(&sym, cols, every_ns))
             .map_err(PyValueError::new_err)
+    }
+
+    /// Hold a batch of bar rows (as `on_bars` takes them) for `on_loaded_bars`, replacing the last one.
+    #[allow(clippy::too_many_arguments)]
+    fn load_bars(
+        &mut self,
+        symbols: PyReadonlyArray1<'_, u32>,
+        ts: PyReadonlyArray1<'_, i64>,
+        open: F64s<'_>,
+        high: F64s<'_>,
+        low: F64s<'_>,
+        close: F64s<'_>,
+        volume: F64s<'_>,
+        every_ns: i64,
+    ) {
+        self.loaded = LoadedBars {
+            symbols: values(&symbols).into_owned(),
+            ts: values(&ts).into_owned(),
+            open: values(&open).into_owned(),
+            high: values(&high).into_owned(),
+            low: values(&low).into_owned(),
+            close: values(&close).into_owned(),
+            volume: values(&volume).into_owned(),
+            every_ns,
+        };
+    }
+
+    /// `on_bars` of rows `start..end` of the loaded batch.
+    fn on_loaded_bars(&mut self, start: usize, end: usize) -> PyResult<()> {
+        let b = &self.loaded;
+        if start > end || end > b.symbols.len() {
+            return Err(PyValueError::new_err(format!(
+                "rows {start}..{end} of a loaded batch of {}",
+                b.symbols.len()
+            )));
+        }
+        let r = start..end;
+        let cols = BarColumns {
+            ts: &b.ts[r.clone()],
+            open: &b.open[r.clone()],
+            high: &b.high[r.clone()],
+            low: &b.low[r.clone()],
+            close: &b.close[r.clone()],
+            volume: &b.volume[r.clone()],
+        };
+        self.inner
+            .on_bars(&b.symbols[r], cols, b.every_ns)
+            .map_err(PyValueError::new_err)
+    }
+
+    /// Events since the last drain in time order (stable: one time's events keep their order), each
+    /// as `make((ts, client_order_id, symbol, side, kind, qty, price, fee, filled_qty, leaves_qty,
+    /// reason))` with `symbol` = `names[code]` ("" past its end), and how many of them end an order.
+    fn drain_updates<'py>(
+        &mut self,
+        py: Python<'py>,
+        names: &Bound<'py, PyList>,
+        make: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyList>, usize)> {
+        let mut events = self.inner.drain();
+        events.sort_by_key(|e| e.ts); // stable
+        let orders = self.inner.orders();
+        let side_names: Vec<Bound<'py, PyString>> = SIDES
+            .iter()
+            .map(|s| PyString::new(py, s.as_str()))
+            .collect();
+        let kind_names: Vec<Bound<'py, PyString>> = EVENT_KINDS
+            .iter()
+            .map(|k| PyString::new(py, k.as_str()))
+            .collect();
+        let blank = PyString::new(py, "");
+        let out = PyList::empty(py);
+        let mut terminal = 0;
+        for e in &events {
+            let o = &orders[e.order as usize];
+            let symbol = match names.get_item(o.symbol as usize) {
+                Ok(name) => name,
+                Err(_) => blank.clone().into_any(),
+            };
+            let side = match o.side {
+                Some(s) => side_names[code(&SIDES, Some(s)) as usize].clone(),
+                None => blank.clone(),
+            };
+            terminal +=
+                usize::from(e.kind != EventKind::Accepted && e.kind != EventKind::PartialFill);
+            let row = (
+                e.ts,
+                o.id.as_str(),
+                symbol,
+                side,
+                &kind_names[code(&EVENT_KINDS, Some(e.kind)) as usize],
+                e.qty,
+                e.price,
+                e.fee,
+                e.filled,
+                e.leaves,
+                e.reason.as_str(),
+            );
+            out.append(make.call1((row,))?)?;
+        }
+        Ok((out, terminal))
     }
 
     /// Events since the last drain as (ts, slot, symbol, side, kind, qty, price, fee, filled, leaves)
