@@ -161,6 +161,7 @@ class FillSimulatorCore:
         self,
         client_order_id: str,
         symbol: int,
+        name: str,
         side: str,
         order_type: str,
         tif: str,
@@ -168,11 +169,17 @@ class FillSimulatorCore:
         ts_ns: int,
         limit_price: float | None,
         stop_price: float | None,
-        impact_bps: float,
+        slippage: SlippageModelCore | None,
         session_open_ns: int,
         session_close_ns: int,
     ) -> int:
-        """The new order's slot; an invalid request gives a "rejected" event."""
+        """The new order's slot; an invalid request gives a "rejected" event. Impact from `impact_bps`."""
+    @staticmethod
+    def impact_bps(
+        slippage: SlippageModelCore | None, symbol: str, side: str, qty: float, ts_ns: int
+    ) -> float:
+        """The slippage model's cost forecast less half its spread forecast, >= 0 (bps); 0 without a model
+        or for an invalid side or quantity."""
     def cancel(self, client_order_id: str, ts_ns: int) -> bool: ...
     def replace(
         self,

@@ -375,6 +375,17 @@ pub struct BarColumns<'a> {
     pub volume: &'a [f64],
 }
 
+/// Impact (bps) an order pays beyond the touch: the slippage model's cost forecast `cost_bps` less half its
+/// spread forecast `spread_bps` (the touch already pays that), never negative.
+pub fn impact_bps(cost_bps: f64, spread_bps: f64) -> f64 {
+    let x = cost_bps - spread_bps / 2.0;
+    if x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
 /// A batch's columns: as long as its symbol column, rows in time order.
 fn check_batch(n: usize, ts: &[i64], others: &[usize]) -> Result<(), String> {
     if let Some(m) = std::iter::once(&ts.len()).chain(others).find(|&&m| m != n) {
@@ -1140,6 +1151,15 @@ impl FillSimulator {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn impact_is_the_cost_beyond_half_the_spread_and_never_negative() {
+        assert_eq!(impact_bps(7.0, 4.0), 5.0);
+        assert_eq!(impact_bps(2.0, 4.0), 0.0);
+        assert_eq!(impact_bps(1.0, 4.0), 0.0);
+        assert_eq!(impact_bps(f64::NAN, 4.0), 0.0);
+    }
+
     use super::*;
 
     const MIN: i64 = 60_000_000_000;

@@ -35,7 +35,6 @@ Deterministic: same calls, same events.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date
@@ -169,14 +168,6 @@ class FillSimulator:
             self._session = (o, c)
         return o, c
 
-    def _impact_bps(self, symbol: str, side: str, qty: float, ts_ns: int) -> float:
-        """The model's cost forecast less half its spread forecast (the touch already pays that), >= 0."""
-        if self.slippage is None or side not in ("buy", "sell") or not (math.isfinite(qty) and qty > 0):
-            return 0.0  # an invalid request is rejected by the core; it never trades
-        # the forecast is in bps and does not depend on the price (it only checks it is positive)
-        cost = self.slippage.forecast_slippage(symbol, side, qty, 1.0, ts_ns)
-        return max(0.0, cost - self.slippage.forecast_spread(symbol, ts_ns) / 2)
-
     # ------------------------------------------------------------------------------ orders
     def submit(self, client_order_id: str, symbol: str, side: str, qty: float, ts_ns: int, *,
                type: str = "market", time_in_force: str = "day", limit_price: float | None = None,
@@ -185,9 +176,9 @@ class FillSimulator:
         is not an exception: it gives a "rejected" event whose reason names the field."""
         code = self._code(symbol)
         open_ns, close_ns = self._session_of(ts_ns + self._entry_ns, time_in_force == "opg")
-        impact = 0.0 if self.slippage is None else self._impact_bps(symbol, side, float(qty), ts_ns)
-        self._core.submit(client_order_id, code, side, type, time_in_force, qty, ts_ns, limit_price,
-                          stop_price, impact, open_ns, close_ns)
+        # the impact (the slippage model's cost forecast less half its spread forecast) is the core's
+        self._core.submit(client_order_id, code, symbol, side, type, time_in_force, qty, ts_ns, limit_price,
+                          stop_price, self.slippage, open_ns, close_ns)
 
     def cancel(self, client_order_id: str, ts_ns: int) -> bool:
         """Ask to cancel at `ts_ns` (effective after the entry latency: the order may fill meanwhile).
@@ -206,7 +197,7 @@ class FillSimulator:
         old = self.order(client_order_id)
         assert old is not None
         new_qty = qty if qty is not None else old["qty"] - old["filled_qty"]
-        impact = self._impact_bps(old["symbol"], old["side"], float(new_qty), ts_ns)
+        impact = self._core.impact_bps(self.slippage, old["symbol"], old["side"], float(new_qty), ts_ns)
         return self._core.replace(
             client_order_id, new_client_order_id, ts_ns, None if qty is None else float(qty),
             None if limit_price is None else float(limit_price),

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::borrow::Cow;
 
+use super::slippage::PySlippageModel;
 use crate::common::Side;
 use crate::fills::{
     BarColumns, EventKind, Fees, FillSimulator, OrderType, QuoteColumns, Request, Settings, Status,
@@ -140,16 +141,18 @@ impl PyFillSimulator {
         TIFS.iter().map(|k| k.as_str()).collect()
     }
 
-    /// Submit one order; returns its slot. Invalid requests become a "rejected" event.
+    /// Submit one order of symbol `name` (code `symbol`); returns its slot. Invalid requests become a
+    /// "rejected" event. Its impact comes from `slippage` (`impact_bps`; None: no impact).
     #[pyo3(signature = (
-        client_order_id, symbol, side, order_type, tif, qty, ts_ns, limit_price, stop_price,
-        impact_bps, session_open_ns, session_close_ns
+        client_order_id, symbol, name, side, order_type, tif, qty, ts_ns, limit_price, stop_price,
+        slippage, session_open_ns, session_close_ns
     ))]
     #[allow(clippy::too_many_arguments)]
     fn submit(
         &mut self,
         client_order_id: &str,
         symbol: u32,
+        name: &str,
         side: &str,
         order_type: &str,
         tif: &str,
@@ -157,11 +160,12 @@ impl PyFillSimulator {
         ts_ns: i64,
         limit_price: Option<f64>,
         stop_price: Option<f64>,
-        impact_bps: f64,
+        slippage: Option<PyRef<'_, PySlippageModel>>,
         session_open_ns: i64,
         session_close_ns: i64,
-    ) -> u32 {
-        self.inner.submit(&Request {
+    ) -> PyResult<u32> {
+        let impact_bps = Self::impact_bps(slippage, name, side, qty, ts_ns)?;
+        Ok(self.inner.submit(&Request {
             id: client_order_id,
             symbol,
             side,
@@ -174,7 +178,26 @@ impl PyFillSimulator {
             impact_bps,
             session_open: session_open_ns,
             session_close: session_close_ns,
-        })
+        }))
+    }
+
+    /// Impact (bps) of `qty` shares of `symbol` sent at `ts_ns` from the slippage model
+    /// (`fills::impact_bps` of its forecasts); 0 without a model, or for an invalid side or quantity (the
+    /// simulator rejects such a request: it never trades).
+    #[staticmethod]
+    fn impact_bps(
+        slippage: Option<PyRef<'_, PySlippageModel>>,
+        symbol: &str,
+        side: &str,
+        qty: f64,
+        ts_ns: i64,
+    ) -> PyResult<f64> {
+        match slippage {
+            Some(m) if Side::parse(side).is_some() && qty.is_finite() && qty > 0.0 => {
+                m.impact_bps(symbol, qty, ts_ns)
+            }
+            _ => Ok(0.0),
+        }
     }
 
     /// Ask to cancel; False when no open order has that id.

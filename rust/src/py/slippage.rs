@@ -75,6 +75,18 @@ pub struct PySlippageModel {
     inner: SlippageModel,
 }
 
+impl PySlippageModel {
+    /// The fill simulator's impact (bps) for `qty` shares of `symbol` sent at `ts_ns` (`fills::impact_bps`
+    /// of this model's cost and spread forecasts).
+    pub(crate) fn impact_bps(&self, symbol: &str, qty: f64, ts_ns: i64) -> PyResult<f64> {
+        let cost = self.inner.forecast(symbol, qty, ts_ns).map_err(to_py)?;
+        Ok(crate::fills::impact_bps(
+            cost,
+            self.inner.forecast_spread(symbol, ts_ns),
+        ))
+    }
+}
+
 #[pymethods]
 impl PySlippageModel {
     #[new]
