@@ -299,12 +299,36 @@ impl Forest {
     /// of `BLOCK`, one step for every row in turn, the tree's depth in steps (a leaf stays put): the rows'
     /// walks are independent, so their memory loads overlap instead of waiting one on another. When no
     /// node treats a value as missing, NaN becomes 0 once per value and each step is one comparison.
-    pub fn predict(&self, x: &[f64]) -> Result<Vec<f64>, ForestError> {
-        const BLOCK: usize = 16;
+    /// Up to `threads` threads share the rows in contiguous parts of at least `MIN_ROWS_PER_THREAD`.
+    pub fn predict(&self, x: &[f64], threads: usize) -> Result<Vec<f64>, ForestError> {
+        const MIN_ROWS_PER_THREAD: usize = 2048;
         let nf = self.n_features;
         if nf == 0 || !x.len().is_multiple_of(nf) {
             return err(format!("{} values are not rows of {nf} features", x.len()));
         }
+        let n = x.len() / nf;
+        let parts = threads.clamp(1, (n / MIN_ROWS_PER_THREAD).max(1));
+        if parts == 1 {
+            return Ok(self.predict_rows(x));
+        }
+        let per = n.div_ceil(parts);
+        let out = std::thread::scope(|scope| {
+            let handles: Vec<_> = x
+                .chunks(per * nf)
+                .map(|part| scope.spawn(move || self.predict_rows(part)))
+                .collect();
+            let parts: Vec<Vec<f64>> = handles
+                .into_iter()
+                .map(|h| h.join().expect("predict thread"))
+                .collect();
+            parts.concat()
+        });
+        Ok(out)
+    }
+
+    fn predict_rows(&self, x: &[f64]) -> Vec<f64> {
+        const BLOCK: usize = 16;
+        let nf = self.n_features;
         let mut out = Vec::with_capacity(x.len() / nf);
         let mut rows = vec![0.0; BLOCK * nf];
         for block in x.chunks(BLOCK * nf) {
@@ -334,7 +358,7 @@ impl Forest {
             let prob = |r: f64| 1.0 / (1.0 + (-self.sigmoid * r).exp());
             out.extend(raw[..m].iter().map(|&r| prob(r)));
         }
-        Ok(out)
+        out
     }
 }
 
@@ -370,7 +394,7 @@ leaf_value=0.125\nis_linear=0\n\nend of trees\n";
             0.6,
             1e-40,
         ];
-        let p = f.predict(&x).unwrap();
+        let p = f.predict(&x, 1).unwrap();
         // row 0: 0.5 <= 0.5 left (leaf 0); row 1: right, -1 <= ~0 left (leaf 1); row 2: right, leaf 2;
         // row 3: NaN in a None node is 0 -> left; row 4: NaN at a NaN node (type 10 = 8 + 2: default
         // left) -> leaf 1; row 5: 1e-40 is 0 -> left.
@@ -378,9 +402,20 @@ leaf_value=0.125\nis_linear=0\n\nend of trees\n";
         assert_eq!(p, want);
         let one = Forest::from_lightgbm(MODEL, 1)
             .unwrap()
-            .predict(&x[..2])
+            .predict(&x[..2], 1)
             .unwrap();
         assert_eq!(one, vec![prob(0.25)]);
+    }
+
+    #[test]
+    fn threads_share_the_rows_in_order() {
+        let f = Forest::from_lightgbm(MODEL, 0).unwrap();
+        let x: Vec<f64> = (0..2 * 10_000)
+            .map(|i| ((i * 37) % 101) as f64 / 50.0 - 1.0)
+            .collect();
+        let one = f.predict(&x, 1).unwrap();
+        assert_eq!(one.len(), 10_000);
+        assert_eq!(f.predict(&x, 3).unwrap(), one);
     }
 
     #[test]
@@ -399,6 +434,6 @@ leaf_value=0.125\nis_linear=0\n\nend of trees\n";
             assert!(Forest::from_lightgbm(text, 0).is_err(), "{text}");
         }
         let f = Forest::from_lightgbm(MODEL, 0).unwrap();
-        assert!(f.predict(&[1.0, 2.0, 3.0]).is_err());
+        assert!(f.predict(&[1.0, 2.0, 3.0], 1).is_err());
     }
 }

@@ -61,7 +61,7 @@ def fold_probabilities_equal_lightgbm(
     rows = with_specials(rng.normal(size=(rng.integers(1, 200), cols)), 0.2, rng)
     for k in sorted({1, booster.num_trees() // 2 or 1, booster.num_trees()}):
         want = booster.predict(rows, num_iteration=k)
-        got = lightgbm_probabilities(booster.model_to_string(num_iteration=k), rows, k)
+        got = lightgbm_probabilities(booster.model_to_string(num_iteration=k), rows, k, 1)
         assert bit_equal(got, want), (k, np.abs(got - want).max())
 
 
@@ -74,7 +74,7 @@ def test_hand_computed_stump() -> None:
         "decision_type=2\nleft_child=-1\nright_child=-2\nleaf_value=-0.75 2\nis_linear=0\n\nend of trees\n"
     )
     rows = np.array([[9.0, 0.5], [9.0, 0.6], [9.0, np.nan]])
-    got = lightgbm_probabilities(model, rows, 0)
+    got = lightgbm_probabilities(model, rows, 0, 1)
     want = 1.0 / (1.0 + np.exp(-np.array([-0.75, 2.0, -0.75])))
     np.testing.assert_allclose(got, want, rtol=1e-15)
 
@@ -90,7 +90,7 @@ def test_uncovered_models_refused_and_predicted_by_lightgbm(params: dict[str, ob
     y = (x[:, 0] > 0).astype(int)
     booster = train(x, y, 10, **params)
     with pytest.raises(ValueError, match="not supported"):
-        lightgbm_probabilities(booster.model_to_string(), x, 0)
+        lightgbm_probabilities(booster.model_to_string(), x, 0, 1)
     fitted = Fitted(booster, booster.num_trees(), 0.0, np.zeros(3))
     got = fold_probabilities(fitted, x[:50], ["a", "b", "c"], 1)
     assert bit_equal(got, booster.predict(x[:50], num_iteration=booster.num_trees()))
@@ -101,18 +101,18 @@ def test_other_objective_and_shape_refused() -> None:
     x = rng.normal(size=(300, 3))
     booster = train(x, x[:, 0], 5, objective="regression")
     with pytest.raises(ValueError, match="binary objective"):
-        lightgbm_probabilities(booster.model_to_string(), x, 0)
+        lightgbm_probabilities(booster.model_to_string(), x, 0, 1)
     binary = train(x, (x[:, 0] > 0).astype(int), 5)
     with pytest.raises(ValueError, match="3 features, x has 2 columns"):
-        lightgbm_probabilities(binary.model_to_string(), x[:, :2].copy(), 0)
+        lightgbm_probabilities(binary.model_to_string(), x[:, :2].copy(), 0, 1)
 
 
 def test_fold_probabilities_equal_lightgbm_predict() -> None:
     """`fold_probabilities` on a fold's early-stopped model: LightGBM's prediction at the best
-    iteration, bit for bit."""
+    iteration, bit for bit, on one thread or several."""
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(3000, 5))
-    y = (x[:, 0] + x[:, 1] * x[:, 2] + rng.normal(size=3000) > 0).astype(int)
+    x = rng.normal(size=(7000, 5))  # 4500 test rows: two threads' parts
+    y = (x[:, 0] + x[:, 1] * x[:, 2] + rng.normal(size=7000) > 0).astype(int)
     valid = lgb.Dataset(x[2000:2500], y[2000:2500])
     booster = lgb.train(
         {"objective": "binary", "verbosity": -1, "num_leaves": 15},
@@ -122,5 +122,6 @@ def test_fold_probabilities_equal_lightgbm_predict() -> None:
         callbacks=[lgb.early_stopping(10, verbose=False)],
     )
     fitted = Fitted(booster, booster.best_iteration, 0.0, np.zeros(5))
-    got = fold_probabilities(fitted, x[2500:], list("abcde"), 1)
-    assert bit_equal(got, booster.predict(x[2500:], num_iteration=booster.best_iteration))
+    want = booster.predict(x[2500:], num_iteration=booster.best_iteration)
+    for threads in (1, 2, 0):  # 0: every core
+        assert bit_equal(fold_probabilities(fitted, x[2500:], list("abcde"), threads), want)

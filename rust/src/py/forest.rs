@@ -7,13 +7,15 @@ use pyo3::prelude::*;
 use crate::forest::Forest;
 
 /// Probabilities of the rows of `x` under the first `num_iteration` trees (0: all) of a LightGBM binary
-/// model given as text (see `forest::Forest`); a ValueError names a model it does not cover.
+/// model given as text (see `forest::Forest`), on up to `threads` threads; a ValueError names a model it
+/// does not cover.
 #[pyfunction]
 fn lightgbm_probabilities<'py>(
     py: Python<'py>,
     model: &str,
     x: PyReadonlyArray2<'py, f64>,
     num_iteration: usize,
+    threads: usize,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let cols = x.shape()[1];
     let values = x.as_slice()?;
@@ -26,7 +28,7 @@ fn lightgbm_probabilities<'py>(
                     forest.n_features()
                 )));
             }
-            forest.predict(values)
+            forest.predict(values, threads)
         })
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(PyArray1::from_vec(py, out))
