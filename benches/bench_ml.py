@@ -14,6 +14,10 @@
   LightGBM's `train` counts as overhead. Steady state, as a process
   training on a schedule sees it: the MLflow store exists and lightgbm is imported before timing (a
   process imports it once, about 0.2-0.3 s, however many trainings follow).
+- group "predict": the folds' test probabilities (`ml.models.fold_probabilities`: the LightGBM model's trees
+  walked in Rust from its text model, bit-identical) beside LightGBM's own `Booster.predict` on the same
+  early-stopped model and rows, both on 2 threads. Quick: 5,000 test rows; full: 20,000 (a fold's size on
+  the full training market).
 - group "permutation": the permutation control's cost per run (one retraining of every fold on shuffled
   labels, selected and scored like the real one) on the planted market, both strategies.
 """
@@ -33,6 +37,7 @@ import pytest
 from hybridtrader.config import config_from_dict
 from hybridtrader.market.synth import generate_market
 from hybridtrader.ml.features import compute_features
+from hybridtrader.ml.models import Fitted, fold_probabilities
 from hybridtrader.ml.pipeline import MLPipeline
 from hybridtrader.ml.result import TrainingResult
 
@@ -193,7 +198,7 @@ def test_train_both_strategies_overhead(benchmark, kind: str) -> None:
         lightgbm_fit_s=round(fit, 2),
         outside_fit_s=round(total - fit, 2),
         overhead_share=round(1 - fit / total, 3),  # target: under 0.25
-        lightgbm_predict_s=round(predict, 2),  # part of outside_fit_s
+        predict_s=round(predict, 2),  # the folds' test probabilities: part of outside_fit_s
         stage_s=stages,  # wall time per stage; folds and final model hold the LightGBM fits
         samples={r.strategy: int(r.metrics["n_samples"]) for r in results},
         promoted={r.strategy: r.promoted for r in results},
@@ -203,6 +208,44 @@ def test_train_both_strategies_overhead(benchmark, kind: str) -> None:
         f"\ntrain both strategies on {bars.height:,} bars ({kind}): total {total:.2f} s, LightGBM fit "
         f"{fit:.2f} s, outside fit {total - fit:.2f} s = {1 - fit / total:.1%} of the total; {info}"
     )
+
+
+# ------------------------------------------------------------------------------------------- predict
+@pytest.fixture(scope="module")
+def fold_model() -> tuple[Fitted, np.ndarray]:
+    """An early-stopped model of the fold loop's first parameter set on 7 features, and test rows."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    n_test = 20_000 if FULL else 5_000
+    x = rng.normal(size=(60_000 + n_test, 7))
+    y = (x[:, 0] + 0.5 * x[:, 1] * x[:, 2] + rng.normal(0, 1.5, len(x)) > 0).astype(int)
+    params = {"objective": "binary", "verbosity": -1, "num_leaves": 15, "min_data_in_leaf": 200}
+    booster = lgb.train(
+        {**params, "learning_rate": 0.05, "num_threads": 2},
+        lgb.Dataset(x[:50_000], y[:50_000]),
+        300,
+        valid_sets=[lgb.Dataset(x[50_000:60_000], y[50_000:60_000])],
+        callbacks=[lgb.early_stopping(30, verbose=False)],
+    )
+    return Fitted(booster, booster.best_iteration, 0.0, np.zeros(7)), x[60_000:]
+
+
+@pytest.mark.benchmark(group="predict")
+def test_fold_probabilities(benchmark, fold_model: tuple[Fitted, np.ndarray]) -> None:
+    fitted, rows = fold_model
+    out = benchmark(fold_probabilities, fitted, rows, [f"f{i}" for i in range(7)], 2)
+    want = fitted.model.predict(rows, num_iteration=fitted.best_iteration, num_threads=2)
+    assert np.array_equal(out, want)
+    benchmark.extra_info.update(rows=len(rows), trees=fitted.best_iteration)
+
+
+@pytest.mark.benchmark(group="predict")
+def test_lightgbm_predict_peer(benchmark, fold_model: tuple[Fitted, np.ndarray]) -> None:
+    fitted, rows = fold_model
+    out = benchmark(fitted.model.predict, rows, num_iteration=fitted.best_iteration, num_threads=2)
+    assert len(out) == len(rows)
+    benchmark.extra_info.update(rows=len(rows), trees=fitted.best_iteration)
 
 
 @pytest.mark.benchmark(group="permutation")

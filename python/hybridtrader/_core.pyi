@@ -26,6 +26,7 @@ __all__ = [
     "bar_order",
     "bar_view_runs",
     "barrier_exits",
+    "lightgbm_probabilities",
     "reversion_exits",
     "seeded_ewm",
 ]
@@ -566,3 +567,13 @@ class FrameDecoder:
         the int64 trade count, -1 where unknown). None for any other frame (control messages, unknown
         types, a bad or unusual value): the general parser then counts and skips bad messages one by one.
         Symbols are the same str objects frame after frame."""
+
+# LightGBM binary model from its text (`Booster.model_to_string`): probabilities of x's rows (float64,
+# C order, one column per model feature) under the first num_iteration trees (0: all), the same leaf sums
+# and sigmoid as LightGBM's predictor, on up to `threads` threads (parts of at least 2048 rows).
+# ValueError for a model it does not cover (categorical splits, linear trees, averaged output, several
+# trees per iteration, an objective other than binary) or a shape mismatch.
+def lightgbm_probabilities(
+    model: str, x: npt.NDArray[np.float64], num_iteration: int, threads: int
+) -> npt.NDArray[np.float64]:
+    """Probabilities of x's rows under a LightGBM binary text model."""

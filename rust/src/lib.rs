@@ -5,6 +5,7 @@ pub mod civil;
 pub mod common;
 pub mod exposure;
 pub mod fills;
+pub mod forest;
 pub mod labels;
 pub mod ratelimit;
 pub mod slippage;

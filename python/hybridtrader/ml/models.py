@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from hybridtrader._core import lightgbm_probabilities
 from hybridtrader.errors import DataError, ModelError
-from hybridtrader.tasks import Progress, TaskContext, run
+from hybridtrader.tasks import Progress, TaskContext, machine_threads, run
 
 if TYPE_CHECKING:
     from hybridtrader.config import ComputeConfig
@@ -182,6 +183,23 @@ def predict(fitted: Fitted, x: np.ndarray, names: list[str], n_threads: int = 0)
     return np.asarray(model.predict(xgb.DMatrix(x, feature_names=names)), dtype=float)
 
 
+def fold_probabilities(fitted: Fitted, x: np.ndarray, names: list[str], n_threads: int) -> np.ndarray:
+    """`predict` on a fold's test rows (`n_threads` as there). A LightGBM binary model's trees are walked in
+    `hybridtrader._core` from its text model: the same leaf sums in tree order and the same sigmoid, so the
+    same probabilities bit for bit, in about a third of LightGBM's CPU time on these short trees. A model
+    the reader does not cover (linear trees, random forest, another objective) goes through `predict`."""
+    model = fitted.model
+    if type(model).__module__.startswith("lightgbm"):
+        text = model.model_to_string(num_iteration=fitted.best_iteration)
+        rows = np.ascontiguousarray(x, dtype=np.float64)
+        threads = n_threads if n_threads > 0 else machine_threads()
+        try:
+            return lightgbm_probabilities(text, rows, fitted.best_iteration, threads)
+        except ValueError:  # not covered: LightGBM's own predictor (which also reports a wrong shape)
+            pass
+    return predict(fitted, x, names, n_threads)
+
+
 def run_fold(task: FoldTask, ctx: TaskContext) -> FoldResult:
     """Fit on the task's training rows of `ctx.shared` (a FoldData) and predict its test rows."""
     data: FoldData = ctx.shared
@@ -201,7 +219,7 @@ def run_fold(task: FoldTask, ctx: TaskContext) -> FoldResult:
         data.y[task.valid_rows],
     )
     start = time.perf_counter()
-    prob = predict(fitted, x_test, task.feature_names, task.settings.n_threads)
+    prob = fold_probabilities(fitted, x_test, task.feature_names, task.settings.n_threads)
     return FoldResult(
         task.fold,
         task.trial,

@@ -7,6 +7,7 @@ use crate::common::Side;
 mod bars;
 mod exposure;
 mod fills;
+mod forest;
 mod labels;
 mod ratelimit;
 mod slippage;
@@ -18,6 +19,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bars::register(m)?;
     m.add_class::<exposure::ExposureCore>()?;
     m.add_class::<fills::PyFillSimulator>()?;
+    forest::register(m)?;
     labels::register(m)?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     slippage::register(m)?;
