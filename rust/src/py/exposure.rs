@@ -328,6 +328,43 @@ impl ExposureCore {
             .map_err(value_error)
     }
 
+    /// Each symbol's id in the core (`u32::MAX` for a symbol it has never seen), for `mark_ids`.
+    fn symbol_ids<'py>(
+        &self,
+        py: Python<'py>,
+        symbols: Vec<PyBackedStr>,
+    ) -> Bound<'py, PyArray1<u32>> {
+        let core = self.lock();
+        PyArray1::from_vec(py, symbols.iter().map(|s| core.symbol_id(s)).collect())
+    }
+
+    /// `mark_prices` by the ids `symbol_ids` gave; every pair is checked first.
+    fn mark_ids(
+        &self,
+        ids: PyReadonlyArray1<'_, u32>,
+        prices: PyReadonlyArray1<'_, f64>,
+    ) -> PyResult<()> {
+        self.lock()
+            .mark_ids(ids.as_slice()?, prices.as_slice()?)
+            .map_err(value_error)
+    }
+
+    /// The largest whole quantity <= qty that `check_order` allows (a binary search over its checks).
+    #[pyo3(signature = (symbol, side, qty, price, book="intraday"))]
+    fn max_allowed_qty(
+        &self,
+        symbol: &str,
+        side: &str,
+        qty: i64,
+        price: f64,
+        book: &str,
+    ) -> PyResult<i64> {
+        let side = parse_side(side)?;
+        self.lock()
+            .max_allowed_qty(symbol, side, qty, price, book)
+            .map_err(value_error)
+    }
+
     /// Account equity; caps are percentages of it.
     #[getter]
     fn equity(&self) -> f64 {
