@@ -309,7 +309,8 @@ class ExposureCore:
         """`mark_prices` by the ids `symbol_ids` gave (an unknown id marks nothing); all pairs are checked
         first."""
     def max_allowed_qty(self, symbol: str, side: str, qty: int, price: float, book: str = "intraday") -> int:
-        """The largest whole quantity <= qty that `check_order` allows (0 when none)."""
+        """The largest whole quantity <= qty that `check_order` allows (0 when none), by a binary search:
+        exact for an order that opens or adds to a position (its allowed quantities form a prefix)."""
     @property
     def equity(self) -> float: ...
     def set_equity(self, equity: float) -> None: ...

@@ -1006,8 +1006,9 @@ impl ExposureManager {
         Ok(self.check_id(b, self.symbol_id(symbol), side, qty, price))
     }
 
-    /// The largest whole quantity <= `qty` that `check_order` allows (0 when none; `qty` <= 0 gives 0):
-    /// a binary search, since the allowed quantities of one order form a prefix 0..q.
+    /// The largest whole quantity <= `qty` that `check_order` allows (0 when none; `qty` <= 0 gives 0),
+    /// by a binary search: exact for an order that opens or adds to a position, whose allowed quantities
+    /// form a prefix 0..q (a reducing order priced far from the mark may be refused below a threshold).
     pub fn max_allowed_qty(
         &self,
         symbol: &str,

@@ -349,7 +349,8 @@ impl ExposureCore {
             .map_err(value_error)
     }
 
-    /// The largest whole quantity <= qty that `check_order` allows (a binary search over its checks).
+    /// The largest whole quantity <= qty that `check_order` allows, by a binary search over its checks
+    /// (exact for an order that opens or adds to a position: its allowed quantities form a prefix).
     #[pyo3(signature = (symbol, side, qty, price, book="intraday"))]
     fn max_allowed_qty(
         &self,
