@@ -303,6 +303,9 @@ class ExposureCore:
     def mark_prices(self, symbols: list[str], prices: npt.NDArray[np.float64]) -> None:
         """`mark_price` for each (symbol, price) pair in one call; all pairs are checked first, so an
         error (naming the symbol) changes nothing."""
+    def refusal(self, symbol: str, side: str, qty: float, price: float, book: str = "intraday") -> str | None:
+        """`check_order` as a count key: None when allowed, else "exposure: " and the reason's first two
+        words ("exposure: gross exposure")."""
     def symbol_ids(self, symbols: list[str]) -> npt.NDArray[np.uint32]:
         """Each symbol's id in the core (2**32 - 1 for a symbol it has never seen), for `mark_ids`."""
     def mark_ids(self, ids: npt.NDArray[np.uint32], prices: npt.NDArray[np.float64]) -> None:

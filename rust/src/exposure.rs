@@ -1205,6 +1205,32 @@ impl ExposureManager {
         Ok(evaluate(self.state, equity, &book, &im))
     }
 
+    /// The first two words of `reason` (what the engine counts a refusal under), without formatting the
+    /// message when they are fixed words of it; `None` for an allowed verdict.
+    pub fn reason_head(&self, v: &Verdict, symbol: &str, book: &str) -> Option<String> {
+        let fixed = match v.code {
+            Code::Ok => return None,
+            Code::Halted => "halted: only",
+            Code::Reducing => "reducing: only",
+            Code::OrderNotional => "order notional",
+            Code::OpenPositions => "open positions",
+            Code::Gross => "gross exposure",
+            Code::Net => "net exposure",
+            // words of the message that name a symbol, a sector or a value
+            Code::Equity | Code::NotShortable | Code::Symbol | Code::Sector => "",
+        };
+        if !fixed.is_empty() {
+            return Some(fixed.to_string());
+        }
+        let reason = self.reason(v, symbol, book);
+        let mut words = reason.splitn(3, ' ');
+        let first = words.next().unwrap_or("");
+        Some(match words.next() {
+            Some(second) => format!("{first} {second}"),
+            None => first.to_string(),
+        })
+    }
+
     /// Human-readable reason for a verdict: short, stable, naming the cap and the numbers.
     pub fn reason(&self, v: &Verdict, symbol: &str, book: &str) -> String {
         match v.code {
@@ -1423,6 +1449,32 @@ mod tests {
             ExposureManager::new(vec![("intraday".into(), caps())], breaker(), true).unwrap();
         m.set_equity(100_000.0).unwrap();
         m
+    }
+
+    #[test]
+    fn reason_head_is_the_reasons_first_two_words() {
+        let mut m = mgr();
+        m.set_sector("AAA", Some("Consumer Staples")).unwrap();
+        for code in Code::ALL {
+            let v = Verdict {
+                code,
+                value: 12.5,
+                cap: 10.0,
+                sector: m.symbol_sector[m.symbol_id("AAA") as usize],
+            };
+            let head = m.reason_head(&v, "AAA", "intraday");
+            if code == Code::Ok {
+                assert_eq!(head, None);
+                continue;
+            }
+            let reason = m.reason(&v, "AAA", "intraday");
+            let words: Vec<&str> = reason.splitn(3, ' ').take(2).collect();
+            assert_eq!(
+                head.as_deref(),
+                Some(words.join(" ").as_str()),
+                "{code:?}: {reason}"
+            );
+        }
     }
 
     #[test]

@@ -742,3 +742,32 @@ def test_mark_ids_is_mark_price_per_pair_and_an_error_changes_nothing() -> None:
     assert ids.position("intraday", "A") == (10.0, 102.0)  # A not re-marked either
     with pytest.raises(ValueError, match="2 ids but 1 prices"):
         ids.mark_ids(ids.symbol_ids(["A", "B"]), np.array([50.0]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    held=st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B", "C", "D"]),
+            st.integers(-300, 300).map(float),
+            st.floats(5.0, 300.0).map(lambda p: round(p, 2)),
+        ),
+        max_size=4,
+    ),
+    symbol=st.sampled_from(["A", "B", "E"]),
+    side=st.sampled_from(["buy", "sell"]),
+    qty=st.integers(1, 500).map(float),
+    price=st.floats(5.0, 300.0).map(lambda p: round(p, 2)),
+    state=st.sampled_from(["ACTIVE", "REDUCING", "HALTED"]),
+)
+def test_refusal_is_check_orders_reason_counted_by_its_first_two_words(
+    held: list[tuple[str, float, float]], symbol: str, side: str, qty: float, price: float, state: str
+) -> None:
+    m = _manager(held)
+    m.set_sector("A", "Consumer Staples")  # a sector name of two words
+    m.set_shortable("E", False)
+    m.set_state(state, "test")
+    ok, why = m.check_order(symbol, side, qty, price, "intraday")
+    first, _, rest = why.partition(" ")  # the engine's count of an exposure refusal (Trader._skip_exposure)
+    expected = None if ok else f"exposure: {first} {rest.partition(' ')[0]}" if rest else f"exposure: {first}"
+    assert m.refusal(symbol, side, qty, price, "intraday") == expected

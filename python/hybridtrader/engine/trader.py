@@ -1002,9 +1002,9 @@ class _StrategyContext:
             t._skip("not in the universe")
             return 0.0
         t.mark_exposure()
-        ok, why = t.exposure.check_order(symbol, side, 1.0, price, s.book)
-        if not ok:  # refused whatever the size: no sizing or calendar work
-            t._skip_exposure(why)
+        refused = t.exposure.refusal(symbol, side, 1.0, price, s.book)  # counted as `_skip_exposure` counts
+        if refused is not None:  # refused whatever the size: no sizing or calendar work
+            t._skip(refused)
             return 0.0
         blocked, why = entry_blocked(
             self.now_ns, symbol, config=t.config.execution, earnings_blackout=self._blackout

@@ -112,11 +112,12 @@ class ExposureManager(ExposureCore):
     """Exposure caps per book, trading state and circuit breaker, built from the `risk` config section.
 
     Hot path (Rust, O(1), thread-safe): `check_order(symbol, side, qty, price, book="intraday") ->
-    (allowed, reason)`, `max_allowed_qty(symbol, side, qty, price, book)` (the largest whole quantity <= qty
-    that `check_order` allows, by a binary search: exact for an order that opens or adds to a position),
-    `update_position(book, symbol, qty, price)` (absolute signed qty), `apply_fill(book, symbol, side,
-    qty, price)`, `mark_price(symbol, price)`, `mark_ids(ids, prices)` (by the ids of
-    `symbol_ids(symbols)`), `set_equity(equity)`.
+    (allowed, reason)`, `refusal(...)` (the same check as the engine counts a refusal: None, or
+    "exposure: " and the reason's first two words), `max_allowed_qty(symbol, side, qty, price, book)` (the
+    largest whole quantity <= qty that `check_order` allows, by a binary search: exact for an order that
+    opens or adds to a position), `update_position(book, symbol, qty, price)` (absolute signed qty),
+    `apply_fill(book, symbol, side, qty, price)`, `mark_price(symbol, price)`, `mark_ids(ids, prices)` (by
+    the ids of `symbol_ids(symbols)`), `set_equity(equity)`.
     Reference data: `set_sector`, `set_sectors`, `set_shortable`. Introspection: `position`, `positions`,
     `metrics`, `sector_exposure`, `state`, `state_reason`, `state_since_ns`.
 

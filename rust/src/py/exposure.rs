@@ -224,6 +224,28 @@ impl ExposureCore {
         }
     }
 
+    /// `check_order` as the engine counts a refusal: None when allowed, else "exposure: " and the reason's
+    /// first two words ("exposure: gross exposure"), without building the message when those are fixed.
+    #[pyo3(signature = (symbol, side, qty, price, book="intraday"))]
+    fn refusal(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        side: &str,
+        qty: f64,
+        price: f64,
+        book: &str,
+    ) -> PyResult<Option<Py<PyString>>> {
+        let side = parse_side(side)?;
+        let core = self.lock();
+        let v = core
+            .check_order(symbol, side, qty, price, book)
+            .map_err(value_error)?;
+        Ok(core
+            .reason_head(&v, symbol, book)
+            .map(|head| PyString::intern(py, &format!("exposure: {head}")).unbind()))
+    }
+
     /// Dictionary-encode a column of strings (list of str, or a numpy unicode array viewed as a 2-D uint32
     /// array): `(distinct values, uint32 codes)`.
     fn encode_symbols<'py>(
