@@ -695,21 +695,19 @@ def _manager(held: list[tuple[str, float, float]]) -> ExposureManager:
     return m
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    held=st.lists(
-        st.tuples(
-            st.sampled_from(["A", "B", "C", "D"]),
-            st.integers(-200, 200).map(float),
-            st.floats(5.0, 200.0).map(lambda p: round(p, 2)),
-        ),
-        max_size=4,
-    ),
-    symbol=st.sampled_from(["A", "B", "E"]),
-    side=st.sampled_from(["buy", "sell"]),
-    qty=st.integers(-5, 400),
-    price=st.floats(5.0, 200.0).map(lambda p: round(p, 2)),
+_PRICES = st.floats(5.0, 300.0).map(lambda p: round(p, 2))
+_HELD = st.lists(  # positions of the intraday book before the order: (symbol, signed qty, price)
+    st.tuples(st.sampled_from(["A", "B", "C", "D"]), st.integers(-300, 300).map(float), _PRICES), max_size=4
 )
+_ORDER = {  # the order's symbol (E is held by no one), side and price
+    "symbol": st.sampled_from(["A", "B", "E"]),
+    "side": st.sampled_from(["buy", "sell"]),
+    "price": _PRICES,
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(held=_HELD, qty=st.integers(-5, 400), **_ORDER)
 def test_max_allowed_qty_is_the_largest_quantity_check_order_allows(
     held: list[tuple[str, float, float]], symbol: str, side: str, qty: int, price: float
 ) -> None:
@@ -746,19 +744,10 @@ def test_mark_ids_is_mark_price_per_pair_and_an_error_changes_nothing() -> None:
 
 @settings(max_examples=80, deadline=None)
 @given(
-    held=st.lists(
-        st.tuples(
-            st.sampled_from(["A", "B", "C", "D"]),
-            st.integers(-300, 300).map(float),
-            st.floats(5.0, 300.0).map(lambda p: round(p, 2)),
-        ),
-        max_size=4,
-    ),
-    symbol=st.sampled_from(["A", "B", "E"]),
-    side=st.sampled_from(["buy", "sell"]),
+    held=_HELD,
     qty=st.integers(1, 500).map(float),
-    price=st.floats(5.0, 300.0).map(lambda p: round(p, 2)),
     state=st.sampled_from(["ACTIVE", "REDUCING", "HALTED"]),
+    **_ORDER,
 )
 def test_refusal_is_check_orders_reason_counted_by_its_first_two_words(
     held: list[tuple[str, float, float]], symbol: str, side: str, qty: float, price: float, state: str

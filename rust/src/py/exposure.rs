@@ -11,6 +11,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use crate::common::FastMap;
 use crate::exposure::{
     BookCaps, BreakerConfig, Code, ExposureManager as Core, InputError, Orders, TradingState,
+    Verdict,
 };
 use crate::py::parse_side;
 
@@ -142,6 +143,24 @@ impl ExposureCore {
         // The core never panics while holding the lock, so a poisoned lock still holds a valid state.
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// One order's verdict, with the lock still held for its reason.
+    #[inline]
+    fn verdict(
+        &self,
+        symbol: &str,
+        side: &str,
+        qty: f64,
+        price: f64,
+        book: &str,
+    ) -> PyResult<(MutexGuard<'_, Core>, Verdict)> {
+        let side = parse_side(side)?;
+        let core = self.lock();
+        let v = core
+            .check_order(symbol, side, qty, price, book)
+            .map_err(value_error)?;
+        Ok((core, v))
+    }
 }
 
 #[pymethods]
@@ -211,11 +230,7 @@ impl ExposureCore {
         price: f64,
         book: &str,
     ) -> PyResult<(bool, Py<PyString>)> {
-        let side = parse_side(side)?;
-        let core = self.lock();
-        let v = core
-            .check_order(symbol, side, qty, price, book)
-            .map_err(value_error)?;
+        let (core, v) = self.verdict(symbol, side, qty, price, book)?;
         if v.allowed() {
             Ok((true, self.ok.clone_ref(py)))
         } else {
@@ -236,11 +251,7 @@ impl ExposureCore {
         price: f64,
         book: &str,
     ) -> PyResult<Option<Py<PyString>>> {
-        let side = parse_side(side)?;
-        let core = self.lock();
-        let v = core
-            .check_order(symbol, side, qty, price, book)
-            .map_err(value_error)?;
+        let (core, v) = self.verdict(symbol, side, qty, price, book)?;
         Ok(core
             .reason_head(&v, symbol, book)
             .map(|head| PyString::intern(py, &format!("exposure: {head}")).unbind()))
