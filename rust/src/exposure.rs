@@ -831,19 +831,47 @@ impl ExposureManager {
         Ok(())
     }
 
+    /// `mark_prices` by symbol id (`symbol_id`'s, `UNKNOWN_SYMBOL` marks nothing): a loop that marks the
+    /// same symbols at every step looks their ids up once. Every pair is checked first.
+    pub fn mark_ids(&mut self, ids: &[u32], prices: &[f64]) -> Result<(), InputError> {
+        if ids.len() != prices.len() {
+            return err(format!(
+                "mark_ids: {} ids but {} prices",
+                ids.len(),
+                prices.len()
+            ));
+        }
+        for (&id, &p) in ids.iter().zip(prices) {
+            if id != UNKNOWN_SYMBOL && id as usize >= self.symbol_sector.len() {
+                return err(format!("mark_ids: unknown symbol id {id}"));
+            }
+            self.check_mark_id(id, p)
+                .map_err(|e| InputError(format!("symbol {}: {}", self.symbol_name(id), e.0)))?;
+        }
+        for (&id, &price) in ids.iter().zip(prices) {
+            self.mark_id(id, price);
+        }
+        Ok(())
+    }
+
     /// The id of `symbol` (UNKNOWN_SYMBOL: nothing to mark) when `price` is a valid mark for every book's
     /// position in it.
     fn check_mark(&self, symbol: &str, price: f64) -> Result<u32, InputError> {
+        let id = self.symbol_id(symbol);
+        self.check_mark_id(id, price)?;
+        Ok(id)
+    }
+
+    fn check_mark_id(&self, id: u32, price: f64) -> Result<(), InputError> {
         if !(price.is_finite() && price > 0.0) {
             return err(format!("price must be finite and > 0, got {price}"));
         }
-        let id = self.symbol_id(symbol);
         if id != UNKNOWN_SYMBOL {
             for b in &self.books {
                 check_qty_price(b.qty_of(id), price, false)?;
             }
         }
-        Ok(id)
+        Ok(())
     }
 
     fn mark_id(&mut self, id: u32, price: f64) {
@@ -976,6 +1004,39 @@ impl ExposureManager {
         check_symbol(symbol)?;
         check_qty_price(qty, price, true)?;
         Ok(self.check_id(b, self.symbol_id(symbol), side, qty, price))
+    }
+
+    /// The largest whole quantity <= `qty` that `check_order` allows (0 when none; `qty` <= 0 gives 0),
+    /// by a binary search: exact for an order that opens or adds to a position, whose allowed quantities
+    /// form a prefix 0..q (a reducing order priced far from the mark may be refused below a threshold).
+    pub fn max_allowed_qty(
+        &self,
+        symbol: &str,
+        side: Side,
+        qty: i64,
+        price: f64,
+        book: &str,
+    ) -> Result<i64, InputError> {
+        if qty <= 0
+            || self
+                .check_order(symbol, side, qty as f64, price, book)?
+                .allowed()
+        {
+            return Ok(qty.max(0));
+        }
+        let (mut lo, mut hi) = (0i64, qty);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if self
+                .check_order(symbol, side, mid as f64, price, book)?
+                .allowed()
+            {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
     }
 
     /// Check many orders of one book. Each order is checked independently against the current state
@@ -1142,6 +1203,32 @@ impl ExposureManager {
             shortable: true,
         };
         Ok(evaluate(self.state, equity, &book, &im))
+    }
+
+    /// The first two words of `reason` (what the engine counts a refusal under), without formatting the
+    /// message when they are fixed words of it; `None` for an allowed verdict.
+    pub fn reason_head(&self, v: &Verdict, symbol: &str, book: &str) -> Option<String> {
+        let fixed = match v.code {
+            Code::Ok => return None,
+            Code::Halted => "halted: only",
+            Code::Reducing => "reducing: only",
+            Code::OrderNotional => "order notional",
+            Code::OpenPositions => "open positions",
+            Code::Gross => "gross exposure",
+            Code::Net => "net exposure",
+            // words of the message that name a symbol, a sector or a value
+            Code::Equity | Code::NotShortable | Code::Symbol | Code::Sector => "",
+        };
+        if !fixed.is_empty() {
+            return Some(fixed.to_string());
+        }
+        let reason = self.reason(v, symbol, book);
+        let mut words = reason.splitn(3, ' ');
+        let first = words.next().unwrap_or("");
+        Some(match words.next() {
+            Some(second) => format!("{first} {second}"),
+            None => first.to_string(),
+        })
     }
 
     /// Human-readable reason for a verdict: short, stable, naming the cap and the numbers.
@@ -1362,6 +1449,94 @@ mod tests {
             ExposureManager::new(vec![("intraday".into(), caps())], breaker(), true).unwrap();
         m.set_equity(100_000.0).unwrap();
         m
+    }
+
+    #[test]
+    fn reason_head_is_the_reasons_first_two_words() {
+        let mut m = mgr();
+        m.set_sector("AAA", Some("Consumer Staples")).unwrap();
+        for code in Code::ALL {
+            let v = Verdict {
+                code,
+                value: 12.5,
+                cap: 10.0,
+                sector: m.symbol_sector[m.symbol_id("AAA") as usize],
+            };
+            let head = m.reason_head(&v, "AAA", "intraday");
+            if code == Code::Ok {
+                assert_eq!(head, None);
+                continue;
+            }
+            let reason = m.reason(&v, "AAA", "intraday");
+            let words: Vec<&str> = reason.splitn(3, ' ').take(2).collect();
+            assert_eq!(
+                head.as_deref(),
+                Some(words.join(" ").as_str()),
+                "{code:?}: {reason}"
+            );
+        }
+    }
+
+    #[test]
+    fn max_allowed_qty_is_the_largest_allowed() {
+        let mut m = mgr();
+        m.update_position("intraday", "AAA", 100.0, 100.0).unwrap();
+        // symbol cap 10% of 100k = 10k: 100 shares at 100 are held, so no more can be bought
+        assert_eq!(
+            m.max_allowed_qty("AAA", Side::Buy, 50, 100.0, "intraday")
+                .unwrap(),
+            0
+        );
+        // a new symbol: 10k / 100 = 100 shares at most
+        let q = m
+            .max_allowed_qty("BBB", Side::Buy, 500, 100.0, "intraday")
+            .unwrap();
+        assert_eq!(q, 100);
+        assert!(m
+            .check_order("BBB", Side::Buy, 100.0, 100.0, "intraday")
+            .unwrap()
+            .allowed());
+        assert!(!m
+            .check_order("BBB", Side::Buy, 101.0, 100.0, "intraday")
+            .unwrap()
+            .allowed());
+        assert_eq!(
+            m.max_allowed_qty("BBB", Side::Buy, 7, 100.0, "intraday")
+                .unwrap(),
+            7
+        );
+        assert_eq!(
+            m.max_allowed_qty("BBB", Side::Buy, -3, 100.0, "intraday")
+                .unwrap(),
+            0
+        );
+        assert!(m
+            .max_allowed_qty("BBB", Side::Buy, 5, f64::NAN, "intraday")
+            .is_err());
+    }
+
+    #[test]
+    fn mark_ids_marks_like_mark_prices() {
+        let mut a = mgr();
+        a.update_position("intraday", "AAA", 10.0, 100.0).unwrap();
+        a.update_position("intraday", "BBB", -5.0, 50.0).unwrap();
+        let mut b = a.clone();
+        a.mark_prices(&["AAA", "BBB", "ZZZ"], &[110.0, 40.0, 1.0])
+            .unwrap();
+        let ids = [b.symbol_id("AAA"), b.symbol_id("BBB"), b.symbol_id("ZZZ")];
+        assert_eq!(ids[2], UNKNOWN_SYMBOL);
+        b.mark_ids(&ids, &[110.0, 40.0, 1.0]).unwrap();
+        assert_eq!(
+            a.metrics("intraday").unwrap(),
+            b.metrics("intraday").unwrap()
+        );
+        assert_eq!(b.position("intraday", "AAA").unwrap(), (10.0, 110.0));
+        // a bad price changes nothing and names the symbol
+        let e = b.mark_ids(&ids[..2], &[120.0, f64::NAN]).unwrap_err();
+        assert!(e.0.contains("symbol BBB"), "{}", e.0);
+        assert_eq!(b.position("intraday", "AAA").unwrap(), (10.0, 110.0));
+        assert!(b.mark_ids(&[77], &[1.0]).is_err());
+        assert!(b.mark_ids(&ids, &[1.0]).is_err());
     }
 
     fn code(m: &ExposureManager, sym: &str, side: Side, qty: f64, price: f64) -> Code {

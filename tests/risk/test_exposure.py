@@ -11,6 +11,8 @@ import polars as pl
 import pytest
 from hybridtrader.config import ConfigError, config_from_dict
 from hybridtrader.risk.exposure_manager import REASON_CODES, ExposureManager
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 # Caps used by most tests: intraday gross 50, net 25, symbol 10, sector 20 (% of equity), order 20k, 3 open.
 SMALL = {
@@ -682,3 +684,79 @@ def test_set_positions_replaces_a_book(m: ExposureManager) -> None:
         m.set_positions("intraday", pl.DataFrame({"symbol": ["A", "A"], "qty": [1, 2], "price": [1.0, 1.0]}))
     with pytest.raises(ValueError, match="row 0 has nulls"):
         m.set_positions("intraday", pl.DataFrame({"symbol": ["A"], "qty": [None], "price": [1.0]}))
+
+
+# ---- max_allowed_qty against a linear scan of check_order; mark_ids against mark_price per pair
+def _manager(held: list[tuple[str, float, float]]) -> ExposureManager:
+    m = ExposureManager(SMALL)
+    m.set_equity(100_000.0)
+    for sym, qty, price in held:
+        m.update_position("intraday", sym, qty, price)
+    return m
+
+
+_PRICES = st.floats(5.0, 300.0).map(lambda p: round(p, 2))
+_HELD = st.lists(  # positions of the intraday book before the order: (symbol, signed qty, price)
+    st.tuples(st.sampled_from(["A", "B", "C", "D"]), st.integers(-300, 300).map(float), _PRICES), max_size=4
+)
+_ORDER = {  # the order's symbol (E is held by no one), side and price
+    "symbol": st.sampled_from(["A", "B", "E"]),
+    "side": st.sampled_from(["buy", "sell"]),
+    "price": _PRICES,
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(held=_HELD, qty=st.integers(-5, 400), **_ORDER)
+def test_max_allowed_qty_is_the_largest_quantity_check_order_allows(
+    held: list[tuple[str, float, float]], symbol: str, side: str, qty: int, price: float
+) -> None:
+    m = _manager(held)
+    # an order that opens or adds to a position (its allowed quantities form a prefix 0..q, what the
+    # search relies on); one that reduces may be refused below a threshold (the order revalues the position)
+    assume(m.position("intraday", symbol)[0] * (1 if side == "buy" else -1) >= 0)
+    allowed = [q for q in range(1, qty + 1) if m.check_order(symbol, side, float(q), price, "intraday")[0]]
+    assert m.max_allowed_qty(symbol, side, qty, price, "intraday") == max(allowed, default=0)
+
+
+def test_max_allowed_qty_rejects_a_bad_price() -> None:
+    with pytest.raises(ValueError, match="price"):
+        _manager([]).max_allowed_qty("A", "buy", 10, float("nan"), "intraday")
+
+
+def test_mark_ids_is_mark_price_per_pair_and_an_error_changes_nothing() -> None:
+    held = [("A", 10.0, 100.0), ("B", -5.0, 20.0)]
+    one, ids = _manager(held), _manager(held)
+    pairs = [("A", 101.0), ("unknown", 3.0), ("B", 21.5), ("A", 102.0)]
+    for sym, price in pairs:
+        one.mark_price(sym, price)
+    codes = ids.symbol_ids([s for s, _ in pairs])
+    assert codes.dtype == np.uint32 and codes[1] == np.iinfo(np.uint32).max  # unknown: nothing to mark
+    ids.mark_ids(codes, np.array([p for _, p in pairs]))
+    assert ids.metrics("intraday") == one.metrics("intraday")
+    assert ids.positions("intraday") == one.positions("intraday")
+    with pytest.raises(ValueError, match="symbol B: price must be finite"):
+        ids.mark_ids(ids.symbol_ids(["A", "B"]), np.array([50.0, float("nan")]))
+    assert ids.position("intraday", "A") == (10.0, 102.0)  # A not re-marked either
+    with pytest.raises(ValueError, match="2 ids but 1 prices"):
+        ids.mark_ids(ids.symbol_ids(["A", "B"]), np.array([50.0]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    held=_HELD,
+    qty=st.integers(1, 500).map(float),
+    state=st.sampled_from(["ACTIVE", "REDUCING", "HALTED"]),
+    **_ORDER,
+)
+def test_refusal_is_check_orders_reason_counted_by_its_first_two_words(
+    held: list[tuple[str, float, float]], symbol: str, side: str, qty: float, price: float, state: str
+) -> None:
+    m = _manager(held)
+    m.set_sector("A", "Consumer Staples")  # a sector name of two words
+    m.set_shortable("E", False)
+    m.set_state(state, "test")
+    ok, why = m.check_order(symbol, side, qty, price, "intraday")
+    first, _, rest = why.partition(" ")  # the engine's count of an exposure refusal (Trader._skip_exposure)
+    expected = None if ok else f"exposure: {first} {rest.partition(' ')[0]}" if rest else f"exposure: {first}"
+    assert m.refusal(symbol, side, qty, price, "intraday") == expected

@@ -282,7 +282,7 @@ class Trader:
         self._pos = np.zeros(0)
         self._marked_i = self._marked_ns = -1  # the bar time the exposure marks are of
         # the held symbols of this batch and their columns in its close grid, as of ledger.held_changes
-        self._held: tuple[int, list[str], np.ndarray] | None = None
+        self._held: tuple[int, np.ndarray, np.ndarray] | None = None
         # `apply_early`: the orders whose pending exposure its updates moved, by (book, symbol), to be
         # priced at the next bar time's closes (None: none)
         self._repricing: dict[tuple[str, str], Order] | None = None
@@ -876,9 +876,11 @@ class Trader:
         if self._held is None or self._held[0] != self.ledger.held_changes:
             index = self._sess.index
             names = [sym for sym in self.ledger.net if sym in index]
-            self._held = (self.ledger.held_changes, names, np.array([index[s] for s in names], dtype=np.intp))
-        _, names, columns = self._held
-        self.exposure.mark_prices(names, self._sess.closes[self._i, columns])  # one call, not one per symbol
+            # the core's ids: a held symbol had an order, so the core knows it (ids never change)
+            ids = self.exposure.symbol_ids(names)
+            self._held = (self.ledger.held_changes, ids, np.array([index[s] for s in names], dtype=np.intp))
+        _, ids, columns = self._held
+        self.exposure.mark_ids(ids, self._sess.closes[self._i].take(columns))  # one call, no string lookups
 
     def _book_of(self, name: str) -> str:
         return self._by_name[name].book
@@ -1014,9 +1016,9 @@ class _StrategyContext:
             t._skip("not in the universe")
             return 0.0
         t.mark_exposure()
-        ok, why = t.exposure.check_order(symbol, side, 1.0, price, s.book)
-        if not ok:  # refused whatever the size: no sizing or calendar work
-            t._skip_exposure(why)
+        refused = t.exposure.refusal(symbol, side, 1.0, price, s.book)  # counted as `_skip_exposure` counts
+        if refused is not None:  # refused whatever the size: no sizing or calendar work
+            t._skip(refused)
             return 0.0
         blocked, why = entry_blocked(
             self.now_ns, symbol, config=t.config.execution, earnings_blackout=self._blackout

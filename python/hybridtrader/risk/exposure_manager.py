@@ -2,10 +2,10 @@
 
 The caps, the running sums and the state machine live in Rust (`hybridtrader._core.ExposureCore`, see
 `rust/src/exposure.rs` for the exact rules); `ExposureManager` subclasses it, so the hot-path methods
-(`check_order`, `update_position`, `apply_fill`, `mark_price`, `set_equity`) are the Rust methods themselves
-with no Python frame in between. This module adds construction from the config, the seed's stateless
-`check_exposure_limits`, the calendar-aware `should_flatten_intraday` / `should_emergency_flatten`, and the
-column-oriented `check_orders`.
+(`check_order`, `max_allowed_qty`, `update_position`, `apply_fill`, `mark_price`, `mark_ids`, `set_equity`)
+are the Rust methods themselves with no Python frame in between. This module adds construction from the
+config, the seed's stateless `check_exposure_limits`, the calendar-aware `should_flatten_intraday` /
+`should_emergency_flatten`, and the column-oriented `check_orders`.
 
 Units: quantities in shares (signed for positions: negative is short), prices and notionals in account
 currency, caps in percent of account equity. Books default to `intraday` and `swing`
@@ -112,8 +112,12 @@ class ExposureManager(ExposureCore):
     """Exposure caps per book, trading state and circuit breaker, built from the `risk` config section.
 
     Hot path (Rust, O(1), thread-safe): `check_order(symbol, side, qty, price, book="intraday") ->
-    (allowed, reason)`, `update_position(book, symbol, qty, price)` (absolute signed qty),
-    `apply_fill(book, symbol, side, qty, price)`, `mark_price(symbol, price)`, `set_equity(equity)`.
+    (allowed, reason)`, `refusal(...)` (the same check as the engine counts a refusal: None, or
+    "exposure: " and the reason's first two words), `max_allowed_qty(symbol, side, qty, price, book)` (the
+    largest whole quantity <= qty that `check_order` allows, by a binary search: exact for an order that
+    opens or adds to a position), `update_position(book, symbol, qty, price)` (absolute signed qty),
+    `apply_fill(book, symbol, side, qty, price)`, `mark_price(symbol, price)`, `mark_ids(ids, prices)` (by
+    the ids of `symbol_ids(symbols)`), `set_equity(equity)`.
     Reference data: `set_sector`, `set_sectors`, `set_shortable`. Introspection: `position`, `positions`,
     `metrics`, `sector_exposure`, `state`, `state_reason`, `state_since_ns`.
 
@@ -206,20 +210,6 @@ class ExposureManager(ExposureCore):
         if current is None or (is_session(day) and current != day.toordinal()):
             self.start_session_day(day.toordinal(), float(equity), utc_ns(ts))
         return self.update_breaker(float(equity), utc_ns(ts))
-
-    def max_allowed_qty(self, symbol: str, side: str, qty: int, price: float, book: str = "intraday") -> int:
-        """The largest whole quantity <= qty that `check_order` allows (binary search: the allowed
-        quantities of one order form a prefix 0..q)."""
-        if qty <= 0 or self.check_order(symbol, side, float(qty), price, book)[0]:
-            return max(qty, 0)
-        lo, hi = 0, qty
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if self.check_order(symbol, side, float(mid), price, book)[0]:
-                lo = mid
-            else:
-                hi = mid
-        return lo
 
     def update_equity(self, equity: float, ts_ns: int) -> bool:
         """The circuit breaker's step within the current session (no calendar work, for a loop that marks

@@ -85,8 +85,12 @@ def session_features_ahead(
     starts = np.r_[0, np.cumsum(length)[:-1]]
     sorted_pos = np.repeat(lo - starts, length) + np.arange(length.sum())
     rows = order[sorted_pos]  # row in the concatenated parts, window by window
-    key = pl.Series("symbol", np.repeat(np.arange(len(length), dtype=np.uint32), length))
-    frame = pl.concat(parts, rechunk=False)[rows].with_columns(key)
+    # the window number stands for the symbol (ascending, so flagged sorted); the strings are not gathered,
+    # and the gather reads one chunk (about half the cost of gathering across the parts' chunks)
+    key = pl.Series("symbol", np.repeat(np.arange(len(length), dtype=np.uint32), length)).set_sorted()
+    whole = pl.concat(parts)
+    frame = whole.drop("symbol")[rows]
+    frame.insert_column(whole.get_column_index("symbol"), key)
     feats = compute_features(frame, list(dict.fromkeys(names)))
     full = feats.hstack(frame.select("close", *(e.alias(k) for k, e in extra.items())))
     # the session rows of each window, back to their batch's order

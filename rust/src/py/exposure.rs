@@ -11,6 +11,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use crate::common::FastMap;
 use crate::exposure::{
     BookCaps, BreakerConfig, Code, ExposureManager as Core, InputError, Orders, TradingState,
+    Verdict,
 };
 use crate::py::parse_side;
 
@@ -142,6 +143,24 @@ impl ExposureCore {
         // The core never panics while holding the lock, so a poisoned lock still holds a valid state.
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// One order's verdict, with the lock still held for its reason.
+    #[inline]
+    fn verdict(
+        &self,
+        symbol: &str,
+        side: &str,
+        qty: f64,
+        price: f64,
+        book: &str,
+    ) -> PyResult<(MutexGuard<'_, Core>, Verdict)> {
+        let side = parse_side(side)?;
+        let core = self.lock();
+        let v = core
+            .check_order(symbol, side, qty, price, book)
+            .map_err(value_error)?;
+        Ok((core, v))
+    }
 }
 
 #[pymethods]
@@ -211,17 +230,31 @@ impl ExposureCore {
         price: f64,
         book: &str,
     ) -> PyResult<(bool, Py<PyString>)> {
-        let side = parse_side(side)?;
-        let core = self.lock();
-        let v = core
-            .check_order(symbol, side, qty, price, book)
-            .map_err(value_error)?;
+        let (core, v) = self.verdict(symbol, side, qty, price, book)?;
         if v.allowed() {
             Ok((true, self.ok.clone_ref(py)))
         } else {
             let reason = core.reason(&v, symbol, book);
             Ok((false, PyString::new(py, &reason).unbind()))
         }
+    }
+
+    /// `check_order` as the engine counts a refusal: None when allowed, else "exposure: " and the reason's
+    /// first two words ("exposure: gross exposure"), without building the message when those are fixed.
+    #[pyo3(signature = (symbol, side, qty, price, book="intraday"))]
+    fn refusal(
+        &self,
+        py: Python<'_>,
+        symbol: &str,
+        side: &str,
+        qty: f64,
+        price: f64,
+        book: &str,
+    ) -> PyResult<Option<Py<PyString>>> {
+        let (core, v) = self.verdict(symbol, side, qty, price, book)?;
+        Ok(core
+            .reason_head(&v, symbol, book)
+            .map(|head| PyString::intern(py, &format!("exposure: {head}")).unbind()))
     }
 
     /// Dictionary-encode a column of strings (list of str, or a numpy unicode array viewed as a 2-D uint32
@@ -325,6 +358,44 @@ impl ExposureCore {
     ) -> PyResult<()> {
         self.lock()
             .mark_prices(&symbols, prices.as_slice()?)
+            .map_err(value_error)
+    }
+
+    /// Each symbol's id in the core (`u32::MAX` for a symbol it has never seen), for `mark_ids`.
+    fn symbol_ids<'py>(
+        &self,
+        py: Python<'py>,
+        symbols: Vec<PyBackedStr>,
+    ) -> Bound<'py, PyArray1<u32>> {
+        let core = self.lock();
+        PyArray1::from_vec(py, symbols.iter().map(|s| core.symbol_id(s)).collect())
+    }
+
+    /// `mark_prices` by the ids `symbol_ids` gave; every pair is checked first.
+    fn mark_ids(
+        &self,
+        ids: PyReadonlyArray1<'_, u32>,
+        prices: PyReadonlyArray1<'_, f64>,
+    ) -> PyResult<()> {
+        self.lock()
+            .mark_ids(ids.as_slice()?, prices.as_slice()?)
+            .map_err(value_error)
+    }
+
+    /// The largest whole quantity <= qty that `check_order` allows, by a binary search over its checks
+    /// (exact for an order that opens or adds to a position: its allowed quantities form a prefix).
+    #[pyo3(signature = (symbol, side, qty, price, book="intraday"))]
+    fn max_allowed_qty(
+        &self,
+        symbol: &str,
+        side: &str,
+        qty: i64,
+        price: f64,
+        book: &str,
+    ) -> PyResult<i64> {
+        let side = parse_side(side)?;
+        self.lock()
+            .max_allowed_qty(symbol, side, qty, price, book)
             .map_err(value_error)
     }
 
