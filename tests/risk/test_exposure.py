@@ -757,6 +757,6 @@ def test_refusal_is_check_orders_reason_counted_by_its_first_two_words(
     m.set_shortable("E", False)
     m.set_state(state, "test")
     ok, why = m.check_order(symbol, side, qty, price, "intraday")
-    first, _, rest = why.partition(" ")  # the engine's count of an exposure refusal (Trader._skip_exposure)
+    first, _, rest = why.partition(" ")  # the count key, restated here as the reference
     expected = None if ok else f"exposure: {first} {rest.partition(' ')[0]}" if rest else f"exposure: {first}"
     assert m.refusal(symbol, side, qty, price, "intraday") == expected

@@ -617,9 +617,9 @@ class Trader:
                 self._skip("not in the universe")
                 return None
             self.mark_exposure()
-            ok, why = self.exposure.check_order(request.symbol, request.side, request.qty, ref, strategy.book)
-            if not ok:
-                self._skip_exposure(why)
+            refused = self.exposure.refusal(request.symbol, request.side, request.qty, ref, strategy.book)
+            if refused is not None:  # counted by its cap: "exposure: " and the reason's first two words
+                self._skip(refused)
                 return None
             if self.allocator is not None and request.qty > self.allocation_room(
                 strategy, request.symbol, request.sign, ref
@@ -896,12 +896,6 @@ class Trader:
         """Count an intent not sent, by kind of reason."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
-    def _skip_exposure(self, why: str) -> None:
-        """An exposure refusal counted by its cap: the message's first two words ("gross exposure 51% >
-        cap 50% ..." counts as "exposure: gross exposure")."""
-        first, _, rest = why.partition(" ")
-        self._skip(f"exposure: {first} {rest.partition(' ')[0]}" if rest else f"exposure: {first}")
-
     def _send_rank(self, cid: str) -> None:
         self.sent[cid] = self._n_sent
         self._n_sent += 1
@@ -1016,7 +1010,7 @@ class _StrategyContext:
             t._skip("not in the universe")
             return 0.0
         t.mark_exposure()
-        refused = t.exposure.refusal(symbol, side, 1.0, price, s.book)  # counted as `_skip_exposure` counts
+        refused = t.exposure.refusal(symbol, side, 1.0, price, s.book)  # counted as `submit` counts it
         if refused is not None:  # refused whatever the size: no sizing or calendar work
             t._skip(refused)
             return 0.0
