@@ -20,7 +20,7 @@ import polars as pl
 
 from hybridtrader.data.atomic import write_atomic
 from hybridtrader.errors import DataError
-from hybridtrader.ml.features import BAR_COLUMNS, check_bars, compute_features, feature_hash
+from hybridtrader.ml.features import BAR_COLUMNS, SortedBars, check_bars, compute_features, feature_hash
 
 FORMAT_VERSION = "1"
 
@@ -63,10 +63,13 @@ class FeatureStore:
     def path_for(self, names: Sequence[str], bars: pl.DataFrame) -> Path:
         return self.root / feature_hash(names) / f"{data_hash(bars)}.parquet"
 
-    def get(self, bars: pl.DataFrame, names: Sequence[str], dhash: str | None = None) -> pl.DataFrame:
+    def get(
+        self, bars: pl.DataFrame | SortedBars, names: Sequence[str], dhash: str | None = None
+    ) -> pl.DataFrame:
         """Features `names` of `bars`; `dhash` is `data_hash(bars)` when the caller already has it."""
         self.flush()
-        fhash, dhash = feature_hash(names), dhash or data_hash(bars)
+        fhash = feature_hash(names)
+        dhash = dhash or data_hash(bars.bars if isinstance(bars, SortedBars) else bars)
         path = self.root / fhash / f"{dhash}.parquet"
         if not path.exists():
             self.misses += 1
