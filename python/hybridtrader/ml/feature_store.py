@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from hybridtrader.data.atomic import write_atomic
@@ -33,7 +34,8 @@ def data_hash(bars: pl.DataFrame) -> str:
     h = hashlib.sha256()
     h.update(f"{pl.__version__}|{frame.height}|{','.join(cols)}|".encode())
     for seed in (0, 1):  # two independent 64-bit row hashes make a collision negligible
-        h.update(frame.hash_rows(seed=seed).sort().to_numpy().tobytes())
+        # sorted by numpy: the same bytes as a Polars sort of the UInt64 hashes, at about 60% of its CPU
+        h.update(np.sort(frame.hash_rows(seed=seed).to_numpy()).tobytes())
     return h.hexdigest()[:16]
 
 
