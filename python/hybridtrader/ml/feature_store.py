@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from hybridtrader.data.atomic import write_atomic
 from hybridtrader.errors import DataError
-from hybridtrader.ml.features import BAR_COLUMNS, check_bars, compute_features, feature_hash
+from hybridtrader.ml.features import BAR_COLUMNS, SortedBars, check_bars, compute_features, feature_hash
 
 FORMAT_VERSION = "1"
 
@@ -33,7 +34,8 @@ def data_hash(bars: pl.DataFrame) -> str:
     h = hashlib.sha256()
     h.update(f"{pl.__version__}|{frame.height}|{','.join(cols)}|".encode())
     for seed in (0, 1):  # two independent 64-bit row hashes make a collision negligible
-        h.update(frame.hash_rows(seed=seed).sort().to_numpy().tobytes())
+        # sorted by numpy: the same bytes as a Polars sort of the UInt64 hashes, at about 60% of its CPU
+        h.update(np.sort(frame.hash_rows(seed=seed).to_numpy()).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -63,10 +65,13 @@ class FeatureStore:
     def path_for(self, names: Sequence[str], bars: pl.DataFrame) -> Path:
         return self.root / feature_hash(names) / f"{data_hash(bars)}.parquet"
 
-    def get(self, bars: pl.DataFrame, names: Sequence[str], dhash: str | None = None) -> pl.DataFrame:
+    def get(
+        self, bars: pl.DataFrame | SortedBars, names: Sequence[str], dhash: str | None = None
+    ) -> pl.DataFrame:
         """Features `names` of `bars`; `dhash` is `data_hash(bars)` when the caller already has it."""
         self.flush()
-        fhash, dhash = feature_hash(names), dhash or data_hash(bars)
+        fhash = feature_hash(names)
+        dhash = dhash or data_hash(bars.bars if isinstance(bars, SortedBars) else bars)
         path = self.root / fhash / f"{dhash}.parquet"
         if not path.exists():
             self.misses += 1

@@ -332,19 +332,43 @@ def normalise_bars(bars: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
-def compute_features(bars: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
+@dataclass(frozen=True)
+class SortedBars:
+    """Normalised bars (`normalise_bars`) with each row's number within its symbol (`row_in_symbol`) and
+    its symbol's run number (`symbol_runs`): derived once and handed to every feature and label pass on
+    these bars. `bars` may gain columns (`with_bars`), never lose or reorder rows."""
+
+    bars: pl.DataFrame
+    row: pl.Series  # named ROW
+    group: pl.Series  # named GROUP, flagged sorted
+
+    @classmethod
+    def of(cls, bars: pl.DataFrame) -> SortedBars:
+        frame = normalise_bars(bars)
+        row, group = frame.select(row_in_symbol().alias(ROW), symbol_runs().alias(GROUP)).get_columns()
+        return cls(frame, row, group)
+
+    def with_bars(self, bars: pl.DataFrame) -> SortedBars:
+        """The same rows with other columns (e.g. a P&L price added)."""
+        if bars.height != self.bars.height:
+            raise DataError(f"bars: {bars.height} rows given for {self.bars.height} sorted bars")
+        return SortedBars(bars, self.row, self.group)
+
+
+def compute_features(bars: pl.DataFrame | SortedBars, names: Sequence[str]) -> pl.DataFrame:
     """Features for every bar: columns symbol, ts and one per name, sorted by (symbol, ts)."""
     if not names:
         raise DataError("features: the feature list is empty")
     specs = [parse_feature(n) for n in names]
-    frame = normalise_bars(bars)
+    ready = bars if isinstance(bars, SortedBars) else SortedBars.of(bars)
+    frame = ready.bars
     has_quotes = "bid" in frame.columns and "ask" in frame.columns
     stages: Stages = {0: _base()}
     for spec in specs:
         for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
             for name, expr in exprs.items():
                 stages.setdefault(level, {})[name or spec.name] = expr
-    frame = frame.with_columns(row_in_symbol().alias(ROW), symbol_runs().alias(GROUP))
+    frame = frame.with_columns(ready.row, ready.group)
     for level in sorted(stages):
         exprs = [e.alias(n) for n, e in stages[level].items() if isinstance(e, pl.Expr)]
         frame = frame.with_columns(exprs)

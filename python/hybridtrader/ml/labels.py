@@ -40,13 +40,12 @@ from hybridtrader.market.timeconv import NS_PER_DAY
 from hybridtrader.ml.costs import CostModel
 from hybridtrader.ml.features import (
     GROUP,
+    ROW,
+    SortedBars,
     compute_features,
     log_return,
-    normalise_bars,
     out_of_order,
     per_symbol,
-    row_in_symbol,
-    symbol_runs,
 )
 
 NY = "America/New_York"
@@ -72,20 +71,23 @@ def session_of(ts: pl.Series, distinct: pl.Series | None = None) -> pl.Series:
 
 
 def _prepared(
-    bars: pl.DataFrame,
+    bars: pl.DataFrame | SortedBars,
     confine_to_session: bool,
     intraday: bool | None = None,
     sessions: pl.Series | None = None,
 ) -> pl.DataFrame:
-    """Bars sorted by (symbol, ts) with a `group` id (the trade may not leave its group) and the symbols'
-    run numbers (`features.GROUP`, the key of `features.per_symbol`). `intraday` (`is_intraday(bars)`) and
+    """Bars sorted by (symbol, ts) with a `group` id (the trade may not leave its group), each row's number
+    in its symbol (`features.ROW`) and the symbols' run numbers (`features.GROUP`, the key of
+    `features.per_symbol`). `intraday` (`is_intraday(bars)`) and
     `sessions` (`session_of(bars["ts"])`, row for row) when the caller holds them; `sessions` is used only
-    when `bars` are already normalised (then its rows are the frame's)."""
-    normal = normalise_bars(bars)
-    frame = normal.with_columns(symbol_runs().alias(GROUP))
+    when `bars` are already normalised (then its rows are the frame's): a `SortedBars` is, and brings the
+    run numbers with it."""
+    ready = bars if isinstance(bars, SortedBars) else SortedBars.of(bars)
+    normalised = isinstance(bars, SortedBars) or ready.bars is bars
+    frame = ready.bars.with_columns(ready.row, ready.group)
     keys = ["symbol"]
     if confine_to_session and (is_intraday(frame) if intraday is None else intraday):
-        same_rows = sessions is not None and normal is bars and sessions.len() == frame.height
+        same_rows = sessions is not None and normalised and sessions.len() == frame.height
         frame = frame.with_columns(_session=sessions if same_rows else session_of(frame["ts"]))
         keys.append("_session")
     changed = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys]).fill_null(True)
@@ -226,7 +228,7 @@ def _rule_values(frame: pl.DataFrame, name: str, features: pl.DataFrame | None) 
 
 
 def mean_reversion_labels(
-    bars: pl.DataFrame,
+    bars: pl.DataFrame | SortedBars,
     cfg: MeanReversionLabelConfig,
     costs: CostModel,
     pnl_price: str = "close",
@@ -252,7 +254,7 @@ def mean_reversion_labels(
 
 
 def triple_barrier_labels(
-    bars: pl.DataFrame,
+    bars: pl.DataFrame | SortedBars,
     cfg: TripleBarrierLabelConfig,
     costs: CostModel,
     pnl_price: str = "close",
@@ -264,7 +266,7 @@ def triple_barrier_labels(
     )
     strength = _rule_values(frame, rule_feature(cfg), features)
     vol = frame["_vol"].fill_null(0.0).to_numpy()
-    row = frame.select(row_in_symbol()).to_series().to_numpy()
+    row = frame[ROW].to_numpy()
     entry, sides = trend_entries(strength, row, cfg)
     events = _with_forward_room(frame, entry & (vol > 0.0))
     side = sides[events]

@@ -64,7 +64,7 @@ from hybridtrader.ml.evaluation import (
     session_of,
 )
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
-from hybridtrader.ml.features import feature_hash, normalise_bars
+from hybridtrader.ml.features import SortedBars, feature_hash
 from hybridtrader.ml.gates import GateResult, all_passed, evaluate_gates, model_gates, permutation_gate
 from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, rule_feature, triple_barrier_labels
 from hybridtrader.ml.models import (
@@ -152,13 +152,14 @@ class Prepared:
     intraday: bool
     times: np.ndarray  # sorted distinct bar times, int64 ns
     sessions: pl.Series  # each bar's session (New York date), row for row
+    sorted: SortedBars  # `bars` with their symbols' row and run numbers, for the label passes
 
 
 @dataclass(frozen=True)
 class InputBars:
     """An input frame's normalised bars and what every training on them reads from all their rows."""
 
-    bars: pl.DataFrame  # normalised: (symbol, ts) order, ts in ns UTC
+    sorted: SortedBars  # the normalised bars ((symbol, ts) order, ts in ns UTC), row and run numbers
     dhash: str
     intraday: bool
     times: np.ndarray  # sorted distinct bar times, int64 ns
@@ -169,12 +170,17 @@ class InputBars:
     def of(cls, frame: pl.DataFrame) -> InputBars:
         # One buffer per column (a frame concatenated per symbol has a chunk each): every stage reads these
         # columns, as numpy arrays without a copy.
-        bars = normalise_bars(frame).rechunk()
+        ready = SortedBars.of(frame.rechunk())
+        bars = ready.bars
         distinct = bars["ts"].unique().sort()  # ns since the epoch: the times, and the sessions' keys
         n_symbols = bars["symbol"].n_unique()
         sessions = session_of(bars["ts"], distinct)
         times = distinct.to_physical().to_numpy()
-        return cls(bars, data_hash(bars), is_intraday(bars), times, n_symbols, sessions)
+        return cls(ready, data_hash(bars), is_intraday(bars), times, n_symbols, sessions)
+
+    @property
+    def bars(self) -> pl.DataFrame:
+        return self.sorted.bars
 
 
 @dataclass(frozen=True)
@@ -360,7 +366,7 @@ class MLPipeline:
 
     def _labels(self, prep: Prepared) -> tuple[pl.DataFrame, int]:
         cfg = self._label_config(prep.strategy)
-        args = (prep.bars, cfg, prep.costs, prep.pnl_price, prep.shared)
+        args = (prep.sorted, cfg, prep.costs, prep.pnl_price, prep.shared)
         if isinstance(cfg, MeanReversionLabelConfig):
             return mean_reversion_labels(*args, prep.intraday, prep.sessions), cfg.horizon_bars
         return triple_barrier_labels(*args), cfg.horizon_bars
@@ -574,7 +580,7 @@ class MLPipeline:
         bars, dhash = given.bars, given.dhash
         report("features", 0, 1)
         # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
-        shared = self.feature_store.get(bars, self._shared_features(names), dhash)
+        shared = self.feature_store.get(given.sorted, self._shared_features(names), dhash)
         report("features", 1, 1)
         costs = self._cost_model_for(bars, dhash, given.sessions)
         n_symbols = given.n_symbols
@@ -586,7 +592,7 @@ class MLPipeline:
             bars = basket_relative(bars, pnl_price)
         return Prepared(
             strategy, names, bars, shared, dhash, costs, n_symbols, neutral, pnl_price, given.intraday,
-            given.times, given.sessions,
+            given.times, given.sessions, given.sorted.with_bars(bars),
         )  # fmt: skip
 
     # --------------------------------------------------------------------------- stage 2: label
