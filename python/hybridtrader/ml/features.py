@@ -363,11 +363,18 @@ def compute_features(bars: pl.DataFrame | SortedBars, names: Sequence[str]) -> p
     ready = bars if isinstance(bars, SortedBars) else SortedBars.of(bars)
     frame = ready.bars
     has_quotes = "bid" in frame.columns and "ask" in frame.columns
-    stages: Stages = {0: _base()}
+    stages: Stages = {}
     for spec in specs:
         for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
             for name, expr in exprs.items():
                 stages.setdefault(level, {})[name or spec.name] = expr
+    # of stage 0's per-bar inputs, only those a later stage reads (each is its own column: no other value
+    # depends on one left out)
+    read: set[str] = set()
+    for exprs in stages.values():
+        for e in exprs.values():
+            read.update([e.source] if isinstance(e, Smoother) else e.meta.root_names())
+    stages[0] = {**{n: e for n, e in _base().items() if n in read}, **stages.get(0, {})}
     frame = frame.with_columns(ready.row, ready.group)
     for level in sorted(stages):
         exprs = [e.alias(n) for n, e in stages[level].items() if isinstance(e, pl.Expr)]
