@@ -142,7 +142,7 @@ class Prepared:
 
     strategy: str
     names: list[str]
-    bars: pl.DataFrame
+    sorted: SortedBars  # the bars, with their symbols' row and run numbers for the label passes
     shared: pl.DataFrame  # every ML strategy's features on these bars
     dhash: str
     costs: CostModel
@@ -152,7 +152,10 @@ class Prepared:
     intraday: bool
     times: np.ndarray  # sorted distinct bar times, int64 ns
     sessions: pl.Series  # each bar's session (New York date), row for row
-    sorted: SortedBars  # `bars` with their symbols' row and run numbers, for the label passes
+
+    @property
+    def bars(self) -> pl.DataFrame:
+        return self.sorted.bars
 
 
 @dataclass(frozen=True)
@@ -591,8 +594,8 @@ class MLPipeline:
         if neutral:
             bars = basket_relative(bars, pnl_price)
         return Prepared(
-            strategy, names, bars, shared, dhash, costs, n_symbols, neutral, pnl_price, given.intraday,
-            given.times, given.sessions, given.sorted.with_bars(bars),
+            strategy, names, given.sorted.with_bars(bars), shared, dhash, costs, n_symbols, neutral,
+            pnl_price, given.intraday, given.times, given.sessions,
         )  # fmt: skip
 
     # --------------------------------------------------------------------------- stage 2: label
