@@ -248,6 +248,8 @@ class Trader:
         self.sent: dict[str, int] = {}  # their ids -> rank in the run's order of sending
         self._n_sent = 0
         self.open: dict[str, Order] = {}
+        # the same open orders by (strategy, symbol), each group in the order sent (`open_orders` reads it)
+        self._open_by: dict[tuple[str, str], dict[str, Order]] = {}
         self.fills: list[tuple[Any, ...]] = []  # FILL_SCHEMA rows not yet folded
         self.curve: list[tuple[int, float, float, float, float]] = []  # EQUITY_SCHEMA rows not yet folded
         # finished results (orders, fills, equity) as frames, added by `_fold` once per batch of `run`: in
@@ -634,7 +636,7 @@ class Trader:
         forecast = self.slippage.forecast_slippage(request.symbol, request.side, request.qty, ref, now)
         order = Order(cid, strategy.name, strategy.book, leg, request, now, ref, forecast, updated_ns=now)
         self.orders[cid] = order
-        self.open[cid] = order
+        self._opened(order)
         self._send_rank(cid)
         self._add_pending(order, request.sign * request.qty)
         self.broker.submit(cid, request, now)
@@ -677,7 +679,7 @@ class Trader:
             updated_ns=self.now_ns,
         )
         self.orders[new] = order
-        self.open[new] = order
+        self._opened(order)
         self._send_rank(new)
         self._add_pending(order, request.sign * request.qty)  # until the old order's "replaced" arrives
         self.broker.replace(cid, new, self.now_ns, **{k: v for k, v in changes.items() if v is not None})
@@ -725,9 +727,35 @@ class Trader:
         if change != 0.0:
             self._add_pending(order, sign * change)
         if order.status not in OPEN_STATES:
-            self.open.pop(order.client_order_id, None)
+            self._closed(order)
         if order.strategy in self._listening:
             self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
+
+    def _opened(self, order: Order) -> None:
+        """Record a sent order as open (in `open` and its (strategy, symbol) group)."""
+        cid = order.client_order_id
+        self.open[cid] = order
+        key = (order.strategy, order.request.symbol)
+        group = self._open_by.get(key)
+        if group is None:
+            self._open_by[key] = {cid: order}
+        else:
+            group[cid] = order
+
+    def _closed(self, order: Order) -> None:
+        """Forget an order that reached a terminal state (it is open no more)."""
+        cid = order.client_order_id
+        if self.open.pop(cid, None) is not None:
+            key = (order.strategy, order.request.symbol)
+            group = self._open_by[key]
+            del group[cid]
+            if not group:
+                del self._open_by[key]
+
+    def open_orders(self, strategy: str, symbol: str) -> list[Order]:
+        """`strategy`'s open orders in `symbol`, in the order sent."""
+        group = self._open_by.get((strategy, symbol))
+        return [] if group is None else list(group.values())
 
     def _add_pending(self, order: Order, delta: float) -> None:
         """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares."""
@@ -814,7 +842,7 @@ class Trader:
             self.ledger.marks.update(checkpoint["marks"])
         for order in orders:
             self.orders[order.client_order_id] = order
-            self.open[order.client_order_id] = order
+            self._opened(order)
             self._send_rank(order.client_order_id)
             self._add_pending(order, order.request.sign * order.request.qty)
         for u in updates[:seen]:
@@ -985,11 +1013,9 @@ class _StrategyContext:
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         name = self._s.name
-        return [
-            o
-            for o in self._t.open.values()
-            if o.strategy == name and (symbol is None or o.request.symbol == symbol)
-        ]
+        if symbol is not None:
+            return self._t.open_orders(name, symbol)
+        return [o for o in self._t.open.values() if o.strategy == name]
 
     def submit(self, request: OrderRequest, leg: str = "0") -> str | None:
         return self._t.submit(self._s, request, leg)
