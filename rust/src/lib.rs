@@ -7,6 +7,7 @@ pub mod exposure;
 pub mod fills;
 pub mod forest;
 pub mod labels;
+pub mod orders;
 pub mod ratelimit;
 pub mod slippage;
 pub mod smoothing;

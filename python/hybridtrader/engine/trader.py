@@ -38,17 +38,17 @@ from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from hybridtrader._core import order_columns
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
-from hybridtrader.engine.orders import OPEN_STATES, Order, OrderRequest, client_order_id
+from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
 from hybridtrader.engine.results import ResultRows
 from hybridtrader.engine.strategy import Strategy
@@ -540,7 +540,7 @@ class Trader:
                 filled[sym] = p.qty
         for o in self.open.values():
             if o.strategy == name:
-                key = (o.request.symbol, o.request.sign)
+                key = (o.symbol, o.sign)
                 side_open[key] = side_open.get(key, 0.0) + o.leaves_qty
         limit = self.weight[name] * self.equity * self.config.risk.gross_cap_pct(strategy.book) / 100.0
         others = 0.0
@@ -695,7 +695,7 @@ class Trader:
             if order.strategy in self._listening:
                 self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
             return
-        sign = order.request.sign
+        sign = order.sign
         if kind == "fill" or kind == "partial_fill":
             symbol, qty, price = u.symbol, u.qty, u.price
             realized = self.ledger.apply_fill(order.strategy, symbol, u.side, qty, price, u.fee)
@@ -726,7 +726,7 @@ class Trader:
             )
         if change != 0.0:
             self._add_pending(order, sign * change)
-        if order.status not in OPEN_STATES:
+        if not order.is_open:
             self._closed(order)
         if order.strategy in self._listening:
             self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
@@ -735,7 +735,7 @@ class Trader:
         """Record a sent order as open (in `open` and its (strategy, symbol) group)."""
         cid = order.client_order_id
         self.open[cid] = order
-        key = (order.strategy, order.request.symbol)
+        key = (order.strategy, order.symbol)
         group = self._open_by.get(key)
         if group is None:
             self._open_by[key] = {cid: order}
@@ -746,7 +746,7 @@ class Trader:
         """Forget an order that reached a terminal state (it is open no more)."""
         cid = order.client_order_id
         if self.open.pop(cid, None) is not None:
-            key = (order.strategy, order.request.symbol)
+            key = (order.strategy, order.symbol)
             group = self._open_by[key]
             del group[cid]
             if not group:
@@ -759,17 +759,15 @@ class Trader:
 
     def _add_pending(self, order: Order, delta: float) -> None:
         """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares."""
-        key = (order.book, order.request.symbol)
+        key = (order.book, order.symbol)
         if self._repricing is not None:
             self._repricing[key] = order
         pending = self._pending.get(key, 0.0) + delta
         self._pending[key] = pending
-        price = self.price(order.request.symbol)
+        price = self.price(order.symbol)
         if price != price:  # NaN
             price = order.decision_price
-        self.exposure.update_position(
-            order.book, order.request.symbol, self._filled.get(key, 0.0) + pending, price
-        )
+        self.exposure.update_position(order.book, order.symbol, self._filled.get(key, 0.0) + pending, price)
 
     def _send_due(self, now: int) -> None:
         due = [c for c in self.schedule if c[0] <= now]
@@ -939,43 +937,47 @@ class Trader:
         pass over the orders, no tuple per order; numbers as numpy columns)."""
         if not cids:
             return pl.DataFrame(schema=_RANKED_ORDER_SCHEMA)
-        orders = list(map(self.orders.__getitem__, cids))
-        requests = _column(orders, "request")
-
-        def numbers(objects: list[Any], attr: str, dtype: type = np.float64) -> np.ndarray:
-            return np.fromiter(map(attrgetter(attr), objects), dtype, len(objects))
-
-        filled, decision = numbers(orders, "filled_qty"), numbers(orders, "decision_price")
+        text, numbers, (decision_ns, updated_ns), signs = order_columns(
+            list(map(self.orders.__getitem__, cids))
+        )
+        qty, decision, forecast, filled, notional, fees = numbers
         traded = filled > 0
         with np.errstate(divide="ignore", invalid="ignore"):  # orders with no fill: null below
-            avg = numbers(orders, "notional") / filled
-            signs = np.where(np.array(_column(requests, "side"), dtype=object) == "buy", 1, -1)
+            avg = notional / filled
             bps = _realized_bps(signs, decision, avg)
         columns: dict[str, Any] = {
             "rank": np.fromiter(map(self.sent.__getitem__, cids), np.int64, len(cids)),
-            "client_order_id": cids,
-            "qty": numbers(requests, "qty"),
-            "decision_ts": numbers(orders, "decision_ns", np.int64),
+            **dict(zip(_ORDER_TEXT, text, strict=True)),
+            "qty": qty,
+            "decision_ts": decision_ns,
             "decision_price": decision,
-            "forecast_bps": numbers(orders, "forecast_bps"),
+            "forecast_bps": forecast,
             "filled_qty": filled,
             "avg_price": _null_unless(traded, avg),
-            "fees": numbers(orders, "fees"),
+            "fees": fees,
             "realized_bps": _null_unless(traded, bps),
-            "updated_ts": numbers(orders, "updated_ns", np.int64),
+            "updated_ts": updated_ns,
         }
-        for name in ("strategy", "book", "leg", "status", "reason"):
-            columns[name] = _column(orders, name)
-        for name in ("symbol", "side", "type", "time_in_force"):
-            columns[name] = _column(requests, name)
         for name in ("limit_price", "stop_price"):  # None when the order has none
-            columns[name] = pl.Series(name, _column(requests, name), dtype=pl.Float64)
+            columns[name] = pl.Series(name, columns[name], dtype=pl.Float64)
         return build_frame(_RANKED_ORDER_SCHEMA, columns)
 
 
-def _column(objects: list[Any], attr: str) -> list[Any]:
-    """Attribute `attr` of each object (one C-level pass)."""
-    return list(map(attrgetter(attr), objects))
+# the columns of `order_columns`' lists, in its order
+_ORDER_TEXT = (
+    "client_order_id",
+    "strategy",
+    "book",
+    "leg",
+    "status",
+    "reason",
+    "symbol",
+    "side",
+    "type",
+    "time_in_force",
+    "limit_price",
+    "stop_price",
+)
 
 
 def _null_unless(valid: np.ndarray, values: np.ndarray) -> pl.Series:
