@@ -30,6 +30,7 @@ __all__ = [
     "bar_order",
     "bar_view_runs",
     "barrier_exits",
+    "client_order_id",
     "lightgbm_probabilities",
     "order_columns",
     "reversion_exits",
@@ -320,6 +321,10 @@ class Order:
         """Move to the state `update` reports; StateError when the transition or the quantities are illegal
         (the order is left unchanged). Returns the change of `leaves_qty` (after - before)."""
     def __eq__(self, value: object, /) -> bool: ...
+
+def client_order_id(strategy: str, symbol: str, decision_ns: int, leg: str) -> str:
+    """The id "ht-" + blake2b-128 hex of f"{strategy}\\x1f{symbol}\\x1f{decision_ns}\\x1f{leg}" (UTF-8): the
+    same order intent gives the same id in every run and process."""
 
 def order_columns(
     orders: Sequence[Order],

@@ -1,6 +1,7 @@
 //! hybridtrader-core: the hot paths of hybridtrader as plain Rust, plus a thin PyO3 layer in `py/`.
 
 pub mod bars;
+pub mod blake2b;
 pub mod civil;
 pub mod common;
 pub mod exposure;

@@ -9,6 +9,20 @@
 //! Quantity invariant: 0 <= filled_qty <= qty, filled_qty never decreases, and an order is filled exactly
 //! when filled_qty == qty (within `QTY_EPS`).
 
+use crate::blake2b;
+
+/// The id of the order for (strategy, symbol, decision time, leg): the same fields give the same id in
+/// every run and process, so a restart that re-decides an intent re-uses the id and the broker refuses
+/// the duplicate instead of trading twice. "ht-" + the blake2b-128 hex of the fields joined by U+001F
+/// (35 characters).
+pub fn client_order_id(strategy: &str, symbol: &str, decision_ns: i64, leg: &str) -> String {
+    let key = format!("{strategy}\x1f{symbol}\x1f{decision_ns}\x1f{leg}");
+    format!(
+        "ht-{}",
+        blake2b::hex(&blake2b::digest::<16>(key.as_bytes()))
+    )
+}
+
 /// Tolerance of the quantity invariant (shares are whole in practice; sums of float fills may not be).
 pub const QTY_EPS: f64 = 1e-9;
 
@@ -248,6 +262,15 @@ mod tests {
             price,
             fee: 0.5,
         }
+    }
+
+    #[test]
+    fn client_order_ids_are_blake2b_of_the_fields() {
+        // hashlib.blake2b(b"s\x1fAAA\x1f-5\x1fentry", digest_size=16).hexdigest()
+        assert_eq!(
+            client_order_id("s", "AAA", -5, "entry"),
+            "ht-79f56f7c24ba49481a0cd6d4988d21c5"
+        );
     }
 
     #[test]

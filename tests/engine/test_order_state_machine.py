@@ -3,6 +3,7 @@ sequences (hypothesis), and the deterministic client order ids."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 
@@ -204,3 +205,20 @@ def test_order_columns_match_each_orders_fields() -> None:
     assert list(decision_ns) == [1, 2] and list(updated_ns) == [3, 4] and list(signs) == [1, -1]
     dtypes = [c.dtype.name for c in (*numbers, decision_ns, updated_ns, signs)]
     assert dtypes == ["float64"] * 6 + ["int64"] * 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=200),
+    st.text(min_size=1, max_size=12),
+    st.integers(-(2**63), 2**63 - 1),
+    st.text(max_size=40),
+)
+def test_client_order_ids_are_blake2b_of_the_four_fields(
+    strategy: str, symbol: str, ns: int, leg: str
+) -> None:
+    """Against hashlib: any text (multi-byte UTF-8, keys past one 128-byte block), any int64 time."""
+    key = f"{strategy}\x1f{symbol}\x1f{ns}\x1f{leg}".encode()
+    assert (
+        client_order_id(strategy, symbol, ns, leg) == "ht-" + hashlib.blake2b(key, digest_size=16).hexdigest()
+    )

@@ -1,5 +1,10 @@
 """Orders: the request a strategy makes, deterministic client order ids, and the order state machine.
 
+`client_order_id(strategy, symbol, decision_ns, leg)` (the Rust core's) is fixed by what the order is for:
+the same four fields give the same id (35 chars, "ht-" + blake2b-128 hex of the fields) in every run and
+process, so a restart that re-decides an intent re-uses the id and the broker refuses the duplicate instead
+of trading twice.
+
 `Order` (one order the engine sent, and what the broker has said about it since) is the Rust core's
 (rust/src/orders.rs): `Order.apply(update)` moves it along new -> accepted -> partially_filled -> filled, or
 to canceled, expired, replaced (any open state) or rejected (a new order); fills may come before the
@@ -11,24 +16,15 @@ filled_qty == qty.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
-from hybridtrader._core import Order
+from hybridtrader._core import Order, client_order_id
 from hybridtrader.errors import ConfigError
 
 ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
 TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
 MAX_CLIENT_ORDER_ID = 48  # Alpaca's limit
 __all__ = ["MAX_CLIENT_ORDER_ID", "ORDER_TYPES", "TIME_IN_FORCE", "Order", "OrderRequest", "client_order_id"]
-
-
-def client_order_id(strategy: str, symbol: str, decision_ns: int, leg: str) -> str:
-    """A short id (35 chars) fixed by what the order is for: the same (strategy, symbol, decision time, leg)
-    gives the same id in every run and process, so a restart that re-decides an intent re-uses the id and
-    the broker refuses the duplicate instead of trading twice. blake2b-128 of the four fields."""
-    key = f"{strategy}\x1f{symbol}\x1f{int(decision_ns)}\x1f{leg}".encode()
-    return "ht-" + hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

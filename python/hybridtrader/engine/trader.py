@@ -638,7 +638,7 @@ class Trader:
         self.orders[cid] = order
         self._opened(order)
         self._send_rank(cid)
-        self._add_pending(order, request.sign * request.qty)
+        self._add_pending(order, order.sign * request.qty, price)  # `price` is still this bar time's
         self.broker.submit(cid, request, now)
         return cid
 
@@ -757,14 +757,16 @@ class Trader:
         group = self._open_by.get((strategy, symbol))
         return [] if group is None else list(group.values())
 
-    def _add_pending(self, order: Order, delta: float) -> None:
-        """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares."""
+    def _add_pending(self, order: Order, delta: float, price: float | None = None) -> None:
+        """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares, valued at
+        `price` (None: `self.price` of the symbol; NaN: the order's decision price)."""
         key = (order.book, order.symbol)
         if self._repricing is not None:
             self._repricing[key] = order
         pending = self._pending.get(key, 0.0) + delta
         self._pending[key] = pending
-        price = self.price(order.symbol)
+        if price is None:
+            price = self.price(order.symbol)
         if price != price:  # NaN
             price = order.decision_price
         self.exposure.update_position(order.book, order.symbol, self._filled.get(key, 0.0) + pending, price)

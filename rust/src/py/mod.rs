@@ -24,6 +24,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     labels::register(m)?;
     m.add_class::<orders::PyOrder>()?;
     m.add_function(pyo3::wrap_pyfunction!(orders::order_columns, m)?)?;
+    m.add_function(pyo3::wrap_pyfunction!(orders::client_order_id, m)?)?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;
     slippage::register(m)?;
     smoothing::register(m)?;

@@ -361,3 +361,9 @@ pub fn order_columns<'py>(
     )
         .into_pyobject(py)
 }
+
+/// "ht-" + blake2b-128 hex of (strategy, symbol, decision_ns, leg): `crate::orders::client_order_id`.
+#[pyfunction]
+pub fn client_order_id(strategy: &str, symbol: &str, decision_ns: i64, leg: &str) -> String {
+    crate::orders::client_order_id(strategy, symbol, decision_ns, leg)
+}
