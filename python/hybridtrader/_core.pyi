@@ -19,7 +19,9 @@ __all__ = [
     "ExposureCore",
     "FillSimulatorCore",
     "FrameDecoder",
+    "LedgerCore",
     "Order",
+    "Position",
     "SlidingWindowLimiter",
     "SlippageModelCore",
     "__version__",
@@ -248,6 +250,51 @@ class FillSimulatorCore:
     def orders(self, open_only: bool = True) -> tuple[Any, ...]:
         """(slot, symbol, side, type, tif, qty, filled, limit, stop, status, avg_price, fees, submitted,
         expires) arrays and the ids; NaN for absent prices, expires -1 for gtc."""
+
+@final
+class Position:
+    """One strategy's position in one symbol (average cost; rules in rust/src/ledger.rs). Read-only: fills
+    change it through the ledger."""
+
+    @property
+    def qty(self) -> float: ...
+    @property
+    def avg_price(self) -> float: ...
+    @property
+    def realized(self) -> float: ...
+    @property
+    def fees(self) -> float: ...
+    @property
+    def bought(self) -> float:
+        """Notional bought, for turnover."""
+    @property
+    def sold(self) -> float: ...
+
+@disjoint_base
+class LedgerCore:
+    """Cash and positions from fills: `book` (strategy, symbol) -> Position, `net` symbol -> the account's
+    shares (nonzero only), `marks` symbol -> last price; `held_changes` counts the times a symbol entered
+    or left `net`. Use `hybridtrader.portfolio.ledger.Ledger` (a subclass with the reads)."""
+
+    def __new__(cls, cash: float) -> Self:
+        """DataError unless `cash` is a positive finite number."""
+    @property
+    def start_cash(self) -> float: ...
+    @property
+    def cash(self) -> float: ...
+    @property
+    def book(self) -> dict[tuple[str, str], Position]: ...
+    @property
+    def net(self) -> dict[str, float]: ...
+    @property
+    def marks(self) -> dict[str, float]: ...
+    @property
+    def held_changes(self) -> int: ...
+    def apply_fill(
+        self, strategy: str, symbol: str, side: str, qty: float, price: float, fee: float
+    ) -> float:
+        """Book one fill; the P&L it realised (before fees). DataError for a side other than "buy" or
+        "sell", qty <= 0, a price not positive and finite, or fee < 0."""
 
 @final
 class Order:

@@ -8,6 +8,7 @@ pub mod exposure;
 pub mod fills;
 pub mod forest;
 pub mod labels;
+pub mod ledger;
 pub mod orders;
 pub mod ratelimit;
 pub mod slippage;

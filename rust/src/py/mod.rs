@@ -9,6 +9,7 @@ mod exposure;
 mod fills;
 mod forest;
 mod labels;
+mod ledger;
 mod orders;
 mod ratelimit;
 mod slippage;
@@ -22,6 +23,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<fills::PyFillSimulator>()?;
     forest::register(m)?;
     labels::register(m)?;
+    m.add_class::<ledger::PyLedger>()?;
+    m.add_class::<ledger::PyPosition>()?;
     m.add_class::<orders::PyOrder>()?;
     m.add_function(pyo3::wrap_pyfunction!(orders::order_columns, m)?)?;
     m.add_function(pyo3::wrap_pyfunction!(orders::client_order_id, m)?)?;
