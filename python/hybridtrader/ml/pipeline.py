@@ -183,12 +183,16 @@ class InputBars:
         # columns, as numpy arrays without a copy.
         ready = SortedBars.of(frame.rechunk())
         bars = ready.bars
-        distinct = bars["ts"].unique().sort()  # ns since the epoch: the times, and the sessions' keys
-        n_symbols = int(ready.group[-1]) + 1  # the symbols' runs in (symbol, ts) order: one per symbol
-        slots = time_slots(bars["ts"], distinct)
-        sessions = session_of(bars["ts"], distinct, slots)
-        times = distinct.to_physical().to_numpy()
-        return cls(ready, data_hash(bars), is_intraday(ready), times, n_symbols, sessions, slots)
+        with ThreadPoolExecutor(1, thread_name_prefix="ml-bars") as side:
+            # The content hash (row hashes and sorts, outside the GIL) beside the rest on another core.
+            dhash = side.submit(data_hash, bars)
+            distinct = bars["ts"].unique().sort()  # ns since the epoch: the times, and the sessions' keys
+            n_symbols = int(ready.group[-1]) + 1  # the symbols' runs in (symbol, ts) order: one per symbol
+            slots = time_slots(bars["ts"], distinct)
+            sessions = session_of(bars["ts"], distinct, slots)
+            times = distinct.to_physical().to_numpy()
+            intraday = is_intraday(ready)
+        return cls(ready, dhash.result(), intraday, times, n_symbols, sessions, slots)
 
     @property
     def bars(self) -> pl.DataFrame:
@@ -592,11 +596,15 @@ class MLPipeline:
             self._input = (historical_data, InputBars.of(historical_data))
         given = self._input[1]
         bars, dhash = given.bars, given.dhash
-        report("features", 0, 1)
-        # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
-        shared = self.feature_store.get(given.sorted, self._shared_features(names), dhash)
-        report("features", 1, 1)
-        costs = self._cost_model_for(bars, dhash, given.sessions)
+        with ThreadPoolExecutor(1, thread_name_prefix="ml-costs") as side:
+            # The costs' calibration (Polars and the slippage model's batch code, mostly outside the GIL)
+            # beside the features, whose Polars passes keep about one core busy.
+            calibrated = side.submit(self._cost_model_for, bars, dhash, given.sessions)
+            report("features", 0, 1)
+            # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
+            shared = self.feature_store.get(given.sorted, self._shared_features(names), dhash)
+            report("features", 1, 1)
+        costs = calibrated.result()
         n_symbols = given.n_symbols
         label_kind = mcfg.label or DEFAULT_LABELS.get(strategy)
         wanted = mcfg.market_neutral if mcfg.market_neutral is not None else label_kind == "triple_barrier"
