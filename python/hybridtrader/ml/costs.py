@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader.errors import DataError
+from hybridtrader.market.schema import symbol_codes
 
 
 class SlippageForecaster(Protocol):
@@ -21,9 +22,12 @@ class SlippageForecaster(Protocol):
     ) -> float: ...
 
 
+Symbols = np.ndarray | pl.Series  # one symbol per trade: strings, or a String or Enum Series
+
+
 class CostModel(Protocol):
     def round_trip(
-        self, symbols: np.ndarray, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray
+        self, symbols: Symbols, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray
     ) -> np.ndarray:
         """Round-trip cost of each trade as a share of its notional."""
         ...
@@ -38,7 +42,7 @@ class FixedCost:
             raise DataError(f"bps_per_side must be >= 0, got {self.bps_per_side}")
 
     def round_trip(
-        self, symbols: np.ndarray, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray
+        self, symbols: Symbols, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray
     ) -> np.ndarray:
         return np.full(len(sides), 2.0 * self.bps_per_side / 1e4)
 
@@ -46,14 +50,14 @@ class FixedCost:
 @dataclass(frozen=True)
 class SlippageCost:
     """Costs from a slippage model for a trade of `notional` currency at the entry price, both legs priced
-    at the entry time. Uses the model's batch `forecast_many` when it has one (given Polars Series of
-    symbols and sides)."""
+    at the entry time. Uses the model's batch `forecast_many` when it has one (given the symbols as an Enum
+    Series and the sides as +1/-1 signs)."""
 
     model: SlippageForecaster
     notional: float
 
     def round_trip(
-        self, symbols: np.ndarray, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray
+        self, symbols: Symbols, sides: np.ndarray, prices: np.ndarray, ts: np.ndarray
     ) -> np.ndarray:
         prices = np.asarray(prices, dtype=float)
         qty = np.maximum(1.0, np.round(self.notional / prices))
@@ -61,12 +65,16 @@ class SlippageCost:
         ts_ns = np.asarray(ts).astype("datetime64[ns]").astype(np.int64)
         batch = getattr(self.model, "forecast_many", None)
         if batch is not None and len(prices):
-            # Polars Series, not Python lists: no Python object per row for symbols and sides.
-            syms = pl.Series("symbol", symbols, dtype=pl.String)
-            names = pl.Series("side", ["sell", "buy"])
-            entry, exit_ = names.gather(buy), names.gather(1 - buy)
-            bps = np.asarray(batch(syms, entry, qty, prices, ts_ns)) + np.asarray(
-                batch(syms, exit_, qty, prices, ts_ns)
+            # Encoded once for both legs (an Enum keeps its categories: no string hashing per call), and the
+            # sides as signs: no Python object per row, no string per side.
+            syms = (
+                symbols if isinstance(symbols, pl.Series) else pl.Series("symbol", symbols, dtype=pl.String)
+            )
+            if not isinstance(syms.dtype, pl.Enum):
+                syms = symbol_codes(syms)
+            entry_sign = (2 * buy - 1).astype(np.int8)  # +1 buy, -1 sell
+            bps = np.asarray(batch(syms, entry_sign, qty, prices, ts_ns)) + np.asarray(
+                batch(syms, -entry_sign, qty, prices, ts_ns)
             )
             return bps / 1e4
         entry = np.where(buy == 1, "buy", "sell")

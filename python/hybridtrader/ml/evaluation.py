@@ -25,26 +25,33 @@ import polars as pl
 
 from hybridtrader.errors import DataError
 from hybridtrader.ml.features import out_of_order, symbol_runs
-from hybridtrader.ml.labels import session_of
+from hybridtrader.ml.labels import session_of, time_slots
 from hybridtrader.ml.sharpe import probabilistic_sharpe_ratio, return_moments
 
 
-def basket_relative(bars: pl.DataFrame, column: str = "pnl_close") -> pl.DataFrame:
+def basket_relative(
+    bars: pl.DataFrame, column: str = "pnl_close", slots: np.ndarray | None = None
+) -> pl.DataFrame:
     """`bars` with `column` = close / M(ts): M is the equal-weighted basket of all symbols (the mean of
     the symbols' 1-bar log returns at each bar time, compounded). A position in this price is the stock
-    hedged with the same notional of the basket."""
-    ordered = bars.sort("symbol", "ts") if bars.select(out_of_order()).item() else bars  # usually sorted
+    hedged with the same notional of the basket. `slots`: each row's position among the sorted distinct
+    bar times (`labels.time_slots`) when the caller holds them; the rows are then in (symbol, ts) order."""
+    order = None
+    if slots is None:
+        slots = time_slots(bars["ts"], bars["ts"].unique().sort())
+        if bars.select(out_of_order()).item():  # usually sorted
+            order = bars.select(pl.int_range(pl.len()).sort_by("symbol", "ts")).to_series().to_numpy()
+    ordered, ordered_slots = (bars, slots) if order is None else (bars[order], slots[order])
     # In (symbol, ts) order a 1-bar difference within a symbol is elementwise: the symbol's first row masked.
     same = pl.col("symbol") == pl.col("symbol").shift(1)
-    step = ordered.select("ts", lr=pl.when(same).then(pl.col("close").log().diff()))
-    level = (
-        step.group_by("ts")
-        .agg(pl.col("lr").mean())
-        .sort("ts")
-        .select("ts", _level=pl.col("lr").fill_null(0.0).cum_sum().exp())
-    )
-    out = bars.join(level, on="ts", how="left", maintain_order="left")
-    return out.with_columns((pl.col("close") / pl.col("_level")).alias(column)).drop("_level")
+    lr = ordered.select(pl.when(same).then(pl.col("close").log().diff())).to_series()
+    # Each time's mean over the symbols with a return there (none: 0): summed in row order as Polars' group
+    # mean sums, bit for bit, without grouping by the timestamps.
+    total = np.bincount(ordered_slots, weights=lr.fill_null(0.0).to_numpy())
+    count = np.bincount(ordered_slots, weights=lr.is_not_null().to_numpy())
+    mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    level = pl.Series(np.cumsum(mean)).exp().to_numpy()  # Polars' exp, as before (numpy's may differ)
+    return bars.with_columns((pl.col("close") / pl.Series(level[slots])).alias(column))
 
 
 def period_of(ts: pl.Series, minutes: int | None) -> pl.Series:
@@ -66,15 +73,27 @@ class Periods:
 
     @classmethod
     def from_bars(
-        cls, bars: pl.DataFrame, minutes: int | None, sessions_per_year: int, price: str = "close"
+        cls,
+        bars: pl.DataFrame,
+        minutes: int | None,
+        sessions_per_year: int,
+        price: str = "close",
+        distinct: pl.Series | None = None,
+        slots: np.ndarray | None = None,
     ) -> Periods:
-        period = period_of(bars["ts"], minutes)
+        """`distinct` (`bars["ts"].unique().sort()`) and `slots` (`labels.time_slots(bars["ts"], distinct)`)
+        when the caller holds them; the rows are then in (symbol, ts) order. Bars of many symbols share
+        their times: periods and sessions are found once per distinct time and mapped back by position."""
+        ordered = distinct is not None and slots is not None
+        if distinct is None or slots is None:
+            distinct = bars["ts"].unique().sort()
+            slots = time_slots(bars["ts"], distinct)
+        period = period_of(distinct, minutes)
         keys = period.unique().sort()
-        sessions = session_of(bars["ts"].unique()).n_unique()  # bars of many symbols share their times
-        per_year = sessions_per_year * len(keys) / max(sessions, 1)
-        pi = np.searchsorted(keys.to_physical().to_numpy(), period.to_physical().to_numpy())
+        per_year = sessions_per_year * len(keys) / max(session_of(distinct).n_unique(), 1)
+        pi = np.searchsorted(keys.to_physical().to_numpy(), period.to_physical().to_numpy())[slots]
         frame = bars.select("symbol", "ts", pi=pl.Series(pi.astype(np.int64)), row=pl.int_range(pl.len()))
-        if frame.select(out_of_order()).item():
+        if not ordered and frame.select(out_of_order()).item():
             frame = frame.sort("symbol", "ts")
         # In (symbol, ts) order a period's rows of a symbol are contiguous: its last row is its mark.
         sym, pi_col = pl.col("symbol"), pl.col("pi")

@@ -40,8 +40,12 @@ def data_hash(bars: pl.DataFrame) -> str:
 
 
 def write_features(frame: pl.DataFrame, path: Path, metadata: dict[str, str]) -> None:
-    # lz4: features are floats that barely compress; it writes 2-3x faster than zstd at +15% size.
-    write_atomic(path, lambda f: frame.write_parquet(f, metadata=metadata, compression="lz4"))
+    # Uncompressed and without column statistics: features are floats that barely compress (lz4 saved 6%
+    # of the size for a third more CPU) and the store reads whole files, never filtering by statistics.
+    write_atomic(
+        path,
+        lambda f: frame.write_parquet(f, metadata=metadata, compression="uncompressed", statistics=False),
+    )
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -414,5 +414,5 @@ def smooth(frame: pl.DataFrame, smoothers: dict[str, Smoother]) -> list[pl.Serie
         value, present = seeded_ewm(
             x.to_numpy(), x.is_not_null().to_numpy(), bounds, seed, seeded, s.seed_row, s.alpha
         )
-        columns.append(pl.Series(name, value).scatter(np.flatnonzero(~present), None))
+        columns.append(pl.Series(name, np.ma.masked_array(value, mask=~present)))  # masked rows: null
     return polars + columns

@@ -51,22 +51,32 @@ from hybridtrader.ml.features import (
 NY = "America/New_York"
 
 
-def is_intraday(bars: pl.DataFrame) -> bool:
+def is_intraday(bars: pl.DataFrame | SortedBars) -> bool:
     """True when the typical spacing of a symbol's bars is below one day."""
-    frame = bars.sort("symbol", "ts") if bars.select(out_of_order()).item() else bars  # usually sorted
-    same = pl.col("symbol") == pl.col("symbol").shift(1)
+    if isinstance(bars, SortedBars):  # sorted, with each row's number in its symbol: no string compared
+        frame, same = bars.bars.with_columns(bars.row), pl.col(ROW) > 0
+    else:
+        frame = bars.sort("symbol", "ts") if bars.select(out_of_order()).item() else bars  # usually sorted
+        same = pl.col("symbol") == pl.col("symbol").shift(1)
     gaps = frame.select(pl.col("ts").diff().dt.total_nanoseconds().filter(same)).to_series().drop_nulls()
     return gaps.len() > 0 and float(gaps.median()) < NS_PER_DAY
 
 
-def session_of(ts: pl.Series, distinct: pl.Series | None = None) -> pl.Series:
+def time_slots(ts: pl.Series, distinct: pl.Series) -> np.ndarray:
+    """Each timestamp's position in `distinct` (`ts.unique().sort()`, no nulls)."""
+    return np.searchsorted(distinct.to_physical().to_numpy(), ts.to_physical().to_numpy())
+
+
+def session_of(
+    ts: pl.Series, distinct: pl.Series | None = None, slots: np.ndarray | None = None
+) -> pl.Series:
     """New York date of each timestamp. Bars of many symbols share their timestamps, so the time-zone
     conversion runs once per distinct timestamp and is mapped back by position. `distinct`:
-    `ts.unique().sort()` when the caller holds it."""
+    `ts.unique().sort()` and `slots`: `time_slots(ts, distinct)` when the caller holds them."""
     if ts.null_count():
         return ts.dt.convert_time_zone(NY).dt.date()
     uniq = ts.unique().sort() if distinct is None else distinct
-    pos = np.searchsorted(uniq.to_physical().to_numpy(), ts.to_physical().to_numpy())
+    pos = time_slots(ts, uniq) if slots is None or distinct is None else slots
     return uniq.dt.convert_time_zone(NY).dt.date().gather(pos).alias(ts.name)
 
 
@@ -85,7 +95,7 @@ def _prepared(
     ready = bars if isinstance(bars, SortedBars) else SortedBars.of(bars)
     normalised = isinstance(bars, SortedBars) or ready.bars is bars
     frame = ready.bars.with_columns(ready.row, ready.group)
-    keys = ["symbol"]
+    keys = [GROUP]  # the symbol's run number: changes where the symbol does, an integer compared
     if confine_to_session and (is_intraday(frame) if intraday is None else intraday):
         same_rows = sessions is not None and normalised and sessions.len() == frame.height
         frame = frame.with_columns(_session=sessions if same_rows else session_of(frame["ts"]))
@@ -105,14 +115,14 @@ def _finish(
 ) -> pl.DataFrame:
     close = frame[pnl_price].to_numpy()
     ts = frame["ts"].to_numpy()
-    symbols = frame["symbol"].gather(ev).to_numpy()  # strings: convert the event rows only
+    symbols = frame["symbol"].gather(ev).cast(pl.String)  # a Series: no Python string per event
     price = close[ev]
     ret = side * (close[exit_idx] / price - 1.0)
     cost = costs.round_trip(symbols, side, frame["close"].to_numpy()[ev], ts[ev])
     ret_net = ret - cost
     return pl.DataFrame(
         {
-            "symbol": pl.Series(symbols, dtype=pl.String),
+            "symbol": symbols,
             "t0": ts[ev],
             "t1": ts[exit_idx],
             "side": side.astype(np.int8),

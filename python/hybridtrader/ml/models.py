@@ -158,6 +158,11 @@ def _xgboost(
     return Fitted(booster, best, seconds, np.array([float(scores.get(n, 0.0)) for n in names]))
 
 
+def one_class(y: np.ndarray) -> bool:
+    """True when the labels `y` hold fewer than two classes (a min and max, not a sort: every fold asks)."""
+    return len(y) == 0 or bool(y.min() == y.max())
+
+
 def fit(
     settings: FitSettings,
     names: list[str],
@@ -166,7 +171,7 @@ def fit(
     x_valid: np.ndarray,
     y_valid: np.ndarray,
 ) -> Fitted:
-    if len(np.unique(y_fit)) < 2:
+    if one_class(y_fit):
         raise DataError("fit: the training labels are all one class; nothing to learn")
     trainer = _lightgbm if settings.model_type == "lightgbm" else _xgboost
     return trainer(settings, names, x_fit, y_fit, x_valid, y_valid)
@@ -205,7 +210,7 @@ def run_fold(task: FoldTask, ctx: TaskContext) -> FoldResult:
     data: FoldData = ctx.shared
     y_fit = data.y[task.fit_rows]
     x_test = data.x[task.test_rows]
-    if len(np.unique(y_fit)) < 2:
+    if one_class(y_fit):
         # Nothing to learn from one class: the fold predicts its training base rate for every sample.
         base = float(y_fit.mean()) if len(y_fit) else 0.0
         zeros = np.zeros(len(task.feature_names))

@@ -66,7 +66,13 @@ from hybridtrader.ml.evaluation import (
 from hybridtrader.ml.feature_store import FeatureStore, data_hash
 from hybridtrader.ml.features import SortedBars, feature_hash
 from hybridtrader.ml.gates import GateResult, all_passed, evaluate_gates, model_gates, permutation_gate
-from hybridtrader.ml.labels import is_intraday, mean_reversion_labels, rule_feature, triple_barrier_labels
+from hybridtrader.ml.labels import (
+    is_intraday,
+    mean_reversion_labels,
+    rule_feature,
+    time_slots,
+    triple_barrier_labels,
+)
 from hybridtrader.ml.models import (
     FitSettings,
     Fitted,
@@ -152,6 +158,7 @@ class Prepared:
     intraday: bool
     times: np.ndarray  # sorted distinct bar times, int64 ns
     sessions: pl.Series  # each bar's session (New York date), row for row
+    slots: np.ndarray  # each bar's position in `times`, row for row
 
     @property
     def bars(self) -> pl.DataFrame:
@@ -168,6 +175,7 @@ class InputBars:
     times: np.ndarray  # sorted distinct bar times, int64 ns
     n_symbols: int
     sessions: pl.Series  # each bar's session (New York date), row for row
+    slots: np.ndarray  # each bar's position in `times`, row for row
 
     @classmethod
     def of(cls, frame: pl.DataFrame) -> InputBars:
@@ -175,11 +183,16 @@ class InputBars:
         # columns, as numpy arrays without a copy.
         ready = SortedBars.of(frame.rechunk())
         bars = ready.bars
-        distinct = bars["ts"].unique().sort()  # ns since the epoch: the times, and the sessions' keys
-        n_symbols = bars["symbol"].n_unique()
-        sessions = session_of(bars["ts"], distinct)
-        times = distinct.to_physical().to_numpy()
-        return cls(ready, data_hash(bars), is_intraday(bars), times, n_symbols, sessions)
+        with ThreadPoolExecutor(1, thread_name_prefix="ml-bars") as side:
+            # The content hash (row hashes and sorts, outside the GIL) beside the rest on another core.
+            dhash = side.submit(data_hash, bars)
+            distinct = bars["ts"].unique().sort()  # ns since the epoch: the times, and the sessions' keys
+            n_symbols = int(ready.group[-1]) + 1  # the symbols' runs in (symbol, ts) order: one per symbol
+            slots = time_slots(bars["ts"], distinct)
+            sessions = session_of(bars["ts"], distinct, slots)
+            times = distinct.to_physical().to_numpy()
+            intraday = is_intraday(ready)
+        return cls(ready, dhash.result(), intraday, times, n_symbols, sessions, slots)
 
     @property
     def bars(self) -> pl.DataFrame:
@@ -421,6 +434,8 @@ class MLPipeline:
         results: list[TrainingResult] = []
         with ThreadPoolExecutor(1, thread_name_prefix="ml-registry") as registrar:
             try:
+                if self.config.ml_training.model_registry.enabled:
+                    self._pending = registrar.submit(self.registry.warm_up)  # settled like a registration
                 for name in strategies:
                     results.append(self._train(name, historical_data, progress, permutation_runs, registrar))
             finally:
@@ -581,21 +596,25 @@ class MLPipeline:
             self._input = (historical_data, InputBars.of(historical_data))
         given = self._input[1]
         bars, dhash = given.bars, given.dhash
-        report("features", 0, 1)
-        # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
-        shared = self.feature_store.get(given.sorted, self._shared_features(names), dhash)
-        report("features", 1, 1)
-        costs = self._cost_model_for(bars, dhash, given.sessions)
+        with ThreadPoolExecutor(1, thread_name_prefix="ml-costs") as side:
+            # The costs' calibration (Polars and the slippage model's batch code, mostly outside the GIL)
+            # beside the features, whose Polars passes keep about one core busy.
+            calibrated = side.submit(self._cost_model_for, bars, dhash, given.sessions)
+            report("features", 0, 1)
+            # One feature frame serves every strategy on these bars: the next one reuses it, not recomputes.
+            shared = self.feature_store.get(given.sorted, self._shared_features(names), dhash)
+            report("features", 1, 1)
+        costs = calibrated.result()
         n_symbols = given.n_symbols
         label_kind = mcfg.label or DEFAULT_LABELS.get(strategy)
         wanted = mcfg.market_neutral if mcfg.market_neutral is not None else label_kind == "triple_barrier"
         neutral = wanted and n_symbols > 1
         pnl_price = "pnl_close" if neutral else "close"
         if neutral:
-            bars = basket_relative(bars, pnl_price)
+            bars = basket_relative(bars, pnl_price, given.slots)
         return Prepared(
             strategy, names, given.sorted.with_bars(bars), shared, dhash, costs, n_symbols, neutral,
-            pnl_price, given.intraday, given.times, given.sessions,
+            pnl_price, given.intraday, given.times, given.sessions, given.slots,
         )  # fmt: skip
 
     # --------------------------------------------------------------------------- stage 2: label
@@ -690,7 +709,8 @@ class MLPipeline:
         key = (prep.dhash, bt.period_minutes if prep.intraday else None, bt.sessions_per_year)
         if self._periods is not None and self._periods[0] == key:
             return self._periods[1].marked_by(prep.bars[prep.pnl_price])
-        periods = Periods.from_bars(prep.bars, key[1], key[2], prep.pnl_price)
+        distinct = pl.Series("ts", prep.times).cast(prep.bars.schema["ts"])
+        periods = Periods.from_bars(prep.bars, key[1], key[2], prep.pnl_price, distinct, prep.slots)
         self._periods = (key, periods)
         return periods
 

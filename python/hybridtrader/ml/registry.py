@@ -155,6 +155,15 @@ class ModelRegistry:
         self._experiments[strategy] = exp_id
         return exp_id
 
+    def warm_up(self) -> None:
+        """Do once what a process's first registration otherwise does on its way (MLflow's pyfunc model
+        modules imported, the model registry's store opened: about 0.1 s), so that a pipeline can have it
+        done in its registration thread while the training starts instead of while a registration
+        competes with the next training for the interpreter."""
+        import mlflow.pyfunc  # noqa: F401  (what `_save_model` imports)
+
+        self.client.search_registered_models(max_results=1)
+
     def prior_trials(self, strategy: str, data_hash: str, *tags: str) -> dict[str, list[float]]:
         """Per-period Sharpe ratios of every earlier trial of this strategy on the same bars (whatever its
         settings: trying other features or parameters on the same data is a trial too), read from each of
