@@ -35,7 +35,7 @@ _UPDATE = partial(tuple.__new__, OrderUpdate)
 class SimBroker:
     """Orders go to the simulator; market data comes in batches; `poll` advances it to now (matching,
     acks, expirations) and turns what it reports into `OrderUpdate`s. Positions are the sum of the fills
-    it reported (read from the simulators' orders when asked: nothing per event)."""
+    it reported (summed by the simulators when asked: nothing per event)."""
 
     def __init__(self, simulator: FillSimulator) -> None:
         self.sim = simulator
@@ -156,9 +156,8 @@ class SimBroker:
     def _held(self) -> dict[str, float]:
         """Signed shares filled per symbol: those before this simulator, plus its orders' filled shares."""
         held = dict(self._positions)
-        orders = self.sim.orders().filter(pl.col("filled_qty") > 0)
-        for symbol, side, q in orders.select("symbol", "side", "filled_qty").iter_rows():
-            held[symbol] = held.get(symbol, 0.0) + (q if side == "buy" else -q)
+        for symbol, q in self.sim.filled_shares().items():
+            held[symbol] = held.get(symbol, 0.0) + q
         return held
 
     def positions(self) -> dict[str, float]:
