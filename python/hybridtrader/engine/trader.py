@@ -47,7 +47,7 @@ import polars as pl
 
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
-from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
+from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent, symbol_index
 from hybridtrader.engine.orders import OPEN_STATES, Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
 from hybridtrader.engine.results import ResultRows
@@ -272,7 +272,8 @@ class Trader:
         self._contexts = {s.name: _StrategyContext(self, s) for s in self.strategies}
         self._history_bars = max(s.history_bars for s in strategies)
         self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol...
-        self._recent: list[pl.DataFrame] = []  # ...before these batches (cut to that when asked for)
+        self._history_index: tuple[list[str], np.ndarray] = ([], np.zeros(0, np.intp))  # ...its symbol_index
+        self._recent: list[_Encoded] = []  # ...before these batches (cut to that when asked for)
         self.entry_halt = ""  # why new positions may not open now ("" = they may); exits still go out
         self.session: date | None = None
         self._flatten_ns = 0
@@ -409,7 +410,7 @@ class Trader:
             if sym in ledger.net:
                 ledger.mark(sym, float(closes[-1, j]))
         if self._history_bars:
-            self._recent.append(frame)
+            self._recent.append((frame, *batch.symbol_index()))
             if len(self._recent) >= self._history_bars:  # bounds the memory when `advance` takes every batch
                 self._history_frame()
         if self.progress is not None:
@@ -560,8 +561,11 @@ class Trader:
         only when asked for (tail(history + recent) = tail(tail(history) + recent)), so a live bar time
         whose strategies all `advance` costs no Polars work here."""
         if self._recent:
-            frames = self._recent if self._history is None else [self._history, *self._recent]
-            self._history = _tail_per_symbol(pl.concat(frames), self._history_bars)
+            parts = self._recent
+            if self._history is not None:
+                parts = [(self._history, *self._history_index), *parts]
+            frame, names, codes = _tail_of_parts(parts, self._history_bars)
+            self._history, self._history_index = frame, (names, codes)
             self._recent = []
         return self._history
 
@@ -570,7 +574,7 @@ class Trader:
         yet)."""
         history = self._history_frame() if s.history_bars else None
         if history is not None and s.history_bars < self._history_bars:
-            history = _tail_per_symbol(history, s.history_bars)
+            history = _tail_per_symbol(history, s.history_bars, self._history_index[1])
         return history
 
     def _prepare(self, batch: BarBatch) -> list[tuple[Strategy, pl.DataFrame]]:
@@ -778,8 +782,9 @@ class Trader:
         """Closed bars from before the feed's first (BAR_SCHEMA, sorted by ts then symbol) as the strategies'
         history, which their features warm up on (a live node starting mid-stream); nothing trades on them."""
         if self._history_bars and bars.height:
-            self._history = _tail_per_symbol(bars, self._history_bars)
-            self._recent = []
+            self._recent = [(bars, *symbol_index(bars["symbol"]))]
+            self._history = None
+            self._history_frame()
 
     # -------------------------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict[str, Any]:
@@ -1094,6 +1099,35 @@ def _frame(rows: list[tuple[Any, ...]], schema: dict[str, Any]) -> pl.DataFrame:
     )
 
 
-def _tail_per_symbol(bars: pl.DataFrame, n: int) -> pl.DataFrame:
-    """The last `n` rows of each symbol, in the frame's order."""
-    return bars.filter(pl.int_range(pl.len()).reverse().over("symbol") < n)
+# bars (BAR_SCHEMA, in time order) with their symbols' encoding: the distinct names, sorted, and each row's
+# position in them (`BarBatch.symbol_index`)
+_Encoded = tuple[pl.DataFrame, list[str], np.ndarray]
+
+
+def _last_of_each(codes: np.ndarray, n: int) -> np.ndarray:
+    """Mask of the rows that are among the last `n` rows of their code."""
+    order = np.argsort(codes, kind="stable")  # by code, each code's rows in their order
+    by_code = codes[order]
+    from_end = np.searchsorted(by_code, by_code, side="right") - np.arange(len(order))  # 1: its code's last
+    keep = np.zeros(len(order), dtype=bool)
+    keep[order[from_end <= n]] = True
+    return keep
+
+
+def _tail_per_symbol(bars: pl.DataFrame, n: int, codes: np.ndarray | None = None) -> pl.DataFrame:
+    """The last `n` rows of each symbol, in the frame's order; `codes`: the rows' symbol codes when known
+    (else the strings are encoded)."""
+    if codes is None:
+        codes = symbol_index(bars["symbol"])[1]
+    return bars.filter(pl.Series(_last_of_each(codes, n)))
+
+
+def _tail_of_parts(parts: Sequence[_Encoded], n: int) -> _Encoded:
+    """The last `n` rows of each symbol of the `parts` one after another, in their order, with their
+    encoding: from the parts' encodings (no string is hashed, no window expression per symbol)."""
+    names = sorted({name for _, part_names, _ in parts for name in part_names})
+    at = {name: i for i, name in enumerate(names)}
+    codes = np.concatenate([np.array([at[s] for s in part_names], np.intp)[c] for _, part_names, c in parts])
+    keep = _last_of_each(codes, n)
+    frame = pl.concat([frame for frame, _, _ in parts])
+    return frame.filter(pl.Series(keep)), names, codes[keep]
