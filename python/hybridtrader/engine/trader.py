@@ -176,6 +176,15 @@ def _realized_bps(sign: Any, decision: Any, price: Any) -> Any:
 
 
 _sum = np.add.reduce
+_MARKED_AHEAD = 32  # bar times marked in one numpy step while no update comes
+
+
+def _marked(pos: np.ndarray, prices: np.ndarray) -> tuple[list[float], list[float]]:
+    """Net and gross value of the shares `pos` at each row of `prices` (bar time x symbol). Each row's sums
+    are the bits of a sum over that row alone: a reduction along the contiguous last axis runs numpy's
+    pairwise sum row by row, as ndarray.sum of one row does."""
+    values = prices * pos
+    return _sum(values, axis=1).tolist(), _sum(np.abs(values), axis=1).tolist()
 
 
 class _Session:
@@ -371,6 +380,11 @@ class Trader:
         # Valuation prices: a symbol before its first bar of the batch is not held (fills come at its bars),
         # and 0 shares x NaN would make the equity NaN; `closes` keeps its NaN ("no price yet") for `price`.
         values_px = np.nan_to_num(closes, nan=0.0)
+        marked_to = 0  # the bar times before this one have their marked values in `nets`/`grosses`...
+        marked_from = 0  # ...from this one on (recomputed when an update may have moved a position)
+        nets: list[float] = []
+        grosses: list[float] = []
+        held_elsewhere = False
         for i in range(len(starts)):
             lo, hi = int(starts[i]), int(ends[i])
             now = int(times[i]) + every
@@ -381,13 +395,17 @@ class Trader:
                 for order in early.values():
                     self._add_pending(order, 0.0)
             if self.open:
-                for update in broker.poll(now):
+                updates = broker.poll(now)
+                for update in updates:
                     self._on_update(update)
-            values = pos * values_px[i]  # marked to this bar time's closes, in one numpy step
-            # add.reduce is what ndarray.sum runs (same pairwise sum, same bits) minus its Python wrapper
-            net = float(_sum(values))
-            gross = float(_sum(np.abs(values)))
-            if len(ledger.net) != np.count_nonzero(pos):  # held symbols without a bar in this batch
+                if updates:  # fills move `pos` (and only updates do)
+                    marked_to = i
+            if i >= marked_to:
+                marked_from, marked_to = i, min(i + _MARKED_AHEAD, len(starts))
+                nets, grosses = _marked(pos, values_px[marked_from:marked_to])
+                held_elsewhere = len(ledger.net) != np.count_nonzero(pos)
+            net, gross = nets[i - marked_from], grosses[i - marked_from]
+            if held_elsewhere:  # held symbols without a bar in this batch
                 for sym, q in ledger.net.items():
                     if sym not in sess.index:
                         net += q * ledger.marks[sym]
