@@ -176,7 +176,7 @@ def _realized_bps(sign: Any, decision: Any, price: Any) -> Any:
 
 
 _sum = np.add.reduce
-_MARKED_AHEAD = 32  # bar times marked in one numpy step while no update comes
+_MARKED_AHEAD = 64  # most bar times marked in one numpy step (1 after an update, twice as many each time)
 
 
 def _marked(pos: np.ndarray, prices: np.ndarray) -> tuple[list[float], list[float]]:
@@ -382,6 +382,7 @@ class Trader:
         values_px = np.nan_to_num(closes, nan=0.0)
         marked_to = 0  # the bar times before this one have their marked values in `nets`/`grosses`...
         marked_from = 0  # ...from this one on (recomputed when an update may have moved a position)
+        ahead = 1  # how many bar times the next step marks: positions that moved may well move again
         nets: list[float] = []
         grosses: list[float] = []
         held_elsewhere = False
@@ -399,9 +400,10 @@ class Trader:
                 for update in updates:
                     self._on_update(update)
                 if updates:  # fills move `pos` (and only updates do)
-                    marked_to = i
+                    marked_to, ahead = i, 1
             if i >= marked_to:
-                marked_from, marked_to = i, min(i + _MARKED_AHEAD, len(starts))
+                marked_from, marked_to = i, min(i + ahead, len(starts))
+                ahead = min(2 * ahead, _MARKED_AHEAD)
                 nets, grosses = _marked(pos, values_px[marked_from:marked_to])
                 held_elsewhere = len(ledger.net) != np.count_nonzero(pos)
             net, gross = nets[i - marked_from], grosses[i - marked_from]
@@ -1123,12 +1125,19 @@ _Encoded = tuple[pl.DataFrame, list[str], np.ndarray]
 
 
 def _last_of_each(codes: np.ndarray, n: int) -> np.ndarray:
-    """Mask of the rows that are among the last `n` rows of their code."""
-    order = np.argsort(codes, kind="stable")  # by code, each code's rows in their order
+    """Mask of the rows that are among the last `n` rows of their code (codes >= 0)."""
+    if not len(codes):
+        return np.zeros(0, dtype=bool)
+    small = codes.max() < 1 << 16  # then a stable sort is a radix sort
+    order = np.argsort(codes.astype(np.uint16) if small else codes, kind="stable")  # each code's rows in order
     by_code = codes[order]
-    from_end = np.searchsorted(by_code, by_code, side="right") - np.arange(len(order))  # 1: its code's last
+    ends = np.flatnonzero(np.r_[by_code[1:] != by_code[:-1], True]) + 1  # of each code's run in `order`
+    starts = np.r_[0, ends[:-1]]
+    inside = np.zeros(len(order) + 1, dtype=np.intp)  # +1 where a run's last n rows start, -1 at its end
+    inside[np.maximum(starts, ends - n)] = 1
+    inside[ends] -= 1
     keep = np.zeros(len(order), dtype=bool)
-    keep[order[from_end <= n]] = True
+    keep[order[np.cumsum(inside[:-1]) > 0]] = True
     return keep
 
 
