@@ -1156,5 +1156,11 @@ def _tail_of_parts(parts: Sequence[_Encoded], n: int) -> _Encoded:
     at = {name: i for i, name in enumerate(names)}
     codes = np.concatenate([np.array([at[s] for s in part_names], np.intp)[c] for _, part_names, c in parts])
     keep = _last_of_each(codes, n)
-    frame = pl.concat([frame for frame, _, _ in parts])
-    return frame.filter(pl.Series(keep)), names, codes[keep]
+    # each part's kept rows, one chunk in all: the history stays one chunk however many batches it saw
+    ends = np.cumsum([frame.height for frame, _, _ in parts])
+    pieces = [
+        frame.filter(pl.Series(keep[end - frame.height : end]))
+        for (frame, _, _), end in zip(parts, ends, strict=True)
+        if keep[end - frame.height : end].any()
+    ]
+    return pl.concat(pieces, rechunk=True), names, codes[keep]
