@@ -41,7 +41,9 @@ class SimBroker:
         self._open = 0  # orders submitted and not yet terminal, by the events reported
         self._positions: dict[str, float] = {}  # filled by the simulators before this one
         self._names: list[str] = []  # simulator symbol code -> symbol ("": a code that no bar had yet)
-        self._known = pl.Enum([])  # the symbols of the batches so far, sorted (see `_symbol_codes`)
+        # the symbols of the batches so far, sorted (see `_symbol_codes`), as an Enum and as its categories
+        self._known = pl.Enum([])
+        self._known_names = self._known.categories
         # per bar time of the batch, as lists (scalar lookups on a list beat numpy's per call): its end row
         # and when it has closed
         self._ends: list[int] = []
@@ -122,17 +124,18 @@ class SimBroker:
         try:
             rows = symbols.cast(self._known)
         except pl.exceptions.InvalidOperationError:  # a symbol no batch had before
-            self._known = pl.Enum(pl.concat([self._known.categories, symbols.unique()]).unique().sort())
+            self._known = pl.Enum(pl.concat([self._known_names, symbols.unique()]).unique().sort())
+            self._known_names = self._known.categories
             rows = symbols.cast(self._known)
         index = rows.to_physical().to_numpy()
-        present = np.flatnonzero(np.bincount(index, minlength=self._known.categories.len()))
-        names = self._known.categories.gather(present)
+        present = np.flatnonzero(np.bincount(index, minlength=len(self._known_names)))
+        names = self._known_names.gather(present)
         codes = self.sim.symbol_codes(names)
         if len(codes):
             self._names += [""] * (int(codes.max()) + 1 - len(self._names))  # a no-op if long enough
         for name, code in zip(names.to_list(), codes.tolist(), strict=True):
             self._names[code] = name
-        by_known = np.zeros(self._known.categories.len(), dtype=np.uint32)
+        by_known = np.zeros(len(self._known_names), dtype=np.uint32)
         by_known[present] = codes
         return by_known[index]
 

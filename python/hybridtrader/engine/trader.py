@@ -204,6 +204,8 @@ class _Session:
         valid = np.where(~np.isnan(grid), np.arange(len(grid))[:, None], 0)
         np.maximum.accumulate(valid, axis=0, out=valid)
         self.closes = grid[valid, np.arange(grid.shape[1])]
+        # `closes` as lists, made by the first `Trader.price` (a scalar read from a list beats numpy's)
+        self.rows: list[list[float]] | None = None
 
 
 class Trader:
@@ -377,6 +379,7 @@ class Trader:
                 pos[j] = q
                 first = int(np.argmax(~np.isnan(closes[:, j])))
                 closes[:first, j] = ledger.marks[sym]  # held from before: valued at its last mark until a bar
+                sess.rows = None  # `price` makes them again from the changed closes
         # Valuation prices: a symbol before its first bar of the batch is not held (fills come at its bars),
         # and 0 shares x NaN would make the equity NaN; `closes` keeps its NaN ("no price yet") for `price`.
         values_px = np.nan_to_num(closes, nan=0.0)
@@ -914,7 +917,10 @@ class Trader:
         sess = self._sess
         if sess is None or symbol not in sess.index:
             return self.ledger.marks.get(symbol, math.nan)
-        px = float(sess.closes[self._i, sess.index[symbol]])
+        rows = sess.rows
+        if rows is None:
+            rows = sess.rows = sess.closes.tolist()
+        px = rows[self._i][sess.index[symbol]]
         return px if px == px else self.ledger.marks.get(symbol, math.nan)
 
     def _skip(self, reason: str) -> None:
@@ -1129,7 +1135,8 @@ def _last_of_each(codes: np.ndarray, n: int) -> np.ndarray:
     if not len(codes):
         return np.zeros(0, dtype=bool)
     small = codes.max() < 1 << 16  # then a stable sort is a radix sort
-    order = np.argsort(codes.astype(np.uint16) if small else codes, kind="stable")  # each code's rows in order
+    # by code, each code's rows in their order
+    order = np.argsort(codes.astype(np.uint16) if small else codes, kind="stable")
     by_code = codes[order]
     ends = np.flatnonzero(np.r_[by_code[1:] != by_code[:-1], True]) + 1  # of each code's run in `order`
     starts = np.r_[0, ends[:-1]]
