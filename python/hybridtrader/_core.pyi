@@ -9,6 +9,9 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
 
+from hybridtrader.engine.events import OrderUpdate
+from hybridtrader.engine.orders import OrderRequest
+
 _T = TypeVar("_T")
 
 __all__ = [
@@ -16,6 +19,9 @@ __all__ = [
     "ExposureCore",
     "FillSimulatorCore",
     "FrameDecoder",
+    "LedgerCore",
+    "Order",
+    "Position",
     "SlidingWindowLimiter",
     "SlippageModelCore",
     "__version__",
@@ -26,7 +32,9 @@ __all__ = [
     "bar_order",
     "bar_view_runs",
     "barrier_exits",
+    "client_order_id",
     "lightgbm_probabilities",
+    "order_columns",
     "reversion_exits",
     "seeded_ewm",
 ]
@@ -245,6 +253,140 @@ class FillSimulatorCore:
     def orders(self, open_only: bool = True) -> tuple[Any, ...]:
         """(slot, symbol, side, type, tif, qty, filled, limit, stop, status, avg_price, fees, submitted,
         expires) arrays and the ids; NaN for absent prices, expires -1 for gtc."""
+
+@final
+class Position:
+    """One strategy's position in one symbol (average cost; rules in rust/src/ledger.rs). Read-only: fills
+    change it through the ledger."""
+
+    @property
+    def qty(self) -> float: ...
+    @property
+    def avg_price(self) -> float: ...
+    @property
+    def realized(self) -> float: ...
+    @property
+    def fees(self) -> float: ...
+    @property
+    def bought(self) -> float:
+        """Notional bought, for turnover."""
+    @property
+    def sold(self) -> float: ...
+
+@disjoint_base
+class LedgerCore:
+    """Cash and positions from fills: `book` (strategy, symbol) -> Position, `net` symbol -> the account's
+    shares (nonzero only), `marks` symbol -> last price; `held_changes` counts the times a symbol entered
+    or left `net`. Use `hybridtrader.portfolio.ledger.Ledger` (a subclass with the reads)."""
+
+    def __new__(cls, cash: float) -> Self:
+        """DataError unless `cash` is a positive finite number."""
+    @property
+    def start_cash(self) -> float: ...
+    @property
+    def cash(self) -> float: ...
+    @property
+    def book(self) -> dict[tuple[str, str], Position]: ...
+    @property
+    def net(self) -> dict[str, float]: ...
+    @property
+    def marks(self) -> dict[str, float]: ...
+    @property
+    def held_changes(self) -> int: ...
+    def apply_fill(
+        self, strategy: str, symbol: str, side: str, qty: float, price: float, fee: float
+    ) -> float:
+        """Book one fill; the P&L it realised (before fees). DataError for a side other than "buy" or
+        "sell", qty <= 0, a price not positive and finite, or fee < 0."""
+
+@final
+class Order:
+    """One order the engine sent, and what the broker has said about it since (`hybridtrader.engine.orders`
+    describes the state machine; rules in rust/src/orders.rs). Read-only but for `apply`."""
+
+    def __new__(
+        cls,
+        client_order_id: str,
+        strategy: str,
+        book: str,
+        leg: str,
+        request: OrderRequest,
+        decision_ns: int,
+        decision_price: float,
+        forecast_bps: float,
+        status: str = "new",
+        filled_qty: float = 0.0,
+        notional: float = 0.0,
+        fees: float = 0.0,
+        updated_ns: int = 0,
+        reason: str | None = None,
+        history: list[str] | None = None,
+    ) -> Order:
+        """ValueError for an unknown status or update kind in `history`."""
+    @property
+    def client_order_id(self) -> str: ...
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def book(self) -> str: ...
+    @property
+    def leg(self) -> str: ...
+    @property
+    def request(self) -> OrderRequest: ...
+    @property
+    def symbol(self) -> str:
+        """`request.symbol`."""
+    @property
+    def sign(self) -> int:
+        """`request.sign`: +1 buy, -1 sell."""
+    @property
+    def decision_ns(self) -> int: ...
+    @property
+    def decision_price(self) -> float: ...
+    @property
+    def forecast_bps(self) -> float: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def filled_qty(self) -> float: ...
+    @property
+    def notional(self) -> float:
+        """Sum of fill qty x price."""
+    @property
+    def fees(self) -> float: ...
+    @property
+    def updated_ns(self) -> int: ...
+    @property
+    def history(self) -> list[str]:
+        """The kinds of the updates applied, in order (a new list)."""
+    @property
+    def is_open(self) -> bool: ...
+    @property
+    def leaves_qty(self) -> float: ...
+    @property
+    def avg_price(self) -> float: ...
+    def apply(self, update: OrderUpdate) -> float:
+        """Move to the state `update` reports; StateError when the transition or the quantities are illegal
+        (the order is left unchanged). Returns the change of `leaves_qty` (after - before)."""
+    def __eq__(self, value: object, /) -> bool: ...
+
+def client_order_id(strategy: str, symbol: str, decision_ns: int, leg: str) -> str:
+    """The id "ht-" + blake2b-128 hex of f"{strategy}\\x1f{symbol}\\x1f{decision_ns}\\x1f{leg}" (UTF-8): the
+    same order intent gives the same id in every run and process."""
+
+def order_columns(
+    orders: Sequence[Order],
+) -> tuple[
+    tuple[list[Any], ...],
+    tuple[npt.NDArray[np.float64], ...],
+    tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    npt.NDArray[np.int64],
+]:
+    """The columns of `orders` for the engine's orders frame, in one pass: (client_order_id, strategy,
+    book, leg, status, reason, symbol, side, type, time_in_force, limit_price, stop_price) lists; (qty,
+    decision_price, forecast_bps, filled_qty, notional, fees); (decision_ns, updated_ns); signs."""
 
 @disjoint_base
 class SlidingWindowLimiter:

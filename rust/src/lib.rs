@@ -1,12 +1,15 @@
 //! hybridtrader-core: the hot paths of hybridtrader as plain Rust, plus a thin PyO3 layer in `py/`.
 
 pub mod bars;
+pub mod blake2b;
 pub mod civil;
 pub mod common;
 pub mod exposure;
 pub mod fills;
 pub mod forest;
 pub mod labels;
+pub mod ledger;
+pub mod orders;
 pub mod ratelimit;
 pub mod slippage;
 pub mod smoothing;

@@ -38,17 +38,17 @@ from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from hybridtrader._core import order_columns
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent, symbol_index
-from hybridtrader.engine.orders import OPEN_STATES, Order, OrderRequest, client_order_id
+from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
 from hybridtrader.engine.results import ResultRows
 from hybridtrader.engine.strategy import Strategy
@@ -259,6 +259,8 @@ class Trader:
         self.sent: dict[str, int] = {}  # their ids -> rank in the run's order of sending
         self._n_sent = 0
         self.open: dict[str, Order] = {}
+        # the same open orders by (strategy, symbol), each group in the order sent (`open_orders` reads it)
+        self._open_by: dict[tuple[str, str], dict[str, Order]] = {}
         self.fills: list[tuple[Any, ...]] = []  # FILL_SCHEMA rows not yet folded
         self.curve: list[tuple[int, float, float, float, float]] = []  # EQUITY_SCHEMA rows not yet folded
         # finished results (orders, fills, equity) as frames, added by `_fold` once per batch of `run`: in
@@ -562,7 +564,7 @@ class Trader:
                 filled[sym] = p.qty
         for o in self.open.values():
             if o.strategy == name:
-                key = (o.request.symbol, o.request.sign)
+                key = (o.symbol, o.sign)
                 side_open[key] = side_open.get(key, 0.0) + o.leaves_qty
         limit = self.weight[name] * self.equity * self.config.risk.gross_cap_pct(strategy.book) / 100.0
         others = 0.0
@@ -661,9 +663,9 @@ class Trader:
         forecast = self.slippage.forecast_slippage(request.symbol, request.side, request.qty, ref, now)
         order = Order(cid, strategy.name, strategy.book, leg, request, now, ref, forecast, updated_ns=now)
         self.orders[cid] = order
-        self.open[cid] = order
+        self._opened(order)
         self._send_rank(cid)
-        self._add_pending(order, request.sign * request.qty)
+        self._add_pending(order, order.sign * request.qty, price)  # `price` is still this bar time's
         self.broker.submit(cid, request, now)
         return cid
 
@@ -704,7 +706,7 @@ class Trader:
             updated_ns=self.now_ns,
         )
         self.orders[new] = order
-        self.open[new] = order
+        self._opened(order)
         self._send_rank(new)
         self._add_pending(order, request.sign * request.qty)  # until the old order's "replaced" arrives
         self.broker.replace(cid, new, self.now_ns, **{k: v for k, v in changes.items() if v is not None})
@@ -720,7 +722,7 @@ class Trader:
             if order.strategy in self._listening:
                 self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
             return
-        sign = order.request.sign
+        sign = order.sign
         if kind == "fill" or kind == "partial_fill":
             symbol, qty, price = u.symbol, u.qty, u.price
             realized = self.ledger.apply_fill(order.strategy, symbol, u.side, qty, price, u.fee)
@@ -751,24 +753,50 @@ class Trader:
             )
         if change != 0.0:
             self._add_pending(order, sign * change)
-        if order.status not in OPEN_STATES:
-            self.open.pop(order.client_order_id, None)
+        if not order.is_open:
+            self._closed(order)
         if order.strategy in self._listening:
             self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
 
-    def _add_pending(self, order: Order, delta: float) -> None:
-        """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares."""
-        key = (order.book, order.request.symbol)
+    def _opened(self, order: Order) -> None:
+        """Record a sent order as open (in `open` and its (strategy, symbol) group)."""
+        cid = order.client_order_id
+        self.open[cid] = order
+        key = (order.strategy, order.symbol)
+        group = self._open_by.get(key)
+        if group is None:
+            self._open_by[key] = {cid: order}
+        else:
+            group[cid] = order
+
+    def _closed(self, order: Order) -> None:
+        """Forget an order that reached a terminal state (it is open no more)."""
+        cid = order.client_order_id
+        if self.open.pop(cid, None) is not None:
+            key = (order.strategy, order.symbol)
+            group = self._open_by[key]
+            del group[cid]
+            if not group:
+                del self._open_by[key]
+
+    def open_orders(self, strategy: str, symbol: str) -> list[Order]:
+        """`strategy`'s open orders in `symbol`, in the order sent."""
+        group = self._open_by.get((strategy, symbol))
+        return [] if group is None else list(group.values())
+
+    def _add_pending(self, order: Order, delta: float, price: float | None = None) -> None:
+        """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares, valued at
+        `price` (None: `self.price` of the symbol; NaN: the order's decision price)."""
+        key = (order.book, order.symbol)
         if self._repricing is not None:
             self._repricing[key] = order
         pending = self._pending.get(key, 0.0) + delta
         self._pending[key] = pending
-        price = self.price(order.request.symbol)
+        if price is None:
+            price = self.price(order.symbol)
         if price != price:  # NaN
             price = order.decision_price
-        self.exposure.update_position(
-            order.book, order.request.symbol, self._filled.get(key, 0.0) + pending, price
-        )
+        self.exposure.update_position(order.book, order.symbol, self._filled.get(key, 0.0) + pending, price)
 
     def _send_due(self, now: int) -> None:
         due = [c for c in self.schedule if c[0] <= now]
@@ -842,7 +870,7 @@ class Trader:
             self.ledger.marks.update(checkpoint["marks"])
         for order in orders:
             self.orders[order.client_order_id] = order
-            self.open[order.client_order_id] = order
+            self._opened(order)
             self._send_rank(order.client_order_id)
             self._add_pending(order, order.request.sign * order.request.qty)
         for u in updates[:seen]:
@@ -942,43 +970,47 @@ class Trader:
         pass over the orders, no tuple per order; numbers as numpy columns)."""
         if not cids:
             return pl.DataFrame(schema=_RANKED_ORDER_SCHEMA)
-        orders = list(map(self.orders.__getitem__, cids))
-        requests = _column(orders, "request")
-
-        def numbers(objects: list[Any], attr: str, dtype: type = np.float64) -> np.ndarray:
-            return np.fromiter(map(attrgetter(attr), objects), dtype, len(objects))
-
-        filled, decision = numbers(orders, "filled_qty"), numbers(orders, "decision_price")
+        text, numbers, (decision_ns, updated_ns), signs = order_columns(
+            list(map(self.orders.__getitem__, cids))
+        )
+        qty, decision, forecast, filled, notional, fees = numbers
         traded = filled > 0
         with np.errstate(divide="ignore", invalid="ignore"):  # orders with no fill: null below
-            avg = numbers(orders, "notional") / filled
-            signs = np.where(np.array(_column(requests, "side"), dtype=object) == "buy", 1, -1)
+            avg = notional / filled
             bps = _realized_bps(signs, decision, avg)
         columns: dict[str, Any] = {
             "rank": np.fromiter(map(self.sent.__getitem__, cids), np.int64, len(cids)),
-            "client_order_id": cids,
-            "qty": numbers(requests, "qty"),
-            "decision_ts": numbers(orders, "decision_ns", np.int64),
+            **dict(zip(_ORDER_TEXT, text, strict=True)),
+            "qty": qty,
+            "decision_ts": decision_ns,
             "decision_price": decision,
-            "forecast_bps": numbers(orders, "forecast_bps"),
+            "forecast_bps": forecast,
             "filled_qty": filled,
             "avg_price": _null_unless(traded, avg),
-            "fees": numbers(orders, "fees"),
+            "fees": fees,
             "realized_bps": _null_unless(traded, bps),
-            "updated_ts": numbers(orders, "updated_ns", np.int64),
+            "updated_ts": updated_ns,
         }
-        for name in ("strategy", "book", "leg", "status", "reason"):
-            columns[name] = _column(orders, name)
-        for name in ("symbol", "side", "type", "time_in_force"):
-            columns[name] = _column(requests, name)
         for name in ("limit_price", "stop_price"):  # None when the order has none
-            columns[name] = pl.Series(name, _column(requests, name), dtype=pl.Float64)
+            columns[name] = pl.Series(name, columns[name], dtype=pl.Float64)
         return build_frame(_RANKED_ORDER_SCHEMA, columns)
 
 
-def _column(objects: list[Any], attr: str) -> list[Any]:
-    """Attribute `attr` of each object (one C-level pass)."""
-    return list(map(attrgetter(attr), objects))
+# the columns of `order_columns`' lists, in its order
+_ORDER_TEXT = (
+    "client_order_id",
+    "strategy",
+    "book",
+    "leg",
+    "status",
+    "reason",
+    "symbol",
+    "side",
+    "type",
+    "time_in_force",
+    "limit_price",
+    "stop_price",
+)
 
 
 def _null_unless(valid: np.ndarray, values: np.ndarray) -> pl.Series:
@@ -1016,11 +1048,9 @@ class _StrategyContext:
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         name = self._s.name
-        return [
-            o
-            for o in self._t.open.values()
-            if o.strategy == name and (symbol is None or o.request.symbol == symbol)
-        ]
+        if symbol is not None:
+            return self._t.open_orders(name, symbol)
+        return [o for o in self._t.open.values() if o.strategy == name]
 
     def submit(self, request: OrderRequest, leg: str = "0") -> str | None:
         return self._t.submit(self._s, request, leg)

@@ -7,16 +7,15 @@ that crosses zero closes the old position and opens the remainder at the fill pr
 
 cash_t = cash_0 - sum(sign x qty x price) - sum(fees); equity = cash + sum(qty x mark) (mark: the last close
 seen, else the last fill price). realised + unrealised - fees == equity - cash_0 at every point.
+
+The booking of fills is the Rust core's (rust/src/ledger.rs); the reads below are over its dicts.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import polars as pl
 
-from hybridtrader.errors import DataError
+from hybridtrader._core import LedgerCore
 
 POSITION_SCHEMA = {
     "strategy": pl.String,
@@ -32,71 +31,11 @@ POSITION_SCHEMA = {
 }
 
 
-@dataclass(slots=True)
-class Position:
-    qty: float = 0.0
-    avg_price: float = 0.0
-    realized: float = 0.0
-    fees: float = 0.0
-    bought: float = 0.0  # notional traded, for turnover
-    sold: float = 0.0
-
-
-class Ledger:
-    def __init__(self, cash: float) -> None:
-        if not (math.isfinite(cash) and cash > 0):
-            raise DataError(f"ledger: starting cash must be a positive number, got {cash!r}")
-        self.start_cash = float(cash)
-        self.cash = float(cash)
-        self.book: dict[tuple[str, str], Position] = {}
-        self.net: dict[str, float] = {}  # account shares per symbol (nonzero only)
-        self.held_changes = 0  # times a symbol entered or left `net`: a cheap key for caches of the held set
-        self.marks: dict[str, float] = {}
-
-    def apply_fill(
-        self, strategy: str, symbol: str, side: str, qty: float, price: float, fee: float
-    ) -> float:
-        """Book one fill; returns the P&L it realised (before fees)."""
-        if side not in ("buy", "sell"):
-            raise DataError(f"ledger: fill side must be 'buy' or 'sell', got {side!r}")
-        if not (qty > 0 and price > 0 and math.isfinite(price) and fee >= 0):
-            raise DataError(f"ledger: bad fill {symbol} {side} {qty} @ {price} fee {fee}")
-        signed = qty if side == "buy" else -qty
-        pos = self.book.get((strategy, symbol))
-        if pos is None:
-            pos = self.book[(strategy, symbol)] = Position()
-        realized = 0.0
-        if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
-            total = pos.qty + signed
-            pos.avg_price = (pos.avg_price * abs(pos.qty) + price * qty) / abs(total)
-            pos.qty = total
-        else:
-            closed = min(qty, abs(pos.qty))
-            realized = (price - pos.avg_price) * closed * (1.0 if pos.qty > 0 else -1.0)
-            pos.qty += signed
-            if abs(pos.qty) < 1e-9:
-                pos.qty, pos.avg_price = 0.0, 0.0
-            elif (pos.qty > 0) == (signed > 0):  # crossed zero: the rest opens at the fill price
-                pos.avg_price = price
-        pos.realized += realized
-        pos.fees += fee
-        if signed > 0:
-            pos.bought += qty * price
-        else:
-            pos.sold += qty * price
-        self.cash -= signed * price + fee
-        held = self.net.get(symbol)
-        net = (held or 0.0) + signed
-        if abs(net) < 1e-9:
-            if held is not None:
-                del self.net[symbol]
-                self.held_changes += 1
-        else:
-            if held is None:
-                self.held_changes += 1
-            self.net[symbol] = net
-        self.marks.setdefault(symbol, price)
-        return realized
+class Ledger(LedgerCore):
+    """`Ledger(cash)`: fills are booked by the core (`apply_fill(strategy, symbol, side, qty, price, fee)`,
+    returning the P&L realised; DataError for a bad side, qty, price or fee), into `cash`, `book`
+    ((strategy, symbol) -> Position), `net` and `marks` (Python dicts, read in place) and `held_changes`
+    (times a symbol entered or left `net`: a cheap key for caches of the held set)."""
 
     def mark(self, symbol: str, price: float) -> None:
         self.marks[symbol] = price

@@ -1,0 +1,369 @@
+//! PyO3 layer of the order state machine (`crate::orders`): `hybridtrader.engine.orders.Order`.
+use crate::orders::{OrderState, Status, TransitionError, Update, UpdateKind};
+use numpy::PyArray1;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PyList, PyString, PyTuple};
+use pyo3::{intern, IntoPyObjectExt};
+
+pyo3::import_exception!(hybridtrader.errors, StateError);
+
+// positions of the fields of `engine.events.OrderUpdate` (a named tuple) that the state machine reads
+const U_TS: usize = 0;
+const U_CID: usize = 1;
+const U_KIND: usize = 4;
+const U_QTY: usize = 5;
+const U_PRICE: usize = 6;
+const U_FEE: usize = 7;
+const U_REASON: usize = 10;
+
+/// A status or update kind as an interned Python string (no new string per read).
+fn name_str<'py>(py: Python<'py>, name: &'static str) -> Bound<'py, PyString> {
+    match name {
+        "new" => intern!(py, "new").clone(),
+        "accepted" => intern!(py, "accepted").clone(),
+        "partially_filled" => intern!(py, "partially_filled").clone(),
+        "filled" => intern!(py, "filled").clone(),
+        "canceled" => intern!(py, "canceled").clone(),
+        "expired" => intern!(py, "expired").clone(),
+        "rejected" => intern!(py, "rejected").clone(),
+        "replaced" => intern!(py, "replaced").clone(),
+        "partial_fill" => intern!(py, "partial_fill").clone(),
+        "fill" => intern!(py, "fill").clone(),
+        other => PyString::intern(py, other),
+    }
+}
+
+/// One order the engine sent, and what the broker has said about it since.
+#[pyclass(name = "Order", module = "hybridtrader._core")]
+pub struct PyOrder {
+    #[pyo3(get)]
+    client_order_id: Py<PyString>,
+    #[pyo3(get)]
+    strategy: Py<PyString>,
+    #[pyo3(get)]
+    book: Py<PyString>,
+    #[pyo3(get)]
+    leg: Py<PyString>,
+    #[pyo3(get)]
+    request: Py<PyAny>,
+    /// The request's symbol and sign (+1 buy, -1 sell), read once: the engine reads them per update.
+    #[pyo3(get)]
+    symbol: Py<PyString>,
+    #[pyo3(get)]
+    sign: i64,
+    #[pyo3(get)]
+    decision_ns: i64,
+    #[pyo3(get)]
+    decision_price: f64,
+    #[pyo3(get)]
+    forecast_bps: f64,
+    #[pyo3(get)]
+    reason: Py<PyString>,
+    state: OrderState,
+}
+
+impl PyOrder {
+    /// The StateError for a refused update, worded as the engine has always worded it.
+    fn refusal(&self, update: &Bound<'_, PyTuple>, e: TransitionError) -> PyResult<PyErr> {
+        let py = update.py();
+        let cid = self.client_order_id.bind(py);
+        let float = |x: f64| PyFloat::new(py, x).str();
+        let msg = match e {
+            TransitionError::Illegal { from, .. } => {
+                let kind = update.get_item(U_KIND)?;
+                format!("order {cid}: illegal transition {} -> {kind}", from.name())
+            }
+            TransitionError::Overfill { filled, .. } => {
+                let (fill, qty) = (
+                    update.get_item(U_QTY)?,
+                    self.request.bind(py).getattr("qty")?,
+                );
+                format!("order {cid}: fill {fill} makes {} of {qty}", float(filled)?)
+            }
+            TransitionError::Leaves { kind, open } => {
+                format!("order {cid}: {} leaves {} open", kind.name(), float(open)?)
+            }
+        };
+        Ok(StateError::new_err(msg))
+    }
+}
+
+#[pymethods]
+impl PyOrder {
+    #[new]
+    #[pyo3(signature = (
+        client_order_id, strategy, book, leg, request, decision_ns, decision_price, forecast_bps,
+        status = "new", filled_qty = 0.0, notional = 0.0, fees = 0.0, updated_ns = 0,
+        reason = None, history = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        client_order_id: Py<PyString>,
+        strategy: Py<PyString>,
+        book: Py<PyString>,
+        leg: Py<PyString>,
+        request: Bound<'_, PyAny>,
+        decision_ns: i64,
+        decision_price: f64,
+        forecast_bps: f64,
+        status: &str,
+        filled_qty: f64,
+        notional: f64,
+        fees: f64,
+        updated_ns: i64,
+        reason: Option<Py<PyString>>,
+        history: Option<Vec<String>>,
+    ) -> PyResult<Self> {
+        let qty: f64 = request.getattr(intern!(py, "qty"))?.extract()?;
+        let symbol = request.getattr(intern!(py, "symbol"))?.extract()?;
+        let sign = request.getattr(intern!(py, "sign"))?.extract()?;
+        let status = Status::parse(status)
+            .ok_or_else(|| PyValueError::new_err(format!("order status: unknown {status:?}")))?;
+        let history = history
+            .unwrap_or_default()
+            .iter()
+            .map(|k| {
+                UpdateKind::parse(k).ok_or_else(|| {
+                    PyValueError::new_err(format!("order history: unknown update kind {k:?}"))
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(PyOrder {
+            client_order_id,
+            strategy,
+            book,
+            leg,
+            request: request.unbind(),
+            symbol,
+            sign,
+            decision_ns,
+            decision_price,
+            forecast_bps,
+            reason: reason.unwrap_or_else(|| intern!(py, "").clone().unbind()),
+            state: OrderState {
+                qty,
+                status,
+                filled_qty,
+                notional,
+                fees,
+                updated_ns,
+                history,
+            },
+        })
+    }
+
+    #[getter]
+    fn status<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        name_str(py, self.state.status.name())
+    }
+
+    #[getter]
+    fn filled_qty(&self) -> f64 {
+        self.state.filled_qty
+    }
+
+    /// Sum of fill qty x price.
+    #[getter]
+    fn notional(&self) -> f64 {
+        self.state.notional
+    }
+
+    #[getter]
+    fn fees(&self) -> f64 {
+        self.state.fees
+    }
+
+    #[getter]
+    fn updated_ns(&self) -> i64 {
+        self.state.updated_ns
+    }
+
+    /// The kinds of the updates applied, in order (a new list).
+    #[getter]
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(
+            py,
+            self.state.history.iter().map(|k| name_str(py, k.name())),
+        )
+    }
+
+    #[getter]
+    fn is_open(&self) -> bool {
+        self.state.status.is_open()
+    }
+
+    #[getter]
+    fn leaves_qty(&self) -> f64 {
+        self.state.leaves_qty()
+    }
+
+    #[getter]
+    fn avg_price(&self) -> f64 {
+        self.state.avg_price()
+    }
+
+    /// Move to the state `update` (an `OrderUpdate`) reports; StateError when the transition or the
+    /// quantities are illegal (the order is left unchanged). Returns the change of `leaves_qty`.
+    fn apply(&mut self, update: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let py = update.py();
+        let update = update.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err(format!("order update must be an OrderUpdate, got {update}"))
+        })?;
+        let cid = update.get_item(U_CID)?;
+        let own = self.client_order_id.bind(py);
+        if !cid.is(own) && !cid.eq(own)? {
+            return Err(StateError::new_err(format!(
+                "order {own}: update for {cid}"
+            )));
+        }
+        let raw = update.get_item(U_KIND)?;
+        let Some(kind) = raw
+            .cast::<PyString>()
+            .ok()
+            .and_then(|k| UpdateKind::parse(k.to_str().ok()?))
+        else {
+            let from = self.state.status.name();
+            return Err(StateError::new_err(format!(
+                "order {own}: illegal transition {from} -> {raw}"
+            )));
+        };
+        let (qty, price, fee) = if kind.is_fill() {
+            (
+                update.get_item(U_QTY)?.extract()?,
+                update.get_item(U_PRICE)?.extract()?,
+                update.get_item(U_FEE)?.extract()?,
+            )
+        } else {
+            (0.0, 0.0, 0.0)
+        };
+        let ts_ns: i64 = update.get_item(U_TS)?.extract()?;
+        let fields = Update {
+            kind,
+            ts_ns,
+            qty,
+            price,
+            fee,
+        };
+        let change = match self.state.apply(&fields) {
+            Ok(change) => change,
+            Err(e) => return Err(self.refusal(update, e)?),
+        };
+        let reason = update.get_item(U_REASON)?;
+        if reason.is_truthy()? {
+            self.reason = reason.cast_into::<PyString>()?.unbind();
+        }
+        Ok(change)
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: PyRef<'_, Self>) -> PyResult<bool> {
+        let same = |a: &Py<PyString>, b: &Py<PyString>| a.bind(py).as_any().eq(b.bind(py));
+        Ok(same(&self.client_order_id, &other.client_order_id)?
+            && same(&self.strategy, &other.strategy)?
+            && same(&self.book, &other.book)?
+            && same(&self.leg, &other.leg)?
+            && self.request.bind(py).eq(other.request.bind(py))?
+            && self.decision_ns == other.decision_ns
+            && self.decision_price == other.decision_price
+            && self.forecast_bps == other.forecast_bps
+            && same(&self.reason, &other.reason)?
+            && self.state == other.state)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let r = |x: Bound<'_, PyAny>| -> PyResult<String> { Ok(x.repr()?.to_string()) };
+        let s = &self.state;
+        Ok(format!(
+            "Order(client_order_id={}, strategy={}, book={}, leg={}, request={}, decision_ns={}, \
+             decision_price={}, forecast_bps={}, status='{}', filled_qty={}, notional={}, fees={}, \
+             updated_ns={}, reason={}, history={})",
+            r(self.client_order_id.bind(py).clone().into_any())?,
+            r(self.strategy.bind(py).clone().into_any())?,
+            r(self.book.bind(py).clone().into_any())?,
+            r(self.leg.bind(py).clone().into_any())?,
+            r(self.request.bind(py).clone())?,
+            self.decision_ns,
+            r(self.decision_price.into_bound_py_any(py)?)?,
+            r(self.forecast_bps.into_bound_py_any(py)?)?,
+            s.status.name(),
+            r(s.filled_qty.into_bound_py_any(py)?)?,
+            r(s.notional.into_bound_py_any(py)?)?,
+            r(s.fees.into_bound_py_any(py)?)?,
+            s.updated_ns,
+            r(self.reason.bind(py).clone().into_any())?,
+            r(self.history(py)?.into_any())?,
+        ))
+    }
+}
+
+/// The columns of `orders` that the engine's orders frame takes from them, in one pass: (client_order_id,
+/// strategy, book, leg, status, reason, symbol, side, type, time_in_force, limit_price, stop_price) as
+/// a tuple of lists, (qty, decision_price, forecast_bps, filled_qty, notional, fees) as float64 arrays,
+/// (decision_ns, updated_ns) as int64 arrays, and the signs (+1 buy, -1 sell) as an int64 array.
+#[pyfunction]
+pub fn order_columns<'py>(
+    py: Python<'py>,
+    orders: Vec<PyRef<'py, PyOrder>>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let n = orders.len();
+    let mut text: Vec<Vec<Bound<'py, PyAny>>> = (0..12).map(|_| Vec::with_capacity(n)).collect();
+    let mut floats: Vec<Vec<f64>> = (0..6).map(|_| Vec::with_capacity(n)).collect();
+    let mut times: Vec<Vec<i64>> = (0..2).map(|_| Vec::with_capacity(n)).collect();
+    let mut signs = Vec::with_capacity(n);
+    for o in &orders {
+        let request = o.request.bind(py);
+        let own = [&o.client_order_id, &o.strategy, &o.book, &o.leg];
+        for (column, value) in text.iter_mut().zip(own) {
+            column.push(value.bind(py).clone().into_any());
+        }
+        text[4].push(name_str(py, o.state.status.name()).into_any());
+        text[5].push(o.reason.bind(py).clone().into_any());
+        text[6].push(o.symbol.bind(py).clone().into_any());
+        for (k, attr) in [
+            intern!(py, "side"),
+            intern!(py, "type"),
+            intern!(py, "time_in_force"),
+            intern!(py, "limit_price"),
+            intern!(py, "stop_price"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            text[7 + k].push(request.getattr(attr)?);
+        }
+        let s = &o.state;
+        for (column, value) in floats.iter_mut().zip([
+            s.qty,
+            o.decision_price,
+            o.forecast_bps,
+            s.filled_qty,
+            s.notional,
+            s.fees,
+        ]) {
+            column.push(value);
+        }
+        times[0].push(o.decision_ns);
+        times[1].push(s.updated_ns);
+        signs.push(o.sign);
+    }
+    let text = text
+        .into_iter()
+        .map(|column| PyList::new(py, column))
+        .collect::<PyResult<Vec<_>>>()?;
+    let floats = floats.into_iter().map(|c| PyArray1::from_vec(py, c));
+    let times = times.into_iter().map(|c| PyArray1::from_vec(py, c));
+    (
+        PyTuple::new(py, text)?,
+        PyTuple::new(py, floats)?,
+        PyTuple::new(py, times)?,
+        PyArray1::from_vec(py, signs),
+    )
+        .into_pyobject(py)
+}
+
+/// "ht-" + blake2b-128 hex of (strategy, symbol, decision_ns, leg): `crate::orders::client_order_id`.
+#[pyfunction]
+pub fn client_order_id(strategy: &str, symbol: &str, decision_ns: i64, leg: &str) -> String {
+    crate::orders::client_order_id(strategy, symbol, decision_ns, leg)
+}
