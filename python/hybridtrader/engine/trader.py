@@ -204,8 +204,6 @@ class _Session:
         valid = np.where(~np.isnan(grid), np.arange(len(grid))[:, None], 0)
         np.maximum.accumulate(valid, axis=0, out=valid)
         self.closes = grid[valid, np.arange(grid.shape[1])]
-        # `closes` as lists, made by the first `Trader.price` (a scalar read from a list beats numpy's)
-        self.rows: list[list[float]] | None = None
 
 
 class Trader:
@@ -381,7 +379,6 @@ class Trader:
                 pos[j] = q
                 first = int(np.argmax(~np.isnan(closes[:, j])))
                 closes[:first, j] = ledger.marks[sym]  # held from before: valued at its last mark until a bar
-                sess.rows = None  # `price` makes them again from the changed closes
         # Valuation prices: a symbol before its first bar of the batch is not held (fills come at its bars),
         # and 0 shares x NaN would make the equity NaN; `closes` keeps its NaN ("no price yet") for `price`.
         values_px = np.nan_to_num(closes, nan=0.0)
@@ -945,10 +942,7 @@ class Trader:
         sess = self._sess
         if sess is None or symbol not in sess.index:
             return self.ledger.marks.get(symbol, math.nan)
-        rows = sess.rows
-        if rows is None:
-            rows = sess.rows = sess.closes.tolist()
-        px = rows[self._i][sess.index[symbol]]
+        px = float(sess.closes[self._i, sess.index[symbol]])
         return px if px == px else self.ledger.marks.get(symbol, math.nan)
 
     def _skip(self, reason: str) -> None:
