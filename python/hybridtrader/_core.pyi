@@ -247,6 +247,9 @@ class FillSimulatorCore:
     def drain_updates(self, names: list[str], make: Callable[[tuple[Any, ...]], _T]) -> tuple[list[_T], int]:
         """Events in time order (stable), each make((ts, id, names[symbol] or "", side, kind, qty, price,
         fee, filled, leaves, reason)), and how many end an order."""
+    def filled_shares(self) -> npt.NDArray[np.float64]:
+        """Signed shares filled per symbol code (buys +, sells -), over every order; as long as the highest
+        code with a fill."""
     def orders(self, open_only: bool = True) -> tuple[Any, ...]:
         """(slot, symbol, side, type, tif, qty, filled, limit, stop, status, avg_price, fees, submitted,
         expires) arrays and the ids; NaN for absent prices, expires -1 for gtc."""

@@ -474,6 +474,22 @@ impl FillSimulator {
         &self.orders[slot as usize]
     }
 
+    /// Signed shares filled per symbol code (buys +, sells -), summed over every order in submission
+    /// order; as long as the highest code of an order with a fill (a code without one is 0).
+    pub fn filled_shares(&self) -> Vec<f64> {
+        let mut held: Vec<f64> = Vec::new();
+        for o in self.orders.iter().filter(|o| o.filled > 0.0) {
+            let (Some(side), k) = (o.side, o.symbol as usize) else {
+                continue; // an order with no valid side was rejected: it never filled
+            };
+            if held.len() <= k {
+                held.resize(k + 1, 0.0);
+            }
+            held[k] += side.sign() * o.filled;
+        }
+        held
+    }
+
     /// The slot of the order with client id `id` (the latest one if a duplicate was rejected).
     pub fn slot(&self, id: &str) -> Option<u32> {
         self.by_id.get(id).copied()
@@ -1236,6 +1252,24 @@ mod tests {
 
     fn kinds(events: &[Event]) -> Vec<&'static str> {
         events.iter().map(|e| e.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn filled_shares_sum_each_symbols_fills_with_their_sides() {
+        let mut sim = FillSimulator::new(settings(0, 0)).unwrap();
+        assert!(sim.filled_shares().is_empty());
+        let mut on = |symbol: u32, id: &str, side: &str, qty: f64| {
+            let mut r = req(id, side, "market", "day", qty, OPEN);
+            r.symbol = symbol;
+            sim.submit(&r);
+        };
+        on(2, "a", "buy", 300.0);
+        on(2, "b", "sell", 120.0);
+        on(0, "c", "sell", 50.0);
+        on(1, "d", "buy", 10.0); // never fills: no quote for symbol 1
+        sim.on_quote(2, &quote(OPEN, 9.9, 10.0, 1_000.0));
+        sim.on_quote(0, &quote(OPEN, 9.9, 10.0, 40.0)); // 40 of the 50 shares
+        assert_eq!(sim.filled_shares(), vec![-40.0, 0.0, 180.0]);
     }
 
     #[test]

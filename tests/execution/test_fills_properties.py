@@ -208,6 +208,11 @@ def sessions(draw: st.DrawFn) -> tuple[list, list]:
 
 
 def play(rows: list, actions: list) -> pl.DataFrame:
+    return played(rows, actions).drain()
+
+
+def played(rows: list, actions: list) -> FillSimulator:
+    """A simulator after `actions` among the quotes `rows` and past the close (events not drained)."""
     sim = FillSimulator(FillSettings(entry_latency_ms=30, ack_latency_ms=60))
     frame = pl.concat([quotes_frame(rows), quotes_frame(rows).with_columns(symbol=pl.lit("BBB"))]).sort(
         "ts", maintain_order=True)
@@ -226,7 +231,7 @@ def play(rows: list, actions: list) -> pl.DataFrame:
             sim.replace(f"o{i - 1}", f"o{i}", at, qty=r.qty)
     sim.on_quotes(frame.slice(fed))
     sim.advance(OPEN + 24 * 3600 * 1_000_000_000)  # past the close: everything but gtc has ended
-    return sim.drain()
+    return sim
 
 
 @settings(max_examples=100, deadline=None)
@@ -248,3 +253,14 @@ def test_event_order_consistency_and_determinism(session: tuple[list, list]) -> 
             assert fills.is_empty() or (fills["filled_qty"] + fills["leaves_qty"] - total).abs().max() < 1e-9
             assert (cum[-1] if cum else 0) <= total + 1e-9
         assert (fills["price"] > 0).all() and (fills["qty"] > 0).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(session=sessions())
+def test_filled_shares_are_the_fill_events_signed_and_summed_per_symbol(session: tuple[list, list]) -> None:
+    sim = played(*session)
+    fills = sim.drain().filter(pl.col("event").is_in(["fill", "partial_fill"]))
+    expected: dict[str, float] = {}
+    for symbol, side, qty in fills.select("symbol", "side", "qty").iter_rows():
+        expected[symbol] = expected.get(symbol, 0.0) + (qty if side == "buy" else -qty)
+    assert sim.filled_shares() == {s: q for s, q in expected.items() if q}

@@ -25,7 +25,6 @@ from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import DataError
 from hybridtrader.execution.fills import FillSimulator
-from hybridtrader.market.schema import symbol_codes
 from hybridtrader.market.timeconv import NS_PER_DAY, epoch_ns, time_runs
 
 # an OrderUpdate from its fields' tuple, by tuple.__new__ (C; the named tuple's own __new__ is a Python frame)
@@ -35,13 +34,16 @@ _UPDATE = partial(tuple.__new__, OrderUpdate)
 class SimBroker:
     """Orders go to the simulator; market data comes in batches; `poll` advances it to now (matching,
     acks, expirations) and turns what it reports into `OrderUpdate`s. Positions are the sum of the fills
-    it reported (read from the simulators' orders when asked: nothing per event)."""
+    it reported (summed by the simulators when asked: nothing per event)."""
 
     def __init__(self, simulator: FillSimulator) -> None:
         self.sim = simulator
         self._open = 0  # orders submitted and not yet terminal, by the events reported
         self._positions: dict[str, float] = {}  # filled by the simulators before this one
         self._names: list[str] = []  # simulator symbol code -> symbol ("": a code that no bar had yet)
+        # the symbols of the batches so far, sorted (see `_symbol_codes`), as an Enum and as its categories
+        self._known = pl.Enum([])
+        self._known_names = self._known.categories
         # per bar time of the batch, as lists (scalar lookups on a list beat numpy's per call): its end row
         # and when it has closed
         self._ends: list[int] = []
@@ -102,20 +104,10 @@ class SimBroker:
             self.sim = FillSimulator(self.sim.settings, self.sim.slippage)
             self._names = []
         self._day = day
-        # one encoding of the column (its sorted distinct names and each row's position in them), then the
-        # simulator's code of each name: one pass over the strings, not one per lookup
         if bars["symbol"].null_count():
             raise DataError(f"bars: {bars['symbol'].null_count()} null symbols")
-        positions = symbol_codes(bars["symbol"])
-        assert isinstance(positions.dtype, pl.Enum)
-        names = positions.dtype.categories
-        codes = self.sim.symbol_codes(names)
-        if len(codes):
-            self._names += [""] * (int(codes.max()) + 1 - len(self._names))  # a no-op if long enough
-        for name, code in zip(names.to_list(), codes.tolist(), strict=True):
-            self._names[code] = name
         self.sim.load_bar_arrays(
-            codes[positions.to_physical().to_numpy()],
+            self._symbol_codes(bars["symbol"]),
             ts,
             *(bars[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close", "volume")),
             every_ns=every_ns,
@@ -124,6 +116,28 @@ class SimBroker:
         self._ends = ends.tolist()
         self._closes_at = (ts[starts] + every_ns).tolist()
         self._next, self._row = 0, 0
+
+    def _symbol_codes(self, symbols: pl.Series) -> np.ndarray:
+        """The simulator's code of each row's symbol. A cast to the Enum of the symbols seen so far encodes
+        the column in one pass over the strings (no distinct names to find and sort first); a batch with a
+        new symbol widens it. The simulator is given the batch's distinct names, sorted."""
+        try:
+            rows = symbols.cast(self._known)
+        except pl.exceptions.InvalidOperationError:  # a symbol no batch had before
+            self._known = pl.Enum(pl.concat([self._known_names, symbols.unique()]).unique().sort())
+            self._known_names = self._known.categories
+            rows = symbols.cast(self._known)
+        index = rows.to_physical().to_numpy()
+        present = np.flatnonzero(np.bincount(index, minlength=len(self._known_names)))
+        names = self._known_names.gather(present)
+        codes = self.sim.symbol_codes(names)
+        if len(codes):
+            self._names += [""] * (int(codes.max()) + 1 - len(self._names))  # a no-op if long enough
+        for name, code in zip(names.to_list(), codes.tolist(), strict=True):
+            self._names[code] = name
+        by_known = np.zeros(len(self._known_names), dtype=np.uint32)
+        by_known[present] = codes
+        return by_known[index]
 
     def on_quotes(self, quotes: pl.DataFrame) -> None:
         self.sim.on_quotes(quotes)
@@ -156,9 +170,8 @@ class SimBroker:
     def _held(self) -> dict[str, float]:
         """Signed shares filled per symbol: those before this simulator, plus its orders' filled shares."""
         held = dict(self._positions)
-        orders = self.sim.orders().filter(pl.col("filled_qty") > 0)
-        for symbol, side, q in orders.select("symbol", "side", "filled_qty").iter_rows():
-            held[symbol] = held.get(symbol, 0.0) + (q if side == "buy" else -q)
+        for symbol, q in self.sim.filled_shares().items():
+            held[symbol] = held.get(symbol, 0.0) + q
         return held
 
     def positions(self) -> dict[str, float]:

@@ -47,7 +47,7 @@ import polars as pl
 from hybridtrader._core import order_columns
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
-from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent
+from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent, symbol_index
 from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
 from hybridtrader.engine.ports import Broker, Clock, Feed
 from hybridtrader.engine.results import ResultRows
@@ -176,6 +176,15 @@ def _realized_bps(sign: Any, decision: Any, price: Any) -> Any:
 
 
 _sum = np.add.reduce
+_MARKED_AHEAD = 64  # most bar times marked in one numpy step (1 after an update, twice as many each time)
+
+
+def _marked(pos: np.ndarray, prices: np.ndarray) -> tuple[list[float], list[float]]:
+    """Net and gross value of the shares `pos` at each row of `prices` (bar time x symbol). Each row's sums
+    are the bits of a sum over that row alone: a reduction along the contiguous last axis runs numpy's
+    pairwise sum row by row, as ndarray.sum of one row does."""
+    values = prices * pos
+    return _sum(values, axis=1).tolist(), _sum(np.abs(values), axis=1).tolist()
 
 
 class _Session:
@@ -274,7 +283,8 @@ class Trader:
         self._contexts = {s.name: _StrategyContext(self, s) for s in self.strategies}
         self._history_bars = max(s.history_bars for s in strategies)
         self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol...
-        self._recent: list[pl.DataFrame] = []  # ...before these batches (cut to that when asked for)
+        self._history_index: tuple[list[str], np.ndarray] = ([], np.zeros(0, np.intp))  # ...its symbol_index
+        self._recent: list[_Encoded] = []  # ...before these batches (cut to that when asked for)
         self.entry_halt = ""  # why new positions may not open now ("" = they may); exits still go out
         self.session: date | None = None
         self._flatten_ns = 0
@@ -372,6 +382,12 @@ class Trader:
         # Valuation prices: a symbol before its first bar of the batch is not held (fills come at its bars),
         # and 0 shares x NaN would make the equity NaN; `closes` keeps its NaN ("no price yet") for `price`.
         values_px = np.nan_to_num(closes, nan=0.0)
+        marked_to = 0  # the bar times before this one have their marked values in `nets`/`grosses`...
+        marked_from = 0  # ...from this one on (recomputed when an update may have moved a position)
+        ahead = 1  # how many bar times the next step marks: positions that moved may well move again
+        nets: list[float] = []
+        grosses: list[float] = []
+        held_elsewhere = False
         for i in range(len(starts)):
             lo, hi = int(starts[i]), int(ends[i])
             now = int(times[i]) + every
@@ -382,13 +398,18 @@ class Trader:
                 for order in early.values():
                     self._add_pending(order, 0.0)
             if self.open:
-                for update in broker.poll(now):
+                updates = broker.poll(now)
+                for update in updates:
                     self._on_update(update)
-            values = pos * values_px[i]  # marked to this bar time's closes, in one numpy step
-            # add.reduce is what ndarray.sum runs (same pairwise sum, same bits) minus its Python wrapper
-            net = float(_sum(values))
-            gross = float(_sum(np.abs(values)))
-            if len(ledger.net) != np.count_nonzero(pos):  # held symbols without a bar in this batch
+                if updates:  # fills move `pos` (and only updates do)
+                    marked_to, ahead = i, 1
+            if i >= marked_to:
+                marked_from, marked_to = i, min(i + ahead, len(starts))
+                ahead = min(2 * ahead, _MARKED_AHEAD)
+                nets, grosses = _marked(pos, values_px[marked_from:marked_to])
+                held_elsewhere = len(ledger.net) != np.count_nonzero(pos)
+            net, gross = nets[i - marked_from], grosses[i - marked_from]
+            if held_elsewhere:  # held symbols without a bar in this batch
                 for sym, q in ledger.net.items():
                     if sym not in sess.index:
                         net += q * ledger.marks[sym]
@@ -411,7 +432,7 @@ class Trader:
             if sym in ledger.net:
                 ledger.mark(sym, float(closes[-1, j]))
         if self._history_bars:
-            self._recent.append(frame)
+            self._recent.append((frame, *batch.symbol_index()))
             if len(self._recent) >= self._history_bars:  # bounds the memory when `advance` takes every batch
                 self._history_frame()
         if self.progress is not None:
@@ -562,8 +583,11 @@ class Trader:
         only when asked for (tail(history + recent) = tail(tail(history) + recent)), so a live bar time
         whose strategies all `advance` costs no Polars work here."""
         if self._recent:
-            frames = self._recent if self._history is None else [self._history, *self._recent]
-            self._history = _tail_per_symbol(pl.concat(frames), self._history_bars)
+            parts = self._recent
+            if self._history is not None:
+                parts = [(self._history, *self._history_index), *parts]
+            frame, names, codes = _tail_of_parts(parts, self._history_bars)
+            self._history, self._history_index = frame, (names, codes)
             self._recent = []
         return self._history
 
@@ -572,7 +596,7 @@ class Trader:
         yet)."""
         history = self._history_frame() if s.history_bars else None
         if history is not None and s.history_bars < self._history_bars:
-            history = _tail_per_symbol(history, s.history_bars)
+            history = _tail_per_symbol(history, s.history_bars, self._history_index[1])
         return history
 
     def _prepare(self, batch: BarBatch) -> list[tuple[Strategy, pl.DataFrame]]:
@@ -806,8 +830,9 @@ class Trader:
         """Closed bars from before the feed's first (BAR_SCHEMA, sorted by ts then symbol) as the strategies'
         history, which their features warm up on (a live node starting mid-stream); nothing trades on them."""
         if self._history_bars and bars.height:
-            self._history = _tail_per_symbol(bars, self._history_bars)
-            self._recent = []
+            self._recent = [(bars, *symbol_index(bars["symbol"]))]
+            self._history = None
+            self._history_frame()
 
     # -------------------------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict[str, Any]:
@@ -1124,6 +1149,49 @@ def _frame(rows: list[tuple[Any, ...]], schema: dict[str, Any]) -> pl.DataFrame:
     )
 
 
-def _tail_per_symbol(bars: pl.DataFrame, n: int) -> pl.DataFrame:
-    """The last `n` rows of each symbol, in the frame's order."""
-    return bars.filter(pl.int_range(pl.len()).reverse().over("symbol") < n)
+# bars (BAR_SCHEMA, in time order) with their symbols' encoding: the distinct names, sorted, and each row's
+# position in them (`BarBatch.symbol_index`)
+_Encoded = tuple[pl.DataFrame, list[str], np.ndarray]
+
+
+def _last_of_each(codes: np.ndarray, n: int) -> np.ndarray:
+    """Mask of the rows that are among the last `n` rows of their code (codes >= 0)."""
+    if not len(codes):
+        return np.zeros(0, dtype=bool)
+    small = codes.max() < 1 << 16  # then a stable sort is a radix sort
+    # by code, each code's rows in their order
+    order = np.argsort(codes.astype(np.uint16) if small else codes, kind="stable")
+    by_code = codes[order]
+    ends = np.flatnonzero(np.r_[by_code[1:] != by_code[:-1], True]) + 1  # of each code's run in `order`
+    starts = np.r_[0, ends[:-1]]
+    inside = np.zeros(len(order) + 1, dtype=np.intp)  # +1 where a run's last n rows start, -1 at its end
+    inside[np.maximum(starts, ends - n)] = 1
+    inside[ends] -= 1
+    keep = np.zeros(len(order), dtype=bool)
+    keep[order[np.cumsum(inside[:-1]) > 0]] = True
+    return keep
+
+
+def _tail_per_symbol(bars: pl.DataFrame, n: int, codes: np.ndarray | None = None) -> pl.DataFrame:
+    """The last `n` rows of each symbol, in the frame's order; `codes`: the rows' symbol codes when known
+    (else the strings are encoded)."""
+    if codes is None:
+        codes = symbol_index(bars["symbol"])[1]
+    return bars.filter(pl.Series(_last_of_each(codes, n)))
+
+
+def _tail_of_parts(parts: Sequence[_Encoded], n: int) -> _Encoded:
+    """The last `n` rows of each symbol of the `parts` one after another, in their order, with their
+    encoding: from the parts' encodings (no string is hashed, no window expression per symbol)."""
+    names = sorted({name for _, part_names, _ in parts for name in part_names})
+    at = {name: i for i, name in enumerate(names)}
+    codes = np.concatenate([np.array([at[s] for s in part_names], np.intp)[c] for _, part_names, c in parts])
+    keep = _last_of_each(codes, n)
+    # each part's kept rows, one chunk in all: the history stays one chunk however many batches it saw
+    ends = np.cumsum([frame.height for frame, _, _ in parts])
+    pieces = [
+        frame.filter(pl.Series(keep[end - frame.height : end]))
+        for (frame, _, _), end in zip(parts, ends, strict=True)
+        if keep[end - frame.height : end].any()
+    ]
+    return pl.concat(pieces, rechunk=True), names, codes[keep]

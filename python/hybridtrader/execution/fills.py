@@ -301,6 +301,12 @@ class FillSimulator:
         them end an order: one call, no column per field."""
         return self._core.drain_updates(names, make)
 
+    def filled_shares(self) -> dict[str, float]:
+        """Signed shares filled per symbol (buys +, sells -) over every order, for the symbols with a fill
+        that does not net to zero."""
+        held = self._core.filled_shares()
+        return {self._names[k]: float(held[k]) for k in np.flatnonzero(held)}
+
     def orders(self, *, open_only: bool = False) -> pl.DataFrame:
         """Every order (or only open ones) in submission order (ORDER_SCHEMA); status is one of
         pending_new, accepted, partially_filled (open), filled, canceled, expired, rejected, replaced."""

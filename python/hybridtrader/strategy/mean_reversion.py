@@ -35,6 +35,7 @@ class IntradayMeanReversion(RuleStrategy):
         self.history_bars = 10 * max(self.rules.window, 14)
         self._open = {}  # symbol -> (side, target, bars left)
         self._stream: FeatureState | None = None  # live: the features carried over (see `prepare`)
+        self._entries: list[tuple[str, str, float, float, float]] = []  # (symbol, side, sign, ATR, mean)
 
     def rule_config(self) -> MeanReversionLabelConfig:
         return self.config.ml_training.labels.mean_reversion
@@ -64,7 +65,15 @@ class IntradayMeanReversion(RuleStrategy):
         """The batch's entries from its z-scores and ATRs (nulls as 0, which never make one)."""
         events, side = mean_reversion_entries(z, self.rules)
         self.take(events & (atr > 0), frame)
-        self._side, self._atr, self._mean = side, atr, mean
+        self._side = side
+        # per event (in row order): what `on_bars` reads of it, as Python objects made once per batch
+        rows = self._events.rows
+        self._entries = [
+            (self._symbol[r], "buy" if s > 0 else "sell", s, a, m)
+            for r, s, a, m in zip(
+                rows, side[rows].tolist(), atr[rows].tolist(), mean[rows].tolist(), strict=True
+            )
+        ]
 
     def restore(self, state: Mapping[str, Any]) -> None:
         super().restore(state)
@@ -78,13 +87,12 @@ class IntradayMeanReversion(RuleStrategy):
                 del trades[symbol]
             else:
                 trades[symbol] = (side, target, left - 1)
-        for r in self._events.between(ctx.row_start, ctx.row_end):
-            symbol = self._symbol[r]
+        lo, hi = self._events.span(ctx.row_start, ctx.row_end)
+        for symbol, order_side, side, atr, mean in self._entries[lo:hi]:
             if symbol in trades or ctx.position(symbol):
                 continue  # one trade per symbol at a time
-            side = float(self._side[r])
-            if ctx.enter(symbol, "buy" if side > 0 else "sell", float(self._atr[r])) > 0:
-                trades[symbol] = (side, float(self._mean[r]), self.rules.horizon_bars)
+            if ctx.enter(symbol, order_side, atr) > 0:
+                trades[symbol] = (side, mean, self.rules.horizon_bars)
 
     def on_session_close(self, ctx: Context) -> None:
         self._open.clear()  # the intraday book was flattened before the close

@@ -132,8 +132,13 @@ class EventRows:
         self.rows: list[int] = np.flatnonzero(events).tolist()
 
     def between(self, start: int, end: int) -> list[int]:
+        lo, hi = self.span(start, end)
+        return self.rows[lo:hi]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The positions in `rows` of the events in rows start..end."""
         rows = self.rows
-        return rows[bisect_left(rows, start) : bisect_left(rows, end)]
+        return bisect_left(rows, start), bisect_left(rows, end)
 
 
 class RuleStrategy(Strategy):

@@ -484,6 +484,11 @@ impl PyFillSimulator {
         PyTuple::new(py, items)
     }
 
+    /// Signed shares filled per symbol code (numpy float64, indexed by code; see the core's).
+    fn filled_shares<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        PyArray1::from_vec(py, self.inner.filled_shares())
+    }
+
     /// Orders (all, or only open ones) as (slot, symbol, side, type, tif, qty, filled, limit, stop,
     /// status, avg_price, fees, submitted, expires) numpy columns and the client ids (list). Missing
     /// prices are NaN; `expires` is -1 for gtc.

@@ -1,0 +1,28 @@
+"""SimBroker's symbol encoding of a batch (a cast to the Enum of the symbols seen so far, widened when a
+batch brings a new one) against the simulator's own codes, given each batch's distinct names in sorted
+order as before."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from hybridtrader.backtest.broker import SimBroker
+from hybridtrader.execution.fills import FillSimulator
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+SYMBOLS = ["AAPL", "B", "CC", "MSFT", "Z"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches=st.lists(st.lists(st.sampled_from(SYMBOLS), min_size=1, max_size=30), min_size=1, max_size=5))
+def test_batch_codes_are_the_simulators_codes(batches: list[list[str]]) -> None:
+    broker = SimBroker(FillSimulator())
+    reference = FillSimulator()
+    for rows in batches:
+        column = pl.Series("symbol", rows)
+        codes = broker._symbol_codes(column)
+        reference.symbol_codes(pl.Series(sorted(set(rows))))  # what the simulator was given before
+        assert codes.dtype == np.uint32
+        assert codes.tolist() == reference.symbol_codes(column).tolist()
+        assert [broker._names[c] for c in codes] == rows  # the updates' symbols by code
