@@ -33,6 +33,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 
 use crate::common::Side;
+use crate::orders::Status;
 
 /// Quantities below this are zero (floating-point residue of partial fills).
 const EPS: f64 = 1e-9;
@@ -113,40 +114,6 @@ impl Tif {
     /// Trades once, then cancels what is left.
     fn one_shot(self) -> bool {
         !matches!(self, Tif::Day | Tif::Gtc)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    PendingNew,
-    Accepted,
-    PartiallyFilled,
-    Filled,
-    Canceled,
-    Expired,
-    Rejected,
-    Replaced,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::PendingNew => "pending_new",
-            Status::Accepted => "accepted",
-            Status::PartiallyFilled => "partially_filled",
-            Status::Filled => "filled",
-            Status::Canceled => "canceled",
-            Status::Expired => "expired",
-            Status::Rejected => "rejected",
-            Status::Replaced => "replaced",
-        }
-    }
-
-    pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            Status::PendingNew | Status::Accepted | Status::PartiallyFilled
-        )
     }
 }
 
@@ -604,7 +571,7 @@ impl FillSimulator {
             filled: 0.0,
             notional: 0.0,
             fees: 0.0,
-            status: Status::PendingNew,
+            status: Status::New,
             armed: false,
             triggered: false,
             acked: false,
@@ -766,7 +733,7 @@ impl FillSimulator {
             let reason = format!(
                 "replace failed: order {:?} was {} before the replace arrived",
                 prev.id,
-                prev.status.as_str()
+                prev.status.alpaca_name()
             );
             return self.reject(slot, t, reason);
         }
@@ -1095,7 +1062,7 @@ impl FillSimulator {
             return;
         }
         o.acked = true;
-        if o.status == Status::PendingNew {
+        if o.status == Status::New {
             o.status = Status::Accepted;
         }
         let leaves = o.leaves();

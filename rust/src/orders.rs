@@ -63,6 +63,15 @@ impl Status {
         }
     }
 
+    /// The name Alpaca's trading API gives the state (the fill simulator's orders answer in it): an order
+    /// not yet acknowledged is "pending_new"; the others are named alike.
+    pub fn alpaca_name(self) -> &'static str {
+        match self {
+            Status::New => "pending_new",
+            other => other.name(),
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Status> {
         Status::ALL.into_iter().find(|s| s.name() == name)
     }

@@ -9,9 +9,10 @@ use std::borrow::Cow;
 use super::slippage::PySlippageModel;
 use crate::common::Side;
 use crate::fills::{
-    BarColumns, EventKind, Fees, FillSimulator, OrderType, QuoteColumns, Request, Settings, Status,
-    Tif, NEVER,
+    BarColumns, EventKind, Fees, FillSimulator, OrderType, QuoteColumns, Request, Settings, Tif,
+    NEVER,
 };
+use crate::orders::Status;
 
 const EVENT_KINDS: [EventKind; 7] = [
     EventKind::Accepted,
@@ -21,16 +22,6 @@ const EVENT_KINDS: [EventKind; 7] = [
     EventKind::Expired,
     EventKind::Rejected,
     EventKind::Replaced,
-];
-const STATUSES: [Status; 8] = [
-    Status::PendingNew,
-    Status::Accepted,
-    Status::PartiallyFilled,
-    Status::Filled,
-    Status::Canceled,
-    Status::Expired,
-    Status::Rejected,
-    Status::Replaced,
 ];
 const SIDES: [Side; 2] = [Side::Buy, Side::Sell];
 const TYPES: [OrderType; 4] = [
@@ -123,7 +114,7 @@ impl PyFillSimulator {
     #[classattr]
     #[pyo3(name = "STATUSES")]
     fn statuses() -> Vec<&'static str> {
-        STATUSES.iter().map(|k| k.as_str()).collect()
+        Status::ALL.iter().map(|k| k.alpaca_name()).collect()
     }
     #[classattr]
     #[pyo3(name = "SIDES")]
@@ -271,7 +262,7 @@ impl PyFillSimulator {
         d.set_item("filled_qty", o.filled)?;
         d.set_item("limit_price", o.limit)?;
         d.set_item("stop_price", o.stop)?;
-        d.set_item("status", o.status.as_str())?;
+        d.set_item("status", o.status.alpaca_name())?;
         d.set_item("filled_avg_price", o.avg_price())?;
         d.set_item("fees", o.fees)?;
         d.set_item("submitted_at", o.submitted)?;
@@ -538,7 +529,7 @@ impl PyFillSimulator {
             PyArray1::from_vec(
                 py,
                 rows.iter()
-                    .map(|(_, o)| code(&STATUSES, Some(o.status)))
+                    .map(|(_, o)| code(&Status::ALL, Some(o.status)))
                     .collect::<Vec<u8>>(),
             )
             .into_any(),
