@@ -33,7 +33,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 
 use crate::common::Side;
-use crate::orders::Status;
+use crate::orders::{Status, UpdateKind};
 
 /// Quantities below this are zero (floating-point residue of partial fills).
 const EPS: f64 = 1e-9;
@@ -114,31 +114,6 @@ impl Tif {
     /// Trades once, then cancels what is left.
     fn one_shot(self) -> bool {
         !matches!(self, Tif::Day | Tif::Gtc)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    Accepted,
-    PartialFill,
-    Fill,
-    Canceled,
-    Expired,
-    Rejected,
-    Replaced,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Accepted => "accepted",
-            EventKind::PartialFill => "partial_fill",
-            EventKind::Fill => "fill",
-            EventKind::Canceled => "canceled",
-            EventKind::Expired => "expired",
-            EventKind::Rejected => "rejected",
-            EventKind::Replaced => "replaced",
-        }
     }
 }
 
@@ -282,7 +257,7 @@ impl Order {
 pub struct Event {
     pub ts: i64,
     pub order: u32,
-    pub kind: EventKind,
+    pub kind: UpdateKind,
     pub qty: f64,
     pub price: f64,
     pub fee: f64,
@@ -716,9 +691,9 @@ impl FillSimulator {
                     }
                 }
             }
-            Timer::Cancel => self.close(slot, t, EventKind::Canceled, "canceled by request"),
+            Timer::Cancel => self.close(slot, t, UpdateKind::Canceled, "canceled by request"),
             Timer::Auction => self.close_auction(slot, t),
-            Timer::Expire => self.close(slot, t, EventKind::Expired, "session closed"),
+            Timer::Expire => self.close(slot, t, UpdateKind::Expired, "session closed"),
             Timer::Replace => unreachable!("handled above"),
         }
     }
@@ -746,7 +721,7 @@ impl FillSimulator {
         self.push(
             t,
             old,
-            EventKind::Replaced,
+            UpdateKind::Replaced,
             0.0,
             0.0,
             0.0,
@@ -878,7 +853,7 @@ impl FillSimulator {
                 Tif::Opg => "opening auction: not marketable",
                 _ => "immediate or cancel: remainder canceled",
             };
-            self.close(slot, t, EventKind::Canceled, reason);
+            self.close(slot, t, UpdateKind::Canceled, reason);
         }
     }
 
@@ -1000,7 +975,7 @@ impl FillSimulator {
             None => self.close(
                 slot,
                 t,
-                EventKind::Canceled,
+                UpdateKind::Canceled,
                 "closing auction: no marketable price",
             ),
         }
@@ -1038,9 +1013,9 @@ impl FillSimulator {
             Status::PartiallyFilled
         };
         let kind = if done {
-            EventKind::Fill
+            UpdateKind::Fill
         } else {
-            EventKind::PartialFill
+            UpdateKind::PartialFill
         };
         let (filled, leaves) = (o.filled, o.leaves());
         self.push(
@@ -1069,7 +1044,7 @@ impl FillSimulator {
         self.push(
             t,
             slot,
-            EventKind::Accepted,
+            UpdateKind::Accepted,
             0.0,
             0.0,
             0.0,
@@ -1079,11 +1054,11 @@ impl FillSimulator {
         );
     }
 
-    fn close(&mut self, slot: u32, t: i64, kind: EventKind, reason: &str) {
+    fn close(&mut self, slot: u32, t: i64, kind: UpdateKind, reason: &str) {
         self.ack(slot, t);
         let o = &mut self.orders[slot as usize];
         o.status = match kind {
-            EventKind::Expired => Status::Expired,
+            UpdateKind::Expired => Status::Expired,
             _ => Status::Canceled,
         };
         let filled = o.filled;
@@ -1095,7 +1070,7 @@ impl FillSimulator {
         self.push(
             t,
             slot,
-            EventKind::Rejected,
+            UpdateKind::Rejected,
             0.0,
             0.0,
             0.0,
@@ -1110,7 +1085,7 @@ impl FillSimulator {
         &mut self,
         ts: i64,
         order: u32,
-        kind: EventKind,
+        kind: UpdateKind,
         qty: f64,
         price: f64,
         fee: f64,
@@ -1212,13 +1187,13 @@ mod tests {
     fn fills(events: &[Event]) -> Vec<(i64, f64, f64)> {
         events
             .iter()
-            .filter(|e| matches!(e.kind, EventKind::Fill | EventKind::PartialFill))
+            .filter(|e| matches!(e.kind, UpdateKind::Fill | UpdateKind::PartialFill))
             .map(|e| (e.ts, e.qty, e.price))
             .collect()
     }
 
     fn kinds(events: &[Event]) -> Vec<&'static str> {
-        events.iter().map(|e| e.kind.as_str()).collect()
+        events.iter().map(|e| e.kind.name()).collect()
     }
 
     #[test]
@@ -1372,10 +1347,8 @@ mod tests {
         });
         sim.advance(CLOSE);
         let ev = sim.drain();
-        let out: Vec<(u32, &str, f64)> = ev
-            .iter()
-            .map(|e| (e.order, e.kind.as_str(), e.qty))
-            .collect();
+        let out: Vec<(u32, &str, f64)> =
+            ev.iter().map(|e| (e.order, e.kind.name(), e.qty)).collect();
         assert_eq!(
             out,
             vec![
@@ -1456,7 +1429,7 @@ mod tests {
         let reasons: Vec<String> = sim
             .drain()
             .into_iter()
-            .filter(|e| e.kind == EventKind::Rejected)
+            .filter(|e| e.kind == UpdateKind::Rejected)
             .map(|e| e.reason)
             .collect();
         assert_eq!(reasons.len(), 4);

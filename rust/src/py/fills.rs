@@ -9,20 +9,10 @@ use std::borrow::Cow;
 use super::slippage::PySlippageModel;
 use crate::common::Side;
 use crate::fills::{
-    BarColumns, EventKind, Fees, FillSimulator, OrderType, QuoteColumns, Request, Settings, Tif,
-    NEVER,
+    BarColumns, Fees, FillSimulator, OrderType, QuoteColumns, Request, Settings, Tif, NEVER,
 };
-use crate::orders::Status;
+use crate::orders::{Status, UpdateKind};
 
-const EVENT_KINDS: [EventKind; 7] = [
-    EventKind::Accepted,
-    EventKind::PartialFill,
-    EventKind::Fill,
-    EventKind::Canceled,
-    EventKind::Expired,
-    EventKind::Rejected,
-    EventKind::Replaced,
-];
 const SIDES: [Side; 2] = [Side::Buy, Side::Sell];
 const TYPES: [OrderType; 4] = [
     OrderType::Market,
@@ -109,7 +99,7 @@ impl PyFillSimulator {
     #[classattr]
     #[pyo3(name = "EVENT_KINDS")]
     fn event_kinds() -> Vec<&'static str> {
-        EVENT_KINDS.iter().map(|k| k.as_str()).collect()
+        UpdateKind::ALL.iter().map(|k| k.name()).collect()
     }
     #[classattr]
     #[pyo3(name = "STATUSES")]
@@ -394,9 +384,9 @@ impl PyFillSimulator {
             .iter()
             .map(|s| PyString::new(py, s.as_str()))
             .collect();
-        let kind_names: Vec<Bound<'py, PyString>> = EVENT_KINDS
+        let kind_names: Vec<Bound<'py, PyString>> = UpdateKind::ALL
             .iter()
-            .map(|k| PyString::new(py, k.as_str()))
+            .map(|k| PyString::new(py, k.name()))
             .collect();
         let blank = PyString::new(py, "");
         let out = PyList::empty(py);
@@ -412,13 +402,13 @@ impl PyFillSimulator {
                 None => blank.clone(),
             };
             terminal +=
-                usize::from(e.kind != EventKind::Accepted && e.kind != EventKind::PartialFill);
+                usize::from(e.kind != UpdateKind::Accepted && e.kind != UpdateKind::PartialFill);
             let row = (
                 e.ts,
                 o.id.as_str(),
                 symbol,
                 side,
-                &kind_names[code(&EVENT_KINDS, Some(e.kind)) as usize],
+                &kind_names[code(&UpdateKind::ALL, Some(e.kind)) as usize],
                 e.qty,
                 e.price,
                 e.fee,
@@ -451,7 +441,7 @@ impl PyFillSimulator {
             .collect();
         let kind: Vec<u8> = events
             .iter()
-            .map(|e| code(&EVENT_KINDS, Some(e.kind)))
+            .map(|e| code(&UpdateKind::ALL, Some(e.kind)))
             .collect();
         let ids = PyList::new(
             py,
