@@ -518,6 +518,11 @@ class ExposureCore:
     @property
     def peak_equity(self) -> float: ...
     def update_breaker(self, equity: float, ts_ns: int | None = None) -> bool: ...
+    def update_breaker_path(
+        self, equities: npt.NDArray[np.float64], ts_ns: npt.NDArray[np.int64], stop_at_halt: bool
+    ) -> int:
+        """`update_breaker` at each (equities[k], ts_ns[k]) in turn; with `stop_at_halt`, stops after the
+        first step that finds the manager HALTED. The number of steps taken."""
     def reset_at(self, ts_ns: int | None = None) -> None: ...
     def restore_breaker(
         self,

@@ -1418,6 +1418,30 @@ impl ExposureManager {
         }
         Ok(self.state == TradingState::Halted)
     }
+
+    /// `update_breaker` at each (`equities[k]`, `ts_ns[k]`) in turn (a stretch of bar times at once, by the
+    /// same step); with `stop_at_halt`, it stops after the first step that finds the manager HALTED. The
+    /// number of steps taken. A bad equity stops it with an error, the steps before it taken.
+    pub fn update_breaker_path(
+        &mut self,
+        equities: &[f64],
+        ts_ns: &[i64],
+        stop_at_halt: bool,
+    ) -> Result<usize, InputError> {
+        if equities.len() != ts_ns.len() {
+            return err(format!(
+                "update_breaker_path: {} equities but {} times",
+                equities.len(),
+                ts_ns.len()
+            ));
+        }
+        for (k, (&equity, &ts)) in equities.iter().zip(ts_ns).enumerate() {
+            if self.update_breaker(equity, Some(ts))? && stop_at_halt {
+                return Ok(k + 1);
+            }
+        }
+        Ok(equities.len())
+    }
 }
 
 #[cfg(test)]
@@ -1819,6 +1843,34 @@ mod tests {
         m.reset(Some(10));
         assert_eq!(m.state(), TradingState::Active);
         assert!(!m.update_breaker(90_000.0, Some(11)).unwrap());
+    }
+
+    #[test]
+    fn breaker_path_is_the_step_at_each_point() {
+        // REDUCING on the way, HALTED at the fourth point, a recovery after it
+        let equities = [99_000.0, 98_000.0, 98_500.0, 96_900.0, 100_000.0];
+        let ts = [1, 2, 3, 4, 5];
+        for stop in [true, false] {
+            let (mut path, mut steps) = (mgr(), mgr());
+            path.start_session(1, 100_000.0, Some(0)).unwrap();
+            steps.start_session(1, 100_000.0, Some(0)).unwrap();
+            let taken = path.update_breaker_path(&equities, &ts, stop).unwrap();
+            assert_eq!(taken, if stop { 4 } else { 5 });
+            for (&e, &t) in equities.iter().zip(&ts).take(taken) {
+                steps.update_breaker(e, Some(t)).unwrap();
+            }
+            assert_eq!(path.state(), steps.state());
+            assert_eq!(path.state_reason(), steps.state_reason());
+            assert_eq!(path.state_since_ns(), 4);
+            assert_eq!(path.peak_equity(), steps.peak_equity());
+            assert_eq!(path.equity(), steps.equity());
+        }
+        let mut m = mgr();
+        assert!(m.update_breaker_path(&[1.0, 2.0], &[1], true).is_err());
+        assert!(m
+            .update_breaker_path(&[1.0, f64::NAN], &[1, 2], true)
+            .is_err());
+        assert_eq!(m.equity(), 1.0); // the step before the bad one was taken
     }
 
     #[test]

@@ -17,6 +17,10 @@ Life of a strategy in the engine (backtest and live alike):
   decided now and execute no earlier than the next bar or quote after the broker's latency.
 - `on_update(ctx, order, update)` for each broker event about one of its orders (fills included), and
   `on_session_close(ctx)` after the session's last bar.
+- `wakes_at(row)` (optional): the next row of the prepared batch at whose bar time `on_bars` may act. A
+  strategy that implements it is not called at the bar times before that row when nothing else happens
+  there (no order open, no child order due, not the flatten time): a backtest then runs such stretches of
+  bar times in one step. Without it `on_bars` is called at every bar time.
 """
 
 from __future__ import annotations
@@ -129,6 +133,15 @@ class Strategy(ABC):
     @abstractmethod
     def on_bars(self, ctx: Context, bars: pl.DataFrame) -> None:
         """Decide on one bar time's closed bars (a cross-section); orders go through `ctx`."""
+
+    def wakes_at(self, row: int) -> int:
+        """The first row at or after `row` (a row of the batch `prepare` or `advance` gave, at a bar time's
+        first row) at whose bar time `on_bars` may do anything, given what the strategy holds now (asked
+        again after each `on_bars` and `on_update`); a row past the batch's last when none in it. The
+        engine may skip `on_bars` at the bar times before that row (a skipped call must have done
+        nothing), and calls it there. This one returns `row`: every bar time (the engine, seeing it not
+        overridden, then never skips and does not ask)."""
+        return row
 
     def on_update(self, ctx: Context, order: Order, update: OrderUpdate) -> None:
         return None

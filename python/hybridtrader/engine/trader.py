@@ -34,7 +34,7 @@ re-uses its id.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -179,12 +179,61 @@ _sum = np.add.reduce
 _MARKED_AHEAD = 64  # most bar times marked in one numpy step (1 after an update, twice as many each time)
 
 
-def _marked(pos: np.ndarray, prices: np.ndarray) -> tuple[list[float], list[float]]:
+def _marked_arrays(pos: np.ndarray, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Net and gross value of the shares `pos` at each row of `prices` (bar time x symbol). Each row's sums
     are the bits of a sum over that row alone: a reduction along the contiguous last axis runs numpy's
     pairwise sum row by row, as ndarray.sum of one row does."""
     values = prices * pos
-    return _sum(values, axis=1).tolist(), _sum(np.abs(values), axis=1).tolist()
+    return _sum(values, axis=1), _sum(np.abs(values), axis=1)
+
+
+def _marked(pos: np.ndarray, prices: np.ndarray) -> tuple[list[float], list[float]]:
+    """`_marked_arrays` as lists of floats (what the bar loop reads one bar time at a time)."""
+    nets, grosses = _marked_arrays(pos, prices)
+    return nets.tolist(), grosses.tolist()
+
+
+# a batch's equity rows (EQUITY_SCHEMA's columns: ts, equity, cash, gross, net), one per bar time
+_Curve = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _curve_frame(chunks: list[_Curve]) -> pl.DataFrame:
+    """The equity rows of `chunks`, one after another, as an EQUITY_SCHEMA frame."""
+    if not chunks:
+        return pl.DataFrame(schema=EQUITY_SCHEMA)
+    columns = map(np.concatenate, zip(*chunks, strict=True))
+    return build_frame(EQUITY_SCHEMA, dict(zip(EQUITY_SCHEMA, columns, strict=True)))
+
+
+class _Quiet:
+    """Where a batch's bar times may run in one step (`Trader._run_quiet`): from a bar time on which no
+    order is open, up to the first at which a strategy may act (`Strategy.wakes_at`, asked again after the
+    strategies ran), a scheduled child order is due or the intraday books are flattened."""
+
+    def __init__(self, trader: Trader, sess: _Session, nows: np.ndarray) -> None:
+        self._t = trader
+        self._nows = nows
+        self._starts: list[int] = sess.starts.tolist()
+        self._ends: list[int] = sess.ends.tolist()
+        self._flatten_at = int(np.searchsorted(nows, trader._flatten_ns))  # the first bar time at or past it
+        self._wake = -1  # the first bar time a strategy may act at (-1: to be asked)
+
+    def woken(self) -> None:
+        """The strategies ran (or saw an update): ask them again."""
+        self._wake = -1
+
+    def end(self, i: int) -> int:
+        """The first bar time at or after `i` at which something may happen besides marks and breaker."""
+        t = self._t
+        if self._wake < i:
+            row = self._starts[i]
+            self._wake = min(bisect_right(self._ends, s.wakes_at(row)) for s in t.strategies)
+        end = self._wake
+        if "intraday" not in t._flattened:
+            end = min(end, self._flatten_at)
+        if t.schedule:
+            end = min(end, int(np.searchsorted(self._nows, t.schedule[0][0])))
+        return end
 
 
 class _Session:
@@ -240,6 +289,8 @@ class Trader:
         self._by_name = {s.name: s for s in strategies}
         # strategies that override on_update (the others are not called for every update)
         self._listening = {s.name for s in strategies if type(s).on_update is not Strategy.on_update}
+        # every strategy says when it may act (`Strategy.wakes_at`): quiet bar times run in one step
+        self._wakeful = all(type(s).wakes_at is not Strategy.wakes_at for s in strategies)
         self.feed, self.broker, self.clock = feed, broker, clock
         self.ledger = Ledger(cash)
         self.slippage = slippage if slippage is not None else SlippageModel(config)
@@ -260,7 +311,7 @@ class Trader:
         # the same open orders by (strategy, symbol), each group in the order sent (`open_orders` reads it)
         self._open_by: dict[tuple[str, str], dict[str, Order]] = {}
         self.fills: list[tuple[Any, ...]] = []  # FILL_SCHEMA rows not yet folded
-        self.curve: list[tuple[int, float, float, float, float]] = []  # EQUITY_SCHEMA rows not yet folded
+        self.curve: list[_Curve] = []  # the equity rows of the batches not yet folded
         # finished results (orders, fills, equity) as frames, added by `_fold` once per batch of `run`: in
         # memory, or written as part files under `spill` (a backtest's memory then stays flat in its sessions)
         self._done = {
@@ -354,7 +405,7 @@ class Trader:
             self._done["fills"].add(_frame(self.fills, FILL_SCHEMA))
             self.fills = []
         if self.curve:
-            self._done["equity"].add(_frame(self.curve, EQUITY_SCHEMA))
+            self._done["equity"].add(_curve_frame(self.curve))
             self.curve = []
 
     def run_batch(self, batch: BarBatch) -> None:
@@ -370,7 +421,7 @@ class Trader:
         prepared = [(s, self._contexts[s.name], f) for s, f in self._prepare(batch)]
         frame = batch.bars
         self.broker.on_bars(frame, every)
-        starts, ends, times, closes = sess.starts, sess.ends, sess.times, sess.closes
+        starts, ends, closes = sess.starts, sess.ends, sess.closes
         ledger, exposure, broker = self.ledger, self.exposure, self.broker
         self._pos = pos = np.zeros(len(sess.index))  # account shares per symbol of the batch
         for sym, q in ledger.net.items():
@@ -382,15 +433,26 @@ class Trader:
         # Valuation prices: a symbol before its first bar of the batch is not held (fills come at its bars),
         # and 0 shares x NaN would make the equity NaN; `closes` keeps its NaN ("no price yet") for `price`.
         values_px = np.nan_to_num(closes, nan=0.0)
+        n = len(starts)
+        nows = sess.times + every
+        curve = (nows, np.empty(n), np.empty(n), np.empty(n), np.empty(n))
+        _, equities, cashes, grosses_c, nets_c = curve
         marked_to = 0  # the bar times before this one have their marked values in `nets`/`grosses`...
         marked_from = 0  # ...from this one on (recomputed when an update may have moved a position)
         ahead = 1  # how many bar times the next step marks: positions that moved may well move again
         nets: list[float] = []
         grosses: list[float] = []
         held_elsewhere = False
-        for i in range(len(starts)):
+        quiet = _Quiet(self, sess, nows) if self._wakeful else None
+        i = 0
+        while i < n:
+            if quiet is not None and not self.open and self._repricing is None:
+                end = quiet.end(i)
+                if end > i:  # nothing happens at bar times i..end-1 but marks and the breaker
+                    i = self._run_quiet(i, end, values_px, curve)
+                    continue
             lo, hi = int(starts[i]), int(ends[i])
-            now = int(times[i]) + every
+            now = int(nows[i])
             self._i, self.now_ns = i, now
             self.clock.advance_to(now)
             if self._repricing is not None:  # `apply_early`: as if its updates were applied at this poll
@@ -404,7 +466,7 @@ class Trader:
                 if updates:  # fills move `pos` (and only updates do)
                     marked_to, ahead = i, 1
             if i >= marked_to:
-                marked_from, marked_to = i, min(i + ahead, len(starts))
+                marked_from, marked_to = i, min(i + ahead, n)
                 ahead = min(2 * ahead, _MARKED_AHEAD)
                 nets, grosses = _marked(pos, values_px[marked_from:marked_to])
                 held_elsewhere = len(ledger.net) != np.count_nonzero(pos)
@@ -417,7 +479,7 @@ class Trader:
             equity = self.equity = ledger.cash + net
             exposure.set_equity(equity)
             halted = exposure.update_breaker(equity, now)  # update_equity's step, minus its wrapper
-            self.curve.append((now, equity, ledger.cash, gross, net))
+            equities[i], cashes[i], grosses_c[i], nets_c[i] = equity, ledger.cash, gross, net
             if halted and "*" not in self._flattened:
                 self._flatten(None, f"circuit breaker: {exposure.state_reason}")
             elif now >= self._flatten_ns and "intraday" not in self._flattened:
@@ -427,7 +489,11 @@ class Trader:
             for strategy, ctx, frame_s in prepared:
                 ctx.bar_index, ctx.row_start, ctx.row_end, ctx.now_ns = i, lo, hi, now
                 strategy.on_bars(ctx, frame_s.slice(lo, hi - lo))
+            if quiet is not None:
+                quiet.woken()
             self.n_bars += hi - lo
+            i += 1
+        self.curve.append(curve)
         for sym, j in sess.index.items():  # the ledger's marks: the batch's last closes
             if sym in ledger.net:
                 ledger.mark(sym, float(closes[-1, j]))
@@ -437,6 +503,32 @@ class Trader:
                 self._history_frame()
         if self.progress is not None:
             self.progress(batch.session, frame.height)
+
+    def _run_quiet(self, i: int, end: int, values_px: np.ndarray, curve: _Curve) -> int:
+        """Bar times i..end-1 at once, where no order is open and nothing is due (`_Quiet`): their marks,
+        equity rows and breaker steps, in numpy and one Rust call; a breaker that halts stops the stretch
+        at that bar time, whose flatten then runs as the loop's would. The bar time to go on from."""
+        sess, ledger = self._sess, self.ledger
+        assert sess is not None
+        nows, equities, cashes, grosses, nets = curve
+        net, gross = _marked_arrays(self._pos, values_px[i:end])
+        for sym, q in ledger.net.items():  # held symbols without a bar in this batch, as the loop adds them
+            if sym not in sess.index:
+                net = net + q * ledger.marks[sym]
+                gross = gross + abs(q * ledger.marks[sym])
+        equity = ledger.cash + net
+        halting = "*" not in self._flattened  # a halt flattens every book once
+        k = i + self.exposure.update_breaker_path(equity, nows[i:end], halting)
+        taken = slice(i, k)
+        equities[taken], cashes[taken] = equity[: k - i], ledger.cash
+        grosses[taken], nets[taken] = gross[: k - i], net[: k - i]
+        self._i, self.now_ns = k - 1, int(nows[k - 1])
+        self.equity = float(equity[k - i - 1])
+        self.clock.advance_to(self.now_ns)
+        self.n_bars += int(sess.ends[k - 1] - sess.starts[i])
+        if halting and self.exposure.state == "HALTED":
+            self._flatten(None, f"circuit breaker: {self.exposure.state_reason}")
+        return k
 
     def finish(self) -> None:
         if self.session is not None:
@@ -453,7 +545,7 @@ class Trader:
                 "orders": done["orders"].plus(ontime),
                 "late_orders": done["late_orders"].plus(late),
                 "fills": done["fills"].plus(_frame(self.fills, FILL_SCHEMA)),
-                "equity": done["equity"].plus(_frame(self.curve, EQUITY_SCHEMA)),
+                "equity": done["equity"].plus(_curve_frame(self.curve)),
             },
             positions=self.ledger.positions(),
             skipped=dict(sorted(self.skipped.items())),

@@ -3,6 +3,7 @@ batch features in (ts, symbol) order, and the rows of a bar time's events."""
 
 from __future__ import annotations
 
+import sys
 from abc import abstractmethod
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
@@ -125,6 +126,9 @@ def gate(events: np.ndarray, frame: pl.DataFrame, champion: Champion | None) -> 
     return taken
 
 
+NO_ROW = sys.maxsize  # a row past every batch's last (`Strategy.wakes_at`: no more bar times to act at)
+
+
 class EventRows:
     """Row numbers of a batch's events, looked up by a bar time's row range."""
 
@@ -139,6 +143,12 @@ class EventRows:
         """The positions in `rows` of the events in rows start..end."""
         rows = self.rows
         return bisect_left(rows, start), bisect_left(rows, end)
+
+    def first_from(self, row: int) -> int:
+        """The first event row at or after `row` (`NO_ROW` when none)."""
+        rows = self.rows
+        k = bisect_left(rows, row)
+        return rows[k] if k < len(rows) else NO_ROW
 
 
 class RuleStrategy(Strategy):
@@ -216,6 +226,11 @@ class RuleStrategy(Strategy):
             frame, (names, codes) = ahead
             self._symbol = symbol_rows(names, codes).tolist()
         return frame, frame[rule].fill_null(0.0).to_numpy()
+
+    def wakes_at(self, row: int) -> int:
+        """Every bar time while a trade is open (`on_bars` looks at each for its exit), else the next event
+        row (`on_bars` of the seed strategies acts on open trades and events only)."""
+        return row if self._open else self._events.first_from(row)
 
     def take(self, events: np.ndarray, frame: pl.DataFrame) -> None:
         """Keep the events the model takes, for `on_bars` to look up by bar time."""

@@ -544,6 +544,19 @@ impl ExposureCore {
             .map_err(value_error)
     }
 
+    /// `update_breaker` at each (equities[k], ts_ns[k]) in turn; with `stop_at_halt`, stops after the
+    /// first step that finds the manager HALTED. The number of steps taken.
+    fn update_breaker_path(
+        &self,
+        equities: PyReadonlyArray1<'_, f64>,
+        ts_ns: PyReadonlyArray1<'_, i64>,
+        stop_at_halt: bool,
+    ) -> PyResult<usize> {
+        self.lock()
+            .update_breaker_path(equities.as_slice()?, ts_ns.as_slice()?, stop_at_halt)
+            .map_err(value_error)
+    }
+
     #[pyo3(signature = (day, session_start_equity, peak_equity, state, reason, since_ns))]
     fn restore_breaker(
         &self,

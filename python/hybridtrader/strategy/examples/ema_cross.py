@@ -77,6 +77,9 @@ class EmaCross(Strategy):
         self._events = EventRows(cross != 0)
         return None
 
+    def wakes_at(self, row: int) -> int:
+        return self._events.first_from(row)  # `on_bars` acts at crosses only
+
     def on_bars(self, ctx: Context, bars: pl.DataFrame) -> None:
         for r in self._events.between(ctx.row_start, ctx.row_end):
             symbol = str(self._symbols[r])
