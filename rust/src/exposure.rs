@@ -175,6 +175,20 @@ impl Code {
         Code::Gross,
         Code::Net,
     ];
+    /// The first two words of a refusal's reason when they are fixed words of it (None for `Ok` and for
+    /// the codes whose words name a symbol, a sector or a value).
+    pub fn fixed_head(self) -> Option<&'static str> {
+        match self {
+            Code::Halted => Some("halted: only"),
+            Code::Reducing => Some("reducing: only"),
+            Code::OrderNotional => Some("order notional"),
+            Code::OpenPositions => Some("open positions"),
+            Code::Gross => Some("gross exposure"),
+            Code::Net => Some("net exposure"),
+            Code::Ok | Code::Equity | Code::NotShortable | Code::Symbol | Code::Sector => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Code::Ok => "ok",
@@ -1208,18 +1222,10 @@ impl ExposureManager {
     /// The first two words of `reason` (what the engine counts a refusal under), without formatting the
     /// message when they are fixed words of it; `None` for an allowed verdict.
     pub fn reason_head(&self, v: &Verdict, symbol: &str, book: &str) -> Option<String> {
-        let fixed = match v.code {
-            Code::Ok => return None,
-            Code::Halted => "halted: only",
-            Code::Reducing => "reducing: only",
-            Code::OrderNotional => "order notional",
-            Code::OpenPositions => "open positions",
-            Code::Gross => "gross exposure",
-            Code::Net => "net exposure",
-            // words of the message that name a symbol, a sector or a value
-            Code::Equity | Code::NotShortable | Code::Symbol | Code::Sector => "",
-        };
-        if !fixed.is_empty() {
+        if v.allowed() {
+            return None;
+        }
+        if let Some(fixed) = v.code.fixed_head() {
             return Some(fixed.to_string());
         }
         let reason = self.reason(v, symbol, book);

@@ -53,6 +53,11 @@ fn decode(row: &[u32], i: usize) -> PyResult<String> {
         .collect()
 }
 
+/// How the engine counts a refusal whose reason starts with `head`.
+fn refusal_key(head: &str) -> String {
+    format!("exposure: {head}")
+}
+
 /// Dictionary-encode a column of strings: (distinct values, code per row). Accepts a list (or any
 /// iterable) of str, or a 2-D uint32 array that is a numpy unicode array viewed as UCS-4 code points.
 fn encode(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<String>, Vec<u32>)> {
@@ -135,6 +140,8 @@ fn encode(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<String>, Vec<u32>)> {
 pub struct ExposureCore {
     core: Mutex<Core>,
     ok: Py<PyString>,
+    /// `refusal`'s answer per code whose reason starts with fixed words (made once, not per refusal)
+    fixed_refusals: Vec<Option<Py<PyString>>>,
 }
 
 impl ExposureCore {
@@ -197,9 +204,17 @@ impl ExposureCore {
             reduce_drawdown_pct,
         };
         let core = Core::new(books, breaker, default_shortable).map_err(value_error)?;
+        let fixed_refusals = Code::ALL
+            .iter()
+            .map(|c| {
+                c.fixed_head()
+                    .map(|head| PyString::new(py, &refusal_key(head)).unbind())
+            })
+            .collect();
         Ok(ExposureCore {
             core: Mutex::new(core),
             ok: PyString::intern(py, "ok").unbind(),
+            fixed_refusals,
         })
     }
 
@@ -252,9 +267,12 @@ impl ExposureCore {
         book: &str,
     ) -> PyResult<Option<Py<PyString>>> {
         let (core, v) = self.verdict(symbol, side, qty, price, book)?;
+        if let Some(Some(key)) = self.fixed_refusals.get(v.code as usize) {
+            return Ok(Some(key.clone_ref(py)));
+        }
         Ok(core
             .reason_head(&v, symbol, book)
-            .map(|head| PyString::intern(py, &format!("exposure: {head}")).unbind()))
+            .map(|head| PyString::intern(py, &refusal_key(&head)).unbind()))
     }
 
     /// Dictionary-encode a column of strings (list of str, or a numpy unicode array viewed as a 2-D uint32

@@ -11,7 +11,6 @@ seen `slow` closes of the symbol.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -24,13 +23,12 @@ from hybridtrader.engine.strategy import Context, Strategy
 from hybridtrader.strategy.rules import EventRows, batch_key
 
 
-def ema(x: np.ndarray, n: int, last: float | None) -> np.ndarray:
-    """EMA with alpha 2/(n+1): y_t = y_{t-1} + alpha (x_t - y_{t-1}), continuing from `last`
-    (None: y_0 = x_0)."""
+def ema(x: np.ndarray, n: int, last: np.ndarray) -> np.ndarray:
+    """EMA with alpha 2/(n+1) down each column of `x`: y_t = y_{t-1} + alpha (x_t - y_{t-1}), continuing
+    from `last` (one value per column; the first close for y_0 = x_0). A column's rows depend on its rows
+    before them only, so rows after a column's last value (padding) change nothing above them."""
     a = 2.0 / (n + 1)
-    if last is None:
-        last = float(x[0])
-    y, _ = lfilter([a], [1.0, a - 1.0], x, zi=[(1.0 - a) * last])
+    y, _ = lfilter([a], [1.0, a - 1.0], x, axis=0, zi=((1.0 - a) * last)[None, :])
     return y
 
 
@@ -58,22 +56,34 @@ class EmaCross(Strategy):
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> None:
         encoding = self._encodings.pop(batch_key(bars, session_rows), None) if self._encodings else None
         names, codes = encoding if encoding is not None else symbol_index(bars["symbol"])
-        symbols = symbol_rows(names, codes)
         close = bars["close"].to_numpy()
-        order = np.argsort(codes, kind="stable")  # per symbol, in time order (integers sort fast)
-        cross = np.zeros(len(close), dtype=np.int8)
-        bounds = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1], True])
-        for lo, hi in pairwise(bounds):
-            rows = order[lo:hi]
-            symbol = str(symbols[rows[0]])
-            f0, s0, seen, sign0 = self._state.get(symbol, (None, None, 0, 0))
-            f, s = ema(close[rows], self.fast, f0), ema(close[rows], self.slow, s0)
-            count = seen + np.arange(1, len(rows) + 1)
-            sign = np.where(count >= self.slow, np.sign(f - s), 0).astype(np.int8)
-            prev = np.r_[sign0, sign[:-1]]
-            cross[rows] = np.where((sign != 0) & (sign != prev), sign, 0)
-            self._state[symbol] = (float(f[-1]), float(s[-1]), int(count[-1]), int(sign[-1]))
-        self._symbols, self._cross = symbols, cross
+        # each symbol's closes down its column, in time order (row k: its k-th bar of the batch)
+        counts = np.bincount(codes, minlength=len(names))
+        order = np.argsort(codes, kind="stable")
+        firsts = np.r_[0, np.cumsum(counts)[:-1]]  # of each symbol's rows in `order`
+        rank = np.empty(len(codes), dtype=np.intp)
+        rank[order] = np.arange(len(codes)) - np.repeat(firsts, counts)
+        grid = np.zeros((int(counts.max()), len(names)))
+        grid[rank, codes] = close
+        # (fast, slow, closes, sign) before the batch; a new symbol's EMAs start at its first close
+        first = grid[0].tolist()
+        start = [self._state.get(sym, (x, x, 0, 0)) for sym, x in zip(names, first, strict=True)]
+        f0, s0, seen, sign0 = map(np.array, zip(*start, strict=True))
+        f = ema(grid, self.fast, f0)[rank, codes]
+        s = ema(grid, self.slow, s0)[rank, codes]
+        count = seen[codes] + rank + 1
+        sign = np.where(count >= self.slow, np.sign(f - s), 0).astype(np.int8)
+        prev_in_order = np.r_[0, sign[order][:-1]].astype(np.int8)  # the symbol's sign a bar time before
+        prev_in_order[firsts] = sign0
+        prev = np.empty_like(sign)
+        prev[order] = prev_in_order
+        cross = np.where((sign != 0) & (sign != prev), sign, 0).astype(np.int8)
+        last = order[firsts + counts - 1]  # each symbol's last row
+        for symbol, fl, sl, n, sg in zip(
+            names, f[last].tolist(), s[last].tolist(), count[last].tolist(), sign[last].tolist(), strict=True
+        ):
+            self._state[symbol] = (fl, sl, n, sg)
+        self._symbols, self._cross = symbol_rows(names, codes), cross
         self._events = EventRows(cross != 0)
         return None
 
