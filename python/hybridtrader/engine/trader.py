@@ -103,7 +103,7 @@ FILL_SCHEMA = {
     "forecast_bps": pl.Float64,
     "realized_bps": pl.Float64,
 }
-EQUITY_SCHEMA = {
+EQUITY_SCHEMA: dict[str, Any] = {
     "ts": TS,
     "equity": pl.Float64,
     "cash": pl.Float64,
@@ -195,6 +195,9 @@ def _marked(pos: np.ndarray, prices: np.ndarray) -> tuple[list[float], list[floa
 
 # a batch's equity rows (EQUITY_SCHEMA's columns: ts, equity, cash, gross, net), one per bar time
 _Curve = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_Rows = tuple[list[float], list[float], list[float], list[float]]  # ...its last four, while the batch runs
+# fewest bar times run in one step: a shorter stretch costs more than the loop's steps
+_QUIET_MIN = 3
 
 
 def _curve_frame(chunks: list[_Curve]) -> pl.DataFrame:
@@ -222,12 +225,20 @@ class _Quiet:
         """The strategies ran (or saw an update): ask them again."""
         self._wake = -1
 
+    def _first_wake(self, i: int) -> int:
+        """The first bar time at or after `i` at which a strategy may act."""
+        row, wake = self._starts[i], len(self._starts)
+        for s in self._t.strategies:
+            wake = min(wake, bisect_right(self._ends, s.wakes_at(row)))
+            if wake == i:
+                break
+        return wake
+
     def end(self, i: int) -> int:
         """The first bar time at or after `i` at which something may happen besides marks and breaker."""
         t = self._t
         if self._wake < i:
-            row = self._starts[i]
-            self._wake = min(bisect_right(self._ends, s.wakes_at(row)) for s in t.strategies)
+            self._wake = self._first_wake(i)
         end = self._wake
         if "intraday" not in t._flattened:
             end = min(end, self._flatten_at)
@@ -435,8 +446,8 @@ class Trader:
         values_px = np.nan_to_num(closes, nan=0.0)
         n = len(starts)
         nows = sess.times + every
-        curve = (nows, np.empty(n), np.empty(n), np.empty(n), np.empty(n))
-        _, equities, cashes, grosses_c, nets_c = curve
+        rows: _Rows = ([], [], [], [])  # equity, cash, gross, net of the bar times run so far
+        add_equity, add_cash, add_gross, add_net = (column.append for column in rows)
         marked_to = 0  # the bar times before this one have their marked values in `nets`/`grosses`...
         marked_from = 0  # ...from this one on (recomputed when an update may have moved a position)
         ahead = 1  # how many bar times the next step marks: positions that moved may well move again
@@ -448,8 +459,8 @@ class Trader:
         while i < n:
             if quiet is not None and not self.open and self._repricing is None:
                 end = quiet.end(i)
-                if end > i:  # nothing happens at bar times i..end-1 but marks and the breaker
-                    i = self._run_quiet(i, end, values_px, curve)
+                if end - i >= _QUIET_MIN:  # nothing happens at bar times i..end-1 but marks and the breaker
+                    i = self._run_quiet(i, end, values_px, nows, rows)
                     continue
             lo, hi = int(starts[i]), int(ends[i])
             now = int(nows[i])
@@ -477,9 +488,12 @@ class Trader:
                         net += q * ledger.marks[sym]
                         gross += abs(q * ledger.marks[sym])
             equity = self.equity = ledger.cash + net
-            exposure.set_equity(equity)
-            halted = exposure.update_breaker(equity, now)  # update_equity's step, minus its wrapper
-            equities[i], cashes[i], grosses_c[i], nets_c[i] = equity, ledger.cash, gross, net
+            # update_equity's step, minus its wrapper; it sets the exposure manager's equity first
+            halted = exposure.update_breaker(equity, now)
+            add_equity(equity)
+            add_cash(ledger.cash)
+            add_gross(gross)
+            add_net(net)
             if halted and "*" not in self._flattened:
                 self._flatten(None, f"circuit breaker: {exposure.state_reason}")
             elif now >= self._flatten_ns and "intraday" not in self._flattened:
@@ -493,7 +507,7 @@ class Trader:
                 quiet.woken()
             self.n_bars += hi - lo
             i += 1
-        self.curve.append(curve)
+        self.curve.append((nows, *map(np.array, rows)))
         for sym, j in sess.index.items():  # the ledger's marks: the batch's last closes
             if sym in ledger.net:
                 ledger.mark(sym, float(closes[-1, j]))
@@ -504,26 +518,27 @@ class Trader:
         if self.progress is not None:
             self.progress(batch.session, frame.height)
 
-    def _run_quiet(self, i: int, end: int, values_px: np.ndarray, curve: _Curve) -> int:
+    def _run_quiet(self, i: int, end: int, values_px: np.ndarray, nows: np.ndarray, rows: _Rows) -> int:
         """Bar times i..end-1 at once, where no order is open and nothing is due (`_Quiet`): their marks,
         equity rows and breaker steps, in numpy and one Rust call; a breaker that halts stops the stretch
         at that bar time, whose flatten then runs as the loop's would. The bar time to go on from."""
         sess, ledger = self._sess, self.ledger
         assert sess is not None
-        nows, equities, cashes, grosses, nets = curve
-        net, gross = _marked_arrays(self._pos, values_px[i:end])
-        for sym, q in ledger.net.items():  # held symbols without a bar in this batch, as the loop adds them
-            if sym not in sess.index:
-                net = net + q * ledger.marks[sym]
-                gross = gross + abs(q * ledger.marks[sym])
+        pos = self._pos
+        net, gross = _marked_arrays(pos, values_px[i:end])
+        if len(ledger.net) != np.count_nonzero(pos):  # held symbols without a bar in this batch
+            for sym, q in ledger.net.items():  # added as the loop adds them
+                if sym not in sess.index:
+                    net = net + q * ledger.marks[sym]
+                    gross = gross + abs(q * ledger.marks[sym])
         equity = ledger.cash + net
         halting = "*" not in self._flattened  # a halt flattens every book once
-        k = i + self.exposure.update_breaker_path(equity, nows[i:end], halting)
-        taken = slice(i, k)
-        equities[taken], cashes[taken] = equity[: k - i], ledger.cash
-        grosses[taken], nets[taken] = gross[: k - i], net[: k - i]
+        taken = self.exposure.update_breaker_path(equity, nows[i:end], halting)
+        for column, values in zip(rows, (equity, np.full(taken, ledger.cash), gross, net), strict=True):
+            column.extend(values[:taken].tolist())
+        k = i + taken
         self._i, self.now_ns = k - 1, int(nows[k - 1])
-        self.equity = float(equity[k - i - 1])
+        self.equity = float(equity[taken - 1])
         self.clock.advance_to(self.now_ns)
         self.n_bars += int(sess.ends[k - 1] - sess.starts[i])
         if halting and self.exposure.state == "HALTED":
@@ -1110,6 +1125,7 @@ class _StrategyContext:
     def __init__(self, trader: Trader, strategy: Strategy) -> None:
         self._t = trader
         self._s = strategy
+        self.price = trader.price  # the Trader's own method: no frame of this class in between
         self.now_ns = 0
         self.bar_index = 0
         self.row_start = 0
@@ -1124,9 +1140,6 @@ class _StrategyContext:
     def equity(self) -> float:
         """The equity the strategy sizes against: its weight (1 without an allocator) x the account's."""
         return self._t.equity * self._t.weight[self._s.name]
-
-    def price(self, symbol: str) -> float:
-        return self._t.price(symbol)
 
     def position(self, symbol: str) -> float:
         pos = self._t.ledger.book.get((self._s.name, symbol))  # ledger.position, minus a call per bar
