@@ -15,6 +15,11 @@ Per bar time t of a batch (bars cover [t, t + every); they are known at now = t 
 After the batch's session closes, the broker reports expirations up to the close and the strategies get
 `on_session_close`.
 
+When every strategy says where it may act next (`Strategy.wakes_at`), a stretch of bar times where nothing
+else can happen (no order open, no child order due, before the flatten time) runs in one step: its marks in
+numpy and its breaker steps in one Rust call (`update_breaker_path`, the same step), stopping where the
+breaker halts (that bar time's flatten then runs as above); the results are those of the steps one by one.
+
 With a `CapitalAllocator` (`portfolio.allocation.in_engine`), each strategy trades within its capital: at a
 session close each strategy's return (its P&L of the session / its capital at the open) goes to the
 allocator; at the next open the allocator's plan is adopted when `rebalance_needed` says so (always at the
