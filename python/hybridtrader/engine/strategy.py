@@ -117,14 +117,12 @@ class Strategy(ABC):
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame | None:
         return bars.tail(session_rows)
 
-    def prepare_ahead(self, history: pl.DataFrame | None, batches: Sequence[BarBatch]) -> bool:
+    def prepare_ahead(self, history: pl.DataFrame | None, batches: Sequence[BarBatch]) -> None:
         """A backtest's next batches (`Trader.run` reads a few sessions ahead), before the first of them is
         prepared, with the `history` before them (up to `history_bars` rows of each symbol; None: none):
         a strategy may compute their features here together (one query, not one per batch) for its
-        `prepare` of each of them, in order, to take. True when its `prepare` of each of these batches
-        then needs no history in front (the engine passes the batch's bars alone, and cuts no history for
-        them). This one does nothing (False)."""
-        return False
+        `prepare` of each of them, in order, to take. This one does nothing."""
+        return None
 
     def advance(self, bars: pl.DataFrame) -> pl.DataFrame | None:
         """A batch of one bar time (live), prepared from state the strategy carried over from the batches

@@ -352,8 +352,6 @@ class Trader:
         self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol...
         self._history_index: tuple[list[str], np.ndarray] = ([], np.zeros(0, np.intp))  # ...its symbol_index
         self._recent: list[_Encoded] = []  # ...before these batches (cut to that when asked for)
-        # strategy -> the batches (ids) of the group read ahead whose `prepare` needs no history
-        self._took_ahead: dict[str, set[int]] = {s.name: set() for s in strategies}
         self.entry_halt = ""  # why new positions may not open now ("" = they may); exits still go out
         self.session: date | None = None
         self._flatten_ns = 0
@@ -396,13 +394,11 @@ class Trader:
         yield from self._offer(group)
 
     def _offer(self, group: list[BarBatch]) -> list[BarBatch]:
-        """Hand `group`'s batches with bars to the strategies' `prepare_ahead`; `group`. A strategy that
-        took them all (True) is prepared on their bars alone: no history is cut or put in front."""
+        """Hand `group`'s batches with bars to the strategies' `prepare_ahead`; `group`."""
         batches = [b for b in group if b.bars.height]
         if batches:
             for s in self.strategies:
-                took = s.prepare_ahead(self._strategy_history(s), batches)
-                self._took_ahead[s.name] = {id(b) for b in batches} if took else set()
+                s.prepare_ahead(self._strategy_history(s), batches)
         return group
 
     def _fold(self) -> None:
@@ -723,7 +719,7 @@ class Trader:
             frame = s.advance(batch.bars) if one_bar_time else None
             if frame is None:
                 bars = batch.bars
-                history = None if id(batch) in self._took_ahead[s.name] else self._strategy_history(s)
+                history = self._strategy_history(s)
                 if history is not None:
                     bars = pl.concat([history, bars])
                 frame = s.prepare(bars, batch.bars.height)

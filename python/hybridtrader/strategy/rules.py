@@ -198,21 +198,18 @@ class RuleStrategy(Strategy):
         lets `prepare_ahead` compute them for several sessions at once (None: it does not)."""
         return None
 
-    def prepare_ahead(self, history: pl.DataFrame | None, batches: Sequence[BarBatch]) -> bool:
+    def prepare_ahead(self, history: pl.DataFrame | None, batches: Sequence[BarBatch]) -> None:
         """`features` of all `batches` in one query (`session_features_ahead`), for `prepare` to take in
-        order; only for a subclass that names its `extra_features`. Their `prepare` then needs no history
-        unless a batch is of one bar time (where `prepare` starts the live feature state on it)."""
+        order; only for a subclass that names its `extra_features`."""
         extra = self.extra_features()
-        if extra is None:
-            return False
-        names = self.feature_names()
-        frames = session_features_ahead(history, batches, names, self.history_bars, **extra)
-        # replaces what is left of the last group: batches `advance` took, never prepared
-        self._ahead = {
-            batch_key(b.bars, b.bars.height): (f, b.symbol_index())
-            for b, f in zip(batches, frames, strict=True)
-        }
-        return all(b.bars["ts"][0] != b.bars["ts"][-1] for b in batches)
+        if extra is not None:
+            names = self.feature_names()
+            frames = session_features_ahead(history, batches, names, self.history_bars, **extra)
+            # replaces what is left of the last group: batches `advance` took, never prepared
+            self._ahead = {
+                batch_key(b.bars, b.bars.height): (f, b.symbol_index())
+                for b, f in zip(batches, frames, strict=True)
+            }
 
     def features(
         self, bars: pl.DataFrame, session_rows: int, **extra: pl.Expr

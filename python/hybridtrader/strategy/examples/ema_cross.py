@@ -49,10 +49,9 @@ class EmaCross(Strategy):
         ema = state["ema"].items()
         self._state = {s: (float(f), float(sl), int(n), int(sign)) for s, (f, sl, n, sign) in ema}
 
-    def prepare_ahead(self, history: pl.DataFrame | None, batches: Sequence[BarBatch]) -> bool:
+    def prepare_ahead(self, history: pl.DataFrame | None, batches: Sequence[BarBatch]) -> None:
         # the feed's symbol encodings of the next batches, for `prepare` (no string hashed there)
         self._encodings = {batch_key(b.bars, b.bars.height): b.symbol_index() for b in batches}
-        return False  # it takes no history anyway
 
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> None:
         encoding = self._encodings.pop(batch_key(bars, session_rows), None) if self._encodings else None
