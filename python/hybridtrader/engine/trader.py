@@ -44,12 +44,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hybridtrader._core import order_columns
+from hybridtrader._core import OrderFlowCore, order_columns
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent, symbol_index
 from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
-from hybridtrader.engine.ports import Broker, Clock, Feed
+from hybridtrader.engine.ports import BookingBroker, Broker, Clock, Feed
 from hybridtrader.engine.results import ResultRows
 from hybridtrader.engine.strategy import Strategy
 from hybridtrader.errors import ConfigError, StateError
@@ -253,13 +253,14 @@ class Trader:
         self.weight = {s.name: 1.0 for s in strategies}  # share of equity each strategy trades with
         self._alloc_open: dict[str, tuple[float, float, bool, str]] = {}  # name -> (capital, pnl, rebal, why)
         self.allocations: list[tuple[Any, ...]] = []
-        self.orders: dict[str, Order] = {}  # the orders not yet folded into `_done`, by client order id
-        self.sent: dict[str, int] = {}  # their ids -> rank in the run's order of sending
-        self._n_sent = 0
-        self.open: dict[str, Order] = {}
-        # the same open orders by (strategy, symbol), each group in the order sent (`open_orders` reads it)
-        self._open_by: dict[tuple[str, str], dict[str, Order]] = {}
-        self.fills: list[tuple[Any, ...]] = []  # FILL_SCHEMA rows not yet folded
+        # the order flow: orders sent, broker updates booked into the ledger, exposure, slippage model and
+        # fill rows (rust/src/py/flow.rs); its dicts are read in place
+        self.flow = OrderFlowCore(self.ledger, self.exposure, self.slippage, self.price)
+        self.orders: dict[str, Order] = self.flow.orders  # not yet folded into `_done`, by client order id
+        self.sent: dict[str, int] = self.flow.sent  # their ids -> rank in the run's order of sending
+        self.open: dict[str, Order] = self.flow.open
+        # the simulated broker books its events straight into the flow when no strategy listens to updates
+        self._books_into = isinstance(broker, BookingBroker) and not self._listening
         self.curve: list[tuple[int, float, float, float, float]] = []  # EQUITY_SCHEMA rows not yet folded
         # finished results (orders, fills, equity) as frames, added by `_fold` once per batch of `run`: in
         # memory, or written as part files under `spill` (a backtest's memory then stays flat in its sessions)
@@ -278,8 +279,6 @@ class Trader:
         self.schedule: list[
             tuple[int, str, str, float, str]
         ] = []  # (ts, strategy, symbol, qty, leg) children
-        self._filled: dict[tuple[str, str], float] = {}  # (book, symbol) -> filled shares
-        self._pending: dict[tuple[str, str], float] = {}  # (book, symbol) -> open orders' signed leaves
         self._contexts = {s.name: _StrategyContext(self, s) for s in self.strategies}
         self._history_bars = max(s.history_bars for s in strategies)
         self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol...
@@ -295,9 +294,6 @@ class Trader:
         self._marked_i = self._marked_ns = -1  # the bar time the exposure marks are of
         # the held symbols of this batch and their columns in its close grid, as of ledger.held_changes
         self._held: tuple[int, np.ndarray, np.ndarray] | None = None
-        # `apply_early`: the orders whose pending exposure its updates moved, by (book, symbol), to be
-        # priced at the next bar time's closes (None: none)
-        self._repricing: dict[tuple[str, str], Order] | None = None
         self.equity = cash  # marked equity at the last bar time
         self._i = 0
         self.now_ns = 0
@@ -350,9 +346,8 @@ class Trader:
             self._folded_rank = max(self._folded_rank, self.sent[final[-1]] + 1)
             for cid in final:
                 del self.orders[cid], self.sent[cid]
-        if self.fills:
-            self._done["fills"].add(_frame(self.fills, FILL_SCHEMA))
-            self.fills = []
+        if self.flow.n_fills:
+            self._done["fills"].add(_fills_frame(self.flow.take_fills()))
         if self.curve:
             self._done["equity"].add(_frame(self.curve, EQUITY_SCHEMA))
             self.curve = []
@@ -371,8 +366,9 @@ class Trader:
         frame = batch.bars
         self.broker.on_bars(frame, every)
         starts, ends, times, closes = sess.starts, sess.ends, sess.times, sess.closes
-        ledger, exposure, broker = self.ledger, self.exposure, self.broker
+        ledger, exposure = self.ledger, self.exposure
         self._pos = pos = np.zeros(len(sess.index))  # account shares per symbol of the batch
+        self.flow.start_batch(sess.index, pos)  # fills move them
         for sym, q in ledger.net.items():
             j = sess.index.get(sym)
             if j is not None:
@@ -396,13 +392,9 @@ class Trader:
             if self._repricing is not None:  # `apply_early`: as if its updates were applied at this poll
                 early, self._repricing = self._repricing, None
                 for order in early.values():
-                    self._add_pending(order, 0.0)
-            if self.open:
-                updates = broker.poll(now)
-                for update in updates:
-                    self._on_update(update)
-                if updates:  # fills move `pos` (and only updates do)
-                    marked_to, ahead = i, 1
+                    self.flow.add_pending(order, 0.0)
+            if self.open and self._poll(now):  # fills move `pos` (and only updates do)
+                marked_to, ahead = i, 1
             if i >= marked_to:
                 marked_from, marked_to = i, min(i + ahead, len(starts))
                 ahead = min(2 * ahead, _MARKED_AHEAD)
@@ -452,7 +444,7 @@ class Trader:
             rows={
                 "orders": done["orders"].plus(ontime),
                 "late_orders": done["late_orders"].plus(late),
-                "fills": done["fills"].plus(_frame(self.fills, FILL_SCHEMA)),
+                "fills": done["fills"].plus(_fills_frame(self.flow.fill_columns())),
                 "equity": done["equity"].plus(_frame(self.curve, EQUITY_SCHEMA)),
             },
             positions=self.ledger.positions(),
@@ -495,8 +487,7 @@ class Trader:
         self.clock.advance_to(max(self._close_ns, self.clock.now_ns()))
         self.now_ns = self._close_ns
         if self.open:
-            for update in self.broker.poll(self._close_ns):
-                self._on_update(update)
+            self._poll(self._close_ns)
         for _ in self.schedule:  # children never outlive their session (the feed ended before they were due)
             self._skip("child order not due before the close")
         self.schedule = []
@@ -652,17 +643,8 @@ class Trader:
             ):
                 self._skip("allocation: strategy gross exposure")
                 return None
-        cid = client_order_id(strategy.name, request.symbol, now, leg)
-        if cid in self.orders:
-            raise StateError(
-                f"strategy {strategy.name}: a second order for leg {leg!r} of {request.symbol} at {now}"
-            )
-        forecast = self.slippage.forecast_slippage(request.symbol, request.side, request.qty, ref, now)
-        order = Order(cid, strategy.name, strategy.book, leg, request, now, ref, forecast, updated_ns=now)
-        self.orders[cid] = order
-        self._opened(order)
-        self._send_rank(cid)
-        self._add_pending(order, order.sign * request.qty, price)  # `price` is still this bar time's
+        # the id, the forecast, the order, its pending exposure at this bar time's `price`
+        cid = self.flow.submit(strategy.name, strategy.book, leg, request, now, ref, price)
         self.broker.submit(cid, request, now)
         return cid
 
@@ -702,98 +684,42 @@ class Trader:
             old.forecast_bps,
             updated_ns=self.now_ns,
         )
-        self.orders[new] = order
-        self._opened(order)
-        self._send_rank(new)
-        self._add_pending(order, request.sign * request.qty)  # until the old order's "replaced" arrives
+        self.flow.send(order)  # pending until the old order's "replaced" arrives
         self.broker.replace(cid, new, self.now_ns, **{k: v for k, v in changes.items() if v is not None})
         return new
 
     def _on_update(self, u: OrderUpdate) -> None:
-        order = self.orders.get(u.client_order_id)
-        if order is None:
-            raise StateError(f"broker update for unknown order {u.client_order_id} ({u.kind})")
-        change = order.apply(u)  # of the order's leaves_qty
-        kind = u.kind
-        if kind == "accepted":  # the common ack: only the state moved (no shares, no pending change)
-            if order.strategy in self._listening:
-                self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
-            return
-        sign = order.sign
-        if kind == "fill" or kind == "partial_fill":
-            symbol, qty, price = u.symbol, u.qty, u.price
-            realized = self.ledger.apply_fill(order.strategy, symbol, u.side, qty, price, u.fee)
-            signed = sign * qty
-            j = self._sess.index.get(symbol) if self._sess is not None else None
-            if j is not None:
-                self._pos[j] += signed
-            key = (order.book, symbol)
-            self._filled[key] = self._filled.get(key, 0.0) + signed
-            decision = order.decision_price
-            self.slippage.update_fill(symbol, u.side, qty, decision, price, u.ts_ns)
-            self.fills.append(
-                (
-                    u.ts_ns,
-                    u.client_order_id,
-                    order.strategy,
-                    order.book,
-                    symbol,
-                    u.side,
-                    qty,
-                    price,
-                    u.fee,
-                    realized,
-                    decision,
-                    order.forecast_bps,
-                    _realized_bps(sign, decision, price),
-                )
-            )
-        if change != 0.0:
-            self._add_pending(order, sign * change)
-        if not order.is_open:
-            self._closed(order)
+        order = self.flow.apply(u)
         if order.strategy in self._listening:
             self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
 
-    def _opened(self, order: Order) -> None:
-        """Record a sent order as open (in `open` and its (strategy, symbol) group)."""
-        cid = order.client_order_id
-        self.open[cid] = order
-        key = (order.strategy, order.symbol)
-        group = self._open_by.get(key)
-        if group is None:
-            self._open_by[key] = {cid: order}
-        else:
-            group[cid] = order
-
-    def _closed(self, order: Order) -> None:
-        """Forget an order that reached a terminal state (it is open no more)."""
-        cid = order.client_order_id
-        if self.open.pop(cid, None) is not None:
-            key = (order.strategy, order.symbol)
-            group = self._open_by[key]
-            del group[cid]
-            if not group:
-                del self._open_by[key]
+    def _poll(self, now_ns: int) -> bool:
+        """Book the broker's updates up to `now_ns`; whether there were any."""
+        if self._books_into:
+            return self.broker.poll_into(self.flow, now_ns)  # type: ignore[attr-defined]
+        updates = self.broker.poll(now_ns)
+        for update in updates:
+            self._on_update(update)
+        return bool(updates)
 
     def open_orders(self, strategy: str, symbol: str) -> list[Order]:
         """`strategy`'s open orders in `symbol`, in the order sent."""
-        group = self._open_by.get((strategy, symbol))
-        return [] if group is None else list(group.values())
+        return self.flow.open_orders(strategy, symbol)
 
-    def _add_pending(self, order: Order, delta: float, price: float | None = None) -> None:
-        """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares, valued at
-        `price` (None: `self.price` of the symbol; NaN: the order's decision price)."""
-        key = (order.book, order.symbol)
-        if self._repricing is not None:
-            self._repricing[key] = order
-        pending = self._pending.get(key, 0.0) + delta
-        self._pending[key] = pending
-        if price is None:
-            price = self.price(order.symbol)
-        if price != price:  # NaN
-            price = order.decision_price
-        self.exposure.update_position(order.book, order.symbol, self._filled.get(key, 0.0) + pending, price)
+    @property
+    def fills(self) -> list[tuple[Any, ...]]:
+        """FILL_SCHEMA rows of the fills not yet folded (a new list; a live node reads it)."""
+        return _fills_frame(self.flow.fill_columns()).rows()
+
+    @property
+    def _repricing(self) -> dict[tuple[str, str], Order] | None:
+        """`apply_early`: the orders whose pending exposure its updates moved, by (book, symbol), to be
+        priced at the next bar time's closes (None: none)."""
+        return self.flow.repricing
+
+    @_repricing.setter
+    def _repricing(self, value: dict[tuple[str, str], Order] | None) -> None:
+        self.flow.repricing = value
 
     def _send_due(self, now: int) -> None:
         due = [c for c in self.schedule if c[0] <= now]
@@ -866,10 +792,7 @@ class Trader:
         if checkpoint is not None:
             self.ledger.marks.update(checkpoint["marks"])
         for order in orders:
-            self.orders[order.client_order_id] = order
-            self._opened(order)
-            self._send_rank(order.client_order_id)
-            self._add_pending(order, order.request.sign * order.request.qty)
+            self.flow.send(order)
         for u in updates[:seen]:
             self._on_update(u)
         if checkpoint is not None:
@@ -913,8 +836,7 @@ class Trader:
 
     def poll_broker(self, now_ns: int) -> None:
         """Apply the broker's updates up to `now_ns` outside the bar loop (a live node shutting down)."""
-        for update in self.broker.poll(now_ns):
-            self._on_update(update)
+        self._poll(now_ns)
 
     def flatten_all(self, why: str) -> None:
         """Cancel every open order and close every position now (a live node shutting down)."""
@@ -948,10 +870,6 @@ class Trader:
     def _skip(self, reason: str) -> None:
         """Count an intent not sent, by kind of reason."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
-
-    def _send_rank(self, cid: str) -> None:
-        self.sent[cid] = self._n_sent
-        self._n_sent += 1
 
     def _ranked_orders(self, cids: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
         """_RANKED_ORDER_SCHEMA rows of the orders `cids` (in the order sent): those sent after every order
@@ -1043,7 +961,7 @@ class _StrategyContext:
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         name = self._s.name
         if symbol is not None:
-            return self._t.open_orders(name, symbol)
+            return self._t.flow.open_orders(name, symbol)
         return [o for o in self._t.open.values() if o.strategy == name]
 
     def submit(self, request: OrderRequest, leg: str = "0") -> str | None:
@@ -1132,6 +1050,25 @@ class _StrategyContext:
     def _blackout(self, symbol: str, t: Any) -> bool:
         e = self._t.earnings
         return e is not None and e.is_blacked_out(symbol, t.astimezone(NEW_YORK).date())
+
+
+def _fills_frame(columns: tuple[Any, ...]) -> pl.DataFrame:
+    """FILL_SCHEMA frame of the order flow's fill columns (`OrderFlowCore.fill_columns`)."""
+    ts, text, (qty, price, fee, realized, decision, forecast), signs = columns
+    return build_frame(
+        FILL_SCHEMA,
+        {
+            "ts": ts,
+            **dict(zip(("client_order_id", "strategy", "book", "symbol", "side"), text, strict=True)),
+            "qty": qty,
+            "price": price,
+            "fee": fee,
+            "realized_pnl": realized,
+            "decision_price": decision,
+            "forecast_bps": forecast,
+            "realized_bps": _realized_bps(signs, decision, price),
+        },
+    )
 
 
 def _frame(rows: list[tuple[Any, ...]], schema: dict[str, Any]) -> pl.DataFrame:

@@ -38,13 +38,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date
-from operator import gt
 from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
 
-from hybridtrader._core import FillSimulatorCore
+from hybridtrader._core import FillSimulatorCore, OrderFlowCore
 from hybridtrader.config import ConfigLike, FillsConfig, config_section
 from hybridtrader.errors import DataError
 from hybridtrader.execution.slippage_model import SlippageModel
@@ -278,28 +277,24 @@ class FillSimulator:
             "filled_qty": filled, "leaves_qty": leaves, "reason": pl.Series(reasons, dtype=pl.String),
         }, schema=FILL_EVENT_SCHEMA)
 
-    def drain_arrays(self) -> tuple[Any, ...]:
-        """`drain` as the core's columns, in the core's order (not sorted by time): ts, slot, symbol
-        code (see `symbol_codes`), side (index into FillSimulatorCore.SIDES), kind (into EVENT_KINDS), qty,
-        price, fee, filled_qty, leaves_qty as numpy arrays; client order ids and reasons as lists."""
-        return tuple(self._core.drain())
-
     def drain_by_time(self) -> tuple[Any, ...]:
-        """`drain_arrays` in time order (stable: events of one time keep the core's order), the order every
-        reader of the events applies them in (`drain`, the backtest's broker, the venue)."""
-        ts, slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.drain_arrays()
-        times = ts.tolist()
-        if not any(map(gt, times, times[1:])):  # in order already (a list compare beats numpy's here)
-            return ts, slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons
-        order = np.argsort(ts, kind="stable")
-        arrays = (a[order] for a in (ts, slot, sym, side, kind, qty, price, fee, filled, leaves))
-        return (*arrays, [ids[k] for k in order], [reasons[k] for k in order])
+        """`drain`'s events as the core's columns, in time order (stable: events of one time keep the core's
+        order; the core's one rule, `drain_by_time`, that every reader of the events applies them in): ts,
+        slot, symbol code (see `symbol_codes`), side (index into FillSimulatorCore.SIDES), kind (into
+        EVENT_KINDS), qty, price, fee, filled_qty, leaves_qty as numpy arrays; client order ids and reasons
+        as lists."""
+        return tuple(self._core.drain())
 
     def drain_updates(self, names: list[str], make: Callable[[tuple[Any, ...]], T]) -> tuple[list[T], int]:
         """`drain_by_time`'s events as `make((ts, client_order_id, symbol, side, event, qty, price, fee,
         filled_qty, leaves_qty, reason))` each (symbol `names[code]`, "" past its end), and how many of
         them end an order: one call, no column per field."""
         return self._core.drain_updates(names, make)
+
+    def drain_into(self, flow: OrderFlowCore) -> tuple[int, int]:
+        """`drain_by_time`'s events booked by the engine's order flow (`OrderFlowCore.drain_simulator`, no
+        Python object per event): how many, and how many of them end an order."""
+        return flow.drain_simulator(self._core)
 
     def filled_shares(self) -> dict[str, float]:
         """Signed shares filled per symbol (buys +, sells -) over every order, for the symbols with a fill

@@ -53,8 +53,27 @@ struct LoadedBars {
 
 #[pyclass(name = "FillSimulatorCore", module = "hybridtrader._core")]
 pub struct PyFillSimulator {
-    inner: FillSimulator,
+    pub(crate) inner: FillSimulator,
     loaded: LoadedBars,
+}
+
+impl PyFillSimulator {
+    /// The events since the last drain in time order (stable: one time's events keep the core's order),
+    /// the order every reader of them applies them in.
+    pub(crate) fn drain_by_time(&mut self) -> Vec<crate::fills::Event> {
+        let mut events = self.inner.drain();
+        events.sort_by_key(|e| e.ts); // stable
+        events
+    }
+}
+
+/// An order's side as the interned "buy" / "sell" ("" for an invalid request's unparsed side).
+pub(crate) fn side_name<'py>(py: Python<'py>, side: Option<Side>) -> Bound<'py, PyString> {
+    match side {
+        Some(Side::Buy) => pyo3::intern!(py, "buy").clone(),
+        Some(Side::Sell) => pyo3::intern!(py, "sell").clone(),
+        None => pyo3::intern!(py, "").clone(),
+    }
 }
 
 #[pymethods]
@@ -377,13 +396,8 @@ impl PyFillSimulator {
         names: &Bound<'py, PyList>,
         make: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyList>, usize)> {
-        let mut events = self.inner.drain();
-        events.sort_by_key(|e| e.ts); // stable
+        let events = self.drain_by_time();
         let orders = self.inner.orders();
-        let side_names: Vec<Bound<'py, PyString>> = SIDES
-            .iter()
-            .map(|s| PyString::new(py, s.as_str()))
-            .collect();
         let kind_names: Vec<Bound<'py, PyString>> = UpdateKind::ALL
             .iter()
             .map(|k| PyString::new(py, k.name()))
@@ -397,10 +411,7 @@ impl PyFillSimulator {
                 Ok(name) => name,
                 Err(_) => blank.clone().into_any(),
             };
-            let side = match o.side {
-                Some(s) => side_names[code(&SIDES, Some(s)) as usize].clone(),
-                None => blank.clone(),
-            };
+            let side = side_name(py, o.side);
             terminal +=
                 usize::from(e.kind != UpdateKind::Accepted && e.kind != UpdateKind::PartialFill);
             let row = (
@@ -421,10 +432,11 @@ impl PyFillSimulator {
         Ok((out, terminal))
     }
 
-    /// Events since the last drain as (ts, slot, symbol, side, kind, qty, price, fee, filled, leaves)
-    /// numpy columns, the client ids and the reasons (lists).
+    /// Events since the last drain in time order (stable: one time's events keep their order) as (ts,
+    /// slot, symbol, side, kind, qty, price, fee, filled, leaves) numpy columns, the client ids and the
+    /// reasons (lists).
     fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let events = self.inner.drain();
+        let events = self.drain_by_time();
         let orders = self.inner.orders();
         let col = |f: &dyn Fn(&crate::fills::Event) -> f64| -> Vec<f64> {
             events.iter().map(f).collect()
