@@ -429,6 +429,9 @@ class OrderFlowCore:
         the order's decision price)."""
     def open_orders(self, strategy: str, symbol: str) -> list[Order]:
         """The strategy's open orders in the symbol, in the order sent (a new list)."""
+    def open_shares(self, strategy: str, symbol: str) -> float:
+        """Signed shares the strategy's open orders in the symbol have still to fill, summed in the order
+        sent."""
     def apply(self, update: OrderUpdate) -> Order:
         """Book one update; its order. StateError for an unknown order or an illegal update."""
     def drain_simulator(self, sim: FillSimulatorCore) -> tuple[int, int]:

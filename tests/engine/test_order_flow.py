@@ -192,7 +192,9 @@ def test_apply_books_like_the_python_rules(
     assert list(flow.open) == list(ref.open)
     assert {k: list(g) for k, g in flow.open_by.items()} == {k: list(g) for k, g in ref.open_by.items()}
     for name, symbol in {(o.strategy, o.symbol) for o in ref.orders.values()}:
-        assert flow.open_orders(name, symbol) == list(ref.open_by.get((name, symbol), {}).values())
+        group = list(ref.open_by.get((name, symbol), {}).values())
+        assert flow.open_orders(name, symbol) == group
+        assert flow.open_shares(name, symbol) == sum(o.sign * o.leaves_qty for o in group)
     assert flow.repricing == ref.repricing
     assert pos.tolist() == ref.pos.tolist()
     assert _rows(flow.fill_columns()) == ref.fills

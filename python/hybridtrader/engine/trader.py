@@ -964,6 +964,9 @@ class _StrategyContext:
             return self._t.flow.open_orders(name, symbol)
         return [o for o in self._t.open.values() if o.strategy == name]
 
+    def open_shares(self, symbol: str) -> float:
+        return self._t.flow.open_shares(self._s.name, symbol)
+
     def submit(self, request: OrderRequest, leg: str = "0") -> str | None:
         return self._t.submit(self._s, request, leg)
 

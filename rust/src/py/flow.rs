@@ -405,6 +405,21 @@ impl PyOrderFlow {
         }
     }
 
+    /// The signed shares `strategy`'s open orders in `symbol` have still to fill (buys +, sells -),
+    /// summed in the order sent.
+    fn open_shares(&self, strategy: &Bound<'_, PyAny>, symbol: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let py = strategy.py();
+        let key = PyTuple::new(py, [strategy, symbol])?;
+        let mut shares = 0.0;
+        if let Some(group) = self.open_by.bind(py).get_item(key)? {
+            for order in group.cast::<PyDict>()?.values().iter() {
+                let o = order.cast::<PyOrder>()?.borrow();
+                shares += o.sign as f64 * o.state.leaves_qty();
+            }
+        }
+        Ok(shares)
+    }
+
     /// Book one broker update (an `OrderUpdate`): its order's state, and for a fill the ledger, shares,
     /// slippage model and fill row; then the pending exposure and the open orders. The order; StateError
     /// for an unknown order or an illegal update.

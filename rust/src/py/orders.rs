@@ -142,7 +142,9 @@ impl PyOrder {
     ) -> PyResult<Self> {
         let qty: f64 = request.getattr(intern!(py, "qty"))?.extract()?;
         let symbol = request.getattr(intern!(py, "symbol"))?.extract()?;
-        let sign = request.getattr(intern!(py, "sign"))?.extract()?;
+        // `request.sign` (the side was validated on construction), without calling its property
+        let side = request.getattr(intern!(py, "side"))?;
+        let sign = if side.eq(intern!(py, "buy"))? { 1 } else { -1 };
         let status = Status::parse(status)
             .ok_or_else(|| PyValueError::new_err(format!("order status: unknown {status:?}")))?;
         let history = history
