@@ -189,8 +189,12 @@ impl PyOrderFlow {
         if let Some((index, pos)) = &self.batch {
             if let Some(j) = index.bind(py).get_item(symbol)? {
                 let j: usize = j.extract()?;
-                let mut pos = pos.bind(py).readwrite();
-                pos.as_slice_mut()?[j] += signed;
+                // SAFETY: the GIL is held and no Rust view of `pos` outlives this line (numpy's borrow
+                // tracking, a shared table per array access, costs more than the fill's booking)
+                match unsafe { pos.bind(py).get_mut([j]) } {
+                    Some(shares) => *shares += signed,
+                    None => return Err(StateError::new_err(format!("order flow: no column {j}"))),
+                }
             }
         }
         let name = symbol.to_str()?;
