@@ -436,6 +436,10 @@ class OrderFlowCore:
         """Book one update; its order. StateError for an unknown order or an illegal update."""
     def drain_simulator(self, sim: FillSimulatorCore) -> tuple[int, int]:
         """`apply` of the simulator's events since its last drain, in time order: (events, ended orders)."""
+    def ranked(self) -> tuple[list[Order], npt.NDArray[np.int64]]:
+        """The orders sent and not yet taken, in the order sent, and their ranks."""
+    def take_final(self, now_ns: int) -> tuple[list[Order], npt.NDArray[np.int64]]:
+        """`ranked()` of the closed orders decided before `now_ns`, which are forgotten."""
     def fill_columns(self, start: int = 0) -> tuple[Any, ...]:
         """Fills from the `start`-th on: ts (int64), (client_order_id, strategy, book, symbol, side)
         lists, (qty, price, fee, realized_pnl, decision_price, forecast_bps) float64 arrays, signs
@@ -450,14 +454,17 @@ def client_order_id(strategy: str, symbol: str, decision_ns: int, leg: str) -> s
 def order_columns(
     orders: Sequence[Order],
 ) -> tuple[
-    tuple[list[Any], ...],
+    list[str],
+    tuple[tuple[list[str], npt.NDArray[np.uint32]], ...],
+    tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.bool_]],
     tuple[npt.NDArray[np.float64], ...],
     tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
     npt.NDArray[np.int64],
 ]:
-    """The columns of `orders` for the engine's orders frame, in one pass: (client_order_id, strategy,
-    book, leg, status, reason, symbol, side, type, time_in_force, limit_price, stop_price) lists; (qty,
-    decision_price, forecast_bps, filled_qty, notional, fees); (decision_ns, updated_ns); signs."""
+    """The columns of `orders` for the engine's orders frame, in one pass: client_order_ids; (strategy,
+    book, leg, status, reason, symbol, side, type, time_in_force) each as (distinct values, each row's
+    code); (limit_price, has one, stop_price, has one); (qty, decision_price, forecast_bps, filled_qty,
+    notional, fees); (decision_ns, updated_ns); signs."""
 
 @disjoint_base
 class SlidingWindowLimiter:

@@ -205,6 +205,14 @@ def test_apply_books_like_the_python_rules(
     assert flow_slippage.to_json() == ref.slippage.to_json()
     for _, book in STRATEGIES:
         assert sorted(flow_exposure.positions(book)) == sorted(ref.exposure.positions(book))
+    orders_sent, ranks = flow.ranked()
+    assert orders_sent == list(ref.orders.values()) and ranks.tolist() == list(ref.sent.values())
+    final = [c for c, o in ref.orders.items() if not o.is_open and o.decision_ns < 3]  # the fold's rule
+    taken_orders, ranks = flow.take_final(3)
+    assert [o.client_order_id for o in taken_orders] == final and ranks.tolist() == [
+        ref.sent[c] for c in final
+    ]
+    assert list(flow.orders) == list(flow.sent) == [c for c in ref.orders if c not in final]
     taken = flow.take_fills()
     assert _rows(taken) == ref.fills and flow.n_fills == 0 and _rows(flow.fill_columns()) == []
 

@@ -34,7 +34,6 @@ re-uses its id.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -336,16 +335,12 @@ class Trader:
         orders that are final (terminal, and decided before now: a later decision has a later time, hence
         another client order id, so the duplicate check needs only the rest). Called by `run` between
         batches; a live node driving `run_batch` reads `fills` as a growing list and keeps it."""
-        final = [
-            c for c in self.sent if not self.orders[c].is_open and self.orders[c].decision_ns < self.now_ns
-        ]
+        final, ranks = self.flow.take_final(self.now_ns)
         if final:
-            ontime, late = self._ranked_orders(final)
+            ontime, late = self._ranked_orders(final, ranks)
             self._done["orders"].add(ontime)
             self._done["late_orders"].add(late)
-            self._folded_rank = max(self._folded_rank, self.sent[final[-1]] + 1)
-            for cid in final:
-                del self.orders[cid], self.sent[cid]
+            self._folded_rank = max(self._folded_rank, int(ranks[-1]) + 1)
         if self.flow.n_fills:
             self._done["fills"].add(_fills_frame(self.flow.take_fills()))
         if self.curve:
@@ -439,7 +434,7 @@ class Trader:
         """The run's results: what `_fold` moved into frames and the rows since (a live node calls this
         more than once: the rows it adds here are copies, its lists stay as they are)."""
         done = self._done
-        ontime, late = self._ranked_orders(list(self.sent))
+        ontime, late = self._ranked_orders(*self.flow.ranked())
         return TraderResult(
             rows={
                 "orders": done["orders"].plus(ontime),
@@ -871,19 +866,20 @@ class Trader:
         """Count an intent not sent, by kind of reason."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
-    def _ranked_orders(self, cids: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """_RANKED_ORDER_SCHEMA rows of the orders `cids` (in the order sent): those sent after every order
-        folded so far (they follow them), and the others (late: they go between them)."""
-        k = bisect_left([self.sent[c] for c in cids], self._folded_rank)
-        return self._orders_frame(cids[k:]), self._orders_frame(cids[:k])
+    def _ranked_orders(self, orders: list[Order], ranks: np.ndarray) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """_RANKED_ORDER_SCHEMA rows of `orders` (in the order sent, their `ranks`): those sent after every
+        order folded so far (they follow them), and the others (late: they go between them)."""
+        k = int(np.searchsorted(ranks, self._folded_rank))
+        return self._orders_frame(orders[k:], ranks[k:]), self._orders_frame(orders[:k], ranks[:k])
 
-    def _orders_frame(self, cids: list[str]) -> pl.DataFrame:
-        """_RANKED_ORDER_SCHEMA rows of the orders `cids`, built column by column (each column one C-level
-        pass over the orders, no tuple per order; numbers as numpy columns)."""
-        if not cids:
+    def _orders_frame(self, orders: list[Order], ranks: np.ndarray) -> pl.DataFrame:
+        """_RANKED_ORDER_SCHEMA rows of `orders` (their `ranks`), built column by column (each column one
+        C-level pass over the orders, no tuple per order; numbers as numpy columns, repeated text
+        gathered)."""
+        if not orders:
             return pl.DataFrame(schema=_RANKED_ORDER_SCHEMA)
-        text, numbers, (decision_ns, updated_ns), signs = order_columns(
-            list(map(self.orders.__getitem__, cids))
+        ids, coded, (limit, has_limit, stop, has_stop), numbers, (decision_ns, updated_ns), signs = (
+            order_columns(orders)
         )
         qty, decision, forecast, filled, notional, fees = numbers
         traded = filled > 0
@@ -891,8 +887,14 @@ class Trader:
             avg = notional / filled
             bps = _realized_bps(signs, decision, avg)
         columns: dict[str, Any] = {
-            "rank": np.fromiter(map(self.sent.__getitem__, cids), np.int64, len(cids)),
-            **dict(zip(_ORDER_TEXT, text, strict=True)),
+            "rank": ranks,
+            "client_order_id": ids,
+            **{
+                name: pl.Series(names, dtype=pl.String).gather(codes)
+                for name, (names, codes) in zip(_ORDER_CODED, coded, strict=True)
+            },
+            "limit_price": _null_unless(has_limit, limit),
+            "stop_price": _null_unless(has_stop, stop),
             "qty": qty,
             "decision_ts": decision_ns,
             "decision_price": decision,
@@ -903,26 +905,11 @@ class Trader:
             "realized_bps": _null_unless(traded, bps),
             "updated_ts": updated_ns,
         }
-        for name in ("limit_price", "stop_price"):  # None when the order has none
-            columns[name] = pl.Series(name, columns[name], dtype=pl.Float64)
         return build_frame(_RANKED_ORDER_SCHEMA, columns)
 
 
-# the columns of `order_columns`' lists, in its order
-_ORDER_TEXT = (
-    "client_order_id",
-    "strategy",
-    "book",
-    "leg",
-    "status",
-    "reason",
-    "symbol",
-    "side",
-    "type",
-    "time_in_force",
-    "limit_price",
-    "stop_price",
-)
+# the text columns `order_columns` gives as (distinct values, codes), in its order
+_ORDER_CODED = ("strategy", "book", "leg", "status", "reason", "symbol", "side", "type", "time_in_force")
 
 
 def _null_unless(valid: np.ndarray, values: np.ndarray) -> pl.Series:

@@ -488,6 +488,46 @@ impl PyOrderFlow {
         Ok((events.len(), ended))
     }
 
+    /// The orders sent and not yet taken, in the order sent, with their ranks (int64).
+    fn ranked<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let sent = self.sent.bind(py);
+        let ranks = sent
+            .values()
+            .iter()
+            .map(|r| r.extract::<i64>())
+            .collect::<PyResult<Vec<_>>>()?;
+        let orders = self.orders.bind(py);
+        let orders = sent
+            .keys()
+            .iter()
+            .map(|cid| orders.as_any().get_item(cid))
+            .collect::<PyResult<Vec<_>>>()?;
+        (PyList::new(py, orders)?, PyArray1::from_vec(py, ranks)).into_pyobject(py)
+    }
+
+    /// `ranked()` of the orders that are final (closed, and decided before `now_ns`: a later decision
+    /// has a later time, hence another id, so the duplicate check needs only the rest), which are
+    /// forgotten.
+    fn take_final<'py>(&mut self, py: Python<'py>, now_ns: i64) -> PyResult<Bound<'py, PyTuple>> {
+        let (sent, orders) = (self.sent.bind(py), self.orders.bind(py));
+        let (mut taken, mut ranks, mut cids) = (Vec::new(), Vec::new(), Vec::new());
+        for (cid, rank) in sent.iter() {
+            let order = orders.as_any().get_item(&cid)?.cast_into::<PyOrder>()?;
+            let o = order.borrow();
+            if !o.is_open() && o.decision_ns < now_ns {
+                ranks.push(rank.extract::<i64>()?);
+                drop(o);
+                taken.push(order);
+                cids.push(cid);
+            }
+        }
+        for cid in &cids {
+            orders.del_item(cid)?;
+            sent.del_item(cid)?;
+        }
+        (PyList::new(py, taken)?, PyArray1::from_vec(py, ranks)).into_pyobject(py)
+    }
+
     /// Fills booked so far.
     #[getter]
     fn n_fills(&self) -> usize {
