@@ -454,17 +454,14 @@ def client_order_id(strategy: str, symbol: str, decision_ns: int, leg: str) -> s
 def order_columns(
     orders: Sequence[Order],
 ) -> tuple[
-    list[str],
-    tuple[tuple[list[str], npt.NDArray[np.uint32]], ...],
-    tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.bool_]],
+    tuple[list[Any], ...],
     tuple[npt.NDArray[np.float64], ...],
     tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
     npt.NDArray[np.int64],
 ]:
-    """The columns of `orders` for the engine's orders frame, in one pass: client_order_ids; (strategy,
-    book, leg, status, reason, symbol, side, type, time_in_force) each as (distinct values, each row's
-    code); (limit_price, has one, stop_price, has one); (qty, decision_price, forecast_bps, filled_qty,
-    notional, fees); (decision_ns, updated_ns); signs."""
+    """The columns of `orders` for the engine's orders frame, in one pass: (client_order_id, strategy,
+    book, leg, status, reason, symbol, side, type, time_in_force, limit_price, stop_price) lists; (qty,
+    decision_price, forecast_bps, filled_qty, notional, fees); (decision_ns, updated_ns); signs."""
 
 @disjoint_base
 class SlidingWindowLimiter:

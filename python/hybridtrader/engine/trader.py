@@ -874,13 +874,10 @@ class Trader:
 
     def _orders_frame(self, orders: list[Order], ranks: np.ndarray) -> pl.DataFrame:
         """_RANKED_ORDER_SCHEMA rows of `orders` (their `ranks`), built column by column (each column one
-        C-level pass over the orders, no tuple per order; numbers as numpy columns, repeated text
-        gathered)."""
+        C-level pass over the orders, no tuple per order; numbers as numpy columns)."""
         if not orders:
             return pl.DataFrame(schema=_RANKED_ORDER_SCHEMA)
-        ids, coded, (limit, has_limit, stop, has_stop), numbers, (decision_ns, updated_ns), signs = (
-            order_columns(orders)
-        )
+        text, numbers, (decision_ns, updated_ns), signs = order_columns(orders)
         qty, decision, forecast, filled, notional, fees = numbers
         traded = filled > 0
         with np.errstate(divide="ignore", invalid="ignore"):  # orders with no fill: null below
@@ -888,13 +885,7 @@ class Trader:
             bps = _realized_bps(signs, decision, avg)
         columns: dict[str, Any] = {
             "rank": ranks,
-            "client_order_id": ids,
-            **{
-                name: pl.Series(names, dtype=pl.String).gather(codes)
-                for name, (names, codes) in zip(_ORDER_CODED, coded, strict=True)
-            },
-            "limit_price": _null_unless(has_limit, limit),
-            "stop_price": _null_unless(has_stop, stop),
+            **dict(zip(_ORDER_TEXT, text, strict=True)),
             "qty": qty,
             "decision_ts": decision_ns,
             "decision_price": decision,
@@ -905,11 +896,26 @@ class Trader:
             "realized_bps": _null_unless(traded, bps),
             "updated_ts": updated_ns,
         }
+        for name in ("limit_price", "stop_price"):  # None when the order has none
+            columns[name] = pl.Series(name, columns[name], dtype=pl.Float64)
         return build_frame(_RANKED_ORDER_SCHEMA, columns)
 
 
-# the text columns `order_columns` gives as (distinct values, codes), in its order
-_ORDER_CODED = ("strategy", "book", "leg", "status", "reason", "symbol", "side", "type", "time_in_force")
+# the columns of `order_columns`' lists, in its order
+_ORDER_TEXT = (
+    "client_order_id",
+    "strategy",
+    "book",
+    "leg",
+    "status",
+    "reason",
+    "symbol",
+    "side",
+    "type",
+    "time_in_force",
+    "limit_price",
+    "stop_price",
+)
 
 
 def _null_unless(valid: np.ndarray, values: np.ndarray) -> pl.Series:

@@ -5,7 +5,6 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyList, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
-use std::collections::HashMap;
 
 pyo3::import_exception!(hybridtrader.errors, StateError);
 
@@ -327,102 +326,41 @@ impl PyOrder {
     }
 }
 
-/// A text column as its distinct values and each row's code into them: the orders' text repeats a few
-/// values (strategies, books, legs, statuses, symbols...), so the frame gathers them instead of converting
-/// a Python string per row.
-struct Coded<'py> {
-    names: Vec<Bound<'py, PyAny>>,
-    codes: Vec<u32>,
-    by_object: HashMap<usize, u32>, // a value's object (kept alive by `rows`) -> its code
-    rows: Vec<Bound<'py, PyAny>>,
-}
-
-impl<'py> Coded<'py> {
-    fn new(n: usize) -> Self {
-        Coded {
-            names: Vec::new(),
-            codes: Vec::with_capacity(n),
-            by_object: HashMap::new(),
-            rows: Vec::with_capacity(n),
-        }
-    }
-
-    fn push(&mut self, value: Bound<'py, PyAny>) {
-        // equal strings that are distinct objects get distinct codes of equal names: the gather is alike
-        let next = self.names.len() as u32;
-        let code = *self
-            .by_object
-            .entry(value.as_ptr() as usize)
-            .or_insert(next);
-        if code == next {
-            self.names.push(value.clone());
-        }
-        self.codes.push(code);
-        self.rows.push(value);
-    }
-
-    fn into_columns(self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        (
-            PyList::new(py, self.names)?,
-            PyArray1::from_vec(py, self.codes),
-        )
-            .into_pyobject(py)
-    }
-}
-
-/// An optional price column: values (0.0 where absent) and whether each is present.
-#[derive(Default)]
-struct Prices {
-    values: Vec<f64>,
-    present: Vec<bool>,
-}
-
-impl Prices {
-    fn push(&mut self, price: Option<f64>) {
-        self.values.push(price.unwrap_or(0.0));
-        self.present.push(price.is_some());
-    }
-}
-
-/// The columns of `orders` that the engine's orders frame takes from them, in one pass: the
-/// client_order_ids (a list); (strategy, book, leg, status, reason, symbol, side, type, time_in_force)
-/// each as (distinct values, uint32 code of each row); (limit_price, has one, stop_price, has one) as
-/// float64 and bool arrays; (qty, decision_price, forecast_bps, filled_qty, notional, fees) as float64
-/// arrays; (decision_ns, updated_ns) as int64 arrays; and the signs (+1 buy, -1 sell) as an int64 array.
+/// The columns of `orders` that the engine's orders frame takes from them, in one pass: (client_order_id,
+/// strategy, book, leg, status, reason, symbol, side, type, time_in_force, limit_price, stop_price) as
+/// a tuple of lists, (qty, decision_price, forecast_bps, filled_qty, notional, fees) as float64 arrays,
+/// (decision_ns, updated_ns) as int64 arrays, and the signs (+1 buy, -1 sell) as an int64 array.
 #[pyfunction]
 pub fn order_columns<'py>(
     py: Python<'py>,
     orders: Vec<PyRef<'py, PyOrder>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let n = orders.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut coded: Vec<Coded<'py>> = (0..9).map(|_| Coded::new(n)).collect();
-    let (mut limit, mut stop) = (Prices::default(), Prices::default());
+    let mut text: Vec<Vec<Bound<'py, PyAny>>> = (0..12).map(|_| Vec::with_capacity(n)).collect();
     let mut floats: Vec<Vec<f64>> = (0..6).map(|_| Vec::with_capacity(n)).collect();
     let mut times: Vec<Vec<i64>> = (0..2).map(|_| Vec::with_capacity(n)).collect();
     let mut signs = Vec::with_capacity(n);
     for o in &orders {
         let request = o.request.bind(py);
-        ids.push(o.client_order_id.bind(py).clone());
-        let own = [&o.strategy, &o.book, &o.leg];
-        for (column, value) in coded.iter_mut().zip(own) {
+        let own = [&o.client_order_id, &o.strategy, &o.book, &o.leg];
+        for (column, value) in text.iter_mut().zip(own) {
             column.push(value.bind(py).clone().into_any());
         }
-        coded[3].push(name_str(py, o.state.status.name()).into_any());
-        coded[4].push(o.reason.bind(py).clone().into_any());
-        coded[5].push(o.symbol.bind(py).clone().into_any());
+        text[4].push(name_str(py, o.state.status.name()).into_any());
+        text[5].push(o.reason.bind(py).clone().into_any());
+        text[6].push(o.symbol.bind(py).clone().into_any());
         for (k, attr) in [
             intern!(py, "side"),
             intern!(py, "type"),
             intern!(py, "time_in_force"),
+            intern!(py, "limit_price"),
+            intern!(py, "stop_price"),
         ]
         .into_iter()
         .enumerate()
         {
-            coded[6 + k].push(request.getattr(attr)?);
+            text[7 + k].push(request.getattr(attr)?);
         }
-        limit.push(request.getattr(intern!(py, "limit_price"))?.extract()?);
-        stop.push(request.getattr(intern!(py, "stop_price"))?.extract()?);
         let s = &o.state;
         for (column, value) in floats.iter_mut().zip([
             s.qty,
@@ -438,22 +376,14 @@ pub fn order_columns<'py>(
         times[1].push(s.updated_ns);
         signs.push(o.sign);
     }
-    let coded = coded
+    let text = text
         .into_iter()
-        .map(|column| column.into_columns(py))
+        .map(|column| PyList::new(py, column))
         .collect::<PyResult<Vec<_>>>()?;
-    let prices = (
-        PyArray1::from_vec(py, limit.values),
-        PyArray1::from_vec(py, limit.present),
-        PyArray1::from_vec(py, stop.values),
-        PyArray1::from_vec(py, stop.present),
-    );
     let floats = floats.into_iter().map(|c| PyArray1::from_vec(py, c));
     let times = times.into_iter().map(|c| PyArray1::from_vec(py, c));
     (
-        PyList::new(py, ids)?,
-        PyTuple::new(py, coded)?,
-        prices,
+        PyTuple::new(py, text)?,
         PyTuple::new(py, floats)?,
         PyTuple::new(py, times)?,
         PyArray1::from_vec(py, signs),
