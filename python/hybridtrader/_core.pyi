@@ -419,9 +419,11 @@ class OrderFlowCore:
         now_ns: int,
         reference: float,
         price: float,
+        to: tuple[FillSimulatorCore, int, SlippageModelCore | None, int, int] | None = None,
     ) -> str:
         """Make the client order id, forecast and order; record it as sent with its shares pending at
-        `price` (NaN: `reference`). StateError when the id was sent already."""
+        `price` (NaN: `reference`). StateError when the id was sent already. With `to` = (simulator, the
+        symbol's code, impact model, session open, session close), also place it in that simulator."""
     def send(self, order: Order) -> None:
         """Record an order as sent: by id, open, ranked, its shares pending at the current price."""
     def add_pending(self, order: Order, delta: float, price: float | None = None) -> None:

@@ -14,12 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 from hybridtrader._core import OrderFlowCore
+from hybridtrader.backtest.broker import SimBroker
 from hybridtrader.backtest.feed import FrameFeed
 from hybridtrader.backtest.run import run_backtest
 from hybridtrader.config import Config, with_overrides
 from hybridtrader.engine.events import UPDATE_KINDS, OrderUpdate
 from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
 from hybridtrader.errors import StateError
+from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market.synth import generate_market
 from hybridtrader.portfolio.ledger import Ledger
@@ -256,3 +258,44 @@ def test_the_backtest_fast_path_books_as_the_updates_do(tmp_path: Path) -> None:
     assert fast.equity.equals(slow.equity)
     assert fast.positions.equals(slow.positions)
     assert fast.skipped == slow.skipped and fast.events == slow.events
+
+
+class _WatchingBroker(SimBroker):
+    """A SimBroker subclass that watches `submit` (so `submit_from` must call it)."""
+
+    def __init__(self, simulator: FillSimulator) -> None:
+        super().__init__(simulator)
+        self.submitted: list[str] = []
+
+    def submit(self, client_order_id: str, request: OrderRequest, ts_ns: int) -> None:
+        self.submitted.append(client_order_id)
+        super().submit(client_order_id, request, ts_ns)
+
+
+def test_submit_from_places_the_order_as_submit_then_the_broker_do(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    requests = [
+        OrderRequest("AAA", "buy", 30.0),
+        OrderRequest("BBB", "sell", 5.0, "limit", "gtc", limit_price=19.5),
+        OrderRequest("AAA", "sell", 7.0, "stop", "day", stop_price=48.0),
+        OrderRequest("CCC", "buy", 2.0, "market", "opg"),
+    ]
+    now = 1_704_207_600_000_000_000  # 2024-01-02 15:00 UTC, in a session
+    runs = []
+    for broker_type, one_call in ((SimBroker, True), (SimBroker, False), (_WatchingBroker, True)):
+        slippage = SlippageModel(cfg)
+        broker = broker_type(FillSimulator(FillSettings(), slippage))
+        flow = OrderFlowCore(Ledger(1e6), ExposureManager(cfg), slippage, PRICES.__getitem__)
+        for k, r in enumerate(requests):
+            args = ("s1", "intraday", f"leg{k}", r, now + k, 20.0, 20.0)
+            if one_call:
+                cid = broker.submit_from(flow, *args)
+            else:
+                cid = flow.submit(*args)
+                broker.submit(cid, r, now + k)
+            assert cid == client_order_id("s1", r.symbol, now + k, f"leg{k}")
+        runs.append((flow.orders, broker.sim.orders(), broker.has_open_orders(), broker))
+    (one, sim_one, open_one, _), (two, sim_two, open_two, _), (three, sim_three, _, watching) = runs
+    assert one == two == three and open_one and open_two
+    assert sim_one.equals(sim_two) and sim_one.equals(sim_three) and sim_one.height == len(requests)
+    assert watching.submitted == list(three)

@@ -70,6 +70,28 @@ class SimBroker:
         )
         self._open += 1
 
+    def submit_from(
+        self,
+        flow: OrderFlowCore,
+        strategy: str,
+        book: str,
+        leg: str,
+        request: OrderRequest,
+        ts_ns: int,
+        reference: float,
+        price: float,
+    ) -> str:
+        """`flow.submit` of a strategy's order and `submit` of it, in one call into the simulator; its
+        client order id. A subclass that overrides `submit` (to watch it) has it called."""
+        if type(self).submit is not SimBroker.submit:
+            cid = flow.submit(strategy, book, leg, request, ts_ns, reference, price)
+            self.submit(cid, request, ts_ns)
+            return cid
+        self._catch_up(ts_ns)  # bars closed before the order exists are not for it
+        cid = self.sim.submit_from(flow, strategy, book, leg, request, ts_ns, reference, price)
+        self._open += 1
+        return cid
+
     def cancel(self, client_order_id: str, ts_ns: int) -> None:
         self._catch_up(ts_ns)
         self.sim.cancel(client_order_id, ts_ns)

@@ -78,8 +78,23 @@ class Broker(Protocol):
 
 @runtime_checkable
 class BookingBroker(Broker, Protocol):
-    """A broker that can book its updates straight into the engine's order flow (the backtest's simulated
-    one: no `OrderUpdate` is made), used when no strategy listens to updates."""
+    """A broker that takes orders from the engine's order flow and books its updates straight into it
+    (the backtest's simulated one: no `OrderUpdate` is made; updates so only when no strategy listens)."""
+
+    def submit_from(
+        self,
+        flow: OrderFlowCore,
+        strategy: str,
+        book: str,
+        leg: str,
+        request: OrderRequest,
+        ts_ns: int,
+        reference: float,
+        price: float,
+    ) -> str:
+        """`flow.submit(strategy, book, leg, request, ts_ns, reference, price)` and `submit` of the order
+        it makes, in one call; its client order id."""
+        ...
 
     def poll_into(self, flow: OrderFlowCore, now_ns: int) -> bool:
         """`poll`'s updates booked by `flow` (as `flow.apply` of each, in time order); whether there were

@@ -258,8 +258,10 @@ class Trader:
         self.orders: dict[str, Order] = self.flow.orders  # not yet folded into `_done`, by client order id
         self.sent: dict[str, int] = self.flow.sent  # their ids -> rank in the run's order of sending
         self.open: dict[str, Order] = self.flow.open
-        # the simulated broker books its events straight into the flow when no strategy listens to updates
-        self._books_into = isinstance(broker, BookingBroker) and not self._listening
+        # the simulated broker takes orders from the flow, and books its events straight into it when no
+        # strategy listens to updates
+        self._takes_from_flow = isinstance(broker, BookingBroker)
+        self._books_into = self._takes_from_flow and not self._listening
         self.curve: list[tuple[int, float, float, float, float]] = []  # EQUITY_SCHEMA rows not yet folded
         # finished results (orders, fills, equity) as frames, added by `_fold` once per batch of `run`: in
         # memory, or written as part files under `spill` (a backtest's memory then stays flat in its sessions)
@@ -638,7 +640,11 @@ class Trader:
             ):
                 self._skip("allocation: strategy gross exposure")
                 return None
-        # the id, the forecast, the order, its pending exposure at this bar time's `price`
+        # the id, the forecast, the order, its pending exposure at this bar time's `price`; sent
+        if self._takes_from_flow:
+            return self.broker.submit_from(  # type: ignore[attr-defined]
+                self.flow, strategy.name, strategy.book, leg, request, now, ref, price
+            )
         cid = self.flow.submit(strategy.name, strategy.book, leg, request, now, ref, price)
         self.broker.submit(cid, request, now)
         return cid

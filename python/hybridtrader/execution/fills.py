@@ -45,6 +45,7 @@ import polars as pl
 
 from hybridtrader._core import FillSimulatorCore, OrderFlowCore
 from hybridtrader.config import ConfigLike, FillsConfig, config_section
+from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import DataError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
@@ -178,6 +179,15 @@ class FillSimulator:
         # the impact (the slippage model's cost forecast less half its spread forecast) is the core's
         self._core.submit(client_order_id, code, symbol, side, type, time_in_force, qty, ts_ns, limit_price,
                           stop_price, self.slippage, open_ns, close_ns)
+
+    def submit_from(self, flow: OrderFlowCore, strategy: str, book: str, leg: str, request: OrderRequest,
+                    ts_ns: int, reference: float, price: float) -> str:
+        """`OrderFlowCore.submit` of a strategy's order, placed in this simulator in the same call (as
+        `submit`); its client order id."""
+        code = self._code(request.symbol)
+        open_ns, close_ns = self._session_of(ts_ns + self._entry_ns, request.time_in_force == "opg")
+        to = (self._core, code, self.slippage, open_ns, close_ns)
+        return flow.submit(strategy, book, leg, request, ts_ns, reference, price, to)
 
     def cancel(self, client_order_id: str, ts_ns: int) -> bool:
         """Ask to cancel at `ts_ns` (effective after the entry latency: the order may fill meanwhile).

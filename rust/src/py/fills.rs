@@ -58,6 +58,41 @@ pub struct PyFillSimulator {
 }
 
 impl PyFillSimulator {
+    /// `submit`: the order placed in the simulator, its impact from `slippage` (None: no impact); its slot.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn place(
+        &mut self,
+        client_order_id: &str,
+        symbol: u32,
+        name: &str,
+        side: &str,
+        order_type: &str,
+        tif: &str,
+        qty: f64,
+        ts_ns: i64,
+        limit_price: Option<f64>,
+        stop_price: Option<f64>,
+        slippage: Option<PyRef<'_, PySlippageModel>>,
+        session_open_ns: i64,
+        session_close_ns: i64,
+    ) -> PyResult<u32> {
+        let impact_bps = Self::impact_bps(slippage, name, side, qty, ts_ns)?;
+        Ok(self.inner.submit(&Request {
+            id: client_order_id,
+            symbol,
+            side,
+            order_type,
+            tif,
+            qty,
+            limit: limit_price,
+            stop: stop_price,
+            ts: ts_ns,
+            impact_bps,
+            session_open: session_open_ns,
+            session_close: session_close_ns,
+        }))
+    }
+
     /// The events since the last drain in time order (stable: one time's events keep the core's order),
     /// the order every reader of them applies them in.
     pub(crate) fn drain_by_time(&mut self) -> Vec<crate::fills::Event> {
@@ -164,28 +199,28 @@ impl PyFillSimulator {
         session_open_ns: i64,
         session_close_ns: i64,
     ) -> PyResult<u32> {
-        let impact_bps = Self::impact_bps(slippage, name, side, qty, ts_ns)?;
-        Ok(self.inner.submit(&Request {
-            id: client_order_id,
+        self.place(
+            client_order_id,
             symbol,
+            name,
             side,
             order_type,
             tif,
             qty,
-            limit: limit_price,
-            stop: stop_price,
-            ts: ts_ns,
-            impact_bps,
-            session_open: session_open_ns,
-            session_close: session_close_ns,
-        }))
+            ts_ns,
+            limit_price,
+            stop_price,
+            slippage,
+            session_open_ns,
+            session_close_ns,
+        )
     }
 
     /// Impact (bps) of `qty` shares of `symbol` sent at `ts_ns` from the slippage model
     /// (`fills::impact_bps` of its forecasts); 0 without a model, or for an invalid side or quantity (the
     /// simulator rejects such a request: it never trades).
     #[staticmethod]
-    fn impact_bps(
+    pub(crate) fn impact_bps(
         slippage: Option<PyRef<'_, PySlippageModel>>,
         symbol: &str,
         side: &str,

@@ -31,6 +31,16 @@ const U_QTY: usize = 5;
 const U_PRICE: usize = 6;
 const U_FEE: usize = 7;
 
+/// Where `OrderFlowCore.submit` also places an order: (fill simulator, the symbol's code there, the
+/// model of its impact or None, session open, session close), as `FillSimulatorCore.submit` takes them.
+type Placement<'py> = (
+    Bound<'py, PyFillSimulator>,
+    u32,
+    Option<Bound<'py, PySlippageModel>>,
+    i64,
+    i64,
+);
+
 /// The fills booked, as the fill frame's columns (realized_bps is computed from `sign` with the frame).
 #[derive(Default)]
 struct FillColumns {
@@ -321,7 +331,10 @@ impl PyOrderFlow {
 
     /// Send an order of `strategy` (in `book`) for `leg` decided at `now_ns` against the `reference`
     /// price: its client order id, the slippage model's forecast, the order, recorded as sent with its
-    /// shares pending at `price` (NaN: the reference). StateError when the id was sent already.
+    /// shares pending at `price` (NaN: the reference). StateError when the id was sent already. With
+    /// `to` = (simulator, the symbol's code, its impact model or None, session open, session close), the
+    /// order is also placed in that fill simulator (as `FillSimulatorCore.submit`).
+    #[pyo3(signature = (strategy, book, leg, request, now_ns, reference, price, to=None))]
     #[allow(clippy::too_many_arguments)]
     fn submit<'py>(
         &mut self,
@@ -333,6 +346,7 @@ impl PyOrderFlow {
         now_ns: i64,
         reference: f64,
         price: f64,
+        to: Option<Placement<'py>>,
     ) -> PyResult<Bound<'py, PyString>> {
         let symbol = request
             .getattr(intern!(py, "symbol"))?
@@ -374,6 +388,33 @@ impl PyOrderFlow {
         )?;
         let order = Bound::new(py, order)?;
         self.send_order(py, &order, Some(price))?;
+        if let Some((sim, code, impact, open_ns, close_ns)) = to {
+            let r = order.borrow();
+            let request = r.request.bind(py);
+            let text = |name: &Bound<'py, PyString>| -> PyResult<String> {
+                Ok(request
+                    .getattr(name)?
+                    .cast::<PyString>()?
+                    .to_str()?
+                    .to_owned())
+            };
+            let price_of = |name: &Bound<'py, PyString>| request.getattr(name)?.extract();
+            sim.borrow_mut().place(
+                &id,
+                code,
+                symbol.to_str()?,
+                side.cast::<PyString>()?.to_str()?,
+                &text(intern!(py, "type"))?,
+                &text(intern!(py, "time_in_force"))?,
+                qty,
+                now_ns,
+                price_of(intern!(py, "limit_price"))?,
+                price_of(intern!(py, "stop_price"))?,
+                impact.as_ref().map(|m| m.borrow()),
+                open_ns,
+                close_ns,
+            )?;
+        }
         Ok(cid)
     }
 
