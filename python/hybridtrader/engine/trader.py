@@ -816,7 +816,7 @@ class Trader:
         """Apply the broker's `updates` (all at or before `now_ns`) before the bar time closing at `now_ns` is
         run, leaving the state its poll would leave (a live node, as its clock moves: the work is then off
         the path from the bars to the orders). Pending exposure is priced at the current close
-        (`_add_pending`), so what these updates moved is priced again at that bar time's poll. False, and
+        (`flow.add_pending`), so what these updates moved is priced again at that bar time's poll. False, and
         nothing applied, when that cannot be promised: a strategy listens to updates (it would see them
         outside its bar time), no order is open (the poll would not run), or `now_ns` is past the
         session's close (the close's own poll comes first)."""

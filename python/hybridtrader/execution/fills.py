@@ -45,7 +45,6 @@ import polars as pl
 
 from hybridtrader._core import FillSimulatorCore, OrderFlowCore
 from hybridtrader.config import ConfigLike, FillsConfig, config_section
-from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import DataError
 from hybridtrader.execution.slippage_model import SlippageModel
 from hybridtrader.market import calendar
@@ -180,10 +179,10 @@ class FillSimulator:
         self._core.submit(client_order_id, code, symbol, side, type, time_in_force, qty, ts_ns, limit_price,
                           stop_price, self.slippage, open_ns, close_ns)
 
-    def submit_from(self, flow: OrderFlowCore, strategy: str, book: str, leg: str, request: OrderRequest,
+    def submit_from(self, flow: OrderFlowCore, strategy: str, book: str, leg: str, request: Any,
                     ts_ns: int, reference: float, price: float) -> str:
-        """`OrderFlowCore.submit` of a strategy's order, placed in this simulator in the same call (as
-        `submit`); its client order id."""
+        """`OrderFlowCore.submit` of a strategy's order (`request`: the engine's `OrderRequest`, whose fields
+        the flow reads), placed in this simulator in the same call (as `submit`); its client order id."""
         code = self._code(request.symbol)
         open_ns, close_ns = self._session_of(ts_ns + self._entry_ns, request.time_in_force == "opg")
         to = (self._core, code, self.slippage, open_ns, close_ns)
