@@ -21,6 +21,7 @@ __all__ = [
     "FrameDecoder",
     "LedgerCore",
     "Order",
+    "OrderFlowCore",
     "Position",
     "SlidingWindowLimiter",
     "SlippageModelCore",
@@ -243,7 +244,8 @@ class FillSimulatorCore:
     def on_loaded_bars(self, start: int, end: int) -> None:
         """`on_bars` of rows start..end of the held batch; ValueError as `on_bars`, or out of range."""
     def drain(self) -> tuple[Any, ...]:
-        """(ts, slot, symbol, side, kind, qty, price, fee, filled, leaves) arrays, ids, reasons."""
+        """Events in time order (stable): (ts, slot, symbol, side, kind, qty, price, fee, filled, leaves)
+        arrays, ids, reasons."""
     def drain_updates(self, names: list[str], make: Callable[[tuple[Any, ...]], _T]) -> tuple[list[_T], int]:
         """Events in time order (stable), each make((ts, id, names[symbol] or "", side, kind, qty, price,
         fee, filled, leaves, reason)), and how many end an order."""
@@ -371,6 +373,81 @@ class Order:
         """Move to the state `update` reports; StateError when the transition or the quantities are illegal
         (the order is left unchanged). Returns the change of `leaves_qty` (after - before)."""
     def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class OrderFlowCore:
+    """The engine's order flow (rust/src/py/flow.rs): orders sent, and broker updates booked into the
+    ledger, the exposure manager (filled + pending shares per (book, symbol)), the slippage model, the
+    batch's account shares and the fill rows (columns)."""
+
+    def __new__(
+        cls,
+        ledger: LedgerCore,
+        exposure: ExposureCore,
+        slippage: SlippageModelCore,
+        price: Callable[[str], float],
+    ) -> OrderFlowCore:
+        """`price(symbol)`: the engine's current price (NaN: none), at which pending shares are valued."""
+    @property
+    def orders(self) -> dict[str, Order]:
+        """Client order id -> order, every order sent and not yet forgotten by the engine."""
+    @property
+    def open(self) -> dict[str, Order]:
+        """The open ones."""
+    @property
+    def open_by(self) -> dict[tuple[str, str], dict[str, Order]]:
+        """(strategy, symbol) -> the open ones by id, in the order sent."""
+    @property
+    def sent(self) -> dict[str, int]:
+        """Client order id -> rank in the order of sending."""
+    @property
+    def repricing(self) -> dict[tuple[str, str], Order] | None:
+        """When a dict: each (book, symbol) whose pending exposure moved -> an order of it."""
+    @repricing.setter
+    def repricing(self, value: dict[tuple[str, str], Order] | None) -> None: ...
+    @property
+    def n_fills(self) -> int:
+        """Fills booked so far (since `take_fills`)."""
+    def start_batch(self, index: dict[str, int], pos: npt.NDArray[np.float64]) -> None:
+        """A batch's symbol -> column and the account's shares per column, which fills move from now on."""
+    def submit(
+        self,
+        strategy: str,
+        book: str,
+        leg: str,
+        request: OrderRequest,
+        now_ns: int,
+        reference: float,
+        price: float,
+        to: tuple[FillSimulatorCore, int, SlippageModelCore | None, int, int] | None = None,
+    ) -> str:
+        """Make the client order id, forecast and order; record it as sent with its shares pending at
+        `price` (NaN: `reference`). StateError when the id was sent already. With `to` = (simulator, the
+        symbol's code, impact model, session open, session close), also place it in that simulator."""
+    def send(self, order: Order) -> None:
+        """Record an order as sent: by id, open, ranked, its shares pending at the current price."""
+    def add_pending(self, order: Order, delta: float, price: float | None = None) -> None:
+        """The order's pending shares moved by `delta`, valued at `price` (None: the current price; NaN:
+        the order's decision price)."""
+    def open_orders(self, strategy: str, symbol: str) -> list[Order]:
+        """The strategy's open orders in the symbol, in the order sent (a new list)."""
+    def open_shares(self, strategy: str, symbol: str) -> float:
+        """Signed shares the strategy's open orders in the symbol have still to fill, summed in the order
+        sent."""
+    def apply(self, update: OrderUpdate) -> Order:
+        """Book one update; its order. StateError for an unknown order or an illegal update."""
+    def drain_simulator(self, sim: FillSimulatorCore) -> tuple[int, int]:
+        """`apply` of the simulator's events since its last drain, in time order: (events, ended orders)."""
+    def ranked(self) -> tuple[list[Order], npt.NDArray[np.int64]]:
+        """The orders sent and not yet taken, in the order sent, and their ranks."""
+    def take_final(self, now_ns: int) -> tuple[list[Order], npt.NDArray[np.int64]]:
+        """`ranked()` of the closed orders decided before `now_ns`, which are forgotten."""
+    def fill_columns(self, start: int = 0) -> tuple[Any, ...]:
+        """Fills from the `start`-th on: ts (int64), (client_order_id, strategy, book, symbol, side)
+        lists, (qty, price, fee, realized_pnl, decision_price, forecast_bps) float64 arrays, signs
+        (int64)."""
+    def take_fills(self) -> tuple[Any, ...]:
+        """`fill_columns()`, and the fills forgotten."""
 
 def client_order_id(strategy: str, symbol: str, decision_ns: int, leg: str) -> str:
     """The id "ht-" + blake2b-128 hex of f"{strategy}\\x1f{symbol}\\x1f{decision_ns}\\x1f{leg}" (UTF-8): the

@@ -28,6 +28,8 @@ const SIGMA: [[usize; 16]; 10] = [
 
 const BLOCK: usize = 128;
 
+// inlined: its indices are then constants (no bounds checks, the state stays in registers)
+#[inline(always)]
 fn mix(v: &mut [u64; 16], (a, b, c, d): (usize, usize, usize, usize), x: u64, y: u64) {
     v[a] = v[a].wrapping_add(v[b]).wrapping_add(x);
     v[d] = (v[d] ^ v[a]).rotate_right(32);

@@ -6,6 +6,7 @@ pub mod civil;
 pub mod common;
 pub mod exposure;
 pub mod fills;
+pub mod flow;
 pub mod forest;
 pub mod labels;
 pub mod ledger;

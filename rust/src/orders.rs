@@ -16,11 +16,42 @@ use crate::blake2b;
 /// the duplicate instead of trading twice. "ht-" + the blake2b-128 hex of the fields joined by U+001F
 /// (35 characters).
 pub fn client_order_id(strategy: &str, symbol: &str, decision_ns: i64, leg: &str) -> String {
-    let key = format!("{strategy}\x1f{symbol}\x1f{decision_ns}\x1f{leg}");
-    format!(
-        "ht-{}",
-        blake2b::hex(&blake2b::digest::<16>(key.as_bytes()))
-    )
+    // built by pushes, not `format!` (an order's id is made once per order sent: a hot path)
+    let mut key = String::with_capacity(strategy.len() + symbol.len() + leg.len() + 23);
+    for (i, part) in [strategy, symbol, &decimal(decision_ns), leg]
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            key.push('\x1f');
+        }
+        key.push_str(part);
+    }
+    let mut id = String::with_capacity(35);
+    id.push_str("ht-");
+    id.push_str(&blake2b::hex(&blake2b::digest::<16>(key.as_bytes())));
+    id
+}
+
+/// `n` in decimal, as `format!("{n}")` writes it.
+fn decimal(n: i64) -> String {
+    let mut digits = [0u8; 20];
+    let mut rest = n.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(21);
+    if n < 0 {
+        out.push('-');
+    }
+    out.extend(digits[at..].iter().map(|&d| d as char));
+    out
 }
 
 /// Tolerance of the quantity invariant (shares are whole in practice; sums of float fills may not be).
@@ -280,6 +311,13 @@ mod tests {
             client_order_id("s", "AAA", -5, "entry"),
             "ht-79f56f7c24ba49481a0cd6d4988d21c5"
         );
+    }
+
+    #[test]
+    fn decimals_are_formats() {
+        for n in [0, 7, -5, 10, 1_704_207_600_000_000_000, i64::MAX, i64::MIN] {
+            assert_eq!(decimal(n), format!("{n}"));
+        }
     }
 
     #[test]

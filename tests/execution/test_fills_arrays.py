@@ -1,4 +1,4 @@
-"""The fill simulator's numpy entry points (`on_bar_arrays`, `drain_arrays`, the engine's per-bar-time path)
+"""The fill simulator's numpy entry points (`on_bar_arrays`, `drain_by_time`, the engine's per-bar-time path)
 against the hand-worked bar case: the same fills as `on_bars`/`drain`, and the raw columns decode to the
 same events."""
 
@@ -23,7 +23,7 @@ def _sim() -> FillSimulator:
     return s
 
 
-def test_bar_arrays_fill_as_the_frame_path_and_drain_arrays_decode_to_drain() -> None:
+def test_bar_arrays_fill_as_the_frame_path_and_drain_by_time_decodes_to_drain() -> None:
     framed = _sim()
     framed.on_bars(pl.DataFrame([("AAA", *r, r[1], 1) for r in ROWS], schema=BAR_SCHEMA, orient="row"), MIN)
     expected = framed.drain()
@@ -32,7 +32,7 @@ def test_bar_arrays_fill_as_the_frame_path_and_drain_arrays_decode_to_drain() ->
     cols = [np.array(c) for c in zip(*ROWS, strict=True)]
     codes = arrays.symbol_codes(pl.Series(["AAA", "AAA"]))
     arrays.on_bar_arrays(codes, cols[0].astype(np.int64), *cols[1:], every_ns=MIN)
-    ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = arrays.drain_arrays()
+    ts, _slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = arrays.drain_by_time()
     assert set(np.asarray(sym).tolist()) == {int(codes[0])}
 
     core = FillSimulatorCore

@@ -5,7 +5,8 @@ The engine hands over each batch's bars once (`on_bars`); `poll(now)` then feeds
 times that have closed by `now` (only while orders are open: with none there is nothing to match) and
 returns what it reported. The batch's columns are loaded into the simulator once (`load_bar_arrays`); per
 bar time it is told which rows to match (`on_loaded_bars`) and its events come back as `OrderUpdate`s made
-in one call (`drain_updates`): no frame, array or column list per bar time.
+in one call (`drain_updates`), or, for an engine whose strategies do not listen to updates, are booked
+straight into its order flow (`poll_into`): no frame, array or column list per bar time.
 
 The simulator keeps every order it was given (the venue answers queries about closed orders from it); the
 backtest has no use for closed ones, so a batch of a new day that finds no order open starts a fresh
@@ -21,6 +22,7 @@ from functools import partial
 import numpy as np
 import polars as pl
 
+from hybridtrader._core import OrderFlowCore
 from hybridtrader.engine.events import OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import DataError
@@ -67,6 +69,28 @@ class SimBroker:
             stop_price=request.stop_price,
         )
         self._open += 1
+
+    def submit_from(
+        self,
+        flow: OrderFlowCore,
+        strategy: str,
+        book: str,
+        leg: str,
+        request: OrderRequest,
+        ts_ns: int,
+        reference: float,
+        price: float,
+    ) -> str:
+        """`flow.submit` of a strategy's order and `submit` of it, in one call into the simulator; its
+        client order id. A subclass that overrides `submit` (to watch it) has it called."""
+        if type(self).submit is not SimBroker.submit:
+            cid = flow.submit(strategy, book, leg, request, ts_ns, reference, price)
+            self.submit(cid, request, ts_ns)
+            return cid
+        self._catch_up(ts_ns)  # bars closed before the order exists are not for it
+        cid = self.sim.submit_from(flow, strategy, book, leg, request, ts_ns, reference, price)
+        self._open += 1
+        return cid
 
     def cancel(self, client_order_id: str, ts_ns: int) -> None:
         self._catch_up(ts_ns)
@@ -158,6 +182,20 @@ class SimBroker:
         if self._open > 0:
             self.sim.on_loaded_bars(self._row, hi)
         self._next, self._row = last, hi
+
+    def poll_into(self, flow: OrderFlowCore, now_ns: int) -> bool:
+        """`poll`, its events booked by `flow` as they come from the simulator (no `OrderUpdate` made);
+        whether there were any. A subclass that overrides `poll` (to watch its updates) has them made."""
+        if type(self).poll is not SimBroker.poll:
+            updates = self.poll(now_ns)
+            for update in updates:
+                flow.apply(update)
+            return bool(updates)
+        self._catch_up(now_ns)
+        self.sim.advance(now_ns)
+        events, ended = self.sim.drain_into(flow)
+        self._open -= ended
+        return events > 0
 
     def _drain(self) -> list[OrderUpdate]:
         updates, ended = self.sim.drain_updates(self._names, _UPDATE)

@@ -3,7 +3,8 @@
 - `Clock`: the engine's notion of now (simulated in a backtest, the wall clock live, a venue's replay clock).
 - `Feed`: closed bars in batches (a whole session from history; one bar time from the live stream).
 - `Broker`: orders out, order updates in (the fill simulator in a backtest; Alpaca live), plus positions and
-  cash for reconciliation.
+  cash for reconciliation; a `BookingBroker` (the backtest's) can also book its updates straight into the
+  engine's order flow.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import polars as pl
 
+from hybridtrader._core import OrderFlowCore
 from hybridtrader.engine.events import BarBatch, OrderUpdate
 from hybridtrader.engine.orders import OrderRequest
 
@@ -71,4 +73,30 @@ class Broker(Protocol):
 
     def positions(self) -> dict[str, float]:
         """Signed shares per symbol as the broker holds them (reconciliation)."""
+        ...
+
+
+@runtime_checkable
+class BookingBroker(Broker, Protocol):
+    """A broker that takes orders from the engine's order flow and books its updates straight into it
+    (the backtest's simulated one: no `OrderUpdate` is made; updates so only when no strategy listens)."""
+
+    def submit_from(
+        self,
+        flow: OrderFlowCore,
+        strategy: str,
+        book: str,
+        leg: str,
+        request: OrderRequest,
+        ts_ns: int,
+        reference: float,
+        price: float,
+    ) -> str:
+        """`flow.submit(strategy, book, leg, request, ts_ns, reference, price)` and `submit` of the order
+        it makes, in one call; its client order id."""
+        ...
+
+    def poll_into(self, flow: OrderFlowCore, now_ns: int) -> bool:
+        """`poll`'s updates booked by `flow` (as `flow.apply` of each, in time order); whether there were
+        any."""
         ...

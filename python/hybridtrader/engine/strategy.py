@@ -65,6 +65,11 @@ class Context(Protocol):
 
     def open_orders(self, symbol: str | None = None) -> list[Order]: ...
 
+    def open_shares(self, symbol: str) -> float:
+        """The signed shares this strategy's open orders in `symbol` have still to fill (buys +, sells -):
+        sum(o.sign * o.leaves_qty for o in open_orders(symbol)), in one call."""
+        ...
+
     def submit(self, request: OrderRequest, leg: str = "0") -> str | None:
         """Send an order (after the exposure check); its client order id, or None when refused."""
         ...

@@ -39,7 +39,7 @@ re-uses its id.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -49,12 +49,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hybridtrader._core import order_columns
+from hybridtrader._core import OrderFlowCore, order_columns
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent, symbol_index
 from hybridtrader.engine.orders import Order, OrderRequest, client_order_id
-from hybridtrader.engine.ports import Broker, Clock, Feed
+from hybridtrader.engine.ports import BookingBroker, Broker, Clock, Feed
 from hybridtrader.engine.results import ResultRows
 from hybridtrader.engine.strategy import Strategy
 from hybridtrader.errors import ConfigError, StateError
@@ -320,13 +320,16 @@ class Trader:
         self.weight = {s.name: 1.0 for s in strategies}  # share of equity each strategy trades with
         self._alloc_open: dict[str, tuple[float, float, bool, str]] = {}  # name -> (capital, pnl, rebal, why)
         self.allocations: list[tuple[Any, ...]] = []
-        self.orders: dict[str, Order] = {}  # the orders not yet folded into `_done`, by client order id
-        self.sent: dict[str, int] = {}  # their ids -> rank in the run's order of sending
-        self._n_sent = 0
-        self.open: dict[str, Order] = {}
-        # the same open orders by (strategy, symbol), each group in the order sent (`open_orders` reads it)
-        self._open_by: dict[tuple[str, str], dict[str, Order]] = {}
-        self.fills: list[tuple[Any, ...]] = []  # FILL_SCHEMA rows not yet folded
+        # the order flow: orders sent, broker updates booked into the ledger, exposure, slippage model and
+        # fill rows (rust/src/py/flow.rs); its dicts are read in place
+        self.flow = OrderFlowCore(self.ledger, self.exposure, self.slippage, self.price)
+        self.orders: dict[str, Order] = self.flow.orders  # not yet folded into `_done`, by client order id
+        self.sent: dict[str, int] = self.flow.sent  # their ids -> rank in the run's order of sending
+        self.open: dict[str, Order] = self.flow.open
+        # the simulated broker takes orders from the flow, and books its events straight into it when no
+        # strategy listens to updates
+        self._takes_from_flow = isinstance(broker, BookingBroker)
+        self._books_into = self._takes_from_flow and not self._listening
         self.curve: list[_Curve] = []  # the equity rows of the batches not yet folded
         # finished results (orders, fills, equity) as frames, added by `_fold` once per batch of `run`: in
         # memory, or written as part files under `spill` (a backtest's memory then stays flat in its sessions)
@@ -345,8 +348,6 @@ class Trader:
         self.schedule: list[
             tuple[int, str, str, float, str]
         ] = []  # (ts, strategy, symbol, qty, leg) children
-        self._filled: dict[tuple[str, str], float] = {}  # (book, symbol) -> filled shares
-        self._pending: dict[tuple[str, str], float] = {}  # (book, symbol) -> open orders' signed leaves
         self._contexts = {s.name: _StrategyContext(self, s) for s in self.strategies}
         self._history_bars = max(s.history_bars for s in strategies)
         self._history: pl.DataFrame | None = None  # the last _history_bars bars of each symbol...
@@ -362,9 +363,6 @@ class Trader:
         self._marked_i = self._marked_ns = -1  # the bar time the exposure marks are of
         # the held symbols of this batch and their columns in its close grid, as of ledger.held_changes
         self._held: tuple[int, np.ndarray, np.ndarray] | None = None
-        # `apply_early`: the orders whose pending exposure its updates moved, by (book, symbol), to be
-        # priced at the next bar time's closes (None: none)
-        self._repricing: dict[tuple[str, str], Order] | None = None
         self.equity = cash  # marked equity at the last bar time
         self._i = 0
         self.now_ns = 0
@@ -407,19 +405,14 @@ class Trader:
         orders that are final (terminal, and decided before now: a later decision has a later time, hence
         another client order id, so the duplicate check needs only the rest). Called by `run` between
         batches; a live node driving `run_batch` reads `fills` as a growing list and keeps it."""
-        final = [
-            c for c in self.sent if not self.orders[c].is_open and self.orders[c].decision_ns < self.now_ns
-        ]
+        final, ranks = self.flow.take_final(self.now_ns)
         if final:
-            ontime, late = self._ranked_orders(final)
+            ontime, late = self._ranked_orders(final, ranks)
             self._done["orders"].add(ontime)
             self._done["late_orders"].add(late)
-            self._folded_rank = max(self._folded_rank, self.sent[final[-1]] + 1)
-            for cid in final:
-                del self.orders[cid], self.sent[cid]
-        if self.fills:
-            self._done["fills"].add(_frame(self.fills, FILL_SCHEMA))
-            self.fills = []
+            self._folded_rank = max(self._folded_rank, int(ranks[-1]) + 1)
+        if self.flow.n_fills:
+            self._done["fills"].add(_fills_frame(self.flow.take_fills()))
         if self.curve:
             self._done["equity"].add(_curve_frame(self.curve))
             self.curve = []
@@ -438,8 +431,9 @@ class Trader:
         frame = batch.bars
         self.broker.on_bars(frame, every)
         starts, ends, closes = sess.starts, sess.ends, sess.closes
-        ledger, exposure, broker = self.ledger, self.exposure, self.broker
+        ledger, exposure = self.ledger, self.exposure
         self._pos = pos = np.zeros(len(sess.index))  # account shares per symbol of the batch
+        self.flow.start_batch(sess.index, pos)  # fills move them
         for sym, q in ledger.net.items():
             j = sess.index.get(sym)
             if j is not None:
@@ -474,13 +468,9 @@ class Trader:
             if self._repricing is not None:  # `apply_early`: as if its updates were applied at this poll
                 early, self._repricing = self._repricing, None
                 for order in early.values():
-                    self._add_pending(order, 0.0)
-            if self.open:
-                updates = broker.poll(now)
-                for update in updates:
-                    self._on_update(update)
-                if updates:  # fills move `pos` (and only updates do)
-                    marked_to, ahead = i, 1
+                    self.flow.add_pending(order, 0.0)
+            if self.open and self._poll(now):  # fills move `pos` (and only updates do)
+                marked_to, ahead = i, 1
             if i >= marked_to:
                 marked_from, marked_to = i, min(i + ahead, n)
                 ahead = min(2 * ahead, _MARKED_AHEAD)
@@ -559,12 +549,12 @@ class Trader:
         """The run's results: what `_fold` moved into frames and the rows since (a live node calls this
         more than once: the rows it adds here are copies, its lists stay as they are)."""
         done = self._done
-        ontime, late = self._ranked_orders(list(self.sent))
+        ontime, late = self._ranked_orders(*self.flow.ranked())
         return TraderResult(
             rows={
                 "orders": done["orders"].plus(ontime),
                 "late_orders": done["late_orders"].plus(late),
-                "fills": done["fills"].plus(_frame(self.fills, FILL_SCHEMA)),
+                "fills": done["fills"].plus(_fills_frame(self.flow.fill_columns())),
                 "equity": done["equity"].plus(_curve_frame(self.curve)),
             },
             positions=self.ledger.positions(),
@@ -607,8 +597,7 @@ class Trader:
         self.clock.advance_to(max(self._close_ns, self.clock.now_ns()))
         self.now_ns = self._close_ns
         if self.open:
-            for update in self.broker.poll(self._close_ns):
-                self._on_update(update)
+            self._poll(self._close_ns)
         for _ in self.schedule:  # children never outlive their session (the feed ended before they were due)
             self._skip("child order not due before the close")
         self.schedule = []
@@ -764,17 +753,12 @@ class Trader:
             ):
                 self._skip("allocation: strategy gross exposure")
                 return None
-        cid = client_order_id(strategy.name, request.symbol, now, leg)
-        if cid in self.orders:
-            raise StateError(
-                f"strategy {strategy.name}: a second order for leg {leg!r} of {request.symbol} at {now}"
+        # the id, the forecast, the order, its pending exposure at this bar time's `price`; sent
+        if self._takes_from_flow:
+            return self.broker.submit_from(  # type: ignore[attr-defined]
+                self.flow, strategy.name, strategy.book, leg, request, now, ref, price
             )
-        forecast = self.slippage.forecast_slippage(request.symbol, request.side, request.qty, ref, now)
-        order = Order(cid, strategy.name, strategy.book, leg, request, now, ref, forecast, updated_ns=now)
-        self.orders[cid] = order
-        self._opened(order)
-        self._send_rank(cid)
-        self._add_pending(order, order.sign * request.qty, price)  # `price` is still this bar time's
+        cid = self.flow.submit(strategy.name, strategy.book, leg, request, now, ref, price)
         self.broker.submit(cid, request, now)
         return cid
 
@@ -814,98 +798,42 @@ class Trader:
             old.forecast_bps,
             updated_ns=self.now_ns,
         )
-        self.orders[new] = order
-        self._opened(order)
-        self._send_rank(new)
-        self._add_pending(order, request.sign * request.qty)  # until the old order's "replaced" arrives
+        self.flow.send(order)  # pending until the old order's "replaced" arrives
         self.broker.replace(cid, new, self.now_ns, **{k: v for k, v in changes.items() if v is not None})
         return new
 
     def _on_update(self, u: OrderUpdate) -> None:
-        order = self.orders.get(u.client_order_id)
-        if order is None:
-            raise StateError(f"broker update for unknown order {u.client_order_id} ({u.kind})")
-        change = order.apply(u)  # of the order's leaves_qty
-        kind = u.kind
-        if kind == "accepted":  # the common ack: only the state moved (no shares, no pending change)
-            if order.strategy in self._listening:
-                self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
-            return
-        sign = order.sign
-        if kind == "fill" or kind == "partial_fill":
-            symbol, qty, price = u.symbol, u.qty, u.price
-            realized = self.ledger.apply_fill(order.strategy, symbol, u.side, qty, price, u.fee)
-            signed = sign * qty
-            j = self._sess.index.get(symbol) if self._sess is not None else None
-            if j is not None:
-                self._pos[j] += signed
-            key = (order.book, symbol)
-            self._filled[key] = self._filled.get(key, 0.0) + signed
-            decision = order.decision_price
-            self.slippage.update_fill(symbol, u.side, qty, decision, price, u.ts_ns)
-            self.fills.append(
-                (
-                    u.ts_ns,
-                    u.client_order_id,
-                    order.strategy,
-                    order.book,
-                    symbol,
-                    u.side,
-                    qty,
-                    price,
-                    u.fee,
-                    realized,
-                    decision,
-                    order.forecast_bps,
-                    _realized_bps(sign, decision, price),
-                )
-            )
-        if change != 0.0:
-            self._add_pending(order, sign * change)
-        if not order.is_open:
-            self._closed(order)
+        order = self.flow.apply(u)
         if order.strategy in self._listening:
             self._by_name[order.strategy].on_update(self._contexts[order.strategy], order, u)
 
-    def _opened(self, order: Order) -> None:
-        """Record a sent order as open (in `open` and its (strategy, symbol) group)."""
-        cid = order.client_order_id
-        self.open[cid] = order
-        key = (order.strategy, order.symbol)
-        group = self._open_by.get(key)
-        if group is None:
-            self._open_by[key] = {cid: order}
-        else:
-            group[cid] = order
-
-    def _closed(self, order: Order) -> None:
-        """Forget an order that reached a terminal state (it is open no more)."""
-        cid = order.client_order_id
-        if self.open.pop(cid, None) is not None:
-            key = (order.strategy, order.symbol)
-            group = self._open_by[key]
-            del group[cid]
-            if not group:
-                del self._open_by[key]
+    def _poll(self, now_ns: int) -> bool:
+        """Book the broker's updates up to `now_ns`; whether there were any."""
+        if self._books_into:
+            return self.broker.poll_into(self.flow, now_ns)  # type: ignore[attr-defined]
+        updates = self.broker.poll(now_ns)
+        for update in updates:
+            self._on_update(update)
+        return bool(updates)
 
     def open_orders(self, strategy: str, symbol: str) -> list[Order]:
         """`strategy`'s open orders in `symbol`, in the order sent."""
-        group = self._open_by.get((strategy, symbol))
-        return [] if group is None else list(group.values())
+        return self.flow.open_orders(strategy, symbol)
 
-    def _add_pending(self, order: Order, delta: float, price: float | None = None) -> None:
-        """Exposure of (book, symbol) = filled shares + open orders' remaining signed shares, valued at
-        `price` (None: `self.price` of the symbol; NaN: the order's decision price)."""
-        key = (order.book, order.symbol)
-        if self._repricing is not None:
-            self._repricing[key] = order
-        pending = self._pending.get(key, 0.0) + delta
-        self._pending[key] = pending
-        if price is None:
-            price = self.price(order.symbol)
-        if price != price:  # NaN
-            price = order.decision_price
-        self.exposure.update_position(order.book, order.symbol, self._filled.get(key, 0.0) + pending, price)
+    @property
+    def fills(self) -> list[tuple[Any, ...]]:
+        """FILL_SCHEMA rows of the fills not yet folded (a new list; a live node reads it)."""
+        return _fills_frame(self.flow.fill_columns()).rows()
+
+    @property
+    def _repricing(self) -> dict[tuple[str, str], Order] | None:
+        """`apply_early`: the orders whose pending exposure its updates moved, by (book, symbol), to be
+        priced at the next bar time's closes (None: none)."""
+        return self.flow.repricing
+
+    @_repricing.setter
+    def _repricing(self, value: dict[tuple[str, str], Order] | None) -> None:
+        self.flow.repricing = value
 
     def _send_due(self, now: int) -> None:
         due = [c for c in self.schedule if c[0] <= now]
@@ -978,10 +906,7 @@ class Trader:
         if checkpoint is not None:
             self.ledger.marks.update(checkpoint["marks"])
         for order in orders:
-            self.orders[order.client_order_id] = order
-            self._opened(order)
-            self._send_rank(order.client_order_id)
-            self._add_pending(order, order.request.sign * order.request.qty)
+            self.flow.send(order)
         for u in updates[:seen]:
             self._on_update(u)
         if checkpoint is not None:
@@ -1004,7 +929,7 @@ class Trader:
         """Apply the broker's `updates` (all at or before `now_ns`) before the bar time closing at `now_ns` is
         run, leaving the state its poll would leave (a live node, as its clock moves: the work is then off
         the path from the bars to the orders). Pending exposure is priced at the current close
-        (`_add_pending`), so what these updates moved is priced again at that bar time's poll. False, and
+        (`flow.add_pending`), so what these updates moved is priced again at that bar time's poll. False, and
         nothing applied, when that cannot be promised: a strategy listens to updates (it would see them
         outside its bar time), no order is open (the poll would not run), or `now_ns` is past the
         session's close (the close's own poll comes first)."""
@@ -1025,8 +950,7 @@ class Trader:
 
     def poll_broker(self, now_ns: int) -> None:
         """Apply the broker's updates up to `now_ns` outside the bar loop (a live node shutting down)."""
-        for update in self.broker.poll(now_ns):
-            self._on_update(update)
+        self._poll(now_ns)
 
     def flatten_all(self, why: str) -> None:
         """Cancel every open order and close every position now (a live node shutting down)."""
@@ -1061,31 +985,25 @@ class Trader:
         """Count an intent not sent, by kind of reason."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
-    def _send_rank(self, cid: str) -> None:
-        self.sent[cid] = self._n_sent
-        self._n_sent += 1
+    def _ranked_orders(self, orders: list[Order], ranks: np.ndarray) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """_RANKED_ORDER_SCHEMA rows of `orders` (in the order sent, their `ranks`): those sent after every
+        order folded so far (they follow them), and the others (late: they go between them)."""
+        k = int(np.searchsorted(ranks, self._folded_rank))
+        return self._orders_frame(orders[k:], ranks[k:]), self._orders_frame(orders[:k], ranks[:k])
 
-    def _ranked_orders(self, cids: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """_RANKED_ORDER_SCHEMA rows of the orders `cids` (in the order sent): those sent after every order
-        folded so far (they follow them), and the others (late: they go between them)."""
-        k = bisect_left([self.sent[c] for c in cids], self._folded_rank)
-        return self._orders_frame(cids[k:]), self._orders_frame(cids[:k])
-
-    def _orders_frame(self, cids: list[str]) -> pl.DataFrame:
-        """_RANKED_ORDER_SCHEMA rows of the orders `cids`, built column by column (each column one C-level
-        pass over the orders, no tuple per order; numbers as numpy columns)."""
-        if not cids:
+    def _orders_frame(self, orders: list[Order], ranks: np.ndarray) -> pl.DataFrame:
+        """_RANKED_ORDER_SCHEMA rows of `orders` (their `ranks`), built column by column (each column one
+        C-level pass over the orders, no tuple per order; numbers as numpy columns)."""
+        if not orders:
             return pl.DataFrame(schema=_RANKED_ORDER_SCHEMA)
-        text, numbers, (decision_ns, updated_ns), signs = order_columns(
-            list(map(self.orders.__getitem__, cids))
-        )
+        text, numbers, (decision_ns, updated_ns), signs = order_columns(orders)
         qty, decision, forecast, filled, notional, fees = numbers
         traded = filled > 0
         with np.errstate(divide="ignore", invalid="ignore"):  # orders with no fill: null below
             avg = notional / filled
             bps = _realized_bps(signs, decision, avg)
         columns: dict[str, Any] = {
-            "rank": np.fromiter(map(self.sent.__getitem__, cids), np.int64, len(cids)),
+            "rank": ranks,
             **dict(zip(_ORDER_TEXT, text, strict=True)),
             "qty": qty,
             "decision_ts": decision_ns,
@@ -1153,8 +1071,11 @@ class _StrategyContext:
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         name = self._s.name
         if symbol is not None:
-            return self._t.open_orders(name, symbol)
+            return self._t.flow.open_orders(name, symbol)
         return [o for o in self._t.open.values() if o.strategy == name]
+
+    def open_shares(self, symbol: str) -> float:
+        return self._t.flow.open_shares(self._s.name, symbol)
 
     def submit(self, request: OrderRequest, leg: str = "0") -> str | None:
         return self._t.submit(self._s, request, leg)
@@ -1244,17 +1165,21 @@ class _StrategyContext:
         return e is not None and e.is_blacked_out(symbol, t.astimezone(NEW_YORK).date())
 
 
-def _frame(rows: list[tuple[Any, ...]], schema: dict[str, Any]) -> pl.DataFrame:
-    """`rows` (no nulls) as a frame of `schema`, built column by column: strings as lists, numbers as numpy
-    columns (`build_frame`: a fraction of the public constructors' cost per column)."""
-    columns = list(zip(*rows, strict=True)) or [()] * len(schema)
+def _fills_frame(columns: tuple[Any, ...]) -> pl.DataFrame:
+    """FILL_SCHEMA frame of the order flow's fill columns (`OrderFlowCore.fill_columns`)."""
+    ts, text, (qty, price, fee, realized, decision, forecast), signs = columns
     return build_frame(
-        schema,
+        FILL_SCHEMA,
         {
-            name: list(values)
-            if dtype == pl.String
-            else np.array(values, np.float64 if dtype == pl.Float64 else np.int64)
-            for (name, dtype), values in zip(schema.items(), columns, strict=True)
+            "ts": ts,
+            **dict(zip(("client_order_id", "strategy", "book", "symbol", "side"), text, strict=True)),
+            "qty": qty,
+            "price": price,
+            "fee": fee,
+            "realized_pnl": realized,
+            "decision_price": decision,
+            "forecast_bps": forecast,
+            "realized_bps": _realized_bps(signs, decision, price),
         },
     )
 

@@ -38,13 +38,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date
-from operator import gt
 from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
 
-from hybridtrader._core import FillSimulatorCore
+from hybridtrader._core import FillSimulatorCore, OrderFlowCore
 from hybridtrader.config import ConfigLike, FillsConfig, config_section
 from hybridtrader.errors import DataError
 from hybridtrader.execution.slippage_model import SlippageModel
@@ -180,6 +179,15 @@ class FillSimulator:
         self._core.submit(client_order_id, code, symbol, side, type, time_in_force, qty, ts_ns, limit_price,
                           stop_price, self.slippage, open_ns, close_ns)
 
+    def submit_from(self, flow: OrderFlowCore, strategy: str, book: str, leg: str, request: Any,
+                    ts_ns: int, reference: float, price: float) -> str:
+        """`OrderFlowCore.submit` of a strategy's order (`request`: the engine's `OrderRequest`, whose fields
+        the flow reads), placed in this simulator in the same call (as `submit`); its client order id."""
+        code = self._code(request.symbol)
+        open_ns, close_ns = self._session_of(ts_ns + self._entry_ns, request.time_in_force == "opg")
+        to = (self._core, code, self.slippage, open_ns, close_ns)
+        return flow.submit(strategy, book, leg, request, ts_ns, reference, price, to)
+
     def cancel(self, client_order_id: str, ts_ns: int) -> bool:
         """Ask to cancel at `ts_ns` (effective after the entry latency: the order may fill meanwhile).
         False, with no event, when no open order has that id."""
@@ -278,28 +286,24 @@ class FillSimulator:
             "filled_qty": filled, "leaves_qty": leaves, "reason": pl.Series(reasons, dtype=pl.String),
         }, schema=FILL_EVENT_SCHEMA)
 
-    def drain_arrays(self) -> tuple[Any, ...]:
-        """`drain` as the core's columns, in the core's order (not sorted by time): ts, slot, symbol
-        code (see `symbol_codes`), side (index into FillSimulatorCore.SIDES), kind (into EVENT_KINDS), qty,
-        price, fee, filled_qty, leaves_qty as numpy arrays; client order ids and reasons as lists."""
-        return tuple(self._core.drain())
-
     def drain_by_time(self) -> tuple[Any, ...]:
-        """`drain_arrays` in time order (stable: events of one time keep the core's order), the order every
-        reader of the events applies them in (`drain`, the backtest's broker, the venue)."""
-        ts, slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons = self.drain_arrays()
-        times = ts.tolist()
-        if not any(map(gt, times, times[1:])):  # in order already (a list compare beats numpy's here)
-            return ts, slot, sym, side, kind, qty, price, fee, filled, leaves, ids, reasons
-        order = np.argsort(ts, kind="stable")
-        arrays = (a[order] for a in (ts, slot, sym, side, kind, qty, price, fee, filled, leaves))
-        return (*arrays, [ids[k] for k in order], [reasons[k] for k in order])
+        """`drain`'s events as the core's columns, in time order (stable: events of one time keep the core's
+        order; the core's one rule, `drain_by_time`, that every reader of the events applies them in): ts,
+        slot, symbol code (see `symbol_codes`), side (index into FillSimulatorCore.SIDES), kind (into
+        EVENT_KINDS), qty, price, fee, filled_qty, leaves_qty as numpy arrays; client order ids and reasons
+        as lists."""
+        return tuple(self._core.drain())
 
     def drain_updates(self, names: list[str], make: Callable[[tuple[Any, ...]], T]) -> tuple[list[T], int]:
         """`drain_by_time`'s events as `make((ts, client_order_id, symbol, side, event, qty, price, fee,
         filled_qty, leaves_qty, reason))` each (symbol `names[code]`, "" past its end), and how many of
         them end an order: one call, no column per field."""
         return self._core.drain_updates(names, make)
+
+    def drain_into(self, flow: OrderFlowCore) -> tuple[int, int]:
+        """`drain_by_time`'s events booked by the engine's order flow (`OrderFlowCore.drain_simulator`, no
+        Python object per event): how many, and how many of them end an order."""
+        return flow.drain_simulator(self._core)
 
     def filled_shares(self) -> dict[str, float]:
         """Signed shares filled per symbol (buys +, sells -) over every order, for the symbols with a fill

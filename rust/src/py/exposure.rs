@@ -341,7 +341,13 @@ impl ExposureCore {
     }
 
     /// Set the position of (book, symbol) to `qty` shares (negative: short) valued at `price`.
-    fn update_position(&self, book: &str, symbol: &str, qty: f64, price: f64) -> PyResult<()> {
+    pub(crate) fn update_position(
+        &self,
+        book: &str,
+        symbol: &str,
+        qty: f64,
+        price: f64,
+    ) -> PyResult<()> {
         self.lock()
             .update_position(book, symbol, qty, price)
             .map_err(value_error)

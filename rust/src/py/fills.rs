@@ -53,8 +53,62 @@ struct LoadedBars {
 
 #[pyclass(name = "FillSimulatorCore", module = "hybridtrader._core")]
 pub struct PyFillSimulator {
-    inner: FillSimulator,
+    pub(crate) inner: FillSimulator,
     loaded: LoadedBars,
+}
+
+impl PyFillSimulator {
+    /// `submit`: the order placed in the simulator, its impact from `slippage` (None: no impact); its slot.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn place(
+        &mut self,
+        client_order_id: &str,
+        symbol: u32,
+        name: &str,
+        side: &str,
+        order_type: &str,
+        tif: &str,
+        qty: f64,
+        ts_ns: i64,
+        limit_price: Option<f64>,
+        stop_price: Option<f64>,
+        slippage: Option<PyRef<'_, PySlippageModel>>,
+        session_open_ns: i64,
+        session_close_ns: i64,
+    ) -> PyResult<u32> {
+        let impact_bps = Self::impact_bps(slippage, name, side, qty, ts_ns)?;
+        Ok(self.inner.submit(&Request {
+            id: client_order_id,
+            symbol,
+            side,
+            order_type,
+            tif,
+            qty,
+            limit: limit_price,
+            stop: stop_price,
+            ts: ts_ns,
+            impact_bps,
+            session_open: session_open_ns,
+            session_close: session_close_ns,
+        }))
+    }
+
+    /// The events since the last drain in time order (stable: one time's events keep the core's order),
+    /// the order every reader of them applies them in.
+    pub(crate) fn drain_by_time(&mut self) -> Vec<crate::fills::Event> {
+        let mut events = self.inner.drain();
+        events.sort_by_key(|e| e.ts); // stable
+        events
+    }
+}
+
+/// An order's side as the interned "buy" / "sell" ("" for an invalid request's unparsed side).
+pub(crate) fn side_name<'py>(py: Python<'py>, side: Option<Side>) -> Bound<'py, PyString> {
+    match side {
+        Some(Side::Buy) => pyo3::intern!(py, "buy").clone(),
+        Some(Side::Sell) => pyo3::intern!(py, "sell").clone(),
+        None => pyo3::intern!(py, "").clone(),
+    }
 }
 
 #[pymethods]
@@ -145,28 +199,28 @@ impl PyFillSimulator {
         session_open_ns: i64,
         session_close_ns: i64,
     ) -> PyResult<u32> {
-        let impact_bps = Self::impact_bps(slippage, name, side, qty, ts_ns)?;
-        Ok(self.inner.submit(&Request {
-            id: client_order_id,
+        self.place(
+            client_order_id,
             symbol,
+            name,
             side,
             order_type,
             tif,
             qty,
-            limit: limit_price,
-            stop: stop_price,
-            ts: ts_ns,
-            impact_bps,
-            session_open: session_open_ns,
-            session_close: session_close_ns,
-        }))
+            ts_ns,
+            limit_price,
+            stop_price,
+            slippage,
+            session_open_ns,
+            session_close_ns,
+        )
     }
 
     /// Impact (bps) of `qty` shares of `symbol` sent at `ts_ns` from the slippage model
     /// (`fills::impact_bps` of its forecasts); 0 without a model, or for an invalid side or quantity (the
     /// simulator rejects such a request: it never trades).
     #[staticmethod]
-    fn impact_bps(
+    pub(crate) fn impact_bps(
         slippage: Option<PyRef<'_, PySlippageModel>>,
         symbol: &str,
         side: &str,
@@ -377,13 +431,8 @@ impl PyFillSimulator {
         names: &Bound<'py, PyList>,
         make: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyList>, usize)> {
-        let mut events = self.inner.drain();
-        events.sort_by_key(|e| e.ts); // stable
+        let events = self.drain_by_time();
         let orders = self.inner.orders();
-        let side_names: Vec<Bound<'py, PyString>> = SIDES
-            .iter()
-            .map(|s| PyString::new(py, s.as_str()))
-            .collect();
         let kind_names: Vec<Bound<'py, PyString>> = UpdateKind::ALL
             .iter()
             .map(|k| PyString::new(py, k.name()))
@@ -397,10 +446,7 @@ impl PyFillSimulator {
                 Ok(name) => name,
                 Err(_) => blank.clone().into_any(),
             };
-            let side = match o.side {
-                Some(s) => side_names[code(&SIDES, Some(s)) as usize].clone(),
-                None => blank.clone(),
-            };
+            let side = side_name(py, o.side);
             terminal +=
                 usize::from(e.kind != UpdateKind::Accepted && e.kind != UpdateKind::PartialFill);
             let row = (
@@ -421,10 +467,11 @@ impl PyFillSimulator {
         Ok((out, terminal))
     }
 
-    /// Events since the last drain as (ts, slot, symbol, side, kind, qty, price, fee, filled, leaves)
-    /// numpy columns, the client ids and the reasons (lists).
+    /// Events since the last drain in time order (stable: one time's events keep their order) as (ts,
+    /// slot, symbol, side, kind, qty, price, fee, filled, leaves) numpy columns, the client ids and the
+    /// reasons (lists).
     fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let events = self.inner.drain();
+        let events = self.drain_by_time();
         let orders = self.inner.orders();
         let col = |f: &dyn Fn(&crate::fills::Event) -> f64| -> Vec<f64> {
             events.iter().map(f).collect()

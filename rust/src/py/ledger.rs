@@ -105,9 +105,24 @@ impl PyLedger {
         strategy: &Bound<'_, PyString>,
         symbol: &Bound<'_, PyString>,
         side: &Bound<'_, PyAny>,
-        qty: &Bound<'_, PyAny>,
-        price: &Bound<'_, PyAny>,
-        fee: &Bound<'_, PyAny>,
+        qty: f64,
+        price: f64,
+        fee: f64,
+    ) -> PyResult<f64> {
+        self.book_fill(strategy, symbol, side, qty, price, fee)
+    }
+}
+
+impl PyLedger {
+    /// `apply_fill`, for the engine's order flow (`crate::py::flow`).
+    pub(crate) fn book_fill(
+        &mut self,
+        strategy: &Bound<'_, PyString>,
+        symbol: &Bound<'_, PyString>,
+        side: &Bound<'_, PyAny>,
+        q: f64,
+        px: f64,
+        f: f64,
     ) -> PyResult<f64> {
         let py = symbol.py();
         let buy = if side.eq(intern!(py, "buy"))? {
@@ -120,10 +135,13 @@ impl PyLedger {
                 side.repr()?
             )));
         };
-        let (q, px, f): (f64, f64, f64) = (qty.extract()?, price.extract()?, fee.extract()?);
         if !(q > 0.0 && px > 0.0 && px.is_finite() && f >= 0.0) {
+            let float = |x: f64| PyFloat::new(py, x).str();
             return Err(DataError::new_err(format!(
-                "ledger: bad fill {symbol} {side} {qty} @ {price} fee {fee}"
+                "ledger: bad fill {symbol} {side} {} @ {} fee {}",
+                float(q)?,
+                float(px)?,
+                float(f)?
             )));
         }
         let key = PyTuple::new(py, [strategy, symbol])?;
@@ -162,7 +180,7 @@ impl PyLedger {
         }
         let marks = self.marks.bind(py);
         if !marks.contains(symbol)? {
-            marks.set_item(symbol, price)?;
+            marks.set_item(symbol, PyFloat::new(py, px))?;
         }
         Ok(realized)
     }

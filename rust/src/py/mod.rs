@@ -7,6 +7,7 @@ use crate::common::Side;
 mod bars;
 mod exposure;
 mod fills;
+mod flow;
 mod forest;
 mod labels;
 mod ledger;
@@ -21,6 +22,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bars::register(m)?;
     m.add_class::<exposure::ExposureCore>()?;
     m.add_class::<fills::PyFillSimulator>()?;
+    m.add_class::<flow::PyOrderFlow>()?;
     forest::register(m)?;
     labels::register(m)?;
     m.add_class::<ledger::PyLedger>()?;

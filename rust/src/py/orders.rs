@@ -38,47 +38,49 @@ fn name_str<'py>(py: Python<'py>, name: &'static str) -> Bound<'py, PyString> {
 #[pyclass(name = "Order", module = "hybridtrader._core")]
 pub struct PyOrder {
     #[pyo3(get)]
-    client_order_id: Py<PyString>,
+    pub(crate) client_order_id: Py<PyString>,
     #[pyo3(get)]
-    strategy: Py<PyString>,
+    pub(crate) strategy: Py<PyString>,
     #[pyo3(get)]
-    book: Py<PyString>,
+    pub(crate) book: Py<PyString>,
     #[pyo3(get)]
-    leg: Py<PyString>,
+    pub(crate) leg: Py<PyString>,
     #[pyo3(get)]
-    request: Py<PyAny>,
+    pub(crate) request: Py<PyAny>,
     /// The request's symbol and sign (+1 buy, -1 sell), read once: the engine reads them per update.
     #[pyo3(get)]
-    symbol: Py<PyString>,
+    pub(crate) symbol: Py<PyString>,
     #[pyo3(get)]
-    sign: i64,
+    pub(crate) sign: i64,
     #[pyo3(get)]
-    decision_ns: i64,
+    pub(crate) decision_ns: i64,
     #[pyo3(get)]
-    decision_price: f64,
+    pub(crate) decision_price: f64,
     #[pyo3(get)]
-    forecast_bps: f64,
+    pub(crate) forecast_bps: f64,
     #[pyo3(get)]
-    reason: Py<PyString>,
-    state: OrderState,
+    pub(crate) reason: Py<PyString>,
+    pub(crate) state: OrderState,
 }
 
 impl PyOrder {
-    /// The StateError for a refused update, worded as the engine has always worded it.
-    fn refusal(&self, update: &Bound<'_, PyTuple>, e: TransitionError) -> PyResult<PyErr> {
-        let py = update.py();
+    /// The StateError for a refused update of kind `kind` and fill quantity `fill` (as the update gave
+    /// them), worded as the engine has always worded it.
+    fn refusal(
+        &self,
+        kind: &Bound<'_, PyAny>,
+        fill: &Bound<'_, PyAny>,
+        e: TransitionError,
+    ) -> PyResult<PyErr> {
+        let py = kind.py();
         let cid = self.client_order_id.bind(py);
         let float = |x: f64| PyFloat::new(py, x).str();
         let msg = match e {
             TransitionError::Illegal { from, .. } => {
-                let kind = update.get_item(U_KIND)?;
                 format!("order {cid}: illegal transition {} -> {kind}", from.name())
             }
             TransitionError::Overfill { filled, .. } => {
-                let (fill, qty) = (
-                    update.get_item(U_QTY)?,
-                    self.request.bind(py).getattr("qty")?,
-                );
+                let qty = self.request.bind(py).getattr("qty")?;
                 format!("order {cid}: fill {fill} makes {} of {qty}", float(filled)?)
             }
             TransitionError::Leaves { kind, open } => {
@@ -86,6 +88,28 @@ impl PyOrder {
             }
         };
         Ok(StateError::new_err(msg))
+    }
+
+    /// `apply` of an update already taken apart (the order flow's, from the fill simulator): its
+    /// `reason` ("" for none) becomes the order's.
+    pub(crate) fn step(&mut self, py: Python<'_>, update: &Update, reason: &str) -> PyResult<f64> {
+        match self.state.apply(update) {
+            Ok(change) => {
+                if !reason.is_empty() {
+                    self.reason = PyString::new(py, reason).unbind();
+                }
+                Ok(change)
+            }
+            Err(e) => {
+                let kind = name_str(py, update.kind.name()).into_any();
+                Err(self.refusal(&kind, &PyFloat::new(py, update.qty).into_any(), e)?)
+            }
+        }
+    }
+
+    /// The kind of the last update applied.
+    pub(crate) fn last_kind(&self) -> Option<UpdateKind> {
+        self.state.history.last().copied()
     }
 }
 
@@ -98,7 +122,7 @@ impl PyOrder {
         reason = None, history = None
     ))]
     #[allow(clippy::too_many_arguments)]
-    fn new(
+    pub(crate) fn new(
         py: Python<'_>,
         client_order_id: Py<PyString>,
         strategy: Py<PyString>,
@@ -118,7 +142,9 @@ impl PyOrder {
     ) -> PyResult<Self> {
         let qty: f64 = request.getattr(intern!(py, "qty"))?.extract()?;
         let symbol = request.getattr(intern!(py, "symbol"))?.extract()?;
-        let sign = request.getattr(intern!(py, "sign"))?.extract()?;
+        // `request.sign` (the side was validated on construction), without calling its property
+        let side = request.getattr(intern!(py, "side"))?;
+        let sign = if side.eq(intern!(py, "buy"))? { 1 } else { -1 };
         let status = Status::parse(status)
             .ok_or_else(|| PyValueError::new_err(format!("order status: unknown {status:?}")))?;
         let history = history
@@ -190,7 +216,7 @@ impl PyOrder {
     }
 
     #[getter]
-    fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.state.status.is_open()
     }
 
@@ -206,7 +232,7 @@ impl PyOrder {
 
     /// Move to the state `update` (an `OrderUpdate`) reports; StateError when the transition or the
     /// quantities are illegal (the order is left unchanged). Returns the change of `leaves_qty`.
-    fn apply(&mut self, update: &Bound<'_, PyAny>) -> PyResult<f64> {
+    pub(crate) fn apply(&mut self, update: &Bound<'_, PyAny>) -> PyResult<f64> {
         let py = update.py();
         let update = update.cast::<PyTuple>().map_err(|_| {
             PyTypeError::new_err(format!("order update must be an OrderUpdate, got {update}"))
@@ -248,7 +274,10 @@ impl PyOrder {
         };
         let change = match self.state.apply(&fields) {
             Ok(change) => change,
-            Err(e) => return Err(self.refusal(update, e)?),
+            Err(e) => {
+                let (kind, fill) = (update.get_item(U_KIND)?, update.get_item(U_QTY)?);
+                return Err(self.refusal(&kind, &fill, e)?);
+            }
         };
         let reason = update.get_item(U_REASON)?;
         if reason.is_truthy()? {

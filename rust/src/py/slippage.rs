@@ -85,6 +85,41 @@ impl PySlippageModel {
             self.inner.forecast_spread(symbol, ts_ns),
         ))
     }
+
+    /// `forecast_slippage` at `ts_ns`, with its checks of the side and the price.
+    pub(crate) fn forecast_at(
+        &self,
+        symbol: &str,
+        side: &str,
+        qty: f64,
+        price: f64,
+        ts_ns: i64,
+    ) -> PyResult<f64> {
+        parse_side(side)?;
+        if !(price.is_finite() && price > 0.0) {
+            return Err(PyValueError::new_err(format!(
+                "price must be a finite number > 0, got {price}"
+            )));
+        }
+        self.inner.forecast(symbol, qty, ts_ns).map_err(to_py)
+    }
+
+    /// `update_fill` at `ts_ns` with a parsed side.
+    pub(crate) fn learn_fill(
+        &mut self,
+        symbol: &str,
+        side: Side,
+        qty: f64,
+        arrival_price: f64,
+        fill_price: f64,
+        ts_ns: i64,
+    ) -> PyResult<(f64, f64, f64)> {
+        let o = self
+            .inner
+            .update_fill(symbol, side, qty, arrival_price, fill_price, ts_ns)
+            .map_err(to_py)?;
+        Ok((o.cost_bps, o.half_spread_bps, o.participation_term_bps))
+    }
 }
 
 #[pymethods]
@@ -135,13 +170,7 @@ impl PySlippageModel {
         price: f64,
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        parse_side(side)?;
-        if !(price.is_finite() && price > 0.0) {
-            return Err(PyValueError::new_err(format!(
-                "price must be a finite number > 0, got {price}"
-            )));
-        }
-        self.inner.forecast(symbol, qty, ts_ns(ts)?).map_err(to_py)
+        self.forecast_at(symbol, side, qty, price, ts_ns(ts)?)
     }
 
     /// Expected spread in bps at the time of day of `ts`.
@@ -190,11 +219,7 @@ impl PySlippageModel {
         ts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(f64, f64, f64)> {
         let side = parse_side(side)?;
-        let o = self
-            .inner
-            .update_fill(symbol, side, qty, arrival_price, fill_price, ts_ns(ts)?)
-            .map_err(to_py)?;
-        Ok((o.cost_bps, o.half_spread_bps, o.participation_term_bps))
+        self.learn_fill(symbol, side, qty, arrival_price, fill_price, ts_ns(ts)?)
     }
 
     /// Learn a batch of fills in row order; `buy[i]` is true for buys. The GIL is released.

@@ -95,7 +95,7 @@ class EmaCross(Strategy):
         for r in self._events.between(ctx.row_start, ctx.row_end):
             symbol = str(self._symbols[r])
             target = self.shares * int(self._cross[r])
-            held = ctx.position(symbol) + sum(o.sign * o.leaves_qty for o in ctx.open_orders(symbol))
+            held = ctx.position(symbol) + ctx.open_shares(symbol)
             if target != held:
                 ctx.submit(
                     OrderRequest(symbol, "buy" if target > held else "sell", abs(target - held)), "flip"
