@@ -64,5 +64,5 @@ def test_folded_results_equal_unfolded_ones(tmp_path: Path) -> None:
         assert_frame_equal(getattr(got, name), getattr(want, name), check_exact=True)
     # what run() still holds as Python objects: only the open gtc order, no fill or equity rows
     assert list(folded.orders) == list(folded.open) == [want.orders["client_order_id"][0]]
-    assert folded.fills == [] and folded.curve == []
+    assert folded.fill_rows() == [] and folded.curve == []
     assert len(unfolded.orders) == want.orders.height

@@ -133,7 +133,7 @@ def test_a_restart_resumes_the_checkpointed_state(wall_venue: Venue, make_node: 
     def crash_after_8(node: LiveNode) -> None:
         t = node.trader
         assert t is not None
-        if t.n_bars // len(node.symbols) >= 8 and t.fills:
+        if t.n_bars // len(node.symbols) >= 8 and t.flow.n_fills:
             before.update(
                 slippage=t.slippage.to_json(),
                 strategy=t.strategies[0].state(),

@@ -380,7 +380,7 @@ def _run_node(
         progress.update(
             task,
             completed=t.n_bars / max(len(node.symbols), 1),
-            description=f"{t.session} equity {t.ledger.equity():,.0f} fills {len(t.fills)}",
+            description=f"{t.session} equity {t.ledger.equity():,.0f} fills {t.flow.n_fills}",
         )
 
     train_progress = Progress(

@@ -820,10 +820,10 @@ class Trader:
         """`strategy`'s open orders in `symbol`, in the order sent."""
         return self.flow.open_orders(strategy, symbol)
 
-    @property
-    def fills(self) -> list[tuple[Any, ...]]:
-        """FILL_SCHEMA rows of the fills not yet folded (a new list; a live node reads it)."""
-        return _fills_frame(self.flow.fill_columns()).rows()
+    def fill_rows(self, start: int = 0) -> list[tuple[Any, ...]]:
+        """FILL_SCHEMA rows of the fills not yet folded, from the `start`-th on (a live node reads the new
+        ones after each bar time; `flow.n_fills` counts them)."""
+        return _fills_frame(self.flow.fill_columns(start)).rows()
 
     @property
     def _repricing(self) -> dict[tuple[str, str], Order] | None:

@@ -813,7 +813,7 @@ class LiveNode:
         m.feed_lag.set(self._feed_lag_s)
         for reason in ("stale feed", "execution lag", "reduce-only"):
             m.halted.labels(reason).set(1 if reason in self.halts else 0)
-        for row in trader.fills[fills_seen:]:
+        for row in trader.fill_rows(fills_seen):
             _ts, _cid, strategy, _book, _sym, side, qty, _px, _fee, _rpnl, _dp, forecast, realized = row
             m.fills.labels(strategy, side).inc()
             m.filled_shares.labels(strategy).inc(qty)
@@ -838,7 +838,7 @@ class LiveNode:
             if "circuit breaker" in event:
                 self._alert("breaker", "account", "critical", event)
         self._events_seen = len(trader.events)
-        return len(trader.fills)
+        return trader.flow.n_fills
 
     def _alert(self, kind: str, subject: str, severity: Any, message: str) -> None:
         self.metrics.alerts.labels(kind).inc()
@@ -922,7 +922,7 @@ class LiveNode:
                 equity=t.ledger.equity(),
                 orders=len(t.sent),
                 open_orders=len(t.open),
-                fills=len(t.fills),
+                fills=t.flow.n_fills,
                 positions={s: p for s, p in t.ledger.net.items() if p},
                 skipped=dict(t.skipped),
             )
