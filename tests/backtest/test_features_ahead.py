@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 from hybridtrader.backtest.feed import FrameFeed
 from hybridtrader.config import Config
 from hybridtrader.engine.events import BarBatch
+from hybridtrader.errors import DataError
 from hybridtrader.market.schema import symbol_codes
 from hybridtrader.market.synth import generate_market
 from hybridtrader.ml.labels import reversion_mean
@@ -56,6 +58,17 @@ def test_features_ahead_equal_those_of_one_session_at_a_time() -> None:
         assert len(got) == len(want)
         for g, w in zip(got, want, strict=True):
             _bitwise_equal(g, w)
+
+
+def test_duplicate_bars_are_refused_as_by_one_session_at_a_time() -> None:
+    bars = generate_market(3, 1, seed=4, ticks=False).bars_1m
+    doubled = pl.concat([bars, bars.slice(7, 1)])
+    batch = BarBatch(bars["ts"][0].date(), doubled.sort("ts", "symbol"), 60_000_000_000)
+    names, extra = ["zscore_20", "atr"], {"mean": reversion_mean(20)}
+    with pytest.raises(DataError, match="duplicate"):
+        session_features(batch.bars, names, batch.bars.height, **extra)
+    with pytest.raises(DataError, match="duplicate"):
+        session_features_ahead(None, [batch], names, 150, **extra)
 
 
 def test_mean_reversion_takes_the_features_computed_ahead(tmp_path) -> None:

@@ -28,6 +28,7 @@ Rolling windows run across session boundaries (the overnight gap is part of the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -355,26 +356,46 @@ class SortedBars:
         return SortedBars(bars, self.row, self.group)
 
 
-def compute_features(bars: pl.DataFrame | SortedBars, names: Sequence[str]) -> pl.DataFrame:
-    """Features for every bar: columns symbol, ts and one per name, sorted by (symbol, ts)."""
-    if not names:
-        raise DataError("features: the feature list is empty")
-    specs = [parse_feature(n) for n in names]
-    ready = bars if isinstance(bars, SortedBars) else SortedBars.of(bars)
-    frame = ready.bars
-    has_quotes = "bid" in frame.columns and "ask" in frame.columns
+def _stages(names: Sequence[str], columns: Sequence[str]) -> Stages:
+    """The stages that compute `names` on bars with `columns`."""
+    has_quotes = "bid" in columns and "ask" in columns
     stages: Stages = {}
-    for spec in specs:
+    for spec in map(parse_feature, names):
         for level, exprs in _KINDS[spec.kind].build(spec.window, has_quotes).items():
             for name, expr in exprs.items():
                 stages.setdefault(level, {})[name or spec.name] = expr
     # of stage 0's per-bar inputs, only those a later stage reads (each is its own column: no other value
     # depends on one left out)
+    read = _read(stages)
+    stages[0] = {**{n: e for n, e in _base().items() if n in read}, **stages.get(0, {})}
+    return stages
+
+
+def _read(stages: Stages) -> set[str]:
+    """The columns the stages' expressions and smoothers read."""
     read: set[str] = set()
     for exprs in stages.values():
         for e in exprs.values():
             read.update([e.source] if isinstance(e, Smoother) else e.meta.root_names())
-    stages[0] = {**{n: e for n, e in _base().items() if n in read}, **stages.get(0, {})}
+    return read
+
+
+@functools.lru_cache(maxsize=64)
+def feature_inputs(names: tuple[str, ...], columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of bars with `columns` that `compute_features(bars, names)` reads, in their order (the
+    symbol and ts always): a caller may hand it a `SortedBars` of those alone. Cached: building the
+    expressions costs more than a batch's numpy work."""
+    read = _read(_stages(names, columns)) | {"symbol", "ts"}
+    return tuple(c for c in columns if c in read)
+
+
+def compute_features(bars: pl.DataFrame | SortedBars, names: Sequence[str]) -> pl.DataFrame:
+    """Features for every bar: columns symbol, ts and one per name, sorted by (symbol, ts)."""
+    if not names:
+        raise DataError("features: the feature list is empty")
+    ready = bars if isinstance(bars, SortedBars) else SortedBars.of(bars)
+    frame = ready.bars
+    stages = _stages(names, frame.columns)
     frame = frame.with_columns(ready.row, ready.group)
     for level in sorted(stages):
         exprs = [e.alias(n) for n, e in stages[level].items() if isinstance(e, pl.Expr)]

@@ -15,8 +15,9 @@ import polars as pl
 from hybridtrader.config import Config, MeanReversionLabelConfig, TripleBarrierLabelConfig
 from hybridtrader.engine.events import BarBatch, symbol_rows
 from hybridtrader.engine.strategy import Strategy
+from hybridtrader.errors import DataError
 from hybridtrader.market.schema import symbol_codes
-from hybridtrader.ml.features import compute_features
+from hybridtrader.ml.features import GROUP, ROW, SortedBars, compute_features, feature_inputs
 from hybridtrader.ml.labels import rule_feature
 from hybridtrader.strategy.model import Champion
 
@@ -80,32 +81,44 @@ def session_features_ahead(
     sym_first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
     sym_first = sym_first[np.searchsorted(sym_first, run, side="right") - 1]  # its symbol's first row
     keep = p[run] >= first  # a window per (session, symbol); history alone makes none
-    run, run_end, sym_first, window_part = run[keep], run_end[keep], sym_first[keep], p[run][keep]
+    run, run_end, sym_first = run[keep], run_end[keep], sym_first[keep]
     lo = np.maximum(sym_first, run - history_bars)
     length = run_end - lo
-    starts = np.r_[0, np.cumsum(length)[:-1]]
-    sorted_pos = np.repeat(lo - starts, length) + np.arange(length.sum())
-    rows = order[sorted_pos]  # row in the concatenated parts, window by window
+    within = np.arange(length.sum()) - np.repeat(np.r_[0, np.cumsum(length)[:-1]], length)  # row in window
+    rows = order[np.repeat(lo, length) + within]  # row in the concatenated parts, window by window
     # the window number stands for the symbol (ascending, so flagged sorted); the strings are not gathered,
     # and the gather reads one chunk (about half the cost of gathering across the parts' chunks)
     key = pl.Series("symbol", np.repeat(np.arange(len(length), dtype=np.uint32), length)).set_sorted()
-    whole = pl.concat(parts)
-    frame = whole.drop("symbol")[rows]
-    frame.insert_column(whole.get_column_index("symbol"), key)
-    feats = compute_features(frame, list(dict.fromkeys(names)))
+    names = list(dict.fromkeys(names))
+    extra_read = {"close", *(c for e in extra.values() for c in e.meta.root_names())}  # `full` reads close
+    columns = tuple(parts[0].columns)
+    wanted = {*feature_inputs(tuple(names), columns), *extra_read}
+    read = [c for c in columns if c != "symbol" and c in wanted]
+    # only the columns the features read are gathered, and the windows are sorted by construction: their
+    # row and run numbers (`SortedBars`) come from the window lengths, with no check or sort of the rows
+    frame = pl.concat([p.select(read) for p in parts])[rows]
+    frame.insert_column(0, key)
+    _check_unique(frame["ts"], within)
+    feats = compute_features(SortedBars(frame, pl.Series(ROW, within), key.alias(GROUP)), names)
     full = feats.hstack(frame.select("close", *(e.alias(k) for k, e in extra.items())))
-    # the session rows of each window, back to their batch's order
-    in_session = np.arange(length.sum()) - np.repeat(starts, length) >= np.repeat(run - lo, length)
-    part_of = np.repeat(window_part, length)
+    # the session rows (each a row of a batch once), back to their batch's order in one scatter
+    in_session = np.flatnonzero(within >= np.repeat(run - lo, length))
+    back = np.empty(offset[-1] - offset[first], dtype=np.intp)
+    back[rows[in_session] - offset[first]] = in_session
     out = []
     for k, batch in enumerate(batches, start=first):
-        where = np.flatnonzero(in_session & (part_of == k))
-        back = np.empty(len(where), dtype=np.intp)
-        back[rows[where] - offset[k]] = where
-        frame_k = full[back]
+        frame_k = full[back[offset[k] - offset[first] : offset[k + 1] - offset[first]]]
         frame_k.replace_column(0, batch.bars["symbol"])
         out.append(frame_k)
     return out
+
+
+def _check_unique(ts: pl.Series, within: np.ndarray) -> None:
+    """The check `compute_features` makes on bars it sorts itself: no two rows of a window (one symbol,
+    in time order) at the same ts."""
+    t = ts.to_physical().to_numpy()
+    if ((t[1:] == t[:-1]) & (within[1:] > 0)).any():
+        raise DataError("bars: duplicate (symbol, ts) rows")
 
 
 def batch_key(bars: pl.DataFrame, rows: int) -> tuple[Any, Any, int]:
