@@ -429,7 +429,7 @@ class Trader:
         every = batch.every_ns
         prepared = [(s, self._contexts[s.name], f) for s, f in self._prepare(batch)]
         frame = batch.bars
-        self.broker.on_bars(frame, every)
+        self.broker.on_bars(frame, every, batch.symbol_index())
         starts, ends, closes = sess.starts, sess.ends, sess.closes
         ledger, exposure = self.ledger, self.exposure
         self._pos = pos = np.zeros(len(sess.index))  # account shares per symbol of the batch
