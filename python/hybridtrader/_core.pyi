@@ -35,6 +35,7 @@ __all__ = [
     "barrier_exits",
     "client_order_id",
     "lightgbm_probabilities",
+    "marked_values",
     "order_columns",
     "reversion_exits",
     "seeded_ewm",
@@ -300,6 +301,12 @@ class LedgerCore:
     ) -> float:
         """Book one fill; the P&L it realised (before fees). DataError for a side other than "buy" or
         "sell", qty <= 0, a price not positive and finite, or fee < 0."""
+
+def marked_values(
+    shares: npt.NDArray[np.float64], prices: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Net and gross value of `shares` (one per symbol) at each row of `prices` (bar time x symbol), each
+    row summed as numpy sums it (`np.add.reduce`, bit for bit). DataError when the widths differ."""
 
 @final
 class Order:

@@ -29,10 +29,10 @@
 //!
 //! Deterministic: no randomness and no wall clock; the same calls give the same events.
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::fmt;
 
-use crate::common::Side;
+use crate::common::{FastMap, Side};
 use crate::orders::{Status, UpdateKind};
 
 /// Quantities below this are zero (floating-point residue of partial fills).
@@ -369,7 +369,7 @@ struct Book {
 pub struct FillSimulator {
     settings: Settings,
     orders: Vec<Order>,
-    by_id: HashMap<String, u32>,
+    by_id: FastMap<String, u32>, // looked up per order sent: the fast hasher (ids are ours)
     /// Open orders per symbol code (closed ones are dropped lazily).
     open: Vec<Vec<u32>>,
     books: Vec<Book>,
@@ -395,7 +395,7 @@ impl FillSimulator {
         Ok(FillSimulator {
             settings,
             orders: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: FastMap::default(),
             open: Vec::new(),
             books: Vec::new(),
             timers: BinaryHeap::new(),

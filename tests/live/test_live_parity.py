@@ -74,7 +74,9 @@ class QuoteBroker:
     def replace(self, *args: object, **kwargs: object) -> None:
         raise AssertionError("the strategy does not replace")
 
-    def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
+    def on_bars(
+        self, bars: pl.DataFrame, every_ns: int, index: tuple[list[str], np.ndarray] | None = None
+    ) -> None:
         return None
 
     def poll(self, now: int) -> list[OrderUpdate]:

@@ -67,9 +67,10 @@ def test_prepare_crosses_equal_the_bar_by_bar_crossover(
         if bars.height == 0:
             continue
         strategy.prepare(bars, bars.height)
-        want = [reference.step(sym, c) for sym, c in bars.select("symbol", "close").iter_rows()]
-        assert strategy._cross.tolist() == want
-        assert strategy._symbols.tolist() == bars["symbol"].to_list()
+        crosses = [(sym, reference.step(sym, c)) for sym, c in bars.select("symbol", "close").iter_rows()]
+        # each cross: its row, symbol and target shares (what `on_bars` reads)
+        want = [(r, sym, EmaCross.shares * x) for r, (sym, x) in enumerate(crosses) if x]
+        assert [(r, *flip) for r, flip in zip(strategy._events.rows, strategy._flips, strict=True)] == want
         for sym, (f, s, seen, sign) in reference.state.items():
             got = strategy._state[sym]
             assert got[2:] == (seen, sign)

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from hybridtrader._core import OrderFlowCore
-from hybridtrader.engine.events import OrderUpdate
+from hybridtrader.engine.events import OrderUpdate, symbol_index
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import DataError
 from hybridtrader.execution.fills import FillSimulator
@@ -43,9 +43,6 @@ class SimBroker:
         self._open = 0  # orders submitted and not yet terminal, by the events reported
         self._positions: dict[str, float] = {}  # filled by the simulators before this one
         self._names: list[str] = []  # simulator symbol code -> symbol ("": a code that no bar had yet)
-        # the symbols of the batches so far, sorted (see `_symbol_codes`), as an Enum and as its categories
-        self._known = pl.Enum([])
-        self._known_names = self._known.categories
         # per bar time of the batch, as lists (scalar lookups on a list beat numpy's per call): its end row
         # and when it has closed
         self._ends: list[int] = []
@@ -118,9 +115,12 @@ class SimBroker:
         self._open += 1
 
     # ------------------------------------------------------------------------------- market data
-    def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
+    def on_bars(
+        self, bars: pl.DataFrame, every_ns: int, index: tuple[list[str], np.ndarray] | None = None
+    ) -> None:
         """The next batch of bars (BAR_SCHEMA, sorted by ts): fed to the simulator as their bar times
-        close (`poll`). Bars of the previous batch not fed yet are dropped: no order was open for them."""
+        close (`poll`). Bars of the previous batch not fed yet are dropped: no order was open for them.
+        `index` is the batch's symbol encoding when the caller has it (`BarBatch.symbol_index`)."""
         ts = epoch_ns(bars["ts"])
         day = int(ts[0]) // NS_PER_DAY
         if day != self._day and self._open == 0 and self._day >= 0:
@@ -130,8 +130,9 @@ class SimBroker:
         self._day = day
         if bars["symbol"].null_count():
             raise DataError(f"bars: {bars['symbol'].null_count()} null symbols")
+        names, rows = index if index is not None else symbol_index(bars["symbol"])
         self.sim.load_bar_arrays(
-            self._symbol_codes(bars["symbol"]),
+            self._symbol_codes(names, rows),
             ts,
             *(bars[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close", "volume")),
             every_ns=every_ns,
@@ -141,27 +142,16 @@ class SimBroker:
         self._closes_at = (ts[starts] + every_ns).tolist()
         self._next, self._row = 0, 0
 
-    def _symbol_codes(self, symbols: pl.Series) -> np.ndarray:
-        """The simulator's code of each row's symbol. A cast to the Enum of the symbols seen so far encodes
-        the column in one pass over the strings (no distinct names to find and sort first); a batch with a
-        new symbol widens it. The simulator is given the batch's distinct names, sorted."""
-        try:
-            rows = symbols.cast(self._known)
-        except pl.exceptions.InvalidOperationError:  # a symbol no batch had before
-            self._known = pl.Enum(pl.concat([self._known_names, symbols.unique()]).unique().sort())
-            self._known_names = self._known.categories
-            rows = symbols.cast(self._known)
-        index = rows.to_physical().to_numpy()
-        present = np.flatnonzero(np.bincount(index, minlength=len(self._known_names)))
-        names = self._known_names.gather(present)
-        codes = self.sim.symbol_codes(names)
+    def _symbol_codes(self, names: list[str], rows: np.ndarray) -> np.ndarray:
+        """The simulator's code of each row's symbol, from the batch's encoding (`names`: its distinct
+        symbols, sorted; `rows`: each row's position in them). The simulator is given the names in that
+        order, so a new symbol's code does not depend on where the encoding came from."""
+        codes = self.sim.symbol_codes(pl.Series(names, dtype=pl.String))
         if len(codes):
             self._names += [""] * (int(codes.max()) + 1 - len(self._names))  # a no-op if long enough
-        for name, code in zip(names.to_list(), codes.tolist(), strict=True):
+        for name, code in zip(names, codes.tolist(), strict=True):
             self._names[code] = name
-        by_known = np.zeros(len(self._known_names), dtype=np.uint32)
-        by_known[present] = codes
-        return by_known[index]
+        return codes[rows]
 
     def on_quotes(self, quotes: pl.DataFrame) -> None:
         self.sim.on_quotes(quotes)

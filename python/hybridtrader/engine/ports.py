@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import polars as pl
 
 from hybridtrader._core import OrderFlowCore
@@ -58,10 +59,13 @@ class Broker(Protocol):
         stop_price: float | None = None,
     ) -> None: ...
 
-    def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
-        """A batch of closed bars (BAR_SCHEMA, sorted by ts), before the engine walks its bar times. A
-        simulated broker matches open orders against each bar time once `poll` reaches its close; a live
-        broker ignores it (the exchange does the matching)."""
+    def on_bars(
+        self, bars: pl.DataFrame, every_ns: int, index: tuple[list[str], np.ndarray] | None = None
+    ) -> None:
+        """A batch of closed bars (BAR_SCHEMA, sorted by ts), before the engine walks its bar times, with
+        its symbols' encoding when the engine has it (`BarBatch.symbol_index`; None: the broker encodes
+        them if it needs to). A simulated broker matches open orders against each bar time once `poll`
+        reaches its close; a live broker ignores it (the exchange does the matching)."""
         ...
 
     def poll(self, now_ns: int) -> list[OrderUpdate]:

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from hybridtrader._core import OrderFlowCore, order_columns
+from hybridtrader._core import OrderFlowCore, marked_values, order_columns
 from hybridtrader.config import Config
 from hybridtrader.data.earnings_cache import EarningsBlackout
 from hybridtrader.engine.events import BarBatch, OrderUpdate, SessionEvent, symbol_index
@@ -180,21 +180,14 @@ def _realized_bps(sign: Any, decision: Any, price: Any) -> Any:
     return sign * (price / decision - 1.0) * 1e4
 
 
-_sum = np.add.reduce
-_MARKED_AHEAD = 64  # most bar times marked in one numpy step (1 after an update, twice as many each time)
-
-
-def _marked_arrays(pos: np.ndarray, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Net and gross value of the shares `pos` at each row of `prices` (bar time x symbol). Each row's sums
-    are the bits of a sum over that row alone: a reduction along the contiguous last axis runs numpy's
-    pairwise sum row by row, as ndarray.sum of one row does."""
-    values = prices * pos
-    return _sum(values, axis=1), _sum(np.abs(values), axis=1)
+_MARKED_AHEAD = 64  # most bar times marked in one step (1 after an update, twice as many each time)
 
 
 def _marked(pos: np.ndarray, prices: np.ndarray) -> tuple[list[float], list[float]]:
-    """`_marked_arrays` as lists of floats (what the bar loop reads one bar time at a time)."""
-    nets, grosses = _marked_arrays(pos, prices)
+    """Net and gross value of the shares `pos` at each row of `prices` (bar time x symbol), as lists of
+    floats (what the bar loop reads one bar time at a time). Each row is summed as numpy sums that row
+    alone (`marked_values`: one Rust call, where the numpy steps cost more than the sums of a few rows)."""
+    nets, grosses = marked_values(pos, prices)
     return nets.tolist(), grosses.tolist()
 
 
@@ -429,7 +422,7 @@ class Trader:
         every = batch.every_ns
         prepared = [(s, self._contexts[s.name], f) for s, f in self._prepare(batch)]
         frame = batch.bars
-        self.broker.on_bars(frame, every)
+        self.broker.on_bars(frame, every, batch.symbol_index())
         starts, ends, closes = sess.starts, sess.ends, sess.closes
         ledger, exposure = self.ledger, self.exposure
         self._pos = pos = np.zeros(len(sess.index))  # account shares per symbol of the batch
@@ -520,7 +513,7 @@ class Trader:
         sess, ledger = self._sess, self.ledger
         assert sess is not None
         pos = self._pos
-        net, gross = _marked_arrays(pos, values_px[i:end])
+        net, gross = marked_values(pos, values_px[i:end])
         if len(ledger.net) != np.count_nonzero(pos):  # held symbols without a bar in this batch
             for sym, q in ledger.net.items():  # added as the loop adds them
                 if sym not in sess.index:

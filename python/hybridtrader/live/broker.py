@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 from alpaca.common.exceptions import APIError
@@ -600,7 +601,9 @@ class AlpacaBroker:
         a = self._read("get_account", self.client.get_account)
         return {"cash": float(a.cash), "equity": float(a.equity)}
 
-    def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
+    def on_bars(
+        self, bars: pl.DataFrame, every_ns: int, index: tuple[list[str], np.ndarray] | None = None
+    ) -> None:
         return None  # the exchange matches
 
     def has_open_orders(self) -> bool:

@@ -51,6 +51,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -296,7 +297,9 @@ class JournaledBroker:
         self.replaying = False
         self.broker.adopt(self._submitted, self._reported)
 
-    def on_bars(self, bars: pl.DataFrame, every_ns: int) -> None:
+    def on_bars(
+        self, bars: pl.DataFrame, every_ns: int, index: tuple[list[str], np.ndarray] | None = None
+    ) -> None:
         return None
 
     def has_open_orders(self) -> bool:

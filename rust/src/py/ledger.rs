@@ -1,6 +1,7 @@
 //! PyO3 layer of the ledger (`crate::ledger`): `hybridtrader.portfolio.ledger.Ledger` subclasses
 //! `LedgerCore`, which books fills into Python dicts its readers use as they are (`book`, `net`, `marks`).
-use crate::ledger::{net_after, Position};
+use crate::ledger::{marked_row, net_after, Position};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyString, PyTuple};
@@ -184,4 +185,40 @@ impl PyLedger {
         }
         Ok(realized)
     }
+}
+
+type Column<'py> = Bound<'py, PyArray1<f64>>;
+
+/// Net and gross value of the account's `shares` (one per symbol) at each row of `prices` (bar time x
+/// symbol), each row summed as numpy sums it (`np.add.reduce`, bit for bit).
+#[pyfunction]
+pub fn marked_values<'py>(
+    py: Python<'py>,
+    shares: PyReadonlyArray1<'py, f64>,
+    prices: PyReadonlyArray2<'py, f64>,
+) -> PyResult<(Column<'py>, Column<'py>)> {
+    let shares = shares.as_array();
+    let prices = prices.as_array();
+    if prices.ncols() != shares.len() {
+        return Err(DataError::new_err(format!(
+            "marked_values: {} prices per row for {} symbols",
+            prices.ncols(),
+            shares.len()
+        )));
+    }
+    let shares = shares.to_vec();
+    let (mut row, mut values) = (Vec::new(), Vec::new()); // buffers, reused row after row
+    let (nets, grosses): (Vec<f64>, Vec<f64>) = prices
+        .rows()
+        .into_iter()
+        .map(|prices| {
+            row.clear();
+            row.extend(prices.iter());
+            marked_row(&shares, &row, &mut values)
+        })
+        .unzip();
+    Ok((
+        PyArray1::from_vec(py, nets),
+        PyArray1::from_vec(py, grosses),
+    ))
 }

@@ -27,6 +27,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     labels::register(m)?;
     m.add_class::<ledger::PyLedger>()?;
     m.add_class::<ledger::PyPosition>()?;
+    m.add_function(pyo3::wrap_pyfunction!(ledger::marked_values, m)?)?;
     m.add_class::<orders::PyOrder>()?;
     m.add_function(pyo3::wrap_pyfunction!(orders::order_columns, m)?)?;
     m.add_function(pyo3::wrap_pyfunction!(orders::client_order_id, m)?)?;

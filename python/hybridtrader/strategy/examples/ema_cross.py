@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from scipy.signal import lfilter
 
-from hybridtrader.engine.events import BarBatch, symbol_index, symbol_rows
+from hybridtrader.engine.events import BarBatch, symbol_index
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.engine.strategy import Context, Strategy
 from hybridtrader.strategy.rules import EventRows, batch_key
@@ -84,17 +84,19 @@ class EmaCross(Strategy):
             names, f[last].tolist(), s[last].tolist(), count[last].tolist(), sign[last].tolist(), strict=True
         ):
             self._state[symbol] = (fl, sl, n, sg)
-        self._symbols, self._cross = symbol_rows(names, codes), cross
         self._events = EventRows(cross != 0)
+        at = np.asarray(self._events.rows, dtype=np.intp)
+        # each cross's (symbol, target shares), by its place in `_events.rows`: what `on_bars` reads
+        symbols = [names[c] for c in codes[at].tolist()]
+        self._flips = list(zip(symbols, (self.shares * cross[at].astype(np.int64)).tolist(), strict=True))
         return None
 
     def wakes_at(self, row: int) -> int:
         return self._events.first_from(row)  # `on_bars` acts at crosses only
 
     def on_bars(self, ctx: Context, bars: pl.DataFrame) -> None:
-        for r in self._events.between(ctx.row_start, ctx.row_end):
-            symbol = str(self._symbols[r])
-            target = self.shares * int(self._cross[r])
+        lo, hi = self._events.span(ctx.row_start, ctx.row_end)
+        for symbol, target in self._flips[lo:hi]:
             held = ctx.position(symbol) + ctx.open_shares(symbol)
             if target != held:
                 ctx.submit(
