@@ -13,23 +13,13 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 use super::exposure::ExposureCore;
 use super::fills::{side_name, PyFillSimulator};
 use super::ledger::PyLedger;
-use super::orders::PyOrder;
+use super::orders::{PyOrder, U_CID, U_FEE, U_KIND, U_PRICE, U_QTY, U_SIDE, U_SYMBOL, U_TS};
 use super::slippage::PySlippageModel;
 use crate::common::Side;
 use crate::flow::BookShares;
 use crate::orders::{client_order_id, Update, UpdateKind};
 
 pyo3::import_exception!(hybridtrader.errors, StateError);
-
-// positions of the fields of `engine.events.OrderUpdate` (a named tuple) read here
-const U_TS: usize = 0;
-const U_CID: usize = 1;
-const U_SYMBOL: usize = 2;
-const U_SIDE: usize = 3;
-const U_KIND: usize = 4;
-const U_QTY: usize = 5;
-const U_PRICE: usize = 6;
-const U_FEE: usize = 7;
 
 /// Where `OrderFlowCore.submit` also places an order: (fill simulator, the symbol's code there, the
 /// model of its impact or None, session open, session close), as `FillSimulatorCore.submit` takes them.

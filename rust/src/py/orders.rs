@@ -8,13 +8,15 @@ use pyo3::{intern, IntoPyObjectExt};
 
 pyo3::import_exception!(hybridtrader.errors, StateError);
 
-// positions of the fields of `engine.events.OrderUpdate` (a named tuple) that the state machine reads
-const U_TS: usize = 0;
-const U_CID: usize = 1;
-const U_KIND: usize = 4;
-const U_QTY: usize = 5;
-const U_PRICE: usize = 6;
-const U_FEE: usize = 7;
+// positions of the fields of `engine.events.OrderUpdate` (a named tuple) read here and by the order flow
+pub(crate) const U_TS: usize = 0;
+pub(crate) const U_CID: usize = 1;
+pub(crate) const U_SYMBOL: usize = 2;
+pub(crate) const U_SIDE: usize = 3;
+pub(crate) const U_KIND: usize = 4;
+pub(crate) const U_QTY: usize = 5;
+pub(crate) const U_PRICE: usize = 6;
+pub(crate) const U_FEE: usize = 7;
 const U_REASON: usize = 10;
 
 /// A status or update kind as an interned Python string (no new string per read).
