@@ -244,6 +244,8 @@ class FillSimulatorCore:
         """Hold these bar rows (copied) for `on_loaded_bars`, replacing the last batch held."""
     def on_loaded_bars(self, start: int, end: int) -> None:
         """`on_bars` of rows start..end of the held batch; ValueError as `on_bars`, or out of range."""
+    def catch_up(self, now_ns: int, feed: bool) -> None:
+        """`on_loaded_bars` of the held bar times closed by `now_ns` not fed yet (not `feed`: passed over)."""
     def drain(self) -> tuple[Any, ...]:
         """Events in time order (stable): (ts, slot, symbol, side, kind, qty, price, fee, filled, leaves)
         arrays, ids, reasons."""
@@ -426,11 +428,12 @@ class OrderFlowCore:
         now_ns: int,
         reference: float,
         price: float,
-        to: tuple[FillSimulatorCore, int, SlippageModelCore | None, int, int] | None = None,
+        to: tuple[FillSimulatorCore, int, SlippageModelCore | None, int, int, bool] | None = None,
     ) -> str:
         """Make the client order id, forecast and order; record it as sent with its shares pending at
         `price` (NaN: `reference`). StateError when the id was sent already. With `to` = (simulator, the
-        symbol's code, impact model, session open, session close), also place it in that simulator."""
+        symbol's code, impact model, session open, session close, orders open there), also place it in that
+        simulator, after its `catch_up(now_ns, orders open)`."""
     def send(self, order: Order) -> None:
         """Record an order as sent: by id, open, ranked, its shares pending at the current price."""
     def add_pending(self, order: Order, delta: float, price: float | None = None) -> None:
@@ -443,8 +446,9 @@ class OrderFlowCore:
         sent."""
     def apply(self, update: OrderUpdate) -> Order:
         """Book one update; its order. StateError for an unknown order or an illegal update."""
-    def drain_simulator(self, sim: FillSimulatorCore) -> tuple[int, int]:
-        """`apply` of the simulator's events since its last drain, in time order: (events, ended orders)."""
+    def poll_simulator(self, sim: FillSimulatorCore, now_ns: int, feed: bool) -> tuple[int, int]:
+        """The simulator's `catch_up(now_ns, feed)` and `advance(now_ns)`, then `apply` of its events since
+        its last drain, in time order: (events, ended orders)."""
     def ranked(self) -> tuple[list[Order], npt.NDArray[np.int64]]:
         """The orders sent and not yet taken, in the order sent, and their ranks."""
     def take_final(self, now_ns: int) -> tuple[list[Order], npt.NDArray[np.int64]]:

@@ -1,5 +1,5 @@
 //! PyO3 layer of the engine's order flow (`crate::flow`): `OrderFlowCore`, which the `Trader` sends its
-//! orders through and books every broker update with (`apply`, or `drain_simulator` straight from the
+//! orders through and books every broker update with (`apply`, or `poll_simulator` straight from the
 //! backtest's fill simulator: no `OrderUpdate` made). It keeps the orders by client order id with the open
 //! ones by (strategy, symbol) (Python dicts, read in place), books fills into the ledger, the account's
 //! shares of the batch and the fill rows (columns), teaches the slippage model each fill, and keeps the
@@ -22,13 +22,16 @@ use crate::orders::{client_order_id, Update, UpdateKind};
 pyo3::import_exception!(hybridtrader.errors, StateError);
 
 /// Where `OrderFlowCore.submit` also places an order: (fill simulator, the symbol's code there, the
-/// model of its impact or None, session open, session close), as `FillSimulatorCore.submit` takes them.
+/// model of its impact or None, session open, session close), as `FillSimulatorCore.submit` takes them,
+/// and whether the simulator has orders open (its `catch_up` first: bars closed before the order exists
+/// are not for it).
 type Placement<'py> = (
     Bound<'py, PyFillSimulator>,
     u32,
     Option<Bound<'py, PySlippageModel>>,
     i64,
     i64,
+    bool,
 );
 
 /// The fills booked, as the fill frame's columns (realized_bps is computed from `sign` with the frame).
@@ -338,6 +341,9 @@ impl PyOrderFlow {
         price: f64,
         to: Option<Placement<'py>>,
     ) -> PyResult<Bound<'py, PyString>> {
+        if let Some((sim, _, _, _, _, feed)) = &to {
+            sim.borrow_mut().catch_up(now_ns, *feed)?;
+        }
         let symbol = request
             .getattr(intern!(py, "symbol"))?
             .cast_into::<PyString>()?;
@@ -378,7 +384,7 @@ impl PyOrderFlow {
         )?;
         let order = Bound::new(py, order)?;
         self.send_order(py, &order, Some(price))?;
-        if let Some((sim, code, impact, open_ns, close_ns)) = to {
+        if let Some((sim, code, impact, open_ns, close_ns, _)) = to {
             let r = order.borrow();
             let request = r.request.bind(py);
             let text = |name: &Bound<'py, PyString>| -> PyResult<String> {
@@ -484,10 +490,21 @@ impl PyOrderFlow {
         Ok(order)
     }
 
-    /// `apply` of each event the fill simulator `sim` reported since its last drain, in time order,
-    /// taken from its core as they are (no `OrderUpdate` made): (events, events that ended an order).
-    fn drain_simulator(&mut self, sim: &Bound<'_, PyFillSimulator>) -> PyResult<(usize, usize)> {
+    /// The fill simulator `sim` brought to `now_ns` (`catch_up(now_ns, feed)`, then `advance`), and
+    /// `apply` of each event it reported since its last drain, in time order, taken from its core as they
+    /// are (no `OrderUpdate` made): (events, events that ended an order).
+    fn poll_simulator(
+        &mut self,
+        sim: &Bound<'_, PyFillSimulator>,
+        now_ns: i64,
+        feed: bool,
+    ) -> PyResult<(usize, usize)> {
         let py = sim.py();
+        {
+            let mut s = sim.borrow_mut();
+            s.catch_up(now_ns, feed)?;
+            s.inner.advance(now_ns);
+        }
         let events = sim.borrow_mut().drain_by_time();
         let sim = sim.borrow();
         let sim_orders = sim.inner.orders();
