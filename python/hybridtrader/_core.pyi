@@ -10,7 +10,6 @@ import numpy.typing as npt
 from typing_extensions import disjoint_base
 
 from hybridtrader.engine.events import OrderUpdate
-from hybridtrader.engine.orders import OrderRequest
 
 _T = TypeVar("_T")
 
@@ -22,6 +21,7 @@ __all__ = [
     "LedgerCore",
     "Order",
     "OrderFlowCore",
+    "OrderRequest",
     "Position",
     "SlidingWindowLimiter",
     "SlippageModelCore",
@@ -309,6 +309,44 @@ def marked_values(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Net and gross value of `shares` (one per symbol) at each row of `prices` (bar time x symbol), each
     row summed as numpy sums it (`np.add.reduce`, bit for bit). DataError when the widths differ."""
+
+@final
+class OrderRequest:
+    """What a strategy asks for; immutable, validated on construction (ConfigError naming the field).
+    `hybridtrader.engine.orders` states the rules."""
+
+    ORDER_TYPES: ClassVar[list[str]]
+    TIME_IN_FORCE: ClassVar[list[str]]
+    def __new__(
+        cls,
+        symbol: str,
+        side: str,
+        qty: float,
+        type: str = "market",
+        time_in_force: str = "day",
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> OrderRequest: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def qty(self) -> float: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def time_in_force(self) -> str: ...
+    @property
+    def limit_price(self) -> float | None: ...
+    @property
+    def stop_price(self) -> float | None: ...
+    @property
+    def sign(self) -> int:
+        """+1 buy, -1 sell."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
 
 @final
 class Order:
