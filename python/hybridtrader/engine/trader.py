@@ -438,6 +438,9 @@ class Trader:
         values_px = np.nan_to_num(closes, nan=0.0)
         n = len(starts)
         nows = sess.times + every
+        # per bar time, as lists (a list's item is a Python int; a numpy scalar costs a conversion each)
+        first_rows, end_rows, now_list = starts.tolist(), ends.tolist(), nows.tolist()
+        flow = self.flow
         rows: _Rows = ([], [], [], [])  # equity, cash, gross, net of the bar times run so far
         add_equity, add_cash, add_gross, add_net = (column.append for column in rows)
         marked_to = 0  # the bar times before this one have their marked values in `nets`/`grosses`...
@@ -449,19 +452,18 @@ class Trader:
         quiet = _Quiet(self, sess, nows) if self._wakeful else None
         i = 0
         while i < n:
-            if quiet is not None and not self.open and self._repricing is None:
+            if quiet is not None and not self.open and flow.repricing is None:
                 end = quiet.end(i)
                 if end - i >= _QUIET_MIN:  # nothing happens at bar times i..end-1 but marks and the breaker
                     i = self._run_quiet(i, end, values_px, nows, rows)
                     continue
-            lo, hi = int(starts[i]), int(ends[i])
-            now = int(nows[i])
+            lo, hi, now = first_rows[i], end_rows[i], now_list[i]
             self._i, self.now_ns = i, now
             self.clock.advance_to(now)
-            if self._repricing is not None:  # `apply_early`: as if its updates were applied at this poll
-                early, self._repricing = self._repricing, None
+            if flow.repricing is not None:  # `apply_early`: as if its updates were applied at this poll
+                early, flow.repricing = flow.repricing, None
                 for order in early.values():
-                    self.flow.add_pending(order, 0.0)
+                    flow.add_pending(order, 0.0)
             if self.open and self._poll(now):  # fills move `pos` (and only updates do)
                 marked_to, ahead = i, 1
             if i >= marked_to:

@@ -123,6 +123,9 @@ class FillSimulator:
         self._codes: dict[str, int] = {}
         self._names: list[str] = []
         self._session = (0, 0)  # the last session looked up: (open, close) ns
+        # symbol -> where `submit_from` places its orders active in one session: (core, code, impact model,
+        # session open, session close)
+        self._placements: dict[str, tuple[FillSimulatorCore, int, SlippageModel | None, int, int]] = {}
 
     def fill_fee(self, side: str, before: float, qty: float, price: float) -> float:
         """Fees (USD) of one fill of `qty` shares at `price` on an order that had filled `before` shares:
@@ -184,10 +187,13 @@ class FillSimulator:
         """`OrderFlowCore.submit` of a strategy's order (`request`: the engine's `OrderRequest`, whose fields
         the flow reads), placed in this simulator in the same call (as `submit`), after `catch_up(ts_ns,
         feed)`; its client order id."""
-        code = self._code(request.symbol)
-        open_ns, close_ns = self._session_of(ts_ns + self._entry_ns, request.time_in_force == "opg")
-        to = (self._core, code, self.slippage, open_ns, close_ns, feed)
-        return flow.submit(strategy, book, leg, request, ts_ns, reference, price, to)
+        at, opg = ts_ns + self._entry_ns, request.time_in_force == "opg"
+        to = self._placements.get(request.symbol)
+        if to is None or opg or not to[3] <= at < to[4]:  # the symbol's first order of the session
+            to = (self._core, self._code(request.symbol), self.slippage, *self._session_of(at, opg))
+            if not opg:
+                self._placements[request.symbol] = to
+        return flow.submit(strategy, book, leg, request, ts_ns, reference, price, (*to, feed))
 
     def cancel(self, client_order_id: str, ts_ns: int) -> bool:
         """Ask to cancel at `ts_ns` (effective after the entry latency: the order may fill meanwhile).
