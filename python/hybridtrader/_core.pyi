@@ -34,6 +34,7 @@ __all__ = [
     "bar_view_runs",
     "barrier_exits",
     "client_order_id",
+    "ema_columns",
     "lightgbm_probabilities",
     "marked_values",
     "order_columns",
@@ -839,6 +840,13 @@ def seeded_ewm(
     alpha: float,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Seeded EWM per run: (smoothed values, present)."""
+
+def ema_columns(
+    x: npt.NDArray[np.float64], alpha: float, last: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """EMA with `alpha` down each column of `x` (rows x columns) from `last` (one value per column), bit
+    for bit `scipy.signal.lfilter([alpha], [1, alpha - 1], x, axis=0, zi=(1 - alpha) * last)`. ValueError
+    when the shapes do not fit."""
 
 
 @final
