@@ -448,7 +448,8 @@ class Trader:
         ahead = 1  # how many bar times the next step marks: positions that moved may well move again
         nets: list[float] = []
         grosses: list[float] = []
-        held_elsewhere = False
+        held_elsewhere = False  # a held symbol has no bar in this batch...
+        held_seen = -1  # ...as of this `ledger.held_changes` (a symbol entering or leaving net changes it)
         quiet = _Quiet(self, sess, nows) if self._wakeful else None
         i = 0
         while i < n:
@@ -470,7 +471,9 @@ class Trader:
                 marked_from, marked_to = i, min(i + ahead, n)
                 ahead = min(2 * ahead, _MARKED_AHEAD)
                 nets, grosses = _marked(pos, values_px[marked_from:marked_to])
-                held_elsewhere = len(ledger.net) != np.count_nonzero(pos)
+            if ledger.held_changes != held_seen:
+                held_seen = ledger.held_changes
+                held_elsewhere = any(sym not in sess.index for sym in ledger.net)
             net, gross = nets[i - marked_from], grosses[i - marked_from]
             if held_elsewhere:  # held symbols without a bar in this batch
                 for sym, q in ledger.net.items():

@@ -57,7 +57,7 @@ fn ema_columns<'py>(
     let y = py
         .detach(|| smoothing::ema_columns(&grid, cols, alpha, &last))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    Ok(PyArray1::from_vec(py, y).reshape([rows, cols])?)
+    PyArray1::from_vec(py, y).reshape([rows, cols])
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
