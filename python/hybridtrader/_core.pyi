@@ -456,8 +456,22 @@ class OrderFlowCore:
     @property
     def n_fills(self) -> int:
         """Fills booked so far (since `take_fills`)."""
-    def start_batch(self, index: dict[str, int], pos: npt.NDArray[np.float64]) -> None:
-        """A batch's symbol -> column and the account's shares per column, which fills move from now on."""
+    def start_batch(
+        self,
+        index: dict[str, int],
+        pos: npt.NDArray[np.float64],
+        closes: npt.NDArray[np.float64] | None = None,
+    ) -> None:
+        """A batch's symbol -> column and the account's shares per column, which fills move from now on;
+        with its closes (bar time x column), prices come from them (`price`)."""
+    @property
+    def row(self) -> int:
+        """The bar time of the batch the engine is at (a row of the closes)."""
+    @row.setter
+    def row(self, value: int) -> None: ...
+    def price(self, symbol: str) -> float:
+        """With a batch's closes: the close at bar time `row`, else the ledger's mark, else NaN; without:
+        the `price` given at construction."""
     def submit(
         self,
         strategy: str,

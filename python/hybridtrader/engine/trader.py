@@ -315,7 +315,7 @@ class Trader:
         self.allocations: list[tuple[Any, ...]] = []
         # the order flow: orders sent, broker updates booked into the ledger, exposure, slippage model and
         # fill rows (rust/src/py/flow.rs); its dicts are read in place
-        self.flow = OrderFlowCore(self.ledger, self.exposure, self.slippage, self.price)
+        self.flow = OrderFlowCore(self.ledger, self.exposure, self.slippage, self._last_mark)
         self.orders: dict[str, Order] = self.flow.orders  # not yet folded into `_done`, by client order id
         self.sent: dict[str, int] = self.flow.sent  # their ids -> rank in the run's order of sending
         self.open: dict[str, Order] = self.flow.open
@@ -426,7 +426,7 @@ class Trader:
         starts, ends, closes = sess.starts, sess.ends, sess.closes
         ledger, exposure = self.ledger, self.exposure
         self._pos = pos = np.zeros(len(sess.index))  # account shares per symbol of the batch
-        self.flow.start_batch(sess.index, pos)  # fills move them
+        self.flow.start_batch(sess.index, pos, closes)  # fills move them; prices from the closes
         for sym, q in ledger.net.items():
             j = sess.index.get(sym)
             if j is not None:
@@ -460,6 +460,7 @@ class Trader:
                     continue
             lo, hi, now = first_rows[i], end_rows[i], now_list[i]
             self._i, self.now_ns = i, now
+            flow.row = i
             self.clock.advance_to(now)
             if flow.repricing is not None:  # `apply_early`: as if its updates were applied at this poll
                 early, flow.repricing = flow.repricing, None
@@ -531,6 +532,7 @@ class Trader:
             column.extend(values[:taken].tolist())
         k = i + taken
         self._i, self.now_ns = k - 1, int(nows[k - 1])
+        self.flow.row = k - 1
         self.equity = float(equity[taken - 1])
         self.clock.advance_to(self.now_ns)
         self.n_bars += int(sess.ends[k - 1] - sess.starts[i])
@@ -973,11 +975,13 @@ class Trader:
         return self._by_name[name].book
 
     def price(self, symbol: str) -> float:
-        sess = self._sess
-        if sess is None or symbol not in sess.index:
-            return self.ledger.marks.get(symbol, math.nan)
-        px = float(sess.closes[self._i, sess.index[symbol]])
-        return px if px == px else self.ledger.marks.get(symbol, math.nan)
+        """The close of `symbol` at this bar time, else (no bar of it yet) its last mark, else NaN: the
+        order flow's rule (`OrderFlowCore.price`), which values pending exposure by it in the same call."""
+        return self.flow.price(symbol)
+
+    def _last_mark(self, symbol: str) -> float:
+        """The price before any batch: the ledger's mark (NaN: none)."""
+        return self.ledger.marks.get(symbol, math.nan)
 
     def _skip(self, reason: str) -> None:
         """Count an intent not sent, by kind of reason."""
