@@ -10,7 +10,6 @@ import numpy.typing as npt
 from typing_extensions import disjoint_base
 
 from hybridtrader.engine.events import OrderUpdate
-from hybridtrader.engine.orders import OrderRequest
 
 _T = TypeVar("_T")
 
@@ -22,6 +21,7 @@ __all__ = [
     "LedgerCore",
     "Order",
     "OrderFlowCore",
+    "OrderRequest",
     "Position",
     "SlidingWindowLimiter",
     "SlippageModelCore",
@@ -34,6 +34,7 @@ __all__ = [
     "bar_view_runs",
     "barrier_exits",
     "client_order_id",
+    "ema_columns",
     "lightgbm_probabilities",
     "marked_values",
     "order_columns",
@@ -244,6 +245,8 @@ class FillSimulatorCore:
         """Hold these bar rows (copied) for `on_loaded_bars`, replacing the last batch held."""
     def on_loaded_bars(self, start: int, end: int) -> None:
         """`on_bars` of rows start..end of the held batch; ValueError as `on_bars`, or out of range."""
+    def catch_up(self, now_ns: int, feed: bool) -> None:
+        """`on_loaded_bars` of the held bar times closed by `now_ns` not fed yet (not `feed`: passed over)."""
     def drain(self) -> tuple[Any, ...]:
         """Events in time order (stable): (ts, slot, symbol, side, kind, qty, price, fee, filled, leaves)
         arrays, ids, reasons."""
@@ -307,6 +310,44 @@ def marked_values(
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Net and gross value of `shares` (one per symbol) at each row of `prices` (bar time x symbol), each
     row summed as numpy sums it (`np.add.reduce`, bit for bit). DataError when the widths differ."""
+
+@final
+class OrderRequest:
+    """What a strategy asks for; immutable, validated on construction (ConfigError naming the field).
+    `hybridtrader.engine.orders` states the rules."""
+
+    ORDER_TYPES: ClassVar[list[str]]
+    TIME_IN_FORCE: ClassVar[list[str]]
+    def __new__(
+        cls,
+        symbol: str,
+        side: str,
+        qty: float,
+        type: str = "market",
+        time_in_force: str = "day",
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> OrderRequest: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> str: ...
+    @property
+    def qty(self) -> float: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def time_in_force(self) -> str: ...
+    @property
+    def limit_price(self) -> float | None: ...
+    @property
+    def stop_price(self) -> float | None: ...
+    @property
+    def sign(self) -> int:
+        """+1 buy, -1 sell."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
 
 @final
 class Order:
@@ -415,8 +456,22 @@ class OrderFlowCore:
     @property
     def n_fills(self) -> int:
         """Fills booked so far (since `take_fills`)."""
-    def start_batch(self, index: dict[str, int], pos: npt.NDArray[np.float64]) -> None:
-        """A batch's symbol -> column and the account's shares per column, which fills move from now on."""
+    def start_batch(
+        self,
+        index: dict[str, int],
+        pos: npt.NDArray[np.float64],
+        closes: npt.NDArray[np.float64] | None = None,
+    ) -> None:
+        """A batch's symbol -> column and the account's shares per column, which fills move from now on;
+        with its closes (bar time x column), prices come from them (`price`)."""
+    @property
+    def row(self) -> int:
+        """The bar time of the batch the engine is at (a row of the closes)."""
+    @row.setter
+    def row(self, value: int) -> None: ...
+    def price(self, symbol: str) -> float:
+        """With a batch's closes: the close at bar time `row`, else the ledger's mark, else NaN; without:
+        the `price` given at construction."""
     def submit(
         self,
         strategy: str,
@@ -426,11 +481,12 @@ class OrderFlowCore:
         now_ns: int,
         reference: float,
         price: float,
-        to: tuple[FillSimulatorCore, int, SlippageModelCore | None, int, int] | None = None,
+        to: tuple[FillSimulatorCore, int, SlippageModelCore | None, int, int, bool] | None = None,
     ) -> str:
         """Make the client order id, forecast and order; record it as sent with its shares pending at
         `price` (NaN: `reference`). StateError when the id was sent already. With `to` = (simulator, the
-        symbol's code, impact model, session open, session close), also place it in that simulator."""
+        symbol's code, impact model, session open, session close, orders open there), also place it in that
+        simulator, after its `catch_up(now_ns, orders open)`."""
     def send(self, order: Order) -> None:
         """Record an order as sent: by id, open, ranked, its shares pending at the current price."""
     def add_pending(self, order: Order, delta: float, price: float | None = None) -> None:
@@ -443,8 +499,9 @@ class OrderFlowCore:
         sent."""
     def apply(self, update: OrderUpdate) -> Order:
         """Book one update; its order. StateError for an unknown order or an illegal update."""
-    def drain_simulator(self, sim: FillSimulatorCore) -> tuple[int, int]:
-        """`apply` of the simulator's events since its last drain, in time order: (events, ended orders)."""
+    def poll_simulator(self, sim: FillSimulatorCore, now_ns: int, feed: bool) -> tuple[int, int]:
+        """The simulator's `catch_up(now_ns, feed)` and `advance(now_ns)`, then `apply` of its events since
+        its last drain, in time order: (events, ended orders)."""
     def ranked(self) -> tuple[list[Order], npt.NDArray[np.int64]]:
         """The orders sent and not yet taken, in the order sent, and their ranks."""
     def take_final(self, now_ns: int) -> tuple[list[Order], npt.NDArray[np.int64]]:
@@ -797,6 +854,13 @@ def seeded_ewm(
     alpha: float,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Seeded EWM per run: (smoothed values, present)."""
+
+def ema_columns(
+    x: npt.NDArray[np.float64], alpha: float, last: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """EMA with `alpha` down each column of `x` (rows x columns) from `last` (one value per column), bit
+    for bit `scipy.signal.lfilter([alpha], [1, alpha - 1], x, axis=0, zi=(1 - alpha) * last)`. ValueError
+    when the shapes do not fit."""
 
 
 @final

@@ -317,6 +317,43 @@ pub struct BarColumns<'a> {
     pub volume: &'a [f64],
 }
 
+/// A loaded batch's bar times as a backtest feeds them: the row each ends at and when it has closed
+/// (start + the bar interval), and how far they have been taken (`take_closed`).
+#[derive(Clone, Debug, Default)]
+pub struct BarTimes {
+    ends: Vec<usize>,
+    closes_at: Vec<i64>,
+    next: usize,
+    row: usize,
+}
+
+impl BarTimes {
+    /// The bar times of rows starting at `ts` (ascending; one bar time per run of equal values), bars
+    /// of `every_ns`; none taken yet.
+    pub fn new(ts: &[i64], every_ns: i64) -> Self {
+        let mut times = Self::default();
+        for (i, &t) in ts.iter().enumerate() {
+            if ts.get(i + 1) != Some(&t) {
+                times.ends.push(i + 1);
+                times.closes_at.push(t.saturating_add(every_ns));
+            }
+        }
+        times
+    }
+
+    /// The rows of the bar times closed by `now_ns` (closed at or before it) not taken before, now
+    /// taken (empty when none).
+    pub fn take_closed(&mut self, now_ns: i64) -> std::ops::Range<usize> {
+        let start = self.row;
+        let closed = self.closes_at[self.next..].partition_point(|&c| c <= now_ns);
+        if closed > 0 {
+            self.next += closed;
+            self.row = self.ends[self.next - 1];
+        }
+        start..self.row
+    }
+}
+
 /// Impact (bps) an order pays beyond the touch: the slippage model's cost forecast `cost_bps` less half its
 /// spread forecast `spread_bps` (the touch already pays that), never negative.
 pub fn impact_bps(cost_bps: f64, spread_bps: f64) -> f64 {
@@ -1119,6 +1156,18 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn bar_times_take_the_rows_of_the_bar_times_closed_by_now_once() {
+        // bar times 0 (rows 0..2), 10 (row 2), 20 (rows 3..6), bars of 5: closed at 5, 15, 25
+        let mut times = BarTimes::new(&[0, 0, 10, 20, 20, 20], 5);
+        assert_eq!(times.take_closed(4), 0..0);
+        assert_eq!(times.take_closed(5), 0..2);
+        assert_eq!(times.take_closed(5), 2..2); // taken already
+        assert_eq!(times.take_closed(30), 2..6); // two bar times at once
+        assert_eq!(times.take_closed(i64::MAX), 6..6);
+        assert_eq!(BarTimes::new(&[], 5).take_closed(100), 0..0);
+    }
 
     const MIN: i64 = 60_000_000_000;
     const OPEN: i64 = 1_000 * MIN;

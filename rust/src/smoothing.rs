@@ -135,9 +135,47 @@ pub fn seeded_ewm(
     Ok(out)
 }
 
+/// EMA with `alpha` down each column of the row-major `rows x cols` grid `x`, continuing from `last` (one
+/// value per column): y_t = alpha x_t + (1 - alpha) y_{t-1}, y_{-1} = last. Operation for operation what
+/// `scipy.signal.lfilter([alpha], [1, alpha - 1], x, axis=0, zi=(1 - alpha) * last)` computes (its
+/// transposed direct form: the state z = 0 x_t - (alpha - 1) y_t carried to y_{t+1} = z + alpha x_{t+1}),
+/// so the values are bit-identical to it.
+pub fn ema_columns(
+    x: &[f64],
+    cols: usize,
+    alpha: f64,
+    last: &[f64],
+) -> Result<Vec<f64>, SmoothError> {
+    check("last", last.len(), cols)?;
+    if cols == 0 {
+        return Ok(Vec::new()); // no column: no rows either
+    }
+    check("grid", x.len(), x.len().div_ceil(cols) * cols)?; // whole rows
+    let a1 = alpha - 1.0;
+    let mut z: Vec<f64> = last.iter().map(|&v| (1.0 - alpha) * v).collect();
+    let mut y = vec![0.0; x.len()];
+    for (row_x, row_y) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
+        for ((&xt, yt), zc) in row_x.iter().zip(row_y.iter_mut()).zip(z.iter_mut()) {
+            *yt = *zc + alpha * xt;
+            *zc = xt * 0.0 - *yt * a1;
+        }
+    }
+    Ok(y)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ema_columns_follow_the_recursion_down_each_column() {
+        // alpha 0.5 from last (2, 10): column 0 takes 4 then 8, column 1 takes 0 then 6
+        let y = ema_columns(&[4.0, 0.0, 8.0, 6.0], 2, 0.5, &[2.0, 10.0]).unwrap();
+        assert_eq!(y, vec![3.0, 5.0, 5.5, 5.5]);
+        assert!(ema_columns(&[1.0, 2.0, 3.0], 2, 0.5, &[0.0, 0.0]).is_err());
+        assert!(ema_columns(&[1.0, 2.0], 2, 0.5, &[0.0]).is_err());
+        assert_eq!(ema_columns(&[], 0, 0.5, &[]).unwrap(), Vec::<f64>::new());
+    }
 
     fn run(
         value: &[f64],

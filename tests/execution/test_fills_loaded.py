@@ -1,6 +1,6 @@
 """The backtest's per-bar-time path into the fill simulator: a batch loaded once (`load_bar_arrays`) and fed
-by rows (`on_loaded_bars`), its events made in one call (`drain_updates`), against the frame path
-(`on_bars`/`drain`) on the hand-worked bar case."""
+by rows (`on_loaded_bars`) or by time (`catch_up`), its events made in one call (`drain_updates`), against
+the frame path (`on_bars`/`drain`) on the hand-worked bar case, and against the rows closed by each time."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from helpers import MIN
 from hybridtrader.errors import DataError
 from hybridtrader.execution.fills import FillSettings, FillSimulator
 from hybridtrader.market.schema import BAR_SCHEMA
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 OPEN = 1_704_205_800_000_000_000  # 2024-01-02 14:30 UTC, 09:30 New York
 FREE = FillSettings(sec_fee_rate=0.0, taf_per_share=0.0, entry_latency_ms=0.0, ack_latency_ms=0.0)
@@ -64,3 +66,41 @@ def test_drain_updates_names_a_code_past_the_list_blank_and_rows_out_of_range_ar
     )
     with pytest.raises(DataError, match=r"rows 0\.\.2 of a loaded batch of 1"):
         sim.on_loaded_bars(0, 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(st.integers(0, 2), min_size=1, max_size=8),  # minutes between bar times
+    widths=st.lists(st.integers(1, 3), min_size=8, max_size=8),  # rows per bar time
+    nows=st.lists(st.integers(0, 20), min_size=1, max_size=6),  # minutes after OPEN, sorted below
+    feeds=st.lists(st.booleans(), min_size=6, max_size=6),
+)
+def test_catch_up_feeds_the_bar_times_closed_by_now_once_as_on_loaded_bars(
+    gaps: list[int], widths: list[int], nows: list[int], feeds: list[bool]
+) -> None:
+    """Reference: a bar time starting at t has closed at now when t + every <= now; `catch_up` feeds the
+    rows of those not fed or passed over before (or passes over them without `feed`), as `on_loaded_bars`
+    of those rows does."""
+    starts = OPEN + MIN * np.cumsum(gaps)
+    ts = np.repeat(starts, widths[: len(gaps)]).astype(np.int64)
+    n = len(ts)
+    cols = [10.0 + np.arange(n) % 3, np.full(n, 11.0), np.full(n, 9.5), np.full(n, 10.2), np.full(n, 500.0)]
+    names = [f"S{k}" for k in range(3)]
+    caught, rows = FillSimulator(FREE), FillSimulator(FREE)
+    for sim in (caught, rows):
+        for k, name in enumerate(names):  # 0.1 x 500 = 50 shares a bar: each fills over several bar times
+            sim.submit(f"o{k}", name, "buy" if k % 2 else "sell", 120, OPEN)
+        codes = sim.symbol_codes(pl.Series([names[k % 3] for k in range(n)]))
+        sim.load_bar_arrays(codes, ts, *cols, every_ns=MIN)
+    taken = 0
+    for now_min, feed in zip(sorted(nows), feeds, strict=False):
+        now = OPEN + now_min * MIN
+        caught.catch_up(now, feed)
+        closed = int(np.sum(ts + MIN <= now))  # rows of the bar times closed by now (ts sorted)
+        if feed and closed > taken:
+            rows.on_loaded_bars(taken, closed)
+        taken = max(taken, closed)
+        caught.advance(now)
+        rows.advance(now)
+    want = rows.drain_updates(names, tuple)
+    assert caught.drain_updates(names, tuple) == want

@@ -3,10 +3,11 @@ same matching code the local venue serves over HTTP.
 
 The engine hands over each batch's bars once (`on_bars`); `poll(now)` then feeds the simulator the bar
 times that have closed by `now` (only while orders are open: with none there is nothing to match) and
-returns what it reported. The batch's columns are loaded into the simulator once (`load_bar_arrays`); per
-bar time it is told which rows to match (`on_loaded_bars`) and its events come back as `OrderUpdate`s made
-in one call (`drain_updates`), or, for an engine whose strategies do not listen to updates, are booked
-straight into its order flow (`poll_into`): no frame, array or column list per bar time.
+returns what it reported. The batch's columns are loaded into the simulator once (`load_bar_arrays`), which
+keeps track of its bar times: each call brings it to a time (`catch_up`: the bar times closed by then and not
+fed yet) and its events come back as `OrderUpdate`s made in one call (`drain_updates`), or, for an engine
+whose strategies do not listen to updates, are booked straight into its order flow (`poll_into`: catch-up,
+advance and booking in one call): no frame, array or column list per bar time.
 
 The simulator keeps every order it was given (the venue answers queries about closed orders from it); the
 backtest has no use for closed ones, so a batch of a new day that finds no order open starts a fresh
@@ -16,7 +17,6 @@ an order only meets market data of its own session.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from functools import partial
 
 import numpy as np
@@ -27,7 +27,7 @@ from hybridtrader.engine.events import OrderUpdate, symbol_index
 from hybridtrader.engine.orders import OrderRequest
 from hybridtrader.errors import DataError
 from hybridtrader.execution.fills import FillSimulator
-from hybridtrader.market.timeconv import NS_PER_DAY, epoch_ns, time_runs
+from hybridtrader.market.timeconv import NS_PER_DAY, epoch_ns
 
 # an OrderUpdate from its fields' tuple, by tuple.__new__ (C; the named tuple's own __new__ is a Python frame)
 _UPDATE = partial(tuple.__new__, OrderUpdate)
@@ -43,12 +43,6 @@ class SimBroker:
         self._open = 0  # orders submitted and not yet terminal, by the events reported
         self._positions: dict[str, float] = {}  # filled by the simulators before this one
         self._names: list[str] = []  # simulator symbol code -> symbol ("": a code that no bar had yet)
-        # per bar time of the batch, as lists (scalar lookups on a list beat numpy's per call): its end row
-        # and when it has closed
-        self._ends: list[int] = []
-        self._closes_at: list[int] = []
-        self._next = 0  # first bar time of the batch not yet fed
-        self._row = 0  # its first row
         self._day = -1  # the UTC day (ns // NS_PER_DAY) of the last batch: a session never spans two
 
     # ------------------------------------------------------------------------------------ orders
@@ -84,8 +78,9 @@ class SimBroker:
             cid = flow.submit(strategy, book, leg, request, ts_ns, reference, price)
             self.submit(cid, request, ts_ns)
             return cid
-        self._catch_up(ts_ns)  # bars closed before the order exists are not for it
-        cid = self.sim.submit_from(flow, strategy, book, leg, request, ts_ns, reference, price)
+        # bars closed before the order exists are not for it: caught up in the same call
+        feed = self._open > 0
+        cid = self.sim.submit_from(flow, strategy, book, leg, request, ts_ns, reference, price, feed)
         self._open += 1
         return cid
 
@@ -137,10 +132,6 @@ class SimBroker:
             *(bars[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close", "volume")),
             every_ns=every_ns,
         )
-        starts, ends = time_runs(ts)
-        self._ends = ends.tolist()
-        self._closes_at = (ts[starts] + every_ns).tolist()
-        self._next, self._row = 0, 0
 
     def _symbol_codes(self, names: list[str], rows: np.ndarray) -> np.ndarray:
         """The simulator's code of each row's symbol, from the batch's encoding (`names`: its distinct
@@ -164,14 +155,7 @@ class SimBroker:
 
     def _catch_up(self, now_ns: int) -> None:
         """Feed the bar times closed by `now_ns` and not fed yet, or skip them when no order is open."""
-        closes_at, first = self._closes_at, self._next
-        if first >= len(closes_at) or closes_at[first] > now_ns:
-            return
-        last = bisect_right(closes_at, now_ns, first)
-        hi = self._ends[last - 1]
-        if self._open > 0:
-            self.sim.on_loaded_bars(self._row, hi)
-        self._next, self._row = last, hi
+        self.sim.catch_up(now_ns, self._open > 0)
 
     def poll_into(self, flow: OrderFlowCore, now_ns: int) -> bool:
         """`poll`, its events booked by `flow` as they come from the simulator (no `OrderUpdate` made);
@@ -181,9 +165,7 @@ class SimBroker:
             for update in updates:
                 flow.apply(update)
             return bool(updates)
-        self._catch_up(now_ns)
-        self.sim.advance(now_ns)
-        events, ended = self.sim.drain_into(flow)
+        events, ended = self.sim.poll_into(flow, now_ns, self._open > 0)
         self._open -= ended
         return events > 0
 

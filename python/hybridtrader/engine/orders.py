@@ -5,6 +5,12 @@ the same four fields give the same id (35 chars, "ht-" + blake2b-128 hex of the 
 process, so a restart that re-decides an intent re-uses the id and the broker refuses the duplicate instead
 of trading twice.
 
+`OrderRequest` (what a strategy asks for: symbol, side, qty, type "market", time in force "day", limit and
+stop prices) is the Rust core's too (rust/src/py/orders.rs): immutable, equal when its fields are, validated
+on construction: a side other than "buy"/"sell", a qty not > 0, a type not in ORDER_TYPES or a time in force
+not in TIME_IN_FORCE, a limit price on a type without one (or none on limit and stop_limit), likewise the
+stop price (stop and stop_limit), is a ConfigError naming the field.
+
 `Order` (one order the engine sent, and what the broker has said about it since) is the Rust core's
 (rust/src/orders.rs): `Order.apply(update)` moves it along new -> accepted -> partially_filled -> filled, or
 to canceled, expired, replaced (any open state) or rejected (a new order); fills may come before the
@@ -16,60 +22,9 @@ filled_qty == qty.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from hybridtrader._core import Order, OrderRequest, client_order_id
 
-from hybridtrader._core import Order, client_order_id
-from hybridtrader.errors import ConfigError
-
-ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
-TIME_IN_FORCE = ("day", "gtc", "ioc", "fok", "opg", "cls")
+ORDER_TYPES: tuple[str, ...] = tuple(OrderRequest.ORDER_TYPES)
+TIME_IN_FORCE: tuple[str, ...] = tuple(OrderRequest.TIME_IN_FORCE)
 MAX_CLIENT_ORDER_ID = 48  # Alpaca's limit
 __all__ = ["MAX_CLIENT_ORDER_ID", "ORDER_TYPES", "TIME_IN_FORCE", "Order", "OrderRequest", "client_order_id"]
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
-    """What a strategy asks for. Validated on construction (ConfigError naming the field)."""
-
-    symbol: str
-    side: str
-    qty: float
-    type: str = "market"
-    time_in_force: str = "day"
-    limit_price: float | None = None
-    stop_price: float | None = None
-
-    def __post_init__(self) -> None:
-        # the common order (market, day, no prices): every check below passes; skip their tuple scans
-        if (
-            self.type == "market"
-            and self.time_in_force == "day"
-            and self.side in ("buy", "sell")
-            and self.qty > 0
-            and self.limit_price is None
-            and self.stop_price is None
-        ):
-            return
-        if self.side not in ("buy", "sell"):
-            raise ConfigError(f"order side must be 'buy' or 'sell', got {self.side!r}")
-        if not self.qty > 0:
-            raise ConfigError(f"order qty must be > 0, got {self.qty!r}")
-        if self.type not in ORDER_TYPES:
-            raise ConfigError(f"order type must be one of {', '.join(ORDER_TYPES)}, got {self.type!r}")
-        if self.time_in_force not in TIME_IN_FORCE:
-            raise ConfigError(
-                f"time_in_force must be one of {', '.join(TIME_IN_FORCE)}, got {self.time_in_force!r}"
-            )
-        needs_limit = self.type in ("limit", "stop_limit")
-        needs_stop = self.type in ("stop", "stop_limit")
-        if needs_limit != (self.limit_price is not None):
-            raise ConfigError(
-                f"{self.type} order: limit_price {'required' if needs_limit else 'not allowed'}"
-            )
-        if needs_stop != (self.stop_price is not None):
-            raise ConfigError(f"{self.type} order: stop_price {'required' if needs_stop else 'not allowed'}")
-
-    @property
-    def sign(self) -> int:
-        """+1 buy, -1 sell (the side was validated on construction)."""
-        return 1 if self.side == "buy" else -1

@@ -315,7 +315,7 @@ class Trader:
         self.allocations: list[tuple[Any, ...]] = []
         # the order flow: orders sent, broker updates booked into the ledger, exposure, slippage model and
         # fill rows (rust/src/py/flow.rs); its dicts are read in place
-        self.flow = OrderFlowCore(self.ledger, self.exposure, self.slippage, self.price)
+        self.flow = OrderFlowCore(self.ledger, self.exposure, self.slippage, self._last_mark)
         self.orders: dict[str, Order] = self.flow.orders  # not yet folded into `_done`, by client order id
         self.sent: dict[str, int] = self.flow.sent  # their ids -> rank in the run's order of sending
         self.open: dict[str, Order] = self.flow.open
@@ -426,7 +426,7 @@ class Trader:
         starts, ends, closes = sess.starts, sess.ends, sess.closes
         ledger, exposure = self.ledger, self.exposure
         self._pos = pos = np.zeros(len(sess.index))  # account shares per symbol of the batch
-        self.flow.start_batch(sess.index, pos)  # fills move them
+        self.flow.start_batch(sess.index, pos, closes)  # fills move them; prices from the closes
         for sym, q in ledger.net.items():
             j = sess.index.get(sym)
             if j is not None:
@@ -438,6 +438,9 @@ class Trader:
         values_px = np.nan_to_num(closes, nan=0.0)
         n = len(starts)
         nows = sess.times + every
+        # per bar time, as lists (a list's item is a Python int; a numpy scalar costs a conversion each)
+        first_rows, end_rows, now_list = starts.tolist(), ends.tolist(), nows.tolist()
+        flow = self.flow
         rows: _Rows = ([], [], [], [])  # equity, cash, gross, net of the bar times run so far
         add_equity, add_cash, add_gross, add_net = (column.append for column in rows)
         marked_to = 0  # the bar times before this one have their marked values in `nets`/`grosses`...
@@ -445,30 +448,33 @@ class Trader:
         ahead = 1  # how many bar times the next step marks: positions that moved may well move again
         nets: list[float] = []
         grosses: list[float] = []
-        held_elsewhere = False
+        held_elsewhere = False  # a held symbol has no bar in this batch...
+        held_seen = -1  # ...as of this `ledger.held_changes` (a symbol entering or leaving net changes it)
         quiet = _Quiet(self, sess, nows) if self._wakeful else None
         i = 0
         while i < n:
-            if quiet is not None and not self.open and self._repricing is None:
+            if quiet is not None and not self.open and flow.repricing is None:
                 end = quiet.end(i)
                 if end - i >= _QUIET_MIN:  # nothing happens at bar times i..end-1 but marks and the breaker
                     i = self._run_quiet(i, end, values_px, nows, rows)
                     continue
-            lo, hi = int(starts[i]), int(ends[i])
-            now = int(nows[i])
+            lo, hi, now = first_rows[i], end_rows[i], now_list[i]
             self._i, self.now_ns = i, now
+            flow.row = i
             self.clock.advance_to(now)
-            if self._repricing is not None:  # `apply_early`: as if its updates were applied at this poll
-                early, self._repricing = self._repricing, None
+            if flow.repricing is not None:  # `apply_early`: as if its updates were applied at this poll
+                early, flow.repricing = flow.repricing, None
                 for order in early.values():
-                    self.flow.add_pending(order, 0.0)
+                    flow.add_pending(order, 0.0)
             if self.open and self._poll(now):  # fills move `pos` (and only updates do)
                 marked_to, ahead = i, 1
             if i >= marked_to:
                 marked_from, marked_to = i, min(i + ahead, n)
                 ahead = min(2 * ahead, _MARKED_AHEAD)
                 nets, grosses = _marked(pos, values_px[marked_from:marked_to])
-                held_elsewhere = len(ledger.net) != np.count_nonzero(pos)
+            if ledger.held_changes != held_seen:
+                held_seen = ledger.held_changes
+                held_elsewhere = any(sym not in sess.index for sym in ledger.net)
             net, gross = nets[i - marked_from], grosses[i - marked_from]
             if held_elsewhere:  # held symbols without a bar in this batch
                 for sym, q in ledger.net.items():
@@ -526,6 +532,7 @@ class Trader:
             column.extend(values[:taken].tolist())
         k = i + taken
         self._i, self.now_ns = k - 1, int(nows[k - 1])
+        self.flow.row = k - 1
         self.equity = float(equity[taken - 1])
         self.clock.advance_to(self.now_ns)
         self.n_bars += int(sess.ends[k - 1] - sess.starts[i])
@@ -968,11 +975,13 @@ class Trader:
         return self._by_name[name].book
 
     def price(self, symbol: str) -> float:
-        sess = self._sess
-        if sess is None or symbol not in sess.index:
-            return self.ledger.marks.get(symbol, math.nan)
-        px = float(sess.closes[self._i, sess.index[symbol]])
-        return px if px == px else self.ledger.marks.get(symbol, math.nan)
+        """The close of `symbol` at this bar time, else (no bar of it yet) its last mark, else NaN: the
+        order flow's rule (`OrderFlowCore.price`), which values pending exposure by it in the same call."""
+        return self.flow.price(symbol)
+
+    def _last_mark(self, symbol: str) -> float:
+        """The price before any batch: the ledger's mark (NaN: none)."""
+        return self.ledger.marks.get(symbol, math.nan)
 
     def _skip(self, reason: str) -> None:
         """Count an intent not sent, by kind of reason."""

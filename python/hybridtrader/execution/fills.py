@@ -123,6 +123,9 @@ class FillSimulator:
         self._codes: dict[str, int] = {}
         self._names: list[str] = []
         self._session = (0, 0)  # the last session looked up: (open, close) ns
+        # symbol -> where `submit_from` places its orders active in one session: (core, code, impact model,
+        # session open, session close)
+        self._placements: dict[str, tuple[FillSimulatorCore, int, SlippageModel | None, int, int]] = {}
 
     def fill_fee(self, side: str, before: float, qty: float, price: float) -> float:
         """Fees (USD) of one fill of `qty` shares at `price` on an order that had filled `before` shares:
@@ -180,13 +183,17 @@ class FillSimulator:
                           stop_price, self.slippage, open_ns, close_ns)
 
     def submit_from(self, flow: OrderFlowCore, strategy: str, book: str, leg: str, request: Any,
-                    ts_ns: int, reference: float, price: float) -> str:
+                    ts_ns: int, reference: float, price: float, feed: bool) -> str:
         """`OrderFlowCore.submit` of a strategy's order (`request`: the engine's `OrderRequest`, whose fields
-        the flow reads), placed in this simulator in the same call (as `submit`); its client order id."""
-        code = self._code(request.symbol)
-        open_ns, close_ns = self._session_of(ts_ns + self._entry_ns, request.time_in_force == "opg")
-        to = (self._core, code, self.slippage, open_ns, close_ns)
-        return flow.submit(strategy, book, leg, request, ts_ns, reference, price, to)
+        the flow reads), placed in this simulator in the same call (as `submit`), after `catch_up(ts_ns,
+        feed)`; its client order id."""
+        at, opg = ts_ns + self._entry_ns, request.time_in_force == "opg"
+        to = self._placements.get(request.symbol)
+        if to is None or opg or not to[3] <= at < to[4]:  # the symbol's first order of the session
+            to = (self._core, self._code(request.symbol), self.slippage, *self._session_of(at, opg))
+            if not opg:
+                self._placements[request.symbol] = to
+        return flow.submit(strategy, book, leg, request, ts_ns, reference, price, (*to, feed))
 
     def cancel(self, client_order_id: str, ts_ns: int) -> bool:
         """Ask to cancel at `ts_ns` (effective after the entry latency: the order may fill meanwhile).
@@ -275,6 +282,12 @@ class FillSimulator:
         except ValueError as e:
             raise DataError(f"bars: {e}") from None
 
+    def catch_up(self, now_ns: int, feed: bool) -> None:
+        """`on_loaded_bars` of the loaded batch's bar times that have closed by `now_ns` and were not fed
+        yet; with `feed` false (no order open: nothing to match) they are passed over, never fed. A
+        DataError for bars the simulator refuses."""
+        self._core.catch_up(now_ns, feed)
+
     # ------------------------------------------------------------------------------ results
     def drain(self) -> pl.DataFrame:
         """Events since the last drain (FILL_EVENT_SCHEMA), in time order."""
@@ -300,10 +313,11 @@ class FillSimulator:
         them end an order: one call, no column per field."""
         return self._core.drain_updates(names, make)
 
-    def drain_into(self, flow: OrderFlowCore) -> tuple[int, int]:
-        """`drain_by_time`'s events booked by the engine's order flow (`OrderFlowCore.drain_simulator`, no
-        Python object per event): how many, and how many of them end an order."""
-        return flow.drain_simulator(self._core)
+    def poll_into(self, flow: OrderFlowCore, now_ns: int, feed: bool) -> tuple[int, int]:
+        """`catch_up(now_ns, feed)`, `advance(now_ns)` and `drain_by_time`'s events booked by the engine's
+        order flow, in one call (`OrderFlowCore.poll_simulator`, no Python object per event): how many
+        events, and how many of them end an order."""
+        return flow.poll_simulator(self._core, now_ns, feed)
 
     def filled_shares(self) -> dict[str, float]:
         """Signed shares filled per symbol (buys +, sells -) over every order, for the symbols with a fill

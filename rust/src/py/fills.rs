@@ -9,9 +9,12 @@ use std::borrow::Cow;
 use super::slippage::PySlippageModel;
 use crate::common::Side;
 use crate::fills::{
-    BarColumns, Fees, FillSimulator, OrderType, QuoteColumns, Request, Settings, Tif, NEVER,
+    BarColumns, BarTimes, Fees, FillSimulator, OrderType, QuoteColumns, Request, Settings, Tif,
+    NEVER,
 };
 use crate::orders::{Status, UpdateKind};
+
+pyo3::import_exception!(hybridtrader.errors, DataError);
 
 const SIDES: [Side; 2] = [Side::Buy, Side::Sell];
 const TYPES: [OrderType; 4] = [
@@ -38,9 +41,10 @@ fn values<'a, T: numpy::Element + Copy>(arr: &'a PyReadonlyArray1<'_, T>) -> Cow
 type F64s<'py> = PyReadonlyArray1<'py, f64>;
 
 /// A batch of bars held for `on_loaded_bars` (owned copies: a backtest loads a session once and feeds it
-/// a bar time at a time, without handing numpy arrays over per bar time).
+/// a bar time at a time, without handing numpy arrays over per bar time), and its bar times (`catch_up`).
 #[derive(Default)]
 struct LoadedBars {
+    times: BarTimes,
     symbols: Vec<u32>,
     ts: Vec<i64>,
     open: Vec<f64>,
@@ -91,6 +95,27 @@ impl PyFillSimulator {
             session_open: session_open_ns,
             session_close: session_close_ns,
         }))
+    }
+
+    /// `on_bars` of rows `start..end` of the loaded batch.
+    fn feed_loaded(&mut self, start: usize, end: usize) -> Result<(), String> {
+        let b = &self.loaded;
+        if start > end || end > b.symbols.len() {
+            return Err(format!(
+                "rows {start}..{end} of a loaded batch of {}",
+                b.symbols.len()
+            ));
+        }
+        let r = start..end;
+        let cols = BarColumns {
+            ts: &b.ts[r.clone()],
+            open: &b.open[r.clone()],
+            high: &b.high[r.clone()],
+            low: &b.low[r.clone()],
+            close: &b.close[r.clone()],
+            volume: &b.volume[r.clone()],
+        };
+        self.inner.on_bars(&b.symbols[r], cols, b.every_ns)
     }
 
     /// The events since the last drain in time order (stable: one time's events keep the core's order),
@@ -387,9 +412,11 @@ impl PyFillSimulator {
         volume: F64s<'_>,
         every_ns: i64,
     ) {
+        let ts = values(&ts).into_owned();
         self.loaded = LoadedBars {
+            times: BarTimes::new(&ts, every_ns),
             symbols: values(&symbols).into_owned(),
-            ts: values(&ts).into_owned(),
+            ts,
             open: values(&open).into_owned(),
             high: values(&high).into_owned(),
             low: values(&low).into_owned(),
@@ -401,25 +428,19 @@ impl PyFillSimulator {
 
     /// `on_bars` of rows `start..end` of the loaded batch.
     fn on_loaded_bars(&mut self, start: usize, end: usize) -> PyResult<()> {
-        let b = &self.loaded;
-        if start > end || end > b.symbols.len() {
-            return Err(PyValueError::new_err(format!(
-                "rows {start}..{end} of a loaded batch of {}",
-                b.symbols.len()
-            )));
+        self.feed_loaded(start, end).map_err(PyValueError::new_err)
+    }
+
+    /// `on_loaded_bars` of the loaded bar times closed by `now_ns` and not fed yet; with `feed` false (no
+    /// order open: nothing to match) they are passed over instead, never to be fed. DataError ("bars:
+    /// ...") for bars the simulator refuses.
+    pub(crate) fn catch_up(&mut self, now_ns: i64, feed: bool) -> PyResult<()> {
+        let rows = self.loaded.times.take_closed(now_ns);
+        if feed && !rows.is_empty() {
+            self.feed_loaded(rows.start, rows.end)
+                .map_err(|e| DataError::new_err(format!("bars: {e}")))?;
         }
-        let r = start..end;
-        let cols = BarColumns {
-            ts: &b.ts[r.clone()],
-            open: &b.open[r.clone()],
-            high: &b.high[r.clone()],
-            low: &b.low[r.clone()],
-            close: &b.close[r.clone()],
-            volume: &b.volume[r.clone()],
-        };
-        self.inner
-            .on_bars(&b.symbols[r], cols, b.every_ns)
-            .map_err(PyValueError::new_err)
+        Ok(())
     }
 
     /// Events since the last drain in time order (stable: one time's events keep their order), each

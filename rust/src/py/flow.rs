@@ -1,10 +1,10 @@
 //! PyO3 layer of the engine's order flow (`crate::flow`): `OrderFlowCore`, which the `Trader` sends its
-//! orders through and books every broker update with (`apply`, or `drain_simulator` straight from the
+//! orders through and books every broker update with (`apply`, or `poll_simulator` straight from the
 //! backtest's fill simulator: no `OrderUpdate` made). It keeps the orders by client order id with the open
 //! ones by (strategy, symbol) (Python dicts, read in place), books fills into the ledger, the account's
 //! shares of the batch and the fill rows (columns), teaches the slippage model each fill, and keeps the
 //! exposure manager's position of each (book, symbol) at its filled plus pending shares.
-use numpy::{PyArray1, PyArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
@@ -22,13 +22,16 @@ use crate::orders::{client_order_id, Update, UpdateKind};
 pyo3::import_exception!(hybridtrader.errors, StateError);
 
 /// Where `OrderFlowCore.submit` also places an order: (fill simulator, the symbol's code there, the
-/// model of its impact or None, session open, session close), as `FillSimulatorCore.submit` takes them.
+/// model of its impact or None, session open, session close), as `FillSimulatorCore.submit` takes them,
+/// and whether the simulator has orders open (its `catch_up` first: bars closed before the order exists
+/// are not for it).
 type Placement<'py> = (
     Bound<'py, PyFillSimulator>,
     u32,
     Option<Bound<'py, PySlippageModel>>,
     i64,
     i64,
+    bool,
 );
 
 /// The fills booked, as the fill frame's columns (realized_bps is computed from `sign` with the frame).
@@ -60,10 +63,16 @@ pub struct PyOrderFlow {
     ledger: Py<PyLedger>,
     exposure: Py<ExposureCore>,
     slippage: Py<PySlippageModel>,
-    /// symbol -> its current price (NaN: none), the engine's rule; None once cleared by the collector.
+    /// symbol -> its price (NaN: none) when no batch gave closes; None once cleared by the collector.
     price: Option<Py<PyAny>>,
     /// The batch's symbol -> column, and the account's shares per column (None before a batch).
     batch: Option<(Py<PyDict>, Py<PyArray1<f64>>)>,
+    /// The batch's closes (bar time x column; NaN: no bar yet), when given: prices come from its row
+    /// `row` (see `price`).
+    closes: Option<Py<PyArray2<f64>>>,
+    /// The bar time of the batch the engine is at (a row of `closes`).
+    #[pyo3(get, set)]
+    row: usize,
     shares: BookShares,
     n_sent: u64,
     fills: FillColumns,
@@ -160,10 +169,34 @@ impl PyOrderFlow {
     }
 
     fn current_price(&self, symbol: &Bound<'_, PyString>) -> PyResult<f64> {
+        let py = symbol.py();
+        if let (Some((index, _)), Some(closes)) = (&self.batch, &self.closes) {
+            if let Some(j) = index.bind(py).get_item(symbol)? {
+                let j: usize = j.extract()?;
+                // SAFETY: the GIL is held and the view ends with this line (as for `pos` in `book_fill`)
+                let px = match unsafe { closes.bind(py).get([self.row, j]) } {
+                    Some(&px) => px,
+                    None => {
+                        return Err(StateError::new_err(format!(
+                            "order flow: no close at bar time {} column {j}",
+                            self.row
+                        )))
+                    }
+                };
+                if !px.is_nan() {
+                    return Ok(px);
+                }
+            }
+            let ledger = self.ledger.bind(py).borrow();
+            return match ledger.marks.bind(py).get_item(symbol)? {
+                Some(mark) => mark.extract(),
+                None => Ok(f64::NAN),
+            };
+        }
         let Some(price) = &self.price else {
             return Err(StateError::new_err("order flow: used after it was cleared"));
         };
-        price.bind(symbol.py()).call1((symbol,))?.extract()
+        price.bind(py).call1((symbol,))?.extract()
     }
 
     /// Book a fill of `order` (of `symbol`, `side` as the update says): the ledger, the batch's shares,
@@ -287,7 +320,7 @@ impl PyOrderFlow {
 #[pymethods]
 impl PyOrderFlow {
     /// Books into `ledger`, `exposure` and `slippage`; `price(symbol)` is the engine's current price of a
-    /// symbol (NaN: none), at which pending exposure is valued.
+    /// symbol (NaN: none), at which pending exposure is valued, until a batch gives its closes.
     #[new]
     fn new(
         py: Python<'_>,
@@ -307,6 +340,8 @@ impl PyOrderFlow {
             slippage,
             price: Some(price),
             batch: None,
+            closes: None,
+            row: 0,
             shares: BookShares::default(),
             n_sent: 0,
             fills: FillColumns::default(),
@@ -314,9 +349,23 @@ impl PyOrderFlow {
     }
 
     /// A new batch: its symbol -> column `index`, and `pos`, the account's shares per column, which fills
-    /// move from now on.
-    fn start_batch(&mut self, index: Py<PyDict>, pos: Py<PyArray1<f64>>) {
+    /// move from now on; with `closes` (bar time x column), prices come from them from now on (`price`).
+    #[pyo3(signature = (index, pos, closes=None))]
+    fn start_batch(
+        &mut self,
+        index: Py<PyDict>,
+        pos: Py<PyArray1<f64>>,
+        closes: Option<Py<PyArray2<f64>>>,
+    ) {
         self.batch = Some((index, pos));
+        self.closes = closes;
+    }
+
+    /// The current price of `symbol`: with a batch's closes, the close at bar time `row` of its column,
+    /// else (no column, or NaN: no bar yet) the ledger's mark, else NaN; without closes, the `price`
+    /// given at construction.
+    fn price(&self, symbol: &Bound<'_, PyString>) -> PyResult<f64> {
+        self.current_price(symbol)
     }
 
     /// Send an order of `strategy` (in `book`) for `leg` decided at `now_ns` against the `reference`
@@ -338,6 +387,9 @@ impl PyOrderFlow {
         price: f64,
         to: Option<Placement<'py>>,
     ) -> PyResult<Bound<'py, PyString>> {
+        if let Some((sim, _, _, _, _, feed)) = &to {
+            sim.borrow_mut().catch_up(now_ns, *feed)?;
+        }
         let symbol = request
             .getattr(intern!(py, "symbol"))?
             .cast_into::<PyString>()?;
@@ -378,7 +430,7 @@ impl PyOrderFlow {
         )?;
         let order = Bound::new(py, order)?;
         self.send_order(py, &order, Some(price))?;
-        if let Some((sim, code, impact, open_ns, close_ns)) = to {
+        if let Some((sim, code, impact, open_ns, close_ns, _)) = to {
             let r = order.borrow();
             let request = r.request.bind(py);
             let text = |name: &Bound<'py, PyString>| -> PyResult<String> {
@@ -484,10 +536,21 @@ impl PyOrderFlow {
         Ok(order)
     }
 
-    /// `apply` of each event the fill simulator `sim` reported since its last drain, in time order,
-    /// taken from its core as they are (no `OrderUpdate` made): (events, events that ended an order).
-    fn drain_simulator(&mut self, sim: &Bound<'_, PyFillSimulator>) -> PyResult<(usize, usize)> {
+    /// The fill simulator `sim` brought to `now_ns` (`catch_up(now_ns, feed)`, then `advance`), and
+    /// `apply` of each event it reported since its last drain, in time order, taken from its core as they
+    /// are (no `OrderUpdate` made): (events, events that ended an order).
+    fn poll_simulator(
+        &mut self,
+        sim: &Bound<'_, PyFillSimulator>,
+        now_ns: i64,
+        feed: bool,
+    ) -> PyResult<(usize, usize)> {
         let py = sim.py();
+        {
+            let mut s = sim.borrow_mut();
+            s.catch_up(now_ns, feed)?;
+            s.inner.advance(now_ns);
+        }
         let events = sim.borrow_mut().drain_by_time();
         let sim = sim.borrow();
         let sim_orders = sim.inner.orders();

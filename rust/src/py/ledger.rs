@@ -70,7 +70,7 @@ pub struct PyLedger {
     #[pyo3(get)]
     net: Py<PyDict>,
     #[pyo3(get)]
-    marks: Py<PyDict>,
+    pub(crate) marks: Py<PyDict>,
     #[pyo3(get)]
     held_changes: u64,
 }

@@ -29,6 +29,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ledger::PyPosition>()?;
     m.add_function(pyo3::wrap_pyfunction!(ledger::marked_values, m)?)?;
     m.add_class::<orders::PyOrder>()?;
+    m.add_class::<orders::PyOrderRequest>()?;
     m.add_function(pyo3::wrap_pyfunction!(orders::order_columns, m)?)?;
     m.add_function(pyo3::wrap_pyfunction!(orders::client_order_id, m)?)?;
     m.add_class::<ratelimit::SlidingWindowLimiter>()?;

@@ -7,6 +7,7 @@ use pyo3::types::{PyFloat, PyList, PyString, PyTuple};
 use pyo3::{intern, IntoPyObjectExt};
 
 pyo3::import_exception!(hybridtrader.errors, StateError);
+pyo3::import_exception!(hybridtrader.errors, ConfigError);
 
 // positions of the fields of `engine.events.OrderUpdate` (a named tuple) read here and by the order flow
 pub(crate) const U_TS: usize = 0;
@@ -397,4 +398,198 @@ pub fn order_columns<'py>(
 #[pyfunction]
 pub fn client_order_id(strategy: &str, symbol: &str, decision_ns: i64, leg: &str) -> String {
     crate::orders::client_order_id(strategy, symbol, decision_ns, leg)
+}
+
+/// The order types and times in force a request may name, in the order its errors list them.
+const ORDER_TYPES: [&str; 4] = ["market", "limit", "stop", "stop_limit"];
+const TIME_IN_FORCE: [&str; 6] = ["day", "gtc", "ioc", "fok", "opg", "cls"];
+
+/// A default field value of `OrderRequest` (the market order's, good for the day).
+fn default_str(value: &'static str) -> Py<PyAny> {
+    Python::attach(|py| PyString::intern(py, value).into_any().unbind())
+}
+
+fn default_none() -> Py<PyAny> {
+    Python::attach(|py| py.None())
+}
+
+/// Whether `x` is a str equal to one of `names`.
+fn one_of(x: &Bound<'_, PyAny>, names: &[&str]) -> PyResult<bool> {
+    Ok(match x.cast::<PyString>() {
+        Ok(s) => names.contains(&s.to_str()?),
+        Err(_) => false,
+    })
+}
+
+/// What a strategy asks for (`hybridtrader.engine.orders.OrderRequest`): immutable, its fields as given,
+/// validated on construction (ConfigError naming the field).
+#[pyclass(name = "OrderRequest", module = "hybridtrader._core", frozen)]
+pub struct PyOrderRequest {
+    #[pyo3(get)]
+    symbol: Py<PyAny>,
+    #[pyo3(get)]
+    side: Py<PyAny>,
+    #[pyo3(get)]
+    qty: Py<PyAny>,
+    #[pyo3(get, name = "type")]
+    order_type: Py<PyAny>,
+    #[pyo3(get)]
+    time_in_force: Py<PyAny>,
+    #[pyo3(get)]
+    limit_price: Py<PyAny>,
+    #[pyo3(get)]
+    stop_price: Py<PyAny>,
+}
+
+impl PyOrderRequest {
+    fn fields<'py>(&self, py: Python<'py>) -> [&Bound<'py, PyAny>; 7] {
+        [
+            self.symbol.bind(py),
+            self.side.bind(py),
+            self.qty.bind(py),
+            self.order_type.bind(py),
+            self.time_in_force.bind(py),
+            self.limit_price.bind(py),
+            self.stop_price.bind(py),
+        ]
+    }
+
+    /// The first rule the request breaks, as its error message.
+    fn invalid(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let [_, side, qty, order_type, tif, limit, stop] = self.fields(py);
+        if !one_of(side, &["buy", "sell"])? {
+            return Ok(Some(format!(
+                "order side must be 'buy' or 'sell', got {}",
+                side.repr()?
+            )));
+        }
+        if !qty.gt(0)? {
+            return Ok(Some(format!("order qty must be > 0, got {}", qty.repr()?)));
+        }
+        if !one_of(order_type, &ORDER_TYPES)? {
+            return Ok(Some(format!(
+                "order type must be one of {}, got {}",
+                ORDER_TYPES.join(", "),
+                order_type.repr()?
+            )));
+        }
+        if !one_of(tif, &TIME_IN_FORCE)? {
+            return Ok(Some(format!(
+                "time_in_force must be one of {}, got {}",
+                TIME_IN_FORCE.join(", "),
+                tif.repr()?
+            )));
+        }
+        let name = order_type.cast::<PyString>()?.to_str()?;
+        let needs = |kinds: &[&str]| kinds.contains(&name);
+        for (price, what, needed) in [
+            (limit, "limit_price", needs(&["limit", "stop_limit"])),
+            (stop, "stop_price", needs(&["stop", "stop_limit"])),
+        ] {
+            if needed == price.is_none() {
+                let why = if needed { "required" } else { "not allowed" };
+                return Ok(Some(format!("{name} order: {what} {why}")));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[pymethods]
+impl PyOrderRequest {
+    #[new]
+    #[pyo3(signature = (
+        symbol, side, qty, r#type=default_str("market"), time_in_force=default_str("day"),
+        limit_price=default_none(), stop_price=default_none()
+    ))]
+    #[pyo3(
+        text_signature = "(symbol, side, qty, type='market', time_in_force='day', limit_price=None, stop_price=None)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        symbol: Py<PyAny>,
+        side: Py<PyAny>,
+        qty: Py<PyAny>,
+        r#type: Py<PyAny>,
+        time_in_force: Py<PyAny>,
+        limit_price: Py<PyAny>,
+        stop_price: Py<PyAny>,
+    ) -> PyResult<Self> {
+        let request = PyOrderRequest {
+            symbol,
+            side,
+            qty,
+            order_type: r#type,
+            time_in_force,
+            limit_price,
+            stop_price,
+        };
+        match request.invalid(py)? {
+            Some(why) => Err(ConfigError::new_err(why)),
+            None => Ok(request),
+        }
+    }
+
+    /// The order types a request may name.
+    #[classattr]
+    #[pyo3(name = "ORDER_TYPES")]
+    fn order_types() -> [&'static str; 4] {
+        ORDER_TYPES
+    }
+
+    /// The times in force a request may name.
+    #[classattr]
+    #[pyo3(name = "TIME_IN_FORCE")]
+    fn time_in_force_names() -> [&'static str; 6] {
+        TIME_IN_FORCE
+    }
+
+    /// +1 buy, -1 sell (the side was validated on construction).
+    #[getter]
+    fn sign(&self, py: Python<'_>) -> PyResult<i64> {
+        Ok(if self.side.bind(py).eq(intern!(py, "buy"))? {
+            1
+        } else {
+            -1
+        })
+    }
+
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let Ok(other) = other.cast::<Self>() else {
+            return Ok(py.NotImplemented());
+        };
+        let other = other.get();
+        for (a, b) in self.fields(py).into_iter().zip(other.fields(py)) {
+            if !(a.is(b) || a.eq(b)?) {
+                return false.into_py_any(py);
+            }
+        }
+        true.into_py_any(py)
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        PyTuple::new(py, self.fields(py))?.hash()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let [symbol, side, qty, order_type, tif, limit, stop] = self.fields(py);
+        Ok(format!(
+            "OrderRequest(symbol={}, side={}, qty={}, type={}, time_in_force={}, limit_price={}, \
+             stop_price={})",
+            symbol.repr()?,
+            side.repr()?,
+            qty.repr()?,
+            order_type.repr()?,
+            tif.repr()?,
+            limit.repr()?,
+            stop.repr()?,
+        ))
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let args = PyTuple::new(py, slf.get().fields(py))?;
+        PyTuple::new(py, [slf.get_type().into_any(), args.into_any()])
+    }
 }

@@ -1,6 +1,6 @@
 //! Python binding of the features' seeded smoother (`hybridtrader.ml.features`): numpy columns in, the
 //! smoothed values and their presence out, computed without the GIL.
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -41,7 +41,27 @@ fn seeded_ewm<'py>(
     ))
 }
 
+/// EMA with `alpha` down each column of `x` (rows x columns), continuing from `last` (one value per
+/// column): bit-identical to `scipy.signal.lfilter([alpha], [1, alpha - 1], x, axis=0, zi=(1 - alpha) *
+/// last)` (see `smoothing::ema_columns`). ValueError when the shapes do not fit.
+#[pyfunction]
+fn ema_columns<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f64>,
+    alpha: f64,
+    last: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let (rows, cols) = x.as_array().dim();
+    let grid = x.as_array().iter().copied().collect::<Vec<f64>>(); // row-major, whatever the layout
+    let last = last.as_array().iter().copied().collect::<Vec<f64>>();
+    let y = py
+        .detach(|| smoothing::ema_columns(&grid, cols, alpha, &last))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    PyArray1::from_vec(py, y).reshape([rows, cols])
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(seeded_ewm, m)?)?;
+    m.add_function(wrap_pyfunction!(ema_columns, m)?)?;
     Ok(())
 }
