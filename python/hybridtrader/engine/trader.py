@@ -1208,10 +1208,27 @@ def _tail_per_symbol(bars: pl.DataFrame, n: int, codes: np.ndarray | None = None
     return bars.filter(pl.Series(_last_of_each(codes, n)))
 
 
+def _holding_suffix(part: _Encoded, symbols: int, n: int) -> _Encoded | None:
+    """The last rows of `part` (about n x `symbols` and a quarter more), when they hold at least `n` rows
+    of each of the `symbols` symbols of some parts ending with it: the last n rows of each of those are
+    then all in them. None when they do not (or the part does not have every symbol)."""
+    frame, names, codes = part
+    rows = min(frame.height, n * symbols + n * symbols // 4)
+    if not symbols or len(names) != symbols:
+        return None
+    tail = codes[frame.height - rows :]
+    if np.bincount(tail, minlength=symbols).min() < n:
+        return None
+    return frame.slice(frame.height - rows), names, tail
+
+
 def _tail_of_parts(parts: Sequence[_Encoded], n: int) -> _Encoded:
     """The last `n` rows of each symbol of the `parts` one after another, in their order, with their
     encoding: from the parts' encodings (no string is hashed, no window expression per symbol)."""
     names = sorted({name for _, part_names, _ in parts for name in part_names})
+    suffix = _holding_suffix(parts[-1], len(names), n)
+    if suffix is not None:  # a session's last rows: the older parts and rows have nothing to keep
+        parts = [suffix]
     at = {name: i for i, name in enumerate(names)}
     codes = np.concatenate([np.array([at[s] for s in part_names], np.intp)[c] for _, part_names, c in parts])
     keep = _last_of_each(codes, n)
