@@ -1,11 +1,15 @@
 """`ml.labels.reversion_mean` on rows in (symbol, ts) order: each row's mean is its symbol's last `window`
 closes added oldest first, one at a time, times 1/window (the bits a live node adding closes bar by bar
-gets), and null until the symbol has `window` closes: never a close of the symbol before it."""
+gets), and null until the symbol has `window` closes: never a close of the symbol before it. And
+`reverted`, the exit rule on that mean."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import polars as pl
-from hybridtrader.ml.labels import reversion_mean
+from hybridtrader.ml.labels import reversion_mean, reverted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,3 +60,14 @@ def test_hand_worked_two_symbols() -> None:
     )
     got = frame.select(reversion_mean(2).alias("mean"))["mean"].to_list()
     assert got == [None, 1.5, 3.0, None, 15.0, 30.0]  # B's first row does not reach back into A
+
+
+def test_reverted_on_floats_and_arrays() -> None:
+    """Hand-worked: a long reverts at or above its entry mean, a short at or below; NaN never reverts.
+    Floats give bools (what the strategy asks per open trade), arrays the same elementwise."""
+    cases = [(1.0, 10.0, 10.0, True), (1.0, 10.0, 9.99, False), (1.0, 10.0, 10.01, True),
+             (-1.0, 10.0, 9.99, True), (-1.0, 10.0, 10.01, False), (1.0, 10.0, math.nan, False)]  # fmt: skip
+    for side, mean, close, want in cases:
+        assert reverted(side, mean, close) is want
+    side, mean, close, want = (np.array(c) for c in zip(*cases, strict=True))
+    assert reverted(side, mean, close).tolist() == want.tolist()

@@ -197,10 +197,13 @@ def reversion_mean(window: int) -> pl.Expr:
     return pl.when(row_in_symbol() >= window - 1).then(total * (1.0 / window))
 
 
-def reverted(side: np.ndarray | float, mean: np.ndarray | float, close: np.ndarray | float) -> np.ndarray:
+def reverted(
+    side: np.ndarray | float, mean: np.ndarray | float, close: np.ndarray | float
+) -> np.ndarray | bool:
     """The exit rule of mean reversion: the close is on the other side of (or at) the entry-time mean,
-    side x (close - mean) >= 0 (NaN compares False)."""
-    return np.asarray(side * (close - mean) >= 0.0)
+    side x (close - mean) >= 0 (NaN compares False). Elementwise on arrays; a bool on floats (the
+    strategy asks it per open trade and bar time, where a 0-d array costs four times the comparison)."""
+    return side * (close - mean) >= 0.0
 
 
 def barrier_vol(cfg: TripleBarrierLabelConfig, by: str = "symbol") -> pl.Expr:
