@@ -1213,9 +1213,9 @@ def _holding_suffix(part: _Encoded, symbols: int, n: int) -> _Encoded | None:
     of each of the `symbols` symbols of some parts ending with it: the last n rows of each of those are
     then all in them. None when they do not (or the part does not have every symbol)."""
     frame, names, codes = part
-    rows = min(frame.height, n * symbols + n * symbols // 4)
     if not symbols or len(names) != symbols:
         return None
+    rows = min(frame.height, n * symbols + n * symbols // 4)
     tail = codes[frame.height - rows :]
     if np.bincount(tail, minlength=symbols).min() < n:
         return None
