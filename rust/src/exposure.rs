@@ -611,6 +611,9 @@ pub struct ExposureManager {
     session_start_equity: f64,
     peak_equity: f64,
     session_day: Option<i64>,
+    /// The symbols `mark_row` marks (ids, `UNKNOWN_SYMBOL` marks nothing) and their columns in its row.
+    held_ids: Vec<u32>,
+    held_columns: Vec<usize>,
 }
 
 impl ExposureManager {
@@ -646,6 +649,8 @@ impl ExposureManager {
             session_start_equity: f64::NAN,
             peak_equity: f64::NAN,
             session_day: None,
+            held_ids: Vec::new(),
+            held_columns: Vec::new(),
         })
     }
 
@@ -866,6 +871,41 @@ impl ExposureManager {
             self.mark_id(id, price);
         }
         Ok(())
+    }
+
+    /// Remember `symbols` and their `columns` in the rows `mark_row` will be given (a loop whose held
+    /// symbols change less often than it marks them: the ids are looked up once per change).
+    pub fn hold<S: AsRef<str>>(
+        &mut self,
+        symbols: &[S],
+        columns: &[usize],
+    ) -> Result<(), InputError> {
+        if symbols.len() != columns.len() {
+            return err(format!(
+                "hold: {} symbols but {} columns",
+                symbols.len(),
+                columns.len()
+            ));
+        }
+        self.held_ids = symbols.iter().map(|s| self.symbol_id(s.as_ref())).collect();
+        self.held_columns = columns.to_vec();
+        Ok(())
+    }
+
+    /// `mark_ids` of the held symbols at their columns of `row` (a bar time's closes); every pair is
+    /// checked first.
+    pub fn mark_row(&mut self, row: impl Fn(usize) -> Option<f64>) -> Result<(), InputError> {
+        let prices = self
+            .held_columns
+            .iter()
+            .map(|&c| {
+                row(c).ok_or_else(|| InputError(format!("mark_row: no column {c} in the row")))
+            })
+            .collect::<Result<Vec<f64>, InputError>>()?;
+        let ids = std::mem::take(&mut self.held_ids);
+        let out = self.mark_ids(&ids, &prices);
+        self.held_ids = ids;
+        out
     }
 
     /// The id of `symbol` (UNKNOWN_SYMBOL: nothing to mark) when `price` is a valid mark for every book's
@@ -1567,6 +1607,29 @@ mod tests {
         assert_eq!(b.position("intraday", "AAA").unwrap(), (10.0, 110.0));
         assert!(b.mark_ids(&[77], &[1.0]).is_err());
         assert!(b.mark_ids(&ids, &[1.0]).is_err());
+    }
+
+    #[test]
+    fn mark_row_marks_the_held_symbols_at_their_columns() {
+        let mut a = mgr();
+        a.update_position("intraday", "AAA", 10.0, 100.0).unwrap();
+        a.update_position("intraday", "BBB", -5.0, 50.0).unwrap();
+        let mut b = a.clone();
+        a.mark_prices(&["BBB", "AAA"], &[40.0, 110.0]).unwrap();
+        b.hold(&["AAA", "ZZZ", "BBB"], &[2, 0, 1]).unwrap();
+        let row = [1.0, 40.0, 110.0];
+        b.mark_row(|c| row.get(c).copied()).unwrap();
+        assert_eq!(
+            a.metrics("intraday").unwrap(),
+            b.metrics("intraday").unwrap()
+        );
+        assert_eq!(b.position("intraday", "BBB").unwrap(), (-5.0, 40.0));
+        // a missing column or a bad price changes nothing
+        assert!(b.mark_row(|c| [1.0, 41.0].get(c).copied()).is_err());
+        let bad = [1.0, 41.0, f64::NAN];
+        assert!(b.mark_row(|c| bad.get(c).copied()).is_err());
+        assert_eq!(b.position("intraday", "BBB").unwrap(), (-5.0, 40.0));
+        assert!(b.hold(&["AAA"], &[0, 1]).is_err());
     }
 
     fn code(m: &ExposureManager, sym: &str, side: Side, qty: f64, price: f64) -> Code {

@@ -196,3 +196,32 @@ def test_a_late_first_bar_leaves_the_equity_finite(tmp_path: Path, bars: pl.Data
     assert result.fills.height == 1
     assert result.equity["equity"].is_finite().all()
     assert result.equity.height == thin["ts"].n_unique()
+
+
+def test_enter_sends_the_most_the_gross_cap_allows_and_refuses_once_it_is_full(
+    tmp_path: Path, bars: pl.DataFrame
+) -> None:
+    """Sized far above a 3% gross cap (tiny ATR), each entry is cut to what the cap has left, pending
+    orders included, restated here by hand: floor(room / price) shares; a third entry finds the cap full
+    and is counted once, as the 1-share refusal; the sent entries are not counted by `submit` again."""
+    cfg = _config(tmp_path, "risk.max_gross_exposure_pct_intraday=3", "execution.enable_time_slicing=false")
+    first, second = sorted(bars["symbol"].unique())
+    sent: dict[str, float] = {}
+    expected: dict[str, float] = {}
+
+    def enter(s: Scripted, ctx: Context) -> None:
+        room = ctx.equity * 0.03
+        for sym in (first, second):
+            price = ctx.price(sym)
+            expected[sym] = float(int(room / price))
+            room -= expected[sym] * price
+            sent[sym] = ctx.enter(sym, "buy", 0.01)
+        sent["again"] = ctx.enter(first, "buy", 0.01)
+
+    strat = Scripted(cfg, {3: enter})
+    trader = _trader(cfg, [strat], bars)
+    result = trader.run()
+    assert sent == {**expected, "again": 0.0} and expected[first] > 0 and expected[second] > 0
+    entries = result.orders.filter(pl.col("leg") == "entry").sort("symbol")
+    assert entries["qty"].to_list() == [expected[first], expected[second]]
+    assert result.skipped == {"exposure: gross exposure": 1}

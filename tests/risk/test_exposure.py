@@ -760,3 +760,33 @@ def test_refusal_is_check_orders_reason_counted_by_its_first_two_words(
     first, _, rest = why.partition(" ")  # the count key, restated here as the reference
     expected = None if ok else f"exposure: {first} {rest.partition(' ')[0]}" if rest else f"exposure: {first}"
     assert m.refusal(symbol, side, qty, price, "intraday") == expected
+    counts = {"exposure: gross exposure": 2, "other": 1}  # a count key may already be there
+    reference = dict(counts)
+    if expected is not None:
+        reference[expected] = reference.get(expected, 0) + 1
+    assert m.refusal(symbol, side, qty, price, "intraday", counts) == expected
+    assert counts == reference
+
+
+def test_mark_row_marks_the_held_symbols_at_their_columns_as_mark_price_does() -> None:
+    held = [("A", 10.0, 100.0), ("B", -5.0, 20.0)]
+    one, rows = _manager(held), _manager(held)
+    row = np.array([7.0, 21.5, 101.0, 3.0])  # columns: C (not held), B, A, unknown
+    for sym, price in [("B", 21.5), ("A", 101.0)]:
+        one.mark_price(sym, price)
+    rows.hold(["B", "A", "unknown"], [1, 2, 3])
+    rows.mark_row(row)
+    assert rows.positions("intraday") == one.positions("intraday")
+    assert rows.metrics("intraday") == one.metrics("intraday")
+    rows.mark_row(row[::-1].copy()[::-1])  # a strided view reads the same columns
+    assert rows.positions("intraday") == one.positions("intraday")
+    with pytest.raises(ValueError, match="symbol A: price must be finite"):
+        rows.mark_row(np.array([7.0, 22.0, float("nan"), 3.0]))
+    assert rows.position("intraday", "B") == (-5.0, 21.5)  # B not re-marked either
+    with pytest.raises(ValueError, match="no column 3 in the row"):
+        rows.mark_row(np.array([7.0, 22.0, 102.0]))
+    with pytest.raises(ValueError, match="2 symbols but 1 columns"):
+        rows.hold(["A", "B"], [0])
+    rows.hold([], [])  # nothing held: nothing marked
+    rows.mark_row(np.array([float("nan")]))
+    assert rows.positions("intraday") == one.positions("intraday")

@@ -355,8 +355,8 @@ class Trader:
         self._sess: _Session | None = None
         self._pos = np.zeros(0)
         self._marked_i = self._marked_ns = -1  # the bar time the exposure marks are of
-        # the held symbols of this batch and their columns in its close grid, as of ledger.held_changes
-        self._held: tuple[int, np.ndarray, np.ndarray] | None = None
+        # the ledger.held_changes the exposure core holds the symbols of (None: none in this batch)
+        self._held: int | None = None
         self.equity = cash  # marked equity at the last bar time
         self._i = 0
         self.now_ns = 0
@@ -734,17 +734,24 @@ class Trader:
 
     # --------------------------------------------------------------------------------- order flow
     def submit(
-        self, strategy: Strategy, request: OrderRequest, leg: str, *, reducing: bool = False
+        self,
+        strategy: Strategy,
+        request: OrderRequest,
+        leg: str,
+        *,
+        reducing: bool = False,
+        checked: bool = False,
     ) -> str | None:
         """Check `request` against the exposure caps and send it; the client order id, or None (counted
-        in `skipped`) when refused."""
+        in `skipped`) when refused. `checked`: the caller found this very request allowed by every cap
+        below at this bar time (`_StrategyContext.enter`), so the checks are not run again."""
         now = self.now_ns
         price = self.price(request.symbol)
         ref = request.limit_price or request.stop_price or price
         if ref != ref:  # NaN
             self._skip("no price yet")
             return None
-        if not reducing:  # closing a strategy's own position is never refused
+        if not (reducing or checked):  # closing a strategy's own position is never refused
             if self.entry_halt:
                 self._skip(f"entries halted: {self.entry_halt}")
                 return None
@@ -973,14 +980,12 @@ class Trader:
         if (self._marked_i == self._i and self._marked_ns == self.now_ns) or self._sess is None:
             return
         self._marked_i, self._marked_ns = self._i, self.now_ns
-        if self._held is None or self._held[0] != self.ledger.held_changes:
+        if self._held != self.ledger.held_changes:
             index = self._sess.index
             names = [sym for sym in self.ledger.net if sym in index]
-            # the core's ids: a held symbol had an order, so the core knows it (ids never change)
-            ids = self.exposure.symbol_ids(names)
-            self._held = (self.ledger.held_changes, ids, np.array([index[s] for s in names], dtype=np.intp))
-        _, ids, columns = self._held
-        self.exposure.mark_ids(ids, self._sess.closes[self._i].take(columns))  # one call, no string lookups
+            self.exposure.hold(names, [index[s] for s in names])  # their columns in the close grid
+            self._held = self.ledger.held_changes
+        self.exposure.mark_row(self._sess.closes[self._i])  # one call, no string lookups
 
     def _book_of(self, name: str) -> str:
         return self._by_name[name].book
@@ -1062,6 +1067,8 @@ class _StrategyContext:
         self._t = trader
         self._s = strategy
         self.price = trader.price  # the Trader's own method: no frame of this class in between
+        self._positions = trader.ledger.book  # the core books fills into this very dict
+        self._name = strategy.name
         self.now_ns = 0
         self.bar_index = 0
         self.row_start = 0
@@ -1078,7 +1085,7 @@ class _StrategyContext:
         return self._t.equity * self._t.weight[self._s.name]
 
     def position(self, symbol: str) -> float:
-        pos = self._t.ledger.book.get((self._s.name, symbol))  # ledger.position, minus a call per bar
+        pos = self._positions.get((self._name, symbol))  # ledger.position, minus a call per bar
         return 0.0 if pos is None else pos.qty
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
@@ -1109,9 +1116,8 @@ class _StrategyContext:
             t._skip("not in the universe")
             return 0.0
         t.mark_exposure()
-        refused = t.exposure.refusal(symbol, side, 1.0, price, s.book)  # counted as `submit` counts it
-        if refused is not None:  # refused whatever the size: no sizing or calendar work
-            t._skip(refused)
+        # refused whatever the size (no sizing or calendar work), counted as `submit` counts it
+        if t.exposure.refusal(symbol, side, 1.0, price, s.book, t.skipped) is not None:
             return 0.0
         blocked, why = entry_blocked(
             self.now_ns, symbol, config=t.config.execution, earnings_blackout=self._blackout
@@ -1120,7 +1126,9 @@ class _StrategyContext:
             t._skip("toxic time: " + why.split(" of the ")[0].split(" for ")[0])
             return 0.0
         qty = t.sizer.calculate_position_size(self.equity, price, atr, symbol)
-        qty = t.exposure.max_allowed_qty(symbol, side, qty, price, s.book)
+        # a positive answer is a quantity the exposure caps allow as it is (checked, not inferred)
+        allowed = t.exposure.max_allowed_qty(symbol, side, qty, price, s.book)
+        qty = allowed
         sign = side_sign(side)
         if t.allocator is not None:
             qty = min(qty, int(t.allocation_room(s, symbol, sign, price)))
@@ -1128,7 +1136,10 @@ class _StrategyContext:
             t._skip("sized to zero")
             return 0.0
         if not t.config.execution.enable_time_slicing:
-            return qty if t.submit(s, OrderRequest(symbol, side, float(qty)), leg) else 0.0
+            # every check of `submit` passed for this order just now: at or below the allocation room,
+            # and the very quantity the caps allowed (a smaller one is checked again)
+            request = OrderRequest(symbol, side, float(qty))
+            return qty if t.submit(s, request, leg, checked=qty == allowed) else 0.0
         plan = plan_parent_order(qty, self.now_ns, config=t.config.execution, model=t.slippage, symbol=symbol)
         children = [
             (int(ts), int(q))
@@ -1228,10 +1239,27 @@ def _tail_per_symbol(bars: pl.DataFrame, n: int, codes: np.ndarray | None = None
     return bars.filter(pl.Series(_last_of_each(codes, n)))
 
 
+def _holding_suffix(part: _Encoded, symbols: int, n: int) -> _Encoded | None:
+    """The last rows of `part` (about n x `symbols` and a quarter more), when they hold at least `n` rows
+    of each of the `symbols` symbols of some parts ending with it: the last n rows of each of those are
+    then all in them. None when they do not (or the part does not have every symbol)."""
+    frame, names, codes = part
+    if not symbols or len(names) != symbols:
+        return None
+    rows = min(frame.height, n * symbols + n * symbols // 4)
+    tail = codes[frame.height - rows :]
+    if np.bincount(tail, minlength=symbols).min() < n:
+        return None
+    return frame.slice(frame.height - rows), names, tail
+
+
 def _tail_of_parts(parts: Sequence[_Encoded], n: int) -> _Encoded:
     """The last `n` rows of each symbol of the `parts` one after another, in their order, with their
     encoding: from the parts' encodings (no string is hashed, no window expression per symbol)."""
     names = sorted({name for _, part_names, _ in parts for name in part_names})
+    suffix = _holding_suffix(parts[-1], len(names), n)
+    if suffix is not None:  # a session's last rows: the older parts and rows have nothing to keep
+        parts = [suffix]
     at = {name: i for i, name in enumerate(names)}
     codes = np.concatenate([np.array([at[s] for s in part_names], np.intp)[c] for _, part_names, c in parts])
     keep = _last_of_each(codes, n)

@@ -46,6 +46,7 @@ from hybridtrader.ml.features import (
     log_return,
     out_of_order,
     per_symbol,
+    row_in_symbol,
 )
 
 NY = "America/New_York"
@@ -185,18 +186,25 @@ def reversion_mean(window: int) -> pl.Expr:
     not a rolling sum, so that a live node adding the same closes bar by bar (`strategy.streaming`) gets
     the same bits: `reverted` compares a close with this mean, and on cent prices they are often equal.
     (The labels keep Polars' rolling mean: the same value to rounding; switching them changes a retrained
-    model's verdict in tests/live/test_live_champion.py.)"""
+    model's verdict in tests/live/test_live_champion.py.)
+
+    On rows in (symbol, ts) order: the shifts run over the whole column (elementwise: cheaper than a
+    per-symbol window, which Polars evaluates group by group) and the rows whose window reaches into the
+    symbol before are null."""
     close = pl.col("close")
     total = close.shift(window - 1)
     for lag in range(window - 2, -1, -1):
         total = total + close.shift(lag)
-    return (total * (1.0 / window)).over("symbol")
+    return pl.when(row_in_symbol() >= window - 1).then(total * (1.0 / window))
 
 
-def reverted(side: np.ndarray | float, mean: np.ndarray | float, close: np.ndarray | float) -> np.ndarray:
+def reverted(
+    side: np.ndarray | float, mean: np.ndarray | float, close: np.ndarray | float
+) -> np.ndarray | bool:
     """The exit rule of mean reversion: the close is on the other side of (or at) the entry-time mean,
-    side x (close - mean) >= 0 (NaN compares False)."""
-    return np.asarray(side * (close - mean) >= 0.0)
+    side x (close - mean) >= 0 (NaN compares False). Elementwise on arrays; a bool on floats (the
+    strategy asks it per open trade and bar time, where a 0-d array costs four times the comparison)."""
+    return side * (close - mean) >= 0.0
 
 
 def barrier_vol(cfg: TripleBarrierLabelConfig, by: str = "symbol") -> pl.Expr:

@@ -256,7 +256,9 @@ impl ExposureCore {
 
     /// `check_order` as the engine counts a refusal: None when allowed, else "exposure: " and the reason's
     /// first two words ("exposure: gross exposure"), without building the message when those are fixed.
-    #[pyo3(signature = (symbol, side, qty, price, book="intraday"))]
+    /// With `count_in`, a refusal also adds 1 to `count_in[reason]` (the engine's skipped counts).
+    #[pyo3(signature = (symbol, side, qty, price, book="intraday", count_in=None))]
+    #[allow(clippy::too_many_arguments)]
     fn refusal(
         &self,
         py: Python<'_>,
@@ -265,14 +267,25 @@ impl ExposureCore {
         qty: f64,
         price: f64,
         book: &str,
+        count_in: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Option<Py<PyString>>> {
-        let (core, v) = self.verdict(symbol, side, qty, price, book)?;
-        if let Some(Some(key)) = self.fixed_refusals.get(v.code as usize) {
-            return Ok(Some(key.clone_ref(py)));
+        let reason = {
+            let (core, v) = self.verdict(symbol, side, qty, price, book)?;
+            if let Some(Some(key)) = self.fixed_refusals.get(v.code as usize) {
+                Some(key.clone_ref(py))
+            } else {
+                core.reason_head(&v, symbol, book)
+                    .map(|head| PyString::intern(py, &refusal_key(&head)).unbind())
+            }
+        };
+        if let (Some(counts), Some(key)) = (count_in, &reason) {
+            let n = match counts.get_item(key)? {
+                Some(n) => n.extract::<i64>()?,
+                None => 0,
+            };
+            counts.set_item(key, n + 1)?;
         }
-        Ok(core
-            .reason_head(&v, symbol, book)
-            .map(|head| PyString::intern(py, &refusal_key(&head)).unbind()))
+        Ok(reason)
     }
 
     /// Dictionary-encode a column of strings (list of str, or a numpy unicode array viewed as a 2-D uint32
@@ -403,6 +416,20 @@ impl ExposureCore {
     ) -> PyResult<()> {
         self.lock()
             .mark_ids(ids.as_slice()?, prices.as_slice()?)
+            .map_err(value_error)
+    }
+
+    /// Remember the symbols `mark_row` marks and their columns in its rows (ids looked up once here).
+    fn hold(&self, symbols: Vec<PyBackedStr>, columns: Vec<usize>) -> PyResult<()> {
+        self.lock().hold(&symbols, &columns).map_err(value_error)
+    }
+
+    /// `mark_ids` of the held symbols at their columns of `row` (a bar time's closes); every pair is
+    /// checked first.
+    fn mark_row(&self, row: PyReadonlyArray1<'_, f64>) -> PyResult<()> {
+        let row = row.as_array();
+        self.lock()
+            .mark_row(|c| row.get(c).copied())
             .map_err(value_error)
     }
 
