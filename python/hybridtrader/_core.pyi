@@ -627,15 +627,10 @@ class ExposureCore:
     ) -> str | None:
         """`check_order` as a count key: None when allowed, else "exposure: " and the reason's first two
         words ("exposure: gross exposure"); with `count_in`, a refusal also adds 1 to `count_in[key]`."""
-    def symbol_ids(self, symbols: list[str]) -> npt.NDArray[np.uint32]:
-        """Each symbol's id in the core (2**32 - 1 for a symbol it has never seen), for `mark_ids`."""
-    def mark_ids(self, ids: npt.NDArray[np.uint32], prices: npt.NDArray[np.float64]) -> None:
-        """`mark_prices` by the ids `symbol_ids` gave (an unknown id marks nothing); all pairs are checked
-        first."""
     def hold(self, symbols: list[str], columns: list[int]) -> None:
         """Remember the symbols `mark_row` marks and their columns in its rows (ids looked up here)."""
     def mark_row(self, row: npt.NDArray[np.float64]) -> None:
-        """`mark_ids` of the held symbols at their columns of `row` (a bar time's closes); all pairs are
+        """`mark_prices` of the held symbols at their columns of `row` (a bar time's closes); all pairs are
         checked first."""
     def max_allowed_qty(self, symbol: str, side: str, qty: int, price: float, book: str = "intraday") -> int:
         """The largest whole quantity <= qty that `check_order` allows (0 when none), by a binary search:

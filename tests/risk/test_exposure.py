@@ -686,7 +686,7 @@ def test_set_positions_replaces_a_book(m: ExposureManager) -> None:
         m.set_positions("intraday", pl.DataFrame({"symbol": ["A"], "qty": [None], "price": [1.0]}))
 
 
-# ---- max_allowed_qty against a linear scan of check_order; mark_ids against mark_price per pair
+# ---- max_allowed_qty against a linear scan of check_order
 def _manager(held: list[tuple[str, float, float]]) -> ExposureManager:
     m = ExposureManager(SMALL)
     m.set_equity(100_000.0)
@@ -722,24 +722,6 @@ def test_max_allowed_qty_is_the_largest_quantity_check_order_allows(
 def test_max_allowed_qty_rejects_a_bad_price() -> None:
     with pytest.raises(ValueError, match="price"):
         _manager([]).max_allowed_qty("A", "buy", 10, float("nan"), "intraday")
-
-
-def test_mark_ids_is_mark_price_per_pair_and_an_error_changes_nothing() -> None:
-    held = [("A", 10.0, 100.0), ("B", -5.0, 20.0)]
-    one, ids = _manager(held), _manager(held)
-    pairs = [("A", 101.0), ("unknown", 3.0), ("B", 21.5), ("A", 102.0)]
-    for sym, price in pairs:
-        one.mark_price(sym, price)
-    codes = ids.symbol_ids([s for s, _ in pairs])
-    assert codes.dtype == np.uint32 and codes[1] == np.iinfo(np.uint32).max  # unknown: nothing to mark
-    ids.mark_ids(codes, np.array([p for _, p in pairs]))
-    assert ids.metrics("intraday") == one.metrics("intraday")
-    assert ids.positions("intraday") == one.positions("intraday")
-    with pytest.raises(ValueError, match="symbol B: price must be finite"):
-        ids.mark_ids(ids.symbol_ids(["A", "B"]), np.array([50.0, float("nan")]))
-    assert ids.position("intraday", "A") == (10.0, 102.0)  # A not re-marked either
-    with pytest.raises(ValueError, match="2 ids but 1 prices"):
-        ids.mark_ids(ids.symbol_ids(["A", "B"]), np.array([50.0]))
 
 
 @settings(max_examples=80, deadline=None)

@@ -2,7 +2,7 @@
 
 The caps, the running sums and the state machine live in Rust (`hybridtrader._core.ExposureCore`, see
 `rust/src/exposure.rs` for the exact rules); `ExposureManager` subclasses it, so the hot-path methods
-(`check_order`, `max_allowed_qty`, `update_position`, `apply_fill`, `mark_price`, `mark_ids`, `set_equity`)
+(`check_order`, `max_allowed_qty`, `update_position`, `apply_fill`, `mark_price`, `mark_row`, `set_equity`)
 are the Rust methods themselves with no Python frame in between. This module adds construction from the
 config, the seed's stateless `check_exposure_limits`, the calendar-aware `should_flatten_intraday` /
 `should_emergency_flatten`, and the column-oriented `check_orders`.
@@ -116,8 +116,8 @@ class ExposureManager(ExposureCore):
     "exposure: " and the reason's first two words), `max_allowed_qty(symbol, side, qty, price, book)` (the
     largest whole quantity <= qty that `check_order` allows, by a binary search: exact for an order that
     opens or adds to a position), `update_position(book, symbol, qty, price)` (absolute signed qty),
-    `apply_fill(book, symbol, side, qty, price)`, `mark_price(symbol, price)`, `mark_ids(ids, prices)` (by
-    the ids of `symbol_ids(symbols)`), `set_equity(equity)`.
+    `apply_fill(book, symbol, side, qty, price)`, `mark_price(symbol, price)`, `mark_row(closes)` (the
+    symbols given to `hold(symbols, columns)`, at their columns), `set_equity(equity)`.
     Reference data: `set_sector`, `set_sectors`, `set_shortable`. Introspection: `position`, `positions`,
     `metrics`, `sector_exposure`, `state`, `state_reason`, `state_since_ns`.
 

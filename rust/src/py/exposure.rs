@@ -398,33 +398,12 @@ impl ExposureCore {
             .map_err(value_error)
     }
 
-    /// Each symbol's id in the core (`u32::MAX` for a symbol it has never seen), for `mark_ids`.
-    fn symbol_ids<'py>(
-        &self,
-        py: Python<'py>,
-        symbols: Vec<PyBackedStr>,
-    ) -> Bound<'py, PyArray1<u32>> {
-        let core = self.lock();
-        PyArray1::from_vec(py, symbols.iter().map(|s| core.symbol_id(s)).collect())
-    }
-
-    /// `mark_prices` by the ids `symbol_ids` gave; every pair is checked first.
-    fn mark_ids(
-        &self,
-        ids: PyReadonlyArray1<'_, u32>,
-        prices: PyReadonlyArray1<'_, f64>,
-    ) -> PyResult<()> {
-        self.lock()
-            .mark_ids(ids.as_slice()?, prices.as_slice()?)
-            .map_err(value_error)
-    }
-
     /// Remember the symbols `mark_row` marks and their columns in its rows (ids looked up once here).
     fn hold(&self, symbols: Vec<PyBackedStr>, columns: Vec<usize>) -> PyResult<()> {
         self.lock().hold(&symbols, &columns).map_err(value_error)
     }
 
-    /// `mark_ids` of the held symbols at their columns of `row` (a bar time's closes); every pair is
+    /// `mark_prices` of the held symbols at their columns of `row` (a bar time's closes); every pair is
     /// checked first.
     fn mark_row(&self, row: PyReadonlyArray1<'_, f64>) -> PyResult<()> {
         let row = row.as_array();
