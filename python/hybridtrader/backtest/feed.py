@@ -81,7 +81,11 @@ def _batch(session: date, rows: pl.DataFrame, every_ns: int) -> BarBatch:
 
 def _strings(bars: pl.DataFrame) -> pl.DataFrame:
     """`bars` with its symbol column as strings again (BAR_SCHEMA), after `_sorted`."""
-    return bars if bars.schema["symbol"] == pl.String else bars.with_columns(pl.col("symbol").cast(pl.String))
+    symbols = bars["symbol"]
+    if not isinstance(symbols.dtype, pl.Enum):
+        return bars
+    # the Enum's names gathered by its codes: a quarter of the cost of a cast (which goes through a query)
+    return bars.with_columns(symbols.dtype.categories.gather(symbols.to_physical()).alias("symbol"))
 
 
 class FrameFeed:
