@@ -256,13 +256,25 @@ class _Session:
         self.times = ts[self.starts]
         names, codes = batch.symbol_index()
         self.index = {s: i for i, s in enumerate(names)}
-        rows = np.repeat(np.arange(len(self.starts)), self.ends - self.starts)
-        grid = np.full((len(self.starts), len(self.index)), np.nan)
-        grid[rows, codes] = frame["close"].to_numpy()
-        # forward fill down each column: a symbol without a bar at t keeps its last close
-        valid = np.where(~np.isnan(grid), np.arange(len(grid))[:, None], 0)
-        np.maximum.accumulate(valid, axis=0, out=valid)
-        self.closes = grid[valid, np.arange(grid.shape[1])]
+        self.closes = _filled_grid(self.starts, self.ends, codes, frame["close"].to_numpy(), len(names))
+
+
+def _filled_grid(
+    starts: np.ndarray, ends: np.ndarray, codes: np.ndarray, values: np.ndarray, k: int
+) -> np.ndarray:
+    """The (bar time x symbol) grid of `values` (rows `starts[t]:ends[t]` at bar time t, in symbol column
+    `codes`), forward filled down each column: a symbol without a bar at t keeps its last value (NaN before
+    its first). On the flat grid (a flat gather costs half a 2-D fancy index): each cell's source cell,
+    itself when it has a value, else the latest cell above it with one (row 0's when none)."""
+    n = len(starts)
+    grid = np.full(n * k, np.nan)
+    grid[np.repeat(np.arange(0, n * k, k), ends - starts) + codes] = values
+    source = np.arange(n * k)
+    empty = np.flatnonzero(np.isnan(grid))
+    source[empty] = empty % k  # row 0 of its column: a lower bound on the column's cells with a value
+    columns = source.reshape(n, k)  # a view: the accumulation writes `source`
+    np.maximum.accumulate(columns, axis=0, out=columns)
+    return grid.take(source).reshape(n, k)
 
 
 class Trader:
