@@ -129,7 +129,11 @@ class SimBroker:
         self.sim.load_bar_arrays(
             self._symbol_codes(names, rows),
             ts,
-            *(bars[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close", "volume")),
+            # BAR_SCHEMA's Float64 columns as they are (the core copies what it keeps)
+            *(
+                bars[c].to_numpy().astype(np.float64, copy=False)
+                for c in ("open", "high", "low", "close", "volume")
+            ),
             every_ns=every_ns,
         )
 
