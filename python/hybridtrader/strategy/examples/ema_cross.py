@@ -63,14 +63,16 @@ class EmaCross(Strategy):
         firsts = np.r_[0, np.cumsum(counts)[:-1]]  # of each symbol's rows in `order`
         rank = np.empty(len(codes), dtype=np.intp)
         rank[order] = np.arange(len(codes)) - np.repeat(firsts, counts)
+        # each row's cell of the flat grid (a flat index and take cost half a 2-D fancy index)
+        cell = rank * len(names) + codes
         grid = np.zeros((int(counts.max()), len(names)))
-        grid[rank, codes] = close
+        grid.reshape(-1)[cell] = close
         # (fast, slow, closes, sign) before the batch; a new symbol's EMAs start at its first close
         first = grid[0].tolist()
         start = [self._state.get(sym, (x, x, 0, 0)) for sym, x in zip(names, first, strict=True)]
         f0, s0, seen, sign0 = map(np.array, zip(*start, strict=True))
-        f = ema(grid, self.fast, f0)[rank, codes]
-        s = ema(grid, self.slow, s0)[rank, codes]
+        f = ema(grid, self.fast, f0).reshape(-1).take(cell)
+        s = ema(grid, self.slow, s0).reshape(-1).take(cell)
         count = seen[codes] + rank + 1
         sign = np.where(count >= self.slow, np.sign(f - s), 0).astype(np.int8)
         prev_in_order = np.r_[0, sign[order][:-1]].astype(np.int8)  # the symbol's sign a bar time before
