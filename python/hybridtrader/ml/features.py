@@ -422,7 +422,7 @@ def smooth(frame: pl.DataFrame, smoothers: dict[str, Smoother]) -> list[pl.Serie
     bounds = np.searchsorted(group, np.arange(runs + 1)).astype(np.int64)  # each symbol's first row, then n
     last = max(s.seed_row for s in native.values())
     seeds = (s.seed().alias(n) for n, s in native.items())
-    head = frame.filter(pl.col(ROW) <= last).select(GROUP, ROW, *seeds)
+    head = frame.lazy().filter(pl.col(ROW) <= last).select(GROUP, ROW, *seeds).collect()  # one query
     columns = []
     for name, s in native.items():
         at = head.filter(pl.col(ROW) == s.seed_row)

@@ -36,12 +36,13 @@ class IntradayMeanReversion(RuleStrategy):
         self._open = {}  # symbol -> (side, target, bars left)
         self._stream: FeatureState | None = None  # live: the features carried over (see `prepare`)
         self._entries: list[tuple[str, str, float, float, float]] = []  # (symbol, side, sign, ATR, mean)
+        self._extra = {"mean": reversion_mean(self.rules.window)}  # built once, not per batch
 
     def rule_config(self) -> MeanReversionLabelConfig:
         return self.config.ml_training.labels.mean_reversion
 
     def extra_features(self) -> dict[str, pl.Expr]:
-        return {"mean": reversion_mean(self.rules.window)}
+        return dict(self._extra)
 
     def prepare(self, bars: pl.DataFrame, session_rows: int) -> pl.DataFrame:
         frame, z = self.features(bars, session_rows, **self.extra_features())

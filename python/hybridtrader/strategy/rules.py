@@ -96,7 +96,7 @@ def session_features_ahead(
     read = [c for c in columns if c != "symbol" and c in wanted]
     # only the columns the features read are gathered, and the windows are sorted by construction: their
     # row and run numbers (`SortedBars`) come from the window lengths, with no check or sort of the rows
-    frame = pl.concat([p.select(read) for p in parts])[rows]
+    frame = pl.concat([p[read] for p in parts])[rows]  # p[read]: the columns, with no query planned
     frame.insert_column(0, key)
     _check_unique(frame["ts"], within)
     feats = compute_features(SortedBars(frame, pl.Series(ROW, within), key.alias(GROUP)), names)
