@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import polars as pl
 from hybridtrader.backtest.broker import SimBroker
 from hybridtrader.backtest.clock import SimClock
@@ -145,3 +146,24 @@ def assert_carried_trades_as_recomputed(
     assert got.orders.select(cols).equals(want.orders.select(cols))
     assert got.fills.equals(want.fills)
     return trader, carried
+
+
+def symbol_bars(symbol: str, n: int, seed: int, quotes: bool) -> pl.DataFrame:
+    """`n` 1-minute bars of one symbol at cent prices (ties and unchanged closes exercise the RSI/DM
+    branches), seeded; with bid/ask columns a cent around the close when `quotes`."""
+    rng = np.random.default_rng(seed)
+    close = np.round(40 * np.exp(np.cumsum(rng.normal(0, 0.004, n))), 2)
+    frame = pl.DataFrame(
+        {
+            "symbol": [symbol] * n,
+            "ts": (np.arange(n, dtype=np.int64) * 60 + 1_704_205_800) * 10**9,
+            "open": np.round(close + rng.normal(0, 0.02, n), 2),
+            "high": close + np.round(np.abs(rng.normal(0, 0.05, n)), 2),
+            "low": close - np.round(np.abs(rng.normal(0, 0.05, n)), 2),
+            "close": close,
+            "volume": rng.integers(100, 5000, n).astype(float),
+        }
+    ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+    if quotes:
+        frame = frame.with_columns(bid=pl.col("close") - 0.01, ask=pl.col("close") + 0.01)
+    return frame

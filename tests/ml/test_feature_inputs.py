@@ -4,8 +4,8 @@ computed on the whole bars, for hypothesis-drawn feature lists, with and without
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
+from helpers import symbol_bars
 from hybridtrader.ml.features import BAR_COLUMNS, SortedBars, compute_features, feature_inputs
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,25 +14,6 @@ from polars.testing import assert_frame_equal
 # Every kind, with short windows (values on short histories).
 NAMES = ["zscore_3", "volume_zscore_4", "rsi_3", "atr_3", "natr_5", "adx_3", "ema_slope_3",
          "trend_strength_6", "ret_1", "rv_3", "spread_2"]  # fmt: skip
-
-
-def symbol_bars(symbol: str, n: int, seed: int, quotes: bool) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = np.round(40 * np.exp(np.cumsum(rng.normal(0, 0.004, n))), 2)
-    frame = pl.DataFrame(
-        {
-            "symbol": [symbol] * n,
-            "ts": (np.arange(n, dtype=np.int64) * 60 + 1_704_205_800) * 10**9,
-            "open": np.round(close + rng.normal(0, 0.02, n), 2),
-            "high": close + np.round(np.abs(rng.normal(0, 0.05, n)), 2),
-            "low": close - np.round(np.abs(rng.normal(0, 0.05, n)), 2),
-            "close": close,
-            "volume": rng.integers(100, 5000, n).astype(float),
-        }
-    ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
-    if quotes:
-        frame = frame.with_columns(bid=pl.col("close") - 0.01, ask=pl.col("close") + 0.01)
-    return frame
 
 
 def test_hand_worked_inputs() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from helpers import symbol_bars
 from hybridtrader.ml import features
 from hybridtrader.ml.features import compute_features
 from hypothesis import given, settings
@@ -21,28 +22,6 @@ from polars.testing import assert_frame_equal
 NAMES = ["zscore", "zscore_3", "volume_zscore_4", "rsi", "rsi_3", "atr_3", "natr_5", "adx_3", "adx",
          "ema_slope_3", "ema_slope", "trend_strength_6", "trend_strength", "ret_1", "ret_4", "rv_3",
          "spread_2", "spread"]  # fmt: skip
-
-
-def symbol_bars(symbol: str, n: int, seed: int, quotes: bool) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    # Cent prices, as real bars have: ties and unchanged closes exercise the RSI/DM branches.
-    close = np.round(40 * np.exp(np.cumsum(rng.normal(0, 0.004, n))), 2)
-    high = close + np.round(np.abs(rng.normal(0, 0.05, n)), 2)
-    low = close - np.round(np.abs(rng.normal(0, 0.05, n)), 2)
-    frame = pl.DataFrame(
-        {
-            "symbol": [symbol] * n,
-            "ts": (np.arange(n, dtype=np.int64) * 60 + 1_704_205_800) * 10**9,
-            "open": close,
-            "high": high,
-            "low": low,
-            "close": close,
-            "volume": rng.integers(100, 5000, n).astype(float),
-        }
-    ).with_columns(pl.col("ts").cast(pl.Datetime("ns", "UTC")))
-    if quotes:
-        frame = frame.with_columns(bid=pl.col("close") - 0.01, ask=pl.col("close") + 0.01)
-    return frame
 
 
 def by_symbol_string(x: pl.Expr) -> pl.Expr:

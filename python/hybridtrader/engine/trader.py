@@ -1082,7 +1082,7 @@ class _StrategyContext:
     def __init__(self, trader: Trader, strategy: Strategy) -> None:
         self._t = trader
         self._s = strategy
-        self.price = trader.price  # the Trader's own method: no frame of this class in between
+        self.price = trader.flow.price  # `Trader.price`'s rule with no Python frame in between
         self._positions = trader.ledger.book  # the core books fills into this very dict
         self._name = strategy.name
         self.now_ns = 0
